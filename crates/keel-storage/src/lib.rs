@@ -1,0 +1,42 @@
+//! keel's storage layer: one ordered byte key-value trait ([`Storage`]) with atomic
+//! batches, point-in-time snapshots and explicit durability, and three engines behind it:
+//! `memory`, `bitcask` (keel's own) and `lsm` (fjall).
+//!
+//! This crate knows nothing of Redis; the engine crate encodes Redis types on it.
+
+pub mod batch;
+pub mod dirlock;
+pub mod error;
+pub mod lifecycle;
+pub mod mvcc;
+pub mod options;
+pub mod range;
+pub mod scan_iter;
+pub mod stats;
+pub mod storage;
+
+pub mod memory;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use batch::{BatchOp, WriteBatch};
+pub use error::{Result, StorageError};
+pub use lifecycle::LifecycleState;
+pub use options::{BitcaskOptions, EngineKind, LsmOptions, OpenOptions, SyncPolicy, WriteOptions};
+pub use range::{Direction, ScanRange};
+pub use stats::StorageStats;
+pub use storage::{KvIter, KvPair, Snapshot, Storage};
+
+/// Opens (creating if needed) the store in `dir` with the engine `opts.engine`.
+pub fn open(dir: &Path, opts: &OpenOptions) -> Result<Arc<dyn Storage>> {
+    match opts.engine {
+        EngineKind::Memory => Ok(Arc::new(memory::MemoryEngine::open(dir, opts)?)),
+        EngineKind::Bitcask => Err(StorageError::InvalidArgument(
+            "bitcask engine not built yet".into(),
+        )),
+        EngineKind::Lsm => Err(StorageError::InvalidArgument(
+            "lsm engine not built yet".into(),
+        )),
+    }
+}

@@ -1,0 +1,257 @@
+//! The memory engine: a concurrent ordered skiplist of versioned entries (see
+//! [`crate::mvcc`]). Writes are durable only through the log above it and through
+//! checkpoints: `open` loads the directory's checkpoint if there is one, and
+//! `checkpoint(dir)` writes one. `sync` and `WriteOptions::sync` have nothing to flush.
+
+pub mod checkpoint;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::batch::{BatchOp, WriteBatch};
+use crate::dirlock::DirLock;
+use crate::error::{Result, StorageError};
+use crate::lifecycle::{Lifecycle, LifecycleState};
+use crate::mvcc::{Pin, VersionedIndex};
+use crate::options::{EngineKind, OpenOptions, WriteOptions};
+use crate::range::{Direction, ScanRange};
+use crate::scan_iter;
+use crate::stats::StorageStats;
+use crate::storage::{KvIter, Snapshot, Storage};
+
+/// How often the background task reclaims old versions, and how many keys per step.
+const GC_INTERVAL: Duration = Duration::from_millis(50);
+const GC_STEP_KEYS: usize = 4096;
+
+struct Inner {
+    index: VersionedIndex<Bytes>,
+    /// Serialises writers (and GC, which must not race them).
+    writer: Mutex<()>,
+    lifecycle: Lifecycle,
+    closed: AtomicBool,
+    dir: PathBuf,
+    _lock: Mutex<Option<DirLock>>,
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(StorageError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn gc_step(&self, max: usize) -> usize {
+        let _w = self.writer.lock();
+        self.index.gc_step(max, &mut |_, _| {})
+    }
+}
+
+/// The memory engine.
+pub struct MemoryEngine {
+    inner: Arc<Inner>,
+    gc_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for MemoryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryEngine")
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}
+
+impl MemoryEngine {
+    /// Opens the memory engine on `dir`, loading its checkpoint if one exists.
+    pub fn open(dir: &Path, opts: &OpenOptions) -> Result<MemoryEngine> {
+        let lock = DirLock::acquire(dir)?;
+        let lifecycle = Lifecycle::new();
+        let loaded = checkpoint::load(dir, opts.repair)?;
+        let (seq, entries) = match loaded {
+            Some(l) => (l.seq, l.entries),
+            None => (0, Vec::new()),
+        };
+        let index = VersionedIndex::new(seq);
+        index.apply(
+            seq,
+            entries.into_iter().map(|(k, v)| (k, Some(v))),
+            &mut |_, _| {},
+        );
+        index.registry().publish(seq);
+        lifecycle.set_ready();
+        let inner = Arc::new(Inner {
+            index,
+            writer: Mutex::new(()),
+            lifecycle,
+            closed: AtomicBool::new(false),
+            dir: dir.to_path_buf(),
+            _lock: Mutex::new(Some(lock)),
+        });
+        let weak = Arc::downgrade(&inner);
+        let gc_thread = std::thread::Builder::new()
+            .name("keel-mem-gc".into())
+            .spawn(move || gc_loop(weak))
+            .map_err(|e| StorageError::io("spawn gc thread", dir, e))?;
+        Ok(MemoryEngine {
+            inner,
+            gc_thread: Mutex::new(Some(gc_thread)),
+        })
+    }
+}
+
+fn gc_loop(inner: Weak<Inner>) {
+    loop {
+        std::thread::sleep(GC_INTERVAL);
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if inner.index.gc_pending() > 0 {
+            inner.gc_step(GC_STEP_KEYS);
+        }
+    }
+}
+
+struct MemSnapshot {
+    inner: Arc<Inner>,
+    pin: Arc<Pin>,
+}
+
+impl Snapshot for MemSnapshot {
+    fn seq(&self) -> u64 {
+        self.pin.seq()
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        Ok(self.inner.index.get_at(key, self.pin.seq()))
+    }
+
+    fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
+        scan_pinned(Arc::clone(&self.inner), Arc::clone(&self.pin), range, dir)
+    }
+}
+
+fn scan_pinned(inner: Arc<Inner>, pin: Arc<Pin>, range: ScanRange, dir: Direction) -> KvIter {
+    scan_iter::chunked((inner, pin), move |(inner, pin), resume, limit| {
+        Ok(inner.index.range_at(&range, dir, pin.seq(), resume, limit))
+    })
+}
+
+impl Storage for MemoryEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Memory
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        Ok(self.inner.index.get_latest(key))
+    }
+
+    fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
+        let pin = Arc::new(self.inner.index.pin());
+        scan_pinned(Arc::clone(&self.inner), pin, range, dir)
+    }
+
+    fn write(&self, batch: WriteBatch, _opts: WriteOptions) -> Result<u64> {
+        self.inner.check_open()?;
+        self.inner.lifecycle.check_writable()?;
+        let _w = self.inner.writer.lock();
+        let registry = self.inner.index.registry();
+        if batch.is_empty() {
+            return Ok(registry.visible());
+        }
+        let seq = registry.visible() + 1;
+        self.inner.index.apply(
+            seq,
+            batch.into_ops().into_iter().map(|op| match op {
+                BatchOp::Put(k, v) => (k, Some(v)),
+                BatchOp::Delete(k) => (k, None),
+            }),
+            &mut |_, _| {},
+        );
+        registry.publish(seq);
+        Ok(seq)
+    }
+
+    fn snapshot(&self) -> Box<dyn Snapshot> {
+        Box::new(MemSnapshot {
+            inner: Arc::clone(&self.inner),
+            pin: Arc::new(self.inner.index.pin()),
+        })
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.inner.index.registry().visible()
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.inner.check_open()
+    }
+
+    fn checkpoint(&self, dir: &Path) -> Result<()> {
+        self.inner.check_open()?;
+        let snap = self.snapshot();
+        let seq = snap.seq();
+        checkpoint::write(dir, seq, snap.scan(ScanRange::all(), Direction::Forward))
+    }
+
+    fn compact(&self) -> Result<()> {
+        self.inner.check_open()?;
+        while self.inner.index.gc_pending() > 0 {
+            if self.inner.gc_step(GC_STEP_KEYS) == 0 {
+                break;
+            }
+            // Keys still needed by open snapshots go back in the queue; stop after one
+            // pass over them rather than spinning.
+            if self.inner.index.gc_pending() > 0 && self.inner.index.registry().open_pins() > 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> StorageStats {
+        let idx = &self.inner.index;
+        let mut s = StorageStats::empty(EngineKind::Memory, self.inner.lifecycle.state());
+        s.last_seq = idx.registry().visible();
+        s.live_keys = idx.live_keys();
+        s.live_bytes = idx.live_bytes();
+        s.open_snapshots = idx.registry().open_pins();
+        s.retained_versions = idx.retained_versions();
+        s.disk_bytes = std::fs::metadata(self.inner.dir.join(checkpoint::CHECKPOINT_FILE))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        s
+    }
+
+    fn state(&self) -> LifecycleState {
+        self.inner.lifecycle.state()
+    }
+
+    fn failure_reason(&self) -> Option<String> {
+        self.inner.lifecycle.failure_reason()
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Some(t) = self.gc_thread.lock().take() {
+            let _ = t.join();
+        }
+        self.inner._lock.lock().take();
+        Ok(())
+    }
+}
+
+impl Drop for MemoryEngine {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

@@ -1,0 +1,80 @@
+//! The storage trait every engine implements, and its snapshot trait.
+//!
+//! Keys and values are bytes; keys are ordered bytewise. The trait is object safe so the
+//! layers above hold an `Arc<dyn Storage>` and never know which engine is underneath.
+
+use std::path::Path;
+
+use bytes::Bytes;
+
+use crate::batch::WriteBatch;
+use crate::error::Result;
+use crate::lifecycle::LifecycleState;
+use crate::options::{EngineKind, WriteOptions};
+use crate::range::{Direction, ScanRange};
+use crate::stats::StorageStats;
+
+/// A key and its value.
+pub type KvPair = (Bytes, Bytes);
+
+/// An owning iterator over a scan. It pins the state it reads (an implicit or explicit
+/// snapshot), so it sees one point in time however long it lives.
+pub type KvIter = Box<dyn Iterator<Item = Result<KvPair>> + Send>;
+
+/// Read access to one point in time.
+pub trait Snapshot: Send + Sync {
+    /// Sequence number of the last batch this snapshot sees.
+    fn seq(&self) -> u64;
+    /// The value of `key` at this snapshot.
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>>;
+    /// Keys in `range` at this snapshot, in `dir` order.
+    fn scan(&self, range: ScanRange, dir: Direction) -> KvIter;
+}
+
+/// An ordered byte key-value store with atomic batches and point-in-time snapshots.
+pub trait Storage: Send + Sync {
+    /// Which engine this is.
+    fn kind(&self) -> EngineKind;
+
+    /// The latest value of `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>>;
+
+    /// Keys in `range` at the moment of the call (an implicit snapshot), in `dir` order.
+    fn scan(&self, range: ScanRange, dir: Direction) -> KvIter;
+
+    /// Applies `batch` atomically and returns its sequence number. With `opts.sync` (or
+    /// policy `always`) it returns only once the batch is on stable storage. An empty
+    /// batch is allowed and returns the current sequence number.
+    fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<u64>;
+
+    /// A snapshot of the latest state; it keeps seeing exactly that state while writers
+    /// go on. Dropping it lets the versions only it needed be reclaimed.
+    fn snapshot(&self) -> Box<dyn Snapshot>;
+
+    /// Sequence number of the last applied batch.
+    fn last_seq(&self) -> u64;
+
+    /// Forces everything written so far to stable storage.
+    fn sync(&self) -> Result<()>;
+
+    /// Writes a consistent copy of the current state into the empty or absent directory
+    /// `dir`, which `open` with the same engine accepts.
+    fn checkpoint(&self, dir: &Path) -> Result<()>;
+
+    /// Runs a merge/compaction now (bitcask merge, LSM major compaction, memory version GC)
+    /// and returns when it is done.
+    fn compact(&self) -> Result<()>;
+
+    /// Current numbers.
+    fn stats(&self) -> StorageStats;
+
+    /// Current lifecycle state.
+    fn state(&self) -> LifecycleState;
+
+    /// Why the store is Failed, if it is.
+    fn failure_reason(&self) -> Option<String>;
+
+    /// Flushes, stops background work and releases the directory. Later calls fail with
+    /// [`crate::StorageError::Closed`]; dropping the last handle also closes.
+    fn close(&self) -> Result<()>;
+}
