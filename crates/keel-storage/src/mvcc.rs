@@ -277,12 +277,18 @@ impl<V: IndexValue> VersionedIndex<V> {
     ) {
         let horizon = self.registry.horizon();
         for (key, value) in ops {
-            let entry = self.map.get_or_insert_with(key.clone(), || {
-                Mutex::new(ChainInner {
-                    versions: SmallVec::new(),
-                    queued: false,
-                })
-            });
+            // Writers are serialised, so look-then-insert cannot race; it spares a key
+            // clone (and Bytes' promotion to a shared buffer) for keys that exist.
+            let entry = match self.map.get(key.as_ref()) {
+                Some(e) => e,
+                None => self.map.insert(
+                    key.clone(),
+                    Mutex::new(ChainInner {
+                        versions: SmallVec::new(),
+                        queued: false,
+                    }),
+                ),
+            };
             let mut chain = entry.value().lock();
             let old_weight = match chain.latest() {
                 Some(Version { value: Some(v), .. }) => Some(v.weight()),
