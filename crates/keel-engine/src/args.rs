@@ -1,0 +1,133 @@
+//! Parsing of command arguments with Redis's rules and error texts.
+
+use bytes::Bytes;
+
+use crate::error::{CmdError, CmdResult};
+use crate::reply::{errors, Reply};
+
+/// Parses a signed 64-bit integer exactly as Redis does (no spaces, no '+', no leading
+/// zeros except "0", within range).
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    let (neg, digits) = match b[0] {
+        b'-' => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || (digits[0] == b'0' && (digits.len() > 1 || neg)) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(c - b'0');
+        v = if neg {
+            v.checked_mul(10)?.checked_sub(d)?
+        } else {
+            v.checked_mul(10)?.checked_add(d)?
+        };
+    }
+    Some(v)
+}
+
+/// Parses an integer argument or yields Redis's "not an integer" error.
+pub fn int_arg(b: &[u8]) -> CmdResult<i64> {
+    parse_i64(b).ok_or_else(|| CmdError::Reply(Reply::err(errors::NOT_INTEGER)))
+}
+
+/// Parses a float as Redis's `getLongDoubleFromObject`/`strtold` would accept it:
+/// decimal or exponent notation, "inf"/"+inf"/"-inf"; no NaN, no spaces.
+pub fn parse_f64(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.is_empty() || s.trim() != s {
+        return None;
+    }
+    let lower = s.to_ascii_lowercase();
+    let v = match lower.as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => {
+            if lower.contains("inf") || lower.contains("nan") {
+                return None;
+            }
+            lower.parse::<f64>().ok()?
+        }
+    };
+    (!v.is_nan()).then_some(v)
+}
+
+/// Parses a float argument or yields Redis's "not a valid float" error.
+pub fn float_arg(b: &[u8]) -> CmdResult<f64> {
+    parse_f64(b).ok_or_else(|| CmdError::Reply(Reply::err(errors::NOT_FLOAT)))
+}
+
+/// Formats a double the way Redis replies with one in RESP2 (`%.17g` without trailing
+/// noise: the shortest representation that round-trips).
+pub fn format_f64(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v == v.trunc() && v.abs() < 1e17 {
+        // Integral values print without a fraction, as Redis does ("3", not "3.0").
+        return format!("{}", v as i64);
+    }
+    let s = format!("{v}");
+    if s.contains('e') || s.len() <= 24 {
+        return s;
+    }
+    format!("{v:e}")
+}
+
+/// True if `a` equals `word` ignoring ASCII case.
+pub fn eq_ci(a: &[u8], word: &str) -> bool {
+    a.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Upper-cased copy of an option word, for matching.
+pub fn upper(a: &Bytes) -> Vec<u8> {
+    a.to_ascii_uppercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_follow_redis_rules() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        for bad in [
+            &b""[..],
+            b"01",
+            b"-0",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"1.0",
+            b"abc",
+            b"-",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn floats_follow_redis_rules() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"+inf"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"1e3"), Some(1000.0));
+        for bad in [&b""[..], b"nan", b" 1", b"abc", b"1.5x"] {
+            assert_eq!(parse_f64(bad), None, "{bad:?}");
+        }
+        assert_eq!(format_f64(3.0), "3");
+        assert_eq!(format_f64(10.5), "10.5");
+        assert_eq!(format_f64(f64::INFINITY), "inf");
+    }
+}

@@ -1,0 +1,146 @@
+//! The command table: name, arity, flags, key positions and handler of every data
+//! command. It is the one place that feeds dispatch, COMMAND, routing and docs; the
+//! server adds its own connection/server commands as entries of the same type.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::error::CmdResult;
+use crate::exec::Exec;
+use crate::reply::Reply;
+
+/// A command handler: `args[0]` is the command name as sent.
+pub type Handler = fn(&mut Exec, &[Bytes]) -> CmdResult<Reply>;
+
+/// Command flags (Redis's names, lower-case in COMMAND output).
+pub mod flags {
+    /// Modifies data: goes through the log.
+    pub const WRITE: u32 = 1 << 0;
+    /// Only reads data: served from a snapshot.
+    pub const READONLY: u32 = 1 << 1;
+    /// May grow memory: refused over maxmemory with noeviction.
+    pub const DENYOOM: u32 = 1 << 2;
+    /// O(1) or O(log n).
+    pub const FAST: u32 = 1 << 3;
+    /// May block the client (the waiting belongs to the server).
+    pub const BLOCKING: u32 = 1 << 4;
+    /// Administrative.
+    pub const ADMIN: u32 = 1 << 5;
+    /// Uses randomness; the apply seed makes it deterministic.
+    pub const RANDOM: u32 = 1 << 6;
+
+    /// Flag names as COMMAND prints them.
+    pub fn names(f: u32) -> Vec<&'static str> {
+        let all = [
+            (WRITE, "write"),
+            (READONLY, "readonly"),
+            (DENYOOM, "denyoom"),
+            (FAST, "fast"),
+            (BLOCKING, "blocking"),
+            (ADMIN, "admin"),
+            (RANDOM, "random"),
+        ];
+        all.iter()
+            .filter(|(bit, _)| f & bit != 0)
+            .map(|(_, n)| *n)
+            .collect()
+    }
+}
+
+/// One command's entry.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis convention: N > 0 exactly N args including the name; -N at least N.
+    pub arity: i32,
+    /// Bitset of [`flags`].
+    pub flags: u32,
+    /// Position of the first key argument (0 = no keys).
+    pub first_key: i32,
+    /// Position of the last key (-1 = the last argument, -2 = the one before, …).
+    pub last_key: i32,
+    /// Step between keys.
+    pub step: i32,
+    /// Command group as in COMMAND DOCS ("string", "list", "generic", …).
+    pub group: &'static str,
+    /// One-line summary for COMMAND DOCS and hints.
+    pub summary: &'static str,
+    /// The implementation.
+    pub handler: Handler,
+}
+
+impl CommandSpec {
+    /// True for write commands.
+    pub fn is_write(&self) -> bool {
+        self.flags & flags::WRITE != 0
+    }
+
+    /// True if `argc` (including the name) fits the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let a = i64::from(self.arity);
+        if a >= 0 {
+            argc == a
+        } else {
+            argc >= -a
+        }
+    }
+
+    /// Positions of the key arguments in `args` (from the key spec).
+    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
+        if self.first_key <= 0 || argc == 0 {
+            return Vec::new();
+        }
+        let last = if self.last_key < 0 {
+            argc as i64 + i64::from(self.last_key)
+        } else {
+            i64::from(self.last_key)
+        };
+        let step = i64::from(self.step.max(1));
+        let mut out = Vec::new();
+        let mut i = i64::from(self.first_key);
+        while i <= last && i < argc as i64 {
+            out.push(i as usize);
+            i += step;
+        }
+        out
+    }
+}
+
+/// Every data command of the engine.
+pub fn all_commands() -> impl Iterator<Item = &'static CommandSpec> {
+    crate::types::TABLES.iter().flat_map(|t| t.iter())
+}
+
+/// Looks up a command by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    static MAP: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+    let map = MAP.get_or_init(|| all_commands().map(|c| (c.name, c)).collect());
+    let lower = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+    map.get(lower.as_str()).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_lowercase_and_keyspecs_sane() {
+        let mut seen = std::collections::HashSet::new();
+        for c in all_commands() {
+            assert!(seen.insert(c.name), "duplicate command {}", c.name);
+            assert_eq!(c.name, c.name.to_ascii_lowercase());
+            assert!(c.arity != 0, "{} has arity 0", c.name);
+            assert!(
+                (c.flags & flags::WRITE != 0) != (c.flags & flags::READONLY != 0),
+                "{} must be exactly one of write/readonly",
+                c.name
+            );
+        }
+        assert!(lookup(b"GET").is_some());
+        assert!(lookup(b"nosuchcommand").is_none());
+    }
+}

@@ -1,0 +1,232 @@
+//! The engine: the deterministic state machine every coordinator feeds. `apply` runs one
+//! log entry's commands in a write transaction and commits it as one atomic storage
+//! batch; `read` runs a read-only command on a fresh snapshot without waiting for apply.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use keel_storage::{Storage, WriteOptions};
+
+use crate::command::{lookup, CommandSpec};
+use crate::ctx::ApplyCtx;
+use crate::error::{CmdError, Result};
+use crate::exec::{Access, Exec};
+use crate::keys;
+use crate::kv::{SnapshotReader, WriteTx};
+use crate::reply::{errors, Reply};
+
+/// Name of the internal record holding the last applied log index.
+const APPLIED_INDEX: &str = "applied-index";
+
+/// One log entry's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// One command in database `db`.
+    Command {
+        /// Selected database.
+        db: u8,
+        /// The command and its arguments.
+        args: Vec<Bytes>,
+    },
+    /// MULTI/EXEC: commands applied atomically, each with its database.
+    Multi {
+        /// (db, args) per queued command.
+        cmds: Vec<(u8, Vec<Bytes>)>,
+    },
+    /// Delete these keys if they are expired at the entry's time (lazy expiry found them).
+    ExpireDue {
+        /// Database of the keys.
+        db: u8,
+        /// Keys seen expired by a reader.
+        keys: Vec<Bytes>,
+    },
+    /// Active expiry: delete up to `max` keys whose time has come.
+    ExpireCycle {
+        /// Bound on keys deleted by this entry.
+        max: usize,
+    },
+}
+
+/// What applying an entry produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// One reply per command (one for `Command`, one per queued command for `Multi`, the
+    /// count of deleted keys for expiry entries).
+    pub replies: Vec<Reply>,
+    /// Keys modified, as (db, key), for WATCH and keyspace notifications.
+    pub touched: Vec<(u8, Bytes)>,
+}
+
+/// What a read produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadResult {
+    /// The reply.
+    pub reply: Reply,
+    /// Keys found expired, as (db, key): the caller should log an `ExpireDue` for them.
+    pub expired: Vec<(u8, Bytes)>,
+}
+
+/// The database state machine over one storage instance.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn Storage>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("storage", &self.store.kind())
+            .finish()
+    }
+}
+
+/// Checks name and arity; returns the spec or the error reply Redis gives.
+pub fn resolve(args: &[Bytes]) -> std::result::Result<&'static CommandSpec, Reply> {
+    let Some(name) = args.first() else {
+        return Err(Reply::err("ERR empty command"));
+    };
+    let Some(spec) = lookup(name) else {
+        let shown = String::from_utf8_lossy(name).into_owned();
+        return Err(Reply::err(errors::unknown_command(&shown, &args[1..])));
+    };
+    if !spec.arity_ok(args.len()) {
+        return Err(Reply::err(errors::wrong_args(spec.name)));
+    }
+    Ok(spec)
+}
+
+impl Engine {
+    /// An engine over `store`.
+    pub fn new(store: Arc<dyn Storage>) -> Self {
+        Engine { store }
+    }
+
+    /// The storage underneath.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.store
+    }
+
+    /// The last log index whose batch reached storage (0 on an empty store): a restart
+    /// replays the log after it.
+    pub fn applied_index(&self) -> Result<u64> {
+        let raw = self.store.get(&keys::internal_key(APPLIED_INDEX))?;
+        Ok(raw
+            .and_then(|r| <[u8; 8]>::try_from(r.as_ref()).ok())
+            .map_or(0, u64::from_le_bytes))
+    }
+
+    /// Applies one log entry deterministically and commits it as one storage batch.
+    pub fn apply(&self, ctx: &ApplyCtx, op: &Op) -> Result<Applied> {
+        let tx = WriteTx::new(Arc::clone(&self.store));
+        let mut ex = Exec::new(Access::Write(tx), 0, ctx.now_ms, ctx.seq, ctx.seed);
+        let mut replies = Vec::new();
+        match op {
+            Op::Command { db, args } => {
+                replies.push(run_one(&mut ex, *db, args)?);
+            }
+            Op::Multi { cmds } => {
+                for (db, args) in cmds {
+                    replies.push(run_one(&mut ex, *db, args)?);
+                }
+            }
+            Op::ExpireDue { db, keys } => {
+                ex.db = *db;
+                let mut n = 0;
+                for k in keys {
+                    // meta() deletes the key inside this entry if it is due at its time.
+                    let mk = keys::meta_key(*db, k);
+                    if ex.get(&mk)?.is_some() && run_cmd(ex.meta(k))?.is_none() {
+                        n += 1;
+                    }
+                }
+                replies.push(Reply::Int(n));
+            }
+            Op::ExpireCycle { max } => {
+                let n = crate::types::expire::expire_cycle(&mut ex, *max)?;
+                replies.push(Reply::Int(n as i64));
+            }
+        }
+        let touched = std::mem::take(&mut ex.touched);
+        let Access::Write(mut tx) = ex.into_access() else {
+            unreachable!("apply always builds a write context")
+        };
+        tx.mark();
+        tx.put(
+            keys::internal_key(APPLIED_INDEX),
+            Bytes::copy_from_slice(&ctx.seq.to_le_bytes()),
+        );
+        self.store.write(tx.into_batch(), WriteOptions::DEFAULT)?;
+        Ok(Applied { replies, touched })
+    }
+
+    /// Runs a read-only command on a fresh snapshot at time `now_ms`.
+    pub fn read(&self, db: u8, now_ms: u64, args: &[Bytes]) -> Result<ReadResult> {
+        let spec = match resolve(args) {
+            Ok(s) => s,
+            Err(reply) => {
+                return Ok(ReadResult {
+                    reply,
+                    expired: Vec::new(),
+                })
+            }
+        };
+        if spec.is_write() {
+            return Ok(ReadResult {
+                reply: Reply::err(format!(
+                    "ERR '{}' is a write command and must go through the log",
+                    spec.name
+                )),
+                expired: Vec::new(),
+            });
+        }
+        let reader = SnapshotReader::new(self.store.snapshot());
+        let mut ex = Exec::new(Access::Read(reader), db, now_ms, 0, now_ms);
+        let reply = match (spec.handler)(&mut ex, args) {
+            Ok(r) => r,
+            Err(CmdError::Reply(r)) => r,
+            Err(CmdError::Engine(e)) => return Err(e),
+        };
+        Ok(ReadResult {
+            reply,
+            expired: std::mem::take(&mut ex.expired),
+        })
+    }
+}
+
+/// Runs one command inside the entry's transaction; an error reply rolls back just that
+/// command's writes (Redis: a failing command in EXEC does not undo the others).
+fn run_one(ex: &mut Exec, db: u8, args: &[Bytes]) -> Result<Reply> {
+    let spec = match resolve(args) {
+        Ok(s) => s,
+        Err(reply) => return Ok(reply),
+    };
+    ex.db = db;
+    if let Some(tx) = ex.tx_mut() {
+        tx.mark();
+    }
+    let touched_before = ex.touched.len();
+    match (spec.handler)(ex, args) {
+        Ok(r) => Ok(r),
+        Err(CmdError::Reply(r)) => {
+            if let Some(tx) = ex.tx_mut() {
+                tx.rollback();
+            }
+            ex.touched.truncate(touched_before);
+            Ok(r)
+        }
+        Err(CmdError::Engine(e)) => Err(e),
+    }
+}
+
+/// Unwraps a command result where only engine errors are possible.
+fn run_cmd<T>(r: crate::error::CmdResult<T>) -> Result<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(CmdError::Engine(e)) => Err(e),
+        Err(CmdError::Reply(r)) => Err(crate::error::EngineError::corrupt(
+            "metadata",
+            b"",
+            format!("unexpected command error in internal op: {r:?}"),
+        )),
+    }
+}

@@ -1,0 +1,214 @@
+//! The context a command runs in: where it reads, where it writes, which database, what
+//! time it is, and the metadata helpers every type module shares.
+
+use bytes::Bytes;
+use keel_storage::{Direction, ScanRange};
+
+use crate::ctx::DetRng;
+use crate::error::{fail, CmdResult, Result};
+use crate::keys;
+use crate::kv::{KvRead, PairIter, SnapshotReader, WriteTx};
+use crate::meta::{Body, KeyType, Meta};
+use crate::reply::errors;
+
+/// Where a command's reads and writes go.
+pub enum Access {
+    /// A read-only command on a snapshot.
+    Read(SnapshotReader),
+    /// A command inside the apply loop, buffering into one log entry's batch.
+    Write(WriteTx),
+}
+
+/// The execution context of one command.
+pub struct Exec {
+    access: Access,
+    /// The selected database.
+    pub db: u8,
+    /// Current time in ms: the leader's stamp in apply, the local clock for reads.
+    pub now_ms: u64,
+    seq: u64,
+    version_ctr: u64,
+    /// Deterministic randomness (seeded by the log entry in apply).
+    pub rng: DetRng,
+    /// Keys this entry modified, as (db, key), for WATCH and notifications.
+    pub touched: Vec<(u8, Bytes)>,
+    /// Keys a read found expired, as (db, key): the server deletes them through the log.
+    pub expired: Vec<(u8, Bytes)>,
+}
+
+impl Exec {
+    /// A context over `access` for database `db` at time `now_ms`; `seq` is the log index
+    /// (0 for reads) and seeds new collection versions, `seed` the generator.
+    pub fn new(access: Access, db: u8, now_ms: u64, seq: u64, seed: u64) -> Self {
+        Exec {
+            access,
+            db,
+            now_ms,
+            seq,
+            version_ctr: 0,
+            rng: DetRng::new(seed),
+            touched: Vec::new(),
+            expired: Vec::new(),
+        }
+    }
+
+    /// True inside the apply loop.
+    pub fn is_write(&self) -> bool {
+        matches!(self.access, Access::Write(_))
+    }
+
+    /// Gives back the access (the write transaction, to commit it).
+    pub fn into_access(self) -> Access {
+        self.access
+    }
+
+    /// Mutable access to the write transaction, if any (MULTI undo scopes).
+    pub fn tx_mut(&mut self) -> Option<&mut WriteTx> {
+        match &mut self.access {
+            Access::Write(tx) => Some(tx),
+            Access::Read(_) => None,
+        }
+    }
+
+    fn reader(&self) -> &dyn KvRead {
+        match &self.access {
+            Access::Read(r) => r,
+            Access::Write(w) => w,
+        }
+    }
+
+    /// Raw storage get.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.reader().get(key)
+    }
+
+    /// Raw storage scan.
+    pub fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_> {
+        self.reader().scan(range, dir)
+    }
+
+    fn tx(&mut self) -> CmdResult<&mut WriteTx> {
+        match &mut self.access {
+            Access::Write(tx) => Ok(tx),
+            // A write reached the read path: a routing bug, reported, never applied.
+            Access::Read(_) => fail("ERR write attempted on the read path"),
+        }
+    }
+
+    /// Raw storage put.
+    pub fn put(&mut self, key: Bytes, value: Bytes) -> CmdResult<()> {
+        self.tx()?.put(key, value);
+        Ok(())
+    }
+
+    /// Raw storage delete.
+    pub fn delete(&mut self, key: Bytes) -> CmdResult<()> {
+        self.tx()?.delete(key);
+        Ok(())
+    }
+
+    /// A fresh collection version, unique and larger than any earlier one: log index in
+    /// the high bits, a per-entry counter in the low 20.
+    pub fn new_version(&mut self) -> u64 {
+        self.version_ctr += 1;
+        (self.seq << 20) | (self.version_ctr & 0xF_FFFF)
+    }
+
+    /// Records that `key` of the current database changed.
+    pub fn touch(&mut self, key: &[u8]) {
+        self.touched.push((self.db, Bytes::copy_from_slice(key)));
+    }
+
+    /// Records that `key` of `db` changed.
+    pub fn touch_in(&mut self, db: u8, key: &[u8]) {
+        self.touched.push((db, Bytes::copy_from_slice(key)));
+    }
+
+    /// The live metadata of `key` in the current database (None if absent or expired).
+    pub fn meta(&mut self, key: &[u8]) -> CmdResult<Option<Meta>> {
+        self.meta_in(self.db, key)
+    }
+
+    /// The live metadata of `key` in `db`. An expired key counts as absent; in the apply
+    /// loop it is deleted as part of this entry (deterministic: the time is the entry's).
+    pub fn meta_in(&mut self, db: u8, key: &[u8]) -> CmdResult<Option<Meta>> {
+        let mk = keys::meta_key(db, key);
+        let Some(raw) = self.get(&mk)? else {
+            return Ok(None);
+        };
+        let meta = Meta::decode(&mk, &raw)?;
+        if meta.is_expired(self.now_ms) {
+            if self.is_write() {
+                self.delete_key_in(db, key, &meta)?;
+            } else {
+                self.expired.push((db, Bytes::copy_from_slice(key)));
+            }
+            return Ok(None);
+        }
+        Ok(Some(meta))
+    }
+
+    /// Metadata of `key` that must be of `kind`: WRONGTYPE otherwise.
+    pub fn typed(&mut self, key: &[u8], kind: KeyType) -> CmdResult<Option<Meta>> {
+        match self.meta(key)? {
+            Some(m) if m.kind != kind => fail(errors::WRONGTYPE),
+            other => Ok(other),
+        }
+    }
+
+    /// Writes `meta` for `key` in the current database, keeping the expiry index in step
+    /// with `old` (the metadata it replaces, if any).
+    pub fn put_meta(&mut self, key: &[u8], meta: &Meta, old: Option<&Meta>) -> CmdResult<()> {
+        self.put_meta_in(self.db, key, meta, old)
+    }
+
+    /// [`Exec::put_meta`] for database `db`.
+    pub fn put_meta_in(
+        &mut self,
+        db: u8,
+        key: &[u8],
+        meta: &Meta,
+        old: Option<&Meta>,
+    ) -> CmdResult<()> {
+        let old_exp = old.and_then(|m| m.expire_at);
+        if old_exp != meta.expire_at {
+            if let Some(at) = old_exp {
+                self.delete(keys::expiry_key(db, at, key))?;
+            }
+            if let Some(at) = meta.expire_at {
+                self.put(keys::expiry_key(db, at, key), Bytes::new())?;
+            }
+        }
+        if let (Some(o), Some(n)) = (old.and_then(Meta::version), meta.version()) {
+            if o != n {
+                // The collection was replaced under a new version: the old members are
+                // orphans now, collected in the background.
+                self.put(keys::gc_key(db, key, o), Bytes::new())?;
+            }
+        }
+        self.put(keys::meta_key(db, key), meta.encode())?;
+        self.touch_in(db, key);
+        Ok(())
+    }
+
+    /// Deletes `key` (described by `meta`) from the current database in O(1): the
+    /// metadata goes, a collection's sub-keys are queued for background collection.
+    pub fn delete_key(&mut self, key: &[u8], meta: &Meta) -> CmdResult<()> {
+        self.delete_key_in(self.db, key, meta)
+    }
+
+    /// [`Exec::delete_key`] for database `db`.
+    pub fn delete_key_in(&mut self, db: u8, key: &[u8], meta: &Meta) -> CmdResult<()> {
+        if let Some(at) = meta.expire_at {
+            self.delete(keys::expiry_key(db, at, key))?;
+        }
+        if let Body::Collection { version, len, .. } = meta.body {
+            if len > 0 {
+                self.put(keys::gc_key(db, key, version), Bytes::new())?;
+            }
+        }
+        self.delete(keys::meta_key(db, key))?;
+        self.touch_in(db, key);
+        Ok(())
+    }
+}

@@ -1,0 +1,216 @@
+//! How Redis keys map onto the ordered storage keyspace.
+//!
+//! ```text
+//! M db key                              metadata of a key (type, expiry, version, size; a string's value)
+//! S db klen(u32 BE) key version(u64 BE) suffix   a collection member / list element
+//! Z db klen key version score(8, order-preserving) member     sorted-set score index
+//! E db expire_at_ms(u64 BE) key          expiry index, for the active expiry cycle
+//! G db klen key version                  orphaned sub-keys awaiting background GC
+//! X name                                 engine-internal records (applied log index, …)
+//! ```
+//!
+//! The key length before the key and the version after it keep one key's sub-keys in one
+//! contiguous range that no other key's range can overlap, whatever bytes keys contain.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use keel_storage::ScanRange;
+
+/// Prefix byte of metadata records.
+pub const META: u8 = b'M';
+/// Prefix byte of collection sub-keys.
+pub const SUB: u8 = b'S';
+/// Prefix byte of the sorted-set score index.
+pub const ZSCORE_IDX: u8 = b'Z';
+/// Prefix byte of the expiry index.
+pub const EXPIRY_IDX: u8 = b'E';
+/// Prefix byte of the orphan GC queue.
+pub const GC_QUEUE: u8 = b'G';
+/// Prefix byte of engine-internal records.
+pub const INTERNAL: u8 = b'X';
+
+/// Number of logical databases (SELECT 0–15).
+pub const DATABASES: u8 = 16;
+
+/// Storage key of the metadata record of `key` in `db`.
+pub fn meta_key(db: u8, key: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(2 + key.len());
+    b.put_u8(META);
+    b.put_u8(db);
+    b.put_slice(key);
+    b.freeze()
+}
+
+/// Range of all metadata records of `db`.
+pub fn meta_range(db: u8) -> ScanRange {
+    ScanRange::prefix([META, db])
+}
+
+/// Range of every metadata record of every database.
+pub fn all_meta_range() -> ScanRange {
+    ScanRange::prefix([META])
+}
+
+/// The user key of a metadata storage key, or None if it is not one of `db`.
+pub fn user_key_of_meta(db: u8, storage_key: &[u8]) -> Option<&[u8]> {
+    match storage_key {
+        [META, d, rest @ ..] if *d == db => Some(rest),
+        _ => None,
+    }
+}
+
+/// The prefix shared by every sub-key of (`key`, `version`) in `db`.
+pub fn sub_prefix(tag: u8, db: u8, key: &[u8], version: u64) -> BytesMut {
+    let mut b = BytesMut::with_capacity(2 + 4 + key.len() + 8 + 16);
+    b.put_u8(tag);
+    b.put_u8(db);
+    b.put_u32(key.len() as u32);
+    b.put_slice(key);
+    b.put_u64(version);
+    b
+}
+
+/// Storage key of the member/element `suffix` of (`key`, `version`).
+pub fn sub_key(db: u8, key: &[u8], version: u64, suffix: &[u8]) -> Bytes {
+    let mut b = sub_prefix(SUB, db, key, version);
+    b.put_slice(suffix);
+    b.freeze()
+}
+
+/// Range of every sub-key of (`key`, `version`).
+pub fn sub_range(db: u8, key: &[u8], version: u64) -> ScanRange {
+    ScanRange::prefix(sub_prefix(SUB, db, key, version))
+}
+
+/// Length of the sub-key prefix for `key`, to strip it from scanned sub-keys.
+pub fn sub_prefix_len(key: &[u8]) -> usize {
+    2 + 4 + key.len() + 8
+}
+
+/// Storage key of the expiry-index entry of `key` expiring at `at_ms`.
+pub fn expiry_key(db: u8, at_ms: u64, key: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(2 + 8 + key.len());
+    b.put_u8(EXPIRY_IDX);
+    b.put_u8(db);
+    b.put_u64(at_ms);
+    b.put_slice(key);
+    b.freeze()
+}
+
+/// Splits an expiry-index storage key into (db, at_ms, user key).
+pub fn parse_expiry_key(k: &[u8]) -> Option<(u8, u64, &[u8])> {
+    if k.len() < 10 || k[0] != EXPIRY_IDX {
+        return None;
+    }
+    let mut at = [0u8; 8];
+    at.copy_from_slice(&k[2..10]);
+    Some((k[1], u64::from_be_bytes(at), &k[10..]))
+}
+
+/// Storage key of a GC-queue entry for the orphaned sub-keys of (`key`, `version`).
+pub fn gc_key(db: u8, key: &[u8], version: u64) -> Bytes {
+    sub_prefix(GC_QUEUE, db, key, version).freeze()
+}
+
+/// Splits a GC-queue storage key into (db, user key, version).
+pub fn parse_gc_key(k: &[u8]) -> Option<(u8, &[u8], u64)> {
+    if k.len() < 14 || k[0] != GC_QUEUE {
+        return None;
+    }
+    let db = k[1];
+    let mut l = [0u8; 4];
+    l.copy_from_slice(&k[2..6]);
+    let klen = u32::from_be_bytes(l) as usize;
+    if k.len() != 6 + klen + 8 {
+        return None;
+    }
+    let key = &k[6..6 + klen];
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&k[6 + klen..]);
+    Some((db, key, u64::from_be_bytes(v)))
+}
+
+/// Storage key of an engine-internal record.
+pub fn internal_key(name: &str) -> Bytes {
+    let mut b = BytesMut::with_capacity(1 + name.len());
+    b.put_u8(INTERNAL);
+    b.put_slice(name.as_bytes());
+    b.freeze()
+}
+
+/// Maps an f64 to 8 bytes whose bytewise order is the numeric order (−inf < … < +inf).
+pub fn score_to_sortable(score: f64) -> [u8; 8] {
+    // -0.0 and 0.0 are the same score in Redis; normalise so they share one position.
+    let score = if score == 0.0 { 0.0 } else { score };
+    let bits = score.to_bits();
+    let ordered = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
+    ordered.to_be_bytes()
+}
+
+/// Inverse of [`score_to_sortable`].
+pub fn sortable_to_score(b: [u8; 8]) -> f64 {
+    let ordered = u64::from_be_bytes(b);
+    let bits = if ordered >> 63 == 1 {
+        ordered & !(1 << 63)
+    } else {
+        !ordered
+    };
+    f64::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_order_is_numeric_order() {
+        let scores = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.5,
+            -1.0,
+            -f64::MIN_POSITIVE,
+            0.0,
+            f64::MIN_POSITIVE,
+            1.0,
+            2.5,
+            1e300,
+            f64::INFINITY,
+        ];
+        for w in scores.windows(2) {
+            assert!(
+                score_to_sortable(w[0]) < score_to_sortable(w[1]),
+                "{} < {}",
+                w[0],
+                w[1]
+            );
+        }
+        for s in scores {
+            assert_eq!(sortable_to_score(score_to_sortable(s)), s);
+        }
+        assert_eq!(score_to_sortable(-0.0), score_to_sortable(0.0));
+    }
+
+    #[test]
+    fn sub_ranges_of_different_keys_never_overlap() {
+        // "a" with a long version-like tail vs "ab": the length prefix separates them.
+        let r1 = sub_range(0, b"a", 1);
+        let k2 = sub_key(0, b"ab", 1, b"x");
+        assert!(!r1.contains(&k2));
+        assert!(r1.contains(&sub_key(0, b"a", 1, b"zzz")));
+        assert!(!r1.contains(&sub_key(0, b"a", 2, b"")));
+    }
+
+    #[test]
+    fn gc_and_expiry_keys_round_trip() {
+        let g = gc_key(3, b"k\xff", 77);
+        assert_eq!(parse_gc_key(&g), Some((3, &b"k\xff"[..], 77)));
+        let e = expiry_key(2, 123, b"key");
+        assert_eq!(parse_expiry_key(&e), Some((2, 123, &b"key"[..])));
+        assert_eq!(user_key_of_meta(1, &meta_key(1, b"x")), Some(&b"x"[..]));
+        assert_eq!(user_key_of_meta(2, &meta_key(1, b"x")), None);
+    }
+}

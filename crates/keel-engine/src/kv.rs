@@ -1,0 +1,249 @@
+//! Read and write access to storage as commands see it: a snapshot for reads, and for
+//! writes a transaction overlay that buffers one log entry's changes (reads see them
+//! first) and becomes a single atomic storage batch.
+
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use keel_storage::{Direction, KvPair, ScanRange, Snapshot, Storage, WriteBatch};
+
+use crate::error::Result;
+
+/// A boxed iterator over key/value pairs in scan order.
+pub type PairIter<'a> = Box<dyn Iterator<Item = Result<KvPair>> + 'a>;
+
+/// Where a command reads from.
+pub trait KvRead {
+    /// The value of `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>>;
+    /// Keys of `range` in `dir` order.
+    fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_>;
+}
+
+/// Reads from one storage snapshot.
+pub struct SnapshotReader {
+    snap: Box<dyn Snapshot>,
+}
+
+impl SnapshotReader {
+    /// Wraps `snap`.
+    pub fn new(snap: Box<dyn Snapshot>) -> Self {
+        SnapshotReader { snap }
+    }
+
+    /// The storage sequence number the snapshot sees.
+    pub fn seq(&self) -> u64 {
+        self.snap.seq()
+    }
+}
+
+impl KvRead for SnapshotReader {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        Ok(self.snap.get(key)?)
+    }
+
+    fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_> {
+        Box::new(self.snap.scan(range, dir).map(|r| r.map_err(Into::into)))
+    }
+}
+
+/// Buffered writes of one log entry over the latest storage state. Only the apply loop
+/// creates these, so "latest" cannot move underneath it.
+pub struct WriteTx {
+    store: Arc<dyn Storage>,
+    overlay: BTreeMap<Bytes, Option<Bytes>>,
+    /// Previous overlay state of each key written since the last [`WriteTx::mark`].
+    undo: Vec<(Bytes, Option<Option<Bytes>>)>,
+}
+
+impl WriteTx {
+    /// An empty transaction over `store`.
+    pub fn new(store: Arc<dyn Storage>) -> Self {
+        WriteTx {
+            store,
+            overlay: BTreeMap::new(),
+            undo: Vec::new(),
+        }
+    }
+
+    /// Buffers a put.
+    pub fn put(&mut self, key: Bytes, value: Bytes) {
+        let prev = self.overlay.insert(key.clone(), Some(value));
+        self.undo.push((key, prev));
+    }
+
+    /// Buffers a delete.
+    pub fn delete(&mut self, key: Bytes) {
+        let prev = self.overlay.insert(key.clone(), None);
+        self.undo.push((key, prev));
+    }
+
+    /// Starts a new undo scope (each command of a MULTI gets one).
+    pub fn mark(&mut self) {
+        self.undo.clear();
+    }
+
+    /// Discards every write since the last [`WriteTx::mark`].
+    pub fn rollback(&mut self) {
+        while let Some((key, prev)) = self.undo.pop() {
+            match prev {
+                Some(p) => {
+                    self.overlay.insert(key, p);
+                }
+                None => {
+                    self.overlay.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// True when nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.overlay.is_empty()
+    }
+
+    /// The buffered writes as one storage batch.
+    pub fn into_batch(self) -> WriteBatch {
+        let mut b = WriteBatch::with_capacity(self.overlay.len());
+        for (k, v) in self.overlay {
+            match v {
+                Some(v) => b.put(k, v),
+                None => b.delete(k),
+            };
+        }
+        b
+    }
+}
+
+impl KvRead for WriteTx {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        match self.overlay.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.store.get(key)?),
+        }
+    }
+
+    fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_> {
+        let (lo, hi) = range.as_bounds();
+        let lo: Bound<&[u8]> = lo;
+        let over = self.overlay.range::<[u8], _>((lo, hi));
+        let over: OverlayIter<'_> = match dir {
+            Direction::Forward => Box::new(over),
+            Direction::Reverse => Box::new(over.rev()),
+        };
+        let base = self.store.scan(range, dir);
+        Box::new(Merge {
+            base: base.peekable(),
+            over: over.peekable(),
+            dir,
+        })
+    }
+}
+
+/// The overlay's side of a merged scan.
+type OverlayIter<'a> = Box<dyn Iterator<Item = (&'a Bytes, &'a Option<Bytes>)> + 'a>;
+
+/// Merges a storage scan with the overlay; the overlay wins on equal keys and its
+/// deletions hide storage entries.
+struct Merge<'a, B: Iterator<Item = keel_storage::Result<KvPair>>> {
+    base: Peekable<B>,
+    over: Peekable<OverlayIter<'a>>,
+    dir: Direction,
+}
+
+impl<B: Iterator<Item = keel_storage::Result<KvPair>>> Iterator for Merge<'_, B> {
+    type Item = Result<KvPair>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let take_over = match (self.base.peek(), self.over.peek()) {
+                (None, None) => return None,
+                (Some(Err(_)), _) => {
+                    return self.base.next().map(|r| r.map_err(Into::into));
+                }
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (Some(Ok((bk, _))), Some((ok, _))) => {
+                    let ord = bk.as_ref().cmp(ok.as_ref());
+                    let ord = match self.dir {
+                        Direction::Forward => ord,
+                        Direction::Reverse => ord.reverse(),
+                    };
+                    match ord {
+                        std::cmp::Ordering::Less => false,
+                        std::cmp::Ordering::Greater => true,
+                        std::cmp::Ordering::Equal => {
+                            self.base.next();
+                            true
+                        }
+                    }
+                }
+            };
+            if take_over {
+                let (k, v) = self.over.next()?;
+                if let Some(v) = v {
+                    return Some(Ok((k.clone(), v.clone())));
+                }
+                // An overlay delete: skip it (and the base entry it shadowed).
+            } else {
+                return self.base.next().map(|r| r.map_err(Into::into));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_storage::{EngineKind, OpenOptions, WriteOptions};
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn overlay_scan_merges_both_ways() -> Result<()> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| keel_storage::StorageError::io("tempdir", "/tmp", e))?;
+        let store = keel_storage::open(dir.path(), &OpenOptions::new(EngineKind::Memory))?;
+        let mut wb = WriteBatch::new();
+        wb.put(b("a"), b("1"))
+            .put(b("c"), b("3"))
+            .put(b("e"), b("5"));
+        store.write(wb, WriteOptions::DEFAULT)?;
+        let mut tx = WriteTx::new(Arc::clone(&store));
+        tx.put(b("b"), b("2"));
+        tx.delete(b("c"));
+        tx.put(b("e"), b("55"));
+        tx.put(b("f"), b("6"));
+        let fwd: Vec<_> = tx
+            .scan(ScanRange::all(), Direction::Forward)
+            .collect::<Result<Vec<_>>>()?;
+        assert_eq!(
+            fwd,
+            vec![
+                (b("a"), b("1")),
+                (b("b"), b("2")),
+                (b("e"), b("55")),
+                (b("f"), b("6"))
+            ]
+        );
+        let rev: Vec<_> = tx
+            .scan(ScanRange::all(), Direction::Reverse)
+            .collect::<Result<Vec<_>>>()?;
+        assert_eq!(rev.len(), 4);
+        assert_eq!(rev[0], (b("f"), b("6")));
+        assert_eq!(rev[3], (b("a"), b("1")));
+        assert_eq!(tx.get(b"c")?, None);
+        tx.mark();
+        tx.put(b("a"), b("changed"));
+        tx.delete(b("b"));
+        tx.rollback();
+        assert_eq!(tx.get(b"a")?, Some(b("1")));
+        assert_eq!(tx.get(b"b")?, Some(b("2")));
+        Ok(())
+    }
+}

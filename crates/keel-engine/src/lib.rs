@@ -1,0 +1,22 @@
+//! keel's database state machine: Redis types encoded on the storage trait, TTL, MVCC
+//! reads, and a deterministic `apply` that every coordinator (standalone WAL, Raft) feeds.
+//!
+//! This crate knows nothing of sockets or Raft. Replies are [`reply::Reply`] trees that
+//! the front-end renders as RESP2 or RESP3.
+
+pub mod args;
+pub mod command;
+pub mod ctx;
+pub mod engine;
+pub mod error;
+pub mod exec;
+pub mod keys;
+pub mod kv;
+pub mod meta;
+pub mod reply;
+pub mod types;
+
+pub use ctx::ApplyCtx;
+pub use engine::{Applied, Engine, Op, ReadResult};
+pub use error::{EngineError, Result};
+pub use reply::Reply;

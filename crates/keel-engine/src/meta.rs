@@ -1,0 +1,257 @@
+//! The metadata record of a key: its type, expiry, version and size, and a string's
+//! value inline.
+//!
+//! Layout: `type u8 | flags u8 | [expire_at_ms u64 LE if flags&EXPIRES]` then
+//! strings: the value bytes; collections: `version u64 | len u64` and for lists
+//! `head i64 | tail i64` (element indices: elements live at head..tail, exclusive).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::{EngineError, Result};
+
+const FLAG_EXPIRES: u8 = 1;
+
+/// The Redis type of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyType {
+    /// String.
+    String,
+    /// List.
+    List,
+    /// Hash.
+    Hash,
+    /// Set.
+    Set,
+    /// Sorted set.
+    ZSet,
+}
+
+impl KeyType {
+    /// The name TYPE prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::String => "string",
+            KeyType::List => "list",
+            KeyType::Hash => "hash",
+            KeyType::Set => "set",
+            KeyType::ZSet => "zset",
+        }
+    }
+
+    /// Parses a TYPE name (SCAN's TYPE option), case-insensitively.
+    pub fn from_name(name: &[u8]) -> Option<KeyType> {
+        match name.to_ascii_lowercase().as_slice() {
+            b"string" => Some(KeyType::String),
+            b"list" => Some(KeyType::List),
+            b"hash" => Some(KeyType::Hash),
+            b"set" => Some(KeyType::Set),
+            b"zset" => Some(KeyType::ZSet),
+            _ => None,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            KeyType::String => 0,
+            KeyType::List => 1,
+            KeyType::Hash => 2,
+            KeyType::Set => 3,
+            KeyType::ZSet => 4,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<KeyType> {
+        Some(match c {
+            0 => KeyType::String,
+            1 => KeyType::List,
+            2 => KeyType::Hash,
+            3 => KeyType::Set,
+            4 => KeyType::ZSet,
+            _ => return None,
+        })
+    }
+}
+
+/// Type-specific part of a metadata record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// A string's value.
+    String(Bytes),
+    /// A collection's version (sub-keys live under it) and element count.
+    Collection {
+        /// Version the sub-keys are written under; a new one orphans the old sub-keys.
+        version: u64,
+        /// Number of members/elements.
+        len: u64,
+        /// For lists: element indices head..tail (exclusive).
+        list: Option<(i64, i64)>,
+    },
+}
+
+/// A decoded metadata record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// The key's type.
+    pub kind: KeyType,
+    /// Absolute expiry in ms since the epoch; None = persistent.
+    pub expire_at: Option<u64>,
+    /// Type-specific part.
+    pub body: Body,
+}
+
+impl Meta {
+    /// A persistent string.
+    pub fn string(value: Bytes) -> Meta {
+        Meta {
+            kind: KeyType::String,
+            expire_at: None,
+            body: Body::String(value),
+        }
+    }
+
+    /// An empty collection of `kind` under `version`.
+    pub fn collection(kind: KeyType, version: u64) -> Meta {
+        let list = (kind == KeyType::List).then_some((0, 0));
+        Meta {
+            kind,
+            expire_at: None,
+            body: Body::Collection {
+                version,
+                len: 0,
+                list,
+            },
+        }
+    }
+
+    /// True if the key is expired at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at.is_some_and(|at| at <= now_ms)
+    }
+
+    /// The collection version, if a collection.
+    pub fn version(&self) -> Option<u64> {
+        match self.body {
+            Body::Collection { version, .. } => Some(version),
+            Body::String(_) => None,
+        }
+    }
+
+    /// Element count for collections, byte length for strings.
+    pub fn len(&self) -> u64 {
+        match &self.body {
+            Body::Collection { len, .. } => *len,
+            Body::String(v) => v.len() as u64,
+        }
+    }
+
+    /// True when a collection has no element left (it must then be deleted).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Encodes the record.
+    pub fn encode(&self) -> Bytes {
+        let extra = match &self.body {
+            Body::String(v) => v.len(),
+            Body::Collection { .. } => 32,
+        };
+        let mut b = BytesMut::with_capacity(10 + extra);
+        b.put_u8(self.kind.code());
+        let flags = if self.expire_at.is_some() {
+            FLAG_EXPIRES
+        } else {
+            0
+        };
+        b.put_u8(flags);
+        if let Some(at) = self.expire_at {
+            b.put_u64_le(at);
+        }
+        match &self.body {
+            Body::String(v) => b.put_slice(v),
+            Body::Collection { version, len, list } => {
+                b.put_u64_le(*version);
+                b.put_u64_le(*len);
+                if let Some((h, t)) = list {
+                    b.put_i64_le(*h);
+                    b.put_i64_le(*t);
+                }
+            }
+        }
+        b.freeze()
+    }
+
+    /// Decodes a record read from `storage_key` (named in errors).
+    pub fn decode(storage_key: &[u8], raw: &Bytes) -> Result<Meta> {
+        let bad = |why: &str| EngineError::corrupt("metadata", storage_key, why);
+        if raw.len() < 2 {
+            return Err(bad("record shorter than its header"));
+        }
+        let kind = KeyType::from_code(raw[0]).ok_or_else(|| bad("unknown type code"))?;
+        let flags = raw[1];
+        let mut pos = 2;
+        let take8 = |pos: &mut usize| -> Result<[u8; 8]> {
+            let s = raw
+                .get(*pos..*pos + 8)
+                .ok_or_else(|| bad("record truncated"))?;
+            *pos += 8;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(s);
+            Ok(a)
+        };
+        let expire_at = if flags & FLAG_EXPIRES != 0 {
+            Some(u64::from_le_bytes(take8(&mut pos)?))
+        } else {
+            None
+        };
+        let body = match kind {
+            KeyType::String => Body::String(raw.slice(pos..)),
+            _ => {
+                let version = u64::from_le_bytes(take8(&mut pos)?);
+                let len = u64::from_le_bytes(take8(&mut pos)?);
+                let list = if kind == KeyType::List {
+                    let h = i64::from_le_bytes(take8(&mut pos)?);
+                    let t = i64::from_le_bytes(take8(&mut pos)?);
+                    Some((h, t))
+                } else {
+                    None
+                };
+                Body::Collection { version, len, list }
+            }
+        };
+        Ok(Meta {
+            kind,
+            expire_at,
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let mut m = Meta::string(Bytes::from_static(b"hello"));
+        assert_eq!(Meta::decode(b"k", &m.encode()).ok(), Some(m.clone()));
+        m.expire_at = Some(12345);
+        assert_eq!(Meta::decode(b"k", &m.encode()).ok(), Some(m));
+        let mut l = Meta::collection(KeyType::List, 9);
+        l.body = Body::Collection {
+            version: 9,
+            len: 3,
+            list: Some((-1, 2)),
+        };
+        assert_eq!(Meta::decode(b"k", &l.encode()).ok(), Some(l));
+        let z = Meta::collection(KeyType::ZSet, 4);
+        assert_eq!(Meta::decode(b"k", &z.encode()).ok(), Some(z));
+    }
+
+    #[test]
+    fn rejects_damage() {
+        assert!(Meta::decode(b"k", &Bytes::from_static(b"\x09\x00")).is_err());
+        assert!(Meta::decode(b"k", &Bytes::from_static(b"\x02\x00\x01")).is_err());
+        assert!(Meta::decode(b"k", &Bytes::from_static(b"\x00\x01\x01")).is_err());
+        assert!(Meta::decode(b"k", &Bytes::from_static(b"")).is_err());
+    }
+}

@@ -1,0 +1,23 @@
+//! One module per Redis type (as Redis has t_string.c, t_list.c, …), each exporting its
+//! slice of the command table.
+
+pub mod expire;
+pub mod hash;
+pub mod keyspace;
+pub mod list;
+pub mod set;
+pub mod string;
+pub mod zset;
+
+use crate::command::CommandSpec;
+
+/// Every module's commands; `command::all_commands` flattens it.
+pub static TABLES: &[&[CommandSpec]] = &[
+    string::COMMANDS,
+    keyspace::COMMANDS,
+    expire::COMMANDS,
+    list::COMMANDS,
+    hash::COMMANDS,
+    set::COMMANDS,
+    zset::COMMANDS,
+];

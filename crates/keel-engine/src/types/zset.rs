@@ -1,0 +1,6 @@
+//! zset commands (not built yet).
+
+use crate::command::CommandSpec;
+
+/// The zset commands.
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,156 @@
+//! End-to-end checks of the engine's apply/read paths on every storage engine.
+
+use bytes::Bytes;
+use keel_engine::{ApplyCtx, Engine, Op, Reply};
+use keel_storage::{EngineKind, OpenOptions};
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn cmd(parts: &[&str]) -> Vec<Bytes> {
+    parts.iter().map(|p| b(p)).collect()
+}
+
+struct T {
+    engine: Engine,
+    seq: u64,
+    now: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl T {
+    fn new(kind: EngineKind) -> T {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = keel_storage::open(dir.path(), &OpenOptions::new(kind)).expect("open");
+        T {
+            engine: Engine::new(store),
+            seq: 0,
+            now: 1_700_000_000_000,
+            _dir: dir,
+        }
+    }
+
+    fn w(&mut self, parts: &[&str]) -> Reply {
+        self.seq += 1;
+        let ctx = ApplyCtx {
+            seq: self.seq,
+            now_ms: self.now,
+            seed: self.seq,
+        };
+        let applied = self
+            .engine
+            .apply(
+                &ctx,
+                &Op::Command {
+                    db: 0,
+                    args: cmd(parts),
+                },
+            )
+            .expect("apply");
+        applied.replies.into_iter().next().expect("one reply")
+    }
+
+    fn r(&self, parts: &[&str]) -> Reply {
+        self.engine
+            .read(0, self.now, &cmd(parts))
+            .expect("read")
+            .reply
+    }
+}
+
+fn basics(kind: EngineKind) {
+    let mut t = T::new(kind);
+    assert_eq!(t.w(&["SET", "k", "v"]), Reply::Ok);
+    assert_eq!(t.r(&["GET", "k"]), Reply::Bulk(b("v")));
+    assert_eq!(t.r(&["type", "k"]), Reply::Simple("string".into()));
+    assert_eq!(t.w(&["SET", "k", "v2", "NX"]), Reply::Nil);
+    assert_eq!(t.w(&["SET", "k", "v2", "XX", "GET"]), Reply::Bulk(b("v")));
+    assert_eq!(t.w(&["SET", "k", "v3", "EX", "10"]), Reply::Ok);
+    assert_eq!(t.r(&["EXISTS", "k", "k", "nope"]), Reply::Int(2));
+    t.now += 10_001;
+    assert_eq!(t.r(&["GET", "k"]), Reply::Nil);
+    assert_eq!(t.w(&["DEL", "k"]), Reply::Int(0));
+    assert_eq!(
+        t.w(&["SET", "k", "v", "EX", "0"]),
+        Reply::err("ERR invalid expire time in 'set' command")
+    );
+    assert_eq!(
+        t.w(&["SET", "k", "v", "NX", "XX"]),
+        Reply::err("ERR syntax error")
+    );
+    assert_eq!(
+        t.w(&["GET"]),
+        Reply::err("ERR wrong number of arguments for 'get' command")
+    );
+    assert!(
+        matches!(t.w(&["NOPE", "x"]), Reply::Error(e) if e.starts_with("ERR unknown command 'NOPE'"))
+    );
+    assert_eq!(t.engine.applied_index().expect("index"), t.seq);
+}
+
+fn multi_is_one_batch_and_errors_roll_back_one_command(kind: EngineKind) {
+    let mut t = T::new(kind);
+    t.seq += 1;
+    let ctx = ApplyCtx {
+        seq: t.seq,
+        now_ms: t.now,
+        seed: 1,
+    };
+    let applied = t
+        .engine
+        .apply(
+            &ctx,
+            &Op::Multi {
+                cmds: vec![
+                    (0, cmd(&["SET", "a", "1"])),
+                    (0, cmd(&["SET", "b", "2", "EX", "-1"])),
+                    (1, cmd(&["SET", "a", "db1"])),
+                ],
+            },
+        )
+        .expect("apply");
+    assert_eq!(applied.replies[0], Reply::Ok);
+    assert!(applied.replies[1].is_error());
+    assert_eq!(applied.replies[2], Reply::Ok);
+    assert_eq!(t.r(&["GET", "a"]), Reply::Bulk(b("1")));
+    assert_eq!(t.r(&["GET", "b"]), Reply::Nil);
+    let r = t.engine.read(1, t.now, &cmd(&["GET", "a"])).expect("read");
+    assert_eq!(r.reply, Reply::Bulk(b("db1")));
+}
+
+fn expiry_cycle_deletes_due_keys(kind: EngineKind) {
+    let mut t = T::new(kind);
+    t.w(&["SET", "a", "1", "PX", "100"]);
+    t.w(&["SET", "b", "1", "PX", "5000"]);
+    t.w(&["SET", "c", "1"]);
+    t.now += 200;
+    let r = t.engine.read(0, t.now, &cmd(&["GET", "a"])).expect("read");
+    assert_eq!(r.reply, Reply::Nil);
+    assert_eq!(r.expired, vec![(0, b("a"))]);
+    t.seq += 1;
+    let ctx = ApplyCtx {
+        seq: t.seq,
+        now_ms: t.now,
+        seed: 0,
+    };
+    let a = t
+        .engine
+        .apply(&ctx, &Op::ExpireCycle { max: 10 })
+        .expect("cycle");
+    assert_eq!(a.replies, vec![Reply::Int(1)]);
+    assert_eq!(a.touched, vec![(0, b("a"))]);
+    assert_eq!(t.r(&["EXISTS", "a", "b", "c"]), Reply::Int(2));
+}
+
+macro_rules! all_engines {
+    ($($name:ident),*) => {
+        mod memory { $( #[test] fn $name() { super::$name(keel_storage::EngineKind::Memory) } )* }
+    };
+}
+
+all_engines!(
+    basics,
+    multi_is_one_batch_and_errors_roll_back_one_command,
+    expiry_cycle_deletes_due_keys
+);
