@@ -9,6 +9,7 @@ use keel_storage::{Storage, WriteOptions};
 
 use crate::command::{lookup, CommandSpec};
 use crate::ctx::ApplyCtx;
+use crate::cursor::CursorTable;
 use crate::error::{CmdError, Result};
 use crate::exec::{Access, Exec};
 use crate::keys;
@@ -70,6 +71,7 @@ pub struct ReadResult {
 #[derive(Clone)]
 pub struct Engine {
     store: Arc<dyn Storage>,
+    cursors: Arc<CursorTable>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -98,7 +100,10 @@ pub fn resolve(args: &[Bytes]) -> std::result::Result<&'static CommandSpec, Repl
 impl Engine {
     /// An engine over `store`.
     pub fn new(store: Arc<dyn Storage>) -> Self {
-        Engine { store }
+        Engine {
+            store,
+            cursors: Arc::new(CursorTable::new()),
+        }
     }
 
     /// The storage underneath.
@@ -118,7 +123,14 @@ impl Engine {
     /// Applies one log entry deterministically and commits it as one storage batch.
     pub fn apply(&self, ctx: &ApplyCtx, op: &Op) -> Result<Applied> {
         let tx = WriteTx::new(Arc::clone(&self.store));
-        let mut ex = Exec::new(Access::Write(tx), 0, ctx.now_ms, ctx.seq, ctx.seed);
+        let mut ex = Exec::new(
+            Access::Write(tx),
+            0,
+            ctx.now_ms,
+            ctx.seq,
+            ctx.seed,
+            Arc::clone(&self.cursors),
+        );
         let mut replies = Vec::new();
         match op {
             Op::Command { db, args } => {
@@ -180,7 +192,14 @@ impl Engine {
             });
         }
         let reader = SnapshotReader::new(self.store.snapshot());
-        let mut ex = Exec::new(Access::Read(reader), db, now_ms, 0, now_ms);
+        let mut ex = Exec::new(
+            Access::Read(reader),
+            db,
+            now_ms,
+            0,
+            now_ms,
+            Arc::clone(&self.cursors),
+        );
         let reply = match (spec.handler)(&mut ex, args) {
             Ok(r) => r,
             Err(CmdError::Reply(r)) => r,

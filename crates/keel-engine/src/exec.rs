@@ -1,10 +1,13 @@
 //! The context a command runs in: where it reads, where it writes, which database, what
 //! time it is, and the metadata helpers every type module shares.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use keel_storage::{Direction, ScanRange};
 
 use crate::ctx::DetRng;
+use crate::cursor::CursorTable;
 use crate::error::{fail, CmdResult, Result};
 use crate::keys;
 use crate::kv::{KvRead, PairIter, SnapshotReader, WriteTx};
@@ -34,12 +37,21 @@ pub struct Exec {
     pub touched: Vec<(u8, Bytes)>,
     /// Keys a read found expired, as (db, key): the server deletes them through the log.
     pub expired: Vec<(u8, Bytes)>,
+    /// SCAN-family cursors of this engine.
+    pub cursors: Arc<CursorTable>,
 }
 
 impl Exec {
     /// A context over `access` for database `db` at time `now_ms`; `seq` is the log index
     /// (0 for reads) and seeds new collection versions, `seed` the generator.
-    pub fn new(access: Access, db: u8, now_ms: u64, seq: u64, seed: u64) -> Self {
+    pub fn new(
+        access: Access,
+        db: u8,
+        now_ms: u64,
+        seq: u64,
+        seed: u64,
+        cursors: Arc<CursorTable>,
+    ) -> Self {
         Exec {
             access,
             db,
@@ -49,6 +61,7 @@ impl Exec {
             rng: DetRng::new(seed),
             touched: Vec::new(),
             expired: Vec::new(),
+            cursors,
         }
     }
 

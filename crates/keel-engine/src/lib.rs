@@ -7,9 +7,11 @@
 pub mod args;
 pub mod command;
 pub mod ctx;
+pub mod cursor;
 pub mod engine;
 pub mod error;
 pub mod exec;
+pub mod glob;
 pub mod keys;
 pub mod kv;
 pub mod meta;

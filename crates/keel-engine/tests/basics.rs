@@ -1,63 +1,10 @@
 //! End-to-end checks of the engine's apply/read paths on every storage engine.
 
-use bytes::Bytes;
-use keel_engine::{ApplyCtx, Engine, Op, Reply};
-use keel_storage::{EngineKind, OpenOptions};
+mod common;
 
-fn b(s: &str) -> Bytes {
-    Bytes::copy_from_slice(s.as_bytes())
-}
-
-fn cmd(parts: &[&str]) -> Vec<Bytes> {
-    parts.iter().map(|p| b(p)).collect()
-}
-
-struct T {
-    engine: Engine,
-    seq: u64,
-    now: u64,
-    _dir: tempfile::TempDir,
-}
-
-impl T {
-    fn new(kind: EngineKind) -> T {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = keel_storage::open(dir.path(), &OpenOptions::new(kind)).expect("open");
-        T {
-            engine: Engine::new(store),
-            seq: 0,
-            now: 1_700_000_000_000,
-            _dir: dir,
-        }
-    }
-
-    fn w(&mut self, parts: &[&str]) -> Reply {
-        self.seq += 1;
-        let ctx = ApplyCtx {
-            seq: self.seq,
-            now_ms: self.now,
-            seed: self.seq,
-        };
-        let applied = self
-            .engine
-            .apply(
-                &ctx,
-                &Op::Command {
-                    db: 0,
-                    args: cmd(parts),
-                },
-            )
-            .expect("apply");
-        applied.replies.into_iter().next().expect("one reply")
-    }
-
-    fn r(&self, parts: &[&str]) -> Reply {
-        self.engine
-            .read(0, self.now, &cmd(parts))
-            .expect("read")
-            .reply
-    }
-}
+use common::{b, cmd, T};
+use keel_engine::{ApplyCtx, Op, Reply};
+use keel_storage::EngineKind;
 
 fn basics(kind: EngineKind) {
     let mut t = T::new(kind);
@@ -141,12 +88,6 @@ fn expiry_cycle_deletes_due_keys(kind: EngineKind) {
     assert_eq!(a.replies, vec![Reply::Int(1)]);
     assert_eq!(a.touched, vec![(0, b("a"))]);
     assert_eq!(t.r(&["EXISTS", "a", "b", "c"]), Reply::Int(2));
-}
-
-macro_rules! all_engines {
-    ($($name:ident),*) => {
-        mod memory { $( #[test] fn $name() { super::$name(keel_storage::EngineKind::Memory) } )* }
-    };
 }
 
 all_engines!(
