@@ -13,7 +13,7 @@ use crate::cursor::CursorTable;
 use crate::error::{CmdError, Result};
 use crate::exec::{Access, Exec};
 use crate::keys;
-use crate::kv::{SnapshotReader, WriteTx};
+use crate::kv::{KvRead, SnapshotReader, WriteTx};
 use crate::reply::{errors, Reply};
 
 /// Name of the internal record holding the last applied log index.
@@ -45,6 +45,15 @@ pub enum Op {
     ExpireCycle {
         /// Bound on keys deleted by this entry.
         max: usize,
+    },
+    /// Commit of an optimistic transaction (see [`crate::txn`]).
+    TxnCommit {
+        /// Database of the keys.
+        db: u8,
+        /// Log index the transaction's snapshot reflected.
+        start_index: u64,
+        /// The writes, each with the modification index it expects.
+        writes: Vec<crate::txn::TxnKeyWrite>,
     },
 }
 
@@ -157,6 +166,21 @@ impl Engine {
                 let n = crate::types::expire::expire_cycle(&mut ex, *max)?;
                 replies.push(Reply::Int(n as i64));
             }
+            Op::TxnCommit { db, writes, .. } => {
+                ex.db = *db;
+                let reply = match crate::txn::apply_commit(&mut ex, *db, writes) {
+                    Ok(()) => Reply::Ok,
+                    Err(CmdError::Reply(r)) => {
+                        if let Some(tx) = ex.tx_mut() {
+                            tx.rollback();
+                        }
+                        ex.touched.clear();
+                        r
+                    }
+                    Err(CmdError::Engine(e)) => return Err(e),
+                };
+                replies.push(reply);
+            }
         }
         let touched = std::mem::take(&mut ex.touched);
         let Access::Write(mut tx) = ex.into_access() else {
@@ -169,6 +193,16 @@ impl Engine {
         );
         self.store.write(tx.into_batch(), WriteOptions::DEFAULT)?;
         Ok(Applied { replies, touched })
+    }
+
+    /// Starts an optimistic transaction in `db` at a fresh snapshot.
+    pub fn begin(&self, db: u8) -> Result<crate::txn::Txn> {
+        let reader = SnapshotReader::new(self.store.snapshot());
+        let start = reader
+            .get(&keys::internal_key(APPLIED_INDEX))?
+            .and_then(|r| <[u8; 8]>::try_from(r.as_ref()).ok())
+            .map_or(0, u64::from_le_bytes);
+        Ok(crate::txn::Txn::new(reader, db, start))
     }
 
     /// Runs a read-only command on a fresh snapshot at time `now_ms`.

@@ -65,6 +65,11 @@ impl Exec {
         }
     }
 
+    /// The log index of the entry being applied (0 on the read path).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
     /// True inside the apply loop.
     pub fn is_write(&self) -> bool {
         matches!(self.access, Access::Write(_))
@@ -199,7 +204,8 @@ impl Exec {
                 self.put(keys::gc_key(db, key, o), Bytes::new())?;
             }
         }
-        self.put(keys::meta_key(db, key), meta.encode())?;
+        let rec = meta.encode_at(self.seq);
+        self.put(keys::meta_key(db, key), rec)?;
         self.touch_in(db, key);
         Ok(())
     }

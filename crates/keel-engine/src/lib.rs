@@ -16,6 +16,7 @@ pub mod keys;
 pub mod kv;
 pub mod meta;
 pub mod reply;
+pub mod txn;
 pub mod types;
 
 pub use ctx::ApplyCtx;

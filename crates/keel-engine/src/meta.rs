@@ -1,9 +1,14 @@
 //! The metadata record of a key: its type, expiry, version and size, and a string's
 //! value inline.
 //!
-//! Layout: `type u8 | flags u8 | [expire_at_ms u64 LE if flags&EXPIRES]` then
+//! Layout: `type u8 | flags u8 | mod_index u64 LE | [expire_at_ms u64 LE if
+//! flags&EXPIRES]` then
 //! strings: the value bytes; collections: `version u64 | len u64` and for lists
 //! `head i64 | tail i64` (element indices: elements live at head..tail, exclusive).
+//!
+//! `mod_index` is the log index of the entry that last wrote the record; optimistic
+//! transactions compare it with their start index to find write-write conflicts. It is
+//! stamped by `Exec::put_meta` and kept out of [`Meta`] so type code never handles it.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -149,13 +154,18 @@ impl Meta {
         self.len() == 0
     }
 
-    /// Encodes the record.
+    /// Encodes the record with modification index 0 (tests, fixtures).
     pub fn encode(&self) -> Bytes {
+        self.encode_at(0)
+    }
+
+    /// Encodes the record as written by the log entry `mod_index`.
+    pub fn encode_at(&self, mod_index: u64) -> Bytes {
         let extra = match &self.body {
             Body::String(v) => v.len(),
             Body::Collection { .. } => 32,
         };
-        let mut b = BytesMut::with_capacity(10 + extra);
+        let mut b = BytesMut::with_capacity(18 + extra);
         b.put_u8(self.kind.code());
         let flags = if self.expire_at.is_some() {
             FLAG_EXPIRES
@@ -163,6 +173,7 @@ impl Meta {
             0
         };
         b.put_u8(flags);
+        b.put_u64_le(mod_index);
         if let Some(at) = self.expire_at {
             b.put_u64_le(at);
         }
@@ -180,6 +191,12 @@ impl Meta {
         b.freeze()
     }
 
+    /// The modification index of an encoded record (None if too short to hold one).
+    pub fn mod_index_of(raw: &[u8]) -> Option<u64> {
+        let b: [u8; 8] = raw.get(2..10)?.try_into().ok()?;
+        Some(u64::from_le_bytes(b))
+    }
+
     /// Decodes a record read from `storage_key` (named in errors).
     pub fn decode(storage_key: &[u8], raw: &Bytes) -> Result<Meta> {
         let bad = |why: &str| EngineError::corrupt("metadata", storage_key, why);
@@ -188,7 +205,10 @@ impl Meta {
         }
         let kind = KeyType::from_code(raw[0]).ok_or_else(|| bad("unknown type code"))?;
         let flags = raw[1];
-        let mut pos = 2;
+        let mut pos = 10;
+        if raw.len() < pos {
+            return Err(bad("record shorter than its header"));
+        }
         let take8 = |pos: &mut usize| -> Result<[u8; 8]> {
             let s = raw
                 .get(*pos..*pos + 8)
@@ -249,9 +269,14 @@ mod tests {
 
     #[test]
     fn rejects_damage() {
-        assert!(Meta::decode(b"k", &Bytes::from_static(b"\x09\x00")).is_err());
-        assert!(Meta::decode(b"k", &Bytes::from_static(b"\x02\x00\x01")).is_err());
-        assert!(Meta::decode(b"k", &Bytes::from_static(b"\x00\x01\x01")).is_err());
+        let idx = [0u8; 8];
+        let rec = |head: &[u8], tail: &[u8]| Bytes::from([head, &idx[..], tail].concat());
+        assert!(Meta::decode(b"k", &rec(b"\x09\x00", b"")).is_err());
+        assert!(Meta::decode(b"k", &rec(b"\x02\x00", b"\x01")).is_err());
+        assert!(Meta::decode(b"k", &rec(b"\x00\x01", b"\x01")).is_err());
+        assert!(Meta::decode(b"k", &Bytes::from_static(b"\x00\x00\x01")).is_err());
+        let m = Meta::string(Bytes::from_static(b"v"));
+        assert_eq!(Meta::mod_index_of(&m.encode_at(42)), Some(42));
         assert!(Meta::decode(b"k", &Bytes::from_static(b"")).is_err());
     }
 }
