@@ -178,11 +178,9 @@ impl Txn {
                 }
             };
             if take_own {
-                if let Some((k, w)) = own.next() {
-                    if let TxnWrite::Put { value, expire_at } = w {
-                        if !expire_at.is_some_and(|at| at <= now_ms) {
-                            out.push((k.clone(), value.clone()));
-                        }
+                if let Some((k, TxnWrite::Put { value, expire_at })) = own.next() {
+                    if !expire_at.is_some_and(|at| at <= now_ms) {
+                        out.push((k.clone(), value.clone()));
                     }
                 }
             } else if let Some(Ok((sk, raw))) = base.next() {
