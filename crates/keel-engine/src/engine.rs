@@ -195,6 +195,11 @@ impl Engine {
         Ok(Applied { replies, touched })
     }
 
+    /// Digest of the logical keyspace at `now_ms` (see [`crate::digest`]).
+    pub fn digest(&self, now_ms: u64) -> Result<u64> {
+        crate::digest::digest(self.store.snapshot(), now_ms)
+    }
+
     /// Starts an optimistic transaction in `db` at a fresh snapshot.
     pub fn begin(&self, db: u8) -> Result<crate::txn::Txn> {
         let reader = SnapshotReader::new(self.store.snapshot());

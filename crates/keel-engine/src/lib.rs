@@ -8,6 +8,7 @@ pub mod args;
 pub mod command;
 pub mod ctx;
 pub mod cursor;
+pub mod digest;
 pub mod engine;
 pub mod error;
 pub mod exec;

@@ -83,6 +83,9 @@ impl T {
     }
 }
 
+/// The persistent storage engines (the memory engine is the reference).
+pub const DURABLE_ENGINES: &[EngineKind] = &[];
+
 /// Instantiates each named `fn(EngineKind)` as a test per storage engine.
 #[macro_export]
 macro_rules! all_engines {
