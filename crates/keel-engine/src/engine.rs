@@ -11,6 +11,7 @@ use crate::command::{lookup, CommandSpec};
 use crate::ctx::ApplyCtx;
 use crate::cursor::CursorTable;
 use crate::error::{CmdError, Result};
+use crate::eviction::{pick_victims, used_memory, AccessTable, EvictionPolicy};
 use crate::exec::{Access, Exec};
 use crate::keys;
 use crate::kv::{KvRead, SnapshotReader, WriteTx};
@@ -45,6 +46,11 @@ pub enum Op {
     ExpireCycle {
         /// Bound on keys deleted by this entry.
         max: usize,
+    },
+    /// Eviction under maxmemory: delete these (db, key) pairs if they still exist.
+    Evict {
+        /// The victims the leader picked.
+        keys: Vec<(u8, Bytes)>,
     },
     /// Commit of an optimistic transaction (see [`crate::txn`]).
     TxnCommit {
@@ -81,6 +87,18 @@ pub struct ReadResult {
 pub struct Engine {
     store: Arc<dyn Storage>,
     cursors: Arc<CursorTable>,
+    access: Arc<AccessTable>,
+}
+
+/// What `Engine::memory_pressure` advises before a write that may grow memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryVerdict {
+    /// Under the limit (or no limit): go ahead.
+    Fine,
+    /// Log an `Op::Evict` for these keys first, then check again.
+    Evict(Vec<(u8, Bytes)>),
+    /// Over the limit and nothing may be evicted: refuse with the OOM error.
+    Oom,
 }
 
 impl std::fmt::Debug for Engine {
@@ -112,6 +130,7 @@ impl Engine {
         Engine {
             store,
             cursors: Arc::new(CursorTable::new()),
+            access: Arc::new(AccessTable::new()),
         }
     }
 
@@ -143,10 +162,12 @@ impl Engine {
         let mut replies = Vec::new();
         match op {
             Op::Command { db, args } => {
+                self.touch_keys(*db, args, ctx.now_ms);
                 replies.push(run_one(&mut ex, *db, args)?);
             }
             Op::Multi { cmds } => {
                 for (db, args) in cmds {
+                    self.touch_keys(*db, args, ctx.now_ms);
                     replies.push(run_one(&mut ex, *db, args)?);
                 }
             }
@@ -165,6 +186,16 @@ impl Engine {
             Op::ExpireCycle { max } => {
                 let n = crate::types::expire::expire_cycle(&mut ex, *max)?;
                 replies.push(Reply::Int(n as i64));
+            }
+            Op::Evict { keys } => {
+                let mut n = 0;
+                for (db, k) in keys {
+                    if let Some(meta) = run_cmd(ex.meta_in(*db, k))? {
+                        run_cmd(ex.delete_key_in(*db, k, &meta))?;
+                        n += 1;
+                    }
+                }
+                replies.push(Reply::Int(n));
             }
             Op::TxnCommit { db, writes, .. } => {
                 ex.db = *db;
@@ -195,6 +226,56 @@ impl Engine {
         Ok(Applied { replies, touched })
     }
 
+    /// The access table (OBJECT IDLETIME/FREQ, eviction).
+    pub fn access(&self) -> &AccessTable {
+        &self.access
+    }
+
+    /// Memory as counted for `maxmemory` (see [`crate::eviction::used_memory`]).
+    pub fn used_memory(&self) -> u64 {
+        used_memory(self.store.as_ref())
+    }
+
+    /// Decides what a write that may grow memory must do under `maxmemory` bytes
+    /// (0 = unlimited) and `policy`, sampling `samples` keys per victim.
+    pub fn memory_pressure(
+        &self,
+        maxmemory: u64,
+        policy: EvictionPolicy,
+        samples: usize,
+        now_ms: u64,
+        seed: u64,
+    ) -> Result<MemoryVerdict> {
+        if maxmemory == 0 {
+            return Ok(MemoryVerdict::Fine);
+        }
+        let stats = self.store.stats();
+        let used = stats.live_bytes + stats.live_keys * crate::eviction::PER_KEY_OVERHEAD;
+        if used <= maxmemory {
+            return Ok(MemoryVerdict::Fine);
+        }
+        if policy == EvictionPolicy::NoEviction {
+            return Ok(MemoryVerdict::Oom);
+        }
+        // Evict about as many average-sized keys as the excess, in bounded rounds.
+        let avg = (used / stats.live_keys.max(1)).max(1);
+        let want = (used - maxmemory).div_ceil(avg).clamp(1, 64) as usize;
+        let victims = pick_victims(
+            self.store.snapshot(),
+            &self.access,
+            policy,
+            samples.max(1),
+            want,
+            now_ms,
+            seed,
+        )?;
+        Ok(if victims.is_empty() {
+            MemoryVerdict::Oom
+        } else {
+            MemoryVerdict::Evict(victims)
+        })
+    }
+
     /// Digest of the logical keyspace at `now_ms` (see [`crate::digest`]).
     pub fn digest(&self, now_ms: u64) -> Result<u64> {
         crate::digest::digest(self.store.snapshot(), now_ms)
@@ -208,6 +289,14 @@ impl Engine {
             .and_then(|r| <[u8; 8]>::try_from(r.as_ref()).ok())
             .map_or(0, u64::from_le_bytes);
         Ok(crate::txn::Txn::new(reader, db, start))
+    }
+
+    fn touch_keys(&self, db: u8, args: &[Bytes], now_ms: u64) {
+        if let Some(spec) = args.first().and_then(|n| lookup(n)) {
+            for pos in spec.key_positions(args.len()) {
+                self.access.touch(db, &args[pos], now_ms);
+            }
+        }
     }
 
     /// Runs a read-only command on a fresh snapshot at time `now_ms`.
@@ -229,6 +318,9 @@ impl Engine {
                 )),
                 expired: Vec::new(),
             });
+        }
+        for pos in spec.key_positions(args.len()) {
+            self.access.touch(db, &args[pos], now_ms);
         }
         let reader = SnapshotReader::new(self.store.snapshot());
         let mut ex = Exec::new(

@@ -11,6 +11,7 @@ pub mod cursor;
 pub mod digest;
 pub mod engine;
 pub mod error;
+pub mod eviction;
 pub mod exec;
 pub mod glob;
 pub mod keys;
@@ -21,6 +22,7 @@ pub mod txn;
 pub mod types;
 
 pub use ctx::ApplyCtx;
-pub use engine::{Applied, Engine, Op, ReadResult};
+pub use engine::{Applied, Engine, MemoryVerdict, Op, ReadResult};
 pub use error::{EngineError, Result};
+pub use eviction::EvictionPolicy;
 pub use reply::Reply;
