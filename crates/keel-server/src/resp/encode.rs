@@ -1,0 +1,169 @@
+//! Renders engine replies as RESP2 or RESP3 bytes.
+
+use bytes::{BufMut, BytesMut};
+use keel_engine::args::format_f64;
+use keel_engine::Reply;
+
+/// The protocol version a connection negotiated (HELLO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// RESP2, the default.
+    #[default]
+    Resp2,
+    /// RESP3.
+    Resp3,
+}
+
+fn line(out: &mut BytesMut, prefix: u8, body: &[u8]) {
+    out.reserve(body.len() + 3);
+    out.put_u8(prefix);
+    out.put_slice(body);
+    out.put_slice(b"\r\n");
+}
+
+fn int_line(out: &mut BytesMut, prefix: u8, n: i64) {
+    let mut buf = itoa_buf(n);
+    line(out, prefix, buf.as_bytes_mut());
+}
+
+struct ItoaBuf {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl ItoaBuf {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa_buf(n: i64) -> ItoaBuf {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let neg = n < 0;
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if neg {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    ItoaBuf { buf, start: i }
+}
+
+/// Appends `reply` to `out` in protocol `proto`.
+pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
+    match reply {
+        Reply::Ok => out.put_slice(b"+OK\r\n"),
+        Reply::Simple(s) => line(out, b'+', sanitize(s).as_bytes()),
+        Reply::Error(e) => line(out, b'-', sanitize(e).as_bytes()),
+        Reply::Int(n) => int_line(out, b':', *n),
+        Reply::Bulk(b) => {
+            int_line(out, b'$', b.len() as i64);
+            out.reserve(b.len() + 2);
+            out.put_slice(b);
+            out.put_slice(b"\r\n");
+        }
+        Reply::Nil => match proto {
+            Protocol::Resp2 => out.put_slice(b"$-1\r\n"),
+            Protocol::Resp3 => out.put_slice(b"_\r\n"),
+        },
+        Reply::NilArray => match proto {
+            Protocol::Resp2 => out.put_slice(b"*-1\r\n"),
+            Protocol::Resp3 => out.put_slice(b"_\r\n"),
+        },
+        Reply::Array(items) => {
+            int_line(out, b'*', items.len() as i64);
+            for i in items {
+                encode(i, proto, out);
+            }
+        }
+        Reply::Set(items) => {
+            let prefix = if proto == Protocol::Resp3 { b'~' } else { b'*' };
+            int_line(out, prefix, items.len() as i64);
+            for i in items {
+                encode(i, proto, out);
+            }
+        }
+        Reply::Map(pairs) => {
+            match proto {
+                Protocol::Resp3 => int_line(out, b'%', pairs.len() as i64),
+                Protocol::Resp2 => int_line(out, b'*', 2 * pairs.len() as i64),
+            }
+            for (k, v) in pairs {
+                encode(k, proto, out);
+                encode(v, proto, out);
+            }
+        }
+        Reply::Double(d) => {
+            let text = format_f64(*d);
+            match proto {
+                Protocol::Resp3 => line(out, b',', text.as_bytes()),
+                Protocol::Resp2 => {
+                    int_line(out, b'$', text.len() as i64);
+                    out.put_slice(text.as_bytes());
+                    out.put_slice(b"\r\n");
+                }
+            }
+        }
+        Reply::Bool(v) => match proto {
+            Protocol::Resp3 => out.put_slice(if *v { b"#t\r\n" } else { b"#f\r\n" }),
+            Protocol::Resp2 => out.put_slice(if *v { b":1\r\n" } else { b":0\r\n" }),
+        },
+    }
+}
+
+/// Status and error lines cannot carry CR or LF; Redis replaces them with spaces.
+fn sanitize(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['\r', '\n']) {
+        std::borrow::Cow::Owned(s.replace(['\r', '\n'], " "))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn enc(r: &Reply, p: Protocol) -> String {
+        let mut out = BytesMut::new();
+        encode(r, p, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn resp2_and_resp3_shapes() {
+        use Protocol::*;
+        assert_eq!(enc(&Reply::Ok, Resp2), "+OK\r\n");
+        assert_eq!(enc(&Reply::Int(-42), Resp2), ":-42\r\n");
+        assert_eq!(
+            enc(&Reply::Int(i64::MIN), Resp2),
+            ":-9223372036854775808\r\n"
+        );
+        assert_eq!(
+            enc(&Reply::Bulk(Bytes::from_static(b"hi")), Resp2),
+            "$2\r\nhi\r\n"
+        );
+        assert_eq!(enc(&Reply::Nil, Resp2), "$-1\r\n");
+        assert_eq!(enc(&Reply::Nil, Resp3), "_\r\n");
+        assert_eq!(enc(&Reply::NilArray, Resp2), "*-1\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), Resp2), "$3\r\n1.5\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), Resp3), ",1.5\r\n");
+        assert_eq!(enc(&Reply::Double(f64::NEG_INFINITY), Resp3), ",-inf\r\n");
+        let map = Reply::Map(vec![(Reply::bulk("a"), Reply::Int(1))]);
+        assert_eq!(enc(&map, Resp2), "*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&map, Resp3), "%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&Reply::Bool(true), Resp3), "#t\r\n");
+        assert_eq!(enc(&Reply::Bool(false), Resp2), ":0\r\n");
+        assert_eq!(enc(&Reply::err("ERR a\r\nb"), Resp2), "-ERR a  b\r\n");
+        assert_eq!(enc(&Reply::Set(vec![Reply::Int(1)]), Resp3), "~1\r\n:1\r\n");
+    }
+}

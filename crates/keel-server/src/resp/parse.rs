@@ -1,0 +1,328 @@
+//! A resumable RESP request parser. It consumes complete pieces from the connection's
+//! buffer as they arrive, keeping its place inside a multibulk request, so a 100 MB
+//! argument arriving in 16 KB reads is parsed once, not re-scanned per read.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::inline::split_args;
+
+/// Protocol limits, with Redis's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest bulk argument (proto-max-bulk-len).
+    pub max_bulk_len: usize,
+    /// Most arguments in one multibulk request.
+    pub max_multibulk: usize,
+    /// Longest inline request, and longest `*`/`$` header line.
+    pub max_inline: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk: 1024 * 1024,
+            max_inline: 64 * 1024,
+        }
+    }
+}
+
+/// A malformed request: the text is the full error reply (Redis's wording); the
+/// connection is closed after sending it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+fn proto_err(what: impl std::fmt::Display) -> ParseError {
+    ParseError(format!("ERR Protocol error: {what}"))
+}
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Idle,
+    Multibulk {
+        remaining: usize,
+        args: Vec<Bytes>,
+        bulk_len: Option<usize>,
+    },
+}
+
+/// Per-connection request parser.
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    limits: Limits,
+    state: State,
+}
+
+impl RequestParser {
+    /// A parser enforcing `limits`.
+    pub fn new(limits: Limits) -> Self {
+        RequestParser {
+            limits,
+            state: State::Idle,
+        }
+    }
+
+    /// True when the parser is in the middle of a request.
+    pub fn is_mid_request(&self) -> bool {
+        !matches!(self.state, State::Idle)
+    }
+
+    /// Extracts the next complete request from `buf`, consuming its bytes. Ok(None) means
+    /// more bytes are needed. An empty Vec is a blank request (ignored, no reply).
+    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ParseError> {
+        if let State::Idle = self.state {
+            let Some(&first) = buf.first() else {
+                return Ok(None);
+            };
+            if first != b'*' {
+                return self.inline(buf);
+            }
+            let Some(line) = self.take_line(buf, "too big mbulk count string")? else {
+                return Ok(None);
+            };
+            let count =
+                parse_len(&line[1..]).ok_or_else(|| proto_err("invalid multibulk length"))?;
+            if count > self.limits.max_multibulk as i64 {
+                return Err(proto_err("invalid multibulk length"));
+            }
+            if count <= 0 {
+                return Ok(Some(Vec::new()));
+            }
+            let count = count as usize;
+            self.state = State::Multibulk {
+                remaining: count,
+                args: Vec::with_capacity(count.min(1024)),
+                bulk_len: None,
+            };
+        }
+        loop {
+            let State::Multibulk {
+                remaining,
+                args,
+                bulk_len,
+            } = &mut self.state
+            else {
+                return Ok(None);
+            };
+            if *remaining == 0 {
+                let args = std::mem::take(args);
+                self.state = State::Idle;
+                return Ok(Some(args));
+            }
+            let len = match *bulk_len {
+                Some(len) => len,
+                None => {
+                    let Some(pos) = find_crlf(buf, self.limits.max_inline) else {
+                        if buf.len() > self.limits.max_inline {
+                            return Err(proto_err("too big bulk count string"));
+                        }
+                        return Ok(None);
+                    };
+                    if buf[0] != b'$' {
+                        let got = char::from(buf[0]);
+                        return Err(proto_err(format!("expected '$', got '{got}'")));
+                    }
+                    let len = parse_len(&buf[1..pos])
+                        .filter(|l| *l >= 0 && *l as usize <= self.limits.max_bulk_len)
+                        .ok_or_else(|| proto_err("invalid bulk length"))?
+                        as usize;
+                    buf.advance(pos + 2);
+                    *bulk_len = Some(len);
+                    len
+                }
+            };
+            if buf.len() < len + 2 {
+                // Grow toward the announced size in bounded steps: a client announcing a
+                // 500 MB argument must send it before it costs us 500 MB.
+                buf.reserve((len + 2 - buf.len()).min(1 << 20));
+                return Ok(None);
+            }
+            let arg = buf.split_to(len).freeze();
+            buf.advance(2);
+            args.push(arg);
+            *remaining -= 1;
+            *bulk_len = None;
+        }
+    }
+
+    fn inline(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ParseError> {
+        let Some(nl) = buf.iter().position(|&c| c == b'\n') else {
+            if buf.len() > self.limits.max_inline {
+                return Err(proto_err("too big inline request"));
+            }
+            return Ok(None);
+        };
+        if nl > self.limits.max_inline {
+            return Err(proto_err("too big inline request"));
+        }
+        let line = buf.split_to(nl + 1);
+        let mut line = &line[..nl];
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        split_args(line)
+            .map(Some)
+            .ok_or_else(|| proto_err("unbalanced quotes in request"))
+    }
+
+    fn take_line(&self, buf: &mut BytesMut, too_big: &str) -> Result<Option<BytesMut>, ParseError> {
+        match find_crlf(buf, self.limits.max_inline) {
+            Some(pos) => {
+                let line = buf.split_to(pos);
+                buf.advance(2);
+                Ok(Some(line))
+            }
+            None if buf.len() > self.limits.max_inline => Err(proto_err(too_big)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Position of the first "\r\n" within the first `limit` bytes.
+fn find_crlf(buf: &[u8], limit: usize) -> Option<usize> {
+    let window = &buf[..buf.len().min(limit + 2)];
+    window.windows(2).position(|w| w == b"\r\n")
+}
+
+/// Parses a header length (digits with an optional '-').
+fn parse_len(b: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    s.parse::<i64>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ParseError> {
+        let mut p = RequestParser::default();
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(cmd) = p.next(&mut buf)? {
+            out.push(cmd);
+        }
+        Ok(out)
+    }
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn multibulk_inline_and_pipelines() {
+        let got =
+            parse_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\nPING\r\n*1\r\n$4\r\nPING\r\n")
+                .expect("parse");
+        assert_eq!(
+            got,
+            vec![
+                vec![b("SET"), b("k"), b("")],
+                vec![b("PING")],
+                vec![b("PING")]
+            ]
+        );
+    }
+
+    #[test]
+    fn resumes_at_every_split_point() {
+        let input = b"*2\r\n$4\r\nECHO\r\n$11\r\nhello world\r\nset a b\r\n";
+        let whole = parse_all(input).expect("parse");
+        for cut in 0..input.len() {
+            let mut p = RequestParser::default();
+            let mut buf = BytesMut::from(&input[..cut]);
+            let mut out = Vec::new();
+            while let Some(c) = p.next(&mut buf).expect("first half") {
+                out.push(c);
+            }
+            buf.extend_from_slice(&input[cut..]);
+            while let Some(c) = p.next(&mut buf).expect("second half") {
+                out.push(c);
+            }
+            assert_eq!(out, whole, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn redis_protocol_errors() {
+        let err = |i: &[u8]| parse_all(i).err().map(|e| e.0);
+        assert_eq!(
+            err(b"*1\r\n+PING\r\n"),
+            Some("ERR Protocol error: expected '$', got '+'".into())
+        );
+        assert_eq!(
+            err(b"*1\r\n$-5\r\n"),
+            Some("ERR Protocol error: invalid bulk length".into())
+        );
+        assert_eq!(
+            err(b"*1\r\n$600000000\r\n"),
+            Some("ERR Protocol error: invalid bulk length".into())
+        );
+        assert_eq!(
+            err(b"*x\r\n"),
+            Some("ERR Protocol error: invalid multibulk length".into())
+        );
+        assert_eq!(
+            err(b"*2000000\r\n"),
+            Some("ERR Protocol error: invalid multibulk length".into())
+        );
+        assert_eq!(
+            err(b"SET k \"v\r\n"),
+            Some("ERR Protocol error: unbalanced quotes in request".into())
+        );
+        let big = vec![b'a'; 70 * 1024];
+        assert_eq!(
+            err(&big),
+            Some("ERR Protocol error: too big inline request".into())
+        );
+        assert_eq!(parse_all(b"*0\r\n*-1\r\n\r\n").expect("parse").len(), 3);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_chunking_does_not_matter(
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            chunk in 1usize..17,
+        ) {
+            let whole = parse_all(&input);
+            let mut p = RequestParser::default();
+            let mut buf = BytesMut::new();
+            let mut out = Vec::new();
+            let mut failed = None;
+            'feed: for piece in input.chunks(chunk) {
+                buf.extend_from_slice(piece);
+                loop {
+                    match p.next(&mut buf) {
+                        Ok(Some(c)) => out.push(c),
+                        Ok(None) => break,
+                        Err(e) => { failed = Some(e); break 'feed; }
+                    }
+                }
+            }
+            match (whole, failed) {
+                (Ok(w), None) => proptest::prop_assert_eq!(w, out),
+                (Err(a), Some(b)) => proptest::prop_assert_eq!(a, b),
+                (w, f) => proptest::prop_assert!(false, "whole {:?} vs chunked {:?}", w, f),
+            }
+        }
+
+        #[test]
+        fn encoded_commands_round_trip(
+            args in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20), 1..6),
+        ) {
+            let mut wire = format!("*{}\r\n", args.len()).into_bytes();
+            for a in &args {
+                wire.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                wire.extend_from_slice(a);
+                wire.extend_from_slice(b"\r\n");
+            }
+            let got = parse_all(&wire).map_err(|e| proptest::test_runner::TestCaseError::fail(e.0))?;
+            let want: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+            proptest::prop_assert_eq!(got, vec![want]);
+        }
+    }
+}
