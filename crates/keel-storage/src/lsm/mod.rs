@@ -53,6 +53,7 @@
 //! reported as 0. `disk_bytes` is the space actually allocated under `<dir>/lsm`.
 
 pub mod group_commit;
+pub mod journal_check;
 pub mod keys;
 
 use std::path::{Path, PathBuf};
@@ -137,6 +138,8 @@ struct Inner {
     /// One `compact` at a time.
     compaction: Mutex<()>,
     fjall_dir: PathBuf,
+    /// Bytes fjall cut from journal tails during open.
+    torn_bytes_dropped: u64,
     lock: Mutex<Option<DirLock>>,
 }
 
@@ -301,6 +304,7 @@ impl LsmEngine {
         let lock = DirLock::acquire(dir)?;
         let lifecycle = Lifecycle::new();
         let fjall_dir = dir.join(FJALL_DIR);
+        let torn_bytes_dropped = precheck_journals(&fjall_dir, opts.repair)?;
         let db = Database::builder(&fjall_dir)
             .cache_size(opts.lsm.cache_bytes)
             .manual_journal_persist(true)
@@ -336,6 +340,7 @@ impl LsmEngine {
             open_snapshots: AtomicU64::new(0),
             compaction: Mutex::new(()),
             fjall_dir,
+            torn_bytes_dropped,
             lock: Mutex::new(Some(lock)),
         });
         let flusher = if opts.sync_policy == SyncPolicy::EverySec {
@@ -354,6 +359,52 @@ impl LsmEngine {
             flusher: Mutex::new(flusher),
         })
     }
+}
+
+/// Walks fjall's journals before fjall replays them (see [`journal_check`]): damage that
+/// fjall would answer by silently dropping complete batches stops the open with
+/// [`StorageError::Corrupt`] naming the file and offset, unless `repair` is set. Returns
+/// the bytes fjall is about to cut from journal tails.
+fn precheck_journals(fjall_dir: &Path, repair: bool) -> Result<u64> {
+    let reports = journal_check::check_dir(fjall_dir)
+        .map_err(|e| StorageError::io("pre-check journals", fjall_dir, e))?;
+    let mut dropped = 0;
+    for r in reports {
+        let path = r.path.display().to_string();
+        if let Some(at) = r.seqno_regression_at {
+            if !repair {
+                return Err(StorageError::corrupt(
+                    &r.path,
+                    at,
+                    "journal batch sequence numbers stop rising after this batch",
+                ));
+            }
+            tracing::warn!(%path, offset = at, "lsm repair: cutting journal before batches with falling sequence numbers");
+            journal_check::truncate_at(&r.path, at)
+                .map_err(|e| StorageError::io("repair: truncate journal", &r.path, e))?;
+            dropped += r.content_end.saturating_sub(at);
+            continue;
+        }
+        if r.damaged_before_tail() {
+            let reason = format!(
+                "journal entry does not decode, yet {} complete batch(es) follow from offset {}",
+                r.batches_after_cut,
+                r.resumes_at.unwrap_or_default()
+            );
+            if !repair {
+                return Err(StorageError::corrupt(&r.path, r.valid_end, reason));
+            }
+            tracing::warn!(%path, offset = r.valid_end, %reason, "lsm repair: journal will be cut there");
+        } else if r.batches_after_cut > 0 {
+            tracing::warn!(%path, offset = r.valid_end, batches = r.batches_after_cut,
+                "lsm: unwritten sector in the journal tail (crash); unsynced batches after it are dropped");
+        }
+        if r.dropped_bytes() > 0 {
+            tracing::info!(%path, offset = r.valid_end, bytes = r.dropped_bytes(), "lsm: torn journal tail cut");
+        }
+        dropped += r.dropped_bytes();
+    }
+    Ok(dropped)
 }
 
 /// `everysec`: fsync once a second while anything is unsynced. `close` unparks it.
@@ -606,6 +657,7 @@ impl Storage for LsmEngine {
         let mut s = StorageStats::empty(EngineKind::Lsm, inner.lifecycle.state());
         s.last_seq = inner.seq.load(Ordering::Acquire);
         s.open_snapshots = inner.open_snapshots.load(Ordering::Acquire);
+        s.torn_bytes_dropped = inner.torn_bytes_dropped;
         if let Some(h) = inner.handles.read().as_ref() {
             s.live_keys = h.data.approximate_len() as u64;
             s.disk_bytes = allocated_bytes(&inner.fjall_dir);
