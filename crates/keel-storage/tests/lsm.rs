@@ -250,11 +250,14 @@ fn seq_survives_reopen_and_empty_batches_do_not_advance_it() {
                 .expect("empty"),
             2
         );
-        assert_eq!(put(&s, b"c", b"3"), 3);
+        // Large values are compressed in the journal; the pre-open walk must agree with
+        // fjall on their checksums.
+        assert_eq!(put(&s, b"c", &[b'3'; 10_000]), 3);
         s.close().expect("close");
     }
     let s = open(dir.path());
     assert_eq!(s.last_seq(), 3);
+    assert_eq!(s.get(b"c").expect("get").map(|v| v.len()), Some(10_000));
     assert_eq!(s.snapshot().seq(), 3);
     assert_eq!(s.stats().last_seq, 3);
     assert_eq!(put(&s, b"d", b"4"), 4);
@@ -541,24 +544,27 @@ fn flip_byte(path: &Path, bytes: &mut [u8], at: usize) {
 
 #[test]
 fn journal_damage_before_the_tail_stops_open_unless_repair() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (journal, mut bytes, batch16) = journal_with_batches(dir.path(), 15);
-    // The first item's tag: fjall alone would cut the journal here and drop batches
-    // 16..30 without a word.
-    flip_byte(&journal, &mut bytes, batch16 + 13);
-    match LsmEngine::open(dir.path(), &opts(SyncPolicy::No)) {
-        Err(StorageError::Corrupt { path, offset, .. }) => {
-            assert_eq!(path, journal);
-            assert_eq!(offset, batch16 as u64);
+    // Offsets from batch 16's start marker: its first item's tag (fjall alone would cut
+    // the journal there and drop batches 16..30 without a word), and a byte of that
+    // item's value (fjall alone fails the open without naming file or offset).
+    for flip_at in [13usize, 13 + 21 + 1 + 5 + 3] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (journal, mut bytes, batch16) = journal_with_batches(dir.path(), 15);
+        flip_byte(&journal, &mut bytes, batch16 + flip_at);
+        match LsmEngine::open(dir.path(), &opts(SyncPolicy::No)) {
+            Err(StorageError::Corrupt { path, offset, .. }) => {
+                assert_eq!(path, journal);
+                assert_eq!(offset, batch16 as u64);
+            }
+            other => panic!("flip at +{flip_at}: expected Corrupt, got {other:?}"),
         }
-        other => panic!("expected Corrupt, got {other:?}"),
+        // Nothing was cut by the refused open.
+        assert_eq!(journal_head(&journal), bytes);
+        let s = LsmEngine::open(dir.path(), &opts(SyncPolicy::No).repair(true)).expect("repair");
+        assert_eq!(s.last_seq(), 15);
+        assert_eq!(all(&s).len(), 150);
+        assert!(s.stats().torn_bytes_dropped > 0);
     }
-    // Nothing was cut by the refused open.
-    assert_eq!(journal_head(&journal), bytes);
-    let s = LsmEngine::open(dir.path(), &opts(SyncPolicy::No).repair(true)).expect("repair");
-    assert_eq!(s.last_seq(), 15);
-    assert_eq!(all(&s).len(), 150);
-    assert!(s.stats().torn_bytes_dropped > 0);
 }
 
 #[test]

@@ -12,8 +12,10 @@
 //! an unwritten sector (a run of zeros in the preallocated file) explains the cut, which
 //! is what a crash leaves when unsynced pages reach the disk out of order.
 //!
-//! It also checks that batch sequence numbers rise, since fjall does not checksum them.
-//! Checksums themselves are left to fjall, which fails the open on a mismatch.
+//! It also verifies each batch's checksum (xxh3-64 over its item entries, as fjall
+//! writes it), so a mismatch is reported with file and offset and can be repaired by
+//! cutting the journal there (fjall alone fails the open with neither and cannot repair),
+//! and checks that batch sequence numbers rise, which fjall does not checksum.
 
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
@@ -49,6 +51,12 @@ pub struct JournalReport {
     pub batches_after_cut: u64,
     /// The region between cut and `resumes_at` holds an unwritten (all-zero) sector.
     pub hole_before_resume: bool,
+    /// Start of the first batch fjall would refuse (checksum or item count mismatch),
+    /// and what is wrong with it.
+    pub bad_batch: Option<(u64, &'static str)>,
+    /// That batch is the journal's last and holds an unwritten sector: a crash tore it
+    /// (sectors of one page reach the disk independently), so it is cut like a torn tail.
+    pub bad_batch_is_torn_tail: bool,
     /// Where sequence numbers stop rising: the start of the batch before the first one
     /// whose number is not above its predecessor's (either of the two may be the
     /// damaged one, so a repair cuts before both).
@@ -147,29 +155,58 @@ enum Walk {
         valid_end: usize,
         seqno_regression_at: Option<usize>,
     },
-    /// fjall will refuse the file itself (item count mismatch); nothing to add.
-    FjallRefuses,
+    /// The batch starting at `start` is one fjall will refuse the file for; the next
+    /// batch can start no earlier than `next`.
+    BadBatch {
+        start: usize,
+        next: usize,
+        reason: &'static str,
+        seqno_regression_at: Option<usize>,
+    },
 }
 
 fn walk(buf: &[u8]) -> Walk {
     let mut pos = 0;
     let mut valid_end = 0;
     let mut batch: Option<(usize, u32, u64)> = None;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     // Start offset and sequence number of the last complete batch.
     let mut last: Option<(usize, u64)> = None;
     let mut regression = None;
     while let Some((entry, len)) = decode(buf, pos) {
         match (entry, batch.as_mut()) {
-            (Entry::Start { count, seqno }, None) => batch = Some((pos, count, seqno)),
-            (Entry::Item | Entry::Clear, Some((_, remaining, _))) => {
+            (Entry::Start { count, seqno }, None) => {
+                batch = Some((pos, count, seqno));
+                hasher.reset();
+            }
+            (Entry::Item | Entry::Clear, Some((start, remaining, _))) => {
                 if *remaining == 0 {
-                    return Walk::FjallRefuses;
+                    return Walk::BadBatch {
+                        start: *start,
+                        next: pos + len,
+                        reason: "journal batch holds more items than its header says",
+                        seqno_regression_at: regression,
+                    };
                 }
                 *remaining -= 1;
+                hasher.update(buf.get(pos..pos + len).unwrap_or_default());
             }
             (Entry::End, Some((start, remaining, seqno))) => {
                 if *remaining > 0 {
-                    return Walk::FjallRefuses;
+                    return Walk::BadBatch {
+                        start: *start,
+                        next: pos + len,
+                        reason: "journal batch holds fewer items than its header says",
+                        seqno_regression_at: regression,
+                    };
+                }
+                if u64_at(buf, pos + 1) != Some(hasher.digest()) {
+                    return Walk::BadBatch {
+                        start: *start,
+                        next: pos + len,
+                        reason: "journal batch checksum mismatch",
+                        seqno_regression_at: regression,
+                    };
                 }
                 if let Some((prev_start, prev_seqno)) = last {
                     if regression.is_none() && *seqno <= prev_seqno {
@@ -191,42 +228,68 @@ fn walk(buf: &[u8]) -> Walk {
     }
 }
 
+/// True if `region` holds a run of zeros at least a sector long.
+fn has_hole(region: &[u8]) -> bool {
+    region.split(|b| *b != 0).any(|run| run.len() >= HOLE_LEN)
+}
+
+/// The first complete batch at or after `from` and how many follow back to back.
+fn batches_from(buf: &[u8], from: usize) -> Option<(usize, u64)> {
+    let first = (from..buf.len())
+        .filter(|&o| buf.get(o) == Some(&TAG_START))
+        .find(|&o| batch_at(buf, o).is_some())?;
+    let mut pos = first;
+    let mut count = 0;
+    while let Some((end, _)) = batch_at(buf, pos) {
+        count += 1;
+        pos = end;
+    }
+    Some((first, count))
+}
+
 /// Walks one journal file held in `buf`.
-pub fn check_buffer(path: &Path, buf: &[u8]) -> Option<JournalReport> {
+pub fn check_buffer(path: &Path, buf: &[u8]) -> JournalReport {
     let content_end = buf.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
-    let Walk::Cut {
-        valid_end,
-        seqno_regression_at,
-    } = walk(buf)
-    else {
-        return None;
-    };
+    let tail = buf.get(..content_end).unwrap_or(buf);
     let mut report = JournalReport {
         path: path.to_path_buf(),
-        valid_end: valid_end as u64,
+        valid_end: 0,
         content_end: content_end as u64,
         resumes_at: None,
         batches_after_cut: 0,
         hole_before_resume: false,
-        seqno_regression_at: seqno_regression_at.map(|p| p as u64),
+        bad_batch: None,
+        bad_batch_is_torn_tail: false,
+        seqno_regression_at: None,
     };
-    let tail = buf.get(..content_end).unwrap_or(buf);
-    let resume = (valid_end..content_end)
-        .filter(|&o| tail.get(o) == Some(&TAG_START))
-        .find_map(|o| batch_at(tail, o).map(|_| o));
-    if let Some(first) = resume {
-        let mut pos = first;
-        let mut count = 0;
-        while let Some((end, _)) = batch_at(tail, pos) {
-            count += 1;
-            pos = end;
+    match walk(buf) {
+        Walk::BadBatch {
+            start,
+            next,
+            reason,
+            seqno_regression_at,
+        } => {
+            report.valid_end = start as u64;
+            report.seqno_regression_at = seqno_regression_at.map(|p| p as u64);
+            report.bad_batch = Some((start as u64, reason));
+            report.bad_batch_is_torn_tail = batches_from(tail, next).is_none()
+                && has_hole(tail.get(start..next).unwrap_or_default());
         }
-        let gap = tail.get(valid_end..first).unwrap_or_default();
-        report.resumes_at = Some(first as u64);
-        report.batches_after_cut = count;
-        report.hole_before_resume = gap.split(|b| *b != 0).any(|run| run.len() >= HOLE_LEN);
+        Walk::Cut {
+            valid_end,
+            seqno_regression_at,
+        } => {
+            report.valid_end = valid_end as u64;
+            report.seqno_regression_at = seqno_regression_at.map(|p| p as u64);
+            if let Some((first, count)) = batches_from(tail, valid_end) {
+                report.resumes_at = Some(first as u64);
+                report.batches_after_cut = count;
+                report.hole_before_resume =
+                    has_hole(tail.get(valid_end..first).unwrap_or_default());
+            }
+        }
     }
-    Some(report)
+    report
 }
 
 /// Walks every journal file in fjall's directory (none if it does not exist yet).
@@ -252,9 +315,7 @@ pub fn check_dir(fjall_dir: &Path) -> std::io::Result<Vec<JournalReport>> {
         }
         let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
         file.take(len).read_to_end(&mut buf)?;
-        if let Some(r) = check_buffer(&path, &buf) {
-            reports.push(r);
-        }
+        reports.push(check_buffer(&path, &buf));
     }
     reports.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(reports)
@@ -317,18 +378,19 @@ mod tests {
         v
     }
 
-    fn end() -> Vec<u8> {
+    fn end(items: &[u8]) -> Vec<u8> {
         let mut v = vec![TAG_END];
-        v.extend_from_slice(&7u64.to_le_bytes());
+        v.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(items).to_le_bytes());
         v.extend_from_slice(END_MAGIC);
         v
     }
 
     fn batch(seqno: u64) -> Vec<u8> {
+        let mut items = item(b"key", b"value");
+        items.extend(item(b"k2", b""));
         let mut v = start(2, seqno);
-        v.extend(item(b"key", b"value"));
-        v.extend(item(b"k2", b""));
-        v.extend(end());
+        v.extend_from_slice(&items);
+        v.extend(end(&items));
         v
     }
 
@@ -343,7 +405,7 @@ mod tests {
     }
 
     fn check(buf: &[u8]) -> JournalReport {
-        check_buffer(Path::new("t.jnl"), buf).expect("a report")
+        check_buffer(Path::new("t.jnl"), buf)
     }
 
     #[test]
@@ -411,10 +473,49 @@ mod tests {
     }
 
     #[test]
-    fn count_mismatch_is_left_to_fjall() {
-        let (mut buf, starts) = journal(&[1, 2]);
+    fn checksum_mismatch_is_located() {
+        let (mut buf, starts) = journal(&[1, 2, 3]);
+        buf[starts[1] + START_LEN + 22] ^= 0x01; // a byte of batch 2's first value
+        let r = check(&buf);
+        assert_eq!(
+            r.bad_batch,
+            Some((starts[1] as u64, "journal batch checksum mismatch"))
+        );
+        assert!(!r.bad_batch_is_torn_tail);
+    }
+
+    #[test]
+    fn torn_sector_in_the_last_batch_is_a_torn_tail() {
+        let mut items = item(b"key", &[7u8; 2000]);
+        items.extend(item(b"k2", b"v"));
+        let (mut buf, _) = journal(&[1]);
+        let last = buf.len();
+        buf.extend(start(2, 2));
+        buf.extend_from_slice(&items);
+        buf.extend(end(&items));
+        for b in &mut buf[last + 600..last + 1200] {
+            *b = 0; // an unwritten sector inside the value
+        }
+        let r = check(&buf);
+        assert_eq!(r.bad_batch.map(|b| b.0), Some(last as u64));
+        assert!(r.bad_batch_is_torn_tail);
+        // The same tear followed by a complete batch is damage, not a tail.
+        buf.extend(batch(3));
+        assert!(!check(&buf).bad_batch_is_torn_tail);
+    }
+
+    #[test]
+    fn count_mismatch_is_located() {
+        let (mut buf, starts) = journal(&[1, 2, 3]);
         buf[starts[1] + 1] = 5; // batch 2 claims 5 items
-        assert!(check_buffer(Path::new("t.jnl"), &buf).is_none());
+        assert_eq!(r_bad(&buf), Some(starts[1] as u64));
+        let (mut buf, starts) = journal(&[1, 2, 3]);
+        buf[starts[1] + 1] = 1; // batch 2 claims 1 item
+        assert_eq!(r_bad(&buf), Some(starts[1] as u64));
+    }
+
+    fn r_bad(buf: &[u8]) -> Option<u64> {
+        check(buf).bad_batch.map(|b| b.0)
     }
 
     #[test]

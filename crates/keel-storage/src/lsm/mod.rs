@@ -19,31 +19,45 @@
 //! fjall preallocates journal files and fsyncs each new file and its directory when it
 //! creates them, so appends change no metadata that `fdatasync` would skip.
 //!
-//! # What fjall guarantees on recovery, and what keel relies on (fjall 3.1)
+//! # Recovery and corruption: what fjall 3.1 does, and what keel adds
 //!
-//! Journal: a batch is written as `Start{count, seqno}`, its items, then
-//! `End{xxh3-64 of the items}` followed by 4 magic bytes. On open fjall replays the
-//! journals and:
-//! - **torn tail** (file ends inside a batch, or the preallocated zero tail follows the
-//!   last batch): the reader stops at the first entry that does not decode (end of file,
-//!   unknown tag, bad trailer magic), truncates the journal to the end of the last
-//!   complete batch and opens. An unterminated last batch is discarded whole: batches are
+//! Journal format: a batch is `Start{count, seqno}`, its items, then `End{xxh3-64 of
+//! the items}` followed by the 4 bytes `FJL\x03`; files are preallocated (sparse, 64
+//! MiB). On open fjall replays the journals and:
+//! - **torn tail** (the file ends, or turns to zeros, inside a batch): it stops at the
+//!   first entry that does not decode, truncates the journal to the end of the last
+//!   complete batch and opens. An unterminated batch is discarded whole, so batches are
 //!   all-or-nothing across a crash. keel relies on this.
-//! - **flipped byte inside an item's key or value** of a complete batch: the batch
-//!   checksum fails and `open` fails (`JournalRecovery(ChecksumMismatch)`), surfaced as
-//!   [`StorageError::Lsm`] with op "open". No repair mode exists; `OpenOptions::repair`
-//!   is ignored by this engine.
-//! - **flipped byte in an entry tag, a length field or an `End` trailer** (any non-tail
-//!   batch): decoding fails, which fjall cannot tell from a torn tail, so it **silently
-//!   truncates the journal there and opens, dropping that batch and every later one, even
-//!   fsynced ones**. A flipped byte in a `Start` marker's seqno is not covered by any
-//!   checksum. keel's own sequence number then resumes from the last surviving batch.
-//! - SST tables: every block carries an xxh3-128 checksum of its data and a checksum of
-//!   its header, verified whenever the block is read. Damage in a data block is reported
-//!   by the read that loads it (get/scan fail with [`StorageError::Lsm`], the store stays
-//!   up); damage in blocks read at open (table metadata, pinned index and filter blocks)
-//!   makes `open` fail. Tables are written once and fsynced before the manifest names
-//!   them, so they have no torn tail.
+//! - **flipped byte in an item's key or value, keyspace id or in an `End` checksum**:
+//!   the batch checksum fails and fjall refuses to open (`ChecksumMismatch`, no file or
+//!   offset), even when that batch is the last one; it has no repair mode. A wrong item
+//!   count fails the same way (`InsufficientLength` / `TooManyItems`).
+//! - **flipped byte in an entry tag, value type, compression tag, key or stored-value
+//!   length, or an `End` trailer**: decoding fails, which fjall cannot tell from a torn
+//!   tail, so it **silently truncates the journal there and opens, dropping that batch
+//!   and every later one, fsynced or not**.
+//! - **flipped byte in a `Start` seqno**: not covered by any checksum; fjall replays the
+//!   batch under the wrong sequence number (a raised one makes it shadow later writes).
+//!
+//! keel therefore walks the journals itself before fjall opens them
+//! ([`journal_check`]): it mirrors fjall's framing, verifies every batch checksum and
+//! that sequence numbers rise, and looks past the point where fjall would cut for
+//! further complete batches. Damage before the tail stops the open with
+//! [`StorageError::Corrupt`] naming the journal file and the offset of the first bad
+//! batch; with `OpenOptions::repair` keel cuts the journal there (or lets fjall cut) and
+//! opens with the batches before it. A cut explained by a crash (an all-zero sector,
+//! i.e. unsynced pages that never reached the disk) is treated as a torn tail, including
+//! a last batch whose checksum fails because a sector inside it was never written.
+//! `stats().torn_bytes_dropped` reports what was cut. A damaged last batch whose
+//! trailer no longer decodes is indistinguishable from a torn tail and is dropped.
+//!
+//! SST tables: every block carries an xxh3-128 checksum of its data and a checksum of
+//! its header, verified whenever the block is read. Damage in a data block is reported
+//! by the reads that load it (get/scan fail with [`StorageError::Lsm`] naming the
+//! operation, the store stays up, other blocks stay readable); damage in blocks read at
+//! open (table metadata, pinned index and filter blocks) makes `open` fail with
+//! `ChecksumMismatch` (no file or offset). Tables are written once and fsynced before
+//! the version file names them, so they have no torn tail.
 //!
 //! # Stats
 //!
@@ -371,17 +385,32 @@ fn precheck_journals(fjall_dir: &Path, repair: bool) -> Result<u64> {
     let mut dropped = 0;
     for r in reports {
         let path = r.path.display().to_string();
-        if let Some(at) = r.seqno_regression_at {
-            if !repair {
-                return Err(StorageError::corrupt(
-                    &r.path,
-                    at,
-                    "journal batch sequence numbers stop rising after this batch",
-                ));
+        // Damage fjall would refuse or misread, earliest first; we cut there ourselves.
+        let seq_cut = r.seqno_regression_at.map(|at| {
+            (
+                at,
+                "journal batch sequence numbers stop rising after this batch",
+                false,
+            )
+        });
+        let bad_cut = r
+            .bad_batch
+            .map(|(at, reason)| (at, reason, r.bad_batch_is_torn_tail));
+        let cut = match (seq_cut, bad_cut) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        };
+        if let Some((at, reason, torn)) = cut {
+            if !torn && !repair {
+                return Err(StorageError::corrupt(&r.path, at, reason));
             }
-            tracing::warn!(%path, offset = at, "lsm repair: cutting journal before batches with falling sequence numbers");
+            if torn {
+                tracing::warn!(%path, offset = at, "lsm: last journal batch torn by a crash (unwritten sector); cutting it");
+            } else {
+                tracing::warn!(%path, offset = at, %reason, "lsm repair: cutting the journal there");
+            }
             journal_check::truncate_at(&r.path, at)
-                .map_err(|e| StorageError::io("repair: truncate journal", &r.path, e))?;
+                .map_err(|e| StorageError::io("cut journal", &r.path, e))?;
             dropped += r.content_end.saturating_sub(at);
             continue;
         }
@@ -636,7 +665,15 @@ impl Storage for LsmEngine {
         let copied = copy_snapshot(&snap, &target.inner);
         let closed = target.close();
         copied?;
-        closed
+        closed?;
+        // The copy's own files are fsynced by fjall; make its directory entry durable.
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+        for d in std::iter::once(dir).chain(parent) {
+            std::fs::File::open(d)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| StorageError::io("fsync checkpoint directory", d, e))?;
+        }
+        Ok(())
     }
 
     fn compact(&self) -> Result<()> {
@@ -749,5 +786,57 @@ mod tests {
         );
         let unique = vec![put("x", "1"), del("y")];
         assert_eq!(dedup_last_wins(unique.clone()), unique);
+    }
+
+    fn engine(dir: &Path, policy: SyncPolicy) -> LsmEngine {
+        let mut o = OpenOptions::new(EngineKind::Lsm).sync_policy(policy);
+        o.lsm.cache_bytes = 1 << 20;
+        LsmEngine::open(dir, &o).expect("open")
+    }
+
+    fn put_one(s: &LsmEngine, opts: WriteOptions) -> u64 {
+        let mut b = WriteBatch::new();
+        b.put("k", "v");
+        s.write(b, opts).expect("write")
+    }
+
+    #[test]
+    fn everysec_fsyncs_in_the_background() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = engine(dir.path(), SyncPolicy::EverySec);
+        let seq = put_one(&s, WriteOptions::DEFAULT);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while s.inner.syncer.synced() < seq {
+            assert!(Instant::now() < deadline, "background fsync never came");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn sync_policies_decide_when_writes_are_fsynced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = engine(dir.path(), SyncPolicy::No);
+        let seq = put_one(&s, WriteOptions::DEFAULT);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            s.inner.syncer.synced() < seq,
+            "policy no never syncs on its own"
+        );
+        let seq = put_one(&s, WriteOptions::SYNC);
+        assert!(
+            s.inner.syncer.synced() >= seq,
+            "a sync write is durable on return"
+        );
+        let seq = put_one(&s, WriteOptions::DEFAULT);
+        s.sync().expect("sync");
+        assert!(s.inner.syncer.synced() >= seq);
+        drop(s);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = engine(dir.path(), SyncPolicy::Always);
+        let seq = put_one(&s, WriteOptions::DEFAULT);
+        assert!(
+            s.inner.syncer.synced() >= seq,
+            "policy always syncs every write"
+        );
     }
 }
