@@ -503,6 +503,15 @@ fn compaction_keeps_contents_and_reports_state() {
     assert_eq!(st.last_seq, 2);
     assert!(st.disk_bytes > 0);
     assert!(st.live_keys >= 1000, "approximate count {}", st.live_keys);
+    // Reads now come from tables, through the block cache.
+    for i in 0..100u32 {
+        s.get(format!("k{i:04}").as_bytes()).expect("get");
+    }
+    let after = s.stats();
+    assert!(
+        after.cache_hits + after.cache_misses > st.cache_hits + st.cache_misses,
+        "{after:?}"
+    );
 }
 
 /// 30 synced batches of 10 keys (`b{i:02}-{j}`), closed; returns the journal's bytes and

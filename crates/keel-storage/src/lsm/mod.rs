@@ -63,8 +63,10 @@
 //!
 //! `live_keys` is fjall's O(1) *approximate* count: it includes overwritten versions and
 //! tombstones not yet compacted away (exact after `compact` with no open snapshot).
-//! `live_bytes`, `garbage_ratio` and cache hits/misses are not exposed by fjall and are
-//! reported as 0. `disk_bytes` is the space actually allocated under `<dir>/lsm`.
+//! `live_bytes` and `garbage_ratio` are not exposed by fjall and are reported as 0.
+//! `cache_hits`/`cache_misses` count table block loads served by fjall's block cache
+//! and loads that went to disk (fjall's experimental metrics). `disk_bytes` is the
+//! space actually allocated under `<dir>/lsm`.
 
 pub mod group_commit;
 pub mod journal_check;
@@ -697,6 +699,11 @@ impl Storage for LsmEngine {
         s.torn_bytes_dropped = inner.torn_bytes_dropped;
         if let Some(h) = inner.handles.read().as_ref() {
             s.live_keys = h.data.approximate_len() as u64;
+            for ks in [&h.data, &h.meta] {
+                let m = ks.metrics();
+                s.cache_hits += m.block_load_cached_count() as u64;
+                s.cache_misses += m.block_load_io_count() as u64;
+            }
             s.disk_bytes = allocated_bytes(&inner.fjall_dir);
         }
         s
