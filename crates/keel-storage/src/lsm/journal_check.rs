@@ -12,6 +12,10 @@
 //! an unwritten sector (a run of zeros in the preallocated file) explains the cut, which
 //! is what a crash leaves when unsynced pages reach the disk out of order.
 //!
+//! The layout is fjall's private format, read from its 3.1 source; a fjall upgrade must
+//! re-check it (the unit tests here and the journal tests in `tests/lsm.rs` fail if the
+//! framing moves).
+//!
 //! It also verifies each batch's checksum (xxh3-64 over its item entries, as fjall
 //! writes it), so a mismatch is reported with file and offset and can be repaired by
 //! cutting the journal there (fjall alone fails the open with neither and cannot repair),
