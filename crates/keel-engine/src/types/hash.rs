@@ -73,7 +73,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("hincrby", 4, WRITE | DENYOOM | FAST, "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.", hincrby),
     spec("hincrbyfloat", 4, WRITE | DENYOOM | FAST, "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.", hincrbyfloat),
     spec("hrandfield", -2, READONLY | RANDOM, "Returns one or more random fields from a hash.", hrandfield),
-    spec("hscan", -3, READONLY | RANDOM, "Iterates over fields and values of a hash.", hscan),
+    spec("hscan", -3, READONLY, "Iterates over fields and values of a hash.", hscan),
 ];
 
 /// A hash table entry (one key at position 1, group "hash").
