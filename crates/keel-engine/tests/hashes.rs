@@ -608,9 +608,37 @@ fn scan_fields(kind: EngineKind) {
     assert_eq!(r, Reply::Array(vec![bulk("0"), Reply::Array(expect)]));
 }
 
+/// Empty field names and values are ordinary members, also for HSCAN's resume point.
+fn empty_field_and_value(kind: EngineKind) {
+    let mut t = T::new(kind);
+    assert_eq!(t.w(&["HSET", "h", "", "", "a", "1"]), Reply::Int(2));
+    assert_eq!(t.r(&["HGET", "h", ""]), bulk(""));
+    assert_eq!(t.r(&["HEXISTS", "h", ""]), Reply::Int(1));
+    assert_eq!(
+        t.r(&["HKEYS", "h"]),
+        Reply::Array(vec![bulk(""), bulk("a")])
+    );
+    let Reply::Array(page) = t.r(&["HSCAN", "h", "0", "COUNT", "1"]) else {
+        panic!("not an array")
+    };
+    assert_eq!(page[1], Reply::Array(vec![bulk(""), bulk("")]));
+    let Reply::Bulk(cursor) = &page[0] else {
+        panic!("no cursor")
+    };
+    let cursor = String::from_utf8_lossy(cursor).into_owned();
+    assert_ne!(cursor, "0");
+    assert_eq!(
+        t.r(&["HSCAN", "h", &cursor, "COUNT", "1"]),
+        Reply::Array(vec![bulk("0"), Reply::Array(vec![bulk("a"), bulk("1")])])
+    );
+    assert_eq!(t.w(&["HDEL", "h", ""]), Reply::Int(1));
+    assert_eq!(t.r(&["HLEN", "h"]), Reply::Int(1));
+}
+
 all_engines!(
     model_based,
     set_get_and_errors,
+    empty_field_and_value,
     incr_family,
     randfield_shapes,
     scan_fields,

@@ -985,8 +985,23 @@ fn multi_sees_list_writes(kind: EngineKind) {
     assert_eq!(t.r(&["LRANGE", "l", "0", "-1"]), bulks(&["b".into()]));
 }
 
+/// Empty elements are ordinary elements.
+fn empty_elements(kind: EngineKind) {
+    let mut t = T::new(kind);
+    assert_eq!(t.w(&["RPUSH", "l", "", "a", ""]), Reply::Int(3));
+    assert_eq!(
+        t.r(&["LPOS", "l", "", "COUNT", "0"]),
+        Reply::Array(vec![Reply::Int(0), Reply::Int(2)])
+    );
+    assert_eq!(t.w(&["LREM", "l", "0", ""]), Reply::Int(2));
+    assert_eq!(t.r(&["LRANGE", "l", "0", "-1"]), bulks(&["a".into()]));
+    assert_eq!(t.w(&["LINSERT", "l", "BEFORE", "a", ""]), Reply::Int(2));
+    assert_eq!(t.w(&["LPOP", "l"]), bulk(""));
+}
+
 all_engines!(
     model_based,
+    empty_elements,
     push_pop_basics_and_reply_shapes,
     index_set_range_trim_errors,
     insert_rem_pos,
