@@ -299,6 +299,12 @@ impl Engine {
         }
     }
 
+    /// Collects up to `max_keys` orphaned sub-keys of dropped collections (see
+    /// [`crate::gc`]); runs outside the log, at each replica's own pace.
+    pub fn gc_step(&self, max_keys: usize) -> Result<crate::gc::GcProgress> {
+        crate::gc::gc_step(&self.store, max_keys)
+    }
+
     /// Runs a read-only command on a fresh snapshot at time `now_ms`.
     pub fn read(&self, db: u8, now_ms: u64, args: &[Bytes]) -> Result<ReadResult> {
         let spec = match resolve(args) {
