@@ -159,7 +159,7 @@ fn count_bits(v: &[u8], s: u64, e: u64) -> u64 {
     let mut n: u64 = v[sb..=eb].iter().map(|b| u64::from(b.count_ones())).sum();
     // Remove the bits of the edge bytes outside the range.
     let head = !(0xFFu8 >> (s & 7));
-    let tail = 0xFFu8 >> ((e & 7) + 1);
+    let tail = 0xFFu8.checked_shr((e & 7) as u32 + 1).unwrap_or(0);
     n -= u64::from((v[sb] & head).count_ones());
     n -= u64::from((v[eb] & tail).count_ones());
     n
