@@ -712,6 +712,30 @@ fn set_family(kind: EngineKind) {
     );
 }
 
+/// SET's option grammar follows Redis's parser (the handler predates this branch).
+fn set_options(kind: EngineKind) {
+    let mut t = T::new(kind);
+    assert_eq!(t.w(&["SET", "k", "v", "EX", "10", "EX", "20"]), Reply::Ok);
+    assert_eq!(expire_at(&t, "k"), Some(t.now + 20_000));
+    assert_eq!(t.w(&["SET", "k", "v", "EX", "10", "PX", "10"]), err(SYNTAX));
+    assert_eq!(t.w(&["SET", "k", "v", "KEEPTTL", "EX", "10"]), err(SYNTAX));
+    assert_eq!(t.w(&["SET", "k", "v", "EX", "10", "KEEPTTL"]), err(SYNTAX));
+    assert_eq!(t.w(&["SET", "k", "w", "KEEPTTL", "KEEPTTL"]), Reply::Ok);
+    assert_eq!(expire_at(&t, "k"), Some(t.now + 20_000));
+    assert_eq!(t.w(&["SET", "k", "v", "PERSIST"]), err(SYNTAX));
+    // The whole syntax is checked before the time.
+    assert_eq!(t.w(&["SET", "k", "v", "EX", "0", "NX", "XX"]), err(SYNTAX));
+    assert_eq!(
+        t.w(&["SET", "k", "v", "EX", "0", "NX"]),
+        err("ERR invalid expire time in 'set' command")
+    );
+    assert_eq!(t.r(&["GET", "k"]), bulk("w"));
+    plant_list(&t, "list");
+    assert_eq!(t.w(&["SETEX", "list", "10", "s"]), Reply::Ok);
+    assert!(gc_queued(&t, "list"), "SETEX released the list");
+    assert_eq!(t.r(&["GET", "list"]), bulk("s"));
+}
+
 fn mget_mset(kind: EngineKind) {
     let mut t = T::new(kind);
     plant_list(&t, "list");
@@ -780,6 +804,7 @@ fn getset_getdel_getex(kind: EngineKind) {
     for bad in [
         &["GETEX", "k", "EX"][..],
         &["GETEX", "k", "EX", "10", "PX", "10"],
+        &["GETEX", "k", "PXAT", "10", "EXAT", "10"],
         &["GETEX", "k", "EX", "10", "PERSIST"],
         &["GETEX", "k", "PERSIST", "EX", "10"],
         &["GETEX", "k", "KEEPTTL"],
@@ -788,6 +813,10 @@ fn getset_getdel_getex(kind: EngineKind) {
         assert_eq!(t.w(bad), err(SYNTAX), "{bad:?}");
     }
     assert_eq!(t.w(&["GETEX", "k", "PERSIST", "PERSIST"]), bulk("v"));
+    // Repeating the same unit is accepted by Redis: the last amount wins.
+    assert_eq!(t.w(&["GETEX", "k", "EX", "10", "ex", "20"]), bulk("v"));
+    assert_eq!(expire_at(&t, "k"), Some(t.now + 20_000));
+    assert_eq!(t.w(&["GETEX", "k", "PERSIST"]), bulk("v"));
     assert_eq!(
         t.w(&["GETEX", "k", "EX", "0"]),
         err("ERR invalid expire time in 'getex' command")
@@ -1374,6 +1403,7 @@ fn big_strings_stay_bounded(kind: EngineKind) {
 all_engines!(
     model_based,
     set_family,
+    set_options,
     mget_mset,
     getset_getdel_getex,
     append_strlen_ranges,

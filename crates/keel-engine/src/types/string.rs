@@ -284,14 +284,50 @@ fn get(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     Ok(Reply::opt_bulk(string_value(ex, &args[1])?.map(|(_, v)| v)))
 }
 
-/// Expiry requested by SET-like options.
-enum ExpiryOpt {
-    /// Leave as the write normally does (SET clears it).
-    Clear,
-    /// KEEPTTL.
-    Keep,
-    /// Absolute ms timestamp.
-    At(u64),
+/// The expiry options of SET and GETEX as Redis's `parseExtendedStringArgumentsOrReply`
+/// accepts them: one unit among EX/PX/EXAT/PXAT (repeating the same unit is allowed, the
+/// last amount wins), KEEPTTL (SET only) or PERSIST (GETEX only), never mixed.
+#[derive(Default)]
+struct ExpiryOpts {
+    /// The unit word and its amount, unvalidated.
+    unit: Option<(Bytes, Bytes)>,
+    keep: bool,
+    persist: bool,
+}
+
+impl ExpiryOpts {
+    /// Consumes the option at `args[*i]` if it is an expiry option allowed here, moving
+    /// `*i` past its amount; false if it is not one (the caller then tries others).
+    fn take(&mut self, args: &[Bytes], i: &mut usize, for_set: bool) -> bool {
+        let a = &args[*i];
+        if eq_ci(a, "KEEPTTL") && for_set && self.unit.is_none() {
+            self.keep = true;
+            return true;
+        }
+        if eq_ci(a, "PERSIST") && !for_set && self.unit.is_none() {
+            self.persist = true;
+            return true;
+        }
+        let is_unit = ["EX", "PX", "EXAT", "PXAT"].iter().any(|u| eq_ci(a, u));
+        let same_unit = self
+            .unit
+            .as_ref()
+            .is_none_or(|(u, _)| u.eq_ignore_ascii_case(a));
+        if is_unit && same_unit && !self.keep && !self.persist && *i + 1 < args.len() {
+            self.unit = Some((a.clone(), args[*i + 1].clone()));
+            *i += 1;
+            return true;
+        }
+        false
+    }
+
+    /// The absolute expiry the unit option asks for (validated as `cmd`), if any.
+    fn expire_at(&self, ex: &Exec, cmd: &str) -> CmdResult<Option<u64>> {
+        match &self.unit {
+            Some((unit, amount)) => Ok(Some(expire_at_from(ex, unit, amount, cmd)?)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// Parses an EX/PX/EXAT/PXAT amount into an absolute ms timestamp, with Redis's checks.
@@ -321,8 +357,7 @@ fn set(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let key = &args[1];
     let value = args[2].clone();
     let (mut nx, mut xx, mut get_old) = (false, false, false);
-    let mut expiry = ExpiryOpt::Clear;
-    let mut expiry_given = false;
+    let mut opts = ExpiryOpts::default();
     let mut i = 3;
     while i < args.len() {
         let a = &args[i];
@@ -332,21 +367,13 @@ fn set(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
             xx = true;
         } else if eq_ci(a, "GET") {
             get_old = true;
-        } else if eq_ci(a, "KEEPTTL") && !expiry_given {
-            expiry = ExpiryOpt::Keep;
-            expiry_given = true;
-        } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|u| eq_ci(a, u))
-            && !expiry_given
-            && i + 1 < args.len()
-        {
-            expiry = ExpiryOpt::At(expire_at_from(ex, a, &args[i + 1], "set")?);
-            expiry_given = true;
-            i += 1;
-        } else {
+        } else if !opts.take(args, &mut i, true) {
             return fail(errors::SYNTAX);
         }
         i += 1;
     }
+    // Redis validates the time after the whole syntax, before looking at the key.
+    let at = opts.expire_at(ex, "set")?;
     let old = ex.meta(key)?;
     let old_value = match (&old, get_old) {
         (Some(m), true) => match &m.body {
@@ -363,10 +390,10 @@ fn set(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
             Reply::Nil
         });
     }
-    let expire_at = match expiry {
-        ExpiryOpt::Clear => None,
-        ExpiryOpt::Keep => old.as_ref().and_then(|m| m.expire_at),
-        ExpiryOpt::At(at) => Some(at),
+    let expire_at = if opts.keep {
+        old.as_ref().and_then(|m| m.expire_at)
+    } else {
+        at
     };
     store_string(ex, key, value, expire_at, old.as_ref())?;
     Ok(if get_old {
@@ -499,32 +526,12 @@ fn getdel(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     }
 }
 
-/// What GETEX does to the expiry.
-enum GetexOpt {
-    /// Nothing (no option).
-    Leave,
-    /// PERSIST.
-    Persist,
-    /// EX/PX/EXAT/PXAT with the unit word and the amount.
-    Set(Bytes, Bytes),
-}
-
 fn getex(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let key = &args[1];
-    let mut opt = GetexOpt::Leave;
+    let mut opts = ExpiryOpts::default();
     let mut i = 2;
     while i < args.len() {
-        let a = &args[i];
-        let expiry_free = matches!(opt, GetexOpt::Leave);
-        if ["EX", "PX", "EXAT", "PXAT"].iter().any(|u| eq_ci(a, u))
-            && expiry_free
-            && i + 1 < args.len()
-        {
-            opt = GetexOpt::Set(a.clone(), args[i + 1].clone());
-            i += 1;
-        } else if eq_ci(a, "PERSIST") && !matches!(opt, GetexOpt::Set(..)) {
-            opt = GetexOpt::Persist;
-        } else {
+        if !opts.take(args, &mut i, false) {
             return fail(errors::SYNTAX);
         }
         i += 1;
@@ -533,10 +540,10 @@ fn getex(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let Some((meta, value)) = string_value(ex, key)? else {
         return Ok(Reply::Nil);
     };
-    let expire_at = match &opt {
-        GetexOpt::Leave => return Ok(Reply::Bulk(value)),
-        GetexOpt::Persist => None,
-        GetexOpt::Set(unit, amount) => Some(expire_at_from(ex, unit, amount, "getex")?),
+    let expire_at = match opts.expire_at(ex, "getex")? {
+        Some(at) => Some(at),
+        None if opts.persist => None,
+        None => return Ok(Reply::Bulk(value)),
     };
     if expire_at != meta.expire_at {
         store_string(ex, key, value.clone(), expire_at, Some(&meta))?;
