@@ -1319,27 +1319,33 @@ fn bit_ranges_property(kind: EngineKind) {
         failure_persistence: None,
         ..ProptestConfig::default()
     });
+    // Strings up to 40 bytes, mostly zeros or mostly ones, so word-at-a-time scans are
+    // exercised in both directions.
     let strat = (
-        prop::collection::vec(0u64..40, 0..12),
-        -45i64..45,
-        -45i64..45,
+        0usize..40,
+        any::<bool>(),
+        prop::collection::vec(0usize..320, 0..6),
+        (-45i64..45, -45i64..45),
         any::<bool>(),
         any::<bool>(),
     );
-    let result = runner.run(&strat, |(set_bits, start, end, bit_unit, want)| {
+    let result = runner.run(&strat, |(n, ones, flips, (start, end), bit_unit, want)| {
         let mut t = cell.borrow_mut();
-        t.w(&["DEL", "v"]);
-        let mut bits = Vec::new();
-        for &i in &set_bits {
-            t.w(&["SETBIT", "v", &i.to_string(), "1"]);
-            if bits.len() <= i as usize {
-                bits.resize(((i / 8 + 1) * 8) as usize, false);
-            }
-            bits[i as usize] = true;
-        }
-        if set_bits.is_empty() {
+        let scale_arg = if bit_unit { 8 } else { 1 };
+        let (start, end) = (start * scale_arg, end * scale_arg);
+        t.w(&["DEL", "v", "z"]);
+        let mut bits = vec![ones; n * 8];
+        if n == 0 {
             t.w(&["SET", "v", ""]);
+        } else {
+            t.w(&["SETBIT", "z", &(n * 8 - 1).to_string(), "0"]);
+            t.w(&["BITOP", if ones { "NOT" } else { "OR" }, "v", "z"]);
         }
+        for &f in flips.iter().filter(|&&f| f < n * 8) {
+            t.w(&["SETBIT", "v", &f.to_string(), if ones { "0" } else { "1" }]);
+            bits[f] = !ones;
+        }
+        let set_bits: Vec<usize> = (0..bits.len()).filter(|&i| bits[i]).collect();
         let unit = if bit_unit { "BIT" } else { "BYTE" };
         let scale = if bit_unit { 1 } else { 8 };
         let total = bits.len() as i64 / scale;
@@ -1375,6 +1381,20 @@ fn bit_ranges_property(kind: EngineKind) {
             .map_or(-1, |&i| i as i64);
         let w = if want { "1" } else { "0" };
         prop_assert_eq!(t.r(&["BITPOS", "v", w, &a, &z, unit]), Reply::Int(pos));
+        // Without an end (BYTE units): a clear bit may be found just past the string.
+        let bytes = n as i64;
+        let s_byte = if start < 0 { bytes + start } else { start }.max(0);
+        let open_pos = (s_byte * 8..bytes * 8)
+            .find(|&i| bits[i as usize] == want)
+            .unwrap_or(if want || s_byte >= bytes {
+                -1
+            } else {
+                bytes * 8
+            });
+        prop_assert_eq!(t.r(&["BITPOS", "v", w, &a]), Reply::Int(open_pos));
+        if start == 0 {
+            prop_assert_eq!(t.r(&["BITPOS", "v", w]), Reply::Int(open_pos));
+        }
         Ok(())
     });
     if let Err(e) = result {

@@ -153,10 +153,26 @@ fn bit_at(v: &[u8], i: u64) -> bool {
         .is_some_and(|b| b & (0x80 >> (i & 7)) != 0)
 }
 
+/// Set bits in `bytes`, eight bytes at a time.
+fn popcount(bytes: &[u8]) -> u64 {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut n: u64 = 0;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        n += u64::from(u64::from_ne_bytes(w).count_ones());
+    }
+    n + chunks
+        .remainder()
+        .iter()
+        .map(|b| u64::from(b.count_ones()))
+        .sum::<u64>()
+}
+
 /// Counts the set bits in the inclusive bit range `s..=e` (within `v`).
 fn count_bits(v: &[u8], s: u64, e: u64) -> u64 {
     let (sb, eb) = ((s >> 3) as usize, (e >> 3) as usize);
-    let mut n: u64 = v[sb..=eb].iter().map(|b| u64::from(b.count_ones())).sum();
+    let mut n = popcount(&v[sb..=eb]);
     // Remove the bits of the edge bytes outside the range.
     let head = !(0xFFu8 >> (s & 7));
     let tail = 0xFFu8.checked_shr((e & 7) as u32 + 1).unwrap_or(0);
@@ -260,7 +276,19 @@ fn bitpos(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
 fn find_bit(v: &[u8], s: u64, e: u64, want: bool) -> Option<u64> {
     let mut i = s;
     while i <= e {
-        // Skip whole bytes that cannot contain the bit.
+        // Skip whole words, then whole bytes, that cannot contain the bit.
+        if i & 63 == 0 && i + 63 <= e {
+            let at = (i >> 3) as usize;
+            let skip = v.get(at..at + 8).is_some_and(|w| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(w);
+                u64::from_ne_bytes(b) == if want { 0 } else { u64::MAX }
+            });
+            if skip {
+                i += 64;
+                continue;
+            }
+        }
         if i & 7 == 0 && i + 7 <= e {
             let byte = v.get((i >> 3) as usize).copied().unwrap_or(0);
             let skip = if want { byte == 0 } else { byte == 0xFF };
