@@ -762,7 +762,10 @@ fn lcs(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     while i > 0 && j > 0 {
         let mut emit = false;
         if a[i - 1] == b[j - 1] {
-            result[idx - 1] = a[i - 1];
+            // The walk meets exactly `total` matches, so the slot always exists.
+            if let Some(slot) = idx.checked_sub(1).and_then(|k| result.get_mut(k)) {
+                *slot = a[i - 1];
+            }
             match &mut range {
                 None => range = Some((i - 1, i - 1, j - 1, j - 1)),
                 Some(r) if r.0 == i && r.2 == j => {
@@ -774,7 +777,7 @@ fn lcs(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
             if range.is_some_and(|r| r.0 == 0 || r.2 == 0) {
                 emit = true;
             }
-            idx -= 1;
+            idx = idx.saturating_sub(1);
             i -= 1;
             j -= 1;
         } else {
