@@ -1043,9 +1043,11 @@ fn bitcount_cases(kind: EngineKind) {
     assert_eq!(t.r(&["BITCOUNT", "k", "0", "1", "WORD"]), err(SYNTAX));
     assert_eq!(t.r(&["BITCOUNT", "k", "0", "1", "BIT", "x"]), err(SYNTAX));
     assert_eq!(t.r(&["BITCOUNT", "k", "a", "1"]), err(NOT_INTEGER));
-    // Redis 7.2: bad arguments are errors even for a missing key.
-    assert_eq!(t.r(&["BITCOUNT", "nope", "a", "1"]), err(NOT_INTEGER));
+    // Redis 7 looks the key up before the arguments (Redis 8 reversed this).
+    assert_eq!(t.r(&["BITCOUNT", "nope", "a", "1"]), Reply::Int(0));
+    assert_eq!(t.r(&["BITCOUNT", "nope", "0"]), Reply::Int(0));
     assert_eq!(t.r(&["BITCOUNT", "list"]), err(WRONGTYPE));
+    assert_eq!(t.r(&["BITCOUNT", "list", "a", "1"]), err(WRONGTYPE));
 }
 
 fn bitpos_cases(kind: EngineKind) {
@@ -1103,8 +1105,18 @@ fn bitpos_cases(kind: EngineKind) {
         t.r(&["BITPOS", "m", "1", "0", "1", "BIT", "x"]),
         err(SYNTAX)
     );
-    assert_eq!(t.r(&["BITPOS", "nope", "1", "x"]), err(NOT_INTEGER));
+    // Redis 7: the bit is checked first, then the key, then the range.
+    assert_eq!(t.r(&["BITPOS", "nope", "1", "x"]), Reply::Int(-1));
+    assert_eq!(
+        t.r(&["BITPOS", "nope", "0", "0", "1", "WORD"]),
+        Reply::Int(0)
+    );
+    assert_eq!(
+        t.r(&["BITPOS", "nope", "3", "x"]),
+        err("ERR The bit argument must be 1 or 0.")
+    );
     assert_eq!(t.r(&["BITPOS", "list", "1"]), err(WRONGTYPE));
+    assert_eq!(t.r(&["BITPOS", "list", "1", "x"]), err(WRONGTYPE));
 }
 
 fn bitop_cases(kind: EngineKind) {

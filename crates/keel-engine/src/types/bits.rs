@@ -182,6 +182,11 @@ fn count_bits(v: &[u8], s: u64, e: u64) -> u64 {
 }
 
 fn bitcount(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
+    // Redis 7 looks the key up first: a missing key counts 0 whatever the arguments
+    // (Redis 8 validates them first).
+    let Some((_, v)) = string_value(ex, &args[1])? else {
+        return Ok(Reply::Int(0));
+    };
     let mut range = None;
     match args.len() {
         2 => {}
@@ -193,9 +198,6 @@ fn bitcount(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         }
         _ => return fail(errors::SYNTAX),
     }
-    let Some((_, v)) = string_value(ex, &args[1])? else {
-        return Ok(Reply::Int(0));
-    };
     let len = v.len() as i64;
     let (s, e) = match range {
         None => (0, len * 8 - 1),
@@ -226,6 +228,11 @@ fn bitpos(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         b @ (0 | 1) => b == 1,
         _ => return fail("ERR The bit argument must be 1 or 0."),
     };
+    // Redis 7 looks the key up before parsing the range (Redis 8 parses first).
+    let Some((_, v)) = string_value(ex, &args[1])? else {
+        // A missing key is an endless run of zeros.
+        return Ok(Reply::Int(if want { -1 } else { 0 }));
+    };
     let mut range = None;
     match args.len() {
         3 => {}
@@ -241,10 +248,6 @@ fn bitpos(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         }
         _ => return fail(errors::SYNTAX),
     }
-    let Some((_, v)) = string_value(ex, &args[1])? else {
-        // A missing key is an endless run of zeros.
-        return Ok(Reply::Int(if want { -1 } else { 0 }));
-    };
     let len = v.len() as i64;
     let end_given = range.is_some_and(|(_, e, _)| e.is_some());
     let (s, e) = match range {
