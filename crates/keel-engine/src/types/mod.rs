@@ -1,6 +1,7 @@
 //! One module per Redis type (as Redis has t_string.c, t_list.c, …), each exporting its
 //! slice of the command table.
 
+pub mod bits;
 pub mod expire;
 pub mod hash;
 pub mod keyspace;
@@ -14,6 +15,7 @@ use crate::command::CommandSpec;
 /// Every module's commands; `command::all_commands` flattens it.
 pub static TABLES: &[&[CommandSpec]] = &[
     string::COMMANDS,
+    bits::COMMANDS,
     keyspace::COMMANDS,
     expire::COMMANDS,
     list::COMMANDS,
