@@ -532,3 +532,45 @@ fn open_through_the_crate_entry_point() {
     put(&*db, "x", "y");
     assert_eq!(db.get(b"x").unwrap().as_deref(), Some(&b"y"[..]));
 }
+
+#[test]
+fn hinted_open_skips_values_and_reads_still_verify_crc() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(1024);
+    let db = open(dir.path(), &o);
+    for i in 0..40 {
+        put(
+            &db,
+            &format!("k{i:02}"),
+            &format!("value-{i:02}-{}", "z".repeat(50)),
+        );
+    }
+    db.close().unwrap();
+    drop(db);
+    // Damage the value of the first record of the first (sealed, hinted) segment: the
+    // open trusts the hint and never reads values, the read catches it.
+    let seg = dir.path().join("0000000001.data");
+    assert!(dir.path().join("0000000001.hint").exists());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[21 + 3 + 2] ^= 0x55;
+    std::fs::write(&seg, &bytes).unwrap();
+    let db = open(dir.path(), &o);
+    match db.get(b"k00") {
+        Err(StorageError::Corrupt { path, offset, .. }) => {
+            assert_eq!(path, seg);
+            assert_eq!(offset, 0);
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(db.get(b"k01").unwrap().is_some());
+    assert!(db
+        .scan(ScanRange::all(), Direction::Forward)
+        .any(|r| r.is_err()));
+    drop(db);
+    // Without its hint, the same damage is found by the open's scan.
+    std::fs::remove_file(dir.path().join("0000000001.hint")).unwrap();
+    assert!(matches!(
+        Bitcask::open(dir.path(), &o),
+        Err(StorageError::Corrupt { offset: 0, .. })
+    ));
+}

@@ -19,7 +19,7 @@ use crate::error::{IoContext, Result};
 
 const MAGIC: &[u8; 8] = b"KEELHNT1";
 /// Header length of a hint entry.
-pub const ENTRY_HEADER: usize = 33;
+pub const ENTRY_HEADER: usize = 29;
 /// Flag marking the trailer entry.
 pub const FLAG_TRAILER: u8 = 0x80;
 
@@ -157,7 +157,7 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
         let flags = head[12];
         let klen = u32::from_le_bytes(field(head, 13));
         let vlen = u32::from_le_bytes(field(head, 17));
-        let offset = u64::from_le_bytes(field(head, 25));
+        let offset = u64::from_le_bytes(field(head, 21));
         if klen > MAX_FIELD || vlen > MAX_FIELD {
             return Err(format!("impossible lengths at {pos}"));
         }

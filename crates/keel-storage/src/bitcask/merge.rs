@@ -69,13 +69,15 @@ impl Inner {
             }
         }
         self.flush_pending_hints();
+        // Everything older than the active segment; segments sealed by writers while
+        // the merge runs have higher ids and are left alone.
         let active_id = self.writer.lock().active.seg.id;
         let mut merge_set: Vec<u32> = self
             .segments
             .all()
             .iter()
             .map(|s| s.id)
-            .filter(|&id| id != active_id)
+            .filter(|&id| id < active_id)
             .collect();
         merge_set.sort_unstable();
         if merge_set.is_empty() {

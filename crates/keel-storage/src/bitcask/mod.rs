@@ -479,8 +479,11 @@ impl Storage for Bitcask {
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
         }
-        // Writers that got past the open check before `closed` was set finish under the
-        // writer lock; taking it once orders the final sync after them.
+        // A merge run by a caller stops at its next step once `closed` is set; wait for
+        // it so nothing touches the directory after the lock is released. Writers check
+        // `closed` under the writer lock, so taking it once orders the final sync after
+        // every append.
+        drop(self.inner.merge_lock.lock());
         drop(self.inner.writer.lock());
         self.inner.flush_pending_hints();
         let res = if self.inner.lifecycle.state() == LifecycleState::Failed {

@@ -90,6 +90,8 @@ impl Inner {
         let mut freed: Vec<(u32, u64)> = Vec::new();
         let (seq, end_lsn) = {
             let mut w = self.writer.lock();
+            // Re-checked under the lock: close and failures order against appends here.
+            self.check_open()?;
             self.lifecycle.check_writable()?;
             let needs_room = w.active.size + len > u64::from(u32::MAX);
             if w.active.size > 0 && (w.active.size >= self.opts.max_segment_bytes || needs_room) {
