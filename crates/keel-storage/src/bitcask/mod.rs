@@ -78,7 +78,7 @@ pub(crate) struct Inner {
     /// Serialises appends (and version GC, which must not race them).
     pub(crate) writer: Mutex<WriterState>,
     pub(crate) segments: SegmentSet,
-    pub(crate) commit: GroupCommit,
+    pub(crate) commit: Arc<GroupCommit>,
     pub(crate) cache: ValueCache,
     pub(crate) lifecycle: Lifecycle,
     pub(crate) closed: AtomicBool,
@@ -203,10 +203,11 @@ impl Inner {
             return; // merged away before its hint was written
         };
         let path = segment::hint_path(&self.dir, job.id);
-        match hint::write(&path, &job.contents) {
+        let contents = job.hint.finish(job.max_seq, job.data_len);
+        match hint::write(&path, &contents) {
             Ok(()) => seg
                 .hint_bytes
-                .store(job.contents.len() as u64, Ordering::Relaxed),
+                .store(contents.len() as u64, Ordering::Relaxed),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot write hint file; the segment will be scanned on open")
             }
@@ -233,6 +234,15 @@ impl Inner {
         s.cache_misses = misses;
         s.torn_bytes_dropped = self.torn_bytes_dropped;
         s
+    }
+}
+
+/// Installs the recovered live entries (sorted by key, which keeps skiplist inserts
+/// cache-friendly) into the index. One thread: the index's shared counters and pin
+/// registry make parallel inserts slower, not faster (measured).
+fn load_index(index: &VersionedIndex<Loc>, live: Vec<(Bytes, u64, Loc)>) {
+    for (key, seq, loc) in live {
+        index.apply(seq, std::iter::once((key, Some(loc))), &mut |_, _| {});
     }
 }
 
@@ -278,13 +288,7 @@ impl Bitcask {
         let max_seq = rec.max_seq;
 
         let index = VersionedIndex::new(max_seq);
-        let mut live = rec.live;
-        // Sorted input keeps skiplist inserts cache-friendly.
-        live.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (key, seq, loc) in live {
-            index.apply(seq, std::iter::once((key, Some(loc))), &mut |_, _| {});
-        }
-
+        load_index(&index, rec.live);
         let segments = SegmentSet::default();
         let mut next_id = data_ids.last().map_or(1, |id| id.saturating_add(1));
         let n = rec.segments.len();
@@ -330,11 +334,11 @@ impl Bitcask {
                 }
             }
         };
-        let commit = GroupCommit::new(Tail {
+        let commit = Arc::new(GroupCommit::new(Tail {
             file: Arc::clone(&active.seg.file),
             path: active.seg.path.clone(),
             lsn: 0,
-        });
+        }));
         lifecycle.set_ready();
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
@@ -476,6 +480,7 @@ impl Storage for Bitcask {
             return Ok(());
         }
         self.inner.shutdown.signal();
+        self.inner.commit.stop();
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
         }
