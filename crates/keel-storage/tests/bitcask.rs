@@ -574,3 +574,31 @@ fn hinted_open_skips_values_and_reads_still_verify_crc() {
         Err(StorageError::Corrupt { offset: 0, .. })
     ));
 }
+
+#[test]
+fn trailing_batch_without_batch_end_is_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(1 << 20);
+    let db = open(dir.path(), &o);
+    put(&db, "a", "1");
+    let mut b = WriteBatch::new();
+    b.put("x", "1").put("y", "2").put("z", "3");
+    db.write(b, WriteOptions::DEFAULT).unwrap();
+    db.close().unwrap();
+    drop(db);
+    let seg = dir.path().join("0000000001.data");
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let rec = 21 + 1 + 1;
+    // Cut the batch's last record off cleanly: x and y are intact, but the batch has no
+    // BATCH_END record, so none of it may appear.
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.set_len(len - rec).unwrap();
+    drop(f);
+    let db = open(dir.path(), &o);
+    assert_eq!(db.get(b"x").unwrap(), None);
+    assert_eq!(db.get(b"y").unwrap(), None);
+    assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.stats().torn_bytes_dropped, 2 * rec as u64);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), rec as u64);
+    assert_eq!(db.last_seq(), 1);
+}

@@ -141,7 +141,9 @@ pub fn scan(
     let mut off = 0u64;
     let mut batch_start = 0u64;
     let mut pending: Vec<FoundRecord> = Vec::new();
-    let (bad_off, reason) = loop {
+    // `trailing`: every record is intact but the last batch never got its BATCH_END
+    // record (the writer died between records), so there is no bad record to look past.
+    let (bad_off, reason, trailing) = loop {
         if off == len {
             if pending.is_empty() {
                 return Ok(ScanEnd {
@@ -152,14 +154,15 @@ pub fn scan(
             break (
                 batch_start,
                 "last batch of the file has no BATCH_END record".to_string(),
+                true,
             );
         }
         let (header, key) = match win.record_at(off)? {
             Ok(r) => r,
-            Err(reason) => break (off, reason),
+            Err(reason) => break (off, reason, false),
         };
         if pending.first().is_some_and(|p| p.seq != header.seq) {
-            break (off, "sequence number changes inside a batch".into());
+            break (off, "sequence number changes inside a batch".into(), false);
         }
         pending.push(FoundRecord {
             key,
@@ -176,10 +179,10 @@ pub fn scan(
             batch_start = off;
         }
     };
-    let follows = if bad_off < len {
-        win.valid_record_after(bad_off + 1)?
-    } else {
+    let follows = if trailing {
         None
+    } else {
+        win.valid_record_after(bad_off + 1)?
     };
     let dropped = len - batch_start;
     if last && follows.is_none() {
