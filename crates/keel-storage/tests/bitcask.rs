@@ -598,7 +598,7 @@ fn trailing_batch_without_batch_end_is_discarded() {
     assert_eq!(db.get(b"x").unwrap(), None);
     assert_eq!(db.get(b"y").unwrap(), None);
     assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
-    assert_eq!(db.stats().torn_bytes_dropped, 2 * rec as u64);
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), rec as u64);
+    assert_eq!(db.stats().torn_bytes_dropped, 2 * rec);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), rec);
     assert_eq!(db.last_seq(), 1);
 }
