@@ -6,7 +6,15 @@
 //!
 //! Directory layout (a contract the corruption and crash suites test against):
 //! `LOCK`, data segments `{id:010}.data` (ids from 1), hint files `{id:010}.hint`, and
-//! `merge/` while a merge runs. See [`record`] for the record format.
+//! `merge/` while a merge runs. See [`record`] for the record format, [`hint`] for hint
+//! files and [`marker`] for the merge protocol.
+//!
+//! The newest segment is the active one; every other segment is sealed (complete and
+//! fsynced). On open a sealed segment with a valid hint file is loaded from the hint
+//! alone, so damage inside its data file is found by the read that hits it (each read
+//! checks its record's CRC), not by the open; segments without a valid hint are scanned
+//! and checked record by record. Sequence numbers, not file order, decide which record
+//! of a key wins.
 
 pub mod background;
 pub mod cache;
@@ -96,6 +104,7 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// Fails with [`StorageError::Closed`] after `close`.
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(StorageError::Closed)
