@@ -182,6 +182,7 @@ fn open_one_million_keys_from_hints() {
     let took = t.elapsed();
     let heap1 = heap_bytes();
     assert_eq!(db.stats().live_keys, u64::from(n));
+    assert_eq!(db.segments_from_hints(), hints);
     let per_key = (heap1 - heap0) / i64::from(n);
     println!(
         "open of {n} keys from {hints} hint files: {took:?}; heap {} MB = {per_key} bytes/key, {} beyond the 14-byte key",
