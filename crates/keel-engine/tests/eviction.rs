@@ -130,10 +130,12 @@ fn allkeys_lru_prefers_the_least_recently_used(kind: EngineKind) {
 
 // maxmemory counts the dataset the storage reports as live. The lsm engine keeps its
 // data on disk and fjall reports no live byte count, so maxmemory does not apply to it
-// (the server refuses that combination); these tests run on the in-memory engines.
+// (the server refuses that combination); these tests run on memory and bitcask, whose
+// key directory is in memory and which count live bytes exactly.
 macro_rules! memory_resident_engines {
     ($($name:ident),* $(,)?) => {
         mod memory { $( #[test] fn $name() { super::$name(keel_storage::EngineKind::Memory) } )* }
+        mod bitcask { $( #[test] fn $name() { super::$name(keel_storage::EngineKind::Bitcask) } )* }
     };
 }
 

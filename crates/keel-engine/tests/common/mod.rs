@@ -84,13 +84,14 @@ impl T {
 }
 
 /// The persistent storage engines (the memory engine is the reference).
-pub const DURABLE_ENGINES: &[EngineKind] = &[EngineKind::Lsm];
+pub const DURABLE_ENGINES: &[EngineKind] = &[EngineKind::Bitcask, EngineKind::Lsm];
 
 /// Instantiates each named `fn(EngineKind)` as a test per storage engine.
 #[macro_export]
 macro_rules! all_engines {
     ($($name:ident),* $(,)?) => {
         mod memory { $( #[test] fn $name() { super::$name(keel_storage::EngineKind::Memory) } )* }
+        mod bitcask { $( #[test] fn $name() { super::$name(keel_storage::EngineKind::Bitcask) } )* }
         mod lsm { $( #[test] fn $name() { super::$name(keel_storage::EngineKind::Lsm) } )* }
     };
 }
