@@ -35,7 +35,7 @@ fn fill(wal: &mut Wal, from: u64, to: u64, every: u64) {
     for i in from..=to {
         wal.append(i, &payload(i))
             .unwrap_or_else(|e| panic!("append {i}: {e}"));
-        if (i - from + 1) % every == 0 {
+        if (i - from + 1).is_multiple_of(every) {
             wal.commit()
                 .unwrap_or_else(|e| panic!("commit at {i}: {e}"));
         }
@@ -764,7 +764,7 @@ fn wal_throughput() {
         let t = Instant::now();
         for i in 1..=total {
             wal.append(i, &body).expect("append");
-            if i % 128 == 0 {
+            if i.is_multiple_of(128) {
                 wal.commit().expect("commit");
             }
         }

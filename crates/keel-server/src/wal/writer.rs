@@ -307,10 +307,10 @@ impl Wal {
 
     /// Writes everything buffered to the active segment with one positioned write.
     pub fn flush(&mut self) -> Result<()> {
+        self.shared.check()?;
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.shared.check()?;
         let Some(a) = self.active.as_mut() else {
             // append always opens a segment before buffering.
             return Err(WalError::Failed {
@@ -439,5 +439,60 @@ impl Drop for Wal {
     fn drop(&mut self) {
         // Buffered, unflushed records are dropped: they were never acknowledged.
         self.stop_flusher();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_cross_threads() {
+        assert_send::<Wal>();
+        assert_send_sync::<WalStatsHandle>();
+    }
+
+    #[test]
+    fn a_failure_latches_and_refuses_writes() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut wal, _) =
+            Wal::open(tmp.path(), WalOptions::default().sync(SyncPolicy::Always)).expect("open");
+        wal.append(1, b"a").expect("append");
+        wal.commit().expect("commit");
+        let fsyncs = wal.stats().fsyncs;
+        let injected = WalError::io(
+            "fdatasync",
+            tmp.path(),
+            7,
+            std::io::Error::other("injected"),
+        );
+        wal.shared.fail(&injected);
+        for res in [wal.append(2, b"b"), wal.flush(), wal.commit().map(|_| ())] {
+            assert!(matches!(res, Err(WalError::Failed { .. })), "{res:?}");
+        }
+        assert!(matches!(wal.sync(), Err(WalError::Failed { .. })));
+        // No fdatasync is attempted after the failure.
+        assert_eq!(wal.stats().fsyncs, fsyncs);
+        let reason = wal.failure().expect("failure recorded");
+        assert!(
+            reason.contains("injected") && reason.contains("offset 7"),
+            "{reason}"
+        );
+        assert_eq!(wal.stats().failed, Some(reason));
+    }
+
+    #[test]
+    fn the_everysec_thread_ends_with_the_wal() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (wal, _) =
+            Wal::open(tmp.path(), WalOptions::default().sync(SyncPolicy::EverySec)).expect("open");
+        assert!(wal.flusher.is_some());
+        let weak = Arc::downgrade(&wal.shared);
+        drop(wal);
+        // Drop joined the thread, which held the only other reference between rounds.
+        assert!(weak.upgrade().is_none());
     }
 }
