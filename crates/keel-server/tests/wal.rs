@@ -776,3 +776,163 @@ fn wal_throughput() {
         );
     }
 }
+
+// ---- model-based property test ------------------------------------------------------
+
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Append entries with these payload lengths.
+        Append(Vec<usize>),
+        Commit,
+        /// Drop the WAL (losing what was never flushed) and open it again.
+        Reopen,
+        /// truncate_before at this fraction of the way from first to last index.
+        Truncate(u8),
+        /// Commit, close, then cut this many bytes (modulo its length) off the last
+        /// record of the last segment, and reopen.
+        Tear(u16),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => prop::collection::vec(0usize..300, 1..12).prop_map(Step::Append),
+            3 => Just(Step::Commit),
+            1 => Just(Step::Reopen),
+            1 => any::<u8>().prop_map(Step::Truncate),
+            1 => any::<u16>().prop_map(Step::Tear),
+        ]
+    }
+
+    fn body(i: u64, len: usize) -> Vec<u8> {
+        (0..len).map(|k| (i as usize * 31 + k) as u8).collect()
+    }
+
+    /// Replay must give the flushed entries, then a prefix of the buffered ones (a
+    /// rotation flushes the buffer early). Returns the length of that prefix.
+    fn check(
+        wal: &Wal,
+        flushed: &[(u64, Vec<u8>)],
+        pending: &[(u64, Vec<u8>)],
+        ctx: &str,
+    ) -> usize {
+        let Some(first) = flushed.first().or(pending.first()).map(|e| e.0) else {
+            return 0;
+        };
+        let got: Vec<(u64, Vec<u8>)> = wal
+            .entries_after(first - 1)
+            .map(|r| r.map(|(i, b)| (i, b.to_vec())))
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("{ctx}: replay: {e}"));
+        let k = got
+            .len()
+            .checked_sub(flushed.len())
+            .unwrap_or_else(|| panic!("{ctx}: replayed {} < flushed {}", got.len(), flushed.len()));
+        assert!(k <= pending.len(), "{ctx}: replayed more than was appended");
+        assert!(
+            got[..flushed.len()] == *flushed,
+            "{ctx}: flushed entries differ"
+        );
+        assert!(
+            got[flushed.len()..] == pending[..k],
+            "{ctx}: buffered entries differ"
+        );
+        k
+    }
+
+    /// How many buffered entries a rotation had flushed before the WAL was dropped.
+    fn check_after_reopen(
+        dir: &Path,
+        o: &WalOptions,
+        flushed: &[(u64, Vec<u8>)],
+        pending: &[(u64, Vec<u8>)],
+        ctx: &str,
+    ) -> usize {
+        let (wal, _) = open(dir, o.clone());
+        check(&wal, flushed, pending, ctx)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn wal_matches_a_model(steps in prop::collection::vec(step(), 1..40)) {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let dir = tmp.path().join("wal");
+            let o = opts(700, SyncPolicy::No);
+            let (mut wal, _) = open(&dir, o.clone());
+            // Entries written to the file, and entries only buffered.
+            let mut flushed: Vec<(u64, Vec<u8>)> = Vec::new();
+            let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
+            let mut next = 1u64;
+            for (n, s) in steps.iter().enumerate() {
+                let ctx = format!("step {n} {s:?}");
+                match s {
+                    Step::Append(lens) => {
+                        for len in lens {
+                            let p = body(next, *len);
+                            wal.append(next, &p).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                            pending.push((next, p));
+                            next += 1;
+                        }
+                    }
+                    Step::Commit => {
+                        wal.commit().unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                        flushed.append(&mut pending);
+                    }
+                    Step::Reopen => {
+                        drop(wal);
+                        let k = check_after_reopen(&dir, &o, &flushed, &pending, &ctx);
+                        flushed.extend(pending.drain(..k));
+                        pending.clear();
+                        let (w, report) = open(&dir, o.clone());
+                        wal = w;
+                        prop_assert_eq!(report.torn_tail, None);
+                        next = flushed.last().map_or(1, |e| e.0 + 1);
+                        if !flushed.is_empty() {
+                            prop_assert_eq!(report.last_index, next - 1);
+                        }
+                    }
+                    Step::Truncate(frac) => {
+                        wal.commit().unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                        flushed.append(&mut pending);
+                        if let (Some(f), Some(l)) = (flushed.first(), flushed.last()) {
+                            let x = f.0 + (l.0 - f.0) * u64::from(*frac) / 255;
+                            wal.truncate_before(x).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                            let first = wal.first_index();
+                            prop_assert!(first <= x, "{}: first {} > cut {}", ctx, first, x);
+                            flushed.retain(|e| e.0 >= first);
+                        }
+                    }
+                    Step::Tear(cut) => {
+                        wal.commit().unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                        flushed.append(&mut pending);
+                        drop(wal);
+                        let last_seg = segment_paths(&dir).pop();
+                        let recs = last_seg.as_ref().map(|p| records_of(p)).unwrap_or_default();
+                        if let (Some(path), Some(&(off, idx, len))) = (last_seg, recs.last()) {
+                            let c = 1 + u64::from(*cut) % (len - 1);
+                            let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
+                            f.set_len(off + len - c).expect("truncate");
+                            drop(f);
+                            prop_assert_eq!(flushed.pop().map(|e| e.0), Some(idx));
+                        }
+                        let (w, report) = open(&dir, o.clone());
+                        wal = w;
+                        next = flushed.last().map_or(1, |e| e.0 + 1);
+                        prop_assert_eq!(report.last_index, next - 1);
+                        // An emptied log accepts any first index; keep counting up.
+                        if flushed.is_empty() {
+                            next = wal.first_index().max(1);
+                        }
+                    }
+                }
+                let want_last = pending.last().or(flushed.last()).map_or(0, |e| e.0);
+                prop_assert_eq!(wal.last_index(), want_last, "{}", ctx);
+                check(&wal, &flushed, &pending, &ctx);
+            }
+        }
+    }
+}
