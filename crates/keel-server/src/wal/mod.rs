@@ -27,7 +27,17 @@ mod sync;
 mod truncate;
 pub mod writer;
 
+use std::path::{Path, PathBuf};
+
 pub use error::{Result, WalError};
 pub use reader::WalEntries;
 pub use recovery::{RecoveryReport, Repair, TornTail};
 pub use writer::{Wal, WalOptions, WalStats, WalStatsHandle, DEFAULT_SEGMENT_SIZE};
+
+/// Name of the WAL directory inside a node's data directory.
+pub const WAL_DIR: &str = "wal";
+
+/// The WAL directory of the data directory `data_dir`.
+pub fn wal_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(WAL_DIR)
+}

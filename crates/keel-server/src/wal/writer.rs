@@ -150,7 +150,14 @@ impl Wal {
     /// found is fdatasynced before this returns, so it all counts as durable.
     pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> Result<(Wal, RecoveryReport)> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|e| WalError::io("create wal dir", &dir, 0, e))?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| WalError::io("create wal dir", &dir, 0, e))?;
+            // The new directory's entry must survive a crash like the segments in it.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
         let rec = recover(&dir, opts.repair)?;
         let shared = Arc::new(Shared::new(dir));
         let mut lengths = rec.lengths;
