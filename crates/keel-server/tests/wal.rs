@@ -539,7 +539,19 @@ const CHILD_TEST: &str = "wal_crash_child";
 const CYCLES: usize = 10;
 const CHILD_MAX_ENTRIES: u64 = 200_000;
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
-const CRASH_SEGMENT: u64 = 16 << 10;
+const CRASH_SEGMENT: u64 = 256 << 10;
+
+/// Payloads of the crash test: every sixteenth run of 64 entries is 8 KiB per entry, so
+/// some commits are one large write that a kill can interrupt midway.
+fn crash_payload(i: u64) -> Vec<u8> {
+    if (i / 64) % 16 == 15 {
+        let mut p = payload(i);
+        p.resize(8 << 10, (i % 253) as u8);
+        p
+    } else {
+        payload(i)
+    }
+}
 
 #[test]
 #[ignore = "child process of the crash test; does nothing unless KEEL_WAL_CRASH_CHILD is set"]
@@ -557,9 +569,9 @@ fn wal_crash_child() {
     let mut i = start;
     while i < start + CHILD_MAX_ENTRIES {
         // Group commits of 1..=8 entries, as an apply loop would make them.
-        let n = 1 + (i % 8);
+        let n = 1 + (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 61);
         for _ in 0..n {
-            wal.append(i, &payload(i))
+            wal.append(i, &crash_payload(i))
                 .unwrap_or_else(|e| panic!("child: append {i}: {e}"));
             i += 1;
         }
@@ -693,7 +705,11 @@ fn acked_entries_survive_sigkill() {
         for (k, item) in wal.entries_after(0).enumerate() {
             let (i, p) = item.unwrap_or_else(|e| panic!("{ctx}: replay: {e}"));
             assert_eq!(i, k as u64 + 1, "{ctx}: replay order");
-            assert_eq!(p.as_ref(), payload(i).as_slice(), "{ctx}: payload of {i}");
+            assert_eq!(
+                p.as_ref(),
+                crash_payload(i).as_slice(),
+                "{ctx}: payload of {i}"
+            );
             n += 1;
         }
         assert_eq!(n, report.last_index, "{ctx}: replay count");
