@@ -5,6 +5,7 @@
 //! the front-end renders as RESP2 or RESP3.
 
 pub mod args;
+pub mod codec;
 pub mod command;
 pub mod ctx;
 pub mod cursor;

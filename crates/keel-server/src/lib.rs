@@ -3,3 +3,4 @@
 //! engine through the write funnel.
 
 pub mod resp;
+pub mod wal;

@@ -1,0 +1,56 @@
+//! Dropping the head of the log once a snapshot or checkpoint covers it: whole segments
+//! only, oldest first, never the active one.
+
+use super::error::{Result, WalError};
+use super::segment::sync_dir;
+use super::writer::Wal;
+
+impl Wal {
+    /// Deletes every segment whose entries all have indexes below `index` (they are
+    /// covered by a snapshot) and returns how many were deleted. The active segment is
+    /// always kept. The directory is fsynced after the deletions.
+    pub fn truncate_before(&mut self, index: u64) -> Result<usize> {
+        let mut deleted = 0;
+        // Segment 0 holds indexes below segment 1's first index.
+        while self.segments.len() > 1 && self.segments[1].first_index <= index {
+            let seg = self.segments.remove(0);
+            let len = if self.sealed_lengths.is_empty() {
+                0
+            } else {
+                self.sealed_lengths.remove(0)
+            };
+            if let Err(e) = std::fs::remove_file(&seg.path) {
+                // Keep the books straight: the file is still there.
+                self.segments.insert(0, seg.clone());
+                self.sealed_lengths.insert(0, len);
+                if deleted > 0 {
+                    sync_dir(&self.shared.dir)?;
+                }
+                self.after_truncate();
+                return Err(WalError::io("delete segment", &seg.path, 0, e));
+            }
+            self.shared
+                .bytes_on_disk
+                .fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
+            deleted += 1;
+        }
+        if deleted > 0 {
+            sync_dir(&self.shared.dir)?;
+            self.after_truncate();
+            tracing::debug!(deleted, before = index, "wal: truncated segments");
+        }
+        Ok(deleted)
+    }
+
+    fn after_truncate(&mut self) {
+        if self.last_index > 0 {
+            if let Some(first) = self.segments.first() {
+                self.first_index = first.first_index;
+            }
+        }
+        self.shared.segments.store(
+            self.segments.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
