@@ -129,13 +129,23 @@ pub fn model_live_bytes(model: &Model) -> u64 {
 }
 
 /// Instantiates each listed `fn name(kind: EngineKind)` once per engine, as the tests
-/// `memory::name`, `bitcask::name` and `lsm::name` (filter with e.g. `bitcask::`).
+/// `memory::name`, `bitcask::name` and `lsm::name` (filter with e.g. `bitcask::`);
+/// `engine_tests!(only [bitcask => Bitcask]: name)` restricts the engines.
 #[macro_export]
 macro_rules! engine_tests {
     ($($test:ident),* $(,)?) => {
         $crate::engine_tests!(@engine memory, Memory, $($test),*);
         $crate::engine_tests!(@engine bitcask, Bitcask, $($test),*);
         $crate::engine_tests!(@engine lsm, Lsm, $($test),*);
+    };
+    (only [$($module:ident => $kind:ident),+ $(,)?]: $($test:ident),* $(,)?) => {
+        $crate::engine_tests!(@each [$($test),*] $($module $kind)+);
+    };
+    (@each $tests:tt $($module:ident $kind:ident)+) => {
+        $($crate::engine_tests!(@listed $module $kind $tests);)+
+    };
+    (@listed $module:ident $kind:ident [$($test:ident),*]) => {
+        $crate::engine_tests!(@engine $module, $kind, $($test),*);
     };
     (@engine $module:ident, $kind:ident, $($test:ident),*) => {
         mod $module {
