@@ -22,6 +22,9 @@ use keel_storage::{
 /// The model every engine is compared against.
 pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
+/// Owned key/value pairs in scan order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Options the suites open engines with. Bitcask gets tiny segments so that every run
 /// crosses segment boundaries, and no background merge so merges happen exactly where a
 /// test asks for one.
@@ -97,7 +100,7 @@ pub fn reopen(store: Arc<dyn Storage>, dir: &Path) -> Arc<dyn Storage> {
 }
 
 /// Drains a scan into owned pairs, or the first error it yields.
-pub fn collect(iter: KvIter) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+pub fn collect(iter: KvIter) -> Result<Pairs, StorageError> {
     iter.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
         .collect()
 }
@@ -111,7 +114,7 @@ pub fn dump(store: &dyn Storage) -> Model {
 }
 
 /// What a scan of `range` in `dir` order must return on `model`.
-pub fn model_scan(model: &Model, range: &ScanRange, dir: Direction) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub fn model_scan(model: &Model, range: &ScanRange, dir: Direction) -> Pairs {
     let mut out: Vec<_> = model
         .iter()
         .filter(|(k, _)| range.contains(k))
