@@ -15,6 +15,7 @@ pub mod scan_iter;
 pub mod stats;
 pub mod storage;
 
+pub mod lsm;
 pub mod memory;
 
 use std::path::Path;
@@ -35,8 +36,6 @@ pub fn open(dir: &Path, opts: &OpenOptions) -> Result<Arc<dyn Storage>> {
         EngineKind::Bitcask => Err(StorageError::InvalidArgument(
             "bitcask engine not built yet".into(),
         )),
-        EngineKind::Lsm => Err(StorageError::InvalidArgument(
-            "lsm engine not built yet".into(),
-        )),
+        EngineKind::Lsm => Ok(Arc::new(lsm::LsmEngine::open(dir, opts)?)),
     }
 }
