@@ -182,6 +182,9 @@ fn acked_batches_survive_sigkill(kind: EngineKind) {
         }
         let store = common::open_with(&dir, &common::sync_options(kind));
         durable = verify(&*store, acked, &ctx);
+        eprintln!(
+            "{ctx}: killed after {acks}+ acks; acked through {acked:?}, found through {durable:?}"
+        );
         store
             .close()
             .unwrap_or_else(|e| panic!("{ctx}: close: {e:?}"));
