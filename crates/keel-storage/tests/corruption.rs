@@ -205,7 +205,7 @@ fn torn_tail_at_every_offset_of_the_last_record(kind: EngineKind) {
     let o = opts(4 * 1024);
     let store = common::open_with(&src, &o);
     let mut model = Model::new();
-    for i in 0..60 {
+    for i in 0..150 {
         single_put(
             &*store,
             &mut model,
@@ -234,44 +234,68 @@ fn torn_tail_at_every_offset_of_the_last_record(kind: EngineKind) {
     );
     let seg_name = last_seg.file_name().expect("name").to_owned();
 
-    for cut in last.off..last.end() {
-        let ctx = format!(
-            "{kind}: last segment cut to {cut} (last record {}..{})",
-            last.off,
-            last.end()
-        );
-        let dir = tmp.path().join(format!("cut{cut}"));
-        copy_without_hints(&src, &dir);
-        truncate(&dir.join(&seg_name), cut);
-        let store = keel_storage::open(&dir, &o).unwrap_or_else(|e| panic!("{ctx}: open: {e:?}"));
-        assert!(
-            dump(&*store) == before_last,
-            "{ctx}: contents are not all batches but the last"
-        );
-        assert_eq!(
-            store.stats().torn_bytes_dropped,
-            cut - last.off,
-            "{ctx}: torn_bytes_dropped"
-        );
-        // The cut file takes new writes, and they survive a reopen.
-        let mut model = before_last.clone();
+    let failures: Vec<String> = (last.off..last.end())
+        .filter_map(|cut| {
+            let ctx = format!(
+                "{kind}: last segment cut to {cut} (last record {}..{})",
+                last.off,
+                last.end()
+            );
+            let dir = tmp.path().join(format!("cut{cut}"));
+            check_torn_cut(&src, &dir, &seg_name, cut, last.off, &before_last, &o)
+                .err()
+                .map(|e| format!("{ctx}: {e}"))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{kind}: {} of {} cuts failed:\n{}",
+        failures.len(),
+        last.len,
+        failures.join("\n")
+    );
+}
+
+/// Opens a copy of `src` (without hints) whose segment `seg_name` is cut to `cut` bytes,
+/// where the last batch starts at `start`: it must hold exactly `want`, report the
+/// dropped bytes, take a new write and keep it across a reopen.
+fn check_torn_cut(
+    src: &Path,
+    dir: &Path,
+    seg_name: &std::ffi::OsStr,
+    cut: u64,
+    start: u64,
+    want: &Model,
+    o: &OpenOptions,
+) -> Result<(), String> {
+    copy_without_hints(src, dir);
+    truncate(&dir.join(seg_name), cut);
+    let result = (|| {
+        let store = keel_storage::open(dir, o).map_err(|e| format!("open: {e:?}"))?;
+        if dump(&*store) != *want {
+            return Err("contents are not exactly the batches before the torn one".into());
+        }
+        let torn = store.stats().torn_bytes_dropped;
+        if torn != cut - start {
+            return Err(format!("torn_bytes_dropped {torn}, want {}", cut - start));
+        }
+        let mut model = want.clone();
         single_put(&*store, &mut model, b"after", b"cut");
-        store.close().expect("close");
+        store.close().map_err(|e| format!("close: {e:?}"))?;
         drop(store);
-        let store = keel_storage::open(&dir, &o).unwrap_or_else(|e| panic!("{ctx}: reopen: {e:?}"));
-        assert!(
-            dump(&*store) == model,
-            "{ctx}: contents after write + reopen"
-        );
-        assert_eq!(
-            store.stats().torn_bytes_dropped,
-            0,
-            "{ctx}: second open drops nothing"
-        );
-        store.close().expect("close");
-        drop(store);
-        std::fs::remove_dir_all(&dir).expect("cleanup");
-    }
+        let store =
+            keel_storage::open(dir, o).map_err(|e| format!("reopen after a write: {e:?}"))?;
+        if dump(&*store) != model {
+            return Err("contents after write + reopen differ".into());
+        }
+        let torn = store.stats().torn_bytes_dropped;
+        if torn != 0 {
+            return Err(format!("second open dropped {torn} bytes"));
+        }
+        store.close().map_err(|e| format!("close: {e:?}"))
+    })();
+    std::fs::remove_dir_all(dir).map_err(|e| format!("cleanup: {e}"))?;
+    result
 }
 
 fn torn_multi_record_batch_is_dropped_whole(kind: EngineKind) {
@@ -331,31 +355,24 @@ fn torn_multi_record_batch_is_dropped_whole(kind: EngineKind) {
         batch[3].off + HEADER as u64,
         batch[3].end() - 1,
     ];
-    for cut in cuts {
-        let ctx = format!("{kind}: batch {start}..{} cut at {cut}", batch[3].end());
-        let dir = tmp.path().join(format!("cut{cut}"));
-        copy_without_hints(&src, &dir);
-        truncate(&dir.join(seg.file_name().expect("name")), cut);
-        let store = keel_storage::open(&dir, &o).unwrap_or_else(|e| panic!("{ctx}: open: {e:?}"));
-        assert!(
-            dump(&*store) == before,
-            "{ctx}: the torn batch must vanish entirely"
-        );
-        assert_eq!(
-            store.stats().torn_bytes_dropped,
-            cut - start,
-            "{ctx}: torn_bytes_dropped"
-        );
-        let mut model = before.clone();
-        single_put(&*store, &mut model, b"after", b"cut");
-        store.close().expect("close");
-        drop(store);
-        let store = keel_storage::open(&dir, &o).unwrap_or_else(|e| panic!("{ctx}: reopen: {e:?}"));
-        assert!(
-            dump(&*store) == model,
-            "{ctx}: contents after write + reopen"
-        );
-    }
+    let seg_name = seg.file_name().expect("name").to_owned();
+    let failures: Vec<String> = cuts
+        .iter()
+        .filter_map(|&cut| {
+            let ctx = format!("{kind}: batch {start}..{} cut at {cut}", batch[3].end());
+            let dir = tmp.path().join(format!("cut{cut}"));
+            check_torn_cut(&src, &dir, &seg_name, cut, start, &before, &o)
+                .err()
+                .map(|e| format!("{ctx}: {e}"))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{kind}: {} of {} cuts failed:\n{}",
+        failures.len(),
+        cuts.len(),
+        failures.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------
