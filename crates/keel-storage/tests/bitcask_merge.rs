@@ -175,6 +175,7 @@ fn check_contents(store: &dyn Storage, acked: Option<u64>, ctx: &str) -> Option<
 }
 
 fn interrupted_merges_lose_nothing_and_resurrect_nothing(kind: EngineKind) {
+    let _serial = common::serial();
     let seed: u64 = std::env::var("KEEL_MERGE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

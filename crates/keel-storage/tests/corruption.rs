@@ -200,6 +200,7 @@ fn expect_corrupt(
 // (a) torn tails.
 
 fn torn_tail_at_every_offset_of_the_last_record(kind: EngineKind) {
+    let _serial = common::serial();
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
     let o = opts(4 * 1024);
@@ -299,6 +300,7 @@ fn check_torn_cut(
 }
 
 fn torn_multi_record_batch_is_dropped_whole(kind: EngineKind) {
+    let _serial = common::serial();
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
     let o = opts(1 << 20);
@@ -408,6 +410,7 @@ fn twenty_batches(tmp: &Path) -> (PathBuf, PathBuf, Vec<Record>, Vec<Model>) {
 }
 
 fn flipped_byte_mid_segment_is_corrupt_and_repairable(kind: EngineKind) {
+    let _serial = common::serial();
     let tmp = tempfile::tempdir().expect("tempdir");
     let (src, seg, recs, models) = twenty_batches(tmp.path());
     let seg_name = seg.file_name().expect("name").to_owned();
@@ -456,6 +459,7 @@ const HUGE_CHILD_ENV: &str = "KEEL_CORRUPT_HUGE_CHILD";
 const CHILD_ADDRESS_SPACE: u64 = 1 << 30;
 
 fn impossible_length_mid_segment_is_corrupt(kind: EngineKind) {
+    let _serial = common::serial();
     let tmp = tempfile::tempdir().expect("tempdir");
     let (src, seg, recs, models) = twenty_batches(tmp.path());
     let seg_name = seg.file_name().expect("name").to_owned();
@@ -545,6 +549,7 @@ impl Damage {
 }
 
 fn bad_hint_files_fall_back_to_data(kind: EngineKind) {
+    let _serial = common::serial();
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
     let o = opts(2 * 1024);
@@ -706,6 +711,7 @@ fn assert_prefix(dir: &Path, entries: &[(Vec<u8>, Vec<u8>)], n: usize, ctx: &str
 }
 
 fn checkpoint_flipped_byte_is_corrupt_and_repairable(kind: EngineKind) {
+    let _serial = common::serial();
     let tmp = tempfile::tempdir().expect("tempdir");
     let Checkpoint {
         dir: cp,
@@ -744,6 +750,7 @@ fn checkpoint_flipped_byte_is_corrupt_and_repairable(kind: EngineKind) {
 }
 
 fn checkpoint_truncated_is_corrupt_and_repairable(kind: EngineKind) {
+    let _serial = common::serial();
     let tmp = tempfile::tempdir().expect("tempdir");
     let Checkpoint {
         file,

@@ -123,6 +123,7 @@ fn verify(store: &dyn Storage, must: Option<u64>, ctx: &str) -> Option<u64> {
 }
 
 fn acked_batches_survive_sigkill(kind: EngineKind) {
+    let _serial = common::serial();
     let seed: u64 = std::env::var("KEEL_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -165,6 +165,18 @@ macro_rules! engine_tests {
     };
 }
 
+/// Serialises the tests of a binary that spawns child processes. A child forked from one
+/// test thread holds copies of every descriptor the process has open until its exec,
+/// including other tests' directory-lock files, whose flock then outlives their close for
+/// that moment; a test that reopens right then would see a spurious `Locked`. Holding
+/// this for a whole test keeps spawns and other tests' stores apart.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A child process running one test of this very binary, with its stdout delivered line
 /// by line (so reads can time out) and its stderr collected for failure messages.
 pub struct ChildRun {
