@@ -5,6 +5,12 @@
 //!
 //! Property effort: `PROPTEST_CASES` (default 64 here), ~100 operations per case over a
 //! 12-key space so that operations collide.
+//!
+//! `Reopen` means a restart. For bitcask and lsm that is close + open of the same
+//! directory. The memory engine keeps nothing on disk by itself (its durability is the
+//! log above it), so for it a restart is: checkpoint into its own data directory, close,
+//! open, which loads that checkpoint (see `common::reopen_with`). Snapshots taken
+//! before a reopen are dropped with the old instance.
 
 mod common;
 
