@@ -547,9 +547,10 @@ fn calls_after_close_fail_with_closed(kind: EngineKind) {
     let store = common::open(kind, dir.path());
     put(&*store, b"k", b"v");
     store.close().expect("close");
-    let is_closed = |what: &str, r: Result<(), StorageError>| match r {
+    let mut wrong = Vec::new();
+    let mut is_closed = |what: &str, r: Result<(), StorageError>| match r {
         Err(StorageError::Closed) => {}
-        other => panic!("{kind}: {what} after close returned {other:?}, want Err(Closed)"),
+        other => wrong.push(format!("{what} returned {other:?}")),
     };
     is_closed("get", store.get(b"k").map(|_| ()));
     let mut b = WriteBatch::new();
@@ -565,10 +566,16 @@ fn calls_after_close_fail_with_closed(kind: EngineKind) {
     is_closed("compact", store.compact());
     let cp = tempfile::tempdir().expect("tempdir");
     is_closed("checkpoint", store.checkpoint(&cp.path().join("cp")));
-    match store.scan(ScanRange::all(), Direction::Forward).next() {
-        Some(Err(StorageError::Closed)) => {}
-        other => panic!("{kind}: scan after close yielded {other:?}, want Some(Err(Closed))"),
+    for dir in [Direction::Forward, Direction::Reverse] {
+        match store.scan(ScanRange::all(), dir).next() {
+            Some(Err(StorageError::Closed)) => {}
+            other => is_closed(&format!("scan {dir:?} (first item {other:?})"), Ok(())),
+        }
     }
+    assert!(
+        wrong.is_empty(),
+        "{kind}: after close, want Err(Closed) from every call, but: {wrong:#?}"
+    );
     // The directory is released: it opens again, with the data of before.
     drop(store);
     let store = common::open(kind, dir.path());
