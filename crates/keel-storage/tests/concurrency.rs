@@ -10,6 +10,7 @@
 mod common;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
@@ -17,7 +18,10 @@ use std::time::Duration;
 use keel_storage::{Direction, EngineKind, ScanRange, Snapshot, Storage, WriteBatch, WriteOptions};
 use rand::{Rng, SeedableRng};
 
-engine_tests!(snapshots_see_whole_batches_under_concurrent_writers);
+engine_tests!(
+    snapshots_see_whole_batches_under_concurrent_writers,
+    snapshot_reads_stay_fixed_while_compacting,
+);
 
 const GROUPS: usize = 6;
 const KEYS_PER_GROUP: usize = 8;
@@ -288,4 +292,85 @@ fn one_round(kind: EngineKind, round: usize) {
     let store = common::reopen(store, dir.path());
     let again: View = common::dump(&*store).into_iter().collect();
     assert_eq!(again, view, "{kind} round {round}: contents after reopen");
+}
+
+/// A narrower probe of the same property: one writer overwriting a few keys as fast as
+/// it can, compactions back to back, and a reader that scans each new snapshot twice
+/// with a pause between; the two reads must be equal (compaction must not drop or
+/// expose versions under a live snapshot).
+fn snapshot_reads_stay_fixed_while_compacting(kind: EngineKind) {
+    const READS: usize = 300;
+    const MAX_WRITES: u64 = 500_000;
+    const MAX_COMPACTIONS: u64 = 2_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::open(kind, dir.path());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (s, stop) = (Arc::clone(&store), Arc::clone(&stop));
+        thread::spawn(move || -> Result<u64, String> {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Acquire) && i < MAX_WRITES {
+                let mut b = WriteBatch::new();
+                for j in 0..4 {
+                    b.put(format!("k{:02}", (i + j) % 16), i.to_string());
+                }
+                if i.is_multiple_of(5) {
+                    b.delete(format!("k{:02}", (i * 7) % 16));
+                }
+                s.write(b, WriteOptions::DEFAULT)
+                    .map_err(|e| format!("write {i}: {e:?}"))?;
+                i += 1;
+                // Keeps writing for the whole read phase without piling up data.
+                if i.is_multiple_of(50) {
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+            Ok(i)
+        })
+    };
+    let compactor = {
+        let (s, stop) = (Arc::clone(&store), Arc::clone(&stop));
+        thread::spawn(move || -> Result<u64, String> {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Acquire) && n < MAX_COMPACTIONS {
+                s.compact().map_err(|e| format!("compact #{n}: {e:?}"))?;
+                n += 1;
+            }
+            Ok(n)
+        })
+    };
+    let mut changed = Vec::new();
+    for it in 0..READS {
+        let snap = store.snapshot();
+        let first = common::collect(snap.scan(ScanRange::all(), Direction::Forward));
+        thread::sleep(Duration::from_millis(1));
+        let second = common::collect(snap.scan(ScanRange::all(), Direction::Forward));
+        match (first, second) {
+            (Ok(a), Ok(b)) if a == b => {}
+            (Ok(a), Ok(b)) => changed.push(format!(
+                "read {it}: snapshot at seq {} changed between two scans ({} then {} entries)",
+                snap.seq(),
+                a.len(),
+                b.len()
+            )),
+            (a, b) => changed.push(format!(
+                "read {it}: scan failed: {:?} / {:?}",
+                a.err(),
+                b.err()
+            )),
+        }
+    }
+    stop.store(true, Ordering::Release);
+    let writes = writer.join().expect("writer thread").expect("writer");
+    let compactions = compactor
+        .join()
+        .expect("compactor thread")
+        .expect("compactor");
+    assert!(
+        changed.is_empty(),
+        "{kind}: {} of {READS} snapshots changed under compaction ({writes} batches, \
+         {compactions} compactions), e.g. {:#?}",
+        changed.len(),
+        &changed[..changed.len().min(3)]
+    );
 }
