@@ -250,11 +250,14 @@ fn seq_survives_reopen_and_empty_batches_do_not_advance_it() {
                 .expect("empty"),
             2
         );
-        assert_eq!(put(&s, b"c", b"3"), 3);
+        // Large values are compressed in the journal; the pre-open walk must agree with
+        // fjall on their checksums.
+        assert_eq!(put(&s, b"c", &[b'3'; 10_000]), 3);
         s.close().expect("close");
     }
     let s = open(dir.path());
     assert_eq!(s.last_seq(), 3);
+    assert_eq!(s.get(b"c").expect("get").map(|v| v.len()), Some(10_000));
     assert_eq!(s.snapshot().seq(), 3);
     assert_eq!(s.stats().last_seq, 3);
     assert_eq!(put(&s, b"d", b"4"), 4);
@@ -407,6 +410,19 @@ fn active_journal(dir: &Path) -> PathBuf {
     journals.pop().expect("a journal file").1
 }
 
+/// The head of a journal: everything these tests write fits in it (the rest of the
+/// preallocated file is zeros).
+fn journal_head(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .expect("open journal")
+        .take(1 << 20)
+        .read_to_end(&mut head)
+        .expect("read journal");
+    head
+}
+
 /// End of the last complete batch: just past the last end marker's trailer bytes
 /// (journals are preallocated, so the file's length says nothing).
 fn journal_content_end(bytes: &[u8]) -> usize {
@@ -435,8 +451,7 @@ fn torn_journal_tail_drops_only_the_torn_batch() {
             s.close().expect("close");
         }
         let journal = active_journal(dir.path());
-        let bytes = std::fs::read(&journal).expect("read journal");
-        let end = journal_content_end(&bytes);
+        let end = journal_content_end(&journal_head(&journal));
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(&journal)
@@ -446,6 +461,7 @@ fn torn_journal_tail_drops_only_the_torn_batch() {
 
         let s = open(dir.path());
         assert_eq!(s.last_seq(), 20, "cut {cut_back}");
+        assert!(s.stats().torn_bytes_dropped > 0, "cut {cut_back}");
         let got = all(&s);
         assert_eq!(got.len(), 20, "cut {cut_back}: {got:?}");
         assert!(got.iter().all(|(k, _)| k.starts_with(b"early")));
@@ -487,4 +503,94 @@ fn compaction_keeps_contents_and_reports_state() {
     assert_eq!(st.last_seq, 2);
     assert!(st.disk_bytes > 0);
     assert!(st.live_keys >= 1000, "approximate count {}", st.live_keys);
+    // Reads now come from tables, through the block cache.
+    for i in 0..100u32 {
+        s.get(format!("k{i:04}").as_bytes()).expect("get");
+    }
+    let after = s.stats();
+    assert!(
+        after.cache_hits + after.cache_misses > st.cache_hits + st.cache_misses,
+        "{after:?}"
+    );
+}
+
+/// 30 synced batches of 10 keys (`b{i:02}-{j}`), closed; returns the journal's bytes and
+/// the offset of batch `i`'s start marker for the given `i`.
+fn journal_with_batches(dir: &Path, target: u32) -> (PathBuf, Vec<u8>, usize) {
+    {
+        let s = LsmEngine::open(dir, &opts(SyncPolicy::Always)).expect("open");
+        for i in 0..30u32 {
+            let mut b = WriteBatch::new();
+            for j in 0..10u32 {
+                b.put(format!("b{i:02}-{j}"), vec![b'v'; 40]);
+            }
+            s.write(b, WriteOptions::DEFAULT).expect("write");
+        }
+        s.close().expect("close");
+    }
+    let journal = active_journal(dir);
+    let bytes = journal_head(&journal);
+    let needle = format!("b{target:02}-0");
+    let key_at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+        .expect("key in journal");
+    // Item header (21 bytes) and keel's one-byte key tag precede the key; the batch's
+    // 13-byte start marker precedes its first item.
+    (journal, bytes, key_at - 22 - 13)
+}
+
+fn flip_byte(path: &Path, bytes: &mut [u8], at: usize) {
+    use std::os::unix::fs::FileExt;
+    bytes[at] ^= 0x40;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open journal")
+        .write_all_at(&bytes[at..at + 1], at as u64)
+        .expect("write journal");
+}
+
+#[test]
+fn journal_damage_before_the_tail_stops_open_unless_repair() {
+    // Offsets from batch 16's start marker: its first item's tag (fjall alone would cut
+    // the journal there and drop batches 16..30 without a word), and a byte of that
+    // item's value (fjall alone fails the open without naming file or offset).
+    for flip_at in [13usize, 13 + 21 + 1 + 5 + 3] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (journal, mut bytes, batch16) = journal_with_batches(dir.path(), 15);
+        flip_byte(&journal, &mut bytes, batch16 + flip_at);
+        match LsmEngine::open(dir.path(), &opts(SyncPolicy::No)) {
+            Err(StorageError::Corrupt { path, offset, .. }) => {
+                assert_eq!(path, journal);
+                assert_eq!(offset, batch16 as u64);
+            }
+            other => panic!("flip at +{flip_at}: expected Corrupt, got {other:?}"),
+        }
+        // Nothing was cut by the refused open.
+        assert_eq!(journal_head(&journal), bytes);
+        let s = LsmEngine::open(dir.path(), &opts(SyncPolicy::No).repair(true)).expect("repair");
+        assert_eq!(s.last_seq(), 15);
+        assert_eq!(all(&s).len(), 150);
+        assert!(s.stats().torn_bytes_dropped > 0);
+    }
+}
+
+#[test]
+fn journal_seqno_damage_stops_open_unless_repair() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (journal, mut bytes, batch16) = journal_with_batches(dir.path(), 15);
+    // Top byte of batch 16's sequence number, which no checksum covers.
+    flip_byte(&journal, &mut bytes, batch16 + 12);
+    match LsmEngine::open(dir.path(), &opts(SyncPolicy::No)) {
+        Err(StorageError::Corrupt { path, offset, .. }) => {
+            assert_eq!(path, journal);
+            assert_eq!(offset, batch16 as u64);
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let s = LsmEngine::open(dir.path(), &opts(SyncPolicy::No).repair(true)).expect("repair");
+    assert_eq!(s.last_seq(), 15);
+    assert_eq!(all(&s).len(), 150);
+    assert_eq!(put(&s, b"next", b"1"), 16);
 }

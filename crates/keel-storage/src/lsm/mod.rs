@@ -19,40 +19,57 @@
 //! fjall preallocates journal files and fsyncs each new file and its directory when it
 //! creates them, so appends change no metadata that `fdatasync` would skip.
 //!
-//! # What fjall guarantees on recovery, and what keel relies on (fjall 3.1)
+//! # Recovery and corruption: what fjall 3.1 does, and what keel adds
 //!
-//! Journal: a batch is written as `Start{count, seqno}`, its items, then
-//! `End{xxh3-64 of the items}` followed by 4 magic bytes. On open fjall replays the
-//! journals and:
-//! - **torn tail** (file ends inside a batch, or the preallocated zero tail follows the
-//!   last batch): the reader stops at the first entry that does not decode (end of file,
-//!   unknown tag, bad trailer magic), truncates the journal to the end of the last
-//!   complete batch and opens. An unterminated last batch is discarded whole: batches are
+//! Journal format: a batch is `Start{count, seqno}`, its items, then `End{xxh3-64 of
+//! the items}` followed by the 4 bytes `FJL\x03`; files are preallocated (sparse, 64
+//! MiB). On open fjall replays the journals and:
+//! - **torn tail** (the file ends, or turns to zeros, inside a batch): it stops at the
+//!   first entry that does not decode, truncates the journal to the end of the last
+//!   complete batch and opens. An unterminated batch is discarded whole, so batches are
 //!   all-or-nothing across a crash. keel relies on this.
-//! - **flipped byte inside an item's key or value** of a complete batch: the batch
-//!   checksum fails and `open` fails (`JournalRecovery(ChecksumMismatch)`), surfaced as
-//!   [`StorageError::Lsm`] with op "open". No repair mode exists; `OpenOptions::repair`
-//!   is ignored by this engine.
-//! - **flipped byte in an entry tag, a length field or an `End` trailer** (any non-tail
-//!   batch): decoding fails, which fjall cannot tell from a torn tail, so it **silently
-//!   truncates the journal there and opens, dropping that batch and every later one, even
-//!   fsynced ones**. A flipped byte in a `Start` marker's seqno is not covered by any
-//!   checksum. keel's own sequence number then resumes from the last surviving batch.
-//! - SST tables: every block carries an xxh3-128 checksum of its data and a checksum of
-//!   its header, verified whenever the block is read. Damage in a data block is reported
-//!   by the read that loads it (get/scan fail with [`StorageError::Lsm`], the store stays
-//!   up); damage in blocks read at open (table metadata, pinned index and filter blocks)
-//!   makes `open` fail. Tables are written once and fsynced before the manifest names
-//!   them, so they have no torn tail.
+//! - **flipped byte in an item's key or value, keyspace id or in an `End` checksum**:
+//!   the batch checksum fails and fjall refuses to open (`ChecksumMismatch`, no file or
+//!   offset), even when that batch is the last one; it has no repair mode. A wrong item
+//!   count fails the same way (`InsufficientLength` / `TooManyItems`).
+//! - **flipped byte in an entry tag, value type, compression tag, key or stored-value
+//!   length, or an `End` trailer**: decoding fails, which fjall cannot tell from a torn
+//!   tail, so it **silently truncates the journal there and opens, dropping that batch
+//!   and every later one, fsynced or not**.
+//! - **flipped byte in a `Start` seqno**: not covered by any checksum; fjall replays the
+//!   batch under the wrong sequence number (a raised one makes it shadow later writes).
+//!
+//! keel therefore walks the journals itself before fjall opens them
+//! ([`journal_check`]): it mirrors fjall's framing, verifies every batch checksum and
+//! that sequence numbers rise, and looks past the point where fjall would cut for
+//! further complete batches. Damage before the tail stops the open with
+//! [`StorageError::Corrupt`] naming the journal file and the offset of the first bad
+//! batch; with `OpenOptions::repair` keel cuts the journal there (or lets fjall cut) and
+//! opens with the batches before it. A cut explained by a crash (an all-zero sector,
+//! i.e. unsynced pages that never reached the disk) is treated as a torn tail, including
+//! a last batch whose checksum fails because a sector inside it was never written.
+//! `stats().torn_bytes_dropped` reports what was cut. A damaged last batch whose
+//! trailer no longer decodes is indistinguishable from a torn tail and is dropped.
+//!
+//! SST tables: every block carries an xxh3-128 checksum of its data and a checksum of
+//! its header, verified whenever the block is read. Damage in a data block is reported
+//! by the reads that load it (get/scan fail with [`StorageError::Lsm`] naming the
+//! operation, the store stays up, other blocks stay readable); damage in blocks read at
+//! open (table metadata, pinned index and filter blocks) makes `open` fail with
+//! `ChecksumMismatch` (no file or offset). Tables are written once and fsynced before
+//! the version file names them, so they have no torn tail.
 //!
 //! # Stats
 //!
 //! `live_keys` is fjall's O(1) *approximate* count: it includes overwritten versions and
 //! tombstones not yet compacted away (exact after `compact` with no open snapshot).
-//! `live_bytes`, `garbage_ratio` and cache hits/misses are not exposed by fjall and are
-//! reported as 0. `disk_bytes` is the space actually allocated under `<dir>/lsm`.
+//! `live_bytes` and `garbage_ratio` are not exposed by fjall and are reported as 0.
+//! `cache_hits`/`cache_misses` count table block loads served by fjall's block cache
+//! and loads that went to disk (fjall's experimental metrics). `disk_bytes` is the
+//! space actually allocated under `<dir>/lsm`.
 
 pub mod group_commit;
+pub mod journal_check;
 pub mod keys;
 
 use std::path::{Path, PathBuf};
@@ -137,6 +154,8 @@ struct Inner {
     /// One `compact` at a time.
     compaction: Mutex<()>,
     fjall_dir: PathBuf,
+    /// Bytes fjall cut from journal tails during open.
+    torn_bytes_dropped: u64,
     lock: Mutex<Option<DirLock>>,
 }
 
@@ -301,6 +320,7 @@ impl LsmEngine {
         let lock = DirLock::acquire(dir)?;
         let lifecycle = Lifecycle::new();
         let fjall_dir = dir.join(FJALL_DIR);
+        let torn_bytes_dropped = precheck_journals(&fjall_dir, opts.repair)?;
         let db = Database::builder(&fjall_dir)
             .cache_size(opts.lsm.cache_bytes)
             .manual_journal_persist(true)
@@ -336,6 +356,7 @@ impl LsmEngine {
             open_snapshots: AtomicU64::new(0),
             compaction: Mutex::new(()),
             fjall_dir,
+            torn_bytes_dropped,
             lock: Mutex::new(Some(lock)),
         });
         let flusher = if opts.sync_policy == SyncPolicy::EverySec {
@@ -354,6 +375,67 @@ impl LsmEngine {
             flusher: Mutex::new(flusher),
         })
     }
+}
+
+/// Walks fjall's journals before fjall replays them (see [`journal_check`]): damage that
+/// fjall would answer by silently dropping complete batches stops the open with
+/// [`StorageError::Corrupt`] naming the file and offset, unless `repair` is set. Returns
+/// the bytes fjall is about to cut from journal tails.
+fn precheck_journals(fjall_dir: &Path, repair: bool) -> Result<u64> {
+    let reports = journal_check::check_dir(fjall_dir)
+        .map_err(|e| StorageError::io("pre-check journals", fjall_dir, e))?;
+    let mut dropped = 0;
+    for r in reports {
+        let path = r.path.display().to_string();
+        // Damage fjall would refuse or misread, earliest first; we cut there ourselves.
+        let seq_cut = r.seqno_regression_at.map(|at| {
+            (
+                at,
+                "journal batch sequence numbers stop rising after this batch",
+                false,
+            )
+        });
+        let bad_cut = r
+            .bad_batch
+            .map(|(at, reason)| (at, reason, r.bad_batch_is_torn_tail));
+        let cut = match (seq_cut, bad_cut) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        };
+        if let Some((at, reason, torn)) = cut {
+            if !torn && !repair {
+                return Err(StorageError::corrupt(&r.path, at, reason));
+            }
+            if torn {
+                tracing::warn!(%path, offset = at, "lsm: last journal batch torn by a crash (unwritten sector); cutting it");
+            } else {
+                tracing::warn!(%path, offset = at, %reason, "lsm repair: cutting the journal there");
+            }
+            journal_check::truncate_at(&r.path, at)
+                .map_err(|e| StorageError::io("cut journal", &r.path, e))?;
+            dropped += r.content_end.saturating_sub(at);
+            continue;
+        }
+        if r.damaged_before_tail() {
+            let reason = format!(
+                "journal entry does not decode, yet {} complete batch(es) follow from offset {}",
+                r.batches_after_cut,
+                r.resumes_at.unwrap_or_default()
+            );
+            if !repair {
+                return Err(StorageError::corrupt(&r.path, r.valid_end, reason));
+            }
+            tracing::warn!(%path, offset = r.valid_end, %reason, "lsm repair: journal will be cut there");
+        } else if r.batches_after_cut > 0 {
+            tracing::warn!(%path, offset = r.valid_end, batches = r.batches_after_cut,
+                "lsm: unwritten sector in the journal tail (crash); unsynced batches after it are dropped");
+        }
+        if r.dropped_bytes() > 0 {
+            tracing::info!(%path, offset = r.valid_end, bytes = r.dropped_bytes(), "lsm: torn journal tail cut");
+        }
+        dropped += r.dropped_bytes();
+    }
+    Ok(dropped)
 }
 
 /// `everysec`: fsync once a second while anything is unsynced. `close` unparks it.
@@ -585,7 +667,15 @@ impl Storage for LsmEngine {
         let copied = copy_snapshot(&snap, &target.inner);
         let closed = target.close();
         copied?;
-        closed
+        closed?;
+        // The copy's own files are fsynced by fjall; make its directory entry durable.
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+        for d in std::iter::once(dir).chain(parent) {
+            std::fs::File::open(d)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| StorageError::io("fsync checkpoint directory", d, e))?;
+        }
+        Ok(())
     }
 
     fn compact(&self) -> Result<()> {
@@ -606,8 +696,14 @@ impl Storage for LsmEngine {
         let mut s = StorageStats::empty(EngineKind::Lsm, inner.lifecycle.state());
         s.last_seq = inner.seq.load(Ordering::Acquire);
         s.open_snapshots = inner.open_snapshots.load(Ordering::Acquire);
+        s.torn_bytes_dropped = inner.torn_bytes_dropped;
         if let Some(h) = inner.handles.read().as_ref() {
             s.live_keys = h.data.approximate_len() as u64;
+            for ks in [&h.data, &h.meta] {
+                let m = ks.metrics();
+                s.cache_hits += m.block_load_cached_count() as u64;
+                s.cache_misses += m.block_load_io_count() as u64;
+            }
             s.disk_bytes = allocated_bytes(&inner.fjall_dir);
         }
         s
@@ -697,5 +793,57 @@ mod tests {
         );
         let unique = vec![put("x", "1"), del("y")];
         assert_eq!(dedup_last_wins(unique.clone()), unique);
+    }
+
+    fn engine(dir: &Path, policy: SyncPolicy) -> LsmEngine {
+        let mut o = OpenOptions::new(EngineKind::Lsm).sync_policy(policy);
+        o.lsm.cache_bytes = 1 << 20;
+        LsmEngine::open(dir, &o).expect("open")
+    }
+
+    fn put_one(s: &LsmEngine, opts: WriteOptions) -> u64 {
+        let mut b = WriteBatch::new();
+        b.put("k", "v");
+        s.write(b, opts).expect("write")
+    }
+
+    #[test]
+    fn everysec_fsyncs_in_the_background() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = engine(dir.path(), SyncPolicy::EverySec);
+        let seq = put_one(&s, WriteOptions::DEFAULT);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while s.inner.syncer.synced() < seq {
+            assert!(Instant::now() < deadline, "background fsync never came");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn sync_policies_decide_when_writes_are_fsynced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = engine(dir.path(), SyncPolicy::No);
+        let seq = put_one(&s, WriteOptions::DEFAULT);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            s.inner.syncer.synced() < seq,
+            "policy no never syncs on its own"
+        );
+        let seq = put_one(&s, WriteOptions::SYNC);
+        assert!(
+            s.inner.syncer.synced() >= seq,
+            "a sync write is durable on return"
+        );
+        let seq = put_one(&s, WriteOptions::DEFAULT);
+        s.sync().expect("sync");
+        assert!(s.inner.syncer.synced() >= seq);
+        drop(s);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = engine(dir.path(), SyncPolicy::Always);
+        let seq = put_one(&s, WriteOptions::DEFAULT);
+        assert!(
+            s.inner.syncer.synced() >= seq,
+            "policy always syncs every write"
+        );
     }
 }
