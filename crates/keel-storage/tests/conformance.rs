@@ -21,7 +21,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use keel_storage::{
-    Direction, EngineKind, ScanRange, Snapshot, Storage, StorageError, WriteBatch, WriteOptions,
+    Direction, EngineKind, OpenOptions, ScanRange, Snapshot, Storage, StorageError, WriteBatch,
+    WriteOptions,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
@@ -38,6 +39,7 @@ engine_tests!(
     calls_after_close_fail_with_closed,
     stats_live_counts_match_model,
 );
+engine_tests!(only [bitcask_auto_merge => Bitcask]: model_conformance_with_background_merge);
 
 // ---------------------------------------------------------------------------------------
 // The model-based property test.
@@ -159,15 +161,30 @@ fn proptest_config() -> ProptestConfig {
 }
 
 fn model_conformance(kind: EngineKind) {
+    run_model(&common::test_options(kind));
+}
+
+/// Bitcask with its background merge on and eager: merges race the operations.
+fn model_conformance_with_background_merge(kind: EngineKind) {
+    let mut opts = common::test_options(kind);
+    opts.bitcask.max_segment_bytes = 1024;
+    opts.bitcask.auto_merge = true;
+    opts.bitcask.merge_garbage_ratio = 0.05;
+    opts.bitcask.merge_min_garbage_bytes = 0;
+    opts.bitcask.merge_check_interval = std::time::Duration::from_millis(2);
+    run_model(&opts);
+}
+
+fn run_model(opts: &OpenOptions) {
     let mut runner = TestRunner::new(proptest_config());
     let ops = prop::collection::vec(op(), 1..100);
-    if let Err(e) = runner.run(&ops, |ops| run_case(kind, &ops)) {
-        panic!("{kind} diverged from the model: {e}");
+    if let Err(e) = runner.run(&ops, |ops| run_case(opts, &ops)) {
+        panic!("{} diverged from the model ({opts:?}): {e}", opts.engine);
     }
 }
 
 struct World {
-    kind: EngineKind,
+    opts: OpenOptions,
     dir: tempfile::TempDir,
     store: Option<Arc<dyn Storage>>,
     model: Model,
@@ -300,7 +317,7 @@ impl World {
                 // Snapshots belong to the closed instance.
                 self.snaps.clear();
                 let store = self.store.take().expect("store is open");
-                let store = common::reopen(store, self.dir.path());
+                let store = common::reopen_with(store, self.dir.path(), &self.opts);
                 prop_assert_eq!(store.last_seq(), self.last_seq, "last_seq after reopen");
                 self.store = Some(store);
                 self.check_all("after reopen")?;
@@ -309,7 +326,7 @@ impl World {
                 let cp = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let cp_dir = cp.path().join("checkpoint");
                 self.store().checkpoint(&cp_dir).map_err(|e| fail(op, e))?;
-                let copy = common::open(self.kind, &cp_dir);
+                let copy = common::open_with(&cp_dir, &self.opts);
                 let got = collect(copy.scan(ScanRange::all(), Direction::Forward))
                     .map_err(|e| fail("scan of the checkpoint", e))?;
                 prop_assert_eq!(
@@ -324,12 +341,12 @@ impl World {
     }
 }
 
-fn run_case(kind: EngineKind, ops: &[Op]) -> Result<(), TestCaseError> {
+fn run_case(opts: &OpenOptions, ops: &[Op]) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let store = common::open(kind, dir.path());
+    let store = common::open_with(dir.path(), opts);
     let last_seq = store.last_seq();
     let mut world = World {
-        kind,
+        opts: opts.clone(),
         dir,
         store: Some(store),
         model: BTreeMap::new(),
