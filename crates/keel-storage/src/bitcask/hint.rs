@@ -154,8 +154,14 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
         return Err("bad magic".into());
     }
     let mut pos = MAGIC.len();
+    // Keys are gathered into one arena and handed out as slices of it: one allocation
+    // per hint file instead of two per key (the key and its shared-bytes header), which
+    // makes opening faster and the key directory smaller. The arena lives as long as any
+    // of its keys is in the index, so memory is bounded by the keys loaded at open.
+    let mut arena: Vec<u8> = Vec::with_capacity(b.len() - pos);
     // A lower bound on the entry count keeps the Vec from reallocating much.
-    let mut entries = Vec::with_capacity((b.len() - pos) / (ENTRY_HEADER + 8));
+    let mut found: Vec<(usize, usize, u64, u8, u32, u64)> =
+        Vec::with_capacity((b.len() - pos) / (ENTRY_HEADER + 8));
     loop {
         let head = b
             .get(pos..pos + ENTRY_HEADER)
@@ -185,6 +191,19 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
             if end != b.len() {
                 return Err("bytes after the trailer".into());
             }
+            // A Bytes keeps its Vec's whole capacity alive; keep only the keys.
+            arena.shrink_to_fit();
+            let arena = Bytes::from(arena);
+            let entries = found
+                .into_iter()
+                .map(|(start, len, seq, flags, vlen, offset)| HintEntry {
+                    key: arena.slice(start..start + len),
+                    seq,
+                    flags,
+                    vlen,
+                    offset,
+                })
+                .collect();
             return Ok(Hint {
                 entries,
                 max_seq: seq,
@@ -201,13 +220,9 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
         if rec_end.is_none_or(|e| e > data_len || e > u64::from(u32::MAX)) {
             return Err(format!("entry at {pos} points past the data file"));
         }
-        entries.push(HintEntry {
-            key: Bytes::copy_from_slice(&entry[ENTRY_HEADER..]),
-            seq,
-            flags,
-            vlen,
-            offset,
-        });
+        let start = arena.len();
+        arena.extend_from_slice(&entry[ENTRY_HEADER..]);
+        found.push((start, klen as usize, seq, flags, vlen, offset));
         pos = end;
     }
 }
