@@ -29,6 +29,7 @@ engine_tests!(only [bitcask => Bitcask]:
     flipped_byte_mid_segment_is_corrupt_and_repairable,
     impossible_length_mid_segment_is_corrupt,
     bad_hint_files_fall_back_to_data,
+    flipped_byte_in_hinted_sealed_segment_is_corrupt,
 );
 
 engine_tests!(only [memory => Memory]:
@@ -189,10 +190,16 @@ fn expect_corrupt(
             assert_eq!(got, offset, "{ctx}: Corrupt offset");
         }
         Err(e) => panic!("{ctx}: open failed with {e:?}, want Corrupt at {offset}"),
-        Ok(s) => panic!(
-            "{ctx}: open succeeded ({} keys), want Corrupt at {offset}",
-            dump(&*s).len()
-        ),
+        Ok(s) => {
+            let scan = common::collect(s.scan(
+                keel_storage::ScanRange::all(),
+                keel_storage::Direction::Forward,
+            ));
+            panic!(
+                "{ctx}: open succeeded, want Corrupt at {offset}; a full scan then gives {:?}",
+                scan.map(|v| v.len())
+            )
+        }
     }
 }
 
@@ -407,6 +414,50 @@ fn twenty_batches(tmp: &Path) -> (PathBuf, PathBuf, Vec<Record>, Vec<Model>) {
     let recs = parse_segment(&segs[0]);
     assert_eq!(recs.len(), 20, "one record per batch");
     (src, segs[0].clone(), recs, models)
+}
+
+/// Damage in a sealed segment that has a hint file: the hint alone would let open skip
+/// the data file, but the damaged value would then be served later; open must notice.
+fn flipped_byte_in_hinted_sealed_segment_is_corrupt(kind: EngineKind) {
+    let _serial = common::serial();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let o = opts(2 * 1024);
+    let store = common::open_with(&src, &o);
+    let mut model = Model::new();
+    for i in 0..120 {
+        single_put(
+            &*store,
+            &mut model,
+            format!("k{i:03}").as_bytes(),
+            &value_for(i),
+        );
+    }
+    store.close().expect("close");
+    drop(store);
+    let segs = segments(&src);
+    let hinted: Vec<&PathBuf> = segs
+        .iter()
+        .filter(|seg| seg.with_extension("hint").exists())
+        .collect();
+    let Some(seg) = hinted.first() else {
+        panic!("{kind}: no sealed segment has a hint file after close: {segs:?}");
+    };
+    let recs = parse_segment(seg);
+    let r = &recs[recs.len() / 2];
+    let seg_name = seg.file_name().expect("name").to_owned();
+    // The middle of the value (the key's byte when the value is short).
+    let pos = r.key_off() + (r.len - HEADER as u64) / 2 + 1;
+    let ctx = format!(
+        "{kind}: byte {pos} flipped in record at {} of hinted {}",
+        r.off,
+        seg_name.to_string_lossy()
+    );
+    let dir = tmp.path().join("damaged");
+    copy_dir(&src, &dir, |_| false);
+    let file = dir.join(&seg_name);
+    flip(&file, pos);
+    expect_corrupt(keel_storage::open(&dir, &o), &file, r.off, &ctx);
 }
 
 fn flipped_byte_mid_segment_is_corrupt_and_repairable(kind: EngineKind) {
