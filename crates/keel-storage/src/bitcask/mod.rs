@@ -98,9 +98,11 @@ pub(crate) struct Inner {
     pub(crate) hint_lock: Mutex<()>,
     /// Hints of sealed segments waiting for the background thread to write them.
     pub(crate) pending_hints: Mutex<Vec<SealJob>>,
+    /// Bytes the open cut from torn tails (or dropped by repair).
     pub(crate) torn_bytes_dropped: u64,
     /// Segments the last open loaded from hint files (the rest were scanned).
     pub(crate) segments_from_hints: usize,
+    /// The directory lock, released by `close`.
     pub(crate) lock: Mutex<Option<DirLock>>,
     #[cfg(test)]
     pub(crate) faults: tests::Faults,
@@ -187,17 +189,16 @@ impl Inner {
         n
     }
 
-    /// Runs version GC until nothing is pending or only pinned versions remain.
+    /// One version-GC pass over every queued key, in steps that hold the writer lock
+    /// briefly. Keys still needed by snapshots go back in the queue for later.
     pub(crate) fn gc_all(&self) {
-        for _ in 0..1_000_000 {
-            if self.index.gc_pending() == 0 || self.gc_step(4096) == 0 {
+        let mut budget = self.index.gc_pending();
+        while budget > 0 {
+            let n = self.gc_step(budget.min(4096));
+            if n == 0 {
                 break;
             }
-            if self.index.registry().open_pins() > 0 && self.index.gc_pending() > 0 {
-                // Keys still needed by snapshots go back in the queue; one pass is enough.
-                self.gc_step(self.index.gc_pending());
-                break;
-            }
+            budget -= n.min(budget);
         }
     }
 
