@@ -423,6 +423,7 @@ impl Snapshot for BitcaskSnapshot {
 
 fn scan_pinned(inner: Arc<Inner>, pin: Arc<Pin>, range: ScanRange, dir: Direction) -> KvIter {
     scan_iter::chunked((inner, pin), move |(inner, pin), resume, limit| {
+        inner.check_open()?;
         let seq = pin.seq();
         let locs = inner.index.range_at(&range, dir, seq, resume, limit);
         let mut out = Vec::with_capacity(locs.len());

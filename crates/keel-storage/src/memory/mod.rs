@@ -108,7 +108,8 @@ impl MemoryEngine {
 
 fn gc_loop(inner: Weak<Inner>) {
     loop {
-        std::thread::sleep(GC_INTERVAL);
+        // park_timeout rather than sleep: close() unparks us so it need not wait.
+        std::thread::park_timeout(GC_INTERVAL);
         let Some(inner) = inner.upgrade() else { return };
         if inner.closed.load(Ordering::Acquire) {
             return;
@@ -130,6 +131,7 @@ impl Snapshot for MemSnapshot {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.inner.check_open()?;
         Ok(self.inner.index.get_at(key, self.pin.seq()))
     }
 
@@ -140,6 +142,7 @@ impl Snapshot for MemSnapshot {
 
 fn scan_pinned(inner: Arc<Inner>, pin: Arc<Pin>, range: ScanRange, dir: Direction) -> KvIter {
     scan_iter::chunked((inner, pin), move |(inner, pin), resume, limit| {
+        inner.check_open()?;
         Ok(inner.index.range_at(&range, dir, pin.seq(), resume, limit))
     })
 }
@@ -150,6 +153,7 @@ impl Storage for MemoryEngine {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.inner.check_open()?;
         Ok(self.inner.index.get_latest(key))
     }
 
@@ -243,6 +247,7 @@ impl Storage for MemoryEngine {
             return Ok(());
         }
         if let Some(t) = self.gc_thread.lock().take() {
+            t.thread().unpark();
             let _ = t.join();
         }
         self.inner._lock.lock().take();
