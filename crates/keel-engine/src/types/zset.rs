@@ -643,7 +643,8 @@ fn run_range(ex: &Exec, z: &ZRef, req: &RangeReq) -> CmdResult<Vec<(Bytes, f64)>
     }
 }
 
-/// Members, or member/score pairs.
+/// Members, or member/score pairs (an empty result keeps its shape; both render as an
+/// empty array).
 fn items_reply(items: Vec<(Bytes, f64)>, withscores: bool) -> Reply {
     if withscores {
         Reply::Pairs(
@@ -948,7 +949,7 @@ fn zlexcount(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
 fn range_generic(ex: &mut Exec, args: &[Bytes], kind: Kind, rev: Option<bool>) -> CmdResult<Reply> {
     let req = parse_range(args, 1, false, kind, rev)?;
     let Some(z) = load(ex, &args[1])? else {
-        return Ok(Reply::Array(Vec::new()));
+        return Ok(items_reply(Vec::new(), req.withscores));
     };
     let items = run_range(ex, &z, &req)?;
     Ok(items_reply(items, req.withscores))
@@ -1066,10 +1067,10 @@ fn zpop_generic(ex: &mut Exec, args: &[Bytes], max: bool) -> CmdResult<Reply> {
         None => None,
     };
     let Some(z) = load(ex, &args[1])? else {
-        return Ok(Reply::Array(Vec::new()));
+        return Ok(items_reply(Vec::new(), count.is_some()));
     };
     if count == Some(0) {
-        return Ok(Reply::Array(Vec::new()));
+        return Ok(items_reply(Vec::new(), true));
     }
     let items = pop(ex, &z, count.unwrap_or(1), max)?;
     Ok(match count {
@@ -1228,7 +1229,7 @@ fn zrandmember(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         return fail("ERR value is out of range");
     }
     let Some(z) = load(ex, &args[1])? else {
-        return Ok(Reply::Array(Vec::new()));
+        return Ok(items_reply(Vec::new(), withscores));
     };
     let range = keys::sub_range(ex.db, &z.key, z.version);
     let items: Vec<(Bytes, f64)> = random_entries(ex, range, z.len, count)?
