@@ -1266,7 +1266,8 @@ fn render_range(
     } else {
         (lo, hi)
     };
-    let legacy = r.legacy && !store && !(is_rank && !r.rev);
+    // Forward index ranges have no legacy name (ZRANGE is the legacy form).
+    let legacy = r.legacy && !store && (r.rev || !is_rank);
     if legacy {
         let name = match (r.kind, r.rev) {
             (RKind::Rank(..), _) => "ZREVRANGE",
@@ -1317,7 +1318,7 @@ fn model_zadd(m: &mut Model, key: &'static str, f: AddFlags, pairs: &[(f64, &str
     if f.nx && f.xx {
         return err("ERR XX and NX options at the same time are not compatible");
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return err("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     if f.incr && pairs.len() > 1 {
