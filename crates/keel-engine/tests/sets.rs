@@ -95,6 +95,12 @@ fn sadd_srem_card_members(kind: EngineKind) {
     assert_eq!(t.r(&["EXISTS", "s"]), Reply::Int(0));
     assert_eq!(t.r(&["SCARD", "s"]), Reply::Int(0));
     assert_eq!(t.r(&["SMEMBERS", "s"]), Reply::Set(vec![]));
+    // An expired key of another type is absent for SADD.
+    t.w(&["SET", "k", "v", "PX", "10"]);
+    assert_eq!(t.w(&["SADD", "k", "a"]), err(WRONGTYPE));
+    t.now += 20;
+    assert_eq!(t.w(&["SADD", "k", "a"]), Reply::Int(1));
+    assert_eq!(t.r(&["SMEMBERS", "k"]), set_of(&["a"]));
     // Binary-safe members, including the empty string.
     assert_eq!(t.w(&["SADD", "s", "", "\u{0}x"]), Reply::Int(2));
     assert_eq!(t.r(&["SISMEMBER", "s", ""]), Reply::Int(1));

@@ -849,7 +849,31 @@ fn large_zset_ranges_stay_correct(kind: EngineKind) {
     assert_eq!(t.r(&["ZRANK", "big", &m]), Reply::Int(234));
 }
 
+fn empty_member_and_expired_keys(kind: EngineKind) {
+    let mut t = T::new(kind);
+    t.w(&["ZADD", "z", "0", "", "0", "a", "0", "\u{0}"]);
+    assert_eq!(
+        t.r(&["ZRANGEBYLEX", "z", "[", "+"]),
+        bulks(&["", "\u{0}", "a"])
+    );
+    assert_eq!(t.r(&["ZRANGEBYLEX", "z", "(", "+"]), bulks(&["\u{0}", "a"]));
+    assert_eq!(t.r(&["ZRANK", "z", ""]), Reply::Int(0));
+    assert_eq!(t.r(&["ZSCORE", "z", ""]), Reply::Double(0.0));
+    assert_eq!(t.w(&["ZREM", "z", ""]), Reply::Int(1));
+    assert_eq!(t.r(&["ZCARD", "z"]), Reply::Int(2));
+    // An expired string is gone for ZADD: no WRONGTYPE, a fresh sorted set.
+    t.w(&["SET", "k", "v", "PX", "10"]);
+    assert_eq!(t.w(&["ZADD", "k", "1", "a"]), err(WRONGTYPE));
+    t.now += 20;
+    assert_eq!(t.w(&["ZADD", "k", "1", "a"]), Reply::Int(1));
+    assert_eq!(
+        t.r(&["ZRANGE", "k", "0", "-1", "WITHSCORES"]),
+        pairs(&[("a", 1.0)])
+    );
+}
+
 all_engines!(
+    empty_member_and_expired_keys,
     zadd_options_and_errors,
     wrong_type_everywhere,
     ranges_by_rank_score_and_lex,
