@@ -30,6 +30,10 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// A boolean (RESP3 `#`; RESP2 renders it as 1/0).
     Bool(bool),
+    /// Pairs such as member/score (RESP3: an array of 2-element arrays; RESP2: one flat
+    /// array), as Redis 7 answers ZRANGE … WITHSCORES, ZPOPMIN with a count, ZRANDMEMBER
+    /// … WITHSCORES and HRANDFIELD … WITHVALUES.
+    Pairs(Vec<(Reply, Reply)>),
 }
 
 impl Reply {

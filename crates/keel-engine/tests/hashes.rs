@@ -472,14 +472,17 @@ fn randfield_shapes(kind: EngineKind) {
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     t.w(&refs);
+    let text = |i: Reply| match i {
+        Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("not a bulk: {other:?}"),
+    };
+    // Fields come as an array; WITHVALUES as pairs (flat in RESP2, nested in RESP3).
     let texts = |r: Reply| -> Vec<String> {
         match r {
-            Reply::Array(items) => items
+            Reply::Array(items) => items.into_iter().map(text).collect(),
+            Reply::Pairs(pairs) => pairs
                 .into_iter()
-                .map(|i| match i {
-                    Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
-                    other => panic!("not a bulk: {other:?}"),
-                })
+                .flat_map(|(f, v)| [text(f), text(v)])
                 .collect(),
             other => panic!("not an array: {other:?}"),
         }
@@ -501,9 +504,11 @@ fn randfield_shapes(kind: EngineKind) {
     assert_eq!(got.len(), 100);
     assert!(got.iter().all(|f| model.contains_key(f)));
     assert!(got.iter().collect::<BTreeSet<_>>().len() > 1, "draws vary");
-    // WITHVALUES: flat field, value pairs that belong together.
+    // WITHVALUES: field, value pairs that belong together.
     for count in ["7", "-7", "30"] {
-        let got = texts(t.w(&["HRANDFIELD", "h", count, "WITHVALUES"]));
+        let reply = t.w(&["HRANDFIELD", "h", count, "WITHVALUES"]);
+        assert!(matches!(reply, Reply::Pairs(_)), "{reply:?}");
+        let got = texts(reply);
         assert_eq!(got.len() % 2, 0);
         for pair in got.chunks(2) {
             assert_eq!(model.get(&pair[0]), Some(&pair[1]));

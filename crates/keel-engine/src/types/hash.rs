@@ -461,14 +461,14 @@ fn hrandfield(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
                 emit(&mut out, f.clone(), v.clone());
             }
         }
-        return Ok(Reply::Array(out));
+        return Ok(shape(out, with_values));
     }
     let n = count as u64;
     if n >= size {
         for (f, v) in all_fields(ex, key, version)? {
             emit(&mut out, f, v);
         }
-        return Ok(Reply::Array(out));
+        return Ok(shape(out, with_values));
     }
     // Distinct positions (Floyd's sampling: exactly n draws, no rejection loop).
     let mut wanted = BTreeSet::new();
@@ -481,7 +481,20 @@ fn hrandfield(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     for (f, v) in pick_positions(ex, key, version, &wanted)? {
         emit(&mut out, f, v);
     }
-    Ok(Reply::Array(out))
+    Ok(shape(out, with_values))
+}
+
+/// HRANDFIELD's reply: fields alone, or (field, value) pairs, which RESP3 nests.
+fn shape(flat: Vec<Reply>, with_values: bool) -> Reply {
+    if !with_values {
+        return Reply::Array(flat);
+    }
+    let mut pairs = Vec::with_capacity(flat.len() / 2);
+    let mut it = flat.into_iter();
+    while let (Some(f), Some(v)) = (it.next(), it.next()) {
+        pairs.push((f, v));
+    }
+    Reply::Pairs(pairs)
 }
 
 /// The fields at the 0-based positions `wanted` of a hash, in position order; one scan

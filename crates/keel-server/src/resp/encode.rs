@@ -101,6 +101,24 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
                 encode(v, proto, out);
             }
         }
+        Reply::Pairs(pairs) => match proto {
+            // RESP3 nests each pair (ZRANGE WITHSCORES → [[m, s], …]); RESP2 is flat.
+            Protocol::Resp3 => {
+                int_line(out, b'*', pairs.len() as i64);
+                for (a, b) in pairs {
+                    out.put_slice(b"*2\r\n");
+                    encode(a, proto, out);
+                    encode(b, proto, out);
+                }
+            }
+            Protocol::Resp2 => {
+                int_line(out, b'*', 2 * pairs.len() as i64);
+                for (a, b) in pairs {
+                    encode(a, proto, out);
+                    encode(b, proto, out);
+                }
+            }
+        },
         Reply::Double(d) => {
             let text = format_f64(*d);
             match proto {
@@ -165,5 +183,8 @@ mod tests {
         assert_eq!(enc(&Reply::Bool(false), Resp2), ":0\r\n");
         assert_eq!(enc(&Reply::err("ERR a\r\nb"), Resp2), "-ERR a  b\r\n");
         assert_eq!(enc(&Reply::Set(vec![Reply::Int(1)]), Resp3), "~1\r\n:1\r\n");
+        let pairs = Reply::Pairs(vec![(Reply::bulk("m"), Reply::Double(2.0))]);
+        assert_eq!(enc(&pairs, Resp2), "*2\r\n$1\r\nm\r\n$1\r\n2\r\n");
+        assert_eq!(enc(&pairs, Resp3), "*1\r\n*2\r\n$1\r\nm\r\n,2\r\n");
     }
 }
