@@ -218,13 +218,20 @@ impl Exec {
 
     /// [`Exec::delete_key`] for database `db`.
     pub fn delete_key_in(&mut self, db: u8, key: &[u8], meta: &Meta) -> CmdResult<()> {
-        if let Some(at) = meta.expire_at {
-            self.delete(keys::expiry_key(db, at, key))?;
-        }
         if let Body::Collection { version, len, .. } = meta.body {
             if len > 0 {
                 self.put(keys::gc_key(db, key, version), Bytes::new())?;
             }
+        }
+        self.forget_key_in(db, key, meta)
+    }
+
+    /// Removes `key`'s metadata and expiry-index entry from `db` without releasing its
+    /// collection: the caller gave the collection (its version) to another key — RENAME,
+    /// MOVE, SWAPDB — which is O(1) because sub-keys hang off the version alone.
+    pub fn forget_key_in(&mut self, db: u8, key: &[u8], meta: &Meta) -> CmdResult<()> {
+        if let Some(at) = meta.expire_at {
+            self.delete(keys::expiry_key(db, at, key))?;
         }
         self.delete(keys::meta_key(db, key))?;
         self.touch_in(db, key);

@@ -54,14 +54,14 @@ pub fn gc_step(store: &Arc<dyn Storage>, max_keys: usize) -> Result<GcProgress> 
             progress.more = true;
             break;
         }
-        let Some((db, key, version)) = keys::parse_gc_key(&gk) else {
+        let Some(version) = keys::parse_gc_key(&gk) else {
             // Not a queue entry we wrote: drop it rather than loop on it forever.
             batch.delete(gk);
             continue;
         };
         let mut emptied = true;
         for tag in [keys::SUB, keys::ZSCORE_IDX] {
-            let prefix = keys::sub_prefix(tag, db, key, version);
+            let prefix = keys::sub_prefix(tag, 0, b"", version);
             let mut n = 0;
             for item in store.scan(ScanRange::prefix(prefix), Direction::Forward) {
                 let (k, _) = item?;

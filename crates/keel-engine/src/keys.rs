@@ -1,16 +1,21 @@
 //! How Redis keys map onto the ordered storage keyspace.
 //!
 //! ```text
-//! M db key                              metadata of a key (type, expiry, version, size; a string's value)
-//! S db klen(u32 BE) key version(u64 BE) suffix   a collection member / list element
-//! Z db klen key version score(8, order-preserving) member     sorted-set score index
-//! E db expire_at_ms(u64 BE) key          expiry index, for the active expiry cycle
-//! G db klen key version                  orphaned sub-keys awaiting background GC
-//! X name                                 engine-internal records (applied log index, …)
+//! M db key                                metadata of a key (type, expiry, version, size; a string's value)
+//! S version(u64 BE) suffix                a collection member / list element
+//! Z version(u64 BE) score(8, order-preserving) member     sorted-set score index
+//! E db expire_at_ms(u64 BE) key           expiry index, for the active expiry cycle
+//! G version(u64 BE)                       orphaned sub-keys awaiting background GC
+//! X name                                  engine-internal records (applied log index, …)
 //! ```
 //!
-//! The key length before the key and the version after it keep one key's sub-keys in one
-//! contiguous range that no other key's range can overlap, whatever bytes keys contain.
+//! A collection's sub-keys hang off its *version* alone, which is unique across every
+//! key and database (log index in the high bits, see `Exec::new_version`). The key name
+//! is not part of them, so RENAME, MOVE and SWAPDB move only the metadata record: O(1)
+//! whatever the collection's size; COPY and RESTORE write under a fresh version. The
+//! sub-key helpers still take the owning `db` and `key`: call sites read as "member m of
+//! key k", and the layout may add them back (e.g. for cluster slot migration) without
+//! touching the type modules.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use keel_storage::ScanRange;
@@ -58,32 +63,33 @@ pub fn user_key_of_meta(db: u8, storage_key: &[u8]) -> Option<&[u8]> {
     }
 }
 
-/// The prefix shared by every sub-key of (`key`, `version`) in `db`.
-pub fn sub_prefix(tag: u8, db: u8, key: &[u8], version: u64) -> BytesMut {
-    let mut b = BytesMut::with_capacity(2 + 4 + key.len() + 8 + 16);
+/// Length of every sub-key prefix (tag + version).
+pub const SUB_PREFIX_LEN: usize = 1 + 8;
+
+/// The prefix shared by every sub-key with `tag` (SUB or ZSCORE_IDX) of the collection
+/// `version` (owned by `key` in `db`; see the module doc for why those are unused).
+pub fn sub_prefix(tag: u8, _db: u8, _key: &[u8], version: u64) -> BytesMut {
+    let mut b = BytesMut::with_capacity(SUB_PREFIX_LEN + 24);
     b.put_u8(tag);
-    b.put_u8(db);
-    b.put_u32(key.len() as u32);
-    b.put_slice(key);
     b.put_u64(version);
     b
 }
 
-/// Storage key of the member/element `suffix` of (`key`, `version`).
+/// Storage key of the member/element `suffix` of collection `version` of `key`.
 pub fn sub_key(db: u8, key: &[u8], version: u64, suffix: &[u8]) -> Bytes {
     let mut b = sub_prefix(SUB, db, key, version);
     b.put_slice(suffix);
     b.freeze()
 }
 
-/// Range of every sub-key of (`key`, `version`).
+/// Range of every member sub-key of collection `version` of `key`.
 pub fn sub_range(db: u8, key: &[u8], version: u64) -> ScanRange {
     ScanRange::prefix(sub_prefix(SUB, db, key, version))
 }
 
-/// Length of the sub-key prefix for `key`, to strip it from scanned sub-keys.
-pub fn sub_prefix_len(key: &[u8]) -> usize {
-    2 + 4 + key.len() + 8
+/// Length of the sub-key prefix, to strip it from scanned sub-keys of `key`.
+pub fn sub_prefix_len(_key: &[u8]) -> usize {
+    SUB_PREFIX_LEN
 }
 
 /// Storage key of the expiry-index entry of `key` expiring at `at_ms`.
@@ -106,27 +112,21 @@ pub fn parse_expiry_key(k: &[u8]) -> Option<(u8, u64, &[u8])> {
     Some((k[1], u64::from_be_bytes(at), &k[10..]))
 }
 
-/// Storage key of a GC-queue entry for the orphaned sub-keys of (`key`, `version`).
-pub fn gc_key(db: u8, key: &[u8], version: u64) -> Bytes {
-    sub_prefix(GC_QUEUE, db, key, version).freeze()
+/// Storage key of a GC-queue entry for the orphaned sub-keys of collection `version`
+/// (last owned by `key` in `db`).
+pub fn gc_key(_db: u8, _key: &[u8], version: u64) -> Bytes {
+    let mut b = BytesMut::with_capacity(9);
+    b.put_u8(GC_QUEUE);
+    b.put_u64(version);
+    b.freeze()
 }
 
-/// Splits a GC-queue storage key into (db, user key, version).
-pub fn parse_gc_key(k: &[u8]) -> Option<(u8, &[u8], u64)> {
-    if k.len() < 14 || k[0] != GC_QUEUE {
-        return None;
+/// The collection version of a GC-queue storage key.
+pub fn parse_gc_key(k: &[u8]) -> Option<u64> {
+    match k {
+        [GC_QUEUE, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
+        _ => None,
     }
-    let db = k[1];
-    let mut l = [0u8; 4];
-    l.copy_from_slice(&k[2..6]);
-    let klen = u32::from_be_bytes(l) as usize;
-    if k.len() != 6 + klen + 8 {
-        return None;
-    }
-    let key = &k[6..6 + klen];
-    let mut v = [0u8; 8];
-    v.copy_from_slice(&k[6 + klen..]);
-    Some((db, key, u64::from_be_bytes(v)))
 }
 
 /// Storage key of an engine-internal record.
@@ -195,19 +195,21 @@ mod tests {
     }
 
     #[test]
-    fn sub_ranges_of_different_keys_never_overlap() {
-        // "a" with a long version-like tail vs "ab": the length prefix separates them.
+    fn sub_ranges_of_different_versions_never_overlap() {
         let r1 = sub_range(0, b"a", 1);
-        let k2 = sub_key(0, b"ab", 1, b"x");
-        assert!(!r1.contains(&k2));
         assert!(r1.contains(&sub_key(0, b"a", 1, b"zzz")));
+        assert!(r1.contains(&sub_key(0, b"a", 1, b"")));
         assert!(!r1.contains(&sub_key(0, b"a", 2, b"")));
+        assert!(!r1.contains(&sub_key(0, b"a", 256, b"\x01")));
+        assert!(!r1.contains(&sub_prefix(ZSCORE_IDX, 0, b"a", 1)));
+        // The owner is not part of the layout: a renamed key keeps its members.
+        assert_eq!(sub_key(0, b"a", 9, b"m"), sub_key(3, b"b", 9, b"m"));
     }
 
     #[test]
     fn gc_and_expiry_keys_round_trip() {
-        let g = gc_key(3, b"k\xff", 77);
-        assert_eq!(parse_gc_key(&g), Some((3, &b"k\xff"[..], 77)));
+        assert_eq!(parse_gc_key(&gc_key(3, b"k", 77)), Some(77));
+        assert_eq!(parse_gc_key(b"G\x00"), None);
         let e = expiry_key(2, 123, b"key");
         assert_eq!(parse_expiry_key(&e), Some((2, 123, &b"key"[..])));
         assert_eq!(user_key_of_meta(1, &meta_key(1, b"x")), Some(&b"x"[..]));

@@ -200,8 +200,14 @@ fn rename_copy_move_collections(kind: EngineKind) {
     t.w(&["PEXPIRE", "zs", "9000"]);
     let (zmeta, _, _) = raw_read(&t, 0, "zs").expect("zs");
 
+    let (hmeta, _, _) = raw_read(&t, 0, "h").expect("h");
+    let subs_before = count_prefix(&t, &[keys::SUB]);
     assert_eq!(t.w(&["RENAME", "h", "h2"]), Reply::Ok);
     let (meta, s, zz) = raw_read(&t, 0, "h2").expect("h2 exists");
+    // O(1): the collection keeps its version and no sub-key was written or orphaned.
+    assert_eq!(meta.version(), hmeta.version());
+    assert_eq!(count_prefix(&t, &[keys::SUB]), subs_before);
+    assert_eq!(count_prefix(&t, &[keys::GC_QUEUE]), 0);
     assert_eq!(meta.kind, KeyType::Hash);
     assert_eq!(meta.len(), 50);
     assert_eq!(s, m);
@@ -247,13 +253,13 @@ fn rename_copy_move_collections(kind: EngineKind) {
     assert_eq!(raw_read(&t, 3, "h2").map(|(_, s, _)| s), Some(m.clone()));
     assert_eq!(t.w(&["MOVE", "zs", "3"]), Reply::Int(0), "exists in target");
 
-    // Sources of RENAME/MOVE and the replaced destination are orphans: GC drops exactly them.
+    // RENAME and MOVE hand the version over, so the only orphan is the destination that
+    // COPY REPLACE overwrote: zs2's first version (50 members + 50 index entries).
     let live_before = count_prefix(&t, &[keys::SUB]) + count_prefix(&t, &[keys::ZSCORE_IDX]);
     let deleted = gc_all(&t, 37);
     let live_after = count_prefix(&t, &[keys::SUB]) + count_prefix(&t, &[keys::ZSCORE_IDX]);
-    // Orphans: h (50, renamed), h2 in db0 (50, moved), zs2's first version (100, replaced).
-    assert_eq!(deleted, 200);
-    assert_eq!(live_before - live_after, 200);
+    assert_eq!(deleted, 100);
+    assert_eq!(live_before - live_after, 100);
     assert_eq!(count_prefix(&t, &[keys::GC_QUEUE]), 0);
     // What is live is untouched.
     for (db, k) in [(0, "zs"), (0, "zs2"), (0, "l"), (3, "zs"), (3, "h2")] {

@@ -350,7 +350,8 @@ pub fn copy_sub_keys(
 }
 
 /// A copy of `meta` (key `src` in `src_db`) for key `dst` in `dst_db`: a collection's
-/// sub-keys are copied under a fresh version. The source is left as it is.
+/// sub-keys are copied under a fresh version (COPY, RESTORE-like paths). The source is
+/// left as it is. Moves (RENAME, MOVE, SWAPDB) keep the version instead.
 pub fn relocate(
     ex: &mut Exec,
     src_db: u8,
@@ -496,13 +497,13 @@ fn rename_generic(ex: &mut Exec, args: &[Bytes], nx: bool) -> CmdResult<Reply> {
     if nx && dm.is_some() {
         return Ok(Reply::Int(0));
     }
-    let db = ex.db;
-    let nm = relocate(ex, db, src, &sm, db, dst)?;
+    // O(1): the collection keeps its version, only the metadata record moves.
     if let Some(d) = &dm {
         ex.delete_key(dst, d)?;
     }
-    ex.put_meta(dst, &nm, None)?;
-    ex.delete_key(src, &sm)?;
+    let db = ex.db;
+    ex.forget_key_in(db, src, &sm)?;
+    ex.put_meta(dst, &sm, None)?;
     Ok(if nx { Reply::Int(1) } else { Reply::Ok })
 }
 
@@ -554,9 +555,9 @@ fn move_cmd(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     if ex.meta_in(dst_db, key)?.is_some() {
         return Ok(Reply::Int(0));
     }
-    let nm = relocate(ex, src_db, key, &sm, dst_db, key)?;
-    ex.put_meta_in(dst_db, key, &nm, None)?;
-    ex.delete_key(key, &sm)?;
+    // O(1): the collection keeps its version, only the metadata record moves.
+    ex.forget_key_in(src_db, key, &sm)?;
+    ex.put_meta_in(dst_db, key, &sm, None)?;
     Ok(Reply::Int(1))
 }
 
@@ -605,21 +606,17 @@ fn swapdb(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     }
     let in_a = all_keys_of(ex, a)?;
     let in_b = all_keys_of(ex, b)?;
-    // Copy both sides' data first (fresh versions never collide with live ones), then
-    // replace the metadata.
-    let mut moved = Vec::with_capacity(in_a.len() + in_b.len());
-    for (from, to, list) in [(a, b, &in_a), (b, a, &in_b)] {
-        for (k, m) in list {
-            moved.push((to, k.clone(), relocate(ex, from, k, m, to, k)?));
-        }
-    }
+    // Only metadata moves (collections keep their versions): remove both sides' records,
+    // then write each into the other database. O(keys), independent of collection sizes.
     for (db, list) in [(a, &in_a), (b, &in_b)] {
         for (k, m) in list {
-            ex.delete_key_in(db, k, m)?;
+            ex.forget_key_in(db, k, m)?;
         }
     }
-    for (db, k, m) in &moved {
-        ex.put_meta_in(*db, k, m, None)?;
+    for (to, list) in [(b, &in_a), (a, &in_b)] {
+        for (k, m) in list {
+            ex.put_meta_in(to, k, m, None)?;
+        }
     }
     Ok(Reply::Ok)
 }
