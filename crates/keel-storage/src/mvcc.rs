@@ -157,6 +157,15 @@ impl<V: IndexValue> ChainInner<V> {
 
 type Chain<V> = Mutex<ChainInner<V>>;
 
+/// Outcome of collecting one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyGc {
+    /// Nothing more to collect (or the entry is gone).
+    Clean,
+    /// Versions remain that a snapshot still needs: look again later.
+    StillNeeded,
+}
+
 /// A version as seen by merge: its sequence number and value (None = tombstone).
 pub type VersionView<V> = (u64, Option<V>);
 
@@ -347,31 +356,61 @@ impl<V: IndexValue> VersionedIndex<V> {
                 break;
             };
             seen += 1;
-            let Some(entry) = self.map.get(key.as_ref()) else {
-                continue;
-            };
-            let mut chain = entry.value().lock();
-            let before = chain.versions.len();
-            let removable = chain.prune(horizon, &mut |v| dropped(&key, v));
-            self.retained
-                .fetch_sub((before - chain.versions.len()) as i64, Ordering::Relaxed);
-            if removable {
-                if let Some(v) = chain.versions.pop() {
-                    dropped(&key, v.value.as_ref());
-                }
-                chain.queued = false;
-                drop(chain);
-                entry.remove();
-            } else if chain.needs_gc() {
-                requeue.push(key.clone());
-            } else {
-                chain.queued = false;
+            if self.collect_key(&key, horizon, dropped) == KeyGc::StillNeeded {
+                requeue.push(key);
             }
         }
         if !requeue.is_empty() {
             self.gc_queue.lock().extend(requeue);
         }
         seen
+    }
+
+    /// Reclaims, right after a batch was published, the entries of `keys` (its deletes)
+    /// that are now lone tombstones no reader can need: with no snapshot older than the
+    /// batch, a deleted key leaves the index at once. Without this a run of deletes at
+    /// the front of a range (queue-style pops) stays until the background GC gets to it,
+    /// and every scan meanwhile walks past it. The caller holds the writer lock.
+    pub fn reclaim_deleted(&self, keys: &[Bytes], dropped: &mut impl FnMut(&[u8], Option<&V>)) {
+        if keys.is_empty() {
+            return;
+        }
+        let horizon = self.registry.horizon();
+        for key in keys {
+            self.collect_key(key, horizon, dropped);
+        }
+    }
+
+    /// Prunes one key's chain against `horizon`, removing the entry when only a tombstone
+    /// at or below it is left.
+    fn collect_key(
+        &self,
+        key: &Bytes,
+        horizon: u64,
+        dropped: &mut impl FnMut(&[u8], Option<&V>),
+    ) -> KeyGc {
+        let Some(entry) = self.map.get(key.as_ref()) else {
+            return KeyGc::Clean;
+        };
+        let mut chain = entry.value().lock();
+        let before = chain.versions.len();
+        let removable = chain.prune(horizon, &mut |v| dropped(key, v));
+        self.retained
+            .fetch_sub((before - chain.versions.len()) as i64, Ordering::Relaxed);
+        if removable {
+            if let Some(v) = chain.versions.pop() {
+                dropped(key, v.value.as_ref());
+            }
+            chain.queued = false;
+            drop(chain);
+            entry.remove();
+            KeyGc::Clean
+        } else if chain.needs_gc() {
+            KeyGc::StillNeeded
+        } else {
+            chain.queued = false;
+            KeyGc::Clean
+        }
     }
 
     /// Keys waiting for version GC.
@@ -533,5 +572,23 @@ mod tests {
         );
         let r = idx.range_at(&ScanRange::all(), Direction::Forward, s, Some(b"b"), 1);
         assert_eq!(r, vec![(b("c"), b("c"))]);
+    }
+
+    #[test]
+    fn deletes_leave_the_index_at_once_unless_a_snapshot_needs_them() {
+        let idx = VersionedIndex::<Bytes>::new(0);
+        put(&idx, 1, "a", Some("1"));
+        put(&idx, 2, "b", Some("2"));
+        put(&idx, 3, "a", None);
+        idx.reclaim_deleted(&[b("a")], &mut |_, _| {});
+        assert_eq!(idx.entries(), 1, "no snapshot: the tombstone is gone");
+        let pin = idx.pin();
+        put(&idx, 4, "b", None);
+        idx.reclaim_deleted(&[b("b")], &mut |_, _| {});
+        assert_eq!(idx.entries(), 1, "a snapshot still sees b");
+        assert_eq!(idx.get_at(b"b", pin.seq()), Some(b("2")));
+        drop(pin);
+        while idx.gc_step(10, &mut |_, _| {}) > 0 {}
+        assert_eq!(idx.entries(), 0);
     }
 }

@@ -141,7 +141,11 @@ impl Inner {
                     .hint
                     .push(seq, flags, key, vlen.unwrap_or(0), base + u64::from(*off));
             }
+            let mut deleted = Vec::new();
             let ops = enc.ops.into_iter().map(|(key, off, vlen)| {
+                if vlen.is_none() {
+                    deleted.push(key.clone());
+                }
                 let loc = vlen.map(|vlen| Loc {
                     segment: seg.id,
                     offset: (base + u64::from(off)) as u32,
@@ -155,6 +159,11 @@ impl Inner {
                 }
             });
             registry.publish(seq);
+            self.index.reclaim_deleted(&deleted, &mut |k, v| {
+                if let Some(l) = v {
+                    freed.push((l.segment, record::record_len(k.len(), l.vlen)));
+                }
+            });
             w.active.size = base + len;
             seg.size.store(base + len, Ordering::Relaxed);
             seg.add_garbage(tomb_bytes);

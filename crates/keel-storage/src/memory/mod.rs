@@ -171,15 +171,20 @@ impl Storage for MemoryEngine {
             return Ok(registry.visible());
         }
         let seq = registry.visible() + 1;
+        let mut deleted = Vec::new();
         self.inner.index.apply(
             seq,
             batch.into_ops().into_iter().map(|op| match op {
                 BatchOp::Put(k, v) => (k, Some(v)),
-                BatchOp::Delete(k) => (k, None),
+                BatchOp::Delete(k) => {
+                    deleted.push(k.clone());
+                    (k, None)
+                }
             }),
             &mut |_, _| {},
         );
         registry.publish(seq);
+        self.inner.index.reclaim_deleted(&deleted, &mut |_, _| {});
         Ok(seq)
     }
 
