@@ -246,11 +246,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
-        return Err(format!("'{s}' is not a size (expected e.g. 1048576, 100mb, 1gb)"));
+        return Err(format!(
+            "'{s}' is not a size (expected e.g. 1048576, 100mb, 1gb)"
+        ));
     }
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is out of range"))?;
+    let n: u64 = num.parse().map_err(|_| format!("'{s}' is out of range"))?;
     let mul: u64 = match unit {
         "" | "b" => 1,
         "k" => 1000,
@@ -259,7 +259,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "mb" => 1 << 20,
         "g" => 1_000_000_000,
         "gb" => 1 << 30,
-        _ => return Err(format!("'{s}' has an unknown unit (use k, kb, m, mb, g, gb)")),
+        _ => {
+            return Err(format!(
+                "'{s}' has an unknown unit (use k, kb, m, mb, g, gb)"
+            ))
+        }
     };
     n.checked_mul(mul)
         .ok_or_else(|| format!("'{s}' is out of range"))
@@ -349,7 +353,8 @@ impl Config {
                 auto_snapshot_wal_bytes = 0;
             } else {
                 let parts: Vec<&str> = s.split_whitespace().collect();
-                if parts.len() % 2 != 0 || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+                if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<u64>().is_err())
+                {
                     return Err(invalid(
                         "save",
                         format!("'{s}' is not a list of \"<seconds> <changes>\" pairs"),
@@ -562,8 +567,8 @@ mod tests {
     #[test]
     fn empty_requirepass_means_none() {
         let _g = env_lock();
-        let c = Config::resolve(args(&["--requirepass", ""]), FileConfig::default())
-            .expect("resolve");
+        let c =
+            Config::resolve(args(&["--requirepass", ""]), FileConfig::default()).expect("resolve");
         assert_eq!(c.requirepass, None);
         let c = Config::resolve(args(&["--requirepass", "s3cret"]), FileConfig::default())
             .expect("resolve");

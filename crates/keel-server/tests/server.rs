@@ -54,8 +54,13 @@ fn basics_through_the_client() {
         .query::<Value>(&mut con)
         .expect_err("unknown");
     assert!(err.to_string().contains("unknown command"), "{err}");
-    let err = redis::cmd("GET").query::<Value>(&mut con).expect_err("arity");
-    assert!(err.to_string().contains("wrong number of arguments"), "{err}");
+    let err = redis::cmd("GET")
+        .query::<Value>(&mut con)
+        .expect_err("arity");
+    assert!(
+        err.to_string().contains("wrong number of arguments"),
+        "{err}"
+    );
     let t: Vec<String> = redis::cmd("TIME").query(&mut con).expect("time");
     assert_eq!(t.len(), 2);
     assert!(t[0].parse::<u64>().expect("secs") > 1_600_000_000);
@@ -94,7 +99,10 @@ fn select_keeps_databases_apart() {
         .arg(16)
         .query::<()>(&mut con)
         .expect_err("out of range");
-    assert!(err.to_string().contains("DB index is out of range"), "{err}");
+    assert!(
+        err.to_string().contains("DB index is out of range"),
+        "{err}"
+    );
     let err = redis::cmd("SELECT")
         .arg("x")
         .query::<()>(&mut con)
@@ -103,7 +111,10 @@ fn select_keeps_databases_apart() {
     let _: () = redis::cmd("SELECT").arg(0).query(&mut con).expect("select");
     let v: String = con.get("k").expect("get");
     assert_eq!(v, "db0");
-    let info: String = redis::cmd("INFO").arg("keyspace").query(&mut con).expect("info");
+    let info: String = redis::cmd("INFO")
+        .arg("keyspace")
+        .query(&mut con)
+        .expect("info");
     assert!(info.contains("# Keyspace"), "{info}");
     assert!(info.contains("db0:keys=1,expires=0,avg_ttl=0"), "{info}");
     assert!(info.contains("db5:keys=1,expires=0"), "{info}");
@@ -114,7 +125,10 @@ fn select_keeps_databases_apart() {
         .arg(100)
         .query(&mut con)
         .expect("set ex");
-    let info: String = redis::cmd("INFO").arg("keyspace").query(&mut con).expect("info");
+    let info: String = redis::cmd("INFO")
+        .arg("keyspace")
+        .query(&mut con)
+        .expect("info");
     assert!(info.contains("db0:keys=2,expires=1"), "{info}");
 }
 
@@ -134,7 +148,10 @@ fn auth_gates_commands_when_a_password_is_set() {
         .query::<()>(&mut con)
         .expect_err("wrongpass");
     assert!(err.to_string().contains("WRONGPASS"), "{err}");
-    let _: () = redis::cmd("AUTH").arg("s3cret").query(&mut con).expect("auth");
+    let _: () = redis::cmd("AUTH")
+        .arg("s3cret")
+        .query(&mut con)
+        .expect("auth");
     let _: () = con.set("k", "v").expect("set after auth");
     // RESET drops authentication.
     let r: String = redis::cmd("RESET").query(&mut con).expect("reset");
@@ -187,11 +204,20 @@ fn resp3_via_hello() {
         .arg("1")
         .query(&mut con)
         .expect("hset");
-    let v: Value = redis::cmd("HGETALL").arg("h").query(&mut con).expect("hgetall");
+    let v: Value = redis::cmd("HGETALL")
+        .arg("h")
+        .query(&mut con)
+        .expect("hgetall");
     assert!(matches!(v, Value::Map(_)), "RESP3 map reply, got {v:?}");
-    let v: Value = redis::cmd("GET").arg("missing").query(&mut con).expect("get");
+    let v: Value = redis::cmd("GET")
+        .arg("missing")
+        .query(&mut con)
+        .expect("get");
     assert_eq!(v, Value::Nil);
-    let err = redis::cmd("HELLO").arg(4).query::<Value>(&mut con).expect_err("proto 4");
+    let err = redis::cmd("HELLO")
+        .arg(4)
+        .query::<Value>(&mut con)
+        .expect_err("proto 4");
     assert!(err.to_string().contains("NOPROTO"), "{err}");
 }
 
@@ -291,9 +317,15 @@ fn maxclients_refuses_the_extra_client() {
 fn command_table_introspection() {
     let srv = InProc::start(Config::default());
     let mut con = srv.client();
-    let n: i64 = redis::cmd("COMMAND").arg("COUNT").query(&mut con).expect("count");
+    let n: i64 = redis::cmd("COMMAND")
+        .arg("COUNT")
+        .query(&mut con)
+        .expect("count");
     assert!(n > 100, "COMMAND COUNT {n}");
-    let names: Vec<String> = redis::cmd("COMMAND").arg("LIST").query(&mut con).expect("list");
+    let names: Vec<String> = redis::cmd("COMMAND")
+        .arg("LIST")
+        .query(&mut con)
+        .expect("list");
     assert_eq!(names.len() as i64, n);
     for want in ["get", "set", "ping", "info", "config", "command"] {
         assert!(names.iter().any(|x| x == want), "{want} missing");
@@ -327,7 +359,10 @@ fn config_get_set_and_info_sections() {
         .arg("maxmemory")
         .query(&mut con)
         .expect("config get");
-    assert_eq!(got, vec!["maxmemory".to_string(), (10u64 << 20).to_string()]);
+    assert_eq!(
+        got,
+        vec!["maxmemory".to_string(), (10u64 << 20).to_string()]
+    );
     let got: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory-*")
@@ -358,7 +393,14 @@ fn config_get_set_and_info_sections() {
         .expect("get hz");
     assert_eq!(got, vec!["hz", "100"]);
     let info: String = redis::cmd("INFO").query(&mut con).expect("info");
-    for section in ["# Server", "# Clients", "# Memory", "# Persistence", "# Stats", "# Keyspace"] {
+    for section in [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# Keyspace",
+    ] {
         assert!(info.contains(section), "{section} missing");
     }
     assert!(info.contains("maxmemory:10485760"), "{info}");
@@ -403,11 +445,16 @@ fn maxmemory_allkeys_random_evicts() {
     let mut con = srv.client();
     let big = "y".repeat(1024);
     for i in 0..64 {
-        let _: () = con.set(format!("k{i}"), &big).expect("writes evict instead of failing");
+        let _: () = con
+            .set(format!("k{i}"), &big)
+            .expect("writes evict instead of failing");
     }
     let n: i64 = redis::cmd("DBSIZE").query(&mut con).expect("dbsize");
     assert!(n < 64, "some keys were evicted ({n} left)");
-    let info: String = redis::cmd("INFO").arg("stats").query(&mut con).expect("info");
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut con)
+        .expect("info");
     assert!(!info.contains("evicted_keys:0\r\n"), "{info}");
 }
 
@@ -426,7 +473,10 @@ fn active_expiry_deletes_without_reads() {
     }
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let info: String = redis::cmd("INFO").arg("stats").query(&mut con).expect("info");
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query(&mut con)
+            .expect("info");
         if info.contains("expired_keys:20\r\n") {
             break;
         }
@@ -444,7 +494,9 @@ fn idle_clients_are_closed_after_timeout() {
     let mut s = TcpStream::connect(srv.addr).expect("connect");
     s.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut buf = [0u8; 16];
-    let n = s.read(&mut buf).expect("closed by the server, not timed out here");
+    let n = s
+        .read(&mut buf)
+        .expect("closed by the server, not timed out here");
     assert_eq!(n, 0, "server closes the idle connection");
 }
 
@@ -459,7 +511,8 @@ fn query_buffer_limit_closes_the_client() {
     s.set_write_timeout(Some(WAIT)).expect("timeout");
     // A bulk argument stays in the query buffer until it is complete: announce more
     // than the limit and send past it; the server must close without waiting for the rest.
-    s.write_all(b"*2\r\n$3\r\nGET\r\n$200000\r\n").expect("header");
+    s.write_all(b"*2\r\n$3\r\nGET\r\n$200000\r\n")
+        .expect("header");
     let chunk = vec![b'a'; 16 * 1024];
     for _ in 0..6 {
         if s.write_all(&chunk).is_err() {
@@ -469,9 +522,15 @@ fn query_buffer_limit_closes_the_client() {
     let mut got = Vec::new();
     s.read_to_end(&mut got)
         .expect("the server closes the connection (a read timeout here means it did not)");
-    assert!(got.is_empty(), "no reply: {:?}", String::from_utf8_lossy(&got));
+    assert!(
+        got.is_empty(),
+        "no reply: {:?}",
+        String::from_utf8_lossy(&got)
+    );
     let mut good = srv.client();
-    let p: String = redis::cmd("PING").query(&mut good).expect("server still fine");
+    let p: String = redis::cmd("PING")
+        .query(&mut good)
+        .expect("server still fine");
     assert_eq!(p, "PONG");
 }
 

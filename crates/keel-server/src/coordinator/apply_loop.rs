@@ -251,14 +251,20 @@ impl ApplyLoop {
             .apply(&ctx, op)
             .map_err(|e| self.fail(format!("apply of entry {}: {e}", ctx.seq)))?;
         self.state.applied_index.store(ctx.seq, Ordering::Relaxed);
-        self.state.changes_since_save.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .changes_since_save
+            .fetch_add(1, Ordering::Relaxed);
         Ok(applied)
     }
 
     /// Moves the node to Failed and returns the MISCONF reply.
     fn fail(&self, reason: String) -> Reply {
         self.state.fail(reason);
-        Reply::err(self.state.misconf().unwrap_or_else(|| "ERR node failed".into()))
+        Reply::err(
+            self.state
+                .misconf()
+                .unwrap_or_else(|| "ERR node failed".into()),
+        )
     }
 
     /// One commit for everything appended since the last; on failure the batch's
@@ -474,7 +480,10 @@ fn error_text(r: &Reply) -> String {
 }
 
 /// Writes the snapshot: the memory engine's checkpoint, or a sync of the others.
-pub(super) fn write_snapshot(store: &dyn keel_storage::Storage, dir: &std::path::Path) -> Result<(), String> {
+pub(super) fn write_snapshot(
+    store: &dyn keel_storage::Storage,
+    dir: &std::path::Path,
+) -> Result<(), String> {
     match store.kind() {
         EngineKind::Memory => store.checkpoint(dir),
         EngineKind::Bitcask | EngineKind::Lsm => store.sync(),

@@ -20,8 +20,8 @@ use tokio::sync::oneshot;
 use super::client::{ClientHandle, ClientState};
 use super::commands::{self, Cmd, Outcome};
 use super::Shared;
-use crate::coordinator::{resolve_write, WriteResult};
 use crate::coordinator::state::unix_now_ms;
+use crate::coordinator::{resolve_write, WriteResult};
 use crate::resp::{encode, Limits, RequestParser};
 
 /// Initial read buffer size.
@@ -92,9 +92,10 @@ impl Session {
         };
         let cmd = commands::lookup(name);
         if !self.client.authenticated
-            && !cmd.is_some_and(|c| c.flags() & commands::server_flags::NO_AUTH != 0)
+            && cmd.is_none_or(|c| c.flags() & commands::server_flags::NO_AUTH == 0)
         {
-            self.reply(&Reply::err("NOAUTH Authentication required.")).await;
+            self.reply(&Reply::err("NOAUTH Authentication required."))
+                .await;
             return Flow::Continue;
         }
         let cmd = match cmd {

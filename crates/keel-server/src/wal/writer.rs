@@ -415,7 +415,10 @@ impl Wal {
         self.shared.segments.store(0, Relaxed);
         self.shared.last_index.store(index, Relaxed);
         self.shared.set_synced(index);
-        tracing::info!(after = index, "wal: restarted empty after the store's index");
+        tracing::info!(
+            after = index,
+            "wal: restarted empty after the store's index"
+        );
         Ok(())
     }
 
@@ -537,6 +540,57 @@ mod tests {
             "{reason}"
         );
         assert_eq!(wal.stats().failed, Some(reason));
+    }
+
+    fn collect(wal: &Wal, after: u64) -> Vec<u64> {
+        wal.entries_after(after)
+            .map(|r| r.expect("entry").0)
+            .collect()
+    }
+
+    #[test]
+    fn seal_then_truncate_keeps_only_the_new_segment() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut wal, _) =
+            Wal::open(tmp.path(), WalOptions::default().sync(SyncPolicy::No)).expect("open");
+        for i in 1..=5 {
+            wal.append(i, b"x").expect("append");
+        }
+        wal.commit().expect("commit");
+        wal.seal_active().expect("seal");
+        // Sealing an empty active segment is a no-op.
+        wal.seal_active().expect("seal again");
+        assert_eq!(wal.stats().segments, 2);
+        assert_eq!(wal.truncate_before(6).expect("truncate"), 1);
+        wal.append(6, b"y").expect("append after seal");
+        wal.commit().expect("commit");
+        assert_eq!(collect(&wal, 5), vec![6]);
+        drop(wal);
+        let (wal, _) = Wal::open(tmp.path(), WalOptions::default()).expect("reopen");
+        assert_eq!((wal.first_index(), wal.last_index()), (6, 6));
+    }
+
+    #[test]
+    fn restart_after_skips_to_a_later_index() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut wal, _) =
+            Wal::open(tmp.path(), WalOptions::default().sync(SyncPolicy::No)).expect("open");
+        for i in 1..=3 {
+            wal.append(i, b"x").expect("append");
+        }
+        wal.commit().expect("commit");
+        assert!(matches!(
+            wal.restart_after(2),
+            Err(WalError::OutOfOrder { .. })
+        ));
+        wal.restart_after(10).expect("restart");
+        assert_eq!(wal.last_index(), 0);
+        wal.append(11, b"z").expect("append after the gap");
+        wal.commit().expect("commit");
+        drop(wal);
+        let (wal, _) = Wal::open(tmp.path(), WalOptions::default()).expect("reopen");
+        assert_eq!((wal.first_index(), wal.last_index()), (11, 11));
+        assert_eq!(collect(&wal, 10), vec![11]);
     }
 
     #[test]

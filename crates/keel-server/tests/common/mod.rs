@@ -92,9 +92,7 @@ impl Drop for InProc {
 /// A sync client with bounded timeouts.
 pub fn connect(addr: SocketAddr) -> redis::Connection {
     let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
-    let con = client
-        .get_connection_with_timeout(WAIT)
-        .expect("connect");
+    let con = client.get_connection_with_timeout(WAIT).expect("connect");
     con.set_read_timeout(Some(WAIT)).expect("timeout");
     con.set_write_timeout(Some(WAIT)).expect("timeout");
     con
@@ -119,6 +117,8 @@ pub fn spawn_binary(dir: &Path, extra: &[&str]) -> Binary {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    // Reaped by `Binary`'s Drop (or above when it never becomes ready).
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().expect("spawn keel-server");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
@@ -138,6 +138,7 @@ pub fn spawn_binary(dir: &Path, extra: &[&str]) -> Binary {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("keel-server did not report its address");
             }
         };

@@ -16,7 +16,11 @@ fn info_of(c: Cmd) -> Reply {
         .into_iter()
         .map(|f| Reply::Simple(f.into()))
         .collect();
-    let rw = if c.flags() & WRITE != 0 { "@write" } else { "@read" };
+    let rw = if c.flags() & WRITE != 0 {
+        "@write"
+    } else {
+        "@read"
+    };
     let cats = vec![
         Reply::Simple(rw.into()),
         Reply::Simple(format!("@{}", c.group())),
@@ -109,7 +113,9 @@ fn list(rest: &[Bytes]) -> Outcome {
         }
         _ => return err(errors::SYNTAX),
     };
-    Outcome::Reply(Reply::bulks(out.into_iter().map(|n| Bytes::from_static(n.as_bytes()))))
+    Outcome::Reply(Reply::bulks(
+        out.into_iter().map(|n| Bytes::from_static(n.as_bytes())),
+    ))
 }
 
 fn getkeys(cmd_args: &[Bytes]) -> Outcome {

@@ -59,13 +59,22 @@ fn current(s: &Session) -> Vec<(String, String)> {
         ("dir".into(), c.dir.display().to_string()),
         ("engine".into(), c.engine.to_string()),
         ("appendfsync".into(), c.appendfsync.to_string()),
-        ("requirepass".into(), c.requirepass.clone().unwrap_or_default()),
+        (
+            "requirepass".into(),
+            c.requirepass.clone().unwrap_or_default(),
+        ),
         ("maxmemory".into(), c.maxmemory.to_string()),
-        ("maxmemory-policy".into(), c.maxmemory_policy.as_str().into()),
+        (
+            "maxmemory-policy".into(),
+            c.maxmemory_policy.as_str().into(),
+        ),
         ("maxmemory-samples".into(), c.maxmemory_samples.to_string()),
         ("maxclients".into(), c.maxclients.to_string()),
         ("timeout".into(), c.timeout.to_string()),
-        ("proto-max-bulk-len".into(), c.proto_max_bulk_len.to_string()),
+        (
+            "proto-max-bulk-len".into(),
+            c.proto_max_bulk_len.to_string(),
+        ),
         (
             "client-query-buffer-limit".into(),
             c.client_query_buffer_limit.to_string(),
@@ -100,7 +109,7 @@ pub(super) fn config(s: &mut Session, args: &[Bytes]) -> Outcome {
         }
         return Outcome::Reply(Reply::Map(out));
     }
-    if eq_ci(sub, "SET") && !rest.is_empty() && rest.len() % 2 == 0 {
+    if eq_ci(sub, "SET") && !rest.is_empty() && rest.len().is_multiple_of(2) {
         return set(s, rest);
     }
     if eq_ci(sub, "RESETSTAT") && rest.is_empty() {

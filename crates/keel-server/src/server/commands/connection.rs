@@ -101,7 +101,9 @@ pub(super) fn hello(s: &mut Session, args: &[Bytes]) -> Outcome {
         } else if eq_ci(opt, "SETNAME") && left >= 1 {
             let name = &args[i + 1];
             if name.iter().any(|b| *b <= b' ' || *b > b'~') {
-                return err("ERR Client names cannot contain spaces, newlines or special characters.");
+                return err(
+                    "ERR Client names cannot contain spaces, newlines or special characters.",
+                );
             }
             setname = Some(String::from_utf8_lossy(name).into_owned());
             i += 2;
@@ -130,7 +132,10 @@ pub(super) fn hello(s: &mut Session, args: &[Bytes]) -> Outcome {
         field("server", Reply::bulk("redis")),
         field("version", Reply::bulk(REDIS_COMPAT_VERSION)),
         field("proto", Reply::Int(proto_n)),
-        field("id", Reply::Int(i64::try_from(s.client.handle.id).unwrap_or(i64::MAX))),
+        field(
+            "id",
+            Reply::Int(i64::try_from(s.client.handle.id).unwrap_or(i64::MAX)),
+        ),
         field("mode", Reply::bulk("standalone")),
         field("role", Reply::bulk("master")),
         field("modules", Reply::Array(Vec::new())),

@@ -127,7 +127,11 @@ fn persistence(sh: &Shared, out: &mut String) {
         "rdb_bgsave_in_progress",
         u8::from(st.snapshot_in_progress.load(Ordering::Relaxed)),
     );
-    kv(out, "rdb_last_save_time", st.last_save_unix.load(Ordering::Relaxed));
+    kv(
+        out,
+        "rdb_last_save_time",
+        st.last_save_unix.load(Ordering::Relaxed),
+    );
     kv(
         out,
         "rdb_last_bgsave_status",
@@ -144,7 +148,11 @@ fn persistence(sh: &Shared, out: &mut String) {
     kv(out, "wal_last_synced_index", wal.last_synced_index);
     kv(out, "wal_fsyncs", wal.fsyncs);
     kv(out, "wal_last_fsync_us", wal.last_fsync.as_micros());
-    kv(out, "keel_applied_index", st.applied_index.load(Ordering::Relaxed));
+    kv(
+        out,
+        "keel_applied_index",
+        st.applied_index.load(Ordering::Relaxed),
+    );
     kv(
         out,
         "keel_recovered_entries",

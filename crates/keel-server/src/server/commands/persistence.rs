@@ -22,7 +22,12 @@ pub(super) fn bgsave(_s: &mut Session, args: &[Bytes]) -> Outcome {
 }
 
 pub(super) fn lastsave(s: &mut Session, _args: &[Bytes]) -> Outcome {
-    let t = s.shared.coord.state().last_save_unix.load(Ordering::Relaxed);
+    let t = s
+        .shared
+        .coord
+        .state()
+        .last_save_unix
+        .load(Ordering::Relaxed);
     Outcome::Reply(Reply::Int(i64::try_from(t).unwrap_or(i64::MAX)))
 }
 
