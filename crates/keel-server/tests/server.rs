@@ -553,3 +553,29 @@ fn lastsave_and_save() {
     let s: String = redis::cmd("BGSAVE").query(&mut con).expect("bgsave");
     assert_eq!(s, "Background saving started");
 }
+
+#[test]
+fn a_wal_failure_refuses_writes_with_misconf_and_keeps_reads() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let _: () = con.set("k", "v").expect("set");
+    // The next segment cannot be created once the WAL directory is gone.
+    std::fs::remove_dir_all(srv.dir.path().join("data/wal")).expect("remove wal dir");
+    let err = redis::cmd("SAVE")
+        .query::<()>(&mut con)
+        .expect_err("save fails");
+    assert!(err.to_string().contains("MISCONF"), "{err}");
+    let err = con.set::<_, _, ()>("k2", "v").expect_err("write refused");
+    assert!(
+        err.to_string().contains("unable to persist to disk"),
+        "{err}"
+    );
+    let v: String = con.get("k").expect("reads keep working");
+    assert_eq!(v, "v");
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(&mut con)
+        .expect("info");
+    assert!(info.contains("keel_state:failed"), "{info}");
+    assert!(!info.contains("keel_failure_reason:\r\n"), "{info}");
+}

@@ -69,8 +69,6 @@ pub struct ServerStats {
     pub net_input_bytes: AtomicU64,
     /// Bytes written to clients.
     pub net_output_bytes: AtomicU64,
-    /// Reads whose expired keys were sent for deletion.
-    pub keyspace_hits: AtomicU64,
 }
 
 impl ServerStats {
@@ -82,7 +80,6 @@ impl ServerStats {
             &self.total_commands,
             &self.net_input_bytes,
             &self.net_output_bytes,
-            &self.keyspace_hits,
         ] {
             c.store(0, Ordering::Relaxed);
         }
