@@ -192,3 +192,19 @@ fn a_store_ahead_of_the_wal_starts_the_wal_after_it() {
         check_keys(srv.addr, 60);
     }
 }
+
+#[test]
+fn shutdown_save_snapshots_and_truncates() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let mut srv = spawn_binary(&dir, &[]);
+    write_keys(srv.addr, 0, N);
+    let mut con = connect(srv.addr);
+    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut con);
+    assert!(srv.wait_exit().success());
+    let segs = wal_segments(&dir);
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    assert!(first_index_of(&segs[0]) > N as u64, "{segs:?}");
+    let srv = spawn_binary(&dir, &[]);
+    check_keys(srv.addr, N);
+}

@@ -579,3 +579,42 @@ fn a_wal_failure_refuses_writes_with_misconf_and_keeps_reads() {
     assert!(info.contains("keel_state:failed"), "{info}");
     assert!(!info.contains("keel_failure_reason:\r\n"), "{info}");
 }
+
+#[test]
+fn the_wal_growing_past_the_threshold_triggers_a_snapshot() {
+    let srv = InProc::start(Config {
+        auto_snapshot_wal_bytes: 256 * 1024,
+        ..Config::default()
+    });
+    let mut con = srv.client();
+    let value = "v".repeat(1024);
+    let mut p = redis::pipe();
+    for i in 0..1500 {
+        p.cmd("SET").arg(format!("k{i}")).arg(&value).ignore();
+    }
+    let _: () = p.query(&mut con).expect("pipeline");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query(&mut con)
+            .expect("info");
+        let saves = info
+            .lines()
+            .find_map(|l| l.strip_prefix("rdb_saves:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("rdb_saves");
+        let wal_bytes = info
+            .lines()
+            .find_map(|l| l.strip_prefix("wal_bytes:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("wal_bytes");
+        // 1.5 MB were logged; snapshots keep the log near the threshold.
+        if saves >= 1 && wal_bytes < 1024 * 1024 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{info}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(srv.dir.path().join("data/memory/memory.snap").exists());
+}
