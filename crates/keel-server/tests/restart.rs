@@ -185,6 +185,8 @@ fn a_store_ahead_of_the_wal_starts_the_wal_after_it() {
         assert!(len > 0);
         f.set_len(len / 2).expect("cut the log");
         let srv = spawn_binary(&dir, &["--engine", engine, "--appendfsync", "always"]);
+        let log = srv.startup.join("\n");
+        assert!(log.contains("starting the wal after it"), "{engine}: {log}");
         check_keys(srv.addr, 40);
         write_keys(srv.addr, 40, 60);
         srv.kill9();

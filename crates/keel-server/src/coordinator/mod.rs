@@ -220,6 +220,24 @@ impl Coordinator {
     }
 }
 
+impl Drop for Coordinator {
+    /// A coordinator dropped without `shutdown` (an embedding that panicked) still stops
+    /// its threads and closes the store; it does not wait, as it may be on a runtime.
+    fn drop(&mut self) {
+        if self.apply_thread.lock().take().is_none() {
+            return;
+        }
+        if let Some((stop, _)) = self.gc.lock().take() {
+            stop.store(true, std::sync::atomic::Ordering::Release);
+        }
+        let (tx, _rx) = oneshot::channel();
+        let _ = self.tx.send(Request::Shutdown {
+            save: false,
+            reply: tx,
+        });
+    }
+}
+
 /// Awaits a submitted write.
 pub async fn resolve_write(rx: oneshot::Receiver<WriteResult>) -> WriteResult {
     rx.await

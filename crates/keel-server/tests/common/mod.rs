@@ -103,6 +103,8 @@ pub struct Binary {
     pub child: Child,
     pub addr: SocketAddr,
     pub lines: mpsc::Receiver<String>,
+    /// Log lines up to and including the ready line.
+    pub startup: Vec<String>,
 }
 
 /// Starts `keel-server` with data in `dir` and extra flags.
@@ -132,6 +134,7 @@ pub fn spawn_binary(dir: &Path, extra: &[&str]) -> Binary {
     });
     let deadline = Instant::now() + WAIT;
     let marker = "ready to accept connections on ";
+    let mut startup = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = match rx.recv_timeout(left) {
@@ -142,6 +145,7 @@ pub fn spawn_binary(dir: &Path, extra: &[&str]) -> Binary {
                 panic!("keel-server did not report its address");
             }
         };
+        startup.push(line.clone());
         if let Some(pos) = line.find(marker) {
             let rest = &line[pos + marker.len()..];
             let addr = rest.split_whitespace().next().unwrap_or_default();
@@ -150,6 +154,7 @@ pub fn spawn_binary(dir: &Path, extra: &[&str]) -> Binary {
                 child,
                 addr,
                 lines: rx,
+                startup,
             };
         }
     }
