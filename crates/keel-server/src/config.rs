@@ -81,7 +81,7 @@ pub struct Args {
     #[arg(long, env = "KEEL_APPENDFSYNC")]
     pub appendfsync: Option<String>,
     /// Password clients must send with AUTH (empty: none) [default: none].
-    #[arg(long, env = "KEEL_REQUIREPASS")]
+    #[arg(long, env = "KEEL_REQUIREPASS", hide_env_values = true)]
     pub requirepass: Option<String>,
     /// Memory limit for data, with units (100mb, 1gb); 0 = no limit [default: 0].
     #[arg(long, env = "KEEL_MAXMEMORY")]
