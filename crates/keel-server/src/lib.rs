@@ -1,6 +1,17 @@
-//! keel's server: front-ends (RESP today), the command path to the engine, and the
-//! binary's configuration. Front-ends never touch storage; they hand commands to the
-//! engine through the write funnel.
+//! keel's server: the RESP front-end ([`server`]), the write funnel and recovery
+//! ([`coordinator`]), the write-ahead log ([`wal`]), the protocol codec ([`resp`]) and
+//! the binary's configuration ([`config`]). Front-ends never touch storage; writes go
+//! through the coordinator, reads run on engine snapshots.
+//!
+//! Embedding: `server::run(config, shutdown_signal)` recovers, serves and shuts down
+//! cleanly; `server::Server::bind` + `serve` does the same with the bound address in
+//! between (tests use port 0).
 
+pub mod config;
+pub mod coordinator;
 pub mod resp;
+pub mod server;
 pub mod wal;
+
+pub use config::Config;
+pub use server::{run, Server, ServerError};

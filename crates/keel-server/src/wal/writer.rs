@@ -371,6 +371,57 @@ impl Wal {
         self.shared.failure()
     }
 
+    /// Seals the active segment if it holds anything, so the next append starts a new
+    /// one: a snapshot covering everything so far can then drop every older segment with
+    /// [`Wal::truncate_before`].
+    pub fn seal_active(&mut self) -> Result<()> {
+        self.shared.check()?;
+        let used = self
+            .active
+            .as_ref()
+            .map_or(0, |a| a.written_len + self.buf.len() as u64);
+        if used == 0 || self.last_index == 0 {
+            return Ok(());
+        }
+        self.rotate(self.last_index + 1)
+    }
+
+    /// Empties the log so the next append may be any index after `index`. For the gap a
+    /// crash can leave under `everysec`/`no`: the store already holds every entry up to
+    /// `index`, more than the log does, so nothing in the log is needed any more.
+    /// Refused (`OutOfOrder`) if the log holds entries after `index`.
+    pub fn restart_after(&mut self, index: u64) -> Result<()> {
+        self.shared.check()?;
+        if self.last_index > index {
+            return Err(WalError::OutOfOrder {
+                last: self.last_index,
+                expected: self.last_index + 1,
+                got: index + 1,
+            });
+        }
+        self.flush()?;
+        self.active = None;
+        self.buf.clear();
+        for seg in std::mem::take(&mut self.segments) {
+            std::fs::remove_file(&seg.path)
+                .map_err(|e| WalError::io("delete segment", &seg.path, 0, e))?;
+        }
+        self.sealed_lengths.clear();
+        sync_dir(&self.shared.dir)?;
+        self.first_index = 0;
+        self.last_index = 0;
+        use std::sync::atomic::Ordering::Relaxed;
+        self.shared.bytes_on_disk.store(0, Relaxed);
+        self.shared.segments.store(0, Relaxed);
+        self.shared.last_index.store(index, Relaxed);
+        self.shared.set_synced(index);
+        tracing::info!(
+            after = index,
+            "wal: restarted empty after the store's index"
+        );
+        Ok(())
+    }
+
     /// Seals the active segment (written and fdatasynced whatever the policy, so the
     /// durable index never has holes behind it) and starts one at `first_index`.
     fn rotate(&mut self, first_index: u64) -> Result<()> {
@@ -489,6 +540,57 @@ mod tests {
             "{reason}"
         );
         assert_eq!(wal.stats().failed, Some(reason));
+    }
+
+    fn collect(wal: &Wal, after: u64) -> Vec<u64> {
+        wal.entries_after(after)
+            .map(|r| r.expect("entry").0)
+            .collect()
+    }
+
+    #[test]
+    fn seal_then_truncate_keeps_only_the_new_segment() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut wal, _) =
+            Wal::open(tmp.path(), WalOptions::default().sync(SyncPolicy::No)).expect("open");
+        for i in 1..=5 {
+            wal.append(i, b"x").expect("append");
+        }
+        wal.commit().expect("commit");
+        wal.seal_active().expect("seal");
+        // Sealing an empty active segment is a no-op.
+        wal.seal_active().expect("seal again");
+        assert_eq!(wal.stats().segments, 2);
+        assert_eq!(wal.truncate_before(6).expect("truncate"), 1);
+        wal.append(6, b"y").expect("append after seal");
+        wal.commit().expect("commit");
+        assert_eq!(collect(&wal, 5), vec![6]);
+        drop(wal);
+        let (wal, _) = Wal::open(tmp.path(), WalOptions::default()).expect("reopen");
+        assert_eq!((wal.first_index(), wal.last_index()), (6, 6));
+    }
+
+    #[test]
+    fn restart_after_skips_to_a_later_index() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut wal, _) =
+            Wal::open(tmp.path(), WalOptions::default().sync(SyncPolicy::No)).expect("open");
+        for i in 1..=3 {
+            wal.append(i, b"x").expect("append");
+        }
+        wal.commit().expect("commit");
+        assert!(matches!(
+            wal.restart_after(2),
+            Err(WalError::OutOfOrder { .. })
+        ));
+        wal.restart_after(10).expect("restart");
+        assert_eq!(wal.last_index(), 0);
+        wal.append(11, b"z").expect("append after the gap");
+        wal.commit().expect("commit");
+        drop(wal);
+        let (wal, _) = Wal::open(tmp.path(), WalOptions::default()).expect("reopen");
+        assert_eq!((wal.first_index(), wal.last_index()), (11, 11));
+        assert_eq!(collect(&wal, 10), vec![11]);
     }
 
     #[test]

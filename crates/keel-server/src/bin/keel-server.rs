@@ -1,0 +1,69 @@
+//! The `keel-server` binary: configuration, logging, signals, then `keel_server::run`.
+
+use std::process::ExitCode;
+
+use keel_server::Config;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("keel-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // RUST_LOG, when set, refines the level from the configuration.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(config.log_directive()));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        engine = %config.engine,
+        port = config.port,
+        bind = %config.bind,
+        dir = %config.dir.display(),
+        "keel-server starting"
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("keel-net")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(keel_server::run(config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "keel-server stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers Ctrl-C still works through the default handler.
+            std::future::pending::<()>().await;
+        }
+    }
+}

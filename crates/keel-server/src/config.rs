@@ -1,0 +1,577 @@
+//! The server's configuration: every setting is a CLI flag, an environment variable
+//! (`KEEL_<NAME>`) and a key of the TOML file given with `--config`. Precedence is
+//! CLI > environment > file > built-in default. Names follow redis.conf where Redis has
+//! the setting; sizes take Redis's units (`100mb`, `1gb`, `64k`).
+//!
+//! [`Args`] is what clap parses (every field optional so "not given" is visible),
+//! [`FileConfig`] what the file holds, and [`Config`] the resolved, typed result.
+//! Settings CONFIG SET may change at runtime live in [`Config`] too; the server keeps
+//! it behind a lock (see `server::Shared::config`).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use clap::Parser;
+use keel_engine::EvictionPolicy;
+use keel_storage::{EngineKind, SyncPolicy};
+use serde::Deserialize;
+
+/// A configuration that could not be read or makes no sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("invalid config file {path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A setting has a value that does not parse or is not allowed.
+    #[error("invalid value for '{name}': {reason}")]
+    Invalid {
+        /// Setting name (redis.conf spelling).
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        reason: reason.into(),
+    }
+}
+
+/// Command-line flags; each also reads `KEEL_<NAME>` from the environment.
+#[derive(Debug, Default, Clone, Parser)]
+#[command(
+    name = "keel-server",
+    version,
+    about = "keel: a Redis-compatible key-value database (single node)",
+    long_about = None
+)]
+pub struct Args {
+    /// TOML configuration file (keys as the long flag names, e.g. `port = 6380`).
+    #[arg(long, env = "KEEL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// TCP port for RESP clients [default: 6379].
+    #[arg(long, env = "KEEL_PORT")]
+    pub port: Option<u16>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "KEEL_BIND")]
+    pub bind: Option<String>,
+    /// Data directory (WAL, storage, snapshots) [default: ./keel-data].
+    #[arg(long, env = "KEEL_DIR")]
+    pub dir: Option<PathBuf>,
+    /// Storage engine: memory, bitcask or lsm [default: memory].
+    #[arg(long, env = "KEEL_ENGINE")]
+    pub engine: Option<String>,
+    /// WAL fsync policy: always, everysec or no [default: everysec].
+    #[arg(long, env = "KEEL_APPENDFSYNC")]
+    pub appendfsync: Option<String>,
+    /// Password clients must send with AUTH (empty: none) [default: none].
+    #[arg(long, env = "KEEL_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
+    /// Memory limit for data, with units (100mb, 1gb); 0 = no limit [default: 0].
+    #[arg(long, env = "KEEL_MAXMEMORY")]
+    pub maxmemory: Option<String>,
+    /// What to do at maxmemory: noeviction, allkeys-lru, allkeys-lfu, allkeys-random,
+    /// volatile-lru, volatile-lfu, volatile-random, volatile-ttl [default: noeviction].
+    #[arg(long, env = "KEEL_MAXMEMORY_POLICY")]
+    pub maxmemory_policy: Option<String>,
+    /// Keys sampled per eviction [default: 5].
+    #[arg(long, env = "KEEL_MAXMEMORY_SAMPLES")]
+    pub maxmemory_samples: Option<usize>,
+    /// Most simultaneous client connections [default: 10000].
+    #[arg(long, env = "KEEL_MAXCLIENTS")]
+    pub maxclients: Option<usize>,
+    /// Close clients idle for this many seconds; 0 = never [default: 0].
+    #[arg(long, env = "KEEL_TIMEOUT")]
+    pub timeout: Option<u64>,
+    /// Largest bulk argument a client may send [default: 512mb].
+    #[arg(long, env = "KEEL_PROTO_MAX_BULK_LEN")]
+    pub proto_max_bulk_len: Option<String>,
+    /// Largest unparsed input buffered per client before it is closed [default: 1gb].
+    #[arg(long, env = "KEEL_CLIENT_QUERY_BUFFER_LIMIT")]
+    pub client_query_buffer_limit: Option<String>,
+    /// Take a snapshot and truncate the WAL once it has grown by this much; 0 = only on
+    /// SAVE/BGSAVE [default: 64mb].
+    #[arg(long, env = "KEEL_AUTO_SNAPSHOT_WAL_BYTES")]
+    pub auto_snapshot_wal_bytes: Option<String>,
+    /// Redis's `save` for compatibility: "" turns automatic snapshots off; any
+    /// "<secs> <changes>" list keeps the WAL-size trigger (keel snapshots by WAL size).
+    #[arg(long, env = "KEEL_SAVE")]
+    pub save: Option<String>,
+    /// Log level: debug, verbose, notice, warning (Redis's) or trace/info/warn/error
+    /// [default: notice].
+    #[arg(long, env = "KEEL_LOGLEVEL")]
+    pub loglevel: Option<String>,
+}
+
+/// The TOML file's keys: the long flag names (dashes or underscores both accepted).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    /// See [`Args::port`].
+    #[serde(alias = "port")]
+    pub port: Option<u16>,
+    /// See [`Args::bind`].
+    pub bind: Option<String>,
+    /// See [`Args::dir`].
+    pub dir: Option<PathBuf>,
+    /// See [`Args::engine`].
+    pub engine: Option<String>,
+    /// See [`Args::appendfsync`].
+    pub appendfsync: Option<String>,
+    /// See [`Args::requirepass`].
+    pub requirepass: Option<String>,
+    /// See [`Args::maxmemory`]; a number (bytes) or a string with units.
+    pub maxmemory: Option<SizeValue>,
+    /// See [`Args::maxmemory_policy`].
+    #[serde(alias = "maxmemory_policy")]
+    pub maxmemory_policy: Option<String>,
+    /// See [`Args::maxmemory_samples`].
+    #[serde(alias = "maxmemory_samples")]
+    pub maxmemory_samples: Option<usize>,
+    /// See [`Args::maxclients`].
+    pub maxclients: Option<usize>,
+    /// See [`Args::timeout`].
+    pub timeout: Option<u64>,
+    /// See [`Args::proto_max_bulk_len`].
+    #[serde(alias = "proto_max_bulk_len")]
+    pub proto_max_bulk_len: Option<SizeValue>,
+    /// See [`Args::client_query_buffer_limit`].
+    #[serde(alias = "client_query_buffer_limit")]
+    pub client_query_buffer_limit: Option<SizeValue>,
+    /// See [`Args::auto_snapshot_wal_bytes`].
+    #[serde(alias = "auto_snapshot_wal_bytes")]
+    pub auto_snapshot_wal_bytes: Option<SizeValue>,
+    /// See [`Args::save`].
+    pub save: Option<String>,
+    /// See [`Args::loglevel`].
+    pub loglevel: Option<String>,
+}
+
+/// A size in the file: a plain integer or a string with units.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SizeValue {
+    /// Bytes.
+    Int(u64),
+    /// "64mb", "1gb", …
+    Text(String),
+}
+
+impl SizeValue {
+    fn into_text(self) -> String {
+        match self {
+            SizeValue::Int(n) => n.to_string(),
+            SizeValue::Text(s) => s,
+        }
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// TCP port (0 = pick a free one; the bound address is logged).
+    pub port: u16,
+    /// Listen address.
+    pub bind: IpAddr,
+    /// Data directory.
+    pub dir: PathBuf,
+    /// Storage engine.
+    pub engine: EngineKind,
+    /// WAL fsync policy.
+    pub appendfsync: SyncPolicy,
+    /// AUTH password (None: no password).
+    pub requirepass: Option<String>,
+    /// Memory limit in bytes (0 = none).
+    pub maxmemory: u64,
+    /// Eviction policy.
+    pub maxmemory_policy: EvictionPolicy,
+    /// Keys sampled per eviction.
+    pub maxmemory_samples: usize,
+    /// Connection limit.
+    pub maxclients: usize,
+    /// Idle seconds before a client is closed (0 = never).
+    pub timeout: u64,
+    /// Largest bulk argument.
+    pub proto_max_bulk_len: u64,
+    /// Largest unparsed input per client.
+    pub client_query_buffer_limit: u64,
+    /// WAL growth that triggers a snapshot (0 = off).
+    pub auto_snapshot_wal_bytes: u64,
+    /// Log level as given (Redis or tracing spelling).
+    pub loglevel: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: 6379,
+            bind: IpAddr::from([127, 0, 0, 1]),
+            dir: PathBuf::from("./keel-data"),
+            engine: EngineKind::Memory,
+            appendfsync: SyncPolicy::EverySec,
+            requirepass: None,
+            maxmemory: 0,
+            maxmemory_policy: EvictionPolicy::NoEviction,
+            maxmemory_samples: 5,
+            maxclients: 10_000,
+            timeout: 0,
+            proto_max_bulk_len: 512 << 20,
+            client_query_buffer_limit: 1 << 30,
+            auto_snapshot_wal_bytes: 64 << 20,
+            loglevel: "notice".into(),
+        }
+    }
+}
+
+/// Parses a size with Redis's units: `k`/`m`/`g` are powers of 1000, `kb`/`mb`/`gb`
+/// powers of 1024, case-insensitive; a bare number is bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(format!(
+            "'{s}' is not a size (expected e.g. 1048576, 100mb, 1gb)"
+        ));
+    }
+    let n: u64 = num.parse().map_err(|_| format!("'{s}' is out of range"))?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "'{s}' has an unknown unit (use k, kb, m, mb, g, gb)"
+            ))
+        }
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("'{s}' is out of range"))
+}
+
+/// Parses a log level, Redis's names included, into a tracing filter directive.
+pub fn log_filter(level: &str) -> Result<&'static str, String> {
+    Ok(match level.to_ascii_lowercase().as_str() {
+        "trace" => "trace",
+        "debug" => "debug",
+        "verbose" | "info" => "info",
+        "notice" => "info",
+        "warning" | "warn" => "warn",
+        "error" | "nothing" => "error",
+        other => return Err(format!("unknown log level '{other}'")),
+    })
+}
+
+/// Parses an eviction policy name.
+pub fn parse_policy(s: &str) -> Result<EvictionPolicy, String> {
+    EvictionPolicy::from_str(s)
+}
+
+fn size(name: &'static str, v: Option<String>, default: u64) -> Result<u64, ConfigError> {
+    match v {
+        Some(s) => parse_size(&s).map_err(|r| invalid(name, r)),
+        None => Ok(default),
+    }
+}
+
+impl Config {
+    /// Parses the process's command line and environment, reads the file if one is
+    /// named, and resolves everything.
+    pub fn load() -> Result<Config, ConfigError> {
+        Config::from_args(Args::parse())
+    }
+
+    /// Resolves `args` (CLI and environment already merged by clap) over the file they
+    /// name, over the defaults.
+    pub fn from_args(args: Args) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Config::resolve(args, file)
+    }
+
+    /// Merges `args` over `file` over the defaults and checks the result.
+    pub fn resolve(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
+        let d = Config::default();
+        let bind = match args.bind.or(file.bind) {
+            Some(b) => b
+                .parse::<IpAddr>()
+                .map_err(|e| invalid("bind", format!("'{b}': {e}")))?,
+            None => d.bind,
+        };
+        let engine = match args.engine.or(file.engine) {
+            Some(e) => EngineKind::from_str(&e).map_err(|e| invalid("engine", e.to_string()))?,
+            None => d.engine,
+        };
+        let appendfsync = match args.appendfsync.or(file.appendfsync) {
+            Some(p) => {
+                SyncPolicy::from_str(&p).map_err(|e| invalid("appendfsync", e.to_string()))?
+            }
+            None => d.appendfsync,
+        };
+        let maxmemory_policy = match args.maxmemory_policy.or(file.maxmemory_policy) {
+            Some(p) => parse_policy(&p).map_err(|r| invalid("maxmemory-policy", r))?,
+            None => d.maxmemory_policy,
+        };
+        let maxmemory = size(
+            "maxmemory",
+            args.maxmemory.or(file.maxmemory.map(SizeValue::into_text)),
+            d.maxmemory,
+        )?;
+        let save = args.save.or(file.save);
+        let mut auto_snapshot_wal_bytes = size(
+            "auto-snapshot-wal-bytes",
+            args.auto_snapshot_wal_bytes
+                .or(file.auto_snapshot_wal_bytes.map(SizeValue::into_text)),
+            d.auto_snapshot_wal_bytes,
+        )?;
+        if let Some(s) = save {
+            // Redis's `save ""` turns automatic saving off; save points are checked for
+            // shape and otherwise served by the WAL-size trigger.
+            if s.trim().is_empty() {
+                auto_snapshot_wal_bytes = 0;
+            } else {
+                let parts: Vec<&str> = s.split_whitespace().collect();
+                if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<u64>().is_err())
+                {
+                    return Err(invalid(
+                        "save",
+                        format!("'{s}' is not a list of \"<seconds> <changes>\" pairs"),
+                    ));
+                }
+            }
+        }
+        let loglevel = args.loglevel.or(file.loglevel).unwrap_or(d.loglevel);
+        log_filter(&loglevel).map_err(|r| invalid("loglevel", r))?;
+        let requirepass = args
+            .requirepass
+            .or(file.requirepass)
+            .filter(|p| !p.is_empty());
+        let cfg = Config {
+            port: args.port.or(file.port).unwrap_or(d.port),
+            bind,
+            dir: args.dir.or(file.dir).unwrap_or(d.dir),
+            engine,
+            appendfsync,
+            requirepass,
+            maxmemory,
+            maxmemory_policy,
+            maxmemory_samples: args
+                .maxmemory_samples
+                .or(file.maxmemory_samples)
+                .unwrap_or(d.maxmemory_samples),
+            maxclients: args.maxclients.or(file.maxclients).unwrap_or(d.maxclients),
+            timeout: args.timeout.or(file.timeout).unwrap_or(d.timeout),
+            proto_max_bulk_len: size(
+                "proto-max-bulk-len",
+                args.proto_max_bulk_len
+                    .or(file.proto_max_bulk_len.map(SizeValue::into_text)),
+                d.proto_max_bulk_len,
+            )?,
+            client_query_buffer_limit: size(
+                "client-query-buffer-limit",
+                args.client_query_buffer_limit
+                    .or(file.client_query_buffer_limit.map(SizeValue::into_text)),
+                d.client_query_buffer_limit,
+            )?,
+            auto_snapshot_wal_bytes,
+            loglevel,
+        };
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Rejects combinations that cannot work.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.maxmemory > 0 && self.engine == EngineKind::Lsm {
+            return Err(invalid(
+                "maxmemory",
+                "maxmemory is not supported with the lsm engine (it cannot report live \
+                 bytes); use the memory or bitcask engine, or set maxmemory 0",
+            ));
+        }
+        if self.maxclients == 0 {
+            return Err(invalid("maxclients", "must be at least 1"));
+        }
+        if self.maxmemory_samples == 0 {
+            return Err(invalid("maxmemory-samples", "must be at least 1"));
+        }
+        if self.proto_max_bulk_len < 1024 {
+            return Err(invalid("proto-max-bulk-len", "must be at least 1kb"));
+        }
+        Ok(())
+    }
+
+    /// The tracing filter directive of the log level.
+    pub fn log_directive(&self) -> &'static str {
+        log_filter(&self.loglevel).unwrap_or("info")
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_file(&text).map_err(|reason| ConfigError::Parse {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
+
+/// Parses the text of a config file.
+pub fn parse_file(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Env vars are process-global: tests that parse arguments (which reads them) take
+    /// this lock so the one test that sets some does not leak into the others.
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn env_lock() -> std::sync::MutexGuard<'static, ()> {
+        ENV.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn args(argv: &[&str]) -> Args {
+        let mut full = vec!["keel-server"];
+        full.extend_from_slice(argv);
+        Args::try_parse_from(full).expect("args parse")
+    }
+
+    #[test]
+    fn sizes_use_redis_units() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("1k"), Ok(1000));
+        assert_eq!(parse_size("1kb"), Ok(1024));
+        assert_eq!(parse_size("100mb"), Ok(100 << 20));
+        assert_eq!(parse_size("100MB"), Ok(100 << 20));
+        assert_eq!(parse_size("2m"), Ok(2_000_000));
+        assert_eq!(parse_size("1gb"), Ok(1 << 30));
+        assert_eq!(parse_size("3g"), Ok(3_000_000_000));
+        assert!(parse_size("mb").is_err());
+        assert!(parse_size("12xb").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999999999gb").is_err());
+        assert!(parse_size("18446744073709551615gb").is_err());
+    }
+
+    #[test]
+    fn defaults_with_nothing_given() {
+        let c = Config::resolve(Args::default(), FileConfig::default()).expect("resolve");
+        assert_eq!(c, Config::default());
+        assert_eq!(c.port, 6379);
+        assert_eq!(c.bind.to_string(), "127.0.0.1");
+        assert_eq!(c.dir, PathBuf::from("./keel-data"));
+        assert_eq!(c.engine, EngineKind::Memory);
+        assert_eq!(c.appendfsync, SyncPolicy::EverySec);
+    }
+
+    #[test]
+    fn cli_beats_file_beats_default() {
+        let _g = env_lock();
+        let file = parse_file(
+            "port = 7000\nbind = \"0.0.0.0\"\nmaxmemory = \"10mb\"\nmaxmemory-policy = \"allkeys-lru\"\n\
+             timeout = 30\nengine = \"bitcask\"\n",
+        )
+        .expect("file");
+        let c = Config::resolve(args(&["--port", "7001", "--maxmemory", "1gb"]), file)
+            .expect("resolve");
+        assert_eq!(c.port, 7001, "CLI wins over the file");
+        assert_eq!(c.maxmemory, 1 << 30, "CLI wins over the file");
+        assert_eq!(c.bind.to_string(), "0.0.0.0", "file wins over the default");
+        assert_eq!(c.maxmemory_policy, EvictionPolicy::AllKeysLru);
+        assert_eq!(c.timeout, 30);
+        assert_eq!(c.engine, EngineKind::Bitcask);
+        assert_eq!(c.maxclients, 10_000, "default when neither gives it");
+    }
+
+    #[test]
+    fn env_sits_between_cli_and_file() {
+        let _g = env_lock();
+        std::env::set_var("KEEL_TIMEOUT", "42");
+        std::env::set_var("KEEL_MAXCLIENTS", "77");
+        let file = parse_file("timeout = 5\nmaxclients = 9\nport = 7100\n").expect("file");
+        let c = Config::resolve(args(&["--maxclients", "88"]), file).expect("resolve");
+        std::env::remove_var("KEEL_TIMEOUT");
+        std::env::remove_var("KEEL_MAXCLIENTS");
+        assert_eq!(c.timeout, 42, "env wins over the file");
+        assert_eq!(c.maxclients, 88, "CLI wins over env");
+        assert_eq!(c.port, 7100, "file applies when env and CLI are silent");
+    }
+
+    #[test]
+    fn file_accepts_numbers_and_rejects_unknown_keys() {
+        let f = parse_file("maxmemory = 1048576\nproto-max-bulk-len = \"1mb\"\n").expect("file");
+        let c = Config::resolve(Args::default(), f).expect("resolve");
+        assert_eq!(c.maxmemory, 1 << 20);
+        assert_eq!(c.proto_max_bulk_len, 1 << 20);
+        assert!(parse_file("no-such-setting = 1\n").is_err());
+    }
+
+    #[test]
+    fn bad_values_and_combinations_are_refused() {
+        let _g = env_lock();
+        let bad = |argv: &[&str]| Config::resolve(args(argv), FileConfig::default());
+        assert!(bad(&["--engine", "rocks"]).is_err());
+        assert!(bad(&["--appendfsync", "sometimes"]).is_err());
+        assert!(bad(&["--maxmemory", "lots"]).is_err());
+        assert!(bad(&["--maxmemory-policy", "random"]).is_err());
+        assert!(bad(&["--bind", "localhost:1"]).is_err());
+        assert!(bad(&["--loglevel", "chatty"]).is_err());
+        assert!(bad(&["--save", "900"]).is_err());
+        let lsm = bad(&["--engine", "lsm", "--maxmemory", "100mb"]);
+        let msg = lsm.expect_err("lsm + maxmemory").to_string();
+        assert!(msg.contains("lsm"), "{msg}");
+        assert!(bad(&["--engine", "lsm"]).is_ok());
+    }
+
+    #[test]
+    fn redis_save_maps_onto_the_wal_trigger() {
+        let _g = env_lock();
+        let off = Config::resolve(args(&["--save", ""]), FileConfig::default()).expect("off");
+        assert_eq!(off.auto_snapshot_wal_bytes, 0);
+        let kept = Config::resolve(
+            args(&["--save", "900 1 300 10", "--auto-snapshot-wal-bytes", "8mb"]),
+            FileConfig::default(),
+        )
+        .expect("kept");
+        assert_eq!(kept.auto_snapshot_wal_bytes, 8 << 20);
+    }
+
+    #[test]
+    fn empty_requirepass_means_none() {
+        let _g = env_lock();
+        let c =
+            Config::resolve(args(&["--requirepass", ""]), FileConfig::default()).expect("resolve");
+        assert_eq!(c.requirepass, None);
+        let c = Config::resolve(args(&["--requirepass", "s3cret"]), FileConfig::default())
+            .expect("resolve");
+        assert_eq!(c.requirepass.as_deref(), Some("s3cret"));
+    }
+}

@@ -1,0 +1,503 @@
+//! The apply thread: the one owner of the WAL and the only caller of `Engine::apply`.
+//!
+//! Each round it takes every request waiting (up to [`MAX_BATCH`]), and for each write:
+//! checks the lifecycle (Failed → MISCONF), makes room under maxmemory (logging an
+//! `Op::Evict` first, or refusing with OOM), stamps the entry (index, a monotonic clock,
+//! a random seed), encodes and appends it to the WAL, and applies it. Then ONE
+//! `wal.commit()` covers the whole batch (group commit: one fdatasync under `always`),
+//! and only then are the replies sent. Timers for active expiry and automatic snapshots
+//! run between rounds.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use keel_engine::codec::encode_entry;
+use keel_engine::keys;
+use keel_engine::reply::errors;
+use keel_engine::{Applied, ApplyCtx, Engine, MemoryVerdict, Op, Reply};
+use keel_storage::{Direction, EngineKind, ScanRange};
+use parking_lot::RwLock;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::oneshot;
+
+use super::state::{unix_now_ms, Lifecycle, NodeState};
+use super::{Request, SnapshotReply, WriteResult};
+use crate::config::Config;
+use crate::wal::{Wal, WalError};
+
+/// Most requests handled per round (one WAL commit each round).
+pub const MAX_BATCH: usize = 1024;
+/// Active expiry period.
+const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
+/// Keys active expiry deletes per entry at most.
+const EXPIRE_CYCLE_MAX: usize = 200;
+/// Eviction rounds one write may trigger before it is refused.
+const EVICT_ROUNDS: usize = 16;
+/// How long shutdown waits for a running snapshot.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(60);
+
+/// State of the apply thread.
+pub(super) struct ApplyLoop {
+    pub engine: Engine,
+    pub wal: Wal,
+    pub state: Arc<NodeState>,
+    pub config: Arc<RwLock<Config>>,
+    pub rx: Receiver<Request>,
+    /// For the snapshot thread to report back.
+    pub tx: Sender<Request>,
+    pub last_index: u64,
+    pub last_now_ms: u64,
+    pub storage_dir: PathBuf,
+    pub rng: StdRng,
+    buf: Vec<u8>,
+    dirty: bool,
+    wal_bytes_after_snapshot: u64,
+}
+
+/// A reply waiting for the batch's commit.
+type Pending = (oneshot::Sender<WriteResult>, WriteResult);
+
+impl ApplyLoop {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        engine: Engine,
+        wal: Wal,
+        state: Arc<NodeState>,
+        config: Arc<RwLock<Config>>,
+        rx: Receiver<Request>,
+        tx: Sender<Request>,
+        last_index: u64,
+        last_now_ms: u64,
+        storage_dir: PathBuf,
+    ) -> Self {
+        let wal_bytes_after_snapshot = wal.stats().bytes_on_disk;
+        ApplyLoop {
+            engine,
+            wal,
+            state,
+            config,
+            rx,
+            tx,
+            last_index,
+            last_now_ms,
+            storage_dir,
+            rng: StdRng::from_entropy(),
+            buf: Vec::new(),
+            dirty: false,
+            wal_bytes_after_snapshot,
+        }
+    }
+
+    /// Runs until a Shutdown request (or every sender is gone).
+    pub fn run(mut self) {
+        let mut next_expire = Instant::now() + EXPIRE_PERIOD;
+        loop {
+            let wait = next_expire.saturating_duration_since(Instant::now());
+            let first = match self.rx.recv_timeout(wait) {
+                Ok(r) => Some(r),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.finish(None, false);
+                    return;
+                }
+            };
+            let mut pending: Vec<Pending> = Vec::new();
+            let mut shutdown = None;
+            if let Some(r) = first {
+                self.handle(r, &mut pending, &mut shutdown);
+            }
+            while shutdown.is_none() && pending.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(r) => self.handle(r, &mut pending, &mut shutdown),
+                    Err(_) => break,
+                }
+            }
+            if Instant::now() >= next_expire {
+                self.active_expiry();
+                next_expire = Instant::now() + EXPIRE_PERIOD;
+            }
+            self.commit(&mut pending);
+            for (tx, res) in pending {
+                // The client may have gone; its write stands.
+                let _ = tx.send(res);
+            }
+            if let Some((save, reply)) = shutdown {
+                self.finish(Some(reply), save);
+                return;
+            }
+            self.maybe_auto_snapshot();
+        }
+    }
+
+    fn handle(
+        &mut self,
+        req: Request,
+        pending: &mut Vec<Pending>,
+        shutdown: &mut Option<(bool, SnapshotReply)>,
+    ) {
+        match req {
+            Request::Write { op, denyoom, reply } => {
+                let res = self.write(op, denyoom);
+                if let Some(tx) = reply {
+                    pending.push((tx, res));
+                }
+            }
+            Request::Snapshot { reply } => {
+                // Writes before it in this batch must be in the WAL before it is sealed.
+                self.commit(pending);
+                self.start_snapshot(reply);
+            }
+            Request::SnapshotDone {
+                covered,
+                result,
+                reply,
+            } => self.snapshot_done(covered, result, reply),
+            Request::Shutdown { save, reply } => *shutdown = Some((save, reply)),
+        }
+    }
+
+    /// The funnel's per-write path.
+    fn write(&mut self, op: Op, denyoom: bool) -> WriteResult {
+        if let Some(msg) = self.state.misconf() {
+            return Err(Reply::err(msg));
+        }
+        if denyoom && !self.make_room()? {
+            return Err(Reply::err(errors::OOM));
+        }
+        let expiry = matches!(op, Op::ExpireDue { .. } | Op::ExpireCycle { .. });
+        let applied = self.apply_logged(&op)?;
+        if expiry {
+            if let Some(Reply::Int(n)) = applied.replies.first() {
+                self.state
+                    .expired_keys
+                    .fetch_add(u64::try_from(*n).unwrap_or(0), Ordering::Relaxed);
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Evicts under maxmemory until the write fits; false if it cannot.
+    fn make_room(&mut self) -> Result<bool, Reply> {
+        let (max, policy, samples) = {
+            let c = self.config.read();
+            (c.maxmemory, c.maxmemory_policy, c.maxmemory_samples)
+        };
+        if max == 0 {
+            return Ok(true);
+        }
+        for _ in 0..EVICT_ROUNDS {
+            let now = self.clock();
+            let seed = self.rng.gen();
+            let verdict = self
+                .engine
+                .memory_pressure(max, policy, samples, now, seed)
+                .map_err(|e| self.fail(format!("eviction: {e}")))?;
+            match verdict {
+                MemoryVerdict::Fine => return Ok(true),
+                MemoryVerdict::Oom => return Ok(false),
+                MemoryVerdict::Evict(keys) => {
+                    let applied = self.apply_logged(&Op::Evict { keys })?;
+                    if let Some(Reply::Int(n)) = applied.replies.first() {
+                        self.state
+                            .evicted_keys
+                            .fetch_add(u64::try_from(*n).unwrap_or(0), Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        let now = self.clock();
+        let seed = self.rng.gen();
+        Ok(matches!(
+            self.engine.memory_pressure(max, policy, samples, now, seed),
+            Ok(MemoryVerdict::Fine)
+        ))
+    }
+
+    /// Wall clock in ms, never behind the previous entry's.
+    fn clock(&mut self) -> u64 {
+        self.last_now_ms = self.last_now_ms.max(unix_now_ms());
+        self.last_now_ms
+    }
+
+    /// Stamps, logs and applies one entry.
+    fn apply_logged(&mut self, op: &Op) -> Result<Applied, Reply> {
+        let ctx = ApplyCtx {
+            seq: self.last_index + 1,
+            now_ms: self.clock(),
+            seed: self.rng.gen(),
+        };
+        self.buf.clear();
+        encode_entry(&ctx, op, &mut self.buf);
+        match self.wal.append(ctx.seq, &self.buf) {
+            Ok(()) => {}
+            Err(WalError::TooLarge { len, max }) => {
+                return Err(Reply::err(format!(
+                    "ERR command of {len} bytes exceeds the log entry limit of {max} bytes"
+                )))
+            }
+            Err(e) => return Err(self.fail(format!("wal append: {e}"))),
+        }
+        if self.buf.capacity() > 1 << 20 {
+            self.buf = Vec::new();
+        }
+        self.last_index = ctx.seq;
+        self.dirty = true;
+        let applied = self
+            .engine
+            .apply(&ctx, op)
+            .map_err(|e| self.fail(format!("apply of entry {}: {e}", ctx.seq)))?;
+        self.state.applied_index.store(ctx.seq, Ordering::Relaxed);
+        self.state
+            .changes_since_save
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(applied)
+    }
+
+    /// Moves the node to Failed and returns the MISCONF reply.
+    fn fail(&self, reason: String) -> Reply {
+        self.state.fail(reason);
+        Reply::err(
+            self.state
+                .misconf()
+                .unwrap_or_else(|| "ERR node failed".into()),
+        )
+    }
+
+    /// One commit for everything appended since the last; on failure the batch's
+    /// successful replies become the MISCONF error (they were not made durable).
+    fn commit(&mut self, pending: &mut [Pending]) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        if let Err(e) = self.wal.commit() {
+            let err = self.fail(format!("wal commit: {e}"));
+            for (_, res) in pending.iter_mut() {
+                if res.is_ok() {
+                    *res = Err(err.clone());
+                }
+            }
+        }
+    }
+
+    /// Logs an ExpireCycle if some key's time has come (an idle node logs nothing).
+    fn active_expiry(&mut self) {
+        if self.state.lifecycle() == Lifecycle::Failed {
+            return;
+        }
+        let now = self.clock();
+        if !expiry_due(&self.engine, now) {
+            return;
+        }
+        if let Ok(applied) = self.apply_logged(&Op::ExpireCycle {
+            max: EXPIRE_CYCLE_MAX,
+        }) {
+            if let Some(Reply::Int(n)) = applied.replies.first() {
+                self.state
+                    .expired_keys
+                    .fetch_add(u64::try_from(*n).unwrap_or(0), Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn maybe_auto_snapshot(&mut self) {
+        let threshold = self.config.read().auto_snapshot_wal_bytes;
+        if threshold == 0
+            || self.state.snapshot_in_progress.load(Ordering::Acquire)
+            || self.state.lifecycle() == Lifecycle::Failed
+        {
+            return;
+        }
+        let grown = self
+            .wal
+            .stats()
+            .bytes_on_disk
+            .saturating_sub(self.wal_bytes_after_snapshot);
+        if grown >= threshold {
+            tracing::info!(wal_bytes_grown = grown, "automatic snapshot");
+            self.start_snapshot(None);
+        }
+    }
+
+    /// Seals the WAL and writes the snapshot on another thread; the WAL is truncated
+    /// when it reports back (`snapshot_done`).
+    ///
+    /// Why the truncation point is safe: `covered` is the last index applied before the
+    /// snapshot thread starts, and the memory engine's checkpoint reads its own storage
+    /// snapshot after that, so it holds every entry up to `covered` (and perhaps later
+    /// ones, which replay skips). Bitcask/lsm: `sync` makes every applied entry durable.
+    fn start_snapshot(&mut self, reply: Option<SnapshotReply>) {
+        if self.state.snapshot_in_progress.load(Ordering::Acquire) {
+            if let Some(r) = reply {
+                let _ = r.send(Err("ERR Background save already in progress".into()));
+            }
+            return;
+        }
+        if let Some(msg) = self.state.misconf() {
+            if let Some(r) = reply {
+                let _ = r.send(Err(msg));
+            }
+            return;
+        }
+        let mut none: [Pending; 0] = [];
+        self.commit(&mut none);
+        if let Err(e) = self.wal.seal_active() {
+            let err = self.fail(format!("wal seal: {e}"));
+            if let Some(r) = reply {
+                let _ = r.send(Err(error_text(&err)));
+            }
+            return;
+        }
+        let covered = self.last_index;
+        self.state
+            .snapshot_in_progress
+            .store(true, Ordering::Release);
+        self.state.set(Lifecycle::Snapshotting);
+        let store = Arc::clone(self.engine.storage());
+        let dir = self.storage_dir.clone();
+        let tx = self.tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("keel-snapshot".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let result = write_snapshot(store.as_ref(), &dir);
+                tracing::info!(
+                    covered,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    ok = result.is_ok(),
+                    "snapshot written"
+                );
+                let _ = tx.send(Request::SnapshotDone {
+                    covered,
+                    result,
+                    reply,
+                });
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the snapshot thread");
+            self.state
+                .snapshot_in_progress
+                .store(false, Ordering::Release);
+            self.state.set(Lifecycle::Ready);
+            self.state.note_snapshot(false);
+        }
+    }
+
+    fn snapshot_done(
+        &mut self,
+        covered: u64,
+        result: Result<(), String>,
+        reply: Option<SnapshotReply>,
+    ) {
+        let result = result.and_then(|()| {
+            self.wal
+                .truncate_before(covered + 1)
+                .map(|n| tracing::debug!(deleted = n, "wal segments dropped after snapshot"))
+                .map_err(|e| format!("wal truncation: {e}"))
+        });
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "snapshot failed");
+        }
+        self.state.note_snapshot(result.is_ok());
+        self.wal_bytes_after_snapshot = self.wal.stats().bytes_on_disk;
+        self.state
+            .snapshot_in_progress
+            .store(false, Ordering::Release);
+        self.state.set(Lifecycle::Ready);
+        if let Some(r) = reply {
+            let _ = r.send(result.map_err(|e| format!("ERR {e}")));
+        }
+    }
+
+    /// Ends the loop: handles what is still queued, optionally snapshots, commits and
+    /// closes the WAL and the store.
+    fn finish(mut self, reply: Option<SnapshotReply>, save: bool) {
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut ignored = None;
+        while let Ok(r) = self.rx.try_recv() {
+            self.handle(r, &mut pending, &mut ignored);
+        }
+        self.commit(&mut pending);
+        for (tx, res) in pending.drain(..) {
+            let _ = tx.send(res);
+        }
+        // A running snapshot reports back before the store may close.
+        let deadline = Instant::now() + SNAPSHOT_WAIT;
+        while self.state.snapshot_in_progress.load(Ordering::Acquire) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(r) => self.handle(r, &mut pending, &mut ignored),
+                Err(_) => break,
+            }
+            self.commit(&mut pending);
+            for (tx, res) in pending.drain(..) {
+                let _ = tx.send(res);
+            }
+        }
+        let mut result: Result<(), String> = Ok(());
+        if save {
+            let covered = self.last_index;
+            result = self
+                .wal
+                .seal_active()
+                .map_err(|e| e.to_string())
+                .and_then(|()| write_snapshot(self.engine.storage().as_ref(), &self.storage_dir))
+                .and_then(|()| {
+                    self.wal
+                        .truncate_before(covered + 1)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                });
+            self.state.note_snapshot(result.is_ok());
+        }
+        let closed = self.wal.close().map_err(|e| format!("wal close: {e}"));
+        let store_closed = self
+            .engine
+            .storage()
+            .close()
+            .map_err(|e| format!("storage close: {e}"));
+        let result = result.and(closed).and(store_closed);
+        match &result {
+            Ok(()) => tracing::info!(last_index = self.last_index, "wal and storage closed"),
+            Err(e) => tracing::error!(error = %e, "shutdown was not clean"),
+        }
+        if let Some(r) = reply {
+            let _ = r.send(result);
+        }
+    }
+}
+
+/// The text of an error reply.
+fn error_text(r: &Reply) -> String {
+    match r {
+        Reply::Error(s) => s.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Writes the snapshot: the memory engine's checkpoint, or a sync of the others.
+pub(super) fn write_snapshot(
+    store: &dyn keel_storage::Storage,
+    dir: &std::path::Path,
+) -> Result<(), String> {
+    match store.kind() {
+        EngineKind::Memory => store.checkpoint(dir),
+        EngineKind::Bitcask | EngineKind::Lsm => store.sync(),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// True if some key in some database has an expiry at or before `now_ms`.
+pub(super) fn expiry_due(engine: &Engine, now_ms: u64) -> bool {
+    let store = engine.storage();
+    (0..keys::DATABASES).any(|db| {
+        let lo = keys::expiry_key(db, 0, b"");
+        let hi = keys::expiry_key(db, now_ms.saturating_add(1), b"");
+        let range = ScanRange::new(lo.as_ref()..hi.as_ref());
+        matches!(store.scan(range, Direction::Forward).next(), Some(Ok(_)))
+    })
+}

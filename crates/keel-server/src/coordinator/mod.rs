@@ -1,0 +1,292 @@
+//! The coordinator: THE write funnel of a shard. Standalone today (own WAL, group
+//! commit, snapshots that truncate the log); a Raft coordinator plugs in later behind
+//! the same handle ([`Coordinator::write`] takes an `Op` and resolves to the `Applied`
+//! result once the entry is durable per policy).
+//!
+//! - [`recovery`]: start-up (open storage + engine + WAL, replay).
+//! - [`apply_loop`]: the one thread that owns the WAL and calls `Engine::apply`.
+//! - [`state`]: lifecycle (Recovering/Ready/Snapshotting/Failed) and persistence
+//!   figures, shared with the front-end for INFO and the MISCONF refusal.
+//!
+//! Extension points: MULTI/EXEC submits one `Op::Multi` through [`Coordinator::write`];
+//! WATCH-based optimistic transactions submit `Op::TxnCommit`; blocking pops and
+//! keyspace notifications can use `Applied::touched` returned by `write`.
+//! Reads never come here: the front-end calls `Engine::read` on a snapshot.
+
+pub mod apply_loop;
+pub mod recovery;
+pub mod state;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use keel_engine::{Applied, Engine, Op, Reply};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+use crate::wal::{WalStats, WalStatsHandle};
+pub use recovery::{Recovered, StartError};
+pub use state::{Lifecycle, NodeState};
+
+/// A write's outcome: the engine's result, or an error reply (MISCONF, OOM, …).
+pub type WriteResult = Result<Applied, Reply>;
+
+/// Where a snapshot's outcome goes (error text is a full error reply).
+pub type SnapshotReply = oneshot::Sender<Result<(), String>>;
+
+/// A message to the apply thread.
+pub enum Request {
+    /// Log and apply `op`; `denyoom` asks for the maxmemory check first. No reply
+    /// channel: fire-and-forget (lazy expiry).
+    Write {
+        /// The entry's content.
+        op: Op,
+        /// The command may grow memory.
+        denyoom: bool,
+        /// Where the result goes.
+        reply: Option<oneshot::Sender<WriteResult>>,
+    },
+    /// Take a snapshot (SAVE, BGSAVE).
+    Snapshot {
+        /// Where the outcome goes.
+        reply: Option<SnapshotReply>,
+    },
+    /// The snapshot thread finished; truncate the WAL before `covered + 1` if it worked.
+    SnapshotDone {
+        /// Last index the snapshot holds.
+        covered: u64,
+        /// Its outcome.
+        result: Result<(), String>,
+        /// The requester.
+        reply: Option<SnapshotReply>,
+    },
+    /// Finish queued work, optionally snapshot, close WAL and storage, stop.
+    Shutdown {
+        /// Snapshot first (SHUTDOWN SAVE).
+        save: bool,
+        /// Outcome of the close.
+        reply: SnapshotReply,
+    },
+}
+
+/// Handle to the running coordinator, shared by every connection.
+pub struct Coordinator {
+    tx: Sender<Request>,
+    engine: Engine,
+    state: Arc<NodeState>,
+    wal_stats: WalStatsHandle,
+    apply_thread: Mutex<Option<JoinHandle<()>>>,
+    gc: Mutex<Option<(Arc<std::sync::atomic::AtomicBool>, JoinHandle<()>)>>,
+}
+
+/// How often background GC of dropped collections runs, and its work bound per round.
+const GC_PERIOD: Duration = Duration::from_millis(100);
+const GC_KEYS_PER_STEP: usize = 1024;
+const GC_STEPS_PER_ROUND: usize = 8;
+
+impl Coordinator {
+    /// Recovers from `config.dir` and starts the apply and GC threads.
+    pub fn start(config: Arc<RwLock<Config>>) -> Result<(Coordinator, RecoveryReport), StartError> {
+        let cfg = config.read().clone();
+        let state = Arc::new(NodeState::new());
+        let rec = recovery::recover(&cfg)?;
+        let report = RecoveryReport {
+            storage_index: rec.storage_index,
+            replayed: rec.replayed,
+            last_index: rec.last_index,
+            took: rec.took,
+        };
+        state
+            .recovered_entries
+            .store(rec.replayed, std::sync::atomic::Ordering::Relaxed);
+        state
+            .applied_index
+            .store(rec.last_index, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let engine = rec.engine.clone();
+        let wal_stats = rec.wal.stats_handle();
+        let lp = apply_loop::ApplyLoop::new(
+            rec.engine,
+            rec.wal,
+            Arc::clone(&state),
+            config,
+            rx,
+            tx.clone(),
+            rec.last_index,
+            rec.last_now_ms,
+            rec.storage_dir,
+        );
+        let apply_thread = std::thread::Builder::new()
+            .name("keel-apply".into())
+            .spawn(move || lp.run())
+            .map_err(|source| StartError::Thread {
+                name: "keel-apply",
+                source,
+            })?;
+        let gc = spawn_gc(engine.clone(), Arc::clone(&state))?;
+        state.set(Lifecycle::Ready);
+        Ok((
+            Coordinator {
+                tx,
+                engine,
+                state,
+                wal_stats,
+                apply_thread: Mutex::new(Some(apply_thread)),
+                gc: Mutex::new(Some(gc)),
+            },
+            report,
+        ))
+    }
+
+    /// The engine (for reads on snapshots).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Lifecycle and persistence figures.
+    pub fn state(&self) -> &Arc<NodeState> {
+        &self.state
+    }
+
+    /// The WAL's counters.
+    pub fn wal_stats(&self) -> WalStats {
+        self.wal_stats.get()
+    }
+
+    /// Queues `op`; the receiver resolves once it is applied and committed. Callers that
+    /// pipeline submit several and await them in order.
+    pub fn submit(&self, op: Op, denyoom: bool) -> oneshot::Receiver<WriteResult> {
+        let (tx, rx) = oneshot::channel();
+        // A send error drops `tx`, which the receiver reports as shutting down.
+        let _ = self.tx.send(Request::Write {
+            op,
+            denyoom,
+            reply: Some(tx),
+        });
+        rx
+    }
+
+    /// Logs and applies `op`, resolving to its result.
+    pub async fn write(&self, op: Op, denyoom: bool) -> WriteResult {
+        resolve_write(self.submit(op, denyoom)).await
+    }
+
+    /// Logs an `ExpireDue` for keys a reader found expired (fire-and-forget).
+    pub fn expire_due(&self, expired: Vec<(u8, Bytes)>) {
+        let mut by_db: std::collections::BTreeMap<u8, Vec<Bytes>> = Default::default();
+        for (db, k) in expired {
+            by_db.entry(db).or_default().push(k);
+        }
+        for (db, keys) in by_db {
+            let _ = self.tx.send(Request::Write {
+                op: Op::ExpireDue { db, keys },
+                denyoom: false,
+                reply: None,
+            });
+        }
+    }
+
+    /// Starts a snapshot; the receiver resolves when it is written and the WAL truncated.
+    pub fn snapshot(&self) -> oneshot::Receiver<Result<(), String>> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Request::Snapshot { reply: Some(tx) });
+        rx
+    }
+
+    /// Finishes queued writes, optionally snapshots, commits and closes WAL and storage,
+    /// and stops the threads. Blocking; call it once, off the async runtime.
+    pub fn shutdown(&self, save: bool) -> Result<(), String> {
+        // GC writes to storage outside the log: stop it before the store closes.
+        if let Some((stop, h)) = self.gc.lock().take() {
+            stop.store(true, std::sync::atomic::Ordering::Release);
+            let _ = h.join();
+        }
+        let (tx, rx) = oneshot::channel();
+        let sent = self.tx.send(Request::Shutdown { save, reply: tx }).is_ok();
+        let result = if sent {
+            rx.blocking_recv()
+                .unwrap_or_else(|_| Err("apply thread ended without reporting".into()))
+        } else {
+            Err("apply thread already stopped".into())
+        };
+        if let Some(h) = self.apply_thread.lock().take() {
+            let _ = h.join();
+        }
+        result
+    }
+}
+
+impl Drop for Coordinator {
+    /// A coordinator dropped without `shutdown` (an embedding that panicked) still stops
+    /// its threads and closes the store; it does not wait, as it may be on a runtime.
+    fn drop(&mut self) {
+        if self.apply_thread.lock().take().is_none() {
+            return;
+        }
+        if let Some((stop, _)) = self.gc.lock().take() {
+            stop.store(true, std::sync::atomic::Ordering::Release);
+        }
+        let (tx, _rx) = oneshot::channel();
+        let _ = self.tx.send(Request::Shutdown {
+            save: false,
+            reply: tx,
+        });
+    }
+}
+
+/// Awaits a submitted write.
+pub async fn resolve_write(rx: oneshot::Receiver<WriteResult>) -> WriteResult {
+    rx.await
+        .unwrap_or_else(|_| Err(Reply::err("ERR server is shutting down")))
+}
+
+/// What recovery did, for the start-up log line.
+#[derive(Debug, Clone, Copy)]
+pub struct RecoveryReport {
+    /// Applied index found in storage.
+    pub storage_index: u64,
+    /// Entries replayed from the WAL.
+    pub replayed: u64,
+    /// Last index after replay.
+    pub last_index: u64,
+    /// Time taken.
+    pub took: Duration,
+}
+
+fn spawn_gc(
+    engine: Engine,
+    state: Arc<NodeState>,
+) -> Result<(Arc<std::sync::atomic::AtomicBool>, JoinHandle<()>), StartError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let h = std::thread::Builder::new()
+        .name("keel-gc".into())
+        .spawn(move || {
+            while !flag.load(Ordering::Acquire) {
+                std::thread::sleep(GC_PERIOD);
+                if state.lifecycle() == Lifecycle::Failed {
+                    continue;
+                }
+                for _ in 0..GC_STEPS_PER_ROUND {
+                    match engine.gc_step(GC_KEYS_PER_STEP) {
+                        Ok(p) if p.more => {}
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "background gc step failed");
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+        .map_err(|source| StartError::Thread {
+            name: "keel-gc",
+            source,
+        })?;
+    Ok((stop, h))
+}

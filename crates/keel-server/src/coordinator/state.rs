@@ -1,0 +1,144 @@
+//! The node's lifecycle and persistence figures, shared between the apply thread (which
+//! changes them) and the front-end (INFO, LASTSAVE, the MISCONF refusal).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+/// Where the node is in its life (DESIGN.md: Recovering → Ready ⇄ Snapshotting, Failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Replaying the WAL; not serving yet.
+    Recovering,
+    /// Serving reads and writes.
+    Ready,
+    /// Serving, with a snapshot being written in the background.
+    Snapshotting,
+    /// An I/O error stopped writes; reads are still served.
+    Failed,
+}
+
+impl Lifecycle {
+    /// Lower-case name for INFO.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Recovering => "recovering",
+            Lifecycle::Ready => "ready",
+            Lifecycle::Snapshotting => "snapshotting",
+            Lifecycle::Failed => "failed",
+        }
+    }
+}
+
+/// Shared node state.
+#[derive(Debug)]
+pub struct NodeState {
+    inner: Mutex<(Lifecycle, Option<String>)>,
+    /// Unix seconds of the last successful snapshot (start time if none yet).
+    pub last_save_unix: AtomicU64,
+    /// Whether the last snapshot attempt succeeded.
+    pub last_save_ok: AtomicBool,
+    /// A snapshot is being written.
+    pub snapshot_in_progress: AtomicBool,
+    /// Log index of the last applied entry.
+    pub applied_index: AtomicU64,
+    /// Entries applied since the last snapshot (INFO rdb_changes_since_last_save).
+    pub changes_since_save: AtomicU64,
+    /// Entries replayed from the WAL at start.
+    pub recovered_entries: AtomicU64,
+    /// Keys deleted by active or lazy expiry.
+    pub expired_keys: AtomicU64,
+    /// Keys deleted by eviction.
+    pub evicted_keys: AtomicU64,
+    /// Snapshots written since start.
+    pub snapshots: AtomicU64,
+}
+
+/// Seconds since the epoch now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Milliseconds since the epoch now.
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Default for NodeState {
+    fn default() -> Self {
+        NodeState::new()
+    }
+}
+
+impl NodeState {
+    /// A node that is recovering.
+    pub fn new() -> Self {
+        NodeState {
+            inner: Mutex::new((Lifecycle::Recovering, None)),
+            last_save_unix: AtomicU64::new(unix_now()),
+            last_save_ok: AtomicBool::new(true),
+            snapshot_in_progress: AtomicBool::new(false),
+            applied_index: AtomicU64::new(0),
+            changes_since_save: AtomicU64::new(0),
+            recovered_entries: AtomicU64::new(0),
+            expired_keys: AtomicU64::new(0),
+            evicted_keys: AtomicU64::new(0),
+            snapshots: AtomicU64::new(0),
+        }
+    }
+
+    /// The state now.
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.inner.lock().0
+    }
+
+    /// Why the node failed, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.lock().1.clone()
+    }
+
+    /// Moves to `to` unless the node has failed (Failed is final for this process).
+    pub fn set(&self, to: Lifecycle) {
+        let mut g = self.inner.lock();
+        if g.0 != Lifecycle::Failed {
+            g.0 = to;
+        }
+    }
+
+    /// Latches Failed with the first reason.
+    pub fn fail(&self, reason: impl Into<String>) {
+        let mut g = self.inner.lock();
+        if g.0 != Lifecycle::Failed {
+            let reason = reason.into();
+            tracing::error!(%reason, "node failed: writes are refused until restart");
+            *g = (Lifecycle::Failed, Some(reason));
+        }
+    }
+
+    /// The MISCONF error writes get while Failed.
+    pub fn misconf(&self) -> Option<String> {
+        let g = self.inner.lock();
+        (g.0 == Lifecycle::Failed).then(|| {
+            format!(
+                "MISCONF keel is unable to persist to disk: {}; writes are refused until the \
+                 problem is fixed",
+                g.1.as_deref().unwrap_or("unknown error")
+            )
+        })
+    }
+
+    /// Records a finished snapshot attempt.
+    pub fn note_snapshot(&self, ok: bool) {
+        self.last_save_ok.store(ok, Ordering::Relaxed);
+        if ok {
+            self.last_save_unix.store(unix_now(), Ordering::Relaxed);
+            self.changes_since_save.store(0, Ordering::Relaxed);
+            self.snapshots.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

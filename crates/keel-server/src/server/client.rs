@@ -1,0 +1,147 @@
+//! Per-connection state ([`ClientState`], owned by the connection task) and the
+//! registry of connected clients ([`ClientRegistry`], shared: INFO clients, maxclients,
+//! and later CLIENT LIST/KILL).
+//!
+//! Extension points: MULTI queues, the WATCH set, subscriptions and blocking state
+//! belong in [`ClientState`] (add fields; `reset` must clear them for RESET); what
+//! other connections need to see or signal (CLIENT LIST fields, CLIENT KILL, pub/sub
+//! delivery, unblocking) belongs in [`ClientHandle`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::resp::Protocol;
+
+/// Client flags (Redis's CLIENT LIST letters come from these later).
+pub mod client_flags {
+    /// Closed after the reply to the current request (QUIT).
+    pub const CLOSE_AFTER_REPLY: u32 = 1 << 0;
+    /// Inside MULTI (reserved for the transactions helper).
+    pub const MULTI: u32 = 1 << 1;
+    /// In subscribe mode (reserved for pub/sub).
+    pub const PUBSUB: u32 = 1 << 2;
+    /// Blocked in a blocking command (reserved).
+    pub const BLOCKED: u32 = 1 << 3;
+}
+
+/// The shared, cross-connection view of one client.
+#[derive(Debug)]
+pub struct ClientHandle {
+    /// Unique id (CLIENT ID).
+    pub id: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// When it connected.
+    pub created: Instant,
+    /// Selected database (mirrored for CLIENT LIST).
+    pub db: AtomicU8,
+    /// CLIENT SETNAME / HELLO SETNAME.
+    pub name: Mutex<Option<String>>,
+    /// Last command time, ms since `created`.
+    pub last_interaction_ms: AtomicU64,
+    /// Signalled to close the connection (CLIENT KILL, shutdown).
+    pub kill: Notify,
+}
+
+impl ClientHandle {
+    /// Records activity now.
+    pub fn touch(&self) {
+        let ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_interaction_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+/// State owned by one connection task.
+#[derive(Debug)]
+pub struct ClientState {
+    /// The shared view.
+    pub handle: Arc<ClientHandle>,
+    /// Selected database.
+    pub db: u8,
+    /// Protocol negotiated by HELLO.
+    pub protocol: Protocol,
+    /// AUTH passed (or no password configured).
+    pub authenticated: bool,
+    /// Bitset of [`client_flags`].
+    pub flags: u32,
+}
+
+impl ClientState {
+    /// Fresh state; `authenticated` when no password is configured.
+    pub fn new(handle: Arc<ClientHandle>, needs_auth: bool) -> Self {
+        ClientState {
+            handle,
+            db: 0,
+            protocol: Protocol::Resp2,
+            authenticated: !needs_auth,
+            flags: 0,
+        }
+    }
+
+    /// RESET: back to a fresh connection's state (keeps the id).
+    pub fn reset(&mut self, needs_auth: bool) {
+        self.db = 0;
+        self.handle.db.store(0, Ordering::Relaxed);
+        self.protocol = Protocol::Resp2;
+        self.authenticated = !needs_auth;
+        self.flags = 0;
+        *self.handle.name.lock() = None;
+    }
+
+    /// Selects database `db`.
+    pub fn select(&mut self, db: u8) {
+        self.db = db;
+        self.handle.db.store(db, Ordering::Relaxed);
+    }
+}
+
+/// Every connected client.
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
+    next_id: AtomicU64,
+}
+
+impl ClientRegistry {
+    /// Registers a new client from `addr`.
+    pub fn add(&self, addr: SocketAddr) -> Arc<ClientHandle> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let h = Arc::new(ClientHandle {
+            id,
+            addr,
+            created: Instant::now(),
+            db: AtomicU8::new(0),
+            name: Mutex::new(None),
+            last_interaction_ms: AtomicU64::new(0),
+            kill: Notify::new(),
+        });
+        self.clients.lock().insert(id, Arc::clone(&h));
+        h
+    }
+
+    /// Removes client `id`.
+    pub fn remove(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    /// Connected clients.
+    pub fn len(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// True when nobody is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy of the handles (for CLIENT LIST and shutdown).
+    pub fn all(&self) -> Vec<Arc<ClientHandle>> {
+        self.clients.lock().values().cloned().collect()
+    }
+}

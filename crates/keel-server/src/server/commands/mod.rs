@@ -1,0 +1,218 @@
+//! The server's own commands and the ONE lookup over them and the engine's data
+//! commands ([`lookup`], [`all`]) that dispatch and COMMAND both use.
+//!
+//! A server command is a [`ServerCommand`]: the engine's `CommandSpec` shape with a
+//! handler that sees the connection ([`Session`]) instead of a storage snapshot.
+//! Handlers are synchronous and return an [`Outcome`]; what needs awaiting (SAVE,
+//! SHUTDOWN, later blocking pops) is an `Outcome` variant the connection carries out.
+//! To add a command: write its handler in the file of its group and add an entry to
+//! [`table::SERVER_COMMANDS`].
+
+pub mod command_cmd;
+pub mod config_cmd;
+pub mod connection;
+pub mod info;
+pub mod persistence;
+pub mod table;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use keel_engine::command::{self, CommandSpec};
+use keel_engine::Reply;
+
+use super::conn::Session;
+
+/// Flags only server commands carry, above the engine's bits.
+pub mod server_flags {
+    /// Allowed before AUTH.
+    pub const NO_AUTH: u32 = 1 << 16;
+    /// Allowed while loading.
+    pub const LOADING: u32 = 1 << 17;
+    /// Allowed on a stale replica.
+    pub const STALE: u32 = 1 << 18;
+    /// Not allowed in scripts.
+    pub const NOSCRIPT: u32 = 1 << 19;
+
+    /// Flag names as COMMAND prints them.
+    pub fn names(f: u32) -> Vec<&'static str> {
+        let mut out = keel_engine::command::flags::names(f);
+        for (bit, n) in [
+            (NO_AUTH, "no_auth"),
+            (LOADING, "loading"),
+            (STALE, "stale"),
+            (NOSCRIPT, "noscript"),
+        ] {
+            if f & bit != 0 {
+                out.push(n);
+            }
+        }
+        out
+    }
+}
+
+/// What a server command asks the connection to do.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send this reply.
+    Reply(Reply),
+    /// Send this reply, then close (QUIT).
+    ReplyThenClose(Reply),
+    /// Take a snapshot and reply when done (SAVE).
+    Save,
+    /// Start a snapshot and reply at once (BGSAVE).
+    Bgsave,
+    /// Stop the server (SHUTDOWN); `save` snapshots first.
+    Shutdown {
+        /// SHUTDOWN SAVE.
+        save: bool,
+    },
+}
+
+/// A server command handler.
+pub type ServerHandler = fn(&mut Session, &[Bytes]) -> Outcome;
+
+/// One server command's entry (same fields as the engine's `CommandSpec`).
+#[derive(Debug)]
+pub struct ServerCommand {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity convention.
+    pub arity: i32,
+    /// Engine `flags` bits plus [`server_flags`].
+    pub flags: u32,
+    /// First key position (0 = none).
+    pub first_key: i32,
+    /// Last key position.
+    pub last_key: i32,
+    /// Key step.
+    pub step: i32,
+    /// Command group.
+    pub group: &'static str,
+    /// One-line summary.
+    pub summary: &'static str,
+    /// Implementation.
+    pub handler: ServerHandler,
+}
+
+/// A command from either table.
+#[derive(Debug, Clone, Copy)]
+pub enum Cmd {
+    /// A server command.
+    Server(&'static ServerCommand),
+    /// An engine data command.
+    Engine(&'static CommandSpec),
+}
+
+impl Cmd {
+    /// Lower-case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Cmd::Server(c) => c.name,
+            Cmd::Engine(c) => c.name,
+        }
+    }
+    /// Arity.
+    pub fn arity(&self) -> i32 {
+        match self {
+            Cmd::Server(c) => c.arity,
+            Cmd::Engine(c) => c.arity,
+        }
+    }
+    /// Flag bits.
+    pub fn flags(&self) -> u32 {
+        match self {
+            Cmd::Server(c) => c.flags,
+            Cmd::Engine(c) => c.flags,
+        }
+    }
+    /// (first, last, step) of the key spec.
+    pub fn keys(&self) -> (i32, i32, i32) {
+        match self {
+            Cmd::Server(c) => (c.first_key, c.last_key, c.step),
+            Cmd::Engine(c) => (c.first_key, c.last_key, c.step),
+        }
+    }
+    /// Group.
+    pub fn group(&self) -> &'static str {
+        match self {
+            Cmd::Server(c) => c.group,
+            Cmd::Engine(c) => c.group,
+        }
+    }
+    /// Summary.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            Cmd::Server(c) => c.summary,
+            Cmd::Engine(c) => c.summary,
+        }
+    }
+    /// True if `argc` fits the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let a = i64::from(self.arity());
+        let n = argc as i64;
+        if a >= 0 {
+            n == a
+        } else {
+            n >= -a
+        }
+    }
+    /// Key argument positions for `argc` arguments.
+    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
+        match self {
+            Cmd::Engine(c) => c.key_positions(argc),
+            Cmd::Server(_) => Vec::new(),
+        }
+    }
+}
+
+/// Looks a command up in both tables, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<Cmd> {
+    static MAP: OnceLock<HashMap<&'static str, &'static ServerCommand>> = OnceLock::new();
+    let map = MAP.get_or_init(|| table::SERVER_COMMANDS.iter().map(|c| (c.name, c)).collect());
+    let lower = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+    if let Some(c) = map.get(lower.as_str()) {
+        return Some(Cmd::Server(c));
+    }
+    command::lookup(name).map(Cmd::Engine)
+}
+
+/// Every command, server ones first.
+pub fn all() -> impl Iterator<Item = Cmd> {
+    table::SERVER_COMMANDS
+        .iter()
+        .map(Cmd::Server)
+        .chain(command::all_commands().map(Cmd::Engine))
+}
+
+/// True if `a` equals `b` ignoring ASCII case.
+pub fn eq_ci(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+/// `Outcome::Reply` of an error text.
+pub fn err(text: impl Into<String>) -> Outcome {
+    Outcome::Reply(Reply::err(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_and_engine_tables_do_not_overlap_and_lookup_finds_both() {
+        for c in table::SERVER_COMMANDS {
+            assert!(
+                command::lookup(c.name.as_bytes()).is_none(),
+                "{} is in both tables",
+                c.name
+            );
+            assert_eq!(c.name, c.name.to_ascii_lowercase());
+        }
+        assert!(matches!(lookup(b"PING"), Some(Cmd::Server(_))));
+        assert!(matches!(lookup(b"get"), Some(Cmd::Engine(_))));
+        assert!(lookup(b"nosuch").is_none());
+        assert!(all().count() > 100);
+    }
+}

@@ -1,0 +1,295 @@
+//! One connection: read, parse every complete request in the buffer, execute them in
+//! order, write all replies with one write call (pipelining). Consecutive writes in a
+//! pipeline are submitted to the funnel together and awaited in order, so they share a
+//! WAL commit; any other command first waits for them (read-your-writes).
+//!
+//! A malformed request gets the protocol error reply and closes this connection only.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use keel_engine::command::flags;
+use keel_engine::{Op, Reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use super::client::{ClientHandle, ClientState};
+use super::commands::{self, Cmd, Outcome};
+use super::Shared;
+use crate::coordinator::state::unix_now_ms;
+use crate::coordinator::{resolve_write, WriteResult};
+use crate::resp::{encode, Limits, RequestParser};
+
+/// Initial read buffer size.
+const READ_CHUNK: usize = 16 * 1024;
+/// An output buffer grown past this is released after the write.
+const KEEP_OUT: usize = 1 << 20;
+
+/// What the connection loop does after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// Write what is buffered, then close.
+    Close,
+}
+
+/// A connection's execution context: its state, output buffer and writes in flight.
+pub struct Session {
+    /// Server-wide state.
+    pub shared: Arc<Shared>,
+    /// This client's state.
+    pub client: ClientState,
+    /// Replies not yet written.
+    pub out: BytesMut,
+    /// Writes submitted and not yet answered, in request order.
+    pending: VecDeque<oneshot::Receiver<WriteResult>>,
+}
+
+impl Session {
+    /// A session for `handle`.
+    pub fn new(shared: Arc<Shared>, handle: Arc<ClientHandle>) -> Self {
+        let needs_auth = shared.config.read().requirepass.is_some();
+        Session {
+            shared,
+            client: ClientState::new(handle, needs_auth),
+            out: BytesMut::new(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// Appends `reply` in the client's protocol; waits for pending writes first so
+    /// replies keep request order.
+    pub async fn reply(&mut self, reply: &Reply) {
+        self.settle().await;
+        encode(reply, self.client.protocol, &mut self.out);
+    }
+
+    /// Awaits every submitted write and encodes its reply.
+    pub async fn settle(&mut self) {
+        while let Some(rx) = self.pending.pop_front() {
+            let reply = match resolve_write(rx).await {
+                Ok(applied) => applied.replies.into_iter().next().unwrap_or(Reply::Nil),
+                Err(r) => r,
+            };
+            encode(&reply, self.client.protocol, &mut self.out);
+        }
+    }
+
+    /// Runs one request.
+    pub async fn execute(&mut self, args: Vec<Bytes>) -> Flow {
+        self.shared
+            .stats
+            .total_commands
+            .fetch_add(1, Ordering::Relaxed);
+        self.client.handle.touch();
+        let Some(name) = args.first() else {
+            return Flow::Continue;
+        };
+        let cmd = commands::lookup(name);
+        if !self.client.authenticated
+            && cmd.is_none_or(|c| c.flags() & commands::server_flags::NO_AUTH == 0)
+        {
+            self.reply(&Reply::err("NOAUTH Authentication required."))
+                .await;
+            return Flow::Continue;
+        }
+        let cmd = match cmd {
+            Some(c) if c.arity_ok(args.len()) => c,
+            Some(c) => {
+                let reply = Reply::err(keel_engine::reply::errors::wrong_args(c.name()));
+                self.reply(&reply).await;
+                return Flow::Continue;
+            }
+            None => {
+                // The engine's resolve gives Redis's unknown-command text.
+                let reply = match keel_engine::engine::resolve(&args) {
+                    Err(r) => r,
+                    Ok(spec) => Reply::err(keel_engine::reply::errors::wrong_args(spec.name)),
+                };
+                self.reply(&reply).await;
+                return Flow::Continue;
+            }
+        };
+        match cmd {
+            Cmd::Engine(spec) if spec.is_write() => {
+                let op = Op::Command {
+                    db: self.client.db,
+                    args,
+                };
+                let rx = self
+                    .shared
+                    .coord
+                    .submit(op, spec.flags & flags::DENYOOM != 0);
+                self.pending.push_back(rx);
+                Flow::Continue
+            }
+            Cmd::Engine(_) => {
+                self.settle().await;
+                let reply = self.read(&args);
+                self.reply(&reply).await;
+                Flow::Continue
+            }
+            Cmd::Server(sc) => {
+                self.settle().await;
+                let outcome = (sc.handler)(self, &args);
+                self.finish(outcome).await
+            }
+        }
+    }
+
+    /// A read on a fresh snapshot; expired keys it met are sent for deletion.
+    fn read(&mut self, args: &[Bytes]) -> Reply {
+        let engine = self.shared.coord.engine();
+        match engine.read(self.client.db, unix_now_ms(), args) {
+            Ok(r) => {
+                if !r.expired.is_empty() {
+                    self.shared.coord.expire_due(r.expired);
+                }
+                r.reply
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "read failed");
+                Reply::err(format!("ERR storage error: {e}"))
+            }
+        }
+    }
+
+    /// Carries out what a server command asked for.
+    async fn finish(&mut self, outcome: Outcome) -> Flow {
+        match outcome {
+            Outcome::Reply(r) => {
+                self.reply(&r).await;
+                Flow::Continue
+            }
+            Outcome::ReplyThenClose(r) => {
+                self.reply(&r).await;
+                Flow::Close
+            }
+            Outcome::Save => {
+                let reply = match self.shared.coord.snapshot().await {
+                    Ok(Ok(())) => Reply::Ok,
+                    Ok(Err(e)) => Reply::err(e),
+                    Err(_) => Reply::err("ERR server is shutting down"),
+                };
+                self.reply(&reply).await;
+                Flow::Continue
+            }
+            Outcome::Bgsave => {
+                let state = self.shared.coord.state();
+                let reply = if state.snapshot_in_progress.load(Ordering::Acquire) {
+                    Reply::err("ERR Background save already in progress")
+                } else {
+                    // The snapshot reports its outcome in the log and INFO persistence.
+                    drop(self.shared.coord.snapshot());
+                    Reply::Simple("Background saving started".into())
+                };
+                self.reply(&reply).await;
+                Flow::Continue
+            }
+            Outcome::Shutdown { save } => {
+                self.shared.request_shutdown(save);
+                // Redis closes the connection without a reply on success.
+                Flow::Close
+            }
+        }
+    }
+}
+
+/// Serves one client until it closes, errs, idles out, or the server stops.
+pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<ClientHandle>) {
+    let (limits, qbuf_limit) = {
+        let c = shared.config.read();
+        (
+            Limits {
+                max_bulk_len: usize::try_from(c.proto_max_bulk_len).unwrap_or(usize::MAX),
+                ..Limits::default()
+            },
+            c.client_query_buffer_limit,
+        )
+    };
+    let mut parser = RequestParser::new(limits);
+    let mut stop = shared.shutdown.subscribe();
+    let (mut rd, mut wr) = sock.into_split();
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut session = Session::new(Arc::clone(&shared), Arc::clone(&handle));
+    let id = handle.id;
+    tracing::debug!(id, addr = %handle.addr, "client connected");
+    loop {
+        let idle = shared.config.read().timeout;
+        let read = tokio::select! {
+            r = rd.read_buf(&mut inbuf) => r,
+            _ = stop.wait_for(|s| *s) => break,
+            _ = handle.kill.notified() => break,
+            _ = tokio::time::sleep(Duration::from_secs(idle)), if idle > 0 => {
+                tracing::debug!(id, "closing idle client (timeout {idle}s)");
+                break;
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                shared
+                    .stats
+                    .net_input_bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+        let mut flow = Flow::Continue;
+        loop {
+            match parser.next(&mut inbuf) {
+                Ok(Some(args)) if args.is_empty() => {}
+                Ok(Some(args)) => {
+                    flow = session.execute(args).await;
+                    if flow == Flow::Close {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(id, error = %e, "protocol error, closing client");
+                    session.reply(&Reply::err(e.0)).await;
+                    flow = Flow::Close;
+                    break;
+                }
+            }
+        }
+        session.settle().await;
+        if !session.out.is_empty() {
+            let n = session.out.len() as u64;
+            if wr.write_all(&session.out).await.is_err() {
+                break;
+            }
+            shared
+                .stats
+                .net_output_bytes
+                .fetch_add(n, Ordering::Relaxed);
+            session.out.clear();
+            if session.out.capacity() > KEEP_OUT {
+                session.out = BytesMut::new();
+            }
+        }
+        if flow == Flow::Close {
+            break;
+        }
+        if inbuf.len() as u64 > qbuf_limit {
+            tracing::warn!(
+                id,
+                addr = %handle.addr,
+                buffered = inbuf.len(),
+                limit = qbuf_limit,
+                "closing client that reached the query buffer limit"
+            );
+            break;
+        }
+        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+            inbuf.reserve(READ_CHUNK);
+        }
+    }
+    let _ = wr.shutdown().await;
+    tracing::debug!(id, "client closed");
+}

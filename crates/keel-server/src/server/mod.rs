@@ -1,0 +1,279 @@
+//! The RESP front-end: the TCP listener ([`Server`]), one task per connection
+//! ([`conn`]), per-connection state ([`client`]) and the server's own commands
+//! ([`commands`]), which share one lookup with the engine's data commands.
+//!
+//! Where other features hook in:
+//! - MULTI/EXEC/WATCH: state in `client::ClientState`, commands in
+//!   `commands/` (a new file, entries in `commands::table::SERVER_COMMANDS`), the queueing
+//!   decision in `conn::Session::execute` (before dispatch), and the commit through
+//!   `Coordinator::write(Op::Multi | Op::TxnCommit)`.
+//! - Blocking pops: a new `commands::Outcome` variant that `conn::Session::execute`
+//!   awaits (with the client's timeout), woken by `Applied::touched` of writes.
+//! - Pub/sub: a registry next to `Shared::clients`, per-client subscription state in
+//!   `ClientState`, and a push channel the connection task selects on beside its reads.
+//! - INFO / CONFIG / CLIENT: `commands/info.rs`, `commands/config_cmd.rs`,
+//!   `client::ClientRegistry`.
+
+pub mod client;
+pub mod commands;
+pub mod conn;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::coordinator::{Coordinator, StartError};
+use client::ClientRegistry;
+
+/// How long shutdown waits for connections to finish their in-flight commands.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Recovery failed.
+    #[error("recovery failed: {0}")]
+    Start(#[from] StartError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// WAL or storage did not close cleanly.
+    #[error("shutdown: {0}")]
+    Shutdown(String),
+}
+
+/// Server-wide counters (INFO stats).
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub total_connections: AtomicU64,
+    /// Connections refused by maxclients.
+    pub rejected_connections: AtomicU64,
+    /// Commands processed.
+    pub total_commands: AtomicU64,
+    /// Bytes read from clients.
+    pub net_input_bytes: AtomicU64,
+    /// Bytes written to clients.
+    pub net_output_bytes: AtomicU64,
+}
+
+impl ServerStats {
+    /// CONFIG RESETSTAT.
+    pub fn reset(&self) {
+        for c in [
+            &self.total_connections,
+            &self.rejected_connections,
+            &self.total_commands,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What every connection shares.
+pub struct Shared {
+    /// The configuration; CONFIG SET changes the runtime-settable fields.
+    pub config: Arc<RwLock<Config>>,
+    /// The write funnel and the engine.
+    pub coord: Coordinator,
+    /// Connected clients.
+    pub clients: ClientRegistry,
+    /// Counters.
+    pub stats: ServerStats,
+    /// Flips to true when the server stops (connections finish and close).
+    pub shutdown: watch::Sender<bool>,
+    /// SHUTDOWN's choice: Some(save) once requested.
+    pub shutdown_request: Mutex<Option<bool>>,
+    /// The bound address.
+    pub local_addr: SocketAddr,
+    /// When the server started.
+    pub started: Instant,
+    /// Redis settings accepted by CONFIG SET but without effect in keel.
+    pub ignored_config: Mutex<std::collections::BTreeMap<String, String>>,
+}
+
+impl Shared {
+    /// Asks the server to stop (SHUTDOWN).
+    pub fn request_shutdown(&self, save: bool) {
+        let mut g = self.shutdown_request.lock();
+        if g.is_none() {
+            *g = Some(save);
+        }
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// A recovered node with its listener bound, ready to serve.
+pub struct Server {
+    shared: Arc<Shared>,
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Recovers the node from `config.dir` and binds the listener.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let started = Instant::now();
+        let addr = SocketAddr::new(config.bind, config.port);
+        let config = Arc::new(RwLock::new(config));
+        let cfg = Arc::clone(&config);
+        let (coord, report) = tokio::task::spawn_blocking(move || Coordinator::start(cfg))
+            .await
+            .map_err(|e| ServerError::Shutdown(format!("recovery task: {e}")))??;
+        {
+            let c = config.read();
+            tracing::info!(
+                engine = %c.engine,
+                dir = %c.dir.display(),
+                appendfsync = %c.appendfsync,
+                storage_index = report.storage_index,
+                recovered_entries = report.replayed,
+                last_index = report.last_index,
+                took_ms = report.took.as_millis() as u64,
+                "recovered"
+            );
+        }
+        let listener = match TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(source) => {
+                let coord_err = tokio::task::spawn_blocking(move || coord.shutdown(false)).await;
+                if let Ok(Err(e)) = coord_err {
+                    tracing::error!(error = %e, "closing after a failed bind");
+                }
+                return Err(ServerError::Bind { addr, source });
+            }
+        };
+        let local_addr = listener.local_addr().unwrap_or(addr);
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            config,
+            coord,
+            clients: ClientRegistry::default(),
+            stats: ServerStats::default(),
+            shutdown,
+            shutdown_request: Mutex::new(None),
+            local_addr,
+            started,
+            ignored_config: Mutex::new(Default::default()),
+        });
+        tracing::info!(
+            addr = %local_addr,
+            startup_ms = started.elapsed().as_millis() as u64,
+            "ready to accept connections on {local_addr}"
+        );
+        Ok(Server { shared, listener })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// The shared state (for embedding and tests).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Serves until `signal` resolves or a client sends SHUTDOWN, then stops accepting,
+    /// lets connections finish their in-flight commands, commits and closes WAL and
+    /// storage.
+    pub async fn serve(self, signal: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let Server { shared, listener } = self;
+        let mut stop = shared.shutdown.subscribe();
+        let mut tasks = JoinSet::new();
+        tokio::pin!(signal);
+        loop {
+            tokio::select! {
+                _ = &mut signal => {
+                    tracing::info!("signal received, shutting down");
+                    break;
+                }
+                _ = stop.wait_for(|s| *s) => break,
+                accepted = listener.accept() => {
+                    while tasks.try_join_next().is_some() {}
+                    match accepted {
+                        Ok((sock, peer)) => accept(&shared, &mut tasks, sock, peer),
+                        Err(e) => {
+                            // EMFILE and friends: back off instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                }
+            }
+        }
+        drop(listener);
+        let _ = shared.shutdown.send(true);
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("connections still open after the drain timeout; closing anyway");
+            tasks.abort_all();
+        }
+        let save = shared.shutdown_request.lock().unwrap_or(false);
+        let sh = Arc::clone(&shared);
+        let closed = tokio::task::spawn_blocking(move || sh.coord.shutdown(save))
+            .await
+            .map_err(|e| ServerError::Shutdown(format!("shutdown task: {e}")))?;
+        closed.map_err(ServerError::Shutdown)?;
+        tracing::info!("keel is now ready to exit, bye bye...");
+        Ok(())
+    }
+}
+
+fn accept(
+    shared: &Arc<Shared>,
+    tasks: &mut JoinSet<()>,
+    mut sock: tokio::net::TcpStream,
+    peer: SocketAddr,
+) {
+    let maxclients = shared.config.read().maxclients;
+    if shared.clients.len() >= maxclients {
+        shared
+            .stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        tasks.spawn(async move {
+            let _ = sock
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+            let _ = sock.shutdown().await;
+        });
+        return;
+    }
+    shared
+        .stats
+        .total_connections
+        .fetch_add(1, Ordering::Relaxed);
+    let _ = sock.set_nodelay(true);
+    let handle = shared.clients.add(peer);
+    let sh = Arc::clone(shared);
+    tasks.spawn(async move {
+        let id = handle.id;
+        conn::serve_connection(Arc::clone(&sh), sock, handle).await;
+        sh.clients.remove(id);
+    });
+}
+
+/// Recovers, binds and serves until `signal` resolves or SHUTDOWN (see
+/// [`Server::serve`]).
+pub async fn run(config: Config, signal: impl Future<Output = ()>) -> Result<(), ServerError> {
+    Server::bind(config).await?.serve(signal).await
+}

@@ -1,0 +1,620 @@
+//! The server through real sockets and the `redis` crate as the client.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use common::{InProc, WAIT};
+use keel_server::Config;
+use redis::{Commands, Value};
+
+fn has_command(con: &mut redis::Connection, name: &str) -> bool {
+    let v: Value = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg(name)
+        .query(con)
+        .expect("COMMAND INFO");
+    matches!(v, Value::Array(ref items) if matches!(items.first(), Some(Value::Array(_))))
+}
+
+#[test]
+fn basics_through_the_client() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let pong: String = redis::cmd("PING").query(&mut con).expect("ping");
+    assert_eq!(pong, "PONG");
+    let echoed: String = redis::cmd("ECHO").arg("hi").query(&mut con).expect("echo");
+    assert_eq!(echoed, "hi");
+    let _: () = con.set("k", "v").expect("set");
+    let v: String = con.get("k").expect("get");
+    assert_eq!(v, "v");
+    let n: i64 = con.incr("n", 5).expect("incr");
+    assert_eq!(n, 5);
+    let n: i64 = con.incr("n", 1).expect("incr");
+    assert_eq!(n, 6);
+    let len: i64 = con.lpush("l", &["a", "b", "c"]).expect("lpush");
+    assert_eq!(len, 3);
+    let items: Vec<String> = con.lrange("l", 0, -1).expect("lrange");
+    assert_eq!(items, vec!["c", "b", "a"]);
+    let added: i64 = con.hset("h", "f", "x").expect("hset");
+    assert_eq!(added, 1);
+    let f: String = con.hget("h", "f").expect("hget");
+    assert_eq!(f, "x");
+    if has_command(&mut con, "zadd") {
+        let added: i64 = con.zadd("z", "m", 1.5).expect("zadd");
+        assert_eq!(added, 1);
+        let score: f64 = con.zscore("z", "m").expect("zscore");
+        assert_eq!(score, 1.5);
+    }
+    let err = con.get::<_, String>("h").expect_err("wrong type");
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+    let err = redis::cmd("NOSUCHCMD")
+        .arg("a")
+        .query::<Value>(&mut con)
+        .expect_err("unknown");
+    assert!(err.to_string().contains("unknown command"), "{err}");
+    let err = redis::cmd("GET")
+        .query::<Value>(&mut con)
+        .expect_err("arity");
+    assert!(
+        err.to_string().contains("wrong number of arguments"),
+        "{err}"
+    );
+    let t: Vec<String> = redis::cmd("TIME").query(&mut con).expect("time");
+    assert_eq!(t.len(), 2);
+    assert!(t[0].parse::<u64>().expect("secs") > 1_600_000_000);
+}
+
+#[test]
+fn a_pipeline_of_1000_commands_keeps_order() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let mut p = redis::pipe();
+    for i in 0..500 {
+        p.cmd("SET").arg(format!("key:{i}")).arg(i);
+        p.cmd("GET").arg(format!("key:{i}"));
+    }
+    let out: Vec<Value> = p.query(&mut con).expect("pipeline");
+    assert_eq!(out.len(), 1000);
+    for (i, pair) in out.chunks(2).enumerate() {
+        assert!(matches!(pair[0], Value::Okay), "SET {i}: {:?}", pair[0]);
+        let got: String = redis::from_redis_value(&pair[1]).expect("string");
+        assert_eq!(got, i.to_string(), "read-your-writes inside the pipeline");
+    }
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).expect("dbsize");
+    assert_eq!(n, 500);
+}
+
+#[test]
+fn select_keeps_databases_apart() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let _: () = con.set("k", "db0").expect("set");
+    let _: () = redis::cmd("SELECT").arg(5).query(&mut con).expect("select");
+    let v: Option<String> = con.get("k").expect("get");
+    assert_eq!(v, None);
+    let _: () = con.set("k", "db5").expect("set");
+    let err = redis::cmd("SELECT")
+        .arg(16)
+        .query::<()>(&mut con)
+        .expect_err("out of range");
+    assert!(
+        err.to_string().contains("DB index is out of range"),
+        "{err}"
+    );
+    let err = redis::cmd("SELECT")
+        .arg("x")
+        .query::<()>(&mut con)
+        .expect_err("not a number");
+    assert!(err.to_string().contains("not an integer"), "{err}");
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut con).expect("select");
+    let v: String = con.get("k").expect("get");
+    assert_eq!(v, "db0");
+    let info: String = redis::cmd("INFO")
+        .arg("keyspace")
+        .query(&mut con)
+        .expect("info");
+    assert!(info.contains("# Keyspace"), "{info}");
+    assert!(info.contains("db0:keys=1,expires=0,avg_ttl=0"), "{info}");
+    assert!(info.contains("db5:keys=1,expires=0"), "{info}");
+    let _: () = redis::cmd("SET")
+        .arg("t")
+        .arg("1")
+        .arg("EX")
+        .arg(100)
+        .query(&mut con)
+        .expect("set ex");
+    let info: String = redis::cmd("INFO")
+        .arg("keyspace")
+        .query(&mut con)
+        .expect("info");
+    assert!(info.contains("db0:keys=2,expires=1"), "{info}");
+}
+
+#[test]
+fn auth_gates_commands_when_a_password_is_set() {
+    let srv = InProc::start(Config {
+        requirepass: Some("s3cret".into()),
+        ..Config::default()
+    });
+    let client = redis::Client::open(srv.url()).expect("client");
+    let mut con = client.get_connection_with_timeout(WAIT).expect("connect");
+    con.set_read_timeout(Some(WAIT)).expect("timeout");
+    let err = con.get::<_, Option<String>>("k").expect_err("noauth");
+    assert!(err.to_string().contains("NOAUTH"), "{err}");
+    let err = redis::cmd("AUTH")
+        .arg("wrong")
+        .query::<()>(&mut con)
+        .expect_err("wrongpass");
+    assert!(err.to_string().contains("WRONGPASS"), "{err}");
+    let _: () = redis::cmd("AUTH")
+        .arg("s3cret")
+        .query(&mut con)
+        .expect("auth");
+    let _: () = con.set("k", "v").expect("set after auth");
+    // RESET drops authentication.
+    let r: String = redis::cmd("RESET").query(&mut con).expect("reset");
+    assert_eq!(r, "RESET");
+    let err = con.get::<_, Option<String>>("k").expect_err("noauth again");
+    assert!(err.to_string().contains("NOAUTH"), "{err}");
+    // The password in the URL authenticates on connect.
+    let url = format!("redis://:s3cret@{}/", srv.addr);
+    let mut con2 = redis::Client::open(url)
+        .expect("client")
+        .get_connection_with_timeout(WAIT)
+        .expect("connect with password");
+    let v: String = con2.get("k").expect("get");
+    assert_eq!(v, "v");
+}
+
+#[test]
+fn auth_without_a_password_configured() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let err = redis::cmd("AUTH")
+        .arg("x")
+        .query::<()>(&mut con)
+        .expect_err("no password");
+    assert!(
+        err.to_string().contains("without any password configured"),
+        "{err}"
+    );
+}
+
+#[test]
+fn resp3_via_hello() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let v: Value = redis::cmd("HELLO").arg(3).query(&mut con).expect("hello 3");
+    let Value::Map(fields) = v else {
+        panic!("HELLO 3 must answer a RESP3 map, got {v:?}");
+    };
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(f, _)| matches!(f, Value::BulkString(b) if b == k.as_bytes()))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(get("proto"), Some(Value::Int(3)));
+    assert!(get("version").is_some());
+    let _: () = redis::cmd("HSET")
+        .arg("h")
+        .arg("a")
+        .arg("1")
+        .query(&mut con)
+        .expect("hset");
+    let v: Value = redis::cmd("HGETALL")
+        .arg("h")
+        .query(&mut con)
+        .expect("hgetall");
+    assert!(matches!(v, Value::Map(_)), "RESP3 map reply, got {v:?}");
+    let v: Value = redis::cmd("GET")
+        .arg("missing")
+        .query(&mut con)
+        .expect("get");
+    assert_eq!(v, Value::Nil);
+    let err = redis::cmd("HELLO")
+        .arg(4)
+        .query::<Value>(&mut con)
+        .expect_err("proto 4");
+    assert!(err.to_string().contains("NOPROTO"), "{err}");
+}
+
+#[test]
+fn async_client_with_resp3_protocol_in_the_url() {
+    let srv = InProc::start(Config::default());
+    let url = format!("redis://{}/?protocol=resp3", srv.addr);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = redis::Client::open(url).expect("client");
+        let mut con = tokio::time::timeout(WAIT, client.get_multiplexed_async_connection())
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let _: () = redis::cmd("SET")
+            .arg("a")
+            .arg("1")
+            .query_async(&mut con)
+            .await
+            .expect("set");
+        let v: String = redis::cmd("GET")
+            .arg("a")
+            .query_async(&mut con)
+            .await
+            .expect("get");
+        assert_eq!(v, "1");
+    });
+}
+
+#[test]
+fn a_protocol_error_closes_only_that_connection() {
+    let srv = InProc::start(Config::default());
+    let mut good = srv.client();
+    let _: () = good.set("k", "v").expect("set");
+    let mut bad = TcpStream::connect(srv.addr).expect("connect");
+    bad.set_read_timeout(Some(WAIT)).expect("timeout");
+    bad.write_all(b"*1\r\n$abc\r\n").expect("write");
+    let mut got = Vec::new();
+    bad.read_to_end(&mut got).expect("read until close");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("-ERR Protocol error"), "{text}");
+    let v: String = good.get("k").expect("other client still served");
+    assert_eq!(v, "v");
+}
+
+#[test]
+fn inline_commands_and_quit() {
+    let srv = InProc::start(Config::default());
+    let mut s = TcpStream::connect(srv.addr).expect("connect");
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    s.write_all(b"SET a 1\r\nGET a\r\nQUIT\r\n").expect("write");
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("read until close");
+    assert_eq!(String::from_utf8_lossy(&got), "+OK\r\n$1\r\n1\r\n+OK\r\n");
+}
+
+#[test]
+fn maxclients_refuses_the_extra_client() {
+    let srv = InProc::start(Config {
+        maxclients: 2,
+        ..Config::default()
+    });
+    let mut a = srv.client();
+    let mut b = srv.client();
+    for c in [&mut a, &mut b] {
+        let p: String = redis::cmd("PING").query(c).expect("ping");
+        assert_eq!(p, "PONG");
+    }
+    let mut third = TcpStream::connect(srv.addr).expect("connect");
+    third.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut got = Vec::new();
+    third.read_to_end(&mut got).expect("read until close");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "-ERR max number of clients reached\r\n"
+    );
+    drop(a);
+    // The slot frees once the server notices the close; retry within the bound.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let ok = redis::Client::open(srv.url())
+            .and_then(|c| c.get_connection_with_timeout(WAIT))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok();
+        if ok {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "slot never freed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn command_table_introspection() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let n: i64 = redis::cmd("COMMAND")
+        .arg("COUNT")
+        .query(&mut con)
+        .expect("count");
+    assert!(n > 100, "COMMAND COUNT {n}");
+    let names: Vec<String> = redis::cmd("COMMAND")
+        .arg("LIST")
+        .query(&mut con)
+        .expect("list");
+    assert_eq!(names.len() as i64, n);
+    for want in ["get", "set", "ping", "info", "config", "command"] {
+        assert!(names.iter().any(|x| x == want), "{want} missing");
+    }
+    let keys: Vec<String> = redis::cmd("COMMAND")
+        .arg("GETKEYS")
+        .arg("MSET")
+        .arg("a")
+        .arg("1")
+        .arg("b")
+        .arg("2")
+        .query(&mut con)
+        .expect("getkeys");
+    assert_eq!(keys, vec!["a", "b"]);
+    let all: Vec<Value> = redis::cmd("COMMAND").query(&mut con).expect("command");
+    assert_eq!(all.len() as i64, n);
+}
+
+#[test]
+fn config_get_set_and_info_sections() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("10mb")
+        .query(&mut con)
+        .expect("config set");
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory")
+        .query(&mut con)
+        .expect("config get");
+    assert_eq!(
+        got,
+        vec!["maxmemory".to_string(), (10u64 << 20).to_string()]
+    );
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-*")
+        .query(&mut con)
+        .expect("config get glob");
+    assert!(got.contains(&"maxmemory-policy".to_string()), "{got:?}");
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("no-such-thing")
+        .arg("1")
+        .query::<()>(&mut con)
+        .expect_err("unknown");
+    assert!(
+        err.to_string()
+            .contains("Unknown option or number of arguments for CONFIG SET - 'no-such-thing'"),
+        "{err}"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("hz")
+        .arg("100")
+        .query(&mut con)
+        .expect("accepted and ignored");
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("hz")
+        .query(&mut con)
+        .expect("get hz");
+    assert_eq!(got, vec!["hz", "100"]);
+    let info: String = redis::cmd("INFO").query(&mut con).expect("info");
+    for section in [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# Keyspace",
+    ] {
+        assert!(info.contains(section), "{section} missing");
+    }
+    assert!(info.contains("maxmemory:10485760"), "{info}");
+    assert!(info.contains("keel_state:ready"), "{info}");
+    assert!(info.contains("connected_clients:1"), "{info}");
+}
+
+#[test]
+fn maxmemory_noeviction_refuses_growing_writes_but_serves_reads() {
+    let srv = InProc::start(Config {
+        maxmemory: 4096,
+        ..Config::default()
+    });
+    let mut con = srv.client();
+    let big = "x".repeat(1024);
+    let mut refused = None;
+    for i in 0..64 {
+        match con.set::<_, _, ()>(format!("k{i}"), &big) {
+            Ok(()) => {}
+            Err(e) => {
+                refused = Some((i, e.to_string()));
+                break;
+            }
+        }
+    }
+    let (i, e) = refused.expect("a write must be refused past maxmemory");
+    assert!(i > 0, "the first write fits");
+    assert!(e.contains("command not allowed when used memory"), "{e}");
+    let v: String = con.get("k0").expect("reads still work");
+    assert_eq!(v, big);
+    let n: i64 = con.del("k0").expect("DEL is not denyoom");
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn maxmemory_allkeys_random_evicts() {
+    let srv = InProc::start(Config {
+        maxmemory: 8192,
+        maxmemory_policy: keel_engine::EvictionPolicy::AllKeysRandom,
+        ..Config::default()
+    });
+    let mut con = srv.client();
+    let big = "y".repeat(1024);
+    for i in 0..64 {
+        let _: () = con
+            .set(format!("k{i}"), &big)
+            .expect("writes evict instead of failing");
+    }
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).expect("dbsize");
+    assert!(n < 64, "some keys were evicted ({n} left)");
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut con)
+        .expect("info");
+    assert!(!info.contains("evicted_keys:0\r\n"), "{info}");
+}
+
+#[test]
+fn active_expiry_deletes_without_reads() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    for i in 0..20 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("e{i}"))
+            .arg("v")
+            .arg("PX")
+            .arg(30)
+            .query(&mut con)
+            .expect("set px");
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query(&mut con)
+            .expect("info");
+        if info.contains("expired_keys:20\r\n") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{info}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn idle_clients_are_closed_after_timeout() {
+    let srv = InProc::start(Config {
+        timeout: 1,
+        ..Config::default()
+    });
+    let mut s = TcpStream::connect(srv.addr).expect("connect");
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut buf = [0u8; 16];
+    let n = s
+        .read(&mut buf)
+        .expect("closed by the server, not timed out here");
+    assert_eq!(n, 0, "server closes the idle connection");
+}
+
+#[test]
+fn query_buffer_limit_closes_the_client() {
+    let srv = InProc::start(Config {
+        client_query_buffer_limit: 64 * 1024,
+        ..Config::default()
+    });
+    let mut s = TcpStream::connect(srv.addr).expect("connect");
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    s.set_write_timeout(Some(WAIT)).expect("timeout");
+    // A bulk argument stays in the query buffer until it is complete: announce more
+    // than the limit and send past it; the server must close without waiting for the rest.
+    s.write_all(b"*2\r\n$3\r\nGET\r\n$200000\r\n")
+        .expect("header");
+    let chunk = vec![b'a'; 16 * 1024];
+    for _ in 0..6 {
+        if s.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)
+        .expect("the server closes the connection (a read timeout here means it did not)");
+    assert!(
+        got.is_empty(),
+        "no reply: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    let mut good = srv.client();
+    let p: String = redis::cmd("PING")
+        .query(&mut good)
+        .expect("server still fine");
+    assert_eq!(p, "PONG");
+}
+
+#[test]
+fn lastsave_and_save() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let before: i64 = redis::cmd("LASTSAVE").query(&mut con).expect("lastsave");
+    let _: () = con.set("a", "1").expect("set");
+    let _: () = redis::cmd("SAVE").query(&mut con).expect("save");
+    let after: i64 = redis::cmd("LASTSAVE").query(&mut con).expect("lastsave");
+    assert!(after >= before);
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(&mut con)
+        .expect("info");
+    assert!(info.contains("rdb_saves:1\r\n"), "{info}");
+    assert!(info.contains("rdb_changes_since_last_save:0\r\n"), "{info}");
+    assert!(srv.dir.path().join("data/memory/memory.snap").exists());
+    let s: String = redis::cmd("BGSAVE").query(&mut con).expect("bgsave");
+    assert_eq!(s, "Background saving started");
+}
+
+#[test]
+fn a_wal_failure_refuses_writes_with_misconf_and_keeps_reads() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let _: () = con.set("k", "v").expect("set");
+    // The next segment cannot be created once the WAL directory is gone.
+    std::fs::remove_dir_all(srv.dir.path().join("data/wal")).expect("remove wal dir");
+    let err = redis::cmd("SAVE")
+        .query::<()>(&mut con)
+        .expect_err("save fails");
+    assert!(err.to_string().contains("MISCONF"), "{err}");
+    let err = con.set::<_, _, ()>("k2", "v").expect_err("write refused");
+    assert!(
+        err.to_string().contains("unable to persist to disk"),
+        "{err}"
+    );
+    let v: String = con.get("k").expect("reads keep working");
+    assert_eq!(v, "v");
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(&mut con)
+        .expect("info");
+    assert!(info.contains("keel_state:failed"), "{info}");
+    assert!(!info.contains("keel_failure_reason:\r\n"), "{info}");
+}
+
+#[test]
+fn the_wal_growing_past_the_threshold_triggers_a_snapshot() {
+    let srv = InProc::start(Config {
+        auto_snapshot_wal_bytes: 256 * 1024,
+        ..Config::default()
+    });
+    let mut con = srv.client();
+    let value = "v".repeat(1024);
+    let mut p = redis::pipe();
+    for i in 0..1500 {
+        p.cmd("SET").arg(format!("k{i}")).arg(&value).ignore();
+    }
+    let _: () = p.query(&mut con).expect("pipeline");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query(&mut con)
+            .expect("info");
+        let saves = info
+            .lines()
+            .find_map(|l| l.strip_prefix("rdb_saves:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("rdb_saves");
+        let wal_bytes = info
+            .lines()
+            .find_map(|l| l.strip_prefix("wal_bytes:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("wal_bytes");
+        // 1.5 MB were logged; snapshots keep the log near the threshold.
+        if saves >= 1 && wal_bytes < 1024 * 1024 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{info}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(srv.dir.path().join("data/memory/memory.snap").exists());
+}
