@@ -14,4 +14,4 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
 echo "== cargo test"
-cargo test --workspace --release 2>&1 | tee target/test-output.txt
+cargo test --workspace --release --no-fail-fast 2>&1 | tee target/test-output.txt
