@@ -7,26 +7,37 @@
 //! A tombstone that is a key's newest version at or below the horizon is garbage too once
 //! no older version of that key is left anywhere, so it has to go last.
 //!
-//! Two collectors share that rule:
-//! - a fjall compaction filter ([`GcFilterFactory`]) drops shadowed versions that meet in
-//!   one compaction, in the background and without writing anything (each stored key is
-//!   written exactly once, so destroying it cannot uncover an older copy of itself). It
-//!   never drops a newest tombstone: a compaction sees only some tables, so it cannot know
-//!   that no older version survives elsewhere;
-//! - `compact` walks the whole keyspace ([`garbage_in`]) and deletes every garbage version,
-//!   tombstones after the older versions of their key, before the major compaction.
+//! Collection runs only inside fjall compactions, through a compaction filter
+//! ([`GcFilterFactory`]): it destroys garbage versions without writing anything. keel
+//! never deletes or rewrites a stored key: a stored key is written exactly once, so
+//! destroying it cannot uncover an older copy of itself, and fjall (3.1) is only ever
+//! asked to keep distinct keys, the case in which its iterators stay consistent while
+//! it flushes and compacts (explicit deletes, i.e. a second fjall version of one key, made
+//! keel's scans see half batches under concurrent compaction in testing).
 //!
-//! Point reads do not pin the horizon (that would cost a lock per read); each collector
-//! raises the shared `gc_horizon` before it drops anything, and a read that finds it above
-//! its own sequence number afterwards retries (see the engine's `get`).
+//! A background compaction sees only some tables, so it drops only versions shadowed by
+//! a newer one in the same compaction, never a key's newest tombstone (an older version
+//! may survive in a table it does not see, and would come back). `compact` flushes the
+//! memtable and runs fjall's major compaction on its own thread, which merges every table
+//! while no other compaction runs; filters made on that thread are *full*: they also drop a
+//! newest tombstone at or below the horizon, together with everything older. Every
+//! version older than that tombstone was written before it and so was flushed no later,
+//! which puts it in the same major compaction.
+//!
+//! Point reads do not pin the horizon (that would cost a lock per read); each filter
+//! raises the shared claimed horizon before it drops anything, and a read that finds it
+//! above its own sequence number afterwards retries (see the engine's `get`).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::ThreadId;
 
 use fjall::compaction::filter::{
     CompactionFilter, CompactionFilterResult, Context, Factory, ItemAccessor, Verdict,
 };
+
+use parking_lot::Mutex;
 
 use super::keys::{self, Kind};
 use crate::mvcc::SnapshotRegistry;
@@ -64,12 +75,26 @@ impl GcHorizon {
 /// Installs [`GcFilter`] on keel's data keyspace.
 pub struct GcFilterFactory {
     horizon: Arc<GcHorizon>,
+    /// The thread running `compact`'s major compaction, whose filters are full. (A panic
+    /// cannot leave it half updated: it is only ever replaced whole.)
+    full_on: AssertUnwindSafe<Mutex<Option<ThreadId>>>,
 }
 
 impl GcFilterFactory {
     /// A factory whose filters collect below `horizon`.
-    pub fn new(horizon: Arc<GcHorizon>) -> Self {
-        GcFilterFactory { horizon }
+    pub fn new(horizon: Arc<GcHorizon>) -> Arc<Self> {
+        Arc::new(GcFilterFactory {
+            horizon,
+            full_on: AssertUnwindSafe(Mutex::new(None)),
+        })
+    }
+
+    /// Runs `major` (a major compaction on this thread) with full filters.
+    pub fn full<T>(&self, major: impl FnOnce() -> T) -> T {
+        *self.full_on.lock() = Some(std::thread::current().id());
+        let out = major();
+        *self.full_on.lock() = None;
+        out
     }
 }
 
@@ -79,28 +104,53 @@ impl Factory for GcFilterFactory {
     }
 
     fn make_filter(&self, _ctx: &Context) -> Box<dyn CompactionFilter> {
-        Box::new(GcFilter {
-            horizon: self.horizon.claim(),
-            current: Vec::new(),
-            covered: false,
+        let full = *self.full_on.lock() == Some(std::thread::current().id());
+        Box::new(GcFilter(Sieve::new(self.horizon.claim(), full)))
+    }
+}
+
+/// The filter: drops what the [`Sieve`] says.
+struct GcFilter(Sieve);
+
+impl CompactionFilter for GcFilter {
+    fn filter_item(&mut self, item: ItemAccessor<'_>, _ctx: &Context) -> CompactionFilterResult {
+        Ok(if self.0.is_garbage(item.key()) {
+            Verdict::Destroy
+        } else {
+            Verdict::Keep
         })
     }
 }
 
-/// Drops versions shadowed by a newer version at or below the horizon within one
-/// compaction. Items arrive in stored-key order: per key, newest first.
-struct GcFilter {
+/// Decides, for stored keys arriving in ascending order (per key newest first), which are
+/// garbage at `horizon`. Keys that do not parse are kept.
+#[derive(Debug)]
+pub struct Sieve {
     horizon: u64,
+    /// Also drop a key's newest tombstone at or below the horizon (every older version
+    /// of the key passes through this sieve too).
+    full: bool,
     /// Prefix of the key whose versions are passing.
     current: Vec<u8>,
-    /// A version of `current` at or below the horizon has passed (and been kept).
+    /// The key's newest version at or below the horizon has passed: the rest is garbage.
     covered: bool,
 }
 
-impl CompactionFilter for GcFilter {
-    fn filter_item(&mut self, item: ItemAccessor<'_>, _ctx: &Context) -> CompactionFilterResult {
-        let Some(p) = keys::parse(item.key()) else {
-            return Ok(Verdict::Keep);
+impl Sieve {
+    /// A sieve for one ordered pass.
+    pub fn new(horizon: u64, full: bool) -> Self {
+        Sieve {
+            horizon,
+            full,
+            current: Vec::new(),
+            covered: false,
+        }
+    }
+
+    /// Whether the next stored key is garbage.
+    pub fn is_garbage(&mut self, stored: &[u8]) -> bool {
+        let Some(p) = keys::parse(stored) else {
+            return false;
         };
         if p.prefix != self.current.as_slice() {
             self.current.clear();
@@ -108,71 +158,29 @@ impl CompactionFilter for GcFilter {
             self.covered = false;
         }
         if self.covered {
-            return Ok(Verdict::Destroy);
+            return true;
         }
-        if p.seq <= self.horizon {
-            self.covered = true;
+        if p.seq > self.horizon {
+            return false;
         }
-        Ok(Verdict::Keep)
+        self.covered = true;
+        self.full && p.kind == Kind::Tombstone
     }
-}
-
-/// Walks stored keys in ascending order and reports the garbage at `horizon`, each key's
-/// tombstone after its older versions. Keys that do not parse are left alone.
-#[derive(Debug, Default)]
-pub struct GarbageWalk {
-    current: Vec<u8>,
-    /// The key's newest version ≤ horizon has passed: everything older is garbage.
-    covered: bool,
-    /// That version, when it is a tombstone: dropped after the versions below it.
-    tombstone: Option<Vec<u8>>,
-}
-
-impl GarbageWalk {
-    /// Feeds the next stored key; pushes what is garbage to `out`.
-    pub fn push(&mut self, stored: &[u8], horizon: u64, out: &mut Vec<Vec<u8>>) {
-        let Some(p) = keys::parse(stored) else {
-            return;
-        };
-        if p.prefix != self.current.as_slice() {
-            self.finish_key(out);
-            self.current.clear();
-            self.current.extend_from_slice(p.prefix);
-        }
-        if self.covered {
-            out.push(stored.to_vec());
-        } else if p.seq <= horizon {
-            self.covered = true;
-            if p.kind == Kind::Tombstone {
-                self.tombstone = Some(stored.to_vec());
-            }
-        }
-    }
-
-    /// Ends the current key: its tombstone (if garbage) goes after its older versions.
-    pub fn finish_key(&mut self, out: &mut Vec<Vec<u8>>) {
-        if let Some(t) = self.tombstone.take() {
-            out.push(t);
-        }
-        self.covered = false;
-    }
-}
-
-/// Every garbage stored key of `stored` (ascending) at `horizon`, in delete order.
-pub fn garbage_in<'a>(stored: impl IntoIterator<Item = &'a [u8]>, horizon: u64) -> Vec<Vec<u8>> {
-    let mut walk = GarbageWalk::default();
-    let mut out = Vec::new();
-    for k in stored {
-        walk.push(k, horizon, &mut out);
-    }
-    walk.finish_key(&mut out);
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use keys::version_key;
+
+    fn garbage(stored: &[Vec<u8>], horizon: u64, full: bool) -> Vec<Vec<u8>> {
+        let mut sieve = Sieve::new(horizon, full);
+        stored
+            .iter()
+            .filter(|k| sieve.is_garbage(k))
+            .cloned()
+            .collect()
+    }
 
     #[test]
     fn garbage_is_exactly_what_the_horizon_shadows() {
@@ -187,30 +195,35 @@ mod tests {
             version_key(b"d", 7, Kind::Tombstone),
         ];
         stored.sort();
-        let g = garbage_in(stored.iter().map(Vec::as_slice), 5);
-        // a@1 (shadowed by a@4 ≤ 5), b@2 then b's tombstone @3 last; c's tombstone @6
-        // and d's @7 are above the horizon and stay, and so does c@2 below c@6.
+        // a@1 is shadowed by a@4 ≤ 5 and b@2 by b's tombstone @3, which a partial pass
+        // keeps; c's tombstone @6 and d's @7 are above the horizon, and c@2 stays under c@6.
         assert_eq!(
-            g,
+            garbage(&stored, 5, false),
             vec![
                 version_key(b"a", 1, Kind::Put),
-                version_key(b"b", 2, Kind::Put),
-                version_key(b"b", 3, Kind::Tombstone),
+                version_key(b"b", 2, Kind::Put)
             ]
         );
-        let g = garbage_in(stored.iter().map(Vec::as_slice), 100);
         assert_eq!(
-            g,
+            garbage(&stored, 5, true),
+            vec![
+                version_key(b"a", 1, Kind::Put),
+                version_key(b"b", 3, Kind::Tombstone),
+                version_key(b"b", 2, Kind::Put),
+            ]
+        );
+        assert_eq!(
+            garbage(&stored, 100, true),
             vec![
                 version_key(b"a", 4, Kind::Put),
                 version_key(b"a", 1, Kind::Put),
-                version_key(b"b", 2, Kind::Put),
                 version_key(b"b", 3, Kind::Tombstone),
-                version_key(b"c", 2, Kind::Put),
+                version_key(b"b", 2, Kind::Put),
                 version_key(b"c", 6, Kind::Tombstone),
+                version_key(b"c", 2, Kind::Put),
                 version_key(b"d", 7, Kind::Tombstone),
             ]
         );
-        assert!(garbage_in(stored.iter().map(Vec::as_slice), 0).is_empty());
+        assert!(garbage(&stored, 0, true).is_empty());
     }
 }

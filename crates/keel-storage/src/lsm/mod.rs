@@ -23,7 +23,8 @@
 //! above `S` and is invisible by construction. Reads use plain fjall iterators.
 //!
 //! Old versions are reclaimed below the horizon (the oldest pinned sequence number) by a
-//! compaction filter in the background and by a full walk in `compact` ([`gc`]).
+//! compaction filter, in fjall's background compactions and in `compact`'s major
+//! compaction ([`gc`]); keel never deletes or overwrites a stored key.
 //!
 //! # Durability
 //!
@@ -133,8 +134,6 @@ const CHECKPOINT_BATCH_BYTES: usize = 4 * 1024 * 1024;
 const CHECKPOINT_BATCH_ENTRIES: usize = 16 * 1024;
 /// Cache of the temporary engine a checkpoint writes through.
 const CHECKPOINT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
-/// `compact` deletes garbage versions in fjall batches of at most this many keys.
-const GC_BATCH_KEYS: usize = 16 * 1024;
 /// A point read retries this often when a collection overtakes it, then pins.
 const GET_RETRIES: usize = 2;
 /// `compact` gives up waiting for the memtable flush after this long.
@@ -176,6 +175,8 @@ struct Inner {
     registry: Arc<SnapshotRegistry>,
     /// The horizon version GC works below, which unpinned point reads validate against.
     gc: Arc<GcHorizon>,
+    /// The data keyspace's compaction filter factory.
+    gc_filter: Arc<GcFilterFactory>,
     syncer: Syncer,
     policy: SyncPolicy,
     lifecycle: Lifecycle,
@@ -297,45 +298,18 @@ impl Inner {
         Ok(())
     }
 
-    /// Deletes every version no reader can see any more (see [`gc`]), in bounded fjall
-    /// batches; a key's tombstone goes in the same or a later batch than its older versions.
-    fn collect_garbage(&self, h: &Handles) -> Result<()> {
-        let horizon = self.gc.claim();
-        let mut walk = gc::GarbageWalk::default();
-        let mut out = Vec::new();
-        let delete = |out: &mut Vec<Vec<u8>>| -> Result<()> {
-            if out.is_empty() {
-                return Ok(());
-            }
-            let mut fb = h.db.batch().durability(Some(PersistMode::Buffer));
-            for k in out.drain(..) {
-                fb.remove(&h.data, k);
-            }
-            fb.commit()
-                .map_err(|e| self.fail_with("compact: delete old versions", e))
-        };
-        for guard in h.data.range(vec![keys::TAG]..vec![keys::TAG + 1]) {
-            let k = guard
-                .key()
-                .map_err(|e| map_err("compact: walk versions", &self.fjall_dir, e))?;
-            walk.push(&k, horizon, &mut out);
-            if out.len() >= GC_BATCH_KEYS {
-                delete(&mut out)?;
-            }
-        }
-        walk.finish_key(&mut out);
-        delete(&mut out)
-    }
-
     fn compact_now(&self) -> Result<()> {
         let guard = self.handles.read();
         let h = guard.as_ref().ok_or(StorageError::Closed)?;
-        self.collect_garbage(h)?;
-        for ks in [&h.data, &h.meta] {
-            self.flush_memtable(ks)?;
-            ks.major_compact()
-                .map_err(|e| map_err("compact", &self.fjall_dir, e))?;
-        }
+        self.flush_memtable(&h.data)?;
+        // On this thread, so the filter may drop newest tombstones too (see `gc`).
+        self.gc_filter
+            .full(|| h.data.major_compact())
+            .map_err(|e| map_err("compact", &self.fjall_dir, e))?;
+        self.flush_memtable(&h.meta)?;
+        h.meta
+            .major_compact()
+            .map_err(|e| map_err("compact", &self.fjall_dir, e))?;
         Ok(())
     }
 }
@@ -387,15 +361,14 @@ impl LsmEngine {
         // reader exists; the compaction filter needs it from the moment fjall starts.
         let registry = SnapshotRegistry::new(0);
         let gc_horizon = GcHorizon::new(Arc::clone(&registry));
-        let filter_horizon = Arc::clone(&gc_horizon);
+        let gc_filter = GcFilterFactory::new(Arc::clone(&gc_horizon));
+        let filter = Arc::clone(&gc_filter);
         let db = Database::builder(&fjall_dir)
             .cache_size(opts.lsm.cache_bytes)
             .manual_journal_persist(true)
             .with_compaction_filter_factories(Arc::new(move |name: &str| {
-                (name == DATA_KEYSPACE).then(|| {
-                    Arc::new(GcFilterFactory::new(Arc::clone(&filter_horizon)))
-                        as Arc<dyn fjall::compaction::filter::Factory>
-                })
+                (name == DATA_KEYSPACE)
+                    .then(|| Arc::clone(&filter) as Arc<dyn fjall::compaction::filter::Factory>)
             }))
             .open()
             .map_err(|e| map_err("open", &fjall_dir, e))?;
@@ -436,6 +409,7 @@ impl LsmEngine {
             writer: Mutex::new(()),
             registry,
             gc: gc_horizon,
+            gc_filter,
             // What recovery found is in the journal fjall just fsynced on open.
             syncer: Syncer::new(seq),
             policy: opts.sync_policy,
