@@ -170,10 +170,10 @@ pub fn check_sizes(key: &[u8], value: Option<&[u8]>) -> Result<()> {
     Ok(())
 }
 
-/// Stored-key bounds covering every version of every key in `range`, or None when the
-/// range holds no key. The start is always Included, because not every range API of
-/// the library handles an excluded start.
-pub fn stored_bounds(range: &ScanRange) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+/// The half-open stored-key range `start..end` covering every version of every key in
+/// `range`, or None when the range holds no key. (Always half-open: not every range API
+/// of the library handles an excluded start.)
+pub fn stored_bounds(range: &ScanRange) -> Option<std::ops::Range<Vec<u8>>> {
     if range.is_empty() {
         return None;
     }
@@ -192,7 +192,7 @@ pub fn stored_bounds(range: &ScanRange) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>
     if start >= end {
         return None;
     }
-    Some((Bound::Included(start), Bound::Excluded(end)))
+    Some(start..end)
 }
 
 #[cfg(test)]
@@ -261,14 +261,11 @@ mod tests {
             start: Bound::Excluded(b(b"a")),
             end: Bound::Included(b(b"a\x00")),
         };
-        let (s, e) = stored_bounds(&r).expect("a\\0 lies in (a, a\\0]");
+        let stored = stored_bounds(&r).expect("a\\0 lies in (a, a\\0]");
         let inside = version_key(b"a\x00", 5, Kind::Put);
         let below = version_key(b"a", 0, Kind::Put);
         let above = version_key(b"a\x00\x00", u64::MAX, Kind::Put);
-        let contains = |k: &Vec<u8>| {
-            use std::ops::RangeBounds;
-            (s.clone(), e.clone()).contains(k)
-        };
+        let contains = |k: &Vec<u8>| stored.contains(k);
         assert!(contains(&inside));
         assert!(!contains(&below));
         assert!(!contains(&above));
@@ -278,15 +275,14 @@ mod tests {
         };
         // No keel key lies strictly between a and a\0; the stored range may be non-empty
         // as bytes, but holds no version of either neighbour.
-        if let Some((s, e)) = stored_bounds(&r) {
-            use std::ops::RangeBounds;
+        if let Some(stored) = stored_bounds(&r) {
             for k in [
                 version_key(b"a", 0, Kind::Put),
                 version_key(b"a", u64::MAX, Kind::Tombstone),
                 version_key(b"a\x00", 0, Kind::Put),
                 version_key(b"a\x00", u64::MAX, Kind::Tombstone),
             ] {
-                assert!(!(s.clone(), e.clone()).contains(&k));
+                assert!(!stored.contains(&k));
             }
         }
         let r = ScanRange {

@@ -550,7 +550,7 @@ impl LsmSnapshot {
     }
 
     fn scan_at(&self, range: &ScanRange, dir: Direction) -> KvIter {
-        let Some((start, end)) = keys::stored_bounds(range) else {
+        let Some(stored) = keys::stored_bounds(range) else {
             return Box::new(std::iter::empty());
         };
         if self.inner.closed.load(Ordering::Acquire) {
@@ -561,7 +561,7 @@ impl LsmSnapshot {
             return error_iter(StorageError::Closed);
         };
         let fjall_dir = self.inner.fjall_dir.clone();
-        let entries = h.data.range((start, end)).map(move |g| {
+        let entries = h.data.range(stored).map(move |g| {
             g.into_inner()
                 .map(|(k, v)| (k.to_vec(), Bytes::from(v)))
                 .map_err(|e| map_err("scan", &fjall_dir, e))
