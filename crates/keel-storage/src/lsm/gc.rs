@@ -91,10 +91,15 @@ impl GcFilterFactory {
 
     /// Runs `major` (a major compaction on this thread) with full filters.
     pub fn full<T>(&self, major: impl FnOnce() -> T) -> T {
+        struct Reset<'a>(&'a Mutex<Option<ThreadId>>);
+        impl Drop for Reset<'_> {
+            fn drop(&mut self) {
+                *self.0.lock() = None;
+            }
+        }
         *self.full_on.lock() = Some(std::thread::current().id());
-        let out = major();
-        *self.full_on.lock() = None;
-        out
+        let _reset = Reset(&self.full_on);
+        major()
     }
 }
 

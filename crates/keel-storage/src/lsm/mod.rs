@@ -20,7 +20,11 @@
 //! a published sequence number `S` (the latest one for `get` and `scan`, a pinned one for
 //! snapshots and scan iterators) and takes, per key, the newest version at or below `S`
 //! ([`versions`]); a batch fjall has only half applied, or any later batch, has versions
-//! above `S` and is invisible by construction. Reads use plain fjall iterators.
+//! above `S` and is invisible by construction. Reads use plain fjall iterators: as no
+//! stored key is ever written twice, fjall never has to choose between versions of one of
+//! its keys, which is where its views went wrong (a plain iterator over distinct,
+//! never-rewritten keys stayed exact under memtable rotation, flushes and major
+//! compactions in a stress probe that broke fjall snapshots of overwritten keys).
 //!
 //! Old versions are reclaimed below the horizon (the oldest pinned sequence number) by a
 //! compaction filter, in fjall's background compactions and in `compact`'s major
@@ -314,9 +318,9 @@ impl Inner {
     }
 }
 
-/// Last-op-wins deduplication. fjall gives every item of a batch the same sequence
-/// number; its memtable happens to keep the last of two equal (key, seqno) inserts, but
-/// nothing promises that, so the batch carries one op per key by construction.
+/// Last-op-wins deduplication. Two ops on one key in one batch would be two versions
+/// with the same sequence number, i.e. the same stored key written twice, which keel
+/// never does (see [`gc`]), so the batch carries one op per key by construction.
 fn dedup_last_wins(ops: Vec<BatchOp>) -> Vec<BatchOp> {
     if ops.len() < 2 {
         return ops;
