@@ -981,6 +981,33 @@ mod tests {
     }
 
     #[test]
+    fn a_store_in_the_unversioned_layout_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        engine(dir.path(), SyncPolicy::No).close().expect("close");
+        {
+            let db = Database::builder(dir.path().join(FJALL_DIR))
+                .open()
+                .expect("fjall open");
+            let data = db
+                .keyspace(DATA_KEYSPACE, KeyspaceCreateOptions::default)
+                .expect("keyspace");
+            data.insert([keys::OLD_TAG, b'k'], "v").expect("insert");
+            db.persist(PersistMode::SyncAll).expect("persist");
+        }
+        let mut o = OpenOptions::new(EngineKind::Lsm);
+        o.lsm.cache_bytes = 1 << 20;
+        match LsmEngine::open(dir.path(), &o) {
+            Err(StorageError::Lsm {
+                op: "open",
+                message,
+            }) => {
+                assert!(message.contains("unversioned layout"), "{message}");
+            }
+            other => panic!("expected the old layout to be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn everysec_fsyncs_in_the_background() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = engine(dir.path(), SyncPolicy::EverySec);
