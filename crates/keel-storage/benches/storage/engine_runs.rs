@@ -1,0 +1,519 @@
+//! Per-engine measurements through `keel_storage::open` (so any engine behind the trait
+//! is measured the same way): puts, synced writers, gets, scans, open, memory, merge.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use keel_storage::{
+    Direction, EngineKind, OpenOptions, ScanRange, Storage, StorageError, SyncPolicy, WriteBatch,
+    WriteOptions,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::alloc_count::{live_blocks, live_bytes};
+use crate::cli::Config;
+use crate::figures::{
+    GetFigures, Latency, MemFigures, MergeFigures, OpenFigure, Rate, ScanFigures, SyncFigures,
+};
+use crate::sync_writers;
+use crate::workload::{key, random_existing_keys, random_scan_start, Values, KEY_LEN, VALUE_LEN};
+
+/// Cache budget of the "cached" opens: large enough for every value of 1M keys.
+pub const CACHED_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Whether an engine could be measured.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Availability {
+    /// It opened; figures follow.
+    Ready,
+    /// `open` answered that the engine is not built yet.
+    NotBuilt(String),
+    /// `open` failed for another reason.
+    Failed(String),
+}
+
+/// Everything measured for one engine; None where not measured.
+#[derive(Debug, Clone)]
+pub struct EngineResult {
+    pub kind: EngineKind,
+    pub availability: Availability,
+    pub put_nosync: Option<Rate>,
+    pub sync: Vec<SyncFigures>,
+    pub mem: Option<MemFigures>,
+    /// Time to write the memory engine's checkpoint of the loaded keys.
+    pub checkpoint: Option<std::time::Duration>,
+    /// The open after loading (memory: from its checkpoint; bitcask: with hints).
+    pub open: Option<OpenFigure>,
+    /// Bitcask's open after deleting its hint files.
+    pub open_no_hints: Option<OpenFigure>,
+    pub get_cached: Option<GetFigures>,
+    pub get_cold: Option<GetFigures>,
+    pub scan: Option<ScanFigures>,
+    pub merge: Option<MergeFigures>,
+    /// Segment size used for the merge set (bitcask).
+    pub merge_segment_bytes: Option<u64>,
+    /// Problems met while measuring (a failed section does not stop the others).
+    pub notes: Vec<String>,
+}
+
+impl EngineResult {
+    fn new(kind: EngineKind) -> EngineResult {
+        EngineResult {
+            kind,
+            availability: Availability::Ready,
+            put_nosync: None,
+            sync: Vec::new(),
+            mem: None,
+            checkpoint: None,
+            open: None,
+            open_no_hints: None,
+            get_cached: None,
+            get_cold: None,
+            scan: None,
+            merge: None,
+            merge_segment_bytes: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Open options of every bench store: background merge off (the bench decides when to
+/// merge), the given value/block cache budget and sync policy.
+fn options(kind: EngineKind, cache_bytes: u64, policy: SyncPolicy) -> OpenOptions {
+    let mut o = OpenOptions::new(kind).sync_policy(policy);
+    o.bitcask.auto_merge = false;
+    o.bitcask.cache_bytes = usize::try_from(cache_bytes).unwrap_or(usize::MAX);
+    o.lsm.cache_bytes = cache_bytes;
+    o
+}
+
+fn open_store(dir: &Path, opts: &OpenOptions) -> Result<Arc<dyn Storage>, String> {
+    keel_storage::open(dir, opts).map_err(|e| format!("open {}: {e}", dir.display()))
+}
+
+fn close_store(store: Arc<dyn Storage>) -> Result<(), String> {
+    store.close().map_err(|e| format!("close: {e}"))
+}
+
+fn fresh_dir(dir: &Path) -> Result<(), String> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn put(store: &dyn Storage, i: u64, value_index: u64, values: &Values) -> Result<(), String> {
+    let mut wb = WriteBatch::with_capacity(1);
+    wb.put(
+        Bytes::copy_from_slice(&key(i)),
+        Bytes::copy_from_slice(values.get(value_index)),
+    );
+    store
+        .write(wb, WriteOptions::DEFAULT)
+        .map(|_| ())
+        .map_err(|e| format!("put #{i}: {e}"))
+}
+
+/// Opens `kind` once in a scratch directory to learn whether it exists in this build.
+fn probe(kind: EngineKind, dir: &Path) -> Availability {
+    let res = keel_storage::open(dir, &options(kind, 0, SyncPolicy::No));
+    let out = match res {
+        Ok(store) => match store.close() {
+            Ok(()) => Availability::Ready,
+            Err(e) => Availability::Failed(format!("close after probe: {e}")),
+        },
+        Err(StorageError::InvalidArgument(msg)) if msg.contains("not built") => {
+            Availability::NotBuilt(msg)
+        }
+        Err(e) => Availability::Failed(e.to_string()),
+    };
+    let _ = std::fs::remove_dir_all(dir);
+    out
+}
+
+/// Measures `kind` as far as `cfg` asks, in directories under `base`.
+pub fn run_engine(kind: EngineKind, cfg: &Config, base: &Path, values: &Values) -> EngineResult {
+    let mut r = EngineResult::new(kind);
+    r.availability = probe(kind, &base.join(format!("{kind}-probe")));
+    if r.availability != Availability::Ready {
+        eprintln!("[bench] {kind}: skipped ({:?})", r.availability);
+        return r;
+    }
+    if cfg.sections.sync {
+        if let Err(e) = sync_section(&mut r, cfg, base, values) {
+            r.notes.push(format!("synced puts: {e}"));
+        }
+    }
+    if cfg.sections.needs_load() {
+        if let Err(e) = load_section(&mut r, cfg, base, values) {
+            r.notes.push(format!("load/get/scan/open: {e}"));
+        }
+    }
+    if cfg.sections.merge && kind != EngineKind::Memory {
+        if let Err(e) = merge_section(&mut r, cfg, base, values) {
+            r.notes.push(format!("merge: {e}"));
+        }
+    }
+    r
+}
+
+fn sync_section(
+    r: &mut EngineResult,
+    cfg: &Config,
+    base: &Path,
+    values: &Values,
+) -> Result<(), String> {
+    let kind = r.kind;
+    let dir = base.join(format!("{kind}-sync"));
+    fresh_dir(&dir)?;
+    let store = open_store(&dir, &options(kind, 0, SyncPolicy::Always))?;
+    let mut run_id = 0u64;
+    for &batch in &cfg.batches {
+        for &writers in &cfg.writers {
+            run_id += 1;
+            eprintln!("[bench] {kind}: synced puts, {writers} writers x batch {batch}");
+            let f = sync_writers::run(&*store, writers, batch, cfg.sync_secs, run_id, values)?;
+            r.sync.push(f);
+        }
+    }
+    close_store(store)?;
+    fresh_dir(&dir)
+}
+
+fn load_section(
+    r: &mut EngineResult,
+    cfg: &Config,
+    base: &Path,
+    values: &Values,
+) -> Result<(), String> {
+    let kind = r.kind;
+    let n = cfg.keys;
+    let dir = base.join(format!("{kind}-load"));
+    fresh_dir(&dir)?;
+    // Caches off while loading: bitcask's keydir is then all its heap holds per key.
+    let store = open_store(&dir, &options(kind, 0, SyncPolicy::No))?;
+    eprintln!("[bench] {kind}: loading {n} keys (no sync, 1 writer)");
+    let (bytes0, blocks0) = (live_bytes(), live_blocks());
+    let t = Instant::now();
+    for i in 0..n {
+        put(&*store, i, i, values)?;
+    }
+    let elapsed = t.elapsed();
+    let (bytes1, blocks1) = (live_bytes(), live_blocks());
+    r.put_nosync = Some(Rate { ops: n, elapsed });
+    r.mem = Some(MemFigures {
+        keys: n,
+        bytes: bytes1 - bytes0,
+        blocks: blocks1 - blocks0,
+    });
+    let live = store.stats().live_keys;
+    if live != n {
+        r.notes.push(format!(
+            "after loading {n} keys the store reports {live} live keys"
+        ));
+    }
+
+    let mut reopen_dir = dir.clone();
+    if kind == EngineKind::Memory {
+        let ck = base.join("memory-checkpoint");
+        fresh_dir(&ck)?;
+        eprintln!("[bench] {kind}: checkpoint");
+        let t = Instant::now();
+        store
+            .checkpoint(&ck)
+            .map_err(|e| format!("checkpoint: {e}"))?;
+        r.checkpoint = Some(t.elapsed());
+        reopen_dir = ck;
+    }
+    close_store(store)?;
+
+    let hints = files_with_suffix(&dir, ".hint");
+    let label = match kind {
+        EngineKind::Memory => "from its checkpoint".to_string(),
+        EngineKind::Bitcask => format!("with hints ({} hint files present)", hints.len()),
+        EngineKind::Lsm => "after close".to_string(),
+    };
+    if kind == EngineKind::Bitcask && hints.is_empty() {
+        r.notes.push(
+            "no *.hint files existed after close, so the 'with hints' open read the segments"
+                .into(),
+        );
+    }
+    eprintln!("[bench] {kind}: open {label}");
+    let t = Instant::now();
+    let store = open_store(&reopen_dir, &options(kind, CACHED_BYTES, SyncPolicy::No))?;
+    let elapsed = t.elapsed();
+    r.open = Some(OpenFigure {
+        label,
+        elapsed,
+        live_keys: store.stats().live_keys,
+    });
+
+    let mut rng = StdRng::seed_from_u64(42);
+    if cfg.sections.get {
+        eprintln!("[bench] {kind}: warm pass + cached gets");
+        let warm_misses = warm(&*store, n)?;
+        if warm_misses > 0 {
+            r.notes
+                .push(format!("warm pass: {warm_misses} of {n} keys not found"));
+        }
+        r.get_cached = Some(gets(&*store, cfg, &mut rng, n)?);
+    }
+    if cfg.sections.scan {
+        eprintln!("[bench] {kind}: scans");
+        r.scan = Some(scans(&*store, cfg, &mut rng, n)?);
+    }
+    close_store(store)?;
+
+    match kind {
+        EngineKind::Memory => {}
+        EngineKind::Bitcask => {
+            for h in &hints {
+                std::fs::remove_file(h).map_err(|e| format!("remove {}: {e}", h.display()))?;
+            }
+            let label = format!("without hints ({} hint files deleted)", hints.len());
+            eprintln!("[bench] {kind}: open {label}, cache off");
+            let t = Instant::now();
+            let store = open_store(&dir, &options(kind, 0, SyncPolicy::No))?;
+            let elapsed = t.elapsed();
+            r.open_no_hints = Some(OpenFigure {
+                label,
+                elapsed,
+                live_keys: store.stats().live_keys,
+            });
+            if cfg.sections.get {
+                eprintln!("[bench] {kind}: cold gets");
+                r.get_cold = Some(gets(&*store, cfg, &mut rng, n)?);
+            }
+            close_store(store)?;
+        }
+        EngineKind::Lsm => {
+            if cfg.sections.get {
+                eprintln!("[bench] {kind}: reopen with block cache 0, cold gets");
+                let store = open_store(&dir, &options(kind, 0, SyncPolicy::No))?;
+                r.get_cold = Some(gets(&*store, cfg, &mut rng, n)?);
+                close_store(store)?;
+            }
+        }
+    }
+    fresh_dir(&dir)?;
+    fresh_dir(&base.join("memory-checkpoint"))
+}
+
+/// Reads every key once (fills value/block caches); returns how many were missing.
+fn warm(store: &dyn Storage, n: u64) -> Result<u64, String> {
+    let mut misses = 0;
+    for i in 0..n {
+        match store.get(&key(i)) {
+            Ok(Some(v)) => {
+                black_box(v);
+            }
+            Ok(None) => misses += 1,
+            Err(e) => return Err(format!("get #{i}: {e}")),
+        }
+    }
+    Ok(misses)
+}
+
+fn gets(store: &dyn Storage, cfg: &Config, rng: &mut StdRng, n: u64) -> Result<GetFigures, String> {
+    let mut misses = 0u64;
+    let keys = random_existing_keys(rng, n, cfg.get_ops);
+    let t = Instant::now();
+    for k in &keys {
+        match store.get(k) {
+            Ok(Some(v)) => {
+                black_box(v);
+            }
+            Ok(None) => misses += 1,
+            Err(e) => return Err(format!("get: {e}")),
+        }
+    }
+    let rate = Rate {
+        ops: keys.len() as u64,
+        elapsed: t.elapsed(),
+    };
+    drop(keys);
+
+    let sample = random_existing_keys(rng, n, cfg.latency_samples);
+    let mut ns: Vec<u64> = Vec::with_capacity(sample.len());
+    for k in &sample {
+        let t = Instant::now();
+        let got = store.get(k);
+        let d = t.elapsed();
+        ns.push(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        match got {
+            Ok(Some(v)) => {
+                black_box(v);
+            }
+            Ok(None) => misses += 1,
+            Err(e) => return Err(format!("get: {e}")),
+        }
+    }
+    Ok(GetFigures {
+        rate,
+        latency: Latency::from_samples(&mut ns),
+        misses,
+    })
+}
+
+fn scans(
+    store: &dyn Storage,
+    cfg: &Config,
+    rng: &mut StdRng,
+    n: u64,
+) -> Result<ScanFigures, String> {
+    let starts: Vec<_> = (0..cfg.scans)
+        .map(|_| random_scan_start(rng, n, cfg.scan_len))
+        .collect();
+    let mut keys = 0u64;
+    let t = Instant::now();
+    for s in &starts {
+        let range = ScanRange {
+            start: Bound::Included(Bytes::copy_from_slice(s)),
+            end: Bound::Unbounded,
+        };
+        for item in store.scan(range, Direction::Forward).take(cfg.scan_len) {
+            let kv = item.map_err(|e| format!("scan: {e}"))?;
+            black_box(kv);
+            keys += 1;
+        }
+    }
+    Ok(ScanFigures {
+        rate: Rate {
+            ops: starts.len() as u64,
+            elapsed: t.elapsed(),
+        },
+        keys,
+    })
+}
+
+fn merge_section(
+    r: &mut EngineResult,
+    cfg: &Config,
+    base: &Path,
+    values: &Values,
+) -> Result<(), String> {
+    let kind = r.kind;
+    let n = cfg.merge_keys.max(2);
+    let dir = base.join(format!("{kind}-merge"));
+    fresh_dir(&dir)?;
+    // About eight segments for the whole set, so most of it sits in closed segments.
+    let record_guess = (KEY_LEN + VALUE_LEN + 32) as u64;
+    let segment = (n * 3 / 2 * record_guess / 8).clamp(1 << 20, 128 << 20);
+    let mut opts = options(kind, 0, SyncPolicy::No);
+    opts.bitcask.max_segment_bytes = segment;
+    if kind == EngineKind::Bitcask {
+        r.merge_segment_bytes = Some(segment);
+    }
+    let store = open_store(&dir, &opts)?;
+    eprintln!(
+        "[bench] {kind}: merge set: {n} keys, then {} overwritten",
+        n / 2
+    );
+    for i in 0..n {
+        put(&*store, i, i, values)?;
+    }
+    for i in 0..n / 2 {
+        put(&*store, i, i + 1, values)?;
+    }
+    store.sync().map_err(|e| format!("sync: {e}"))?;
+    let garbage = store.stats().garbage_ratio;
+    let before = dir_files(&dir)?;
+    eprintln!("[bench] {kind}: compact()");
+    let t = Instant::now();
+    store.compact().map_err(|e| format!("compact: {e}"))?;
+    let elapsed = t.elapsed();
+    let after = dir_files(&dir)?;
+
+    // Files removed or shrunk were read and replaced; files created or grown were written.
+    let mut read = 0u64;
+    for (name, &size) in &before {
+        match after.get(name) {
+            None => read += size,
+            Some(&a) if a < size => read += size,
+            _ => {}
+        }
+    }
+    let mut written = 0u64;
+    for (name, &size) in &after {
+        match before.get(name) {
+            None => written += size,
+            Some(&b) if size < b => written += size,
+            Some(&b) => written += size - b,
+        }
+    }
+    r.merge = Some(MergeFigures {
+        dir_bytes_before: before.values().sum(),
+        dir_bytes_after: after.values().sum(),
+        bytes_read: read,
+        bytes_written: written,
+        elapsed,
+        garbage_ratio_before: garbage,
+    });
+
+    // The merge must not change what a reader sees: check a sample of keys.
+    let mut wrong = 0u64;
+    let step = (n / 1000).max(1);
+    let mut i = 0;
+    while i < n {
+        let want = values.get(if i < n / 2 { i + 1 } else { i });
+        match store.get(&key(i)) {
+            Ok(Some(v)) if v.as_ref() == want => {}
+            _ => wrong += 1,
+        }
+        i += step;
+    }
+    if wrong > 0 {
+        r.notes.push(format!(
+            "after merge {wrong} sampled keys read wrong or missing values"
+        ));
+    }
+    close_store(store)?;
+    fresh_dir(&dir)
+}
+
+/// Sizes of the regular files in `dir` (recursively), keyed by path relative to `dir`;
+/// the lock file is left out.
+fn dir_files(dir: &Path) -> Result<BTreeMap<String, u64>, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| format!("list {}: {e}", d.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("list {}: {e}", d.display()))?;
+            let path = entry.path();
+            let meta = entry
+                .metadata()
+                .map_err(|e| format!("stat {}: {e}", path.display()))?;
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() && entry.file_name() != "LOCK" {
+                let rel = path.strip_prefix(dir).unwrap_or(&path);
+                out.insert(rel.display().to_string(), meta.len());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Files directly in `dir` whose name ends with `suffix`.
+fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.ends_with(suffix))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
