@@ -21,11 +21,31 @@ use crate::cli::Config;
 use crate::figures::{
     GetFigures, Latency, MemFigures, MergeFigures, OpenFigure, Rate, ScanFigures, SyncFigures,
 };
+use crate::physical::{self, RawSync};
 use crate::sync_writers;
 use crate::workload::{key, random_existing_keys, random_scan_start, Values, KEY_LEN, VALUE_LEN};
 
 /// Cache budget of the "cached" opens: large enough for every value of 1M keys.
 pub const CACHED_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Raw append+fdatasync runs right before and right after an engine's synced sweep.
+#[derive(Debug, Clone)]
+pub struct RawPair {
+    pub before: RawSync,
+    pub after: RawSync,
+}
+
+impl RawPair {
+    /// Both runs pooled: all syncs over all time.
+    pub fn pooled(&self) -> RawSync {
+        RawSync {
+            batch: self.before.batch,
+            record_bytes: self.before.record_bytes,
+            syncs: self.before.syncs + self.after.syncs,
+            elapsed: self.before.elapsed + self.after.elapsed,
+        }
+    }
+}
 
 /// Whether an engine could be measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +65,8 @@ pub struct EngineResult {
     pub availability: Availability,
     pub put_nosync: Option<Rate>,
     pub sync: Vec<SyncFigures>,
+    /// Raw append+fdatasync measured around this engine's synced sweep, per batch size.
+    pub raw_paired: Vec<RawPair>,
     pub mem: Option<MemFigures>,
     /// Time to write the memory engine's checkpoint of the loaded keys.
     pub checkpoint: Option<std::time::Duration>,
@@ -69,6 +91,7 @@ impl EngineResult {
             availability: Availability::Ready,
             put_nosync: None,
             sync: Vec::new(),
+            raw_paired: Vec::new(),
             mem: None,
             checkpoint: None,
             open: None,
@@ -175,15 +198,34 @@ fn sync_section(
     let store = open_store(&dir, &options(kind, 0, SyncPolicy::Always))?;
     let mut run_id = 0u64;
     for &batch in &cfg.batches {
+        // The disk is shared and its fsync rate drifts; raw runs right before and after
+        // this engine's sweep give the ratio a reference from the same minutes.
+        let paired = kind != EngineKind::Memory && cfg.sections.raw;
+        let raw_before = if paired {
+            eprintln!("[bench] {kind}: raw append+fdatasync before, batch {batch}");
+            Some(raw(base, batch, cfg)?)
+        } else {
+            None
+        };
         for &writers in &cfg.writers {
             run_id += 1;
             eprintln!("[bench] {kind}: synced puts, {writers} writers x batch {batch}");
             let f = sync_writers::run(&*store, writers, batch, cfg.sync_secs, run_id, values)?;
             r.sync.push(f);
         }
+        if let Some(before) = raw_before {
+            eprintln!("[bench] {kind}: raw append+fdatasync after, batch {batch}");
+            let after = raw(base, batch, cfg)?;
+            r.raw_paired.push(RawPair { before, after });
+        }
     }
     close_store(store)?;
     fresh_dir(&dir)
+}
+
+fn raw(base: &Path, batch: usize, cfg: &Config) -> Result<RawSync, String> {
+    physical::raw_append_sync(base, batch, cfg.record_bytes, cfg.sync_secs)
+        .map_err(|e| format!("raw append+fdatasync batch {batch}: {e}"))
 }
 
 fn load_section(
@@ -236,7 +278,11 @@ fn load_section(
     let hints = files_with_suffix(&dir, ".hint");
     let label = match kind {
         EngineKind::Memory => "from its checkpoint".to_string(),
-        EngineKind::Bitcask => format!("with hints ({} hint files present)", hints.len()),
+        EngineKind::Bitcask => format!(
+            "with hints: {} hint files for {} data files",
+            hints.len(),
+            files_with_suffix(&dir, ".data").len()
+        ),
         EngineKind::Lsm => "after close".to_string(),
     };
     if kind == EngineKind::Bitcask && hints.is_empty() {

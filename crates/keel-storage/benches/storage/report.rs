@@ -119,8 +119,15 @@ fn get_rate(g: &GetFigures) -> String {
     format!("{}{miss}", rate(g.rate.per_s()))
 }
 
-fn raw_for<'a>(run: &'a Run<'_>, batch: usize) -> Option<&'a RawSync> {
-    run.raw.iter().find(|r| r.batch == batch)
+/// The raw reference for `engine`'s synced rows at `batch`: the runs paired with its
+/// sweep if there are any, else the run at the start.
+fn raw_for(run: &Run<'_>, engine: &EngineResult, batch: usize) -> Option<RawSync> {
+    engine
+        .raw_paired
+        .iter()
+        .find(|p| p.before.batch == batch)
+        .map(|p| p.pooled())
+        .or_else(|| run.raw.iter().find(|r| r.batch == batch).cloned())
 }
 
 /// Upper or lower limit of a target.
@@ -206,13 +213,14 @@ fn targets(run: &Run<'_>, out: &mut String) {
         let t = format!(
             "bitcask: synced write throughput with group commit ≥ 80% of raw append+fdatasync, batch {batch}"
         );
-        let best = engine(run, EngineKind::Bitcask).and_then(|e| {
+        let bitcask = engine(run, EngineKind::Bitcask);
+        let best = bitcask.and_then(|e| {
             e.sync
                 .iter()
                 .filter(|s| s.batch == batch)
                 .max_by(|a, b| a.ops_per_s().total_cmp(&b.ops_per_s()))
         });
-        match (best, raw_for(run, batch)) {
+        match (best, bitcask.and_then(|e| raw_for(run, e, batch))) {
             (Some(s), Some(raw)) => {
                 let frac = s.ops_per_s() / raw.records_per_s();
                 line(
@@ -341,15 +349,15 @@ pub fn render(run: &Run<'_>) -> String {
     });
     for &batch in &cfg.batches {
         for &writers in &cfg.writers {
-            let label = format!(
-                "put synced, {writers} writers × batch {batch}: ops/s · batches/s · vs raw"
-            );
+            let who = if writers == 1 { "writer" } else { "writers" };
+            let label =
+                format!("put synced, {writers} {who} × batch {batch}: ops/s · batches/s · vs raw");
             tb.row(&label, s.sync, |r| {
                 r.sync
                     .iter()
                     .find(|f| f.batch == batch && f.writers == writers)
                     .map(|f| {
-                        let vs = raw_for(run, batch)
+                        let vs = raw_for(run, r, batch)
                             .map(|raw| format!("{:.2}× raw", f.ops_per_s() / raw.records_per_s()))
                             .unwrap_or_else(|| "raw n/a".into());
                         format!(
@@ -459,12 +467,26 @@ pub fn render(run: &Run<'_>) -> String {
     for raw in &run.raw {
         let _ = writeln!(
             out,
-            "| raw append + fdatasync, 1 writer, batch {} × {} B records | {} records/s · {} syncs/s |",
+            "| raw append + fdatasync, 1 writer, batch {} × {} B records, at the start of the run | {} records/s · {} syncs/s |",
             raw.batch,
             raw.record_bytes,
             rate(raw.records_per_s()),
             rate(raw.syncs_per_s())
         );
+    }
+    for e in &run.engines {
+        for p in &e.raw_paired {
+            let _ = writeln!(
+                out,
+                "| raw append + fdatasync, batch {}, right before / after {}'s synced sweep | {} / {} records/s (pooled {}; used for {}'s \"vs raw\") |",
+                p.before.batch,
+                e.kind,
+                rate(p.before.records_per_s()),
+                rate(p.after.records_per_s()),
+                rate(p.pooled().records_per_s()),
+                e.kind
+            );
+        }
     }
     if run.raw.is_empty() {
         out.push_str("| raw append + fdatasync | not measured |\n");
@@ -494,7 +516,7 @@ pub fn render(run: &Run<'_>) -> String {
         ),
         "Heap per key: a counting global allocator in the bench binary tracks live requested bytes; figure = (after loading − after opening the empty store) / keys. malloc's own per-block overhead is not included (blocks per key is shown; glibc adds about 8–16 B per block). bitcask loads with `cache_bytes = 0`, so its figure is the keydir.".into(),
         "The memory engine has nothing to fsync (its durability comes from the log above it and from checkpoints), so its synced rows are apply rates.".into(),
-        format!("Raw append+fdatasync writes batch × {} B (a {KEY_LEN} B key, a {VALUE_LEN} B value, about 12 B of framing) per append to a file in the temp dir and calls fdatasync after each, from one thread. \"vs raw\" divides an engine's ops/s by raw records/s at the same batch size.", cfg.record_bytes),
+        format!("Raw append+fdatasync writes batch × {} B (a {KEY_LEN} B key, a {VALUE_LEN} B value, about 12 B of framing) per append to a file in the temp dir and calls fdatasync after each, from one thread. \"vs raw\" divides an engine's ops/s by raw records/s at the same batch size, measured right before and after that engine's synced sweep (pooled) when available, else at the start of the run; the disk is shared, so its fsync rate drifts between runs.", cfg.record_bytes),
         "Merge: bytes read = files that compact() removed or shrank, bytes written = files it created or grew (directory listing before/after). The target ratio uses bytes read; the figure by bytes written is shown beside it. The segment files were just written, so the merge reads from the page cache.".into(),
         "Latency p50/p99: each get of a separate random sample timed with `Instant`; the throughput figure is a separate untimed loop over random existing keys. MB = 10^6 bytes.".into(),
         "The machine is shared with other builds; the load averages above show how busy it was.".into(),
