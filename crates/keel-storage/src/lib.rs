@@ -15,6 +15,7 @@ pub mod scan_iter;
 pub mod stats;
 pub mod storage;
 
+pub mod bitcask;
 pub mod memory;
 
 use std::path::Path;
@@ -32,9 +33,7 @@ pub use storage::{KvIter, KvPair, Snapshot, Storage};
 pub fn open(dir: &Path, opts: &OpenOptions) -> Result<Arc<dyn Storage>> {
     match opts.engine {
         EngineKind::Memory => Ok(Arc::new(memory::MemoryEngine::open(dir, opts)?)),
-        EngineKind::Bitcask => Err(StorageError::InvalidArgument(
-            "bitcask engine not built yet".into(),
-        )),
+        EngineKind::Bitcask => Ok(Arc::new(bitcask::Bitcask::open(dir, opts)?)),
         EngineKind::Lsm => Err(StorageError::InvalidArgument(
             "lsm engine not built yet".into(),
         )),

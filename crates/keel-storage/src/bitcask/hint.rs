@@ -1,0 +1,259 @@
+//! Hint files: per sealed segment, every record's key, sequence number, flags, value
+//! length and offset, so opening a store does not read values.
+//!
+//! Layout: magic `KEELHNT1`; entries `crc32 u32 | seq u64 | flags u8 | klen u32 |
+//! vlen u32 | record_offset u64 | key` (CRC over everything after the CRC field); then a
+//! trailer in the same shape with flags = [`FLAG_TRAILER`], seq = the highest sequence
+//! number the store had issued when the hint was written, klen = vlen = 0 and
+//! record_offset = the length of the data file it describes. The file must end right
+//! after the trailer. A hint that fails any check is ignored and its data file scanned.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::record::{record_len, FLAG_TOMBSTONE, KNOWN_FLAGS, MAX_FIELD};
+use crate::error::{IoContext, Result};
+
+const MAGIC: &[u8; 8] = b"KEELHNT1";
+/// Header length of a hint entry.
+pub const ENTRY_HEADER: usize = 29;
+/// Flag marking the trailer entry.
+pub const FLAG_TRAILER: u8 = 0x80;
+
+/// One record as described by a hint file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HintEntry {
+    /// The record's key.
+    pub key: Bytes,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its flags (data-record flag bits).
+    pub flags: u8,
+    /// Its value length.
+    pub vlen: u32,
+    /// Offset of the record in the data file.
+    pub offset: u64,
+}
+
+/// A loaded, fully validated hint file.
+#[derive(Debug)]
+pub struct Hint {
+    /// The entries in file order.
+    pub entries: Vec<HintEntry>,
+    /// The store's highest issued sequence number when it was written.
+    pub max_seq: u64,
+    /// Size of the hint file.
+    pub file_bytes: u64,
+}
+
+/// Accumulates hint entries for a segment being written.
+#[derive(Debug, Default)]
+pub struct HintBuilder {
+    buf: Vec<u8>,
+}
+
+impl HintBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        HintBuilder {
+            buf: MAGIC.to_vec(),
+        }
+    }
+
+    /// Adds the record at `offset`.
+    pub fn push(&mut self, seq: u64, flags: u8, key: &[u8], vlen: u32, offset: u64) {
+        if self.buf.is_empty() {
+            self.buf.extend_from_slice(MAGIC);
+        }
+        encode_entry(&mut self.buf, seq, flags, key, vlen, offset);
+    }
+
+    /// True if no entry was added.
+    pub fn is_empty(&self) -> bool {
+        self.buf.len() <= MAGIC.len()
+    }
+
+    /// The finished file contents for a data file of `data_len` bytes.
+    pub fn finish(mut self, max_seq: u64, data_len: u64) -> Vec<u8> {
+        if self.buf.is_empty() {
+            self.buf.extend_from_slice(MAGIC);
+        }
+        encode_entry(&mut self.buf, max_seq, FLAG_TRAILER, &[], 0, data_len);
+        self.buf
+    }
+}
+
+fn encode_entry(out: &mut Vec<u8>, seq: u64, flags: u8, key: &[u8], vlen: u32, offset: u64) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.push(flags);
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(&vlen.to_le_bytes());
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(key);
+    let crc = crc32fast::hash(&out[start + 4..]);
+    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Writes `contents` to `path` durably: a temporary file, fsync, rename.
+pub fn write(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    let res = (|| {
+        let mut f = File::create(&tmp).ctx("create hint file", &tmp)?;
+        f.write_all(contents).ctx("write hint file", &tmp)?;
+        f.sync_data().ctx("fsync hint file", &tmp)?;
+        std::fs::rename(&tmp, path).ctx("rename hint file", path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// The temporary name a hint file is written under before its rename.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+/// Loads the hint at `path` for a data file of `data_len` bytes. Returns None (after a
+/// warning) when it is absent, partial, damaged or describes a different file length.
+pub fn load(path: &Path, data_len: u64) -> Option<Hint> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read hint file; scanning the data file");
+            return None;
+        }
+    };
+    match parse(&bytes, data_len) {
+        Ok(hint) => Some(hint),
+        Err(reason) => {
+            tracing::warn!(path = %path.display(), %reason, "ignoring hint file; scanning the data file");
+            None
+        }
+    }
+}
+
+fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
+    if b.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
+        return Err("bad magic".into());
+    }
+    let mut pos = MAGIC.len();
+    // A lower bound on the entry count keeps the Vec from reallocating much.
+    let mut entries = Vec::with_capacity((b.len() - pos) / (ENTRY_HEADER + 8));
+    loop {
+        let head = b
+            .get(pos..pos + ENTRY_HEADER)
+            .ok_or_else(|| format!("no trailer (file ends at {})", b.len()))?;
+        let crc = u32::from_le_bytes(field(head, 0));
+        let seq = u64::from_le_bytes(field(head, 4));
+        let flags = head[12];
+        let klen = u32::from_le_bytes(field(head, 13));
+        let vlen = u32::from_le_bytes(field(head, 17));
+        let offset = u64::from_le_bytes(field(head, 21));
+        if klen > MAX_FIELD || vlen > MAX_FIELD {
+            return Err(format!("impossible lengths at {pos}"));
+        }
+        let end = pos + ENTRY_HEADER + klen as usize;
+        let Some(entry) = b.get(pos..end) else {
+            return Err(format!("entry at {pos} runs past the end"));
+        };
+        if crc32fast::hash(&entry[4..]) != crc {
+            return Err(format!("checksum mismatch at {pos}"));
+        }
+        if flags == FLAG_TRAILER {
+            if klen != 0 || vlen != 0 || offset != data_len {
+                return Err(format!(
+                    "trailer describes a {offset}-byte data file, found {data_len} bytes"
+                ));
+            }
+            if end != b.len() {
+                return Err("bytes after the trailer".into());
+            }
+            return Ok(Hint {
+                entries,
+                max_seq: seq,
+                file_bytes: b.len() as u64,
+            });
+        }
+        if flags & !KNOWN_FLAGS != 0 || seq == 0 {
+            return Err(format!("bad entry at {pos}"));
+        }
+        if flags & FLAG_TOMBSTONE != 0 && vlen != 0 {
+            return Err(format!("tombstone with a value at {pos}"));
+        }
+        let rec_end = offset.checked_add(record_len(klen as usize, vlen));
+        if rec_end.is_none_or(|e| e > data_len || e > u64::from(u32::MAX)) {
+            return Err(format!("entry at {pos} points past the data file"));
+        }
+        entries.push(HintEntry {
+            key: Bytes::copy_from_slice(&entry[ENTRY_HEADER..]),
+            seq,
+            flags,
+            vlen,
+            offset,
+        });
+        pos = end;
+    }
+}
+
+fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(s) = b.get(at..at + N) {
+        out.copy_from_slice(s);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        let mut h = HintBuilder::new();
+        h.push(3, 0b10, b"alpha", 10, 0);
+        h.push(4, 0b11, b"beta", 0, 36);
+        h.finish(9, 100)
+    }
+
+    #[test]
+    fn round_trip() {
+        let hint = parse(&sample(), 100).unwrap();
+        assert_eq!(hint.max_seq, 9);
+        assert_eq!(hint.entries.len(), 2);
+        assert_eq!(&hint.entries[0].key[..], b"alpha");
+        assert_eq!(hint.entries[1].offset, 36);
+        assert_eq!(hint.entries[1].flags, 0b11);
+    }
+
+    #[test]
+    fn partial_or_damaged_hints_are_refused() {
+        let full = sample();
+        for cut in 0..full.len() {
+            assert!(parse(&full[..cut], 100).is_err(), "prefix {cut} accepted");
+        }
+        for i in 0..full.len() {
+            let mut bad = full.clone();
+            bad[i] ^= 0x08;
+            assert!(parse(&bad, 100).is_err(), "flip at {i} accepted");
+        }
+        assert!(parse(&full, 99).is_err());
+        let mut extra = full.clone();
+        extra.push(0);
+        assert!(parse(&extra, 100).is_err());
+    }
+
+    #[test]
+    fn entry_past_data_file_is_refused() {
+        let mut h = HintBuilder::new();
+        h.push(3, 0b10, b"k", 50, 60);
+        assert!(parse(&h.finish(3, 100), 100).is_err());
+    }
+}

@@ -1,0 +1,503 @@
+//! keel's own Bitcask engine: append-only CRC'd segment files and an in-memory ordered
+//! key directory (the shared MVCC index, [`crate::mvcc`]) pointing at each value's
+//! record. A read is one positioned read of one record; a write is one append of its
+//! whole batch. Hint files make opening cheap, merge rewrites what the index still
+//! references and drops the rest.
+//!
+//! Directory layout (a contract the corruption and crash suites test against):
+//! `LOCK`, data segments `{id:010}.data` (ids from 1), hint files `{id:010}.hint`, and
+//! `merge/` while a merge runs. See [`record`] for the record format.
+
+pub mod background;
+pub mod cache;
+pub mod checkpoint;
+pub mod group_commit;
+pub mod hint;
+pub mod marker;
+pub mod merge;
+pub mod output;
+pub mod record;
+pub mod recovery;
+pub mod segment;
+pub mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::batch::WriteBatch;
+use crate::dirlock::DirLock;
+use crate::error::{Result, StorageError};
+use crate::lifecycle::{Lifecycle, LifecycleState};
+use crate::mvcc::{IndexValue, Pin, VersionedIndex};
+use crate::options::{BitcaskOptions, EngineKind, OpenOptions, SyncPolicy, WriteOptions};
+use crate::range::{Direction, ScanRange};
+use crate::scan_iter;
+use crate::stats::StorageStats;
+use crate::storage::{KvIter, Snapshot, Storage};
+
+use background::Shutdown;
+use cache::ValueCache;
+use group_commit::{GroupCommit, Tail};
+use hint::HintBuilder;
+use segment::{Segment, SegmentSet};
+use writer::{Active, SealJob, WriterState};
+
+/// Where a value lives: its record's segment and offset, and the value's length (the
+/// record length follows from the key, which the index holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Loc {
+    /// Segment id.
+    pub segment: u32,
+    /// Offset of the record in the segment (segments stay below 4 GiB).
+    pub offset: u32,
+    /// Value length.
+    pub vlen: u32,
+}
+
+impl IndexValue for Loc {
+    fn weight(&self) -> u64 {
+        u64::from(self.vlen)
+    }
+}
+
+/// Everything the engine's handles, snapshots, iterators and threads share.
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: BitcaskOptions,
+    pub(crate) sync_policy: SyncPolicy,
+    pub(crate) index: VersionedIndex<Loc>,
+    /// Serialises appends (and version GC, which must not race them).
+    pub(crate) writer: Mutex<WriterState>,
+    pub(crate) segments: SegmentSet,
+    pub(crate) commit: GroupCommit,
+    pub(crate) cache: ValueCache,
+    pub(crate) lifecycle: Lifecycle,
+    pub(crate) closed: AtomicBool,
+    pub(crate) shutdown: Arc<Shutdown>,
+    /// One merge at a time.
+    pub(crate) merge_lock: Mutex<()>,
+    /// Orders rotation-hint writes against merge deleting segments.
+    pub(crate) hint_lock: Mutex<()>,
+    /// Hints of sealed segments waiting for the background thread to write them.
+    pub(crate) pending_hints: Mutex<Vec<SealJob>>,
+    pub(crate) torn_bytes_dropped: u64,
+    pub(crate) lock: Mutex<Option<DirLock>>,
+    #[cfg(test)]
+    pub(crate) faults: tests::Faults,
+}
+
+impl Inner {
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(StorageError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads the value of `key` at `loc`; if merge has removed the segment meanwhile,
+    /// asks `lookup` for the version's new location and tries again.
+    pub(crate) fn read_value(
+        &self,
+        key: &[u8],
+        mut loc: Loc,
+        lookup: impl Fn() -> Option<Loc>,
+        use_cache: bool,
+    ) -> Result<Option<Bytes>> {
+        for _ in 0..4 {
+            if use_cache {
+                if let Some(v) = self.cache.get(loc) {
+                    return Ok(Some(v));
+                }
+            }
+            let Some(seg) = self.segments.get(loc.segment) else {
+                match lookup() {
+                    Some(l) => {
+                        loc = l;
+                        continue;
+                    }
+                    None => return Ok(None),
+                }
+            };
+            let value = read_record(&seg, key, loc)?;
+            if use_cache {
+                self.cache.insert(loc, &value);
+            }
+            return Ok(Some(value));
+        }
+        Err(StorageError::io(
+            "read value",
+            segment::data_path(&self.dir, loc.segment),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "segment keeps disappearing under the reader",
+            ),
+        ))
+    }
+
+    fn get_latest(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let Some(loc) = self.index.get_latest(key) else {
+            return Ok(None);
+        };
+        self.read_value(key, loc, || self.index.get_latest(key), true)
+    }
+
+    fn get_at(&self, key: &[u8], seq: u64) -> Result<Option<Bytes>> {
+        let Some(loc) = self.index.get_at(key, seq) else {
+            return Ok(None);
+        };
+        self.read_value(key, loc, || self.index.get_at(key, seq), true)
+    }
+
+    /// Version GC step under the writer lock, with garbage accounting.
+    pub(crate) fn gc_step(&self, max: usize) -> usize {
+        let mut freed: Vec<(u32, u64)> = Vec::new();
+        let n = {
+            let _w = self.writer.lock();
+            self.index.gc_step(max, &mut |k, v| {
+                if let Some(l) = v {
+                    freed.push((l.segment, record::record_len(k.len(), l.vlen)));
+                }
+            })
+        };
+        for (seg, bytes) in freed {
+            self.segments.add_garbage(seg, bytes);
+        }
+        n
+    }
+
+    /// Runs version GC until nothing is pending or only pinned versions remain.
+    pub(crate) fn gc_all(&self) {
+        for _ in 0..1_000_000 {
+            if self.index.gc_pending() == 0 || self.gc_step(4096) == 0 {
+                break;
+            }
+            if self.index.registry().open_pins() > 0 && self.index.gc_pending() > 0 {
+                // Keys still needed by snapshots go back in the queue; one pass is enough.
+                self.gc_step(self.index.gc_pending());
+                break;
+            }
+        }
+    }
+
+    /// Writes queued hint files of sealed segments.
+    pub(crate) fn flush_pending_hints(&self) {
+        let jobs = std::mem::take(&mut *self.pending_hints.lock());
+        for job in jobs {
+            self.write_seal_hint(job);
+        }
+    }
+
+    fn write_seal_hint(&self, job: SealJob) {
+        let _h = self.hint_lock.lock();
+        let Some(seg) = self.segments.get(job.id) else {
+            return; // merged away before its hint was written
+        };
+        let path = segment::hint_path(&self.dir, job.id);
+        match hint::write(&path, &job.contents) {
+            Ok(()) => seg
+                .hint_bytes
+                .store(job.contents.len() as u64, Ordering::Relaxed),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write hint file; the segment will be scanned on open")
+            }
+        }
+    }
+
+    fn stats(&self) -> StorageStats {
+        let idx = &self.index;
+        let mut s = StorageStats::empty(EngineKind::Bitcask, self.lifecycle.state());
+        s.last_seq = idx.registry().visible();
+        s.live_keys = idx.live_keys();
+        s.live_bytes = idx.live_bytes();
+        s.open_snapshots = idx.registry().open_pins();
+        s.retained_versions = idx.retained_versions();
+        let (disk, garbage) = self.segments.totals();
+        s.disk_bytes = disk;
+        s.garbage_ratio = if disk == 0 {
+            0.0
+        } else {
+            (garbage as f64 / disk as f64).clamp(0.0, 1.0)
+        };
+        let (hits, misses) = self.cache.counters();
+        s.cache_hits = hits;
+        s.cache_misses = misses;
+        s.torn_bytes_dropped = self.torn_bytes_dropped;
+        s
+    }
+}
+
+/// Reads and verifies the record of `key` at `loc` with one positioned read.
+fn read_record(seg: &Segment, key: &[u8], loc: Loc) -> Result<Bytes> {
+    let len = record::record_len(key.len(), loc.vlen) as usize;
+    let mut buf = vec![0u8; len];
+    let offset = u64::from(loc.offset);
+    seg.file.read_exact_at(&mut buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            StorageError::corrupt(&seg.path, offset, "record cut short by the end of the file")
+        } else {
+            StorageError::io("read value", &seg.path, e)
+        }
+    })?;
+    record::verify_read(Bytes::from(buf), key, &seg.path, offset)
+}
+
+/// The Bitcask engine.
+pub struct Bitcask {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Bitcask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bitcask")
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}
+
+impl Bitcask {
+    /// Opens (creating if needed) the Bitcask store in `dir`: finishes or discards an
+    /// interrupted merge, loads every segment (hint file or scan), cuts a torn tail.
+    pub fn open(dir: &Path, opts: &OpenOptions) -> Result<Bitcask> {
+        let lock = DirLock::acquire(dir)?;
+        let lifecycle = Lifecycle::new();
+        marker::recover(dir)?;
+        let (data_ids, hint_ids) = segment::list(dir)?;
+        recovery::clean_strays(dir, &data_ids, &hint_ids)?;
+        let rec = recovery::recover(dir, &data_ids, opts.repair)?;
+        let max_seq = rec.max_seq;
+
+        let index = VersionedIndex::new(max_seq);
+        let mut live = rec.live;
+        // Sorted input keeps skiplist inserts cache-friendly.
+        live.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, seq, loc) in live {
+            index.apply(seq, std::iter::once((key, Some(loc))), &mut |_, _| {});
+        }
+
+        let segments = SegmentSet::default();
+        let mut next_id = data_ids.last().map_or(1, |id| id.saturating_add(1));
+        let n = rec.segments.len();
+        let mut active = None;
+        for (i, ls) in rec.segments.into_iter().enumerate() {
+            let last = i + 1 == n;
+            segments.insert(Arc::clone(&ls.segment));
+            if last && !ls.hinted {
+                active = Some(Active {
+                    size: ls.segment.size.load(Ordering::Relaxed),
+                    seg: ls.segment,
+                    hint: ls.hint.unwrap_or_else(HintBuilder::new),
+                });
+            } else if let Some(builder) = ls.hint {
+                // A sealed segment without a usable hint: write one for the next open.
+                let size = ls.segment.size.load(Ordering::Relaxed);
+                let contents = builder.finish(max_seq, size);
+                let path = segment::hint_path(dir, ls.segment.id);
+                match hint::write(&path, &contents) {
+                    Ok(()) => ls
+                        .segment
+                        .hint_bytes
+                        .store(contents.len() as u64, Ordering::Relaxed),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot write hint file")
+                    }
+                }
+            }
+        }
+        let active = match active {
+            Some(a) => a,
+            None => {
+                let id = next_id;
+                next_id = next_id
+                    .checked_add(1)
+                    .ok_or_else(|| StorageError::InvalidArgument("segment ids exhausted".into()))?;
+                let seg = writer::create_segment(dir, id)?;
+                segments.insert(Arc::clone(&seg));
+                Active {
+                    seg,
+                    size: 0,
+                    hint: HintBuilder::new(),
+                }
+            }
+        };
+        let commit = GroupCommit::new(Tail {
+            file: Arc::clone(&active.seg.file),
+            path: active.seg.path.clone(),
+            lsn: 0,
+        });
+        lifecycle.set_ready();
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            opts: opts.bitcask.clone(),
+            sync_policy: opts.sync_policy,
+            index,
+            writer: Mutex::new(WriterState {
+                active,
+                next_id,
+                lsn: 0,
+            }),
+            segments,
+            commit,
+            cache: ValueCache::new(opts.bitcask.cache_bytes),
+            lifecycle,
+            closed: AtomicBool::new(false),
+            shutdown: Arc::new(Shutdown::default()),
+            merge_lock: Mutex::new(()),
+            hint_lock: Mutex::new(()),
+            pending_hints: Mutex::new(Vec::new()),
+            torn_bytes_dropped: rec.dropped_bytes,
+            lock: Mutex::new(Some(lock)),
+            #[cfg(test)]
+            faults: tests::Faults::default(),
+        });
+        let threads = background::spawn(&inner)?;
+        Ok(Bitcask {
+            inner,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// fdatasync calls made by group commit so far (for measurements).
+    pub fn sync_count(&self) -> u64 {
+        self.inner.commit.sync_count()
+    }
+}
+
+struct BitcaskSnapshot {
+    inner: Arc<Inner>,
+    pin: Arc<Pin>,
+}
+
+impl Snapshot for BitcaskSnapshot {
+    fn seq(&self) -> u64 {
+        self.pin.seq()
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.inner.get_at(key, self.pin.seq())
+    }
+
+    fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
+        scan_pinned(Arc::clone(&self.inner), Arc::clone(&self.pin), range, dir)
+    }
+}
+
+fn scan_pinned(inner: Arc<Inner>, pin: Arc<Pin>, range: ScanRange, dir: Direction) -> KvIter {
+    scan_iter::chunked((inner, pin), move |(inner, pin), resume, limit| {
+        let seq = pin.seq();
+        let locs = inner.index.range_at(&range, dir, seq, resume, limit);
+        let mut out = Vec::with_capacity(locs.len());
+        for (key, loc) in locs {
+            let value = inner.read_value(&key, loc, || inner.index.get_at(&key, seq), true)?;
+            match value {
+                Some(v) => out.push((key, v)),
+                None => {
+                    return Err(StorageError::corrupt(
+                        segment::data_path(&inner.dir, loc.segment),
+                        u64::from(loc.offset),
+                        "a pinned version vanished from the index",
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    })
+}
+
+impl Storage for Bitcask {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Bitcask
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.inner.check_open()?;
+        self.inner.get_latest(key)
+    }
+
+    fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
+        let pin = Arc::new(self.inner.index.pin());
+        scan_pinned(Arc::clone(&self.inner), pin, range, dir)
+    }
+
+    fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<u64> {
+        self.inner.write_batch(batch, opts)
+    }
+
+    fn snapshot(&self) -> Box<dyn Snapshot> {
+        Box::new(BitcaskSnapshot {
+            inner: Arc::clone(&self.inner),
+            pin: Arc::new(self.inner.index.pin()),
+        })
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.inner.index.registry().visible()
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.sync_all()
+    }
+
+    fn checkpoint(&self, dir: &Path) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.checkpoint_to(dir)
+    }
+
+    fn compact(&self) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.compact_now()
+    }
+
+    fn stats(&self) -> StorageStats {
+        self.inner.stats()
+    }
+
+    fn state(&self) -> LifecycleState {
+        self.inner.lifecycle.state()
+    }
+
+    fn failure_reason(&self) -> Option<String> {
+        self.inner.lifecycle.failure_reason()
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner.shutdown.signal();
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+        // A merge run by a caller stops at its next step once `closed` is set; wait for
+        // it so nothing touches the directory after the lock is released. Writers check
+        // `closed` under the writer lock, so taking it once orders the final sync after
+        // every append.
+        drop(self.inner.merge_lock.lock());
+        drop(self.inner.writer.lock());
+        self.inner.flush_pending_hints();
+        let res = if self.inner.lifecycle.state() == LifecycleState::Failed {
+            Ok(())
+        } else {
+            self.inner.sync_all()
+        };
+        self.inner.lock.lock().take();
+        res
+    }
+}
+
+impl Drop for Bitcask {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

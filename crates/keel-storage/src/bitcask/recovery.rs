@@ -1,0 +1,344 @@
+//! Opening a store's segments: per segment, load its hint file or scan its data file;
+//! tell a torn tail (cut back and carry on) from corruption (refuse to open, naming file
+//! and offset); and build the key directory, where the highest sequence number wins.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::hint::{self, HintBuilder};
+use super::record::{self, Header, HEADER_LEN};
+use super::segment::{self, Segment};
+use super::Loc;
+use crate::error::{IoContext, Result, StorageError};
+
+/// Bytes a scan reads at a time.
+const WINDOW: usize = 4 << 20;
+
+/// A record of a complete batch, as found by a scan or a hint.
+#[derive(Debug)]
+pub struct FoundRecord {
+    /// Its key.
+    pub key: Bytes,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its flags.
+    pub flags: u8,
+    /// Its value length.
+    pub vlen: u32,
+    /// Its offset in the data file.
+    pub offset: u64,
+}
+
+/// How a scan of a data file ended.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ScanEnd {
+    /// Length the file must have: the end of its last complete batch.
+    pub valid_len: u64,
+    /// Bytes past `valid_len` that are to be dropped (torn tail or repair).
+    pub dropped: u64,
+}
+
+/// Reads a file through a sliding window so scans need few system calls.
+struct Window<'a> {
+    file: &'a File,
+    path: &'a Path,
+    len: u64,
+    start: u64,
+    buf: Vec<u8>,
+    big: Vec<u8>,
+}
+
+impl<'a> Window<'a> {
+    fn new(file: &'a File, path: &'a Path, len: u64) -> Self {
+        Window {
+            file,
+            path,
+            len,
+            start: 0,
+            buf: Vec::new(),
+            big: Vec::new(),
+        }
+    }
+
+    /// `n` bytes at `off`; the caller has checked `off + n <= len`.
+    fn bytes(&mut self, off: u64, n: usize) -> Result<&[u8]> {
+        let end = off + n as u64;
+        if off >= self.start && end <= self.start + self.buf.len() as u64 {
+            let s = (off - self.start) as usize;
+            return Ok(&self.buf[s..s + n]);
+        }
+        if n > WINDOW {
+            self.big.resize(n, 0);
+            self.file
+                .read_exact_at(&mut self.big, off)
+                .ctx("read segment", self.path)?;
+            return Ok(&self.big);
+        }
+        let want = (self.len - off).min(WINDOW as u64) as usize;
+        self.buf.resize(want, 0);
+        self.file
+            .read_exact_at(&mut self.buf, off)
+            .ctx("read segment", self.path)?;
+        self.start = off;
+        Ok(&self.buf[..n])
+    }
+
+    /// Parses the record at `off`, or says what is wrong with it.
+    fn record_at(&mut self, off: u64) -> Result<Result<(Header, Bytes), String>> {
+        let remaining = self.len - off;
+        if remaining < HEADER_LEN as u64 {
+            return Ok(Err(format!(
+                "short record header ({remaining} of {HEADER_LEN} bytes)"
+            )));
+        }
+        let Some(header) = Header::decode(self.bytes(off, HEADER_LEN)?) else {
+            return Ok(Err("short record header".into()));
+        };
+        if let Err(reason) = header.check_shape(remaining) {
+            return Ok(Err(reason));
+        }
+        let b = self.bytes(off, header.record_len() as usize)?;
+        Ok(record::parse(b, remaining).map(|p| (p.header, Bytes::copy_from_slice(p.key))))
+    }
+
+    /// Whether any offset in `from..len` starts a valid record (header shape and CRC).
+    fn valid_record_after(&mut self, from: u64) -> Result<Option<u64>> {
+        let mut off = from;
+        while off + HEADER_LEN as u64 <= self.len {
+            let remaining = self.len - off;
+            if let Some(h) = Header::decode(self.bytes(off, HEADER_LEN)?) {
+                if h.check_shape(remaining).is_ok() {
+                    let b = self.bytes(off, h.record_len() as usize)?;
+                    if record::parse(b, remaining).is_ok() {
+                        return Ok(Some(off));
+                    }
+                }
+            }
+            off += 1;
+        }
+        Ok(None)
+    }
+}
+
+/// Scans the data file `path` of `len` bytes, handing every record of every complete
+/// batch to `emit` in file order. `last` marks the newest segment, whose bad tail is cut
+/// as torn when no valid record follows it; anywhere else a bad record fails the scan
+/// with its offset unless `repair` is set. The caller truncates to `valid_len`.
+pub fn scan(
+    path: &Path,
+    file: &File,
+    len: u64,
+    last: bool,
+    repair: bool,
+    mut emit: impl FnMut(FoundRecord),
+) -> Result<ScanEnd> {
+    let mut win = Window::new(file, path, len);
+    let mut off = 0u64;
+    let mut batch_start = 0u64;
+    let mut pending: Vec<FoundRecord> = Vec::new();
+    let (bad_off, reason) = loop {
+        if off == len {
+            if pending.is_empty() {
+                return Ok(ScanEnd {
+                    valid_len: len,
+                    dropped: 0,
+                });
+            }
+            break (
+                batch_start,
+                "last batch of the file has no BATCH_END record".to_string(),
+            );
+        }
+        let (header, key) = match win.record_at(off)? {
+            Ok(r) => r,
+            Err(reason) => break (off, reason),
+        };
+        if pending.first().is_some_and(|p| p.seq != header.seq) {
+            break (off, "sequence number changes inside a batch".into());
+        }
+        pending.push(FoundRecord {
+            key,
+            seq: header.seq,
+            flags: header.flags,
+            vlen: header.vlen,
+            offset: off,
+        });
+        off += header.record_len();
+        if header.is_batch_end() {
+            for r in pending.drain(..) {
+                emit(r);
+            }
+            batch_start = off;
+        }
+    };
+    let follows = if bad_off < len {
+        win.valid_record_after(bad_off + 1)?
+    } else {
+        None
+    };
+    let dropped = len - batch_start;
+    if last && follows.is_none() {
+        tracing::warn!(path = %path.display(), offset = batch_start, bad_record = bad_off,
+            bytes_dropped = dropped, %reason, "torn tail: truncating the segment to its last complete batch");
+        return Ok(ScanEnd {
+            valid_len: batch_start,
+            dropped,
+        });
+    }
+    if repair {
+        tracing::warn!(path = %path.display(), offset = bad_off, truncated_at = batch_start,
+            bytes_dropped = dropped, %reason, "repair: truncating the segment at a corrupt record, dropping what follows");
+        return Ok(ScanEnd {
+            valid_len: batch_start,
+            dropped,
+        });
+    }
+    let reason = match follows {
+        Some(at) => format!("{reason}; valid records follow at offset {at}"),
+        None => reason,
+    };
+    Err(StorageError::corrupt(path, bad_off, reason))
+}
+
+/// What a per-segment load produced.
+#[derive(Debug)]
+pub struct LoadedSegment {
+    /// The open segment.
+    pub segment: Arc<Segment>,
+    /// Whether a valid hint file described it (a sealed segment).
+    pub hinted: bool,
+    /// For an unhinted segment: the hint entries of its records (to seal it later).
+    pub hint: Option<HintBuilder>,
+}
+
+/// The result of opening every segment.
+#[derive(Debug)]
+pub struct Recovered {
+    /// Segments ascending by id, with garbage accounting filled in.
+    pub segments: Vec<LoadedSegment>,
+    /// Live keys and where their latest values are, with their sequence numbers.
+    pub live: Vec<(Bytes, u64, Loc)>,
+    /// The highest sequence number found.
+    pub max_seq: u64,
+    /// Bytes cut from torn tails or by repair.
+    pub dropped_bytes: u64,
+}
+
+/// Opens the segments `ids` (ascending) in `dir` and rebuilds the key directory.
+pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
+    let mut keydir: HashMap<Bytes, (u64, Option<Loc>)> = HashMap::new();
+    let mut max_seq = 0u64;
+    let mut dropped_bytes = 0u64;
+    let mut segments = Vec::with_capacity(ids.len());
+    for (i, &id) in ids.iter().enumerate() {
+        let last = i + 1 == ids.len();
+        let path = segment::data_path(dir, id);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .ctx("open segment", &path)?;
+        let len = file.metadata().ctx("stat segment", &path)?.len();
+        if len > u64::from(u32::MAX) {
+            return Err(StorageError::corrupt(
+                &path,
+                u64::from(u32::MAX),
+                "segment larger than 4 GiB",
+            ));
+        }
+        let mut apply = |key: Bytes, seq: u64, flags: u8, vlen: u32, offset: u64| {
+            max_seq = max_seq.max(seq);
+            let loc = (flags & record::FLAG_TOMBSTONE == 0).then_some(Loc {
+                segment: id,
+                offset: offset as u32,
+                vlen,
+            });
+            match keydir.entry(key) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    if seq >= e.get().0 {
+                        *e.get_mut() = (seq, loc);
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert((seq, loc));
+                }
+            }
+        };
+        let hpath = segment::hint_path(dir, id);
+        let (hinted, hint_bytes, builder, size) = match hint::load(&hpath, len) {
+            Some(h) => {
+                let hint_max = h.max_seq;
+                for e in h.entries {
+                    apply(e.key, e.seq, e.flags, e.vlen, e.offset);
+                }
+                max_seq = max_seq.max(hint_max);
+                (true, h.file_bytes, None, len)
+            }
+            None => {
+                segment::remove_if_exists(&hpath)?;
+                let mut builder = HintBuilder::new();
+                let end = scan(&path, &file, len, last, repair, |r| {
+                    builder.push(r.seq, r.flags, &r.key, r.vlen, r.offset);
+                    apply(r.key, r.seq, r.flags, r.vlen, r.offset);
+                })?;
+                if end.dropped > 0 {
+                    file.set_len(end.valid_len).ctx("truncate segment", &path)?;
+                    file.sync_all().ctx("fsync segment", &path)?;
+                    dropped_bytes += end.dropped;
+                }
+                (false, 0, Some(builder), end.valid_len)
+            }
+        };
+        let seg = Segment::new(id, path, file, size);
+        seg.hint_bytes
+            .store(hint_bytes, std::sync::atomic::Ordering::Relaxed);
+        segments.push(LoadedSegment {
+            segment: seg,
+            hinted,
+            hint: builder,
+        });
+    }
+    let mut live_per_seg: HashMap<u32, u64> = HashMap::new();
+    let mut live = Vec::with_capacity(keydir.len());
+    for (key, (seq, loc)) in keydir {
+        if let Some(loc) = loc {
+            *live_per_seg.entry(loc.segment).or_default() +=
+                record::record_len(key.len(), loc.vlen);
+            live.push((key, seq, loc));
+        }
+    }
+    for s in &segments {
+        let size = s.segment.size.load(std::sync::atomic::Ordering::Relaxed);
+        let used = live_per_seg.get(&s.segment.id).copied().unwrap_or(0);
+        s.segment.add_garbage(size.saturating_sub(used));
+    }
+    Ok(Recovered {
+        segments,
+        live,
+        max_seq,
+        dropped_bytes,
+    })
+}
+
+/// Removes leftovers of interrupted hint writes and hints without a data file.
+pub fn clean_strays(dir: &Path, data_ids: &[u32], hint_ids: &[u32]) -> Result<()> {
+    for id in hint_ids {
+        if data_ids.binary_search(id).is_err() {
+            segment::remove_if_exists(&segment::hint_path(dir, *id))?;
+        }
+    }
+    for entry in std::fs::read_dir(dir).ctx("list data directory", dir)? {
+        let entry = entry.ctx("list data directory", dir)?;
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| n.ends_with(".hint.tmp")) {
+            let p: PathBuf = entry.path();
+            segment::remove_if_exists(&p)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! Engine tests that need internal hooks: injected I/O faults and merges stopped at a
+//! chosen step (as if the process died there).
+
+use std::sync::atomic::AtomicBool;
+
+use parking_lot::Mutex;
+
+use super::merge::StopAt;
+
+/// Test-only fault switches.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    /// Appends fail with an I/O error.
+    pub(crate) fail_writes: AtomicBool,
+    /// Merge stops at this step.
+    pub(crate) merge_stop: Mutex<Option<StopAt>>,
+}
+
+impl Faults {
+    pub(crate) fn stop_merge_at(&self) -> Option<StopAt> {
+        *self.merge_stop.lock()
+    }
+}
+
+#[cfg(test)]
+mod cases {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::atomic::Ordering;
+
+    use bytes::Bytes;
+
+    use super::super::marker;
+    use super::super::merge::StopAt;
+    use super::super::Bitcask;
+    use crate::{
+        Direction, EngineKind, LifecycleState, OpenOptions, ScanRange, Storage, StorageError,
+        SyncPolicy, WriteBatch, WriteOptions,
+    };
+
+    fn opts() -> OpenOptions {
+        let mut o = OpenOptions::new(EngineKind::Bitcask).sync_policy(SyncPolicy::No);
+        o.bitcask.max_segment_bytes = 2048;
+        o.bitcask.auto_merge = false;
+        o
+    }
+
+    fn put(db: &Bitcask, k: &str, v: &str) {
+        let mut b = WriteBatch::new();
+        b.put(k.to_owned(), v.to_owned());
+        db.write(b, WriteOptions::DEFAULT).unwrap();
+    }
+
+    fn contents(db: &Bitcask) -> BTreeMap<Bytes, Bytes> {
+        db.scan(ScanRange::all(), Direction::Forward)
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    fn data_ids(dir: &Path) -> Vec<u32> {
+        super::super::segment::list(dir).unwrap().0
+    }
+
+    /// Overwrites and deletes so a merge has garbage to drop; returns the expected state.
+    fn history(db: &Bitcask) -> BTreeMap<Bytes, Bytes> {
+        for round in 0..8 {
+            for i in 0..40 {
+                put(
+                    db,
+                    &format!("k{i:02}"),
+                    &format!("r{round}-{}", "x".repeat(30)),
+                );
+            }
+        }
+        for i in 0..10 {
+            let mut b = WriteBatch::new();
+            b.delete(format!("k{i:02}"));
+            db.write(b, WriteOptions::DEFAULT).unwrap();
+        }
+        contents(db)
+    }
+
+    #[test]
+    fn injected_write_error_moves_to_failed_and_reads_keep_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Bitcask::open(dir.path(), &opts()).unwrap();
+        put(&db, "a", "1");
+        db.inner.faults.fail_writes.store(true, Ordering::Release);
+        let mut b = WriteBatch::new();
+        b.put("b", "2");
+        assert!(matches!(
+            db.write(b.clone(), WriteOptions::DEFAULT),
+            Err(StorageError::Io { .. })
+        ));
+        assert_eq!(db.state(), LifecycleState::Failed);
+        assert!(db.failure_reason().unwrap().contains("injected"));
+        db.inner.faults.fail_writes.store(false, Ordering::Release);
+        // The fault is gone but the store stays Failed: writes refused, reads served.
+        assert!(matches!(
+            db.write(b, WriteOptions::DEFAULT),
+            Err(StorageError::Failed { .. })
+        ));
+        assert!(matches!(db.sync(), Err(StorageError::Failed { .. })));
+        assert!(matches!(db.compact(), Err(StorageError::Failed { .. })));
+        assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(db.get(b"b").unwrap(), None);
+        assert_eq!(db.stats().state, LifecycleState::Failed);
+    }
+
+    #[test]
+    fn merge_interrupted_before_its_marker_is_discarded_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Bitcask::open(dir.path(), &opts()).unwrap();
+        let expect = history(&db);
+        let before = data_ids(dir.path());
+        *db.inner.faults.merge_stop.lock() = Some(StopAt::BeforeMarker);
+        db.compact().unwrap();
+        let mdir = marker::merge_dir(dir.path());
+        assert!(mdir.exists());
+        assert!(!mdir.join(marker::MARKER_FILE).exists());
+        // The store kept working on its old segments.
+        assert_eq!(contents(&db), expect);
+        drop(db);
+        let db = Bitcask::open(dir.path(), &opts()).unwrap();
+        assert!(!mdir.exists());
+        assert_eq!(contents(&db), expect);
+        // Nothing of the discarded output reached the main directory.
+        let after = data_ids(dir.path());
+        assert!(
+            before.iter().all(|id| after.contains(id)),
+            "{before:?} vs {after:?}"
+        );
+    }
+
+    #[test]
+    fn merge_interrupted_after_its_marker_is_finished_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Bitcask::open(dir.path(), &opts()).unwrap();
+        let mut expect = history(&db);
+        let sealed_before: Vec<u32> = {
+            let ids = data_ids(dir.path());
+            ids[..ids.len() - 1].to_vec()
+        };
+        *db.inner.faults.merge_stop.lock() = Some(StopAt::AfterMarker);
+        db.compact().unwrap();
+        let mdir = marker::merge_dir(dir.path());
+        let m = marker::read(dir.path()).unwrap().expect("marker written");
+        // Writes after the marker land in segments the merge does not replace.
+        put(&db, "k05", "after-marker");
+        put(&db, "k39", "after-marker");
+        expect.insert(Bytes::from("k05"), Bytes::from("after-marker"));
+        expect.insert(Bytes::from("k39"), Bytes::from("after-marker"));
+        assert_eq!(contents(&db), expect);
+        drop(db);
+        assert!(mdir.exists());
+        let db = Bitcask::open(dir.path(), &opts()).unwrap();
+        assert!(!mdir.exists());
+        assert_eq!(contents(&db), expect);
+        let ids = data_ids(dir.path());
+        for id in &m.replaced {
+            assert!(
+                !ids.contains(id),
+                "replaced segment {id} still there: {ids:?}"
+            );
+        }
+        for (_, to) in &m.installs {
+            assert!(ids.contains(to), "merged segment {to} missing: {ids:?}");
+        }
+        // Every segment sealed before the merge (sealed at its start included) is gone.
+        assert!(sealed_before.iter().all(|id| !ids.contains(id)));
+        for i in 0..10 {
+            if i == 5 {
+                continue;
+            }
+            assert_eq!(db.get(format!("k{i:02}").as_bytes()).unwrap(), None);
+        }
+        drop(db);
+        // Once more from hint files of the merged output only.
+        let db = Bitcask::open(dir.path(), &opts()).unwrap();
+        assert_eq!(contents(&db), expect);
+    }
+
+    #[test]
+    fn interrupted_install_half_done_is_finished_on_open() {
+        // Crash in the middle of the install: outputs moved, old segments not yet deleted.
+        let dir = tempfile::tempdir().unwrap();
+        let db = Bitcask::open(dir.path(), &opts()).unwrap();
+        let expect = history(&db);
+        *db.inner.faults.merge_stop.lock() = Some(StopAt::AfterMarker);
+        db.compact().unwrap();
+        drop(db);
+        let m = marker::read(dir.path()).unwrap().expect("marker written");
+        let (from, to) = m.installs[0];
+        let mdir = marker::merge_dir(dir.path());
+        std::fs::rename(
+            mdir.join(super::super::segment::file_name(from, "data")),
+            super::super::segment::data_path(dir.path(), to),
+        )
+        .unwrap();
+        let db = Bitcask::open(dir.path(), &opts()).unwrap();
+        assert_eq!(contents(&db), expect);
+        assert!(!mdir.exists());
+    }
+
+    #[test]
+    fn group_commit_covers_every_sync_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts();
+        o.bitcask.max_segment_bytes = 64 << 10;
+        let db = std::sync::Arc::new(Bitcask::open(dir.path(), &o).unwrap());
+        let threads: Vec<_> = (0..6)
+            .map(|t| {
+                let db = std::sync::Arc::clone(&db);
+                std::thread::spawn(move || {
+                    for i in 0..40 {
+                        let key = format!("t{t}-{i}");
+                        let len = super::super::record::record_len(key.len(), 1);
+                        let c = &db.inner.commit;
+                        let before = c.written();
+                        let mut b = WriteBatch::new();
+                        b.put(key, "v");
+                        db.write(b, WriteOptions::SYNC).unwrap();
+                        // The write was appended at or after `before`; once it returns,
+                        // the durable position covers its end.
+                        assert!(c.synced() >= before + len, "not durable on return");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let c = &db.inner.commit;
+        assert_eq!(c.synced(), c.written());
+        assert!(c.sync_count() <= 240);
+    }
+}
