@@ -25,27 +25,11 @@ use crate::physical::{self, RawSync};
 use crate::sync_writers;
 use crate::workload::{key, random_existing_keys, random_scan_start, Values, KEY_LEN, VALUE_LEN};
 
+/// Length of one raw or engine slice of a synced configuration (when interleaving).
+const SLICE_SECS: f64 = 0.25;
+
 /// Cache budget of the "cached" opens: large enough for every value of 1M keys.
 pub const CACHED_BYTES: u64 = 512 * 1024 * 1024;
-
-/// Raw append+fdatasync runs right before and right after an engine's synced sweep.
-#[derive(Debug, Clone)]
-pub struct RawPair {
-    pub before: RawSync,
-    pub after: RawSync,
-}
-
-impl RawPair {
-    /// Both runs pooled: all syncs over all time.
-    pub fn pooled(&self) -> RawSync {
-        RawSync {
-            batch: self.before.batch,
-            record_bytes: self.before.record_bytes,
-            syncs: self.before.syncs + self.after.syncs,
-            elapsed: self.before.elapsed + self.after.elapsed,
-        }
-    }
-}
 
 /// Whether an engine could be measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,8 +49,6 @@ pub struct EngineResult {
     pub availability: Availability,
     pub put_nosync: Option<Rate>,
     pub sync: Vec<SyncFigures>,
-    /// Raw append+fdatasync measured around this engine's synced sweep, per batch size.
-    pub raw_paired: Vec<RawPair>,
     pub mem: Option<MemFigures>,
     /// Time to write the memory engine's checkpoint of the loaded keys.
     pub checkpoint: Option<std::time::Duration>,
@@ -91,7 +73,6 @@ impl EngineResult {
             availability: Availability::Ready,
             put_nosync: None,
             sync: Vec::new(),
-            raw_paired: Vec::new(),
             mem: None,
             checkpoint: None,
             open: None,
@@ -197,35 +178,54 @@ fn sync_section(
     fresh_dir(&dir)?;
     let store = open_store(&dir, &options(kind, 0, SyncPolicy::Always))?;
     let mut run_id = 0u64;
+    // The disk is shared and its fsync rate drifts by several times within minutes, so
+    // the raw reference is measured in slices interleaved with the engine's slices.
+    let interleave = kind != EngineKind::Memory && cfg.sections.raw;
+    let slices = if interleave {
+        ((cfg.sync_secs / SLICE_SECS).round() as usize).max(1)
+    } else {
+        1
+    };
+    let slice_secs = cfg.sync_secs / slices as f64;
     for &batch in &cfg.batches {
-        // The disk is shared and its fsync rate drifts; raw runs right before and after
-        // this engine's sweep give the ratio a reference from the same minutes.
-        let paired = kind != EngineKind::Memory && cfg.sections.raw;
-        let raw_before = if paired {
-            eprintln!("[bench] {kind}: raw append+fdatasync before, batch {batch}");
-            Some(raw(base, batch, cfg)?)
+        let mut raw_file = if interleave {
+            Some(
+                physical::RawFile::create(base, batch, cfg.record_bytes)
+                    .map_err(|e| format!("create raw file: {e}"))?,
+            )
         } else {
             None
         };
         for &writers in &cfg.writers {
             run_id += 1;
             eprintln!("[bench] {kind}: synced puts, {writers} writers x batch {batch}");
-            let f = sync_writers::run(&*store, writers, batch, cfg.sync_secs, run_id, values)?;
-            r.sync.push(f);
-        }
-        if let Some(before) = raw_before {
-            eprintln!("[bench] {kind}: raw append+fdatasync after, batch {batch}");
-            let after = raw(base, batch, cfg)?;
-            r.raw_paired.push(RawPair { before, after });
+            let mut total: Option<SyncFigures> = None;
+            let mut raw: Option<RawSync> = None;
+            for _ in 0..slices {
+                if let Some(rf) = raw_file.as_mut() {
+                    let r = rf
+                        .run(slice_secs)
+                        .map_err(|e| format!("raw append+fdatasync batch {batch}: {e}"))?;
+                    raw = Some(raw.map_or(r, |acc| acc.plus(&r)));
+                }
+                let f = sync_writers::run(&*store, writers, batch, slice_secs, run_id, values)?;
+                total = Some(match total {
+                    None => f,
+                    Some(mut t) => {
+                        t.batches.ops += f.batches.ops;
+                        t.batches.elapsed += f.batches.elapsed;
+                        t
+                    }
+                });
+            }
+            if let Some(mut t) = total {
+                t.raw = raw;
+                r.sync.push(t);
+            }
         }
     }
     close_store(store)?;
     fresh_dir(&dir)
-}
-
-fn raw(base: &Path, batch: usize, cfg: &Config) -> Result<RawSync, String> {
-    physical::raw_append_sync(base, batch, cfg.record_bytes, cfg.sync_secs)
-        .map_err(|e| format!("raw append+fdatasync batch {batch}: {e}"))
 }
 
 fn load_section(
@@ -292,14 +292,12 @@ fn load_section(
         );
     }
     eprintln!("[bench] {kind}: open {label}");
-    let t = Instant::now();
-    let store = open_store(&reopen_dir, &options(kind, CACHED_BYTES, SyncPolicy::No))?;
-    let elapsed = t.elapsed();
-    r.open = Some(OpenFigure {
+    let (store, figure) = timed_open(
+        &reopen_dir,
+        &options(kind, CACHED_BYTES, SyncPolicy::No),
         label,
-        elapsed,
-        live_keys: store.stats().live_keys,
-    });
+    )?;
+    r.open = Some(figure);
 
     let mut rng = StdRng::seed_from_u64(42);
     if cfg.sections.get {
@@ -325,14 +323,8 @@ fn load_section(
             }
             let label = format!("without hints ({} hint files deleted)", hints.len());
             eprintln!("[bench] {kind}: open {label}, cache off");
-            let t = Instant::now();
-            let store = open_store(&dir, &options(kind, 0, SyncPolicy::No))?;
-            let elapsed = t.elapsed();
-            r.open_no_hints = Some(OpenFigure {
-                label,
-                elapsed,
-                live_keys: store.stats().live_keys,
-            });
+            let (store, figure) = timed_open(&dir, &options(kind, 0, SyncPolicy::No), label)?;
+            r.open_no_hints = Some(figure);
             if cfg.sections.get {
                 eprintln!("[bench] {kind}: cold gets");
                 r.get_cold = Some(gets(&*store, cfg, &mut rng, n)?);
@@ -350,6 +342,29 @@ fn load_section(
     }
     fresh_dir(&dir)?;
     fresh_dir(&base.join("memory-checkpoint"))
+}
+
+/// Opens `dir`, timing the open and counting the heap it leaves allocated.
+fn timed_open(
+    dir: &Path,
+    opts: &OpenOptions,
+    label: String,
+) -> Result<(Arc<dyn Storage>, OpenFigure), String> {
+    let heap0 = live_bytes();
+    let t = Instant::now();
+    let store = open_store(dir, opts)?;
+    let elapsed = t.elapsed();
+    let heap_bytes = live_bytes() - heap0;
+    let live_keys = store.stats().live_keys;
+    Ok((
+        store,
+        OpenFigure {
+            label,
+            elapsed,
+            live_keys,
+            heap_bytes,
+        },
+    ))
 }
 
 /// Reads every key once (fills value/block caches); returns how many were missing.

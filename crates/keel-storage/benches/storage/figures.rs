@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::physical::RawSync;
+
 /// A count of operations done in some wall time.
 #[derive(Debug, Clone, Copy)]
 pub struct Rate {
@@ -80,6 +82,8 @@ pub struct SyncFigures {
     pub batch: usize,
     /// Batches acknowledged (each synced) in the elapsed time.
     pub batches: Rate,
+    /// Raw append+fdatasync at the same batch size, interleaved with this run's slices.
+    pub raw: Option<RawSync>,
 }
 
 impl SyncFigures {
@@ -121,6 +125,16 @@ pub struct OpenFigure {
     pub elapsed: Duration,
     /// Live keys the store reported after opening.
     pub live_keys: u64,
+    /// Heap the open left allocated (live bytes after − before), i.e. the store's
+    /// steady-state index after a restart (caches are still empty at this point).
+    pub heap_bytes: i64,
+}
+
+impl OpenFigure {
+    /// Heap bytes per key after the open.
+    pub fn heap_per_key(&self, keys: u64) -> f64 {
+        self.heap_bytes as f64 / keys.max(1) as f64
+    }
 }
 
 /// A merge/compaction over a store with 50% garbage.

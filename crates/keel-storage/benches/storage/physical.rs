@@ -3,14 +3,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
 /// Result of appending `batch` records then fdatasync, in a loop.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct RawSync {
     /// Records per append.
     pub batch: usize,
@@ -58,6 +58,71 @@ fn random_buf(len: usize, seed: u64) -> Vec<u8> {
     buf
 }
 
+/// A file in the bench directory that takes appends of `batch` records, each followed by
+/// fdatasync. Kept open across runs so interleaved slices share one file; removed on drop.
+pub struct RawFile {
+    path: PathBuf,
+    file: File,
+    buf: Vec<u8>,
+    batch: usize,
+    record_bytes: usize,
+}
+
+impl RawFile {
+    /// Creates (truncating) the file `raw-append-b{batch}.dat` in `dir`.
+    pub fn create(dir: &Path, batch: usize, record_bytes: usize) -> std::io::Result<RawFile> {
+        let path = dir.join(format!("raw-append-b{batch}.dat"));
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)?;
+        Ok(RawFile {
+            path,
+            file,
+            buf: random_buf(batch * record_bytes, batch as u64),
+            batch,
+            record_bytes,
+        })
+    }
+
+    /// Appends and fdatasyncs in a loop for about `secs` seconds.
+    pub fn run(&mut self, secs: f64) -> std::io::Result<RawSync> {
+        let limit = Duration::from_secs_f64(secs);
+        let start = Instant::now();
+        let mut syncs = 0u64;
+        while start.elapsed() < limit {
+            self.file.write_all(&self.buf)?;
+            self.file.sync_data()?;
+            syncs += 1;
+        }
+        Ok(RawSync {
+            batch: self.batch,
+            record_bytes: self.record_bytes,
+            syncs,
+            elapsed: start.elapsed(),
+        })
+    }
+}
+
+impl Drop for RawFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl RawSync {
+    /// `self` and `other` pooled: all syncs over all time.
+    pub fn plus(&self, other: &RawSync) -> RawSync {
+        RawSync {
+            batch: self.batch,
+            record_bytes: self.record_bytes,
+            syncs: self.syncs + other.syncs,
+            elapsed: self.elapsed + other.elapsed,
+        }
+    }
+}
+
 /// Appends `batch` records of `record_bytes` to a new file in `dir` and fdatasyncs after
 /// each append, for about `secs` seconds.
 pub fn raw_append_sync(
@@ -66,30 +131,7 @@ pub fn raw_append_sync(
     record_bytes: usize,
     secs: f64,
 ) -> std::io::Result<RawSync> {
-    let path = dir.join(format!("raw-append-b{batch}.dat"));
-    let mut file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(&path)?;
-    let buf = random_buf(batch * record_bytes, batch as u64);
-    let limit = Duration::from_secs_f64(secs);
-    let start = Instant::now();
-    let mut syncs = 0u64;
-    while start.elapsed() < limit {
-        file.write_all(&buf)?;
-        file.sync_data()?;
-        syncs += 1;
-    }
-    let elapsed = start.elapsed();
-    drop(file);
-    std::fs::remove_file(&path)?;
-    Ok(RawSync {
-        batch,
-        record_bytes,
-        syncs,
-        elapsed,
-    })
+    RawFile::create(dir, batch, record_bytes)?.run(secs)
 }
 
 /// Writes `total` bytes to a new file in `dir` in `chunk`-sized writes, then one fsync.

@@ -76,5 +76,6 @@ pub fn run(
             ops: batches_done.load(Ordering::Relaxed),
             elapsed,
         },
+        raw: None,
     })
 }
