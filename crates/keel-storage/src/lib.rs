@@ -16,6 +16,7 @@ pub mod stats;
 pub mod storage;
 
 pub mod bitcask;
+pub mod lsm;
 pub mod memory;
 
 use std::path::Path;
@@ -34,8 +35,6 @@ pub fn open(dir: &Path, opts: &OpenOptions) -> Result<Arc<dyn Storage>> {
     match opts.engine {
         EngineKind::Memory => Ok(Arc::new(memory::MemoryEngine::open(dir, opts)?)),
         EngineKind::Bitcask => Ok(Arc::new(bitcask::Bitcask::open(dir, opts)?)),
-        EngineKind::Lsm => Err(StorageError::InvalidArgument(
-            "lsm engine not built yet".into(),
-        )),
+        EngineKind::Lsm => Ok(Arc::new(lsm::LsmEngine::open(dir, opts)?)),
     }
 }

@@ -1,0 +1,849 @@
+//! The LSM engine: keel's [`Storage`] on fjall, for data larger than memory.
+//!
+//! # Layout
+//!
+//! `<dir>/LOCK` is keel's directory lock (taken before fjall is touched, so a second
+//! opener gets "locked by pid N"); fjall's own files live in `<dir>/lsm/`. Two fjall
+//! keyspaces: `keel_data` holds keel's keys (behind a one-byte tag, see [`keys`]) and
+//! `keel_meta` holds one key, `seq`, keel's sequence number as 8 big-endian bytes. Every
+//! batch writes `seq` in the same fjall batch as its data, so the sequence number is
+//! exactly as durable as the data and a snapshot reads both at one instant.
+//!
+//! # Durability
+//!
+//! Each batch is appended to fjall's journal and handed to the OS (`PersistMode::Buffer`)
+//! before `write` returns, so a process crash loses nothing; power loss loses what was
+//! not fsynced. `always` and `WriteOptions::sync` fsync before returning, with concurrent
+//! writers sharing fsyncs ([`group_commit`]); `everysec` fsyncs from a background thread
+//! once a second; `no` never fsyncs on its own. The fsync is `fdatasync` on the journal:
+//! fjall preallocates journal files and fsyncs each new file and its directory when it
+//! creates them, so appends change no metadata that `fdatasync` would skip.
+//!
+//! # Recovery and corruption: what fjall 3.1 does, and what keel adds
+//!
+//! Journal format: a batch is `Start{count, seqno}`, its items, then `End{xxh3-64 of
+//! the items}` followed by the 4 bytes `FJL\x03`; files are preallocated (sparse, 64
+//! MiB). On open fjall replays the journals and:
+//! - **torn tail** (the file ends, or turns to zeros, inside a batch): it stops at the
+//!   first entry that does not decode, truncates the journal to the end of the last
+//!   complete batch and opens. An unterminated batch is discarded whole, so batches are
+//!   all-or-nothing across a crash. keel relies on this.
+//! - **flipped byte in an item's key or value, keyspace id or in an `End` checksum**:
+//!   the batch checksum fails and fjall refuses to open (`ChecksumMismatch`, no file or
+//!   offset), even when that batch is the last one; it has no repair mode. A wrong item
+//!   count fails the same way (`InsufficientLength` / `TooManyItems`).
+//! - **flipped byte in an entry tag, value type, compression tag, key or stored-value
+//!   length, or an `End` trailer**: decoding fails, which fjall cannot tell from a torn
+//!   tail, so it **silently truncates the journal there and opens, dropping that batch
+//!   and every later one, fsynced or not**.
+//! - **flipped byte in a `Start` seqno**: not covered by any checksum; fjall replays the
+//!   batch under the wrong sequence number (a raised one makes it shadow later writes).
+//!
+//! keel therefore walks the journals itself before fjall opens them
+//! ([`journal_check`]): it mirrors fjall's framing, verifies every batch checksum and
+//! that sequence numbers rise, and looks past the point where fjall would cut for
+//! further complete batches. Damage before the tail stops the open with
+//! [`StorageError::Corrupt`] naming the journal file and the offset of the first bad
+//! batch; with `OpenOptions::repair` keel cuts the journal there (or lets fjall cut) and
+//! opens with the batches before it. A cut explained by a crash (an all-zero sector,
+//! i.e. unsynced pages that never reached the disk) is treated as a torn tail, including
+//! a last batch whose checksum fails because a sector inside it was never written.
+//! `stats().torn_bytes_dropped` reports what was cut. A damaged last batch whose
+//! trailer no longer decodes is indistinguishable from a torn tail and is dropped.
+//!
+//! SST tables: every block carries an xxh3-128 checksum of its data and a checksum of
+//! its header, verified whenever the block is read. Damage in a data block is reported
+//! by the reads that load it (get/scan fail with [`StorageError::Lsm`] naming the
+//! operation, the store stays up, other blocks stay readable); damage in blocks read at
+//! open (table metadata, pinned index and filter blocks) makes `open` fail with
+//! `ChecksumMismatch` (no file or offset). Tables are written once and fsynced before
+//! the version file names them, so they have no torn tail.
+//!
+//! # Stats
+//!
+//! `live_keys` is fjall's O(1) *approximate* count: it includes overwritten versions and
+//! tombstones not yet compacted away (exact after `compact` with no open snapshot).
+//! `live_bytes` and `garbage_ratio` are not exposed by fjall and are reported as 0.
+//! `cache_hits`/`cache_misses` count table block loads served by fjall's block cache
+//! and loads that went to disk (fjall's experimental metrics). `disk_bytes` is the
+//! space actually allocated under `<dir>/lsm`.
+
+pub mod group_commit;
+pub mod journal_check;
+pub mod keys;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
+use parking_lot::{Mutex, RwLock};
+
+use crate::batch::{BatchOp, WriteBatch};
+use crate::dirlock::DirLock;
+use crate::error::{Result, StorageError};
+use crate::lifecycle::{Lifecycle, LifecycleState};
+use crate::options::{EngineKind, OpenOptions, SyncPolicy, WriteOptions};
+use crate::range::{Direction, ScanRange};
+use crate::stats::StorageStats;
+use crate::storage::{KvIter, KvPair, Snapshot, Storage};
+
+use group_commit::Syncer;
+
+/// Sub-directory of the data directory that holds fjall's files.
+pub const FJALL_DIR: &str = "lsm";
+const DATA_KEYSPACE: &str = "keel_data";
+const META_KEYSPACE: &str = "keel_meta";
+const SEQ_KEY: &[u8] = b"seq";
+/// The meta keyspace gets one version of `seq` per batch; a small memtable flushes them
+/// (and lets compaction drop the old ones) long before they add up.
+const META_MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
+/// How often `everysec` fsyncs.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// A checkpoint copies in batches of at most this many bytes...
+const CHECKPOINT_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// ...or this many entries.
+const CHECKPOINT_BATCH_ENTRIES: usize = 16 * 1024;
+/// Cache of the temporary engine a checkpoint writes through.
+const CHECKPOINT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+/// `compact` gives up waiting for the memtable flush after this long.
+const FLUSH_WAIT_LIMIT: Duration = Duration::from_secs(300);
+
+/// Maps a fjall error to keel's, naming the operation.
+fn map_err(op: &'static str, path: &Path, e: fjall::Error) -> StorageError {
+    match e {
+        fjall::Error::Io(io) | fjall::Error::Storage(fjall::LsmError::Io(io)) => {
+            StorageError::io(op, path, io)
+        }
+        other => StorageError::Lsm {
+            op,
+            message: format!("{other:?}"),
+        },
+    }
+}
+
+fn decode_seq(raw: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = raw.try_into().map_err(|_| StorageError::Lsm {
+        op: "read sequence number",
+        message: format!("stored sequence number has {} bytes, expected 8", raw.len()),
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// fjall's handles; None once the store is closed.
+struct Handles {
+    db: Database,
+    data: Keyspace,
+    meta: Keyspace,
+}
+
+struct Inner {
+    handles: RwLock<Option<Handles>>,
+    /// Serialises commits so sequence numbers reach fjall in order.
+    writer: Mutex<()>,
+    /// Sequence number of the last committed batch.
+    seq: AtomicU64,
+    syncer: Syncer,
+    policy: SyncPolicy,
+    lifecycle: Lifecycle,
+    closed: AtomicBool,
+    open_snapshots: AtomicU64,
+    /// One `compact` at a time.
+    compaction: Mutex<()>,
+    fjall_dir: PathBuf,
+    /// Bytes fjall cut from journal tails during open.
+    torn_bytes_dropped: u64,
+    lock: Mutex<Option<DirLock>>,
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(StorageError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Maps a fjall error on the write or sync path and moves the store to Failed: fjall
+    /// poisons itself after a failed journal write or fsync, so nothing later can succeed.
+    fn fail_with(&self, op: &'static str, e: fjall::Error) -> StorageError {
+        let err = map_err(op, &self.fjall_dir, e);
+        self.lifecycle.fail(err.to_string());
+        err
+    }
+
+    /// Commits `ops` as one fjall batch together with the sequence number: the next one,
+    /// or `fixed` (checkpoint copies carry the source's number). Returns the number.
+    fn commit(&self, ops: Vec<BatchOp>, fixed: Option<u64>) -> Result<u64> {
+        let guard = self.handles.read();
+        let h = guard.as_ref().ok_or(StorageError::Closed)?;
+        let mut fb = h.db.batch().durability(Some(PersistMode::Buffer));
+        for op in ops {
+            match op {
+                BatchOp::Put(k, v) => fb.insert(&h.data, keys::encode(&k), v),
+                BatchOp::Delete(k) => fb.remove(&h.data, keys::encode(&k)),
+            }
+        }
+        let _w = self.writer.lock();
+        let seq = fixed.unwrap_or_else(|| self.seq.load(Ordering::Acquire) + 1);
+        fb.insert(&h.meta, SEQ_KEY, seq.to_be_bytes().to_vec());
+        fb.commit().map_err(|e| self.fail_with("write batch", e))?;
+        self.seq.store(seq, Ordering::Release);
+        Ok(seq)
+    }
+
+    /// fsyncs the journal if anything up to `target` is not yet durable.
+    fn sync_through(&self, target: u64) -> Result<()> {
+        self.syncer.sync_to(
+            target,
+            || self.seq.load(Ordering::Acquire),
+            || self.persist(PersistMode::SyncData),
+        )
+    }
+
+    fn persist(&self, mode: PersistMode) -> Result<()> {
+        let guard = self.handles.read();
+        let h = guard.as_ref().ok_or(StorageError::Closed)?;
+        h.db.persist(mode)
+            .map_err(|e| self.fail_with("fsync journal", e))
+    }
+
+    /// A fjall snapshot and keel's sequence number at the same instant.
+    fn open_snapshot(self: &Arc<Self>) -> LsmSnapshot {
+        let taken = {
+            let guard = self.handles.read();
+            guard.as_ref().map(|h| {
+                let snap = h.db.snapshot();
+                match snap.get(&h.meta, SEQ_KEY) {
+                    Ok(raw) => match raw.as_deref().map(decode_seq).transpose() {
+                        Ok(seq) => (snap, seq.unwrap_or(0)),
+                        Err(e) => self.snapshot_under_writer(h, &e),
+                    },
+                    Err(e) => {
+                        self.snapshot_under_writer(h, &map_err("snapshot", &self.fjall_dir, e))
+                    }
+                }
+            })
+        };
+        let (snap, seq) = match taken {
+            Some((snap, seq)) => (Some(snap), seq),
+            None => (None, self.seq.load(Ordering::Acquire)),
+        };
+        self.open_snapshots.fetch_add(1, Ordering::AcqRel);
+        LsmSnapshot {
+            inner: Arc::clone(self),
+            snap,
+            seq,
+        }
+    }
+
+    /// Fallback when the stored sequence number cannot be read: with commits held off,
+    /// fjall's latest state and the in-memory counter agree.
+    fn snapshot_under_writer(&self, h: &Handles, why: &StorageError) -> (fjall::Snapshot, u64) {
+        tracing::warn!(error = %why, "lsm: reading the sequence number from a snapshot failed; taking it under the writer lock");
+        let _w = self.writer.lock();
+        (h.db.snapshot(), self.seq.load(Ordering::Acquire))
+    }
+
+    /// Flushes `ks`'s memtable to a table and waits (bounded) for the flush.
+    fn flush_memtable(&self, ks: &Keyspace) -> Result<()> {
+        ks.rotate_memtable()
+            .map_err(|e| map_err("compact: rotate memtable", &self.fjall_dir, e))?;
+        let deadline = Instant::now() + FLUSH_WAIT_LIMIT;
+        while ks.sealed_memtable_count() > 0 {
+            if Instant::now() > deadline {
+                return Err(StorageError::Lsm {
+                    op: "compact: flush memtable",
+                    message: format!("memtable not flushed after {FLUSH_WAIT_LIMIT:?}"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    fn compact_now(&self) -> Result<()> {
+        let guard = self.handles.read();
+        let h = guard.as_ref().ok_or(StorageError::Closed)?;
+        for ks in [&h.data, &h.meta] {
+            self.flush_memtable(ks)?;
+            ks.major_compact()
+                .map_err(|e| map_err("compact", &self.fjall_dir, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Last-op-wins deduplication. fjall gives every item of a batch the same sequence
+/// number; its memtable happens to keep the last of two equal (key, seqno) inserts, but
+/// nothing promises that, so the batch carries one op per key by construction.
+fn dedup_last_wins(ops: Vec<BatchOp>) -> Vec<BatchOp> {
+    if ops.len() < 2 {
+        return ops;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(ops.len());
+    let unique = ops.iter().all(|op| seen.insert(op.key().clone()));
+    if unique {
+        return ops;
+    }
+    seen.clear();
+    let mut out: Vec<BatchOp> = ops
+        .into_iter()
+        .rev()
+        .filter(|op| seen.insert(op.key().clone()))
+        .collect();
+    out.reverse();
+    out
+}
+
+/// The LSM engine (fjall).
+pub struct LsmEngine {
+    inner: Arc<Inner>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for LsmEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LsmEngine")
+            .field("dir", &self.inner.fjall_dir)
+            .finish()
+    }
+}
+
+impl LsmEngine {
+    /// Opens (creating if needed) the LSM store in `dir`; fjall's files go to `dir/lsm`.
+    pub fn open(dir: &Path, opts: &OpenOptions) -> Result<LsmEngine> {
+        let lock = DirLock::acquire(dir)?;
+        let lifecycle = Lifecycle::new();
+        let fjall_dir = dir.join(FJALL_DIR);
+        let torn_bytes_dropped = precheck_journals(&fjall_dir, opts.repair)?;
+        let db = Database::builder(&fjall_dir)
+            .cache_size(opts.lsm.cache_bytes)
+            .manual_journal_persist(true)
+            .open()
+            .map_err(|e| map_err("open", &fjall_dir, e))?;
+        let data = db
+            .keyspace(DATA_KEYSPACE, KeyspaceCreateOptions::default)
+            .map_err(|e| map_err("open data keyspace", &fjall_dir, e))?;
+        let meta = db
+            .keyspace(META_KEYSPACE, || {
+                KeyspaceCreateOptions::default()
+                    .max_memtable_size(META_MEMTABLE_BYTES)
+                    .expect_point_read_hits(true)
+            })
+            .map_err(|e| map_err("open meta keyspace", &fjall_dir, e))?;
+        let seq = match meta
+            .get(SEQ_KEY)
+            .map_err(|e| map_err("read sequence number", &fjall_dir, e))?
+        {
+            Some(raw) => decode_seq(&raw)?,
+            None => 0,
+        };
+        lifecycle.set_ready();
+        let inner = Arc::new(Inner {
+            handles: RwLock::new(Some(Handles { db, data, meta })),
+            writer: Mutex::new(()),
+            seq: AtomicU64::new(seq),
+            // What recovery found is in the journal fjall just fsynced on open.
+            syncer: Syncer::new(seq),
+            policy: opts.sync_policy,
+            lifecycle,
+            closed: AtomicBool::new(false),
+            open_snapshots: AtomicU64::new(0),
+            compaction: Mutex::new(()),
+            fjall_dir,
+            torn_bytes_dropped,
+            lock: Mutex::new(Some(lock)),
+        });
+        let flusher = if opts.sync_policy == SyncPolicy::EverySec {
+            let weak = Arc::downgrade(&inner);
+            Some(
+                std::thread::Builder::new()
+                    .name("keel-lsm-fsync".into())
+                    .spawn(move || flush_loop(weak))
+                    .map_err(|e| StorageError::io("spawn fsync thread", dir, e))?,
+            )
+        } else {
+            None
+        };
+        Ok(LsmEngine {
+            inner,
+            flusher: Mutex::new(flusher),
+        })
+    }
+}
+
+/// Walks fjall's journals before fjall replays them (see [`journal_check`]): damage that
+/// fjall would answer by silently dropping complete batches stops the open with
+/// [`StorageError::Corrupt`] naming the file and offset, unless `repair` is set. Returns
+/// the bytes fjall is about to cut from journal tails.
+fn precheck_journals(fjall_dir: &Path, repair: bool) -> Result<u64> {
+    let reports = journal_check::check_dir(fjall_dir)
+        .map_err(|e| StorageError::io("pre-check journals", fjall_dir, e))?;
+    let mut dropped = 0;
+    for r in reports {
+        let path = r.path.display().to_string();
+        // Damage fjall would refuse or misread, earliest first; we cut there ourselves.
+        let seq_cut = r.seqno_regression_at.map(|at| {
+            (
+                at,
+                "journal batch sequence numbers stop rising after this batch",
+                false,
+            )
+        });
+        let bad_cut = r
+            .bad_batch
+            .map(|(at, reason)| (at, reason, r.bad_batch_is_torn_tail));
+        let cut = match (seq_cut, bad_cut) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        };
+        if let Some((at, reason, torn)) = cut {
+            if !torn && !repair {
+                return Err(StorageError::corrupt(&r.path, at, reason));
+            }
+            if torn {
+                tracing::warn!(%path, offset = at, "lsm: last journal batch torn by a crash (unwritten sector); cutting it");
+            } else {
+                tracing::warn!(%path, offset = at, %reason, "lsm repair: cutting the journal there");
+            }
+            journal_check::truncate_at(&r.path, at)
+                .map_err(|e| StorageError::io("cut journal", &r.path, e))?;
+            dropped += r.content_end.saturating_sub(at);
+            continue;
+        }
+        if r.damaged_before_tail() {
+            let reason = format!(
+                "journal entry does not decode, yet {} complete batch(es) follow from offset {}",
+                r.batches_after_cut,
+                r.resumes_at.unwrap_or_default()
+            );
+            if !repair {
+                return Err(StorageError::corrupt(&r.path, r.valid_end, reason));
+            }
+            tracing::warn!(%path, offset = r.valid_end, %reason, "lsm repair: journal will be cut there");
+        } else if r.batches_after_cut > 0 {
+            tracing::warn!(%path, offset = r.valid_end, batches = r.batches_after_cut,
+                "lsm: unwritten sector in the journal tail (crash); unsynced batches after it are dropped");
+        }
+        if r.dropped_bytes() > 0 {
+            tracing::info!(%path, offset = r.valid_end, bytes = r.dropped_bytes(), "lsm: torn journal tail cut");
+        }
+        dropped += r.dropped_bytes();
+    }
+    Ok(dropped)
+}
+
+/// `everysec`: fsync once a second while anything is unsynced. `close` unparks it.
+fn flush_loop(inner: Weak<Inner>) {
+    loop {
+        let deadline = Instant::now() + FLUSH_INTERVAL;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            std::thread::park_timeout(deadline - now);
+            match inner.upgrade() {
+                Some(i) if !i.closed.load(Ordering::Acquire) => {}
+                _ => return,
+            }
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if inner.lifecycle.state() == LifecycleState::Failed {
+            continue;
+        }
+        if let Err(e) = inner.sync_through(inner.seq.load(Ordering::Acquire)) {
+            tracing::error!(error = %e, "lsm: background fsync failed");
+        }
+    }
+}
+
+/// A point-in-time view: a fjall snapshot plus keel's sequence number at it.
+struct LsmSnapshot {
+    inner: Arc<Inner>,
+    /// None when the store was already closed when the snapshot was asked for.
+    snap: Option<fjall::Snapshot>,
+    seq: u64,
+}
+
+impl Drop for LsmSnapshot {
+    fn drop(&mut self) {
+        self.inner.open_snapshots.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl LsmSnapshot {
+    fn get_at(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.inner.check_open()?;
+        let snap = self.snap.as_ref().ok_or(StorageError::Closed)?;
+        let guard = self.inner.handles.read();
+        let h = guard.as_ref().ok_or(StorageError::Closed)?;
+        snap.get(&h.data, keys::encode(key))
+            .map(|v| v.map(Bytes::from))
+            .map_err(|e| map_err("get", &self.inner.fjall_dir, e))
+    }
+
+    fn scan_at(&self, range: &ScanRange, dir: Direction) -> KvIter {
+        let Some((start, end)) = keys::stored_bounds(range) else {
+            return Box::new(std::iter::empty());
+        };
+        if self.inner.closed.load(Ordering::Acquire) {
+            return error_iter(StorageError::Closed);
+        }
+        let Some(snap) = self.snap.as_ref() else {
+            return error_iter(StorageError::Closed);
+        };
+        let guard = self.inner.handles.read();
+        let Some(h) = guard.as_ref() else {
+            return error_iter(StorageError::Closed);
+        };
+        // The iterator holds its own clone of the snapshot's pin.
+        let it = snap.range(&h.data, (start, end));
+        let it: Box<dyn Iterator<Item = fjall::Guard> + Send> = match dir {
+            Direction::Forward => Box::new(it),
+            Direction::Reverse => Box::new(it.rev()),
+        };
+        Box::new(LsmIter {
+            inner: Arc::clone(&self.inner),
+            it,
+            done: false,
+        })
+    }
+}
+
+impl Snapshot for LsmSnapshot {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.get_at(key)
+    }
+
+    fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
+        self.scan_at(&range, dir)
+    }
+}
+
+fn error_iter(e: StorageError) -> KvIter {
+    Box::new(std::iter::once(Err(e)))
+}
+
+/// A scan over a pinned fjall snapshot; stops with `Closed` once the store is closed.
+struct LsmIter {
+    inner: Arc<Inner>,
+    it: Box<dyn Iterator<Item = fjall::Guard> + Send>,
+    done: bool,
+}
+
+impl Iterator for LsmIter {
+    type Item = Result<KvPair>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.inner.closed.load(Ordering::Acquire) {
+            self.done = true;
+            return Some(Err(StorageError::Closed));
+        }
+        let Some(guard) = self.it.next() else {
+            self.done = true;
+            return None;
+        };
+        match guard.into_inner() {
+            Ok((k, v)) => Some(Ok((keys::decode(Bytes::from(k)), Bytes::from(v)))),
+            Err(e) => {
+                self.done = true;
+                Some(Err(map_err("scan", &self.inner.fjall_dir, e)))
+            }
+        }
+    }
+}
+
+/// Bytes allocated on disk under `dir` (sparse preallocated journals count what they use).
+fn allocated_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(md) = entry.metadata() else { continue };
+            if md.is_dir() {
+                stack.push(entry.path());
+            } else {
+                total += md.blocks() * 512;
+            }
+        }
+    }
+    total
+}
+
+impl Storage for LsmEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Lsm
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.inner.check_open()?;
+        let guard = self.inner.handles.read();
+        let h = guard.as_ref().ok_or(StorageError::Closed)?;
+        // Through a snapshot, not the keyspace's latest view: a batch's items enter the
+        // memtable one by one and become visible together only when it is published.
+        h.db.snapshot()
+            .get(&h.data, keys::encode(key))
+            .map(|v| v.map(Bytes::from))
+            .map_err(|e| map_err("get", &self.inner.fjall_dir, e))
+    }
+
+    fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
+        let snap = self.inner.open_snapshot();
+        snap.scan_at(&range, dir)
+    }
+
+    fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<u64> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        inner.lifecycle.check_writable()?;
+        if batch.is_empty() {
+            return Ok(inner.seq.load(Ordering::Acquire));
+        }
+        for op in batch.ops() {
+            match op {
+                BatchOp::Put(k, v) => keys::check_sizes(k, Some(v))?,
+                BatchOp::Delete(k) => keys::check_sizes(k, None)?,
+            }
+        }
+        let seq = inner.commit(dedup_last_wins(batch.into_ops()), None)?;
+        if opts.sync || inner.policy == SyncPolicy::Always {
+            inner.sync_through(seq)?;
+        }
+        Ok(seq)
+    }
+
+    fn snapshot(&self) -> Box<dyn Snapshot> {
+        Box::new(self.inner.open_snapshot())
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.inner.seq.load(Ordering::Acquire)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner
+            .sync_through(self.inner.seq.load(Ordering::Acquire))
+    }
+
+    fn checkpoint(&self, dir: &Path) -> Result<()> {
+        self.inner.check_open()?;
+        match std::fs::read_dir(dir) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(StorageError::InvalidArgument(format!(
+                        "checkpoint directory {} is not empty",
+                        dir.display()
+                    )));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io("read checkpoint directory", dir, e)),
+        }
+        let snap = self.inner.open_snapshot();
+        let mut opts = OpenOptions::new(EngineKind::Lsm).sync_policy(SyncPolicy::No);
+        opts.lsm.cache_bytes = CHECKPOINT_CACHE_BYTES;
+        let target = LsmEngine::open(dir, &opts)?;
+        let copied = copy_snapshot(&snap, &target.inner);
+        let closed = target.close();
+        copied?;
+        closed?;
+        // The copy's own files are fsynced by fjall; make its directory entry durable.
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+        for d in std::iter::once(dir).chain(parent) {
+            std::fs::File::open(d)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| StorageError::io("fsync checkpoint directory", d, e))?;
+        }
+        Ok(())
+    }
+
+    fn compact(&self) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let _one = inner.compaction.lock();
+        inner.lifecycle.check_writable()?;
+        if !inner.lifecycle.begin_compaction() {
+            return inner.lifecycle.check_writable();
+        }
+        let res = inner.compact_now();
+        inner.lifecycle.end_compaction();
+        inner.lifecycle.guard(res)
+    }
+
+    fn stats(&self) -> StorageStats {
+        let inner = &self.inner;
+        let mut s = StorageStats::empty(EngineKind::Lsm, inner.lifecycle.state());
+        s.last_seq = inner.seq.load(Ordering::Acquire);
+        s.open_snapshots = inner.open_snapshots.load(Ordering::Acquire);
+        s.torn_bytes_dropped = inner.torn_bytes_dropped;
+        if let Some(h) = inner.handles.read().as_ref() {
+            s.live_keys = h.data.approximate_len() as u64;
+            for ks in [&h.data, &h.meta] {
+                let m = ks.metrics();
+                s.cache_hits += m.block_load_cached_count() as u64;
+                s.cache_misses += m.block_load_io_count() as u64;
+            }
+            s.disk_bytes = allocated_bytes(&inner.fjall_dir);
+        }
+        s
+    }
+
+    fn state(&self) -> LifecycleState {
+        self.inner.lifecycle.state()
+    }
+
+    fn failure_reason(&self) -> Option<String> {
+        self.inner.lifecycle.failure_reason()
+    }
+
+    fn close(&self) -> Result<()> {
+        let inner = &self.inner;
+        if inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Some(t) = self.flusher.lock().take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+        let handles = inner.handles.write().take();
+        let res = match handles {
+            Some(h) => {
+                let r =
+                    h.db.persist(PersistMode::SyncAll)
+                        .map_err(|e| map_err("close: fsync journal", &inner.fjall_dir, e));
+                // Keyspaces first, then the database, whose drop joins fjall's workers
+                // and releases its own lock file.
+                let Handles { db, data, meta } = h;
+                drop(data);
+                drop(meta);
+                drop(db);
+                r
+            }
+            None => Ok(()),
+        };
+        inner.lock.lock().take();
+        res
+    }
+}
+
+/// Copies `snap` into the freshly opened `target` in bounded batches, each carrying the
+/// source's sequence number, then makes it durable.
+fn copy_snapshot(snap: &LsmSnapshot, target: &Inner) -> Result<()> {
+    let mut ops = Vec::new();
+    let mut bytes = 0usize;
+    for item in snap.scan_at(&ScanRange::all(), Direction::Forward) {
+        let (k, v) = item?;
+        bytes += k.len() + v.len();
+        ops.push(BatchOp::Put(k, v));
+        if bytes >= CHECKPOINT_BATCH_BYTES || ops.len() >= CHECKPOINT_BATCH_ENTRIES {
+            target.commit(std::mem::take(&mut ops), Some(snap.seq))?;
+            bytes = 0;
+        }
+    }
+    // Always one last batch, so an empty copy still records the sequence number.
+    target.commit(ops, Some(snap.seq))?;
+    target.persist(PersistMode::SyncAll)
+}
+
+impl Drop for LsmEngine {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_keeps_the_last_op_per_key_in_order() {
+        let put = |k: &'static str, v: &'static str| BatchOp::Put(k.into(), v.into());
+        let del = |k: &'static str| BatchOp::Delete(k.into());
+        let ops = vec![
+            put("a", "1"),
+            put("b", "1"),
+            del("a"),
+            put("c", "1"),
+            put("b", "2"),
+        ];
+        assert_eq!(
+            dedup_last_wins(ops),
+            vec![del("a"), put("c", "1"), put("b", "2")]
+        );
+        let unique = vec![put("x", "1"), del("y")];
+        assert_eq!(dedup_last_wins(unique.clone()), unique);
+    }
+
+    fn engine(dir: &Path, policy: SyncPolicy) -> LsmEngine {
+        let mut o = OpenOptions::new(EngineKind::Lsm).sync_policy(policy);
+        o.lsm.cache_bytes = 1 << 20;
+        LsmEngine::open(dir, &o).expect("open")
+    }
+
+    fn put_one(s: &LsmEngine, opts: WriteOptions) -> u64 {
+        let mut b = WriteBatch::new();
+        b.put("k", "v");
+        s.write(b, opts).expect("write")
+    }
+
+    #[test]
+    fn everysec_fsyncs_in_the_background() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = engine(dir.path(), SyncPolicy::EverySec);
+        let seq = put_one(&s, WriteOptions::DEFAULT);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while s.inner.syncer.synced() < seq {
+            assert!(Instant::now() < deadline, "background fsync never came");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn sync_policies_decide_when_writes_are_fsynced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = engine(dir.path(), SyncPolicy::No);
+        let seq = put_one(&s, WriteOptions::DEFAULT);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            s.inner.syncer.synced() < seq,
+            "policy no never syncs on its own"
+        );
+        let seq = put_one(&s, WriteOptions::SYNC);
+        assert!(
+            s.inner.syncer.synced() >= seq,
+            "a sync write is durable on return"
+        );
+        let seq = put_one(&s, WriteOptions::DEFAULT);
+        s.sync().expect("sync");
+        assert!(s.inner.syncer.synced() >= seq);
+        drop(s);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = engine(dir.path(), SyncPolicy::Always);
+        let seq = put_one(&s, WriteOptions::DEFAULT);
+        assert!(
+            s.inner.syncer.synced() >= seq,
+            "policy always syncs every write"
+        );
+    }
+}
