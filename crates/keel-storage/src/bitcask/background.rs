@@ -1,5 +1,6 @@
 //! Background threads: maintenance (version GC, queued hint files, the once-a-second
-//! fdatasync of policy `everysec`) and, with `auto_merge`, the merge trigger. They hold
+//! fdatasync of policy `everysec`), the early-sync thread of group commit and, with
+//! `auto_merge`, the merge trigger. They hold
 //! only a weak reference to the engine between rounds and stop when it closes.
 
 use std::sync::{Arc, Weak};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use super::group_commit::GroupCommit;
 use super::Inner;
 use crate::error::{Result, StorageError};
 use crate::lifecycle::LifecycleState;
@@ -56,6 +58,24 @@ pub(crate) fn spawn(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
             .spawn(move || maintenance_loop(weak, stop))
             .map_err(|e| StorageError::io("spawn maintenance thread", &inner.dir, e))?,
     );
+    {
+        let weak = Arc::downgrade(inner);
+        let commit = Arc::clone(&inner.commit);
+        let spawned = std::thread::Builder::new()
+            .name("keel-bitcask-sync".into())
+            .spawn(move || syncer_loop(weak, commit));
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                inner.shutdown.signal();
+                inner.commit.stop();
+                for t in threads {
+                    let _ = t.join();
+                }
+                return Err(StorageError::io("spawn sync thread", &inner.dir, e));
+            }
+        }
+    }
     if inner.opts.auto_merge {
         let weak = Arc::downgrade(inner);
         let stop = Arc::clone(&inner.shutdown);
@@ -70,6 +90,7 @@ pub(crate) fn spawn(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
             Ok(t) => threads.push(t),
             Err(e) => {
                 inner.shutdown.signal();
+                inner.commit.stop();
                 for t in threads {
                     let _ = t.join();
                 }
@@ -97,6 +118,14 @@ fn maintenance_loop(inner: Weak<Inner>, stop: Arc<Shutdown>) {
                 }
             }
         }
+    }
+}
+
+/// Runs early fdatasyncs asked for by large synced batches.
+fn syncer_loop(inner: Weak<Inner>, commit: Arc<GroupCommit>) {
+    while commit.wait_for_request() {
+        let Some(inner) = inner.upgrade() else { return };
+        inner.commit.sync_requested(&inner.lifecycle);
     }
 }
 

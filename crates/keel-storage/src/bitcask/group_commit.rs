@@ -1,7 +1,12 @@
 //! Group commit: writers that need durability wait until an fdatasync covers their
-//! position in the log. One waiter becomes the leader and syncs everything written so
-//! far; the others wait on a condition variable and return without syncing when the
-//! leader's sync covered them.
+//! position in the log. Whoever finds no sync running becomes the leader and syncs
+//! everything written so far; the others wait on a condition variable and return
+//! without syncing when the leader's sync covered them.
+//!
+//! A large batch can also ask for its sync early, right after its append: the syncer
+//! thread then runs the fdatasync while the writer is still installing the batch in the
+//! index, so the two overlap. If the writer gets to waiting first, it leads the sync
+//! itself; a late syncer finds nothing to do.
 //!
 //! Positions are log sequence numbers (LSNs): bytes appended since open, across
 //! segments. Rotation fsyncs the sealed segment, so a sync of the active segment at
@@ -12,10 +17,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{Result, StorageError};
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{Lifecycle, LifecycleState};
 
 /// The active file and the LSN of its end, as the last writer left them.
 #[derive(Debug, Clone)]
@@ -32,6 +37,9 @@ pub struct Tail {
 struct State {
     synced: u64,
     syncing: bool,
+    /// Highest LSN an early sync was asked for.
+    requested: u64,
+    stopped: bool,
 }
 
 /// Shared group-commit state.
@@ -39,7 +47,10 @@ struct State {
 pub struct GroupCommit {
     tail: Mutex<Tail>,
     state: Mutex<State>,
-    cv: Condvar,
+    /// Wakes waiters when a sync finishes.
+    done: Condvar,
+    /// Wakes the syncer thread when an early sync is asked for.
+    kick: Condvar,
     syncs: AtomicU64,
 }
 
@@ -50,9 +61,12 @@ impl GroupCommit {
             state: Mutex::new(State {
                 synced: tail.lsn,
                 syncing: false,
+                requested: tail.lsn,
+                stopped: false,
             }),
             tail: Mutex::new(tail),
-            cv: Condvar::new(),
+            done: Condvar::new(),
+            kick: Condvar::new(),
             syncs: AtomicU64::new(0),
         }
     }
@@ -70,7 +84,7 @@ impl GroupCommit {
         let mut st = self.state.lock();
         if lsn > st.synced {
             st.synced = lsn;
-            self.cv.notify_all();
+            self.done.notify_all();
         }
     }
 
@@ -89,6 +103,49 @@ impl GroupCommit {
         self.syncs.load(Ordering::Relaxed)
     }
 
+    /// Asks the syncer thread to start syncing up to `lsn` now.
+    pub fn request_early(&self, lsn: u64) {
+        let mut st = self.state.lock();
+        if lsn > st.requested {
+            st.requested = lsn;
+            if !st.syncing {
+                self.kick.notify_one();
+            }
+        }
+    }
+
+    /// Stops the syncer thread.
+    pub fn stop(&self) {
+        self.state.lock().stopped = true;
+        self.kick.notify_all();
+    }
+
+    /// The syncer thread's wait: true when an early sync is due, false once stopped.
+    pub fn wait_for_request(&self) -> bool {
+        let mut st = self.state.lock();
+        loop {
+            if st.stopped {
+                return false;
+            }
+            if st.requested > st.synced && !st.syncing {
+                return true;
+            }
+            self.kick.wait(&mut st);
+        }
+    }
+
+    /// The syncer thread's sync: leads one sync unless one is running or nothing is due.
+    pub fn sync_requested(&self, lifecycle: &Lifecycle) {
+        let st = self.state.lock();
+        if st.syncing || st.requested <= st.synced || failed(lifecycle).is_some() {
+            return;
+        }
+        let (_st, res) = self.lead(st, lifecycle);
+        if let Err(e) = res {
+            tracing::error!(error = %e, "fdatasync failed");
+        }
+    }
+
     /// Returns once everything up to `lsn` is durable, syncing as leader if needed. A
     /// failed sync moves the store to Failed and fails every waiter.
     pub fn wait_durable(&self, lsn: u64, lifecycle: &Lifecycle) -> Result<()> {
@@ -97,33 +154,48 @@ impl GroupCommit {
             if st.synced >= lsn {
                 return Ok(());
             }
-            if lifecycle.state() == crate::lifecycle::LifecycleState::Failed {
-                return Err(StorageError::Failed {
-                    reason: lifecycle
-                        .failure_reason()
-                        .unwrap_or_else(|| "unknown I/O error".into()),
-                });
+            if let Some(e) = failed(lifecycle) {
+                return Err(e);
             }
             if st.syncing {
-                self.cv.wait(&mut st);
+                self.done.wait(&mut st);
                 continue;
             }
-            st.syncing = true;
-            drop(st);
-            let tail = self.tail.lock().clone();
-            self.syncs.fetch_add(1, Ordering::Relaxed);
-            let res = lifecycle.guard(
-                tail.file
-                    .sync_data()
-                    .map_err(|e| StorageError::io("fdatasync segment", &tail.path, e)),
-            );
-            st = self.state.lock();
-            st.syncing = false;
-            if res.is_ok() && tail.lsn > st.synced {
-                st.synced = tail.lsn;
-            }
-            self.cv.notify_all();
+            let (guard, res) = self.lead(st, lifecycle);
+            st = guard;
             res?;
         }
     }
+
+    /// Runs one fdatasync of everything written so far; `st` must show no sync running.
+    fn lead<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        lifecycle: &Lifecycle,
+    ) -> (MutexGuard<'a, State>, Result<()>) {
+        st.syncing = true;
+        drop(st);
+        let tail = self.tail.lock().clone();
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        let res = lifecycle.guard(
+            tail.file
+                .sync_data()
+                .map_err(|e| StorageError::io("fdatasync segment", &tail.path, e)),
+        );
+        let mut st = self.state.lock();
+        st.syncing = false;
+        if res.is_ok() && tail.lsn > st.synced {
+            st.synced = tail.lsn;
+        }
+        self.done.notify_all();
+        (st, res)
+    }
+}
+
+fn failed(lifecycle: &Lifecycle) -> Option<StorageError> {
+    (lifecycle.state() == LifecycleState::Failed).then(|| StorageError::Failed {
+        reason: lifecycle
+            .failure_reason()
+            .unwrap_or_else(|| "unknown I/O error".into()),
+    })
 }

@@ -63,12 +63,13 @@ impl HintBuilder {
         }
     }
 
-    /// Adds the record at `offset`.
+    /// Adds the record at `offset`. Checksums are filled in by [`HintBuilder::finish`],
+    /// which runs off the write path.
     pub fn push(&mut self, seq: u64, flags: u8, key: &[u8], vlen: u32, offset: u64) {
         if self.buf.is_empty() {
             self.buf.extend_from_slice(MAGIC);
         }
-        encode_entry(&mut self.buf, seq, flags, key, vlen, offset);
+        put_entry(&mut self.buf, seq, flags, key, vlen, offset);
     }
 
     /// True if no entry was added.
@@ -81,13 +82,22 @@ impl HintBuilder {
         if self.buf.is_empty() {
             self.buf.extend_from_slice(MAGIC);
         }
-        encode_entry(&mut self.buf, max_seq, FLAG_TRAILER, &[], 0, data_len);
+        put_entry(&mut self.buf, max_seq, FLAG_TRAILER, &[], 0, data_len);
+        // Every entry was written by `put_entry`, so its key length can be trusted.
+        let mut pos = MAGIC.len();
+        while pos + ENTRY_HEADER <= self.buf.len() {
+            let klen = u32::from_le_bytes(field(&self.buf[pos..], 13)) as usize;
+            let end = (pos + ENTRY_HEADER + klen).min(self.buf.len());
+            let crc = crc32fast::hash(&self.buf[pos + 4..end]);
+            self.buf[pos..pos + 4].copy_from_slice(&crc.to_le_bytes());
+            pos = end;
+        }
         self.buf
     }
 }
 
-fn encode_entry(out: &mut Vec<u8>, seq: u64, flags: u8, key: &[u8], vlen: u32, offset: u64) {
-    let start = out.len();
+/// Appends an entry with a zero checksum.
+fn put_entry(out: &mut Vec<u8>, seq: u64, flags: u8, key: &[u8], vlen: u32, offset: u64) {
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&seq.to_le_bytes());
     out.push(flags);
@@ -95,8 +105,6 @@ fn encode_entry(out: &mut Vec<u8>, seq: u64, flags: u8, key: &[u8], vlen: u32, o
     out.extend_from_slice(&vlen.to_le_bytes());
     out.extend_from_slice(&offset.to_le_bytes());
     out.extend_from_slice(key);
-    let crc = crc32fast::hash(&out[start + 4..]);
-    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Writes `contents` to `path` durably: a temporary file, fsync, rename.

@@ -80,7 +80,13 @@ impl Inner {
             .filter(|&id| id < active_id)
             .collect();
         merge_set.sort_unstable();
-        if merge_set.is_empty() {
+        // Rewriting sealed segments that hold no garbage would only copy them.
+        let reclaimable = merge_set.iter().any(|&id| {
+            self.segments
+                .get(id)
+                .is_some_and(|s| s.garbage.load(Ordering::Relaxed) > 0)
+        });
+        if merge_set.is_empty() || (!reclaimable && merge_set.len() == 1) {
             return Ok(());
         }
         let mdir = marker::merge_dir(&self.dir);

@@ -110,6 +110,10 @@ pub fn checksum(seq: u64, flags: u8, key: &[u8], value: &[u8]) -> u32 {
 /// Appends one complete record to `out`.
 pub fn encode_into(out: &mut Vec<u8>, seq: u64, flags: u8, key: &[u8], value: &[u8]) {
     let crc = checksum(seq, flags, key, value);
+    put_record(out, crc, seq, flags, key, value);
+}
+
+fn put_record(out: &mut Vec<u8>, crc: u32, seq: u64, flags: u8, key: &[u8], value: &[u8]) {
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
     out.push(flags);
@@ -202,12 +206,13 @@ impl EncodedBatch {
             let off = buf.len() as u32;
             let end_flag = if last { FLAG_BATCH_END } else { 0 };
             match op {
+                // Sequence number and checksum are stamped by `seal`.
                 BatchOp::Put(k, v) => {
-                    encode_into(&mut buf, 0, end_flag, &k, &v);
+                    put_record(&mut buf, 0, 0, end_flag, &k, &v);
                     metas.push((k, off, Some(v.len() as u32)));
                 }
                 BatchOp::Delete(k) => {
-                    encode_into(&mut buf, 0, end_flag | FLAG_TOMBSTONE, &k, &[]);
+                    put_record(&mut buf, 0, 0, end_flag | FLAG_TOMBSTONE, &k, &[]);
                     metas.push((k, off, None));
                 }
             }

@@ -141,7 +141,9 @@ pub fn scan(
     let mut off = 0u64;
     let mut batch_start = 0u64;
     let mut pending: Vec<FoundRecord> = Vec::new();
-    let (bad_off, reason) = loop {
+    // `trailing`: every record is intact but the last batch never got its BATCH_END
+    // record (the writer died between records), so there is no bad record to look past.
+    let (bad_off, reason, trailing) = loop {
         if off == len {
             if pending.is_empty() {
                 return Ok(ScanEnd {
@@ -152,14 +154,15 @@ pub fn scan(
             break (
                 batch_start,
                 "last batch of the file has no BATCH_END record".to_string(),
+                true,
             );
         }
         let (header, key) = match win.record_at(off)? {
             Ok(r) => r,
-            Err(reason) => break (off, reason),
+            Err(reason) => break (off, reason, false),
         };
         if pending.first().is_some_and(|p| p.seq != header.seq) {
-            break (off, "sequence number changes inside a batch".into());
+            break (off, "sequence number changes inside a batch".into(), false);
         }
         pending.push(FoundRecord {
             key,
@@ -176,10 +179,10 @@ pub fn scan(
             batch_start = off;
         }
     };
-    let follows = if bad_off < len {
-        win.valid_record_after(bad_off + 1)?
-    } else {
+    let follows = if trailing {
         None
+    } else {
+        win.valid_record_after(bad_off + 1)?
     };
     let dropped = len - batch_start;
     if last && follows.is_none() {
@@ -231,12 +234,8 @@ pub struct Recovered {
 
 /// Opens the segments `ids` (ascending) in `dir` and rebuilds the key directory.
 pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
-    let mut keydir: HashMap<Bytes, (u64, Option<Loc>)> = HashMap::new();
-    let mut max_seq = 0u64;
-    let mut dropped_bytes = 0u64;
-    let mut segments = Vec::with_capacity(ids.len());
-    for (i, &id) in ids.iter().enumerate() {
-        let last = i + 1 == ids.len();
+    let mut files = Vec::with_capacity(ids.len());
+    for &id in ids {
         let path = segment::data_path(dir, id);
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -251,40 +250,49 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
                 "segment larger than 4 GiB",
             ));
         }
-        let mut apply = |key: Bytes, seq: u64, flags: u8, vlen: u32, offset: u64| {
+        files.push((id, path, file, len));
+    }
+    let hints = load_hints(
+        dir,
+        &files
+            .iter()
+            .map(|(id, _, _, len)| (*id, *len))
+            .collect::<Vec<_>>(),
+    );
+
+    // Every record in processing order (segment id, then file order); a stable sort by
+    // key then keeps that order among a key's records, so ties go to the later one.
+    let mut found: Vec<(Bytes, u64, Option<Loc>)> = Vec::new();
+    let mut max_seq = 0u64;
+    let mut dropped_bytes = 0u64;
+    let mut segments = Vec::with_capacity(ids.len());
+    let n = files.len();
+    for (i, ((id, path, file, len), hint)) in files.into_iter().zip(hints).enumerate() {
+        let last = i + 1 == n;
+        let mut push = |key: Bytes, seq: u64, flags: u8, vlen: u32, offset: u64| {
             max_seq = max_seq.max(seq);
             let loc = (flags & record::FLAG_TOMBSTONE == 0).then_some(Loc {
                 segment: id,
                 offset: offset as u32,
                 vlen,
             });
-            match keydir.entry(key) {
-                std::collections::hash_map::Entry::Occupied(mut e) => {
-                    if seq >= e.get().0 {
-                        *e.get_mut() = (seq, loc);
-                    }
-                }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert((seq, loc));
-                }
-            }
+            found.push((key, seq, loc));
         };
-        let hpath = segment::hint_path(dir, id);
-        let (hinted, hint_bytes, builder, size) = match hint::load(&hpath, len) {
+        let (hinted, hint_bytes, builder, size) = match hint {
             Some(h) => {
                 let hint_max = h.max_seq;
                 for e in h.entries {
-                    apply(e.key, e.seq, e.flags, e.vlen, e.offset);
+                    push(e.key, e.seq, e.flags, e.vlen, e.offset);
                 }
                 max_seq = max_seq.max(hint_max);
                 (true, h.file_bytes, None, len)
             }
             None => {
-                segment::remove_if_exists(&hpath)?;
+                segment::remove_if_exists(&segment::hint_path(dir, id))?;
                 let mut builder = HintBuilder::new();
                 let end = scan(&path, &file, len, last, repair, |r| {
                     builder.push(r.seq, r.flags, &r.key, r.vlen, r.offset);
-                    apply(r.key, r.seq, r.flags, r.vlen, r.offset);
+                    push(r.key, r.seq, r.flags, r.vlen, r.offset);
                 })?;
                 if end.dropped > 0 {
                     file.set_len(end.valid_len).ctx("truncate segment", &path)?;
@@ -303,10 +311,18 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
             hint: builder,
         });
     }
+
+    found.sort_by(|a, b| a.0.cmp(&b.0));
     let mut live_per_seg: HashMap<u32, u64> = HashMap::new();
-    let mut live = Vec::with_capacity(keydir.len());
-    for (key, (seq, loc)) in keydir {
-        if let Some(loc) = loc {
+    let mut live = Vec::with_capacity(found.len());
+    let mut records = found.into_iter().peekable();
+    while let Some(mut best) = records.next() {
+        while let Some(next) = records.next_if(|r| r.0 == best.0) {
+            if next.1 >= best.1 {
+                best = next;
+            }
+        }
+        if let (key, seq, Some(loc)) = best {
             *live_per_seg.entry(loc.segment).or_default() +=
                 record::record_len(key.len(), loc.vlen);
             live.push((key, seq, loc));
@@ -323,6 +339,42 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
         max_seq,
         dropped_bytes,
     })
+}
+
+/// Loads the hint files of `(id, data length)` segments, a few threads at a time.
+fn load_hints(dir: &Path, segs: &[(u32, u64)]) -> Vec<Option<hint::Hint>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+        .min(segs.len().max(1));
+    let load = |&(id, len): &(u32, u64)| hint::load(&segment::hint_path(dir, id), len);
+    if threads <= 1 {
+        return segs.iter().map(load).collect();
+    }
+    let mut out: Vec<Option<hint::Hint>> = segs.iter().map(|_| None).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    segs.iter()
+                        .enumerate()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|(i, seg)| (i, load(seg)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            // A panicking loader only costs its hints: those segments get scanned.
+            if let Ok(done) = h.join() {
+                for (i, hint) in done {
+                    out[i] = hint;
+                }
+            }
+        }
+    });
+    out
 }
 
 /// Removes leftovers of interrupted hint writes and hints without a data file.

@@ -235,3 +235,38 @@ mod cases {
         assert!(c.sync_count() <= 240);
     }
 }
+
+#[cfg(test)]
+mod policies {
+    use std::time::{Duration, Instant};
+
+    use super::super::Bitcask;
+    use crate::{EngineKind, OpenOptions, Storage, SyncPolicy, WriteBatch, WriteOptions};
+
+    #[test]
+    fn everysec_syncs_in_the_background_and_no_never_does() {
+        for (policy, expect_sync) in [(SyncPolicy::EverySec, true), (SyncPolicy::No, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut o = OpenOptions::new(EngineKind::Bitcask).sync_policy(policy);
+            o.bitcask.auto_merge = false;
+            let db = Bitcask::open(dir.path(), &o).unwrap();
+            let mut b = WriteBatch::new();
+            b.put("k", "v");
+            db.write(b, WriteOptions::DEFAULT).unwrap();
+            let c = &db.inner.commit;
+            assert!(c.written() > 0);
+            let wait = if expect_sync { 2500 } else { 1200 };
+            let deadline = Instant::now() + Duration::from_millis(wait);
+            while c.synced() < c.written() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert_eq!(c.synced() >= c.written(), expect_sync, "policy {policy}");
+            if !expect_sync {
+                assert_eq!(c.sync_count(), 0);
+                db.sync().unwrap();
+                assert_eq!(c.sync_count(), 1);
+                assert_eq!(c.synced(), c.written());
+            }
+        }
+    }
+}

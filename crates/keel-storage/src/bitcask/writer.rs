@@ -16,6 +16,10 @@ use crate::batch::WriteBatch;
 use crate::error::{IoContext, Result, StorageError};
 use crate::options::{SyncPolicy, WriteOptions};
 
+/// Batches with at least this many operations ask for their fdatasync before they are
+/// installed in the index (see [`super::group_commit`]).
+const EARLY_SYNC_OPS: usize = 32;
+
 /// The segment being appended to.
 #[derive(Debug)]
 pub struct Active {
@@ -38,13 +42,17 @@ pub struct WriterState {
     pub lsn: u64,
 }
 
-/// A sealed segment's hint, to be written outside the writer lock.
+/// A sealed segment's hint, to be finished and written outside the writer lock.
 #[derive(Debug)]
 pub struct SealJob {
     /// Segment id.
     pub id: u32,
-    /// Hint file contents.
-    pub contents: Vec<u8>,
+    /// Its entries.
+    pub hint: HintBuilder,
+    /// The store's sequence number when it was sealed.
+    pub max_seq: u64,
+    /// Its data file length.
+    pub data_len: u64,
 }
 
 /// Creates the empty data file of segment `id` and makes its directory entry durable.
@@ -85,8 +93,11 @@ impl Inner {
         if batch.is_empty() {
             return Ok(self.index.registry().visible());
         }
+        let durable = opts.sync || self.sync_policy == SyncPolicy::Always;
         let mut enc = EncodedBatch::encode(batch.into_ops())?;
         let len = enc.buf.len() as u64;
+        // Worth a thread handoff only when installing the batch takes a while.
+        let early_sync = durable && enc.ops.len() >= EARLY_SYNC_OPS;
         let mut freed: Vec<(u32, u64)> = Vec::new();
         let (seq, end_lsn) = {
             let mut w = self.writer.lock();
@@ -108,6 +119,10 @@ impl Inner {
                     .ctx("append to segment", &seg.path)
             });
             self.lifecycle.guard(res)?;
+            if early_sync {
+                self.commit.advance(w.lsn + len);
+                self.commit.request_early(w.lsn + len);
+            }
 
             let n = enc.ops.len();
             let mut tomb_bytes = 0u64;
@@ -121,13 +136,13 @@ impl Inner {
                     .hint
                     .push(seq, flags, key, vlen.unwrap_or(0), base + u64::from(*off));
             }
-            let ops = enc.ops.iter().map(|(key, off, vlen)| {
+            let ops = enc.ops.into_iter().map(|(key, off, vlen)| {
                 let loc = vlen.map(|vlen| Loc {
                     segment: seg.id,
-                    offset: (base + u64::from(*off)) as u32,
+                    offset: (base + u64::from(off)) as u32,
                     vlen,
                 });
-                (key.clone(), loc)
+                (key, loc)
             });
             self.index.apply(seq, ops, &mut |k, v| {
                 if let Some(l) = v {
@@ -145,7 +160,7 @@ impl Inner {
         for (seg, bytes) in freed {
             self.segments.add_garbage(seg, bytes);
         }
-        if opts.sync || self.sync_policy == SyncPolicy::Always {
+        if durable {
             self.commit.wait_durable(end_lsn, &self.lifecycle)?;
         }
         Ok(seq)
@@ -200,7 +215,9 @@ impl Inner {
             let max_seq = self.index.registry().visible();
             self.pending_hints.lock().push(SealJob {
                 id: old.id,
-                contents: sealed.hint.finish(max_seq, sealed.size),
+                hint: sealed.hint,
+                max_seq,
+                data_len: sealed.size,
             });
         }
         Ok(())
