@@ -146,7 +146,7 @@ pub fn run_engine(kind: EngineKind, cfg: &Config, base: &Path, values: &Values) 
     let mut r = EngineResult::new(kind);
     r.availability = probe(kind, &base.join(format!("{kind}-probe")));
     if r.availability != Availability::Ready {
-        eprintln!("[bench] {kind}: skipped ({:?})", r.availability);
+        progress!("{kind}: skipped ({:?})", r.availability);
         return r;
     }
     if cfg.sections.sync {
@@ -198,7 +198,7 @@ fn sync_section(
         };
         for &writers in &cfg.writers {
             run_id += 1;
-            eprintln!("[bench] {kind}: synced puts, {writers} writers x batch {batch}");
+            progress!("{kind}: synced puts, {writers} writers x batch {batch}");
             let mut total: Option<SyncFigures> = None;
             let mut raw: Option<RawSync> = None;
             for _ in 0..slices {
@@ -240,7 +240,7 @@ fn load_section(
     fresh_dir(&dir)?;
     // Caches off while loading: bitcask's keydir is then all its heap holds per key.
     let store = open_store(&dir, &options(kind, 0, SyncPolicy::No))?;
-    eprintln!("[bench] {kind}: loading {n} keys (no sync, 1 writer)");
+    progress!("{kind}: loading {n} keys (no sync, 1 writer)");
     let (bytes0, blocks0) = (live_bytes(), live_blocks());
     let t = Instant::now();
     for i in 0..n {
@@ -265,7 +265,7 @@ fn load_section(
     if kind == EngineKind::Memory {
         let ck = base.join("memory-checkpoint");
         fresh_dir(&ck)?;
-        eprintln!("[bench] {kind}: checkpoint");
+        progress!("{kind}: checkpoint");
         let t = Instant::now();
         store
             .checkpoint(&ck)
@@ -291,7 +291,7 @@ fn load_section(
                 .into(),
         );
     }
-    eprintln!("[bench] {kind}: open {label}");
+    progress!("{kind}: open {label}");
     let (store, figure) = timed_open(
         &reopen_dir,
         &options(kind, CACHED_BYTES, SyncPolicy::No),
@@ -301,7 +301,7 @@ fn load_section(
 
     let mut rng = StdRng::seed_from_u64(42);
     if cfg.sections.get {
-        eprintln!("[bench] {kind}: warm pass + cached gets");
+        progress!("{kind}: warm pass + cached gets");
         let warm_misses = warm(&*store, n)?;
         if warm_misses > 0 {
             r.notes
@@ -310,7 +310,7 @@ fn load_section(
         r.get_cached = Some(gets(&*store, cfg, &mut rng, n)?);
     }
     if cfg.sections.scan {
-        eprintln!("[bench] {kind}: scans");
+        progress!("{kind}: scans");
         r.scan = Some(scans(&*store, cfg, &mut rng, n)?);
     }
     close_store(store)?;
@@ -322,18 +322,18 @@ fn load_section(
                 std::fs::remove_file(h).map_err(|e| format!("remove {}: {e}", h.display()))?;
             }
             let label = format!("without hints ({} hint files deleted)", hints.len());
-            eprintln!("[bench] {kind}: open {label}, cache off");
+            progress!("{kind}: open {label}, cache off");
             let (store, figure) = timed_open(&dir, &options(kind, 0, SyncPolicy::No), label)?;
             r.open_no_hints = Some(figure);
             if cfg.sections.get {
-                eprintln!("[bench] {kind}: cold gets");
+                progress!("{kind}: cold gets");
                 r.get_cold = Some(gets(&*store, cfg, &mut rng, n)?);
             }
             close_store(store)?;
         }
         EngineKind::Lsm => {
             if cfg.sections.get {
-                eprintln!("[bench] {kind}: reopen with block cache 0, cold gets");
+                progress!("{kind}: reopen with block cache 0, cold gets");
                 let store = open_store(&dir, &options(kind, 0, SyncPolicy::No))?;
                 r.get_cold = Some(gets(&*store, cfg, &mut rng, n)?);
                 close_store(store)?;
@@ -486,7 +486,7 @@ fn merge_section(
     store.sync().map_err(|e| format!("sync: {e}"))?;
     let garbage = store.stats().garbage_ratio;
     let before = dir_files(&dir)?;
-    eprintln!("[bench] {kind}: compact()");
+    progress!("{kind}: compact()");
     let t = Instant::now();
     store.compact().map_err(|e| format!("compact: {e}"))?;
     let elapsed = t.elapsed();

@@ -3,6 +3,13 @@
 //! run, with each figure's ratio to its target. Markdown report on stdout, progress on
 //! stderr. Run `cargo bench -p keel-storage --bench storage -- --help` for options.
 
+/// Prints a progress line on stderr with the seconds since the bench started.
+macro_rules! progress {
+    ($($arg:tt)*) => {
+        eprintln!("[bench {:6.1}s] {}", $crate::started().elapsed().as_secs_f64(), format!($($arg)*))
+    };
+}
+
 mod alloc_count;
 mod cli;
 mod engine_runs;
@@ -15,6 +22,7 @@ mod workload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use alloc_count::CountingAlloc;
@@ -23,7 +31,14 @@ use cli::{Config, Parsed};
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
+/// When the bench started (for progress lines).
+fn started() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
 fn main() -> ExitCode {
+    started();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match cli::parse(&args) {
         Ok(Parsed::Help) => {
@@ -85,7 +100,7 @@ fn run(cfg: &Config) -> Result<(), String> {
     let mut raw = Vec::new();
     if cfg.sections.raw {
         for &batch in &cfg.batches {
-            eprintln!("[bench] raw append+fdatasync, batch {batch}");
+            progress!("raw append+fdatasync, batch {batch}");
             match physical::raw_append_sync(&base, batch, cfg.record_bytes, cfg.sync_secs) {
                 Ok(r) => raw.push(r),
                 Err(e) => notes.push(format!("raw append+fdatasync batch {batch}: {e}")),
@@ -94,7 +109,7 @@ fn run(cfg: &Config) -> Result<(), String> {
     }
     let mut seq = None;
     if cfg.sections.seq {
-        eprintln!("[bench] sequential write {} MiB", cfg.seq_mib);
+        progress!("sequential write {} MiB", cfg.seq_mib);
         match physical::seq_write(&base, cfg.seq_mib << 20, 1 << 20) {
             Ok(s) => seq = Some(s),
             Err(e) => notes.push(format!("sequential write: {e}")),
@@ -123,6 +138,7 @@ fn run(cfg: &Config) -> Result<(), String> {
         engines,
         notes,
     };
+    progress!("done");
     let md = report::render(&run);
     print!("{md}");
     if let Some(out) = &cfg.out {
