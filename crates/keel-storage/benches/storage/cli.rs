@@ -15,8 +15,8 @@ usage: cargo bench -p keel-storage --bench storage -- [options]
   --engines LIST        engines to run, comma separated (default memory,bitcask,lsm)
   --sections LIST       parts to run (default all): raw,seq,put,sync,get,scan,open,mem,merge
   --keys N              keys loaded for get/scan/open/memory figures (default 1000000)
-  --get-ops N           random gets for the throughput figure (default 1000000)
-  --latency-samples N   gets timed one by one for p50/p99 (default 200000)
+  --get-ops N           random gets for the throughput figure (default 500000)
+  --latency-samples N   gets timed one by one for p50/p99 (default 100000)
   --scans N             scans of --scan-len keys (default 1000)
   --scan-len N          keys per scan (default 1000)
   --sync-secs F         seconds per synced-writer configuration (default 2)
@@ -141,7 +141,7 @@ pub struct Config {
 impl Config {
     fn preset(mode: Mode) -> Config {
         let (keys, get_ops, latency, scans, sync_secs, seq_mib) = match mode {
-            Mode::Full => (1_000_000, 1_000_000, 200_000, 1_000, 2.0, 1024),
+            Mode::Full => (1_000_000, 500_000, 100_000, 1_000, 2.0, 1024),
             Mode::Quick => (100_000, 300_000, 50_000, 300, 0.5, 256),
             Mode::Smoke => (2_000, 2_000, 1_000, 10, 0.05, 8),
         };

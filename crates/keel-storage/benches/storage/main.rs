@@ -89,8 +89,8 @@ fn run(cfg: &Config) -> Result<(), String> {
     let base = parent.join(format!("keel-storage-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).map_err(|e| format!("create {}: {e}", base.display()))?;
     let machine = machine::probe(&base, origin);
-    eprintln!(
-        "[bench] {} mode, temp dir {} ({})",
+    progress!(
+        "{} mode, temp dir {} ({})",
         cfg.mode.as_str(),
         base.display(),
         machine.tmp_fs

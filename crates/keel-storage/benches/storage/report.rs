@@ -497,11 +497,14 @@ pub fn render(run: &Run<'_>) -> String {
                 .merge_segment_bytes
                 .map(|b| format!("; segments {} MiB", b >> 20))
                 .unwrap_or_default();
+            let read = if m.bytes_read == 0 {
+                "no file removed or shrunk".to_string()
+            } else {
+                format!("read {} ({:.0} MB/s)", mb(m.bytes_read), m.read_mb_per_s())
+            };
             format!(
-                "{}: read {} ({:.0} MB/s), wrote {} ({:.0} MB/s); dir {} → {}; garbage ratio before {:.2}{seg}",
+                "{}: {read}, wrote {} ({:.0} MB/s); dir {} → {}; garbage ratio before {:.2}{seg}",
                 dur(m.elapsed),
-                mb(m.bytes_read),
-                m.read_mb_per_s(),
                 mb(m.bytes_written),
                 m.written_mb_per_s(),
                 mb(m.dir_bytes_before),
@@ -553,7 +556,7 @@ pub fn render(run: &Run<'_>) -> String {
         "Heap per key: a counting global allocator in the bench binary tracks live requested bytes. \"After loading\" = (heap after loading − heap after opening the empty store) / keys, which includes whatever the write path holds (e.g. buffers for the active segment); \"after reopen\" = heap the reopen of the loaded store left allocated / keys (caches still empty), i.e. what a restarted process holds. malloc's own per-block overhead is not included (blocks per key is shown; glibc adds about 8–16 B per block). bitcask runs these with `cache_bytes = 0` (the with-hints reopen has its cache configured but still empty), so its figure is the keydir.".into(),
         "The memory engine has nothing to fsync (its durability comes from the log above it and from checkpoints), so its synced rows are apply rates.".into(),
         format!("Raw append+fdatasync writes batch × {} B (a {KEY_LEN} B key, a {VALUE_LEN} B value, about 12 B of framing) per append to a file in the temp dir and calls fdatasync after each, from one thread. \"vs raw\" divides an engine's ops/s by raw records/s at the same batch size, measured in slices interleaved with that row's own slices (raw and engine alternate in slices of about 0.25 s, so the row takes twice its engine time) when available, else at the start of the run. The disk is shared with other work and its fsync rate drifts by several times within minutes, which is why the reference is interleaved; the raw rate is shown in each cell.", cfg.record_bytes),
-        "Merge: bytes read = files that compact() removed or shrank, bytes written = files it created or grew (directory listing before/after). The target ratio uses bytes read; the figure by bytes written is shown beside it. The segment files were just written, so the merge reads from the page cache.".into(),
+        "Merge: N keys written, then N/2 of them overwritten (so 1/3 of all records, and about half of the records written first, are garbage; the engine's own garbage ratio is shown), bitcask with segments of about 1/8 of the set so most of it sits in sealed segments. Bytes read = files that compact() removed or shrank, bytes written = files it created or grew (directory listing before/after; for lsm this file-level view says little, as old tables may outlive the call). The target ratio uses bytes read; the figure by bytes written is shown beside it. The segment files were just written, so the merge reads from the page cache.".into(),
         "Latency p50/p99: each get of a separate random sample timed with `Instant`; the throughput figure is a separate untimed loop over random existing keys. MB = 10^6 bytes.".into(),
         "The machine is shared with other builds; the load averages above show how busy it was.".into(),
     ];
