@@ -142,7 +142,7 @@ impl Config {
     fn preset(mode: Mode) -> Config {
         let (keys, get_ops, latency, scans, sync_secs, seq_mib) = match mode {
             Mode::Full => (1_000_000, 500_000, 100_000, 1_000, 2.0, 1024),
-            Mode::Quick => (100_000, 300_000, 50_000, 300, 0.5, 256),
+            Mode::Quick => (100_000, 100_000, 20_000, 200, 0.25, 256),
             Mode::Smoke => (2_000, 2_000, 1_000, 10, 0.05, 8),
         };
         Config {
