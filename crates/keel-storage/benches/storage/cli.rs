@@ -24,7 +24,8 @@ usage: cargo bench -p keel-storage --bench storage -- [options]
   --batches LIST        ops per synced batch (default 1,16)
   --record-bytes N      bytes per record in the raw append test (default 128)
   --seq-mib N           MiB written by the sequential bandwidth test (default 1024)
-  --merge-keys N        keys written before half are overwritten for merge (default = --keys)
+  --merge-keys N        keys written before half are overwritten for merge
+                        (default: --keys, at most 500000)
   --dir PATH            parent of the temporary directory (default: the bench target tmp dir)
   --out FILE            also write the markdown report to FILE
   --help                this text
@@ -159,7 +160,7 @@ impl Config {
             batches: vec![1, 16],
             record_bytes: 128,
             seq_mib,
-            merge_keys: keys,
+            merge_keys: keys.min(500_000),
             dir: None,
             out: None,
         }
@@ -247,7 +248,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         }
     }
     if !merge_keys_set {
-        cfg.merge_keys = cfg.keys;
+        cfg.merge_keys = cfg.keys.min(500_000);
     }
     if cfg.keys == 0 || cfg.scan_len == 0 || cfg.record_bytes == 0 {
         return Err("--keys, --scan-len and --record-bytes must be positive".into());

@@ -60,6 +60,8 @@ pub struct GetFigures {
     pub rate: Rate,
     /// Per-op latencies of a separate sample.
     pub latency: Option<Latency>,
+    /// Gets in that sample.
+    pub samples: usize,
     /// Gets that found no value (should be 0: every key asked for was loaded).
     pub misses: u64,
 }

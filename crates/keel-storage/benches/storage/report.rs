@@ -8,7 +8,7 @@ use keel_storage::EngineKind;
 
 use crate::cli::Config;
 use crate::engine_runs::{Availability, EngineResult, CACHED_BYTES};
-use crate::figures::{GetFigures, Latency, SyncFigures};
+use crate::figures::{GetFigures, SyncFigures};
 use crate::machine::Machine;
 use crate::physical::{RawSync, SeqWrite};
 use crate::workload::{KEY_LEN, VALUE_LEN};
@@ -103,20 +103,30 @@ impl Table<'_> {
     }
 }
 
-fn latency(l: &Option<Latency>) -> String {
-    match l {
-        Some(l) => format!("{} / {}", ns(l.p50_ns), ns(l.p99_ns)),
+fn latency(g: &GetFigures, cfg: &Config) -> String {
+    let capped = if g.samples < cfg.latency_samples {
+        format!(" ({} samples, time-capped)", g.samples)
+    } else {
+        String::new()
+    };
+    match &g.latency {
+        Some(l) => format!("{} / {}{capped}", ns(l.p50_ns), ns(l.p99_ns)),
         None => "no sample".into(),
     }
 }
 
-fn get_rate(g: &GetFigures) -> String {
+fn get_rate(g: &GetFigures, cfg: &Config) -> String {
     let miss = if g.misses > 0 {
         format!(" ({} misses!)", g.misses)
     } else {
         String::new()
     };
-    format!("{}{miss}", rate(g.rate.per_s()))
+    let capped = if (g.rate.ops as usize) < cfg.get_ops {
+        format!(" ({} gets, time-capped)", g.rate.ops)
+    } else {
+        String::new()
+    };
+    format!("{}{miss}{capped}", rate(g.rate.per_s()))
 }
 
 /// The raw reference for a synced row: the slices interleaved with it if measured, else
@@ -397,18 +407,18 @@ pub fn render(run: &Run<'_>) -> String {
         }
     }
     tb.row("get, cached (ops/s)", s.get, |r| {
-        r.get_cached.as_ref().map(get_rate)
+        r.get_cached.as_ref().map(|g| get_rate(g, cfg))
     });
     tb.row("get, cached: p50 / p99", s.get, |r| {
-        r.get_cached.as_ref().map(|g| latency(&g.latency))
+        r.get_cached.as_ref().map(|g| latency(g, cfg))
     });
     tb.row("get, cold (ops/s)", s.get, |r| match r.kind {
         EngineKind::Memory => Some("n/a (no cold path)".into()),
-        _ => r.get_cold.as_ref().map(get_rate),
+        _ => r.get_cold.as_ref().map(|g| get_rate(g, cfg)),
     });
     tb.row("get, cold: p50 / p99", s.get, |r| match r.kind {
         EngineKind::Memory => Some("n/a".into()),
-        _ => r.get_cold.as_ref().map(|g| latency(&g.latency)),
+        _ => r.get_cold.as_ref().map(|g| latency(g, cfg)),
     });
     let scan_label = format!("scan {} keys forward: scans/s · per scan", cfg.scan_len);
     tb.row(&scan_label, s.scan, |r| {
@@ -558,7 +568,7 @@ pub fn render(run: &Run<'_>) -> String {
         "The memory engine has nothing to fsync (its durability comes from the log above it and from checkpoints), so its synced rows are apply rates.".into(),
         format!("Raw append+fdatasync writes batch × {} B (a {KEY_LEN} B key, a {VALUE_LEN} B value, about 12 B of framing) per append to a file in the temp dir and calls fdatasync after each, from one thread. \"vs raw\" divides an engine's ops/s by raw records/s at the same batch size, measured in slices interleaved with that row's own slices (raw and engine alternate in slices of about 0.25 s, so the row takes twice its engine time) when available, else at the start of the run. The disk is shared with other work and its fsync rate drifts by several times within minutes, which is why the reference is interleaved; the raw rate is shown in each cell.", cfg.record_bytes),
         "Merge: N keys written, then N/2 of them overwritten (so 1/3 of all records, and about half of the records written first, are garbage; the engine's own garbage ratio is shown), bitcask with segments of about 1/8 of the set so most of it sits in sealed segments. Bytes read = files that compact() removed or shrank, bytes written = files it created or grew (directory listing before/after; for lsm this file-level view says little, as old tables may outlive the call). The target ratio uses bytes read; the figure by bytes written is shown beside it. The segment files were just written, so the merge reads from the page cache.".into(),
-        "Latency p50/p99: each get of a separate random sample timed with `Instant`; the throughput figure is a separate untimed loop over random existing keys. MB = 10^6 bytes.".into(),
+        "Latency p50/p99: each get of a separate random sample timed with `Instant`; the throughput figure is a separate untimed loop over random existing keys. Each of the two loops stops after 6 s (marked time-capped). MB = 10^6 bytes.".into(),
         "The machine is shared with other builds; the load averages above show how busy it was.".into(),
     ];
     notes.extend(run.notes.iter().cloned());
