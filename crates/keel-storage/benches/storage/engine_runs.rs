@@ -305,9 +305,9 @@ fn load_section(
     let label = match kind {
         EngineKind::Memory => "from its checkpoint".to_string(),
         EngineKind::Bitcask => format!(
-            "with hints: {} hint files for {} data files",
-            hints.len(),
-            files_with_suffix(&dir, ".data").len()
+            "with hints: {} for {}",
+            count(hints.len(), "hint file"),
+            count(files_with_suffix(&dir, ".data").len(), "data file")
         ),
         EngineKind::Lsm => "after close".to_string(),
     };
@@ -351,7 +351,7 @@ fn load_section(
             for h in &hints {
                 std::fs::remove_file(h).map_err(|e| format!("remove {}: {e}", h.display()))?;
             }
-            let label = format!("without hints ({} hint files deleted)", hints.len());
+            let label = format!("{} deleted first", count(hints.len(), "hint file"));
             progress!("{kind}: open {label}, cache off");
             let (store, figure) = timed_open(&dir, &options(kind, 0, SyncPolicy::No), label)?;
             r.open_no_hints = Some(figure);
@@ -603,6 +603,15 @@ fn dir_files(dir: &Path) -> Result<BTreeMap<String, u64>, String> {
         }
     }
     Ok(out)
+}
+
+/// "1 thing" / "2 things".
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 /// Files directly in `dir` whose name ends with `suffix`.

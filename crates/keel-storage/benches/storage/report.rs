@@ -388,6 +388,13 @@ pub fn render(run: &Run<'_>) -> String {
                     .iter()
                     .find(|f| f.batch == batch && f.writers == writers)
                     .map(|f| {
+                        if r.kind == EngineKind::Memory {
+                            return format!(
+                                "{} · {} · no fsync",
+                                rate(f.ops_per_s()),
+                                rate(f.batches.per_s())
+                            );
+                        }
                         let vs = raw_for(run, f)
                             .map(|raw| {
                                 format!(
