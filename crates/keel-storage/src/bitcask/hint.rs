@@ -4,9 +4,12 @@
 //! Layout: magic `KEELHNT1`; entries `crc32 u32 | seq u64 | flags u8 | klen u32 |
 //! vlen u32 | record_offset u64 | key` (CRC over everything after the CRC field); then a
 //! trailer in the same shape with flags = [`FLAG_TRAILER`], seq = the highest sequence
-//! number the store had issued when the hint was written, klen = vlen = 0 and
-//! record_offset = the length of the data file it describes. The file must end right
-//! after the trailer. A hint that fails any check is ignored and its data file scanned.
+//! number the store had issued when the hint was written, klen = 0, vlen = the CRC32 of
+//! the whole data file and record_offset = the data file's length. The file must end
+//! right after the trailer. A hint that fails any check is ignored and its data file
+//! scanned; so is one whose data file no longer has that CRC (the open reads each data
+//! file once, sequentially, to check it, which is what lets damage in a sealed segment
+//! stop the open with its file and offset even when a hint exists).
 
 use std::fs::File;
 use std::io::Write;
@@ -47,6 +50,8 @@ pub struct Hint {
     pub max_seq: u64,
     /// Size of the hint file.
     pub file_bytes: u64,
+    /// CRC32 of the whole data file it describes.
+    pub data_crc: u32,
 }
 
 /// Accumulates hint entries for a segment being written.
@@ -77,12 +82,20 @@ impl HintBuilder {
         self.buf.len() <= MAGIC.len()
     }
 
-    /// The finished file contents for a data file of `data_len` bytes.
-    pub fn finish(mut self, max_seq: u64, data_len: u64) -> Vec<u8> {
+    /// The finished file contents for a data file of `data_len` bytes whose CRC32 is
+    /// `data_crc`.
+    pub fn finish(mut self, max_seq: u64, data_len: u64, data_crc: u32) -> Vec<u8> {
         if self.buf.is_empty() {
             self.buf.extend_from_slice(MAGIC);
         }
-        put_entry(&mut self.buf, max_seq, FLAG_TRAILER, &[], 0, data_len);
+        put_entry(
+            &mut self.buf,
+            max_seq,
+            FLAG_TRAILER,
+            &[],
+            data_crc,
+            data_len,
+        );
         // Every entry was written by `put_entry`, so its key length can be trusted.
         let mut pos = MAGIC.len();
         while pos + ENTRY_HEADER <= self.buf.len() {
@@ -122,6 +135,22 @@ pub fn write(path: &Path, contents: &[u8]) -> Result<()> {
     res
 }
 
+/// The CRC32 state of the first `len` bytes of `file`, read sequentially.
+pub fn data_crc(file: &File, path: &Path, len: u64) -> Result<crc32fast::Hasher> {
+    use std::os::unix::fs::FileExt;
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; (1 << 20).min(len as usize)];
+    let mut off = 0u64;
+    while off < len {
+        let n = buf.len().min((len - off) as usize);
+        file.read_exact_at(&mut buf[..n], off)
+            .ctx("read segment", path)?;
+        h.update(&buf[..n]);
+        off += n as u64;
+    }
+    Ok(h)
+}
+
 /// The temporary name a hint file is written under before its rename.
 pub fn tmp_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -154,8 +183,14 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
         return Err("bad magic".into());
     }
     let mut pos = MAGIC.len();
+    // Keys are gathered into one arena and handed out as slices of it: one allocation
+    // per hint file instead of two per key (the key and its shared-bytes header), which
+    // makes opening faster and the key directory smaller. The arena lives as long as any
+    // of its keys is in the index, so memory is bounded by the keys loaded at open.
+    let mut arena: Vec<u8> = Vec::with_capacity(b.len() - pos);
     // A lower bound on the entry count keeps the Vec from reallocating much.
-    let mut entries = Vec::with_capacity((b.len() - pos) / (ENTRY_HEADER + 8));
+    let mut found: Vec<(usize, usize, u64, u8, u32, u64)> =
+        Vec::with_capacity((b.len() - pos) / (ENTRY_HEADER + 8));
     loop {
         let head = b
             .get(pos..pos + ENTRY_HEADER)
@@ -166,7 +201,8 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
         let klen = u32::from_le_bytes(field(head, 13));
         let vlen = u32::from_le_bytes(field(head, 17));
         let offset = u64::from_le_bytes(field(head, 21));
-        if klen > MAX_FIELD || vlen > MAX_FIELD {
+        // The trailer's vlen holds a CRC, so only entries have their value length checked.
+        if klen > MAX_FIELD || (flags != FLAG_TRAILER && vlen > MAX_FIELD) {
             return Err(format!("impossible lengths at {pos}"));
         }
         let end = pos + ENTRY_HEADER + klen as usize;
@@ -177,7 +213,7 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
             return Err(format!("checksum mismatch at {pos}"));
         }
         if flags == FLAG_TRAILER {
-            if klen != 0 || vlen != 0 || offset != data_len {
+            if klen != 0 || offset != data_len {
                 return Err(format!(
                     "trailer describes a {offset}-byte data file, found {data_len} bytes"
                 ));
@@ -185,10 +221,24 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
             if end != b.len() {
                 return Err("bytes after the trailer".into());
             }
+            // A Bytes keeps its Vec's whole capacity alive; keep only the keys.
+            arena.shrink_to_fit();
+            let arena = Bytes::from(arena);
+            let entries = found
+                .into_iter()
+                .map(|(start, len, seq, flags, vlen, offset)| HintEntry {
+                    key: arena.slice(start..start + len),
+                    seq,
+                    flags,
+                    vlen,
+                    offset,
+                })
+                .collect();
             return Ok(Hint {
                 entries,
                 max_seq: seq,
                 file_bytes: b.len() as u64,
+                data_crc: vlen,
             });
         }
         if flags & !KNOWN_FLAGS != 0 || seq == 0 {
@@ -201,13 +251,9 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
         if rec_end.is_none_or(|e| e > data_len || e > u64::from(u32::MAX)) {
             return Err(format!("entry at {pos} points past the data file"));
         }
-        entries.push(HintEntry {
-            key: Bytes::copy_from_slice(&entry[ENTRY_HEADER..]),
-            seq,
-            flags,
-            vlen,
-            offset,
-        });
+        let start = arena.len();
+        arena.extend_from_slice(&entry[ENTRY_HEADER..]);
+        found.push((start, klen as usize, seq, flags, vlen, offset));
         pos = end;
     }
 }
@@ -228,13 +274,14 @@ mod tests {
         let mut h = HintBuilder::new();
         h.push(3, 0b10, b"alpha", 10, 0);
         h.push(4, 0b11, b"beta", 0, 36);
-        h.finish(9, 100)
+        h.finish(9, 100, 0xfedc_ba98)
     }
 
     #[test]
     fn round_trip() {
         let hint = parse(&sample(), 100).unwrap();
         assert_eq!(hint.max_seq, 9);
+        assert_eq!(hint.data_crc, 0xfedc_ba98);
         assert_eq!(hint.entries.len(), 2);
         assert_eq!(&hint.entries[0].key[..], b"alpha");
         assert_eq!(hint.entries[1].offset, 36);
@@ -262,6 +309,6 @@ mod tests {
     fn entry_past_data_file_is_refused() {
         let mut h = HintBuilder::new();
         h.push(3, 0b10, b"k", 50, 60);
-        assert!(parse(&h.finish(3, 100), 100).is_err());
+        assert!(parse(&h.finish(3, 100, 0), 100).is_err());
     }
 }

@@ -10,11 +10,12 @@
 //! files and [`marker`] for the merge protocol.
 //!
 //! The newest segment is the active one; every other segment is sealed (complete and
-//! fsynced). On open a sealed segment with a valid hint file is loaded from the hint
-//! alone, so damage inside its data file is found by the read that hits it (each read
-//! checks its record's CRC), not by the open; segments without a valid hint are scanned
-//! and checked record by record. Sequence numbers, not file order, decide which record
-//! of a key wins.
+//! fsynced). On open a sealed segment with a valid hint file is loaded from the hint:
+//! its data file is only read sequentially to check the whole-file CRC the hint
+//! records, never parsed. A segment without a valid hint, or whose data no longer
+//! matches, is scanned record by record, so damage anywhere stops the open with file and
+//! offset. Every read checks its record's CRC too. Sequence numbers, not file order,
+//! decide which record of a key wins.
 
 pub mod background;
 pub mod cache;
@@ -97,7 +98,11 @@ pub(crate) struct Inner {
     pub(crate) hint_lock: Mutex<()>,
     /// Hints of sealed segments waiting for the background thread to write them.
     pub(crate) pending_hints: Mutex<Vec<SealJob>>,
+    /// Bytes the open cut from torn tails (or dropped by repair).
     pub(crate) torn_bytes_dropped: u64,
+    /// Segments the last open loaded from hint files (the rest were scanned).
+    pub(crate) segments_from_hints: usize,
+    /// The directory lock, released by `close`.
     pub(crate) lock: Mutex<Option<DirLock>>,
     #[cfg(test)]
     pub(crate) faults: tests::Faults,
@@ -184,17 +189,16 @@ impl Inner {
         n
     }
 
-    /// Runs version GC until nothing is pending or only pinned versions remain.
+    /// One version-GC pass over every queued key, in steps that hold the writer lock
+    /// briefly. Keys still needed by snapshots go back in the queue for later.
     pub(crate) fn gc_all(&self) {
-        for _ in 0..1_000_000 {
-            if self.index.gc_pending() == 0 || self.gc_step(4096) == 0 {
+        let mut budget = self.index.gc_pending();
+        while budget > 0 {
+            let n = self.gc_step(budget.min(4096));
+            if n == 0 {
                 break;
             }
-            if self.index.registry().open_pins() > 0 && self.index.gc_pending() > 0 {
-                // Keys still needed by snapshots go back in the queue; one pass is enough.
-                self.gc_step(self.index.gc_pending());
-                break;
-            }
+            budget -= n.min(budget);
         }
     }
 
@@ -212,7 +216,7 @@ impl Inner {
             return; // merged away before its hint was written
         };
         let path = segment::hint_path(&self.dir, job.id);
-        let contents = job.hint.finish(job.max_seq, job.data_len);
+        let contents = job.hint.finish(job.max_seq, job.data_len, job.data_crc);
         match hint::write(&path, &contents) {
             Ok(()) => seg
                 .hint_bytes
@@ -295,6 +299,8 @@ impl Bitcask {
         recovery::clean_strays(dir, &data_ids, &hint_ids)?;
         let rec = recovery::recover(dir, &data_ids, opts.repair)?;
         let max_seq = rec.max_seq;
+        tracing::info!(dir = %dir.display(), segments = data_ids.len(), from_hints = rec.from_hints,
+            keys = rec.live.len(), last_seq = max_seq, torn_bytes = rec.dropped_bytes, "bitcask opened");
 
         let index = VersionedIndex::new(max_seq);
         load_index(&index, rec.live);
@@ -305,16 +311,19 @@ impl Bitcask {
         for (i, ls) in rec.segments.into_iter().enumerate() {
             let last = i + 1 == n;
             segments.insert(Arc::clone(&ls.segment));
+            let size = ls.segment.size.load(Ordering::Relaxed);
             if last && !ls.hinted {
+                let crc = hint::data_crc(&ls.segment.file, &ls.segment.path, size)?;
                 active = Some(Active {
-                    size: ls.segment.size.load(Ordering::Relaxed),
+                    size,
                     seg: ls.segment,
                     hint: ls.hint.unwrap_or_else(HintBuilder::new),
+                    crc,
                 });
             } else if let Some(builder) = ls.hint {
                 // A sealed segment without a usable hint: write one for the next open.
-                let size = ls.segment.size.load(Ordering::Relaxed);
-                let contents = builder.finish(max_seq, size);
+                let crc = hint::data_crc(&ls.segment.file, &ls.segment.path, size)?;
+                let contents = builder.finish(max_seq, size, crc.finalize());
                 let path = segment::hint_path(dir, ls.segment.id);
                 match hint::write(&path, &contents) {
                     Ok(()) => ls
@@ -340,6 +349,7 @@ impl Bitcask {
                     seg,
                     size: 0,
                     hint: HintBuilder::new(),
+                    crc: crc32fast::Hasher::new(),
                 }
             }
         };
@@ -369,6 +379,7 @@ impl Bitcask {
             hint_lock: Mutex::new(()),
             pending_hints: Mutex::new(Vec::new()),
             torn_bytes_dropped: rec.dropped_bytes,
+            segments_from_hints: rec.from_hints,
             lock: Mutex::new(Some(lock)),
             #[cfg(test)]
             faults: tests::Faults::default(),
@@ -378,6 +389,11 @@ impl Bitcask {
             inner,
             threads: Mutex::new(threads),
         })
+    }
+
+    /// Segments the open loaded from hint files instead of scanning them.
+    pub fn segments_from_hints(&self) -> usize {
+        self.inner.segments_from_hints
     }
 
     /// fdatasync calls made by group commit so far (for measurements).

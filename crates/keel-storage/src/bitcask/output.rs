@@ -32,6 +32,7 @@ struct OutFile {
     size: u64,
     hint: HintBuilder,
     garbage: u64,
+    crc: crc32fast::Hasher,
 }
 
 /// Writes records into consecutive segments `first_id, first_id + 1, ...` of a directory.
@@ -76,6 +77,7 @@ impl OutputWriter {
             size: 0,
             hint: HintBuilder::new(),
             garbage: 0,
+            crc: crc32fast::Hasher::new(),
         });
         Ok(())
     }
@@ -104,6 +106,7 @@ impl OutputWriter {
         let mut buf = Vec::with_capacity(len as usize);
         record::encode_into(&mut buf, seq, flags, key, value);
         cur.w.write_all(&buf).ctx("write segment", &cur.path)?;
+        cur.crc.update(&buf);
         let off = cur.size;
         cur.hint.push(seq, flags, key, value.len() as u32, off);
         cur.size += len;
@@ -122,7 +125,7 @@ impl OutputWriter {
             .into_inner()
             .map_err(|e| StorageError::io("flush segment", &cur.path, e.into_error()))?;
         file.sync_data().ctx("fsync segment", &cur.path)?;
-        let contents = cur.hint.finish(self.max_seq, cur.size);
+        let contents = cur.hint.finish(self.max_seq, cur.size, cur.crc.finalize());
         hint::write(&segment::hint_path(&self.dir, cur.id), &contents)?;
         self.done.push(Finished {
             id: cur.id,

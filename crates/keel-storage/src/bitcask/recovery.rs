@@ -230,6 +230,8 @@ pub struct Recovered {
     pub max_seq: u64,
     /// Bytes cut from torn tails or by repair.
     pub dropped_bytes: u64,
+    /// Segments loaded from their hint files.
+    pub from_hints: usize,
 }
 
 /// Opens the segments `ids` (ascending) in `dir` and rebuilds the key directory.
@@ -256,7 +258,7 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
         dir,
         &files
             .iter()
-            .map(|(id, _, _, len)| (*id, *len))
+            .map(|(id, path, file, len)| (*id, path.as_path(), file, *len))
             .collect::<Vec<_>>(),
     );
 
@@ -333,21 +335,37 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
         let used = live_per_seg.get(&s.segment.id).copied().unwrap_or(0);
         s.segment.add_garbage(size.saturating_sub(used));
     }
+    let from_hints = segments.iter().filter(|s| s.hinted).count();
     Ok(Recovered {
         segments,
         live,
         max_seq,
         dropped_bytes,
+        from_hints,
     })
 }
 
-/// Loads the hint files of `(id, data length)` segments, a few threads at a time.
-fn load_hints(dir: &Path, segs: &[(u32, u64)]) -> Vec<Option<hint::Hint>> {
+/// Loads the hint files of `(id, data path, data file, data length)` segments and checks
+/// each against its data file's CRC, a few threads at a time.
+fn load_hints(dir: &Path, segs: &[(u32, &Path, &File, u64)]) -> Vec<Option<hint::Hint>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4)
         .min(segs.len().max(1));
-    let load = |&(id, len): &(u32, u64)| hint::load(&segment::hint_path(dir, id), len);
+    let load = |&(id, path, file, len): &(u32, &Path, &File, u64)| {
+        let h = hint::load(&segment::hint_path(dir, id), len)?;
+        match hint::data_crc(file, path, len).map(|c| c.finalize()) {
+            Ok(crc) if crc == h.data_crc => Some(h),
+            Ok(_) => {
+                tracing::warn!(path = %path.display(), "data file does not match the CRC in its hint; scanning it");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot check data file against its hint; scanning it");
+                None
+            }
+        }
+    };
     if threads <= 1 {
         return segs.iter().map(load).collect();
     }

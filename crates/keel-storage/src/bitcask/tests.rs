@@ -203,6 +203,29 @@ mod cases {
     }
 
     #[test]
+    fn reader_holding_a_location_merged_away_retries_the_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Bitcask::open(dir.path(), &opts()).unwrap();
+        history(&db);
+        let old = db.inner.index.get_latest(b"k20").unwrap();
+        db.compact().unwrap();
+        assert!(db.inner.segments.get(old.segment).is_none());
+        let moved = db.inner.index.get_latest(b"k20").unwrap();
+        assert_ne!(moved.segment, old.segment);
+        let v = db
+            .inner
+            .read_value(b"k20", old, || db.inner.index.get_latest(b"k20"), false)
+            .unwrap()
+            .unwrap();
+        assert!(v.starts_with(b"r7-"));
+        // A lookup that finds nothing any more reads as absent, not as an error.
+        assert_eq!(
+            db.inner.read_value(b"k20", old, || None, false).unwrap(),
+            None
+        );
+    }
+
+    #[test]
     fn group_commit_covers_every_sync_writer() {
         let dir = tempfile::tempdir().unwrap();
         let mut o = opts();

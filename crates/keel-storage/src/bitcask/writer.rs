@@ -29,6 +29,8 @@ pub struct Active {
     pub size: u64,
     /// Hint entries of its records, written out when it is sealed.
     pub hint: HintBuilder,
+    /// CRC32 of its bytes so far (goes into the hint trailer).
+    pub crc: crc32fast::Hasher,
 }
 
 /// State owned by the writer lock.
@@ -53,6 +55,8 @@ pub struct SealJob {
     pub max_seq: u64,
     /// Its data file length.
     pub data_len: u64,
+    /// CRC32 of its data file.
+    pub data_crc: u32,
 }
 
 /// Creates the empty data file of segment `id` and makes its directory entry durable.
@@ -119,6 +123,7 @@ impl Inner {
                     .ctx("append to segment", &seg.path)
             });
             self.lifecycle.guard(res)?;
+            w.active.crc.update(&enc.buf);
             if early_sync {
                 self.commit.advance(w.lsn + len);
                 self.commit.request_early(w.lsn + len);
@@ -204,6 +209,7 @@ impl Inner {
                 seg: Arc::clone(&seg),
                 size: 0,
                 hint: HintBuilder::new(),
+                crc: crc32fast::Hasher::new(),
             },
         );
         self.commit.rotated(Tail {
@@ -218,6 +224,7 @@ impl Inner {
                 hint: sealed.hint,
                 max_seq,
                 data_len: sealed.size,
+                data_crc: sealed.crc.finalize(),
             });
         }
         Ok(())
