@@ -34,14 +34,23 @@ usage: cargo bench -p keel-storage --bench storage -- [options]
 /// Which parts of the benchmark run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sections {
+    /// Raw append+fdatasync (and the raw slices interleaved with synced puts).
     pub raw: bool,
+    /// Sequential write bandwidth.
     pub seq: bool,
+    /// Unsynced single-writer puts (the load of the read figures).
     pub put: bool,
+    /// Synced puts with concurrent writers.
     pub sync: bool,
+    /// Cached and cold point gets.
     pub get: bool,
+    /// Forward scans.
     pub scan: bool,
+    /// Open times.
     pub open: bool,
+    /// Heap per key.
     pub mem: bool,
+    /// Merge/compaction of a set with garbage.
     pub merge: bool,
 }
 
@@ -121,21 +130,37 @@ impl Mode {
 /// Everything a run needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Size preset the run started from.
     pub mode: Mode,
+    /// Engines to measure, in order.
     pub engines: Vec<EngineKind>,
+    /// Parts to run.
     pub sections: Sections,
+    /// Keys loaded for the read, open and heap figures.
     pub keys: u64,
+    /// Random gets in each throughput loop.
     pub get_ops: usize,
+    /// Gets timed one by one for p50/p99.
     pub latency_samples: usize,
+    /// Number of scans.
     pub scans: usize,
+    /// Keys per scan.
     pub scan_len: usize,
+    /// Engine seconds per synced configuration (and raw seconds interleaved with it).
     pub sync_secs: f64,
+    /// Writer thread counts of the synced puts.
     pub writers: Vec<usize>,
+    /// Ops per synced batch.
     pub batches: Vec<usize>,
+    /// Bytes per record of the raw append test.
     pub record_bytes: usize,
+    /// MiB written by the sequential bandwidth test.
     pub seq_mib: u64,
+    /// Keys of the merge set (half of them overwritten).
     pub merge_keys: u64,
+    /// Parent of the temporary directory, if given.
     pub dir: Option<PathBuf>,
+    /// File to write the report to as well, if given.
     pub out: Option<PathBuf>,
 }
 

@@ -45,10 +45,15 @@ pub enum Availability {
 /// Everything measured for one engine; None where not measured.
 #[derive(Debug, Clone)]
 pub struct EngineResult {
+    /// The engine.
     pub kind: EngineKind,
+    /// Whether it could be opened.
     pub availability: Availability,
+    /// Unsynced single-writer puts while loading.
     pub put_nosync: Option<Rate>,
+    /// Synced puts, one entry per (writers, batch) configuration.
     pub sync: Vec<SyncFigures>,
+    /// Heap held after loading.
     pub mem: Option<MemFigures>,
     /// Time to write the memory engine's checkpoint of the loaded keys.
     pub checkpoint: Option<std::time::Duration>,
@@ -56,9 +61,13 @@ pub struct EngineResult {
     pub open: Option<OpenFigure>,
     /// Bitcask's open after deleting its hint files.
     pub open_no_hints: Option<OpenFigure>,
+    /// Gets with a warm cache.
     pub get_cached: Option<GetFigures>,
+    /// Gets that bypass keel's caches.
     pub get_cold: Option<GetFigures>,
+    /// Forward scans.
     pub scan: Option<ScanFigures>,
+    /// Merge/compaction of a set with garbage.
     pub merge: Option<MergeFigures>,
     /// Segment size used for the merge set (bitcask).
     pub merge_segment_bytes: Option<u64>,

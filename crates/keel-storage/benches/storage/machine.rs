@@ -6,10 +6,15 @@ use std::path::{Path, PathBuf};
 /// Facts about the machine, for the report header.
 #[derive(Debug, Clone)]
 pub struct Machine {
+    /// CPUs available to this process.
     pub nproc: usize,
+    /// CPU model name.
     pub cpu: String,
+    /// Total RAM.
     pub mem_total: String,
+    /// Kernel release.
     pub kernel: String,
+    /// `rustc --version`.
     pub rustc: String,
     /// The temporary directory the engines and the raw tests used.
     pub tmp_dir: PathBuf,

@@ -15,15 +15,25 @@ use crate::workload::{KEY_LEN, VALUE_LEN};
 
 /// Everything one run produced.
 pub struct Run<'a> {
+    /// The configuration it ran with.
     pub cfg: &'a Config,
+    /// The machine it ran on.
     pub machine: &'a Machine,
+    /// Start time.
     pub started_utc: String,
+    /// Load averages at the start.
     pub load_before: String,
+    /// Load averages at the end.
     pub load_after: String,
+    /// Wall time of the whole run.
     pub wall: Duration,
+    /// Cost of timing one operation with `Instant`, p50.
     pub timer_overhead_ns: Option<u64>,
+    /// Raw append+fdatasync at the start of the run, one per batch size.
     pub raw: Vec<RawSync>,
+    /// Sequential write bandwidth.
     pub seq: Option<SeqWrite>,
+    /// Per-engine results.
     pub engines: Vec<EngineResult>,
     /// Problems outside any engine (raw or sequential tests).
     pub notes: Vec<String>,
