@@ -15,5 +15,5 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
 scripts/ci-deps.sh
 echo "== cargo test"
-cargo test --workspace --release 2>&1 | tee target/test-output.txt
+cargo test --workspace --release --no-fail-fast 2>&1 | tee target/test-output.txt
 scripts/python-tests.sh

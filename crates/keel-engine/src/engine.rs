@@ -17,6 +17,18 @@ use crate::keys;
 use crate::kv::{KvRead, SnapshotReader, WriteTx};
 use crate::reply::{errors, Reply};
 
+/// Commands that look at keys without counting as an access (Redis's LOOKUP_NOTOUCH):
+/// otherwise OBJECT IDLETIME would always answer 0.
+const NO_TOUCH: &[&str] = &[
+    "object",
+    "type",
+    "exists",
+    "ttl",
+    "pttl",
+    "expiretime",
+    "pexpiretime",
+];
+
 /// Name of the internal record holding the last applied log index.
 const APPLIED_INDEX: &str = "applied-index";
 
@@ -159,6 +171,7 @@ impl Engine {
             ctx.seed,
             Arc::clone(&self.cursors),
         );
+        ex.access_table = Some(Arc::clone(&self.access));
         let mut replies = Vec::new();
         match op {
             Op::Command { db, args } => {
@@ -293,6 +306,9 @@ impl Engine {
 
     fn touch_keys(&self, db: u8, args: &[Bytes], now_ms: u64) {
         if let Some(spec) = args.first().and_then(|n| lookup(n)) {
+            if NO_TOUCH.contains(&spec.name) {
+                return;
+            }
             for pos in spec.key_positions(args.len()) {
                 self.access.touch(db, &args[pos], now_ms);
             }
@@ -325,8 +341,10 @@ impl Engine {
                 expired: Vec::new(),
             });
         }
-        for pos in spec.key_positions(args.len()) {
-            self.access.touch(db, &args[pos], now_ms);
+        if !NO_TOUCH.contains(&spec.name) {
+            for pos in spec.key_positions(args.len()) {
+                self.access.touch(db, &args[pos], now_ms);
+            }
         }
         let reader = SnapshotReader::new(self.store.snapshot());
         let mut ex = Exec::new(
@@ -337,6 +355,7 @@ impl Engine {
             now_ms,
             Arc::clone(&self.cursors),
         );
+        ex.access_table = Some(Arc::clone(&self.access));
         let reply = match (spec.handler)(&mut ex, args) {
             Ok(r) => r,
             Err(CmdError::Reply(r)) => r,

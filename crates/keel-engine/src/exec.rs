@@ -39,6 +39,8 @@ pub struct Exec {
     pub expired: Vec<(u8, Bytes)>,
     /// SCAN-family cursors of this engine.
     pub cursors: Arc<CursorTable>,
+    /// Access recency/frequency (OBJECT IDLETIME/FREQ), when the engine provides it.
+    pub access_table: Option<Arc<crate::eviction::AccessTable>>,
 }
 
 impl Exec {
@@ -62,6 +64,7 @@ impl Exec {
             touched: Vec::new(),
             expired: Vec::new(),
             cursors,
+            access_table: None,
         }
     }
 

@@ -617,8 +617,25 @@ fn object_encoding_and_friends(kind: EngineKind) {
     assert_eq!(t.r(&["OBJECT", "REFCOUNT", "raw"]), Reply::Int(1));
     assert_eq!(t.r(&["OBJECT", "REFCOUNT", "bigint"]), Reply::Int(1));
     assert_eq!(enc(&t, "bigint"), Reply::bulk("int"));
+    // IDLETIME/FREQ: OBJECT itself does not count as an access.
+    t.r(&["GET", "raw"]);
     assert_eq!(t.r(&["OBJECT", "IDLETIME", "raw"]), Reply::Int(0));
-    assert_eq!(t.r(&["OBJECT", "FREQ", "raw"]), Reply::Int(0));
+    t.now += 12_000;
+    assert_eq!(t.r(&["OBJECT", "IDLETIME", "raw"]), Reply::Int(12));
+    let Reply::Int(f0) = t.r(&["OBJECT", "FREQ", "raw"]) else {
+        panic!("FREQ is an integer")
+    };
+    for _ in 0..300 {
+        t.r(&["GET", "raw"]);
+    }
+    assert_eq!(t.r(&["OBJECT", "IDLETIME", "raw"]), Reply::Int(0));
+    let Reply::Int(f1) = t.r(&["OBJECT", "FREQ", "raw"]) else {
+        panic!("FREQ is an integer")
+    };
+    assert!(
+        f0 >= 5 && f1 > f0 && f1 <= 255,
+        "LFU counter grows with use: {f0} -> {f1}"
+    );
     assert_eq!(t.r(&["OBJECT", "FREQ", "missing"]), Reply::Nil);
     assert!(matches!(t.r(&["OBJECT", "HELP"]), Reply::Array(l) if l.len() > 5));
     assert_eq!(

@@ -113,6 +113,22 @@ fn lsm_throughput() {
         "random get over 1M keys after major compaction: {}",
         rate(n, t)
     );
+    let n = 2_000;
+    let t = Instant::now();
+    let mut scanned = 0u64;
+    for _ in 0..n {
+        let start = rng.gen_range(0..KEYS - 1000);
+        let range = keel_storage::ScanRange {
+            start: std::ops::Bound::Included(key(start)),
+            end: std::ops::Bound::Excluded(key(start + 1000)),
+        };
+        for item in s.scan(range, keel_storage::Direction::Forward) {
+            item.expect("scan");
+            scanned += 1;
+        }
+    }
+    assert_eq!(scanned, n * 1000);
+    println!("scan of 1000 keys: {}", rate(n, t));
     let t = Instant::now();
     let scanned = s
         .scan(

@@ -32,9 +32,9 @@
 //! thresholds (Redis never converts back to the compact encoding when a big collection
 //! shrinks; keel reports what the current contents would use). It reads the members'
 //! layout the type modules document: hash fields and set/zset members are the S suffix,
-//! hash values and list elements the S value. OBJECT IDLETIME and FREQ return 0: keel
-//! tracks no per-key access time or frequency (that would turn every read into a write
-//! through the log); they will be answered once eviction needs them.
+//! hash values and list elements the S value. OBJECT IDLETIME and FREQ read the engine's
+//! fixed-size access table (`crate::eviction::AccessTable`): approximate, node-local,
+//! never written through the log.
 //!
 //! MEMORY USAGE reports the bytes of the storage records a key occupies (keys + values
 //! of its metadata, expiry index entry and sub-keys), sampling `SAMPLES` sub-keys (default
@@ -969,8 +969,16 @@ fn object(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         };
         return Ok(Reply::Int(if shared { limits::SHARED_REFCOUNT } else { 1 }));
     }
-    // IDLETIME / FREQ: not tracked (see the module doc).
-    Ok(Reply::Int(0))
+    // IDLETIME / FREQ come from the engine's access table (approximate, like Redis's).
+    let db = ex.db;
+    let Some(access) = ex.access_table.as_ref() else {
+        return Ok(Reply::Int(0));
+    };
+    Ok(Reply::Int(if eq_ci(sub, "IDLETIME") {
+        (access.idle_ms(db, key, ex.now_ms) / 1000) as i64
+    } else {
+        i64::from(access.freq(db, key, ex.now_ms))
+    }))
 }
 
 /// Storage bytes of the records of (`key`, `meta`) in `db`, sampling `samples` sub-keys

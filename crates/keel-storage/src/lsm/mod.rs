@@ -4,10 +4,31 @@
 //!
 //! `<dir>/LOCK` is keel's directory lock (taken before fjall is touched, so a second
 //! opener gets "locked by pid N"); fjall's own files live in `<dir>/lsm/`. Two fjall
-//! keyspaces: `keel_data` holds keel's keys (behind a one-byte tag, see [`keys`]) and
-//! `keel_meta` holds one key, `seq`, keel's sequence number as 8 big-endian bytes. Every
-//! batch writes `seq` in the same fjall batch as its data, so the sequence number is
-//! exactly as durable as the data and a snapshot reads both at one instant.
+//! keyspaces: `keel_data` holds keel's versions (see [`keys`]) and `keel_meta` holds one
+//! key, `seq`, keel's sequence number as 8 big-endian bytes. Every batch writes `seq` in
+//! the same fjall batch as its data, so the sequence number is exactly as durable as the
+//! data.
+//!
+//! # Versions and visibility: keel's MVCC, not fjall's
+//!
+//! fjall 3.1's snapshots are not stable while memtables flush and tables compact (a
+//! snapshot read twice can differ), so keel uses fjall only as an ordered store with
+//! atomic batches and keeps versions itself. Every batch gets the next sequence number
+//! and stores each of its keys as a new fjall key `key | !seq | kind` ([`keys`]); a stored
+//! key is written once and never overwritten. Writers are serialised; after fjall's commit
+//! returns, the sequence number is published in a [`SnapshotRegistry`]. Every read runs at
+//! a published sequence number `S` (the latest one for `get` and `scan`, a pinned one for
+//! snapshots and scan iterators) and takes, per key, the newest version at or below `S`
+//! ([`versions`]); a batch fjall has only half applied, or any later batch, has versions
+//! above `S` and is invisible by construction. Reads use plain fjall iterators: as no
+//! stored key is ever written twice, fjall never has to choose between versions of one of
+//! its keys, which is where its views went wrong (a plain iterator over distinct,
+//! never-rewritten keys stayed exact under memtable rotation, flushes and major
+//! compactions in a stress probe that broke fjall snapshots of overwritten keys).
+//!
+//! Old versions are reclaimed below the horizon (the oldest pinned sequence number) by a
+//! compaction filter, in fjall's background compactions and in `compact`'s major
+//! compaction ([`gc`]); keel never deletes or overwrites a stored key.
 //!
 //! # Durability
 //!
@@ -61,16 +82,20 @@
 //!
 //! # Stats
 //!
-//! `live_keys` is fjall's O(1) *approximate* count: it includes overwritten versions and
-//! tombstones not yet compacted away (exact after `compact` with no open snapshot).
+//! `live_keys` is fjall's O(1) *approximate* count of stored versions: it includes
+//! overwritten versions and tombstones not yet collected, so it lies between the number of
+//! live keys and the number of versions written, and is exact after `compact` with no open
+//! snapshot (which collects every shadowed version and tombstone, then major-compacts).
 //! `live_bytes` and `garbage_ratio` are not exposed by fjall and are reported as 0.
 //! `cache_hits`/`cache_misses` count table block loads served by fjall's block cache
 //! and loads that went to disk (fjall's experimental metrics). `disk_bytes` is the
 //! space actually allocated under `<dir>/lsm`.
 
+pub mod gc;
 pub mod group_commit;
 pub mod journal_check;
 pub mod keys;
+pub mod versions;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -79,19 +104,23 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use parking_lot::{Mutex, RwLock};
 
 use crate::batch::{BatchOp, WriteBatch};
 use crate::dirlock::DirLock;
 use crate::error::{Result, StorageError};
 use crate::lifecycle::{Lifecycle, LifecycleState};
+use crate::mvcc::{Pin, SnapshotRegistry};
 use crate::options::{EngineKind, OpenOptions, SyncPolicy, WriteOptions};
 use crate::range::{Direction, ScanRange};
 use crate::stats::StorageStats;
 use crate::storage::{KvIter, KvPair, Snapshot, Storage};
 
+use gc::{GcFilterFactory, GcHorizon};
 use group_commit::Syncer;
+use keys::Kind;
+use versions::{Resolved, Resolver};
 
 /// Sub-directory of the data directory that holds fjall's files.
 pub const FJALL_DIR: &str = "lsm";
@@ -109,6 +138,8 @@ const CHECKPOINT_BATCH_BYTES: usize = 4 * 1024 * 1024;
 const CHECKPOINT_BATCH_ENTRIES: usize = 16 * 1024;
 /// Cache of the temporary engine a checkpoint writes through.
 const CHECKPOINT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+/// A point read retries this often when a collection overtakes it, then pins.
+const GET_RETRIES: usize = 2;
 /// `compact` gives up waiting for the memtable flush after this long.
 const FLUSH_WAIT_LIMIT: Duration = Duration::from_secs(300);
 
@@ -144,8 +175,12 @@ struct Inner {
     handles: RwLock<Option<Handles>>,
     /// Serialises commits so sequence numbers reach fjall in order.
     writer: Mutex<()>,
-    /// Sequence number of the last committed batch.
-    seq: AtomicU64,
+    /// The published sequence number and the snapshots' pins.
+    registry: Arc<SnapshotRegistry>,
+    /// The horizon version GC works below, which unpinned point reads validate against.
+    gc: Arc<GcHorizon>,
+    /// The data keyspace's compaction filter factory.
+    gc_filter: Arc<GcFilterFactory>,
     syncer: Syncer,
     policy: SyncPolicy,
     lifecycle: Lifecycle,
@@ -181,26 +216,54 @@ impl Inner {
     fn commit(&self, ops: Vec<BatchOp>, fixed: Option<u64>) -> Result<u64> {
         let guard = self.handles.read();
         let h = guard.as_ref().ok_or(StorageError::Closed)?;
-        let mut fb = h.db.batch().durability(Some(PersistMode::Buffer));
-        for op in ops {
-            match op {
-                BatchOp::Put(k, v) => fb.insert(&h.data, keys::encode(&k), v),
-                BatchOp::Delete(k) => fb.remove(&h.data, keys::encode(&k)),
-            }
-        }
+        // Encoded outside the writer lock; the sequence number is patched in under it.
+        let items: Vec<(Vec<u8>, Bytes)> = ops
+            .into_iter()
+            .map(|op| match op {
+                BatchOp::Put(k, v) => (keys::version_key(&k, 0, Kind::Put), v),
+                BatchOp::Delete(k) => (keys::version_key(&k, 0, Kind::Tombstone), Bytes::new()),
+            })
+            .collect();
         let _w = self.writer.lock();
-        let seq = fixed.unwrap_or_else(|| self.seq.load(Ordering::Acquire) + 1);
+        let seq = fixed.unwrap_or_else(|| self.registry.visible() + 1);
+        let mut fb = h.db.batch().durability(Some(PersistMode::Buffer));
+        for (mut k, v) in items {
+            keys::set_seq(&mut k, seq);
+            fb.insert(&h.data, k, v);
+        }
         fb.insert(&h.meta, SEQ_KEY, seq.to_be_bytes().to_vec());
         fb.commit().map_err(|e| self.fail_with("write batch", e))?;
-        self.seq.store(seq, Ordering::Release);
+        // Only now may readers ask for `seq`: every version of the batch is in fjall.
+        self.registry.publish(seq);
         Ok(seq)
+    }
+
+    /// The value of `key` at `seq`: its newest version at or below `seq`, if a put.
+    fn read_at(&self, h: &Handles, key: &[u8], seq: u64) -> Result<Option<Bytes>> {
+        let prefix = keys::key_prefix(key);
+        let mut upper = prefix.clone();
+        if let Some(last) = upper.last_mut() {
+            *last += 1;
+        }
+        let mut it = h.data.range(keys::seek_key(key, seq)..upper);
+        let Some(guard) = it.next() else {
+            return Ok(None);
+        };
+        let (k, v) = guard
+            .into_inner()
+            .map_err(|e| map_err("get", &self.fjall_dir, e))?;
+        Ok(versions::first_visible(
+            &prefix,
+            seq,
+            Some((&k, Bytes::from(v))),
+        ))
     }
 
     /// fsyncs the journal if anything up to `target` is not yet durable.
     fn sync_through(&self, target: u64) -> Result<()> {
         self.syncer.sync_to(
             target,
-            || self.seq.load(Ordering::Acquire),
+            || self.registry.visible(),
             || self.persist(PersistMode::SyncData),
         )
     }
@@ -212,41 +275,14 @@ impl Inner {
             .map_err(|e| self.fail_with("fsync journal", e))
     }
 
-    /// A fjall snapshot and keel's sequence number at the same instant.
+    /// Pins the latest published sequence number.
     fn open_snapshot(self: &Arc<Self>) -> LsmSnapshot {
-        let taken = {
-            let guard = self.handles.read();
-            guard.as_ref().map(|h| {
-                let snap = h.db.snapshot();
-                match snap.get(&h.meta, SEQ_KEY) {
-                    Ok(raw) => match raw.as_deref().map(decode_seq).transpose() {
-                        Ok(seq) => (snap, seq.unwrap_or(0)),
-                        Err(e) => self.snapshot_under_writer(h, &e),
-                    },
-                    Err(e) => {
-                        self.snapshot_under_writer(h, &map_err("snapshot", &self.fjall_dir, e))
-                    }
-                }
-            })
-        };
-        let (snap, seq) = match taken {
-            Some((snap, seq)) => (Some(snap), seq),
-            None => (None, self.seq.load(Ordering::Acquire)),
-        };
+        let pin = Arc::new(self.registry.pin());
         self.open_snapshots.fetch_add(1, Ordering::AcqRel);
         LsmSnapshot {
             inner: Arc::clone(self),
-            snap,
-            seq,
+            pin,
         }
-    }
-
-    /// Fallback when the stored sequence number cannot be read: with commits held off,
-    /// fjall's latest state and the in-memory counter agree.
-    fn snapshot_under_writer(&self, h: &Handles, why: &StorageError) -> (fjall::Snapshot, u64) {
-        tracing::warn!(error = %why, "lsm: reading the sequence number from a snapshot failed; taking it under the writer lock");
-        let _w = self.writer.lock();
-        (h.db.snapshot(), self.seq.load(Ordering::Acquire))
     }
 
     /// Flushes `ks`'s memtable to a table and waits (bounded) for the flush.
@@ -269,18 +305,22 @@ impl Inner {
     fn compact_now(&self) -> Result<()> {
         let guard = self.handles.read();
         let h = guard.as_ref().ok_or(StorageError::Closed)?;
-        for ks in [&h.data, &h.meta] {
-            self.flush_memtable(ks)?;
-            ks.major_compact()
-                .map_err(|e| map_err("compact", &self.fjall_dir, e))?;
-        }
+        self.flush_memtable(&h.data)?;
+        // On this thread, so the filter may drop newest tombstones too (see `gc`).
+        self.gc_filter
+            .full(|| h.data.major_compact())
+            .map_err(|e| map_err("compact", &self.fjall_dir, e))?;
+        self.flush_memtable(&h.meta)?;
+        h.meta
+            .major_compact()
+            .map_err(|e| map_err("compact", &self.fjall_dir, e))?;
         Ok(())
     }
 }
 
-/// Last-op-wins deduplication. fjall gives every item of a batch the same sequence
-/// number; its memtable happens to keep the last of two equal (key, seqno) inserts, but
-/// nothing promises that, so the batch carries one op per key by construction.
+/// Last-op-wins deduplication. Two ops on one key in one batch would be two versions
+/// with the same sequence number, i.e. the same stored key written twice, which keel
+/// never does (see [`gc`]), so the batch carries one op per key by construction.
 fn dedup_last_wins(ops: Vec<BatchOp>) -> Vec<BatchOp> {
     if ops.len() < 2 {
         return ops;
@@ -321,9 +361,19 @@ impl LsmEngine {
         let lifecycle = Lifecycle::new();
         let fjall_dir = dir.join(FJALL_DIR);
         let torn_bytes_dropped = precheck_journals(&fjall_dir, opts.repair)?;
+        // The registry starts at 0 and is raised to the stored number below, before any
+        // reader exists; the compaction filter needs it from the moment fjall starts.
+        let registry = SnapshotRegistry::new(0);
+        let gc_horizon = GcHorizon::new(Arc::clone(&registry));
+        let gc_filter = GcFilterFactory::new(Arc::clone(&gc_horizon));
+        let filter = Arc::clone(&gc_filter);
         let db = Database::builder(&fjall_dir)
             .cache_size(opts.lsm.cache_bytes)
             .manual_journal_persist(true)
+            .with_compaction_filter_factories(Arc::new(move |name: &str| {
+                (name == DATA_KEYSPACE)
+                    .then(|| Arc::clone(&filter) as Arc<dyn fjall::compaction::filter::Factory>)
+            }))
             .open()
             .map_err(|e| map_err("open", &fjall_dir, e))?;
         let data = db
@@ -343,11 +393,27 @@ impl LsmEngine {
             Some(raw) => decode_seq(&raw)?,
             None => 0,
         };
+        if let Some(old) = data.range(vec![keys::OLD_TAG]..vec![keys::TAG]).next() {
+            let key = old
+                .key()
+                .map_err(|e| map_err("check data layout", &fjall_dir, e))?;
+            return Err(StorageError::Lsm {
+                op: "open",
+                message: format!(
+                    "the store holds keys of the unversioned layout (first: {:?}); it was written by an older keel and cannot be read",
+                    Bytes::from(key)
+                ),
+            });
+        }
+        // Nothing above the stored number exists: it is written in every batch.
+        registry.publish(seq);
         lifecycle.set_ready();
         let inner = Arc::new(Inner {
             handles: RwLock::new(Some(Handles { db, data, meta })),
             writer: Mutex::new(()),
-            seq: AtomicU64::new(seq),
+            registry,
+            gc: gc_horizon,
+            gc_filter,
             // What recovery found is in the journal fjall just fsynced on open.
             syncer: Syncer::new(seq),
             policy: opts.sync_policy,
@@ -460,18 +526,17 @@ fn flush_loop(inner: Weak<Inner>) {
         if inner.lifecycle.state() == LifecycleState::Failed {
             continue;
         }
-        if let Err(e) = inner.sync_through(inner.seq.load(Ordering::Acquire)) {
+        if let Err(e) = inner.sync_through(inner.registry.visible()) {
             tracing::error!(error = %e, "lsm: background fsync failed");
         }
     }
 }
 
-/// A point-in-time view: a fjall snapshot plus keel's sequence number at it.
+/// A point-in-time view: a pinned keel sequence number.
 struct LsmSnapshot {
     inner: Arc<Inner>,
-    /// None when the store was already closed when the snapshot was asked for.
-    snap: Option<fjall::Snapshot>,
-    seq: u64,
+    /// Shared with the scan iterators opened on it, which may outlive the snapshot.
+    pin: Arc<Pin>,
 }
 
 impl Drop for LsmSnapshot {
@@ -483,37 +548,38 @@ impl Drop for LsmSnapshot {
 impl LsmSnapshot {
     fn get_at(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.inner.check_open()?;
-        let snap = self.snap.as_ref().ok_or(StorageError::Closed)?;
         let guard = self.inner.handles.read();
         let h = guard.as_ref().ok_or(StorageError::Closed)?;
-        snap.get(&h.data, keys::encode(key))
-            .map(|v| v.map(Bytes::from))
-            .map_err(|e| map_err("get", &self.inner.fjall_dir, e))
+        self.inner.read_at(h, key, self.pin.seq())
     }
 
     fn scan_at(&self, range: &ScanRange, dir: Direction) -> KvIter {
-        let Some((start, end)) = keys::stored_bounds(range) else {
+        let Some(stored) = keys::stored_bounds(range) else {
             return Box::new(std::iter::empty());
         };
         if self.inner.closed.load(Ordering::Acquire) {
             return error_iter(StorageError::Closed);
         }
-        let Some(snap) = self.snap.as_ref() else {
-            return error_iter(StorageError::Closed);
-        };
         let guard = self.inner.handles.read();
         let Some(h) = guard.as_ref() else {
             return error_iter(StorageError::Closed);
         };
-        // The iterator holds its own clone of the snapshot's pin.
-        let it = snap.range(&h.data, (start, end));
-        let it: Box<dyn Iterator<Item = fjall::Guard> + Send> = match dir {
-            Direction::Forward => Box::new(it),
-            Direction::Reverse => Box::new(it.rev()),
+        let fjall_dir = self.inner.fjall_dir.clone();
+        let entries = h.data.range(stored).map(move |g| {
+            g.into_inner()
+                .map(|(k, v)| (k.to_vec(), Bytes::from(v)))
+                .map_err(|e| map_err("scan", &fjall_dir, e))
+        });
+        let reverse = dir == Direction::Reverse;
+        let entries: Box<dyn Iterator<Item = Result<versions::Entry>> + Send> = if reverse {
+            Box::new(entries.rev())
+        } else {
+            Box::new(entries)
         };
         Box::new(LsmIter {
             inner: Arc::clone(&self.inner),
-            it,
+            resolver: Resolver::new(entries, self.pin.seq(), reverse),
+            _pin: Arc::clone(&self.pin),
             done: false,
         })
     }
@@ -521,7 +587,7 @@ impl LsmSnapshot {
 
 impl Snapshot for LsmSnapshot {
     fn seq(&self) -> u64 {
-        self.seq
+        self.pin.seq()
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
@@ -537,10 +603,12 @@ fn error_iter(e: StorageError) -> KvIter {
     Box::new(std::iter::once(Err(e)))
 }
 
-/// A scan over a pinned fjall snapshot; stops with `Closed` once the store is closed.
+/// A scan at a pinned sequence number; stops with `Closed` once the store is closed.
 struct LsmIter {
     inner: Arc<Inner>,
-    it: Box<dyn Iterator<Item = fjall::Guard> + Send>,
+    resolver: Resolver<Box<dyn Iterator<Item = Result<versions::Entry>> + Send>>,
+    /// Keeps the versions this scan reads from being collected.
+    _pin: Arc<Pin>,
     done: bool,
 }
 
@@ -555,17 +623,19 @@ impl Iterator for LsmIter {
             self.done = true;
             return Some(Err(StorageError::Closed));
         }
-        let Some(guard) = self.it.next() else {
-            self.done = true;
-            return None;
+        let item = match self.resolver.next() {
+            None => None,
+            Some(Ok(Resolved::Live(k, v))) => Some(Ok((k, v))),
+            Some(Ok(Resolved::Malformed(stored))) => Some(Err(StorageError::Lsm {
+                op: "scan",
+                message: format!("stored key {:?} is not a keel version", Bytes::from(stored)),
+            })),
+            Some(Err(e)) => Some(Err(e)),
         };
-        match guard.into_inner() {
-            Ok((k, v)) => Some(Ok((keys::decode(Bytes::from(k)), Bytes::from(v)))),
-            Err(e) => {
-                self.done = true;
-                Some(Err(map_err("scan", &self.inner.fjall_dir, e)))
-            }
+        if !matches!(item, Some(Ok(_))) {
+            self.done = true;
         }
+        item
     }
 }
 
@@ -597,14 +667,21 @@ impl Storage for LsmEngine {
 
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.inner.check_open()?;
-        let guard = self.inner.handles.read();
+        let inner = &self.inner;
+        let guard = inner.handles.read();
         let h = guard.as_ref().ok_or(StorageError::Closed)?;
-        // Through a snapshot, not the keyspace's latest view: a batch's items enter the
-        // memtable one by one and become visible together only when it is published.
-        h.db.snapshot()
-            .get(&h.data, keys::encode(key))
-            .map(|v| v.map(Bytes::from))
-            .map_err(|e| map_err("get", &self.inner.fjall_dir, e))
+        // Unpinned: a collection that starts meanwhile may drop the version this read
+        // needs, but it announces its horizon first, so a read that finds the announced
+        // horizon still at or below its sequence number afterwards was not overtaken.
+        for _ in 0..GET_RETRIES {
+            let seq = inner.registry.visible();
+            let value = inner.read_at(h, key, seq)?;
+            if inner.gc.claimed() <= seq {
+                return Ok(value);
+            }
+        }
+        let pin = inner.registry.pin();
+        inner.read_at(h, key, pin.seq())
     }
 
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
@@ -617,7 +694,7 @@ impl Storage for LsmEngine {
         inner.check_open()?;
         inner.lifecycle.check_writable()?;
         if batch.is_empty() {
-            return Ok(inner.seq.load(Ordering::Acquire));
+            return Ok(inner.registry.visible());
         }
         for op in batch.ops() {
             match op {
@@ -637,13 +714,12 @@ impl Storage for LsmEngine {
     }
 
     fn last_seq(&self) -> u64 {
-        self.inner.seq.load(Ordering::Acquire)
+        self.inner.registry.visible()
     }
 
     fn sync(&self) -> Result<()> {
         self.inner.check_open()?;
-        self.inner
-            .sync_through(self.inner.seq.load(Ordering::Acquire))
+        self.inner.sync_through(self.inner.registry.visible())
     }
 
     fn checkpoint(&self, dir: &Path) -> Result<()> {
@@ -694,7 +770,7 @@ impl Storage for LsmEngine {
     fn stats(&self) -> StorageStats {
         let inner = &self.inner;
         let mut s = StorageStats::empty(EngineKind::Lsm, inner.lifecycle.state());
-        s.last_seq = inner.seq.load(Ordering::Acquire);
+        s.last_seq = inner.registry.visible();
         s.open_snapshots = inner.open_snapshots.load(Ordering::Acquire);
         s.torn_bytes_dropped = inner.torn_bytes_dropped;
         if let Some(h) = inner.handles.read().as_ref() {
@@ -757,12 +833,12 @@ fn copy_snapshot(snap: &LsmSnapshot, target: &Inner) -> Result<()> {
         bytes += k.len() + v.len();
         ops.push(BatchOp::Put(k, v));
         if bytes >= CHECKPOINT_BATCH_BYTES || ops.len() >= CHECKPOINT_BATCH_ENTRIES {
-            target.commit(std::mem::take(&mut ops), Some(snap.seq))?;
+            target.commit(std::mem::take(&mut ops), Some(snap.pin.seq()))?;
             bytes = 0;
         }
     }
     // Always one last batch, so an empty copy still records the sequence number.
-    target.commit(ops, Some(snap.seq))?;
+    target.commit(ops, Some(snap.pin.seq()))?;
     target.persist(PersistMode::SyncAll)
 }
 
@@ -805,6 +881,130 @@ mod tests {
         let mut b = WriteBatch::new();
         b.put("k", "v");
         s.write(b, opts).expect("write")
+    }
+
+    fn write(s: &LsmEngine, k: &str, v: Option<&str>) -> u64 {
+        let mut b = WriteBatch::new();
+        match v {
+            Some(v) => b.put(k.to_owned(), v.to_owned()),
+            None => b.delete(k.to_owned()),
+        };
+        s.write(b, WriteOptions::DEFAULT).expect("write")
+    }
+
+    /// Every stored version as (key, seq), in fjall order.
+    fn stored(s: &LsmEngine) -> Vec<(String, u64)> {
+        let guard = s.inner.handles.read();
+        let h = guard.as_ref().expect("open");
+        h.data
+            .iter()
+            .map(|g| {
+                let k = g.key().expect("key");
+                let p = keys::parse(&k).expect("version");
+                let user = keys::decode_prefix(p.prefix).expect("escaping");
+                (String::from_utf8(user).expect("utf8"), p.seq)
+            })
+            .collect()
+    }
+
+    fn owned(v: &[(&str, u64)]) -> Vec<(String, u64)> {
+        v.iter().map(|(k, s)| (k.to_string(), *s)).collect()
+    }
+
+    #[test]
+    fn compact_drops_exactly_the_versions_below_the_horizon() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = engine(dir.path(), SyncPolicy::No);
+        write(&s, "a", Some("1"));
+        write(&s, "a", Some("2"));
+        write(&s, "b", Some("x"));
+        let snap = s.snapshot();
+        assert_eq!(snap.seq(), 3);
+        write(&s, "a", Some("4"));
+        write(&s, "a", Some("5"));
+        write(&s, "b", None);
+        write(&s, "c", Some("1"));
+        assert_eq!(stored(&s).len(), 7);
+        s.compact().expect("compact");
+        // Only a@1 is shadowed at or below the snapshot's 3; b's tombstone is above it.
+        assert_eq!(
+            stored(&s),
+            owned(&[("a", 5), ("a", 4), ("a", 2), ("b", 6), ("b", 3), ("c", 7)])
+        );
+        assert_eq!(snap.get(b"a").expect("get"), Some(Bytes::from("2")));
+        assert_eq!(snap.get(b"b").expect("get"), Some(Bytes::from("x")));
+        assert_eq!(snap.get(b"c").expect("get"), None);
+        drop(snap);
+        s.compact().expect("compact");
+        assert_eq!(stored(&s), owned(&[("a", 5), ("c", 7)]));
+        assert_eq!(s.stats().live_keys, 2);
+        assert_eq!(s.get(b"a").expect("get"), Some(Bytes::from("5")));
+        assert_eq!(s.get(b"b").expect("get"), None);
+    }
+
+    #[test]
+    fn compaction_filter_drops_shadowed_versions_in_the_background() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = engine(dir.path(), SyncPolicy::No);
+        let flush = |s: &LsmEngine| {
+            let guard = s.inner.handles.read();
+            let h = guard.as_ref().expect("open");
+            s.inner.flush_memtable(&h.data).expect("flush");
+        };
+        write(&s, "a", Some("1"));
+        write(&s, "b", Some("1"));
+        flush(&s);
+        let snap = s.snapshot();
+        write(&s, "a", Some("3"));
+        write(&s, "b", None);
+        flush(&s);
+        write(&s, "a", Some("5"));
+        flush(&s);
+        // fjall's own major compaction, without keel's walk: the filter alone collects.
+        let major = |s: &LsmEngine| {
+            let guard = s.inner.handles.read();
+            let h = guard.as_ref().expect("open");
+            h.data.major_compact().expect("major compaction");
+        };
+        major(&s);
+        assert_eq!(
+            stored(&s),
+            owned(&[("a", 5), ("a", 3), ("a", 1), ("b", 4), ("b", 2)]),
+            "the snapshot at 2 keeps everything it can see"
+        );
+        drop(snap);
+        major(&s);
+        // The newest tombstone stays: a compaction cannot know nothing older survives.
+        assert_eq!(stored(&s), owned(&[("a", 5), ("b", 4)]));
+        assert_eq!(s.get(b"a").expect("get"), Some(Bytes::from("5")));
+        assert_eq!(s.get(b"b").expect("get"), None);
+    }
+
+    #[test]
+    fn a_store_in_the_unversioned_layout_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        engine(dir.path(), SyncPolicy::No).close().expect("close");
+        {
+            let db = Database::builder(dir.path().join(FJALL_DIR))
+                .open()
+                .expect("fjall open");
+            let data = db
+                .keyspace(DATA_KEYSPACE, KeyspaceCreateOptions::default)
+                .expect("keyspace");
+            data.insert([keys::OLD_TAG, b'k'], "v").expect("insert");
+            db.persist(PersistMode::SyncAll).expect("persist");
+        }
+        let mut o = OpenOptions::new(EngineKind::Lsm);
+        o.lsm.cache_bytes = 1 << 20;
+        match LsmEngine::open(dir.path(), &o) {
+            Err(StorageError::Lsm {
+                op: "open",
+                message,
+            }) => {
+                assert!(message.contains("unversioned layout"), "{message}");
+            }
+            other => panic!("expected the old layout to be refused, got {other:?}"),
+        }
     }
 
     #[test]
