@@ -18,7 +18,11 @@ import threading
 import time
 import traceback
 
-import redis
+try:
+    import redis
+except ImportError:
+    print("redis-py is not installed: run scripts/ci-deps.sh first", file=sys.stderr)
+    sys.exit(2)
 
 WAIT = 20.0  # bound of every wait, seconds
 
