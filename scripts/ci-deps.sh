@@ -20,7 +20,9 @@ apt_install() {
   if ! apt-cache show "$@" >/dev/null 2>&1; then
     as_root apt-get update -q
   fi
-  as_root apt-get install -y -q --no-install-recommends "$@"
+  # A stale index can name files the mirror no longer has: refresh once and retry.
+  as_root apt-get install -y -q --no-install-recommends "$@" \
+    || { as_root apt-get update -q && as_root apt-get install -y -q --no-install-recommends "$@"; }
 }
 
 if ! command -v redis-cli >/dev/null 2>&1 || ! command -v redis-benchmark >/dev/null 2>&1; then
