@@ -282,6 +282,7 @@ fn crash_cycles(engine: &str, fsync: &str, cycles: usize, seed: u64) {
         drop(con);
         srv.kill9();
     }
+    eprintln!("{engine}/{fsync}: {cycles} kills, {total_acked} acknowledged writes verified");
     // The kills must have landed while writing, or the test proved nothing.
     assert!(
         total_acked > 0,
