@@ -13,5 +13,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
+scripts/ci-deps.sh
 echo "== cargo test"
 cargo test --workspace --release --no-fail-fast 2>&1 | tee target/test-output.txt
+scripts/python-tests.sh
