@@ -68,6 +68,17 @@ pub enum Outcome {
         /// SHUTDOWN SAVE.
         save: bool,
     },
+    /// Await the future, then send its reply (DEBUG SLEEP, DEBUG RELOAD).
+    Deferred(Deferred),
+}
+
+/// A reply computed asynchronously by the connection task.
+pub struct Deferred(pub std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>);
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred")
+    }
 }
 
 /// A server command handler.
