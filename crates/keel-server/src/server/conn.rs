@@ -124,11 +124,13 @@ impl Session {
         self.cur_failed = false;
         self.cur_rejected = false;
         let kept = self.shared.slowlog.enabled().then(|| args.clone());
+        if let Some(c) = cmd {
+            *handle.admin.last_cmd.lock() = c.name();
+        }
         let start = std::time::Instant::now();
         let flow = self.dispatch(args).await;
         let usec = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
         if let Some(c) = cmd {
-            *handle.admin.last_cmd.lock() = c.name();
             let result = if self.cur_rejected {
                 CallResult::Rejected
             } else if self.cur_failed {

@@ -8,6 +8,8 @@
 //! To add a command: write its handler in the file of its group and add an entry to
 //! [`table::SERVER_COMMANDS`].
 
+pub mod admin_cmd;
+pub mod client_cmd;
 pub mod command_cmd;
 pub mod config_cmd;
 pub mod connection;
