@@ -14,6 +14,7 @@ pub mod command_cmd;
 pub mod config_cmd;
 pub mod connection;
 pub mod info;
+pub mod info_extra;
 pub mod persistence;
 pub mod table;
 
