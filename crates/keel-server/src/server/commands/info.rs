@@ -48,7 +48,9 @@ pub(super) fn info(s: &mut Session, args: &[Bytes]) -> Outcome {
                 out.push_str("\r\n");
             }
             let mut title = name.to_string();
-            if let Some(f) = title.get_mut(0..1) {
+            if title == "cpu" {
+                title.make_ascii_uppercase();
+            } else if let Some(f) = title.get_mut(0..1) {
                 f.make_ascii_uppercase();
             }
             let _ = write!(out, "# {title}\r\n");
