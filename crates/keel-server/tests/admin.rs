@@ -160,6 +160,11 @@ fn client_pause_write_holds_writes_but_not_reads() {
         let _ = tx.send(r.is_ok());
     });
     let mut reader = srv.client();
+    // The writer's SET has arrived and waits (CLIENT LIST shows it with cmd=set).
+    assert!(eventually(|| {
+        let list: String = q(&mut reader, &["CLIENT", "LIST"]);
+        list.lines().any(|l| l.contains(" cmd=set "))
+    }));
     let v: String = q(&mut reader, &["GET", "k"]);
     assert_eq!(v, "before");
     // The pause lasts a minute; the write cannot have been applied yet.

@@ -109,6 +109,8 @@ impl Session {
         let handle = Arc::clone(&self.client.handle);
         let cmd = args.first().and_then(|n| commands::lookup(n));
         if let Some(c) = cmd {
+            // Set before a pause so CLIENT LIST shows what a paused client waits with.
+            *handle.admin.last_cmd.lock() = c.name();
             // CLIENT stays available so a paused server can be unpaused.
             if c.name() != "client" {
                 self.shared.pause.wait(admin_hooks::is_write(c)).await;
@@ -124,9 +126,6 @@ impl Session {
         self.cur_failed = false;
         self.cur_rejected = false;
         let kept = self.shared.slowlog.enabled().then(|| args.clone());
-        if let Some(c) = cmd {
-            *handle.admin.last_cmd.lock() = c.name();
-        }
         let start = std::time::Instant::now();
         let flow = self.dispatch(args).await;
         let usec = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
