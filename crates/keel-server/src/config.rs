@@ -215,6 +215,8 @@ pub struct Config {
     pub auto_snapshot_wal_bytes: u64,
     /// Log level as given (Redis or tracing spelling).
     pub loglevel: String,
+    /// The TOML file the settings came from (CONFIG REWRITE writes it back).
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -235,6 +237,7 @@ impl Default for Config {
             client_query_buffer_limit: 1 << 30,
             auto_snapshot_wal_bytes: 64 << 20,
             loglevel: "notice".into(),
+            config_file: None,
         }
     }
 }
@@ -369,6 +372,7 @@ impl Config {
             .or(file.requirepass)
             .filter(|p| !p.is_empty());
         let cfg = Config {
+            config_file: args.config.clone(),
             port: args.port.or(file.port).unwrap_or(d.port),
             bind,
             dir: args.dir.or(file.dir).unwrap_or(d.dir),

@@ -286,7 +286,9 @@ impl ApplyLoop {
 
     /// Logs an ExpireCycle if some key's time has come (an idle node logs nothing).
     fn active_expiry(&mut self) {
-        if self.state.lifecycle() == Lifecycle::Failed {
+        if self.state.lifecycle() == Lifecycle::Failed
+            || !self.state.active_expire.load(Ordering::Relaxed)
+        {
             return;
         }
         let now = self.clock();

@@ -53,6 +53,8 @@ pub struct NodeState {
     pub evicted_keys: AtomicU64,
     /// Snapshots written since start.
     pub snapshots: AtomicU64,
+    /// The active expiry cycle runs (DEBUG SET-ACTIVE-EXPIRE).
+    pub active_expire: AtomicBool,
 }
 
 /// Seconds since the epoch now.
@@ -89,6 +91,7 @@ impl NodeState {
             expired_keys: AtomicU64::new(0),
             evicted_keys: AtomicU64::new(0),
             snapshots: AtomicU64::new(0),
+            active_expire: AtomicBool::new(true),
         }
     }
 

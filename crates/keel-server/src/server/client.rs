@@ -47,6 +47,8 @@ pub struct ClientHandle {
     pub last_interaction_ms: AtomicU64,
     /// Signalled to close the connection (CLIENT KILL, shutdown).
     pub kill: Notify,
+    /// CLIENT LIST details and CLIENT switches.
+    pub admin: super::client_admin::ClientAdmin,
 }
 
 impl ClientHandle {
@@ -92,6 +94,7 @@ impl ClientState {
         self.authenticated = !needs_auth;
         self.flags = 0;
         *self.handle.name.lock() = None;
+        self.handle.admin.reset();
     }
 
     /// Selects database `db`.
@@ -120,6 +123,7 @@ impl ClientRegistry {
             name: Mutex::new(None),
             last_interaction_ms: AtomicU64::new(0),
             kill: Notify::new(),
+            admin: Default::default(),
         });
         self.clients.lock().insert(id, Arc::clone(&h));
         h

@@ -17,8 +17,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use super::admin_hooks;
 use super::client::{ClientHandle, ClientState};
+use super::client_admin::reply_mode;
 use super::commands::{self, Cmd, Outcome};
+use super::stats::CallResult;
 use super::Shared;
 use crate::coordinator::state::unix_now_ms;
 use crate::coordinator::{resolve_write, WriteResult};
@@ -48,6 +51,12 @@ pub struct Session {
     pub out: BytesMut,
     /// Writes submitted and not yet answered, in request order.
     pending: VecDeque<oneshot::Receiver<WriteResult>>,
+    /// The command name of each pending write (failed_calls in commandstats).
+    pending_names: VecDeque<&'static str>,
+    /// The current command answered an error.
+    cur_failed: bool,
+    /// The current command was refused before running (arity, NOAUTH).
+    cur_rejected: bool,
 }
 
 impl Session {
@@ -59,6 +68,9 @@ impl Session {
             client: ClientState::new(handle, needs_auth),
             out: BytesMut::new(),
             pending: VecDeque::new(),
+            pending_names: VecDeque::new(),
+            cur_failed: false,
+            cur_rejected: false,
         }
     }
 
@@ -66,22 +78,90 @@ impl Session {
     /// replies keep request order.
     pub async fn reply(&mut self, reply: &Reply) {
         self.settle().await;
+        if let Reply::Error(e) = reply {
+            self.shared.cmd_stats.record_error(e);
+            self.cur_failed = true;
+        }
         encode(reply, self.client.protocol, &mut self.out);
     }
 
     /// Awaits every submitted write and encodes its reply.
     pub async fn settle(&mut self) {
         while let Some(rx) = self.pending.pop_front() {
+            let name = self.pending_names.pop_front();
             let reply = match resolve_write(rx).await {
                 Ok(applied) => applied.replies.into_iter().next().unwrap_or(Reply::Nil),
                 Err(r) => r,
             };
+            if let Reply::Error(e) = &reply {
+                self.shared.cmd_stats.record_error(e);
+                if let Some(n) = name {
+                    self.shared.cmd_stats.record_failed(n);
+                }
+            }
             encode(&reply, self.client.protocol, &mut self.out);
         }
     }
 
-    /// Runs one request.
+    /// Runs one request: waits out CLIENT PAUSE, dispatches, applies CLIENT REPLY and
+    /// feeds commandstats, SLOWLOG and LATENCY.
     pub async fn execute(&mut self, args: Vec<Bytes>) -> Flow {
+        let handle = Arc::clone(&self.client.handle);
+        let cmd = args.first().and_then(|n| commands::lookup(n));
+        if let Some(c) = cmd {
+            // Set before a pause so CLIENT LIST shows what a paused client waits with.
+            *handle.admin.last_cmd.lock() = c.name();
+            // CLIENT stays available so a paused server can be unpaused.
+            if c.name() != "client" {
+                self.shared.pause.wait(admin_hooks::is_write(c)).await;
+            }
+        }
+        let mode = handle.admin.reply.load(Ordering::Relaxed);
+        let mark = if mode != reply_mode::ON || cmd.is_some_and(|c| c.name() == "client") {
+            self.settle().await;
+            Some(self.out.len())
+        } else {
+            None
+        };
+        self.cur_failed = false;
+        self.cur_rejected = false;
+        let kept = self.shared.slowlog.enabled().then(|| args.clone());
+        let start = std::time::Instant::now();
+        let flow = self.dispatch(args).await;
+        let usec = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if let Some(c) = cmd {
+            let result = if self.cur_rejected {
+                CallResult::Rejected
+            } else if self.cur_failed {
+                CallResult::Failed
+            } else {
+                CallResult::Ok
+            };
+            self.shared.cmd_stats.record(c.name(), usec, result);
+        }
+        if let Some(a) = kept {
+            admin_hooks::observe_slow(&self.shared, &handle, &a, usec);
+        }
+        handle.admin.resp.store(
+            admin_hooks::resp_number(self.client.protocol),
+            Ordering::Relaxed,
+        );
+        if let Some(mark) = mark {
+            let now = handle.admin.reply.load(Ordering::Relaxed);
+            if admin_hooks::mute(mode, now) {
+                self.settle().await;
+                self.out.truncate(mark);
+            }
+            handle
+                .admin
+                .reply
+                .store(admin_hooks::next_mode(mode, now), Ordering::Relaxed);
+        }
+        flow
+    }
+
+    /// Dispatches one request to its command.
+    async fn dispatch(&mut self, args: Vec<Bytes>) -> Flow {
         self.shared
             .stats
             .total_commands
@@ -94,6 +174,7 @@ impl Session {
         if !self.client.authenticated
             && cmd.is_none_or(|c| c.flags() & commands::server_flags::NO_AUTH == 0)
         {
+            self.cur_rejected = true;
             self.reply(&Reply::err("NOAUTH Authentication required."))
                 .await;
             return Flow::Continue;
@@ -101,6 +182,7 @@ impl Session {
         let cmd = match cmd {
             Some(c) if c.arity_ok(args.len()) => c,
             Some(c) => {
+                self.cur_rejected = true;
                 let reply = Reply::err(keel_engine::reply::errors::wrong_args(c.name()));
                 self.reply(&reply).await;
                 return Flow::Continue;
@@ -126,6 +208,7 @@ impl Session {
                     .coord
                     .submit(op, spec.flags & flags::DENYOOM != 0);
                 self.pending.push_back(rx);
+                self.pending_names.push_back(spec.name);
                 Flow::Continue
             }
             Cmd::Engine(_) => {
@@ -188,6 +271,11 @@ impl Session {
                     drop(self.shared.coord.snapshot());
                     Reply::Simple("Background saving started".into())
                 };
+                self.reply(&reply).await;
+                Flow::Continue
+            }
+            Outcome::Deferred(fut) => {
+                let reply = fut.0.await;
                 self.reply(&reply).await;
                 Flow::Continue
             }

@@ -14,9 +14,14 @@
 //! - INFO / CONFIG / CLIENT: `commands/info.rs`, `commands/config_cmd.rs`,
 //!   `client::ClientRegistry`.
 
+pub mod admin_hooks;
 pub mod client;
+pub mod client_admin;
 pub mod commands;
 pub mod conn;
+pub mod pause;
+pub mod slowlog;
+pub mod stats;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -106,6 +111,12 @@ pub struct Shared {
     pub started: Instant,
     /// Redis settings accepted by CONFIG SET but without effect in keel.
     pub ignored_config: Mutex<std::collections::BTreeMap<String, String>>,
+    /// Per-command and per-error counters (INFO commandstats/errorstats).
+    pub cmd_stats: stats::CommandStats,
+    /// SLOWLOG and LATENCY.
+    pub slowlog: slowlog::SlowLog,
+    /// CLIENT PAUSE.
+    pub pause: pause::Pause,
 }
 
 impl Shared {
@@ -170,6 +181,9 @@ impl Server {
             local_addr,
             started,
             ignored_config: Mutex::new(Default::default()),
+            cmd_stats: Default::default(),
+            slowlog: Default::default(),
+            pause: Default::default(),
         });
         tracing::info!(
             addr = %local_addr,

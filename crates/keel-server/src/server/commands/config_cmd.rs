@@ -4,6 +4,12 @@
 //! can change at runtime (maxmemory, maxmemory-policy, maxmemory-samples, maxclients,
 //! timeout, requirepass); the rest are immutable. A few Redis settings that test suites
 //! commonly set are accepted and ignored (kept so GET reports what was set).
+//!
+//! Runtime keys owned by the admin commands (kept in [`crate::server::slowlog`]):
+//! slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold.
+//! `notify-keyspace-events` is only stored and returned here (in [`IGNORED`]).
+
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use keel_engine::glob::glob_match;
@@ -25,9 +31,6 @@ const IGNORED: &[(&str, &str)] = &[
     ("lazyfree-lazy-user-del", "no"),
     ("lazyfree-lazy-user-flush", "no"),
     ("latency-tracking", "yes"),
-    ("latency-monitor-threshold", "0"),
-    ("slowlog-log-slower-than", "10000"),
-    ("slowlog-max-len", "128"),
     ("notify-keyspace-events", ""),
     ("list-max-listpack-size", "-2"),
     ("list-max-ziplist-size", "-2"),
@@ -85,6 +88,19 @@ fn current(s: &Session) -> Vec<(String, String)> {
         ),
         ("loglevel".into(), c.loglevel.clone()),
     ];
+    let log = &s.shared.slowlog;
+    v.push((
+        "slowlog-log-slower-than".into(),
+        log.slower_than.load(Ordering::Relaxed).to_string(),
+    ));
+    v.push((
+        "slowlog-max-len".into(),
+        log.max_len.load(Ordering::Relaxed).to_string(),
+    ));
+    v.push((
+        "latency-monitor-threshold".into(),
+        log.latency_threshold.load(Ordering::Relaxed).to_string(),
+    ));
     let set = s.shared.ignored_config.lock();
     for (k, d) in IGNORED {
         let val = set.get(*k).cloned().unwrap_or_else(|| (*d).to_string());
@@ -114,10 +130,11 @@ pub(super) fn config(s: &mut Session, args: &[Bytes]) -> Outcome {
     }
     if eq_ci(sub, "RESETSTAT") && rest.is_empty() {
         s.shared.stats.reset();
+        s.shared.cmd_stats.reset();
         return Outcome::Reply(Reply::Ok);
     }
     if eq_ci(sub, "REWRITE") && rest.is_empty() {
-        return err("ERR CONFIG REWRITE is not supported by keel; edit the config file");
+        return rewrite(s);
     }
     err(format!(
         "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
@@ -129,6 +146,9 @@ pub(super) fn config(s: &mut Session, args: &[Bytes]) -> Outcome {
 fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
     let mut next = s.shared.config.read().clone();
     let mut ignored = Vec::new();
+    let mut slow_than = None;
+    let mut slow_len = None;
+    let mut lat = None;
     for pair in pairs.chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
@@ -158,6 +178,18 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
                 Ok(n) => next.timeout = n,
                 Err(_) => return bad("argument couldn't be parsed into an integer"),
             },
+            "slowlog-log-slower-than" => match value.parse::<i64>() {
+                Ok(n) => slow_than = Some(n),
+                Err(_) => return bad("argument couldn't be parsed into an integer"),
+            },
+            "slowlog-max-len" => match value.parse::<u64>() {
+                Ok(n) if i64::try_from(n).is_ok() => slow_len = Some(n),
+                _ => return bad("argument must be between 0 and 9223372036854775807 inclusive"),
+            },
+            "latency-monitor-threshold" => match value.parse::<u64>() {
+                Ok(n) if i64::try_from(n).is_ok() => lat = Some(n),
+                _ => return bad("argument must be between 0 and 9223372036854775807 inclusive"),
+            },
             "requirepass" => {
                 next.requirepass = (!value.is_empty()).then_some(value);
             }
@@ -177,9 +209,99 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
         return err(format!("ERR CONFIG SET failed - {e}"));
     }
     *s.shared.config.write() = next;
+    let log = &s.shared.slowlog;
+    if let Some(n) = slow_than {
+        log.slower_than.store(n, Ordering::Relaxed);
+    }
+    if let Some(n) = slow_len {
+        log.set_max_len(n);
+    }
+    if let Some(n) = lat {
+        log.latency_threshold.store(n, Ordering::Relaxed);
+    }
     let mut g = s.shared.ignored_config.lock();
     for (k, v) in ignored {
         g.insert(k, v);
+    }
+    Outcome::Reply(Reply::Ok)
+}
+
+/// CONFIG REWRITE: writes keel's settings into the TOML file the server started with.
+/// Keys the file had are kept (comments are not); keel's own keys get the running
+/// values. The file is replaced atomically (write a sibling, rename).
+fn rewrite(s: &mut Session) -> Outcome {
+    let c: Config = s.shared.config.read().clone();
+    let Some(path) = c.config_file.clone() else {
+        return err("ERR The server is running without a config file");
+    };
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        err(format!(
+            "ERR Rewriting config file: {what} {}: {e}",
+            path.display()
+        ))
+    };
+    let mut table = match std::fs::read_to_string(&path) {
+        Ok(text) => match text.parse::<toml::Table>() {
+            Ok(t) => t,
+            Err(e) => return fail("cannot parse", &e),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+        Err(e) => return fail("cannot read", &e),
+    };
+    let int = |n: u64| toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+    let text = |t: String| toml::Value::String(t);
+    // Underscore spellings are aliases of these keys; drop them so one value remains.
+    for k in [
+        "maxmemory_policy",
+        "maxmemory_samples",
+        "proto_max_bulk_len",
+        "client_query_buffer_limit",
+        "auto_snapshot_wal_bytes",
+    ] {
+        table.remove(k);
+    }
+    table.insert("port".into(), int(u64::from(c.port)));
+    table.insert("bind".into(), text(c.bind.to_string()));
+    table.insert("dir".into(), text(c.dir.display().to_string()));
+    table.insert("engine".into(), text(c.engine.to_string()));
+    table.insert("appendfsync".into(), text(c.appendfsync.to_string()));
+    match &c.requirepass {
+        Some(p) => {
+            table.insert("requirepass".into(), text(p.clone()));
+        }
+        None => {
+            table.remove("requirepass");
+        }
+    }
+    table.insert("maxmemory".into(), int(c.maxmemory));
+    table.insert(
+        "maxmemory-policy".into(),
+        text(c.maxmemory_policy.as_str().into()),
+    );
+    table.insert("maxmemory-samples".into(), int(c.maxmemory_samples as u64));
+    table.insert("maxclients".into(), int(c.maxclients as u64));
+    table.insert("timeout".into(), int(c.timeout));
+    table.insert("proto-max-bulk-len".into(), int(c.proto_max_bulk_len));
+    table.insert(
+        "client-query-buffer-limit".into(),
+        int(c.client_query_buffer_limit),
+    );
+    table.insert(
+        "auto-snapshot-wal-bytes".into(),
+        int(c.auto_snapshot_wal_bytes),
+    );
+    table.insert("loglevel".into(), text(c.loglevel.clone()));
+    let body = match toml::to_string(&table) {
+        Ok(b) => b,
+        Err(e) => return fail("cannot render", &e),
+    };
+    let tmp = path.with_extension("rewrite.tmp");
+    if let Err(e) = std::fs::write(&tmp, body) {
+        return fail("cannot write", &e);
+    }
+    if let Err(e) = std::fs::rename(&tmp, &path) {
+        let _ = std::fs::remove_file(&tmp);
+        return fail("cannot replace", &e);
     }
     Outcome::Reply(Reply::Ok)
 }

@@ -11,6 +11,7 @@ use keel_engine::Reply;
 use keel_storage::{Direction, ScanRange};
 
 use super::connection::REDIS_COMPAT_VERSION;
+use super::info_extra;
 use super::Outcome;
 use crate::coordinator::state::unix_now_ms;
 use crate::server::conn::Session;
@@ -26,6 +27,10 @@ const SECTIONS: &[(&str, bool, Section)] = &[
     ("persistence", true, persistence),
     ("stats", true, stats),
     ("replication", true, replication),
+    ("cpu", true, info_extra::cpu),
+    ("commandstats", false, info_extra::commandstats),
+    ("errorstats", false, info_extra::errorstats),
+    ("cluster", true, info_extra::cluster),
     ("keyspace", true, keyspace),
 ];
 
@@ -34,18 +39,18 @@ pub(super) fn info(s: &mut Session, args: &[Bytes]) -> Outcome {
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default");
+    let every = wanted.iter().any(|w| w == "all" || w == "everything");
+    let defaults = wanted.is_empty() || wanted.iter().any(|w| w == "default");
     let mut out = String::new();
     for (name, default, write) in SECTIONS {
-        if (all && *default) || wanted.iter().any(|w| w == name) {
+        if every || (defaults && *default) || wanted.iter().any(|w| w == name) {
             if !out.is_empty() {
                 out.push_str("\r\n");
             }
             let mut title = name.to_string();
-            if let Some(f) = title.get_mut(0..1) {
+            if title == "cpu" {
+                title.make_ascii_uppercase();
+            } else if let Some(f) = title.get_mut(0..1) {
                 f.make_ascii_uppercase();
             }
             let _ = write!(out, "# {title}\r\n");
@@ -55,11 +60,11 @@ pub(super) fn info(s: &mut Session, args: &[Bytes]) -> Outcome {
     Outcome::Reply(Reply::Bulk(Bytes::from(out)))
 }
 
-fn kv(out: &mut String, k: &str, v: impl std::fmt::Display) {
+pub(super) fn kv(out: &mut String, k: &str, v: impl std::fmt::Display) {
     let _ = write!(out, "{k}:{v}\r\n");
 }
 
-fn human(bytes: u64) -> String {
+pub(super) fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
     let mut v = bytes as f64;
     let mut i = 0;
@@ -86,6 +91,34 @@ fn server(sh: &Shared, out: &mut String) {
     kv(out, "tcp_port", sh.local_addr.port());
     kv(out, "uptime_in_seconds", up);
     kv(out, "uptime_in_days", up / 86_400);
+    kv(out, "redis_git_sha1", "00000000");
+    kv(out, "redis_git_dirty", 0);
+    kv(out, "redis_build_id", "0");
+    kv(out, "multiplexing_api", "tokio");
+    kv(out, "atomicvar_api", "c11-builtin");
+    kv(out, "run_id", info_extra::run_id());
+    kv(out, "hz", 10);
+    kv(out, "configured_hz", 10);
+    kv(
+        out,
+        "lru_clock",
+        crate::coordinator::state::unix_now() & 0xFF_FFFF,
+    );
+    kv(
+        out,
+        "executable",
+        std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
+    kv(
+        out,
+        "config_file",
+        c.config_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
     kv(out, "storage_engine", c.engine);
     kv(out, "data_dir", c.dir.display());
 }
@@ -94,6 +127,16 @@ fn clients(sh: &Shared, out: &mut String) {
     kv(out, "connected_clients", sh.clients.len());
     kv(out, "maxclients", sh.config.read().maxclients);
     kv(out, "blocked_clients", 0);
+    kv(out, "cluster_connections", 0);
+    kv(out, "client_recent_max_input_buffer", 0);
+    kv(out, "client_recent_max_output_buffer", 0);
+    kv(out, "tracking_clients", 0);
+    kv(out, "pubsub_clients", 0);
+    kv(out, "watching_clients", 0);
+    kv(out, "clients_in_timeout_table", 0);
+    kv(out, "total_watched_keys", 0);
+    kv(out, "total_blocking_keys", 0);
+    kv(out, "total_blocking_keys_on_nokey", 0);
 }
 
 fn memory(sh: &Shared, out: &mut String) {
@@ -101,9 +144,13 @@ fn memory(sh: &Shared, out: &mut String) {
     let c = sh.config.read();
     kv(out, "used_memory", used);
     kv(out, "used_memory_human", human(used));
+    info_extra::memory_more(used, out);
     kv(out, "maxmemory", c.maxmemory);
     kv(out, "maxmemory_human", human(c.maxmemory));
     kv(out, "maxmemory_policy", c.maxmemory_policy.as_str());
+    kv(out, "mem_allocator", "libc");
+    kv(out, "lazyfree_pending_objects", 0);
+    kv(out, "lazyfreed_objects", 0);
     kv(
         out,
         "keel_memory_note",
@@ -138,8 +185,17 @@ fn persistence(sh: &Shared, out: &mut String) {
         ok(st.last_save_ok.load(Ordering::Relaxed)),
     );
     kv(out, "rdb_saves", st.snapshots.load(Ordering::Relaxed));
+    kv(out, "rdb_last_bgsave_time_sec", -1);
+    kv(out, "rdb_current_bgsave_time_sec", -1);
+    kv(out, "rdb_last_cow_size", 0);
     kv(out, "aof_enabled", 1);
     kv(out, "aof_rewrite_in_progress", 0);
+    kv(out, "aof_rewrite_scheduled", 0);
+    kv(out, "aof_last_rewrite_time_sec", -1);
+    kv(out, "aof_current_rewrite_time_sec", -1);
+    kv(out, "aof_last_bgrewrite_status", "ok");
+    kv(out, "aof_rewrites", 0);
+    kv(out, "module_fork_in_progress", 0);
     kv(out, "aof_last_write_status", ok(wal.failed.is_none()));
     kv(out, "appendfsync", sh.config.read().appendfsync);
     kv(out, "wal_bytes", wal.bytes_on_disk);
@@ -172,16 +228,39 @@ fn stats(sh: &Shared, out: &mut String) {
     let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     kv(out, "total_connections_received", r(&s.total_connections));
     kv(out, "total_commands_processed", r(&s.total_commands));
+    kv(
+        out,
+        "instantaneous_ops_per_sec",
+        info_extra::ops_per_sec(r(&s.total_commands)),
+    );
     kv(out, "total_net_input_bytes", r(&s.net_input_bytes));
     kv(out, "total_net_output_bytes", r(&s.net_output_bytes));
     kv(out, "rejected_connections", r(&s.rejected_connections));
     kv(out, "expired_keys", r(&st.expired_keys));
     kv(out, "evicted_keys", r(&st.evicted_keys));
+    info_extra::stats_more(sh, out);
 }
 
-fn replication(_sh: &Shared, out: &mut String) {
+fn replication(sh: &Shared, out: &mut String) {
     kv(out, "role", "master");
     kv(out, "connected_slaves", 0);
+    kv(out, "master_failover_state", "no-failover");
+    kv(out, "master_replid", info_extra::run_id());
+    kv(
+        out,
+        "master_replid2",
+        "0000000000000000000000000000000000000000",
+    );
+    kv(
+        out,
+        "master_repl_offset",
+        sh.coord.state().applied_index.load(Ordering::Relaxed),
+    );
+    kv(out, "second_repl_offset", -1);
+    kv(out, "repl_backlog_active", 0);
+    kv(out, "repl_backlog_size", 1_048_576);
+    kv(out, "repl_backlog_first_byte_offset", 0);
+    kv(out, "repl_backlog_histlen", 0);
 }
 
 /// Per database: live keys (as DBSIZE counts them) and keys with an expiry. Both are

@@ -8,10 +8,13 @@
 //! To add a command: write its handler in the file of its group and add an entry to
 //! [`table::SERVER_COMMANDS`].
 
+pub mod admin_cmd;
+pub mod client_cmd;
 pub mod command_cmd;
 pub mod config_cmd;
 pub mod connection;
 pub mod info;
+pub mod info_extra;
 pub mod persistence;
 pub mod table;
 
@@ -68,6 +71,17 @@ pub enum Outcome {
         /// SHUTDOWN SAVE.
         save: bool,
     },
+    /// Await the future, then send its reply (DEBUG SLEEP, DEBUG RELOAD).
+    Deferred(Deferred),
+}
+
+/// A reply computed asynchronously by the connection task.
+pub struct Deferred(pub std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>);
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred")
+    }
 }
 
 /// A server command handler.

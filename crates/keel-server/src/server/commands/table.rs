@@ -4,7 +4,10 @@
 use keel_engine::command::flags::{ADMIN, FAST, READONLY, WRITE};
 
 use super::server_flags::{LOADING, NOSCRIPT, NO_AUTH, STALE};
-use super::{command_cmd, config_cmd, connection, info, persistence, ServerCommand, ServerHandler};
+use super::{
+    admin_cmd, client_cmd, command_cmd, config_cmd, connection, info, persistence, ServerCommand,
+    ServerHandler,
+};
 
 #[allow(clippy::too_many_arguments)]
 const fn cmd(
@@ -151,5 +154,85 @@ pub static SERVER_COMMANDS: &[ServerCommand] = &[
         WRITE | ADMIN | NOSCRIPT | LOADING | STALE,
         "Synchronously saves the database to disk and shuts down the server.",
         persistence::shutdown,
+    ),
+    cmd(
+        "connection",
+        "client",
+        -2,
+        READONLY | NOSCRIPT | LOADING | STALE,
+        "A container for client connection commands.",
+        client_cmd::client,
+    ),
+    cmd(
+        "server",
+        "slowlog",
+        -2,
+        READONLY | ADMIN | LOADING | STALE,
+        "A container for slow log commands.",
+        admin_cmd::slowlog,
+    ),
+    cmd(
+        "server",
+        "latency",
+        -2,
+        READONLY | ADMIN | NOSCRIPT | LOADING | STALE,
+        "A container for latency diagnostics commands.",
+        admin_cmd::latency,
+    ),
+    cmd(
+        "server",
+        "debug",
+        -2,
+        READONLY | ADMIN | NOSCRIPT | LOADING | STALE,
+        "A container for debugging commands.",
+        admin_cmd::debug,
+    ),
+    cmd(
+        "server",
+        "role",
+        1,
+        READONLY | FAST | NOSCRIPT | LOADING | STALE,
+        "Returns the replication role.",
+        admin_cmd::role,
+    ),
+    cmd(
+        "generic",
+        "wait",
+        3,
+        READONLY,
+        "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
+        admin_cmd::wait,
+    ),
+    cmd(
+        "cluster",
+        "readonly",
+        1,
+        READONLY | FAST | LOADING | STALE,
+        "Enables read-only queries for a connection to a Redis Cluster replica node.",
+        admin_cmd::ok,
+    ),
+    cmd(
+        "cluster",
+        "readwrite",
+        1,
+        READONLY | FAST | LOADING | STALE,
+        "Enables read-write queries for a connection to a Redis Cluster replica node.",
+        admin_cmd::ok,
+    ),
+    cmd(
+        "scripting",
+        "function",
+        -2,
+        READONLY | NOSCRIPT,
+        "A container for function commands.",
+        admin_cmd::scripting,
+    ),
+    cmd(
+        "scripting",
+        "script",
+        -2,
+        READONLY | NOSCRIPT,
+        "A container for Lua scripts management commands.",
+        admin_cmd::scripting,
     ),
 ];

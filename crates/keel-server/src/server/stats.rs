@@ -1,0 +1,145 @@
+//! Per-command and per-error counters (INFO commandstats / errorstats), updated by the
+//! dispatcher after every command and cleared by CONFIG RESETSTAT. Command counters are
+//! a fixed array indexed by the command's position in [`commands::all`], so the hot
+//! path is a map lookup plus relaxed atomic adds; error codes are rare and sit behind a
+//! lock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
+
+use super::commands;
+
+/// One command's counters.
+#[derive(Debug, Default)]
+pub struct CmdCounters {
+    /// Calls executed.
+    pub calls: AtomicU64,
+    /// Total execution time in microseconds.
+    pub usec: AtomicU64,
+    /// Calls refused before execution (arity, NOAUTH, …).
+    pub rejected: AtomicU64,
+    /// Calls that executed and answered an error.
+    pub failed: AtomicU64,
+}
+
+/// What happened to one command, for [`CommandStats::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallResult {
+    /// Ran and answered a non-error reply.
+    Ok,
+    /// Ran and answered an error.
+    Failed,
+    /// Refused before running.
+    Rejected,
+}
+
+/// Counters for every command plus error codes.
+#[derive(Debug)]
+pub struct CommandStats {
+    names: &'static [&'static str],
+    counters: Vec<CmdCounters>,
+    errors: Mutex<BTreeMap<String, u64>>,
+    total_errors: AtomicU64,
+}
+
+fn index() -> &'static (Vec<&'static str>, HashMap<&'static str, usize>) {
+    static IDX: OnceLock<(Vec<&'static str>, HashMap<&'static str, usize>)> = OnceLock::new();
+    IDX.get_or_init(|| {
+        let names: Vec<&'static str> = commands::all().map(|c| c.name()).collect();
+        let map = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        (names, map)
+    })
+}
+
+impl Default for CommandStats {
+    fn default() -> Self {
+        let (names, _) = index();
+        CommandStats {
+            names: names.as_slice(),
+            counters: names.iter().map(|_| CmdCounters::default()).collect(),
+            errors: Mutex::new(BTreeMap::new()),
+            total_errors: AtomicU64::new(0),
+        }
+    }
+}
+
+impl CommandStats {
+    /// Counts one call of `name` (a table name, lower case) that took `usec`.
+    pub fn record(&self, name: &str, usec: u64, result: CallResult) {
+        let Some(c) = index().1.get(name).and_then(|i| self.counters.get(*i)) else {
+            return;
+        };
+        match result {
+            CallResult::Rejected => {
+                c.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            CallResult::Ok | CallResult::Failed => {
+                c.calls.fetch_add(1, Ordering::Relaxed);
+                c.usec.fetch_add(usec, Ordering::Relaxed);
+                if result == CallResult::Failed {
+                    c.failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Marks one already counted call of `name` as failed (a write's error arrives
+    /// after the call was counted).
+    pub fn record_failed(&self, name: &str) {
+        if let Some(c) = index().1.get(name).and_then(|i| self.counters.get(*i)) {
+            c.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts an error reply by its code (the first word: `ERR`, `WRONGTYPE`, …).
+    pub fn record_error(&self, text: &str) {
+        let code: String = text
+            .split(' ')
+            .next()
+            .unwrap_or("ERR")
+            .chars()
+            .take(64)
+            .collect();
+        self.total_errors.fetch_add(1, Ordering::Relaxed);
+        *self.errors.lock().entry(code).or_insert(0) += 1;
+    }
+
+    /// (name, calls, usec, rejected, failed) of every command used since the last reset.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64, u64, u64, u64)> {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.names
+            .iter()
+            .zip(&self.counters)
+            .map(|(n, c)| (*n, r(&c.calls), r(&c.usec), r(&c.rejected), r(&c.failed)))
+            .filter(|(_, calls, _, rej, fail)| calls + rej + fail > 0)
+            .collect()
+    }
+
+    /// Error codes and their counts.
+    pub fn errors(&self) -> Vec<(String, u64)> {
+        self.errors
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    /// Error replies sent since the last reset.
+    pub fn total_errors(&self) -> u64 {
+        self.total_errors.load(Ordering::Relaxed)
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset(&self) {
+        for c in &self.counters {
+            for a in [&c.calls, &c.usec, &c.rejected, &c.failed] {
+                a.store(0, Ordering::Relaxed);
+            }
+        }
+        self.errors.lock().clear();
+        self.total_errors.store(0, Ordering::Relaxed);
+    }
+}

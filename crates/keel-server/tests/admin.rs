@@ -1,0 +1,450 @@
+//! Admin commands through real sockets: CLIENT, INFO, SLOWLOG, CONFIG, DEBUG, ROLE,
+//! WAIT. Every wait is bounded by `WAIT`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{InProc, WAIT};
+use keel_server::Config;
+use redis::Value;
+
+fn q<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con)
+        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+}
+
+fn q_err(con: &mut redis::Connection, args: &[&str]) -> String {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    match c.query::<Value>(con) {
+        Err(e) => e.to_string(),
+        Ok(v) => panic!("{args:?} succeeded with {v:?}"),
+    }
+}
+
+fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
+    let text: String = q(con, &["INFO", section]);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_string))
+}
+
+/// Polls `f` until it holds or `WAIT` passes.
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + WAIT;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn client_id_names_list_and_info() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let id: i64 = q(&mut con, &["CLIENT", "ID"]);
+    assert!(id > 0);
+    let e = q_err(&mut con, &["CLIENT", "SETNAME", "a b"]);
+    assert!(
+        e.contains("Client names cannot contain spaces, newlines or special characters."),
+        "{e}"
+    );
+    let none: Option<String> = q(&mut con, &["CLIENT", "GETNAME"]);
+    assert_eq!(none, None);
+    let _: () = q(&mut con, &["CLIENT", "SETNAME", "worker-1"]);
+    let name: String = q(&mut con, &["CLIENT", "GETNAME"]);
+    assert_eq!(name, "worker-1");
+    let _: () = q(&mut con, &["CLIENT", "SETINFO", "LIB-NAME", "keeltest"]);
+    let mut other = srv.client();
+    let other_id: i64 = q(&mut other, &["CLIENT", "ID"]);
+    let list: String = q(&mut con, &["CLIENT", "LIST"]);
+    let mine = list
+        .lines()
+        .find(|l| l.starts_with(&format!("id={id} ")))
+        .unwrap_or_else(|| panic!("own line missing in {list}"));
+    for f in [
+        "addr=",
+        " laddr=",
+        " fd=",
+        " name=worker-1 ",
+        " age=",
+        " idle=",
+        " flags=N",
+        " db=0",
+        " sub=0",
+        " psub=0",
+        " multi=",
+        " qbuf=",
+        " omem=",
+        " tot-mem=",
+        " cmd=client",
+        " user=default",
+        " resp=",
+        " lib-name=keeltest",
+        " lib-ver=",
+    ] {
+        assert!(mine.contains(f), "{f} missing in {mine}");
+    }
+    assert!(list.contains(&format!("id={other_id} ")), "{list}");
+    let only: String = q(&mut con, &["CLIENT", "LIST", "ID", &other_id.to_string()]);
+    assert_eq!(only.lines().count(), 1, "{only}");
+    assert!(only.starts_with(&format!("id={other_id} ")));
+    let replicas: String = q(&mut con, &["CLIENT", "LIST", "TYPE", "replica"]);
+    assert!(replicas.is_empty());
+    let info: String = q(&mut con, &["CLIENT", "INFO"]);
+    assert!(info.starts_with(&format!("id={id} addr=")), "{info}");
+    assert!(info.contains("name=worker-1"));
+    let e = q_err(&mut con, &["CLIENT", "TRACKING", "on"]);
+    assert!(e.contains("does not support client-side caching"), "{e}");
+    let e = q_err(&mut con, &["CLIENT", "NOSUCH"]);
+    assert!(e.contains("Try CLIENT HELP"), "{e}");
+    let help: Vec<String> = q(&mut con, &["CLIENT", "HELP"]);
+    assert!(help.iter().any(|l| l.starts_with("PAUSE")));
+}
+
+#[test]
+fn client_kill_closes_another_connection() {
+    let srv = InProc::start(Config::default());
+    let mut admin = srv.client();
+    let mut victim = srv.client();
+    let victim_id: i64 = q(&mut victim, &["CLIENT", "ID"]);
+    let e = q_err(&mut admin, &["CLIENT", "KILL", "10.1.2.3:1"]);
+    assert!(e.contains("No such client"), "{e}");
+    let n: i64 = q(
+        &mut admin,
+        &["CLIENT", "KILL", "ID", &victim_id.to_string()],
+    );
+    assert_eq!(n, 1);
+    // The kill reaches the victim's task asynchronously; it closes within WAIT.
+    assert!(eventually(|| redis::cmd("PING")
+        .query::<String>(&mut victim)
+        .is_err()));
+    assert!(eventually(|| {
+        let list: String = q(&mut admin, &["CLIENT", "LIST"]);
+        !list.contains(&format!("id={victim_id} "))
+    }));
+    // SKIPME defaults to yes: killing by our own address kills nobody.
+    let info: String = q(&mut admin, &["CLIENT", "INFO"]);
+    let addr = info
+        .split(' ')
+        .find_map(|f| f.strip_prefix("addr="))
+        .expect("addr field")
+        .to_string();
+    let n: i64 = q(&mut admin, &["CLIENT", "KILL", "ADDR", &addr]);
+    assert_eq!(n, 0);
+    let pong: String = q(&mut admin, &["PING"]);
+    assert_eq!(pong, "PONG");
+}
+
+#[test]
+fn client_pause_write_holds_writes_but_not_reads() {
+    let srv = InProc::start(Config::default());
+    let mut admin = srv.client();
+    let _: () = q(&mut admin, &["SET", "k", "before"]);
+    let _: () = q(&mut admin, &["CLIENT", "PAUSE", "60000", "WRITE"]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut writer = srv.client();
+    let t = std::thread::spawn(move || {
+        let r: redis::RedisResult<()> = redis::cmd("SET").arg("k").arg("after").query(&mut writer);
+        let _ = tx.send(r.is_ok());
+    });
+    let mut reader = srv.client();
+    // The writer's SET has arrived and waits (CLIENT LIST shows it with cmd=set).
+    assert!(eventually(|| {
+        let list: String = q(&mut reader, &["CLIENT", "LIST"]);
+        list.lines().any(|l| l.contains(" cmd=set "))
+    }));
+    let v: String = q(&mut reader, &["GET", "k"]);
+    assert_eq!(v, "before");
+    // The pause lasts a minute; the write cannot have been applied yet.
+    let v: String = q(&mut reader, &["GET", "k"]);
+    assert_eq!(v, "before");
+    assert!(
+        rx.try_recv().is_err(),
+        "the write went through a WRITE pause"
+    );
+    let _: () = q(&mut admin, &["CLIENT", "UNPAUSE"]);
+    assert_eq!(rx.recv_timeout(WAIT), Ok(true));
+    t.join().expect("writer thread");
+    let v: String = q(&mut reader, &["GET", "k"]);
+    assert_eq!(v, "after");
+}
+
+fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
+#[test]
+fn client_reply_off_and_skip_drop_replies() {
+    let srv = InProc::start(Config::default());
+    let mut sock = TcpStream::connect(srv.addr).expect("connect");
+    sock.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut req = Vec::new();
+    for a in [
+        &["CLIENT", "REPLY", "SKIP"][..],
+        &["SET", "a", "1"],
+        &["ECHO", "one"],
+        &["CLIENT", "REPLY", "OFF"],
+        &["ECHO", "hidden"],
+        &["SET", "b", "2"],
+        &["CLIENT", "REPLY", "ON"],
+        &["GET", "b"],
+    ] {
+        req.extend(resp(a));
+    }
+    sock.write_all(&req).expect("write");
+    let want = b"$3\r\none\r\n+OK\r\n$1\r\n2\r\n";
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while got.len() < want.len() {
+        let n = sock.read(&mut buf).expect("read");
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+}
+
+#[test]
+fn info_sections_fields_and_command_counts() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let all: String = q(&mut con, &["INFO", "all"]);
+    for f in [
+        "# Server",
+        "redis_version:",
+        "redis_mode:standalone",
+        "os:",
+        "arch_bits:",
+        "process_id:",
+        "tcp_port:",
+        "uptime_in_seconds:",
+        "uptime_in_days:",
+        "executable:",
+        "config_file:",
+        "# Clients",
+        "connected_clients:",
+        "blocked_clients:",
+        "maxclients:",
+        "# Memory",
+        "used_memory:",
+        "used_memory_human:",
+        "used_memory_rss:",
+        "used_memory_peak:",
+        "maxmemory:",
+        "maxmemory_human:",
+        "maxmemory_policy:",
+        "mem_fragmentation_ratio:",
+        "# Persistence",
+        "loading:0",
+        "async_loading:0",
+        "rdb_changes_since_last_save:",
+        "rdb_bgsave_in_progress:",
+        "rdb_last_save_time:",
+        "rdb_last_bgsave_status:ok",
+        "aof_enabled:1",
+        "aof_rewrite_in_progress:0",
+        "aof_last_write_status:ok",
+        "wal_bytes:",
+        "keel_state:",
+        "# Stats",
+        "total_connections_received:",
+        "total_commands_processed:",
+        "instantaneous_ops_per_sec:",
+        "total_net_input_bytes:",
+        "total_net_output_bytes:",
+        "rejected_connections:",
+        "expired_keys:",
+        "evicted_keys:",
+        "keyspace_hits:",
+        "keyspace_misses:",
+        "# Replication",
+        "role:master",
+        "connected_slaves:0",
+        "master_replid:",
+        "master_repl_offset:",
+        "# CPU",
+        "used_cpu_sys:",
+        "used_cpu_user:",
+        "# Commandstats",
+        "# Errorstats",
+        "# Keyspace",
+    ] {
+        assert!(all.contains(f), "{f} missing from INFO all");
+    }
+    let default: String = q(&mut con, &["INFO"]);
+    assert!(!default.contains("# Commandstats"));
+    assert!(default.contains("# CPU"));
+    let pid: u32 = info_field(&mut con, "server", "process_id")
+        .and_then(|v| v.parse().ok())
+        .expect("process_id");
+    assert_eq!(pid, std::process::id());
+    let port: u16 = info_field(&mut con, "server", "tcp_port")
+        .and_then(|v| v.parse().ok())
+        .expect("tcp_port");
+    assert_eq!(port, srv.addr.port());
+    let rss: u64 = info_field(&mut con, "memory", "used_memory_rss")
+        .and_then(|v| v.parse().ok())
+        .expect("rss");
+    assert!(rss > 0);
+
+    for i in 0..7 {
+        let _: String = q(&mut con, &["ECHO", &i.to_string()]);
+    }
+    let _ = q_err(&mut con, &["ECHO"]);
+    let _ = q_err(&mut con, &["NOSUCHCOMMAND"]);
+    let _: () = q(&mut con, &["SET", "s", "x"]);
+    let _ = q_err(&mut con, &["LPUSH", "s", "y"]);
+    let echo = info_field(&mut con, "commandstats", "cmdstat_echo").expect("cmdstat_echo");
+    assert!(echo.starts_with("calls=7,usec="), "{echo}");
+    assert!(echo.ends_with(",rejected_calls=1,failed_calls=0"), "{echo}");
+    let lpush = info_field(&mut con, "commandstats", "cmdstat_lpush").expect("cmdstat_lpush");
+    assert!(lpush.starts_with("calls=1,"), "{lpush}");
+    assert!(lpush.ends_with("failed_calls=1"), "{lpush}");
+    let wrongtype = info_field(&mut con, "errorstats", "errorstat_WRONGTYPE");
+    assert_eq!(wrongtype.as_deref(), Some("count=1"));
+    let errs: u64 = info_field(&mut con, "errorstats", "errorstat_ERR")
+        .and_then(|v| v.strip_prefix("count=").and_then(|n| n.parse().ok()))
+        .expect("errorstat_ERR");
+    assert_eq!(errs, 2);
+    let _: () = q(&mut con, &["CONFIG", "RESETSTAT"]);
+    assert_eq!(info_field(&mut con, "commandstats", "cmdstat_echo"), None);
+    assert_eq!(info_field(&mut con, "errorstats", "errorstat_ERR"), None);
+}
+
+#[test]
+fn slowlog_records_with_threshold_zero() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let _: () = q(&mut con, &["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+    let _: () = q(&mut con, &["SLOWLOG", "RESET"]);
+    let _: String = q(&mut con, &["ECHO", "slow-one"]);
+    let len: i64 = q(&mut con, &["SLOWLOG", "LEN"]);
+    assert!(len >= 2, "{len}");
+    let entries: Vec<Value> = q(&mut con, &["SLOWLOG", "GET", "-1"]);
+    let has_echo = entries.iter().any(|e| match e {
+        Value::Array(f) => matches!(f.get(3), Some(Value::Array(a))
+            if a.len() == 2
+                && matches!(&a[1], Value::BulkString(b) if b == b"slow-one")),
+        _ => false,
+    });
+    assert!(has_echo, "{entries:?}");
+    let _: () = q(&mut con, &["CONFIG", "SET", "slowlog-max-len", "1"]);
+    let len: i64 = q(&mut con, &["SLOWLOG", "LEN"]);
+    assert_eq!(len, 1);
+    let _: () = q(
+        &mut con,
+        &["CONFIG", "SET", "slowlog-log-slower-than", "-1"],
+    );
+    let _: () = q(&mut con, &["SLOWLOG", "RESET"]);
+    let _: String = q(&mut con, &["ECHO", "fast"]);
+    let len: i64 = q(&mut con, &["SLOWLOG", "LEN"]);
+    assert_eq!(len, 0);
+    let latest: Vec<Value> = q(&mut con, &["LATENCY", "LATEST"]);
+    assert!(latest.is_empty());
+}
+
+#[test]
+fn config_get_set_resetstat_rewrite() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let e = q_err(&mut con, &["CONFIG", "REWRITE"]);
+    assert!(
+        e.contains("The server is running without a config file"),
+        "{e}"
+    );
+    drop(con);
+    drop(srv);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("keel.toml");
+    std::fs::write(&path, "maxmemory = 0\ntimeout = 0\n").expect("write config");
+    let srv = InProc::start(Config {
+        config_file: Some(path.clone()),
+        ..Config::default()
+    });
+    let mut con = srv.client();
+    let _: () = q(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory", "2mb", "timeout", "300"],
+    );
+    let got: Vec<String> = q(&mut con, &["CONFIG", "GET", "maxmemory", "time*"]);
+    assert_eq!(got, vec!["maxmemory", "2097152", "timeout", "300"]);
+    let e = q_err(&mut con, &["CONFIG", "SET", "port", "1"]);
+    assert!(e.contains("can't set immutable config"), "{e}");
+    let _: () = q(&mut con, &["CONFIG", "REWRITE"]);
+    let text = std::fs::read_to_string(&path).expect("read rewritten");
+    let table: toml::Table = text.parse().expect("valid toml");
+    assert_eq!(
+        table.get("maxmemory").and_then(|v| v.as_integer()),
+        Some(2_097_152)
+    );
+    assert_eq!(table.get("timeout").and_then(|v| v.as_integer()), Some(300));
+    let file: keel_server::config::FileConfig = toml::from_str(&text).expect("keel reads it");
+    assert_eq!(file.timeout, Some(300));
+    let _: () = q(&mut con, &["CONFIG", "RESETSTAT"]);
+    let cmds: u64 = info_field(&mut con, "stats", "total_commands_processed")
+        .and_then(|v| v.parse().ok())
+        .expect("total_commands_processed");
+    assert!(cmds <= 2, "{cmds}");
+}
+
+#[test]
+fn debug_role_wait_and_active_expire_switch() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let _: () = q(&mut con, &["DEBUG", "SLEEP", "0"]);
+    let role: Value = q(&mut con, &["ROLE"]);
+    assert_eq!(
+        role,
+        Value::Array(vec![
+            Value::BulkString(b"master".to_vec()),
+            Value::Int(0),
+            Value::Array(vec![]),
+        ])
+    );
+    let acked: i64 = q(&mut con, &["WAIT", "1", "0"]);
+    assert_eq!(acked, 0);
+    let _: () = q(&mut con, &["READONLY"]);
+    let _: () = q(&mut con, &["READWRITE"]);
+    let _: () = q(&mut con, &["SET", "obj", "12345"]);
+    let line: String = q(&mut con, &["DEBUG", "OBJECT", "obj"]);
+    assert!(line.starts_with("Value at:"), "{line}");
+    assert!(line.contains(" encoding:int "), "{line}");
+    let e = q_err(&mut con, &["DEBUG", "OBJECT", "nosuch"]);
+    assert!(e.contains("no such key"), "{e}");
+
+    let expired = |con: &mut redis::Connection| -> u64 {
+        info_field(con, "stats", "expired_keys")
+            .and_then(|v| v.parse().ok())
+            .expect("expired_keys")
+    };
+    let _: () = q(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let _: () = q(&mut con, &["SET", "t", "v", "PX", "1"]);
+    // Several expiry periods (100 ms each) pass; with the cycle off nothing expires.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(expired(&mut con), 0);
+    let gone: Option<String> = q(&mut con, &["GET", "t"]);
+    assert_eq!(gone, None);
+    assert!(eventually(|| expired(&mut con) == 1));
+    let _: () = q(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+    let _: () = q(&mut con, &["SET", "t2", "v", "PX", "1"]);
+    assert!(eventually(|| expired(&mut con) == 2));
+    let _: () = q(&mut con, &["DEBUG", "RELOAD"]);
+    let _: () = q(&mut con, &["FUNCTION", "FLUSH"]);
+    let _: () = q(&mut con, &["SCRIPT", "FLUSH"]);
+}
