@@ -17,9 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use super::blocking::{self, BlockIo, Blocked};
 use super::client::{ClientHandle, ClientState};
 use super::commands::{self, Cmd, Outcome};
-use super::Shared;
+use super::{multi, Shared};
 use crate::coordinator::state::unix_now_ms;
 use crate::coordinator::{resolve_write, WriteResult};
 use crate::resp::{encode, Limits, RequestParser};
@@ -48,6 +49,8 @@ pub struct Session {
     pub out: BytesMut,
     /// Writes submitted and not yet answered, in request order.
     pending: VecDeque<oneshot::Receiver<WriteResult>>,
+    /// A blocking command waiting for data; the connection loop carries out the wait.
+    pub blocked: Option<Blocked>,
 }
 
 impl Session {
@@ -59,6 +62,7 @@ impl Session {
             client: ClientState::new(handle, needs_auth),
             out: BytesMut::new(),
             pending: VecDeque::new(),
+            blocked: None,
         }
     }
 
@@ -94,6 +98,7 @@ impl Session {
         if !self.client.authenticated
             && cmd.is_none_or(|c| c.flags() & commands::server_flags::NO_AUTH == 0)
         {
+            multi::flag_error(&mut self.client);
             self.reply(&Reply::err("NOAUTH Authentication required."))
                 .await;
             return Flow::Continue;
@@ -101,11 +106,13 @@ impl Session {
         let cmd = match cmd {
             Some(c) if c.arity_ok(args.len()) => c,
             Some(c) => {
+                multi::flag_error(&mut self.client);
                 let reply = Reply::err(keel_engine::reply::errors::wrong_args(c.name()));
                 self.reply(&reply).await;
                 return Flow::Continue;
             }
             None => {
+                multi::flag_error(&mut self.client);
                 // The engine's resolve gives Redis's unknown-command text.
                 let reply = match keel_engine::engine::resolve(&args) {
                     Err(r) => r,
@@ -115,7 +122,15 @@ impl Session {
                 return Flow::Continue;
             }
         };
+        if multi::in_multi(&self.client) && multi::queues(cmd) {
+            let reply = multi::queue(&mut self.client, cmd, args);
+            self.reply(&reply).await;
+            return Flow::Continue;
+        }
         match cmd {
+            Cmd::Engine(spec) if spec.flags & flags::BLOCKING != 0 => {
+                blocking::start(self, spec, args).await
+            }
             Cmd::Engine(spec) if spec.is_write() => {
                 let op = Op::Command {
                     db: self.client.db,
@@ -191,6 +206,10 @@ impl Session {
                 self.reply(&reply).await;
                 Flow::Continue
             }
+            Outcome::Exec => {
+                multi::exec(self).await;
+                Flow::Continue
+            }
             Outcome::Shutdown { save } => {
                 self.shared.request_shutdown(save);
                 // Redis closes the connection without a reply on success.
@@ -245,6 +264,17 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
                 Ok(Some(args)) if args.is_empty() => {}
                 Ok(Some(args)) => {
                     flow = session.execute(args).await;
+                    if let Some(b) = session.blocked.take() {
+                        let io = BlockIo {
+                            rd: &mut rd,
+                            wr: &mut wr,
+                            inbuf: &mut inbuf,
+                            stop: &mut stop,
+                            handle: &handle,
+                            qbuf_limit,
+                        };
+                        flow = blocking::wait(&mut session, b, io).await;
+                    }
                     if flow == Flow::Close {
                         break;
                     }
@@ -290,6 +320,7 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
             inbuf.reserve(READ_CHUNK);
         }
     }
+    multi::forget(&mut session);
     let _ = wr.shutdown().await;
     tracing::debug!(id, "client closed");
 }

@@ -14,9 +14,12 @@
 //! - INFO / CONFIG / CLIENT: `commands/info.rs`, `commands/config_cmd.rs`,
 //!   `client::ClientRegistry`.
 
+pub mod blocking;
 pub mod client;
 pub mod commands;
 pub mod conn;
+pub mod multi;
+pub mod watched_keys;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -106,6 +109,10 @@ pub struct Shared {
     pub started: Instant,
     /// Redis settings accepted by CONFIG SET but without effect in keel.
     pub ignored_config: Mutex<std::collections::BTreeMap<String, String>>,
+    /// WATCHed keys of every client (marked dirty by an apply hook).
+    pub watches: Arc<watched_keys::WatchRegistry>,
+    /// Clients blocked in BLPOP and friends (woken by an apply hook).
+    pub blocked: Arc<blocking::BlockRegistry>,
 }
 
 impl Shared {
@@ -170,7 +177,14 @@ impl Server {
             local_addr,
             started,
             ignored_config: Mutex::new(Default::default()),
+            watches: Arc::default(),
+            blocked: Arc::default(),
         });
+        let (watches, blocked) = (Arc::clone(&shared.watches), Arc::clone(&shared.blocked));
+        shared.coord.add_apply_hook(Arc::new(move |op, applied| {
+            watches.on_applied(op, applied);
+            blocked.on_applied(op, applied);
+        }));
         tracing::info!(
             addr = %local_addr,
             startup_ms = started.elapsed().as_millis() as u64,

@@ -14,6 +14,7 @@ pub mod connection;
 pub mod info;
 pub mod persistence;
 pub mod table;
+pub mod transaction;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -63,6 +64,8 @@ pub enum Outcome {
     Save,
     /// Start a snapshot and reply at once (BGSAVE).
     Bgsave,
+    /// Run the queued transaction (EXEC).
+    Exec,
     /// Stop the server (SHUTDOWN); `save` snapshots first.
     Shutdown {
         /// SHUTDOWN SAVE.

@@ -4,7 +4,27 @@
 use keel_engine::command::flags::{ADMIN, FAST, READONLY, WRITE};
 
 use super::server_flags::{LOADING, NOSCRIPT, NO_AUTH, STALE};
-use super::{command_cmd, config_cmd, connection, info, persistence, ServerCommand, ServerHandler};
+use super::{
+    command_cmd, config_cmd, connection, info, persistence, transaction, ServerCommand,
+    ServerHandler,
+};
+
+#[allow(clippy::too_many_arguments)]
+const fn keyed(
+    group: &'static str,
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    summary: &'static str,
+    handler: ServerHandler,
+) -> ServerCommand {
+    ServerCommand {
+        first_key: 1,
+        last_key: -1,
+        step: 1,
+        ..cmd(group, name, arity, flags, summary, handler)
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 const fn cmd(
@@ -151,5 +171,45 @@ pub static SERVER_COMMANDS: &[ServerCommand] = &[
         WRITE | ADMIN | NOSCRIPT | LOADING | STALE,
         "Synchronously saves the database to disk and shuts down the server.",
         persistence::shutdown,
+    ),
+    cmd(
+        "transactions",
+        "multi",
+        1,
+        READONLY | FAST | LOADING | STALE | NOSCRIPT,
+        "Starts a transaction.",
+        transaction::multi_cmd,
+    ),
+    cmd(
+        "transactions",
+        "exec",
+        1,
+        READONLY | LOADING | STALE | NOSCRIPT,
+        "Executes all commands in a transaction.",
+        transaction::exec,
+    ),
+    cmd(
+        "transactions",
+        "discard",
+        1,
+        READONLY | FAST | LOADING | STALE | NOSCRIPT,
+        "Discards a transaction.",
+        transaction::discard,
+    ),
+    keyed(
+        "transactions",
+        "watch",
+        -2,
+        READONLY | FAST | LOADING | STALE | NOSCRIPT,
+        "Monitors changes to keys to determine the execution of a transaction.",
+        transaction::watch,
+    ),
+    cmd(
+        "transactions",
+        "unwatch",
+        1,
+        READONLY | FAST | LOADING | STALE | NOSCRIPT,
+        "Forgets about watched keys of a transaction.",
+        transaction::unwatch,
     ),
 ];
