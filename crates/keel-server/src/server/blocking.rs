@@ -38,11 +38,14 @@ struct Waiter {
     wake: Arc<Notify>,
 }
 
+/// A blocked client's wake-up and its "unblocked" switch (CLIENT UNBLOCK).
+type Switch = (Arc<Notify>, Arc<AtomicBool>);
+
 /// Per (db, key) FIFO of blocked clients, plus each blocked client's unblock switch.
 #[derive(Debug, Default)]
 pub struct BlockRegistry {
     queues: Mutex<HashMap<(u8, Bytes), VecDeque<Waiter>>>,
-    by_client: Mutex<HashMap<u64, (Arc<Notify>, Arc<AtomicBool>)>>,
+    by_client: Mutex<HashMap<u64, Switch>>,
 }
 
 impl BlockRegistry {
@@ -80,7 +83,7 @@ impl BlockRegistry {
         self.by_client.lock().len()
     }
 
-    fn register(&self, client: u64, db: u8, keys: &[Bytes]) -> (Arc<Notify>, Arc<AtomicBool>) {
+    fn register(&self, client: u64, db: u8, keys: &[Bytes]) -> Switch {
         let wake = Arc::new(Notify::new());
         let unblocked = Arc::new(AtomicBool::new(false));
         let mut queues = self.queues.lock();
