@@ -217,6 +217,15 @@ fn watch_aborts_on_a_delete_and_on_flushall() {
         ok(o, &["RENAME", "k", "k3"]);
     });
     assert_eq!(res, Value::Nil);
+    // SWAPDB replaces the watched key with db 1's, which does not even have it.
+    let res = watched_exec(&srv, &[&["SET", "k", "1"]], &|o| {
+        ok(o, &["SWAPDB", "0", "1"]);
+    });
+    assert_eq!(res, Value::Nil);
+    let res = watched_exec(&srv, &[&["SET", "k", "1"]], &|o| {
+        ok(o, &["EXPIRE", "k", "100"]);
+    });
+    assert_eq!(res, Value::Nil);
 }
 
 #[test]
@@ -406,4 +415,30 @@ fn dirty_exec_is_null_in_resp3() {
     ok(&mut con, &["MULTI"]);
     queued(&mut con, &["SET", "k2", "x"]);
     assert_eq!(ok(&mut con, &["EXEC"]), Value::Nil);
+}
+
+#[test]
+fn a_write_refused_by_maxmemory_at_queue_time_aborts_exec() {
+    let srv = InProc::start(Config {
+        maxmemory: 4096,
+        ..Config::default()
+    });
+    let mut con = srv.client();
+    let big = "x".repeat(1024);
+    let mut full = false;
+    for i in 0..64 {
+        if q(&mut con, &["SET", &format!("k{i}"), &big]).is_err() {
+            full = true;
+            break;
+        }
+    }
+    assert!(full, "maxmemory never reached");
+    ok(&mut con, &["MULTI"]);
+    queued(&mut con, &["DEL", "k0"]);
+    let e = q(&mut con, &["SET", "more", "x"]).expect_err("oom");
+    assert!(e.to_string().contains("used memory"), "{e}");
+    let e = q(&mut con, &["EXEC"]).expect_err("execabort");
+    assert_eq!(e.code(), Some("EXECABORT"), "{e}");
+    // DEL did not run either.
+    assert_eq!(ok(&mut con, &["EXISTS", "k0"]), Value::Int(1));
 }

@@ -123,7 +123,7 @@ impl Session {
             }
         };
         if multi::in_multi(&self.client) && multi::queues(cmd) {
-            let reply = multi::queue(&mut self.client, cmd, args);
+            let reply = multi::queue(self, cmd, args);
             self.reply(&reply).await;
             return Flow::Continue;
         }

@@ -97,9 +97,35 @@ pub fn queues(cmd: Cmd) -> bool {
     !IMMEDIATE.contains(&cmd.name())
 }
 
+/// True when a command that may grow memory would be refused with OOM now (Redis 7
+/// refuses it at queue time, which flags the transaction).
+fn over_memory(s: &Session) -> bool {
+    let (max, policy) = {
+        let c = s.shared.config.read();
+        (c.maxmemory, c.maxmemory_policy)
+    };
+    if max == 0 || policy != keel_engine::EvictionPolicy::NoEviction {
+        // With an eviction policy the apply thread makes room at EXEC.
+        return false;
+    }
+    let verdict = s.shared.coord.engine().memory_pressure(
+        max,
+        policy,
+        1,
+        crate::coordinator::state::unix_now_ms(),
+        0,
+    );
+    matches!(verdict, Ok(keel_engine::MemoryVerdict::Oom))
+}
+
 /// Queues `args` and returns the reply (+QUEUED or the refusal, which flags the
 /// transaction).
-pub fn queue(c: &mut ClientState, cmd: Cmd, args: Vec<Bytes>) -> Reply {
+pub fn queue(s: &mut Session, cmd: Cmd, args: Vec<Bytes>) -> Reply {
+    if matches!(cmd, Cmd::Engine(spec) if spec.flags & flags::DENYOOM != 0) && over_memory(s) {
+        s.client.txn.error = true;
+        return Reply::err(keel_engine::reply::errors::OOM);
+    }
+    let c = &mut s.client;
     match cmd {
         Cmd::Engine(spec) => {
             c.txn.queue.push(Queued::Engine {
