@@ -3,12 +3,13 @@
 //! ([`commands`]), which share one lookup with the engine's data commands.
 //!
 //! Where other features hook in:
-//! - MULTI/EXEC/WATCH: state in `client::ClientState`, commands in
-//!   `commands/` (a new file, entries in `commands::table::SERVER_COMMANDS`), the queueing
-//!   decision in `conn::Session::execute` (before dispatch), and the commit through
-//!   `Coordinator::write(Op::Multi | Op::TxnCommit)`.
-//! - Blocking pops: a new `commands::Outcome` variant that `conn::Session::execute`
-//!   awaits (with the client's timeout), woken by `Applied::touched` of writes.
+//! - MULTI/EXEC/WATCH ([`multi`], [`watched_keys`], `commands/transaction.rs`): the
+//!   queue lives in `ClientState::txn`, `Session::execute` queues before dispatch, EXEC
+//!   sends one guarded `Op::Multi` that the apply thread aborts when a watched key
+//!   changed (an apply hook marks watchers dirty from `Applied::touched`).
+//! - Blocking pops ([`blocking`]): `Session::execute` parks the client in
+//!   `Session::blocked`, the connection loop waits (still reading its socket), and the
+//!   same apply hook wakes the first waiter of each touched key.
 //! - Pub/sub: a registry next to `Shared::clients`, per-client subscription state in
 //!   `ClientState`, and a push channel the connection task selects on beside its reads.
 //! - INFO / CONFIG / CLIENT: `commands/info.rs`, `commands/config_cmd.rs`,
