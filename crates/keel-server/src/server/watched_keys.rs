@@ -57,6 +57,15 @@ impl WatchRegistry {
         }
     }
 
+    /// The key turned out live when `client` watched it: its expiry counts.
+    fn mark_present(&self, db: u8, key: &Bytes, client: u64) {
+        if let Some(ws) = self.keys.lock().get_mut(&(db, key.clone())) {
+            for w in ws.iter_mut().filter(|w| w.client == client) {
+                w.existed = true;
+            }
+        }
+    }
+
     fn add(&self, db: u8, key: Bytes, w: Watcher) {
         self.keys.lock().entry((db, key)).or_default().push(w);
     }
@@ -125,17 +134,24 @@ impl WatchSet {
         if self.keys.iter().any(|w| w.db == db && w.key == key) {
             return Vec::new();
         }
-        let (pttl, expired) = pttl(engine, db, &key);
-        // Register before anything else can apply so no change is missed.
+        // Read, register, read again: a change after registration is caught by the
+        // hook; the second read catches a key created in between (live after all).
+        let (before, mut expired) = pttl(engine, db, &key);
         reg.add(
             db,
             key.clone(),
             Watcher {
                 client,
                 dirty: Arc::clone(&self.dirty),
-                existed: pttl != -2,
+                existed: before != -2,
             },
         );
+        let (after, more) = pttl(engine, db, &key);
+        expired.extend(more);
+        if before == -2 && after != -2 {
+            reg.mark_present(db, &key, client);
+        }
+        let pttl = if after == -2 { before } else { after };
         self.keys.push(WatchedKey {
             db,
             key,
