@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 
 use super::state::{unix_now_ms, Lifecycle, NodeState};
-use super::{Request, SnapshotReply, WriteResult};
+use super::{ApplyHooks, Request, SnapshotReply, WriteResult};
 use crate::config::Config;
 use crate::wal::{Wal, WalError};
 
@@ -56,6 +56,7 @@ pub(super) struct ApplyLoop {
     buf: Vec<u8>,
     dirty: bool,
     wal_bytes_after_snapshot: u64,
+    hooks: ApplyHooks,
 }
 
 /// A reply waiting for the batch's commit.
@@ -73,6 +74,7 @@ impl ApplyLoop {
         last_index: u64,
         last_now_ms: u64,
         storage_dir: PathBuf,
+        hooks: ApplyHooks,
     ) -> Self {
         let wal_bytes_after_snapshot = wal.stats().bytes_on_disk;
         ApplyLoop {
@@ -89,6 +91,7 @@ impl ApplyLoop {
             buf: Vec::new(),
             dirty: false,
             wal_bytes_after_snapshot,
+            hooks,
         }
     }
 
@@ -145,6 +148,19 @@ impl ApplyLoop {
                 if let Some(tx) = reply {
                     pending.push((tx, res));
                 }
+            }
+            Request::GuardedWrite {
+                op,
+                denyoom,
+                abort,
+                reply,
+            } => {
+                let res = if abort.load(Ordering::Acquire) {
+                    Err(Reply::NilArray)
+                } else {
+                    self.write(op, denyoom)
+                };
+                pending.push((reply, res));
             }
             Request::Snapshot { reply } => {
                 // Writes before it in this batch must be in the WAL before it is sealed.
@@ -251,6 +267,9 @@ impl ApplyLoop {
             .apply(&ctx, op)
             .map_err(|e| self.fail(format!("apply of entry {}: {e}", ctx.seq)))?;
         self.state.applied_index.store(ctx.seq, Ordering::Relaxed);
+        for hook in self.hooks.read().iter() {
+            hook(op, &applied);
+        }
         self.state
             .changes_since_save
             .fetch_add(1, Ordering::Relaxed);

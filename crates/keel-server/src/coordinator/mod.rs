@@ -38,6 +38,13 @@ pub type WriteResult = Result<Applied, Reply>;
 /// Where a snapshot's outcome goes (error text is a full error reply).
 pub type SnapshotReply = oneshot::Sender<Result<(), String>>;
 
+/// Called on the apply thread after every applied entry (WATCH, blocking pops): it must
+/// be quick and never block, as it runs inside the write funnel.
+pub type ApplyHook = Arc<dyn Fn(&Op, &Applied) + Send + Sync>;
+
+/// The hooks the apply thread calls, registered by the front-end after start.
+pub type ApplyHooks = Arc<RwLock<Vec<ApplyHook>>>;
+
 /// A message to the apply thread.
 pub enum Request {
     /// Log and apply `op`; `denyoom` asks for the maxmemory check first. No reply
@@ -49,6 +56,19 @@ pub enum Request {
         denyoom: bool,
         /// Where the result goes.
         reply: Option<oneshot::Sender<WriteResult>>,
+    },
+    /// Like `Write`, but answered `Err(Reply::NilArray)` without logging anything when
+    /// `abort` is set on the apply thread (EXEC with a dirty WATCH: the check and the
+    /// apply are one step, so no write can slip in between).
+    GuardedWrite {
+        /// The entry's content.
+        op: Op,
+        /// The command may grow memory.
+        denyoom: bool,
+        /// Set by an apply hook when a watched key changed.
+        abort: Arc<std::sync::atomic::AtomicBool>,
+        /// Where the result goes.
+        reply: oneshot::Sender<WriteResult>,
     },
     /// Take a snapshot (SAVE, BGSAVE).
     Snapshot {
@@ -79,6 +99,7 @@ pub struct Coordinator {
     engine: Engine,
     state: Arc<NodeState>,
     wal_stats: WalStatsHandle,
+    hooks: ApplyHooks,
     apply_thread: Mutex<Option<JoinHandle<()>>>,
     gc: Mutex<Option<(Arc<std::sync::atomic::AtomicBool>, JoinHandle<()>)>>,
 }
@@ -109,6 +130,7 @@ impl Coordinator {
         let (tx, rx) = crossbeam_channel::unbounded();
         let engine = rec.engine.clone();
         let wal_stats = rec.wal.stats_handle();
+        let hooks: ApplyHooks = Arc::default();
         let lp = apply_loop::ApplyLoop::new(
             rec.engine,
             rec.wal,
@@ -119,6 +141,7 @@ impl Coordinator {
             rec.last_index,
             rec.last_now_ms,
             rec.storage_dir,
+            Arc::clone(&hooks),
         );
         let apply_thread = std::thread::Builder::new()
             .name("keel-apply".into())
@@ -135,6 +158,7 @@ impl Coordinator {
                 engine,
                 state,
                 wal_stats,
+                hooks,
                 apply_thread: Mutex::new(Some(apply_thread)),
                 gc: Mutex::new(Some(gc)),
             },
@@ -166,6 +190,29 @@ impl Coordinator {
             op,
             denyoom,
             reply: Some(tx),
+        });
+        rx
+    }
+
+    /// Registers `hook`, called after every entry applied from now on.
+    pub fn add_apply_hook(&self, hook: ApplyHook) {
+        self.hooks.write().push(hook);
+    }
+
+    /// Queues `op` unless `abort` is set when its turn comes on the apply thread; an
+    /// aborted write resolves to `Err(Reply::NilArray)`.
+    pub fn submit_guarded(
+        &self,
+        op: Op,
+        denyoom: bool,
+        abort: Arc<std::sync::atomic::AtomicBool>,
+    ) -> oneshot::Receiver<WriteResult> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Request::GuardedWrite {
+            op,
+            denyoom,
+            abort,
+            reply: tx,
         });
         rx
     }

@@ -72,6 +72,8 @@ pub struct ClientState {
     pub authenticated: bool,
     /// Bitset of [`client_flags`].
     pub flags: u32,
+    /// MULTI queue and WATCHed keys (see `server::multi`).
+    pub txn: super::multi::TxnState,
 }
 
 impl ClientState {
@@ -83,6 +85,7 @@ impl ClientState {
             protocol: Protocol::Resp2,
             authenticated: !needs_auth,
             flags: 0,
+            txn: Default::default(),
         }
     }
 

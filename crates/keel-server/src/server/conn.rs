@@ -18,11 +18,13 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use super::admin_hooks;
+use super::blocking::{self, BlockIo, Blocked};
 use super::client::{ClientHandle, ClientState};
 use super::client_admin::reply_mode;
 use super::commands::{self, Cmd, Outcome};
 use super::stats::CallResult;
 use super::Shared;
+use super::multi;
 use crate::coordinator::state::unix_now_ms;
 use crate::coordinator::{resolve_write, WriteResult};
 use crate::resp::{encode, Limits, RequestParser};
@@ -57,6 +59,8 @@ pub struct Session {
     cur_failed: bool,
     /// The current command was refused before running (arity, NOAUTH).
     cur_rejected: bool,
+    /// A blocking command waiting for data; the connection loop carries out the wait.
+    pub blocked: Option<Blocked>,
 }
 
 impl Session {
@@ -71,6 +75,7 @@ impl Session {
             pending_names: VecDeque::new(),
             cur_failed: false,
             cur_rejected: false,
+            blocked: None,
         }
     }
 
@@ -175,6 +180,7 @@ impl Session {
             && cmd.is_none_or(|c| c.flags() & commands::server_flags::NO_AUTH == 0)
         {
             self.cur_rejected = true;
+            multi::flag_error(&mut self.client);
             self.reply(&Reply::err("NOAUTH Authentication required."))
                 .await;
             return Flow::Continue;
@@ -183,11 +189,13 @@ impl Session {
             Some(c) if c.arity_ok(args.len()) => c,
             Some(c) => {
                 self.cur_rejected = true;
+                multi::flag_error(&mut self.client);
                 let reply = Reply::err(keel_engine::reply::errors::wrong_args(c.name()));
                 self.reply(&reply).await;
                 return Flow::Continue;
             }
             None => {
+                multi::flag_error(&mut self.client);
                 // The engine's resolve gives Redis's unknown-command text.
                 let reply = match keel_engine::engine::resolve(&args) {
                     Err(r) => r,
@@ -197,7 +205,15 @@ impl Session {
                 return Flow::Continue;
             }
         };
+        if multi::in_multi(&self.client) && multi::queues(cmd) {
+            let reply = multi::queue(self, cmd, args);
+            self.reply(&reply).await;
+            return Flow::Continue;
+        }
         match cmd {
+            Cmd::Engine(spec) if spec.flags & flags::BLOCKING != 0 => {
+                blocking::start(self, spec, args).await
+            }
             Cmd::Engine(spec) if spec.is_write() => {
                 let op = Op::Command {
                     db: self.client.db,
@@ -279,6 +295,10 @@ impl Session {
                 self.reply(&reply).await;
                 Flow::Continue
             }
+            Outcome::Exec => {
+                multi::exec(self).await;
+                Flow::Continue
+            }
             Outcome::Shutdown { save } => {
                 self.shared.request_shutdown(save);
                 // Redis closes the connection without a reply on success.
@@ -333,6 +353,17 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
                 Ok(Some(args)) if args.is_empty() => {}
                 Ok(Some(args)) => {
                     flow = session.execute(args).await;
+                    if let Some(b) = session.blocked.take() {
+                        let io = BlockIo {
+                            rd: &mut rd,
+                            wr: &mut wr,
+                            inbuf: &mut inbuf,
+                            stop: &mut stop,
+                            handle: &handle,
+                            qbuf_limit,
+                        };
+                        flow = blocking::wait(&mut session, b, io).await;
+                    }
                     if flow == Flow::Close {
                         break;
                     }
@@ -378,6 +409,7 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
             inbuf.reserve(READ_CHUNK);
         }
     }
+    multi::forget(&mut session);
     let _ = wr.shutdown().await;
     tracing::debug!(id, "client closed");
 }

@@ -3,25 +3,29 @@
 //! ([`commands`]), which share one lookup with the engine's data commands.
 //!
 //! Where other features hook in:
-//! - MULTI/EXEC/WATCH: state in `client::ClientState`, commands in
-//!   `commands/` (a new file, entries in `commands::table::SERVER_COMMANDS`), the queueing
-//!   decision in `conn::Session::execute` (before dispatch), and the commit through
-//!   `Coordinator::write(Op::Multi | Op::TxnCommit)`.
-//! - Blocking pops: a new `commands::Outcome` variant that `conn::Session::execute`
-//!   awaits (with the client's timeout), woken by `Applied::touched` of writes.
+//! - MULTI/EXEC/WATCH ([`multi`], [`watched_keys`], `commands/transaction.rs`): the
+//!   queue lives in `ClientState::txn`, `Session::execute` queues before dispatch, EXEC
+//!   sends one guarded `Op::Multi` that the apply thread aborts when a watched key
+//!   changed (an apply hook marks watchers dirty from `Applied::touched`).
+//! - Blocking pops ([`blocking`]): `Session::execute` parks the client in
+//!   `Session::blocked`, the connection loop waits (still reading its socket), and the
+//!   same apply hook wakes the first waiter of each touched key.
 //! - Pub/sub: a registry next to `Shared::clients`, per-client subscription state in
 //!   `ClientState`, and a push channel the connection task selects on beside its reads.
 //! - INFO / CONFIG / CLIENT: `commands/info.rs`, `commands/config_cmd.rs`,
 //!   `client::ClientRegistry`.
 
 pub mod admin_hooks;
+pub mod blocking;
 pub mod client;
 pub mod client_admin;
 pub mod commands;
 pub mod conn;
+pub mod multi;
 pub mod pause;
 pub mod slowlog;
 pub mod stats;
+pub mod watched_keys;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -117,6 +121,10 @@ pub struct Shared {
     pub slowlog: slowlog::SlowLog,
     /// CLIENT PAUSE.
     pub pause: pause::Pause,
+    /// WATCHed keys of every client (marked dirty by an apply hook).
+    pub watches: Arc<watched_keys::WatchRegistry>,
+    /// Clients blocked in BLPOP and friends (woken by an apply hook).
+    pub blocked: Arc<blocking::BlockRegistry>,
 }
 
 impl Shared {
@@ -184,7 +192,14 @@ impl Server {
             cmd_stats: Default::default(),
             slowlog: Default::default(),
             pause: Default::default(),
+            watches: Arc::default(),
+            blocked: Arc::default(),
         });
+        let (watches, blocked) = (Arc::clone(&shared.watches), Arc::clone(&shared.blocked));
+        shared.coord.add_apply_hook(Arc::new(move |op, applied| {
+            watches.on_applied(op, applied);
+            blocked.on_applied(op, applied);
+        }));
         tracing::info!(
             addr = %local_addr,
             startup_ms = started.elapsed().as_millis() as u64,

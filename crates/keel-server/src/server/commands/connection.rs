@@ -145,6 +145,7 @@ pub(super) fn hello(s: &mut Session, args: &[Bytes]) -> Outcome {
 
 pub(super) fn reset(s: &mut Session, _args: &[Bytes]) -> Outcome {
     let needs_auth = s.shared.config.read().requirepass.is_some();
+    crate::server::multi::forget(s);
     s.client.reset(needs_auth);
     Outcome::Reply(Reply::Simple("RESET".into()))
 }

@@ -126,7 +126,7 @@ fn server(sh: &Shared, out: &mut String) {
 fn clients(sh: &Shared, out: &mut String) {
     kv(out, "connected_clients", sh.clients.len());
     kv(out, "maxclients", sh.config.read().maxclients);
-    kv(out, "blocked_clients", 0);
+    kv(out, "blocked_clients", sh.blocked.blocked_clients());
     kv(out, "cluster_connections", 0);
     kv(out, "client_recent_max_input_buffer", 0);
     kv(out, "client_recent_max_output_buffer", 0);

@@ -17,6 +17,7 @@ pub mod info;
 pub mod info_extra;
 pub mod persistence;
 pub mod table;
+pub mod transaction;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -66,6 +67,8 @@ pub enum Outcome {
     Save,
     /// Start a snapshot and reply at once (BGSAVE).
     Bgsave,
+    /// Run the queued transaction (EXEC).
+    Exec,
     /// Stop the server (SHUTDOWN); `save` snapshots first.
     Shutdown {
         /// SHUTDOWN SAVE.

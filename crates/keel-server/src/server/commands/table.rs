@@ -5,9 +5,26 @@ use keel_engine::command::flags::{ADMIN, FAST, READONLY, WRITE};
 
 use super::server_flags::{LOADING, NOSCRIPT, NO_AUTH, STALE};
 use super::{
-    admin_cmd, client_cmd, command_cmd, config_cmd, connection, info, persistence, ServerCommand,
-    ServerHandler,
+    admin_cmd, client_cmd, command_cmd, config_cmd, connection, info, persistence, transaction,
+    ServerCommand, ServerHandler,
 };
+
+#[allow(clippy::too_many_arguments)]
+const fn keyed(
+    group: &'static str,
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    summary: &'static str,
+    handler: ServerHandler,
+) -> ServerCommand {
+    ServerCommand {
+        first_key: 1,
+        last_key: -1,
+        step: 1,
+        ..cmd(group, name, arity, flags, summary, handler)
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 const fn cmd(
@@ -234,5 +251,45 @@ pub static SERVER_COMMANDS: &[ServerCommand] = &[
         READONLY | NOSCRIPT,
         "A container for Lua scripts management commands.",
         admin_cmd::scripting,
+    ),
+    cmd(
+        "transactions",
+        "multi",
+        1,
+        READONLY | FAST | LOADING | STALE | NOSCRIPT,
+        "Starts a transaction.",
+        transaction::multi_cmd,
+    ),
+    cmd(
+        "transactions",
+        "exec",
+        1,
+        READONLY | LOADING | STALE | NOSCRIPT,
+        "Executes all commands in a transaction.",
+        transaction::exec,
+    ),
+    cmd(
+        "transactions",
+        "discard",
+        1,
+        READONLY | FAST | LOADING | STALE | NOSCRIPT,
+        "Discards a transaction.",
+        transaction::discard,
+    ),
+    keyed(
+        "transactions",
+        "watch",
+        -2,
+        READONLY | FAST | LOADING | STALE | NOSCRIPT,
+        "Monitors changes to keys to determine the execution of a transaction.",
+        transaction::watch,
+    ),
+    cmd(
+        "transactions",
+        "unwatch",
+        1,
+        READONLY | FAST | LOADING | STALE | NOSCRIPT,
+        "Forgets about watched keys of a transaction.",
+        transaction::unwatch,
     ),
 ];

@@ -1,0 +1,290 @@
+//! Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP).
+//!
+//! The engine's handlers make a non-blocking attempt and answer nil when there is
+//! nothing to pop. The server parks such a client: it queues it on each of its keys
+//! (FIFO per key) in the [`BlockRegistry`], and the apply hook wakes the FIRST waiter of
+//! every key an applied entry touched. The woken client retries the command through the
+//! coordinator; if it loses the race it waits again, keeping its place at the front.
+//! Whoever leaves a queue (served, timed out, disconnected, unblocked) wakes the next
+//! waiter, so data pushed for several waiters at once reaches all of them in order.
+//!
+//! A client waiting here still reads its socket, so a disconnect removes it at once
+//! (a vanished client never swallows an element). Inside MULTI these commands are queued
+//! like any other and run once, non-blocking, inside the `Op::Multi`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use keel_engine::args::parse_i64;
+use keel_engine::command::CommandSpec;
+use keel_engine::types::{list, zset};
+use keel_engine::{Applied, Op, Reply};
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+use super::client::{client_flags, ClientHandle};
+use super::conn::{Flow, Session};
+
+/// One parked client as its key queues hold it.
+#[derive(Debug, Clone)]
+struct Waiter {
+    client: u64,
+    wake: Arc<Notify>,
+}
+
+/// A blocked client's wake-up and its "unblocked" switch (CLIENT UNBLOCK).
+type Switch = (Arc<Notify>, Arc<AtomicBool>);
+
+/// Per (db, key) FIFO of blocked clients, plus each blocked client's unblock switch.
+#[derive(Debug, Default)]
+pub struct BlockRegistry {
+    queues: Mutex<HashMap<(u8, Bytes), VecDeque<Waiter>>>,
+    by_client: Mutex<HashMap<u64, Switch>>,
+}
+
+impl BlockRegistry {
+    /// Wakes the first waiter of each key `applied` touched.
+    pub fn on_applied(&self, _op: &Op, applied: &Applied) {
+        if applied.touched.is_empty() {
+            return;
+        }
+        let queues = self.queues.lock();
+        if queues.is_empty() {
+            return;
+        }
+        for (db, key) in &applied.touched {
+            if let Some(w) = queues.get(&(*db, key.clone())).and_then(|q| q.front()) {
+                w.wake.notify_one();
+            }
+        }
+    }
+
+    /// Ends client `client`'s wait as if it timed out (CLIENT UNBLOCK); false if it
+    /// is not blocked.
+    pub fn unblock(&self, client: u64) -> bool {
+        match self.by_client.lock().get(&client) {
+            Some((wake, flag)) => {
+                flag.store(true, Ordering::Release);
+                wake.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Clients blocked now.
+    pub fn blocked_clients(&self) -> usize {
+        self.by_client.lock().len()
+    }
+
+    fn register(&self, client: u64, db: u8, keys: &[Bytes]) -> Switch {
+        let wake = Arc::new(Notify::new());
+        let unblocked = Arc::new(AtomicBool::new(false));
+        let mut queues = self.queues.lock();
+        for k in keys {
+            let q = queues.entry((db, k.clone())).or_default();
+            if !q.iter().any(|w| w.client == client) {
+                q.push_back(Waiter {
+                    client,
+                    wake: Arc::clone(&wake),
+                });
+            }
+        }
+        drop(queues);
+        self.by_client
+            .lock()
+            .insert(client, (Arc::clone(&wake), Arc::clone(&unblocked)));
+        (wake, unblocked)
+    }
+
+    /// Leaves every queue and wakes the next waiter of each: it may find data this
+    /// client was woken for and did not take, or that is left after its pop.
+    fn unregister(&self, client: u64, db: u8, keys: &[Bytes]) {
+        self.by_client.lock().remove(&client);
+        let mut queues = self.queues.lock();
+        for k in keys {
+            let id = (db, k.clone());
+            let Some(q) = queues.get_mut(&id) else {
+                continue;
+            };
+            q.retain(|w| w.client != client);
+            match q.front() {
+                Some(next) => next.wake.notify_one(),
+                None => {
+                    queues.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+/// A blocking command that found nothing, waiting to be carried out by the connection.
+#[derive(Debug)]
+pub struct Blocked {
+    args: Vec<Bytes>,
+    db: u8,
+    keys: Vec<Bytes>,
+    /// None waits forever.
+    deadline: Option<Instant>,
+    /// The reply on timeout (the engine's "nothing").
+    nothing: Reply,
+    denyoom: bool,
+    wake: Arc<Notify>,
+    unblocked: Arc<AtomicBool>,
+}
+
+/// True for the engine's "nothing to pop" replies.
+fn is_nothing(r: &Reply) -> bool {
+    matches!(r, Reply::Nil | Reply::NilArray)
+}
+
+/// The keys a blocking command waits on, and its timeout in ms (0 = forever).
+fn keys_and_timeout(args: &[Bytes]) -> Option<(Vec<Bytes>, u64)> {
+    let name = std::str::from_utf8(args.first()?)
+        .ok()?
+        .to_ascii_lowercase();
+    let last = args.len().checked_sub(1)?;
+    let (keys, timeout_at): (Vec<Bytes>, usize) = match name.as_str() {
+        "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => (args.get(1..last)?.to_vec(), last),
+        // Only the source list unblocks a move.
+        "blmove" | "brpoplpush" => (vec![args.get(1)?.clone()], last),
+        "blmpop" => (
+            list::mpop_key_positions(args)
+                .into_iter()
+                .filter_map(|i| args.get(i).cloned())
+                .collect(),
+            1,
+        ),
+        "bzmpop" => {
+            let n = usize::try_from(parse_i64(args.get(2)?)?).ok()?;
+            (args.get(3..3usize.checked_add(n)?)?.to_vec(), 1)
+        }
+        _ => return None,
+    };
+    let t = args.get(timeout_at)?;
+    let ms = if name.starts_with("bz") {
+        zset::parse_timeout_ms(t).ok()?
+    } else {
+        list::parse_timeout_ms(t).ok()?
+    };
+    Some((keys, ms))
+}
+
+/// Runs a blocking command once; when it found nothing, queues the client and leaves
+/// the wait to [`wait`] (via `Session::blocked`), so the connection can keep watching
+/// its socket.
+pub async fn start(s: &mut Session, spec: &'static CommandSpec, args: Vec<Bytes>) -> Flow {
+    s.settle().await;
+    let Some((keys, timeout_ms)) = keys_and_timeout(&args) else {
+        // Malformed: the engine gives the right error without blocking.
+        let reply = attempt(s, &args, false).await;
+        s.reply(&reply).await;
+        return Flow::Continue;
+    };
+    let db = s.client.db;
+    let client = s.client.handle.id;
+    let denyoom = spec.flags & keel_engine::command::flags::DENYOOM != 0;
+    // Queued before the first attempt: a push landing right after it still wakes us.
+    let (wake, unblocked) = s.shared.blocked.register(client, db, &keys);
+    let reply = attempt(s, &args, denyoom).await;
+    if !is_nothing(&reply) {
+        s.shared.blocked.unregister(client, db, &keys);
+        s.reply(&reply).await;
+        return Flow::Continue;
+    }
+    let deadline = (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(timeout_ms));
+    s.client.flags |= client_flags::BLOCKED;
+    s.blocked = Some(Blocked {
+        args,
+        db,
+        keys,
+        deadline,
+        nothing: reply,
+        denyoom,
+        wake,
+        unblocked,
+    });
+    Flow::Continue
+}
+
+/// One try through the coordinator.
+async fn attempt(s: &Session, args: &[Bytes], denyoom: bool) -> Reply {
+    let op = Op::Command {
+        db: s.client.db,
+        args: args.to_vec(),
+    };
+    match s.shared.coord.write(op, denyoom).await {
+        Ok(applied) => applied.replies.into_iter().next().unwrap_or(Reply::Nil),
+        Err(r) => r,
+    }
+}
+
+/// The connection's I/O while a client is blocked.
+pub struct BlockIo<'a> {
+    /// Read half: bytes read while blocked stay buffered; EOF means disconnect.
+    pub rd: &'a mut OwnedReadHalf,
+    /// Write half: replies before the blocking command go out first.
+    pub wr: &'a mut OwnedWriteHalf,
+    /// The connection's input buffer.
+    pub inbuf: &'a mut BytesMut,
+    /// Server shutdown.
+    pub stop: &'a mut watch::Receiver<bool>,
+    /// This client.
+    pub handle: &'a ClientHandle,
+    /// Query buffer limit.
+    pub qbuf_limit: u64,
+}
+
+/// Waits out `b`: flushes earlier replies, then retries whenever woken until the
+/// command pops something, times out, is unblocked, or the client goes away.
+pub async fn wait(s: &mut Session, b: Blocked, io: BlockIo<'_>) -> Flow {
+    let client = s.client.handle.id;
+    let flow = wait_inner(s, &b, io).await;
+    s.shared.blocked.unregister(client, b.db, &b.keys);
+    s.client.flags &= !client_flags::BLOCKED;
+    flow
+}
+
+async fn wait_inner(s: &mut Session, b: &Blocked, io: BlockIo<'_>) -> Flow {
+    if !s.out.is_empty() {
+        if io.wr.write_all(&s.out).await.is_err() {
+            return Flow::Close;
+        }
+        s.out.clear();
+    }
+    loop {
+        let timed_out = tokio::select! {
+            _ = b.wake.notified() => false,
+            _ = sleep_until(b.deadline) => true,
+            r = io.rd.read_buf(io.inbuf) => match r {
+                Ok(0) | Err(_) => return Flow::Close,
+                Ok(_) if io.inbuf.len() as u64 > io.qbuf_limit => return Flow::Close,
+                Ok(_) => continue,
+            },
+            _ = io.stop.wait_for(|s| *s) => return Flow::Close,
+            _ = io.handle.kill.notified() => return Flow::Close,
+        };
+        if timed_out || b.unblocked.load(Ordering::Acquire) {
+            s.reply(&b.nothing).await;
+            return Flow::Continue;
+        }
+        let reply = attempt(s, &b.args, b.denyoom).await;
+        if !is_nothing(&reply) {
+            s.reply(&reply).await;
+            return Flow::Continue;
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,276 @@
+//! Blocking pops through the `redis` crate: wake-ups, FIFO fairness, timeouts, MULTI,
+//! disconnects and pipelining. Every wait is bounded (WAIT).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{connect, InProc, WAIT};
+use keel_server::Config;
+use redis::{Commands, Value};
+
+/// Waits until INFO reports `n` blocked clients.
+fn wait_blocked(con: &mut redis::Connection, n: usize) {
+    let want = format!("blocked_clients:{n}\r");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let info: String = redis::cmd("INFO").arg("clients").query(con).expect("info");
+        if info.contains(&want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never reached {n} blocked: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs `args` on a new connection in a thread.
+fn spawn_cmd(srv: &InProc, args: &[&str]) -> JoinHandle<Value> {
+    let addr = srv.addr;
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    std::thread::spawn(move || {
+        let mut con = connect(addr);
+        let mut c = redis::cmd(&args[0]);
+        for a in &args[1..] {
+            c.arg(a);
+        }
+        c.query(&mut con).expect("blocking command")
+    })
+}
+
+fn bulk(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+}
+
+#[test]
+fn blpop_is_woken_by_a_push_from_another_client() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let waiter = spawn_cmd(&srv, &["BLPOP", "l", "10"]);
+    wait_blocked(&mut con, 1);
+    let _: i64 = con.lpush("l", "a").expect("lpush");
+    let got = waiter.join().expect("waiter");
+    assert_eq!(got, Value::Array(vec![bulk("l"), bulk("a")]));
+    wait_blocked(&mut con, 0);
+    let len: i64 = con.llen("l").expect("llen");
+    assert_eq!(len, 0);
+}
+
+#[test]
+fn waiters_are_served_in_the_order_they_blocked() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let mut waiters = Vec::new();
+    for i in 0..3 {
+        waiters.push(spawn_cmd(&srv, &["BRPOP", "q", "10"]));
+        wait_blocked(&mut con, i + 1);
+    }
+    // One push for all three: each serves the next in line.
+    let _: i64 = con.lpush("q", &["x", "y", "z"]).expect("lpush");
+    let got: Vec<Value> = waiters
+        .into_iter()
+        .map(|w| w.join().expect("waiter"))
+        .collect();
+    // LPUSH x y z leaves [z, y, x]: BRPOP takes x first.
+    let want: Vec<Value> = ["x", "y", "z"]
+        .iter()
+        .map(|v| Value::Array(vec![bulk("q"), bulk(v)]))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_timeout_replies_nil() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let v: Value = redis::cmd("BLPOP")
+        .arg("none")
+        .arg("0.05")
+        .query(&mut con)
+        .expect("blpop");
+    assert_eq!(v, Value::Nil);
+    let v: Value = redis::cmd("BLMOVE")
+        .arg("none")
+        .arg("dst")
+        .arg("LEFT")
+        .arg("RIGHT")
+        .arg("0.05")
+        .query(&mut con)
+        .expect("blmove");
+    assert_eq!(v, Value::Nil);
+    let v: Value = redis::cmd("BZPOPMIN")
+        .arg("none")
+        .arg("0.05")
+        .query(&mut con)
+        .expect("bzpopmin");
+    assert_eq!(v, Value::Nil);
+    wait_blocked(&mut con, 0);
+    // Bad timeouts are refused without blocking.
+    let e = redis::cmd("BLPOP")
+        .arg("l")
+        .arg("-1")
+        .query::<Value>(&mut con)
+        .expect_err("negative");
+    assert!(e.to_string().contains("timeout is negative"), "{e}");
+}
+
+#[test]
+fn blmove_and_brpoplpush_are_woken() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let waiter = spawn_cmd(&srv, &["BLMOVE", "src", "dst", "LEFT", "RIGHT", "10"]);
+    wait_blocked(&mut con, 1);
+    let _: i64 = con.rpush("src", "m").expect("rpush");
+    assert_eq!(waiter.join().expect("waiter"), bulk("m"));
+    let waiter = spawn_cmd(&srv, &["BRPOPLPUSH", "src", "dst", "10"]);
+    wait_blocked(&mut con, 1);
+    let _: i64 = con.rpush("src", "n").expect("rpush");
+    assert_eq!(waiter.join().expect("waiter"), bulk("n"));
+    let dst: Vec<String> = con.lrange("dst", 0, -1).expect("lrange");
+    assert_eq!(dst, vec!["n", "m"]);
+}
+
+#[test]
+fn bzpopmin_and_bzmpop_are_woken_by_zadd() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let waiter = spawn_cmd(&srv, &["BZPOPMIN", "z", "10"]);
+    wait_blocked(&mut con, 1);
+    let _: i64 = con.zadd_multiple("z", &[(2, "b"), (1, "a")]).expect("zadd");
+    let got = waiter.join().expect("waiter");
+    let Value::Array(items) = got else {
+        panic!("not an array: {got:?}")
+    };
+    assert_eq!(items[..2], [bulk("z"), bulk("a")]);
+    let waiter = spawn_cmd(&srv, &["BZMPOP", "10", "2", "y", "z2", "MAX"]);
+    wait_blocked(&mut con, 1);
+    let _: i64 = con.zadd("z2", "m", 5).expect("zadd");
+    let got = waiter.join().expect("waiter");
+    let Value::Array(items) = got else {
+        panic!("not an array: {got:?}")
+    };
+    assert_eq!(items[0], bulk("z2"));
+}
+
+#[test]
+fn blmpop_waits_on_every_key_and_the_first_key_with_data_wins() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let _: i64 = con.rpush("b", "b1").expect("rpush");
+    let _: i64 = con.rpush("c", "c1").expect("rpush");
+    let v: Value = redis::cmd("BLPOP")
+        .arg(&["a", "b", "c", "1"])
+        .query(&mut con)
+        .expect("blpop");
+    assert_eq!(v, Value::Array(vec![bulk("b"), bulk("b1")]));
+    let waiter = spawn_cmd(&srv, &["BLMPOP", "10", "2", "x", "y", "LEFT"]);
+    wait_blocked(&mut con, 1);
+    let _: i64 = con.rpush("y", "y1").expect("rpush");
+    let got = waiter.join().expect("waiter");
+    assert_eq!(
+        got,
+        Value::Array(vec![bulk("y"), Value::Array(vec![bulk("y1")])])
+    );
+}
+
+#[test]
+fn blocking_commands_inside_multi_do_not_block() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let _: () = redis::cmd("MULTI").query(&mut con).expect("multi");
+    let _: Value = redis::cmd("BLPOP")
+        .arg("empty")
+        .arg("0")
+        .query(&mut con)
+        .expect("queued");
+    let _: Value = redis::cmd("BZPOPMAX")
+        .arg("emptyz")
+        .arg("0")
+        .query(&mut con)
+        .expect("queued");
+    let v: Value = redis::cmd("EXEC").query(&mut con).expect("exec");
+    assert_eq!(v, Value::Array(vec![Value::Nil, Value::Nil]));
+}
+
+#[test]
+fn a_disconnected_waiter_does_not_swallow_later_pushes() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    {
+        let mut raw = TcpStream::connect(srv.addr).expect("connect");
+        raw.write_all(b"BLPOP l 0\r\n").expect("write");
+        wait_blocked(&mut con, 1);
+    }
+    // The server saw the close and dropped the waiter.
+    wait_blocked(&mut con, 0);
+    let waiter = spawn_cmd(&srv, &["BLPOP", "l", "10"]);
+    wait_blocked(&mut con, 1);
+    let _: i64 = con.lpush("l", "v").expect("lpush");
+    assert_eq!(
+        waiter.join().expect("waiter"),
+        Value::Array(vec![bulk("l"), bulk("v")])
+    );
+}
+
+#[test]
+fn a_pipeline_blocks_at_the_blocking_command() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let mut raw = TcpStream::connect(srv.addr).expect("connect");
+    raw.set_read_timeout(Some(WAIT)).expect("timeout");
+    raw.write_all(b"SET x 1\r\nBLPOP l 10\r\nGET x\r\n")
+        .expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    // The reply before the blocking command is sent before it blocks.
+    while !got.ends_with(b"+OK\r\n") {
+        let n = raw.read(&mut buf).expect("read");
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    wait_blocked(&mut con, 1);
+    let _: i64 = con.lpush("l", "v").expect("lpush");
+    let want: &[u8] = b"+OK\r\n*2\r\n$1\r\nl\r\n$1\r\nv\r\n$1\r\n1\r\n";
+    while got.len() < want.len() {
+        let n = raw.read(&mut buf).expect("read");
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+}
+
+#[test]
+fn async_blpop_is_woken() {
+    let srv = InProc::start(Config::default());
+    let url = srv.url();
+    let mut con = srv.client();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pusher = std::thread::spawn(move || {
+        wait_blocked(&mut con, 1);
+        let _: i64 = con.rpush("al", "v").expect("rpush");
+    });
+    rt.block_on(async move {
+        let client = redis::Client::open(url).expect("client");
+        let mut a = tokio::time::timeout(WAIT, client.get_multiplexed_async_connection())
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let got: (String, String) = tokio::time::timeout(
+            WAIT,
+            redis::cmd("BLPOP").arg("al").arg("10").query_async(&mut a),
+        )
+        .await
+        .expect("in time")
+        .expect("blpop");
+        assert_eq!(got, ("al".to_string(), "v".to_string()));
+    });
+    pusher.join().expect("pusher");
+}
