@@ -251,6 +251,9 @@ impl ApplyLoop {
             .apply(&ctx, op)
             .map_err(|e| self.fail(format!("apply of entry {}: {e}", ctx.seq)))?;
         self.state.applied_index.store(ctx.seq, Ordering::Relaxed);
+        if !applied.events.is_empty() {
+            self.state.event_hook.emit(&applied.events);
+        }
         self.state
             .changes_since_save
             .fetch_add(1, Ordering::Relaxed);

@@ -70,12 +70,15 @@ pub struct ClientState {
     pub authenticated: bool,
     /// Bitset of [`client_flags`].
     pub flags: u32,
+    /// Subscriptions, MONITOR and the push queue (`server::pubsub`).
+    pub pubsub: super::pubsub::ClientPubSub,
 }
 
 impl ClientState {
     /// Fresh state; `authenticated` when no password is configured.
     pub fn new(handle: Arc<ClientHandle>, needs_auth: bool) -> Self {
         ClientState {
+            pubsub: super::pubsub::ClientPubSub::new(Arc::clone(&handle)),
             handle,
             db: 0,
             protocol: Protocol::Resp2,

@@ -17,6 +17,7 @@
 pub mod client;
 pub mod commands;
 pub mod conn;
+pub mod pubsub;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -106,6 +107,8 @@ pub struct Shared {
     pub started: Instant,
     /// Redis settings accepted by CONFIG SET but without effect in keel.
     pub ignored_config: Mutex<std::collections::BTreeMap<String, String>>,
+    /// Pub/sub subscribers, MONITOR clients, keyspace notifications.
+    pub pubsub: Arc<pubsub::PubSub>,
 }
 
 impl Shared {
@@ -160,6 +163,19 @@ impl Server {
         };
         let local_addr = listener.local_addr().unwrap_or(addr);
         let (shutdown, _) = watch::channel(false);
+        let pubsub = {
+            let c = config.read();
+            Arc::new(pubsub::PubSub::new(
+                c.client_output_buffer_limit_pubsub,
+                c.notify_keyspace_events,
+            ))
+        };
+        let ps = Arc::downgrade(&pubsub);
+        coord.state().event_hook.set(Box::new(move |events| {
+            if let Some(ps) = ps.upgrade() {
+                ps.keyspace_events(events);
+            }
+        }));
         let shared = Arc::new(Shared {
             config,
             coord,
@@ -170,6 +186,7 @@ impl Server {
             local_addr,
             started,
             ignored_config: Mutex::new(Default::default()),
+            pubsub,
         });
         tracing::info!(
             addr = %local_addr,

@@ -13,6 +13,7 @@ pub mod config_cmd;
 pub mod connection;
 pub mod info;
 pub mod persistence;
+pub mod pubsub_cmd;
 pub mod table;
 
 use std::collections::HashMap;
