@@ -241,6 +241,7 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
             r = rd.read_buf(&mut inbuf) => r,
             Some(frame) = recv_push(&mut pushes) => {
                 pushed += crate::server::pubsub::drain_pushes(frame, &mut pushes, &mut session.out);
+                // Not a read: marks "nothing new to parse, just write the pushes".
                 Ok(usize::MAX)
             }
             _ = stop.wait_for(|s| *s) => break,
