@@ -83,6 +83,8 @@ pub struct Applied {
     pub replies: Vec<Reply>,
     /// Keys modified, as (db, key), for WATCH and keyspace notifications.
     pub touched: Vec<(u8, Bytes)>,
+    /// Keyspace events raised, in order (notify-keyspace-events).
+    pub events: Vec<crate::exec::KeyEvent>,
 }
 
 /// What a read produced.
@@ -205,6 +207,7 @@ impl Engine {
                 for (db, k) in keys {
                     if let Some(meta) = run_cmd(ex.meta_in(*db, k))? {
                         run_cmd(ex.delete_key_in(*db, k, &meta))?;
+                        ex.notify_in(*db, 'e', "evicted", k);
                         n += 1;
                     }
                 }
@@ -219,6 +222,7 @@ impl Engine {
                             tx.rollback();
                         }
                         ex.touched.clear();
+                        ex.events.clear();
                         r
                     }
                     Err(CmdError::Engine(e)) => return Err(e),
@@ -227,6 +231,7 @@ impl Engine {
             }
         }
         let touched = std::mem::take(&mut ex.touched);
+        let events = std::mem::take(&mut ex.events);
         let Access::Write(mut tx) = ex.into_access() else {
             unreachable!("apply always builds a write context")
         };
@@ -236,7 +241,11 @@ impl Engine {
             Bytes::copy_from_slice(&ctx.seq.to_le_bytes()),
         );
         self.store.write(tx.into_batch(), WriteOptions::DEFAULT)?;
-        Ok(Applied { replies, touched })
+        Ok(Applied {
+            replies,
+            touched,
+            events,
+        })
     }
 
     /// The access table (OBJECT IDLETIME/FREQ, eviction).
@@ -380,6 +389,7 @@ fn run_one(ex: &mut Exec, db: u8, args: &[Bytes]) -> Result<Reply> {
         tx.mark();
     }
     let touched_before = ex.touched.len();
+    let events_before = ex.events.len();
     match (spec.handler)(ex, args) {
         Ok(r) => Ok(r),
         Err(CmdError::Reply(r)) => {
@@ -387,6 +397,7 @@ fn run_one(ex: &mut Exec, db: u8, args: &[Bytes]) -> Result<Reply> {
                 tx.rollback();
             }
             ex.touched.truncate(touched_before);
+            ex.events.truncate(events_before);
             Ok(r)
         }
         Err(CmdError::Engine(e)) => Err(e),

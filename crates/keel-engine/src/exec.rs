@@ -22,6 +22,20 @@ pub enum Access {
     Write(WriteTx),
 }
 
+/// One keyspace event raised by a write (Redis's notify-keyspace-events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEvent {
+    /// Database of the key.
+    pub db: u8,
+    /// Event name as Redis publishes it (`set`, `del`, `expired`, …).
+    pub event: &'static str,
+    /// The key.
+    pub key: Bytes,
+    /// Redis's class letter: `g` generic, `$` string, `l` list, `s` set, `h` hash,
+    /// `z` zset, `x` expired, `e` evicted.
+    pub class: char,
+}
+
 /// The execution context of one command.
 pub struct Exec {
     access: Access,
@@ -37,6 +51,8 @@ pub struct Exec {
     pub touched: Vec<(u8, Bytes)>,
     /// Keys a read found expired, as (db, key): the server deletes them through the log.
     pub expired: Vec<(u8, Bytes)>,
+    /// Keyspace events this entry raised, for notify-keyspace-events.
+    pub events: Vec<KeyEvent>,
     /// SCAN-family cursors of this engine.
     pub cursors: Arc<CursorTable>,
     /// Access recency/frequency (OBJECT IDLETIME/FREQ), when the engine provides it.
@@ -63,6 +79,7 @@ impl Exec {
             rng: DetRng::new(seed),
             touched: Vec::new(),
             expired: Vec::new(),
+            events: Vec::new(),
             cursors,
             access_table: None,
         }
@@ -140,6 +157,25 @@ impl Exec {
         self.touched.push((self.db, Bytes::copy_from_slice(key)));
     }
 
+    /// Raises keyspace event `event` of class `class` (Redis's flag letter) on `key` of
+    /// the current database.
+    pub fn notify(&mut self, class: char, event: &'static str, key: &[u8]) {
+        let db = self.db;
+        self.notify_in(db, class, event, key);
+    }
+
+    /// Raises keyspace event `event` on `key` of `db`; only the apply path keeps them.
+    pub fn notify_in(&mut self, db: u8, class: char, event: &'static str, key: &[u8]) {
+        if self.is_write() {
+            self.events.push(KeyEvent {
+                db,
+                event,
+                key: Bytes::copy_from_slice(key),
+                class,
+            });
+        }
+    }
+
     /// Records that `key` of `db` changed.
     pub fn touch_in(&mut self, db: u8, key: &[u8]) {
         self.touched.push((db, Bytes::copy_from_slice(key)));
@@ -161,6 +197,7 @@ impl Exec {
         if meta.is_expired(self.now_ms) {
             if self.is_write() {
                 self.delete_key_in(db, key, &meta)?;
+                self.notify_in(db, 'x', "expired", key);
             } else {
                 self.expired.push((db, Bytes::copy_from_slice(key)));
             }

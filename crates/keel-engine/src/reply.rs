@@ -34,6 +34,8 @@ pub enum Reply {
     /// array), as Redis 7 answers ZRANGE … WITHSCORES, ZPOPMIN with a count, ZRANDMEMBER
     /// … WITHSCORES and HRANDFIELD … WITHVALUES.
     Pairs(Vec<(Reply, Reply)>),
+    /// An out-of-band push (RESP3 `>`; RESP2 renders it as an array): pub/sub messages.
+    Push(Vec<Reply>),
 }
 
 impl Reply {

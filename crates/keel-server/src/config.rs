@@ -117,6 +117,14 @@ pub struct Args {
     /// [default: notice].
     #[arg(long, env = "KEEL_LOGLEVEL")]
     pub loglevel: Option<String>,
+    /// Output buffer limit of pub/sub and MONITOR clients, "<hard> <soft> <soft-secs>"
+    /// as Redis's client-output-buffer-limit pubsub class [default: 32mb 8mb 60].
+    #[arg(long, env = "KEEL_CLIENT_OUTPUT_BUFFER_LIMIT_PUBSUB")]
+    pub client_output_buffer_limit_pubsub: Option<String>,
+    /// Keyspace notification classes, Redis's letters (K E g $ l s h z x e t m d n A)
+    /// [default: "" (off)].
+    #[arg(long, env = "KEEL_NOTIFY_KEYSPACE_EVENTS")]
+    pub notify_keyspace_events: Option<String>,
 }
 
 /// The TOML file's keys: the long flag names (dashes or underscores both accepted).
@@ -161,6 +169,12 @@ pub struct FileConfig {
     pub save: Option<String>,
     /// See [`Args::loglevel`].
     pub loglevel: Option<String>,
+    /// See [`Args::client_output_buffer_limit_pubsub`].
+    #[serde(alias = "client_output_buffer_limit_pubsub")]
+    pub client_output_buffer_limit_pubsub: Option<String>,
+    /// See [`Args::notify_keyspace_events`].
+    #[serde(alias = "notify_keyspace_events")]
+    pub notify_keyspace_events: Option<String>,
 }
 
 /// A size in the file: a plain integer or a string with units.
@@ -217,6 +231,54 @@ pub struct Config {
     pub loglevel: String,
     /// The TOML file the settings came from (CONFIG REWRITE writes it back).
     pub config_file: Option<PathBuf>,
+    /// Output buffer limit of pub/sub and MONITOR clients.
+    pub client_output_buffer_limit_pubsub: OutputLimit,
+    /// notify-keyspace-events flag bits (`server::pubsub::notify`).
+    pub notify_keyspace_events: u32,
+}
+
+/// One class of Redis's client-output-buffer-limit: disconnect past `hard` bytes, or
+/// past `soft` bytes for `soft_secs` seconds (0 disables a limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// Hard limit in bytes.
+    pub hard: u64,
+    /// Soft limit in bytes.
+    pub soft: u64,
+    /// Seconds the soft limit may be exceeded.
+    pub soft_secs: u64,
+}
+
+impl Default for OutputLimit {
+    fn default() -> Self {
+        OutputLimit {
+            hard: 32 << 20,
+            soft: 8 << 20,
+            soft_secs: 60,
+        }
+    }
+}
+
+impl OutputLimit {
+    /// Parses "<hard> <soft> <soft-secs>" (sizes with Redis's units).
+    pub fn parse(s: &str) -> Result<OutputLimit, String> {
+        let parts: Vec<&str> = s.split_whitespace().collect();
+        let [hard, soft, secs] = parts.as_slice() else {
+            return Err(format!("'{s}' is not \"<hard> <soft> <soft-seconds>\""));
+        };
+        Ok(OutputLimit {
+            hard: parse_size(hard)?,
+            soft: parse_size(soft)?,
+            soft_secs: secs
+                .parse::<u64>()
+                .map_err(|e| format!("soft seconds '{secs}': {e}"))?,
+        })
+    }
+
+    /// Redis's CONFIG GET rendering (bytes).
+    pub fn render(&self) -> String {
+        format!("{} {} {}", self.hard, self.soft, self.soft_secs)
+    }
 }
 
 impl Default for Config {
@@ -238,6 +300,8 @@ impl Default for Config {
             auto_snapshot_wal_bytes: 64 << 20,
             loglevel: "notice".into(),
             config_file: None,
+            client_output_buffer_limit_pubsub: OutputLimit::default(),
+            notify_keyspace_events: 0,
         }
     }
 }
@@ -371,6 +435,24 @@ impl Config {
             .requirepass
             .or(file.requirepass)
             .filter(|p| !p.is_empty());
+        let client_output_buffer_limit_pubsub = match args
+            .client_output_buffer_limit_pubsub
+            .or(file.client_output_buffer_limit_pubsub)
+        {
+            Some(s) => OutputLimit::parse(&s)
+                .map_err(|r| invalid("client-output-buffer-limit-pubsub", r))?,
+            None => d.client_output_buffer_limit_pubsub,
+        };
+        let notify_keyspace_events =
+            match args.notify_keyspace_events.or(file.notify_keyspace_events) {
+                Some(s) => crate::server::pubsub::notify::parse(&s).ok_or_else(|| {
+                    invalid(
+                        "notify-keyspace-events",
+                        format!("'{s}': unknown class letter"),
+                    )
+                })?,
+                None => d.notify_keyspace_events,
+            };
         let cfg = Config {
             config_file: args.config.clone(),
             port: args.port.or(file.port).unwrap_or(d.port),
@@ -401,6 +483,8 @@ impl Config {
             )?,
             auto_snapshot_wal_bytes,
             loglevel,
+            client_output_buffer_limit_pubsub,
+            notify_keyspace_events,
         };
         cfg.check()?;
         Ok(cfg)

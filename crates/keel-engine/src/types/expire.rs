@@ -186,11 +186,13 @@ fn expire_generic(ex: &mut Exec, args: &[Bytes], when: When, name: &str) -> CmdR
     }
     if at_ms <= i64::try_from(ex.now_ms).unwrap_or(i64::MAX) {
         ex.delete_key(key, &old)?;
+        ex.notify('g', "del", key);
         return Ok(Reply::Int(1));
     }
     let mut meta = old.clone();
     meta.expire_at = Some(at_ms as u64);
     ex.put_meta(key, &meta, Some(&old))?;
+    ex.notify('g', "expire", key);
     Ok(Reply::Int(1))
 }
 

@@ -224,6 +224,7 @@ fn set_pairs(ex: &mut Exec, args: &[Bytes], name: &str) -> CmdResult<i64> {
         }
     }
     w.finish(ex, key)?;
+    ex.notify('h', "hset", key);
     Ok(added)
 }
 
@@ -286,6 +287,7 @@ fn hdel(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         } else {
             ex.put_meta(key, &hash_meta(version, len, old.expire_at), Some(&old))?;
         }
+        ex.notify('h', "hdel", key);
     }
     Ok(Reply::Int(removed))
 }

@@ -451,6 +451,7 @@ fn del(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     for key in &args[1..] {
         if let Some(meta) = ex.meta(key)? {
             ex.delete_key(key, &meta)?;
+            ex.notify('g', "del", key);
             n += 1;
         }
     }
@@ -504,6 +505,8 @@ fn rename_generic(ex: &mut Exec, args: &[Bytes], nx: bool) -> CmdResult<Reply> {
     let db = ex.db;
     ex.forget_key_in(db, src, &sm)?;
     ex.put_meta(dst, &sm, None)?;
+    ex.notify('g', "rename_from", src);
+    ex.notify('g', "rename_to", dst);
     Ok(if nx { Reply::Int(1) } else { Reply::Ok })
 }
 

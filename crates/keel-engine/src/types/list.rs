@@ -177,6 +177,24 @@ enum End {
     Right,
 }
 
+impl End {
+    /// Keyspace event of a push at this end.
+    fn push_event(self) -> &'static str {
+        match self {
+            End::Left => "lpush",
+            End::Right => "rpush",
+        }
+    }
+
+    /// Keyspace event of a pop at this end.
+    fn pop_event(self) -> &'static str {
+        match self {
+            End::Left => "lpop",
+            End::Right => "rpop",
+        }
+    }
+}
+
 fn parse_end(a: &[u8]) -> CmdResult<End> {
     if eq_ci(a, "LEFT") {
         Ok(End::Left)
@@ -441,6 +459,7 @@ fn push_generic(ex: &mut Exec, args: &[Bytes], end: End, only_existing: bool) ->
         push_one(ex, key, &mut l, end, v.clone())?;
     }
     store(ex, key, &l, old.as_ref().map(|(m, _)| m))?;
+    ex.notify('l', end.push_event(), key);
     Ok(Reply::Int(l.len()))
 }
 
@@ -475,6 +494,7 @@ fn pop_generic(ex: &mut Exec, args: &[Bytes], end: End, name: &str) -> CmdResult
         None => {
             let v = pop_one(ex, key, &mut l, end)?;
             store(ex, key, &l, Some(&old))?;
+            ex.notify('l', end.pop_event(), key);
             Ok(Reply::Bulk(v))
         }
         Some(0) => Ok(Reply::Array(Vec::new())),
@@ -482,6 +502,7 @@ fn pop_generic(ex: &mut Exec, args: &[Bytes], end: End, name: &str) -> CmdResult
             let n = c.min(l.len());
             let items = pop_n(ex, key, &mut l, end, n)?;
             store(ex, key, &l, Some(&old))?;
+            ex.notify('l', end.pop_event(), key);
             Ok(Reply::bulks(items))
         }
     }

@@ -572,6 +572,7 @@ fn sadd(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     if added > 0 {
         let old_meta = old.as_ref().map(|s| &s.meta);
         save_len(ex, key, old_meta, &base, len + added)?;
+        ex.notify('s', "sadd", key);
     }
     Ok(Reply::Int(added as i64))
 }
@@ -594,6 +595,7 @@ fn srem(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     }
     if removed > 0 {
         save_len(ex, key, Some(&s.meta), &s.meta, s.len - removed)?;
+        ex.notify('s', "srem", key);
     }
     Ok(Reply::Int(removed as i64))
 }

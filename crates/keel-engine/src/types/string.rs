@@ -396,6 +396,10 @@ fn set(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         at
     };
     store_string(ex, key, value, expire_at, old.as_ref())?;
+    ex.notify('$', "set", key);
+    if at.is_some() {
+        ex.notify('g', "expire", key);
+    }
     Ok(if get_old {
         Reply::opt_bulk(old_value)
     } else {
@@ -446,6 +450,7 @@ fn setnx(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         return Ok(Reply::Int(0));
     }
     store_string(ex, key, args[2].clone(), None, None)?;
+    ex.notify('$', "set", key);
     Ok(Reply::Int(1))
 }
 
@@ -455,6 +460,8 @@ fn set_with_expiry(ex: &mut Exec, args: &[Bytes], unit: &str, cmd: &str) -> CmdR
     let at = expire_at_from(ex, unit.as_bytes(), &args[2], cmd)?;
     let old = ex.meta(key)?;
     store_string(ex, key, args[3].clone(), Some(at), old.as_ref())?;
+    ex.notify('$', "set", key);
+    ex.notify('g', "expire", key);
     Ok(Reply::Ok)
 }
 
@@ -566,6 +573,7 @@ fn append(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let len = new.len() as i64;
     let expire_at = old.as_ref().and_then(|m| m.expire_at);
     store_string(ex, key, new, expire_at, old.as_ref())?;
+    ex.notify('$', "append", key);
     Ok(Reply::Int(len))
 }
 
@@ -645,6 +653,7 @@ fn incr_by(ex: &mut Exec, key: &[u8], delta: i64) -> CmdResult<Reply> {
     let expire_at = old_meta.as_ref().and_then(|m| m.expire_at);
     let text = Bytes::from(new.to_string());
     store_string(ex, key, text, expire_at, old_meta.as_ref())?;
+    ex.notify('$', "incrby", key);
     Ok(Reply::Int(new))
 }
 

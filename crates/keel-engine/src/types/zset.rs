@@ -789,6 +789,9 @@ fn add_members(
     } else if updated > 0 {
         ex.touch(key);
     }
+    if added + updated > 0 {
+        ex.notify('z', if f.incr { "zincr" } else { "zadd" }, key);
+    }
     Ok(if f.incr {
         if processed > 0 {
             Reply::Double(last)
@@ -822,6 +825,7 @@ fn zrem(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
             &z.meta,
             z.len - removed.len() as u64,
         )?;
+        ex.notify('z', "zrem", &z.key);
     }
     Ok(Reply::Int(removed.len() as i64))
 }

@@ -270,6 +270,9 @@ impl ApplyLoop {
         for hook in self.hooks.read().iter() {
             hook(op, &applied);
         }
+        if !applied.events.is_empty() {
+            self.state.event_hook.emit(&applied.events);
+        }
         self.state
             .changes_since_save
             .fetch_add(1, Ordering::Relaxed);

@@ -55,6 +55,39 @@ pub struct NodeState {
     pub snapshots: AtomicU64,
     /// The active expiry cycle runs (DEBUG SET-ACTIVE-EXPIRE).
     pub active_expire: AtomicBool,
+    /// Receives the keyspace events of every applied entry (keyspace notifications).
+    pub event_hook: EventHook,
+}
+
+/// A receiver of applied entries' keyspace events.
+pub type EventFn = Box<dyn Fn(&[keel_engine::exec::KeyEvent]) + Send + Sync>;
+
+/// The apply thread's keyspace-event callback, set once the front-end is up.
+#[derive(Default)]
+pub struct EventHook(std::sync::OnceLock<EventFn>);
+
+impl EventHook {
+    /// Installs `f` (the first call wins).
+    pub fn set(&self, f: EventFn) {
+        let _ = self.0.set(f);
+    }
+
+    /// Hands `events` to the callback, if any.
+    pub fn emit(&self, events: &[keel_engine::exec::KeyEvent]) {
+        if let Some(f) = self.0.get() {
+            f(events);
+        }
+    }
+}
+
+impl std::fmt::Debug for EventHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "EventHook(set)"
+        } else {
+            "EventHook(unset)"
+        })
+    }
 }
 
 /// Seconds since the epoch now.
@@ -92,6 +125,7 @@ impl NodeState {
             evicted_keys: AtomicU64::new(0),
             snapshots: AtomicU64::new(0),
             active_expire: AtomicBool::new(true),
+            event_hook: EventHook::default(),
         }
     }
 

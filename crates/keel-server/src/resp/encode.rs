@@ -84,6 +84,13 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
                 encode(i, proto, out);
             }
         }
+        Reply::Push(items) => {
+            let prefix = if proto == Protocol::Resp3 { b'>' } else { b'*' };
+            int_line(out, prefix, items.len() as i64);
+            for i in items {
+                encode(i, proto, out);
+            }
+        }
         Reply::Set(items) => {
             let prefix = if proto == Protocol::Resp3 { b'~' } else { b'*' };
             int_line(out, prefix, items.len() as i64);
@@ -183,6 +190,9 @@ mod tests {
         assert_eq!(enc(&Reply::Bool(false), Resp2), ":0\r\n");
         assert_eq!(enc(&Reply::err("ERR a\r\nb"), Resp2), "-ERR a  b\r\n");
         assert_eq!(enc(&Reply::Set(vec![Reply::Int(1)]), Resp3), "~1\r\n:1\r\n");
+        let push = Reply::Push(vec![Reply::bulk("m"), Reply::Int(1)]);
+        assert_eq!(enc(&push, Resp3), ">2\r\n$1\r\nm\r\n:1\r\n");
+        assert_eq!(enc(&push, Resp2), "*2\r\n$1\r\nm\r\n:1\r\n");
         let pairs = Reply::Pairs(vec![(Reply::bulk("m"), Reply::Double(2.0))]);
         assert_eq!(enc(&pairs, Resp2), "*2\r\n$1\r\nm\r\n$1\r\n2\r\n");
         assert_eq!(enc(&pairs, Resp3), "*1\r\n*2\r\n$1\r\nm\r\n,2\r\n");

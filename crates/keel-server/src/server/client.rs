@@ -74,12 +74,15 @@ pub struct ClientState {
     pub flags: u32,
     /// MULTI queue and WATCHed keys (see `server::multi`).
     pub txn: super::multi::TxnState,
+    /// Subscriptions, MONITOR and the push queue (`server::pubsub`).
+    pub pubsub: super::pubsub::ClientPubSub,
 }
 
 impl ClientState {
     /// Fresh state; `authenticated` when no password is configured.
     pub fn new(handle: Arc<ClientHandle>, needs_auth: bool) -> Self {
         ClientState {
+            pubsub: super::pubsub::ClientPubSub::new(Arc::clone(&handle)),
             handle,
             db: 0,
             protocol: Protocol::Resp2,

@@ -22,9 +22,9 @@ use super::blocking::{self, BlockIo, Blocked};
 use super::client::{ClientHandle, ClientState};
 use super::client_admin::reply_mode;
 use super::commands::{self, Cmd, Outcome};
+use super::multi;
 use super::stats::CallResult;
 use super::Shared;
-use super::multi;
 use crate::coordinator::state::unix_now_ms;
 use crate::coordinator::{resolve_write, WriteResult};
 use crate::resp::{encode, Limits, RequestParser};
@@ -205,6 +205,10 @@ impl Session {
                 return Flow::Continue;
             }
         };
+        if let Some(reply) = commands::pubsub_cmd::before_dispatch(self, cmd, &args) {
+            self.reply(&reply).await;
+            return Flow::Continue;
+        }
         if multi::in_multi(&self.client) && multi::queues(cmd) {
             let reply = multi::queue(self, cmd, args);
             self.reply(&reply).await;
@@ -308,6 +312,14 @@ impl Session {
     }
 }
 
+/// The next pushed frame, or never when the connection has no push queue.
+async fn recv_push(rx: &mut Option<tokio::sync::mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Serves one client until it closes, errs, idles out, or the server stops.
 pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<ClientHandle>) {
     let (limits, qbuf_limit) = {
@@ -325,12 +337,21 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
     let (mut rd, mut wr) = sock.into_split();
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut session = Session::new(Arc::clone(&shared), Arc::clone(&handle));
+    let mut pushes = session.client.pubsub.take_receiver();
+    let sink = Arc::clone(&session.client.pubsub.sink);
+    // Push bytes in `session.out`, released from the sink's count once written.
+    let mut pushed: u64 = 0;
     let id = handle.id;
     tracing::debug!(id, addr = %handle.addr, "client connected");
     loop {
         let idle = shared.config.read().timeout;
         let read = tokio::select! {
             r = rd.read_buf(&mut inbuf) => r,
+            Some(frame) = recv_push(&mut pushes) => {
+                pushed += crate::server::pubsub::drain_pushes(frame, &mut pushes, &mut session.out);
+                // Not a read: marks "nothing new to parse, just write the pushes".
+                Ok(usize::MAX)
+            }
             _ = stop.wait_for(|s| *s) => break,
             _ = handle.kill.notified() => break,
             _ = tokio::time::sleep(Duration::from_secs(idle)), if idle > 0 => {
@@ -340,6 +361,7 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         };
         match read {
             Ok(0) | Err(_) => break,
+            Ok(usize::MAX) => {}
             Ok(n) => {
                 shared
                     .stats
@@ -378,11 +400,19 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
             }
         }
         session.settle().await;
+        session.client.pubsub.set_protocol(session.client.protocol);
         if !session.out.is_empty() {
             let n = session.out.len() as u64;
-            if wr.write_all(&session.out).await.is_err() {
+            // A client that stops reading must not pin this task: its output-buffer
+            // limit (pub/sub) or CLIENT KILL ends the write.
+            let wrote = tokio::select! {
+                r = wr.write_all(&session.out) => r.is_ok(),
+                _ = handle.kill.notified() => false,
+            };
+            if !wrote {
                 break;
             }
+            sink.written(std::mem::take(&mut pushed));
             shared
                 .stats
                 .net_output_bytes
@@ -410,6 +440,8 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         }
     }
     multi::forget(&mut session);
+    let pubsub = Arc::clone(&shared.pubsub);
+    pubsub.drop_client(&mut session.client.pubsub);
     let _ = wr.shutdown().await;
     tracing::debug!(id, "client closed");
 }

@@ -23,6 +23,7 @@ pub mod commands;
 pub mod conn;
 pub mod multi;
 pub mod pause;
+pub mod pubsub;
 pub mod slowlog;
 pub mod stats;
 pub mod watched_keys;
@@ -125,6 +126,8 @@ pub struct Shared {
     pub watches: Arc<watched_keys::WatchRegistry>,
     /// Clients blocked in BLPOP and friends (woken by an apply hook).
     pub blocked: Arc<blocking::BlockRegistry>,
+    /// Pub/sub subscribers, MONITOR clients, keyspace notifications.
+    pub pubsub: Arc<pubsub::PubSub>,
 }
 
 impl Shared {
@@ -179,6 +182,19 @@ impl Server {
         };
         let local_addr = listener.local_addr().unwrap_or(addr);
         let (shutdown, _) = watch::channel(false);
+        let pubsub = {
+            let c = config.read();
+            Arc::new(pubsub::PubSub::new(
+                c.client_output_buffer_limit_pubsub,
+                c.notify_keyspace_events,
+            ))
+        };
+        let ps = Arc::downgrade(&pubsub);
+        coord.state().event_hook.set(Box::new(move |events| {
+            if let Some(ps) = ps.upgrade() {
+                ps.keyspace_events(events);
+            }
+        }));
         let shared = Arc::new(Shared {
             config,
             coord,
@@ -194,6 +210,7 @@ impl Server {
             pause: Default::default(),
             watches: Arc::default(),
             blocked: Arc::default(),
+            pubsub,
         });
         let (watches, blocked) = (Arc::clone(&shared.watches), Arc::clone(&shared.blocked));
         shared.coord.add_apply_hook(Arc::new(move |op, applied| {

@@ -31,7 +31,6 @@ const IGNORED: &[(&str, &str)] = &[
     ("lazyfree-lazy-user-del", "no"),
     ("lazyfree-lazy-user-flush", "no"),
     ("latency-tracking", "yes"),
-    ("notify-keyspace-events", ""),
     ("list-max-listpack-size", "-2"),
     ("list-max-ziplist-size", "-2"),
     ("list-compress-depth", "0"),
@@ -87,6 +86,17 @@ fn current(s: &Session) -> Vec<(String, String)> {
             c.auto_snapshot_wal_bytes.to_string(),
         ),
         ("loglevel".into(), c.loglevel.clone()),
+        (
+            "notify-keyspace-events".into(),
+            crate::server::pubsub::notify::render(c.notify_keyspace_events),
+        ),
+        (
+            "client-output-buffer-limit".into(),
+            format!(
+                "normal 0 0 0 slave 268435456 67108864 60 pubsub {}",
+                c.client_output_buffer_limit_pubsub.render()
+            ),
+        ),
     ];
     let log = &s.shared.slowlog;
     v.push((
@@ -142,6 +152,29 @@ pub(super) fn config(s: &mut Session, args: &[Bytes]) -> Outcome {
     ))
 }
 
+/// Redis's "<class> <hard> <soft> <secs> ..." value: the pubsub class's limit if given
+/// (the normal and replica classes are accepted and have no effect in keel).
+fn pubsub_limit(value: &str) -> Result<Option<crate::config::OutputLimit>, String> {
+    let parts: Vec<&str> = value.split_whitespace().collect();
+    if parts.is_empty() || !parts.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut found = None;
+    for group in parts.chunks(4) {
+        let class = group[0].to_ascii_lowercase();
+        if !matches!(class.as_str(), "normal" | "slave" | "replica" | "pubsub") {
+            return Err("Invalid client class specified in buffer limit configuration.".into());
+        }
+        let limit = crate::config::OutputLimit::parse(&group[1..].join(" ")).map_err(|_| {
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+        })?;
+        if class == "pubsub" {
+            found = Some(limit);
+        }
+    }
+    Ok(found)
+}
+
 /// Applies every pair or none (Redis's CONFIG SET is atomic too).
 fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
     let mut next = s.shared.config.read().clone();
@@ -193,6 +226,15 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
             "requirepass" => {
                 next.requirepass = (!value.is_empty()).then_some(value);
             }
+            "notify-keyspace-events" => match crate::server::pubsub::notify::parse(&value) {
+                Some(f) => next.notify_keyspace_events = f,
+                None => return bad("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."),
+            },
+            "client-output-buffer-limit" => match pubsub_limit(&value) {
+                Ok(Some(l)) => next.client_output_buffer_limit_pubsub = l,
+                Ok(None) => {}
+                Err(e) => return bad(&e),
+            },
             "port" | "bind" | "dir" | "engine" | "appendfsync" | "proto-max-bulk-len"
             | "client-query-buffer-limit" | "auto-snapshot-wal-bytes" | "loglevel" => {
                 return bad("can't set immutable config")
@@ -208,6 +250,12 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
     if let Err(e) = next.check() {
         return err(format!("ERR CONFIG SET failed - {e}"));
     }
+    s.shared
+        .pubsub
+        .set_notify_flags(next.notify_keyspace_events);
+    s.shared
+        .pubsub
+        .set_limit(next.client_output_buffer_limit_pubsub);
     *s.shared.config.write() = next;
     let log = &s.shared.slowlog;
     if let Some(n) = slow_than {

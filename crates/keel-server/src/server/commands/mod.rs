@@ -16,6 +16,7 @@ pub mod connection;
 pub mod info;
 pub mod info_extra;
 pub mod persistence;
+pub mod pubsub_cmd;
 pub mod table;
 pub mod transaction;
 

@@ -5,8 +5,8 @@ use keel_engine::command::flags::{ADMIN, FAST, READONLY, WRITE};
 
 use super::server_flags::{LOADING, NOSCRIPT, NO_AUTH, STALE};
 use super::{
-    admin_cmd, client_cmd, command_cmd, config_cmd, connection, info, persistence, transaction,
-    ServerCommand, ServerHandler,
+    admin_cmd, client_cmd, command_cmd, config_cmd, connection, info, persistence, pubsub_cmd,
+    transaction, ServerCommand, ServerHandler,
 };
 
 #[allow(clippy::too_many_arguments)]
@@ -291,5 +291,61 @@ pub static SERVER_COMMANDS: &[ServerCommand] = &[
         READONLY | FAST | LOADING | STALE | NOSCRIPT,
         "Forgets about watched keys of a transaction.",
         transaction::unwatch,
+    ),
+    cmd(
+        "pubsub",
+        "subscribe",
+        -2,
+        READONLY | NOSCRIPT | LOADING | STALE,
+        "Listens for messages published to channels.",
+        pubsub_cmd::subscribe,
+    ),
+    cmd(
+        "pubsub",
+        "psubscribe",
+        -2,
+        READONLY | NOSCRIPT | LOADING | STALE,
+        "Listens for messages published to channels that match one or more patterns.",
+        pubsub_cmd::psubscribe,
+    ),
+    cmd(
+        "pubsub",
+        "unsubscribe",
+        -1,
+        READONLY | NOSCRIPT | LOADING | STALE,
+        "Stops listening to messages posted to channels.",
+        pubsub_cmd::unsubscribe,
+    ),
+    cmd(
+        "pubsub",
+        "punsubscribe",
+        -1,
+        READONLY | NOSCRIPT | LOADING | STALE,
+        "Stops listening to messages published to channels that match one or more patterns.",
+        pubsub_cmd::punsubscribe,
+    ),
+    cmd(
+        "pubsub",
+        "publish",
+        3,
+        READONLY | FAST | LOADING | STALE,
+        "Posts a message to a channel.",
+        pubsub_cmd::publish,
+    ),
+    cmd(
+        "pubsub",
+        "pubsub",
+        -2,
+        READONLY | LOADING | STALE,
+        "Introspects the pub/sub subsystem.",
+        pubsub_cmd::pubsub,
+    ),
+    cmd(
+        "server",
+        "monitor",
+        1,
+        READONLY | ADMIN | NOSCRIPT | LOADING | STALE,
+        "Listens for all requests received by the server in real-time.",
+        pubsub_cmd::monitor,
     ),
 ];

@@ -1,0 +1,464 @@
+//! Pub/sub, keyspace notifications, MONITOR and the pubsub output-buffer limit, through
+//! the `redis` crate and raw RESP for exact reply shapes.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{InProc, WAIT};
+use keel_server::config::OutputLimit;
+use keel_server::Config;
+use redis::Commands;
+
+/// A decoded RESP2/RESP3 value that keeps the frame type (push vs array).
+#[derive(Debug, Clone, PartialEq)]
+enum V {
+    Simple(String),
+    Err(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    Nil,
+    Arr(Vec<V>),
+    Push(Vec<V>),
+    Map(Vec<(V, V)>),
+    Other(String),
+}
+
+fn b(s: &str) -> V {
+    V::Bulk(s.as_bytes().to_vec())
+}
+
+fn push(items: Vec<V>) -> V {
+    V::Push(items)
+}
+
+fn arr(items: Vec<V>) -> V {
+    V::Arr(items)
+}
+
+/// A raw RESP connection with bounded reads.
+struct Raw {
+    rd: BufReader<TcpStream>,
+    wr: TcpStream,
+}
+
+impl Raw {
+    fn connect(srv: &InProc) -> Raw {
+        let s = TcpStream::connect(srv.addr).expect("connect");
+        s.set_read_timeout(Some(WAIT)).expect("timeout");
+        Raw {
+            wr: s.try_clone().expect("clone"),
+            rd: BufReader::new(s),
+        }
+    }
+
+    fn send(&mut self, args: &[&str]) {
+        let mut out = format!("*{}\r\n", args.len());
+        for a in args {
+            out.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
+        }
+        self.wr.write_all(out.as_bytes()).expect("write");
+    }
+
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.rd.read_line(&mut l).expect("read line");
+        assert!(l.ends_with("\r\n"), "truncated line {l:?}");
+        l.truncate(l.len() - 2);
+        l
+    }
+
+    fn read(&mut self) -> V {
+        let l = self.line();
+        let (t, rest) = l.split_at(1);
+        let n = || rest.parse::<i64>().expect("length");
+        match t {
+            "+" => V::Simple(rest.into()),
+            "-" => V::Err(rest.into()),
+            ":" => V::Int(n()),
+            "_" => V::Nil,
+            "$" if n() < 0 => V::Nil,
+            "$" => {
+                let len = usize::try_from(n()).expect("len");
+                let mut buf = vec![0; len + 2];
+                self.rd.read_exact(&mut buf).expect("bulk");
+                buf.truncate(len);
+                V::Bulk(buf)
+            }
+            "*" if n() < 0 => V::Nil,
+            "*" | ">" | "~" => {
+                let items = (0..n()).map(|_| self.read()).collect();
+                if t == ">" {
+                    V::Push(items)
+                } else {
+                    V::Arr(items)
+                }
+            }
+            "%" => V::Map((0..n()).map(|_| (self.read(), self.read())).collect()),
+            _ => V::Other(l.clone()),
+        }
+    }
+
+    fn call(&mut self, args: &[&str]) -> V {
+        self.send(args);
+        self.read()
+    }
+}
+
+#[test]
+fn resp2_subscribe_publish_patterns_and_unsubscribe_shapes() {
+    let srv = InProc::start(Config::default());
+    let mut sub = Raw::connect(&srv);
+    let mut publ = srv.client();
+    sub.send(&["SUBSCRIBE", "a", "b"]);
+    assert_eq!(sub.read(), arr(vec![b("subscribe"), b("a"), V::Int(1)]));
+    assert_eq!(sub.read(), arr(vec![b("subscribe"), b("b"), V::Int(2)]));
+    assert_eq!(
+        sub.call(&["PSUBSCRIBE", "h?llo"]),
+        arr(vec![b("psubscribe"), b("h?llo"), V::Int(3)])
+    );
+    // Subscribing again to the same channel does not add a subscription.
+    assert_eq!(
+        sub.call(&["SUBSCRIBE", "a"]),
+        arr(vec![b("subscribe"), b("a"), V::Int(3)])
+    );
+
+    let n: i64 = publ.publish("a", "hi").expect("publish");
+    assert_eq!(n, 1);
+    assert_eq!(sub.read(), arr(vec![b("message"), b("a"), b("hi")]));
+    let n: i64 = publ.publish("hello", "x").expect("publish");
+    assert_eq!(n, 1);
+    assert_eq!(
+        sub.read(),
+        arr(vec![b("pmessage"), b("h?llo"), b("hello"), b("x")])
+    );
+    let n: i64 = publ.publish("nobody", "x").expect("publish");
+    assert_eq!(n, 0);
+
+    // Subscribe mode (RESP2): only the subscribe family, PING, QUIT and RESET.
+    assert_eq!(
+        sub.call(&["GET", "k"]),
+        V::Err("ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context".into())
+    );
+    assert_eq!(sub.call(&["PING"]), arr(vec![b("pong"), b("")]));
+    assert_eq!(sub.call(&["PING", "m"]), arr(vec![b("pong"), b("m")]));
+
+    assert_eq!(
+        sub.call(&["UNSUBSCRIBE", "a"]),
+        arr(vec![b("unsubscribe"), b("a"), V::Int(2)])
+    );
+    assert_eq!(
+        sub.call(&["UNSUBSCRIBE"]),
+        arr(vec![b("unsubscribe"), b("b"), V::Int(1)])
+    );
+    assert_eq!(
+        sub.call(&["PUNSUBSCRIBE"]),
+        arr(vec![b("punsubscribe"), b("h?llo"), V::Int(0)])
+    );
+    assert_eq!(
+        sub.call(&["UNSUBSCRIBE"]),
+        arr(vec![b("unsubscribe"), V::Nil, V::Int(0)])
+    );
+    // Out of subscribe mode: ordinary commands again.
+    assert_eq!(sub.call(&["GET", "k"]), V::Nil);
+    let n: i64 = publ.publish("a", "late").expect("publish");
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn resp3_messages_are_push_frames_and_commands_stay_allowed() {
+    let srv = InProc::start(Config::default());
+    let mut sub = Raw::connect(&srv);
+    assert!(matches!(sub.call(&["HELLO", "3"]), V::Map(_)));
+    assert_eq!(
+        sub.call(&["SUBSCRIBE", "c"]),
+        push(vec![b("subscribe"), b("c"), V::Int(1)])
+    );
+    assert_eq!(
+        sub.call(&["PSUBSCRIBE", "c*"]),
+        push(vec![b("psubscribe"), b("c*"), V::Int(2)])
+    );
+    assert_eq!(sub.call(&["SET", "k", "v"]), V::Simple("OK".into()));
+    assert_eq!(sub.call(&["GET", "k"]), b("v"));
+    assert_eq!(sub.call(&["PING"]), V::Simple("PONG".into()));
+    let mut publ = srv.client();
+    let n: i64 = publ.publish("c", "p").expect("publish");
+    assert_eq!(n, 2);
+    let mut got = vec![sub.read(), sub.read()];
+    got.sort_by_key(|v| format!("{v:?}"));
+    assert_eq!(
+        got,
+        vec![
+            push(vec![b("message"), b("c"), b("p")]),
+            push(vec![b("pmessage"), b("c*"), b("c"), b("p")]),
+        ]
+    );
+    assert_eq!(
+        sub.call(&["UNSUBSCRIBE", "c"]),
+        push(vec![b("unsubscribe"), b("c"), V::Int(1)])
+    );
+}
+
+#[test]
+fn redis_crate_pubsub_api_and_introspection() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let mut publ = srv.client();
+    let mut ps = con.as_pubsub();
+    ps.set_read_timeout(Some(WAIT)).expect("timeout");
+    ps.subscribe(&["news", "sport"]).expect("subscribe");
+    ps.psubscribe("n*").expect("psubscribe");
+
+    let chans: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .query(&mut publ)
+        .expect("channels");
+    let mut chans = chans;
+    chans.sort();
+    assert_eq!(chans, vec!["news", "sport"]);
+    let chans: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("s*")
+        .query(&mut publ)
+        .expect("channels");
+    assert_eq!(chans, vec!["sport"]);
+    let numsub: Vec<redis::Value> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("news")
+        .arg("none")
+        .query(&mut publ)
+        .expect("numsub");
+    assert_eq!(
+        numsub,
+        vec![
+            redis::Value::BulkString(b"news".to_vec()),
+            redis::Value::Int(1),
+            redis::Value::BulkString(b"none".to_vec()),
+            redis::Value::Int(0),
+        ]
+    );
+    let numpat: i64 = redis::cmd("PUBSUB")
+        .arg("NUMPAT")
+        .query(&mut publ)
+        .expect("numpat");
+    assert_eq!(numpat, 1);
+
+    let n: i64 = publ.publish("sport", "goal").expect("publish");
+    assert_eq!(n, 1);
+    let msg = ps.get_message().expect("message");
+    assert_eq!(msg.get_channel_name(), "sport");
+    assert_eq!(msg.get_payload::<String>().expect("payload"), "goal");
+    assert!(!msg.from_pattern());
+
+    let n: i64 = publ.publish("news", "n1").expect("publish");
+    assert_eq!(n, 2);
+    let (m1, m2) = (ps.get_message().expect("m1"), ps.get_message().expect("m2"));
+    assert_eq!(
+        [m1.from_pattern(), m2.from_pattern()]
+            .iter()
+            .filter(|p| **p)
+            .count(),
+        1
+    );
+    for m in [&m1, &m2] {
+        assert_eq!(m.get_channel_name(), "news");
+        assert_eq!(m.get_payload::<String>().expect("payload"), "n1");
+    }
+    ps.unsubscribe("news").expect("unsubscribe");
+    ps.punsubscribe("n*").expect("punsubscribe");
+    drop(ps);
+    drop(con);
+
+    // The subscriber is gone once its connection closes (bounded wait).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let n: i64 = publ.publish("sport", "x").expect("publish");
+        if n == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "closed subscriber still counted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let numpat: i64 = redis::cmd("PUBSUB")
+        .arg("NUMPAT")
+        .query(&mut publ)
+        .expect("numpat");
+    assert_eq!(numpat, 0);
+}
+
+#[test]
+fn keyspace_notifications_for_set_del_expire_and_expired() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let off: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query(&mut con)
+        .expect("config get");
+    assert_eq!(off, vec!["notify-keyspace-events", ""]);
+    let mut sub = Raw::connect(&srv);
+    assert_eq!(
+        sub.call(&["PSUBSCRIBE", "__key*__:*"]),
+        arr(vec![b("psubscribe"), b("__key*__:*"), V::Int(1)])
+    );
+    // Off by default: nothing is published.
+    let _: () = con.set("quiet", "v").expect("set");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("KEA")
+        .query(&mut con)
+        .expect("config set");
+    let on: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query(&mut con)
+        .expect("config get");
+    assert_eq!(on, vec!["notify-keyspace-events", "AKE"]);
+    let bad = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("Kq")
+        .query::<()>(&mut con)
+        .expect_err("bad class");
+    assert!(bad.to_string().contains("Invalid event class"), "{bad}");
+
+    let pat = "__key*__:*";
+    let expect_event = |sub: &mut Raw, event: &str, key: &str| {
+        assert_eq!(
+            sub.read(),
+            arr(vec![
+                b("pmessage"),
+                b(pat),
+                b(&format!("__keyspace@0__:{key}")),
+                b(event)
+            ]),
+            "keyspace {event} {key}"
+        );
+        assert_eq!(
+            sub.read(),
+            arr(vec![
+                b("pmessage"),
+                b(pat),
+                b(&format!("__keyevent@0__:{event}")),
+                b(key)
+            ]),
+            "keyevent {event} {key}"
+        );
+    };
+    let _: () = con.set("k", "v").expect("set");
+    expect_event(&mut sub, "set", "k");
+    let _: bool = con.expire("k", 100).expect("expire");
+    expect_event(&mut sub, "expire", "k");
+    let _: i64 = con.del("k").expect("del");
+    expect_event(&mut sub, "del", "k");
+    let _: i64 = con.rpush("l", "a").expect("rpush");
+    expect_event(&mut sub, "rpush", "l");
+    let _: i64 = con.incr("n", 2).expect("incr");
+    expect_event(&mut sub, "incrby", "n");
+
+    let _: () = redis::cmd("SET")
+        .arg("e")
+        .arg("v")
+        .arg("PX")
+        .arg(1)
+        .query(&mut con)
+        .expect("set px");
+    expect_event(&mut sub, "set", "e");
+    expect_event(&mut sub, "expire", "e");
+    // Expiry (lazy on access or the active cycle) raises `expired`.
+    std::thread::sleep(Duration::from_millis(5));
+    let gone: Option<String> = con.get("e").expect("get");
+    assert_eq!(gone, None);
+    expect_event(&mut sub, "expired", "e");
+}
+
+#[test]
+fn slow_subscriber_is_disconnected_at_the_output_limit_and_others_are_served() {
+    let srv = InProc::start(Config {
+        client_output_buffer_limit_pubsub: OutputLimit {
+            hard: 256 * 1024,
+            soft: 0,
+            soft_secs: 0,
+        },
+        ..Config::default()
+    });
+    let mut slow = Raw::connect(&srv);
+    assert_eq!(
+        slow.call(&["SUBSCRIBE", "firehose"]),
+        arr(vec![b("subscribe"), b("firehose"), V::Int(1)])
+    );
+    // The slow subscriber never reads again. Publish until the server drops it.
+    let mut publ = srv.client();
+    let mut other = srv.client();
+    let payload = vec![b'x'; 64 * 1024];
+    let deadline = Instant::now() + WAIT;
+    let mut published = 0u64;
+    loop {
+        let n: i64 = publ.publish("firehose", &payload[..]).expect("publish");
+        if n == 0 {
+            break;
+        }
+        published += 1;
+        // Bounded: loopback buffers hold a few MB at most before the queue fills.
+        assert!(published < 4096, "slow subscriber never disconnected");
+        assert!(
+            Instant::now() < deadline,
+            "slow subscriber never disconnected"
+        );
+        if published.is_multiple_of(64) {
+            let pong: String = redis::cmd("PING").query(&mut other).expect("ping");
+            assert_eq!(pong, "PONG");
+        }
+    }
+    assert!(published > 0);
+    let numsub: Vec<redis::Value> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("firehose")
+        .query(&mut other)
+        .expect("numsub");
+    assert_eq!(numsub.get(1), Some(&redis::Value::Int(0)));
+    let _: () = other.set("still", "fine").expect("set");
+    let v: String = other.get("still").expect("get");
+    assert_eq!(v, "fine");
+    // The slow client's socket reaches its end once the buffered bytes are read.
+    let mut sink = vec![0u8; 1 << 16];
+    let mut total = 0usize;
+    loop {
+        match slow.rd.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+        assert!(total < 1 << 30, "connection never closed");
+    }
+}
+
+#[test]
+fn monitor_sees_commands_of_other_clients() {
+    let srv = InProc::start(Config::default());
+    let mut mon = Raw::connect(&srv);
+    assert_eq!(mon.call(&["MONITOR"]), V::Simple("OK".into()));
+    let mut con = srv.client();
+    let _: () = con.set("mk", "hello world").expect("set");
+    let mut seen = None;
+    for _ in 0..100 {
+        let l = mon.line();
+        // MONITOR shows the arguments as the client sent them (the crate sends "SET").
+        if l.contains("\"SET\"") {
+            seen = Some(l);
+            break;
+        }
+    }
+    let l = seen.expect("MONITOR did not show the SET");
+    assert!(l.starts_with('+'), "{l}");
+    assert!(l.contains(" [0 127.0.0.1:"), "{l}");
+    assert!(l.ends_with("] \"SET\" \"mk\" \"hello world\""), "{l}");
+    let ts: f64 = l[1..]
+        .split(' ')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .expect("timestamp");
+    assert!(ts > 1.0e9, "{l}");
+}
