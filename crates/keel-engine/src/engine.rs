@@ -102,6 +102,7 @@ pub struct Engine {
     store: Arc<dyn Storage>,
     cursors: Arc<CursorTable>,
     access: Arc<AccessTable>,
+    read_counter: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What `Engine::memory_pressure` advises before a write that may grow memory.
@@ -145,6 +146,7 @@ impl Engine {
             store,
             cursors: Arc::new(CursorTable::new()),
             access: Arc::new(AccessTable::new()),
+            read_counter: Arc::default(),
         }
     }
 
@@ -313,6 +315,16 @@ impl Engine {
         Ok(crate::txn::Txn::new(reader, db, start))
     }
 
+    /// A fresh seed per read: reads are not replicated, so they need no determinism,
+    /// and seeding by the clock alone made every SRANDMEMBER within one millisecond
+    /// pick the same members.
+    fn read_seed(&self, now_ms: u64) -> u64 {
+        let n = self
+            .read_counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        now_ms ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
     fn touch_keys(&self, db: u8, args: &[Bytes], now_ms: u64) {
         if let Some(spec) = args.first().and_then(|n| lookup(n)) {
             if NO_TOUCH.contains(&spec.name) {
@@ -361,7 +373,7 @@ impl Engine {
             db,
             now_ms,
             0,
-            now_ms,
+            self.read_seed(now_ms),
             Arc::clone(&self.cursors),
         );
         ex.access_table = Some(Arc::clone(&self.access));

@@ -440,7 +440,22 @@ fn empty_collections_never_linger(kind: EngineKind) {
     assert_eq!(t.r(&["SCARD", "s"]), Reply::Int(1));
 }
 
+/// Reads are not replicated, so repeated random picks in the same millisecond must
+/// vary; Redis's own suite calls SRANDMEMBER in tight loops and checks the spread.
+fn random_reads_vary_within_one_millisecond(kind: EngineKind) {
+    let mut t = T::new(kind);
+    t.w(&["SADD", "s", "a", "b", "c"]);
+    let mut seen = BTreeSet::new();
+    for _ in 0..300 {
+        if let Reply::Bulk(m) = t.r(&["SRANDMEMBER", "s"]) {
+            seen.insert(m);
+        }
+    }
+    assert_eq!(seen.len(), 3, "all members show up: {seen:?}");
+}
+
 all_engines!(
+    random_reads_vary_within_one_millisecond,
     sadd_srem_card_members,
     wrong_type_everywhere,
     argument_errors,

@@ -195,6 +195,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         getrange,
     ),
     spec(
+        "substr",
+        4,
+        READONLY,
+        1,
+        1,
+        1,
+        "Returns a substring from a string value (deprecated alias of GETRANGE).",
+        getrange,
+    ),
+    spec(
         "setrange",
         4,
         WRITE | DENYOOM,
