@@ -1279,7 +1279,57 @@ fn model_key_and_expiry_commands(kind: EngineKind) {
     }
 }
 
+/// Keys expiring while a SCAN is under way: stable keys still come back exactly once,
+/// and no key is returned once its time has passed (lazily expired or removed by the
+/// active cycle between calls).
+fn scan_across_expiry(kind: EngineKind) {
+    let mut t = T::new(kind);
+    for i in 0..100 {
+        t.w(&["SET", &format!("s:{i:03}"), "1"]);
+        t.w(&["SET", &format!("t:{i:03}"), "1", "PX", "50"]);
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut cursor = "0".to_string();
+    let mut expired = false;
+    for call in 1..=1000 {
+        let Reply::Array(parts) = t.r(&["SCAN", &cursor, "COUNT", "7"]) else {
+            panic!("SCAN reply")
+        };
+        let Reply::Bulk(next) = &parts[0] else {
+            panic!("cursor")
+        };
+        for k in bulks(&parts[1]) {
+            assert!(
+                !(expired && k.starts_with("t:")),
+                "expired key {k} returned at call {call}"
+            );
+            *seen.entry(k).or_default() += 1;
+        }
+        cursor = String::from_utf8_lossy(next).into_owned();
+        if cursor == "0" {
+            break;
+        }
+        if call == 5 {
+            // Time passes mid-scan; half of the due keys go through the active cycle,
+            // the rest are only lazily expired.
+            t.now += 100;
+            t.apply(Op::ExpireCycle { max: 50 });
+            expired = true;
+        }
+    }
+    assert_eq!(cursor, "0", "scan finished");
+    for i in 0..100 {
+        assert_eq!(
+            seen.get(&format!("s:{i:03}")),
+            Some(&1),
+            "s:{i:03} exactly once"
+        );
+    }
+    assert_eq!(t.r(&["DBSIZE"]), Reply::Int(100));
+}
+
 all_engines!(
+    scan_across_expiry,
     rename_strings,
     rename_copy_move_collections,
     copy_and_move_errors,
