@@ -274,3 +274,33 @@ fn async_blpop_is_woken() {
     });
     pusher.join().expect("pusher");
 }
+
+#[test]
+fn a_key_that_turns_into_another_type_does_not_wake_the_waiter() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let waiter = spawn_cmd(&srv, &["BLPOP", "k", "10"]);
+    wait_blocked(&mut con, 1);
+    // The push is undone inside one MULTI and the key ends up a string: the waiter is
+    // woken, finds the wrong type and keeps waiting (Redis's behaviour).
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("LPUSH")
+        .arg("k")
+        .arg("x")
+        .ignore()
+        .cmd("DEL")
+        .arg("k")
+        .ignore()
+        .cmd("SET")
+        .arg("k")
+        .arg("foo")
+        .ignore()
+        .query(&mut con)
+        .expect("multi");
+    wait_blocked(&mut con, 1);
+    let _: i64 = con.del("k").expect("del");
+    let _: i64 = con.lpush("k", "b").expect("lpush");
+    let got = waiter.join().expect("waiter");
+    assert_eq!(got, Value::Array(vec![bulk("k"), bulk("b")]));
+}

@@ -462,3 +462,19 @@ fn monitor_sees_commands_of_other_clients() {
         .expect("timestamp");
     assert!(ts > 1.0e9, "{l}");
 }
+
+#[test]
+fn client_reply_off_does_not_silence_subscription_confirmations() {
+    let srv = InProc::start(Config::default());
+    let mut sub = Raw::connect(&srv);
+    let mut publ = srv.client();
+    sub.send(&["CLIENT", "REPLY", "OFF"]);
+    // No reply to CLIENT REPLY OFF itself; the confirmation is the next frame.
+    assert_eq!(
+        sub.call(&["SUBSCRIBE", "c"]),
+        arr(vec![b("subscribe"), b("c"), V::Int(1)])
+    );
+    let n: i64 = publ.publish("c", "m").expect("publish");
+    assert_eq!(n, 1);
+    assert_eq!(sub.read(), arr(vec![b("message"), b("c"), b("m")]));
+}

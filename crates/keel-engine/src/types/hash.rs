@@ -356,6 +356,7 @@ fn hincrby(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     };
     w.set(ex, key, &args[2], Bytes::from(new.to_string()))?;
     w.finish(ex, key)?;
+    ex.notify('h', "hincrby", key);
     Ok(Reply::Int(new))
 }
 
@@ -383,6 +384,7 @@ fn hincrbyfloat(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let text = Bytes::from(format_human(new));
     w.set(ex, key, &args[2], text.clone())?;
     w.finish(ex, key)?;
+    ex.notify('h', "hincrbyfloat", key);
     Ok(Reply::Bulk(text))
 }
 

@@ -144,6 +144,11 @@ fn is_nothing(r: &Reply) -> bool {
     matches!(r, Reply::Nil | Reply::NilArray)
 }
 
+/// True for WRONGTYPE errors.
+fn is_wrongtype(r: &Reply) -> bool {
+    matches!(r, Reply::Error(e) if e.starts_with("WRONGTYPE"))
+}
+
 /// The keys a blocking command waits on, and its timeout in ms (0 = forever).
 fn keys_and_timeout(args: &[Bytes]) -> Option<(Vec<Bytes>, u64)> {
     let name = std::str::from_utf8(args.first()?)
@@ -275,7 +280,9 @@ async fn wait_inner(s: &mut Session, b: &Blocked, io: BlockIo<'_>) -> Flow {
             return Flow::Continue;
         }
         let reply = attempt(s, &b.args, b.denyoom).await;
-        if !is_nothing(&reply) {
+        // A key that meanwhile became another type does not serve the waiter: like
+        // Redis, it stays blocked until the key holds the right type or time runs out.
+        if !is_nothing(&reply) && !is_wrongtype(&reply) {
             s.reply(&reply).await;
             return Flow::Continue;
         }

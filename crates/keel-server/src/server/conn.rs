@@ -122,7 +122,17 @@ impl Session {
             }
         }
         let mode = handle.admin.reply.load(Ordering::Relaxed);
-        let mark = if mode != reply_mode::ON || cmd.is_some_and(|c| c.name() == "client") {
+        // Subscription confirmations are pub/sub pushes: CLIENT REPLY OFF/SKIP does not
+        // silence them (Redis 7.2).
+        let pubsub = cmd.is_some_and(|c| {
+            matches!(
+                c.name(),
+                "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe"
+            )
+        });
+        let mark = if pubsub {
+            None
+        } else if mode != reply_mode::ON || cmd.is_some_and(|c| c.name() == "client") {
             self.settle().await;
             Some(self.out.len())
         } else {
