@@ -304,3 +304,28 @@ fn a_key_that_turns_into_another_type_does_not_wake_the_waiter() {
     let got = waiter.join().expect("waiter");
     assert_eq!(got, Value::Array(vec![bulk("k"), bulk("b")]));
 }
+
+#[test]
+fn a_wrong_typed_destination_is_the_woken_clients_error() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let _: () = con.set("target", "nolist").expect("set");
+    let waiter = std::thread::spawn({
+        let addr = srv.addr;
+        move || {
+            let mut c = connect(addr);
+            redis::cmd("BRPOPLPUSH")
+                .arg("blist")
+                .arg("target")
+                .arg(10)
+                .query::<Value>(&mut c)
+        }
+    });
+    wait_blocked(&mut con, 1);
+    let _: i64 = con.rpush("blist", "foo").expect("rpush");
+    let got = waiter.join().expect("waiter");
+    let err = got.expect_err("WRONGTYPE for the destination");
+    assert!(format!("{err}").contains("WRONGTYPE"), "{err}");
+    let left: Vec<String> = con.lrange("blist", 0, -1).expect("lrange");
+    assert_eq!(left, vec!["foo".to_string()], "nothing was moved");
+}

@@ -144,6 +144,34 @@ fn is_nothing(r: &Reply) -> bool {
     matches!(r, Reply::Nil | Reply::NilArray)
 }
 
+/// A woken waiter's retry: the command plus a TYPE of each waited-on key in ONE log
+/// entry, so the types are those the command itself saw. Returns the command's reply
+/// and whether a waited-on key held a type the command cannot pop from.
+async fn retry(s: &Session, b: &Blocked) -> (Reply, bool) {
+    let want = if b.args[0].to_ascii_lowercase().starts_with(b"bz") {
+        "zset"
+    } else {
+        "list"
+    };
+    let mut cmds: Vec<(u8, Vec<Bytes>)> = b
+        .keys
+        .iter()
+        .map(|k| (b.db, vec![Bytes::from_static(b"TYPE"), k.clone()]))
+        .collect();
+    cmds.push((b.db, b.args.clone()));
+    match s.shared.coord.write(Op::Multi { cmds }, b.denyoom).await {
+        Ok(applied) => {
+            let mut replies = applied.replies;
+            let reply = replies.pop().unwrap_or(Reply::Nil);
+            let wrong = replies
+                .iter()
+                .any(|t| matches!(t, Reply::Simple(t) if t != "none" && t != want));
+            (reply, wrong)
+        }
+        Err(r) => (r, false),
+    }
+}
+
 /// True for WRONGTYPE errors.
 fn is_wrongtype(r: &Reply) -> bool {
     matches!(r, Reply::Error(e) if e.starts_with("WRONGTYPE"))
@@ -279,13 +307,15 @@ async fn wait_inner(s: &mut Session, b: &Blocked, io: BlockIo<'_>) -> Flow {
             s.reply(&b.nothing).await;
             return Flow::Continue;
         }
-        let reply = attempt(s, &b.args, b.denyoom).await;
-        // A key that meanwhile became another type does not serve the waiter: like
-        // Redis, it stays blocked until the key holds the right type or time runs out.
-        if !is_nothing(&reply) && !is_wrongtype(&reply) {
-            s.reply(&reply).await;
-            return Flow::Continue;
+        let (reply, source_wrong) = retry(s, b).await;
+        // A waited-on key that meanwhile became another type does not serve the waiter:
+        // like Redis, it stays blocked until the key holds the right type or time runs
+        // out. A wrong-typed destination (BLMOVE, BRPOPLPUSH) is the client's error.
+        if is_nothing(&reply) || (is_wrongtype(&reply) && source_wrong) {
+            continue;
         }
+        s.reply(&reply).await;
+        return Flow::Continue;
     }
 }
 
