@@ -246,6 +246,10 @@ impl Exec {
         }
         let rec = meta.encode_at(self.seq);
         self.put(keys::meta_key(db, key), rec)?;
+        if old.is_none() {
+            // Redis raises `new` whenever a key is added to a database.
+            self.notify_in(db, 'n', "new", key);
+        }
         self.touch_in(db, key);
         Ok(())
     }
