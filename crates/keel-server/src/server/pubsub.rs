@@ -256,10 +256,15 @@ pub mod notify {
 
     /// The flag of an engine event class letter.
     pub fn class_bit(class: char) -> u32 {
-        LETTERS
-            .iter()
-            .find(|(l, _)| *l == class)
-            .map_or(0, |(_, b)| *b)
+        match class {
+            // Outside `A`, so not in LETTERS.
+            'n' => NEW,
+            'm' => KEY_MISS,
+            _ => LETTERS
+                .iter()
+                .find(|(l, _)| *l == class)
+                .map_or(0, |(_, b)| *b),
+        }
     }
 }
 
