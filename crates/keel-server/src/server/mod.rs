@@ -10,8 +10,10 @@
 //! - Blocking pops ([`blocking`]): `Session::execute` parks the client in
 //!   `Session::blocked`, the connection loop waits (still reading its socket), and the
 //!   same apply hook wakes the first waiter of each touched key.
-//! - Pub/sub: a registry next to `Shared::clients`, per-client subscription state in
-//!   `ClientState`, and a push channel the connection task selects on beside its reads.
+//! - Pub/sub, keyspace notifications and MONITOR ([`pubsub`], `commands/pubsub_cmd.rs`):
+//!   a registry in `Shared::pubsub`, per-client state in `ClientState::pubsub` with a
+//!   bounded push queue the connection task selects on beside its reads (output buffer
+//!   limits disconnect slow subscribers), and an apply-thread event hook.
 //! - INFO / CONFIG / CLIENT: `commands/info.rs`, `commands/config_cmd.rs`,
 //!   `client::ClientRegistry`.
 
