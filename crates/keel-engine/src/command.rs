@@ -2,13 +2,13 @@
 //! command. It is the one place that feeds dispatch, COMMAND, routing and docs; the
 //! server adds its own connection/server commands as entries of the same type.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
 
 use crate::error::CmdResult;
 use crate::exec::Exec;
+use crate::name_table::NameTable;
 use crate::reply::Reply;
 
 /// A command handler: `args[0]` is the command name as sent.
@@ -89,24 +89,24 @@ impl CommandSpec {
         }
     }
 
-    /// Positions of the key arguments in `args` (from the key spec).
-    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
-        if self.first_key <= 0 || argc == 0 {
-            return Vec::new();
-        }
-        let last = if self.last_key < 0 {
+    /// Positions of the key arguments in `args` (from the key spec), without allocating:
+    /// every write walks them to touch its keys' access times.
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let first = i64::from(self.first_key);
+        let last = if self.first_key <= 0 || argc == 0 {
+            // An empty range: no key spec, or nothing to point into.
+            0
+        } else if self.last_key < 0 {
             argc as i64 + i64::from(self.last_key)
         } else {
             i64::from(self.last_key)
         };
-        let step = i64::from(self.step.max(1));
-        let mut out = Vec::new();
-        let mut i = i64::from(self.first_key);
-        while i <= last && i < argc as i64 {
-            out.push(i as usize);
-            i += step;
-        }
-        out
+        let step = usize::try_from(self.step.max(1)).unwrap_or(1);
+        let end = last.min(argc as i64 - 1);
+        (first.max(1)..=end)
+            .step_by(step)
+            .filter(move |_| first > 0)
+            .map(|i| i as usize)
     }
 }
 
@@ -117,10 +117,10 @@ pub fn all_commands() -> impl Iterator<Item = &'static CommandSpec> {
 
 /// Looks up a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    static MAP: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
-    let map = MAP.get_or_init(|| all_commands().map(|c| (c.name, c)).collect());
-    let lower = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
-    map.get(lower.as_str()).copied()
+    static TABLE: OnceLock<NameTable<&'static CommandSpec>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| NameTable::new(all_commands().map(|c| (c.name, c))))
+        .get(name)
 }
 
 #[cfg(test)]

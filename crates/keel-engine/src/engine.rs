@@ -179,12 +179,10 @@ impl Engine {
         let mut replies = Vec::new();
         match op {
             Op::Command { db, args } => {
-                self.touch_keys(*db, args, ctx.now_ms);
                 replies.push(run_one(&mut ex, *db, args)?);
             }
             Op::Multi { cmds } => {
                 for (db, args) in cmds {
-                    self.touch_keys(*db, args, ctx.now_ms);
                     replies.push(run_one(&mut ex, *db, args)?);
                 }
             }
@@ -325,17 +323,6 @@ impl Engine {
         now_ms ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
-    fn touch_keys(&self, db: u8, args: &[Bytes], now_ms: u64) {
-        if let Some(spec) = args.first().and_then(|n| lookup(n)) {
-            if NO_TOUCH.contains(&spec.name) {
-                return;
-            }
-            for pos in spec.key_positions(args.len()) {
-                self.access.touch(db, &args[pos], now_ms);
-            }
-        }
-    }
-
     /// Collects up to `max_keys` orphaned sub-keys of dropped collections (see
     /// [`crate::gc`]); runs outside the log, at each replica's own pace.
     pub fn gc_step(&self, max_keys: usize) -> Result<crate::gc::GcProgress> {
@@ -362,11 +349,7 @@ impl Engine {
                 expired: Vec::new(),
             });
         }
-        if !NO_TOUCH.contains(&spec.name) {
-            for pos in spec.key_positions(args.len()) {
-                self.access.touch(db, &args[pos], now_ms);
-            }
-        }
+        touch_keys(&self.access, spec, db, args, now_ms);
         let reader = SnapshotReader::new(self.store.snapshot());
         let mut ex = Exec::new(
             Access::Read(reader),
@@ -397,6 +380,9 @@ fn run_one(ex: &mut Exec, db: u8, args: &[Bytes]) -> Result<Reply> {
         Err(reply) => return Ok(reply),
     };
     ex.db = db;
+    if let Some(access) = &ex.access_table {
+        touch_keys(access, spec, db, args, ex.now_ms);
+    }
     if let Some(tx) = ex.tx_mut() {
         tx.mark();
     }
@@ -413,6 +399,19 @@ fn run_one(ex: &mut Exec, db: u8, args: &[Bytes]) -> Result<Reply> {
             Ok(r)
         }
         Err(CmdError::Engine(e)) => Err(e),
+    }
+}
+
+/// Records an access to each key `spec` names in `args` (LRU/LFU bookkeeping), except
+/// for the commands Redis lets look without touching.
+fn touch_keys(access: &AccessTable, spec: &CommandSpec, db: u8, args: &[Bytes], now_ms: u64) {
+    if NO_TOUCH.contains(&spec.name) {
+        return;
+    }
+    for pos in spec.key_positions(args.len()) {
+        if let Some(k) = args.get(pos) {
+            access.touch(db, k, now_ms);
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod glob;
 pub mod keys;
 pub mod kv;
 pub mod meta;
+pub mod name_table;
 pub mod reply;
 pub mod txn;
 pub mod types;

@@ -898,7 +898,7 @@ fn move_mpop_and_blocking_variants(kind: EngineKind) {
     let spec = keel_engine::command::lookup(b"blpop").expect("blpop");
     assert!(spec.flags & keel_engine::command::flags::BLOCKING != 0);
     assert!(spec.is_write());
-    assert_eq!(spec.key_positions(4), vec![1, 2]);
+    assert_eq!(spec.key_positions(4).collect::<Vec<_>>(), vec![1, 2]);
 }
 
 /// A 10k-element list worked in the middle: LINDEX/LSET/LRANGE/LINSERT/LREM/LTRIM

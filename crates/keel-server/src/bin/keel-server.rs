@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use keel_server::Config;
 use tracing_subscriber::EnvFilter;
 
+/// Every request allocates (argument buffers, batch records, replies); glibc's malloc
+/// took a quarter of the server's instructions per SET, mimalloc a fraction of that.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let config = match Config::load() {
         Ok(c) => c,

@@ -79,11 +79,15 @@ impl RequestParser {
             if first != b'*' {
                 return self.inline(buf);
             }
-            let Some(line) = self.take_line(buf, "too big mbulk count string")? else {
+            let Some(pos) = find_crlf(buf, self.limits.max_inline) else {
+                if buf.len() > self.limits.max_inline {
+                    return Err(proto_err("too big mbulk count string"));
+                }
                 return Ok(None);
             };
             let count =
-                parse_len(&line[1..]).ok_or_else(|| proto_err("invalid multibulk length"))?;
+                parse_len(&buf[1..pos]).ok_or_else(|| proto_err("invalid multibulk length"))?;
+            buf.advance(pos + 2);
             if count > self.limits.max_multibulk as i64 {
                 return Err(proto_err("invalid multibulk length"));
             }
@@ -166,38 +170,63 @@ impl RequestParser {
             .map(Some)
             .ok_or_else(|| proto_err("unbalanced quotes in request"))
     }
-
-    fn take_line(&self, buf: &mut BytesMut, too_big: &str) -> Result<Option<BytesMut>, ParseError> {
-        match find_crlf(buf, self.limits.max_inline) {
-            Some(pos) => {
-                let line = buf.split_to(pos);
-                buf.advance(2);
-                Ok(Some(line))
-            }
-            None if buf.len() > self.limits.max_inline => Err(proto_err(too_big)),
-            None => Ok(None),
-        }
-    }
 }
 
 /// Position of the first "\r\n" within the first `limit` bytes.
 fn find_crlf(buf: &[u8], limit: usize) -> Option<usize> {
     let window = &buf[..buf.len().min(limit + 2)];
-    window.windows(2).position(|w| w == b"\r\n")
+    let mut from = 0;
+    // memchr for '\r' then a look at the next byte: headers are a few bytes long, and
+    // this runs for every header of every request.
+    while let Some(i) = memchr::memchr(b'\r', &window[from..]) {
+        let at = from + i;
+        match window.get(at + 1) {
+            Some(b'\n') => return Some(at),
+            Some(_) => from = at + 1,
+            None => return None,
+        }
+    }
+    None
 }
 
-/// Parses a header length (digits with an optional '-').
+/// Parses a header length: optional '-', then 1 to 19 decimal digits (i64 range).
 fn parse_len(b: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(b).ok()?;
-    if s.is_empty() || s.len() > 20 {
+    let (neg, digits) = match b {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 19 {
         return None;
     }
-    s.parse::<i64>().ok()
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
+    }
+    Some(if neg { -v } else { v })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_lengths_and_line_ends() {
+        assert_eq!(parse_len(b"0"), Some(0));
+        assert_eq!(parse_len(b"-1"), Some(-1));
+        assert_eq!(parse_len(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_len(b"9223372036854775808"), None);
+        assert_eq!(parse_len(b"99999999999999999999"), None);
+        for bad in [&b""[..], b"-", b"+1", b"1a", b" 1", b"1.0"] {
+            assert_eq!(parse_len(bad), None, "{bad:?}");
+        }
+        assert_eq!(find_crlf(b"$3\r\nfoo", 100), Some(2));
+        assert_eq!(find_crlf(b"a\rb\r\n", 100), Some(3));
+        assert_eq!(find_crlf(b"abc\r", 100), None);
+        assert_eq!(find_crlf(b"abcdef\r\n", 2), None);
+    }
 
     fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ParseError> {
         let mut p = RequestParser::default();

@@ -1,6 +1,7 @@
 //! CLIENT PAUSE / UNPAUSE: while a pause is in force, commands it covers (all of them,
 //! or only writes) wait in the dispatcher until it ends or is lifted.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -12,6 +13,9 @@ pub struct Pause {
     /// (until, writes only).
     state: Mutex<Option<(Instant, bool)>>,
     lifted: Notify,
+    /// Set while a pause may be in force: every command checks it, so the common case
+    /// (no pause) costs one load instead of a lock, a clock read and a waiter.
+    armed: AtomicBool,
 }
 
 impl Pause {
@@ -20,6 +24,7 @@ impl Pause {
     pub fn pause(&self, d: Duration, write_only: bool) {
         let until = Instant::now() + d;
         let mut g = self.state.lock();
+        self.armed.store(true, Ordering::Release);
         *g = Some(match *g {
             Some((u, w)) if u > Instant::now() => (u.max(until), w && write_only),
             _ => (until, write_only),
@@ -29,6 +34,7 @@ impl Pause {
     /// CLIENT UNPAUSE.
     pub fn unpause(&self) {
         *self.state.lock() = None;
+        self.armed.store(false, Ordering::Release);
         self.lifted.notify_waiters();
     }
 
@@ -45,6 +51,9 @@ impl Pause {
 
     /// Waits while a pause covers the command; returns at once when none does.
     pub async fn wait(&self, is_write: bool) {
+        if !self.armed.load(Ordering::Acquire) {
+            return;
+        }
         loop {
             // Registered before the check so an UNPAUSE in between is not missed.
             let lifted = self.lifted.notified();

@@ -20,11 +20,11 @@ pub mod pubsub_cmd;
 pub mod table;
 pub mod transaction;
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
 use keel_engine::command::{self, CommandSpec};
+use keel_engine::name_table::NameTable;
 use keel_engine::Reply;
 
 use super::conn::Session;
@@ -179,7 +179,7 @@ impl Cmd {
     /// Key argument positions for `argc` arguments.
     pub fn key_positions(&self, argc: usize) -> Vec<usize> {
         match self {
-            Cmd::Engine(c) => c.key_positions(argc),
+            Cmd::Engine(c) => c.key_positions(argc).collect(),
             Cmd::Server(_) => Vec::new(),
         }
     }
@@ -187,13 +187,19 @@ impl Cmd {
 
 /// Looks a command up in both tables, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<Cmd> {
-    static MAP: OnceLock<HashMap<&'static str, &'static ServerCommand>> = OnceLock::new();
-    let map = MAP.get_or_init(|| table::SERVER_COMMANDS.iter().map(|c| (c.name, c)).collect());
-    let lower = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
-    if let Some(c) = map.get(lower.as_str()) {
-        return Some(Cmd::Server(c));
-    }
-    command::lookup(name).map(Cmd::Engine)
+    static TABLE: OnceLock<NameTable<Cmd>> = OnceLock::new();
+    TABLE
+        // Engine entries first: a later insert wins, so a server command would shadow an
+        // engine one of the same name (the table test keeps the two sets disjoint).
+        .get_or_init(|| {
+            NameTable::new(
+                command::all_commands()
+                    .map(Cmd::Engine)
+                    .chain(table::SERVER_COMMANDS.iter().map(Cmd::Server))
+                    .map(|c| (c.name(), c)),
+            )
+        })
+        .get(name)
 }
 
 /// Every command, server ones first.
