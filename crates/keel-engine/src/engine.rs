@@ -331,15 +331,24 @@ impl Engine {
 
     /// Runs a read-only command on a fresh snapshot at time `now_ms`.
     pub fn read(&self, db: u8, now_ms: u64, args: &[Bytes]) -> Result<ReadResult> {
-        let spec = match resolve(args) {
-            Ok(s) => s,
-            Err(reply) => {
-                return Ok(ReadResult {
-                    reply,
-                    expired: Vec::new(),
-                })
-            }
-        };
+        match resolve(args) {
+            Ok(spec) => self.read_spec(spec, db, now_ms, args),
+            Err(reply) => Ok(ReadResult {
+                reply,
+                expired: Vec::new(),
+            }),
+        }
+    }
+
+    /// [`Engine::read`] for a caller that already resolved `args[0]` to `spec` and
+    /// checked its arity (the front-end's dispatcher), sparing a second lookup.
+    pub fn read_spec(
+        &self,
+        spec: &'static CommandSpec,
+        db: u8,
+        now_ms: u64,
+        args: &[Bytes],
+    ) -> Result<ReadResult> {
         if spec.is_write() {
             return Ok(ReadResult {
                 reply: Reply::err(format!(

@@ -189,7 +189,7 @@ impl Exec {
     /// The live metadata of `key` in `db`. An expired key counts as absent; in the apply
     /// loop it is deleted as part of this entry (deterministic: the time is the entry's).
     pub fn meta_in(&mut self, db: u8, key: &[u8]) -> CmdResult<Option<Meta>> {
-        let mk = keys::meta_key(db, key);
+        let mk = keys::meta_key_buf(db, key);
         let Some(raw) = self.get(&mk)? else {
             return Ok(None);
         };

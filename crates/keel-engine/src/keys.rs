@@ -45,6 +45,16 @@ pub fn meta_key(db: u8, key: &[u8]) -> Bytes {
     b.freeze()
 }
 
+/// [`meta_key`] on the stack, for look-ups: every command reads its key's metadata, and
+/// most keys fit in 64 bytes, so the common case allocates nothing.
+pub fn meta_key_buf(db: u8, key: &[u8]) -> smallvec::SmallVec<[u8; 64]> {
+    let mut b = smallvec::SmallVec::with_capacity(2 + key.len());
+    b.push(META);
+    b.push(db);
+    b.extend_from_slice(key);
+    b
+}
+
 /// Range of all metadata records of `db`.
 pub fn meta_range(db: u8) -> ScanRange {
     ScanRange::prefix([META, db])

@@ -1,66 +1,60 @@
-//! Case-insensitive lookup of command names without allocation.
+//! Case-insensitive lookup of command names without allocation or hashing.
 //!
 //! Every request looks its command up (the front-end to dispatch, the engine again when
-//! it applies the log entry), so the lookup is on the hot path: the name is lower-cased
-//! into a stack buffer and hashed with FNV-1a. The table is fixed at start-up, so a
-//! client choosing names cannot degrade it (there is nothing to flood).
-
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+//! it applies the log entry), so the lookup is on the hot path. Names are bucketed by
+//! length and first letter; a bucket holds a handful of names at most, compared with
+//! `eq_ignore_ascii_case`. The table is fixed at start-up, so nothing a client sends
+//! can make a bucket longer.
 
 /// Longest name the table can hold; longer inputs are never a command.
 const MAX_NAME: usize = 32;
+/// Buckets per length: 'a'..='z' and one for anything else.
+const LETTERS: usize = 27;
 
-/// FNV-1a, 64 bit: a few instructions per byte for names of a few bytes.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
+fn bucket_of(name: &[u8]) -> Option<usize> {
+    let first = *name.first()?;
+    if name.len() > MAX_NAME {
+        return None;
     }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
+    let letter = match first.to_ascii_lowercase() {
+        c @ b'a'..=b'z' => usize::from(c - b'a'),
+        _ => LETTERS - 1,
+    };
+    Some(name.len() * LETTERS + letter)
 }
 
-/// A fixed map from lower-case names to values, looked up case-insensitively.
+/// A fixed map from names to values, looked up case-insensitively.
 #[derive(Debug)]
 pub struct NameTable<T> {
-    map: HashMap<&'static [u8], T, BuildHasherDefault<Fnv>>,
+    buckets: Vec<Vec<(&'static [u8], T)>>,
 }
 
 impl<T: Copy> NameTable<T> {
-    /// Builds the table; names longer than the lookup buffer are skipped.
+    /// Builds the table; a later entry with the same name replaces an earlier one, and
+    /// names longer than [`MAX_NAME`] are skipped.
     pub fn new(entries: impl IntoIterator<Item = (&'static str, T)>) -> Self {
-        let map = entries
-            .into_iter()
-            .filter(|(n, _)| n.len() <= MAX_NAME)
-            .map(|(n, v)| (n.as_bytes(), v))
-            .collect();
-        NameTable { map }
+        let mut buckets: Vec<Vec<(&'static [u8], T)>> =
+            (0..(MAX_NAME + 1) * LETTERS).map(|_| Vec::new()).collect();
+        for (name, value) in entries {
+            let name = name.as_bytes();
+            let Some(b) = bucket_of(name).and_then(|i| buckets.get_mut(i)) else {
+                continue;
+            };
+            match b.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                Some(slot) => slot.1 = value,
+                None => b.push((name, value)),
+            }
+        }
+        NameTable { buckets }
     }
 
     /// The value for `name` in any letter case.
     pub fn get(&self, name: &[u8]) -> Option<T> {
-        if name.len() > MAX_NAME {
-            return None;
-        }
-        let mut buf = [0u8; MAX_NAME];
-        let lower = &mut buf[..name.len()];
-        lower.copy_from_slice(name);
-        lower.make_ascii_lowercase();
-        self.map.get(&*lower).copied()
+        let bucket = self.buckets.get(bucket_of(name)?)?;
+        bucket
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
     }
 }
 
@@ -70,12 +64,27 @@ mod tests {
 
     #[test]
     fn finds_any_case_and_rejects_others() {
-        let t = NameTable::new([("get", 1), ("set", 2), ("zrangebyscore", 3)]);
-        assert_eq!(t.get(b"GET"), Some(1));
+        let t = NameTable::new([
+            ("get", 1),
+            ("set", 2),
+            ("zrangebyscore", 3),
+            ("sadd", 4),
+            ("scan", 5),
+            ("get", 6),
+        ]);
+        assert_eq!(
+            t.get(b"GET"),
+            Some(6),
+            "a later entry replaces an earlier one"
+        );
         assert_eq!(t.get(b"sEt"), Some(2));
         assert_eq!(t.get(b"ZRANGEBYSCORE"), Some(3));
+        assert_eq!(t.get(b"SADD"), Some(4));
+        assert_eq!(t.get(b"scan"), Some(5));
+        assert_eq!(t.get(b"scam"), None);
         assert_eq!(t.get(b"ge"), None);
         assert_eq!(t.get(b"gett"), None);
+        assert_eq!(t.get(b""), None);
         assert_eq!(t.get(&[0xff, 0xfe]), None);
         assert_eq!(t.get(&[b'g'; 100]), None);
     }

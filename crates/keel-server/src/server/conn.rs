@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use keel_engine::command::flags;
+use keel_engine::command::{flags, CommandSpec};
 use keel_engine::{Op, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -142,7 +142,7 @@ impl Session {
         self.cur_rejected = false;
         let kept = self.shared.slowlog.enabled().then(|| args.clone());
         let start = std::time::Instant::now();
-        let flow = self.dispatch(args).await;
+        let flow = self.dispatch(args, cmd).await;
         let usec = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
         if let Some(c) = cmd {
             let result = if self.cur_rejected {
@@ -176,16 +176,15 @@ impl Session {
     }
 
     /// Dispatches one request to its command.
-    async fn dispatch(&mut self, args: Vec<Bytes>) -> Flow {
+    async fn dispatch(&mut self, args: Vec<Bytes>, cmd: Option<Cmd>) -> Flow {
         self.shared
             .stats
             .total_commands
             .fetch_add(1, Ordering::Relaxed);
         self.client.handle.touch();
-        let Some(name) = args.first() else {
+        if args.is_empty() {
             return Flow::Continue;
-        };
-        let cmd = commands::lookup(name);
+        }
         if !self.client.authenticated
             && cmd.is_none_or(|c| c.flags() & commands::server_flags::NO_AUTH == 0)
         {
@@ -241,9 +240,9 @@ impl Session {
                 self.pending_names.push_back(spec.name);
                 Flow::Continue
             }
-            Cmd::Engine(_) => {
+            Cmd::Engine(spec) => {
                 self.settle().await;
-                let reply = self.read(&args);
+                let reply = self.read(spec, &args);
                 self.reply(&reply).await;
                 Flow::Continue
             }
@@ -256,9 +255,9 @@ impl Session {
     }
 
     /// A read on a fresh snapshot; expired keys it met are sent for deletion.
-    fn read(&mut self, args: &[Bytes]) -> Reply {
+    fn read(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
         let engine = self.shared.coord.engine();
-        match engine.read(self.client.db, unix_now_ms(), args) {
+        match engine.read_spec(spec, self.client.db, unix_now_ms(), args) {
             Ok(r) => {
                 if !r.expired.is_empty() {
                     self.shared.coord.expire_due(r.expired);

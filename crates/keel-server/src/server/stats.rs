@@ -1,13 +1,14 @@
 //! Per-command and per-error counters (INFO commandstats / errorstats), updated by the
 //! dispatcher after every command and cleared by CONFIG RESETSTAT. Command counters are
 //! a fixed array indexed by the command's position in [`commands::all`], so the hot
-//! path is a map lookup plus relaxed atomic adds; error codes are rare and sit behind a
+//! path is a table lookup plus relaxed atomic adds; error codes are rare and sit behind a
 //! lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+use keel_engine::name_table::NameTable;
 use parking_lot::Mutex;
 
 use super::commands;
@@ -45,11 +46,11 @@ pub struct CommandStats {
     total_errors: AtomicU64,
 }
 
-fn index() -> &'static (Vec<&'static str>, HashMap<&'static str, usize>) {
-    static IDX: OnceLock<(Vec<&'static str>, HashMap<&'static str, usize>)> = OnceLock::new();
+fn index() -> &'static (Vec<&'static str>, NameTable<usize>) {
+    static IDX: OnceLock<(Vec<&'static str>, NameTable<usize>)> = OnceLock::new();
     IDX.get_or_init(|| {
         let names: Vec<&'static str> = commands::all().map(|c| c.name()).collect();
-        let map = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let map = NameTable::new(names.iter().enumerate().map(|(i, n)| (*n, i)));
         (names, map)
     })
 }
@@ -69,7 +70,11 @@ impl Default for CommandStats {
 impl CommandStats {
     /// Counts one call of `name` (a table name, lower case) that took `usec`.
     pub fn record(&self, name: &str, usec: u64, result: CallResult) {
-        let Some(c) = index().1.get(name).and_then(|i| self.counters.get(*i)) else {
+        let Some(c) = index()
+            .1
+            .get(name.as_bytes())
+            .and_then(|i| self.counters.get(i))
+        else {
             return;
         };
         match result {
@@ -89,7 +94,11 @@ impl CommandStats {
     /// Marks one already counted call of `name` as failed (a write's error arrives
     /// after the call was counted).
     pub fn record_failed(&self, name: &str) {
-        if let Some(c) = index().1.get(name).and_then(|i| self.counters.get(*i)) {
+        if let Some(c) = index()
+            .1
+            .get(name.as_bytes())
+            .and_then(|i| self.counters.get(i))
+        {
             c.failed.fetch_add(1, Ordering::Relaxed);
         }
     }
