@@ -25,10 +25,11 @@ use keel_engine::{Applied, Op, Reply};
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::client::{client_flags, ClientHandle};
+use super::client::client_flags;
+use super::closing::Closing;
 use super::conn::{Flow, Session};
 
 /// One parked client as its key queues hold it.
@@ -266,10 +267,8 @@ pub struct BlockIo<'a> {
     pub wr: &'a mut OwnedWriteHalf,
     /// The connection's input buffer.
     pub inbuf: &'a mut BytesMut,
-    /// Server shutdown.
-    pub stop: &'a mut watch::Receiver<bool>,
-    /// This client.
-    pub handle: &'a ClientHandle,
+    /// Server shutdown or CLIENT KILL.
+    pub closing: &'a mut Closing,
     /// Query buffer limit.
     pub qbuf_limit: u64,
 }
@@ -300,8 +299,7 @@ async fn wait_inner(s: &mut Session, b: &Blocked, io: BlockIo<'_>) -> Flow {
                 Ok(_) if io.inbuf.len() as u64 > io.qbuf_limit => return Flow::Close,
                 Ok(_) => continue,
             },
-            _ = io.stop.wait_for(|s| *s) => return Flow::Close,
-            _ = io.handle.kill.notified() => return Flow::Close,
+            _ = &mut *io.closing => return Flow::Close,
         };
         if timed_out || b.unblocked.load(Ordering::Acquire) {
             s.reply(&b.nothing).await;

@@ -21,6 +21,7 @@ use super::admin_hooks;
 use super::blocking::{self, BlockIo, Blocked};
 use super::client::{ClientHandle, ClientState};
 use super::client_admin::reply_mode;
+use super::closing::Closing;
 use super::commands::{self, Cmd, Outcome};
 use super::multi;
 use super::stats::CallResult;
@@ -342,7 +343,7 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         )
     };
     let mut parser = RequestParser::new(limits);
-    let mut stop = shared.shutdown.subscribe();
+    let mut closing = Closing::new(shared.shutdown.subscribe(), Arc::clone(&handle));
     let (mut rd, mut wr) = sock.into_split();
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut session = Session::new(Arc::clone(&shared), Arc::clone(&handle));
@@ -354,15 +355,18 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
     tracing::debug!(id, addr = %handle.addr, "client connected");
     loop {
         let idle = shared.config.read().timeout;
+        // Biased, in a fixed order: a closing client first (its poll is one atomic load
+        // until it fires), then pushes waiting to go out, then the read. A random start
+        // draws a random number and polls the others first on every request.
         let read = tokio::select! {
-            r = rd.read_buf(&mut inbuf) => r,
+            biased;
+            _ = &mut closing => break,
             Some(frame) = recv_push(&mut pushes) => {
                 pushed += crate::server::pubsub::drain_pushes(frame, &mut pushes, &mut session.out);
                 // Not a read: marks "nothing new to parse, just write the pushes".
                 Ok(usize::MAX)
             }
-            _ = stop.wait_for(|s| *s) => break,
-            _ = handle.kill.notified() => break,
+            r = rd.read_buf(&mut inbuf) => r,
             _ = tokio::time::sleep(Duration::from_secs(idle)), if idle > 0 => {
                 tracing::debug!(id, "closing idle client (timeout {idle}s)");
                 break;
@@ -389,8 +393,7 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
                             rd: &mut rd,
                             wr: &mut wr,
                             inbuf: &mut inbuf,
-                            stop: &mut stop,
-                            handle: &handle,
+                            closing: &mut closing,
                             qbuf_limit,
                         };
                         flow = blocking::wait(&mut session, b, io).await;
@@ -415,8 +418,9 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
             // A client that stops reading must not pin this task: its output-buffer
             // limit (pub/sub) or CLIENT KILL ends the write.
             let wrote = tokio::select! {
+                biased;
+                _ = &mut closing => false,
                 r = wr.write_all(&session.out) => r.is_ok(),
-                _ = handle.kill.notified() => false,
             };
             if !wrote {
                 break;

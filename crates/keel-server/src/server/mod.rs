@@ -21,6 +21,7 @@ pub mod admin_hooks;
 pub mod blocking;
 pub mod client;
 pub mod client_admin;
+pub mod closing;
 pub mod commands;
 pub mod conn;
 pub mod multi;
