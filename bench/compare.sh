@@ -23,10 +23,10 @@ usage: bench/compare.sh [options]
                        persist  SET/GET under AOF/WAL everysec and always, keel bitcask/lsm
                        instr    user-space instructions per request under callgrind
                        mem      RSS after loading --mem-keys keys of 64-byte values
-  --requests N       requests per run at pipeline 1 (default 100000; pipeline 16 runs
+  --requests N       requests per run at pipeline 1 (default 50000; pipeline 16 runs
                      4x as many; lrange_100 and mset a fifth)
   --persist-tests T  tests of the persist section (default set,get)
-  --instr-requests N requests per callgrind run (default 50000)
+  --instr-requests N requests per callgrind run at pipeline 1 (default 20000; 2x at P16)
   --mem-keys N       keys loaded for the RSS figure (default 1000000)
   --clients N        redis-benchmark clients (default 50)
   --out DIR          results directory (default target/compare/<UTC timestamp>)
@@ -45,9 +45,9 @@ given_args="$*"
 rounds=3
 tests="set,get,incr,lpush,rpop,sadd,hset,zadd,lrange_100,mset"
 sections="main,persist,instr,mem"
-requests=100000
+requests=50000
 persist_tests="set,get"
-instr_requests=50000
+instr_requests=20000
 mem_keys=1000000
 clients=50
 out=""
@@ -364,6 +364,13 @@ if has_section instr; then
           for _ in $(seq 1 100); do [[ -s "$f" ]] && grep -q '^totals:' "$f" && break; sleep 0.1; done
           instr="$(awk '/^totals:/ {print $2}' "$f")"
           [[ -n "$instr" ]] || die "no totals in callgrind dump $f"
+          # Keep the profile: where the instructions go is the next question.
+          mkdir -p "$out/callgrind"
+          cp "$f" "$out/callgrind/$server-$test-P$p.callgrind"
+          if command -v callgrind_annotate >/dev/null 2>&1; then
+            callgrind_annotate --threshold=100 "$f" 2>/dev/null | head -n 80 \
+              >"$out/callgrind/$server-$test-P$p.top.txt" || true
+          fi
         else
           perf stat -x, -e instructions:u,instructions:k -p "$ipid" -o "$work/perf.txt" &
           perf_pid=$!
