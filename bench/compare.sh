@@ -150,11 +150,16 @@ free_port() {
 }
 
 # Waits (bounded by $2 seconds) until the server on port $1 answers PING, and checks that
-# process $3 is still alive (so an old server on a reused port cannot answer for it).
+# process $3 is still alive (so an old server on a reused port cannot answer for it); $4 is
+# its log, shown when it dies.
 wait_ready() {
-  local port="$1" secs="$2" pid="$3" i
+  local port="$1" secs="$2" pid="$3" logf="$4" i
   for i in $(seq 1 $((secs * 10))); do
-    kill -0 "$pid" 2>/dev/null || die "server pid $pid on port $port exited during start"
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "server pid $pid on port $port exited during start; its log:"
+      tail -n 20 "$logf" >&2 || true
+      return 1
+    fi
     if [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == "PONG" ]]; then
       return 0
     fi
@@ -170,33 +175,42 @@ start_server() {
   local name="$1" kind="$2" mode="$3"
   shift 3
   local dir="$work/$name" port
-  port="$(free_port)"
-  mkdir -p "$dir"
-  local cmd
-  if [[ "$kind" == redis ]]; then
-    cmd=(redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save ''
-      --daemonize no --protected-mode no --logfile "$dir/redis.log")
-    case "$mode" in
-      none) cmd+=(--appendonly no) ;;
-      everysec|always) cmd+=(--appendonly yes --appendfsync "$mode") ;;
-      *) die "unknown redis mode $mode" ;;
-    esac
-  else
-    local engine="${mode%%:*}" fsync="${mode#*:}"
-    cmd=("$keel_bin" --bind 127.0.0.1 --port "$port" --dir "$dir/data" --engine "$engine"
-      --appendfsync "$fsync" --loglevel warning)
-    # With no fsync the pair is "no persistence": keel's WAL-size snapshots are off too,
-    # as Redis's RDB saves are. Otherwise both keep their log compaction defaults.
-    if [[ "$fsync" == no ]]; then cmd+=(--save ''); fi
-  fi
-  "$@" "${cmd[@]}" >"$dir/stdout.log" 2>&1 &
-  srv_pid=$!
-  srv_port="$port"
-  server_pids+=("$srv_pid")
-  echo "$srv_pid" >"$dir/pid"
-  log "started $name ($kind $mode) pid $srv_pid port $port"
-  # Under valgrind a start takes seconds.
-  wait_ready "$port" 120 "$srv_pid"
+  # A start can fail when another process takes the port between the probe and the bind:
+  # try again on another port (bounded).
+  for _ in 1 2 3; do
+    port="$(free_port)"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    local cmd
+    if [[ "$kind" == redis ]]; then
+      cmd=(redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save ''
+        --daemonize no --protected-mode no --logfile "$dir/redis.log")
+      case "$mode" in
+        none) cmd+=(--appendonly no) ;;
+        everysec|always) cmd+=(--appendonly yes --appendfsync "$mode") ;;
+        *) die "unknown redis mode $mode" ;;
+      esac
+    else
+      local engine="${mode%%:*}" fsync="${mode#*:}"
+      cmd=("$keel_bin" --bind 127.0.0.1 --port "$port" --dir "$dir/data" --engine "$engine"
+        --appendfsync "$fsync" --loglevel warning)
+      # With no fsync the pair is "no persistence": keel's WAL-size snapshots are off too,
+      # as Redis's RDB saves are. Otherwise both keep their log compaction defaults.
+      if [[ "$fsync" == no ]]; then cmd+=(--save ''); fi
+    fi
+    "$@" "${cmd[@]}" >"$dir/stdout.log" 2>&1 &
+    srv_pid=$!
+    srv_port="$port"
+    server_pids+=("$srv_pid")
+    echo "$srv_pid" >"$dir/pid"
+    log "started $name ($kind $mode) pid $srv_pid port $port"
+    # Under valgrind a start takes seconds.
+    if wait_ready "$port" 120 "$srv_pid" "$dir/stdout.log"; then
+      return 0
+    fi
+    wait "$srv_pid" 2>/dev/null || true
+  done
+  die "$name did not start (3 attempts)"
 }
 
 stop_server() {
