@@ -341,8 +341,11 @@ fi
 
 if has_section instr; then
   method=""
+  # Captured first: grep -q on a pipe would end perf with SIGPIPE, which pipefail turns
+  # into a failed test (and a wrong choice).
+  perf_probe="$(perf stat -x, -e instructions:u true 2>&1 || true)"
   if ! command -v perf >/dev/null 2>&1 \
-    || perf stat -e instructions:u true 2>&1 | grep -q 'not supported\|not counted\|Error'; then
+    || ! grep -q '^[0-9][0-9]*,.*instructions' <<<"$perf_probe"; then
     log "section instr: perf has no instruction counter here; using callgrind (user space only)"
     method=callgrind
   else
@@ -392,7 +395,8 @@ if has_section instr; then
           csv="$(redis-benchmark -h 127.0.0.1 -p "$iport" -c "$clients" -n "$n" -P "$p" -d 64 \
             -r 100000 --csv -t "$test" 2>/dev/null)"
           kill -INT "$perf_pid"; wait "$perf_pid" || true
-          instr="$(awk -F, '/instructions/ {s += $1} END {print s}' "$work/perf.txt")"
+          instr="$(awk -F, '/instructions/ && $1 ~ /^[0-9]+$/ {s += $1} END {print s + 0}' "$work/perf.txt")"
+          [[ "$instr" != 0 ]] || die "perf counted no instructions: $(cat "$work/perf.txt")"
         fi
         line="$(printf '%s\n' "$csv" | grep -v '^"test"' | tail -n 1 | tr -d '"')"
         IFS=, read -r _ rps avg min p50 p95 p99 max <<<"$line"
