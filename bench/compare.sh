@@ -94,6 +94,10 @@ if [[ ${#need_pkgs[@]} -gt 0 ]]; then
   [[ $install -eq 1 ]] || die "missing packages: ${need_pkgs[*]} (and --no-install given)"
   apt_install "${need_pkgs[@]}" >&2
 fi
+# perf is optional: without it (or without hardware counters) callgrind counts instead.
+if has_section instr && [[ $install -eq 1 ]] && ! command -v perf >/dev/null 2>&1; then
+  apt_install linux-perf >&2 || log "linux-perf not installed; instruction counts will use callgrind"
+fi
 
 log "building keel-server and keel-benchplot (release)"
 if [[ -z "$keel_bin" ]]; then
@@ -385,7 +389,9 @@ if has_section instr; then
           mkdir -p "$out/callgrind"
           cp "$f" "$out/callgrind/$server-$test-P$p.callgrind"
           if command -v callgrind_annotate >/dev/null 2>&1; then
+            # Paths shortened: dependency sources and the toolchain by a placeholder.
             callgrind_annotate --threshold=100 "$f" 2>/dev/null | head -n 80 \
+              | sed -E 's#[^ ]*/\.cargo/registry/src/[^/]+/#<cargo-src>/#g; s#/rustc/[0-9a-f]{40}/#<rustc>/#g' \
               >"$out/callgrind/$server-$test-P$p.top.txt" || true
           fi
         else
