@@ -100,18 +100,13 @@ if has_section instr && [[ $install -eq 1 ]] && ! command -v perf >/dev/null 2>&
 fi
 
 log "building keel-server and keel-benchplot (release)"
-if [[ -z "$keel_bin" ]]; then
-  (cd "$root" && cargo build --release -q -p keel-server -p keel-bench) >&2
-  target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
-    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-  target_dir="${target_dir:-$root/target}"
-  keel_bin="$target_dir/release/keel-server"
-else
-  (cd "$root" && cargo build --release -q -p keel-bench) >&2
-  target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
-    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-  target_dir="${target_dir:-$root/target}"
-fi
+build=(-p keel-bench)
+[[ -n "$keel_bin" ]] || build+=(-p keel-server)
+(cd "$root" && cargo build --release -q "${build[@]}") >&2
+target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
+  | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+target_dir="${target_dir:-$root/target}"
+keel_bin="${keel_bin:-$target_dir/release/keel-server}"
 plot_bin="$target_dir/release/keel-benchplot"
 [[ -x "$keel_bin" ]] || die "no keel-server binary at $keel_bin"
 [[ -x "$plot_bin" ]] || die "no keel-benchplot binary at $plot_bin"
