@@ -31,6 +31,7 @@ usage: bench/compare.sh [options]
   --clients N        redis-benchmark clients (default 50)
   --out DIR          results directory (default target/compare/<UTC timestamp>)
   --keel-bin PATH    use this keel-server instead of building one
+  --keel-label TEXT  what that binary is (e.g. its commit), for the report
   --no-install       never call apt-get (fail when a tool is missing)
   --help             this text
 EOF
@@ -52,6 +53,7 @@ mem_keys=1000000
 clients=50
 out=""
 keel_bin=""
+keel_label=""
 install=1
 
 while [[ $# -gt 0 ]]; do
@@ -67,6 +69,7 @@ while [[ $# -gt 0 ]]; do
     --clients) clients="${2:?--clients needs N}"; shift ;;
     --out) out="${2:?--out needs DIR}"; shift ;;
     --keel-bin) keel_bin="${2:?--keel-bin needs PATH}"; shift ;;
+    --keel-label) keel_label="${2:?--keel-label needs TEXT}"; shift ;;
     --no-install) install=0 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
@@ -310,7 +313,11 @@ machine_md="$out/machine.md"
   echo "- kernel: $(uname -sr)"
   echo "- redis-server: $(redis-server --version | head -n 1)"
   echo "- redis-benchmark: $(redis-benchmark --version 2>/dev/null | head -n 1)"
-  echo "- keel: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
+  if [[ -n "$keel_label" ]]; then
+    echo "- keel: $keel_label ($keel_bin)"
+  else
+    echo "- keel: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
+  fi
   echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "- command: \`bench/compare.sh $given_args\`"
