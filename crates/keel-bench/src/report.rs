@@ -177,8 +177,8 @@ pub fn markdown(rows: &[Row], mem: &[MemRow], machine: &str, png_name: &str) -> 
              (10 ms ticks).\n"
         );
         s.push_str(
-            "| test | P | redis rps | keel rps | keel/redis | redis p50 | keel p50 | redis p99 | keel p99 | redis CPU µs/req | keel CPU µs/req |\n\
-             |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+            "| test | P | redis rps | keel rps | keel/redis | redis p50 | keel p50 | redis p99 | keel p99 | redis CPU µs/req | keel CPU µs/req | CPU keel/redis |\n\
+             |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
         for r in &main {
             let (Some(a), Some(b)) = (&r.redis, &r.keel) else {
@@ -186,7 +186,7 @@ pub fn markdown(rows: &[Row], mem: &[MemRow], machine: &str, png_name: &str) -> 
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | **{}** | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} |",
+                "| {} | {} | {} | {} | **{}** | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} |",
                 upper(&r.test),
                 r.pipeline,
                 rps_text(a.rps),
@@ -198,6 +198,7 @@ pub fn markdown(rows: &[Row], mem: &[MemRow], machine: &str, png_name: &str) -> 
                 b.p99_ms,
                 md_opt(a.cpu_us_per_req, 2),
                 md_opt(b.cpu_us_per_req, 2),
+                md_opt(r.cpu_ratio(), 2),
             );
         }
         let _ = writeln!(s, "\n![throughput and p99, keel vs redis]({png_name})\n");

@@ -93,6 +93,7 @@ fn reports_name_every_section() {
     assert!(md.contains("| SET | 1 | 6750 | 5000 | **0.74** |"), "{md}");
     assert!(md.contains("keel memory, WAL always"), "{md}");
     assert!(md.contains("| keel | memory | 1,000,000 |"), "{md}");
+    assert!(md.contains("| 8.00 | 10.00 | 1.25 |"), "{md}");
     let csv = report::summary_csv(&rows);
     assert_eq!(csv.lines().count(), 1 + rows.len());
     let json = report::summary_json(&rows, &mem);

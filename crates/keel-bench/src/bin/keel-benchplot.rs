@@ -52,6 +52,11 @@ fn run(args: &Args) -> Result<(), BenchError> {
         None => String::new(),
     };
     let rows = summary::summarize(&runs);
+    std::fs::create_dir_all(&args.out).map_err(|source| BenchError::Io {
+        op: "create",
+        path: args.out.clone(),
+        source,
+    })?;
     write(&args.out.join("summary.csv"), &report::summary_csv(&rows))?;
     write(
         &args.out.join("summary.json"),
