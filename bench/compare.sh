@@ -41,7 +41,7 @@ log() { echo "[compare $(date -u +%H:%M:%S)] $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-given_args="$*"
+given_args="$(printf "%q " "$@")"
 
 rounds=3
 tests="set,get,incr,lpush,rpop,sadd,hset,zadd,lrange_100,mset"
