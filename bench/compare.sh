@@ -42,6 +42,7 @@ die() { log "error: $*"; exit 1; }
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 given_args="$(printf "%q " "$@")"
+given_args="${given_args% }"
 
 rounds=3
 tests="set,get,incr,lpush,rpop,sadd,hset,zadd,lrange_100,mset"
