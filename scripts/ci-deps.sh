@@ -6,24 +6,8 @@ set -euo pipefail
 
 REDIS_PY_VERSION=5.0.8
 
-as_root() {
-  if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"; else
-    echo "ci-deps: need root to run: $*" >&2; return 1
-  fi
-}
-
-apt_install() {
-  echo "ci-deps: installing $*"
-  export DEBIAN_FRONTEND=noninteractive
-  # The package index is refreshed only when a package is not known yet (fresh images ship
-  # without lists).
-  if ! apt-cache show "$@" >/dev/null 2>&1; then
-    as_root apt-get update -q
-  fi
-  # A stale index can name files the mirror no longer has: refresh once and retry.
-  as_root apt-get install -y -q --no-install-recommends "$@" \
-    || { as_root apt-get update -q && as_root apt-get install -y -q --no-install-recommends "$@"; }
-}
+# shellcheck source=scripts/lib-apt.sh
+source "$(dirname "$0")/lib-apt.sh"
 
 if ! command -v redis-cli >/dev/null 2>&1 || ! command -v redis-benchmark >/dev/null 2>&1; then
   apt_install redis-tools
