@@ -160,7 +160,7 @@ pub fn rows(
     let mut out = Vec::new();
     for op in Op::ALL {
         let s = &stats.ops[op.index()];
-        if s.hist.len() > 0 || s.errors > 0 {
+        if !s.hist.is_empty() || s.errors > 0 {
             out.push(Row::from_stats(
                 target,
                 workload,
