@@ -234,16 +234,15 @@ fn main_inner() -> Result<(), String> {
                 progress: (progress > 0.0 && progress.is_finite())
                     .then(|| Duration::from_secs_f64(progress)),
             };
+            let bound = match (ops, duration) {
+                (Some(o), Some(d)) => format!("{o} ops or {:.1} s", d.as_secs_f64()),
+                (Some(o), None) => format!("{o} ops"),
+                (None, Some(d)) => format!("{:.1} s", d.as_secs_f64()),
+                (None, None) => String::new(),
+            };
             eprintln!(
-                "keel-ycsb: {}: workload {} ({}), {} clients, {}{}",
-                common.target,
-                w.name,
-                w.distribution,
-                opts.threads,
-                ops.map(|o| format!("{o} ops")).unwrap_or_default(),
-                duration
-                    .map(|d| format!(" {:.1} s", d.as_secs_f64()))
-                    .unwrap_or_default()
+                "keel-ycsb: {}: workload {} ({}), {} clients, {bound}",
+                common.target, w.name, w.distribution, opts.threads
             );
             let rt = runtime(common.workers)?;
             let result = rt.block_on(runner::run(&opts)).map_err(|e| e.to_string())?;
