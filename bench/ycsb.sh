@@ -4,7 +4,9 @@
 # when missing, builds release binaries, starts every server on a free 127.0.0.1 port with
 # data in a temporary directory (removed, and the servers killed, on exit), loads each,
 # runs every workload against each target (the target order rotates per workload so
-# drift is shared), and prints a markdown table on stdout. Progress goes to stderr.
+# drift is shared), and prints markdown tables on stdout: throughput, server CPU time per
+# operation (from /proc/<pid>/stat; steadier than throughput on a shared machine) and
+# p50/p99/p99.9 latency per operation. Progress goes to stderr.
 #
 # usage: bench/ycsb.sh [--quick] [options]
 #   --quick            10,000 records, 3 s per workload and target
@@ -37,7 +39,7 @@ while [[ $# -gt 0 ]]; do
         --targets) targets="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
         --csv) csv_keep="$(realpath -m -- "$2")"; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "ycsb.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -81,7 +83,7 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-declare -A port
+declare -A port spid
 IFS=, read -r -a target_list <<<"$targets"
 for t in "${target_list[@]}"; do
     p="$(free_port)"
@@ -100,6 +102,7 @@ for t in "${target_list[@]}"; do
         *) echo "ycsb.sh: unknown target $t (redis, memory, bitcask, lsm)" >&2; exit 2 ;;
     esac
     pids+=("$!")
+    spid[$t]="$!"
 done
 
 label() { if [[ "$1" == redis ]]; then echo redis; else echo "keel-$1"; fi; }
@@ -122,7 +125,7 @@ csv="$work/results.csv"
 for t in "${target_list[@]}"; do
     log "loading $records records into $(label "$t")"
     "$ycsb" load --port "${port[$t]}" --target "$(label "$t")" --records "$records" \
-        --threads "$threads" --csv "$work/load.csv" >&2
+        --threads "$threads" --server-pid "${spid[$t]}" --csv "$work/load.csv" >&2
 done
 
 n=${#target_list[@]}
@@ -135,7 +138,7 @@ for round in $(seq 1 "$rounds"); do
             log "round $round/$rounds: workload $wl against $(label "$t")"
             "$ycsb" run --port "${port[$t]}" --target "$(label "$t")" --workload "$wl" \
                 --duration "$duration" --threads "$threads" --seed "$round" --progress 0 \
-                --csv "$csv" >&2
+                --server-pid "${spid[$t]}" --csv "$csv" >&2
         done
         i=$(( i + 1 ))
     done

@@ -7,5 +7,6 @@ pub mod generator;
 pub mod report;
 pub mod resp;
 pub mod runner;
+pub mod server_cpu;
 pub mod stats;
 pub mod workload;

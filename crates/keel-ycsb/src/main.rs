@@ -94,6 +94,9 @@ struct Common {
     /// Exit successfully even when operations failed (they are still counted and shown).
     #[arg(long)]
     allow_errors: bool,
+    /// Server process id: its CPU time (from /proc) per operation goes into the TOTAL row.
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// Tokio worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
@@ -140,6 +143,7 @@ fn finish(common: &Common, workload: &str, result: &PhaseResult) -> Result<(), S
         result.elapsed,
         common.threads,
         result.records,
+        result.server_cpu,
     );
     print!("{}", report::table(&out));
     if let Some(p) = &common.csv {
@@ -184,6 +188,7 @@ fn main_inner() -> Result<(), String> {
                 threads: common.threads,
                 seed: common.seed,
                 shape: common.shape()?,
+                server_pid: common.server_pid,
             };
             eprintln!(
                 "keel-ycsb: {}: loading {} records with {} clients into {}",
@@ -233,6 +238,7 @@ fn main_inner() -> Result<(), String> {
                 shape: common.shape()?,
                 progress: (progress > 0.0 && progress.is_finite())
                     .then(|| Duration::from_secs_f64(progress)),
+                server_pid: common.server_pid,
             };
             let bound = match (ops, duration) {
                 (Some(o), Some(d)) => format!("{o} ops or {:.1} s", d.as_secs_f64()),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::stats::Row;
 
 /// CSV header line, in `csv_line`'s column order.
-pub const CSV_HEADER: &str = "target,workload,op,count,errors,elapsed_s,ops_per_s,mean_us,p50_us,p99_us,p999_us,max_us,threads,records";
+pub const CSV_HEADER: &str = "target,workload,op,count,errors,elapsed_s,ops_per_s,mean_us,p50_us,p99_us,p999_us,max_us,threads,records,server_cpu_us_per_op";
 
 /// Why writing or reading a results file failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,8 +85,12 @@ pub fn table(rows: &[Row]) -> String {
 
 /// One CSV line (no newline) of `r`.
 pub fn csv_line(r: &Row) -> String {
+    let cpu = r
+        .server_cpu_us_per_op
+        .map(|c| format!("{c:.2}"))
+        .unwrap_or_default();
     format!(
-        "{},{},{},{},{},{:.3},{:.1},{:.1},{},{},{},{},{},{}",
+        "{},{},{},{},{},{:.3},{:.1},{:.1},{},{},{},{},{},{},{cpu}",
         r.target,
         r.workload,
         r.op,
@@ -106,8 +110,12 @@ pub fn csv_line(r: &Row) -> String {
 
 /// One JSON object (no newline) of `r`; labels are `valid_label`, so need no escaping.
 pub fn json_line(r: &Row) -> String {
+    let cpu = r
+        .server_cpu_us_per_op
+        .map(|c| format!("{c:.2}"))
+        .unwrap_or_else(|| "null".into());
     format!(
-        "{{\"target\":\"{}\",\"workload\":\"{}\",\"op\":\"{}\",\"count\":{},\"errors\":{},\"elapsed_s\":{:.3},\"ops_per_s\":{:.1},\"mean_us\":{:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"threads\":{},\"records\":{}}}",
+        "{{\"target\":\"{}\",\"workload\":\"{}\",\"op\":\"{}\",\"count\":{},\"errors\":{},\"elapsed_s\":{:.3},\"ops_per_s\":{:.1},\"mean_us\":{:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"threads\":{},\"records\":{},\"server_cpu_us_per_op\":{cpu}}}",
         r.target,
         r.workload,
         r.op,
@@ -181,8 +189,8 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ReportError> {
             detail,
         };
         let c: Vec<&str> = line.split(',').collect();
-        if c.len() != 14 {
-            return Err(perr(format!("{} columns, expected 14", c.len())));
+        if c.len() != 15 {
+            return Err(perr(format!("{} columns, expected 15", c.len())));
         }
         let u = |j: usize| {
             c[j].parse::<u64>()
@@ -207,6 +215,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ReportError> {
             max_us: u(11)?,
             threads: u(12)? as usize,
             records: u(13)?,
+            server_cpu_us_per_op: if c[14].is_empty() { None } else { Some(f(14)?) },
         });
     }
     Ok(rows)
@@ -289,6 +298,42 @@ pub fn markdown(rows: &[Row]) -> String {
         }
         let _ = writeln!(s, "{line}");
     }
+    if rows.iter().any(|r| r.server_cpu_us_per_op.is_some()) {
+        let _ = writeln!(
+            s,
+            "\nServer CPU time (user + system) per operation, µs; in brackets: ratio to {base}\n"
+        );
+        let _ = writeln!(s, "| Workload | {} |", targets.join(" | "));
+        let _ = writeln!(s, "|---|{}", "---:|".repeat(targets.len()));
+        let cpu_of = |v: &Vec<&Row>| -> Option<f64> {
+            let known: Vec<&Row> = v
+                .iter()
+                .copied()
+                .filter(|r| r.server_cpu_us_per_op.is_some())
+                .collect();
+            (!known.is_empty()).then(|| median(&known, &|r| r.server_cpu_us_per_op.unwrap_or(0.0)))
+        };
+        for w in &workloads {
+            let Some(by_t) = cells.get(&(w.clone(), "TOTAL".to_string())) else {
+                continue;
+            };
+            let base_v = by_t.get(&base).and_then(cpu_of);
+            let mut line = format!("| {w} |");
+            for t in &targets {
+                match by_t.get(t).and_then(cpu_of) {
+                    Some(x) => {
+                        let _ = write!(line, " {x:.1}");
+                        if let Some(b) = base_v.filter(|b| *b > 0.0 && t != &base) {
+                            let _ = write!(line, " ({:.2}×)", x / b);
+                        }
+                        line.push_str(" |");
+                    }
+                    None => line.push_str(" – |"),
+                }
+            }
+            let _ = writeln!(s, "{line}");
+        }
+    }
     let _ = writeln!(s, "\nLatency per operation, ms: p50 / p99 / p99.9\n");
     let _ = writeln!(s, "| Workload | Op | {} |", targets.join(" | "));
     let _ = writeln!(s, "|---|---|{}", "---:|".repeat(targets.len()));
@@ -339,6 +384,7 @@ mod tests {
             max_us: p99 * 3,
             threads: 4,
             records: 200,
+            server_cpu_us_per_op: (op == "TOTAL").then_some(12.25),
         }
     }
 
@@ -373,6 +419,7 @@ mod tests {
         let md = markdown(&rows);
         assert!(md.contains("| Workload | redis | keel |"), "{md}");
         assert!(md.contains("| A | 1,000 | 1,500 (1.50×) |"), "{md}");
+        assert!(md.contains("| A | 12.2 | 12.2 (1.00×) |"), "{md}");
         assert!(
             md.contains("| A | READ | 0.01 / 0.90 / 1.80 | 0.01 / 1.20 / 2.40 |"),
             "{md}"

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::db::{Db, DbError, RecordShape, INDEX_KEY};
 use crate::generator::{AckCounter, Latest, Rng, ScrambledZipfian};
 use crate::resp::{ClientError, Conn, Reply};
+use crate::server_cpu;
 use crate::stats::Stats;
 use crate::workload::{Distribution, Op, Workload};
 
@@ -71,6 +72,8 @@ pub struct LoadOptions {
     pub seed: u64,
     /// Record shape.
     pub shape: RecordShape,
+    /// Server process whose CPU time is sampled around the phase.
+    pub server_pid: Option<u32>,
 }
 
 /// Settings of the run phase.
@@ -92,6 +95,8 @@ pub struct RunOptions {
     pub shape: RecordShape,
     /// Print progress to stderr this often.
     pub progress: Option<Duration>,
+    /// Server process whose CPU time is sampled around the phase.
+    pub server_pid: Option<u32>,
 }
 
 /// Figures of one phase.
@@ -107,6 +112,25 @@ pub struct PhaseResult {
     pub error_samples: Vec<String>,
     /// Operations completed, successful or not.
     pub done: u64,
+    /// CPU time (user + system) the server process used during the phase.
+    pub server_cpu: Option<Duration>,
+}
+
+/// Samples a server's CPU time; None (with a warning) when it cannot be read.
+fn sample_cpu(pid: Option<u32>) -> Option<Duration> {
+    let pid = pid?;
+    match server_cpu::cpu_time(pid) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("keel-ycsb: server CPU time not measured: {e}");
+            None
+        }
+    }
+}
+
+fn cpu_between(before: Option<Duration>, pid: Option<u32>) -> Option<Duration> {
+    let before = before?;
+    Some(sample_cpu(pid)?.saturating_sub(before))
 }
 
 /// State every task of a phase shares.
@@ -263,6 +287,7 @@ pub async fn load(opts: &LoadOptions) -> Result<PhaseResult, RunError> {
         Some(Duration::from_secs(10)),
         Some(opts.records),
     );
+    let cpu0 = sample_cpu(opts.server_pid);
     let start = Instant::now();
     let mut handles = Vec::with_capacity(threads);
     for (i, conn) in conns.into_iter().enumerate() {
@@ -291,6 +316,7 @@ pub async fn load(opts: &LoadOptions) -> Result<PhaseResult, RunError> {
     }
     let stats = join_all("load", handles).await;
     let elapsed = start.elapsed();
+    let server_cpu = cpu_between(cpu0, opts.server_pid);
     if let Some(p) = progress {
         p.abort();
     }
@@ -300,6 +326,7 @@ pub async fn load(opts: &LoadOptions) -> Result<PhaseResult, RunError> {
         records: 0,
         error_samples: shared.samples(),
         done: shared.done.load(Ordering::Relaxed),
+        server_cpu,
     })
 }
 
@@ -382,6 +409,7 @@ pub async fn run(opts: &RunOptions) -> Result<PhaseResult, RunError> {
     let shared = Shared::new("run", opts.addr);
     let budget = Arc::new(AtomicU64::new(0));
     let progress = spawn_progress(shared.clone(), opts.progress, opts.ops);
+    let cpu0 = sample_cpu(opts.server_pid);
     let start = Instant::now();
     let deadline = opts.duration.map(|d| start + d);
     let mut handles = Vec::with_capacity(threads);
@@ -452,6 +480,7 @@ pub async fn run(opts: &RunOptions) -> Result<PhaseResult, RunError> {
     }
     let stats = join_all("run", handles).await;
     let elapsed = start.elapsed();
+    let server_cpu = cpu_between(cpu0, opts.server_pid);
     if let Some(p) = progress {
         p.abort();
     }
@@ -461,5 +490,6 @@ pub async fn run(opts: &RunOptions) -> Result<PhaseResult, RunError> {
         records,
         error_samples: shared.samples(),
         done: shared.done.load(Ordering::Relaxed),
+        server_cpu,
     })
 }

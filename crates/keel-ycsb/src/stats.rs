@@ -113,6 +113,9 @@ pub struct Row {
     pub threads: usize,
     /// Records in the store when the phase started.
     pub records: u64,
+    /// Server CPU time (user + system) per successful operation of the whole phase,
+    /// microseconds; only on TOTAL rows, and only when the server's pid was given.
+    pub server_cpu_us_per_op: Option<f64>,
 }
 
 impl Row {
@@ -144,11 +147,13 @@ impl Row {
             max_us: h.max(),
             threads,
             records,
+            server_cpu_us_per_op: None,
         }
     }
 }
 
-/// Rows for every operation kind that ran, then a TOTAL row.
+/// Rows for every operation kind that ran, then a TOTAL row (carrying the server CPU
+/// time per operation when `server_cpu` is known).
 pub fn rows(
     target: &str,
     workload: &str,
@@ -156,6 +161,7 @@ pub fn rows(
     elapsed: Duration,
     threads: usize,
     records: u64,
+    server_cpu: Option<Duration>,
 ) -> Vec<Row> {
     let mut out = Vec::new();
     for op in Op::ALL {
@@ -172,7 +178,7 @@ pub fn rows(
             ));
         }
     }
-    out.push(Row::from_stats(
+    let mut total = Row::from_stats(
         target,
         workload,
         "TOTAL",
@@ -180,7 +186,11 @@ pub fn rows(
         elapsed,
         threads,
         records,
-    ));
+    );
+    total.server_cpu_us_per_op = server_cpu
+        .filter(|_| total.count > 0)
+        .map(|c| c.as_secs_f64() * 1e6 / total.count as f64);
+    out.push(total);
     out
 }
 
@@ -199,7 +209,15 @@ mod tests {
         b.op_mut(Op::Update).errors += 2;
         a.merge(&b);
         assert_eq!(a.errors(), 2);
-        let r = rows("t", "A", &a, Duration::from_secs(2), 4, 10);
+        let r = rows(
+            "t",
+            "A",
+            &a,
+            Duration::from_secs(2),
+            4,
+            10,
+            Some(Duration::from_millis(2002)),
+        );
         let names: Vec<&str> = r.iter().map(|r| r.op.as_str()).collect();
         assert_eq!(names, ["READ", "UPDATE", "TOTAL"]);
         assert_eq!(r[0].count, 1000);
@@ -210,5 +228,8 @@ mod tests {
         assert_eq!(r[2].count, 1001);
         assert_eq!(r[2].errors, 2);
         assert!(r[2].max_us >= 4995);
+        assert_eq!(r[0].server_cpu_us_per_op, None);
+        let cpu = r[2].server_cpu_us_per_op.expect("cpu per op");
+        assert!((cpu - 2000.0).abs() < 1e-6, "{cpu}");
     }
 }

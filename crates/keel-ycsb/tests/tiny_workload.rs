@@ -98,6 +98,7 @@ fn tiny_load_and_every_workload_against_keel() {
             threads: THREADS,
             seed: 11,
             shape,
+            server_pid: None,
         })
         .await
         .expect("load");
@@ -117,6 +118,7 @@ fn tiny_load_and_every_workload_against_keel() {
                 seed: 5,
                 shape,
                 progress: None,
+                server_pid: None,
             })
             .await
             .expect("run");
@@ -182,6 +184,7 @@ fn run_without_records_fails_and_errors_are_counted() {
             seed: 1,
             shape: RecordShape::default(),
             progress: None,
+            server_pid: None,
         };
         let err = runner::run(&opts).await.expect_err("nothing loaded");
         assert!(err.to_string().contains("no records"), "{err}");
