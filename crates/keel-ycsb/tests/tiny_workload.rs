@@ -209,3 +209,91 @@ fn run_without_records_fails_and_errors_are_counted() {
         );
     });
 }
+
+#[test]
+fn binary_loads_runs_writes_csv_and_fails_on_errors() {
+    let server = InProc::start();
+    let out = tempfile::tempdir().expect("tempdir");
+    let csv = out.path().join("rows.csv");
+    let json = out.path().join("rows.jsonl");
+    let port = server.addr.port().to_string();
+    let ycsb = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keel-ycsb"))
+            .args(args)
+            .args(["--port", &port, "--threads", "3", "--target", "keel-test"])
+            .output()
+            .expect("spawn keel-ycsb")
+    };
+    // Nothing loaded: the run refuses and exits non-zero.
+    let r = ycsb(&["run", "--workload", "C", "--ops", "10"]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("no records"));
+
+    let csv_s = csv.to_str().expect("utf-8 path");
+    let json_s = json.to_str().expect("utf-8 path");
+    let pid = std::process::id().to_string();
+    let r = ycsb(&[
+        "load",
+        "--records",
+        "50",
+        "--csv",
+        csv_s,
+        "--server-pid",
+        &pid,
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = ycsb(&[
+        "run",
+        "--workload",
+        "a",
+        "--ops",
+        "120",
+        "--csv",
+        csv_s,
+        "--json",
+        json_s,
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let table = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert!(
+        table.contains("keel-test") && table.contains("TOTAL"),
+        "{table}"
+    );
+
+    let rows = keel_ycsb::report::read_csv(&csv).expect("csv");
+    let total = |wl: &str| {
+        rows.iter()
+            .find(|r| r.workload == wl && r.op == "TOTAL")
+            .unwrap_or_else(|| panic!("no TOTAL row for {wl}: {rows:?}"))
+    };
+    assert_eq!(total("load").count, 50);
+    // The server runs in this process, so its pid is this test's.
+    assert!(total("load").server_cpu_us_per_op.is_some());
+    assert_eq!(total("A").count, 120);
+    assert_eq!(total("A").errors, 0);
+    assert_eq!(total("A").server_cpu_us_per_op, None);
+    let jsonl = std::fs::read_to_string(&json).expect("json");
+    assert!(jsonl.lines().count() >= 2);
+    assert!(jsonl
+        .lines()
+        .all(|l| l.starts_with('{') && l.ends_with('}')));
+
+    // Reads checked against a 9-field shape all fail, and the run fails unless allowed.
+    let r = ycsb(&["run", "--workload", "C", "--ops", "30", "--fields", "9"]);
+    assert!(
+        !r.status.success(),
+        "a record with 10 fields is not a 9-field record"
+    );
+    assert!(String::from_utf8_lossy(&r.stderr).contains("operations failed"));
+    let r = ycsb(&[
+        "run",
+        "--workload",
+        "C",
+        "--ops",
+        "30",
+        "--fields",
+        "9",
+        "--allow-errors",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+}
