@@ -128,7 +128,8 @@ pub struct Args {
     /// Serve the gRPC API (keel.v1) beside RESP: true or false [default: true].
     #[arg(long, env = "KEEL_GRPC_ENABLED", value_name = "BOOL")]
     pub grpc_enabled: Option<bool>,
-    /// TCP port of the gRPC API, on the same address as RESP [default: 7379].
+    /// TCP port of the gRPC API, on the same address as RESP [default: the RESP port +
+    /// 1000, i.e. 7379; 0 when RESP's is 0 or above 64535].
     #[arg(long, env = "KEEL_GRPC_PORT")]
     pub grpc_port: Option<u16>,
     /// Idle time after which an open gRPC transaction or scan snapshot is dropped:
@@ -461,7 +462,8 @@ impl Config {
     /// Merges `args` over `file` over the defaults and checks the result.
     pub fn resolve(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
         let d = Config::default();
-        let grpc = resolve_grpc(&args, &file, &d.grpc)?;
+        let resp_port = args.port.or(file.port).unwrap_or(d.port);
+        let grpc = resolve_grpc(&args, &file, &d.grpc, resp_port)?;
         let bind = match args.bind.or(file.bind) {
             Some(b) => b
                 .parse::<IpAddr>()
@@ -537,7 +539,7 @@ impl Config {
         let cfg = Config {
             grpc,
             config_file: args.config.clone(),
-            port: args.port.or(file.port).unwrap_or(d.port),
+            port: resp_port,
             bind,
             dir: args.dir.or(file.dir).unwrap_or(d.dir),
             engine,
@@ -608,7 +610,22 @@ impl Config {
     }
 }
 
-fn resolve_grpc(args: &Args, file: &FileConfig, d: &GrpcConfig) -> Result<GrpcConfig, ConfigError> {
+/// The gRPC port when none is configured: RESP's + 1000 (6379 → 7379), so two servers
+/// started with different `--port`s do not fight over one gRPC port; a server on an
+/// ephemeral RESP port gets an ephemeral gRPC port too.
+fn default_grpc_port(resp_port: u16) -> u16 {
+    match resp_port {
+        0 => 0,
+        p => p.checked_add(1000).unwrap_or(0),
+    }
+}
+
+fn resolve_grpc(
+    args: &Args,
+    file: &FileConfig,
+    d: &GrpcConfig,
+    resp_port: u16,
+) -> Result<GrpcConfig, ConfigError> {
     let txn_timeout = match args
         .grpc_txn_timeout
         .clone()
@@ -627,7 +644,10 @@ fn resolve_grpc(args: &Args, file: &FileConfig, d: &GrpcConfig) -> Result<GrpcCo
     )?;
     Ok(GrpcConfig {
         enabled: args.grpc_enabled.or(file.grpc_enabled).unwrap_or(d.enabled),
-        port: args.grpc_port.or(file.grpc_port).unwrap_or(d.port),
+        port: args
+            .grpc_port
+            .or(file.grpc_port)
+            .unwrap_or_else(|| default_grpc_port(resp_port)),
         txn_timeout,
         max_txns: args
             .grpc_max_txns
@@ -779,6 +799,11 @@ mod tests {
         let d = Config::resolve(Args::default(), FileConfig::default()).expect("defaults");
         assert!(d.grpc.enabled);
         assert_eq!(d.grpc.port, 7379);
+        // Unset, it follows the RESP port, so two servers on different ports coexist.
+        let follow = |p: &str| Config::resolve(args(&["--port", p]), FileConfig::default());
+        assert_eq!(follow("6400").expect("6400").grpc.port, 7400);
+        assert_eq!(follow("0").expect("0").grpc.port, 0);
+        assert_eq!(follow("65000").expect("65000").grpc.port, 0);
         let file = parse_file(
             "grpc-port = 7400\ngrpc-txn-timeout = 5\ngrpc-max-message-bytes = \"1mb\"\n",
         )
