@@ -8,13 +8,12 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::hint::{self, HintBuilder};
 use super::record::{self, Header, HEADER_LEN};
 use super::segment::{self, Segment};
 use super::Loc;
 use crate::error::{IoContext, Result, StorageError};
+use crate::mvcc::IndexKey;
 
 /// Bytes a scan reads at a time.
 const WINDOW: usize = 4 << 20;
@@ -23,7 +22,7 @@ const WINDOW: usize = 4 << 20;
 #[derive(Debug)]
 pub struct FoundRecord {
     /// Its key.
-    pub key: Bytes,
+    pub key: IndexKey,
     /// Its sequence number.
     pub seq: u64,
     /// Its flags.
@@ -44,7 +43,7 @@ pub struct ScanEnd {
 }
 
 /// Reads a file through a sliding window so scans need few system calls.
-struct Window<'a> {
+pub(crate) struct Window<'a> {
     file: &'a File,
     path: &'a Path,
     len: u64,
@@ -54,7 +53,8 @@ struct Window<'a> {
 }
 
 impl<'a> Window<'a> {
-    fn new(file: &'a File, path: &'a Path, len: u64) -> Self {
+    /// A window over the first `len` bytes of `file`.
+    pub(crate) fn new(file: &'a File, path: &'a Path, len: u64) -> Self {
         Window {
             file,
             path,
@@ -66,7 +66,7 @@ impl<'a> Window<'a> {
     }
 
     /// `n` bytes at `off`; the caller has checked `off + n <= len`.
-    fn bytes(&mut self, off: u64, n: usize) -> Result<&[u8]> {
+    pub(crate) fn bytes(&mut self, off: u64, n: usize) -> Result<&[u8]> {
         let end = off + n as u64;
         if off >= self.start && end <= self.start + self.buf.len() as u64 {
             let s = (off - self.start) as usize;
@@ -89,7 +89,7 @@ impl<'a> Window<'a> {
     }
 
     /// Parses the record at `off`, or says what is wrong with it.
-    fn record_at(&mut self, off: u64) -> Result<Result<(Header, Bytes), String>> {
+    fn record_at(&mut self, off: u64) -> Result<Result<(Header, IndexKey), String>> {
         let remaining = self.len - off;
         if remaining < HEADER_LEN as u64 {
             return Ok(Err(format!(
@@ -103,7 +103,7 @@ impl<'a> Window<'a> {
             return Ok(Err(reason));
         }
         let b = self.bytes(off, header.record_len() as usize)?;
-        Ok(record::parse(b, remaining).map(|p| (p.header, Bytes::copy_from_slice(p.key))))
+        Ok(record::parse(b, remaining).map(|p| (p.header, IndexKey::new(p.key))))
     }
 
     /// Whether any offset in `from..len` starts a valid record (header shape and CRC).
@@ -224,8 +224,9 @@ pub struct LoadedSegment {
 pub struct Recovered {
     /// Segments ascending by id, with garbage accounting filled in.
     pub segments: Vec<LoadedSegment>,
-    /// Live keys and where their latest values are, with their sequence numbers.
-    pub live: Vec<(Bytes, u64, Loc)>,
+    /// Live keys (ascending) and where their latest values are, with their sequence
+    /// numbers.
+    pub live: Vec<(IndexKey, u64, Loc)>,
     /// The highest sequence number found.
     pub max_seq: u64,
     /// Bytes cut from torn tails or by repair.
@@ -264,14 +265,14 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
 
     // Every record in processing order (segment id, then file order); a stable sort by
     // key then keeps that order among a key's records, so ties go to the later one.
-    let mut found: Vec<(Bytes, u64, Option<Loc>)> = Vec::new();
+    let mut found: Vec<(IndexKey, u64, Option<Loc>)> = Vec::new();
     let mut max_seq = 0u64;
     let mut dropped_bytes = 0u64;
     let mut segments = Vec::with_capacity(ids.len());
     let n = files.len();
     for (i, ((id, path, file, len), hint)) in files.into_iter().zip(hints).enumerate() {
         let last = i + 1 == n;
-        let mut push = |key: Bytes, seq: u64, flags: u8, vlen: u32, offset: u64| {
+        let mut push = |key: IndexKey, seq: u64, flags: u8, vlen: u32, offset: u64| {
             max_seq = max_seq.max(seq);
             let loc = (flags & record::FLAG_TOMBSTONE == 0).then_some(Loc {
                 segment: id,
@@ -291,9 +292,12 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
             }
             None => {
                 segment::remove_if_exists(&segment::hint_path(dir, id))?;
-                let mut builder = HintBuilder::new();
+                // The active segment's hint is built when it is sealed.
+                let mut builder = (!last).then(HintBuilder::new);
                 let end = scan(&path, &file, len, last, repair, |r| {
-                    builder.push(r.seq, r.flags, &r.key, r.vlen, r.offset);
+                    if let Some(b) = builder.as_mut() {
+                        b.push(r.seq, r.flags, &r.key, r.vlen, r.offset);
+                    }
                     push(r.key, r.seq, r.flags, r.vlen, r.offset);
                 })?;
                 if end.dropped > 0 {
@@ -301,7 +305,7 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
                     file.sync_all().ctx("fsync segment", &path)?;
                     dropped_bytes += end.dropped;
                 }
-                (false, 0, Some(builder), end.valid_len)
+                (false, 0, builder, end.valid_len)
             }
         };
         let seg = Segment::new(id, path, file, size);

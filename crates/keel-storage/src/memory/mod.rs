@@ -18,7 +18,7 @@ use crate::batch::{BatchOp, WriteBatch};
 use crate::dirlock::DirLock;
 use crate::error::{Result, StorageError};
 use crate::lifecycle::{Lifecycle, LifecycleState};
-use crate::mvcc::{Pin, VersionedIndex};
+use crate::mvcc::{IndexKey, Pin, VersionedIndex};
 use crate::options::{EngineKind, OpenOptions, WriteOptions};
 use crate::range::{Direction, ScanRange};
 use crate::scan_iter;
@@ -78,13 +78,12 @@ impl MemoryEngine {
             Some(l) => (l.seq, l.entries),
             None => (0, Vec::new()),
         };
-        let index = VersionedIndex::new(seq);
-        index.apply(
+        let index = VersionedIndex::bulk_load(
             seq,
-            entries.into_iter().map(|(k, v)| (k, Some(v))),
-            &mut |_, _| {},
+            entries
+                .into_iter()
+                .map(|(k, v)| (IndexKey::new(&k), seq, v)),
         );
-        index.registry().publish(seq);
         lifecycle.set_ready();
         let inner = Arc::new(Inner {
             index,
@@ -171,20 +170,14 @@ impl Storage for MemoryEngine {
             return Ok(registry.visible());
         }
         let seq = registry.visible() + 1;
-        let mut deleted = Vec::new();
         self.inner.index.apply(
             seq,
             batch.into_ops().into_iter().map(|op| match op {
                 BatchOp::Put(k, v) => (k, Some(v)),
-                BatchOp::Delete(k) => {
-                    deleted.push(k.clone());
-                    (k, None)
-                }
+                BatchOp::Delete(k) => (k, None),
             }),
             &mut |_, _| {},
         );
-        registry.publish(seq);
-        self.inner.index.reclaim_deleted(&deleted, &mut |_, _| {});
         Ok(seq)
     }
 
