@@ -203,7 +203,47 @@ impl PartialOrd for IndexKey {
 
 impl Ord for IndexKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Inline keys are zero-padded, so their first eight bytes read big-endian order
+        // like the bytes themselves; only equal prefixes need the full comparison. Tree
+        // searches and the sort at open mostly end on this one integer compare.
+        if let (KeyRepr::Inline { data: a, .. }, KeyRepr::Inline { data: b, .. }) =
+            (&self.0, &other.0)
+        {
+            let pa = u64::from_be_bytes(prefix(a));
+            let pb = u64::from_be_bytes(prefix(b));
+            if pa != pb {
+                return pa.cmp(&pb);
+            }
+        }
         self.as_slice().cmp(other.as_slice())
+    }
+}
+
+fn prefix(data: &[u8; INLINE_KEY]) -> [u8; 8] {
+    let mut p = [0u8; 8];
+    p.copy_from_slice(&data[..8]);
+    p
+}
+
+/// The slot of `key`, searched with an inline [`IndexKey`] when the key fits one (the
+/// fast comparison) and with the plain bytes otherwise.
+fn find<'m, V>(map: &'m BTreeMap<IndexKey, Slot<V>>, key: &[u8]) -> Option<&'m Slot<V>> {
+    if key.len() <= INLINE_KEY {
+        map.get(&IndexKey::new(key))
+    } else {
+        map.get(key)
+    }
+}
+
+/// Mutable [`find`].
+fn find_mut<'m, V>(
+    map: &'m mut BTreeMap<IndexKey, Slot<V>>,
+    key: &[u8],
+) -> Option<&'m mut Slot<V>> {
+    if key.len() <= INLINE_KEY {
+        map.get_mut(&IndexKey::new(key))
+    } else {
+        map.get_mut(key)
     }
 }
 
@@ -387,13 +427,13 @@ impl<V: IndexValue> VersionedIndex<V> {
         let map = self.map.read();
         // Under the read lock every published batch is fully installed, and nothing has
         // pruned a version a reader at the published sequence needs.
-        map.get(key)?.latest().cloned()
+        find(&map, key)?.latest().cloned()
     }
 
     /// The value of `key` as of `seq` (which must be pinned by the caller).
     pub fn get_at(&self, key: &[u8], seq: u64) -> Option<V> {
         let map = self.map.read();
-        map.get(key)?.at(seq).cloned()
+        find(&map, key)?.at(seq).cloned()
     }
 
     /// Up to `limit` live entries of `range` as of `seq`, in `dir` order, resuming after
@@ -474,7 +514,7 @@ impl<V: IndexValue> VersionedIndex<V> {
     ) {
         let k: &[u8] = &key;
         let new_weight = value.as_ref().map(|v| v.weight());
-        let Some(slot) = map.get_mut(k) else {
+        let Some(slot) = find_mut(map, k) else {
             // Absent: a delete changes nothing, a put adds a key.
             if let Some(v) = value {
                 self.count(k, None, new_weight);
@@ -596,7 +636,7 @@ impl<V: IndexValue> VersionedIndex<V> {
         dropped: &mut impl FnMut(&[u8], Option<&V>),
     ) -> KeyGc {
         let k = key.as_slice();
-        let Some(slot) = map.get_mut(k) else {
+        let Some(slot) = map.get_mut(key) else {
             return KeyGc::Clean;
         };
         let extra_before = slot.extra();
@@ -661,24 +701,39 @@ impl<V: IndexValue> VersionedIndex<V> {
 
     /// Moves versions merge relocated: for each `(key, seq, old, new)` whose version
     /// `seq` still holds `old`, puts `new` in its place; calls `missed` with `new` for
-    /// each whose version left the index (or changed) meanwhile. One hold of the write lock per
-    /// call: the caller passes a bounded chunk.
-    pub fn relocate<'a>(
+    /// each whose version left the index (or changed) meanwhile. `moves` must be in
+    /// ascending key order (a key may repeat, one move per version): the tree is walked
+    /// once alongside them. One hold of the write lock per call: the caller passes a
+    /// bounded chunk.
+    pub fn relocate_sorted<'a>(
         &self,
         moves: impl IntoIterator<Item = (&'a [u8], u64, V, V)>,
         mut missed: impl FnMut(&[u8], &V),
     ) where
         V: PartialEq,
     {
+        let mut moves = moves.into_iter().peekable();
+        let Some(&(first, ..)) = moves.peek() else {
+            return;
+        };
         let mut map = self.map.write();
+        let mut entries = map.range_mut::<[u8], _>((Bound::Included(first), Bound::Unbounded));
+        let mut cur = entries.next();
         for (key, seq, old, new) in moves {
-            let slot = match map.get_mut(key) {
-                Some(Slot::One(s, v)) if *s == seq => Some(v),
-                Some(Slot::Many(c)) => c
-                    .versions
-                    .iter_mut()
-                    .find(|(s, _)| *s == seq)
-                    .and_then(|(_, v)| v.as_mut()),
+            // Skip entries before `key`; a move whose key is gone finds a greater one.
+            while cur.as_ref().is_some_and(|(k, _)| k.as_slice() < key) {
+                cur = entries.next();
+            }
+            let slot = match cur.as_mut() {
+                Some((k, slot)) if k.as_slice() == key => match &mut **slot {
+                    Slot::One(s, v) if *s == seq => Some(v),
+                    Slot::Many(c) => c
+                        .versions
+                        .iter_mut()
+                        .find(|(s, _)| *s == seq)
+                        .and_then(|(_, v)| v.as_mut()),
+                    _ => None,
+                },
                 _ => None,
             };
             match slot {
@@ -828,6 +883,39 @@ mod tests {
         assert_eq!(idx.retained_versions(), 0);
         assert_eq!(idx.gc_pending(), 0);
         assert_eq!(idx.registry().visible(), 3, "apply publishes its batch");
+    }
+
+    #[test]
+    fn relocate_sorted_moves_only_current_versions() {
+        let idx = VersionedIndex::<Bytes>::new(0);
+        put(&idx, 1, "a", Some("a1"));
+        put(&idx, 2, "c", Some("c2"));
+        let pin = idx.pin();
+        put(&idx, 3, "c", Some("c3"));
+        put(&idx, 4, "d", Some("d4"));
+        let mut missed = Vec::new();
+        idx.relocate_sorted(
+            [
+                (&b"a"[..], 1, b("a1"), b("A1")),
+                (&b"b"[..], 1, b("b1"), b("B1")),
+                (&b"c"[..], 2, b("c2"), b("C2")),
+                (&b"c"[..], 3, b("stale"), b("C3")),
+                (&b"d"[..], 9, b("d4"), b("D4")),
+            ],
+            |k, new| missed.push((k.to_vec(), new.clone())),
+        );
+        assert_eq!(idx.get_latest(b"a"), Some(b("A1")));
+        assert_eq!(idx.get_at(b"c", pin.seq()), Some(b("C2")));
+        assert_eq!(idx.get_latest(b"c"), Some(b("c3")));
+        assert_eq!(idx.get_latest(b"d"), Some(b("d4")));
+        assert_eq!(
+            missed,
+            vec![
+                (b"b".to_vec(), b("B1")),
+                (b"c".to_vec(), b("C3")),
+                (b"d".to_vec(), b("D4")),
+            ]
+        );
     }
 
     #[test]

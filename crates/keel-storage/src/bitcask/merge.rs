@@ -204,12 +204,19 @@ impl Inner {
             }
         }
 
-        // File order: every segment is read front to back once.
-        let mut order: Vec<u32> = (0..plan.relocs.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| {
-            let l = plan.relocs[i as usize].old;
-            (l.segment, l.offset)
-        });
+        // File order: every segment is read front to back once. Sorting plain integers
+        // (position, reloc index) keeps the sort off the relocation records.
+        let mut order: Vec<(u64, u32)> = plan
+            .relocs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let pos = (u64::from(r.old.segment) << 32) | u64::from(r.old.offset);
+                (pos, i as u32)
+            })
+            .collect();
+        order.sort_unstable();
+        let order: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
         let mut out = OutputWriter::new(&mdir, 1, self.opts.max_segment_bytes, watermark);
         let mut at = 0;
         while at < order.len() {
@@ -295,7 +302,8 @@ impl Inner {
             self.segments.insert(Arc::clone(&seg));
             new_ids.insert(from, seg);
         }
-        // Key order, in chunks: each holds the index's write lock only briefly.
+        // Key order, in chunks: each holds the index's write lock only briefly, and walks
+        // the tree alongside the (key-ordered) relocations instead of searching it.
         for chunk in plan.relocs.chunks(CHUNK) {
             let moves = chunk.iter().filter_map(|r| {
                 let (out_id, offset) = r.new?;
@@ -309,7 +317,7 @@ impl Inner {
             });
             // A version that left the index while we copied it is garbage in the output.
             let mut gone: Vec<(u32, u64)> = Vec::new();
-            self.index.relocate(moves, |key, new| {
+            self.index.relocate_sorted(moves, |key, new| {
                 gone.push((new.segment, record::record_len(key.len(), new.vlen)));
             });
             for (id, bytes) in gone {

@@ -2,7 +2,6 @@
 //! tell a torn tail (cut back and carry on) from corruption (refuse to open, naming file
 //! and offset); and build the key directory, where the highest sequence number wins.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -208,6 +207,14 @@ pub fn scan(
     Err(StorageError::corrupt(path, bad_off, reason))
 }
 
+/// A record seen by the open, from a hint or a scan.
+struct Found {
+    key: IndexKey,
+    seq: u64,
+    loc: Loc,
+    tombstone: bool,
+}
+
 /// What a per-segment load produced.
 #[derive(Debug)]
 pub struct LoadedSegment {
@@ -263,9 +270,10 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
             .collect::<Vec<_>>(),
     );
 
-    // Every record in processing order (segment id, then file order); a stable sort by
-    // key then keeps that order among a key's records, so ties go to the later one.
-    let mut found: Vec<(IndexKey, u64, Option<Loc>)> = Vec::new();
+    // Every record found; after sorting by (key, seq, segment, offset) the last record
+    // of each key is the one that wins: highest sequence number, and within one batch
+    // (same key twice) the later record.
+    let mut found: Vec<Found> = Vec::new();
     let mut max_seq = 0u64;
     let mut dropped_bytes = 0u64;
     let mut segments = Vec::with_capacity(ids.len());
@@ -274,12 +282,16 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
         let last = i + 1 == n;
         let mut push = |key: IndexKey, seq: u64, flags: u8, vlen: u32, offset: u64| {
             max_seq = max_seq.max(seq);
-            let loc = (flags & record::FLAG_TOMBSTONE == 0).then_some(Loc {
-                segment: id,
-                offset: offset as u32,
-                vlen,
+            found.push(Found {
+                key,
+                seq,
+                loc: Loc {
+                    segment: id,
+                    offset: offset as u32,
+                    vlen,
+                },
+                tombstone: flags & record::FLAG_TOMBSTONE != 0,
             });
-            found.push((key, seq, loc));
         };
         let (hinted, hint_bytes, builder, size) = match hint {
             Some(h) => {
@@ -318,25 +330,34 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
         });
     }
 
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut live_per_seg: HashMap<u32, u64> = HashMap::new();
+    found.sort_unstable_by(|a, b| {
+        a.key
+            .cmp(&b.key)
+            .then(a.seq.cmp(&b.seq))
+            .then(a.loc.segment.cmp(&b.loc.segment))
+            .then(a.loc.offset.cmp(&b.loc.offset))
+    });
+    let seg_ids: Vec<u32> = segments.iter().map(|s| s.segment.id).collect();
+    let mut live_per_seg = vec![0u64; seg_ids.len()];
     let mut live = Vec::with_capacity(found.len());
     let mut records = found.into_iter().peekable();
     while let Some(mut best) = records.next() {
-        while let Some(next) = records.next_if(|r| r.0 == best.0) {
-            if next.1 >= best.1 {
-                best = next;
-            }
+        while let Some(next) = records.next_if(|r| r.key == best.key) {
+            best = next;
         }
-        if let (key, seq, Some(loc)) = best {
-            *live_per_seg.entry(loc.segment).or_default() +=
-                record::record_len(key.len(), loc.vlen);
-            live.push((key, seq, loc));
+        if !best.tombstone {
+            let loc = best.loc;
+            if let Ok(i) = seg_ids.binary_search(&loc.segment) {
+                live_per_seg[i] += record::record_len(best.key.len(), loc.vlen);
+            }
+            live.push((best.key, best.seq, loc));
         }
     }
     for s in &segments {
         let size = s.segment.size.load(std::sync::atomic::Ordering::Relaxed);
-        let used = live_per_seg.get(&s.segment.id).copied().unwrap_or(0);
+        let used = seg_ids
+            .binary_search(&s.segment.id)
+            .map_or(0, |i| live_per_seg[i]);
         s.segment.add_garbage(size.saturating_sub(used));
     }
     let from_hints = segments.iter().filter(|s| s.hinted).count();
