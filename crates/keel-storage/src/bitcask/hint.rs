@@ -15,10 +15,9 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-
 use super::record::{record_len, FLAG_TOMBSTONE, KNOWN_FLAGS, MAX_FIELD};
 use crate::error::{IoContext, Result};
+use crate::mvcc::IndexKey;
 
 const MAGIC: &[u8; 8] = b"KEELHNT1";
 /// Header length of a hint entry.
@@ -30,7 +29,7 @@ pub const FLAG_TRAILER: u8 = 0x80;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HintEntry {
     /// The record's key.
-    pub key: Bytes,
+    pub key: IndexKey,
     /// Its sequence number.
     pub seq: u64,
     /// Its flags (data-record flag bits).
@@ -151,6 +150,17 @@ pub fn data_crc(file: &File, path: &Path, len: u64) -> Result<crc32fast::Hasher>
     Ok(h)
 }
 
+/// The hint entries and whole-file CRC of the sealed data file `file` of `len` bytes,
+/// read back sequentially. Fails (naming file and offset) if any record is damaged.
+pub fn build_from_data(file: &File, path: &Path, len: u64) -> Result<(HintBuilder, u32)> {
+    let mut builder = HintBuilder::new();
+    super::recovery::scan(path, file, len, false, false, |r| {
+        builder.push(r.seq, r.flags, &r.key, r.vlen, r.offset);
+    })?;
+    let crc = data_crc(file, path, len)?.finalize();
+    Ok((builder, crc))
+}
+
 /// The temporary name a hint file is written under before its rename.
 pub fn tmp_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -183,14 +193,8 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
         return Err("bad magic".into());
     }
     let mut pos = MAGIC.len();
-    // Keys are gathered into one arena and handed out as slices of it: one allocation
-    // per hint file instead of two per key (the key and its shared-bytes header), which
-    // makes opening faster and the key directory smaller. The arena lives as long as any
-    // of its keys is in the index, so memory is bounded by the keys loaded at open.
-    let mut arena: Vec<u8> = Vec::with_capacity(b.len() - pos);
     // A lower bound on the entry count keeps the Vec from reallocating much.
-    let mut found: Vec<(usize, usize, u64, u8, u32, u64)> =
-        Vec::with_capacity((b.len() - pos) / (ENTRY_HEADER + 8));
+    let mut entries: Vec<HintEntry> = Vec::with_capacity((b.len() - pos) / (ENTRY_HEADER + 8));
     loop {
         let head = b
             .get(pos..pos + ENTRY_HEADER)
@@ -221,19 +225,6 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
             if end != b.len() {
                 return Err("bytes after the trailer".into());
             }
-            // A Bytes keeps its Vec's whole capacity alive; keep only the keys.
-            arena.shrink_to_fit();
-            let arena = Bytes::from(arena);
-            let entries = found
-                .into_iter()
-                .map(|(start, len, seq, flags, vlen, offset)| HintEntry {
-                    key: arena.slice(start..start + len),
-                    seq,
-                    flags,
-                    vlen,
-                    offset,
-                })
-                .collect();
             return Ok(Hint {
                 entries,
                 max_seq: seq,
@@ -251,9 +242,13 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
         if rec_end.is_none_or(|e| e > data_len || e > u64::from(u32::MAX)) {
             return Err(format!("entry at {pos} points past the data file"));
         }
-        let start = arena.len();
-        arena.extend_from_slice(&entry[ENTRY_HEADER..]);
-        found.push((start, klen as usize, seq, flags, vlen, offset));
+        entries.push(HintEntry {
+            key: IndexKey::new(&entry[ENTRY_HEADER..]),
+            seq,
+            flags,
+            vlen,
+            offset,
+        });
         pos = end;
     }
 }

@@ -14,26 +14,41 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::marker::{self, Marker};
-use super::output::OutputWriter;
+use super::output::{Finished, OutputWriter};
 use super::record::{self, FLAG_BATCH_END, FLAG_TOMBSTONE};
+use super::recovery::Window;
 use super::segment::{self, Segment};
 use super::{Inner, Loc};
 use crate::error::{IoContext, Result, StorageError};
-use crate::range::ScanRange;
 
-/// Keys read from the index per step.
-const CHUNK: usize = 1024;
+/// Keys visited per hold of the index's read lock, and relocations per write lock.
+const CHUNK: usize = 4096;
 
-/// A rewritten version waiting to be pointed at its new place.
+/// A rewritten version waiting to be pointed at its new place. Its key is
+/// `keys[key_at..key_at + key_len]` of the [`Plan`].
 struct Reloc {
-    key: Bytes,
+    key_at: usize,
+    key_len: u32,
     seq: u64,
     old: Loc,
-    out_id: u32,
-    offset: u32,
+    new: Option<(u32, u32)>,
+}
+
+/// What a merge copies: the versions the index references in the merge set (in key
+/// order, with their keys in one buffer), and tombstones snapshots still need.
+#[derive(Default)]
+struct Plan {
+    keys: Vec<u8>,
+    relocs: Vec<Reloc>,
+    /// (key_at, key_len, seq) of tombstones to rewrite.
+    tombs: Vec<(usize, u32, u64)>,
+}
+
+impl Plan {
+    fn key(&self, at: usize, len: u32) -> &[u8] {
+        self.keys.get(at..at + len as usize).unwrap_or(&[])
+    }
 }
 
 /// Where a test wants merge to stop, as if the process died there.
@@ -93,7 +108,7 @@ impl Inner {
         marker::remove_merge_dir(&self.dir)?;
         std::fs::create_dir(&mdir).ctx("create merge directory", &mdir)?;
         let written = self.write_output(&merge_set);
-        let (finished, relocs) = match written {
+        let (finished, plan) = match written {
             Ok(w) => w,
             Err(e) => {
                 let _ = marker::remove_merge_dir(&self.dir);
@@ -141,73 +156,140 @@ impl Inner {
 
         // From here on the marker makes the install the only way forward: a failure
         // moves the store to Failed and the next open finishes the job.
-        let res = self.install(&m, &finished, relocs);
+        let res = self.install(&m, &finished, plan);
         self.lifecycle.guard(res)
     }
 
-    /// Copies what the index references in `merge_set` into `merge/`.
-    fn write_output(
-        &self,
-        merge_set: &[u32],
-    ) -> Result<(Vec<super::output::Finished>, Vec<Reloc>)> {
+    /// Copies what the index references in `merge_set` into `merge/`: one walk over
+    /// the index in key order finds the live versions, then each segment is read once,
+    /// sequentially in big windows, and its live records are copied as they are
+    /// (re-encoded only when a record was not the end of its batch).
+    fn write_output(&self, merge_set: &[u32]) -> Result<(Vec<Finished>, Plan)> {
         let mdir = marker::merge_dir(&self.dir);
         let in_set = |id: u32| merge_set.binary_search(&id).is_ok();
         let watermark = self.index.registry().visible();
-        let mut out = OutputWriter::new(&mdir, 1, self.opts.max_segment_bytes, watermark);
-        let mut relocs = Vec::new();
-        let mut resume: Option<Bytes> = None;
+        let mut plan = Plan::default();
+        let mut resume: Option<Vec<u8>> = None;
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return Err(StorageError::Closed);
             }
-            let chunk = self
+            let last = self
                 .index
-                .versions_chunk(&ScanRange::all(), resume.as_deref(), CHUNK);
-            let Some((last, _)) = chunk.last() else { break };
-            resume = Some(last.clone());
-            for (key, versions) in chunk {
-                let first = versions
-                    .iter()
-                    .position(|(_, v)| v.is_some_and(|l| in_set(l.segment)));
-                let Some(first) = first else { continue };
-                for (seq, v) in &versions[first..] {
-                    match v {
-                        Some(loc) if in_set(loc.segment) => {
-                            let value = self.read_value(&key, *loc, || None, false)?;
-                            let Some(value) = value else {
-                                return Err(StorageError::corrupt(
-                                    segment::data_path(&self.dir, loc.segment),
-                                    u64::from(loc.offset),
-                                    "segment being merged is not open",
-                                ));
-                            };
-                            let (out_id, offset) =
-                                out.append(*seq, FLAG_BATCH_END, &key, &value)?;
-                            relocs.push(Reloc {
-                                key: key.clone(),
+                .visit_versions(resume.as_deref(), CHUNK, |key, versions| {
+                    let first = versions
+                        .iter()
+                        .position(|(_, v)| v.is_some_and(|l| in_set(l.segment)));
+                    let Some(first) = first else { return };
+                    let key_at = plan.keys.len();
+                    let key_len = key.len() as u32;
+                    plan.keys.extend_from_slice(key);
+                    for (seq, v) in &versions[first..] {
+                        match v {
+                            Some(loc) if in_set(loc.segment) => plan.relocs.push(Reloc {
+                                key_at,
+                                key_len,
                                 seq: *seq,
                                 old: *loc,
-                                out_id,
-                                offset,
-                            });
-                        }
-                        Some(_) => {}
-                        None => {
-                            out.append(*seq, FLAG_BATCH_END | FLAG_TOMBSTONE, &key, &[])?;
+                                new: None,
+                            }),
+                            Some(_) => {}
+                            None => plan.tombs.push((key_at, key_len, *seq)),
                         }
                     }
-                }
+                });
+            match last {
+                Some(k) => resume = Some(k),
+                None => break,
             }
         }
-        Ok((out.finish()?, relocs))
+
+        // File order: every segment is read front to back once. Sorting plain integers
+        // (position, reloc index) keeps the sort off the relocation records.
+        let mut order: Vec<(u64, u32)> = plan
+            .relocs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let pos = (u64::from(r.old.segment) << 32) | u64::from(r.old.offset);
+                (pos, i as u32)
+            })
+            .collect();
+        order.sort_unstable();
+        let order: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
+        let mut out = OutputWriter::new(&mdir, 1, self.opts.max_segment_bytes, watermark);
+        let mut at = 0;
+        while at < order.len() {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(StorageError::Closed);
+            }
+            let seg_id = plan.relocs[order[at] as usize].old.segment;
+            let end = at
+                + order[at..]
+                    .iter()
+                    .take_while(|&&i| plan.relocs[i as usize].old.segment == seg_id)
+                    .count();
+            let Some(seg) = self.segments.get(seg_id) else {
+                return Err(StorageError::corrupt(
+                    segment::data_path(&self.dir, seg_id),
+                    0,
+                    "segment being merged is not open",
+                ));
+            };
+            self.copy_segment(&seg, &order[at..end], &mut plan, &mut out)?;
+            at = end;
+        }
+        for &(key_at, key_len, seq) in &plan.tombs {
+            let key = plan.key(key_at, key_len);
+            out.append(seq, FLAG_BATCH_END | FLAG_TOMBSTONE, key, &[])?;
+        }
+        Ok((out.finish()?, plan))
     }
 
-    fn install(
+    /// Copies the records `which` (indices into `plan.relocs`, ascending by offset) of
+    /// `seg` to `out`, checking each one, and notes where each went.
+    fn copy_segment(
         &self,
-        m: &Marker,
-        finished: &[super::output::Finished],
-        relocs: Vec<Reloc>,
+        seg: &Segment,
+        which: &[u32],
+        plan: &mut Plan,
+        out: &mut OutputWriter,
     ) -> Result<()> {
+        let size = seg.size.load(Ordering::Acquire);
+        let mut win = Window::new(&seg.file, &seg.path, size);
+        for &i in which {
+            let r = &plan.relocs[i as usize];
+            let key = plan.key(r.key_at, r.key_len);
+            let offset = u64::from(r.old.offset);
+            let len = record::record_len(key.len(), r.old.vlen);
+            if offset + len > size {
+                return Err(StorageError::corrupt(
+                    &seg.path,
+                    offset,
+                    "the key directory points past the end of the segment",
+                ));
+            }
+            let bytes = win.bytes(offset, len as usize)?;
+            let parsed = record::parse(bytes, len)
+                .map_err(|reason| StorageError::corrupt(&seg.path, offset, reason))?;
+            if parsed.key != key || parsed.header.is_tombstone() || parsed.header.seq != r.seq {
+                return Err(StorageError::corrupt(
+                    &seg.path,
+                    offset,
+                    "record does not hold the version the key directory points at",
+                ));
+            }
+            let placed = if parsed.header.is_batch_end() {
+                out.append_record(bytes, r.seq, parsed.header.flags, key, r.old.vlen)?
+            } else {
+                out.append(r.seq, FLAG_BATCH_END, key, parsed.value)?
+            };
+            plan.relocs[i as usize].new = Some(placed);
+        }
+        Ok(())
+    }
+
+    fn install(&self, m: &Marker, finished: &[Finished], plan: Plan) -> Result<()> {
         marker::move_outputs(&self.dir, m)?;
         let mut new_ids = std::collections::HashMap::new();
         for (f, &(from, to)) in finished.iter().zip(&m.installs) {
@@ -220,22 +302,26 @@ impl Inner {
             self.segments.insert(Arc::clone(&seg));
             new_ids.insert(from, seg);
         }
-        for r in relocs {
-            let Some(seg) = new_ids.get(&r.out_id) else {
-                continue;
-            };
-            let new = Loc {
-                segment: seg.id,
-                offset: r.offset,
-                vlen: r.old.vlen,
-            };
-            let old = r.old;
-            if !self
-                .index
-                .replace_version(&r.key, r.seq, |cur| *cur == old, new)
-            {
-                // The version left the index while we copied it.
-                seg.add_garbage(record::record_len(r.key.len(), r.old.vlen));
+        // Key order, in chunks: each holds the index's write lock only briefly, and walks
+        // the tree alongside the (key-ordered) relocations instead of searching it.
+        for chunk in plan.relocs.chunks(CHUNK) {
+            let moves = chunk.iter().filter_map(|r| {
+                let (out_id, offset) = r.new?;
+                let seg = new_ids.get(&out_id)?;
+                let new = Loc {
+                    segment: seg.id,
+                    offset,
+                    vlen: r.old.vlen,
+                };
+                Some((plan.key(r.key_at, r.key_len), r.seq, r.old, new))
+            });
+            // A version that left the index while we copied it is garbage in the output.
+            let mut gone: Vec<(u32, u64)> = Vec::new();
+            self.index.relocate_sorted(moves, |key, new| {
+                gone.push((new.segment, record::record_len(key.len(), new.vlen)));
+            });
+            for (id, bytes) in gone {
+                self.segments.add_garbage(id, bytes);
             }
         }
         {

@@ -43,6 +43,8 @@ pub struct OutputWriter {
     cur: Option<OutFile>,
     done: Vec<Finished>,
     max_seq: u64,
+    /// Encoding buffer reused across records.
+    scratch: Vec<u8>,
 }
 
 impl OutputWriter {
@@ -56,6 +58,7 @@ impl OutputWriter {
             cur: None,
             done: Vec::new(),
             max_seq,
+            scratch: Vec::new(),
         }
     }
 
@@ -84,7 +87,25 @@ impl OutputWriter {
 
     /// Appends a complete one-record batch; returns (segment id, record offset).
     pub fn append(&mut self, seq: u64, flags: u8, key: &[u8], value: &[u8]) -> Result<(u32, u32)> {
-        let len = record::record_len(key.len(), value.len() as u32);
+        self.scratch.clear();
+        record::encode_into(&mut self.scratch, seq, flags, key, value);
+        let rec = std::mem::take(&mut self.scratch);
+        let placed = self.append_record(&rec, seq, flags, key, value.len() as u32);
+        self.scratch = rec;
+        placed
+    }
+
+    /// Appends `rec`, an already encoded and checked one-record batch with these fields
+    /// (merge copies records as they are); returns (segment id, record offset).
+    pub fn append_record(
+        &mut self,
+        rec: &[u8],
+        seq: u64,
+        flags: u8,
+        key: &[u8],
+        vlen: u32,
+    ) -> Result<(u32, u32)> {
+        let len = rec.len() as u64;
         let full = self
             .cur
             .as_ref()
@@ -103,12 +124,10 @@ impl OutputWriter {
                 "record does not fit a 4 GiB segment".into(),
             ));
         }
-        let mut buf = Vec::with_capacity(len as usize);
-        record::encode_into(&mut buf, seq, flags, key, value);
-        cur.w.write_all(&buf).ctx("write segment", &cur.path)?;
-        cur.crc.update(&buf);
+        cur.w.write_all(rec).ctx("write segment", &cur.path)?;
+        cur.crc.update(rec);
         let off = cur.size;
-        cur.hint.push(seq, flags, key, value.len() as u32, off);
+        cur.hint.push(seq, flags, key, vlen, off);
         cur.size += len;
         if flags & FLAG_TOMBSTONE != 0 {
             cur.garbage += len;

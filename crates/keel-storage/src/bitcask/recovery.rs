@@ -2,19 +2,17 @@
 //! tell a torn tail (cut back and carry on) from corruption (refuse to open, naming file
 //! and offset); and build the key directory, where the highest sequence number wins.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use bytes::Bytes;
 
 use super::hint::{self, HintBuilder};
 use super::record::{self, Header, HEADER_LEN};
 use super::segment::{self, Segment};
 use super::Loc;
 use crate::error::{IoContext, Result, StorageError};
+use crate::mvcc::IndexKey;
 
 /// Bytes a scan reads at a time.
 const WINDOW: usize = 4 << 20;
@@ -23,7 +21,7 @@ const WINDOW: usize = 4 << 20;
 #[derive(Debug)]
 pub struct FoundRecord {
     /// Its key.
-    pub key: Bytes,
+    pub key: IndexKey,
     /// Its sequence number.
     pub seq: u64,
     /// Its flags.
@@ -44,7 +42,7 @@ pub struct ScanEnd {
 }
 
 /// Reads a file through a sliding window so scans need few system calls.
-struct Window<'a> {
+pub(crate) struct Window<'a> {
     file: &'a File,
     path: &'a Path,
     len: u64,
@@ -54,7 +52,8 @@ struct Window<'a> {
 }
 
 impl<'a> Window<'a> {
-    fn new(file: &'a File, path: &'a Path, len: u64) -> Self {
+    /// A window over the first `len` bytes of `file`.
+    pub(crate) fn new(file: &'a File, path: &'a Path, len: u64) -> Self {
         Window {
             file,
             path,
@@ -66,7 +65,7 @@ impl<'a> Window<'a> {
     }
 
     /// `n` bytes at `off`; the caller has checked `off + n <= len`.
-    fn bytes(&mut self, off: u64, n: usize) -> Result<&[u8]> {
+    pub(crate) fn bytes(&mut self, off: u64, n: usize) -> Result<&[u8]> {
         let end = off + n as u64;
         if off >= self.start && end <= self.start + self.buf.len() as u64 {
             let s = (off - self.start) as usize;
@@ -89,7 +88,7 @@ impl<'a> Window<'a> {
     }
 
     /// Parses the record at `off`, or says what is wrong with it.
-    fn record_at(&mut self, off: u64) -> Result<Result<(Header, Bytes), String>> {
+    fn record_at(&mut self, off: u64) -> Result<Result<(Header, IndexKey), String>> {
         let remaining = self.len - off;
         if remaining < HEADER_LEN as u64 {
             return Ok(Err(format!(
@@ -103,7 +102,7 @@ impl<'a> Window<'a> {
             return Ok(Err(reason));
         }
         let b = self.bytes(off, header.record_len() as usize)?;
-        Ok(record::parse(b, remaining).map(|p| (p.header, Bytes::copy_from_slice(p.key))))
+        Ok(record::parse(b, remaining).map(|p| (p.header, IndexKey::new(p.key))))
     }
 
     /// Whether any offset in `from..len` starts a valid record (header shape and CRC).
@@ -208,6 +207,14 @@ pub fn scan(
     Err(StorageError::corrupt(path, bad_off, reason))
 }
 
+/// A record seen by the open, from a hint or a scan.
+struct Found {
+    key: IndexKey,
+    seq: u64,
+    loc: Loc,
+    tombstone: bool,
+}
+
 /// What a per-segment load produced.
 #[derive(Debug)]
 pub struct LoadedSegment {
@@ -224,8 +231,9 @@ pub struct LoadedSegment {
 pub struct Recovered {
     /// Segments ascending by id, with garbage accounting filled in.
     pub segments: Vec<LoadedSegment>,
-    /// Live keys and where their latest values are, with their sequence numbers.
-    pub live: Vec<(Bytes, u64, Loc)>,
+    /// Live keys (ascending) and where their latest values are, with their sequence
+    /// numbers.
+    pub live: Vec<(IndexKey, u64, Loc)>,
     /// The highest sequence number found.
     pub max_seq: u64,
     /// Bytes cut from torn tails or by repair.
@@ -262,23 +270,28 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
             .collect::<Vec<_>>(),
     );
 
-    // Every record in processing order (segment id, then file order); a stable sort by
-    // key then keeps that order among a key's records, so ties go to the later one.
-    let mut found: Vec<(Bytes, u64, Option<Loc>)> = Vec::new();
+    // Every record found; after sorting by (key, seq, segment, offset) the last record
+    // of each key is the one that wins: highest sequence number, and within one batch
+    // (same key twice) the later record.
+    let mut found: Vec<Found> = Vec::new();
     let mut max_seq = 0u64;
     let mut dropped_bytes = 0u64;
     let mut segments = Vec::with_capacity(ids.len());
     let n = files.len();
     for (i, ((id, path, file, len), hint)) in files.into_iter().zip(hints).enumerate() {
         let last = i + 1 == n;
-        let mut push = |key: Bytes, seq: u64, flags: u8, vlen: u32, offset: u64| {
+        let mut push = |key: IndexKey, seq: u64, flags: u8, vlen: u32, offset: u64| {
             max_seq = max_seq.max(seq);
-            let loc = (flags & record::FLAG_TOMBSTONE == 0).then_some(Loc {
-                segment: id,
-                offset: offset as u32,
-                vlen,
+            found.push(Found {
+                key,
+                seq,
+                loc: Loc {
+                    segment: id,
+                    offset: offset as u32,
+                    vlen,
+                },
+                tombstone: flags & record::FLAG_TOMBSTONE != 0,
             });
-            found.push((key, seq, loc));
         };
         let (hinted, hint_bytes, builder, size) = match hint {
             Some(h) => {
@@ -291,9 +304,12 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
             }
             None => {
                 segment::remove_if_exists(&segment::hint_path(dir, id))?;
-                let mut builder = HintBuilder::new();
+                // The active segment's hint is built when it is sealed.
+                let mut builder = (!last).then(HintBuilder::new);
                 let end = scan(&path, &file, len, last, repair, |r| {
-                    builder.push(r.seq, r.flags, &r.key, r.vlen, r.offset);
+                    if let Some(b) = builder.as_mut() {
+                        b.push(r.seq, r.flags, &r.key, r.vlen, r.offset);
+                    }
                     push(r.key, r.seq, r.flags, r.vlen, r.offset);
                 })?;
                 if end.dropped > 0 {
@@ -301,7 +317,7 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
                     file.sync_all().ctx("fsync segment", &path)?;
                     dropped_bytes += end.dropped;
                 }
-                (false, 0, Some(builder), end.valid_len)
+                (false, 0, builder, end.valid_len)
             }
         };
         let seg = Segment::new(id, path, file, size);
@@ -314,25 +330,34 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
         });
     }
 
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut live_per_seg: HashMap<u32, u64> = HashMap::new();
+    found.sort_unstable_by(|a, b| {
+        a.key
+            .cmp(&b.key)
+            .then(a.seq.cmp(&b.seq))
+            .then(a.loc.segment.cmp(&b.loc.segment))
+            .then(a.loc.offset.cmp(&b.loc.offset))
+    });
+    let seg_ids: Vec<u32> = segments.iter().map(|s| s.segment.id).collect();
+    let mut live_per_seg = vec![0u64; seg_ids.len()];
     let mut live = Vec::with_capacity(found.len());
     let mut records = found.into_iter().peekable();
     while let Some(mut best) = records.next() {
-        while let Some(next) = records.next_if(|r| r.0 == best.0) {
-            if next.1 >= best.1 {
-                best = next;
-            }
+        while let Some(next) = records.next_if(|r| r.key == best.key) {
+            best = next;
         }
-        if let (key, seq, Some(loc)) = best {
-            *live_per_seg.entry(loc.segment).or_default() +=
-                record::record_len(key.len(), loc.vlen);
-            live.push((key, seq, loc));
+        if !best.tombstone {
+            let loc = best.loc;
+            if let Ok(i) = seg_ids.binary_search(&loc.segment) {
+                live_per_seg[i] += record::record_len(best.key.len(), loc.vlen);
+            }
+            live.push((best.key, best.seq, loc));
         }
     }
     for s in &segments {
         let size = s.segment.size.load(std::sync::atomic::Ordering::Relaxed);
-        let used = live_per_seg.get(&s.segment.id).copied().unwrap_or(0);
+        let used = seg_ids
+            .binary_search(&s.segment.id)
+            .map_or(0, |i| live_per_seg[i]);
         s.segment.add_garbage(size.saturating_sub(used));
     }
     let from_hints = segments.iter().filter(|s| s.hinted).count();
