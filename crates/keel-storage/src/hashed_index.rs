@@ -2,11 +2,16 @@
 //! `(seq, Option<V>)`, a batch installed then published, snapshots pinning sequence
 //! numbers in a [`SnapshotRegistry`]), with point lookups answered by a hash table.
 //!
-//! Every key has one heap [`Entry`] (its key and its version chain behind a mutex). Two
-//! structures reference it: a concurrent skiplist ordered by key, used only by scans, and
-//! a sharded hash table used by `get_latest`, `get_at` and the writer's lookup. A point
-//! lookup is one hash probe instead of a skiplist descent (about twenty dependent cache
-//! misses with a million keys, which was a third of the server's profile).
+//! Every key has one heap [`Entry`] (its key, inline when short — [`IndexKey`] — and its
+//! version chain behind a mutex), the only allocation per key besides the value. Two
+//! structures reference it: a B-tree set ordered by key under a reader-writer lock, used
+//! only by scans, and a sharded hash table used by `get_latest`, `get_at` and the
+//! writer's lookup. A point lookup is one hash probe instead of a search descent (a
+//! crossbeam skiplist took about twenty dependent cache misses with a million keys,
+//! which was a third of the server's profile). The B-tree holds 8-byte pointers packed
+//! in its nodes, far less per key than a skiplist node of its own; its write lock is
+//! taken only to insert or remove a key, so scans wait at most for one such change, and
+//! a scan holds the read lock for one chunk (`range_at`'s `limit`) at a time.
 //!
 //! The hash table is split into [`SHARDS`] shards, each a `parking_lot` reader-writer lock
 //! around a `hashbrown` table of entry pointers, hashed with a per-index random key
@@ -25,19 +30,18 @@
 //! that an open snapshot still needs go to the background GC queue.
 
 use std::borrow::Borrow;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crossbeam_skiplist::SkipSet;
 use hashbrown::HashTable;
 use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
 
-use crate::mvcc::{IndexValue, Pin, SnapshotRegistry};
+use crate::mvcc::{IndexKey, IndexValue, Pin, SnapshotRegistry};
 use crate::range::{Direction, ScanRange};
 
 /// Number of hash shards (a power of two). With a million keys a shard holds about a
@@ -90,11 +94,11 @@ impl<V> Chain<V> {
 /// One key of the index: its bytes and its version chain.
 #[derive(Debug)]
 struct Entry<V> {
-    key: Bytes,
+    key: IndexKey,
     chain: Mutex<Chain<V>>,
 }
 
-/// A shared pointer to an [`Entry`], ordered and compared by key so the skiplist can hold
+/// A shared pointer to an [`Entry`], ordered and compared by key so the B-tree can hold
 /// it directly (the key bytes are stored once, in the entry).
 #[derive(Debug)]
 struct EntryRef<V>(Arc<Entry<V>>);
@@ -127,7 +131,7 @@ impl<V> PartialOrd for EntryRef<V> {
 
 impl<V> Ord for EntryRef<V> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.key[..].cmp(&other.0.key[..])
+        self.0.key.cmp(&other.0.key)
     }
 }
 
@@ -145,16 +149,16 @@ enum KeyGc {
     StillNeeded,
 }
 
-/// The memory engine's versioned index: skiplist for order, hash shards for point lookups.
+/// The memory engine's versioned index: a B-tree for order, hash shards for point lookups.
 pub struct HashedIndex<V: IndexValue> {
-    order: SkipSet<EntryRef<V>>,
+    order: RwLock<BTreeSet<EntryRef<V>>>,
     shards: Box<[Shard<V>]>,
     hasher: foldhash::fast::RandomState,
     registry: Arc<SnapshotRegistry>,
     /// Entries the last applied batch left with versions to prune once it is published.
     settle_list: Mutex<Vec<EntryRef<V>>>,
     /// Keys whose old versions an open snapshot still needed when last looked at.
-    gc_queue: Mutex<VecDeque<Bytes>>,
+    gc_queue: Mutex<VecDeque<IndexKey>>,
     live_keys: AtomicI64,
     live_bytes: AtomicI64,
     retained: AtomicI64,
@@ -163,7 +167,7 @@ pub struct HashedIndex<V: IndexValue> {
 impl<V: IndexValue> std::fmt::Debug for HashedIndex<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HashedIndex")
-            .field("entries", &self.order.len())
+            .field("entries", &self.entries())
             .field("visible", &self.registry.visible())
             .finish()
     }
@@ -173,7 +177,7 @@ impl<V: IndexValue> HashedIndex<V> {
     /// An empty index whose published sequence starts at `seq`.
     pub fn new(seq: u64) -> Self {
         HashedIndex {
-            order: SkipSet::new(),
+            order: RwLock::new(BTreeSet::new()),
             shards: (0..SHARDS)
                 .map(|_| Shard(RwLock::new(HashTable::new())))
                 .collect(),
@@ -210,7 +214,7 @@ impl<V: IndexValue> HashedIndex<V> {
     fn with_chain<R>(&self, key: &[u8], f: impl FnOnce(&Chain<V>) -> R) -> Option<R> {
         let hash = self.hash(key);
         let table = self.shard(hash).read();
-        let entry = table.find(hash, |e| e.0.key[..] == *key)?;
+        let entry = table.find(hash, |e| *e.0.key == *key)?;
         let chain = entry.0.chain.lock();
         Some(f(&chain))
     }
@@ -253,15 +257,16 @@ impl<V: IndexValue> HashedIndex<V> {
         if bounds_empty(lo, hi) {
             return out;
         }
-        let mut visit = |entry: crossbeam_skiplist::set::Entry<'_, EntryRef<V>>| {
-            let e = &entry.value().0;
+        let order = self.order.read();
+        let mut visit = |entry: &EntryRef<V>| {
+            let e = &entry.0;
             let chain = e.chain.lock();
             if let Some(Version { value: Some(v), .. }) = chain.at(seq) {
-                out.push((e.key.clone(), v.clone()));
+                out.push((Bytes::copy_from_slice(&e.key), v.clone()));
             }
             out.len() < limit
         };
-        let iter = self.order.range::<[u8], _>((lo, hi));
+        let iter = order.range::<[u8], _>((lo, hi));
         match dir {
             Direction::Forward => {
                 for e in iter {
@@ -297,7 +302,7 @@ impl<V: IndexValue> HashedIndex<V> {
             let shard = self.shard(hash);
             {
                 let table = shard.read();
-                if let Some(e) = table.find(hash, |e| e.0.key == key) {
+                if let Some(e) = table.find(hash, |e| *e.0.key == *key) {
                     self.install(e, seq, horizon, value, &mut settle, dropped);
                     continue;
                 }
@@ -321,13 +326,13 @@ impl<V: IndexValue> HashedIndex<V> {
                 continue;
             }
             let entry = EntryRef(Arc::new(Entry {
-                key,
+                key: IndexKey::new(&key),
                 chain: Mutex::new(Chain {
                     versions: SmallVec::new(),
                     queued: false,
                 }),
             }));
-            self.order.insert(entry.clone());
+            self.order.write().insert(entry.clone());
             shard
                 .write()
                 .insert_unique(hash, entry.clone(), |e| self.hash(&e.0.key));
@@ -479,7 +484,7 @@ impl<V: IndexValue> HashedIndex<V> {
             {
                 found.remove();
             }
-            self.order.remove::<[u8]>(key);
+            self.order.write().remove::<[u8]>(key);
             KeyGc::Clean
         } else if chain.needs_gc() {
             KeyGc::StillNeeded
@@ -511,7 +516,7 @@ impl<V: IndexValue> HashedIndex<V> {
 
     /// Entries in the index, including tombstones awaiting GC.
     pub fn entries(&self) -> usize {
-        self.order.len()
+        self.order.read().len()
     }
 }
 

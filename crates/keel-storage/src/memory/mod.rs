@@ -1,7 +1,8 @@
-//! The memory engine: versioned entries in a concurrent skiplist for order and a hash
-//! table for point lookups (see [`crate::hashed_index`]). Writes are durable only
+//! The memory engine: versioned entries in a B-tree for order and a sharded hash table
+//! for point lookups (see [`crate::hashed_index`]). Writes are durable only
 //! through the log above it and through checkpoints: `open` loads the directory's
-//! checkpoint if there is one, and `checkpoint(dir)` writes one. `sync` and `WriteOptions::sync` have nothing to flush.
+//! checkpoint if there is one, and `checkpoint(dir)` writes one. `sync` and
+//! `WriteOptions::sync` have nothing to flush.
 
 pub mod checkpoint;
 
