@@ -80,9 +80,7 @@ impl MemoryEngine {
         };
         let index = VersionedIndex::bulk_load(
             seq,
-            entries
-                .into_iter()
-                .map(|(k, v)| (IndexKey::new(&k), seq, v)),
+            entries.into_iter().map(|(k, v)| (IndexKey::new(&k), v)),
         );
         lifecycle.set_ready();
         let inner = Arc::new(Inner {
