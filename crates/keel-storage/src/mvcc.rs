@@ -264,18 +264,25 @@ struct Chain<V> {
     queued: bool,
 }
 
-/// What a key maps to. `One` is the common case (no snapshot needs anything older), so
-/// it is kept as small as the value allows: for a Bitcask location 24 bytes.
+/// What a key maps to. `One` is the common case: a single version that every reader,
+/// pinned or not, sees (its batch is at or below the horizon), so it needs no sequence
+/// number and is as small as the value allows — 16 bytes for a Bitcask location. Every
+/// other state, including a new key that older snapshots must not see yet, is a boxed
+/// chain, queued for GC until it can settle back into `One`.
 #[derive(Debug)]
 enum Slot<V> {
-    One(u64, V),
+    One(V),
     Many(Box<Chain<V>>),
 }
+
+/// Sequence number a chain gives a version that came from a `One` slot: at or below
+/// every pin, which is all a `One` version promises.
+const BASE_SEQ: u64 = 0;
 
 impl<V: IndexValue> Slot<V> {
     fn at(&self, seq: u64) -> Option<&V> {
         match self {
-            Slot::One(s, v) => (*s <= seq).then_some(v),
+            Slot::One(v) => Some(v),
             Slot::Many(c) => c
                 .versions
                 .iter()
@@ -287,7 +294,7 @@ impl<V: IndexValue> Slot<V> {
 
     fn latest(&self) -> Option<&V> {
         match self {
-            Slot::One(_, v) => Some(v),
+            Slot::One(v) => Some(v),
             Slot::Many(c) => c.versions.last().and_then(|(_, v)| v.as_ref()),
         }
     }
@@ -325,12 +332,13 @@ fn prune<V>(
     }
 }
 
-/// The slot a pruned chain becomes: nothing, a single version or still a chain.
-fn settle<V>(mut chain: Box<Chain<V>>) -> Option<Slot<V>> {
-    match chain.versions.len() {
-        0 => None,
-        1 => match chain.versions.pop() {
-            Some((s, Some(v))) => Some(Slot::One(s, v)),
+/// The slot a chain pruned against `horizon` becomes: nothing, a single version every
+/// reader sees, or still a chain.
+fn settle<V>(mut chain: Box<Chain<V>>, horizon: u64) -> Option<Slot<V>> {
+    match chain.versions.as_slice() {
+        [] | [(_, None)] => None,
+        [(s, Some(_))] if *s <= horizon => match chain.versions.pop() {
+            Some((_, Some(v))) => Some(Slot::One(v)),
             _ => None,
         },
         _ => Some(Slot::Many(chain)),
@@ -381,18 +389,18 @@ impl<V: IndexValue> VersionedIndex<V> {
         }
     }
 
-    /// An index holding `entries` — `(key, seq, value)`; of equal keys the last one
-    /// wins — published at `seq`. Builds the tree bottom-up in one pass (what opening a
+    /// An index holding `entries` — `(key, value)`; of equal keys the last one wins —
+    /// published at `seq`. Builds the tree bottom-up in one pass (what opening a
     /// store needs) instead of inserting key by key; input sorted by key costs no sort.
-    pub fn bulk_load(seq: u64, entries: impl IntoIterator<Item = (IndexKey, u64, V)>) -> Self {
+    pub fn bulk_load(seq: u64, entries: impl IntoIterator<Item = (IndexKey, V)>) -> Self {
         let mut keys = 0i64;
         let mut bytes = 0i64;
         let map: BTreeMap<IndexKey, Slot<V>> = entries
             .into_iter()
-            .map(|(k, s, v)| {
+            .map(|(k, v)| {
                 keys += 1;
                 bytes += (k.len() as u64 + v.weight()) as i64;
-                (k, Slot::One(s, v))
+                (k, Slot::One(v))
             })
             .collect();
         let idx = VersionedIndex::new(seq);
@@ -515,10 +523,20 @@ impl<V: IndexValue> VersionedIndex<V> {
         let k: &[u8] = &key;
         let new_weight = value.as_ref().map(|v| v.weight());
         let Some(slot) = find_mut(map, k) else {
-            // Absent: a delete changes nothing, a put adds a key.
+            // Absent: a delete changes nothing, a put adds a key (as a chain while an
+            // older snapshot must not see it).
             if let Some(v) = value {
                 self.count(k, None, new_weight);
-                map.insert(IndexKey::new(k), Slot::One(seq, v));
+                let slot = if seq <= horizon {
+                    Slot::One(v)
+                } else {
+                    let mut c = Chain::empty();
+                    c.versions.push((seq, Some(v)));
+                    c.queued = true;
+                    self.gc_queue.lock().push_back(IndexKey::new(k));
+                    Slot::Many(Box::new(c))
+                };
+                map.insert(IndexKey::new(k), slot);
             }
             return;
         };
@@ -527,12 +545,12 @@ impl<V: IndexValue> VersionedIndex<V> {
         let extra_before = slot.extra();
         // Turn the slot into a chain with the new version on top, prune it, settle it.
         let chain = match std::mem::replace(slot, Slot::Many(Box::new(Chain::empty()))) {
-            Slot::One(s, v) if s == seq || seq <= horizon => {
-                // Same batch, or no snapshot can still want the old value.
+            Slot::One(v) if seq <= horizon => {
+                // No snapshot can still want the old value.
                 dropped(k, Some(&v));
                 match value {
                     Some(nv) => {
-                        *slot = Slot::One(seq, nv);
+                        *slot = Slot::One(nv);
                         return;
                     }
                     None => {
@@ -541,9 +559,9 @@ impl<V: IndexValue> VersionedIndex<V> {
                     }
                 }
             }
-            Slot::One(s, v) => {
+            Slot::One(v) => {
                 let mut c = Chain::empty();
-                c.versions.push((s, Some(v)));
+                c.versions.push((BASE_SEQ, Some(v)));
                 c.versions.push((seq, value));
                 Box::new(c)
             }
@@ -559,7 +577,7 @@ impl<V: IndexValue> VersionedIndex<V> {
                 c
             }
         };
-        match settle(chain) {
+        match settle(chain, horizon) {
             None => {
                 map.remove(k);
                 self.retained.fetch_sub(extra_before, Ordering::Relaxed);
@@ -648,7 +666,7 @@ impl<V: IndexValue> VersionedIndex<V> {
             return KeyGc::Clean;
         };
         prune(&mut chain.versions, horizon, &mut |v| dropped(k, v));
-        match settle(chain) {
+        match settle(chain, horizon) {
             None => {
                 map.remove(k);
                 self.retained.fetch_sub(extra_before, Ordering::Relaxed);
@@ -673,7 +691,8 @@ impl<V: IndexValue> VersionedIndex<V> {
         self.gc_queue.lock().len()
     }
 
-    /// Calls `f` with every version of every key (oldest first per key) in key order,
+    /// Calls `f` with every version of every key (oldest first per key) in key order
+    /// (sequence number 0 stands for "at or below every pin": a version every reader sees),
     /// starting after `resume`, for up to `limit` keys under one hold of the read lock.
     /// Returns the last key visited, to resume from. Merge uses it to find what is
     /// referenced.
@@ -691,7 +710,7 @@ impl<V: IndexValue> VersionedIndex<V> {
                 break;
             }
             match slot {
-                Slot::One(s, v) => f(k.as_slice(), &[(*s, Some(v.clone()))]),
+                Slot::One(v) => f(k.as_slice(), &[(BASE_SEQ, Some(v.clone()))]),
                 Slot::Many(c) => f(k.as_slice(), &c.versions),
             }
             last = Some(k);
@@ -699,15 +718,16 @@ impl<V: IndexValue> VersionedIndex<V> {
         last.map(|k| k.as_slice().to_vec())
     }
 
-    /// Moves versions merge relocated: for each `(key, seq, old, new)` whose version
-    /// `seq` still holds `old`, puts `new` in its place; calls `missed` with `new` for
-    /// each whose version left the index (or changed) meanwhile. `moves` must be in
-    /// ascending key order (a key may repeat, one move per version): the tree is walked
-    /// once alongside them. One hold of the write lock per call: the caller passes a
-    /// bounded chunk.
+    /// Moves versions merge relocated: for each `(key, old, new)` whose key still has a
+    /// version holding `old`, puts `new` in its place; calls `missed` with `new` for each
+    /// whose version left the index meanwhile. Versions are matched by value, which
+    /// for Bitcask locations (segment, offset) names exactly one record. `moves` must be
+    /// in ascending key order (a key may repeat, one move per version): the tree is
+    /// walked once alongside them. One hold of the write lock per call: the caller
+    /// passes a bounded chunk.
     pub fn relocate_sorted<'a>(
         &self,
-        moves: impl IntoIterator<Item = (&'a [u8], u64, V, V)>,
+        moves: impl IntoIterator<Item = (&'a [u8], V, V)>,
         mut missed: impl FnMut(&[u8], &V),
     ) where
         V: PartialEq,
@@ -719,20 +739,19 @@ impl<V: IndexValue> VersionedIndex<V> {
         let mut map = self.map.write();
         let mut entries = map.range_mut::<[u8], _>((Bound::Included(first), Bound::Unbounded));
         let mut cur = entries.next();
-        for (key, seq, old, new) in moves {
+        for (key, old, new) in moves {
             // Skip entries before `key`; a move whose key is gone finds a greater one.
             while cur.as_ref().is_some_and(|(k, _)| k.as_slice() < key) {
                 cur = entries.next();
             }
             let slot = match cur.as_mut() {
                 Some((k, slot)) if k.as_slice() == key => match &mut **slot {
-                    Slot::One(s, v) if *s == seq => Some(v),
+                    Slot::One(v) => Some(v),
                     Slot::Many(c) => c
                         .versions
                         .iter_mut()
-                        .find(|(s, _)| *s == seq)
-                        .and_then(|(_, v)| v.as_mut()),
-                    _ => None,
+                        .filter_map(|(_, v)| v.as_mut())
+                        .find(|v| **v == old),
                 },
                 _ => None,
             };
@@ -886,6 +905,33 @@ mod tests {
     }
 
     #[test]
+    fn a_bitcask_entry_is_key_plus_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<Slot<crate::bitcask::Loc>>(), 16);
+    }
+
+    #[test]
+    fn a_key_created_after_a_snapshot_stays_invisible_to_it() {
+        let idx = VersionedIndex::<Bytes>::new(0);
+        put(&idx, 1, "a", Some("1"));
+        let pin = idx.pin();
+        put(&idx, 2, "n", Some("new"));
+        put(&idx, 3, "a", Some("2"));
+        assert_eq!(idx.get_at(b"n", pin.seq()), None);
+        assert_eq!(idx.get_at(b"a", pin.seq()), Some(b("1")));
+        let seen = idx.range_at(&ScanRange::all(), Direction::Forward, pin.seq(), None, 10);
+        assert_eq!(seen, vec![(b("a"), b("1"))]);
+        drop(pin);
+        while idx.gc_step(10, &mut |_, _| {}) > 0 {
+            if idx.gc_pending() == 0 {
+                break;
+            }
+        }
+        assert_eq!(idx.gc_pending(), 0);
+        assert_eq!(idx.retained_versions(), 0);
+        assert_eq!(idx.get_at(b"n", 0), Some(b("new")), "settled: seen by all");
+    }
+
+    #[test]
     fn relocate_sorted_moves_only_current_versions() {
         let idx = VersionedIndex::<Bytes>::new(0);
         put(&idx, 1, "a", Some("a1"));
@@ -896,11 +942,11 @@ mod tests {
         let mut missed = Vec::new();
         idx.relocate_sorted(
             [
-                (&b"a"[..], 1, b("a1"), b("A1")),
-                (&b"b"[..], 1, b("b1"), b("B1")),
-                (&b"c"[..], 2, b("c2"), b("C2")),
-                (&b"c"[..], 3, b("stale"), b("C3")),
-                (&b"d"[..], 9, b("d4"), b("D4")),
+                (&b"a"[..], b("a1"), b("A1")),
+                (&b"b"[..], b("b1"), b("B1")),
+                (&b"c"[..], b("c2"), b("C2")),
+                (&b"c"[..], b("stale"), b("C3")),
+                (&b"d"[..], b("d5"), b("D4")),
             ],
             |k, new| missed.push((k.to_vec(), new.clone())),
         );
@@ -924,14 +970,13 @@ mod tests {
         let idx = VersionedIndex::<Bytes>::bulk_load(
             7,
             vec![
-                (IndexKey::new(b"a"), 3, b("1")),
-                (IndexKey::new(long.as_bytes()), 7, b("2")),
+                (IndexKey::new(b"a"), b("1")),
+                (IndexKey::new(long.as_bytes()), b("2")),
             ],
         );
         assert_eq!(idx.live_keys(), 2);
         assert_eq!(idx.live_bytes(), 1 + 1 + 100 + 1);
         assert_eq!(idx.get_latest(long.as_bytes()), Some(b("2")));
-        assert_eq!(idx.get_at(long.as_bytes(), 6), None);
         put(&idx, 8, &long, None);
         assert_eq!(idx.entries(), 1);
         let all = idx.range_at(&ScanRange::all(), Direction::Reverse, 8, None, 10);

@@ -150,15 +150,70 @@ pub fn data_crc(file: &File, path: &Path, len: u64) -> Result<crc32fast::Hasher>
     Ok(h)
 }
 
-/// The hint entries and whole-file CRC of the sealed data file `file` of `len` bytes,
-/// read back sequentially. Fails (naming file and offset) if any record is damaged.
-pub fn build_from_data(file: &File, path: &Path, len: u64) -> Result<(HintBuilder, u32)> {
-    let mut builder = HintBuilder::new();
-    super::recovery::scan(path, file, len, false, false, |r| {
-        builder.push(r.seq, r.flags, &r.key, r.vlen, r.offset);
-    })?;
-    let crc = data_crc(file, path, len)?.finalize();
-    Ok((builder, crc))
+/// Writes the hint of the sealed data file `file` (`len` bytes, at `data_path`) into the
+/// temporary file of `path`, entry by entry as the data file is read back, and fsyncs
+/// it; returns the temporary path and its length. The caller renames it into place
+/// ([`install`]). Nothing per record is held in memory. Fails (naming file and offset)
+/// if any record is damaged, and then leaves no temporary file behind.
+pub fn write_tmp_from_data(
+    file: &File,
+    data_path: &Path,
+    len: u64,
+    max_seq: u64,
+    path: &Path,
+) -> Result<(PathBuf, u64)> {
+    let data_crc = data_crc(file, data_path, len)?.finalize();
+    let tmp = tmp_path(path);
+    let res = (|| {
+        let f = File::create(&tmp).ctx("create hint file", &tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        w.write_all(MAGIC).ctx("write hint file", &tmp)?;
+        let mut written = MAGIC.len() as u64;
+        let mut entry = Vec::with_capacity(256);
+        let mut failed: Option<std::io::Error> = None;
+        super::recovery::scan(data_path, file, len, false, false, |r| {
+            if failed.is_none() {
+                entry.clear();
+                put_entry(&mut entry, r.seq, r.flags, &r.key, r.vlen, r.offset);
+                seal_entry(&mut entry);
+                written += entry.len() as u64;
+                failed = w.write_all(&entry).err();
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(crate::error::StorageError::io("write hint file", &tmp, e));
+        }
+        entry.clear();
+        put_entry(&mut entry, max_seq, FLAG_TRAILER, &[], data_crc, len);
+        seal_entry(&mut entry);
+        written += entry.len() as u64;
+        w.write_all(&entry).ctx("write hint file", &tmp)?;
+        let f = w
+            .into_inner()
+            .map_err(|e| crate::error::StorageError::io("write hint file", &tmp, e.into_error()))?;
+        f.sync_data().ctx("fsync hint file", &tmp)?;
+        Ok(written)
+    })();
+    match res {
+        Ok(n) => Ok((tmp, n)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Renames a hint written by [`write_tmp_from_data`] into place.
+pub fn install(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::rename(tmp, path).ctx("rename hint file", path)
+}
+
+/// Fills in the checksum of the one entry in `entry`.
+fn seal_entry(entry: &mut [u8]) {
+    if entry.len() >= 4 {
+        let crc = crc32fast::hash(&entry[4..]);
+        entry[..4].copy_from_slice(&crc.to_le_bytes());
+    }
 }
 
 /// The temporary name a hint file is written under before its rename.
@@ -298,6 +353,46 @@ mod tests {
         let mut extra = full.clone();
         extra.push(0);
         assert!(parse(&extra, 100).is_err());
+    }
+
+    #[test]
+    fn hint_written_from_the_data_file_loads_back() {
+        use super::super::record::{encode_into, FLAG_BATCH_END};
+        let dir = tempfile::tempdir().unwrap();
+        let data_path = dir.path().join("0000000001.data");
+        let mut data = Vec::new();
+        encode_into(&mut data, 5, 0, b"k1", b"v1");
+        encode_into(&mut data, 5, FLAG_BATCH_END, b"k2", b"value two");
+        encode_into(&mut data, 6, FLAG_BATCH_END | FLAG_TOMBSTONE, b"k1", b"");
+        std::fs::write(&data_path, &data).unwrap();
+        let file = File::open(&data_path).unwrap();
+        let len = data.len() as u64;
+        let path = dir.path().join("0000000001.hint");
+        let (tmp, bytes) = write_tmp_from_data(&file, &data_path, len, 9, &path).unwrap();
+        install(&tmp, &path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes);
+        let hint = load(&path, len).unwrap();
+        assert_eq!(hint.max_seq, 9);
+        assert_eq!(hint.data_crc, crc32fast::hash(&data));
+        let got: Vec<_> = hint
+            .entries
+            .iter()
+            .map(|e| (e.key.to_vec(), e.seq, e.flags, e.vlen))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (b"k1".to_vec(), 5, 0, 2),
+                (b"k2".to_vec(), 5, FLAG_BATCH_END, 9),
+                (b"k1".to_vec(), 6, FLAG_BATCH_END | FLAG_TOMBSTONE, 0),
+            ]
+        );
+        // A damaged record fails the build and leaves no temporary file.
+        data[30] ^= 1;
+        std::fs::write(&data_path, &data).unwrap();
+        let file = File::open(&data_path).unwrap();
+        assert!(write_tmp_from_data(&file, &data_path, len, 9, &path).is_err());
+        assert!(!tmp_path(&path).exists());
     }
 
     #[test]

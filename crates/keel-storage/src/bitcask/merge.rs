@@ -272,17 +272,20 @@ impl Inner {
             let bytes = win.bytes(offset, len as usize)?;
             let parsed = record::parse(bytes, len)
                 .map_err(|reason| StorageError::corrupt(&seg.path, offset, reason))?;
-            if parsed.key != key || parsed.header.is_tombstone() || parsed.header.seq != r.seq {
+            // seq 0: the index's "visible to all" version, whose record knows its seq.
+            let seq_ok = r.seq == 0 || parsed.header.seq == r.seq;
+            if parsed.key != key || parsed.header.is_tombstone() || !seq_ok {
                 return Err(StorageError::corrupt(
                     &seg.path,
                     offset,
                     "record does not hold the version the key directory points at",
                 ));
             }
+            let seq = parsed.header.seq;
             let placed = if parsed.header.is_batch_end() {
-                out.append_record(bytes, r.seq, parsed.header.flags, key, r.old.vlen)?
+                out.append_record(bytes, seq, parsed.header.flags, key, r.old.vlen)?
             } else {
-                out.append(r.seq, FLAG_BATCH_END, key, parsed.value)?
+                out.append(seq, FLAG_BATCH_END, key, parsed.value)?
             };
             plan.relocs[i as usize].new = Some(placed);
         }
@@ -313,7 +316,7 @@ impl Inner {
                     offset,
                     vlen: r.old.vlen,
                 };
-                Some((plan.key(r.key_at, r.key_len), r.seq, r.old, new))
+                Some((plan.key(r.key_at, r.key_len), r.old, new))
             });
             // A version that left the index while we copied it is garbage in the output.
             let mut gone: Vec<(u32, u64)> = Vec::new();

@@ -214,24 +214,27 @@ impl Inner {
             return; // merged away before its hint was written
         };
         let path = segment::hint_path(&self.dir, job.id);
-        // Read back outside the lock (a merge that deletes the file meanwhile leaves our
-        // open handle readable); the lock only orders the write against that delete.
-        let contents = match hint::build_from_data(&seg.file, &seg.path, job.data_len) {
-            Ok((builder, crc)) => builder.finish(job.max_seq, job.data_len, crc),
+        // Built outside the lock by reading the sealed file back (a merge that deletes
+        // it meanwhile leaves our open handle readable); the lock only orders the rename
+        // against that delete.
+        let built =
+            hint::write_tmp_from_data(&seg.file, &seg.path, job.data_len, job.max_seq, &path);
+        let (tmp, bytes) = match built {
+            Ok(b) => b,
             Err(e) => {
-                tracing::warn!(path = %seg.path.display(), error = %e, "cannot build the hint of a sealed segment; it will be scanned on open");
+                tracing::warn!(path = %seg.path.display(), error = %e, "cannot write the hint of a sealed segment; it will be scanned on open");
                 return;
             }
         };
         let _h = self.hint_lock.lock();
         if self.segments.get(job.id).is_none() {
+            let _ = std::fs::remove_file(&tmp);
             return;
         }
-        match hint::write(&path, &contents) {
-            Ok(()) => seg
-                .hint_bytes
-                .store(contents.len() as u64, Ordering::Relaxed),
+        match hint::install(&tmp, &path) {
+            Ok(()) => seg.hint_bytes.store(bytes, Ordering::Relaxed),
             Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
                 tracing::warn!(path = %path.display(), error = %e, "cannot write hint file; the segment will be scanned on open")
             }
         }
