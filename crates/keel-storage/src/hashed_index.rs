@@ -470,6 +470,12 @@ impl<V: IndexValue> HashedIndex<V> {
         let removable = chain.prune(horizon, &mut |v| dropped(key, v));
         self.retained
             .fetch_sub((before - chain.versions.len()) as i64, Ordering::Relaxed);
+        if chain.versions.len() <= 1 && chain.versions.spilled() {
+            // An overwrite spills the chain to the heap until the batch is published;
+            // back to one version, it returns inline, or every key ever overwritten
+            // would keep a heap buffer (about 100 B per key in the server's RSS).
+            chain.versions.shrink_to_fit();
+        }
         if removable {
             if let Some(v) = chain.versions.pop() {
                 dropped(key, v.value.as_ref());
@@ -596,6 +602,14 @@ mod tests {
         }
         assert_eq!(idx.gc_pending(), 0);
         assert_eq!(idx.retained_versions(), 0);
+        for i in 0..10 {
+            let key = format!("k{i}");
+            let hash = idx.hash(key.as_bytes());
+            let table = idx.shard(hash).read();
+            let entry = table.find(hash, |e| *e.0.key == *key.as_bytes());
+            let spilled = entry.map(|e| e.0.chain.lock().versions.spilled());
+            assert_eq!(spilled, Some(false), "{key}'s one version is back inline");
+        }
         assert_eq!(
             dropped, 90,
             "every overwritten version left at its batch's settle"
