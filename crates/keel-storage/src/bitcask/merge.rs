@@ -25,6 +25,15 @@ use crate::error::{IoContext, Result, StorageError};
 /// Keys visited per hold of the index's read lock, and relocations per write lock.
 const CHUNK: usize = 4096;
 
+/// Where a copy went: (relocation index, (output id, offset)).
+type Placed = (u32, (u32, u32));
+
+/// Records to copy from which a merge uses a second copy thread.
+const PARALLEL_MIN_COPIES: usize = 16 * 1024;
+
+/// First output id of the second copy thread inside `merge/` (the first starts at 1).
+const SECOND_RUN_ID: u32 = 1 << 30;
+
 /// A rewritten version waiting to be pointed at its new place. Its key is
 /// `keys[key_at..key_at + key_len]` of the [`Plan`].
 struct Reloc {
@@ -236,12 +245,59 @@ impl Inner {
             }
         }
 
-        // File order: every segment is read front to back once.
+        // File order: every segment is read front to back once. A large set is split in
+        // two runs of the file order, copied by two threads into separate output files
+        // (ids from 1 and from SECOND_RUN_ID); the install order keeps them apart.
         let mut copies = std::mem::take(&mut plan.copies);
         copies.sort_unstable_by_key(|c| c.pos);
+        let mid = if copies.len() >= PARALLEL_MIN_COPIES {
+            copies.len() / 2
+        } else {
+            0
+        };
+        let (first, second) = copies.split_at(mid);
+        let plan_ref = &plan;
+        let (r1, r2) = std::thread::scope(|s| {
+            let second_run =
+                s.spawn(|| self.copy_run(&mdir, SECOND_RUN_ID, watermark, second, Some(plan_ref)));
+            let r1 = if first.is_empty() {
+                Ok((Vec::new(), Vec::new()))
+            } else {
+                self.copy_run(&mdir, 1, watermark, first, None)
+            };
+            let r2 = second_run.join().unwrap_or_else(|_| {
+                Err(StorageError::InvalidArgument(
+                    "a merge copy thread panicked".into(),
+                ))
+            });
+            (r1, r2)
+        });
+        let ((mut finished, placed1), (finished2, placed2)) = (r1?, r2?);
+        drop(copies);
+        finished.extend(finished2);
         plan.placed = vec![None; plan.relocs.len()];
-        let mut out = OutputWriter::new(&mdir, 1, self.opts.max_segment_bytes, watermark);
-        for group in copies.chunk_by(|a, b| a.pos >> 32 == b.pos >> 32) {
+        for (reloc, at) in placed1.into_iter().chain(placed2) {
+            if let Some(p) = plan.placed.get_mut(reloc as usize) {
+                *p = Some(at);
+            }
+        }
+        Ok((finished, plan))
+    }
+
+    /// Copies `jobs` (ascending by position) into output files numbered from `first_id`
+    /// in `mdir`, then, with `tombs_of`, that plan's tombstones. Returns the finished
+    /// files and where each copied relocation went.
+    fn copy_run(
+        &self,
+        mdir: &std::path::Path,
+        first_id: u32,
+        watermark: u64,
+        jobs: &[CopyJob],
+        tombs_of: Option<&Plan>,
+    ) -> Result<(Vec<Finished>, Vec<Placed>)> {
+        let mut out = OutputWriter::new(mdir, first_id, self.opts.max_segment_bytes, watermark);
+        let mut placed = Vec::with_capacity(jobs.len());
+        for group in jobs.chunk_by(|a, b| a.pos >> 32 == b.pos >> 32) {
             if self.closed.load(Ordering::Acquire) {
                 return Err(StorageError::Closed);
             }
@@ -253,14 +309,15 @@ impl Inner {
                     "segment being merged is not open",
                 ));
             };
-            self.copy_segment(&seg, group, &mut plan.placed, &mut out)?;
+            self.copy_segment(&seg, group, &mut placed, &mut out)?;
         }
-        drop(copies);
-        for &(key_at, key_len, seq) in &plan.tombs {
-            let key = plan.key(key_at, key_len);
-            out.append(seq, FLAG_BATCH_END | FLAG_TOMBSTONE, key, &[])?;
+        if let Some(plan) = tombs_of {
+            for &(key_at, key_len, seq) in &plan.tombs {
+                let key = plan.key(key_at, key_len);
+                out.append(seq, FLAG_BATCH_END | FLAG_TOMBSTONE, key, &[])?;
+            }
         }
-        Ok((out.finish()?, plan))
+        Ok((out.finish()?, placed))
     }
 
     /// Copies the records `which` (ascending by offset) of `seg` to `out`, checking
@@ -269,7 +326,7 @@ impl Inner {
         &self,
         seg: &Segment,
         which: &[CopyJob],
-        placed: &mut [Option<(u32, u32)>],
+        placed: &mut Vec<Placed>,
         out: &mut OutputWriter,
     ) -> Result<()> {
         let size = seg.size.load(Ordering::Acquire);
@@ -307,9 +364,7 @@ impl Inner {
             } else {
                 out.append(seq, FLAG_BATCH_END, key, parsed.value)?
             };
-            if let Some(p) = placed.get_mut(job.reloc as usize) {
-                *p = Some(at);
-            }
+            placed.push((job.reloc, at));
         }
         Ok(())
     }
