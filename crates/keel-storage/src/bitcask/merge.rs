@@ -25,14 +25,43 @@ use crate::error::{IoContext, Result, StorageError};
 /// Keys visited per hold of the index's read lock, and relocations per write lock.
 const CHUNK: usize = 4096;
 
+/// Where a copy went: (relocation index, (output id, offset)).
+type Placed = (u32, (u32, u32));
+
+/// Records to copy from which a merge uses a second copy thread.
+const PARALLEL_MIN_COPIES: usize = 16 * 1024;
+
+/// First output id of the second copy thread inside `merge/` (the first starts at 1).
+const SECOND_RUN_ID: u32 = 1 << 30;
+
 /// A rewritten version waiting to be pointed at its new place. Its key is
 /// `keys[key_at..key_at + key_len]` of the [`Plan`].
 struct Reloc {
     key_at: usize,
     key_len: u32,
-    seq: u64,
     old: Loc,
-    new: Option<(u32, u32)>,
+}
+
+/// A record to copy, with all the copy needs to check it, so the copy (in file order)
+/// touches nothing else that was built in key order.
+struct CopyJob {
+    /// Segment id << 32 | offset: the sort key.
+    pos: u64,
+    seq: u64,
+    /// [`fingerprint`] of the key the index holds for it.
+    fp: u64,
+    klen: u32,
+    vlen: u32,
+    /// Index in `Plan::relocs`.
+    reloc: u32,
+}
+
+/// FNV-1a of a key: compared against the key in the record read back, in place of the
+/// key itself (which sits in key order, far from the record's place in file order).
+fn fingerprint(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// What a merge copies: the versions the index references in the merge set (in key
@@ -41,6 +70,10 @@ struct Reloc {
 struct Plan {
     keys: Vec<u8>,
     relocs: Vec<Reloc>,
+    /// Per reloc, where its copy went (output id, offset).
+    placed: Vec<Option<(u32, u32)>>,
+    /// Copies to make, in key order until sorted into file order.
+    copies: Vec<CopyJob>,
     /// (key_at, key_len, seq) of tombstones to rewrite.
     tombs: Vec<(usize, u32, u64)>,
 }
@@ -186,13 +219,21 @@ impl Inner {
                     plan.keys.extend_from_slice(key);
                     for (seq, v) in &versions[first..] {
                         match v {
-                            Some(loc) if in_set(loc.segment) => plan.relocs.push(Reloc {
-                                key_at,
-                                key_len,
-                                seq: *seq,
-                                old: *loc,
-                                new: None,
-                            }),
+                            Some(loc) if in_set(loc.segment) => {
+                                plan.copies.push(CopyJob {
+                                    pos: (u64::from(loc.segment) << 32) | u64::from(loc.offset),
+                                    seq: *seq,
+                                    fp: fingerprint(key),
+                                    klen: key_len,
+                                    vlen: loc.vlen,
+                                    reloc: plan.relocs.len() as u32,
+                                });
+                                plan.relocs.push(Reloc {
+                                    key_at,
+                                    key_len,
+                                    old: *loc,
+                                });
+                            }
                             Some(_) => {}
                             None => plan.tombs.push((key_at, key_len, *seq)),
                         }
@@ -204,31 +245,63 @@ impl Inner {
             }
         }
 
-        // File order: every segment is read front to back once. Sorting plain integers
-        // (position, reloc index) keeps the sort off the relocation records.
-        let mut order: Vec<(u64, u32)> = plan
-            .relocs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let pos = (u64::from(r.old.segment) << 32) | u64::from(r.old.offset);
-                (pos, i as u32)
-            })
-            .collect();
-        order.sort_unstable();
-        let order: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
-        let mut out = OutputWriter::new(&mdir, 1, self.opts.max_segment_bytes, watermark);
-        let mut at = 0;
-        while at < order.len() {
+        // File order: every segment is read front to back once. A large set is split in
+        // two runs of the file order, copied by two threads into separate output files
+        // (ids from 1 and from SECOND_RUN_ID); the install order keeps them apart.
+        let mut copies = std::mem::take(&mut plan.copies);
+        copies.sort_unstable_by_key(|c| c.pos);
+        let mid = if copies.len() >= PARALLEL_MIN_COPIES {
+            copies.len() / 2
+        } else {
+            0
+        };
+        let (first, second) = copies.split_at(mid);
+        let plan_ref = &plan;
+        let (r1, r2) = std::thread::scope(|s| {
+            let second_run =
+                s.spawn(|| self.copy_run(&mdir, SECOND_RUN_ID, watermark, second, Some(plan_ref)));
+            let r1 = if first.is_empty() {
+                Ok((Vec::new(), Vec::new()))
+            } else {
+                self.copy_run(&mdir, 1, watermark, first, None)
+            };
+            let r2 = second_run.join().unwrap_or_else(|_| {
+                Err(StorageError::InvalidArgument(
+                    "a merge copy thread panicked".into(),
+                ))
+            });
+            (r1, r2)
+        });
+        let ((mut finished, placed1), (finished2, placed2)) = (r1?, r2?);
+        drop(copies);
+        finished.extend(finished2);
+        plan.placed = vec![None; plan.relocs.len()];
+        for (reloc, at) in placed1.into_iter().chain(placed2) {
+            if let Some(p) = plan.placed.get_mut(reloc as usize) {
+                *p = Some(at);
+            }
+        }
+        Ok((finished, plan))
+    }
+
+    /// Copies `jobs` (ascending by position) into output files numbered from `first_id`
+    /// in `mdir`, then, with `tombs_of`, that plan's tombstones. Returns the finished
+    /// files and where each copied relocation went.
+    fn copy_run(
+        &self,
+        mdir: &std::path::Path,
+        first_id: u32,
+        watermark: u64,
+        jobs: &[CopyJob],
+        tombs_of: Option<&Plan>,
+    ) -> Result<(Vec<Finished>, Vec<Placed>)> {
+        let mut out = OutputWriter::new(mdir, first_id, self.opts.max_segment_bytes, watermark);
+        let mut placed = Vec::with_capacity(jobs.len());
+        for group in jobs.chunk_by(|a, b| a.pos >> 32 == b.pos >> 32) {
             if self.closed.load(Ordering::Acquire) {
                 return Err(StorageError::Closed);
             }
-            let seg_id = plan.relocs[order[at] as usize].old.segment;
-            let end = at
-                + order[at..]
-                    .iter()
-                    .take_while(|&&i| plan.relocs[i as usize].old.segment == seg_id)
-                    .count();
+            let seg_id = group.first().map_or(0, |c| (c.pos >> 32) as u32);
             let Some(seg) = self.segments.get(seg_id) else {
                 return Err(StorageError::corrupt(
                     segment::data_path(&self.dir, seg_id),
@@ -236,32 +309,31 @@ impl Inner {
                     "segment being merged is not open",
                 ));
             };
-            self.copy_segment(&seg, &order[at..end], &mut plan, &mut out)?;
-            at = end;
+            self.copy_segment(&seg, group, &mut placed, &mut out)?;
         }
-        for &(key_at, key_len, seq) in &plan.tombs {
-            let key = plan.key(key_at, key_len);
-            out.append(seq, FLAG_BATCH_END | FLAG_TOMBSTONE, key, &[])?;
+        if let Some(plan) = tombs_of {
+            for &(key_at, key_len, seq) in &plan.tombs {
+                let key = plan.key(key_at, key_len);
+                out.append(seq, FLAG_BATCH_END | FLAG_TOMBSTONE, key, &[])?;
+            }
         }
-        Ok((out.finish()?, plan))
+        Ok((out.finish()?, placed))
     }
 
-    /// Copies the records `which` (indices into `plan.relocs`, ascending by offset) of
-    /// `seg` to `out`, checking each one, and notes where each went.
+    /// Copies the records `which` (ascending by offset) of `seg` to `out`, checking
+    /// each one against what the index said, and notes where each went in `placed`.
     fn copy_segment(
         &self,
         seg: &Segment,
-        which: &[u32],
-        plan: &mut Plan,
+        which: &[CopyJob],
+        placed: &mut Vec<Placed>,
         out: &mut OutputWriter,
     ) -> Result<()> {
         let size = seg.size.load(Ordering::Acquire);
         let mut win = Window::new(&seg.file, &seg.path, size);
-        for &i in which {
-            let r = &plan.relocs[i as usize];
-            let key = plan.key(r.key_at, r.key_len);
-            let offset = u64::from(r.old.offset);
-            let len = record::record_len(key.len(), r.old.vlen);
+        for job in which {
+            let offset = job.pos & u64::from(u32::MAX);
+            let len = record::record_len(job.klen as usize, job.vlen);
             if offset + len > size {
                 return Err(StorageError::corrupt(
                     &seg.path,
@@ -273,8 +345,13 @@ impl Inner {
             let parsed = record::parse(bytes, len)
                 .map_err(|reason| StorageError::corrupt(&seg.path, offset, reason))?;
             // seq 0: the index's "visible to all" version, whose record knows its seq.
-            let seq_ok = r.seq == 0 || parsed.header.seq == r.seq;
-            if parsed.key != key || parsed.header.is_tombstone() || !seq_ok {
+            let seq_ok = job.seq == 0 || parsed.header.seq == job.seq;
+            let key = parsed.key;
+            if key.len() != job.klen as usize
+                || fingerprint(key) != job.fp
+                || parsed.header.is_tombstone()
+                || !seq_ok
+            {
                 return Err(StorageError::corrupt(
                     &seg.path,
                     offset,
@@ -282,12 +359,12 @@ impl Inner {
                 ));
             }
             let seq = parsed.header.seq;
-            let placed = if parsed.header.is_batch_end() {
-                out.append_record(bytes, seq, parsed.header.flags, key, r.old.vlen)?
+            let at = if parsed.header.is_batch_end() {
+                out.append_record(bytes, seq, parsed.header.flags, key, job.vlen)?
             } else {
                 out.append(seq, FLAG_BATCH_END, key, parsed.value)?
             };
-            plan.relocs[i as usize].new = Some(placed);
+            placed.push((job.reloc, at));
         }
         Ok(())
     }
@@ -307,9 +384,9 @@ impl Inner {
         }
         // Key order, in chunks: each holds the index's write lock only briefly, and walks
         // the tree alongside the (key-ordered) relocations instead of searching it.
-        for chunk in plan.relocs.chunks(CHUNK) {
-            let moves = chunk.iter().filter_map(|r| {
-                let (out_id, offset) = r.new?;
+        for (chunk, placed) in plan.relocs.chunks(CHUNK).zip(plan.placed.chunks(CHUNK)) {
+            let moves = chunk.iter().zip(placed).filter_map(|(r, p)| {
+                let (out_id, offset) = (*p)?;
                 let seg = new_ids.get(&out_id)?;
                 let new = Loc {
                     segment: seg.id,
