@@ -461,16 +461,21 @@ impl<V: IndexValue> VersionedIndex<V> {
                 Direction::Reverse => hi = Bound::Excluded(r),
             }
         }
-        let mut out = Vec::with_capacity(limit.min(1024));
         if bounds_empty(lo, hi) || limit == 0 {
-            return out;
+            return Vec::new();
         }
+        // The chunk's keys are copied into one buffer and handed out as slices of it:
+        // one allocation per chunk instead of one per key.
+        let mut keys: Vec<u8> = Vec::new();
+        let mut found: Vec<(usize, usize, V)> = Vec::with_capacity(limit.min(1024));
         let map = self.map.read();
         let mut visit = |(k, slot): (&IndexKey, &Slot<V>)| {
             if let Some(v) = slot.at(seq) {
-                out.push((Bytes::copy_from_slice(k.as_slice()), v.clone()));
+                let start = keys.len();
+                keys.extend_from_slice(k.as_slice());
+                found.push((start, keys.len(), v.clone()));
             }
-            out.len() < limit
+            found.len() < limit
         };
         let iter = map.range::<[u8], _>((lo, hi));
         match dir {
@@ -489,7 +494,12 @@ impl<V: IndexValue> VersionedIndex<V> {
                 }
             }
         }
-        out
+        drop(map);
+        let keys = Bytes::from(keys);
+        found
+            .into_iter()
+            .map(|(start, end, v)| (keys.slice(start..end), v))
+            .collect()
     }
 
     /// Installs one batch's operations at `seq` and publishes `seq`. The caller
