@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod dirlock;
 pub mod error;
+pub mod hashed_index;
 pub mod lifecycle;
 pub mod mvcc;
 pub mod options;

@@ -1,25 +1,27 @@
-//! A concurrent ordered index of versioned entries, the MVCC core that the memory and
-//! Bitcask engines share.
+//! An ordered index of versioned entries, the MVCC core that the memory and Bitcask
+//! engines share.
 //!
-//! Each key maps to a short chain of versions `(seq, Option<V>)` (None = deleted), in
-//! ascending `seq`. Writers are serialised by the engine; they install a batch's versions
-//! and then publish its sequence number, so a reader that loaded the published sequence
-//! sees either all of a batch or none of it. Snapshots pin a sequence number in the
-//! [`SnapshotRegistry`]; versions older than the newest one at or below the oldest pin
-//! (the *horizon*) are reclaimed, inline on write and by bounded background steps.
+//! It is a B-tree under a reader-writer lock. Each key maps to a [`Slot`]: in the common
+//! case a single `(seq, value)` stored inline, and only while a snapshot still needs an
+//! older version a boxed chain of versions `(seq, Option<V>)` (None = deleted) in
+//! ascending `seq`. Keys of up to [`INLINE_KEY`] bytes are stored inside the tree node,
+//! so a typical key costs no allocation of its own. Writers are serialised by the engine
+//! and install a whole batch under the write lock, publishing its sequence number there,
+//! so a reader (which holds the read lock) sees either all of a batch or none of it.
+//! Snapshots pin a sequence number in the [`SnapshotRegistry`]; versions older than the
+//! newest one at or below the oldest pin (the *horizon*) are reclaimed at once on write,
+//! and by bounded background steps for keys whose old versions outlived a snapshot.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crossbeam_skiplist::SkipMap;
-use parking_lot::Mutex;
-use smallvec::SmallVec;
+use parking_lot::{Mutex, RwLock};
 
 use crate::range::{Direction, ScanRange};
-
 /// What the index needs to know of a stored value.
 pub trait IndexValue: Clone + Send + Sync + 'static {
     /// Bytes the value accounts for in `live_bytes` (value length for both engines).
@@ -71,6 +73,18 @@ impl SnapshotRegistry {
         }
     }
 
+    /// Publishes `seq` and returns the horizon right after, both under the pin lock so
+    /// no pin can slip in between with an older sequence.
+    pub fn publish_and_horizon(&self, seq: u64) -> u64 {
+        let pins = self.pins.lock();
+        self.publish(seq);
+        let visible = self.visible();
+        pins.keys()
+            .next()
+            .copied()
+            .map_or(visible, |p| p.min(visible))
+    }
+
     /// The oldest sequence any reader may still ask for.
     pub fn horizon(&self) -> u64 {
         let pins = self.pins.lock();
@@ -113,49 +127,223 @@ impl Drop for Pin {
     }
 }
 
-#[derive(Debug)]
-struct Version<V> {
-    seq: u64,
-    value: Option<V>,
+/// Keys up to this many bytes live inside the tree node instead of their own allocation.
+pub const INLINE_KEY: usize = 22;
+
+/// A key as the index stores it: inline when short (no allocation of its own), else
+/// one exact-size allocation. Ordered bytewise, like the keys it holds.
+#[derive(Clone)]
+pub struct IndexKey(KeyRepr);
+
+#[derive(Clone)]
+enum KeyRepr {
+    Inline { len: u8, data: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
 }
 
+// The tree node holds keys inline; their size is the per-key cost.
+const _: () = assert!(std::mem::size_of::<IndexKey>() == 24);
+
+impl IndexKey {
+    /// A copy of `key`.
+    pub fn new(key: &[u8]) -> IndexKey {
+        if key.len() <= INLINE_KEY {
+            let mut data = [0u8; INLINE_KEY];
+            data[..key.len()].copy_from_slice(key);
+            IndexKey(KeyRepr::Inline {
+                len: key.len() as u8,
+                data,
+            })
+        } else {
+            IndexKey(KeyRepr::Heap(key.into()))
+        }
+    }
+
+    /// The key's bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match &self.0 {
+            KeyRepr::Inline { len, data } => &data[..usize::from(*len).min(INLINE_KEY)],
+            KeyRepr::Heap(b) => b,
+        }
+    }
+}
+
+impl std::ops::Deref for IndexKey {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for IndexKey {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl Borrow<[u8]> for IndexKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for IndexKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for IndexKey {}
+
+impl PartialOrd for IndexKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for IndexKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Inline keys are zero-padded, so their first eight bytes read big-endian order
+        // like the bytes themselves; only equal prefixes need the full comparison. Tree
+        // searches and the sort at open mostly end on this one integer compare.
+        if let (KeyRepr::Inline { data: a, .. }, KeyRepr::Inline { data: b, .. }) =
+            (&self.0, &other.0)
+        {
+            let pa = u64::from_be_bytes(prefix(a));
+            let pb = u64::from_be_bytes(prefix(b));
+            if pa != pb {
+                return pa.cmp(&pb);
+            }
+        }
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+fn prefix(data: &[u8; INLINE_KEY]) -> [u8; 8] {
+    let mut p = [0u8; 8];
+    p.copy_from_slice(&data[..8]);
+    p
+}
+
+/// The slot of `key`, searched with an inline [`IndexKey`] when the key fits one (the
+/// fast comparison) and with the plain bytes otherwise.
+fn find<'m, V>(map: &'m BTreeMap<IndexKey, Slot<V>>, key: &[u8]) -> Option<&'m Slot<V>> {
+    if key.len() <= INLINE_KEY {
+        map.get(&IndexKey::new(key))
+    } else {
+        map.get(key)
+    }
+}
+
+/// Mutable [`find`].
+fn find_mut<'m, V>(
+    map: &'m mut BTreeMap<IndexKey, Slot<V>>,
+    key: &[u8],
+) -> Option<&'m mut Slot<V>> {
+    if key.len() <= INLINE_KEY {
+        map.get_mut(&IndexKey::new(key))
+    } else {
+        map.get_mut(key)
+    }
+}
+
+impl std::fmt::Debug for IndexKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", Bytes::copy_from_slice(self.as_slice()))
+    }
+}
+
+/// A version: its batch's sequence number and value (None = deleted).
+pub type VersionView<V> = (u64, Option<V>);
+
+/// Versions kept for snapshots, oldest first; never empty, never led by a tombstone.
 #[derive(Debug)]
-struct ChainInner<V> {
-    versions: SmallVec<[Version<V>; 1]>,
+struct Chain<V> {
+    versions: Vec<VersionView<V>>,
     /// Whether the key sits in the GC queue already.
     queued: bool,
 }
 
-impl<V: IndexValue> ChainInner<V> {
-    fn at(&self, seq: u64) -> Option<&Version<V>> {
-        self.versions.iter().rev().find(|v| v.seq <= seq)
-    }
+/// What a key maps to. `One` is the common case: a single version that every reader,
+/// pinned or not, sees (its batch is at or below the horizon), so it needs no sequence
+/// number and is as small as the value allows — 16 bytes for a Bitcask location. Every
+/// other state, including a new key that older snapshots must not see yet, is a boxed
+/// chain, queued for GC until it can settle back into `One`.
+#[derive(Debug)]
+enum Slot<V> {
+    One(V),
+    Many(Box<Chain<V>>),
+}
 
-    fn latest(&self) -> Option<&Version<V>> {
-        self.versions.last()
-    }
+/// Sequence number a chain gives a version that came from a `One` slot: at or below
+/// every pin, which is all a `One` version promises.
+const BASE_SEQ: u64 = 0;
 
-    /// Drops versions no reader at or after `horizon` can see. Returns true when what is
-    /// left is a lone tombstone at or below the horizon, i.e. the key can leave the map.
-    fn prune(&mut self, horizon: u64, dropped: &mut impl FnMut(Option<&V>)) -> bool {
-        if let Some(keep_from) = self.versions.iter().rposition(|v| v.seq <= horizon) {
-            if keep_from > 0 {
-                for v in self.versions.drain(..keep_from) {
-                    dropped(v.value.as_ref());
-                }
-            }
+impl<V: IndexValue> Slot<V> {
+    fn at(&self, seq: u64) -> Option<&V> {
+        match self {
+            Slot::One(v) => Some(v),
+            Slot::Many(c) => c
+                .versions
+                .iter()
+                .rev()
+                .find(|(s, _)| *s <= seq)
+                .and_then(|(_, v)| v.as_ref()),
         }
-        self.versions.len() == 1
-            && self.versions[0].value.is_none()
-            && self.versions[0].seq <= horizon
     }
 
-    fn needs_gc(&self) -> bool {
-        self.versions.len() > 1 || self.versions.first().is_some_and(|v| v.value.is_none())
+    fn latest(&self) -> Option<&V> {
+        match self {
+            Slot::One(v) => Some(v),
+            Slot::Many(c) => c.versions.last().and_then(|(_, v)| v.as_ref()),
+        }
+    }
+
+    /// Versions beyond the first.
+    fn extra(&self) -> i64 {
+        match self {
+            Slot::One(..) => 0,
+            Slot::Many(c) => c.versions.len() as i64 - 1,
+        }
     }
 }
 
-type Chain<V> = Mutex<ChainInner<V>>;
+/// Drops the versions no reader at or after `horizon` can see: everything older than the
+/// newest version at or below it, and tombstones at the front (a reader that finds a
+/// leading tombstone sees the same absence as one that finds nothing).
+fn prune<V>(
+    versions: &mut Vec<VersionView<V>>,
+    horizon: u64,
+    dropped: &mut impl FnMut(Option<&V>),
+) {
+    let keep_from = versions
+        .iter()
+        .rposition(|(s, _)| *s <= horizon)
+        .unwrap_or(0);
+    let lead_tombs = versions[keep_from..]
+        .iter()
+        .take_while(|(_, v)| v.is_none())
+        .count();
+    let cut = keep_from + lead_tombs;
+    if cut > 0 {
+        for (_, v) in versions.drain(..cut) {
+            dropped(v.as_ref());
+        }
+    }
+}
+
+/// The slot a chain pruned against `horizon` becomes: nothing, a single version every
+/// reader sees, or still a chain.
+fn settle<V>(mut chain: Box<Chain<V>>, horizon: u64) -> Option<Slot<V>> {
+    match chain.versions.as_slice() {
+        [] | [(_, None)] => None,
+        [(s, Some(_))] if *s <= horizon => match chain.versions.pop() {
+            Some((_, Some(v))) => Some(Slot::One(v)),
+            _ => None,
+        },
+        _ => Some(Slot::Many(chain)),
+    }
+}
 
 /// Outcome of collecting one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,14 +354,14 @@ enum KeyGc {
     StillNeeded,
 }
 
-/// A version as seen by merge: its sequence number and value (None = tombstone).
-pub type VersionView<V> = (u64, Option<V>);
+/// Keys collected per hold of the write lock, so a GC step never blocks readers long.
+const GC_LOCK_KEYS: usize = 256;
 
 /// The concurrent versioned ordered index.
 pub struct VersionedIndex<V: IndexValue> {
-    map: SkipMap<Bytes, Chain<V>>,
+    map: RwLock<BTreeMap<IndexKey, Slot<V>>>,
     registry: Arc<SnapshotRegistry>,
-    gc_queue: Mutex<VecDeque<Bytes>>,
+    gc_queue: Mutex<VecDeque<IndexKey>>,
     live_keys: AtomicI64,
     live_bytes: AtomicI64,
     retained: AtomicI64,
@@ -182,7 +370,7 @@ pub struct VersionedIndex<V: IndexValue> {
 impl<V: IndexValue> std::fmt::Debug for VersionedIndex<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VersionedIndex")
-            .field("entries", &self.map.len())
+            .field("entries", &self.entries())
             .field("visible", &self.registry.visible())
             .finish()
     }
@@ -192,13 +380,44 @@ impl<V: IndexValue> VersionedIndex<V> {
     /// An empty index whose published sequence starts at `seq`.
     pub fn new(seq: u64) -> Self {
         VersionedIndex {
-            map: SkipMap::new(),
+            map: RwLock::new(BTreeMap::new()),
             registry: SnapshotRegistry::new(seq),
             gc_queue: Mutex::new(VecDeque::new()),
             live_keys: AtomicI64::new(0),
             live_bytes: AtomicI64::new(0),
             retained: AtomicI64::new(0),
         }
+    }
+
+    /// An index holding `entries` — `(key, value)`; of equal keys the last one wins —
+    /// published at `seq`. Builds the tree bottom-up in one pass (what opening a
+    /// store needs) instead of inserting key by key; input sorted by key costs no sort.
+    pub fn bulk_load(seq: u64, entries: impl IntoIterator<Item = (IndexKey, V)>) -> Self {
+        let mut keys = 0i64;
+        let mut bytes = 0i64;
+        let map: BTreeMap<IndexKey, Slot<V>> = entries
+            .into_iter()
+            .map(|(k, v)| {
+                keys += 1;
+                bytes += (k.len() as u64 + v.weight()) as i64;
+                (k, Slot::One(v))
+            })
+            .collect();
+        let idx = VersionedIndex::new(seq);
+        // Duplicate keys (a caller bug) keep the last one; count what the map holds.
+        if map.len() as i64 != keys {
+            keys = map.len() as i64;
+            bytes = map
+                .iter()
+                .map(|(k, s)| {
+                    (k.as_slice().len() as u64 + s.latest().map_or(0, |v| v.weight())) as i64
+                })
+                .sum();
+        }
+        *idx.map.write() = map;
+        idx.live_keys.store(keys, Ordering::Relaxed);
+        idx.live_bytes.store(bytes, Ordering::Relaxed);
+        idx
     }
 
     /// The snapshot registry (publish, pin, horizon).
@@ -213,19 +432,16 @@ impl<V: IndexValue> VersionedIndex<V> {
 
     /// The latest visible value of `key`.
     pub fn get_latest(&self, key: &[u8]) -> Option<V> {
-        let entry = self.map.get(key)?;
-        let chain = entry.value().lock();
-        // Loaded under the chain lock: every version ≤ this sequence is installed, and
-        // pruning only removes versions shadowed by one ≤ the horizon ≤ this sequence.
-        let seq = self.registry.visible();
-        chain.at(seq).and_then(|v| v.value.clone())
+        let map = self.map.read();
+        // Under the read lock every published batch is fully installed, and nothing has
+        // pruned a version a reader at the published sequence needs.
+        find(&map, key)?.latest().cloned()
     }
 
     /// The value of `key` as of `seq` (which must be pinned by the caller).
     pub fn get_at(&self, key: &[u8], seq: u64) -> Option<V> {
-        let entry = self.map.get(key)?;
-        let chain = entry.value().lock();
-        chain.at(seq).and_then(|v| v.value.clone())
+        let map = self.map.read();
+        find(&map, key)?.at(seq).cloned()
     }
 
     /// Up to `limit` live entries of `range` as of `seq`, in `dir` order, resuming after
@@ -245,18 +461,23 @@ impl<V: IndexValue> VersionedIndex<V> {
                 Direction::Reverse => hi = Bound::Excluded(r),
             }
         }
-        let mut out = Vec::with_capacity(limit.min(1024));
-        if bounds_empty(lo, hi) {
-            return out;
+        if bounds_empty(lo, hi) || limit == 0 {
+            return Vec::new();
         }
-        let mut visit = |entry: crossbeam_skiplist::map::Entry<'_, Bytes, Chain<V>>| {
-            let chain = entry.value().lock();
-            if let Some(Version { value: Some(v), .. }) = chain.at(seq) {
-                out.push((entry.key().clone(), v.clone()));
+        // The chunk's keys are copied into one buffer and handed out as slices of it:
+        // one allocation per chunk instead of one per key.
+        let mut keys: Vec<u8> = Vec::new();
+        let mut found: Vec<(usize, usize, V)> = Vec::with_capacity(limit.min(1024));
+        let map = self.map.read();
+        let mut visit = |(k, slot): (&IndexKey, &Slot<V>)| {
+            if let Some(v) = slot.at(seq) {
+                let start = keys.len();
+                keys.extend_from_slice(k.as_slice());
+                found.push((start, keys.len(), v.clone()));
             }
-            out.len() < limit
+            found.len() < limit
         };
-        let iter = self.map.range::<[u8], _>((lo, hi));
+        let iter = map.range::<[u8], _>((lo, hi));
         match dir {
             Direction::Forward => {
                 for e in iter {
@@ -273,91 +494,159 @@ impl<V: IndexValue> VersionedIndex<V> {
                 }
             }
         }
-        out
+        drop(map);
+        let keys = Bytes::from(keys);
+        found
+            .into_iter()
+            .map(|(start, end, v)| (keys.slice(start..end), v))
+            .collect()
     }
 
-    /// Installs one batch's operations at `seq`. The caller serialises writers and
-    /// publishes `seq` afterwards. `dropped` hears every version that leaves the index.
+    /// Installs one batch's operations at `seq` and publishes `seq`. The caller
+    /// serialises writers. `dropped` hears every version that leaves the index: with no
+    /// snapshot older than the batch, an overwritten or deleted value leaves at once.
     pub fn apply(
         &self,
         seq: u64,
         ops: impl IntoIterator<Item = (Bytes, Option<V>)>,
         dropped: &mut impl FnMut(&[u8], Option<&V>),
     ) {
-        let horizon = self.registry.horizon();
+        let mut map = self.map.write();
+        // Publishing under the write lock is invisible to readers until it is released,
+        // when the whole batch is in; so the horizon may already count this batch, and
+        // a version it shadows is gone the moment no snapshot holds an older sequence.
+        let horizon = self.registry.publish_and_horizon(seq);
         for (key, value) in ops {
-            // Writers are serialised, so look-then-insert cannot race; it spares a key
-            // clone (and Bytes' promotion to a shared buffer) for keys that exist.
-            let entry = match self.map.get(key.as_ref()) {
-                Some(e) => e,
-                None => self.map.insert(
-                    key.clone(),
-                    Mutex::new(ChainInner {
-                        versions: SmallVec::new(),
-                        queued: false,
-                    }),
-                ),
-            };
-            let mut chain = entry.value().lock();
-            let old_weight = match chain.latest() {
-                Some(Version { value: Some(v), .. }) => Some(v.weight()),
-                _ => None,
-            };
-            let new_weight = value.as_ref().map(|v| v.weight());
-            match (old_weight, new_weight) {
-                (None, Some(w)) => {
-                    self.live_keys.fetch_add(1, Ordering::Relaxed);
-                    self.live_bytes
-                        .fetch_add((key.len() as u64 + w) as i64, Ordering::Relaxed);
-                }
-                (Some(w), None) => {
-                    self.live_keys.fetch_sub(1, Ordering::Relaxed);
-                    self.live_bytes
-                        .fetch_sub((key.len() as u64 + w) as i64, Ordering::Relaxed);
-                }
-                (Some(a), Some(b)) => {
-                    self.live_bytes
-                        .fetch_add(b as i64 - a as i64, Ordering::Relaxed);
-                }
-                (None, None) => {}
+            self.apply_one(&mut map, seq, horizon, key, value, dropped);
+        }
+    }
+
+    fn apply_one(
+        &self,
+        map: &mut BTreeMap<IndexKey, Slot<V>>,
+        seq: u64,
+        horizon: u64,
+        key: Bytes,
+        value: Option<V>,
+        dropped: &mut impl FnMut(&[u8], Option<&V>),
+    ) {
+        let k: &[u8] = &key;
+        let new_weight = value.as_ref().map(|v| v.weight());
+        let Some(slot) = find_mut(map, k) else {
+            // Absent: a delete changes nothing, a put adds a key (as a chain while an
+            // older snapshot must not see it).
+            if let Some(v) = value {
+                self.count(k, None, new_weight);
+                let slot = if seq <= horizon {
+                    Slot::One(v)
+                } else {
+                    let mut c = Chain::empty();
+                    c.versions.push((seq, Some(v)));
+                    c.queued = true;
+                    self.gc_queue.lock().push_back(IndexKey::new(k));
+                    Slot::Many(Box::new(c))
+                };
+                map.insert(IndexKey::new(k), slot);
             }
-            let before = chain.versions.len();
-            let same_batch = chain.versions.last().is_some_and(|v| v.seq == seq);
-            if same_batch {
-                if let Some(last) = chain.versions.last_mut() {
-                    let old = std::mem::replace(&mut last.value, value);
-                    dropped(&key, old.as_ref());
+            return;
+        };
+        let old_weight = slot.latest().map(|v| v.weight());
+        self.count(k, old_weight, new_weight);
+        let extra_before = slot.extra();
+        // Turn the slot into a chain with the new version on top, prune it, settle it.
+        let chain = match std::mem::replace(slot, Slot::Many(Box::new(Chain::empty()))) {
+            Slot::One(v) if seq <= horizon => {
+                // No snapshot can still want the old value.
+                dropped(k, Some(&v));
+                match value {
+                    Some(nv) => {
+                        *slot = Slot::One(nv);
+                        return;
+                    }
+                    None => {
+                        map.remove(k);
+                        return;
+                    }
                 }
-            } else {
-                chain.versions.push(Version { seq, value });
             }
-            // The new version is above the horizon, so this only trims what the previous
-            // versions no longer need to provide.
-            chain.prune(horizon, &mut |v| dropped(&key, v));
-            let after = chain.versions.len();
-            let new_chain = i64::from(before == 0 && after > 0);
-            self.retained
-                .fetch_add(after as i64 - before as i64 - new_chain, Ordering::Relaxed);
-            if chain.needs_gc() && !chain.queued {
-                chain.queued = true;
-                self.gc_queue.lock().push_back(key);
+            Slot::One(v) => {
+                let mut c = Chain::empty();
+                c.versions.push((BASE_SEQ, Some(v)));
+                c.versions.push((seq, value));
+                Box::new(c)
             }
+            Slot::Many(mut c) => {
+                match c.versions.last_mut() {
+                    Some((s, last)) if *s == seq => {
+                        let old = std::mem::replace(last, value);
+                        dropped(k, old.as_ref());
+                    }
+                    _ => c.versions.push((seq, value)),
+                }
+                prune(&mut c.versions, horizon, &mut |v| dropped(k, v));
+                c
+            }
+        };
+        match settle(chain, horizon) {
+            None => {
+                map.remove(k);
+                self.retained.fetch_sub(extra_before, Ordering::Relaxed);
+            }
+            Some(mut s) => {
+                self.retained
+                    .fetch_add(s.extra() - extra_before, Ordering::Relaxed);
+                if let Slot::Many(c) = &mut s {
+                    if !c.queued {
+                        c.queued = true;
+                        self.gc_queue.lock().push_back(IndexKey::new(k));
+                    }
+                }
+                *slot = s;
+            }
+        }
+    }
+
+    /// Live-key and live-byte accounting for a key whose latest value changes weight.
+    fn count(&self, key: &[u8], old: Option<u64>, new: Option<u64>) {
+        let k = key.len() as u64;
+        match (old, new) {
+            (None, Some(w)) => {
+                self.live_keys.fetch_add(1, Ordering::Relaxed);
+                self.live_bytes.fetch_add((k + w) as i64, Ordering::Relaxed);
+            }
+            (Some(w), None) => {
+                self.live_keys.fetch_sub(1, Ordering::Relaxed);
+                self.live_bytes.fetch_sub((k + w) as i64, Ordering::Relaxed);
+            }
+            (Some(a), Some(b)) => {
+                self.live_bytes
+                    .fetch_add(b as i64 - a as i64, Ordering::Relaxed);
+            }
+            (None, None) => {}
         }
     }
 
     /// Reclaims versions for up to `max_keys` queued keys; returns how many were looked at.
     /// The caller must hold the engine's writer lock (no concurrent `apply`).
     pub fn gc_step(&self, max_keys: usize, dropped: &mut impl FnMut(&[u8], Option<&V>)) -> usize {
-        let horizon = self.registry.horizon();
         let mut requeue = Vec::new();
         let mut seen = 0;
         while seen < max_keys {
-            let Some(key) = self.gc_queue.lock().pop_front() else {
-                break;
+            let keys: Vec<IndexKey> = {
+                let mut q = self.gc_queue.lock();
+                let n = q.len().min(max_keys - seen).min(GC_LOCK_KEYS);
+                q.drain(..n).collect()
             };
-            seen += 1;
-            if self.collect_key(&key, horizon, dropped) == KeyGc::StillNeeded {
-                requeue.push(key);
+            if keys.is_empty() {
+                break;
+            }
+            seen += keys.len();
+            let mut map = self.map.write();
+            let horizon = self.registry.horizon();
+            for key in keys {
+                if self.collect_key(&mut map, &key, horizon, dropped) == KeyGc::StillNeeded {
+                    requeue.push(key);
+                }
             }
         }
         if !requeue.is_empty() {
@@ -366,50 +655,44 @@ impl<V: IndexValue> VersionedIndex<V> {
         seen
     }
 
-    /// Reclaims, right after a batch was published, the entries of `keys` (its deletes)
-    /// that are now lone tombstones no reader can need: with no snapshot older than the
-    /// batch, a deleted key leaves the index at once. Without this a run of deletes at
-    /// the front of a range (queue-style pops) stays until the background GC gets to it,
-    /// and every scan meanwhile walks past it. The caller holds the writer lock.
-    pub fn reclaim_deleted(&self, keys: &[Bytes], dropped: &mut impl FnMut(&[u8], Option<&V>)) {
-        if keys.is_empty() {
-            return;
-        }
-        let horizon = self.registry.horizon();
-        for key in keys {
-            self.collect_key(key, horizon, dropped);
-        }
-    }
-
-    /// Prunes one key's chain against `horizon`, removing the entry when only a tombstone
-    /// at or below it is left.
+    /// Prunes one key's chain against `horizon`.
     fn collect_key(
         &self,
-        key: &Bytes,
+        map: &mut BTreeMap<IndexKey, Slot<V>>,
+        key: &IndexKey,
         horizon: u64,
         dropped: &mut impl FnMut(&[u8], Option<&V>),
     ) -> KeyGc {
-        let Some(entry) = self.map.get(key.as_ref()) else {
+        let k = key.as_slice();
+        let Some(slot) = map.get_mut(key) else {
             return KeyGc::Clean;
         };
-        let mut chain = entry.value().lock();
-        let before = chain.versions.len();
-        let removable = chain.prune(horizon, &mut |v| dropped(key, v));
-        self.retained
-            .fetch_sub((before - chain.versions.len()) as i64, Ordering::Relaxed);
-        if removable {
-            if let Some(v) = chain.versions.pop() {
-                dropped(key, v.value.as_ref());
+        let extra_before = slot.extra();
+        let Slot::Many(_) = slot else {
+            return KeyGc::Clean;
+        };
+        let Slot::Many(mut chain) = std::mem::replace(slot, Slot::Many(Box::new(Chain::empty())))
+        else {
+            return KeyGc::Clean;
+        };
+        prune(&mut chain.versions, horizon, &mut |v| dropped(k, v));
+        match settle(chain, horizon) {
+            None => {
+                map.remove(k);
+                self.retained.fetch_sub(extra_before, Ordering::Relaxed);
+                KeyGc::Clean
             }
-            chain.queued = false;
-            drop(chain);
-            entry.remove();
-            KeyGc::Clean
-        } else if chain.needs_gc() {
-            KeyGc::StillNeeded
-        } else {
-            chain.queued = false;
-            KeyGc::Clean
+            Some(s) => {
+                self.retained
+                    .fetch_add(s.extra() - extra_before, Ordering::Relaxed);
+                let still = matches!(s, Slot::Many(_));
+                *slot = s;
+                if still {
+                    KeyGc::StillNeeded
+                } else {
+                    KeyGc::Clean
+                }
+            }
         }
     }
 
@@ -418,59 +701,74 @@ impl<V: IndexValue> VersionedIndex<V> {
         self.gc_queue.lock().len()
     }
 
-    /// Every version of every key in `range` (oldest first per key), in key order, up to
-    /// `limit` keys after `resume`. Merge and checkpoint use it to find what is referenced.
-    pub fn versions_chunk(
+    /// Calls `f` with every version of every key (oldest first per key) in key order
+    /// (sequence number 0 stands for "at or below every pin": a version every reader sees),
+    /// starting after `resume`, for up to `limit` keys under one hold of the read lock.
+    /// Returns the last key visited, to resume from. Merge uses it to find what is
+    /// referenced.
+    pub fn visit_versions(
         &self,
-        range: &ScanRange,
         resume: Option<&[u8]>,
         limit: usize,
-    ) -> Vec<(Bytes, Vec<VersionView<V>>)> {
-        let (mut lo, hi) = range.as_bounds();
-        if let Some(r) = resume {
-            lo = Bound::Excluded(r);
-        }
-        let mut out = Vec::new();
-        if bounds_empty(lo, hi) {
-            return out;
-        }
-        for entry in self.map.range::<[u8], _>((lo, hi)) {
-            let chain = entry.value().lock();
-            let versions = chain
-                .versions
-                .iter()
-                .map(|v| (v.seq, v.value.clone()))
-                .collect::<Vec<_>>();
-            drop(chain);
-            if !versions.is_empty() {
-                out.push((entry.key().clone(), versions));
-            }
-            if out.len() >= limit {
+        mut f: impl FnMut(&[u8], &[VersionView<V>]),
+    ) -> Option<Vec<u8>> {
+        let lo = resume.map_or(Bound::Unbounded, Bound::Excluded);
+        let map = self.map.read();
+        let mut last = None;
+        for (n, (k, slot)) in map.range::<[u8], _>((lo, Bound::Unbounded)).enumerate() {
+            if n >= limit {
                 break;
             }
+            match slot {
+                Slot::One(v) => f(k.as_slice(), &[(BASE_SEQ, Some(v.clone()))]),
+                Slot::Many(c) => f(k.as_slice(), &c.versions),
+            }
+            last = Some(k);
         }
-        out
+        last.map(|k| k.as_slice().to_vec())
     }
 
-    /// Replaces the value of the version `seq` of `key` if `is_current` accepts the value
-    /// it holds now (merge relocating a record). Returns whether it was replaced.
-    pub fn replace_version(
+    /// Moves versions merge relocated: for each `(key, old, new)` whose key still has a
+    /// version holding `old`, puts `new` in its place; calls `missed` with `new` for each
+    /// whose version left the index meanwhile. Versions are matched by value, which
+    /// for Bitcask locations (segment, offset) names exactly one record. `moves` must be
+    /// in ascending key order (a key may repeat, one move per version): the tree is
+    /// walked once alongside them. One hold of the write lock per call: the caller
+    /// passes a bounded chunk.
+    pub fn relocate_sorted<'a>(
         &self,
-        key: &[u8],
-        seq: u64,
-        is_current: impl FnOnce(&V) -> bool,
-        new: V,
-    ) -> bool {
-        let Some(entry) = self.map.get(key) else {
-            return false;
+        moves: impl IntoIterator<Item = (&'a [u8], V, V)>,
+        mut missed: impl FnMut(&[u8], &V),
+    ) where
+        V: PartialEq,
+    {
+        let mut moves = moves.into_iter().peekable();
+        let Some(&(first, ..)) = moves.peek() else {
+            return;
         };
-        let mut chain = entry.value().lock();
-        match chain.versions.iter_mut().find(|v| v.seq == seq) {
-            Some(Version { value: Some(v), .. }) if is_current(v) => {
-                *v = new;
-                true
+        let mut map = self.map.write();
+        let mut entries = map.range_mut::<[u8], _>((Bound::Included(first), Bound::Unbounded));
+        let mut cur = entries.next();
+        for (key, old, new) in moves {
+            // Skip entries before `key`; a move whose key is gone finds a greater one.
+            while cur.as_ref().is_some_and(|(k, _)| k.as_slice() < key) {
+                cur = entries.next();
             }
-            _ => false,
+            let slot = match cur.as_mut() {
+                Some((k, slot)) if k.as_slice() == key => match &mut **slot {
+                    Slot::One(v) => Some(v),
+                    Slot::Many(c) => c
+                        .versions
+                        .iter_mut()
+                        .filter_map(|(_, v)| v.as_mut())
+                        .find(|v| **v == old),
+                },
+                _ => None,
+            };
+            match slot {
+                Some(v) if *v == old => *v = new,
+                _ => missed(key, &new),
+            }
         }
     }
 
@@ -489,9 +787,19 @@ impl<V: IndexValue> VersionedIndex<V> {
         self.retained.load(Ordering::Relaxed).max(0) as u64
     }
 
-    /// Entries in the map, including tombstones awaiting GC.
+    /// Keys in the index (a key whose latest version is a tombstone still counts while a
+    /// snapshot needs its older value).
     pub fn entries(&self) -> usize {
-        self.map.len()
+        self.map.read().len()
+    }
+}
+
+impl<V> Chain<V> {
+    fn empty() -> Self {
+        Chain {
+            versions: Vec::new(),
+            queued: false,
+        }
     }
 }
 
@@ -580,15 +888,133 @@ mod tests {
         put(&idx, 1, "a", Some("1"));
         put(&idx, 2, "b", Some("2"));
         put(&idx, 3, "a", None);
-        idx.reclaim_deleted(&[b("a")], &mut |_, _| {});
         assert_eq!(idx.entries(), 1, "no snapshot: the tombstone is gone");
         let pin = idx.pin();
         put(&idx, 4, "b", None);
-        idx.reclaim_deleted(&[b("b")], &mut |_, _| {});
         assert_eq!(idx.entries(), 1, "a snapshot still sees b");
         assert_eq!(idx.get_at(b"b", pin.seq()), Some(b("2")));
+        assert_eq!(idx.get_latest(b"b"), None);
         drop(pin);
         while idx.gc_step(10, &mut |_, _| {}) > 0 {}
         assert_eq!(idx.entries(), 0);
+    }
+
+    #[test]
+    fn overwrites_drop_the_old_version_at_once_without_snapshots() {
+        let idx = VersionedIndex::<Bytes>::new(0);
+        let mut dropped = Vec::new();
+        for s in 1..=3 {
+            idx.apply(s, [(b("k"), Some(b("v")))], &mut |k, v| {
+                dropped.push((k.to_vec(), v.cloned()))
+            });
+        }
+        assert_eq!(dropped.len(), 2);
+        assert_eq!(idx.retained_versions(), 0);
+        assert_eq!(idx.gc_pending(), 0);
+        assert_eq!(idx.registry().visible(), 3, "apply publishes its batch");
+    }
+
+    #[test]
+    fn a_bitcask_entry_is_key_plus_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<Slot<crate::bitcask::Loc>>(), 16);
+    }
+
+    #[test]
+    fn a_key_created_after_a_snapshot_stays_invisible_to_it() {
+        let idx = VersionedIndex::<Bytes>::new(0);
+        put(&idx, 1, "a", Some("1"));
+        let pin = idx.pin();
+        put(&idx, 2, "n", Some("new"));
+        put(&idx, 3, "a", Some("2"));
+        assert_eq!(idx.get_at(b"n", pin.seq()), None);
+        assert_eq!(idx.get_at(b"a", pin.seq()), Some(b("1")));
+        let seen = idx.range_at(&ScanRange::all(), Direction::Forward, pin.seq(), None, 10);
+        assert_eq!(seen, vec![(b("a"), b("1"))]);
+        drop(pin);
+        while idx.gc_step(10, &mut |_, _| {}) > 0 {
+            if idx.gc_pending() == 0 {
+                break;
+            }
+        }
+        assert_eq!(idx.gc_pending(), 0);
+        assert_eq!(idx.retained_versions(), 0);
+        assert_eq!(idx.get_at(b"n", 0), Some(b("new")), "settled: seen by all");
+    }
+
+    #[test]
+    fn relocate_sorted_moves_only_current_versions() {
+        let idx = VersionedIndex::<Bytes>::new(0);
+        put(&idx, 1, "a", Some("a1"));
+        put(&idx, 2, "c", Some("c2"));
+        let pin = idx.pin();
+        put(&idx, 3, "c", Some("c3"));
+        put(&idx, 4, "d", Some("d4"));
+        let mut missed = Vec::new();
+        idx.relocate_sorted(
+            [
+                (&b"a"[..], b("a1"), b("A1")),
+                (&b"b"[..], b("b1"), b("B1")),
+                (&b"c"[..], b("c2"), b("C2")),
+                (&b"c"[..], b("stale"), b("C3")),
+                (&b"d"[..], b("d5"), b("D4")),
+            ],
+            |k, new| missed.push((k.to_vec(), new.clone())),
+        );
+        assert_eq!(idx.get_latest(b"a"), Some(b("A1")));
+        assert_eq!(idx.get_at(b"c", pin.seq()), Some(b("C2")));
+        assert_eq!(idx.get_latest(b"c"), Some(b("c3")));
+        assert_eq!(idx.get_latest(b"d"), Some(b("d4")));
+        assert_eq!(
+            missed,
+            vec![
+                (b"b".to_vec(), b("B1")),
+                (b"c".to_vec(), b("C3")),
+                (b"d".to_vec(), b("D4")),
+            ]
+        );
+    }
+
+    #[test]
+    fn long_keys_and_bulk_load() {
+        let long = "k".repeat(100);
+        let idx = VersionedIndex::<Bytes>::bulk_load(
+            7,
+            vec![
+                (IndexKey::new(b"a"), b("1")),
+                (IndexKey::new(long.as_bytes()), b("2")),
+            ],
+        );
+        assert_eq!(idx.live_keys(), 2);
+        assert_eq!(idx.live_bytes(), 1 + 1 + 100 + 1);
+        assert_eq!(idx.get_latest(long.as_bytes()), Some(b("2")));
+        put(&idx, 8, &long, None);
+        assert_eq!(idx.entries(), 1);
+        let all = idx.range_at(&ScanRange::all(), Direction::Reverse, 8, None, 10);
+        assert_eq!(all, vec![(b("a"), b("1"))]);
+    }
+
+    #[test]
+    fn snapshot_between_versions_keeps_the_right_one() {
+        let idx = VersionedIndex::<Bytes>::new(0);
+        put(&idx, 1, "a", Some("1"));
+        let p1 = idx.pin();
+        put(&idx, 2, "a", Some("2"));
+        let p2 = idx.pin();
+        put(&idx, 3, "a", None);
+        put(&idx, 4, "a", Some("4"));
+        assert_eq!(idx.get_at(b"a", p1.seq()), Some(b("1")));
+        assert_eq!(idx.get_at(b"a", p2.seq()), Some(b("2")));
+        assert_eq!(idx.get_at(b"a", 3), None);
+        drop(p1);
+        while idx.gc_step(10, &mut |_, _| {}) > 0 {
+            if idx.gc_pending() > 0 {
+                break;
+            }
+        }
+        assert_eq!(idx.get_at(b"a", p2.seq()), Some(b("2")));
+        drop(p2);
+        idx.gc_step(10, &mut |_, _| {});
+        assert_eq!(idx.retained_versions(), 0);
+        assert_eq!(idx.get_latest(b"a"), Some(b("4")));
     }
 }

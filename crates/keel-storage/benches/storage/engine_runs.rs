@@ -21,6 +21,7 @@ use crate::cli::Config;
 use crate::figures::{
     GetFigures, Latency, MemFigures, MergeFigures, OpenFigure, Rate, ScanFigures, SyncFigures,
 };
+use crate::machine::{cpu_between, process_cpu};
 use crate::physical::{self, RawSync};
 use crate::sync_writers;
 use crate::workload::{key, random_existing_keys, random_scan_start, Values, KEY_LEN, VALUE_LEN};
@@ -390,9 +391,11 @@ fn timed_open(
     label: String,
 ) -> Result<(Arc<dyn Storage>, OpenFigure), String> {
     let heap0 = live_bytes();
+    let cpu0 = process_cpu();
     let t = Instant::now();
     let store = open_store(dir, opts)?;
     let elapsed = t.elapsed();
+    let cpu = cpu_between(cpu0, process_cpu());
     let heap_bytes = live_bytes() - heap0;
     let live_keys = store.stats().live_keys;
     Ok((
@@ -400,6 +403,7 @@ fn timed_open(
         OpenFigure {
             label,
             elapsed,
+            cpu,
             live_keys,
             heap_bytes,
         },
@@ -538,9 +542,11 @@ fn merge_section(
     let garbage = store.stats().garbage_ratio;
     let before = dir_files(&dir)?;
     progress!("{kind}: compact()");
+    let cpu0 = process_cpu();
     let t = Instant::now();
     store.compact().map_err(|e| format!("compact: {e}"))?;
     let elapsed = t.elapsed();
+    let cpu = cpu_between(cpu0, process_cpu());
     let after = dir_files(&dir)?;
 
     // Files removed or shrunk were read and replaced; files created or grown were written.
@@ -566,6 +572,7 @@ fn merge_section(
         bytes_read: read,
         bytes_written: written,
         elapsed,
+        cpu,
         garbage_ratio_before: garbage,
     });
 

@@ -125,6 +125,8 @@ pub struct OpenFigure {
     pub label: String,
     /// Wall time of `keel_storage::open`.
     pub elapsed: Duration,
+    /// CPU time the process used meanwhile (all threads; 10 ms resolution).
+    pub cpu: Option<Duration>,
     /// Live keys the store reported after opening.
     pub live_keys: u64,
     /// Heap the open left allocated (live bytes after − before), i.e. the store's
@@ -152,6 +154,8 @@ pub struct MergeFigures {
     pub bytes_written: u64,
     /// Wall time of `compact()`.
     pub elapsed: Duration,
+    /// CPU time the process used meanwhile (all threads; 10 ms resolution).
+    pub cpu: Option<Duration>,
     /// Garbage ratio the engine reported before merging.
     pub garbage_ratio_before: f64,
 }

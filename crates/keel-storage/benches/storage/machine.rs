@@ -115,3 +115,23 @@ pub fn load_average() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// CPU time (user + system, all threads) this process has used so far, from
+/// `/proc/self/stat` (clock ticks of 10 ms, the fixed USER_HZ of that file).
+pub fn process_cpu() -> Option<std::time::Duration> {
+    let stat = read("/proc/self/stat")?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some(std::time::Duration::from_millis((utime + stime) * 10))
+}
+
+/// CPU time used between two [`process_cpu`] readings.
+pub fn cpu_between(
+    before: Option<std::time::Duration>,
+    after: Option<std::time::Duration>,
+) -> Option<std::time::Duration> {
+    Some(after?.saturating_sub(before?))
+}

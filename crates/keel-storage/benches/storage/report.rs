@@ -272,7 +272,7 @@ fn targets(run: &Run<'_>, out: &mut String) {
     match engine(run, EngineKind::Bitcask).and_then(|e| e.open.as_ref()) {
         Some(o) => line(
             t,
-            format!("{} ({}){full_size}", dur(o.elapsed), o.label),
+            format!("{}{} ({}){full_size}", dur(o.elapsed), cpu(o.cpu), o.label),
             Some(judge(o.elapsed.as_secs_f64(), Limit::AtMost(1.0))),
         ),
         None => line(t, why_absent(run, EngineKind::Bitcask), None),
@@ -461,7 +461,7 @@ pub fn render(run: &Run<'_>) -> String {
             } else {
                 format!("; reported {} live keys!", o.live_keys)
             };
-            format!("{} ({}{ck}{keys})", dur(o.elapsed), o.label)
+            format!("{}{} ({}{ck}{keys})", dur(o.elapsed), cpu(o.cpu), o.label)
         })
     });
     tb.row("open without hint files", s.needs_load(), |r| {
@@ -469,7 +469,7 @@ pub fn render(run: &Run<'_>) -> String {
             EngineKind::Bitcask => r
                 .open_no_hints
                 .as_ref()
-                .map(|o| format!("{} ({})", dur(o.elapsed), o.label)),
+                .map(|o| format!("{}{} ({})", dur(o.elapsed), cpu(o.cpu), o.label)),
             _ => Some("n/a".into()),
         }
     });
@@ -530,8 +530,9 @@ pub fn render(run: &Run<'_>) -> String {
                 format!("read {} ({:.0} MB/s)", mb(m.bytes_read), m.read_mb_per_s())
             };
             format!(
-                "{}: {read}, wrote {} ({:.0} MB/s); dir {} → {}; garbage ratio before {:.2}{seg}",
+                "{}{}: {read}, wrote {} ({:.0} MB/s); dir {} → {}; garbage ratio before {:.2}{seg}",
                 dur(m.elapsed),
+                cpu(m.cpu),
                 mb(m.bytes_written),
                 m.written_mb_per_s(),
                 mb(m.dir_bytes_before),
@@ -622,4 +623,9 @@ pub fn utc_now() -> String {
         rem / 3600,
         (rem % 3600) / 60
     )
+}
+
+/// " (CPU x)" for a figure that has its process CPU time, else nothing.
+fn cpu(c: Option<std::time::Duration>) -> String {
+    c.map(|c| format!(" (CPU {})", dur(c))).unwrap_or_default()
 }

@@ -15,10 +15,9 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-
 use super::record::{record_len, FLAG_TOMBSTONE, KNOWN_FLAGS, MAX_FIELD};
 use crate::error::{IoContext, Result};
+use crate::mvcc::IndexKey;
 
 const MAGIC: &[u8; 8] = b"KEELHNT1";
 /// Header length of a hint entry.
@@ -30,7 +29,7 @@ pub const FLAG_TRAILER: u8 = 0x80;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HintEntry {
     /// The record's key.
-    pub key: Bytes,
+    pub key: IndexKey,
     /// Its sequence number.
     pub seq: u64,
     /// Its flags (data-record flag bits).
@@ -151,6 +150,72 @@ pub fn data_crc(file: &File, path: &Path, len: u64) -> Result<crc32fast::Hasher>
     Ok(h)
 }
 
+/// Writes the hint of the sealed data file `file` (`len` bytes, at `data_path`) into the
+/// temporary file of `path`, entry by entry as the data file is read back, and fsyncs
+/// it; returns the temporary path and its length. The caller renames it into place
+/// ([`install`]). Nothing per record is held in memory. Fails (naming file and offset)
+/// if any record is damaged, and then leaves no temporary file behind.
+pub fn write_tmp_from_data(
+    file: &File,
+    data_path: &Path,
+    len: u64,
+    max_seq: u64,
+    path: &Path,
+) -> Result<(PathBuf, u64)> {
+    let data_crc = data_crc(file, data_path, len)?.finalize();
+    let tmp = tmp_path(path);
+    let res = (|| {
+        let f = File::create(&tmp).ctx("create hint file", &tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        w.write_all(MAGIC).ctx("write hint file", &tmp)?;
+        let mut written = MAGIC.len() as u64;
+        let mut entry = Vec::with_capacity(256);
+        let mut failed: Option<std::io::Error> = None;
+        super::recovery::scan(data_path, file, len, false, false, |r| {
+            if failed.is_none() {
+                entry.clear();
+                put_entry(&mut entry, r.seq, r.flags, &r.key, r.vlen, r.offset);
+                seal_entry(&mut entry);
+                written += entry.len() as u64;
+                failed = w.write_all(&entry).err();
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(crate::error::StorageError::io("write hint file", &tmp, e));
+        }
+        entry.clear();
+        put_entry(&mut entry, max_seq, FLAG_TRAILER, &[], data_crc, len);
+        seal_entry(&mut entry);
+        written += entry.len() as u64;
+        w.write_all(&entry).ctx("write hint file", &tmp)?;
+        let f = w
+            .into_inner()
+            .map_err(|e| crate::error::StorageError::io("write hint file", &tmp, e.into_error()))?;
+        f.sync_data().ctx("fsync hint file", &tmp)?;
+        Ok(written)
+    })();
+    match res {
+        Ok(n) => Ok((tmp, n)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Renames a hint written by [`write_tmp_from_data`] into place.
+pub fn install(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::rename(tmp, path).ctx("rename hint file", path)
+}
+
+/// Fills in the checksum of the one entry in `entry`.
+fn seal_entry(entry: &mut [u8]) {
+    if entry.len() >= 4 {
+        let crc = crc32fast::hash(&entry[4..]);
+        entry[..4].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
 /// The temporary name a hint file is written under before its rename.
 pub fn tmp_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -183,14 +248,8 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
         return Err("bad magic".into());
     }
     let mut pos = MAGIC.len();
-    // Keys are gathered into one arena and handed out as slices of it: one allocation
-    // per hint file instead of two per key (the key and its shared-bytes header), which
-    // makes opening faster and the key directory smaller. The arena lives as long as any
-    // of its keys is in the index, so memory is bounded by the keys loaded at open.
-    let mut arena: Vec<u8> = Vec::with_capacity(b.len() - pos);
     // A lower bound on the entry count keeps the Vec from reallocating much.
-    let mut found: Vec<(usize, usize, u64, u8, u32, u64)> =
-        Vec::with_capacity((b.len() - pos) / (ENTRY_HEADER + 8));
+    let mut entries: Vec<HintEntry> = Vec::with_capacity((b.len() - pos) / (ENTRY_HEADER + 8));
     loop {
         let head = b
             .get(pos..pos + ENTRY_HEADER)
@@ -221,19 +280,6 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
             if end != b.len() {
                 return Err("bytes after the trailer".into());
             }
-            // A Bytes keeps its Vec's whole capacity alive; keep only the keys.
-            arena.shrink_to_fit();
-            let arena = Bytes::from(arena);
-            let entries = found
-                .into_iter()
-                .map(|(start, len, seq, flags, vlen, offset)| HintEntry {
-                    key: arena.slice(start..start + len),
-                    seq,
-                    flags,
-                    vlen,
-                    offset,
-                })
-                .collect();
             return Ok(Hint {
                 entries,
                 max_seq: seq,
@@ -251,9 +297,13 @@ fn parse(b: &[u8], data_len: u64) -> Result<Hint, String> {
         if rec_end.is_none_or(|e| e > data_len || e > u64::from(u32::MAX)) {
             return Err(format!("entry at {pos} points past the data file"));
         }
-        let start = arena.len();
-        arena.extend_from_slice(&entry[ENTRY_HEADER..]);
-        found.push((start, klen as usize, seq, flags, vlen, offset));
+        entries.push(HintEntry {
+            key: IndexKey::new(&entry[ENTRY_HEADER..]),
+            seq,
+            flags,
+            vlen,
+            offset,
+        });
         pos = end;
     }
 }
@@ -303,6 +353,46 @@ mod tests {
         let mut extra = full.clone();
         extra.push(0);
         assert!(parse(&extra, 100).is_err());
+    }
+
+    #[test]
+    fn hint_written_from_the_data_file_loads_back() {
+        use super::super::record::{encode_into, FLAG_BATCH_END};
+        let dir = tempfile::tempdir().unwrap();
+        let data_path = dir.path().join("0000000001.data");
+        let mut data = Vec::new();
+        encode_into(&mut data, 5, 0, b"k1", b"v1");
+        encode_into(&mut data, 5, FLAG_BATCH_END, b"k2", b"value two");
+        encode_into(&mut data, 6, FLAG_BATCH_END | FLAG_TOMBSTONE, b"k1", b"");
+        std::fs::write(&data_path, &data).unwrap();
+        let file = File::open(&data_path).unwrap();
+        let len = data.len() as u64;
+        let path = dir.path().join("0000000001.hint");
+        let (tmp, bytes) = write_tmp_from_data(&file, &data_path, len, 9, &path).unwrap();
+        install(&tmp, &path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes);
+        let hint = load(&path, len).unwrap();
+        assert_eq!(hint.max_seq, 9);
+        assert_eq!(hint.data_crc, crc32fast::hash(&data));
+        let got: Vec<_> = hint
+            .entries
+            .iter()
+            .map(|e| (e.key.to_vec(), e.seq, e.flags, e.vlen))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (b"k1".to_vec(), 5, 0, 2),
+                (b"k2".to_vec(), 5, FLAG_BATCH_END, 9),
+                (b"k1".to_vec(), 6, FLAG_BATCH_END | FLAG_TOMBSTONE, 0),
+            ]
+        );
+        // A damaged record fails the build and leaves no temporary file.
+        data[30] ^= 1;
+        std::fs::write(&data_path, &data).unwrap();
+        let file = File::open(&data_path).unwrap();
+        assert!(write_tmp_from_data(&file, &data_path, len, 9, &path).is_err());
+        assert!(!tmp_path(&path).exists());
     }
 
     #[test]

@@ -56,7 +56,6 @@ use crate::storage::{KvIter, Snapshot, Storage};
 use background::Shutdown;
 use cache::ValueCache;
 use group_commit::{GroupCommit, Tail};
-use hint::HintBuilder;
 use segment::{Segment, SegmentSet};
 use writer::{Active, SealJob, WriterState};
 
@@ -211,17 +210,31 @@ impl Inner {
     }
 
     fn write_seal_hint(&self, job: SealJob) {
-        let _h = self.hint_lock.lock();
         let Some(seg) = self.segments.get(job.id) else {
             return; // merged away before its hint was written
         };
         let path = segment::hint_path(&self.dir, job.id);
-        let contents = job.hint.finish(job.max_seq, job.data_len, job.data_crc);
-        match hint::write(&path, &contents) {
-            Ok(()) => seg
-                .hint_bytes
-                .store(contents.len() as u64, Ordering::Relaxed),
+        // Built outside the lock by reading the sealed file back (a merge that deletes
+        // it meanwhile leaves our open handle readable); the lock only orders the rename
+        // against that delete.
+        let built =
+            hint::write_tmp_from_data(&seg.file, &seg.path, job.data_len, job.max_seq, &path);
+        let (tmp, bytes) = match built {
+            Ok(b) => b,
             Err(e) => {
+                tracing::warn!(path = %seg.path.display(), error = %e, "cannot write the hint of a sealed segment; it will be scanned on open");
+                return;
+            }
+        };
+        let _h = self.hint_lock.lock();
+        if self.segments.get(job.id).is_none() {
+            let _ = std::fs::remove_file(&tmp);
+            return;
+        }
+        match hint::install(&tmp, &path) {
+            Ok(()) => seg.hint_bytes.store(bytes, Ordering::Relaxed),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
                 tracing::warn!(path = %path.display(), error = %e, "cannot write hint file; the segment will be scanned on open")
             }
         }
@@ -247,15 +260,6 @@ impl Inner {
         s.cache_misses = misses;
         s.torn_bytes_dropped = self.torn_bytes_dropped;
         s
-    }
-}
-
-/// Installs the recovered live entries (sorted by key, which keeps skiplist inserts
-/// cache-friendly) into the index. One thread: the index's shared counters and pin
-/// registry make parallel inserts slower, not faster (measured).
-fn load_index(index: &VersionedIndex<Loc>, live: Vec<(Bytes, u64, Loc)>) {
-    for (key, seq, loc) in live {
-        index.apply(seq, std::iter::once((key, Some(loc))), &mut |_, _| {});
     }
 }
 
@@ -302,8 +306,8 @@ impl Bitcask {
         tracing::info!(dir = %dir.display(), segments = data_ids.len(), from_hints = rec.from_hints,
             keys = rec.live.len(), last_seq = max_seq, torn_bytes = rec.dropped_bytes, "bitcask opened");
 
-        let index = VersionedIndex::new(max_seq);
-        load_index(&index, rec.live);
+        // The recovered entries are sorted by key: the tree is built bottom-up.
+        let index = VersionedIndex::bulk_load(max_seq, rec.live);
         let segments = SegmentSet::default();
         let mut next_id = data_ids.last().map_or(1, |id| id.saturating_add(1));
         let n = rec.segments.len();
@@ -313,12 +317,9 @@ impl Bitcask {
             segments.insert(Arc::clone(&ls.segment));
             let size = ls.segment.size.load(Ordering::Relaxed);
             if last && !ls.hinted {
-                let crc = hint::data_crc(&ls.segment.file, &ls.segment.path, size)?;
                 active = Some(Active {
                     size,
                     seg: ls.segment,
-                    hint: ls.hint.unwrap_or_else(HintBuilder::new),
-                    crc,
                 });
             } else if let Some(builder) = ls.hint {
                 // A sealed segment without a usable hint: write one for the next open.
@@ -345,12 +346,7 @@ impl Bitcask {
                     .ok_or_else(|| StorageError::InvalidArgument("segment ids exhausted".into()))?;
                 let seg = writer::create_segment(dir, id)?;
                 segments.insert(Arc::clone(&seg));
-                Active {
-                    seg,
-                    size: 0,
-                    hint: HintBuilder::new(),
-                    crc: crc32fast::Hasher::new(),
-                }
+                Active { seg, size: 0 }
             }
         };
         let commit = Arc::new(GroupCommit::new(Tail {

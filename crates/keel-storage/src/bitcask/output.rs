@@ -35,14 +35,33 @@ struct OutFile {
     crc: crc32fast::Hasher,
 }
 
+/// A thread fsyncing a finished output file and writing its hint.
+type Sealing = std::thread::JoinHandle<Result<Finished>>;
+
+/// Output files sealing at once.
+const MAX_SEALING: usize = 2;
+
+fn join_sealing(handle: Sealing) -> Result<Finished> {
+    handle.join().unwrap_or_else(|_| {
+        Err(StorageError::InvalidArgument(
+            "a thread sealing an output segment panicked".into(),
+        ))
+    })
+}
+
 /// Writes records into consecutive segments `first_id, first_id + 1, ...` of a directory.
 pub struct OutputWriter {
     dir: PathBuf,
     next_id: u32,
     max_bytes: u64,
     cur: Option<OutFile>,
+    /// Files sealed, in id order.
     done: Vec<Finished>,
+    /// Files handed to their sealing threads, in id order (after `done`).
+    sealing: Vec<Sealing>,
     max_seq: u64,
+    /// Encoding buffer reused across records.
+    scratch: Vec<u8>,
 }
 
 impl OutputWriter {
@@ -55,7 +74,9 @@ impl OutputWriter {
             max_bytes: max_bytes.clamp(1, u64::from(u32::MAX)),
             cur: None,
             done: Vec::new(),
+            sealing: Vec::new(),
             max_seq,
+            scratch: Vec::new(),
         }
     }
 
@@ -84,7 +105,25 @@ impl OutputWriter {
 
     /// Appends a complete one-record batch; returns (segment id, record offset).
     pub fn append(&mut self, seq: u64, flags: u8, key: &[u8], value: &[u8]) -> Result<(u32, u32)> {
-        let len = record::record_len(key.len(), value.len() as u32);
+        self.scratch.clear();
+        record::encode_into(&mut self.scratch, seq, flags, key, value);
+        let rec = std::mem::take(&mut self.scratch);
+        let placed = self.append_record(&rec, seq, flags, key, value.len() as u32);
+        self.scratch = rec;
+        placed
+    }
+
+    /// Appends `rec`, an already encoded and checked one-record batch with these fields
+    /// (merge copies records as they are); returns (segment id, record offset).
+    pub fn append_record(
+        &mut self,
+        rec: &[u8],
+        seq: u64,
+        flags: u8,
+        key: &[u8],
+        vlen: u32,
+    ) -> Result<(u32, u32)> {
+        let len = rec.len() as u64;
         let full = self
             .cur
             .as_ref()
@@ -103,12 +142,10 @@ impl OutputWriter {
                 "record does not fit a 4 GiB segment".into(),
             ));
         }
-        let mut buf = Vec::with_capacity(len as usize);
-        record::encode_into(&mut buf, seq, flags, key, value);
-        cur.w.write_all(&buf).ctx("write segment", &cur.path)?;
-        cur.crc.update(&buf);
+        cur.w.write_all(rec).ctx("write segment", &cur.path)?;
+        cur.crc.update(rec);
         let off = cur.size;
-        cur.hint.push(seq, flags, key, value.len() as u32, off);
+        cur.hint.push(seq, flags, key, vlen, off);
         cur.size += len;
         if flags & FLAG_TOMBSTONE != 0 {
             cur.garbage += len;
@@ -116,6 +153,8 @@ impl OutputWriter {
         Ok((cur.id, off as u32))
     }
 
+    /// Flushes the current file and hands its fsync and hint file to a thread, so the
+    /// copy goes on into the next file while the device catches up.
     fn finish_current(&mut self) -> Result<()> {
         let Some(cur) = self.cur.take() else {
             return Ok(());
@@ -124,26 +163,67 @@ impl OutputWriter {
             .w
             .into_inner()
             .map_err(|e| StorageError::io("flush segment", &cur.path, e.into_error()))?;
-        file.sync_data().ctx("fsync segment", &cur.path)?;
-        let contents = cur.hint.finish(self.max_seq, cur.size, cur.crc.finalize());
-        hint::write(&segment::hint_path(&self.dir, cur.id), &contents)?;
-        self.done.push(Finished {
-            id: cur.id,
-            size: cur.size,
-            hint_bytes: contents.len() as u64,
-            garbage: cur.garbage,
-        });
+        let max_seq = self.max_seq;
+        let hint_path = segment::hint_path(&self.dir, cur.id);
+        let (id, size, garbage, path, hint, crc) =
+            (cur.id, cur.size, cur.garbage, cur.path, cur.hint, cur.crc);
+        let seal = move || -> Result<Finished> {
+            file.sync_data().ctx("fsync segment", &path)?;
+            let contents = hint.finish(max_seq, size, crc.finalize());
+            hint::write(&hint_path, &contents)?;
+            Ok(Finished {
+                id,
+                size,
+                hint_bytes: contents.len() as u64,
+                garbage,
+            })
+        };
+        // Bounded: a sealing file holds its hint entries in memory.
+        while self.sealing.len() >= MAX_SEALING {
+            let oldest = self.sealing.remove(0);
+            self.done.push(join_sealing(oldest)?);
+        }
+        let handle = std::thread::Builder::new()
+            .name("keel-bitcask-seal".into())
+            .spawn(seal)
+            .map_err(|e| StorageError::io("start a thread to seal a segment", &self.dir, e))?;
+        self.sealing.push(handle);
         Ok(())
     }
 
     /// Finishes every file (at least one, possibly empty, so the hint trailer keeps the
     /// sequence high-water mark) and fsyncs the directory.
     pub fn finish(mut self) -> Result<Vec<Finished>> {
-        if self.cur.is_none() && self.done.is_empty() {
+        if self.cur.is_none() && self.sealing.is_empty() && self.done.is_empty() {
             self.open_next()?;
         }
-        self.finish_current()?;
+        let last = self.finish_current();
+        // Join every sealing thread before reporting anything, so no file is still being
+        // written when the caller cleans up after an error.
+        let mut first_err = last.err();
+        let mut done = std::mem::take(&mut self.done);
+        for handle in self.sealing.drain(..) {
+            match join_sealing(handle) {
+                Ok(f) => done.push(f),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
         segment::sync_dir(&self.dir)?;
-        Ok(self.done)
+        Ok(done)
+    }
+}
+
+impl Drop for OutputWriter {
+    /// A writer dropped on an error path still waits for its sealing threads, so none is
+    /// writing into a directory the caller is about to remove.
+    fn drop(&mut self) {
+        for handle in self.sealing.drain(..) {
+            let _ = handle.join();
+        }
     }
 }

@@ -2,19 +2,17 @@
 //! tell a torn tail (cut back and carry on) from corruption (refuse to open, naming file
 //! and offset); and build the key directory, where the highest sequence number wins.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use bytes::Bytes;
 
 use super::hint::{self, HintBuilder};
 use super::record::{self, Header, HEADER_LEN};
 use super::segment::{self, Segment};
 use super::Loc;
 use crate::error::{IoContext, Result, StorageError};
+use crate::mvcc::IndexKey;
 
 /// Bytes a scan reads at a time.
 const WINDOW: usize = 4 << 20;
@@ -23,7 +21,7 @@ const WINDOW: usize = 4 << 20;
 #[derive(Debug)]
 pub struct FoundRecord {
     /// Its key.
-    pub key: Bytes,
+    pub key: IndexKey,
     /// Its sequence number.
     pub seq: u64,
     /// Its flags.
@@ -44,7 +42,7 @@ pub struct ScanEnd {
 }
 
 /// Reads a file through a sliding window so scans need few system calls.
-struct Window<'a> {
+pub(crate) struct Window<'a> {
     file: &'a File,
     path: &'a Path,
     len: u64,
@@ -54,7 +52,8 @@ struct Window<'a> {
 }
 
 impl<'a> Window<'a> {
-    fn new(file: &'a File, path: &'a Path, len: u64) -> Self {
+    /// A window over the first `len` bytes of `file`.
+    pub(crate) fn new(file: &'a File, path: &'a Path, len: u64) -> Self {
         Window {
             file,
             path,
@@ -66,7 +65,7 @@ impl<'a> Window<'a> {
     }
 
     /// `n` bytes at `off`; the caller has checked `off + n <= len`.
-    fn bytes(&mut self, off: u64, n: usize) -> Result<&[u8]> {
+    pub(crate) fn bytes(&mut self, off: u64, n: usize) -> Result<&[u8]> {
         let end = off + n as u64;
         if off >= self.start && end <= self.start + self.buf.len() as u64 {
             let s = (off - self.start) as usize;
@@ -89,7 +88,7 @@ impl<'a> Window<'a> {
     }
 
     /// Parses the record at `off`, or says what is wrong with it.
-    fn record_at(&mut self, off: u64) -> Result<Result<(Header, Bytes), String>> {
+    fn record_at(&mut self, off: u64) -> Result<Result<(Header, IndexKey), String>> {
         let remaining = self.len - off;
         if remaining < HEADER_LEN as u64 {
             return Ok(Err(format!(
@@ -103,7 +102,7 @@ impl<'a> Window<'a> {
             return Ok(Err(reason));
         }
         let b = self.bytes(off, header.record_len() as usize)?;
-        Ok(record::parse(b, remaining).map(|p| (p.header, Bytes::copy_from_slice(p.key))))
+        Ok(record::parse(b, remaining).map(|p| (p.header, IndexKey::new(p.key))))
     }
 
     /// Whether any offset in `from..len` starts a valid record (header shape and CRC).
@@ -208,6 +207,14 @@ pub fn scan(
     Err(StorageError::corrupt(path, bad_off, reason))
 }
 
+/// A record seen by the open, from a hint or a scan.
+struct Found {
+    key: IndexKey,
+    seq: u64,
+    loc: Loc,
+    tombstone: bool,
+}
+
 /// What a per-segment load produced.
 #[derive(Debug)]
 pub struct LoadedSegment {
@@ -224,8 +231,8 @@ pub struct LoadedSegment {
 pub struct Recovered {
     /// Segments ascending by id, with garbage accounting filled in.
     pub segments: Vec<LoadedSegment>,
-    /// Live keys and where their latest values are, with their sequence numbers.
-    pub live: Vec<(Bytes, u64, Loc)>,
+    /// Live keys (ascending) and where their latest values are.
+    pub live: Vec<(IndexKey, Loc)>,
     /// The highest sequence number found.
     pub max_seq: u64,
     /// Bytes cut from torn tails or by repair.
@@ -254,85 +261,65 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
         }
         files.push((id, path, file, len));
     }
-    let hints = load_hints(
-        dir,
-        &files
-            .iter()
-            .map(|(id, path, file, len)| (*id, path.as_path(), file, *len))
-            .collect::<Vec<_>>(),
-    );
+    let n = files.len();
+    let loads = parallel_map(&files, |i, (id, path, file, len)| {
+        load_segment(dir, *id, path, file, *len, i + 1 == n, repair)
+    });
 
-    // Every record in processing order (segment id, then file order); a stable sort by
-    // key then keeps that order among a key's records, so ties go to the later one.
-    let mut found: Vec<(Bytes, u64, Option<Loc>)> = Vec::new();
+    // Each segment's records come sorted by (key, seq, offset); in segment order they
+    // form sorted runs of (key, seq, segment, offset), which the stable sort merges.
+    // After it the last record of each key wins: highest sequence number, and within
+    // one batch (same key twice) the later record.
+    let mut found: Vec<Found> = Vec::new();
     let mut max_seq = 0u64;
     let mut dropped_bytes = 0u64;
     let mut segments = Vec::with_capacity(ids.len());
-    let n = files.len();
-    for (i, ((id, path, file, len), hint)) in files.into_iter().zip(hints).enumerate() {
-        let last = i + 1 == n;
-        let mut push = |key: Bytes, seq: u64, flags: u8, vlen: u32, offset: u64| {
-            max_seq = max_seq.max(seq);
-            let loc = (flags & record::FLAG_TOMBSTONE == 0).then_some(Loc {
-                segment: id,
-                offset: offset as u32,
-                vlen,
-            });
-            found.push((key, seq, loc));
-        };
-        let (hinted, hint_bytes, builder, size) = match hint {
-            Some(h) => {
-                let hint_max = h.max_seq;
-                for e in h.entries {
-                    push(e.key, e.seq, e.flags, e.vlen, e.offset);
-                }
-                max_seq = max_seq.max(hint_max);
-                (true, h.file_bytes, None, len)
-            }
-            None => {
-                segment::remove_if_exists(&segment::hint_path(dir, id))?;
-                let mut builder = HintBuilder::new();
-                let end = scan(&path, &file, len, last, repair, |r| {
-                    builder.push(r.seq, r.flags, &r.key, r.vlen, r.offset);
-                    push(r.key, r.seq, r.flags, r.vlen, r.offset);
-                })?;
-                if end.dropped > 0 {
-                    file.set_len(end.valid_len).ctx("truncate segment", &path)?;
-                    file.sync_all().ctx("fsync segment", &path)?;
-                    dropped_bytes += end.dropped;
-                }
-                (false, 0, Some(builder), end.valid_len)
-            }
-        };
-        let seg = Segment::new(id, path, file, size);
+    for ((id, path, file, _), load) in files.into_iter().zip(loads) {
+        let load = load?;
+        // Cut here, in segment order, so an open that fails on an earlier segment has
+        // changed nothing after it.
+        if load.dropped > 0 {
+            file.set_len(load.size).ctx("truncate segment", &path)?;
+            file.sync_all().ctx("fsync segment", &path)?;
+        }
+        max_seq = max_seq.max(load.max_seq);
+        dropped_bytes += load.dropped;
+        if found.is_empty() {
+            found = load.found;
+        } else {
+            found.extend(load.found);
+        }
+        let seg = Segment::new(id, path, file, load.size);
         seg.hint_bytes
-            .store(hint_bytes, std::sync::atomic::Ordering::Relaxed);
+            .store(load.hint_bytes, std::sync::atomic::Ordering::Relaxed);
         segments.push(LoadedSegment {
             segment: seg,
-            hinted,
-            hint: builder,
+            hinted: load.hinted,
+            hint: load.builder,
         });
     }
-
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut live_per_seg: HashMap<u32, u64> = HashMap::new();
+    found.sort_by(found_order);
+    let seg_ids: Vec<u32> = segments.iter().map(|s| s.segment.id).collect();
+    let mut live_per_seg = vec![0u64; seg_ids.len()];
     let mut live = Vec::with_capacity(found.len());
     let mut records = found.into_iter().peekable();
     while let Some(mut best) = records.next() {
-        while let Some(next) = records.next_if(|r| r.0 == best.0) {
-            if next.1 >= best.1 {
-                best = next;
-            }
+        while let Some(next) = records.next_if(|r| r.key == best.key) {
+            best = next;
         }
-        if let (key, seq, Some(loc)) = best {
-            *live_per_seg.entry(loc.segment).or_default() +=
-                record::record_len(key.len(), loc.vlen);
-            live.push((key, seq, loc));
+        if !best.tombstone {
+            let loc = best.loc;
+            if let Ok(i) = seg_ids.binary_search(&loc.segment) {
+                live_per_seg[i] += record::record_len(best.key.len(), loc.vlen);
+            }
+            live.push((best.key, loc));
         }
     }
     for s in &segments {
         let size = s.segment.size.load(std::sync::atomic::Ordering::Relaxed);
-        let used = live_per_seg.get(&s.segment.id).copied().unwrap_or(0);
+        let used = seg_ids
+            .binary_search(&s.segment.id)
+            .map_or(0, |i| live_per_seg[i]);
         s.segment.add_garbage(size.saturating_sub(used));
     }
     let from_hints = segments.iter().filter(|s| s.hinted).count();
@@ -345,54 +332,165 @@ pub fn recover(dir: &Path, ids: &[u32], repair: bool) -> Result<Recovered> {
     })
 }
 
-/// Loads the hint files of `(id, data path, data file, data length)` segments and checks
-/// each against its data file's CRC, a few threads at a time.
-fn load_hints(dir: &Path, segs: &[(u32, &Path, &File, u64)]) -> Vec<Option<hint::Hint>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4)
-        .min(segs.len().max(1));
-    let load = |&(id, path, file, len): &(u32, &Path, &File, u64)| {
-        let h = hint::load(&segment::hint_path(dir, id), len)?;
-        match hint::data_crc(file, path, len).map(|c| c.finalize()) {
-            Ok(crc) if crc == h.data_crc => Some(h),
-            Ok(_) => {
-                tracing::warn!(path = %path.display(), "data file does not match the CRC in its hint; scanning it");
-                None
+fn found_order(a: &Found, b: &Found) -> std::cmp::Ordering {
+    a.key
+        .cmp(&b.key)
+        .then(a.seq.cmp(&b.seq))
+        .then(a.loc.segment.cmp(&b.loc.segment))
+        .then(a.loc.offset.cmp(&b.loc.offset))
+}
+
+/// What loading one segment produced.
+struct SegmentLoad {
+    /// Its records, sorted by [`found_order`].
+    found: Vec<Found>,
+    max_seq: u64,
+    hinted: bool,
+    hint_bytes: u64,
+    builder: Option<HintBuilder>,
+    /// Its length after any cut.
+    size: u64,
+    dropped: u64,
+}
+
+/// Loads one segment: from its hint file if that is valid and matches the data file
+/// (the data file's CRC is checked on a second thread while the hint is parsed), else
+/// by scanning the data file (cutting a torn tail if `last`).
+fn load_segment(
+    dir: &Path,
+    id: u32,
+    path: &Path,
+    file: &File,
+    len: u64,
+    last: bool,
+    repair: bool,
+) -> Result<SegmentLoad> {
+    let hint_path = segment::hint_path(dir, id);
+    let (hint, crc) = std::thread::scope(|s| {
+        let crc = s.spawn(|| {
+            hint_path
+                .exists()
+                .then(|| hint::data_crc(file, path, len).map(|c| c.finalize()))
+        });
+        let hint = hint::load(&hint_path, len);
+        // A panicking CRC thread only costs the hint: the segment gets scanned.
+        (hint, crc.join().ok().flatten())
+    });
+    let hint = match (hint, crc) {
+        (Some(h), Some(Ok(c))) if c == h.data_crc => Some(h),
+        (Some(_), Some(Ok(_))) => {
+            tracing::warn!(path = %path.display(), "data file does not match the CRC in its hint; scanning it");
+            None
+        }
+        (Some(_), Some(Err(e))) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot check data file against its hint; scanning it");
+            None
+        }
+        _ => None,
+    };
+    let mut found = Vec::new();
+    let mut max_seq = 0u64;
+    let mut push = |key: IndexKey, seq: u64, flags: u8, vlen: u32, offset: u64| {
+        max_seq = max_seq.max(seq);
+        found.push(Found {
+            key,
+            seq,
+            loc: Loc {
+                segment: id,
+                offset: offset as u32,
+                vlen,
+            },
+            tombstone: flags & record::FLAG_TOMBSTONE != 0,
+        });
+    };
+    let mut load = match hint {
+        Some(h) => {
+            let hint_max = h.max_seq;
+            for e in h.entries {
+                push(e.key, e.seq, e.flags, e.vlen, e.offset);
             }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot check data file against its hint; scanning it");
-                None
+            SegmentLoad {
+                found: Vec::new(),
+                max_seq: hint_max,
+                hinted: true,
+                hint_bytes: h.file_bytes,
+                builder: None,
+                size: len,
+                dropped: 0,
+            }
+        }
+        None => {
+            segment::remove_if_exists(&hint_path)?;
+            // The active segment's hint is built when it is sealed.
+            let mut builder = (!last).then(HintBuilder::new);
+            let end = scan(path, file, len, last, repair, |r| {
+                if let Some(b) = builder.as_mut() {
+                    b.push(r.seq, r.flags, &r.key, r.vlen, r.offset);
+                }
+                push(r.key, r.seq, r.flags, r.vlen, r.offset);
+            })?;
+            SegmentLoad {
+                found: Vec::new(),
+                max_seq: 0,
+                hinted: false,
+                hint_bytes: 0,
+                builder,
+                size: end.valid_len,
+                dropped: end.dropped,
             }
         }
     };
-    if threads <= 1 {
-        return segs.iter().map(load).collect();
-    }
-    let mut out: Vec<Option<hint::Hint>> = segs.iter().map(|_| None).collect();
+    found.sort_unstable_by(found_order);
+    load.found = found;
+    load.max_seq = load.max_seq.max(max_seq);
+    Ok(load)
+}
+
+/// `f` over every item on a few threads (items are taken in order by whichever thread
+/// is free), results in item order. A panicking item becomes an error for it.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(usize, &T) -> Result<R> + Sync,
+) -> Vec<Result<R>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(2, 4)
+        .min(items.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<Option<Result<R>>> = items.iter().map(|_| None).collect();
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                s.spawn(move || {
-                    segs.iter()
-                        .enumerate()
-                        .skip(t)
-                        .step_by(threads)
-                        .map(|(i, seg)| (i, load(seg)))
-                        .collect::<Vec<_>>()
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, f(i, item)));
+                    }
+                    done
                 })
             })
             .collect();
-        for h in handles {
-            // A panicking loader only costs its hints: those segments get scanned.
-            if let Ok(done) = h.join() {
-                for (i, hint) in done {
-                    out[i] = hint;
+        for w in workers {
+            if let Ok(done) = w.join() {
+                for (i, r) in done {
+                    if let Some(slot) = out.get_mut(i) {
+                        *slot = Some(r);
+                    }
                 }
             }
         }
     });
-    out
+    out.into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(StorageError::InvalidArgument(
+                    "a segment loader thread panicked".into(),
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Removes leftovers of interrupted hint writes and hints without a data file.

@@ -203,6 +203,59 @@ mod cases {
     }
 
     #[test]
+    fn large_merge_with_two_copy_threads_keeps_every_version() {
+        // Enough live records for merge to split the copy between two threads.
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts();
+        o.bitcask.max_segment_bytes = 256 * 1024;
+        let db = Bitcask::open(dir.path(), &o).unwrap();
+        let n = 24_000;
+        for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+            let mut b = WriteBatch::new();
+            for i in chunk {
+                b.put(format!("key{i:06}"), format!("v1-{i}"));
+            }
+            db.write(b, WriteOptions::DEFAULT).unwrap();
+        }
+        let snap = db.snapshot();
+        let mut b = WriteBatch::new();
+        for i in (0..n).step_by(3) {
+            b.put(format!("key{i:06}"), format!("v2-{i}"));
+        }
+        for i in (1..n).step_by(7) {
+            b.delete(format!("key{i:06}"));
+        }
+        db.write(b, WriteOptions::DEFAULT).unwrap();
+        let want = contents(&db);
+        let want_snap: BTreeMap<Bytes, Bytes> = snap
+            .scan(ScanRange::all(), Direction::Forward)
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(want_snap.len(), n);
+        db.compact().unwrap();
+        assert_eq!(contents(&db), want);
+        let got_snap: BTreeMap<Bytes, Bytes> = snap
+            .scan(ScanRange::all(), Direction::Forward)
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(got_snap, want_snap, "the snapshot still reads its versions");
+        drop(snap);
+        db.close().unwrap();
+        drop(db);
+        let db = Bitcask::open(dir.path(), &o).unwrap();
+        assert_eq!(contents(&db), want, "reopen after the merge");
+        db.compact().unwrap();
+        db.close().unwrap();
+        drop(db);
+        let db = Bitcask::open(dir.path(), &o).unwrap();
+        assert_eq!(
+            contents(&db),
+            want,
+            "reopen after a merge without snapshots"
+        );
+    }
+
+    #[test]
     fn reader_holding_a_location_merged_away_retries_the_lookup() {
         let dir = tempfile::tempdir().unwrap();
         let db = Bitcask::open(dir.path(), &opts()).unwrap();

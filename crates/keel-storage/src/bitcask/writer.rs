@@ -8,8 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::group_commit::Tail;
-use super::hint::HintBuilder;
-use super::record::{self, EncodedBatch, FLAG_BATCH_END, FLAG_TOMBSTONE};
+use super::record::{self, EncodedBatch};
 use super::segment::{self, Segment};
 use super::{Inner, Loc};
 use crate::batch::WriteBatch;
@@ -27,10 +26,6 @@ pub struct Active {
     pub seg: Arc<Segment>,
     /// Bytes written to it.
     pub size: u64,
-    /// Hint entries of its records, written out when it is sealed.
-    pub hint: HintBuilder,
-    /// CRC32 of its bytes so far (goes into the hint trailer).
-    pub crc: crc32fast::Hasher,
 }
 
 /// State owned by the writer lock.
@@ -44,19 +39,17 @@ pub struct WriterState {
     pub lsn: u64,
 }
 
-/// A sealed segment's hint, to be finished and written outside the writer lock.
+/// A sealed segment whose hint file is still to be written, outside the writer lock.
+/// The hint is built by reading the sealed file back (it is in the page cache), so the
+/// write path keeps no per-record hint state in memory.
 #[derive(Debug)]
 pub struct SealJob {
     /// Segment id.
     pub id: u32,
-    /// Its entries.
-    pub hint: HintBuilder,
     /// The store's sequence number when it was sealed.
     pub max_seq: u64,
     /// Its data file length.
     pub data_len: u64,
-    /// CRC32 of its data file.
-    pub data_crc: u32,
 }
 
 /// Creates the empty data file of segment `id` and makes its directory entry durable.
@@ -123,28 +116,15 @@ impl Inner {
                     .ctx("append to segment", &seg.path)
             });
             self.lifecycle.guard(res)?;
-            w.active.crc.update(&enc.buf);
             if early_sync {
                 self.commit.advance(w.lsn + len);
                 self.commit.request_early(w.lsn + len);
             }
 
-            let n = enc.ops.len();
             let mut tomb_bytes = 0u64;
-            for (i, (key, off, vlen)) in enc.ops.iter().enumerate() {
-                let mut flags = if i + 1 == n { FLAG_BATCH_END } else { 0 };
-                if vlen.is_none() {
-                    flags |= FLAG_TOMBSTONE;
-                    tomb_bytes += record::record_len(key.len(), 0);
-                }
-                w.active
-                    .hint
-                    .push(seq, flags, key, vlen.unwrap_or(0), base + u64::from(*off));
-            }
-            let mut deleted = Vec::new();
             let ops = enc.ops.into_iter().map(|(key, off, vlen)| {
                 if vlen.is_none() {
-                    deleted.push(key.clone());
+                    tomb_bytes += record::record_len(key.len(), 0);
                 }
                 let loc = vlen.map(|vlen| Loc {
                     segment: seg.id,
@@ -153,13 +133,9 @@ impl Inner {
                 });
                 (key, loc)
             });
+            // Publishes `seq`; values it overwrites or deletes with no snapshot holding
+            // them are dropped (and counted as garbage) right here.
             self.index.apply(seq, ops, &mut |k, v| {
-                if let Some(l) = v {
-                    freed.push((l.segment, record::record_len(k.len(), l.vlen)));
-                }
-            });
-            registry.publish(seq);
-            self.index.reclaim_deleted(&deleted, &mut |k, v| {
                 if let Some(l) = v {
                     freed.push((l.segment, record::record_len(k.len(), l.vlen)));
                 }
@@ -217,8 +193,6 @@ impl Inner {
             Active {
                 seg: Arc::clone(&seg),
                 size: 0,
-                hint: HintBuilder::new(),
-                crc: crc32fast::Hasher::new(),
             },
         );
         self.commit.rotated(Tail {
@@ -230,10 +204,8 @@ impl Inner {
             let max_seq = self.index.registry().visible();
             self.pending_hints.lock().push(SealJob {
                 id: old.id,
-                hint: sealed.hint,
                 max_seq,
                 data_len: sealed.size,
-                data_crc: sealed.crc.finalize(),
             });
         }
         Ok(())

@@ -1,7 +1,8 @@
-//! The memory engine: a concurrent ordered skiplist of versioned entries (see
-//! [`crate::mvcc`]). Writes are durable only through the log above it and through
-//! checkpoints: `open` loads the directory's checkpoint if there is one, and
-//! `checkpoint(dir)` writes one. `sync` and `WriteOptions::sync` have nothing to flush.
+//! The memory engine: versioned entries in a B-tree for order and a sharded hash table
+//! for point lookups (see [`crate::hashed_index`]). Writes are durable only
+//! through the log above it and through checkpoints: `open` loads the directory's
+//! checkpoint if there is one, and `checkpoint(dir)` writes one. `sync` and
+//! `WriteOptions::sync` have nothing to flush.
 
 pub mod checkpoint;
 
@@ -17,8 +18,9 @@ use parking_lot::Mutex;
 use crate::batch::{BatchOp, WriteBatch};
 use crate::dirlock::DirLock;
 use crate::error::{Result, StorageError};
+use crate::hashed_index::HashedIndex;
 use crate::lifecycle::{Lifecycle, LifecycleState};
-use crate::mvcc::{Pin, VersionedIndex};
+use crate::mvcc::Pin;
 use crate::options::{EngineKind, OpenOptions, WriteOptions};
 use crate::range::{Direction, ScanRange};
 use crate::scan_iter;
@@ -30,7 +32,7 @@ const GC_INTERVAL: Duration = Duration::from_millis(50);
 const GC_STEP_KEYS: usize = 4096;
 
 struct Inner {
-    index: VersionedIndex<Bytes>,
+    index: HashedIndex<Bytes>,
     /// Serialises writers (and GC, which must not race them).
     writer: Mutex<()>,
     lifecycle: Lifecycle,
@@ -78,13 +80,14 @@ impl MemoryEngine {
             Some(l) => (l.seq, l.entries),
             None => (0, Vec::new()),
         };
-        let index = VersionedIndex::new(seq);
+        let index = HashedIndex::new(seq);
         index.apply(
             seq,
             entries.into_iter().map(|(k, v)| (k, Some(v))),
             &mut |_, _| {},
         );
         index.registry().publish(seq);
+        index.settle(&mut |_, _| {});
         lifecycle.set_ready();
         let inner = Arc::new(Inner {
             index,
@@ -171,20 +174,16 @@ impl Storage for MemoryEngine {
             return Ok(registry.visible());
         }
         let seq = registry.visible() + 1;
-        let mut deleted = Vec::new();
         self.inner.index.apply(
             seq,
             batch.into_ops().into_iter().map(|op| match op {
                 BatchOp::Put(k, v) => (k, Some(v)),
-                BatchOp::Delete(k) => {
-                    deleted.push(k.clone());
-                    (k, None)
-                }
+                BatchOp::Delete(k) => (k, None),
             }),
             &mut |_, _| {},
         );
         registry.publish(seq);
-        self.inner.index.reclaim_deleted(&deleted, &mut |_, _| {});
+        self.inner.index.settle(&mut |_, _| {});
         Ok(seq)
     }
 
