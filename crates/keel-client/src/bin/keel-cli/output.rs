@@ -22,6 +22,7 @@ pub fn connect_failed(opts: &ConnectOptions, e: &ClientError) {
                 os_message(source)
             )
         }
+        ClientError::Handshake { step, reply } => eprintln!("{step} failed: {reply}"),
         other => eprintln!("Could not connect to keel at {}: {other}", opts.addr()),
     }
 }

@@ -107,7 +107,7 @@ pub async fn run(args: &Args, opts: &ConnectOptions) -> ExitCode {
             }
         };
         let mut text = String::new();
-        if lines % 20 == 0 {
+        if lines.is_multiple_of(20) {
             text.push_str(HEADER);
         }
         let (line, requests) = stat_line(&info, prev);
