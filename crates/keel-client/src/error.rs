@@ -68,6 +68,23 @@ pub enum ClientError {
         /// What was received instead.
         detail: String,
     },
+    /// A gRPC call failed with a status other than ABORTED.
+    #[error("{op} failed: {code}: {message}")]
+    Grpc {
+        /// The call ("Kv.Get", "Txn.Commit").
+        op: &'static str,
+        /// The status code's name (`Unavailable`, `InvalidArgument`, ...).
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// A transaction commit lost a write-write conflict (gRPC ABORTED); the message
+    /// names the key.
+    #[error("ABORTED: {message}")]
+    Aborted {
+        /// The server's message, naming the conflicting key.
+        message: String,
+    },
     /// The request was invalid before anything was sent.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -83,7 +100,7 @@ impl ClientError {
                 | ClientError::Io { .. }
                 | ClientError::Closed { .. }
                 | ClientError::Timeout { .. }
-        )
+        ) || matches!(self, ClientError::Grpc { code, .. } if code == "Unavailable")
     }
 }
 

@@ -21,6 +21,7 @@
 
 mod connection;
 mod error;
+pub mod grpc;
 mod options;
 mod pool;
 pub mod resp;

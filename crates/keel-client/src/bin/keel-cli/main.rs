@@ -4,6 +4,7 @@
 mod args;
 mod docs;
 mod format;
+mod kv;
 mod latency;
 mod output;
 mod pipe;
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
 }
 
 /// Password from -a, else KEEL_AUTH, else REDISCLI_AUTH.
-fn password(args: &Args) -> Option<String> {
+pub(crate) fn password(args: &Args) -> Option<String> {
     if args.password.is_some() {
         if !args.no_auth_warning {
             eprintln!(
@@ -91,9 +92,10 @@ fn interval(args: &Args) -> Option<Duration> {
 async fn run(args: Args) -> ExitCode {
     let opts = connect_options(&args);
     let first = args.command.first().and_then(|c| c.to_str());
-    if matches!(first, Some("kv") | Some("metrics")) {
-        eprintln!("keel-cli: the kv / metrics verbs need gRPC support, which this build lacks");
-        return ExitCode::FAILURE;
+    match first {
+        Some("kv") => return kv::run(&args, args.command.get(1..).unwrap_or_default()).await,
+        Some("metrics") => return kv::metrics(&args).await,
+        _ => {}
     }
     if args.pipe {
         return pipe::run(&args, &opts).await;
