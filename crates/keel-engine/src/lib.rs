@@ -18,6 +18,7 @@ pub mod exec;
 pub mod gc;
 pub mod glob;
 pub mod keys;
+pub mod keyspace_stats;
 pub mod kv;
 pub mod meta;
 pub mod reply;

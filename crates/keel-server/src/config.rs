@@ -125,6 +125,23 @@ pub struct Args {
     /// [default: "" (off)].
     #[arg(long, env = "KEEL_NOTIFY_KEYSPACE_EVENTS")]
     pub notify_keyspace_events: Option<String>,
+    /// Serve the gRPC API (keel.v1) beside RESP: true or false [default: true].
+    #[arg(long, env = "KEEL_GRPC_ENABLED", value_name = "BOOL")]
+    pub grpc_enabled: Option<bool>,
+    /// TCP port of the gRPC API, on the same address as RESP [default: 7379].
+    #[arg(long, env = "KEEL_GRPC_PORT")]
+    pub grpc_port: Option<u16>,
+    /// Idle time after which an open gRPC transaction or scan snapshot is dropped:
+    /// seconds, or a number with `ms`/`s` [default: 60s].
+    #[arg(long, env = "KEEL_GRPC_TXN_TIMEOUT")]
+    pub grpc_txn_timeout: Option<String>,
+    /// Most gRPC transactions (and, separately, scan snapshots) open at once
+    /// [default: 1024].
+    #[arg(long, env = "KEEL_GRPC_MAX_TXNS")]
+    pub grpc_max_txns: Option<usize>,
+    /// Largest gRPC message, request or response, with units [default: 64mb].
+    #[arg(long, env = "KEEL_GRPC_MAX_MESSAGE_BYTES")]
+    pub grpc_max_message_bytes: Option<String>,
 }
 
 /// The TOML file's keys: the long flag names (dashes or underscores both accepted).
@@ -175,6 +192,21 @@ pub struct FileConfig {
     /// See [`Args::notify_keyspace_events`].
     #[serde(alias = "notify_keyspace_events")]
     pub notify_keyspace_events: Option<String>,
+    /// See [`Args::grpc_enabled`].
+    #[serde(alias = "grpc_enabled")]
+    pub grpc_enabled: Option<bool>,
+    /// See [`Args::grpc_port`].
+    #[serde(alias = "grpc_port")]
+    pub grpc_port: Option<u16>,
+    /// See [`Args::grpc_txn_timeout`]; a number (seconds) or a string.
+    #[serde(alias = "grpc_txn_timeout")]
+    pub grpc_txn_timeout: Option<SizeValue>,
+    /// See [`Args::grpc_max_txns`].
+    #[serde(alias = "grpc_max_txns")]
+    pub grpc_max_txns: Option<usize>,
+    /// See [`Args::grpc_max_message_bytes`].
+    #[serde(alias = "grpc_max_message_bytes")]
+    pub grpc_max_message_bytes: Option<SizeValue>,
 }
 
 /// A size in the file: a plain integer or a string with units.
@@ -235,6 +267,53 @@ pub struct Config {
     pub client_output_buffer_limit_pubsub: OutputLimit,
     /// notify-keyspace-events flag bits (`server::pubsub::notify`).
     pub notify_keyspace_events: u32,
+    /// The gRPC front-end's settings.
+    pub grpc: GrpcConfig,
+}
+
+/// Settings of the gRPC front-end (`server::grpc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcConfig {
+    /// Serve gRPC at all.
+    pub enabled: bool,
+    /// TCP port (0 = pick a free one), on [`Config::bind`].
+    pub port: u16,
+    /// Idle time after which an open transaction or scan snapshot is dropped.
+    pub txn_timeout: std::time::Duration,
+    /// Most open transactions, and most open scan snapshots.
+    pub max_txns: usize,
+    /// Largest message in either direction.
+    pub max_message_bytes: usize,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            enabled: true,
+            port: 7379,
+            txn_timeout: std::time::Duration::from_secs(60),
+            max_txns: 1024,
+            max_message_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Parses a duration: plain seconds, or a number with `ms` or `s`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, ms) = match t.strip_suffix("ms") {
+        Some(n) => (n, true),
+        None => (t.strip_suffix('s').unwrap_or(&t), false),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (expected e.g. 60, 30s, 500ms)"))?;
+    Ok(if ms {
+        std::time::Duration::from_millis(n)
+    } else {
+        std::time::Duration::from_secs(n)
+    })
 }
 
 /// One class of Redis's client-output-buffer-limit: disconnect past `hard` bytes, or
@@ -302,6 +381,7 @@ impl Default for Config {
             config_file: None,
             client_output_buffer_limit_pubsub: OutputLimit::default(),
             notify_keyspace_events: 0,
+            grpc: GrpcConfig::default(),
         }
     }
 }
@@ -381,6 +461,7 @@ impl Config {
     /// Merges `args` over `file` over the defaults and checks the result.
     pub fn resolve(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
         let d = Config::default();
+        let grpc = resolve_grpc(&args, &file, &d.grpc)?;
         let bind = match args.bind.or(file.bind) {
             Some(b) => b
                 .parse::<IpAddr>()
@@ -454,6 +535,7 @@ impl Config {
                 None => d.notify_keyspace_events,
             };
         let cfg = Config {
+            grpc,
             config_file: args.config.clone(),
             port: args.port.or(file.port).unwrap_or(d.port),
             bind,
@@ -505,6 +587,15 @@ impl Config {
         if self.maxmemory_samples == 0 {
             return Err(invalid("maxmemory-samples", "must be at least 1"));
         }
+        if self.grpc.txn_timeout.is_zero() {
+            return Err(invalid("grpc-txn-timeout", "must be more than 0"));
+        }
+        if self.grpc.max_txns == 0 {
+            return Err(invalid("grpc-max-txns", "must be at least 1"));
+        }
+        if self.grpc.max_message_bytes < 1024 {
+            return Err(invalid("grpc-max-message-bytes", "must be at least 1kb"));
+        }
         if self.proto_max_bulk_len < 1024 {
             return Err(invalid("proto-max-bulk-len", "must be at least 1kb"));
         }
@@ -515,6 +606,36 @@ impl Config {
     pub fn log_directive(&self) -> &'static str {
         log_filter(&self.loglevel).unwrap_or("info")
     }
+}
+
+fn resolve_grpc(args: &Args, file: &FileConfig, d: &GrpcConfig) -> Result<GrpcConfig, ConfigError> {
+    let txn_timeout = match args
+        .grpc_txn_timeout
+        .clone()
+        .or(file.grpc_txn_timeout.clone().map(SizeValue::into_text))
+    {
+        Some(t) => parse_duration(&t).map_err(|r| invalid("grpc-txn-timeout", r))?,
+        None => d.txn_timeout,
+    };
+    let max_message_bytes = size(
+        "grpc-max-message-bytes",
+        args.grpc_max_message_bytes.clone().or(file
+            .grpc_max_message_bytes
+            .clone()
+            .map(SizeValue::into_text)),
+        d.max_message_bytes as u64,
+    )?;
+    Ok(GrpcConfig {
+        enabled: args.grpc_enabled.or(file.grpc_enabled).unwrap_or(d.enabled),
+        port: args.grpc_port.or(file.grpc_port).unwrap_or(d.port),
+        txn_timeout,
+        max_txns: args
+            .grpc_max_txns
+            .or(file.grpc_max_txns)
+            .unwrap_or(d.max_txns),
+        max_message_bytes: usize::try_from(max_message_bytes)
+            .map_err(|_| invalid("grpc-max-message-bytes", "too large"))?,
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -650,6 +771,35 @@ mod tests {
         )
         .expect("kept");
         assert_eq!(kept.auto_snapshot_wal_bytes, 8 << 20);
+    }
+
+    #[test]
+    fn grpc_settings_resolve_from_flags_and_file() {
+        let _g = env_lock();
+        let d = Config::resolve(Args::default(), FileConfig::default()).expect("defaults");
+        assert!(d.grpc.enabled);
+        assert_eq!(d.grpc.port, 7379);
+        let file = parse_file(
+            "grpc-port = 7400\ngrpc-txn-timeout = 5\ngrpc-max-message-bytes = \"1mb\"\n",
+        )
+        .expect("file");
+        let c = Config::resolve(
+            args(&["--grpc-enabled", "false", "--grpc-txn-timeout", "250ms"]),
+            file,
+        )
+        .expect("resolve");
+        assert!(!c.grpc.enabled);
+        assert_eq!(c.grpc.port, 7400);
+        assert_eq!(c.grpc.txn_timeout, std::time::Duration::from_millis(250));
+        assert_eq!(c.grpc.max_message_bytes, 1 << 20);
+        let f = parse_file("grpc-txn-timeout = 5\n").expect("file");
+        let c = Config::resolve(Args::default(), f).expect("resolve");
+        assert_eq!(c.grpc.txn_timeout, std::time::Duration::from_secs(5));
+        let bad = |argv: &[&str]| Config::resolve(args(argv), FileConfig::default());
+        assert!(bad(&["--grpc-txn-timeout", "0"]).is_err());
+        assert!(bad(&["--grpc-txn-timeout", "soon"]).is_err());
+        assert!(bad(&["--grpc-max-txns", "0"]).is_err());
+        assert!(bad(&["--grpc-max-message-bytes", "10"]).is_err());
     }
 
     #[test]

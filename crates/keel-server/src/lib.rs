@@ -1,6 +1,6 @@
 //! keel's server: the RESP front-end ([`server`]), the write funnel and recovery
 //! ([`coordinator`]), the write-ahead log ([`wal`]), the protocol codec ([`resp`]) and
-//! the binary's configuration ([`config`]). Front-ends never touch storage; writes go
+//! the binary's configuration ([`config`]); the gRPC front-end is [`grpc`]. Front-ends never touch storage; writes go
 //! through the coordinator, reads run on engine snapshots.
 //!
 //! Embedding: `server::run(config, shutdown_signal)` recovers, serves and shuts down
@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod coordinator;
+pub mod grpc;
 pub mod resp;
 pub mod server;
 pub mod wal;

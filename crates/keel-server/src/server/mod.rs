@@ -147,6 +147,8 @@ impl Shared {
 pub struct Server {
     shared: Arc<Shared>,
     listener: TcpListener,
+    /// The gRPC listener, unless gRPC is turned off.
+    grpc: Option<TcpListener>,
 }
 
 impl Server {
@@ -183,6 +185,20 @@ impl Server {
             }
         };
         let local_addr = listener.local_addr().unwrap_or(addr);
+        let grpc_cfg = {
+            let c = config.read();
+            c.grpc.enabled.then(|| SocketAddr::new(c.bind, c.grpc.port))
+        };
+        let grpc = match bind_grpc(grpc_cfg).await {
+            Ok(g) => g,
+            Err(e) => {
+                let coord_err = tokio::task::spawn_blocking(move || coord.shutdown(false)).await;
+                if let Ok(Err(ce)) = coord_err {
+                    tracing::error!(error = %ce, "closing after a failed bind");
+                }
+                return Err(e);
+            }
+        };
         let (shutdown, _) = watch::channel(false);
         let pubsub = {
             let c = config.read();
@@ -219,12 +235,24 @@ impl Server {
             watches.on_applied(op, applied);
             blocked.on_applied(op, applied);
         }));
+        if let Some(g) = grpc.as_ref().and_then(|g| g.local_addr().ok()) {
+            tracing::info!(addr = %g, "gRPC API listening on {g}");
+        }
         tracing::info!(
             addr = %local_addr,
             startup_ms = started.elapsed().as_millis() as u64,
             "ready to accept connections on {local_addr}"
         );
-        Ok(Server { shared, listener })
+        Ok(Server {
+            shared,
+            listener,
+            grpc,
+        })
+    }
+
+    /// The address the gRPC listener is bound to (None when gRPC is off).
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().and_then(|g| g.local_addr().ok())
     }
 
     /// The address the listener is bound to.
@@ -241,8 +269,19 @@ impl Server {
     /// lets connections finish their in-flight commands, commits and closes WAL and
     /// storage.
     pub async fn serve(self, signal: impl Future<Output = ()>) -> Result<(), ServerError> {
-        let Server { shared, listener } = self;
+        let Server {
+            shared,
+            listener,
+            grpc,
+        } = self;
         let mut stop = shared.shutdown.subscribe();
+        let grpc_task = grpc.map(|l| {
+            let mut stop = shared.shutdown.subscribe();
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            tokio::spawn(crate::grpc::serve(Arc::clone(&shared), l, stopped))
+        });
         let mut tasks = JoinSet::new();
         tokio::pin!(signal);
         loop {
@@ -275,6 +314,17 @@ impl Server {
             tracing::warn!("connections still open after the drain timeout; closing anyway");
             tasks.abort_all();
         }
+        if let Some(mut t) = grpc_task {
+            match tokio::time::timeout(DRAIN_TIMEOUT, &mut t).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::error!(error = %e, "gRPC server stopped with an error"),
+                Ok(Err(e)) => tracing::error!(error = %e, "gRPC server task failed"),
+                Err(_) => {
+                    tracing::warn!("gRPC calls still running after the drain timeout");
+                    t.abort();
+                }
+            }
+        }
         let save = shared.shutdown_request.lock().unwrap_or(false);
         let sh = Arc::clone(&shared);
         let closed = tokio::task::spawn_blocking(move || sh.coord.shutdown(save))
@@ -284,6 +334,17 @@ impl Server {
         tracing::info!("keel is now ready to exit, bye bye...");
         Ok(())
     }
+}
+
+/// Binds the gRPC listener at `addr` (None: gRPC is off).
+async fn bind_grpc(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, ServerError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| ServerError::Bind { addr, source })
 }
 
 fn accept(

@@ -19,6 +19,8 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// A server running on its own runtime thread.
 pub struct InProc {
     pub addr: SocketAddr,
+    /// The gRPC address (None when the config turned gRPC off).
+    pub grpc_addr: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<Result<(), ServerError>>>,
     pub dir: tempfile::TempDir,
@@ -29,6 +31,7 @@ impl InProc {
     pub fn start(mut cfg: Config) -> InProc {
         let dir = tempfile::tempdir().expect("tempdir");
         cfg.port = 0;
+        cfg.grpc.port = 0;
         cfg.dir = dir.path().join("data");
         let (addr_tx, addr_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -40,7 +43,7 @@ impl InProc {
                 .expect("runtime");
             rt.block_on(async move {
                 let server = Server::bind(cfg).await?;
-                let _ = addr_tx.send(server.local_addr());
+                let _ = addr_tx.send((server.local_addr(), server.grpc_addr()));
                 server
                     .serve(async {
                         let _ = stop_rx.await;
@@ -48,9 +51,10 @@ impl InProc {
                     .await
             })
         });
-        let addr = addr_rx.recv_timeout(WAIT).expect("server did not start");
+        let (addr, grpc_addr) = addr_rx.recv_timeout(WAIT).expect("server did not start");
         InProc {
             addr,
+            grpc_addr,
             stop: Some(stop_tx),
             thread: Some(thread),
             dir,
@@ -102,6 +106,8 @@ pub fn connect(addr: SocketAddr) -> redis::Connection {
 pub struct Binary {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The gRPC address from the startup log (None when gRPC is off).
+    pub grpc_addr: Option<SocketAddr>,
     pub lines: mpsc::Receiver<String>,
     /// Log lines up to and including the ready line.
     pub startup: Vec<String>,
@@ -111,6 +117,8 @@ pub struct Binary {
 pub fn spawn_binary(dir: &Path, extra: &[&str]) -> Binary {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel-server"));
     cmd.arg("--port")
+        .arg("0")
+        .arg("--grpc-port")
         .arg("0")
         .arg("--dir")
         .arg(dir)
@@ -150,9 +158,15 @@ pub fn spawn_binary(dir: &Path, extra: &[&str]) -> Binary {
             let rest = &line[pos + marker.len()..];
             let addr = rest.split_whitespace().next().unwrap_or_default();
             let addr: SocketAddr = addr.parse().expect("address in the ready line");
+            let grpc_marker = "gRPC API listening on ";
+            let grpc_addr = startup.iter().find_map(|l| {
+                let rest = &l[l.find(grpc_marker)? + grpc_marker.len()..];
+                rest.split_whitespace().next()?.parse().ok()
+            });
             return Binary {
                 child,
                 addr,
+                grpc_addr,
                 lines: rx,
                 startup,
             };
