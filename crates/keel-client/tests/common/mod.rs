@@ -18,6 +18,8 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// A server running on its own runtime thread.
 pub struct InProc {
     pub addr: SocketAddr,
+    /// The gRPC address (None when the config turned gRPC off).
+    pub grpc_addr: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<Result<(), ServerError>>>,
     pub dir: tempfile::TempDir,
@@ -33,6 +35,7 @@ impl InProc {
     pub fn start(mut cfg: Config) -> InProc {
         let dir = tempfile::tempdir().expect("tempdir");
         cfg.port = 0;
+        cfg.grpc.port = 0;
         cfg.dir = dir.path().join("data");
         let (addr_tx, addr_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -44,7 +47,7 @@ impl InProc {
                 .expect("runtime");
             rt.block_on(async move {
                 let server = Server::bind(cfg).await?;
-                let _ = addr_tx.send(server.local_addr());
+                let _ = addr_tx.send((server.local_addr(), server.grpc_addr()));
                 server
                     .serve(async {
                         let _ = stop_rx.await;
@@ -52,9 +55,10 @@ impl InProc {
                     .await
             })
         });
-        let addr = addr_rx.recv_timeout(WAIT).expect("server did not start");
+        let (addr, grpc_addr) = addr_rx.recv_timeout(WAIT).expect("server did not start");
         InProc {
             addr,
+            grpc_addr,
             stop: Some(stop_tx),
             thread: Some(thread),
             dir,
@@ -66,23 +70,36 @@ impl InProc {
         self.addr.port().to_string()
     }
 
-    /// Runs keel-cli against this server with `args` (after -p PORT).
+    /// The gRPC port as a string, for --grpc-port.
+    pub fn grpc_port(&self) -> String {
+        self.grpc_addr
+            .map(|a| a.port().to_string())
+            .unwrap_or_default()
+    }
+
+    /// `-p PORT --grpc-port GPORT` followed by `args`.
+    pub fn argv(&self, args: &[&str]) -> Vec<String> {
+        let mut all = vec![
+            "-p".to_string(),
+            self.port(),
+            "--grpc-port".to_string(),
+            self.grpc_port(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    }
+
+    /// Runs keel-cli against this server with `args`.
     pub fn cli(&self, args: &[&str]) -> Output {
-        let mut all = vec!["-p", "PORT"];
-        all.extend_from_slice(args);
-        let port = self.port();
-        let all: Vec<&str> = all
-            .into_iter()
-            .map(|a| if a == "PORT" { port.as_str() } else { a })
-            .collect();
+        let all = self.argv(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
         run_cli(&all, None, &[])
     }
 
     /// Like [`InProc::cli`] with `stdin` fed to the process.
     pub fn cli_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let port = self.port();
-        let mut all = vec!["-p", port.as_str()];
-        all.extend_from_slice(args);
+        let all = self.argv(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
         run_cli(&all, Some(stdin), &[])
     }
 }

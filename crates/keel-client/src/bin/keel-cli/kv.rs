@@ -1,7 +1,7 @@
 //! Typed verbs over gRPC: `kv set|get|del|scan|txn` and `metrics`.
 
 use std::ffi::OsString;
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::os::unix::ffi::OsStringExt;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use keel_client::grpc::{GetResult, GrpcClient, GrpcOptions, Transaction};
 use keel_client::ClientError;
+use tokio::io::AsyncBufReadExt;
 
 use crate::args::Args;
 use crate::format::{repr, OutputMode};
@@ -365,30 +366,35 @@ fn parse_op(line: &str) -> Result<Option<Op>, String> {
     }
 }
 
+/// Begins first, then applies each stdin line as it arrives (a `get` sees the snapshot
+/// plus the writes before it), and commits at end of input.
 async fn txn(client: &GrpcClient, db: u32, mode: OutputMode) -> ExitCode {
-    let mut ops = Vec::new();
-    for (n, line) in std::io::stdin().lock().lines().enumerate() {
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("reading stdin: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match parse_op(&line) {
-            Ok(Some(op)) => ops.push(op),
-            Ok(None) => {}
-            Err(why) => {
-                eprintln!("line {}: {why}: {line:?}", n + 1);
-                return ExitCode::from(2);
-            }
-        }
-    }
     let mut t = match client.begin(db).await {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
-    for op in ops {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut n = 0usize;
+    loop {
+        let line = match lines.next_line().await {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) => {
+                let _ = t.rollback().await;
+                eprintln!("reading stdin: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        n += 1;
+        let op = match parse_op(&line) {
+            Ok(Some(op)) => op,
+            Ok(None) => continue,
+            Err(why) => {
+                let _ = t.rollback().await;
+                eprintln!("line {n}: {why}: {line:?} (rolled back)");
+                return ExitCode::from(2);
+            }
+        };
         if let Err(e) = apply(&mut t, op, mode).await {
             let _ = t.rollback().await;
             return fail(e);
@@ -398,10 +404,6 @@ async fn txn(client: &GrpcClient, db: u32, mode: OutputMode) -> ExitCode {
         Ok(n) => {
             let _ = output::emit(format!("OK ({n} written)\n").as_bytes());
             ExitCode::SUCCESS
-        }
-        Err(e @ ClientError::Aborted { .. }) => {
-            eprintln!("{e}");
-            ExitCode::FAILURE
         }
         Err(e) => fail(e),
     }
