@@ -84,7 +84,7 @@ trap cleanup EXIT
 start_keel() {
   if [[ -n $KEEL_PID ]]; then kill "$KEEL_PID" 2>/dev/null || true; wait "$KEEL_PID" 2>/dev/null || true; fi
   rm -rf "$DATA/data"
-  "$KEEL_BIN" --port "$PORT" --dir "$DATA/data" --engine "$KEEL_ENGINE" >"$OUT/keel-$1.log" 2>&1 &
+  "$KEEL_BIN" --port "$PORT" --grpc-enabled false --dir "$DATA/data" --engine "$KEEL_ENGINE" >"$OUT/keel-$1.log" 2>&1 &
   KEEL_PID=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the real clients the tests drive (redis-cli, redis-benchmark, redis-py) when they
+# Installs the real clients the tests drive (redis-cli, redis-benchmark, redis-py, grpcio) when they
 # are missing. Idempotent and quick when everything is present; scripts/test.sh runs it.
 # Needs root (or sudo) for the system packages; never installs a Redis server.
 set -euo pipefail
 
 REDIS_PY_VERSION=5.0.8
+GRPCIO_VERSION=1.85.1
 
 as_root() {
   if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"; else
@@ -39,6 +40,13 @@ if ! python3 -c "import redis, sys; sys.exit(0 if redis.__version__ == '$REDIS_P
   "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
 fi
 
+if ! python3 -c "import grpc, grpc_tools, sys; sys.exit(0 if grpc.__version__ == '$GRPCIO_VERSION' else 1)" >/dev/null 2>&1; then
+  echo "ci-deps: installing grpcio and grpcio-tools $GRPCIO_VERSION"
+  pip=(python3 -m pip install -q --disable-pip-version-check "grpcio==$GRPCIO_VERSION" "grpcio-tools==$GRPCIO_VERSION")
+  "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
+fi
+
 redis-cli --version
 redis-benchmark --version 2>/dev/null | head -n 1 || true
 python3 -c "import redis; print('redis-py', redis.__version__)"
+python3 -c "import grpc; print('grpcio', grpc.__version__)"

@@ -17,3 +17,4 @@ scripts/ci-deps.sh
 echo "== cargo test"
 cargo test --workspace --release --no-fail-fast 2>&1 | tee target/test-output.txt
 scripts/python-tests.sh
+scripts/grpc-python-smoke.sh

@@ -124,7 +124,10 @@ def main():
                     data = b""
                     end = time.monotonic() + t
                     while time.monotonic() < end:
-                        data += s.recv(65536)
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
                         if data.startswith(b"+OK\r\n") and (data.endswith(b"$-1\r\n") or data.count(b"\r\n") >= 3):
                             break
                     return data[len(b"+OK\r\n"):]

@@ -33,7 +33,7 @@ class Skip(Exception):
 
 def start_server(binary, data_dir):
     proc = subprocess.Popen(
-        [binary, "--port", "0", "--dir", data_dir],
+        [binary, "--port", "0", "--grpc-port", "0", "--dir", data_dir],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
