@@ -80,7 +80,7 @@ pub enum ClientError {
     },
     /// A transaction commit lost a write-write conflict (gRPC ABORTED); the message
     /// names the key.
-    #[error("ABORTED: {message}")]
+    #[error("{}", aborted_text(message))]
     Aborted {
         /// The server's message, naming the conflicting key.
         message: String,
@@ -88,6 +88,15 @@ pub enum ClientError {
     /// The request was invalid before anything was sent.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+}
+
+/// The server's ABORTED message, prefixed with "ABORTED: " unless it already says so.
+fn aborted_text(message: &str) -> String {
+    if message.starts_with("ABORTED") {
+        message.to_string()
+    } else {
+        format!("ABORTED: {message}")
+    }
 }
 
 impl ClientError {

@@ -88,6 +88,12 @@ fn scan_lists_matching_keys_once_each() {
     let want: BTreeSet<String> = (0..150).map(|i| format!("user:{i}")).collect();
     let got: BTreeSet<String> = unique.into_iter().map(String::from).collect();
     assert_eq!(got, want);
+    let shown = s.cli(&["--scan", "--pattern", "order:*", "--progress"]);
+    assert_eq!(shown.stdout.lines().count(), 40);
+    assert!(
+        shown.stderr.contains("40 keys"),
+        "progress on stderr: {shown:?}"
+    );
     // Without a pattern every key comes out; --no-raw quotes them.
     let all = s.cli(&["--scan", "--no-raw"]);
     assert_eq!(all.stdout.lines().count(), 190);

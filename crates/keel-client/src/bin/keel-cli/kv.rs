@@ -286,7 +286,7 @@ async fn scan(
     page_size: u32,
     mode: OutputMode,
 ) -> ExitCode {
-    let bar = progress::items_spinner("entries", args.progress);
+    let mut bar = progress::items_spinner("entries", args.progress);
     let mut token = String::new();
     let mut printed = 0u64;
     loop {
@@ -335,7 +335,7 @@ async fn scan(
         }
         token = resp.next_page_token;
     }
-    bar.finish_and_clear();
+    bar.finish();
     ExitCode::SUCCESS
 }
 

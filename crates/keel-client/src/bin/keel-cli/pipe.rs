@@ -46,7 +46,7 @@ pub async fn run(args: &Args, opts: &ConnectOptions) -> ExitCode {
     };
     let (mut reader, mut writer) = conn.into_parts();
     let marker = marker();
-    let bar = progress::bytes_bar(stdin_len(), args.progress);
+    let mut bar = progress::bytes_bar(stdin_len(), args.progress);
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
 
     let send = async {
@@ -76,7 +76,7 @@ pub async fn run(args: &Args, opts: &ConnectOptions) -> ExitCode {
         let mut echo = BytesMut::new();
         encode_command(&[b"ECHO".as_slice(), &marker], &mut echo);
         writer.write_raw(&echo).await?;
-        bar.finish_and_clear();
+        bar.finish();
         println!("All data transferred. Waiting for the last reply...");
         let _ = done_tx.send(true);
         Ok::<(), ClientError>(())

@@ -20,7 +20,7 @@ pub async fn run(args: &Args, opts: &ConnectOptions) -> ExitCode {
         }
     };
     let quoted = !args.raw && (args.no_raw || std::io::stdout().is_terminal());
-    let bar = progress::items_spinner("keys", args.progress);
+    let mut bar = progress::items_spinner("keys", args.progress);
     let mut cursor = b"0".to_vec();
     let mut stdout = std::io::stdout().lock();
     loop {
@@ -82,12 +82,12 @@ pub async fn run(args: &Args, opts: &ConnectOptions) -> ExitCode {
             break;
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     let _ = stdout.flush();
     ExitCode::SUCCESS
 }
 
-fn bad_reply(bar: &indicatif::ProgressBar) -> ExitCode {
+fn bad_reply(bar: &progress::Progress) -> ExitCode {
     bar.abandon();
     eprintln!("Error: unexpected SCAN reply");
     ExitCode::FAILURE
