@@ -15,6 +15,8 @@ pub struct CommandHelp {
     pub hint: String,
     /// One-line description (for `help <command>`).
     pub summary: String,
+    /// Server version that introduced the command.
+    pub since: String,
     /// Command group (string, list, ...).
     pub group: String,
 }
@@ -36,6 +38,7 @@ pub async fn fetch(session: &mut Session) -> Catalog {
                 match text(k).as_deref() {
                     Some("summary") => help.summary = text(val).unwrap_or_default(),
                     Some("group") => help.group = text(val).unwrap_or_default(),
+                    Some("since") => help.since = text(val).unwrap_or_default(),
                     Some("arguments") => help.hint = render_args(val.as_slice().unwrap_or(&[])),
                     _ => {}
                 }

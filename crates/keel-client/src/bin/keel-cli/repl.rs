@@ -13,6 +13,8 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
+use keel_client::ClientError;
+
 use crate::docs::{self, Catalog};
 use crate::output;
 use crate::session::Session;
@@ -227,6 +229,9 @@ pub async fn run(mut session: Session) -> ExitCode {
             if let Err(e) = session.run_and_print(&argv).await {
                 if !session.is_connected() && !was_connected {
                     output::connect_failed(session.options(), &e);
+                } else if matches!(e, ClientError::Closed { .. }) {
+                    // redis-cli's wording; the next command reconnects.
+                    eprintln!("Error: Server closed the connection");
                 } else {
                     eprintln!("Error: {e}");
                 }
@@ -256,6 +261,9 @@ fn help(catalog: Option<&Catalog>, argv: &[Vec<u8>]) {
             println!("  \x1b[1m{} {}\x1b[0m", name.to_ascii_uppercase(), h.hint);
             if !h.summary.is_empty() {
                 println!("  \x1b[33msummary:\x1b[0m {}", h.summary);
+            }
+            if !h.since.is_empty() {
+                println!("  \x1b[33msince:\x1b[0m {}", h.since);
             }
             if !h.group.is_empty() {
                 println!("  \x1b[33mgroup:\x1b[0m {}", h.group);
