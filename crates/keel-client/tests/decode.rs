@@ -206,6 +206,8 @@ fn malformed_input_is_an_error() {
     assert!(error_of(b"(12a\r\n", d).contains("big number"));
     assert!(error_of(b"=3\r\nabc\r\n", d).contains("verbatim"));
     assert!(error_of(b"_x\r\n", d).contains("null"));
+    assert!(error_of(b"\r\n", d).contains("empty line"));
+    assert!(error_of(b"*1\r\n\r\n", d).contains("empty line"));
 }
 
 #[test]
@@ -226,4 +228,28 @@ fn limits_are_checked_before_allocating() {
     let mut d = Decoder::default();
     let mut buf = BytesMut::from(&b"*4000000000\r\n:1\r\n"[..]);
     assert_eq!(d.decode(&mut buf), Ok(None));
+}
+
+proptest::proptest! {
+    /// Arbitrary bytes, and arbitrary bytes after a valid prefix, never panic: the
+    /// decoder returns replies, asks for more, or reports an error.
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        prefix in proptest::sample::select(vec!["", "*2\r\n", "%1\r\n+a\r\n", "|1\r\n", "$3\r\n"]),
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+    ) {
+        let small = Limits { max_bulk_len: 1 << 16, max_aggregate_len: 1 << 16, max_depth: 32, max_line: 1 << 16 };
+        let mut d = Decoder::new(small);
+        let mut buf = BytesMut::from(prefix.as_bytes());
+        buf.extend_from_slice(&bytes);
+        let total = buf.len() as u64;
+        for _ in 0..512 {
+            match d.decode(&mut buf) {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // What was consumed plus what is left is exactly what was fed.
+        proptest::prop_assert_eq!(d.offset() + buf.len() as u64, total);
+    }
 }

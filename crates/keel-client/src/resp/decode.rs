@@ -168,7 +168,9 @@ impl Decoder {
         let Some(&tag) = buf.first() else {
             return Ok(None);
         };
-        let line = &buf[1..eol];
+        let Some(line) = buf.get(1..eol) else {
+            return Err(self.err("empty line where a reply type byte was expected"));
+        };
         let header_len = eol + 2;
         let item = match tag {
             b'+' => Item::Value(Value::Simple(lossy(line))),
@@ -222,7 +224,7 @@ impl Decoder {
                     buf.reserve(total - buf.len());
                     return Ok(None);
                 }
-                if &buf[header_len + len..total] != b"\r\n" {
+                if buf.get(header_len + len..total) != Some(b"\r\n".as_slice()) {
                     return Err(self.err("bulk not terminated by CRLF"));
                 }
                 buf.advance(header_len);
@@ -277,7 +279,7 @@ impl Decoder {
     fn verbatim(&self, payload: Bytes) -> Result<Value, DecodeError> {
         match payload.get(3) {
             Some(b':') => Ok(Value::Verbatim {
-                format: lossy(&payload[..3]),
+                format: lossy(payload.get(..3).unwrap_or_default()),
                 text: payload.slice(4..),
             }),
             _ => Err(self.err("verbatim string without a format prefix")),

@@ -31,7 +31,7 @@ pub fn connect_failed(opts: &ConnectOptions, e: &ClientError) {
 fn os_message(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
+        Some(i) => s.get(..i).unwrap_or(&s).to_string(),
         None => s,
     }
 }
