@@ -63,10 +63,13 @@ impl Kv for KvService {
         // A read-only transaction is exactly a typed multi-get on one snapshot.
         let snap = self.st.engine().begin(db).map_err(status::from_engine)?;
         let now = unix_now_ms();
+        let access = self.st.engine().access();
         let results = r
             .keys
             .into_iter()
             .map(|key| {
+                // Counted as an access like a RESP GET, so LRU/LFU eviction sees gRPC use.
+                access.touch(db, &key, now);
                 let v = snap.get(&key, now).map_err(status::from_cmd)?;
                 Ok(GetResult {
                     found: v.is_some(),
