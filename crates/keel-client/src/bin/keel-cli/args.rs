@@ -41,7 +41,7 @@ pub struct Args {
     /// Run the command N times (-1: forever).
     #[arg(short = 'r', allow_negative_numbers = true)]
     pub repeat: Option<i64>,
-    /// Seconds to wait between repeats (fractions allowed); also --stat/--latency rate.
+    /// Seconds to wait between repeats (fractions allowed); also the --stat refresh.
     #[arg(short = 'i')]
     pub interval: Option<f64>,
     /// Read the last argument from stdin.
