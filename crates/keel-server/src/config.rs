@@ -277,8 +277,9 @@ pub struct Config {
 pub struct GrpcConfig {
     /// Serve gRPC at all.
     pub enabled: bool,
-    /// TCP port (0 = pick a free one), on [`Config::bind`].
-    pub port: u16,
+    /// TCP port (0 = pick a free one), on [`Config::bind`]; None = the RESP port + 1000
+    /// (see [`default_grpc_port`]), decided when the server binds.
+    pub port: Option<u16>,
     /// Idle time after which an open transaction or scan snapshot is dropped.
     pub txn_timeout: std::time::Duration,
     /// Most open transactions, and most open scan snapshots.
@@ -291,7 +292,7 @@ impl Default for GrpcConfig {
     fn default() -> Self {
         GrpcConfig {
             enabled: true,
-            port: 7379,
+            port: None,
             txn_timeout: std::time::Duration::from_secs(60),
             max_txns: 1024,
             max_message_bytes: 64 << 20,
@@ -613,7 +614,7 @@ impl Config {
 /// The gRPC port when none is configured: RESP's + 1000 (6379 → 7379), so two servers
 /// started with different `--port`s do not fight over one gRPC port; a server on an
 /// ephemeral RESP port gets an ephemeral gRPC port too.
-fn default_grpc_port(resp_port: u16) -> u16 {
+pub fn default_grpc_port(resp_port: u16) -> u16 {
     match resp_port {
         0 => 0,
         p => p.checked_add(1000).unwrap_or(0),
@@ -644,10 +645,11 @@ fn resolve_grpc(
     )?;
     Ok(GrpcConfig {
         enabled: args.grpc_enabled.or(file.grpc_enabled).unwrap_or(d.enabled),
-        port: args
-            .grpc_port
-            .or(file.grpc_port)
-            .unwrap_or_else(|| default_grpc_port(resp_port)),
+        port: Some(
+            args.grpc_port
+                .or(file.grpc_port)
+                .unwrap_or_else(|| default_grpc_port(resp_port)),
+        ),
         txn_timeout,
         max_txns: args
             .grpc_max_txns
@@ -798,12 +800,14 @@ mod tests {
         let _g = env_lock();
         let d = Config::resolve(Args::default(), FileConfig::default()).expect("defaults");
         assert!(d.grpc.enabled);
-        assert_eq!(d.grpc.port, 7379);
+        assert_eq!(d.grpc.port, Some(7379));
         // Unset, it follows the RESP port, so two servers on different ports coexist.
         let follow = |p: &str| Config::resolve(args(&["--port", p]), FileConfig::default());
-        assert_eq!(follow("6400").expect("6400").grpc.port, 7400);
-        assert_eq!(follow("0").expect("0").grpc.port, 0);
-        assert_eq!(follow("65000").expect("65000").grpc.port, 0);
+        assert_eq!(follow("6400").expect("6400").grpc.port, Some(7400));
+        assert_eq!(follow("0").expect("0").grpc.port, Some(0));
+        assert_eq!(follow("65000").expect("65000").grpc.port, Some(0));
+        // A Config built in code (no resolve) leaves it to the server.
+        assert_eq!(Config::default().grpc.port, None);
         let file = parse_file(
             "grpc-port = 7400\ngrpc-txn-timeout = 5\ngrpc-max-message-bytes = \"1mb\"\n",
         )
@@ -814,7 +818,7 @@ mod tests {
         )
         .expect("resolve");
         assert!(!c.grpc.enabled);
-        assert_eq!(c.grpc.port, 7400);
+        assert_eq!(c.grpc.port, Some(7400));
         assert_eq!(c.grpc.txn_timeout, std::time::Duration::from_millis(250));
         assert_eq!(c.grpc.max_message_bytes, 1 << 20);
         let f = parse_file("grpc-txn-timeout = 5\n").expect("file");

@@ -35,7 +35,7 @@ impl InProc {
     pub fn start(mut cfg: Config) -> InProc {
         let dir = tempfile::tempdir().expect("tempdir");
         cfg.port = 0;
-        cfg.grpc.port = 0;
+        cfg.grpc.port = Some(0);
         cfg.dir = dir.path().join("data");
         let (addr_tx, addr_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -77,9 +77,10 @@ pub struct Args {
     /// Show a progress bar on stderr even when it is not a terminal.
     #[arg(long = "progress")]
     pub progress: bool,
-    /// gRPC port for the kv / metrics verbs.
-    #[arg(long = "grpc-port", default_value_t = 7379)]
-    pub grpc_port: u16,
+    /// gRPC port for the kv / metrics verbs [default: the -p port + 1000, as the server
+    /// picks it, i.e. 7379].
+    #[arg(long = "grpc-port")]
+    pub grpc_port: Option<u16>,
     /// Do not warn about -a on the command line.
     #[arg(long = "no-auth-warning")]
     pub no_auth_warning: bool,
@@ -92,4 +93,12 @@ pub struct Args {
     /// Command and arguments (one-shot mode); none starts the REPL.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
+}
+
+impl Args {
+    /// The gRPC port: --grpc-port, else the server's default for this RESP port (+1000).
+    pub fn grpc_port(&self) -> u16 {
+        self.grpc_port
+            .unwrap_or_else(|| self.port.checked_add(1000).unwrap_or(0))
+    }
 }

@@ -94,13 +94,13 @@ fn mode(args: &Args) -> OutputMode {
 }
 
 async fn connect(args: &Args) -> Result<GrpcClient, ExitCode> {
-    let mut opts = GrpcOptions::new(args.host.clone(), args.grpc_port);
+    let mut opts = GrpcOptions::new(args.host.clone(), args.grpc_port());
     opts.password = crate::password(args);
     GrpcClient::connect(opts).await.map_err(|e| {
         eprintln!(
             "Could not connect to keel gRPC at {}:{}: {}",
             args.host,
-            args.grpc_port,
+            args.grpc_port(),
             root_cause(&e)
         );
         ExitCode::FAILURE
