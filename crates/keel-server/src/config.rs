@@ -278,7 +278,7 @@ pub struct GrpcConfig {
     /// Serve gRPC at all.
     pub enabled: bool,
     /// TCP port (0 = pick a free one), on [`Config::bind`]; None = the RESP port + 1000
-    /// (see [`default_grpc_port`]), decided when the server binds.
+    /// (see [`Config::grpc_port`]).
     pub port: Option<u16>,
     /// Idle time after which an open transaction or scan snapshot is dropped.
     pub txn_timeout: std::time::Duration,
@@ -464,7 +464,7 @@ impl Config {
     pub fn resolve(args: Args, file: FileConfig) -> Result<Config, ConfigError> {
         let d = Config::default();
         let resp_port = args.port.or(file.port).unwrap_or(d.port);
-        let grpc = resolve_grpc(&args, &file, &d.grpc, resp_port)?;
+        let grpc = resolve_grpc(&args, &file, &d.grpc)?;
         let bind = match args.bind.or(file.bind) {
             Some(b) => b
                 .parse::<IpAddr>()
@@ -605,6 +605,13 @@ impl Config {
         Ok(())
     }
 
+    /// The gRPC port to bind: the configured one, else the RESP port + 1000.
+    pub fn grpc_port(&self) -> u16 {
+        self.grpc
+            .port
+            .unwrap_or_else(|| default_grpc_port(self.port))
+    }
+
     /// The tracing filter directive of the log level.
     pub fn log_directive(&self) -> &'static str {
         log_filter(&self.loglevel).unwrap_or("info")
@@ -614,19 +621,14 @@ impl Config {
 /// The gRPC port when none is configured: RESP's + 1000 (6379 → 7379), so two servers
 /// started with different `--port`s do not fight over one gRPC port; a server on an
 /// ephemeral RESP port gets an ephemeral gRPC port too.
-pub fn default_grpc_port(resp_port: u16) -> u16 {
+fn default_grpc_port(resp_port: u16) -> u16 {
     match resp_port {
         0 => 0,
         p => p.checked_add(1000).unwrap_or(0),
     }
 }
 
-fn resolve_grpc(
-    args: &Args,
-    file: &FileConfig,
-    d: &GrpcConfig,
-    resp_port: u16,
-) -> Result<GrpcConfig, ConfigError> {
+fn resolve_grpc(args: &Args, file: &FileConfig, d: &GrpcConfig) -> Result<GrpcConfig, ConfigError> {
     let txn_timeout = match args
         .grpc_txn_timeout
         .clone()
@@ -645,11 +647,7 @@ fn resolve_grpc(
     )?;
     Ok(GrpcConfig {
         enabled: args.grpc_enabled.or(file.grpc_enabled).unwrap_or(d.enabled),
-        port: Some(
-            args.grpc_port
-                .or(file.grpc_port)
-                .unwrap_or_else(|| default_grpc_port(resp_port)),
-        ),
+        port: args.grpc_port.or(file.grpc_port),
         txn_timeout,
         max_txns: args
             .grpc_max_txns
@@ -800,14 +798,12 @@ mod tests {
         let _g = env_lock();
         let d = Config::resolve(Args::default(), FileConfig::default()).expect("defaults");
         assert!(d.grpc.enabled);
-        assert_eq!(d.grpc.port, Some(7379));
+        assert_eq!(d.grpc_port(), 7379);
         // Unset, it follows the RESP port, so two servers on different ports coexist.
         let follow = |p: &str| Config::resolve(args(&["--port", p]), FileConfig::default());
-        assert_eq!(follow("6400").expect("6400").grpc.port, Some(7400));
-        assert_eq!(follow("0").expect("0").grpc.port, Some(0));
-        assert_eq!(follow("65000").expect("65000").grpc.port, Some(0));
-        // A Config built in code (no resolve) leaves it to the server.
-        assert_eq!(Config::default().grpc.port, None);
+        assert_eq!(follow("6400").expect("6400").grpc_port(), 7400);
+        assert_eq!(follow("0").expect("0").grpc_port(), 0);
+        assert_eq!(follow("65000").expect("65000").grpc_port(), 0);
         let file = parse_file(
             "grpc-port = 7400\ngrpc-txn-timeout = 5\ngrpc-max-message-bytes = \"1mb\"\n",
         )
@@ -818,7 +814,7 @@ mod tests {
         )
         .expect("resolve");
         assert!(!c.grpc.enabled);
-        assert_eq!(c.grpc.port, Some(7400));
+        assert_eq!(c.grpc_port(), 7400);
         assert_eq!(c.grpc.txn_timeout, std::time::Duration::from_millis(250));
         assert_eq!(c.grpc.max_message_bytes, 1 << 20);
         let f = parse_file("grpc-txn-timeout = 5\n").expect("file");

@@ -188,11 +188,9 @@ impl Server {
         let local_addr = listener.local_addr().unwrap_or(addr);
         let grpc_cfg = {
             let c = config.read();
-            let port = c
-                .grpc
-                .port
-                .unwrap_or_else(|| crate::config::default_grpc_port(c.port));
-            c.grpc.enabled.then(|| SocketAddr::new(c.bind, port))
+            c.grpc
+                .enabled
+                .then(|| SocketAddr::new(c.bind, c.grpc_port()))
         };
         let grpc = match bind_grpc(grpc_cfg).await {
             Ok(g) => g,
