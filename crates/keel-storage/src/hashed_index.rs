@@ -32,7 +32,6 @@
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, VecDeque};
 use std::hash::BuildHasher;
-use std::ops::Bound;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -246,17 +245,10 @@ impl<V: IndexValue> HashedIndex<V> {
         resume: Option<&[u8]>,
         limit: usize,
     ) -> Vec<(Bytes, V)> {
-        let (mut lo, mut hi) = range.as_bounds();
-        if let Some(r) = resume {
-            match dir {
-                Direction::Forward => lo = Bound::Excluded(r),
-                Direction::Reverse => hi = Bound::Excluded(r),
-            }
-        }
         let mut out = Vec::with_capacity(limit.min(1024));
-        if bounds_empty(lo, hi) {
+        let Some((lo, hi)) = range.remaining_bounds(dir, resume) else {
             return out;
-        }
+        };
         let order = self.order.read();
         let mut visit = |entry: &EntryRef<V>| {
             let e = &entry.0;
@@ -523,16 +515,6 @@ impl<V: IndexValue> HashedIndex<V> {
     /// Entries in the index, including tombstones awaiting GC.
     pub fn entries(&self) -> usize {
         self.order.read().len()
-    }
-}
-
-fn bounds_empty(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
-    match (lo, hi) {
-        (Bound::Included(s), Bound::Included(e)) => s > e,
-        (Bound::Included(s), Bound::Excluded(e))
-        | (Bound::Excluded(s), Bound::Included(e))
-        | (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
-        _ => false,
     }
 }
 

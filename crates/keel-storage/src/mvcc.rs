@@ -454,14 +454,10 @@ impl<V: IndexValue> VersionedIndex<V> {
         resume: Option<&[u8]>,
         limit: usize,
     ) -> Vec<(Bytes, V)> {
-        let (mut lo, mut hi) = range.as_bounds();
-        if let Some(r) = resume {
-            match dir {
-                Direction::Forward => lo = Bound::Excluded(r),
-                Direction::Reverse => hi = Bound::Excluded(r),
-            }
-        }
-        if bounds_empty(lo, hi) || limit == 0 {
+        let Some((lo, hi)) = range.remaining_bounds(dir, resume) else {
+            return Vec::new();
+        };
+        if limit == 0 {
             return Vec::new();
         }
         // The chunk's keys are copied into one buffer and handed out as slices of it:
@@ -800,16 +796,6 @@ impl<V> Chain<V> {
             versions: Vec::new(),
             queued: false,
         }
-    }
-}
-
-fn bounds_empty(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
-    match (lo, hi) {
-        (Bound::Included(s), Bound::Included(e)) => s > e,
-        (Bound::Included(s), Bound::Excluded(e))
-        | (Bound::Excluded(s), Bound::Included(e))
-        | (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
-        _ => false,
     }
 }
 

@@ -74,13 +74,25 @@ impl ScanRange {
 
     /// True if no key can lie in the range (e.g. start after end).
     pub fn is_empty(&self) -> bool {
-        match (&self.start, &self.end) {
-            (Bound::Included(s), Bound::Included(e)) => s > e,
-            (Bound::Included(s), Bound::Excluded(e))
-            | (Bound::Excluded(s), Bound::Included(e))
-            | (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
-            _ => false,
+        let (lo, hi) = self.as_bounds();
+        bounds_empty(lo, hi)
+    }
+
+    /// The bounds left to visit in `dir` after the key `resume` (exclusive), for chunked
+    /// scans that pick up where the previous chunk stopped; None when nothing is left.
+    pub fn remaining_bounds<'a>(
+        &'a self,
+        dir: Direction,
+        resume: Option<&'a [u8]>,
+    ) -> Option<SliceBounds<'a>> {
+        let (mut lo, mut hi) = self.as_bounds();
+        if let Some(r) = resume {
+            match dir {
+                Direction::Forward => lo = Bound::Excluded(r),
+                Direction::Reverse => hi = Bound::Excluded(r),
+            }
         }
+        (!bounds_empty(lo, hi)).then_some((lo, hi))
     }
 
     /// The bounds as a pair usable with `BTreeMap::range` and friends.
@@ -113,6 +125,20 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// A lower and an upper bound over borrowed keys.
+pub type SliceBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
+/// True if no key can lie between `lo` and `hi`.
+fn bounds_empty(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
+    match (lo, hi) {
+        (Bound::Included(s), Bound::Included(e)) => s > e,
+        (Bound::Included(s), Bound::Excluded(e))
+        | (Bound::Excluded(s), Bound::Included(e))
+        | (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
