@@ -5,10 +5,12 @@
 //!
 //! Embedding: `server::run(config, shutdown_signal)` recovers, serves and shuts down
 //! cleanly; `server::Server::bind` + `serve` does the same with the bound address in
-//! between (tests use port 0).
+//! between (tests use port 0); [`embedded::EmbeddedServer`] runs one on its own thread
+//! and stops it on drop.
 
 pub mod config;
 pub mod coordinator;
+pub mod embedded;
 pub mod grpc;
 pub mod resp;
 pub mod server;

@@ -2,11 +2,10 @@
 //! server: counts, zero errors, and the records' shape read back.
 
 use std::net::SocketAddr;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use keel_server::{Config, Server, ServerError};
+use keel_server::embedded::EmbeddedServer;
+use keel_server::Config;
 use keel_ycsb::db::{field_name, Db, RecordShape};
 use keel_ycsb::resp::Conn;
 use keel_ycsb::runner::{self, LoadOptions, RunOptions};
@@ -20,8 +19,7 @@ const THREADS: usize = 4;
 /// A keel server on its own runtime thread, on an ephemeral port.
 struct InProc {
     addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Result<(), ServerError>>>,
+    _server: EmbeddedServer,
     _dir: tempfile::TempDir,
 }
 
@@ -33,41 +31,11 @@ impl InProc {
             dir: dir.path().join("data"),
             ..Config::default()
         };
-        let (addr_tx, addr_rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let server = Server::bind(cfg).await?;
-                let _ = addr_tx.send(server.local_addr());
-                server
-                    .serve(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-            })
-        });
-        let addr = addr_rx.recv_timeout(WAIT).expect("server did not start");
+        let server = EmbeddedServer::start(cfg, 2, WAIT).expect("server did not start");
         InProc {
-            addr,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            addr: server.addr(),
+            _server: server,
             _dir: dir,
-        }
-    }
-}
-
-impl Drop for InProc {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }

@@ -8,21 +8,20 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use keel_server::{Config, Server, ServerError};
+use keel_server::embedded::{EmbedError, EmbeddedServer};
+use keel_server::Config;
 
 /// Upper bound of any wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A server running on its own runtime thread.
+/// A server running on its own runtime thread, with its data in a temp dir.
 pub struct InProc {
     pub addr: SocketAddr,
     /// The gRPC address (None when the config turned gRPC off).
     pub grpc_addr: Option<SocketAddr>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Result<(), ServerError>>>,
+    server: EmbeddedServer,
     pub dir: tempfile::TempDir,
 }
 
@@ -33,30 +32,11 @@ impl InProc {
         cfg.port = 0;
         cfg.grpc.port = Some(0);
         cfg.dir = dir.path().join("data");
-        let (addr_tx, addr_rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let server = Server::bind(cfg).await?;
-                let _ = addr_tx.send((server.local_addr(), server.grpc_addr()));
-                server
-                    .serve(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-            })
-        });
-        let (addr, grpc_addr) = addr_rx.recv_timeout(WAIT).expect("server did not start");
+        let server = EmbeddedServer::start(cfg, 2, WAIT).expect("server did not start");
         InProc {
-            addr,
-            grpc_addr,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            addr: server.addr(),
+            grpc_addr: server.grpc_addr(),
+            server,
             dir,
         }
     }
@@ -72,24 +52,8 @@ impl InProc {
     }
 
     /// Stops the server and returns its result.
-    pub fn stop(mut self) -> Result<(), ServerError> {
-        self.stop_inner()
-    }
-
-    fn stop_inner(&mut self) -> Result<(), ServerError> {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        match self.thread.take() {
-            Some(t) => t.join().expect("server thread panicked"),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for InProc {
-    fn drop(&mut self) {
-        let _ = self.stop_inner();
+    pub fn stop(self) -> Result<(), EmbedError> {
+        self.server.stop()
     }
 }
 
