@@ -13,6 +13,7 @@ pub mod mvcc;
 pub mod options;
 pub mod range;
 pub mod scan_iter;
+pub mod snapshot_registry;
 pub mod stats;
 pub mod storage;
 

@@ -15,13 +15,14 @@
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::range::{Direction, ScanRange};
+pub use crate::snapshot_registry::{Pin, SnapshotRegistry};
 /// What the index needs to know of a stored value.
 pub trait IndexValue: Clone + Send + Sync + 'static {
     /// Bytes the value accounts for in `live_bytes` (value length for both engines).
@@ -31,99 +32,6 @@ pub trait IndexValue: Clone + Send + Sync + 'static {
 impl IndexValue for Bytes {
     fn weight(&self) -> u64 {
         self.len() as u64
-    }
-}
-
-/// Tracks the published sequence number and the sequence numbers pinned by snapshots.
-#[derive(Debug, Default)]
-pub struct SnapshotRegistry {
-    visible: AtomicU64,
-    pins: Mutex<BTreeMap<u64, usize>>,
-}
-
-impl SnapshotRegistry {
-    /// A registry whose published sequence starts at `seq`.
-    pub fn new(seq: u64) -> Arc<Self> {
-        Arc::new(SnapshotRegistry {
-            visible: AtomicU64::new(seq),
-            pins: Mutex::new(BTreeMap::new()),
-        })
-    }
-
-    /// The last published sequence number.
-    pub fn visible(&self) -> u64 {
-        self.visible.load(Ordering::Acquire)
-    }
-
-    /// Publishes `seq`: batches up to it become visible to new readers.
-    pub fn publish(&self, seq: u64) {
-        self.visible.fetch_max(seq, Ordering::AcqRel);
-    }
-
-    /// Pins the current published sequence until the returned [`Pin`] is dropped.
-    pub fn pin(self: &Arc<Self>) -> Pin {
-        // Loading `visible` under the lock orders this pin against `horizon()`: a horizon
-        // computed before us is ≤ the sequence we load; one computed after sees our pin.
-        let mut pins = self.pins.lock();
-        let seq = self.visible();
-        *pins.entry(seq).or_insert(0) += 1;
-        Pin {
-            registry: Arc::clone(self),
-            seq,
-        }
-    }
-
-    /// Publishes `seq` and returns the horizon right after, both under the pin lock so
-    /// no pin can slip in between with an older sequence.
-    pub fn publish_and_horizon(&self, seq: u64) -> u64 {
-        let pins = self.pins.lock();
-        self.publish(seq);
-        let visible = self.visible();
-        pins.keys()
-            .next()
-            .copied()
-            .map_or(visible, |p| p.min(visible))
-    }
-
-    /// The oldest sequence any reader may still ask for.
-    pub fn horizon(&self) -> u64 {
-        let pins = self.pins.lock();
-        let visible = self.visible();
-        pins.keys()
-            .next()
-            .copied()
-            .map_or(visible, |p| p.min(visible))
-    }
-
-    /// Number of live pins.
-    pub fn open_pins(&self) -> u64 {
-        self.pins.lock().values().sum::<usize>() as u64
-    }
-}
-
-/// A pinned sequence number; reads through it see exactly the batches up to `seq`.
-#[derive(Debug)]
-pub struct Pin {
-    registry: Arc<SnapshotRegistry>,
-    seq: u64,
-}
-
-impl Pin {
-    /// The pinned sequence number.
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-}
-
-impl Drop for Pin {
-    fn drop(&mut self) {
-        let mut pins = self.registry.pins.lock();
-        if let Some(n) = pins.get_mut(&self.seq) {
-            *n -= 1;
-            if *n == 0 {
-                pins.remove(&self.seq);
-            }
-        }
     }
 }
 
