@@ -52,9 +52,10 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
-    /// Records activity now.
-    pub fn touch(&self) {
-        let ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+    /// Records activity at `now` (a clock read the caller already made).
+    pub fn touch_at(&self, now: Instant) {
+        let ms = u64::try_from(now.saturating_duration_since(self.created).as_millis())
+            .unwrap_or(u64::MAX);
         self.last_interaction_ms.store(ms, Ordering::Relaxed);
     }
 }

@@ -1,7 +1,7 @@
 //! What CLIENT LIST/INFO show about a client beyond the backbone's handle, and the
 //! per-client switches CLIENT sets (REPLY, NO-EVICT, NO-TOUCH, SETINFO).
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -24,8 +24,9 @@ pub struct ClientAdmin {
     pub lib_name: Mutex<String>,
     /// CLIENT SETINFO LIB-VER.
     pub lib_ver: Mutex<String>,
-    /// The last command's name (lower case).
-    pub last_cmd: Mutex<&'static str>,
+    /// The last command: its commandstats index + 1, 0 before the first (an atomic,
+    /// as every request sets it).
+    last_cmd: AtomicUsize,
     /// RESP version in use (2 or 3; 0 until the first command).
     pub resp: AtomicU8,
     /// A [`reply_mode`] value.
@@ -39,6 +40,19 @@ pub struct ClientAdmin {
 }
 
 impl ClientAdmin {
+    /// Records the command at commandstats index `index` as the last one.
+    pub fn set_last_cmd(&self, index: usize) {
+        self.last_cmd.store(index + 1, Ordering::Relaxed);
+    }
+
+    /// The last command's name (lower case), "" before the first.
+    pub fn last_cmd(&self) -> &'static str {
+        match self.last_cmd.load(Ordering::Relaxed) {
+            0 => "",
+            i => super::stats::command_name(i - 1).unwrap_or(""),
+        }
+    }
+
     /// Clears the switches (RESET).
     pub fn reset(&self) {
         self.reply.store(reply_mode::ON, Ordering::Relaxed);

@@ -111,12 +111,13 @@ impl Session {
 
     /// Runs one request: waits out CLIENT PAUSE, dispatches, applies CLIENT REPLY and
     /// feeds commandstats, SLOWLOG and LATENCY.
-    pub async fn execute(&mut self, args: Vec<Bytes>) -> Flow {
+    pub async fn execute(&mut self, mut args: Vec<Bytes>) -> Flow {
         let handle = Arc::clone(&self.client.handle);
-        let cmd = args.first().and_then(|n| commands::lookup(n));
-        if let Some(c) = cmd {
+        let found = args.first().and_then(|n| commands::lookup_indexed(n));
+        let cmd = found.map(|(c, _)| c);
+        if let Some((c, index)) = found {
             // Set before a pause so CLIENT LIST shows what a paused client waits with.
-            *handle.admin.last_cmd.lock() = c.name();
+            handle.admin.set_last_cmd(index);
             // CLIENT stays available so a paused server can be unpaused.
             if c.name() != "client" {
                 self.shared.pause.wait(admin_hooks::is_write(c)).await;
@@ -141,11 +142,13 @@ impl Session {
         };
         self.cur_failed = false;
         self.cur_rejected = false;
-        let kept = self.shared.slowlog.enabled().then(|| args.clone());
         let start = std::time::Instant::now();
-        let flow = self.dispatch(args, cmd).await;
+        handle.touch_at(start);
+        // `dispatch` leaves `args` in place unless it hands them on (a write, a queued or
+        // blocking command), and then keeps a copy only while SLOWLOG may want it.
+        let flow = self.dispatch(&mut args, cmd).await;
         let usec = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-        if let Some(c) = cmd {
+        if let Some((_, index)) = found {
             let result = if self.cur_rejected {
                 CallResult::Rejected
             } else if self.cur_failed {
@@ -153,10 +156,10 @@ impl Session {
             } else {
                 CallResult::Ok
             };
-            self.shared.cmd_stats.record(c.name(), usec, result);
+            self.shared.cmd_stats.record_at(index, usec, result);
         }
-        if let Some(a) = kept {
-            admin_hooks::observe_slow(&self.shared, &handle, &a, usec);
+        if self.shared.slowlog.enabled() {
+            admin_hooks::observe_slow(&self.shared, &handle, &args, usec);
         }
         handle.admin.resp.store(
             admin_hooks::resp_number(self.client.protocol),
@@ -176,13 +179,22 @@ impl Session {
         flow
     }
 
+    /// The request's arguments to hand on, leaving a copy in `args` for SLOWLOG when it
+    /// is on (it is by default; cloning only here spares every read the copy).
+    fn hand_on(&self, args: &mut Vec<Bytes>) -> Vec<Bytes> {
+        if self.shared.slowlog.enabled() {
+            args.clone()
+        } else {
+            std::mem::take(args)
+        }
+    }
+
     /// Dispatches one request to its command.
-    async fn dispatch(&mut self, args: Vec<Bytes>, cmd: Option<Cmd>) -> Flow {
+    async fn dispatch(&mut self, args: &mut Vec<Bytes>, cmd: Option<Cmd>) -> Flow {
         self.shared
             .stats
             .total_commands
             .fetch_add(1, Ordering::Relaxed);
-        self.client.handle.touch();
         if args.is_empty() {
             return Flow::Continue;
         }
@@ -207,7 +219,7 @@ impl Session {
             None => {
                 multi::flag_error(&mut self.client);
                 // The engine's resolve gives Redis's unknown-command text.
-                let reply = match keel_engine::engine::resolve(&args) {
+                let reply = match keel_engine::engine::resolve(args) {
                     Err(r) => r,
                     Ok(spec) => Reply::err(keel_engine::reply::errors::wrong_args(spec.name)),
                 };
@@ -215,23 +227,25 @@ impl Session {
                 return Flow::Continue;
             }
         };
-        if let Some(reply) = commands::pubsub_cmd::before_dispatch(self, cmd, &args) {
+        if let Some(reply) = commands::pubsub_cmd::before_dispatch(self, cmd, args) {
             self.reply(&reply).await;
             return Flow::Continue;
         }
         if multi::in_multi(&self.client) && multi::queues(cmd) {
+            let args = self.hand_on(args);
             let reply = multi::queue(self, cmd, args);
             self.reply(&reply).await;
             return Flow::Continue;
         }
         match cmd {
             Cmd::Engine(spec) if spec.flags & flags::BLOCKING != 0 => {
+                let args = self.hand_on(args);
                 blocking::start(self, spec, args).await
             }
             Cmd::Engine(spec) if spec.is_write() => {
                 let op = Op::Command {
                     db: self.client.db,
-                    args,
+                    args: self.hand_on(args),
                 };
                 let rx = self
                     .shared
@@ -243,13 +257,13 @@ impl Session {
             }
             Cmd::Engine(spec) => {
                 self.settle().await;
-                let reply = self.read(spec, &args);
+                let reply = self.read(spec, args);
                 self.reply(&reply).await;
                 Flow::Continue
             }
             Cmd::Server(sc) => {
                 self.settle().await;
-                let outcome = (sc.handler)(self, &args);
+                let outcome = (sc.handler)(self, args);
                 self.finish(outcome).await
             }
         }

@@ -67,14 +67,22 @@ impl Default for CommandStats {
     }
 }
 
+/// The name of the command at commandstats index `i` (the order of [`commands::all`]).
+pub fn command_name(i: usize) -> Option<&'static str> {
+    index().0.get(i).copied()
+}
+
 impl CommandStats {
     /// Counts one call of `name` (a table name, lower case) that took `usec`.
     pub fn record(&self, name: &str, usec: u64, result: CallResult) {
-        let Some(c) = index()
-            .1
-            .get(name.as_bytes())
-            .and_then(|i| self.counters.get(i))
-        else {
+        if let Some(i) = index().1.get(name.as_bytes()) {
+            self.record_at(i, usec, result);
+        }
+    }
+
+    /// Counts one call of the command at index `i` ([`commands::lookup_indexed`]).
+    pub fn record_at(&self, i: usize, usec: u64, result: CallResult) {
+        let Some(c) = self.counters.get(i) else {
             return;
         };
         match result {

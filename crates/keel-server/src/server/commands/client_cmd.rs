@@ -204,7 +204,7 @@ fn client_line(s: &Session, h: &ClientHandle) -> String {
     if flags.is_empty() {
         flags.push('N');
     }
-    let cmd = *a.last_cmd.lock();
+    let cmd = a.last_cmd();
     let mut line = String::new();
     let _ = write!(
         line,

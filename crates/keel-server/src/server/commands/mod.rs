@@ -187,18 +187,15 @@ impl Cmd {
 
 /// Looks a command up in both tables, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<Cmd> {
-    static TABLE: OnceLock<NameTable<Cmd>> = OnceLock::new();
+    lookup_indexed(name).map(|(c, _)| c)
+}
+
+/// Looks a command up and gives its index in [`all`] too (commandstats' slot), so a
+/// request needs one lookup for both.
+pub fn lookup_indexed(name: &[u8]) -> Option<(Cmd, usize)> {
+    static TABLE: OnceLock<NameTable<(Cmd, usize)>> = OnceLock::new();
     TABLE
-        // Engine entries first: a later insert wins, so a server command would shadow an
-        // engine one of the same name (the table test keeps the two sets disjoint).
-        .get_or_init(|| {
-            NameTable::new(
-                command::all_commands()
-                    .map(Cmd::Engine)
-                    .chain(table::SERVER_COMMANDS.iter().map(Cmd::Server))
-                    .map(|c| (c.name(), c)),
-            )
-        })
+        .get_or_init(|| NameTable::new(all().enumerate().map(|(i, c)| (c.name(), (c, i)))))
         .get(name)
 }
 
