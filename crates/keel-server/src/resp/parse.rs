@@ -3,6 +3,7 @@
 //! argument arriving in 16 KB reads is parsed once, not re-scanned per read.
 
 use bytes::{Buf, Bytes, BytesMut};
+use smallvec::SmallVec;
 
 use super::inline::split_args;
 
@@ -79,6 +80,15 @@ impl RequestParser {
             if first != b'*' {
                 return self.inline(buf);
             }
+            if let Some((total, ranges)) = self.whole_request(buf) {
+                // One split for the request; each argument is a slice of it.
+                let whole = buf.split_to(total).freeze();
+                let args = ranges
+                    .iter()
+                    .map(|&(from, to)| whole.slice(from..to))
+                    .collect();
+                return Ok(Some(args));
+            }
             let Some(pos) = find_crlf(buf, self.limits.max_inline) else {
                 if buf.len() > self.limits.max_inline {
                     return Err(proto_err("too big mbulk count string"));
@@ -151,6 +161,35 @@ impl RequestParser {
         }
     }
 
+    /// The fast path for the common case, a whole ordinary request already in `buf`:
+    /// its length and the byte ranges of its arguments, found in one pass without
+    /// consuming anything. Anything else — incomplete, large, or malformed — gives
+    /// None and goes the resumable way, which also gives the exact error text.
+    fn whole_request(&self, buf: &[u8]) -> Option<(usize, ArgRanges)> {
+        let (count, mut at) = header_number(buf, 1)?;
+        if count == 0 || count > FAST_MAX_ARGS.min(self.limits.max_multibulk) {
+            return None;
+        }
+        let mut ranges = SmallVec::new();
+        for _ in 0..count {
+            if *buf.get(at)? != b'$' {
+                return None;
+            }
+            let (len, data) = header_number(buf, at + 1)?;
+            if len > self.limits.max_bulk_len {
+                return None;
+            }
+            let end = data.checked_add(len)?;
+            // Like Redis, the two bytes after the data are skipped, not checked.
+            at = end.checked_add(2)?;
+            if at > buf.len() {
+                return None;
+            }
+            ranges.push((data, end));
+        }
+        Some((at, ranges))
+    }
+
     fn inline(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ParseError> {
         let Some(nl) = buf.iter().position(|&c| c == b'\n') else {
             if buf.len() > self.limits.max_inline {
@@ -169,6 +208,33 @@ impl RequestParser {
         split_args(line)
             .map(Some)
             .ok_or_else(|| proto_err("unbalanced quotes in request"))
+    }
+}
+
+/// Byte ranges of a request's arguments in the buffer.
+type ArgRanges = SmallVec<[(usize, usize); 8]>;
+
+/// Requests with more arguments than this take the resumable path.
+const FAST_MAX_ARGS: usize = 64;
+
+/// A header's decimal number starting at `at` and the position after its "\r\n": only
+/// plain digits (at most 18, so no overflow), else None.
+fn header_number(buf: &[u8], at: usize) -> Option<(usize, usize)> {
+    let mut v: usize = 0;
+    let mut i = at;
+    loop {
+        let c = *buf.get(i)?;
+        if c.is_ascii_digit() {
+            if i - at == 18 {
+                return None;
+            }
+            v = v * 10 + usize::from(c - b'0');
+            i += 1;
+        } else if c == b'\r' && i > at && *buf.get(i + 1)? == b'\n' {
+            return Some((v, i + 2));
+        } else {
+            return None;
+        }
     }
 }
 
@@ -336,6 +402,48 @@ mod tests {
                 (Ok(w), None) => proptest::prop_assert_eq!(w, out),
                 (Err(a), Some(b)) => proptest::prop_assert_eq!(a, b),
                 (w, f) => proptest::prop_assert!(false, "whole {:?} vs chunked {:?}", w, f),
+            }
+        }
+
+        /// The whole-request fast path and the resumable path (bytes fed one at a time,
+        /// so a request is never whole in the buffer before the parser is mid-request)
+        /// agree on requests, errors and leftovers, including damaged ones.
+        #[test]
+        fn fast_path_agrees_with_resumable_path(
+            args in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12), 1..5),
+            damage in proptest::option::of((0usize..80, proptest::prelude::any::<u8>())),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+        ) {
+            let mut wire = format!("*{}\r\n", args.len()).into_bytes();
+            for a in &args {
+                wire.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                wire.extend_from_slice(a);
+                wire.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(&tail);
+            if let Some((at, byte)) = damage {
+                let at = at % wire.len();
+                wire[at] = byte;
+            }
+            let whole = parse_all(&wire);
+            let mut p = RequestParser::default();
+            let mut buf = BytesMut::new();
+            let mut out = Vec::new();
+            let mut failed = None;
+            'feed: for byte in &wire {
+                buf.extend_from_slice(&[*byte]);
+                loop {
+                    match p.next(&mut buf) {
+                        Ok(Some(c)) => out.push(c),
+                        Ok(None) => break,
+                        Err(e) => { failed = Some(e); break 'feed; }
+                    }
+                }
+            }
+            match (whole, failed) {
+                (Ok(w), None) => proptest::prop_assert_eq!(w, out),
+                (Err(a), Some(b)) => proptest::prop_assert_eq!(a, b),
+                (w, f) => proptest::prop_assert!(false, "whole {:?} vs byte-wise {:?}", w, f),
             }
         }
 
