@@ -2,50 +2,23 @@
 //! or CLIENT KILL (also an exceeded output-buffer limit).
 //!
 //! It is built once per connection and polled by reference in every `select!` of the
-//! connection loop. Polling the underlying watch and `Notified` futures on every request
-//! cost a tenth of a pipelined GET's instructions, so they are polled only when they
-//! have signalled (through a waker of our own) or the task's waker changed; otherwise a
-//! poll is one atomic load.
+//! connection loop, behind a [`Gate`] so that a poll is one atomic load until it fires.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 
-use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::client::ClientHandle;
-
-/// Set by the inner futures' wake-ups; forwards them to the connection's task.
-#[derive(Default)]
-struct Signal {
-    fired: AtomicBool,
-    task: Mutex<Option<Waker>>,
-}
-
-impl Wake for Signal {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.fired.store(true, Ordering::Release);
-        if let Some(w) = self.task.lock().as_ref() {
-            w.wake_by_ref();
-        }
-    }
-}
+use super::gate::Gate;
 
 /// Resolves once the server shuts down or the client is killed; stays resolved.
 pub struct Closing {
     inner: Pin<Box<dyn Future<Output = ()> + Send>>,
     done: bool,
-    signal: Arc<Signal>,
-    inner_waker: Waker,
-    /// The task waker last handed to `signal`, to notice a change cheaply.
-    last: Option<Waker>,
+    gate: Gate,
 }
 
 impl Closing {
@@ -58,13 +31,10 @@ impl Closing {
                 _ = stop.wait_for(|s| *s) => {}
             }
         });
-        let signal = Arc::new(Signal::default());
         Closing {
             inner,
             done: false,
-            inner_waker: Waker::from(Arc::clone(&signal)),
-            signal,
-            last: None,
+            gate: Gate::default(),
         }
     }
 }
@@ -77,18 +47,8 @@ impl Future for Closing {
         if this.done {
             return Poll::Ready(());
         }
-        let same_task = this.last.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
-        if !same_task {
-            *this.signal.task.lock() = Some(cx.waker().clone());
-            this.last = Some(cx.waker().clone());
-        } else if !this.signal.fired.load(Ordering::Acquire) {
-            // Nothing happened since the inner futures last registered our waker.
-            return Poll::Pending;
-        }
-        // Cleared before polling, so a wake-up during the poll is seen next time.
-        this.signal.fired.store(false, Ordering::Release);
-        let mut inner_cx = Context::from_waker(&this.inner_waker);
-        match this.inner.as_mut().poll(&mut inner_cx) {
+        let inner = &mut this.inner;
+        match this.gate.poll(cx, |icx| inner.as_mut().poll(icx)) {
             Poll::Ready(()) => {
                 this.done = true;
                 Poll::Ready(())

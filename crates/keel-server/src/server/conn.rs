@@ -24,6 +24,7 @@ use super::client_admin::reply_mode;
 use super::closing::Closing;
 use super::commands::{self, Cmd, Outcome};
 use super::multi;
+use super::pushes::Pushes;
 use super::stats::CallResult;
 use super::Shared;
 use crate::coordinator::state::unix_now_ms;
@@ -336,12 +337,10 @@ impl Session {
     }
 }
 
-/// The next pushed frame, or never when the connection has no push queue.
-async fn recv_push(rx: &mut Option<tokio::sync::mpsc::Receiver<Bytes>>) -> Option<Bytes> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
+/// Sleeps `secs`. A plain `sleep` in the `select!` would build a timer entry on every
+/// request even while the branch is disabled; this builds it only when polled.
+async fn idle_timeout(secs: u64) {
+    tokio::time::sleep(Duration::from_secs(secs)).await
 }
 
 /// Serves one client until it closes, errs, idles out, or the server stops.
@@ -361,7 +360,7 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
     let (mut rd, mut wr) = sock.into_split();
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut session = Session::new(Arc::clone(&shared), Arc::clone(&handle));
-    let mut pushes = session.client.pubsub.take_receiver();
+    let mut pushes = Pushes::new(session.client.pubsub.take_receiver());
     let sink = Arc::clone(&session.client.pubsub.sink);
     // Push bytes in `session.out`, released from the sink's count once written.
     let mut pushed: u64 = 0;
@@ -375,13 +374,13 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         let read = tokio::select! {
             biased;
             _ = &mut closing => break,
-            Some(frame) = recv_push(&mut pushes) => {
-                pushed += crate::server::pubsub::drain_pushes(frame, &mut pushes, &mut session.out);
+            Some(frame) = pushes.next() => {
+                pushed += pushes.drain_into(frame, &mut session.out);
                 // Not a read: marks "nothing new to parse, just write the pushes".
                 Ok(usize::MAX)
             }
             r = rd.read_buf(&mut inbuf) => r,
-            _ = tokio::time::sleep(Duration::from_secs(idle)), if idle > 0 => {
+            _ = idle_timeout(idle), if idle > 0 => {
                 tracing::debug!(id, "closing idle client (timeout {idle}s)");
                 break;
             }
