@@ -105,6 +105,31 @@ pub struct Engine {
     read_counter: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// Log entries applied one after another into one storage batch (see
+/// [`Engine::apply_in`]): the per-batch costs — the applied-index record, publishing,
+/// pruning — are paid once for the group instead of once per entry.
+pub struct Group {
+    tx: WriteTx,
+    last_seq: Option<u64>,
+}
+
+impl Group {
+    /// The index of the last entry applied into the group, if any.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
+    /// Keys the group writes (its overlay's size).
+    pub fn len(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// True when the group writes nothing yet.
+    pub fn is_empty(&self) -> bool {
+        self.tx.is_empty()
+    }
+}
+
 /// What `Engine::memory_pressure` advises before a write that may grow memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemoryVerdict {
@@ -166,7 +191,26 @@ impl Engine {
 
     /// Applies one log entry deterministically and commits it as one storage batch.
     pub fn apply(&self, ctx: &ApplyCtx, op: &Op) -> Result<Applied> {
-        let tx = WriteTx::new(Arc::clone(&self.store));
+        let mut group = self.group();
+        let applied = self.apply_in(&mut group, ctx, op)?;
+        self.write_group(group)?;
+        Ok(applied)
+    }
+
+    /// An empty group: consecutive log entries applied into one storage batch.
+    pub fn group(&self) -> Group {
+        Group {
+            tx: WriteTx::new(Arc::clone(&self.store)),
+            last_seq: None,
+        }
+    }
+
+    /// Applies one log entry into `group`: later entries of the group read its writes,
+    /// readers of the store see none of them until [`Engine::write_group`]. On an error
+    /// the group holds part of the entry and must be dropped, not written.
+    pub fn apply_in(&self, group: &mut Group, ctx: &ApplyCtx, op: &Op) -> Result<Applied> {
+        let mut tx = std::mem::replace(&mut group.tx, WriteTx::new(Arc::clone(&self.store)));
+        tx.mark();
         let mut ex = Exec::new(
             Access::Write(tx),
             0,
@@ -232,20 +276,32 @@ impl Engine {
         }
         let touched = std::mem::take(&mut ex.touched);
         let events = std::mem::take(&mut ex.events);
-        let Access::Write(mut tx) = ex.into_access() else {
+        let Access::Write(tx) = ex.into_access() else {
             unreachable!("apply always builds a write context")
         };
-        tx.mark();
-        tx.put(
-            keys::internal_key(APPLIED_INDEX),
-            Bytes::copy_from_slice(&ctx.seq.to_le_bytes()),
-        );
-        self.store.write(tx.into_batch(), WriteOptions::DEFAULT)?;
+        group.tx = tx;
+        group.last_seq = Some(ctx.seq);
         Ok(Applied {
             replies,
             touched,
             events,
         })
+    }
+
+    /// Writes everything `group` applied as one atomic storage batch, with the index of
+    /// its last entry as the applied index (a restart replays the log after it).
+    pub fn write_group(&self, group: Group) -> Result<()> {
+        let Some(seq) = group.last_seq else {
+            return Ok(());
+        };
+        let mut tx = group.tx;
+        tx.mark();
+        tx.put(
+            keys::internal_key(APPLIED_INDEX),
+            Bytes::copy_from_slice(&seq.to_le_bytes()),
+        );
+        self.store.write(tx.into_batch(), WriteOptions::DEFAULT)?;
+        Ok(())
     }
 
     /// The access table (OBJECT IDLETIME/FREQ, eviction).

@@ -105,6 +105,11 @@ impl WriteTx {
         self.overlay.is_empty()
     }
 
+    /// Keys written (puts and deletes).
+    pub fn len(&self) -> usize {
+        self.overlay.len()
+    }
+
     /// The buffered writes as one storage batch.
     pub fn into_batch(self) -> WriteBatch {
         let mut b = WriteBatch::with_capacity(self.overlay.len());

@@ -136,6 +136,8 @@ pub fn recover(cfg: &Config) -> Result<Recovered, StartError> {
     let mut replayed = 0u64;
     let mut last_index = storage_index;
     let mut last_now_ms = 0u64;
+    // Replayed in groups like the apply loop writes them: one storage batch per group.
+    let mut group = engine.group();
     for item in wal.entries_after(storage_index) {
         let (index, payload) = item?;
         let (ctx, op) =
@@ -146,11 +148,15 @@ pub fn recover(cfg: &Config) -> Result<Recovered, StartError> {
                 carried: ctx.seq,
             });
         }
-        engine.apply(&ctx, &op)?;
+        engine.apply_in(&mut group, &ctx, &op)?;
+        if group.len() >= super::apply_loop::GROUP_MAX_KEYS {
+            engine.write_group(std::mem::replace(&mut group, engine.group()))?;
+        }
         last_index = index;
         last_now_ms = last_now_ms.max(ctx.now_ms);
         replayed += 1;
     }
+    engine.write_group(group)?;
     let last_index = last_index.max(wal.last_index());
     Ok(Recovered {
         engine,
