@@ -30,6 +30,9 @@ pub mod flags {
     pub const ADMIN: u32 = 1 << 5;
     /// Uses randomness; the apply seed makes it deterministic.
     pub const RANDOM: u32 = 1 << 6;
+    /// keel's own hint, not shown by COMMAND: the command makes one point read, so it
+    /// may read the latest state without a snapshot ([`crate::kv::LatestReader`]).
+    pub const POINT_READ: u32 = 1 << 7;
 
     /// Flag names as COMMAND prints them.
     pub fn names(f: u32) -> Vec<&'static str> {

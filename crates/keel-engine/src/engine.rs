@@ -7,14 +7,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use keel_storage::{Storage, WriteOptions};
 
-use crate::command::{lookup, CommandSpec};
+use crate::command::{flags, lookup, CommandSpec};
 use crate::ctx::ApplyCtx;
 use crate::cursor::CursorTable;
 use crate::error::{CmdError, Result};
 use crate::eviction::{pick_victims, used_memory, AccessTable, EvictionPolicy};
 use crate::exec::{Access, Exec};
 use crate::keys;
-use crate::kv::{KvRead, SnapshotReader, WriteTx};
+use crate::kv::{KvRead, LatestReader, SnapshotReader, WriteTx};
 use crate::reply::{errors, Reply};
 
 /// Commands that look at keys without counting as an access (Redis's LOOKUP_NOTOUCH):
@@ -415,9 +415,34 @@ impl Engine {
             });
         }
         touch_keys(&self.access, spec, db, args, now_ms);
-        let reader = SnapshotReader::new(self.store.snapshot());
+        if spec.flags & flags::POINT_READ != 0 {
+            let latest = Access::Latest(LatestReader::new(Arc::clone(&self.store)));
+            let (reply, mut ex) = self.run_read(latest, spec, db, now_ms, args)?;
+            if !ex.read_mixed() {
+                return Ok(ReadResult {
+                    reply,
+                    expired: std::mem::take(&mut ex.expired),
+                });
+            }
+        }
+        let snapshot = Access::Read(SnapshotReader::new(self.store.snapshot()));
+        let (reply, mut ex) = self.run_read(snapshot, spec, db, now_ms, args)?;
+        Ok(ReadResult {
+            reply,
+            expired: std::mem::take(&mut ex.expired),
+        })
+    }
+
+    fn run_read(
+        &self,
+        access: Access,
+        spec: &'static CommandSpec,
+        db: u8,
+        now_ms: u64,
+        args: &[Bytes],
+    ) -> Result<(Reply, Exec)> {
         let mut ex = Exec::new(
-            Access::Read(reader),
+            access,
             db,
             now_ms,
             0,
@@ -430,10 +455,7 @@ impl Engine {
             Err(CmdError::Reply(r)) => r,
             Err(CmdError::Engine(e)) => return Err(e),
         };
-        Ok(ReadResult {
-            reply,
-            expired: std::mem::take(&mut ex.expired),
-        })
+        Ok((reply, ex))
     }
 }
 

@@ -10,7 +10,7 @@ use crate::ctx::DetRng;
 use crate::cursor::CursorTable;
 use crate::error::{fail, CmdResult, Result};
 use crate::keys;
-use crate::kv::{KvRead, PairIter, SnapshotReader, WriteTx};
+use crate::kv::{KvRead, LatestReader, PairIter, SnapshotReader, WriteTx};
 use crate::meta::{Body, KeyType, Meta};
 use crate::reply::errors;
 
@@ -18,6 +18,8 @@ use crate::reply::errors;
 pub enum Access {
     /// A read-only command on a snapshot.
     Read(SnapshotReader),
+    /// A read-only command making one point read, on the latest state.
+    Latest(LatestReader),
     /// A command inside the apply loop, buffering into one log entry's batch.
     Write(WriteTx),
 }
@@ -100,17 +102,24 @@ impl Exec {
         self.access
     }
 
+    /// True when a point-read command read more than once from the latest state, so its
+    /// answer must be computed again on a snapshot (see [`LatestReader`]).
+    pub fn read_mixed(&self) -> bool {
+        matches!(&self.access, Access::Latest(l) if l.mixed())
+    }
+
     /// Mutable access to the write transaction, if any (MULTI undo scopes).
     pub fn tx_mut(&mut self) -> Option<&mut WriteTx> {
         match &mut self.access {
             Access::Write(tx) => Some(tx),
-            Access::Read(_) => None,
+            Access::Read(_) | Access::Latest(_) => None,
         }
     }
 
     fn reader(&self) -> &dyn KvRead {
         match &self.access {
             Access::Read(r) => r,
+            Access::Latest(l) => l,
             Access::Write(w) => w,
         }
     }
@@ -129,7 +138,7 @@ impl Exec {
         match &mut self.access {
             Access::Write(tx) => Ok(tx),
             // A write reached the read path: a routing bug, reported, never applied.
-            Access::Read(_) => fail("ERR write attempted on the read path"),
+            Access::Read(_) | Access::Latest(_) => fail("ERR write attempted on the read path"),
         }
     }
 

@@ -2,6 +2,7 @@
 //! writes a transaction overlay that buffers one log entry's changes (reads see them
 //! first) and becomes a single atomic storage batch.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::iter::Peekable;
 use std::ops::Bound;
@@ -47,6 +48,44 @@ impl KvRead for SnapshotReader {
 
     fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_> {
         Box::new(self.snap.scan(range, dir).map(|r| r.map_err(Into::into)))
+    }
+}
+
+/// Reads of a command flagged as making one point read ([`crate::command::flags::POINT_READ`]):
+/// straight from the latest state, without taking a snapshot (a snapshot's pin and
+/// handle were most of a GET's storage cost). One read sees one moment, so it is as
+/// consistent as a snapshot. A second read, or any scan, could combine two moments: the
+/// reader then reports [`LatestReader::mixed`] and the command is run again on a
+/// snapshot, so a wrong flag costs time, never a wrong answer.
+pub struct LatestReader {
+    store: Arc<dyn Storage>,
+    reads: Cell<u32>,
+}
+
+impl LatestReader {
+    /// Reads from `store`'s latest state.
+    pub fn new(store: Arc<dyn Storage>) -> Self {
+        LatestReader {
+            store,
+            reads: Cell::new(0),
+        }
+    }
+
+    /// True when more than one read went to storage (the answer may mix moments).
+    pub fn mixed(&self) -> bool {
+        self.reads.get() > 1
+    }
+}
+
+impl KvRead for LatestReader {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.reads.set(self.reads.get().saturating_add(1));
+        Ok(self.store.get(key)?)
+    }
+
+    fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_> {
+        self.reads.set(self.reads.get().saturating_add(2));
+        Box::new(self.store.scan(range, dir).map(|r| r.map_err(Into::into)))
     }
 }
 

@@ -63,7 +63,16 @@ pub(crate) const fn spec_in(
 
 /// The string commands.
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("get", 2, READONLY | FAST, 1, 1, 1, "Returns the string value of a key.", get),
+    spec(
+        "get",
+        2,
+        READONLY | FAST | POINT_READ,
+        1,
+        1,
+        1,
+        "Returns the string value of a key.",
+        get,
+    ),
     spec(
         "set",
         -3,
@@ -177,7 +186,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "strlen",
         2,
-        READONLY | FAST,
+        READONLY | FAST | POINT_READ,
         1,
         1,
         1,
