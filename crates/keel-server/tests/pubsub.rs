@@ -239,10 +239,20 @@ fn redis_crate_pubsub_api_and_introspection() {
             redis::Value::Int(0),
         ]
     );
-    let numpat: i64 = redis::cmd("PUBSUB")
-        .arg("NUMPAT")
-        .query(&mut publ)
-        .expect("numpat");
+    // The redis crate's psubscribe returns on the first reply it reads, which can be
+    // the second SUBSCRIBE confirmation, so the PSUBSCRIBE may still be in flight:
+    // wait (bounded) for it to take effect rather than race it.
+    let mut numpat = 0i64;
+    for _ in 0..100 {
+        numpat = redis::cmd("PUBSUB")
+            .arg("NUMPAT")
+            .query(&mut publ)
+            .expect("numpat");
+        if numpat == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_eq!(numpat, 1);
 
     let n: i64 = publ.publish("sport", "goal").expect("publish");
