@@ -159,7 +159,8 @@ impl Session {
             };
             self.shared.cmd_stats.record_at(index, usec, result);
         }
-        if self.shared.slowlog.enabled() {
+        // Empty when a write took them to the funnel: its time here is submission only.
+        if self.shared.slowlog.enabled() && !args.is_empty() {
             admin_hooks::observe_slow(&self.shared, &handle, &args, usec);
         }
         handle.admin.resp.store(
@@ -181,7 +182,8 @@ impl Session {
     }
 
     /// The request's arguments to hand on, leaving a copy in `args` for SLOWLOG when it
-    /// is on (it is by default; cloning only here spares every read the copy).
+    /// is on (it is by default): MULTI's queue and blocking commands, which the
+    /// connection itself waits on.
     fn hand_on(&self, args: &mut Vec<Bytes>) -> Vec<Bytes> {
         if self.shared.slowlog.enabled() {
             args.clone()
@@ -244,9 +246,17 @@ impl Session {
                 blocking::start(self, spec, args).await
             }
             Cmd::Engine(spec) if spec.is_write() => {
+                // The connection only submits a write (the apply thread runs it), so the
+                // time SLOWLOG sees is the submission, microseconds: a copy of the
+                // arguments is kept only when every command is logged (threshold 0).
+                let args = if self.shared.slowlog.qualifies(0) {
+                    args.clone()
+                } else {
+                    std::mem::take(args)
+                };
                 let op = Op::Command {
                     db: self.client.db,
-                    args: self.hand_on(args),
+                    args,
                 };
                 let rx = self
                     .shared
