@@ -706,12 +706,35 @@ impl<V: IndexValue> VersionedIndex<V> {
         &self,
         resume: Option<&[u8]>,
         limit: usize,
-        mut f: impl FnMut(&[u8], &[VersionView<V>]),
+        f: impl FnMut(&[u8], &[VersionView<V>]),
     ) -> Option<Vec<u8>> {
         let lo = resume.map_or(Bound::Unbounded, Bound::Excluded);
+        self.visit_versions_in(lo, None, limit, f)
+    }
+
+    /// [`VersionedIndex::visit_versions`] over the keys from `lo` and below `end`
+    /// (exclusive) only, so that several threads can each walk one part of the key space.
+    pub fn visit_versions_in(
+        &self,
+        lo: Bound<&[u8]>,
+        end: Option<&[u8]>,
+        limit: usize,
+        mut f: impl FnMut(&[u8], &[VersionView<V>]),
+    ) -> Option<Vec<u8>> {
+        let hi = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let empty = match (lo, end) {
+            (Bound::Included(a), Some(e)) => a >= e,
+            (Bound::Excluded(a), Some(e)) => a >= e,
+            _ => false,
+        };
+        // BTreeMap::range panics on an inverted range (or an empty one with both ends
+        // excluded); an empty one visits nothing anyway.
+        if empty {
+            return None;
+        }
         let map = self.map.read();
         let mut last = None;
-        for (n, (k, slot)) in map.range::<[u8], _>((lo, Bound::Unbounded)).enumerate() {
+        for (n, (k, slot)) in map.range::<[u8], _>((lo, hi)).enumerate() {
             if n >= limit {
                 break;
             }
@@ -722,6 +745,28 @@ impl<V: IndexValue> VersionedIndex<V> {
             last = Some(k);
         }
         last.map(|k| k.as_slice().to_vec())
+    }
+
+    /// The key about `n` keys from the first one (None if the index holds fewer): a
+    /// point to split a walk over the index at. The read lock is taken per `step` keys,
+    /// so writers that get in between can shift the answer by a few keys.
+    pub fn key_near_rank(&self, n: usize, step: usize) -> Option<Vec<u8>> {
+        let step = step.max(1);
+        let mut left = n;
+        let mut resume: Option<Vec<u8>> = None;
+        loop {
+            let lo = resume.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let map = self.map.read();
+            let mut keys = map.range::<[u8], _>((lo, Bound::Unbounded));
+            let hop = left.min(step);
+            let (k, _) = keys.nth(hop)?;
+            if left == hop {
+                return Some(k.as_slice().to_vec());
+            }
+            left -= hop;
+            resume = Some(k.as_slice().to_vec());
+            left -= 1;
+        }
     }
 
     /// Moves versions merge relocated: for each `(key, old, new)` whose key still has a

@@ -1,7 +1,13 @@
 //! Writing fresh segments with their hint files, for merge (into `merge/`) and for
 //! checkpoints (into the checkpoint directory): records go out through a buffered
-//! writer, files roll over at the segment size, and each finished file is fsynced and
-//! gets its hint.
+//! writer (long runs of copied records bypass its buffer), files roll over at the
+//! segment size, and each finished file is fsynced and gets its hint on a thread of its
+//! own while the caller goes on writing the next file.
+//!
+//! Two ways in: [`OutputWriter::append`] encodes a record, and merge's verbatim copies
+//! use [`OutputWriter::place`] per record and then [`OutputWriter::write`] for the bytes
+//! of one or many placed records at once. A file is sealed only once every byte placed
+//! in it was written.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -29,7 +35,10 @@ struct OutFile {
     id: u32,
     path: PathBuf,
     w: BufWriter<File>,
+    /// Bytes placed in the file (records given their offset).
     size: u64,
+    /// Bytes written to it; equals `size` whenever the caller is between records.
+    written: u64,
     hint: HintBuilder,
     garbage: u64,
     crc: crc32fast::Hasher,
@@ -40,6 +49,10 @@ type Sealing = std::thread::JoinHandle<Result<Finished>>;
 
 /// Output files sealing at once.
 const MAX_SEALING: usize = 2;
+
+/// Write buffer per output file: shorter writes are gathered, longer ones (runs of
+/// copied records) go straight to the file.
+const WRITE_BUFFER: usize = 256 * 1024;
 
 fn join_sealing(handle: Sealing) -> Result<Finished> {
     handle.join().unwrap_or_else(|_| {
@@ -94,8 +107,9 @@ impl OutputWriter {
         self.cur = Some(OutFile {
             id,
             path,
-            w: BufWriter::with_capacity(1 << 20, file),
+            w: BufWriter::with_capacity(WRITE_BUFFER, file),
             size: 0,
+            written: 0,
             hint: HintBuilder::new(),
             garbage: 0,
             crc: crc32fast::Hasher::new(),
@@ -113,8 +127,8 @@ impl OutputWriter {
         placed
     }
 
-    /// Appends `rec`, an already encoded and checked one-record batch with these fields
-    /// (merge copies records as they are); returns (segment id, record offset).
+    /// Appends `rec`, an already encoded and checked record with these fields; returns
+    /// (segment id, record offset).
     pub fn append_record(
         &mut self,
         rec: &[u8],
@@ -123,12 +137,41 @@ impl OutputWriter {
         key: &[u8],
         vlen: u32,
     ) -> Result<(u32, u32)> {
-        let len = rec.len() as u64;
-        let full = self
-            .cur
+        let at = self.place(rec.len() as u64, seq, flags, key, vlen)?;
+        self.write(rec)?;
+        Ok(at)
+    }
+
+    /// Whether a record of `len` bytes placed now would start a new file.
+    pub fn would_roll(&self, len: u64) -> bool {
+        self.cur
             .as_ref()
-            .is_some_and(|c| c.size > 0 && c.size + len > self.max_bytes);
-        if full {
+            .is_some_and(|c| c.size > 0 && c.size + len > self.max_bytes)
+    }
+
+    /// Whether a record of `next` bytes placed right after one of `len` placed now
+    /// lands in the same file as it.
+    pub fn fits_after(&self, len: u64, next: u64) -> bool {
+        let before = match &self.cur {
+            Some(c) if !self.would_roll(len) => c.size,
+            _ => 0,
+        };
+        before + len + next <= self.max_bytes
+    }
+
+    /// Gives the next record, of `len` bytes and these fields, its place (rolling over
+    /// to a new file first if it does not fit) and notes its hint entry; returns
+    /// (segment id, record offset). Its bytes must follow through [`OutputWriter::write`]
+    /// before anything else is placed in another file.
+    pub fn place(
+        &mut self,
+        len: u64,
+        seq: u64,
+        flags: u8,
+        key: &[u8],
+        vlen: u32,
+    ) -> Result<(u32, u32)> {
+        if self.would_roll(len) {
             self.finish_current()?;
         }
         if self.cur.is_none() {
@@ -142,8 +185,6 @@ impl OutputWriter {
                 "record does not fit a 4 GiB segment".into(),
             ));
         }
-        cur.w.write_all(rec).ctx("write segment", &cur.path)?;
-        cur.crc.update(rec);
         let off = cur.size;
         cur.hint.push(seq, flags, key, vlen, off);
         cur.size += len;
@@ -153,12 +194,41 @@ impl OutputWriter {
         Ok((cur.id, off as u32))
     }
 
+    /// Writes the bytes of records placed in the current file, in placing order.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let Some(cur) = self.cur.as_mut() else {
+            return Err(StorageError::InvalidArgument(
+                "bytes written with no record placed".into(),
+            ));
+        };
+        let len = bytes.len() as u64;
+        if cur.written + len > cur.size {
+            return Err(StorageError::InvalidArgument(format!(
+                "{} bytes written beyond the records placed in {}",
+                cur.written + len - cur.size,
+                cur.path.display()
+            )));
+        }
+        cur.w.write_all(bytes).ctx("write segment", &cur.path)?;
+        cur.crc.update(bytes);
+        cur.written += len;
+        Ok(())
+    }
+
     /// Flushes the current file and hands its fsync and hint file to a thread, so the
     /// copy goes on into the next file while the device catches up.
     fn finish_current(&mut self) -> Result<()> {
         let Some(cur) = self.cur.take() else {
             return Ok(());
         };
+        if cur.written != cur.size {
+            return Err(StorageError::InvalidArgument(format!(
+                "{} of {} placed bytes written to {} when it was sealed",
+                cur.written,
+                cur.size,
+                cur.path.display()
+            )));
+        }
         let file = cur
             .w
             .into_inner()
