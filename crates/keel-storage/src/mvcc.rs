@@ -858,6 +858,49 @@ mod tests {
     }
 
     #[test]
+    fn key_near_rank_and_bounded_visits_split_the_key_space() {
+        let idx = VersionedIndex::<Bytes>::new(0);
+        for i in 0..1000u64 {
+            put(&idx, i + 1, &format!("k{i:04}"), Some("v"));
+        }
+        assert_eq!(idx.key_near_rank(0, 7).as_deref(), Some(&b"k0000"[..]));
+        for step in [1, 7, 64, 5000] {
+            assert_eq!(idx.key_near_rank(500, step).as_deref(), Some(&b"k0500"[..]));
+            assert_eq!(idx.key_near_rank(999, step).as_deref(), Some(&b"k0999"[..]));
+            assert_eq!(idx.key_near_rank(1000, step), None);
+        }
+        // The two halves around the split visit every key exactly once.
+        let mid = idx.key_near_rank(500, 64).unwrap();
+        let mut seen = Vec::new();
+        for (lo, hi) in [(None, Some(mid.as_slice())), (Some(mid.as_slice()), None)] {
+            let mut resume: Option<Vec<u8>> = None;
+            loop {
+                let bound = match (&resume, lo) {
+                    (Some(r), _) => Bound::Excluded(r.as_slice()),
+                    (None, Some(l)) => Bound::Included(l),
+                    (None, None) => Bound::Unbounded,
+                };
+                let last = idx.visit_versions_in(bound, hi, 33, |k, _| seen.push(k.to_vec()));
+                match last {
+                    Some(k) => resume = Some(k),
+                    None => break,
+                }
+            }
+        }
+        let want: Vec<Vec<u8>> = (0..1000).map(|i| format!("k{i:04}").into_bytes()).collect();
+        assert_eq!(seen, want);
+        // Empty and inverted ranges visit nothing instead of panicking.
+        let mut n = 0;
+        assert!(idx
+            .visit_versions_in(Bound::Included(b"k0600"), Some(b"k0100"), 10, |_, _| n += 1)
+            .is_none());
+        assert!(idx
+            .visit_versions_in(Bound::Excluded(b"k0600"), Some(b"k0600"), 10, |_, _| n += 1)
+            .is_none());
+        assert_eq!(n, 0);
+    }
+
+    #[test]
     fn snapshot_sees_its_point_in_time() {
         let idx = VersionedIndex::<Bytes>::new(0);
         put(&idx, 1, "a", Some("1"));

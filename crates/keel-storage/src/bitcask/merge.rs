@@ -58,8 +58,12 @@ const PARALLEL_MIN: usize = 16 * 1024;
 /// First output id of the second copy thread inside `merge/` (the first starts at 1).
 const SECOND_RUN_ID: u32 = 1 << 30;
 
-/// Bytes read from a merged segment at a time.
+/// Bytes read from a merged segment at a time (tiny in unit tests, so their small
+/// stores cross window edges in the middle of batches).
+#[cfg(not(test))]
 const WINDOW: usize = 4 << 20;
+#[cfg(test)]
+const WINDOW: usize = 300;
 
 /// A rewritten version waiting to be pointed at its new place. Its key is
 /// `keys[key_at..key_at + key_len]` of its [`Part`].
@@ -75,13 +79,19 @@ struct Reloc {
 #[derive(Clone, Copy, Default)]
 struct Job {
     offset: u32,
-    /// Index of its relocation across all parts ([`Plan::placed`]).
+    /// Index of its relocation in its [`Part`].
     reloc: u32,
     seq: u64,
     /// [`fingerprint`] of the key the index holds for it.
     fp: u64,
     klen: u32,
     vlen: u32,
+}
+
+impl Job {
+    fn len(&self) -> u64 {
+        record::record_len(self.klen as usize, self.vlen)
+    }
 }
 
 /// FNV-1a of a key: compared against the key in the record read back, in place of the
@@ -92,17 +102,21 @@ fn fingerprint(key: &[u8]) -> u64 {
     })
 }
 
-/// What one walk over a range of keys found.
+/// What one walk over a range of keys found, and where its versions were copied to.
 #[derive(Default)]
 struct Part {
     keys: Vec<u8>,
     relocs: Vec<Reloc>,
     /// Per segment of the merge set (by position in it): the records to copy from it,
-    /// in key order; `Job::reloc` indexes this part's `relocs` until [`Plan`] gathers
-    /// the parts.
+    /// sorted by offset once the walk is done.
     jobs: Vec<Vec<Job>>,
+    /// Per segment of the merge set: the bytes of those records.
+    bytes: Vec<u64>,
     /// (key_at, key_len, seq) of tombstones to rewrite.
     tombs: Vec<(usize, u32, u64)>,
+    /// Per relocation: where its copy went, as output id << 32 | offset (output ids
+    /// start at 1, so 0 means not copied). The copy threads store into it directly.
+    placed: Vec<AtomicU64>,
 }
 
 impl Part {
@@ -111,21 +125,13 @@ impl Part {
     }
 }
 
-/// What a merge copies, and where each copy went.
-#[derive(Default)]
-struct Plan {
-    /// The walk's parts, in key order.
-    parts: Vec<Part>,
-    /// Per relocation (the parts' relocations one after the other): where its copy went,
-    /// as output id << 32 | offset (output ids start at 1, so 0 means not copied). The
-    /// copy threads store into it directly.
-    placed: Vec<AtomicU64>,
-}
+/// What a merge copied: the walk's parts, in key order.
+type Plan = Vec<Part>;
 
 /// A record read and checked, held back until the next one shows whether it may keep
 /// its flags.
 #[derive(Clone, Copy)]
-struct Pending {
+struct Pending<'a> {
     /// Offset in the source segment.
     src: u64,
     len: u64,
@@ -133,7 +139,8 @@ struct Pending {
     flags: u8,
     klen: u32,
     vlen: u32,
-    reloc: u32,
+    /// Where to note its new place.
+    placed: &'a AtomicU64,
     /// Its bytes were moved to [`Source::side`] because the window moved on.
     side: bool,
 }
@@ -222,10 +229,9 @@ impl Source<'_> {
     /// it went. `next` is the record copied after it from this segment, if any.
     fn emit(
         &mut self,
-        p: Pending,
-        next: Option<&Pending>,
+        p: &Pending<'_>,
+        next: Option<&Pending<'_>>,
         out: &mut OutputWriter,
-        placed: &[AtomicU64],
     ) -> Result<()> {
         // Kept as is if it ends its batch, or if the next record in the output belongs
         // to the same batch (same sequence number) and lands in the same file.
@@ -237,7 +243,7 @@ impl Source<'_> {
                 self.flush(out)?;
             }
             let key = self
-                .bytes_of(&p)
+                .bytes_of(p)
                 .get(HEADER_LEN..HEADER_LEN + klen)
                 .unwrap_or(&[]);
             let at = out.place(p.len, p.seq, p.flags, key, p.vlen)?;
@@ -258,39 +264,44 @@ impl Source<'_> {
             at
         } else {
             self.flush(out)?;
-            let bytes = self.bytes_of(&p);
+            let bytes = self.bytes_of(p);
             let key = bytes.get(HEADER_LEN..HEADER_LEN + klen).unwrap_or(&[]);
             let value = bytes.get(HEADER_LEN + klen..).unwrap_or(&[]);
             out.append(p.seq, p.flags | FLAG_BATCH_END, key, value)?
         };
-        if let Some(slot) = placed.get(p.reloc as usize) {
-            slot.store((u64::from(at.0) << 32) | u64::from(at.1), Ordering::Relaxed);
-        }
+        p.placed
+            .store((u64::from(at.0) << 32) | u64::from(at.1), Ordering::Relaxed);
         Ok(())
     }
 }
 
-/// Sorts `jobs` by offset: a least-significant-digit radix sort, 8 bits a pass, skipping
-/// digits every offset shares (a segment's offsets are random in key order, and a
-/// comparison sort of them was a tenth of the merge).
-fn sort_by_offset(jobs: &mut [Job], scratch: &mut Vec<Job>) {
-    let n = jobs.len();
-    if n < 64 {
-        jobs.sort_unstable_by_key(|j| j.offset);
-        return;
+/// `jobs` sorted by offset. A least-significant-digit radix sort of (offset, index)
+/// pairs, 8 bits a pass, skipping digits every offset shares, then one gather: a
+/// segment's offsets come in key order, i.e. at random, and sorting them with a
+/// comparison sort (or moving whole jobs in every pass) cost several times as much.
+fn sorted_by_offset(jobs: &[Job]) -> Vec<Job> {
+    if jobs.len() < 64 {
+        let mut v = jobs.to_vec();
+        v.sort_unstable_by_key(|j| j.offset);
+        return v;
     }
-    scratch.clear();
-    scratch.resize(n, Job::default());
-    let mut in_jobs = true;
-    for shift in [0u32, 8, 16, 24] {
-        let (src, dst): (&[Job], &mut [Job]) = if in_jobs {
-            (&*jobs, scratch.as_mut_slice())
+    let n = jobs.len();
+    let mut keys: Vec<u64> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (u64::from(j.offset) << 32) | i as u64)
+        .collect();
+    let mut tmp = vec![0u64; n];
+    let mut in_keys = true;
+    for shift in [32u32, 40, 48, 56] {
+        let (src, dst): (&[u64], &mut [u64]) = if in_keys {
+            (&keys, &mut tmp)
         } else {
-            (scratch.as_slice(), &mut *jobs)
+            (&tmp, &mut keys)
         };
         let mut counts = [0usize; 256];
-        for j in src {
-            counts[((j.offset >> shift) & 0xff) as usize] += 1;
+        for k in src {
+            counts[((k >> shift) & 0xff) as usize] += 1;
         }
         if counts.contains(&n) {
             continue;
@@ -301,22 +312,25 @@ fn sort_by_offset(jobs: &mut [Job], scratch: &mut Vec<Job>) {
             *c = at;
             at += here;
         }
-        for j in src {
-            let d = ((j.offset >> shift) & 0xff) as usize;
+        for &k in src {
+            let d = ((k >> shift) & 0xff) as usize;
             if let Some(slot) = dst.get_mut(counts[d]) {
-                *slot = *j;
+                *slot = k;
             }
             counts[d] += 1;
         }
-        in_jobs = !in_jobs;
+        in_keys = !in_keys;
     }
-    if !in_jobs {
-        jobs.copy_from_slice(scratch);
-    }
+    let sorted = if in_keys { &keys } else { &tmp };
+    sorted
+        .iter()
+        .filter_map(|&k| jobs.get(k as u32 as usize).copied())
+        .collect()
 }
 
-/// One copy thread's share: per segment, its jobs and whether they are sorted yet.
-type Share<'a> = Vec<(u32, &'a mut [Job], bool)>;
+/// One segment's share of a copy thread: the segment and, per part, its records
+/// (ascending by offset).
+type SegWork<'a> = (u32, [(&'a [Job], &'a Part); 2]);
 
 /// Where a test wants merge to stop, as if the process died there.
 #[cfg(test)]
@@ -469,10 +483,11 @@ impl Inner {
     }
 
     /// Lists, in key order, what the index references in `merge_set` over the keys from
-    /// `from` and below `to`.
+    /// `from` and below `to`; then sorts each segment's records by offset.
     fn walk(&self, merge_set: &[u32], from: Option<&[u8]>, to: Option<&[u8]>) -> Result<Part> {
         let mut part = Part {
             jobs: vec![Vec::new(); merge_set.len()],
+            bytes: vec![0; merge_set.len()],
             ..Part::default()
         };
         let mut resume: Option<Vec<u8>> = None;
@@ -507,15 +522,19 @@ impl Inner {
                                         at
                                     }
                                 };
-                                if let Some(jobs) = part.jobs.get_mut(pos) {
-                                    jobs.push(Job {
-                                        offset: loc.offset,
-                                        reloc: part.relocs.len() as u32,
-                                        seq: *seq,
-                                        fp,
-                                        klen: key_len,
-                                        vlen: loc.vlen,
-                                    });
+                                let job = Job {
+                                    offset: loc.offset,
+                                    reloc: part.relocs.len() as u32,
+                                    seq: *seq,
+                                    fp,
+                                    klen: key_len,
+                                    vlen: loc.vlen,
+                                };
+                                if let (Some(jobs), Some(bytes)) =
+                                    (part.jobs.get_mut(pos), part.bytes.get_mut(pos))
+                                {
+                                    *bytes += job.len();
+                                    jobs.push(job);
                                 }
                                 part.relocs.push(Reloc {
                                     key_at: at,
@@ -537,6 +556,15 @@ impl Inner {
                 None => break,
             }
         }
+        if part.relocs.len() > u32::MAX as usize {
+            return Err(StorageError::InvalidArgument(
+                "too many versions for one merge".into(),
+            ));
+        }
+        for jobs in &mut part.jobs {
+            *jobs = sorted_by_offset(jobs);
+        }
+        part.placed = (0..part.relocs.len()).map(|_| AtomicU64::new(0)).collect();
         Ok(part)
     }
 
@@ -554,8 +582,8 @@ impl Inner {
         } else {
             None
         };
-        let parts = match split.as_deref() {
-            None => vec![self.walk(merge_set, None, None)?],
+        let plan: Plan = match split.as_deref() {
+            None => vec![self.walk(merge_set, None, None)?, Part::default()],
             Some(mid) => {
                 let (a, b) = std::thread::scope(|s| {
                     let upper = s.spawn(|| self.walk(merge_set, Some(mid), None));
@@ -566,84 +594,76 @@ impl Inner {
             }
         };
 
-        // Gather each segment's jobs from the parts, numbering relocations across them.
-        let mut plan = Plan {
-            parts,
-            placed: Vec::new(),
+        // Per segment, the two parts' lists of records; a large merge is split between
+        // two copy threads in file order (segment, offset) where half of the bytes to
+        // copy are behind.
+        let (p0, p1) = match plan.as_slice() {
+            [p0, p1] => (p0, p1),
+            _ => {
+                return Err(StorageError::InvalidArgument(
+                    "merge walk produced no parts".into(),
+                ))
+            }
         };
-        let mut per_seg: Vec<Vec<Job>> = vec![Vec::new(); merge_set.len()];
-        let mut base = 0usize;
-        for part in &mut plan.parts {
-            for (all, jobs) in per_seg.iter_mut().zip(part.jobs.iter_mut()) {
-                if base == 0 && all.is_empty() {
-                    std::mem::swap(all, jobs);
-                } else {
-                    all.extend(jobs.drain(..).map(|mut j| {
-                        j.reloc += base as u32;
-                        j
-                    }));
-                }
-            }
-            part.jobs = Vec::new();
-            base += part.relocs.len();
+        fn list(p: &Part, i: usize) -> &[Job] {
+            p.jobs.get(i).map_or(&[], |v| v.as_slice())
         }
-        if base > u32::MAX as usize {
-            return Err(StorageError::InvalidArgument(
-                "too many versions for one merge".into(),
-            ));
-        }
-        plan.placed = (0..base).map(|_| AtomicU64::new(0)).collect();
-
-        // Two copy threads over the file order (segment, offset) for a large merge, split
-        // where half of the bytes to copy are behind: the segment the split falls into is
-        // sorted here and cut in two.
-        let seg_bytes: Vec<u64> = per_seg
-            .iter()
-            .map(|jobs| {
-                jobs.iter()
-                    .map(|j| record::record_len(j.klen as usize, j.vlen))
-                    .sum()
-            })
-            .collect();
-        let total: u64 = seg_bytes.iter().sum();
-        let mut first: Share = Vec::new();
-        let mut second: Share = Vec::new();
-        let mut scratch = Vec::new();
-        if base >= PARALLEL_MIN {
-            let mut before = 0u64;
-            let mut crossed = false;
-            for ((&id, jobs), &bytes) in merge_set.iter().zip(per_seg.iter_mut()).zip(&seg_bytes) {
-                if crossed {
-                    second.push((id, jobs.as_mut_slice(), false));
-                } else if before + bytes <= total / 2 {
-                    before += bytes;
-                    first.push((id, jobs.as_mut_slice(), false));
-                } else {
-                    crossed = true;
-                    sort_by_offset(jobs, &mut scratch);
-                    let mut cut = 0;
-                    while before < total / 2 {
-                        let Some(j) = jobs.get(cut) else { break };
-                        before += record::record_len(j.klen as usize, j.vlen);
-                        cut += 1;
-                    }
-                    let (a, b) = jobs.split_at_mut(cut);
-                    first.push((id, a, true));
-                    second.push((id, b, true));
-                }
-            }
+        let seg_bytes = |i: usize| -> u64 {
+            p0.bytes.get(i).copied().unwrap_or(0) + p1.bytes.get(i).copied().unwrap_or(0)
+        };
+        let total: u64 = (0..merge_set.len()).map(seg_bytes).sum();
+        let copies = p0.relocs.len() + p1.relocs.len();
+        let half = if copies >= PARALLEL_MIN {
+            total / 2
         } else {
-            for (&id, jobs) in merge_set.iter().zip(per_seg.iter_mut()) {
-                first.push((id, jobs.as_mut_slice(), false));
+            total
+        };
+        let mut first: Vec<SegWork> = Vec::new();
+        let mut second: Vec<SegWork> = Vec::new();
+        let mut before = 0u64;
+        for (i, &id) in merge_set.iter().enumerate() {
+            let (a, b) = (list(p0, i), list(p1, i));
+            if a.is_empty() && b.is_empty() {
+                continue;
             }
+            let bytes = seg_bytes(i);
+            if before >= half {
+                second.push((id, [(a, p0), (b, p1)]));
+            } else if before + bytes <= half {
+                first.push((id, [(a, p0), (b, p1)]));
+            } else {
+                // The split falls in this segment: find the offset where it does.
+                let (mut x, mut y) = (0usize, 0usize);
+                let mut acc = before;
+                while acc < half {
+                    let next = match (a.get(x), b.get(y)) {
+                        (Some(j), Some(k)) if j.offset <= k.offset => {
+                            x += 1;
+                            j
+                        }
+                        (Some(j), None) => {
+                            x += 1;
+                            j
+                        }
+                        (_, Some(k)) => {
+                            y += 1;
+                            k
+                        }
+                        (None, None) => break,
+                    };
+                    acc += next.len();
+                }
+                let (a1, a2) = a.split_at(x);
+                let (b1, b2) = b.split_at(y);
+                first.push((id, [(a1, p0), (b1, p1)]));
+                second.push((id, [(a2, p0), (b2, p1)]));
+            }
+            before += bytes;
         }
-        drop(scratch);
-        let plan_ref = &plan;
         let (r1, r2) = std::thread::scope(|s| {
-            let second_run = (!second.is_empty()).then(|| {
-                s.spawn(|| self.copy_run(&mdir, SECOND_RUN_ID, watermark, second, None, plan_ref))
-            });
-            let r1 = self.copy_run(&mdir, 1, watermark, first, Some(plan_ref), plan_ref);
+            let second_run = (!second.is_empty())
+                .then(|| s.spawn(|| self.copy_run(&mdir, SECOND_RUN_ID, watermark, &second, None)));
+            let r1 = self.copy_run(&mdir, 1, watermark, &first, Some(&plan));
             let r2 = match second_run {
                 Some(h) => join(h, "a merge copy thread panicked"),
                 None => Ok(Vec::new()),
@@ -655,31 +675,23 @@ impl Inner {
         Ok((finished, plan))
     }
 
-    /// Copies the records of `share` (in file order) into output files numbered from
-    /// `first_id` in `mdir`, then, with `tombs_of`, that plan's tombstones, noting in
-    /// `plan.placed` where each record went. Returns the finished files.
+    /// Copies the records of `work` (in file order) into output files numbered from
+    /// `first_id` in `mdir`, then, with `tombs_of`, that plan's tombstones, noting where
+    /// each record went. Returns the finished files.
     fn copy_run(
         &self,
         mdir: &std::path::Path,
         first_id: u32,
         watermark: u64,
-        share: Share,
+        work: &[SegWork<'_>],
         tombs_of: Option<&Plan>,
-        plan: &Plan,
     ) -> Result<Vec<Finished>> {
         let mut out = OutputWriter::new(mdir, first_id, self.opts.max_segment_bytes, watermark);
-        let mut scratch = Vec::new();
         let mut win = Vec::new();
         let mut side = Vec::new();
-        for (seg_id, jobs, sorted) in share {
-            if jobs.is_empty() {
-                continue;
-            }
+        for &(seg_id, lists) in work {
             if self.closed.load(Ordering::Acquire) {
                 return Err(StorageError::Closed);
-            }
-            if !sorted {
-                sort_by_offset(jobs, &mut scratch);
             }
             let Some(seg) = self.segments.get(seg_id) else {
                 return Err(StorageError::corrupt(
@@ -697,10 +709,10 @@ impl Inner {
                 side: &mut side,
                 run: None,
             };
-            copy_segment(&mut src, jobs, &plan.placed, &mut out)?;
+            copy_segment(&mut src, lists, &mut out)?;
         }
         if let Some(plan) = tombs_of {
-            for part in &plan.parts {
+            for part in plan {
                 for &(key_at, key_len, seq) in &part.tombs {
                     let key = part.key(key_at, key_len);
                     out.append(seq, FLAG_BATCH_END | FLAG_TOMBSTONE, key, &[])?;
@@ -762,14 +774,8 @@ impl Inner {
         };
         // Key order, in chunks: each holds the index's write lock only briefly, and walks
         // the tree alongside the (key-ordered) relocations instead of searching it.
-        let mut base = 0usize;
-        for part in &plan.parts {
-            let placed = plan
-                .placed
-                .get(base..base + part.relocs.len())
-                .unwrap_or(&[]);
-            base += part.relocs.len();
-            for (chunk, placed) in part.relocs.chunks(CHUNK).zip(placed.chunks(CHUNK)) {
+        for part in plan {
+            for (chunk, placed) in part.relocs.chunks(CHUNK).zip(part.placed.chunks(CHUNK)) {
                 let moves = chunk.iter().zip(placed).filter_map(|(r, p)| {
                     let p = p.load(Ordering::Relaxed);
                     let segment = final_id((p >> 32) as u32)?;
@@ -802,20 +808,37 @@ fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>, what: &str) -> Resul
         .unwrap_or_else(|_| Err(StorageError::InvalidArgument(what.into())))
 }
 
-/// Copies the records `jobs` (ascending by offset) of `src` to `out`, checking each one
-/// against what the index said, and notes where each went in `placed`.
+/// Copies the records of `lists` (each ascending by offset) of `src` to `out` in
+/// offset order, checking each one against what the index said, and notes where each
+/// went.
 fn copy_segment(
     src: &mut Source<'_>,
-    jobs: &[Job],
-    placed: &[AtomicU64],
+    lists: [(&[Job], &Part); 2],
     out: &mut OutputWriter,
 ) -> Result<()> {
     let path = &src.seg.path;
-    let mut pending: Option<Pending> = None;
+    let [(a, pa), (b, pb)] = lists;
+    let (mut x, mut y) = (0usize, 0usize);
+    let mut pending: Option<Pending<'_>> = None;
     let mut end = 0u64;
-    for job in jobs {
+    loop {
+        let (job, part) = match (a.get(x), b.get(y)) {
+            (Some(j), Some(k)) if j.offset <= k.offset => {
+                x += 1;
+                (j, pa)
+            }
+            (Some(j), None) => {
+                x += 1;
+                (j, pa)
+            }
+            (_, Some(k)) => {
+                y += 1;
+                (k, pb)
+            }
+            (None, None) => break,
+        };
         let offset = u64::from(job.offset);
-        let len = record::record_len(job.klen as usize, job.vlen);
+        let len = job.len();
         if offset < end {
             return Err(StorageError::corrupt(
                 path,
@@ -830,6 +853,11 @@ fn copy_segment(
                 "the key directory points past the end of the segment",
             ));
         }
+        let Some(placed) = part.placed.get(job.reloc as usize) else {
+            return Err(StorageError::InvalidArgument(
+                "merge job without its relocation".into(),
+            ));
+        };
         end = offset + len;
         src.load(offset, len, &mut pending, out)?;
         let bytes = src.window(offset, len);
@@ -856,16 +884,52 @@ fn copy_segment(
             flags: h.flags,
             klen: h.klen,
             vlen: h.vlen,
-            reloc: job.reloc,
+            placed,
             side: false,
         };
-        if let Some(p) = pending.take() {
-            src.emit(p, Some(&cur), out, placed)?;
+        if let Some(p) = &pending {
+            src.emit(p, Some(&cur), out)?;
         }
         pending = Some(cur);
     }
-    if let Some(p) = pending.take() {
-        src.emit(p, None, out, placed)?;
+    if let Some(p) = &pending {
+        src.emit(p, None, out)?;
     }
     src.flush(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn radix_sort_orders_by_offset_and_keeps_every_job() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for n in [0usize, 1, 63, 64, 1000, 20_000] {
+            for mask in [0xffu32, 0xff_ffff, u32::MAX] {
+                let jobs: Vec<Job> = (0..n)
+                    .map(|i| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        Job {
+                            offset: (x as u32) & mask,
+                            reloc: i as u32,
+                            ..Job::default()
+                        }
+                    })
+                    .collect();
+                let sorted = sorted_by_offset(&jobs);
+                let mut want: Vec<(u32, u32)> = jobs.iter().map(|j| (j.offset, j.reloc)).collect();
+                want.sort_unstable();
+                let mut got: Vec<(u32, u32)> = sorted.iter().map(|j| (j.offset, j.reloc)).collect();
+                assert!(
+                    got.windows(2).all(|w| w[0].0 <= w[1].0),
+                    "n {n} mask {mask:#x}"
+                );
+                got.sort_unstable();
+                assert_eq!(got, want, "n {n} mask {mask:#x}");
+            }
+        }
+    }
 }
