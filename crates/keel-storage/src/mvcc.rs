@@ -747,26 +747,12 @@ impl<V: IndexValue> VersionedIndex<V> {
         last.map(|k| k.as_slice().to_vec())
     }
 
-    /// The key about `n` keys from the first one (None if the index holds fewer): a
-    /// point to split a walk over the index at. The read lock is taken per `step` keys,
-    /// so writers that get in between can shift the answer by a few keys.
-    pub fn key_near_rank(&self, n: usize, step: usize) -> Option<Vec<u8>> {
-        let step = step.max(1);
-        let mut left = n;
-        let mut resume: Option<Vec<u8>> = None;
-        loop {
-            let lo = resume.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let map = self.map.read();
-            let mut keys = map.range::<[u8], _>((lo, Bound::Unbounded));
-            let hop = left.min(step);
-            let (k, _) = keys.nth(hop)?;
-            if left == hop {
-                return Some(k.as_slice().to_vec());
-            }
-            left -= hop;
-            resume = Some(k.as_slice().to_vec());
-            left -= 1;
-        }
+    /// The first and the last key of the index (None when it is empty).
+    pub fn first_and_last_keys(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let map = self.map.read();
+        let (first, _) = map.first_key_value()?;
+        let (last, _) = map.last_key_value()?;
+        Some((first.as_slice().to_vec(), last.as_slice().to_vec()))
     }
 
     /// Moves versions merge relocated: for each `(key, old, new)` whose key still has a
@@ -858,19 +844,18 @@ mod tests {
     }
 
     #[test]
-    fn key_near_rank_and_bounded_visits_split_the_key_space() {
+    fn bounded_visits_split_the_key_space() {
         let idx = VersionedIndex::<Bytes>::new(0);
+        assert_eq!(idx.first_and_last_keys(), None);
         for i in 0..1000u64 {
             put(&idx, i + 1, &format!("k{i:04}"), Some("v"));
         }
-        assert_eq!(idx.key_near_rank(0, 7).as_deref(), Some(&b"k0000"[..]));
-        for step in [1, 7, 64, 5000] {
-            assert_eq!(idx.key_near_rank(500, step).as_deref(), Some(&b"k0500"[..]));
-            assert_eq!(idx.key_near_rank(999, step).as_deref(), Some(&b"k0999"[..]));
-            assert_eq!(idx.key_near_rank(1000, step), None);
-        }
-        // The two halves around the split visit every key exactly once.
-        let mid = idx.key_near_rank(500, 64).unwrap();
+        assert_eq!(
+            idx.first_and_last_keys(),
+            Some((b"k0000".to_vec(), b"k0999".to_vec()))
+        );
+        // The two sides of a split visit every key exactly once.
+        let mid = b"k0500".to_vec();
         let mut seen = Vec::new();
         for (lo, hi) in [(None, Some(mid.as_slice())), (Some(mid.as_slice()), None)] {
             let mut resume: Option<Vec<u8>> = None;

@@ -79,7 +79,8 @@ struct Reloc {
 #[derive(Clone, Copy, Default)]
 struct Job {
     offset: u32,
-    /// Index of its relocation in its [`Part`].
+    /// Its place in its segment's list as the walk made it (key order), which is where
+    /// its new location goes in [`Part::placed`].
     reloc: u32,
     seq: u64,
     /// [`fingerprint`] of the key the index holds for it.
@@ -114,9 +115,11 @@ struct Part {
     bytes: Vec<u64>,
     /// (key_at, key_len, seq) of tombstones to rewrite.
     tombs: Vec<(usize, u32, u64)>,
-    /// Per relocation: where its copy went, as output id << 32 | offset (output ids
-    /// start at 1, so 0 means not copied). The copy threads store into it directly.
-    placed: Vec<AtomicU64>,
+    /// Per segment of the merge set, per record in key order (`Job::reloc`): where its
+    /// copy went, as output id << 32 | offset (output ids start at 1, so 0 means not
+    /// copied). The copy threads store into it directly; per segment, so those stores
+    /// stay within a small array instead of landing all over one big one.
+    placed: Vec<Vec<AtomicU64>>,
 }
 
 impl Part {
@@ -328,9 +331,36 @@ fn sorted_by_offset(jobs: &[Job]) -> Vec<Job> {
         .collect()
 }
 
-/// One segment's share of a copy thread: the segment and, per part, its records
-/// (ascending by offset).
-type SegWork<'a> = (u32, [(&'a [Job], &'a Part); 2]);
+/// A key strictly after `a` and at most `b`, about halfway between them when keys are
+/// read as big-endian fractions (after their common prefix): where two threads split a
+/// walk over the index. Exact for uniformly spread keys (hashes, random ids, numbers
+/// of equal width); skewed keys only make one thread do more of the work. Finding the
+/// true middle key would mean walking half of the tree first.
+fn key_between(a: &[u8], b: &[u8]) -> Option<Vec<u8>> {
+    if a >= b {
+        return None;
+    }
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let word = |k: &[u8]| {
+        let mut w = [0u8; 8];
+        for (d, s) in w.iter_mut().zip(k.iter().skip(common)) {
+            *d = *s;
+        }
+        u64::from_be_bytes(w)
+    };
+    let (x, y) = (word(a), word(b));
+    let mid = x / 2 + y / 2 + (x & y & 1);
+    let mut key = b.get(..common)?.to_vec();
+    key.extend_from_slice(&mid.to_be_bytes());
+    while key.last() == Some(&0) && key.len() > common {
+        key.pop();
+    }
+    (a < key.as_slice() && key.as_slice() <= b).then_some(key)
+}
+
+/// One segment's share of a copy thread: the segment, its position in the merge set
+/// and, per part, its records (ascending by offset).
+type SegWork<'a> = (u32, usize, [(&'a [Job], &'a Part); 2]);
 
 /// Where a test wants merge to stop, as if the process died there.
 #[cfg(test)]
@@ -524,7 +554,7 @@ impl Inner {
                                 };
                                 let job = Job {
                                     offset: loc.offset,
-                                    reloc: part.relocs.len() as u32,
+                                    reloc: part.jobs.get(pos).map_or(0, |j| j.len() as u32),
                                     seq: *seq,
                                     fp,
                                     klen: key_len,
@@ -564,7 +594,11 @@ impl Inner {
         for jobs in &mut part.jobs {
             *jobs = sorted_by_offset(jobs);
         }
-        part.placed = (0..part.relocs.len()).map(|_| AtomicU64::new(0)).collect();
+        part.placed = part
+            .jobs
+            .iter()
+            .map(|j| (0..j.len()).map(|_| AtomicU64::new(0)).collect())
+            .collect();
         Ok(part)
     }
 
@@ -575,10 +609,11 @@ impl Inner {
         let mdir = marker::merge_dir(&self.dir);
         let watermark = self.index.registry().visible();
 
-        // Two walkers for a large index, split near its middle key.
-        let entries = self.index.entries();
-        let split = if entries >= PARALLEL_MIN {
-            self.index.key_near_rank(entries / 2, 64 * 1024)
+        // Two walkers for a large index, split between its first and last key.
+        let split = if self.index.entries() >= PARALLEL_MIN {
+            self.index
+                .first_and_last_keys()
+                .and_then(|(a, b)| key_between(&a, &b))
         } else {
             None
         };
@@ -628,9 +663,9 @@ impl Inner {
             }
             let bytes = seg_bytes(i);
             if before >= half {
-                second.push((id, [(a, p0), (b, p1)]));
+                second.push((id, i, [(a, p0), (b, p1)]));
             } else if before + bytes <= half {
-                first.push((id, [(a, p0), (b, p1)]));
+                first.push((id, i, [(a, p0), (b, p1)]));
             } else {
                 // The split falls in this segment: find the offset where it does.
                 let (mut x, mut y) = (0usize, 0usize);
@@ -655,8 +690,8 @@ impl Inner {
                 }
                 let (a1, a2) = a.split_at(x);
                 let (b1, b2) = b.split_at(y);
-                first.push((id, [(a1, p0), (b1, p1)]));
-                second.push((id, [(a2, p0), (b2, p1)]));
+                first.push((id, i, [(a1, p0), (b1, p1)]));
+                second.push((id, i, [(a2, p0), (b2, p1)]));
             }
             before += bytes;
         }
@@ -689,7 +724,7 @@ impl Inner {
         let mut out = OutputWriter::new(mdir, first_id, self.opts.max_segment_bytes, watermark);
         let mut win = Vec::new();
         let mut side = Vec::new();
-        for &(seg_id, lists) in work {
+        for &(seg_id, pos, lists) in work {
             if self.closed.load(Ordering::Acquire) {
                 return Err(StorageError::Closed);
             }
@@ -709,7 +744,7 @@ impl Inner {
                 side: &mut side,
                 run: None,
             };
-            copy_segment(&mut src, lists, &mut out)?;
+            copy_segment(&mut src, pos, lists, &mut out)?;
         }
         if let Some(plan) = tombs_of {
             for part in plan {
@@ -775,9 +810,15 @@ impl Inner {
         // Key order, in chunks: each holds the index's write lock only briefly, and walks
         // the tree alongside the (key-ordered) relocations instead of searching it.
         for part in plan {
-            for (chunk, placed) in part.relocs.chunks(CHUNK).zip(part.placed.chunks(CHUNK)) {
-                let moves = chunk.iter().zip(placed).filter_map(|(r, p)| {
-                    let p = p.load(Ordering::Relaxed);
+            // A relocation's copy is the next one of its segment's list, in key order.
+            let mut next = vec![0usize; m.replaced.len()];
+            for chunk in part.relocs.chunks(CHUNK) {
+                let moves = chunk.iter().filter_map(|r| {
+                    let pos = m.replaced.binary_search(&r.old.segment).ok()?;
+                    let i = next.get_mut(pos)?;
+                    let slot = part.placed.get(pos)?.get(*i)?;
+                    *i += 1;
+                    let p = slot.load(Ordering::Relaxed);
                     let segment = final_id((p >> 32) as u32)?;
                     let new = Loc {
                         segment,
@@ -813,6 +854,7 @@ fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>, what: &str) -> Resul
 /// went.
 fn copy_segment(
     src: &mut Source<'_>,
+    pos: usize,
     lists: [(&[Job], &Part); 2],
     out: &mut OutputWriter,
 ) -> Result<()> {
@@ -853,7 +895,7 @@ fn copy_segment(
                 "the key directory points past the end of the segment",
             ));
         }
-        let Some(placed) = part.placed.get(job.reloc as usize) else {
+        let Some(placed) = part.placed.get(pos).and_then(|p| p.get(job.reloc as usize)) else {
             return Err(StorageError::InvalidArgument(
                 "merge job without its relocation".into(),
             ));
@@ -901,6 +943,28 @@ fn copy_segment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_between_splits_uniform_keys_near_the_middle() {
+        let mid = key_between(b"0000", b"zzzz").unwrap();
+        assert!(mid.as_slice() > b"T".as_slice() && mid.as_slice() < b"V".as_slice());
+        let mid = key_between(b"key000000", b"key499999").unwrap();
+        assert!(mid.as_slice() > b"key2".as_slice() && mid.as_slice() < b"key3".as_slice());
+        // Always strictly after the first and at most the last key.
+        for (a, b) in [
+            (&b"a"[..], &b"b"[..]),
+            (b"a", b"a\0"),
+            (b"", b"\x01"),
+            (b"abc", b"abd"),
+            (b"x\xff\xff", b"y"),
+        ] {
+            if let Some(m) = key_between(a, b) {
+                assert!(a < m.as_slice() && m.as_slice() <= b, "{a:?} {m:?} {b:?}");
+            }
+        }
+        assert_eq!(key_between(b"b", b"a"), None);
+        assert_eq!(key_between(b"a", b"a"), None);
+    }
 
     #[test]
     fn radix_sort_orders_by_offset_and_keeps_every_job() {

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::hint::{self, HintBuilder};
+use super::hint;
 use super::record::{self, FLAG_TOMBSTONE};
 use super::segment;
 use crate::error::{IoContext, Result, StorageError};
@@ -39,7 +39,10 @@ struct OutFile {
     size: u64,
     /// Bytes written to it; equals `size` whenever the caller is between records.
     written: u64,
-    hint: HintBuilder,
+    /// Its hint file, written entry by entry as records are placed.
+    hint: BufWriter<File>,
+    hint_path: PathBuf,
+    hint_bytes: u64,
     garbage: u64,
     crc: crc32fast::Hasher,
 }
@@ -75,6 +78,8 @@ pub struct OutputWriter {
     max_seq: u64,
     /// Encoding buffer reused across records.
     scratch: Vec<u8>,
+    /// Hint entry buffer reused across records.
+    entry: Vec<u8>,
 }
 
 impl OutputWriter {
@@ -90,6 +95,7 @@ impl OutputWriter {
             sealing: Vec::new(),
             max_seq,
             scratch: Vec::new(),
+            entry: Vec::new(),
         }
     }
 
@@ -104,13 +110,30 @@ impl OutputWriter {
             .create_new(true)
             .open(&path)
             .ctx("create segment", &path)?;
+        // Written in place, not renamed into place: until the output directory is
+        // complete (marker or checkpoint return) nothing reads it, and a hint cut short
+        // fails its own checks.
+        let hint_path = segment::hint_path(&self.dir, id);
+        let hint_file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&hint_path)
+            .ctx("create hint file", &hint_path)?;
+        let mut hint = BufWriter::with_capacity(WRITE_BUFFER, hint_file);
+        self.entry.clear();
+        hint::encode_magic(&mut self.entry);
+        hint.write_all(&self.entry)
+            .ctx("write hint file", &hint_path)?;
+        let hint_bytes = self.entry.len() as u64;
         self.cur = Some(OutFile {
             id,
             path,
             w: BufWriter::with_capacity(WRITE_BUFFER, file),
             size: 0,
             written: 0,
-            hint: HintBuilder::new(),
+            hint,
+            hint_path,
+            hint_bytes,
             garbage: 0,
             crc: crc32fast::Hasher::new(),
         });
@@ -186,7 +209,12 @@ impl OutputWriter {
             ));
         }
         let off = cur.size;
-        cur.hint.push(seq, flags, key, vlen, off);
+        self.entry.clear();
+        hint::encode_entry(&mut self.entry, seq, flags, key, vlen, off);
+        cur.hint
+            .write_all(&self.entry)
+            .ctx("write hint file", &cur.hint_path)?;
+        cur.hint_bytes += self.entry.len() as u64;
         cur.size += len;
         if flags & FLAG_TOMBSTONE != 0 {
             cur.garbage += len;
@@ -233,22 +261,29 @@ impl OutputWriter {
             .w
             .into_inner()
             .map_err(|e| StorageError::io("flush segment", &cur.path, e.into_error()))?;
-        let max_seq = self.max_seq;
-        let hint_path = segment::hint_path(&self.dir, cur.id);
-        let (id, size, garbage, path, hint, crc) =
-            (cur.id, cur.size, cur.garbage, cur.path, cur.hint, cur.crc);
+        let mut hint_w = cur.hint;
+        let hint_path = cur.hint_path;
+        let mut trailer = Vec::new();
+        hint::encode_trailer(&mut trailer, self.max_seq, cur.size, cur.crc.finalize());
+        let hint_bytes = cur.hint_bytes + trailer.len() as u64;
+        let (id, size, garbage, path) = (cur.id, cur.size, cur.garbage, cur.path);
         let seal = move || -> Result<Finished> {
             file.sync_data().ctx("fsync segment", &path)?;
-            let contents = hint.finish(max_seq, size, crc.finalize());
-            hint::write(&hint_path, &contents)?;
+            hint_w
+                .write_all(&trailer)
+                .ctx("write hint file", &hint_path)?;
+            let hint_file = hint_w
+                .into_inner()
+                .map_err(|e| StorageError::io("write hint file", &hint_path, e.into_error()))?;
+            hint_file.sync_data().ctx("fsync hint file", &hint_path)?;
             Ok(Finished {
                 id,
                 size,
-                hint_bytes: contents.len() as u64,
+                hint_bytes,
                 garbage,
             })
         };
-        // Bounded: a sealing file holds its hint entries in memory.
+        // Bounded: each sealing file holds its write buffers.
         while self.sealing.len() >= MAX_SEALING {
             let oldest = self.sealing.remove(0);
             self.done.push(join_sealing(oldest)?);
