@@ -778,11 +778,19 @@ impl<V: IndexValue> VersionedIndex<V> {
         let mut cur = entries.next();
         for (key, old, new) in moves {
             // Skip entries before `key`; a move whose key is gone finds a greater one.
-            while cur.as_ref().is_some_and(|(k, _)| k.as_slice() < key) {
-                cur = entries.next();
+            // One comparison per entry passed and one for the entry found.
+            let mut found = false;
+            while let Some((k, _)) = cur.as_ref() {
+                match k.as_slice().cmp(key) {
+                    std::cmp::Ordering::Less => cur = entries.next(),
+                    ord => {
+                        found = ord == std::cmp::Ordering::Equal;
+                        break;
+                    }
+                }
             }
             let slot = match cur.as_mut() {
-                Some((k, slot)) if k.as_slice() == key => match &mut **slot {
+                Some((_, slot)) if found => match &mut **slot {
                     Slot::One(v) => Some(v),
                     Slot::Many(c) => c
                         .versions

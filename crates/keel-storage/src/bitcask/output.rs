@@ -43,6 +43,10 @@ struct OutFile {
     hint: BufWriter<File>,
     hint_path: PathBuf,
     hint_bytes: u64,
+    /// An fdatasync of the bytes written so far, started while the copy goes on, so
+    /// the one at the seal has little left to do; and where the next one is due.
+    early_sync: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    next_sync_at: u64,
     garbage: u64,
     crc: crc32fast::Hasher,
 }
@@ -56,6 +60,28 @@ const MAX_SEALING: usize = 2;
 /// Write buffer per output file: shorter writes are gathered, longer ones (runs of
 /// copied records) go straight to the file.
 const WRITE_BUFFER: usize = 256 * 1024;
+
+/// Bytes written to an output file between early fdatasyncs (a few hundred in unit
+/// tests, so their small files take this path too).
+#[cfg(not(test))]
+const EARLY_SYNC_BYTES: u64 = 8 << 20;
+#[cfg(test)]
+const EARLY_SYNC_BYTES: u64 = 512;
+
+/// Waits for an early fdatasync and reports its error: on Linux a write-back error is
+/// reported once per open file description, which the clone shares with the seal's
+/// own fdatasync, so it must not be dropped here.
+fn join_early_sync(
+    handle: std::thread::JoinHandle<std::io::Result<()>>,
+    path: &Path,
+) -> Result<()> {
+    match handle.join() {
+        Ok(res) => res.ctx("fsync segment", path),
+        Err(_) => Err(StorageError::InvalidArgument(
+            "a thread syncing an output segment panicked".into(),
+        )),
+    }
+}
 
 fn join_sealing(handle: Sealing) -> Result<Finished> {
     handle.join().unwrap_or_else(|_| {
@@ -134,6 +160,8 @@ impl OutputWriter {
             hint,
             hint_path,
             hint_bytes,
+            early_sync: None,
+            next_sync_at: EARLY_SYNC_BYTES,
             garbage: 0,
             crc: crc32fast::Hasher::new(),
         });
@@ -240,6 +268,27 @@ impl OutputWriter {
         cur.w.write_all(bytes).ctx("write segment", &cur.path)?;
         cur.crc.update(bytes);
         cur.written += len;
+        if cur.written >= cur.next_sync_at
+            && cur
+                .early_sync
+                .as_ref()
+                .is_none_or(std::thread::JoinHandle::is_finished)
+        {
+            cur.next_sync_at = cur.written + EARLY_SYNC_BYTES;
+            if let Some(prev) = cur.early_sync.take() {
+                join_early_sync(prev, &cur.path)?;
+            }
+            let file = cur
+                .w
+                .get_ref()
+                .try_clone()
+                .ctx("clone segment handle", &cur.path)?;
+            let handle = std::thread::Builder::new()
+                .name("keel-bitcask-sync".into())
+                .spawn(move || file.sync_data())
+                .map_err(|e| StorageError::io("start a thread to sync a segment", &cur.path, e))?;
+            cur.early_sync = Some(handle);
+        }
         Ok(())
     }
 
@@ -267,7 +316,11 @@ impl OutputWriter {
         hint::encode_trailer(&mut trailer, self.max_seq, cur.size, cur.crc.finalize());
         let hint_bytes = cur.hint_bytes + trailer.len() as u64;
         let (id, size, garbage, path) = (cur.id, cur.size, cur.garbage, cur.path);
+        let early_sync = cur.early_sync;
         let seal = move || -> Result<Finished> {
+            if let Some(h) = early_sync {
+                join_early_sync(h, &path)?;
+            }
             file.sync_data().ctx("fsync segment", &path)?;
             hint_w
                 .write_all(&trailer)
