@@ -58,6 +58,11 @@ const PARALLEL_MIN: usize = 16 * 1024;
 /// First output id of the second copy thread inside `merge/` (the first starts at 1).
 const SECOND_RUN_ID: u32 = 1 << 30;
 
+/// Pieces of the key space the two walk threads take turns at: enough that keys
+/// crowded into a few of them (say hex digits, which leave the bytes between '9' and
+/// 'a' empty) still give both threads about half.
+const WALK_PIECES: usize = 32;
+
 /// Bytes read from a merged segment at a time (tiny in unit tests, so their small
 /// stores cross window edges in the middle of batches).
 #[cfg(not(test))]
@@ -115,6 +120,9 @@ struct Part {
     bytes: Vec<u64>,
     /// (key_at, key_len, seq) of tombstones to rewrite.
     tombs: Vec<(usize, u32, u64)>,
+    /// (piece number, first relocation, end) of each piece of the key space this part
+    /// walked, in walking (and key) order.
+    pieces: Vec<(usize, usize, usize)>,
     /// Per segment of the merge set, per record in key order (`Job::reloc`): where its
     /// copy went, as output id << 32 | offset (output ids start at 1, so 0 means not
     /// copied). The copy threads store into it directly; per segment, so those stores
@@ -331,14 +339,14 @@ fn sorted_by_offset(jobs: &[Job]) -> Vec<Job> {
         .collect()
 }
 
-/// A key strictly after `a` and at most `b`, about halfway between them when keys are
-/// read as big-endian fractions (after their common prefix): where two threads split a
-/// walk over the index. Exact for uniformly spread keys (hashes, random ids, numbers
-/// of equal width); skewed keys only make one thread do more of the work. Finding the
-/// true middle key would mean walking half of the tree first.
-fn key_between(a: &[u8], b: &[u8]) -> Option<Vec<u8>> {
-    if a >= b {
-        return None;
+/// Up to `n - 1` keys, rising, strictly after `a` and at most `b`, spread evenly between
+/// them when keys are read as big-endian fractions (after their common prefix): where
+/// walks over the index are cut into pieces. Even for uniformly spread keys (hashes,
+/// random ids, numbers of equal width); skewed keys only make some pieces bigger.
+/// Finding keys of known rank would mean walking the tree first.
+fn split_points(a: &[u8], b: &[u8], n: usize) -> Vec<Vec<u8>> {
+    if a >= b || n < 2 {
+        return Vec::new();
     }
     let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
     let word = |k: &[u8]| {
@@ -346,16 +354,26 @@ fn key_between(a: &[u8], b: &[u8]) -> Option<Vec<u8>> {
         for (d, s) in w.iter_mut().zip(k.iter().skip(common)) {
             *d = *s;
         }
-        u64::from_be_bytes(w)
+        u128::from(u64::from_be_bytes(w))
     };
     let (x, y) = (word(a), word(b));
-    let mid = x / 2 + y / 2 + (x & y & 1);
-    let mut key = b.get(..common)?.to_vec();
-    key.extend_from_slice(&mid.to_be_bytes());
-    while key.last() == Some(&0) && key.len() > common {
-        key.pop();
+    let Some(prefix) = b.get(..common) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for i in 1..n as u128 {
+        let at = x + y.saturating_sub(x) * i / n as u128;
+        let mut key = prefix.to_vec();
+        key.extend_from_slice(&(at as u64).to_be_bytes());
+        while key.len() > common && key.last() == Some(&0) {
+            key.pop();
+        }
+        let after_last = out.last().map_or(a, |l| l.as_slice());
+        if after_last < key.as_slice() && key.as_slice() <= b {
+            out.push(key);
+        }
     }
-    (a < key.as_slice() && key.as_slice() <= b).then_some(key)
+    out
 }
 
 /// One segment's share of a copy thread: the segment, its position in the merge set
@@ -512,14 +530,55 @@ impl Inner {
         self.lifecycle.guard(res).map(|()| true)
     }
 
-    /// Lists, in key order, what the index references in `merge_set` over the keys from
-    /// `from` and below `to`; then sorts each segment's records by offset.
-    fn walk(&self, merge_set: &[u32], from: Option<&[u8]>, to: Option<&[u8]>) -> Result<Part> {
+    /// Lists, in key order, what the index references in `merge_set` over the pieces of
+    /// the key space it takes from `next` (piece `i` runs from `bounds[i]` to below
+    /// `bounds[i + 1]`, None meaning the ends), then sorts each segment's records by
+    /// offset. Several threads can share `next`; each gets its pieces in rising order.
+    fn walk(
+        &self,
+        merge_set: &[u32],
+        bounds: &[Option<Vec<u8>>],
+        next: &std::sync::atomic::AtomicUsize,
+    ) -> Result<Part> {
         let mut part = Part {
             jobs: vec![Vec::new(); merge_set.len()],
             bytes: vec![0; merge_set.len()],
             ..Part::default()
         };
+        loop {
+            let piece = next.fetch_add(1, Ordering::Relaxed);
+            let (Some(from), Some(to)) = (bounds.get(piece), bounds.get(piece + 1)) else {
+                break;
+            };
+            let start = part.relocs.len();
+            self.walk_piece(merge_set, from.as_deref(), to.as_deref(), &mut part)?;
+            part.pieces.push((piece, start, part.relocs.len()));
+        }
+        if part.relocs.len() > u32::MAX as usize {
+            return Err(StorageError::InvalidArgument(
+                "too many versions for one merge".into(),
+            ));
+        }
+        for jobs in &mut part.jobs {
+            *jobs = sorted_by_offset(jobs);
+        }
+        part.placed = part
+            .jobs
+            .iter()
+            .map(|j| (0..j.len()).map(|_| AtomicU64::new(0)).collect())
+            .collect();
+        Ok(part)
+    }
+
+    /// Adds to `part`, in key order, what the index references in `merge_set` over the
+    /// keys from `from` and below `to`.
+    fn walk_piece(
+        &self,
+        merge_set: &[u32],
+        from: Option<&[u8]>,
+        to: Option<&[u8]>,
+        part: &mut Part,
+    ) -> Result<()> {
         let mut resume: Option<Vec<u8>> = None;
         loop {
             if self.closed.load(Ordering::Acquire) {
@@ -586,20 +645,7 @@ impl Inner {
                 None => break,
             }
         }
-        if part.relocs.len() > u32::MAX as usize {
-            return Err(StorageError::InvalidArgument(
-                "too many versions for one merge".into(),
-            ));
-        }
-        for jobs in &mut part.jobs {
-            *jobs = sorted_by_offset(jobs);
-        }
-        part.placed = part
-            .jobs
-            .iter()
-            .map(|j| (0..j.len()).map(|_| AtomicU64::new(0)).collect())
-            .collect();
-        Ok(part)
+        Ok(())
     }
 
     /// Copies what the index references in `merge_set` into `merge/`: one walk over
@@ -609,24 +655,28 @@ impl Inner {
         let mdir = marker::merge_dir(&self.dir);
         let watermark = self.index.registry().visible();
 
-        // Two walkers for a large index, split between its first and last key.
-        let split = if self.index.entries() >= PARALLEL_MIN {
+        // Two walkers for a large index, taking turns at pieces of the key space cut
+        // between its first and last key.
+        let points = if self.index.entries() >= PARALLEL_MIN {
             self.index
                 .first_and_last_keys()
-                .and_then(|(a, b)| key_between(&a, &b))
+                .map_or_else(Vec::new, |(a, b)| split_points(&a, &b, WALK_PIECES))
         } else {
-            None
+            Vec::new()
         };
-        let plan: Plan = match split.as_deref() {
-            None => vec![self.walk(merge_set, None, None)?, Part::default()],
-            Some(mid) => {
-                let (a, b) = std::thread::scope(|s| {
-                    let upper = s.spawn(|| self.walk(merge_set, Some(mid), None));
-                    let lower = self.walk(merge_set, None, Some(mid));
-                    (lower, join(upper, "a merge walk thread panicked"))
-                });
-                vec![a?, b?]
-            }
+        let mut bounds: Vec<Option<Vec<u8>>> = vec![None];
+        bounds.extend(points.into_iter().map(Some));
+        bounds.push(None);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let plan: Plan = if bounds.len() <= 2 {
+            vec![self.walk(merge_set, &bounds, &next)?, Part::default()]
+        } else {
+            let (a, b) = std::thread::scope(|s| {
+                let other = s.spawn(|| self.walk(merge_set, &bounds, &next));
+                let this = self.walk(merge_set, &bounds, &next);
+                (this, join(other, "a merge walk thread panicked"))
+            });
+            vec![a?, b?]
         };
 
         // Per segment, the two parts' lists of records; a large merge is split between
@@ -809,10 +859,21 @@ impl Inner {
         };
         // Key order, in chunks: each holds the index's write lock only briefly, and walks
         // the tree alongside the (key-ordered) relocations instead of searching it.
-        for part in plan {
-            // A relocation's copy is the next one of its segment's list, in key order.
-            let mut next = vec![0usize; m.replaced.len()];
-            for chunk in part.relocs.chunks(CHUNK) {
+        // The pieces of the key space in key order, whichever part walked them; a
+        // relocation's copy is the next one of its part's list for its segment.
+        let mut pieces: Vec<(usize, usize, usize, usize)> = plan
+            .iter()
+            .enumerate()
+            .flat_map(|(pi, p)| p.pieces.iter().map(move |&(n, a, b)| (n, pi, a, b)))
+            .collect();
+        pieces.sort_unstable();
+        let mut cursors = vec![vec![0usize; m.replaced.len()]; plan.len()];
+        for (_, pi, start, end) in pieces {
+            let (Some(part), Some(next)) = (plan.get(pi), cursors.get_mut(pi)) else {
+                continue;
+            };
+            let relocs = part.relocs.get(start..end).unwrap_or(&[]);
+            for chunk in relocs.chunks(CHUNK) {
                 let moves = chunk.iter().filter_map(|r| {
                     let pos = m.replaced.binary_search(&r.old.segment).ok()?;
                     let i = next.get_mut(pos)?;
@@ -945,25 +1006,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_between_splits_uniform_keys_near_the_middle() {
-        let mid = key_between(b"0000", b"zzzz").unwrap();
-        assert!(mid.as_slice() > b"T".as_slice() && mid.as_slice() < b"V".as_slice());
-        let mid = key_between(b"key000000", b"key499999").unwrap();
-        assert!(mid.as_slice() > b"key2".as_slice() && mid.as_slice() < b"key3".as_slice());
-        // Always strictly after the first and at most the last key.
+    fn split_points_rise_between_the_ends() {
+        let p = split_points(b"key000000", b"key999999", 4);
+        assert_eq!(p.len(), 3);
+        assert!(p[0].as_slice() > b"key2".as_slice() && p[0].as_slice() < b"key3".as_slice());
+        assert!(p[1].as_slice() > b"key4".as_slice() && p[1].as_slice() < b"key5".as_slice());
         for (a, b) in [
             (&b"a"[..], &b"b"[..]),
             (b"a", b"a\0"),
             (b"", b"\x01"),
             (b"abc", b"abd"),
             (b"x\xff\xff", b"y"),
+            (b"0000", b"ffff"),
         ] {
-            if let Some(m) = key_between(a, b) {
-                assert!(a < m.as_slice() && m.as_slice() <= b, "{a:?} {m:?} {b:?}");
+            let p = split_points(a, b, 32);
+            let mut prev = a.to_vec();
+            for k in &p {
+                assert!(
+                    prev.as_slice() < k.as_slice() && k.as_slice() <= b,
+                    "{a:?} {k:?} {b:?}"
+                );
+                prev = k.clone();
             }
         }
-        assert_eq!(key_between(b"b", b"a"), None);
-        assert_eq!(key_between(b"a", b"a"), None);
+        assert!(split_points(b"b", b"a", 8).is_empty());
+        assert!(split_points(b"a", b"a", 8).is_empty());
+        assert!(split_points(b"a", b"z", 1).is_empty());
     }
 
     #[test]
