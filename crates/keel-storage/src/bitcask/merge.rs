@@ -11,31 +11,35 @@
 //! tombstone in the output only when an older version of it is rewritten for a snapshot;
 //! otherwise nothing older survives the merge that the tombstone would have to shadow.
 //!
-//! How the copy works, and what it checks. One walk over the index in key order (two
-//! threads, each over one half of the keys, for large merges) lists every referenced
-//! version of the merge set with its location, length, sequence number and a key
-//! fingerprint. Each segment's list is sorted by offset, and each segment is then read
-//! front to back once in big windows. A live record is copied byte for byte, so its own
-//! CRC travels with it: adjacent live records become one run that goes out with one
-//! write, and only a record whose batch ends with a record that is not copied gets
-//! re-encoded (with BATCH_END), because recovery reads a file as batches that each end
-//! with that flag and carry one sequence number.
+//! How the copy works, and what it checks. One walk over the index in key order lists
+//! every referenced version of the merge set with its location, length, sequence
+//! number and a key fingerprint (for large merges two threads take turns at 32 pieces
+//! of the key space). Each segment's list is sorted by offset, and each segment is then
+//! read front to back once in big windows, by one of two copy threads (split where half
+//! of the bytes are behind). A live record is copied byte for byte, so its own CRC
+//! travels with it: adjacent live records become one run that goes out with one write,
+//! and only a record whose batch ends with a record that is not copied (or that would
+//! land in the next output file) is re-encoded, with BATCH_END, because recovery reads
+//! a file as batches that each end with that flag and carry one sequence number.
 //!
 //! Each copied record is still checked before it is written, because relocation trusts
 //! the copy: its CRC (so damage is reported now, naming the old file and offset,
-//! instead of being sealed into a new file whose hint-file CRC would then vouch for
-//! it), its lengths, sequence number and key fingerprint against what the index holds
-//! (so a stale or wrong location can never be relocated to some other record), and
-//! that no two locations overlap. The bytes have to be in memory anyway, because the
-//! hint trailer carries the CRC of the whole new file. That is also why runs are read and written rather than handed to
-//! `copy_file_range`: the kernel-side copy would save nothing once the bytes were read
-//! to be checked and summed, and skipping the read would mean trusting the index and
-//! the old file blindly.
+//! instead of being sealed into a new file whose hint-file CRC would then vouch for it
+//! at the next open), its lengths, sequence number and key fingerprint against what
+//! the index holds (so a stale or wrong location can never be relocated to some other
+//! record), and that no two locations overlap. The bytes have to be in memory anyway,
+//! because the hint trailer carries the CRC of the whole new file. That is also why
+//! runs are read and written rather than handed to `copy_file_range`: the in-kernel
+//! copy would save nothing once the bytes are read to be checked and summed, and not
+//! reading them would mean trusting the index and the old file blindly.
 //!
-//! Durability: each output file is fsynced, and its hint written and fsynced, on a
+//! Durability: each output file gets early fdatasyncs while it is written, and its
+//! final fdatasync, and its hint (written alongside, entry by entry) its fdatasync on a
 //! sealing thread while the copy goes on into the next file; the marker is written only
 //! after all of them, so a crash before it leaves an unreferenced `merge/` that open
-//! discards, and a crash after it an install that open finishes.
+//! discards, and a crash after it an install that open finishes. Once the marker is
+//! durable the old hint files are deleted on a second thread while the index is
+//! relocated; the old data files go last, when no reader can reach them any more.
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,7 +140,7 @@ impl Part {
     }
 }
 
-/// What a merge copied: the walk's parts, in key order.
+/// What a merge copied: one part per walk thread.
 type Plan = Vec<Part>;
 
 /// A record read and checked, held back until the next one shows whether it may keep
@@ -868,6 +872,7 @@ impl Inner {
             .collect();
         pieces.sort_unstable();
         let mut cursors = vec![vec![0usize; m.replaced.len()]; plan.len()];
+        let mut unplaced = 0usize;
         for (_, pi, start, end) in pieces {
             let (Some(part), Some(next)) = (plan.get(pi), cursors.get_mut(pi)) else {
                 continue;
@@ -875,12 +880,21 @@ impl Inner {
             let relocs = part.relocs.get(start..end).unwrap_or(&[]);
             for chunk in relocs.chunks(CHUNK) {
                 let moves = chunk.iter().filter_map(|r| {
-                    let pos = m.replaced.binary_search(&r.old.segment).ok()?;
-                    let i = next.get_mut(pos)?;
-                    let slot = part.placed.get(pos)?.get(*i)?;
+                    let placed = m
+                        .replaced
+                        .binary_search(&r.old.segment)
+                        .ok()
+                        .and_then(|pos| Some((next.get_mut(pos)?, part.placed.get(pos)?)));
+                    let Some((i, slots)) = placed else {
+                        unplaced += 1;
+                        return None;
+                    };
+                    let p = slots.get(*i).map_or(0, |s| s.load(Ordering::Relaxed));
                     *i += 1;
-                    let p = slot.load(Ordering::Relaxed);
-                    let segment = final_id((p >> 32) as u32)?;
+                    let Some(segment) = final_id((p >> 32) as u32) else {
+                        unplaced += 1;
+                        return None;
+                    };
                     let new = Loc {
                         segment,
                         offset: p as u32,
@@ -897,6 +911,13 @@ impl Inner {
                     self.segments.add_garbage(id, bytes);
                 }
             }
+        }
+        if unplaced > 0 {
+            // Deleting the old segments now would leave versions pointing nowhere; the
+            // store goes Failed and the next open rebuilds the index from the files.
+            return Err(StorageError::InvalidArgument(format!(
+                "{unplaced} merged versions have no copy to relocate to"
+            )));
         }
         let _h = self.hint_lock.lock();
         self.segments.remove(&m.replaced);
