@@ -272,14 +272,18 @@ mod cases {
         // of a read window (tiny in unit tests) or of an output file.
         let dir = tempfile::tempdir().unwrap();
         let mut o = opts();
-        o.bitcask.max_segment_bytes = 1500;
+        o.bitcask.max_segment_bytes = 2500;
         let db = Bitcask::open(dir.path(), &o).unwrap();
         for chunk in (0..600u32).collect::<Vec<_>>().chunks(9) {
             let mut b = WriteBatch::new();
             for i in chunk {
                 b.put(
                     format!("key{i:04}"),
-                    format!("v1-{i}-{}", "y".repeat((i % 23) as usize)),
+                    // Now and then a record longer than a whole (test-sized) window.
+                    format!(
+                        "v1-{i}-{}",
+                        "y".repeat(if i % 50 == 7 { 700 } else { (i % 23) as usize })
+                    ),
                 );
             }
             db.write(b, WriteOptions::DEFAULT).unwrap();
