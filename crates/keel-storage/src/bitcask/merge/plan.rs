@@ -291,8 +291,15 @@ impl Inner {
         bounds: &[Option<Vec<u8>>],
         next: &std::sync::atomic::AtomicUsize,
     ) -> Result<Part> {
+        // Room for this thread's share up front: growing these by doubling copied them
+        // over and over. Capacity is only address space until it is written.
+        let share = self.index.entries() / if bounds.len() > 2 { 2 } else { 1 };
+        let per_seg = share / merge_set.len().max(1);
         let mut part = Part {
-            jobs: vec![Vec::new(); merge_set.len()],
+            relocs: Vec::with_capacity(share),
+            jobs: (0..merge_set.len())
+                .map(|_| Vec::with_capacity(per_seg))
+                .collect(),
             bytes: vec![0; merge_set.len()],
             ..Part::default()
         };
