@@ -89,30 +89,28 @@ pub(super) type Plan = Vec<Part>;
 /// and, per part, its records (ascending by offset).
 pub(super) type SegWork<'a> = (u32, usize, [(&'a [Job], &'a Part); 2]);
 
-/// `jobs` sorted by offset. A least-significant-digit radix sort of (offset, index)
+/// Sorts `jobs` by offset. A least-significant-digit radix sort of (offset, index)
 /// pairs, 8 bits a pass, skipping digits every offset shares, then one gather: a
 /// segment's offsets come in key order, i.e. at random, and sorting them with a
 /// comparison sort (or moving whole jobs in every pass) cost several times as much.
-fn sorted_by_offset(jobs: &[Job]) -> Vec<Job> {
+fn sort_by_offset(jobs: &mut Vec<Job>, scratch: &mut SortScratch) {
     if jobs.len() < 64 {
-        let mut v = jobs.to_vec();
-        v.sort_unstable_by_key(|j| j.offset);
-        return v;
+        jobs.sort_unstable_by_key(|j| j.offset);
+        return;
     }
     let n = jobs.len();
-    let mut keys: Vec<u64> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (u64::from(j.offset) << 32) | i as u64)
-        .collect();
-    let mut tmp = vec![0u64; n];
+    let SortScratch { keys, tmp, spare } = scratch;
+    keys.clear();
+    keys.extend(
+        jobs.iter()
+            .enumerate()
+            .map(|(i, j)| (u64::from(j.offset) << 32) | i as u64),
+    );
+    tmp.clear();
+    tmp.resize(n, 0);
     let mut in_keys = true;
     for shift in [32u32, 40, 48, 56] {
-        let (src, dst): (&[u64], &mut [u64]) = if in_keys {
-            (&keys, &mut tmp)
-        } else {
-            (&tmp, &mut keys)
-        };
+        let (src, dst): (&[u64], &mut [u64]) = if in_keys { (keys, tmp) } else { (tmp, keys) };
         let mut counts = [0usize; 256];
         for k in src {
             counts[((k >> shift) & 0xff) as usize] += 1;
@@ -135,11 +133,24 @@ fn sorted_by_offset(jobs: &[Job]) -> Vec<Job> {
         }
         in_keys = !in_keys;
     }
-    let sorted = if in_keys { &keys } else { &tmp };
-    sorted
-        .iter()
-        .filter_map(|&k| jobs.get(k as u32 as usize).copied())
-        .collect()
+    let sorted: &[u64] = if in_keys { keys } else { tmp };
+    spare.clear();
+    spare.extend(
+        sorted
+            .iter()
+            .filter_map(|&k| jobs.get(k as u32 as usize).copied()),
+    );
+    // The unsorted list's memory becomes the next gather's.
+    std::mem::swap(jobs, spare);
+}
+
+/// Buffers [`sort_by_offset`] reuses from one segment's list to the next, so sorting
+/// them all touches little fresh memory.
+#[derive(Default)]
+struct SortScratch {
+    keys: Vec<u64>,
+    tmp: Vec<u64>,
+    spare: Vec<Job>,
 }
 
 /// Up to `n - 1` keys, rising, strictly after `a` and at most `b`, spread evenly between
@@ -317,8 +328,9 @@ impl Inner {
                 "too many versions for one merge".into(),
             ));
         }
+        let mut scratch = SortScratch::default();
         for jobs in &mut part.jobs {
-            *jobs = sorted_by_offset(jobs);
+            sort_by_offset(jobs, &mut scratch);
         }
         part.placed = part
             .jobs
@@ -442,6 +454,8 @@ mod tests {
     #[test]
     fn radix_sort_orders_by_offset_and_keeps_every_job() {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        // One scratch for every size, as the walk uses it.
+        let mut scratch = SortScratch::default();
         for n in [0usize, 1, 63, 64, 1000, 20_000] {
             for mask in [0xffu32, 0xff_ffff, u32::MAX] {
                 let jobs: Vec<Job> = (0..n)
@@ -456,7 +470,8 @@ mod tests {
                         }
                     })
                     .collect();
-                let sorted = sorted_by_offset(&jobs);
+                let mut sorted = jobs.clone();
+                sort_by_offset(&mut sorted, &mut scratch);
                 let mut want: Vec<(u32, u32)> = jobs.iter().map(|j| (j.offset, j.reloc)).collect();
                 want.sort_unstable();
                 let mut got: Vec<(u32, u32)> = sorted.iter().map(|j| (j.offset, j.reloc)).collect();
