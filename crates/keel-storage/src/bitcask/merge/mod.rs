@@ -255,18 +255,39 @@ impl Inner {
             let res = self.install_outputs(m, finished, &plan);
             (res, join(hints, "a thread deleting hint files panicked"))
         });
-        res?;
+        let old = res?;
         hints?;
+        // Unlinked while still open, the old data files cost little to delete; their
+        // blocks are freed when the last handle closes, which on this kind of disk takes
+        // milliseconds per file (ext4 with online discard), so the handles are closed on
+        // a second thread while `merge/` is removed.
         marker::delete_replaced(&self.dir, m)?;
-        marker::remove_merge_dir(&self.dir)?;
+        let (closed, removed) = std::thread::scope(|s| {
+            let closer = s.spawn(move || {
+                drop(old);
+                Ok(())
+            });
+            let removed = marker::remove_merge_dir(&self.dir);
+            (
+                join(closer, "a thread closing old segments panicked"),
+                removed,
+            )
+        });
+        closed?;
+        removed?;
         tracing::info!(dir = %self.dir.display(), replaced = m.replaced.len(),
             written = m.installs.len(), "merge installed");
         Ok(())
     }
 
     /// Moves the output files in, relocates the index to them and drops the replaced
-    /// segments from the set readers go through.
-    fn install_outputs(&self, m: &Marker, finished: &[Finished], plan: &Plan) -> Result<()> {
+    /// segments from the set readers go through, returning them (still open).
+    fn install_outputs(
+        &self,
+        m: &Marker,
+        finished: &[Finished],
+        plan: &Plan,
+    ) -> Result<Vec<std::sync::Arc<Segment>>> {
         marker::move_outputs(&self.dir, m)?;
         // (id in merge/, final id), by the first.
         let mut new_ids: Vec<(u32, u32)> = Vec::with_capacity(finished.len());
@@ -347,8 +368,7 @@ impl Inner {
             )));
         }
         let _h = self.hint_lock.lock();
-        self.segments.remove(&m.replaced);
-        Ok(())
+        Ok(self.segments.remove(&m.replaced))
     }
 }
 
