@@ -614,12 +614,35 @@ impl<V: IndexValue> VersionedIndex<V> {
         &self,
         resume: Option<&[u8]>,
         limit: usize,
-        mut f: impl FnMut(&[u8], &[VersionView<V>]),
+        f: impl FnMut(&[u8], &[VersionView<V>]),
     ) -> Option<Vec<u8>> {
         let lo = resume.map_or(Bound::Unbounded, Bound::Excluded);
+        self.visit_versions_in(lo, None, limit, f)
+    }
+
+    /// [`VersionedIndex::visit_versions`] over the keys from `lo` and below `end`
+    /// (exclusive) only, so that several threads can each walk one part of the key space.
+    pub fn visit_versions_in(
+        &self,
+        lo: Bound<&[u8]>,
+        end: Option<&[u8]>,
+        limit: usize,
+        mut f: impl FnMut(&[u8], &[VersionView<V>]),
+    ) -> Option<Vec<u8>> {
+        let hi = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let empty = match (lo, end) {
+            (Bound::Included(a), Some(e)) => a >= e,
+            (Bound::Excluded(a), Some(e)) => a >= e,
+            _ => false,
+        };
+        // BTreeMap::range panics on an inverted range (or an empty one with both ends
+        // excluded); an empty one visits nothing anyway.
+        if empty {
+            return None;
+        }
         let map = self.map.read();
         let mut last = None;
-        for (n, (k, slot)) in map.range::<[u8], _>((lo, Bound::Unbounded)).enumerate() {
+        for (n, (k, slot)) in map.range::<[u8], _>((lo, hi)).enumerate() {
             if n >= limit {
                 break;
             }
@@ -630,6 +653,14 @@ impl<V: IndexValue> VersionedIndex<V> {
             last = Some(k);
         }
         last.map(|k| k.as_slice().to_vec())
+    }
+
+    /// The first and the last key of the index (None when it is empty).
+    pub fn first_and_last_keys(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let map = self.map.read();
+        let (first, _) = map.first_key_value()?;
+        let (last, _) = map.last_key_value()?;
+        Some((first.as_slice().to_vec(), last.as_slice().to_vec()))
     }
 
     /// Moves versions merge relocated: for each `(key, old, new)` whose key still has a
@@ -655,11 +686,19 @@ impl<V: IndexValue> VersionedIndex<V> {
         let mut cur = entries.next();
         for (key, old, new) in moves {
             // Skip entries before `key`; a move whose key is gone finds a greater one.
-            while cur.as_ref().is_some_and(|(k, _)| k.as_slice() < key) {
-                cur = entries.next();
+            // One comparison per entry passed and one for the entry found.
+            let mut found = false;
+            while let Some((k, _)) = cur.as_ref() {
+                match k.as_slice().cmp(key) {
+                    std::cmp::Ordering::Less => cur = entries.next(),
+                    ord => {
+                        found = ord == std::cmp::Ordering::Equal;
+                        break;
+                    }
+                }
             }
             let slot = match cur.as_mut() {
-                Some((k, slot)) if k.as_slice() == key => match &mut **slot {
+                Some((_, slot)) if found => match &mut **slot {
                     Slot::One(v) => Some(v),
                     Slot::Many(c) => c
                         .versions
@@ -718,6 +757,48 @@ mod tests {
     fn put(idx: &VersionedIndex<Bytes>, seq: u64, k: &str, v: Option<&str>) {
         idx.apply(seq, [(b(k), v.map(b))], &mut |_, _| {});
         idx.registry().publish(seq);
+    }
+
+    #[test]
+    fn bounded_visits_split_the_key_space() {
+        let idx = VersionedIndex::<Bytes>::new(0);
+        assert_eq!(idx.first_and_last_keys(), None);
+        for i in 0..1000u64 {
+            put(&idx, i + 1, &format!("k{i:04}"), Some("v"));
+        }
+        assert_eq!(
+            idx.first_and_last_keys(),
+            Some((b"k0000".to_vec(), b"k0999".to_vec()))
+        );
+        // The two sides of a split visit every key exactly once.
+        let mid = b"k0500".to_vec();
+        let mut seen = Vec::new();
+        for (lo, hi) in [(None, Some(mid.as_slice())), (Some(mid.as_slice()), None)] {
+            let mut resume: Option<Vec<u8>> = None;
+            loop {
+                let bound = match (&resume, lo) {
+                    (Some(r), _) => Bound::Excluded(r.as_slice()),
+                    (None, Some(l)) => Bound::Included(l),
+                    (None, None) => Bound::Unbounded,
+                };
+                let last = idx.visit_versions_in(bound, hi, 33, |k, _| seen.push(k.to_vec()));
+                match last {
+                    Some(k) => resume = Some(k),
+                    None => break,
+                }
+            }
+        }
+        let want: Vec<Vec<u8>> = (0..1000).map(|i| format!("k{i:04}").into_bytes()).collect();
+        assert_eq!(seen, want);
+        // Empty and inverted ranges visit nothing instead of panicking.
+        let mut n = 0;
+        assert!(idx
+            .visit_versions_in(Bound::Included(b"k0600"), Some(b"k0100"), 10, |_, _| n += 1)
+            .is_none());
+        assert!(idx
+            .visit_versions_in(Bound::Excluded(b"k0600"), Some(b"k0600"), 10, |_, _| n += 1)
+            .is_none());
+        assert_eq!(n, 0);
     }
 
     #[test]

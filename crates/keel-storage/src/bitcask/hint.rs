@@ -108,6 +108,26 @@ impl HintBuilder {
     }
 }
 
+/// Appends the magic that starts every hint file.
+pub fn encode_magic(out: &mut Vec<u8>) {
+    out.extend_from_slice(MAGIC);
+}
+
+/// Appends one complete entry (checksum included) for the record at `offset`.
+pub fn encode_entry(out: &mut Vec<u8>, seq: u64, flags: u8, key: &[u8], vlen: u32, offset: u64) {
+    let start = out.len();
+    put_entry(out, seq, flags, key, vlen, offset);
+    if let Some(entry) = out.get_mut(start..) {
+        seal_entry(entry);
+    }
+}
+
+/// Appends the trailer that ends a hint file for a data file of `data_len` bytes whose
+/// CRC32 is `data_crc`.
+pub fn encode_trailer(out: &mut Vec<u8>, max_seq: u64, data_len: u64, data_crc: u32) {
+    encode_entry(out, max_seq, FLAG_TRAILER, &[], data_crc, data_len);
+}
+
 /// Appends an entry with a zero checksum.
 fn put_entry(out: &mut Vec<u8>, seq: u64, flags: u8, key: &[u8], vlen: u32, offset: u64) {
     out.extend_from_slice(&[0; 4]);

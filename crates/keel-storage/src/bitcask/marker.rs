@@ -155,6 +155,14 @@ pub fn delete_replaced(dir: &Path, marker: &Marker) -> Result<()> {
     segment::sync_dir(dir)
 }
 
+/// Deletes the hint files of the segments the merge replaced (their data files stay).
+pub fn delete_replaced_hints(dir: &Path, marker: &Marker) -> Result<()> {
+    for &id in &marker.replaced {
+        segment::remove_if_exists(&segment::hint_path(dir, id))?;
+    }
+    Ok(())
+}
+
 /// Removes `merge/` (marker first), and fsyncs the main directory.
 pub fn remove_merge_dir(dir: &Path) -> Result<()> {
     let mdir = merge_dir(dir);

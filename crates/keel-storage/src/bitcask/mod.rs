@@ -227,7 +227,7 @@ impl Inner {
             }
         };
         let _h = self.hint_lock.lock();
-        if self.segments.get(job.id).is_none() {
+        if self.segments.get(job.id).is_none() || seg.replaced.load(Ordering::Acquire) {
             let _ = std::fs::remove_file(&tmp);
             return;
         }

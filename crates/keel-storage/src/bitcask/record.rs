@@ -146,15 +146,14 @@ pub fn parse(b: &[u8], remaining_in_file: u64) -> Result<Parsed<'_>, String> {
     header.check_shape(remaining_in_file)?;
     let klen = header.klen as usize;
     let vlen = header.vlen as usize;
-    let body = b
-        .get(HEADER_LEN..HEADER_LEN + klen + vlen)
+    // Header fields and body are contiguous: one CRC pass over both.
+    let covered = b
+        .get(4..HEADER_LEN + klen + vlen)
         .ok_or_else(|| "record body shorter than its lengths".to_string())?;
-    let mut h = crc32fast::Hasher::new();
-    h.update(&b[4..HEADER_LEN]);
-    h.update(body);
-    if h.finalize() != header.crc {
+    if crc32fast::hash(covered) != header.crc {
         return Err("checksum mismatch".into());
     }
+    let body = &covered[HEADER_LEN - 4..];
     Ok(Parsed {
         header,
         key: &body[..klen],

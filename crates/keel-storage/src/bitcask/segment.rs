@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -90,6 +90,9 @@ pub struct Segment {
     pub garbage: AtomicU64,
     /// Bytes of its hint file (0 if none).
     pub hint_bytes: AtomicU64,
+    /// Set (under the store's hint lock) once a merge that replaces it is committed, so
+    /// a late hint write for it is dropped instead of outliving the segment.
+    pub replaced: AtomicBool,
 }
 
 impl Segment {
@@ -102,6 +105,7 @@ impl Segment {
             size: AtomicU64::new(size),
             garbage: AtomicU64::new(0),
             hint_bytes: AtomicU64::new(0),
+            replaced: AtomicBool::new(false),
         })
     }
 

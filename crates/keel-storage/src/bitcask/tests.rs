@@ -255,6 +255,101 @@ mod cases {
         );
     }
 
+    /// Every hint file in `dir`.
+    fn remove_hints(dir: &Path) -> usize {
+        let hints = super::super::segment::list(dir).unwrap().1;
+        for id in &hints {
+            std::fs::remove_file(super::super::segment::hint_path(dir, *id)).unwrap();
+        }
+        hints.len()
+    }
+
+    #[test]
+    fn merged_batches_stay_whole_across_windows_and_files() {
+        // Multi-record batches whose members die here and there: merge copies the live
+        // ones as they are and must leave a file that reads as whole batches (each run of
+        // one sequence number ending in BATCH_END), also where a batch is cut by the end
+        // of a read window (tiny in unit tests) or of an output file.
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts();
+        o.bitcask.max_segment_bytes = 2500;
+        let db = Bitcask::open(dir.path(), &o).unwrap();
+        for chunk in (0..600u32).collect::<Vec<_>>().chunks(9) {
+            let mut b = WriteBatch::new();
+            for i in chunk {
+                b.put(
+                    format!("key{i:04}"),
+                    // Now and then a record longer than a whole (test-sized) window.
+                    format!(
+                        "v1-{i}-{}",
+                        "y".repeat(if i % 50 == 7 { 700 } else { (i % 23) as usize })
+                    ),
+                );
+            }
+            db.write(b, WriteOptions::DEFAULT).unwrap();
+        }
+        // Kill some members of some batches: every 4th, every 9th (a batch's last) and
+        // a few whole batches.
+        for i in (0..600u32).filter(|i| i % 4 == 1 || i % 9 == 8 || (100..130).contains(i)) {
+            let mut b = WriteBatch::new();
+            if i % 2 == 0 {
+                b.delete(format!("key{i:04}"));
+            } else {
+                b.put(format!("key{i:04}"), format!("v2-{i}"));
+            }
+            db.write(b, WriteOptions::DEFAULT).unwrap();
+        }
+        let want = contents(&db);
+        db.compact().unwrap();
+        assert_eq!(contents(&db), want);
+        db.close().unwrap();
+        drop(db);
+        // Without hints every merged file is scanned record by record: batch structure,
+        // sequence numbers and CRCs are all checked.
+        assert!(remove_hints(dir.path()) > 1);
+        let db = Bitcask::open(dir.path(), &o).unwrap();
+        assert_eq!(db.segments_from_hints(), 0);
+        assert_eq!(contents(&db), want, "reopen by scanning the merged files");
+        db.compact().unwrap();
+        db.close().unwrap();
+        drop(db);
+        let db = Bitcask::open(dir.path(), &o).unwrap();
+        assert!(db.segments_from_hints() > 0);
+        assert_eq!(contents(&db), want, "reopen from the second merge's hints");
+    }
+
+    #[test]
+    fn merge_refuses_a_damaged_live_record_and_keeps_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts();
+        o.bitcask.cache_bytes = 0;
+        let db = Bitcask::open(dir.path(), &o).unwrap();
+        history(&db);
+        let loc = db.inner.index.get_latest(b"k33").unwrap();
+        let seg = db.inner.segments.get(loc.segment).unwrap();
+        // Flip a byte of the value, behind the store's back.
+        let at = u64::from(loc.offset) + super::super::record::HEADER_LEN as u64 + 3 + 2;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&seg.path)
+            .unwrap();
+        let mut byte = [0u8; 1];
+        std::os::unix::fs::FileExt::read_exact_at(&*seg.file, &mut byte, at).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &[byte[0] ^ 0x20], at).unwrap();
+        match db.compact() {
+            Err(StorageError::Corrupt { path, offset, .. }) => {
+                assert_eq!(path, seg.path);
+                assert_eq!(offset, u64::from(loc.offset));
+            }
+            other => panic!("merge over a damaged record: {other:?}"),
+        }
+        // Nothing was installed: the old segment is still there, other keys read fine.
+        assert!(db.inner.segments.get(loc.segment).is_some());
+        assert!(!marker::merge_dir(dir.path()).exists());
+        assert!(db.get(b"k20").unwrap().unwrap().starts_with(b"r7-"));
+        assert!(db.get(b"k33").is_err());
+    }
+
     #[test]
     fn reader_holding_a_location_merged_away_retries_the_lookup() {
         let dir = tempfile::tempdir().unwrap();
