@@ -45,7 +45,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(keel_server::run(config, shutdown_signal())) {
+    // The handlers are installed before the server binds and reports ready, so a
+    // SIGTERM sent right after "ready" is a clean shutdown, never the default action.
+    let served = runtime.block_on(async {
+        let signal = shutdown_signal();
+        keel_server::run(config, signal).await
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "keel-server stopped with an error");
@@ -54,21 +60,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now; the future resolves on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
+    async move {
+        match (term, int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {}
+                    _ = i.recv() => {}
+                }
             }
-        }
-        _ => {
-            // Without signal handlers Ctrl-C still works through the default handler.
-            std::future::pending::<()>().await;
+            _ => {
+                // Without signal handlers Ctrl-C still works through the default handler.
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
