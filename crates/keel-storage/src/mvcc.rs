@@ -116,10 +116,8 @@ impl Ord for IndexKey {
         // ("ab" < "ab\0"). Keys of one shape share long prefixes (`m`, the database,
         // then the user's `key:0000…`), so a first-word check alone mostly fell through
         // to memcmp: a bitcask GET spent ~1,500 instructions in keydir comparisons.
-        if let (
-            KeyRepr::Inline { len: la, data: a },
-            KeyRepr::Inline { len: lb, data: b },
-        ) = (&self.0, &other.0)
+        if let (KeyRepr::Inline { len: la, data: a }, KeyRepr::Inline { len: lb, data: b }) =
+            (&self.0, &other.0)
         {
             for at in [0, 8, 16] {
                 let (wa, wb) = (word(a, at), word(b, at));
