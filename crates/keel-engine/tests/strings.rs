@@ -143,14 +143,47 @@ fn model_int(v: &[u8]) -> Option<i64> {
 /// The model's float parse: values and increments are chosen so f64 is exact for them.
 fn model_float(v: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(v).ok()?;
-    if s.is_empty()
-        || !s
-            .bytes()
-            .all(|c| c.is_ascii_digit() || b"-.e+".contains(&c))
+    if s.is_empty() {
+        return None;
+    }
+    if let Some(h) = model_hex_float(s) {
+        return Some(h);
+    }
+    if !s
+        .bytes()
+        .all(|c| c.is_ascii_digit() || b"-.e+".contains(&c))
     {
         return None;
     }
     s.parse().ok()
+}
+
+/// A hexadecimal float as `strtold` reads it (Redis and keel accept them), in the
+/// shapes SETRANGE can make here: optional sign, "0x", hex digits with at most one
+/// point, at least one digit. SETRANGE turned "-0.75" into "-0x75" in a failing case.
+fn model_hex_float(s: &str) -> Option<f64> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let rest = body
+        .strip_prefix("0x")
+        .or_else(|| body.strip_prefix("0X"))?;
+    let (int, frac) = rest.split_once('.').unwrap_or((rest, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    Some(if neg { -v } else { v })
 }
 
 /// Exact dyadic values print the same under `%.17Lf`-and-trim and under Display.
