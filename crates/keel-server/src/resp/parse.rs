@@ -304,6 +304,25 @@ mod tests {
         Ok(out)
     }
 
+    /// Feeds `input` to one parser `chunk` bytes at a time, parsing after each piece:
+    /// the requests until the first error, and that error.
+    fn parse_fed(input: &[u8], chunk: usize) -> (Vec<Vec<Bytes>>, Option<ParseError>) {
+        let mut p = RequestParser::default();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            loop {
+                match p.next(&mut buf) {
+                    Ok(Some(c)) => out.push(c),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+        }
+        (out, None)
+    }
+
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
     }
@@ -384,20 +403,7 @@ mod tests {
             chunk in 1usize..17,
         ) {
             let whole = parse_all(&input);
-            let mut p = RequestParser::default();
-            let mut buf = BytesMut::new();
-            let mut out = Vec::new();
-            let mut failed = None;
-            'feed: for piece in input.chunks(chunk) {
-                buf.extend_from_slice(piece);
-                loop {
-                    match p.next(&mut buf) {
-                        Ok(Some(c)) => out.push(c),
-                        Ok(None) => break,
-                        Err(e) => { failed = Some(e); break 'feed; }
-                    }
-                }
-            }
+            let (out, failed) = parse_fed(&input, chunk);
             match (whole, failed) {
                 (Ok(w), None) => proptest::prop_assert_eq!(w, out),
                 (Err(a), Some(b)) => proptest::prop_assert_eq!(a, b),
@@ -426,20 +432,7 @@ mod tests {
                 wire[at] = byte;
             }
             let whole = parse_all(&wire);
-            let mut p = RequestParser::default();
-            let mut buf = BytesMut::new();
-            let mut out = Vec::new();
-            let mut failed = None;
-            'feed: for byte in &wire {
-                buf.extend_from_slice(&[*byte]);
-                loop {
-                    match p.next(&mut buf) {
-                        Ok(Some(c)) => out.push(c),
-                        Ok(None) => break,
-                        Err(e) => { failed = Some(e); break 'feed; }
-                    }
-                }
-            }
+            let (out, failed) = parse_fed(&wire, 1);
             match (whole, failed) {
                 (Ok(w), None) => proptest::prop_assert_eq!(w, out),
                 (Err(a), Some(b)) => proptest::prop_assert_eq!(a, b),
