@@ -109,11 +109,23 @@ pub struct Engine {
 /// [`Engine::apply_in`]): the per-batch costs — the applied-index record, publishing,
 /// pruning — are paid once for the group instead of once per entry.
 pub struct Group {
-    tx: WriteTx,
+    /// The overlay, created by the first entry (an empty group holds nothing).
+    tx: Option<WriteTx>,
     last_seq: Option<u64>,
 }
 
 impl Group {
+    /// Keys a group may write before it should go to storage: its overlay is an ordered
+    /// map that every read of the group consults, so a small one amortises the per-batch
+    /// costs without making each lookup deep (callgrind, SET -P 16: a whole round per
+    /// group ~12,150 instr/req, 64 keys ~12,030, 16 keys ~11,910).
+    pub const MAX_KEYS: usize = 16;
+
+    /// True when the group has reached [`Group::MAX_KEYS`] and should be written.
+    pub fn is_full(&self) -> bool {
+        self.len() >= Self::MAX_KEYS
+    }
+
     /// The index of the last entry applied into the group, if any.
     pub fn last_seq(&self) -> Option<u64> {
         self.last_seq
@@ -121,12 +133,12 @@ impl Group {
 
     /// Keys the group writes (its overlay's size).
     pub fn len(&self) -> usize {
-        self.tx.len()
+        self.tx.as_ref().map_or(0, WriteTx::len)
     }
 
     /// True when the group writes nothing yet.
     pub fn is_empty(&self) -> bool {
-        self.tx.is_empty()
+        self.tx.as_ref().is_none_or(WriteTx::is_empty)
     }
 }
 
@@ -200,7 +212,7 @@ impl Engine {
     /// An empty group: consecutive log entries applied into one storage batch.
     pub fn group(&self) -> Group {
         Group {
-            tx: WriteTx::new(Arc::clone(&self.store)),
+            tx: None,
             last_seq: None,
         }
     }
@@ -209,7 +221,10 @@ impl Engine {
     /// readers of the store see none of them until [`Engine::write_group`]. On an error
     /// the group holds part of the entry and must be dropped, not written.
     pub fn apply_in(&self, group: &mut Group, ctx: &ApplyCtx, op: &Op) -> Result<Applied> {
-        let mut tx = std::mem::replace(&mut group.tx, WriteTx::new(Arc::clone(&self.store)));
+        let mut tx = group
+            .tx
+            .take()
+            .unwrap_or_else(|| WriteTx::new(Arc::clone(&self.store)));
         tx.mark();
         let mut ex = Exec::new(
             Access::Write(tx),
@@ -279,7 +294,7 @@ impl Engine {
         let Access::Write(tx) = ex.into_access() else {
             unreachable!("apply always builds a write context")
         };
-        group.tx = tx;
+        group.tx = Some(tx);
         group.last_seq = Some(ctx.seq);
         Ok(Applied {
             replies,
@@ -291,10 +306,9 @@ impl Engine {
     /// Writes everything `group` applied as one atomic storage batch, with the index of
     /// its last entry as the applied index (a restart replays the log after it).
     pub fn write_group(&self, group: Group) -> Result<()> {
-        let Some(seq) = group.last_seq else {
+        let (Some(seq), Some(mut tx)) = (group.last_seq, group.tx) else {
             return Ok(());
         };
-        let mut tx = group.tx;
         tx.mark();
         tx.put(
             keys::internal_key(APPLIED_INDEX),

@@ -33,11 +33,6 @@ use crate::wal::{Wal, WalError};
 
 /// Most requests handled per round (one WAL commit each round).
 pub const MAX_BATCH: usize = 1024;
-/// Keys a group may write before it goes to storage: its overlay is an ordered map
-/// that every read of the group consults, so a small one amortises the per-batch costs
-/// without making each lookup deep (callgrind, SET -P 16: a whole round per group
-/// ~12,150 instr/req, 64 keys ~12,030, 16 keys ~11,910).
-pub(super) const GROUP_MAX_KEYS: usize = 16;
 /// Active expiry period.
 const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
 /// Keys active expiry deletes per entry at most.
@@ -292,7 +287,7 @@ impl ApplyLoop {
                 return Err(self.fail(format!("apply of entry {}: {e}", ctx.seq)));
             }
         };
-        let full = group.len() >= GROUP_MAX_KEYS;
+        let full = group.is_full();
         self.group = Some(group);
         if full {
             self.flush_group()?;

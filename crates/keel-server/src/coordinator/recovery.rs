@@ -149,7 +149,7 @@ pub fn recover(cfg: &Config) -> Result<Recovered, StartError> {
             });
         }
         engine.apply_in(&mut group, &ctx, &op)?;
-        if group.len() >= super::apply_loop::GROUP_MAX_KEYS {
+        if group.is_full() {
             engine.write_group(std::mem::replace(&mut group, engine.group()))?;
         }
         last_index = index;
