@@ -24,7 +24,7 @@ usage: cargo bench -p keel-storage --bench storage -- [options]
   --batches LIST        ops per synced batch (default 1,16)
   --record-bytes N      bytes per record in the raw append test (default 128)
   --seq-mib N           MiB written by the sequential bandwidth test (default 1024)
-  --merge-keys N        keys written before half are overwritten for merge
+  --merge-keys N        live keys of the merge set (each written twice: 50% garbage)
                         (default: --keys, at most 500000)
   --dir PATH            parent of the temporary directory (default: the bench target tmp dir)
   --out FILE            also write the markdown report to FILE
@@ -156,7 +156,7 @@ pub struct Config {
     pub record_bytes: usize,
     /// MiB written by the sequential bandwidth test.
     pub seq_mib: u64,
-    /// Keys of the merge set (half of them overwritten).
+    /// Live keys of the merge set (each written twice, so half the records are garbage).
     pub merge_keys: u64,
     /// Parent of the temporary directory, if given.
     pub dir: Option<PathBuf>,

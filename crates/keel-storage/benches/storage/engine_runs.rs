@@ -515,6 +515,9 @@ fn scans(
     })
 }
 
+/// Keys written between a key's first version and the overwrite that makes it garbage.
+const MERGE_LAG: u64 = 5_000;
+
 fn merge_section(
     r: &mut EngineResult,
     cfg: &Config,
@@ -525,19 +528,32 @@ fn merge_section(
     let n = cfg.merge_keys.max(2);
     let dir = base.join(format!("{kind}-merge"));
     fresh_dir(&dir)?;
-    // About eight segments for the whole set, so most of it sits in closed segments.
+    // About eight segments for the whole set (2n records), so most of it sits in
+    // closed segments.
     let record_guess = (KEY_LEN + VALUE_LEN + 32) as u64;
-    let segment = (n * 3 / 2 * record_guess / 8).clamp(1 << 20, 128 << 20);
+    let segment = (n * 2 * record_guess / 8).clamp(1 << 20, 128 << 20);
     let mut opts = options(kind, 0, SyncPolicy::No);
     opts.bitcask.max_segment_bytes = segment;
     if kind == EngineKind::Bitcask {
         r.merge_segment_bytes = Some(segment);
     }
     let store = open_store(&dir, &opts)?;
-    progress!("{kind}: merge set: {n} keys, then {} overwritten", n / 2);
-    // Untimed, so written in batches to keep the run short.
-    put_range(&*store, 0..n, 0, values)?;
-    put_range(&*store, 0..n / 2, 1, values)?;
+    progress!("{kind}: merge set: {n} keys, each overwritten once shortly after");
+    // Untimed, so written in batches to keep the run short. Every key is overwritten
+    // MERGE_LAG keys after it was first written, so every segment holds as many dead
+    // first versions as live second ones: 50% garbage spread evenly, which the merge
+    // has to read through, not whole dead segments it could drop unread.
+    let lag = MERGE_LAG.min(n / 2).max(1);
+    let mut i = 0;
+    while i < n {
+        let end = (i + 100).min(n);
+        put_range(&*store, i..end, 0, values)?;
+        if end > lag {
+            put_range(&*store, i.saturating_sub(lag)..end - lag, 1, values)?;
+        }
+        i = end;
+    }
+    put_range(&*store, n.saturating_sub(lag)..n, 1, values)?;
     store.sync().map_err(|e| format!("sync: {e}"))?;
     let garbage = store.stats().garbage_ratio;
     let before = dir_files(&dir)?;
@@ -581,7 +597,7 @@ fn merge_section(
     let step = (n / 1000).max(1);
     let mut i = 0;
     while i < n {
-        let want = values.get(if i < n / 2 { i + 1 } else { i });
+        let want = values.get(i + 1);
         match store.get(&key(i)) {
             Ok(Some(v)) if v.as_ref() == want => {}
             _ => wrong += 1,
