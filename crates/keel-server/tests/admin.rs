@@ -219,6 +219,50 @@ fn client_reply_off_and_skip_drop_replies() {
     assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
 }
 
+/// A numeric field of INFO storage.
+fn storage_figure(con: &mut redis::Connection, field: &str) -> u64 {
+    info_field(con, "storage", field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("INFO storage has no numeric {field}"))
+}
+
+#[test]
+fn info_storage_shows_the_engine_and_its_value_cache() {
+    let srv = InProc::start(Config {
+        engine: keel_storage::EngineKind::Bitcask,
+        ..Config::default()
+    });
+    let mut con = srv.client();
+    assert_eq!(
+        info_field(&mut con, "storage", "storage_engine").as_deref(),
+        Some("bitcask")
+    );
+    assert_eq!(
+        info_field(&mut con, "storage", "storage_state").as_deref(),
+        Some("ready")
+    );
+    let keys0 = storage_figure(&mut con, "storage_live_keys");
+    let hits0 = storage_figure(&mut con, "storage_cache_hits");
+    let _: () = q(&mut con, &["SET", "info:storage", "v"]);
+    for _ in 0..3 {
+        let v: String = q(&mut con, &["GET", "info:storage"]);
+        assert_eq!(v, "v");
+    }
+    assert!(storage_figure(&mut con, "storage_live_keys") > keys0);
+    assert!(storage_figure(&mut con, "storage_disk_bytes") > 0);
+    // Three reads of one value: at least the later two come from the cache.
+    assert!(storage_figure(&mut con, "storage_cache_hits") >= hits0 + 2);
+    let ratio: f64 = info_field(&mut con, "storage", "storage_garbage_ratio")
+        .and_then(|v| v.parse().ok())
+        .expect("storage_garbage_ratio");
+    assert!((0.0..=1.0).contains(&ratio), "garbage ratio {ratio}");
+    let all: String = q(&mut con, &["INFO"]);
+    assert!(
+        all.contains("# Storage\r\n"),
+        "storage is in the default set"
+    );
+}
+
 #[test]
 fn info_sections_fields_and_command_counts() {
     let srv = InProc::start(Config::default());

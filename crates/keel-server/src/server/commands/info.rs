@@ -27,6 +27,7 @@ const SECTIONS: &[(&str, bool, Section)] = &[
     ("persistence", true, persistence),
     ("stats", true, stats),
     ("replication", true, replication),
+    ("storage", true, storage),
     ("cpu", true, info_extra::cpu),
     ("commandstats", false, info_extra::commandstats),
     ("errorstats", false, info_extra::errorstats),
@@ -239,6 +240,27 @@ fn stats(sh: &Shared, out: &mut String) {
     kv(out, "expired_keys", r(&st.expired_keys));
     kv(out, "evicted_keys", r(&st.evicted_keys));
     info_extra::stats_more(sh, out);
+}
+
+/// The storage engine's own figures (keel only; Redis has no such section).
+fn storage(sh: &Shared, out: &mut String) {
+    let s = sh.coord.engine().storage().stats();
+    kv(out, "storage_engine", s.engine.as_str());
+    kv(out, "storage_state", s.state.as_str());
+    kv(out, "storage_last_seq", s.last_seq);
+    kv(out, "storage_live_keys", s.live_keys);
+    kv(out, "storage_live_bytes", s.live_bytes);
+    kv(out, "storage_disk_bytes", s.disk_bytes);
+    kv(
+        out,
+        "storage_garbage_ratio",
+        format_args!("{:.4}", s.garbage_ratio),
+    );
+    kv(out, "storage_cache_hits", s.cache_hits);
+    kv(out, "storage_cache_misses", s.cache_misses);
+    kv(out, "storage_open_snapshots", s.open_snapshots);
+    kv(out, "storage_retained_versions", s.retained_versions);
+    kv(out, "storage_torn_bytes_dropped", s.torn_bytes_dropped);
 }
 
 fn replication(sh: &Shared, out: &mut String) {
