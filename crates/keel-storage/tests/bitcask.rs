@@ -681,3 +681,30 @@ fn random_ops_with_merges_and_reopens_match_a_model() {
         assert_eq!(rev, model.keys().rev().cloned().collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn values_just_written_are_read_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), &opts(1 << 20));
+    for i in 0..20 {
+        put(&db, &format!("w{i}"), &format!("value {i}"));
+    }
+    let before = db.stats();
+    for i in 0..20 {
+        let v = db.get(format!("w{i}").as_bytes()).unwrap();
+        assert_eq!(v.as_deref(), Some(format!("value {i}").as_bytes()));
+    }
+    let after = db.stats();
+    assert_eq!(after.cache_hits, before.cache_hits + 20, "every read a hit");
+    assert_eq!(after.cache_misses, before.cache_misses, "no read missed");
+    // An overwrite caches the new value under its new location: no stale read.
+    put(&db, "w3", "changed");
+    assert_eq!(db.get(b"w3").unwrap().as_deref(), Some(&b"changed"[..]));
+    assert_eq!(db.stats().cache_misses, before.cache_misses);
+    // A reopened store starts cold: the first read misses and reads the file.
+    db.close().unwrap();
+    let db = open(dir.path(), &opts(1 << 20));
+    assert_eq!(db.get(b"w3").unwrap().as_deref(), Some(&b"changed"[..]));
+    let s = db.stats();
+    assert_eq!((s.cache_hits, s.cache_misses), (0, 1));
+}

@@ -1,6 +1,7 @@
-//! A byte-budgeted LRU cache of values keyed by their location on disk. Locations are
-//! never reused (segment ids only grow), so an entry can never be stale; entries of
-//! merged-away segments simply age out.
+//! A byte-budgeted LRU cache of values keyed by their location on disk, filled by reads
+//! and by writes (write-through: the writer caches each value it appends). Locations
+//! are never reused (segment ids only grow), so an entry can never be stale; entries of
+//! overwritten versions and merged-away segments simply age out.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,7 +94,7 @@ impl ValueCache {
         found
     }
 
-    /// Caches `value` read from `loc`.
+    /// Caches `value`, read from or just written at `loc`.
     pub fn insert(&self, loc: Loc, value: &Bytes) {
         if !self.enabled {
             return;

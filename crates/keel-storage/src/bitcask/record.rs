@@ -168,9 +168,9 @@ pub fn parse(b: &[u8], remaining_in_file: u64) -> Result<Parsed<'_>, String> {
 pub struct EncodedBatch {
     /// The records, back to back.
     pub buf: Vec<u8>,
-    /// Per operation: its key, the record's offset in `buf` and its value length (None =
-    /// tombstone).
-    pub ops: Vec<(Bytes, u32, Option<u32>)>,
+    /// Per operation: its key, the record's offset in `buf` and its value (None =
+    /// tombstone), kept so the writer can put it in the value cache.
+    pub ops: Vec<(Bytes, u32, Option<Bytes>)>,
 }
 
 impl EncodedBatch {
@@ -208,7 +208,7 @@ impl EncodedBatch {
                 // Sequence number and checksum are stamped by `seal`.
                 BatchOp::Put(k, v) => {
                     put_record(&mut buf, 0, 0, end_flag, &k, &v);
-                    metas.push((k, off, Some(v.len() as u32)));
+                    metas.push((k, off, Some(v)));
                 }
                 BatchOp::Delete(k) => {
                     put_record(&mut buf, 0, 0, end_flag | FLAG_TOMBSTONE, &k, &[]);
@@ -221,9 +221,10 @@ impl EncodedBatch {
 
     /// Stamps `seq` into every record and recomputes its checksum.
     pub fn seal(&mut self, seq: u64) {
-        for (k, off, vlen) in &self.ops {
+        for (k, off, value) in &self.ops {
             let start = *off as usize;
-            let end = start + record_len(k.len(), vlen.unwrap_or(0)) as usize;
+            let vlen = value.as_ref().map_or(0, |v| v.len() as u32);
+            let end = start + record_len(k.len(), vlen) as usize;
             if let Some(rec) = self.buf.get_mut(start..end) {
                 rec[4..12].copy_from_slice(&seq.to_le_bytes());
                 let crc = crc32fast::hash(&rec[4..]);

@@ -122,16 +122,22 @@ impl Inner {
             }
 
             let mut tomb_bytes = 0u64;
-            let ops = enc.ops.into_iter().map(|(key, off, vlen)| {
-                if vlen.is_none() {
+            let cache = &self.cache;
+            let ops = enc.ops.into_iter().map(|(key, off, value)| {
+                let Some(value) = value else {
                     tomb_bytes += record::record_len(key.len(), 0);
-                }
-                let loc = vlen.map(|vlen| Loc {
+                    return (key, None);
+                };
+                let loc = Loc {
                     segment: seg.id,
                     offset: (base + u64::from(off)) as u32,
-                    vlen,
-                });
-                (key, loc)
+                    vlen: value.len() as u32,
+                };
+                // Write-through: a value just written is the likeliest to be read next,
+                // and without this every read after a write would pay a pread once.
+                // Nobody can look `loc` up before the batch is published below.
+                cache.insert(loc, &value);
+                (key, Some(loc))
             });
             // Publishes `seq`; values it overwrites or deletes with no snapshot holding
             // them are dropped (and counted as garbage) right here.
