@@ -103,6 +103,8 @@ pub struct Engine {
     cursors: Arc<CursorTable>,
     access: Arc<AccessTable>,
     read_counter: Arc<std::sync::atomic::AtomicU64>,
+    /// Whether applied entries record keyspace events (see [`Engine::record_events`]).
+    events_wanted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Log entries applied one after another into one storage batch (see
@@ -184,7 +186,17 @@ impl Engine {
             cursors: Arc::new(CursorTable::new()),
             access: Arc::new(AccessTable::new()),
             read_counter: Arc::default(),
+            events_wanted: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
+    }
+
+    /// Whether entries applied from now on record keyspace events in
+    /// [`Applied::events`] (on by default). Nobody reads them while keyspace
+    /// notifications are off, and recording one costs a key copy and a vector for every
+    /// write, so the server turns this off with notify-keyspace-events "".
+    pub fn record_events(&self, on: bool) {
+        self.events_wanted
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The storage underneath.
@@ -235,6 +247,9 @@ impl Engine {
             Arc::clone(&self.cursors),
         );
         ex.access_table = Some(Arc::clone(&self.access));
+        ex.record_events = self
+            .events_wanted
+            .load(std::sync::atomic::Ordering::Relaxed);
         let mut replies = Vec::new();
         match op {
             Op::Command { db, args } => {

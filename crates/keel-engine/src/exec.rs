@@ -55,6 +55,8 @@ pub struct Exec {
     pub expired: Vec<(u8, Bytes)>,
     /// Keyspace events this entry raised, for notify-keyspace-events.
     pub events: Vec<KeyEvent>,
+    /// Whether `notify` records events (the apply path with notifications on).
+    pub record_events: bool,
     /// SCAN-family cursors of this engine.
     pub cursors: Arc<CursorTable>,
     /// Access recency/frequency (OBJECT IDLETIME/FREQ), when the engine provides it.
@@ -82,6 +84,7 @@ impl Exec {
             touched: Vec::new(),
             expired: Vec::new(),
             events: Vec::new(),
+            record_events: true,
             cursors,
             access_table: None,
         }
@@ -175,7 +178,7 @@ impl Exec {
 
     /// Raises keyspace event `event` on `key` of `db`; only the apply path keeps them.
     pub fn notify_in(&mut self, db: u8, class: char, event: &'static str, key: &[u8]) {
-        if self.is_write() {
+        if self.record_events && self.is_write() {
             self.events.push(KeyEvent {
                 db,
                 event,

@@ -95,3 +95,24 @@ all_engines!(
     multi_is_one_batch_and_errors_roll_back_one_command,
     expiry_cycle_deletes_due_keys
 );
+
+#[test]
+fn keyspace_events_are_recorded_only_when_wanted() {
+    let mut t = T::new(EngineKind::Memory);
+    let set = |k: &str| Op::Command {
+        db: 0,
+        args: cmd(&["SET", k, "v"]),
+    };
+    let on = t.apply(set("a"));
+    let names: Vec<&str> = on.events.iter().map(|e| e.event).collect();
+    assert_eq!(names, ["new", "set"], "on by default");
+    t.engine.record_events(false);
+    let off = t.apply(set("b"));
+    assert!(off.events.is_empty(), "{:?}", off.events);
+    // WATCH and blocking pops still learn which keys changed.
+    assert_eq!(off.touched, vec![(0, common::b("b"))]);
+    assert_eq!(t.r(&["GET", "b"]), Reply::Bulk(common::b("v")));
+    t.engine.record_events(true);
+    let again = t.apply(set("c"));
+    assert_eq!(again.events.len(), 2);
+}

@@ -212,6 +212,9 @@ impl Server {
                 c.notify_keyspace_events,
             ))
         };
+        coord
+            .engine()
+            .record_events(pubsub::events_wanted(pubsub.notify_flags()));
         let ps = Arc::downgrade(&pubsub);
         coord.state().event_hook.set(Box::new(move |events| {
             if let Some(ps) = ps.upgrade() {

@@ -268,6 +268,12 @@ pub mod notify {
     }
 }
 
+/// Whether notify-keyspace-events `flags` publish anything, i.e. whether the engine
+/// should record keyspace events at all.
+pub fn events_wanted(flags: u32) -> bool {
+    flags & (notify::KEYSPACE | notify::KEYEVENT) != 0
+}
+
 /// The server-wide pub/sub registry.
 pub struct PubSub {
     reg: RwLock<Registry>,
@@ -443,7 +449,7 @@ impl PubSub {
     /// Publishes the keyspace notifications of one applied entry.
     pub fn keyspace_events(&self, events: &[KeyEvent]) {
         let flags = self.notify_flags();
-        if flags & (notify::KEYSPACE | notify::KEYEVENT) == 0 {
+        if !events_wanted(flags) {
             return;
         }
         for ev in events {

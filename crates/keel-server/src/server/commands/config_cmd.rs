@@ -254,6 +254,12 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
         .pubsub
         .set_notify_flags(next.notify_keyspace_events);
     s.shared
+        .coord
+        .engine()
+        .record_events(crate::server::pubsub::events_wanted(
+            next.notify_keyspace_events,
+        ));
+    s.shared
         .pubsub
         .set_limit(next.client_output_buffer_limit_pubsub);
     *s.shared.config.write() = next;
