@@ -87,6 +87,56 @@ fn a_pipeline_of_1000_commands_keeps_order() {
 }
 
 #[test]
+fn a_run_of_writes_with_a_failure_answers_each_in_order() {
+    let srv = InProc::start(Config::default());
+    let mut raw = TcpStream::connect(srv.addr).expect("connect");
+    raw.set_read_timeout(Some(WAIT)).expect("timeout");
+    // Eight consecutive writes reach the server in one packet and go to the apply
+    // thread as one message; the fourth fails, the others must still apply and answer
+    // in their own places.
+    let mut req = String::new();
+    for c in [
+        "SET a x",
+        "INCR n",
+        "INCR n",
+        "INCR a",
+        "SET b y",
+        "RPUSH l 1",
+        "INCR n",
+        "DEL a",
+    ] {
+        let parts: Vec<&str> = c.split(' ').collect();
+        req.push_str(&format!("*{}\r\n", parts.len()));
+        for p in parts {
+            req.push_str(&format!("${}\r\n{p}\r\n", p.len()));
+        }
+    }
+    req.push_str("*2\r\n$3\r\nGET\r\n$1\r\nn\r\n");
+    raw.write_all(req.as_bytes()).expect("send");
+    let want = "+OK\r\n:1\r\n:2\r\n-ERR value is not an integer or out of range\r\n\
+                +OK\r\n:1\r\n:3\r\n:1\r\n$1\r\n3\r\n";
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while got.len() < want.len() {
+        let n = raw.read(&mut buf).expect("read");
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(String::from_utf8_lossy(&got), want);
+    let mut con = srv.client();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut con)
+        .expect("info");
+    let incr = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_incr:"))
+        .expect("cmdstat_incr");
+    assert!(incr.contains("calls=4,"), "{incr}");
+    assert!(incr.contains("failed_calls=1"), "{incr}");
+}
+
+#[test]
 fn select_keeps_databases_apart() {
     let srv = InProc::start(Config::default());
     let mut con = srv.client();

@@ -69,8 +69,38 @@ pub(super) struct ApplyLoop {
     deferred_events: Vec<KeyEvent>,
 }
 
-/// A reply waiting for the batch's commit.
-type Pending = (oneshot::Sender<WriteResult>, WriteResult);
+/// Replies waiting for the round's commit.
+enum Pending {
+    /// One write's.
+    One(oneshot::Sender<WriteResult>, WriteResult),
+    /// A `Request::Writes` message's, in order.
+    Many(oneshot::Sender<Vec<WriteResult>>, Vec<WriteResult>),
+}
+
+impl Pending {
+    /// Turns every successful result into `err` (the commit failed).
+    fn fail(&mut self, err: &Reply) {
+        let results = match self {
+            Pending::One(_, res) => std::slice::from_mut(res),
+            Pending::Many(_, results) => results.as_mut_slice(),
+        };
+        for res in results.iter_mut().filter(|r| r.is_ok()) {
+            *res = Err(err.clone());
+        }
+    }
+
+    /// Sends the results; the client may have gone, and its writes stand.
+    fn send(self) {
+        match self {
+            Pending::One(tx, res) => {
+                let _ = tx.send(res);
+            }
+            Pending::Many(tx, results) => {
+                let _ = tx.send(results);
+            }
+        }
+    }
+}
 
 impl ApplyLoop {
     #[allow(clippy::too_many_arguments)]
@@ -123,12 +153,14 @@ impl ApplyLoop {
             };
             let mut pending: Vec<Pending> = Vec::new();
             let mut shutdown = None;
+            // Requests, counting each write of a `Writes` message.
+            let mut taken = 0;
             if let Some(r) = first {
-                self.handle(r, &mut pending, &mut shutdown);
+                taken += self.handle(r, &mut pending, &mut shutdown);
             }
-            while shutdown.is_none() && pending.len() < MAX_BATCH {
+            while shutdown.is_none() && taken < MAX_BATCH {
                 match self.rx.try_recv() {
-                    Ok(r) => self.handle(r, &mut pending, &mut shutdown),
+                    Ok(r) => taken += self.handle(r, &mut pending, &mut shutdown),
                     Err(_) => break,
                 }
             }
@@ -137,10 +169,7 @@ impl ApplyLoop {
                 next_expire = Instant::now() + EXPIRE_PERIOD;
             }
             self.commit(&mut pending);
-            for (tx, res) in pending {
-                // The client may have gone; its write stands.
-                let _ = tx.send(res);
-            }
+            pending.into_iter().for_each(Pending::send);
             if let Some((save, reply)) = shutdown {
                 self.finish(Some(reply), save);
                 return;
@@ -149,17 +178,28 @@ impl ApplyLoop {
         }
     }
 
+    /// Carries out `req`; returns how many requests it counts for in a round (the
+    /// writes of a `Writes` message each count).
     fn handle(
         &mut self,
         req: Request,
         pending: &mut Vec<Pending>,
         shutdown: &mut Option<(bool, SnapshotReply)>,
-    ) {
+    ) -> usize {
         match req {
+            Request::Writes { ops, reply } => {
+                let n = ops.len();
+                let results = ops
+                    .into_iter()
+                    .map(|(op, denyoom)| self.write(op, denyoom))
+                    .collect();
+                pending.push(Pending::Many(reply, results));
+                return n.max(1);
+            }
             Request::Write { op, denyoom, reply } => {
                 let res = self.write(op, denyoom);
                 if let Some(tx) = reply {
-                    pending.push((tx, res));
+                    pending.push(Pending::One(tx, res));
                 }
             }
             Request::GuardedWrite {
@@ -173,7 +213,7 @@ impl ApplyLoop {
                 } else {
                     self.write(op, denyoom)
                 };
-                pending.push((reply, res));
+                pending.push(Pending::One(reply, res));
             }
             Request::Snapshot { reply } => {
                 // Writes before it in this batch must be in the WAL before it is sealed.
@@ -187,6 +227,7 @@ impl ApplyLoop {
             } => self.snapshot_done(covered, result, reply),
             Request::Shutdown { save, reply } => *shutdown = Some((save, reply)),
         }
+        1
     }
 
     /// The funnel's per-write path.
@@ -361,10 +402,8 @@ impl ApplyLoop {
             }
         }
         if let Some(err) = failure {
-            for (_, res) in pending.iter_mut() {
-                if res.is_ok() {
-                    *res = Err(err.clone());
-                }
+            for p in pending.iter_mut() {
+                p.fail(&err);
             }
         }
     }
@@ -509,21 +548,19 @@ impl ApplyLoop {
             self.handle(r, &mut pending, &mut ignored);
         }
         self.commit(&mut pending);
-        for (tx, res) in pending.drain(..) {
-            let _ = tx.send(res);
-        }
+        pending.drain(..).for_each(Pending::send);
         // A running snapshot reports back before the store may close.
         let deadline = Instant::now() + SNAPSHOT_WAIT;
         while self.state.snapshot_in_progress.load(Ordering::Acquire) {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
-                Ok(r) => self.handle(r, &mut pending, &mut ignored),
+                Ok(r) => {
+                    self.handle(r, &mut pending, &mut ignored);
+                }
                 Err(_) => break,
             }
             self.commit(&mut pending);
-            for (tx, res) in pending.drain(..) {
-                let _ = tx.send(res);
-            }
+            pending.drain(..).for_each(Pending::send);
         }
         let mut result: Result<(), String> = Ok(());
         if save {

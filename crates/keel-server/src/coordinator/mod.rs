@@ -57,6 +57,14 @@ pub enum Request {
         /// Where the result goes.
         reply: Option<oneshot::Sender<WriteResult>>,
     },
+    /// Several writes of one connection's pipeline, in order, answered together: one
+    /// message and one reply channel instead of one per write.
+    Writes {
+        /// Each entry's content and whether it may grow memory.
+        ops: Vec<(Op, bool)>,
+        /// Where the results go, one per op, in order.
+        reply: oneshot::Sender<Vec<WriteResult>>,
+    },
     /// Like `Write`, but answered `Err(Reply::NilArray)` without logging anything when
     /// `abort` is set on the apply thread (EXEC with a dirty WATCH: the check and the
     /// apply are one step, so no write can slip in between).
@@ -194,6 +202,15 @@ impl Coordinator {
         rx
     }
 
+    /// Queues `ops` as one message; the receiver resolves to their results, in order,
+    /// once all are applied and committed.
+    pub fn submit_many(&self, ops: Vec<(Op, bool)>) -> oneshot::Receiver<Vec<WriteResult>> {
+        let (tx, rx) = oneshot::channel();
+        // A send error drops `tx`, which the receiver reports as shutting down.
+        let _ = self.tx.send(Request::Writes { ops, reply: tx });
+        rx
+    }
+
     /// Registers `hook`, called after every entry applied from now on.
     pub fn add_apply_hook(&self, hook: ApplyHook) {
         self.hooks.write().push(hook);
@@ -285,10 +302,22 @@ impl Drop for Coordinator {
     }
 }
 
+/// The reply to a write the apply thread never answered.
+fn shutting_down() -> Reply {
+    Reply::err("ERR server is shutting down")
+}
+
 /// Awaits a submitted write.
 pub async fn resolve_write(rx: oneshot::Receiver<WriteResult>) -> WriteResult {
-    rx.await
-        .unwrap_or_else(|_| Err(Reply::err("ERR server is shutting down")))
+    rx.await.unwrap_or_else(|_| Err(shutting_down()))
+}
+
+/// Awaits `n` writes submitted with [`Coordinator::submit_many`].
+pub async fn resolve_writes(rx: oneshot::Receiver<Vec<WriteResult>>, n: usize) -> Vec<WriteResult> {
+    match rx.await {
+        Ok(results) => results,
+        Err(_) => (0..n).map(|_| Err(shutting_down())).collect(),
+    }
 }
 
 /// What recovery did, for the start-up log line.

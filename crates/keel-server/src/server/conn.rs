@@ -1,11 +1,11 @@
 //! One connection: read, parse every complete request in the buffer, execute them in
 //! order, write all replies with one write call (pipelining). Consecutive writes in a
-//! pipeline are submitted to the funnel together and awaited in order, so they share a
-//! WAL commit; any other command first waits for them (read-your-writes).
+//! pipeline are collected and submitted to the funnel as one message when the next
+//! command that is not a write, or the end of the parsed input, needs their replies;
+//! they share a WAL commit, and any other command waits for them (read-your-writes).
 //!
 //! A malformed request gets the protocol error reply and closes this connection only.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,6 @@ use keel_engine::command::{flags, CommandSpec};
 use keel_engine::{Op, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
 use super::admin_hooks;
 use super::blocking::{self, BlockIo, Blocked};
@@ -28,7 +27,7 @@ use super::pushes::Pushes;
 use super::stats::CallResult;
 use super::Shared;
 use crate::coordinator::state::unix_now_ms;
-use crate::coordinator::{resolve_write, WriteResult};
+use crate::coordinator::{resolve_write, resolve_writes, WriteResult};
 use crate::resp::{encode, Limits, RequestParser};
 
 /// Initial read buffer size.
@@ -53,10 +52,11 @@ pub struct Session {
     pub client: ClientState,
     /// Replies not yet written.
     pub out: BytesMut,
-    /// Writes submitted and not yet answered, in request order.
-    pending: VecDeque<oneshot::Receiver<WriteResult>>,
-    /// The command name of each pending write (failed_calls in commandstats).
-    pending_names: VecDeque<&'static str>,
+    /// Writes collected and not yet submitted, in request order, with whether each may
+    /// grow memory. Kept between requests so its buffer is reused.
+    unsent: Vec<(Op, bool)>,
+    /// The command name of each unsent write (failed_calls in commandstats).
+    unsent_names: Vec<&'static str>,
     /// The current command answered an error.
     cur_failed: bool,
     /// The current command was refused before running (arity, NOAUTH).
@@ -73,8 +73,8 @@ impl Session {
             shared,
             client: ClientState::new(handle, needs_auth),
             out: BytesMut::new(),
-            pending: VecDeque::new(),
-            pending_names: VecDeque::new(),
+            unsent: Vec::new(),
+            unsent_names: Vec::new(),
             cur_failed: false,
             cur_rejected: false,
             blocked: None,
@@ -92,22 +92,42 @@ impl Session {
         encode(reply, self.client.protocol, &mut self.out);
     }
 
-    /// Awaits every submitted write and encodes its reply.
+    /// Submits the collected writes (one message for all of them, so one channel send
+    /// and one wake-up instead of one per write), awaits them and encodes their replies.
     pub async fn settle(&mut self) {
-        while let Some(rx) = self.pending.pop_front() {
-            let name = self.pending_names.pop_front();
-            let reply = match resolve_write(rx).await {
-                Ok(applied) => applied.replies.into_iter().next().unwrap_or(Reply::Nil),
-                Err(r) => r,
-            };
-            if let Reply::Error(e) = &reply {
-                self.shared.cmd_stats.record_error(e);
-                if let Some(n) = name {
-                    self.shared.cmd_stats.record_failed(n);
+        match self.unsent.len() {
+            0 => {}
+            1 => {
+                let Some((op, denyoom)) = self.unsent.pop() else {
+                    return;
+                };
+                let result = resolve_write(self.shared.coord.submit(op, denyoom)).await;
+                self.answer_write(0, result);
+            }
+            n => {
+                let ops = std::mem::replace(&mut self.unsent, Vec::with_capacity(n));
+                let results = resolve_writes(self.shared.coord.submit_many(ops), n).await;
+                for (i, result) in results.into_iter().enumerate() {
+                    self.answer_write(i, result);
                 }
             }
-            encode(&reply, self.client.protocol, &mut self.out);
         }
+        self.unsent_names.clear();
+    }
+
+    /// Encodes the result of the `i`th collected write.
+    fn answer_write(&mut self, i: usize, result: WriteResult) {
+        let reply = match result {
+            Ok(applied) => applied.replies.into_iter().next().unwrap_or(Reply::Nil),
+            Err(r) => r,
+        };
+        if let Reply::Error(e) = &reply {
+            self.shared.cmd_stats.record_error(e);
+            if let Some(n) = self.unsent_names.get(i) {
+                self.shared.cmd_stats.record_failed(n);
+            }
+        }
+        encode(&reply, self.client.protocol, &mut self.out);
     }
 
     /// Runs one request: waits out CLIENT PAUSE, dispatches, applies CLIENT REPLY and
@@ -258,12 +278,8 @@ impl Session {
                     db: self.client.db,
                     args,
                 };
-                let rx = self
-                    .shared
-                    .coord
-                    .submit(op, spec.flags & flags::DENYOOM != 0);
-                self.pending.push_back(rx);
-                self.pending_names.push_back(spec.name);
+                self.unsent.push((op, spec.flags & flags::DENYOOM != 0));
+                self.unsent_names.push(spec.name);
                 Flow::Continue
             }
             Cmd::Engine(spec) => {
