@@ -82,7 +82,7 @@ pub struct Applied {
     /// count of deleted keys for expiry entries).
     pub replies: Vec<Reply>,
     /// Keys modified, as (db, key), for WATCH and keyspace notifications.
-    pub touched: Vec<(u8, Bytes)>,
+    pub touched: crate::exec::Touched,
     /// Keyspace events raised, in order (notify-keyspace-events).
     pub events: Vec<crate::exec::KeyEvent>,
 }

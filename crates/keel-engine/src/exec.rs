@@ -38,6 +38,9 @@ pub struct KeyEvent {
     pub class: char,
 }
 
+/// Keys an entry changed, as (db, key): most entries change one, kept inline.
+pub type Touched = smallvec::SmallVec<[(u8, Bytes); 1]>;
+
 /// The execution context of one command.
 pub struct Exec {
     access: Access,
@@ -50,7 +53,7 @@ pub struct Exec {
     /// Deterministic randomness (seeded by the log entry in apply).
     pub rng: DetRng,
     /// Keys this entry modified, as (db, key), for WATCH and notifications.
-    pub touched: Vec<(u8, Bytes)>,
+    pub touched: Touched,
     /// Keys a read found expired, as (db, key): the server deletes them through the log.
     pub expired: Vec<(u8, Bytes)>,
     /// Keyspace events this entry raised, for notify-keyspace-events.
@@ -81,7 +84,7 @@ impl Exec {
             seq,
             version_ctr: 0,
             rng: DetRng::new(seed),
-            touched: Vec::new(),
+            touched: Touched::new(),
             expired: Vec::new(),
             events: Vec::new(),
             record_events: true,
@@ -257,12 +260,15 @@ impl Exec {
             }
         }
         let rec = meta.encode_at(self.seq);
-        self.put(keys::meta_key(db, key), rec)?;
+        let mk = keys::meta_key(db, key);
+        // The touched key is a slice of the metadata key, which the write keeps anyway:
+        // no copy of its own.
+        self.touched.push((db, mk.slice(keys::META_PREFIX_LEN..)));
+        self.put(mk, rec)?;
         if old.is_none() {
             // Redis raises `new` whenever a key is added to a database.
             self.notify_in(db, 'n', "new", key);
         }
-        self.touch_in(db, key);
         Ok(())
     }
 

@@ -36,9 +36,12 @@ pub const INTERNAL: u8 = b'X';
 /// Number of logical databases (SELECT 0–15).
 pub const DATABASES: u8 = 16;
 
+/// Bytes before the user's key in a [`meta_key`]: the kind tag and the database.
+pub const META_PREFIX_LEN: usize = 2;
+
 /// Storage key of the metadata record of `key` in `db`.
 pub fn meta_key(db: u8, key: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(2 + key.len());
+    let mut b = BytesMut::with_capacity(META_PREFIX_LEN + key.len());
     b.put_u8(META);
     b.put_u8(db);
     b.put_slice(key);
