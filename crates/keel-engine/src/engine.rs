@@ -80,12 +80,15 @@ pub enum Op {
 pub struct Applied {
     /// One reply per command (one for `Command`, one per queued command for `Multi`, the
     /// count of deleted keys for expiry entries).
-    pub replies: Vec<Reply>,
+    pub replies: Replies,
     /// Keys modified, as (db, key), for WATCH and keyspace notifications.
     pub touched: crate::exec::Touched,
     /// Keyspace events raised, in order (notify-keyspace-events).
     pub events: Vec<crate::exec::KeyEvent>,
 }
+
+/// An entry's replies: one for all but MULTI, kept inline.
+pub type Replies = smallvec::SmallVec<[Reply; 1]>;
 
 /// What a read produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -250,7 +253,7 @@ impl Engine {
         ex.record_events = self
             .events_wanted
             .load(std::sync::atomic::Ordering::Relaxed);
-        let mut replies = Vec::new();
+        let mut replies = Replies::new();
         match op {
             Op::Command { db, args } => {
                 replies.push(run_one(&mut ex, *db, args)?);

@@ -85,7 +85,7 @@ fn expiry_cycle_deletes_due_keys(kind: EngineKind) {
         .engine
         .apply(&ctx, &Op::ExpireCycle { max: 10 })
         .expect("cycle");
-    assert_eq!(a.replies, vec![Reply::Int(1)]);
+    assert_eq!(a.replies.as_slice(), [Reply::Int(1)]);
     assert_eq!(a.touched.as_slice(), [(0, b("a"))]);
     assert_eq!(t.r(&["EXISTS", "a", "b", "c"]), Reply::Int(2));
 }

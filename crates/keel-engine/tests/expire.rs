@@ -201,18 +201,18 @@ fn lazy_and_active_expiry(kind: EngineKind) {
         db: 0,
         keys: vec![b("k1"), b("k3")],
     });
-    assert_eq!(a.replies, vec![Reply::Int(1)], "k3 is not due yet");
+    assert_eq!(a.replies.as_slice(), [Reply::Int(1)], "k3 is not due yet");
     // The cycle is bounded by max and goes oldest first.
     let a = t.apply(Op::ExpireCycle { max: 1 });
-    assert_eq!(a.replies, vec![Reply::Int(1)]);
+    assert_eq!(a.replies.as_slice(), [Reply::Int(1)]);
     assert_eq!(a.touched.as_slice(), [(0, b("k0"))]);
     let a = t.apply(Op::ExpireCycle { max: 100 });
-    assert_eq!(a.replies, vec![Reply::Int(1)]);
+    assert_eq!(a.replies.as_slice(), [Reply::Int(1)]);
     assert_eq!(a.touched.as_slice(), [(0, b("k2"))]);
     assert_eq!(expiry_entries(&t), 7);
     t.now += 10_000;
     let a = t.apply(Op::ExpireCycle { max: 100 });
-    assert_eq!(a.replies, vec![Reply::Int(7)]);
+    assert_eq!(a.replies.as_slice(), [Reply::Int(7)]);
     assert_eq!(expiry_entries(&t), 0);
     assert_eq!(t.r(&["DBSIZE"]), Reply::Int(1));
 }

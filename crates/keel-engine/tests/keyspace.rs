@@ -185,7 +185,7 @@ fn rename_strings(kind: EngineKind) {
     // The expiry index follows: the cycle deletes "d" at its time, not a stale name.
     t.now += 5000;
     let a = t.apply(Op::ExpireCycle { max: 10 });
-    assert_eq!(a.replies, vec![Reply::Int(1)]);
+    assert_eq!(a.replies.as_slice(), [Reply::Int(1)]);
     assert_eq!(count_prefix(&t, &[keys::EXPIRY_IDX]), 0);
     assert_eq!(count_prefix(&t, &[keys::META]), 0);
 }
@@ -338,7 +338,7 @@ fn swapdb_swaps_everything(kind: EngineKind) {
     // The expiry index moved too: the cycle finds "both" in db 5 at its time.
     t.now += 7000;
     let a = t.apply(Op::ExpireCycle { max: 100 });
-    assert_eq!(a.replies, vec![Reply::Int(1)]);
+    assert_eq!(a.replies.as_slice(), [Reply::Int(1)]);
     assert_eq!(a.touched.as_slice(), [(5, b("both"))]);
     gc_all(&t, 1000);
     assert_eq!(count_prefix(&t, &[keys::SUB]), 40, "set0 and zset5 members");

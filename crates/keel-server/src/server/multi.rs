@@ -274,7 +274,7 @@ pub async fn exec(s: &mut Session) {
         let rx = shared
             .coord
             .submit_guarded(Op::Multi { cmds }, denyoom, abort);
-        resolve_write(rx).await.map(|a| a.replies)
+        resolve_write(rx).await.map(|a| a.replies.into_vec())
     };
     unwatch(s);
     let replies = match result {
