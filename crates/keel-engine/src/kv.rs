@@ -2,8 +2,8 @@
 //! writes a transaction overlay that buffers one log entry's changes (reads see them
 //! first) and becomes a single atomic storage batch.
 
-use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::cell::{Cell, OnceCell};
+use std::collections::{BTreeSet, HashMap};
 use std::iter::Peekable;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -91,32 +91,52 @@ impl KvRead for LatestReader {
 
 /// Buffered writes of one log entry over the latest storage state. Only the apply loop
 /// creates these, so "latest" cannot move underneath it.
+///
+/// Why a hash map with a lazily built order: most entries read and write single keys
+/// (SET reads the old metadata, then puts it), and an ordered map paid a descent of key
+/// comparisons for each of those (~600 instr per SET -P 16 under callgrind). The order
+/// only matters to a scan that has to merge the overlay with storage; the first such
+/// scan builds it, and from then on every write keeps it, so an entry that scans
+/// repeatedly while it writes never re-sorts.
 pub struct WriteTx {
     store: Arc<dyn Storage>,
-    overlay: BTreeMap<Bytes, Option<Bytes>>,
+    /// The buffered writes by key (None = delete).
+    overlay: HashMap<Bytes, Option<Bytes>, foldhash::fast::RandomState>,
+    /// The overlay's keys in order, once a scan needed them.
+    order: OnceCell<BTreeSet<Bytes>>,
     /// Previous overlay state of each key written since the last [`WriteTx::mark`].
     undo: Vec<(Bytes, Option<Option<Bytes>>)>,
 }
+
+/// Keys an overlay has room for before it grows (a group holds 16 keys).
+const OVERLAY_CAPACITY: usize = 16;
 
 impl WriteTx {
     /// An empty transaction over `store`.
     pub fn new(store: Arc<dyn Storage>) -> Self {
         WriteTx {
             store,
-            overlay: BTreeMap::new(),
+            overlay: HashMap::with_capacity_and_hasher(OVERLAY_CAPACITY, Default::default()),
+            order: OnceCell::new(),
             undo: Vec::new(),
         }
     }
 
     /// Buffers a put.
     pub fn put(&mut self, key: Bytes, value: Bytes) {
-        let prev = self.overlay.insert(key.clone(), Some(value));
-        self.undo.push((key, prev));
+        self.buffer(key, Some(value));
     }
 
     /// Buffers a delete.
     pub fn delete(&mut self, key: Bytes) {
-        let prev = self.overlay.insert(key.clone(), None);
+        self.buffer(key, None);
+    }
+
+    fn buffer(&mut self, key: Bytes, value: Option<Bytes>) {
+        if let Some(order) = self.order.get_mut() {
+            order.insert(key.clone());
+        }
+        let prev = self.overlay.insert(key.clone(), value);
         self.undo.push((key, prev));
     }
 
@@ -134,6 +154,9 @@ impl WriteTx {
                 }
                 None => {
                     self.overlay.remove(&key);
+                    if let Some(order) = self.order.get_mut() {
+                        order.remove(&key);
+                    }
                 }
             }
         }
@@ -173,7 +196,13 @@ impl KvRead for WriteTx {
     fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_> {
         let (lo, hi) = range.as_bounds();
         let lo: Bound<&[u8]> = lo;
-        let over = self.overlay.range::<[u8], _>((lo, hi));
+        let order = self
+            .order
+            .get_or_init(|| self.overlay.keys().cloned().collect());
+        // Every key of `order` is in the overlay (both change together).
+        let over = order
+            .range::<[u8], _>((lo, hi))
+            .filter_map(|k| self.overlay.get_key_value(k));
         let over: OverlayIter<'_> = match dir {
             Direction::Forward => Box::new(over),
             Direction::Reverse => Box::new(over.rev()),
@@ -288,6 +317,34 @@ mod tests {
         tx.rollback();
         assert_eq!(tx.get(b"a")?, Some(b("1")));
         assert_eq!(tx.get(b"b")?, Some(b("2")));
+        Ok(())
+    }
+
+    /// The order a scan builds is kept by later writes and undone by a rollback.
+    #[test]
+    fn scans_see_writes_made_after_an_earlier_scan() -> Result<()> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| keel_storage::StorageError::io("tempdir", "/tmp", e))?;
+        let store = keel_storage::open(dir.path(), &OpenOptions::new(EngineKind::Memory))?;
+        let mut tx = WriteTx::new(Arc::clone(&store));
+        let keys = |tx: &WriteTx, dir| -> Result<Vec<Bytes>> {
+            tx.scan(ScanRange::all(), dir)
+                .map(|r| r.map(|(k, _)| k))
+                .collect()
+        };
+        tx.put(b("m"), b("1"));
+        assert_eq!(keys(&tx, Direction::Forward)?, vec![b("m")]);
+        tx.put(b("a"), b("2"));
+        tx.put(b("z"), b("3"));
+        tx.mark();
+        tx.put(b("k"), b("4"));
+        tx.delete(b("m"));
+        assert_eq!(keys(&tx, Direction::Forward)?, vec![b("a"), b("k"), b("z")]);
+        tx.rollback();
+        assert_eq!(keys(&tx, Direction::Reverse)?, vec![b("z"), b("m"), b("a")]);
+        assert_eq!(tx.len(), 3);
+        let batch = tx.into_batch();
+        assert_eq!(batch.len(), 3);
         Ok(())
     }
 }
