@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Server instructions per request under callgrind, for comparing two builds of keel (or
+# keel with redis-server) on one redis-benchmark test. Steadier than throughput on a
+# shared machine: run two builds alternately, A B A B, and compare the figures. The
+# figures in commit messages and docs/benchmarks.md ("What changed since ...") come from
+# this script.
+#
+# usage: bench/instr.sh [options] TEST PIPELINE REQUESTS [-- server args...]
+#   --server keel|redis   which server (default keel)
+#   --keel-bin PATH       keel-server binary (default: target/release/keel-server)
+#   --preload N           SETs (-P 16) run before the warm-up, so writes overwrite
+#                         existing keys (default 300000; 0 = none)
+#   --keep DIR            keep the callgrind output in DIR
+# Example: bench/instr.sh set 16 200000 -- --save ""
+# Prints one line: "<server> <test> P<pipeline>: <n> instr/req (n=<requests>)".
+# Needs valgrind and redis-tools (bench/compare.sh installs them).
+set -euo pipefail
+
+server=keel
+keel_bin=""
+preload=300000
+keep=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --server) server="${2:?--server needs keel or redis}"; shift 2 ;;
+    --keel-bin) keel_bin="${2:?--keel-bin needs PATH}"; shift 2 ;;
+    --preload) preload="${2:?--preload needs N}"; shift 2 ;;
+    --keep) keep="${2:?--keep needs DIR}"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) break ;;
+  esac
+done
+[[ $# -ge 3 ]] || { sed -n '2,16p' "$0" >&2; exit 2; }
+test_name="$1" pipeline="$2" requests="$3"
+shift 3
+[[ "${1:-}" == "--" ]] && shift
+for n in "$pipeline" "$requests" "$preload"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || { echo "not a number: $n" >&2; exit 2; }
+done
+for tool in valgrind callgrind_control redis-benchmark redis-cli; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (see bench/compare.sh)" >&2; exit 1; }
+done
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+keel_bin="${keel_bin:-$root/target/release/keel-server}"
+work="$(mktemp -d "${TMPDIR:-/tmp}/keel-instr.XXXXXX")"
+port=$((20000 + RANDOM % 20000))
+vpid=""
+cleanup() {
+  if [[ -n "$vpid" ]]; then
+    kill "$vpid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$vpid" 2>/dev/null || true
+  fi
+  if [[ -n "$keep" ]]; then
+    mkdir -p "$keep" && cp "$work"/cg.* "$keep"/ 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+vg=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" --dump-instr=no
+  --compress-strings=no)
+if [[ "$server" == keel ]]; then
+  [[ -x "$keel_bin" ]] || { echo "no keel-server at $keel_bin" >&2; exit 1; }
+  "${vg[@]}" "$keel_bin" --bind 127.0.0.1 --port "$port" --dir "$work/data" \
+    --appendfsync everysec --grpc-enabled false "$@" >"$work/log" 2>&1 &
+else
+  "${vg[@]}" redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+    --dir "$work" "$@" >"$work/log" 2>&1 &
+fi
+vpid=$!
+# Under valgrind a start takes seconds; bounded at 60 s.
+for _ in $(seq 1 300); do
+  redis-cli -p "$port" ping >/dev/null 2>&1 && break
+  kill -0 "$vpid" 2>/dev/null || { tail -n 20 "$work/log" >&2; exit 1; }
+  sleep 0.2
+done
+redis-cli -p "$port" ping >/dev/null || { echo "server did not start" >&2; exit 1; }
+
+bench() { redis-benchmark -p "$port" -c 50 -d 64 -r 100000 -q "$@" >/dev/null 2>&1; }
+if [[ "$preload" -gt 0 ]]; then bench -n "$preload" -P 16 -t set; fi
+bench -n $((requests / 2)) -P "$pipeline" -t "$test_name"   # warm-up, not counted
+callgrind_control -z "$vpid" >/dev/null 2>&1
+bench -n "$requests" -P "$pipeline" -t "$test_name"
+callgrind_control -d "$vpid" >/dev/null 2>&1
+# The dump of the counted interval is the file with a part suffix (cg.PID.1).
+total=0
+for _ in $(seq 1 50); do
+  total=0
+  for f in "$work"/cg.*.*; do
+    [[ -e "$f" ]] || continue
+    x="$(awk '/^(summary|totals):/ {v = $2} END {print v + 0}' "$f")"
+    total=$((total + x))
+  done
+  [[ "$total" -gt 0 ]] && break
+  sleep 0.1
+done
+[[ "$total" -gt 0 ]] || { echo "no callgrind dump found" >&2; exit 1; }
+echo "$server $test_name P$pipeline: $((total / requests)) instr/req (n=$requests)"
