@@ -33,6 +33,10 @@ pub mod flags {
     /// keel's own hint, not shown by COMMAND: the command makes one point read, so it
     /// may read the latest state without a snapshot ([`crate::kv::LatestReader`]).
     pub const POINT_READ: u32 = 1 << 7;
+    /// keel's own hint, not shown by COMMAND: the command looks at its keys without
+    /// counting as an access (Redis's LOOKUP_NOTOUCH), or OBJECT IDLETIME would always
+    /// answer 0.
+    pub const NO_TOUCH: u32 = 1 << 8;
 
     /// Flag names as COMMAND prints them.
     pub fn names(f: u32) -> Vec<&'static str> {
@@ -129,6 +133,27 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_touch_marks_the_commands_redis_lets_look_without_touching() {
+        let mut marked: Vec<&str> = all_commands()
+            .filter(|c| c.flags & flags::NO_TOUCH != 0)
+            .map(|c| c.name)
+            .collect();
+        marked.sort_unstable();
+        assert_eq!(
+            marked,
+            [
+                "exists",
+                "expiretime",
+                "object",
+                "pexpiretime",
+                "pttl",
+                "ttl",
+                "type"
+            ]
+        );
+    }
 
     #[test]
     fn names_are_unique_lowercase_and_keyspecs_sane() {

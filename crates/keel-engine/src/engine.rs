@@ -17,18 +17,6 @@ use crate::keys;
 use crate::kv::{KvRead, LatestReader, SnapshotReader, WriteTx};
 use crate::reply::{errors, Reply};
 
-/// Commands that look at keys without counting as an access (Redis's LOOKUP_NOTOUCH):
-/// otherwise OBJECT IDLETIME would always answer 0.
-const NO_TOUCH: &[&str] = &[
-    "object",
-    "type",
-    "exists",
-    "ttl",
-    "pttl",
-    "expiretime",
-    "pexpiretime",
-];
-
 /// Name of the internal record holding the last applied log index.
 const APPLIED_INDEX: &str = "applied-index";
 
@@ -524,7 +512,7 @@ fn run_one(ex: &mut Exec, db: u8, args: &[Bytes]) -> Result<Reply> {
 /// Records an access to each key `spec` names in `args` (LRU/LFU bookkeeping), except
 /// for the commands Redis lets look without touching.
 fn touch_keys(access: &AccessTable, spec: &CommandSpec, db: u8, args: &[Bytes], now_ms: u64) {
-    if NO_TOUCH.contains(&spec.name) {
+    if spec.flags & flags::NO_TOUCH != 0 {
         return;
     }
     for pos in spec.key_positions(args.len()) {

@@ -117,15 +117,14 @@ impl Default for AccessTable {
     }
 }
 
-/// The slot of a key. Every write touches its keys, so this is FNV-1a rather than SipHash
-/// (a fifth of the instructions); a collision only shares an access record between two
-/// keys, which sampling-based eviction tolerates, so there is nothing to flood.
+/// The slot of a key. Every command touches its keys, so this is foldhash with a fixed
+/// seed (about half the instructions of FNV-1a on a 16-byte key, a fifth of SipHash's); a
+/// collision only shares an access record between two keys, which sampling-based
+/// eviction tolerates, so there is nothing to flood.
 fn slot_of(db: u8, key: &[u8]) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(db);
-    for b in key {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    use std::hash::BuildHasher;
+    const SEED: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x2545_F491);
+    let h = SEED.hash_one((db, key));
     // Fold the high bits in: the table index uses the low ones.
     ((h ^ (h >> 29)) as usize) & (SLOTS - 1)
 }

@@ -104,7 +104,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "exists",
         -2,
-        READONLY | FAST,
+        READONLY | FAST | NO_TOUCH,
         (1, -1, 1),
         "generic",
         "Counts how many of the given keys exist.",
@@ -122,7 +122,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "type",
         2,
-        READONLY | FAST,
+        READONLY | FAST | NO_TOUCH,
         (1, 1, 1),
         "generic",
         "Returns the type of the value stored at a key.",
@@ -230,7 +230,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "object",
         -2,
-        READONLY,
+        READONLY | NO_TOUCH,
         (2, 2, 1),
         "generic",
         "A container for object introspection commands.",
