@@ -44,7 +44,20 @@ done
 root="$(cd "$(dirname "$0")/.." && pwd)"
 keel_bin="${keel_bin:-$root/target/release/keel-server}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/keel-instr.XXXXXX")"
-port=$((20000 + RANDOM % 20000))
+# A TCP port on 127.0.0.1 nothing listens on (a server still closing keeps its port).
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  echo "no free port found" >&2
+  exit 1
+}
+port="$(free_port)"
 vpid=""
 cleanup() {
   if [[ -n "$vpid" ]]; then
