@@ -192,11 +192,26 @@ pub fn lookup(name: &[u8]) -> Option<Cmd> {
 
 /// Looks a command up and gives its index in [`all`] too (commandstats' slot), so a
 /// request needs one lookup for both.
+///
+/// Like the engine's `lookup`, each thread first compares the name with the last command
+/// it found (a pipeline mostly repeats one command).
 pub fn lookup_indexed(name: &[u8]) -> Option<(Cmd, usize)> {
     static TABLE: OnceLock<NameTable<(Cmd, usize)>> = OnceLock::new();
-    TABLE
+    thread_local! {
+        static LAST: std::cell::Cell<Option<(Cmd, usize)>> = const { std::cell::Cell::new(None) };
+    }
+    if let Some(last) = LAST.get() {
+        if last.0.name().as_bytes().eq_ignore_ascii_case(name) {
+            return Some(last);
+        }
+    }
+    let found = TABLE
         .get_or_init(|| NameTable::new(all().enumerate().map(|(i, c)| (c.name(), (c, i)))))
-        .get(name)
+        .get(name);
+    if found.is_some() {
+        LAST.set(found);
+    }
+    found
 }
 
 /// Every command, server ones first.
