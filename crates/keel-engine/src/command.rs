@@ -152,6 +152,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lookup_answers_the_same_with_its_last_command_cache() {
+        let name = |n: &[u8]| lookup(n).map(|c| c.name);
+        for _ in 0..2 {
+            assert_eq!(name(b"SET"), Some("set"));
+            assert_eq!(name(b"set"), Some("set"), "cached, other case");
+            assert_eq!(name(b"SETX"), None, "longer than the cached name");
+            assert_eq!(name(b"se"), None, "a prefix of the cached name");
+            assert_eq!(name(b"get"), Some("get"));
+            assert_eq!(name(b"nope"), None);
+            assert_eq!(name(b"GeT"), Some("get"));
+        }
+    }
+
+    #[test]
     fn no_touch_marks_the_commands_redis_lets_look_without_touching() {
         let mut marked: Vec<&str> = all_commands()
             .filter(|c| c.flags & flags::NO_TOUCH != 0)
