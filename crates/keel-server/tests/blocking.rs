@@ -244,6 +244,33 @@ fn a_pipeline_blocks_at_the_blocking_command() {
     assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
 }
 
+/// Reads of one input batch share a clock reading, but not across a blocking wait: a
+/// key that expired while the pipeline waited reads as gone.
+#[test]
+fn a_read_after_a_blocking_wait_sees_the_time_after_it() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    // Only the read's own clock can find the key expired, not the background cycle.
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-ACTIVE-EXPIRE")
+        .arg(0)
+        .query(&mut con)
+        .expect("debug set-active-expire");
+    let mut raw = TcpStream::connect(srv.addr).expect("connect");
+    raw.set_read_timeout(Some(WAIT)).expect("timeout");
+    raw.write_all(b"SET e 1 PX 400\r\nGET e\r\nBLPOP nothing 1\r\nGET e\r\n")
+        .expect("write");
+    let want: &[u8] = b"+OK\r\n$1\r\n1\r\n*-1\r\n$-1\r\n";
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while got.len() < want.len() {
+        let n = raw.read(&mut buf).expect("read");
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+}
+
 #[test]
 fn async_blpop_is_woken() {
     let srv = InProc::start(Config::default());

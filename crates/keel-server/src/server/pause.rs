@@ -49,6 +49,11 @@ impl Pause {
         }
     }
 
+    /// True while a pause may be in force (cheap: one atomic load).
+    pub fn armed(&self) -> bool {
+        self.armed.load(Ordering::Acquire)
+    }
+
     /// Waits while a pause covers the command; returns at once when none does.
     pub async fn wait(&self, is_write: bool) {
         if !self.armed.load(Ordering::Acquire) {
