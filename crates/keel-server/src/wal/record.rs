@@ -52,13 +52,23 @@ pub fn checksum(len: u32, index: u64, payload: &[u8]) -> u32 {
 }
 
 /// Appends one record to `out`. The caller has checked `payload.len() <= MAX_PAYLOAD`.
+///
+/// The checksummed bytes (`len`, `index`, payload) lie back to back in `out`, so they are
+/// summed in one pass after they are written: three separate updates cost the short
+/// inputs' slow path twice (~100 instructions of a pipelined SET).
 pub fn encode(index: u64, payload: &[u8], out: &mut Vec<u8>) {
     debug_assert!(payload.len() <= MAX_PAYLOAD);
     let len = payload.len() as u32;
-    out.extend_from_slice(&checksum(len, index, payload).to_le_bytes());
+    let start = out.len();
+    out.reserve(HEADER_LEN + payload.len());
+    out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&index.to_le_bytes());
     out.extend_from_slice(payload);
+    if let Some(summed) = out.get(start + 4..) {
+        let crc = crc32fast::hash(summed);
+        out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    }
 }
 
 #[cfg(test)]
