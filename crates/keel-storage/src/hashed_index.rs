@@ -520,7 +520,11 @@ impl<V: IndexValue> HashedIndex<V> {
     /// a spare (or frees it when enough are kept).
     fn unspill_to_spare(&self, chain: &mut Chain<V>) {
         let mut buf = std::mem::take(&mut chain.versions).into_vec();
-        chain.versions = buf.drain(..).collect();
+        // The caller leaves at most one version; it goes into the (inline) empty chain.
+        if let Some(v) = buf.pop() {
+            chain.versions.push(v);
+        }
+        buf.clear();
         let mut spare = self.spare.lock();
         if spare.len() < MAX_SPARE && buf.capacity() <= 2 * chain.versions.inline_size() {
             spare.push(buf);
