@@ -139,18 +139,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A TCP port on 127.0.0.1 nothing listens on.
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
+# shellcheck source=bench/lib-net.sh
+source "$root/bench/lib-net.sh"
 
 # Waits (bounded by $2 seconds) until the server on port $1 answers PING, and checks that
 # process $3 is still alive (so an old server on a reused port cannot answer for it); $4 is
@@ -181,7 +171,7 @@ start_server() {
   # A start can fail when another process takes the port between the probe and the bind:
   # try again on another port (bounded).
   for _ in 1 2 3; do
-    port="$(free_port)"
+    port="$(free_port)" || die "no free port found"
     rm -rf "$dir"
     mkdir -p "$dir"
     local cmd

@@ -44,22 +44,9 @@ done
 root="$(cd "$(dirname "$0")/.." && pwd)"
 keel_bin="${keel_bin:-$root/target/release/keel-server}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/keel-instr.XXXXXX")"
-# A TCP port on 127.0.0.1 nothing listens on (a server still closing keeps its port),
-# below Linux's ephemeral range (32768 and up), where redis-benchmark's own client
-# sockets could hold it.
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  echo "no free port found" >&2
-  exit 1
-}
-port="$(free_port)"
+# shellcheck source=bench/lib-net.sh
+source "$root/bench/lib-net.sh"
+port="$(free_port)" || { echo "no free port found" >&2; exit 1; }
 vpid=""
 cleanup() {
   if [[ -n "$vpid" ]]; then
