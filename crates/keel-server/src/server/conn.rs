@@ -53,7 +53,7 @@ pub struct Session {
     /// Replies not yet written.
     pub out: BytesMut,
     /// Writes collected and not yet submitted, in request order, with whether each may
-    /// grow memory. Kept between requests so its buffer is reused.
+    /// grow memory.
     unsent: Vec<(Op, bool)>,
     /// The command name of each unsent write (failed_calls in commandstats).
     unsent_names: Vec<&'static str>,
@@ -121,6 +121,7 @@ impl Session {
                 self.answer_write(0, result);
             }
             n => {
+                // The next batch is likely as long: its vector is sized like this one.
                 let ops = std::mem::replace(&mut self.unsent, Vec::with_capacity(n));
                 let results = resolve_writes(self.shared.coord.submit_many(ops), n).await;
                 for (i, result) in results.into_iter().enumerate() {

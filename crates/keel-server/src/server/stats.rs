@@ -26,7 +26,7 @@ pub struct CmdCounters {
     pub failed: AtomicU64,
 }
 
-/// What happened to one command, for [`CommandStats::record`].
+/// What happened to one command, for [`CommandStats::record_at`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallResult {
     /// Ran and answered a non-error reply.
@@ -73,13 +73,6 @@ pub fn command_name(i: usize) -> Option<&'static str> {
 }
 
 impl CommandStats {
-    /// Counts one call of `name` (a table name, lower case) that took `usec`.
-    pub fn record(&self, name: &str, usec: u64, result: CallResult) {
-        if let Some(i) = index().1.get(name.as_bytes()) {
-            self.record_at(i, usec, result);
-        }
-    }
-
     /// Counts one call of the command at index `i` ([`commands::lookup_indexed`]).
     pub fn record_at(&self, i: usize, usec: u64, result: CallResult) {
         let Some(c) = self.counters.get(i) else {
