@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::error::CmdResult;
 use crate::exec::Exec;
-use crate::name_table::NameTable;
+use crate::name_table::{NameTable, Remembered};
 use crate::reply::Reply;
 
 /// A command handler: `args[0]` is the command name as sent.
@@ -122,29 +122,16 @@ pub fn all_commands() -> impl Iterator<Item = &'static CommandSpec> {
     crate::types::TABLES.iter().flat_map(|t| t.iter())
 }
 
-/// Looks up a command by name, case-insensitively.
-///
-/// Each thread remembers the last command it found and compares the name with it first:
-/// a pipeline, and the apply thread's run of entries, mostly repeat one command, and one
-/// compare costs a fifth of the table's lookup.
+/// Looks up a command by name, case-insensitively (comparing with the thread's last
+/// command first, see [`NameTable::get_remembered`]).
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     static TABLE: OnceLock<NameTable<&'static CommandSpec>> = OnceLock::new();
     thread_local! {
-        static LAST: std::cell::Cell<Option<&'static CommandSpec>> =
-            const { std::cell::Cell::new(None) };
+        static LAST: Remembered<&'static CommandSpec> = const { std::cell::Cell::new(None) };
     }
-    if let Some(spec) = LAST.get() {
-        if spec.name.as_bytes().eq_ignore_ascii_case(name) {
-            return Some(spec);
-        }
-    }
-    let found = TABLE
+    TABLE
         .get_or_init(|| NameTable::new(all_commands().map(|c| (c.name, c))))
-        .get(name);
-    if found.is_some() {
-        LAST.set(found);
-    }
-    found
+        .get_remembered(&LAST, name)
 }
 
 #[cfg(test)]

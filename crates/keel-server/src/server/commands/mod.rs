@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use keel_engine::command::{self, CommandSpec};
-use keel_engine::name_table::NameTable;
+use keel_engine::name_table::{NameTable, Remembered};
 use keel_engine::Reply;
 
 use super::conn::Session;
@@ -191,27 +191,16 @@ pub fn lookup(name: &[u8]) -> Option<Cmd> {
 }
 
 /// Looks a command up and gives its index in [`all`] too (commandstats' slot), so a
-/// request needs one lookup for both.
-///
-/// Like the engine's `lookup`, each thread first compares the name with the last command
-/// it found (a pipeline mostly repeats one command).
+/// request needs one lookup for both. Like the engine's `lookup`, it compares with the
+/// thread's last command first.
 pub fn lookup_indexed(name: &[u8]) -> Option<(Cmd, usize)> {
     static TABLE: OnceLock<NameTable<(Cmd, usize)>> = OnceLock::new();
     thread_local! {
-        static LAST: std::cell::Cell<Option<(Cmd, usize)>> = const { std::cell::Cell::new(None) };
+        static LAST: Remembered<(Cmd, usize)> = const { std::cell::Cell::new(None) };
     }
-    if let Some(last) = LAST.get() {
-        if last.0.name().as_bytes().eq_ignore_ascii_case(name) {
-            return Some(last);
-        }
-    }
-    let found = TABLE
+    TABLE
         .get_or_init(|| NameTable::new(all().enumerate().map(|(i, c)| (c.name(), (c, i)))))
-        .get(name);
-    if found.is_some() {
-        LAST.set(found);
-    }
-    found
+        .get_remembered(&LAST, name)
 }
 
 /// Every command, server ones first.
