@@ -108,8 +108,8 @@ pub struct WriteTx {
     undo: Vec<(Bytes, Option<Option<Bytes>>)>,
 }
 
-/// Keys an overlay has room for before it grows (a group holds 16 keys).
-const OVERLAY_CAPACITY: usize = 16;
+/// Keys an overlay has room for before it grows: a group's worth.
+const OVERLAY_CAPACITY: usize = crate::engine::Group::MAX_KEYS;
 
 impl WriteTx {
     /// An empty transaction over `store`.
