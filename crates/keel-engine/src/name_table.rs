@@ -54,7 +54,7 @@ impl<T: Copy> NameTable<T> {
     }
 
     /// [`NameTable::get`] that first compares `name` with the entry this thread found
-    /// last in `last`: a pipeline, and the apply thread's run of entries, mostly repeat
+    /// last in `last`: a pipeline, and the write funnel's run of entries, mostly repeat
     /// one command, and one compare costs a fifth of a lookup.
     #[inline]
     pub fn get_remembered(&self, last: &'static LastFound<T>, name: &[u8]) -> Option<T> {

@@ -1,6 +1,8 @@
-//! The apply thread: the one owner of the WAL and the only caller of `Engine::apply`.
+//! The funnel's state: the one owner of the WAL and the only caller of `Engine::apply`.
+//! It sits behind the funnel's lock (`funnel.rs`), so whichever thread holds that lock
+//! runs its rounds: a connection's thread that found it free, or the apply thread.
 //!
-//! Each round it takes every request waiting (up to [`MAX_BATCH`]), and for each write:
+//! Each round takes every write waiting (up to [`MAX_BATCH`]), and for each one:
 //! checks the lifecycle (Failed → MISCONF), makes room under maxmemory (logging an
 //! `Op::Evict` first, or refusing with OOM), stamps the entry (index, a monotonic clock,
 //! a random seed), encodes and appends it to the WAL, and applies it. Then ONE
@@ -11,9 +13,9 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use keel_engine::codec::encode_entry;
 use keel_engine::engine::Group;
 use keel_engine::exec::KeyEvent;
@@ -27,30 +29,27 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 
 use super::state::{unix_now_ms, Lifecycle, NodeState};
-use super::{ApplyHooks, Request, SnapshotReply, WriteResult};
+use super::{ApplyHooks, Control, Request, SnapshotReply, WriteResult};
 use crate::config::Config;
 use crate::wal::{Wal, WalError};
 
 /// Most requests handled per round (one WAL commit each round).
 pub const MAX_BATCH: usize = 1024;
-/// Active expiry period.
-const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
 /// Keys active expiry deletes per entry at most.
 const EXPIRE_CYCLE_MAX: usize = 200;
 /// Eviction rounds one write may trigger before it is refused.
 const EVICT_ROUNDS: usize = 16;
-/// How long shutdown waits for a running snapshot.
-const SNAPSHOT_WAIT: Duration = Duration::from_secs(60);
 
-/// State of the apply thread.
+/// The state of the write funnel, behind its lock.
 pub(super) struct ApplyLoop {
     pub engine: Engine,
     pub wal: Wal,
     pub state: Arc<NodeState>,
     pub config: Arc<RwLock<Config>>,
+    /// Queued writes.
     pub rx: Receiver<Request>,
     /// For the snapshot thread to report back.
-    pub tx: Sender<Request>,
+    pub tx: Sender<Control>,
     pub last_index: u64,
     pub last_now_ms: u64,
     pub storage_dir: PathBuf,
@@ -112,7 +111,7 @@ impl ApplyLoop {
         state: Arc<NodeState>,
         config: Arc<RwLock<Config>>,
         rx: Receiver<Request>,
-        tx: Sender<Request>,
+        tx: Sender<Control>,
         last_index: u64,
         last_now_ms: u64,
         storage_dir: PathBuf,
@@ -141,55 +140,62 @@ impl ApplyLoop {
         }
     }
 
-    /// Runs until a Shutdown request (or every sender is gone).
-    pub fn run(mut self) {
-        let mut next_expire = Instant::now() + EXPIRE_PERIOD;
-        loop {
-            let wait = next_expire.saturating_duration_since(Instant::now());
-            let first = match self.rx.recv_timeout(wait) {
-                Ok(r) => Some(r),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.finish(None, false);
-                    return;
-                }
-            };
-            let mut pending: Vec<Pending> = Vec::new();
-            let mut shutdown = None;
-            self.clock_fresh = false;
-            // Requests, counting each write of a `Writes` message.
-            let mut taken = 0;
-            if let Some(r) = first {
-                taken += self.handle(r, &mut pending, &mut shutdown);
+    /// Takes up to [`MAX_BATCH`] queued writes, applies them, commits once and sends
+    /// their replies; returns how many requests it took (0: the queue was empty).
+    pub fn round(&mut self) -> usize {
+        let mut pending: Vec<Pending> = Vec::new();
+        self.clock_fresh = false;
+        // Requests, counting each write of a `Writes` message.
+        let mut taken = 0;
+        while taken < MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(r) => taken += self.handle(r, &mut pending),
+                Err(_) => break,
             }
-            while shutdown.is_none() && taken < MAX_BATCH {
-                match self.rx.try_recv() {
-                    Ok(r) => taken += self.handle(r, &mut pending, &mut shutdown),
-                    Err(_) => break,
-                }
+        }
+        if taken == 0 {
+            return 0;
+        }
+        self.commit(&mut pending);
+        pending.into_iter().for_each(Pending::send);
+        self.maybe_auto_snapshot();
+        taken
+    }
+
+    /// Runs rounds until the queue is empty.
+    pub fn drain(&mut self) {
+        while self.round() > 0 {}
+    }
+
+    /// The timer's work between requests: active expiry, then its commit.
+    pub fn tick(&mut self) {
+        self.clock_fresh = false;
+        self.active_expiry();
+        let mut none: [Pending; 0] = [];
+        self.commit(&mut none);
+        self.maybe_auto_snapshot();
+    }
+
+    /// Carries out a control request other than shutdown (which `finish` handles).
+    pub fn control(&mut self, req: Control) {
+        self.clock_fresh = false;
+        match req {
+            Control::Snapshot { reply } => self.start_snapshot(reply),
+            Control::SnapshotDone {
+                covered,
+                result,
+                reply,
+            } => self.snapshot_done(covered, result, reply),
+            Control::Shutdown { reply, .. } => {
+                let _ = reply.send(Err("ERR shutdown already in progress".into()));
             }
-            if Instant::now() >= next_expire {
-                self.active_expiry();
-                next_expire = Instant::now() + EXPIRE_PERIOD;
-            }
-            self.commit(&mut pending);
-            pending.into_iter().for_each(Pending::send);
-            if let Some((save, reply)) = shutdown {
-                self.finish(Some(reply), save);
-                return;
-            }
-            self.maybe_auto_snapshot();
+            Control::Drain => {}
         }
     }
 
-    /// Carries out `req`; returns how many requests it counts for in a round (the
-    /// writes of a `Writes` message each count).
-    fn handle(
-        &mut self,
-        req: Request,
-        pending: &mut Vec<Pending>,
-        shutdown: &mut Option<(bool, SnapshotReply)>,
-    ) -> usize {
+    /// Carries out a write request; returns how many requests it counts for in a round
+    /// (the writes of a `Writes` message each count).
+    fn handle(&mut self, req: Request, pending: &mut Vec<Pending>) -> usize {
         match req {
             Request::Writes { ops, reply } => {
                 let n = ops.len();
@@ -219,17 +225,6 @@ impl ApplyLoop {
                 };
                 pending.push(Pending::One(reply, res));
             }
-            Request::Snapshot { reply } => {
-                // Writes before it in this batch must be in the WAL before it is sealed.
-                self.commit(pending);
-                self.start_snapshot(reply);
-            }
-            Request::SnapshotDone {
-                covered,
-                result,
-                reply,
-            } => self.snapshot_done(covered, result, reply),
-            Request::Shutdown { save, reply } => *shutdown = Some((save, reply)),
         }
         1
     }
@@ -507,7 +502,7 @@ impl ApplyLoop {
                     ok = result.is_ok(),
                     "snapshot written"
                 );
-                let _ = tx.send(Request::SnapshotDone {
+                let _ = tx.send(Control::SnapshotDone {
                     covered,
                     result,
                     reply,
@@ -549,31 +544,15 @@ impl ApplyLoop {
         }
     }
 
-    /// Ends the loop: handles what is still queued, optionally snapshots, commits and
-    /// closes the WAL and the store.
-    fn finish(mut self, reply: Option<SnapshotReply>, save: bool) {
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut ignored = None;
-        self.clock_fresh = false;
-        while let Ok(r) = self.rx.try_recv() {
-            self.handle(r, &mut pending, &mut ignored);
-        }
-        self.commit(&mut pending);
-        pending.drain(..).for_each(Pending::send);
-        // A running snapshot reports back before the store may close.
-        let deadline = Instant::now() + SNAPSHOT_WAIT;
-        while self.state.snapshot_in_progress.load(Ordering::Acquire) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            self.clock_fresh = false;
-            match self.rx.recv_timeout(left) {
-                Ok(r) => {
-                    self.handle(r, &mut pending, &mut ignored);
-                }
-                Err(_) => break,
-            }
-            self.commit(&mut pending);
-            pending.drain(..).for_each(Pending::send);
-        }
+    /// True while a snapshot thread has not reported back.
+    pub fn snapshot_running(&self) -> bool {
+        self.state.snapshot_in_progress.load(Ordering::Acquire)
+    }
+
+    /// Closes the funnel: applies what is still queued, optionally snapshots, commits
+    /// and closes the WAL and the store.
+    pub fn finish(mut self, save: bool) -> Result<(), String> {
+        self.drain();
         let mut result: Result<(), String> = Ok(());
         if save {
             let covered = self.last_index;
@@ -601,9 +580,7 @@ impl ApplyLoop {
             Ok(()) => tracing::info!(last_index = self.last_index, "wal and storage closed"),
             Err(e) => tracing::error!(error = %e, "shutdown was not clean"),
         }
-        if let Some(r) = reply {
-            let _ = r.send(result);
-        }
+        result
     }
 }
 

@@ -4,7 +4,10 @@
 //! result once the entry is durable per policy).
 //!
 //! - [`recovery`]: start-up (open storage + engine + WAL, replay).
-//! - [`apply_loop`]: the one thread that owns the WAL and calls `Engine::apply`.
+//! - [`apply_loop`]: the funnel's state, the one owner of the WAL and caller of
+//!   `Engine::apply`.
+//! - [`funnel`]: the lock around that state and who runs it (the submitting thread when
+//!   it finds the funnel free, or the apply thread).
 //! - [`state`]: lifecycle (Recovering/Ready/Snapshotting/Failed) and persistence
 //!   figures, shared with the front-end for INFO and the MISCONF refusal.
 //!
@@ -14,6 +17,7 @@
 //! Reads never come here: the front-end calls `Engine::read` on a snapshot.
 
 pub mod apply_loop;
+mod funnel;
 pub mod recovery;
 pub mod state;
 
@@ -22,7 +26,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use crossbeam_channel::Sender;
 use keel_engine::{Applied, Engine, Op, Reply};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
@@ -38,14 +41,15 @@ pub type WriteResult = Result<Applied, Reply>;
 /// Where a snapshot's outcome goes (error text is a full error reply).
 pub type SnapshotReply = oneshot::Sender<Result<(), String>>;
 
-/// Called on the apply thread after every applied entry (WATCH, blocking pops): it must
-/// be quick and never block, as it runs inside the write funnel.
+/// Called under the write funnel's lock after every applied entry (WATCH, blocking
+/// pops): it must be quick and never block, as every write waits for it, and it may run
+/// on a connection's runtime thread.
 pub type ApplyHook = Arc<dyn Fn(&Op, &Applied) + Send + Sync>;
 
-/// The hooks the apply thread calls, registered by the front-end after start.
+/// The hooks the write funnel calls, registered by the front-end after start.
 pub type ApplyHooks = Arc<RwLock<Vec<ApplyHook>>>;
 
-/// A message to the apply thread.
+/// A write queued for the funnel.
 pub enum Request {
     /// Log and apply `op`; `denyoom` asks for the maxmemory check first. No reply
     /// channel: fire-and-forget (lazy expiry).
@@ -66,7 +70,7 @@ pub enum Request {
         reply: oneshot::Sender<Vec<WriteResult>>,
     },
     /// Like `Write`, but answered `Err(Reply::NilArray)` without logging anything when
-    /// `abort` is set on the apply thread (EXEC with a dirty WATCH: the check and the
+    /// `abort` is set when the funnel reaches it (EXEC with a dirty WATCH: the check and the
     /// apply are one step, so no write can slip in between).
     GuardedWrite {
         /// The entry's content.
@@ -78,6 +82,10 @@ pub enum Request {
         /// Where the result goes.
         reply: oneshot::Sender<WriteResult>,
     },
+}
+
+/// A message to the apply thread.
+pub enum Control {
     /// Take a snapshot (SAVE, BGSAVE).
     Snapshot {
         /// Where the outcome goes.
@@ -99,11 +107,13 @@ pub enum Request {
         /// Outcome of the close.
         reply: SnapshotReply,
     },
+    /// Writes are queued that no running thread will apply: drain the queue.
+    Drain,
 }
 
 /// Handle to the running coordinator, shared by every connection.
 pub struct Coordinator {
-    tx: Sender<Request>,
+    funnel: Arc<funnel::Funnel>,
     engine: Engine,
     state: Arc<NodeState>,
     wal_stats: WalStatsHandle,
@@ -136,6 +146,8 @@ impl Coordinator {
             .applied_index
             .store(rec.last_index, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = crossbeam_channel::unbounded();
+        let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
+        let inline = cfg.appendfsync != keel_storage::SyncPolicy::Always;
         let engine = rec.engine.clone();
         let wal_stats = rec.wal.stats_handle();
         let hooks: ApplyHooks = Arc::default();
@@ -144,17 +156,16 @@ impl Coordinator {
             rec.wal,
             Arc::clone(&state),
             config,
-            rx,
-            tx.clone(),
+            rx.clone(),
+            ctrl_tx.clone(),
             rec.last_index,
             rec.last_now_ms,
             rec.storage_dir,
             Arc::clone(&hooks),
         );
-        let apply_thread = std::thread::Builder::new()
-            .name("keel-apply".into())
-            .spawn(move || lp.run())
-            .map_err(|source| StartError::Thread {
+        let funnel = Arc::new(funnel::Funnel::new(lp, tx, rx, ctrl_tx, inline));
+        let apply_thread =
+            funnel::spawn(Arc::clone(&funnel), ctrl_rx).map_err(|source| StartError::Thread {
                 name: "keel-apply",
                 source,
             })?;
@@ -162,7 +173,7 @@ impl Coordinator {
         state.set(Lifecycle::Ready);
         Ok((
             Coordinator {
-                tx,
+                funnel,
                 engine,
                 state,
                 wal_stats,
@@ -193,8 +204,8 @@ impl Coordinator {
     /// pipeline submit several and await them in order.
     pub fn submit(&self, op: Op, denyoom: bool) -> oneshot::Receiver<WriteResult> {
         let (tx, rx) = oneshot::channel();
-        // A send error drops `tx`, which the receiver reports as shutting down.
-        let _ = self.tx.send(Request::Write {
+        // After shutdown the funnel drops `tx`, which the receiver reports as shutting down.
+        self.funnel.submit(Request::Write {
             op,
             denyoom,
             reply: Some(tx),
@@ -206,8 +217,8 @@ impl Coordinator {
     /// once all are applied and committed.
     pub fn submit_many(&self, ops: Vec<(Op, bool)>) -> oneshot::Receiver<Vec<WriteResult>> {
         let (tx, rx) = oneshot::channel();
-        // A send error drops `tx`, which the receiver reports as shutting down.
-        let _ = self.tx.send(Request::Writes { ops, reply: tx });
+        // After shutdown the funnel drops `tx`, which the receiver reports as shutting down.
+        self.funnel.submit(Request::Writes { ops, reply: tx });
         rx
     }
 
@@ -216,7 +227,7 @@ impl Coordinator {
         self.hooks.write().push(hook);
     }
 
-    /// Queues `op` unless `abort` is set when its turn comes on the apply thread; an
+    /// Queues `op` unless `abort` is set when its turn comes in the funnel; an
     /// aborted write resolves to `Err(Reply::NilArray)`.
     pub fn submit_guarded(
         &self,
@@ -225,7 +236,7 @@ impl Coordinator {
         abort: Arc<std::sync::atomic::AtomicBool>,
     ) -> oneshot::Receiver<WriteResult> {
         let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Request::GuardedWrite {
+        self.funnel.submit(Request::GuardedWrite {
             op,
             denyoom,
             abort,
@@ -246,7 +257,7 @@ impl Coordinator {
             by_db.entry(db).or_default().push(k);
         }
         for (db, keys) in by_db {
-            let _ = self.tx.send(Request::Write {
+            self.funnel.submit(Request::Write {
                 op: Op::ExpireDue { db, keys },
                 denyoom: false,
                 reply: None,
@@ -257,7 +268,7 @@ impl Coordinator {
     /// Starts a snapshot; the receiver resolves when it is written and the WAL truncated.
     pub fn snapshot(&self) -> oneshot::Receiver<Result<(), String>> {
         let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Request::Snapshot { reply: Some(tx) });
+        self.funnel.control(Control::Snapshot { reply: Some(tx) });
         rx
     }
 
@@ -270,7 +281,7 @@ impl Coordinator {
             let _ = h.join();
         }
         let (tx, rx) = oneshot::channel();
-        let sent = self.tx.send(Request::Shutdown { save, reply: tx }).is_ok();
+        let sent = self.funnel.control(Control::Shutdown { save, reply: tx });
         let result = if sent {
             rx.blocking_recv()
                 .unwrap_or_else(|_| Err("apply thread ended without reporting".into()))
@@ -295,14 +306,14 @@ impl Drop for Coordinator {
             stop.store(true, std::sync::atomic::Ordering::Release);
         }
         let (tx, _rx) = oneshot::channel();
-        let _ = self.tx.send(Request::Shutdown {
+        self.funnel.control(Control::Shutdown {
             save: false,
             reply: tx,
         });
     }
 }
 
-/// The reply to a write the apply thread never answered.
+/// The reply to a write the funnel never answered.
 fn shutting_down() -> Reply {
     Reply::err("ERR server is shutting down")
 }

@@ -284,7 +284,7 @@ impl Session {
                 blocking::start(self, spec, args).await
             }
             Cmd::Engine(spec) if spec.is_write() => {
-                // The connection only submits a write (the apply thread runs it), so the
+                // The connection only collects a write (the funnel runs it at `settle`), so the
                 // time SLOWLOG sees is the submission, microseconds: a copy of the
                 // arguments is kept only when every command is logged (threshold 0).
                 let args = if self.shared.slowlog.qualifies(0) {

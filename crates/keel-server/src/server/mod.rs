@@ -5,7 +5,7 @@
 //! Where other features hook in:
 //! - MULTI/EXEC/WATCH ([`multi`], [`watched_keys`], `commands/transaction.rs`): the
 //!   queue lives in `ClientState::txn`, `Session::execute` queues before dispatch, EXEC
-//!   sends one guarded `Op::Multi` that the apply thread aborts when a watched key
+//!   sends one guarded `Op::Multi` that the write funnel aborts when a watched key
 //!   changed (an apply hook marks watchers dirty from `Applied::touched`).
 //! - Blocking pops ([`blocking`]): `Session::execute` parks the client in
 //!   `Session::blocked`, the connection loop waits (still reading its socket), and the

@@ -14,7 +14,7 @@
 //! SHUTDOWN, HELLO and the commands that need the connection's stream (MONITOR,
 //! SUBSCRIBE…) are refused at queue time.
 //!
-//! WATCH: EXEC's `Op::Multi` is a guarded write aborted on the apply thread when the
+//! WATCH: EXEC's `Op::Multi` is a guarded write aborted inside the write funnel when the
 //! client's dirty flag is set (see [`super::watched_keys`]); a dirty EXEC answers a nil array.
 
 use bytes::Bytes;
@@ -105,7 +105,7 @@ fn over_memory(s: &Session) -> bool {
         (c.maxmemory, c.maxmemory_policy)
     };
     if max == 0 || policy != keel_engine::EvictionPolicy::NoEviction {
-        // With an eviction policy the apply thread makes room at EXEC.
+        // With an eviction policy the write funnel makes room at EXEC.
         return false;
     }
     let verdict = s.shared.coord.engine().memory_pressure(

@@ -1,7 +1,7 @@
 //! WATCH: which clients watch which (db, key), and the apply hook that marks them dirty.
 //!
-//! The hook runs on the apply thread after every entry, and EXEC's `Op::Multi` is a
-//! guarded write checked on that same thread, so "dirty" is decided in log order: a
+//! The hook runs inside the write funnel after every entry, and EXEC's `Op::Multi` is a
+//! guarded write checked under the same funnel lock, so "dirty" is decided in log order: a
 //! write applied before the transaction always aborts it, one applied after never does.
 //!
 //! Expiry: a key that existed at WATCH time and is deleted by expiry makes the watch
