@@ -141,25 +141,29 @@ impl ApplyLoop {
     }
 
     /// Takes up to [`MAX_BATCH`] queued writes, applies them, commits once and sends
-    /// their replies; returns how many requests it took (0: the queue was empty).
+    /// their replies; returns how many messages it took (0: the queue was empty).
     pub fn round(&mut self) -> usize {
         let mut pending: Vec<Pending> = Vec::new();
         self.clock_fresh = false;
         // Requests, counting each write of a `Writes` message.
         let mut taken = 0;
+        let mut messages = 0;
         while taken < MAX_BATCH {
             match self.rx.try_recv() {
-                Ok(r) => taken += self.handle(r, &mut pending),
+                Ok(r) => {
+                    taken += self.handle(r, &mut pending);
+                    messages += 1;
+                }
                 Err(_) => break,
             }
         }
-        if taken == 0 {
+        if messages == 0 {
             return 0;
         }
         self.commit(&mut pending);
         pending.into_iter().for_each(Pending::send);
         self.maybe_auto_snapshot();
-        taken
+        messages
     }
 
     /// Runs rounds until the queue is empty.

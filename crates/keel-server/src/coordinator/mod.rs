@@ -222,6 +222,32 @@ impl Coordinator {
         rx
     }
 
+    /// [`Coordinator::submit`] for a connection's task: other tasks on its thread get to
+    /// queue their writes first, so one round serves them all.
+    pub async fn submit_gathered(&self, op: Op, denyoom: bool) -> oneshot::Receiver<WriteResult> {
+        let (tx, rx) = oneshot::channel();
+        self.funnel
+            .submit_gathered(Request::Write {
+                op,
+                denyoom,
+                reply: Some(tx),
+            })
+            .await;
+        rx
+    }
+
+    /// [`Coordinator::submit_many`] for a connection's task (see `submit_gathered`).
+    pub async fn submit_many_gathered(
+        &self,
+        ops: Vec<(Op, bool)>,
+    ) -> oneshot::Receiver<Vec<WriteResult>> {
+        let (tx, rx) = oneshot::channel();
+        self.funnel
+            .submit_gathered(Request::Writes { ops, reply: tx })
+            .await;
+        rx
+    }
+
     /// Registers `hook`, called after every entry applied from now on.
     pub fn add_apply_hook(&self, hook: ApplyHook) {
         self.hooks.write().push(hook);

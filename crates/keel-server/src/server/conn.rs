@@ -117,13 +117,15 @@ impl Session {
                 let Some((op, denyoom)) = self.unsent.pop() else {
                     return;
                 };
-                let result = resolve_write(self.shared.coord.submit(op, denyoom)).await;
+                let rx = self.shared.coord.submit_gathered(op, denyoom).await;
+                let result = resolve_write(rx).await;
                 self.answer_write(0, result);
             }
             n => {
                 // The next batch is likely as long: its vector is sized like this one.
                 let ops = std::mem::replace(&mut self.unsent, Vec::with_capacity(n));
-                let results = resolve_writes(self.shared.coord.submit_many(ops), n).await;
+                let rx = self.shared.coord.submit_many_gathered(ops).await;
+                let results = resolve_writes(rx, n).await;
                 for (i, result) in results.into_iter().enumerate() {
                     self.answer_write(i, result);
                 }
