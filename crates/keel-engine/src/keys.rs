@@ -89,10 +89,13 @@ pub fn sub_prefix(tag: u8, _db: u8, _key: &[u8], version: u64) -> BytesMut {
 }
 
 /// Storage key of the member/element `suffix` of collection `version` of `key`.
-pub fn sub_key(db: u8, key: &[u8], version: u64, suffix: &[u8]) -> Bytes {
-    let mut b = sub_prefix(SUB, db, key, version);
-    b.put_slice(suffix);
-    b.freeze()
+pub fn sub_key(_db: u8, _key: &[u8], version: u64, suffix: &[u8]) -> Bytes {
+    // Exact size: a `Bytes` from a buffer with spare room takes a second allocation.
+    let mut b = Vec::with_capacity(SUB_PREFIX_LEN + suffix.len());
+    b.push(SUB);
+    b.extend_from_slice(&version.to_be_bytes());
+    b.extend_from_slice(suffix);
+    Bytes::from(b)
 }
 
 /// Range of every member sub-key of collection `version` of `key`.

@@ -10,7 +10,7 @@
 //! transactions compare it with their start index to find write-write conflicts. It is
 //! stamped by `Exec::put_meta` and kept out of [`Meta`] so type code never handles it.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::error::{EngineError, Result};
 
@@ -160,35 +160,44 @@ impl Meta {
     }
 
     /// Encodes the record as written by the log entry `mod_index`.
+    ///
+    /// The header is assembled on the stack and the buffer allocated at its exact size:
+    /// a `Bytes` made from a vector with spare capacity takes a second allocation for
+    /// its reference count, and this record is what the store keeps for every key.
     pub fn encode_at(&self, mod_index: u64) -> Bytes {
-        let extra = match &self.body {
-            Body::String(v) => v.len(),
-            Body::Collection { .. } => 32,
-        };
-        let mut b = BytesMut::with_capacity(18 + extra);
-        b.put_u8(self.kind.code());
-        let flags = if self.expire_at.is_some() {
+        // kind, flags, mod index, expiry, then version, length, head, tail at most.
+        let mut head = [0u8; 2 + 8 + 8 + 32];
+        head[0] = self.kind.code();
+        head[1] = if self.expire_at.is_some() {
             FLAG_EXPIRES
         } else {
             0
         };
-        b.put_u8(flags);
-        b.put_u64_le(mod_index);
+        head[2..10].copy_from_slice(&mod_index.to_le_bytes());
+        let mut n = 10;
+        let mut put = |v: u64| {
+            head[n..n + 8].copy_from_slice(&v.to_le_bytes());
+            n += 8;
+        };
         if let Some(at) = self.expire_at {
-            b.put_u64_le(at);
+            put(at);
         }
-        match &self.body {
-            Body::String(v) => b.put_slice(v),
+        let tail: &[u8] = match &self.body {
+            Body::String(v) => v,
             Body::Collection { version, len, list } => {
-                b.put_u64_le(*version);
-                b.put_u64_le(*len);
+                put(*version);
+                put(*len);
                 if let Some((h, t)) = list {
-                    b.put_i64_le(*h);
-                    b.put_i64_le(*t);
+                    put(*h as u64);
+                    put(*t as u64);
                 }
+                &[]
             }
-        }
-        b.freeze()
+        };
+        let mut b = Vec::with_capacity(n + tail.len());
+        b.extend_from_slice(&head[..n]);
+        b.extend_from_slice(tail);
+        Bytes::from(b)
     }
 
     /// The modification index of an encoded record (None if too short to hold one).
