@@ -62,14 +62,16 @@ pub fn key_prefix(key: &[u8]) -> Vec<u8> {
 
 fn push_prefix(out: &mut Vec<u8>, key: &[u8]) {
     out.push(TAG);
-    for &b in key {
-        out.push(b);
-        if b == 0 {
-            out.push(ESCAPED_ZERO);
-        }
+    // Runs without a zero byte are copied whole: pushing byte by byte cost about 40
+    // instructions per key byte, on every read and write.
+    let mut rest = key;
+    while let Some(i) = rest.iter().position(|&b| b == 0) {
+        out.extend_from_slice(&rest[..=i]);
+        out.push(ESCAPED_ZERO);
+        rest = &rest[i + 1..];
     }
-    out.push(0);
-    out.push(TERMINATOR);
+    out.extend_from_slice(rest);
+    out.extend_from_slice(&[0, TERMINATOR]);
 }
 
 /// The stored key of `key`'s version `seq`.
