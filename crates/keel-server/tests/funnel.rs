@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{connect, spawn_binary, InProc, WAIT};
@@ -127,4 +128,64 @@ fn writes_racing_a_shutdown_are_kept_or_refused() {
             "n:{w}: {n} acknowledged, {kept} after restart"
         );
     }
+}
+
+/// A bug that panics inside a round (here an apply hook) fails the node: the writes of
+/// that round are not acknowledged, later writes get MISCONF naming the panic, reads of
+/// what was committed before keep working, and shutdown still completes.
+#[test]
+fn a_panic_inside_the_funnel_fails_the_node_and_keeps_reads() {
+    use bytes::Bytes;
+    use keel_engine::{Op, Reply};
+    use keel_server::coordinator::Coordinator;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = Config {
+        dir: tmp.path().join("data"),
+        ..Config::default()
+    };
+    let (coord, _) =
+        Coordinator::start(Arc::new(parking_lot::RwLock::new(cfg))).expect("coordinator");
+    coord.add_apply_hook(Arc::new(|op: &Op, _: &keel_engine::Applied| {
+        if let Op::Command { args, .. } = op {
+            if args.get(1).is_some_and(|k| k.as_ref() == b"boom") {
+                panic!("hook exploded on purpose");
+            }
+        }
+    }));
+    let set = |k: &str| Op::Command {
+        db: 0,
+        args: vec![
+            Bytes::from("SET"),
+            Bytes::from(k.to_string()),
+            Bytes::from("v"),
+        ],
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        assert!(coord.write(set("before"), true).await.is_ok());
+        assert!(
+            coord.write(set("boom"), true).await.is_err(),
+            "the panicked write was acknowledged"
+        );
+        match coord.write(set("after"), true).await {
+            Err(Reply::Error(e)) => assert!(
+                e.starts_with("MISCONF") && e.contains("hook exploded on purpose"),
+                "{e}"
+            ),
+            other => panic!("a write after the panic got {other:?}"),
+        }
+    });
+    let get = |k: &str| {
+        coord
+            .engine()
+            .read(0, 0, &[Bytes::from("GET"), Bytes::from(k.to_string())])
+            .expect("read")
+            .reply
+    };
+    assert_eq!(get("before"), Reply::Bulk(Bytes::from("v")));
+    assert_eq!(get("after"), Reply::Nil);
+    let _ = coord.shutdown(false);
 }

@@ -166,6 +166,17 @@ impl ApplyLoop {
         messages
     }
 
+    /// After a round panicked (a bug): the node goes to Failed, so writes are refused
+    /// with MISCONF and reads keep working, and whatever the round left in its group is
+    /// dropped rather than written, as it may hold part of an entry.
+    pub fn abandon_round(&mut self, what: &str) {
+        self.group = None;
+        self.group_lost = false;
+        self.deferred_events.clear();
+        self.state
+            .fail(format!("a write panicked in the write funnel: {what}"));
+    }
+
     /// Runs rounds until the queue is empty.
     pub fn drain(&mut self) {
         while self.round() > 0 {}

@@ -17,6 +17,7 @@
 //! the queue on each expiry tick (every 100 ms), a backstop for any write queued
 //! without a hand-off.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -151,7 +152,10 @@ impl Funnel {
     fn round(&self, state: &mut Option<ApplyLoop>) {
         match state {
             Some(lp) => {
-                let lone = match lp.round() {
+                let Some(messages) = guarded(lp, ApplyLoop::round) else {
+                    return;
+                };
+                let lone = match messages {
                     0 => return,
                     1 => (self.lone_rounds.load(Ordering::Relaxed) + 1).min(LONE_ROUNDS),
                     _ => 0,
@@ -196,15 +200,15 @@ impl Funnel {
                 };
                 loop {
                     if Instant::now() >= next_expire {
-                        lp.tick();
+                        guarded(lp, ApplyLoop::tick);
                         next_expire = Instant::now() + EXPIRE_PERIOD;
                     }
-                    if lp.round() == 0 {
+                    if matches!(guarded(lp, ApplyLoop::round), None | Some(0)) {
                         break;
                     }
                 }
                 if let Some(m) = msg {
-                    lp.control(m);
+                    guarded(lp, |lp| lp.control(m));
                 }
             }
             fence(Ordering::SeqCst);
@@ -223,10 +227,15 @@ impl Funnel {
             let Some(lp) = state.as_mut() else {
                 break Err("ERR the write funnel is already closed".to_string());
             };
-            lp.drain();
+            guarded(lp, ApplyLoop::drain);
             if !lp.snapshot_running() || Instant::now() >= deadline {
                 match state.take() {
-                    Some(lp) => break lp.finish(save),
+                    Some(lp) => {
+                        let finished = catch_unwind(AssertUnwindSafe(|| lp.finish(save)));
+                        break finished.unwrap_or_else(|panic| {
+                            Err(format!("closing panicked: {}", panic_text(panic.as_ref())))
+                        });
+                    }
                     None => break Ok(()),
                 }
             }
@@ -237,7 +246,7 @@ impl Funnel {
                 }
                 Ok(m) => {
                     if let Some(lp) = self.state.lock().as_mut() {
-                        lp.control(m);
+                        guarded(lp, |lp| lp.control(m));
                     }
                 }
                 Err(_) => {}
@@ -247,6 +256,29 @@ impl Funnel {
         fence(Ordering::SeqCst);
         self.drive(usize::MAX);
         result
+    }
+}
+
+/// Runs `f` on the funnel's state; a panic (a bug) fails the node instead of leaving
+/// the state half-applied for the next round or unwinding through a connection's task.
+fn guarded<R>(lp: &mut ApplyLoop, f: impl FnOnce(&mut ApplyLoop) -> R) -> Option<R> {
+    match catch_unwind(AssertUnwindSafe(|| f(lp))) {
+        Ok(r) => Some(r),
+        Err(panic) => {
+            lp.abandon_round(panic_text(panic.as_ref()));
+            None
+        }
+    }
+}
+
+/// The message of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "(no message)"
     }
 }
 
