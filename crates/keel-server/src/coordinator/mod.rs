@@ -213,15 +213,6 @@ impl Coordinator {
         rx
     }
 
-    /// Queues `ops` as one message; the receiver resolves to their results, in order,
-    /// once all are applied and committed.
-    pub fn submit_many(&self, ops: Vec<(Op, bool)>) -> oneshot::Receiver<Vec<WriteResult>> {
-        let (tx, rx) = oneshot::channel();
-        // After shutdown the funnel drops `tx`, which the receiver reports as shutting down.
-        self.funnel.submit(Request::Writes { ops, reply: tx });
-        rx
-    }
-
     /// [`Coordinator::submit`] for a connection's task: other tasks on its thread get to
     /// queue their writes first, so one round serves them all.
     pub async fn submit_gathered(&self, op: Op, denyoom: bool) -> oneshot::Receiver<WriteResult> {
@@ -236,7 +227,9 @@ impl Coordinator {
         rx
     }
 
-    /// [`Coordinator::submit_many`] for a connection's task (see `submit_gathered`).
+    /// Queues a connection's consecutive writes as one message (see `submit_gathered`);
+    /// the receiver resolves to their results, in order, once all are applied and
+    /// committed.
     pub async fn submit_many_gathered(
         &self,
         ops: Vec<(Op, bool)>,
@@ -349,7 +342,7 @@ pub async fn resolve_write(rx: oneshot::Receiver<WriteResult>) -> WriteResult {
     rx.await.unwrap_or_else(|_| Err(shutting_down()))
 }
 
-/// Awaits `n` writes submitted with [`Coordinator::submit_many`].
+/// Awaits `n` writes submitted with [`Coordinator::submit_many_gathered`].
 pub async fn resolve_writes(rx: oneshot::Receiver<Vec<WriteResult>>, n: usize) -> Vec<WriteResult> {
     match rx.await {
         Ok(results) => results,
