@@ -83,17 +83,22 @@ pub const SUB_PREFIX_LEN: usize = 1 + 8;
 /// `version` (owned by `key` in `db`; see the module doc for why those are unused).
 pub fn sub_prefix(tag: u8, _db: u8, _key: &[u8], version: u64) -> BytesMut {
     let mut b = BytesMut::with_capacity(SUB_PREFIX_LEN + 24);
+    put_sub_prefix(&mut b, tag, version);
+    b
+}
+
+/// The layout of a sub-key prefix: the tag, then the version big-endian (so a
+/// collection's members sort together).
+fn put_sub_prefix(b: &mut impl BufMut, tag: u8, version: u64) {
     b.put_u8(tag);
     b.put_u64(version);
-    b
 }
 
 /// Storage key of the member/element `suffix` of collection `version` of `key`.
 pub fn sub_key(_db: u8, _key: &[u8], version: u64, suffix: &[u8]) -> Bytes {
     // Exact size: a `Bytes` from a buffer with spare room takes a second allocation.
     let mut b = Vec::with_capacity(SUB_PREFIX_LEN + suffix.len());
-    b.push(SUB);
-    b.extend_from_slice(&version.to_be_bytes());
+    put_sub_prefix(&mut b, SUB, version);
     b.extend_from_slice(suffix);
     Bytes::from(b)
 }
