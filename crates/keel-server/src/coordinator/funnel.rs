@@ -83,11 +83,7 @@ impl Funnel {
     pub fn submit(&self, req: Request) {
         // The queue's receiving end lives in `self`, so this cannot fail.
         let _ = self.queue.send(req);
-        if self.inline {
-            self.run_queued();
-        } else {
-            self.wake();
-        }
+        self.run_queued();
     }
 
     /// Like [`Funnel::submit`], but while writes arrive from several connections it
@@ -98,19 +94,20 @@ impl Funnel {
     /// (measured: a tenth of one client's SET rate), which is what `lone_rounds` tells.
     pub async fn submit_gathered(&self, req: Request) {
         let _ = self.queue.send(req);
-        if !self.inline {
-            self.wake();
-            return;
-        }
-        if self.lone_rounds.load(Ordering::Relaxed) < LONE_ROUNDS {
+        if self.inline && self.lone_rounds.load(Ordering::Relaxed) < LONE_ROUNDS {
             tokio::task::yield_now().await;
         }
         self.run_queued();
     }
 
-    /// Runs the queued writes on this thread if it can take the funnel, or leaves them
-    /// to its holder, or after [`INLINE_ROUNDS`] to the apply thread.
+    /// Sees that the queued writes run: on this thread if writes run inline and it can
+    /// take the funnel, else by the funnel's holder, else (not inline, or after
+    /// [`INLINE_ROUNDS`]) by the apply thread.
     fn run_queued(&self) {
+        if !self.inline {
+            self.wake();
+            return;
+        }
         // The push must be visible before the lock is tried: the holder's look at the
         // queue after unlocking and this thread's try are ordered by the fences.
         fence(Ordering::SeqCst);

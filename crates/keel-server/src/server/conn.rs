@@ -286,9 +286,9 @@ impl Session {
                 blocking::start(self, spec, args).await
             }
             Cmd::Engine(spec) if spec.is_write() => {
-                // The connection only collects a write (the funnel runs it at `settle`), so the
-                // time SLOWLOG sees is the submission, microseconds: a copy of the
-                // arguments is kept only when every command is logged (threshold 0).
+                // The connection only collects a write (the funnel runs it at `settle`),
+                // so the time SLOWLOG sees is the collection, microseconds: a copy of
+                // the arguments is kept only when every command is logged (threshold 0).
                 let args = if self.shared.slowlog.qualifies(0) {
                     args.clone()
                 } else {
