@@ -191,7 +191,13 @@ impl Inner {
     /// One version-GC pass over every queued key, in steps that hold the writer lock
     /// briefly. Keys still needed by snapshots go back in the queue for later.
     pub(crate) fn gc_all(&self) {
-        let mut budget = self.index.gc_pending();
+        // Read under the writer lock: a maintenance step holds it while it has keys out
+        // of the queue, and a budget read mid-step missed them (compact then returned
+        // with versions still retained).
+        let mut budget = {
+            let _w = self.writer.lock();
+            self.index.gc_pending()
+        };
         while budget > 0 {
             let n = self.gc_step(budget.min(4096));
             if n == 0 {

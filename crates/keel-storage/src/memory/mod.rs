@@ -54,6 +54,14 @@ impl Inner {
         let _w = self.writer.lock();
         self.index.gc_step(max, &mut |_, _| {})
     }
+
+    /// Keys queued for GC, read under the writer lock: a maintenance step holds that
+    /// lock while it has keys out of the queue, so none are missed by a caller that
+    /// must finish the queue (compact).
+    fn gc_pending_settled(&self) -> usize {
+        let _w = self.writer.lock();
+        self.index.gc_pending()
+    }
 }
 
 /// The memory engine.
@@ -211,13 +219,13 @@ impl Storage for MemoryEngine {
 
     fn compact(&self) -> Result<()> {
         self.inner.check_open()?;
-        while self.inner.index.gc_pending() > 0 {
+        while self.inner.gc_pending_settled() > 0 {
             if self.inner.gc_step(GC_STEP_KEYS) == 0 {
                 break;
             }
             // Keys still needed by open snapshots go back in the queue; stop after one
             // pass over them rather than spinning.
-            if self.inner.index.gc_pending() > 0 && self.inner.index.registry().open_pins() > 0 {
+            if self.inner.gc_pending_settled() > 0 && self.inner.index.registry().open_pins() > 0 {
                 break;
             }
         }
