@@ -12,6 +12,27 @@ pub struct ApplyCtx {
     pub seed: u64,
 }
 
+/// 64 random bits from this thread's own generator, for choices nothing replicates
+/// (read seeds, LFU increments). Per thread, so runtime threads never write one shared
+/// counter; each thread's stream starts from a distinct splitmix64 seed.
+pub fn local_random() -> u64 {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static THREADS: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(
+            DetRng::new(THREADS.fetch_add(1, Ordering::Relaxed) ^ 0x2545_F491_4F6C_DD1D)
+                .next_u64(),
+        );
+    }
+    STATE.with(|s| {
+        let mut r = DetRng(s.get());
+        let v = r.next_u64();
+        s.set(r.0);
+        v
+    })
+}
+
 /// A small deterministic generator (splitmix64): the same seed gives the same choices on
 /// every replica and every platform, which a library generator does not promise.
 #[derive(Debug, Clone)]

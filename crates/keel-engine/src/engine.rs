@@ -93,7 +93,6 @@ pub struct Engine {
     store: Arc<dyn Storage>,
     cursors: Arc<CursorTable>,
     access: Arc<AccessTable>,
-    read_counter: Arc<std::sync::atomic::AtomicU64>,
     /// Whether applied entries record keyspace events (see [`Engine::record_events`]).
     events_wanted: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -177,7 +176,6 @@ impl Engine {
             store,
             cursors: Arc::new(CursorTable::new()),
             access: Arc::new(AccessTable::new()),
-            read_counter: Arc::default(),
             events_wanted: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
@@ -236,9 +234,9 @@ impl Engine {
             ctx.now_ms,
             ctx.seq,
             ctx.seed,
-            Arc::clone(&self.cursors),
+            &self.cursors,
         );
-        ex.access_table = Some(Arc::clone(&self.access));
+        ex.access_table = Some(&self.access);
         ex.record_events = self
             .events_wanted
             .load(std::sync::atomic::Ordering::Relaxed);
@@ -390,16 +388,6 @@ impl Engine {
         Ok(crate::txn::Txn::new(reader, db, start))
     }
 
-    /// A fresh seed per read: reads are not replicated, so they need no determinism,
-    /// and seeding by the clock alone made every SRANDMEMBER within one millisecond
-    /// pick the same members.
-    fn read_seed(&self, now_ms: u64) -> u64 {
-        let n = self
-            .read_counter
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        now_ms ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-
     /// Collects up to `max_keys` orphaned sub-keys of dropped collections (see
     /// [`crate::gc`]); runs outside the log, at each replica's own pace.
     pub fn gc_step(&self, max_keys: usize) -> Result<crate::gc::GcProgress> {
@@ -437,47 +425,61 @@ impl Engine {
         }
         touch_keys(&self.access, spec, db, args, now_ms);
         if spec.flags & flags::POINT_READ != 0 {
-            let latest = Access::Latest(LatestReader::new(Arc::clone(&self.store)));
-            let (reply, mut ex) = self.run_read(latest, spec, db, now_ms, args)?;
-            if !ex.read_mixed() {
+            let latest = Access::Latest(LatestReader::new(&*self.store));
+            let (reply, read) = self.run_read(latest, spec, db, now_ms, args)?;
+            if !read.mixed {
                 return Ok(ReadResult {
                     reply,
-                    expired: std::mem::take(&mut ex.expired),
+                    expired: read.expired,
                 });
             }
         }
         let snapshot = Access::Read(SnapshotReader::new(self.store.snapshot()));
-        let (reply, mut ex) = self.run_read(snapshot, spec, db, now_ms, args)?;
+        let (reply, read) = self.run_read(snapshot, spec, db, now_ms, args)?;
         Ok(ReadResult {
             reply,
-            expired: std::mem::take(&mut ex.expired),
+            expired: read.expired,
         })
     }
 
     fn run_read(
         &self,
-        access: Access,
+        access: Access<'_>,
         spec: &'static CommandSpec,
         db: u8,
         now_ms: u64,
         args: &[Bytes],
-    ) -> Result<(Reply, Exec)> {
-        let mut ex = Exec::new(
-            access,
-            db,
-            now_ms,
-            0,
-            self.read_seed(now_ms),
-            Arc::clone(&self.cursors),
-        );
-        ex.access_table = Some(Arc::clone(&self.access));
+    ) -> Result<(Reply, ReadEnd)> {
+        let mut ex = Exec::new(access, db, now_ms, 0, read_seed(now_ms), &self.cursors);
+        ex.access_table = Some(&self.access);
         let reply = match (spec.handler)(&mut ex, args) {
             Ok(r) => r,
             Err(CmdError::Reply(r)) => r,
             Err(CmdError::Engine(e)) => return Err(e),
         };
-        Ok((reply, ex))
+        Ok((
+            reply,
+            ReadEnd {
+                mixed: ex.read_mixed(),
+                expired: std::mem::take(&mut ex.expired),
+            },
+        ))
     }
+}
+
+/// A fresh seed per read: reads are not replicated, so they need no determinism, and
+/// seeding by the clock alone made every SRANDMEMBER within one millisecond pick the
+/// same members.
+fn read_seed(now_ms: u64) -> u64 {
+    now_ms ^ crate::ctx::local_random()
+}
+
+/// What a finished read leaves besides its reply.
+struct ReadEnd {
+    /// The point read read more than once (see [`LatestReader`]): run it on a snapshot.
+    mixed: bool,
+    /// Keys found expired, for the server to delete through the log.
+    expired: Vec<(u8, Bytes)>,
 }
 
 /// Runs one command inside the entry's transaction; an error reply rolls back just that

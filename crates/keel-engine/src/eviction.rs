@@ -9,7 +9,7 @@
 //! keys.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 use keel_storage::{Direction, ScanRange, Snapshot};
@@ -100,7 +100,6 @@ pub struct AccessTable {
     /// Per slot: bits 0..16 last access (seconds, wrapping), 16..24 LFU counter,
     /// 24..32 last LFU decrement (minutes, wrapping).
     slots: Box<[AtomicU32]>,
-    rng: AtomicU64,
 }
 
 impl std::fmt::Debug for AccessTable {
@@ -134,18 +133,13 @@ impl AccessTable {
     pub fn new() -> Self {
         AccessTable {
             slots: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
-            rng: AtomicU64::new(0x2545_F491_4F6C_DD1D),
         }
     }
 
-    fn rand01(&self) -> f64 {
-        // xorshift; contention only costs a retry-free race, which is harmless here.
-        let mut x = self.rng.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.store(x, Ordering::Relaxed);
-        (x >> 11) as f64 / (1u64 << 53) as f64
+    fn rand01() -> f64 {
+        // The thread's own generator: one shared generator state was a cache line every
+        // runtime thread wrote on every command.
+        (crate::ctx::local_random() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Records an access to `key` at `now_ms`.
@@ -160,13 +154,18 @@ impl AccessTable {
         if counter < 255 {
             let base = counter.saturating_sub(LFU_INIT) as f64;
             let p = 1.0 / (base * LFU_LOG_FACTOR + 1.0);
-            if self.rand01() < p {
+            if Self::rand01() < p {
                 counter += 1;
             }
         }
         let secs = ((now_ms / 1000) & 0xFFFF) as u32;
         let mins = ((now_ms / 60_000) & 0xFF) as u32;
-        slot.store(secs | (counter << 16) | (mins << 24), Ordering::Relaxed);
+        let new = secs | (counter << 16) | (mins << 24);
+        // Unchanged most of the time (same second, counter not bumped): skipping the
+        // store keeps the line shared instead of owned by the last thread that looked.
+        if new != old {
+            slot.store(new, Ordering::Relaxed);
+        }
     }
 
     fn decayed(&self, v: u32, now_ms: u64) -> u32 {

@@ -1,8 +1,6 @@
 //! The context a command runs in: where it reads, where it writes, which database, what
 //! time it is, and the metadata helpers every type module shares.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use keel_storage::{Direction, ScanRange};
 
@@ -15,11 +13,11 @@ use crate::meta::{Body, KeyType, Meta};
 use crate::reply::errors;
 
 /// Where a command's reads and writes go.
-pub enum Access {
+pub enum Access<'a> {
     /// A read-only command on a snapshot.
     Read(SnapshotReader),
     /// A read-only command making one point read, on the latest state.
-    Latest(LatestReader),
+    Latest(LatestReader<'a>),
     /// A command inside the apply loop, buffering into one log entry's batch.
     Write(WriteTx),
 }
@@ -41,9 +39,11 @@ pub struct KeyEvent {
 /// Keys an entry changed, as (db, key): most entries change one, kept inline.
 pub type Touched = smallvec::SmallVec<[(u8, Bytes); 1]>;
 
-/// The execution context of one command.
-pub struct Exec {
-    access: Access,
+/// The execution context of one command. It borrows the engine's shared tables rather
+/// than holding `Arc`s: a read on every runtime thread cloning and dropping the same
+/// reference counts made those counters' cache lines travel between cores per command.
+pub struct Exec<'a> {
+    access: Access<'a>,
     /// The selected database.
     pub db: u8,
     /// Current time in ms: the leader's stamp in apply, the local clock for reads.
@@ -61,21 +61,21 @@ pub struct Exec {
     /// Whether `notify` records events (the apply path with notifications on).
     pub record_events: bool,
     /// SCAN-family cursors of this engine.
-    pub cursors: Arc<CursorTable>,
+    pub cursors: &'a CursorTable,
     /// Access recency/frequency (OBJECT IDLETIME/FREQ), when the engine provides it.
-    pub access_table: Option<Arc<crate::eviction::AccessTable>>,
+    pub access_table: Option<&'a crate::eviction::AccessTable>,
 }
 
-impl Exec {
+impl<'a> Exec<'a> {
     /// A context over `access` for database `db` at time `now_ms`; `seq` is the log index
     /// (0 for reads) and seeds new collection versions, `seed` the generator.
     pub fn new(
-        access: Access,
+        access: Access<'a>,
         db: u8,
         now_ms: u64,
         seq: u64,
         seed: u64,
-        cursors: Arc<CursorTable>,
+        cursors: &'a CursorTable,
     ) -> Self {
         Exec {
             access,
@@ -104,7 +104,7 @@ impl Exec {
     }
 
     /// Gives back the access (the write transaction, to commit it).
-    pub fn into_access(self) -> Access {
+    pub fn into_access(self) -> Access<'a> {
         self.access
     }
 

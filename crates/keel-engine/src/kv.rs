@@ -57,14 +57,14 @@ impl KvRead for SnapshotReader {
 /// consistent as a snapshot. A second read, or any scan, could combine two moments: the
 /// reader then reports [`LatestReader::mixed`] and the command is run again on a
 /// snapshot, so a wrong flag costs time, never a wrong answer.
-pub struct LatestReader {
-    store: Arc<dyn Storage>,
+pub struct LatestReader<'a> {
+    store: &'a dyn Storage,
     reads: Cell<u32>,
 }
 
-impl LatestReader {
+impl<'a> LatestReader<'a> {
     /// Reads from `store`'s latest state.
-    pub fn new(store: Arc<dyn Storage>) -> Self {
+    pub fn new(store: &'a dyn Storage) -> Self {
         LatestReader {
             store,
             reads: Cell::new(0),
@@ -77,7 +77,7 @@ impl LatestReader {
     }
 }
 
-impl KvRead for LatestReader {
+impl KvRead for LatestReader<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.reads.set(self.reads.get().saturating_add(1));
         Ok(self.store.get(key)?)

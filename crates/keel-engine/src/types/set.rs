@@ -298,7 +298,11 @@ pub(crate) fn member_of(key: &[u8], sub_key: &Bytes) -> CmdResult<Bytes> {
 }
 
 /// Scans `range` unless it is empty (storage ranges must not run backwards).
-pub(crate) fn scan_checked(ex: &Exec, range: ScanRange, dir: Direction) -> crate::kv::PairIter<'_> {
+pub(crate) fn scan_checked<'e>(
+    ex: &'e Exec<'_>,
+    range: ScanRange,
+    dir: Direction,
+) -> crate::kv::PairIter<'e> {
     if range.is_empty() {
         Box::new(std::iter::empty())
     } else {

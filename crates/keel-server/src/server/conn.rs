@@ -234,10 +234,7 @@ impl Session {
 
     /// Dispatches one request to its command.
     async fn dispatch(&mut self, args: &mut Vec<Bytes>, cmd: Option<Cmd>) -> Flow {
-        self.shared
-            .stats
-            .total_commands
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.total_commands.add(1);
         if args.is_empty() {
             return Flow::Continue;
         }
@@ -436,10 +433,7 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
             Ok(0) | Err(_) => break,
             Ok(usize::MAX) => {}
             Ok(n) => {
-                shared
-                    .stats
-                    .net_input_bytes
-                    .fetch_add(n as u64, Ordering::Relaxed);
+                shared.stats.net_input_bytes.add(n as u64);
             }
         }
         let mut flow = Flow::Continue;
@@ -488,10 +482,7 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
                 break;
             }
             sink.written(std::mem::take(&mut pushed));
-            shared
-                .stats
-                .net_output_bytes
-                .fetch_add(n, Ordering::Relaxed);
+            shared.stats.net_output_bytes.add(n);
             session.out.clear();
             if session.out.capacity() > KEEP_OUT {
                 session.out = BytesMut::new();

@@ -31,6 +31,7 @@ pub mod pubsub;
 pub mod pushes;
 pub mod slowlog;
 pub mod stats;
+pub mod striped;
 pub mod watched_keys;
 
 use std::future::Future;
@@ -79,24 +80,25 @@ pub struct ServerStats {
     /// Connections refused by maxclients.
     pub rejected_connections: AtomicU64,
     /// Commands processed.
-    pub total_commands: AtomicU64,
+    pub total_commands: striped::StripedU64,
     /// Bytes read from clients.
-    pub net_input_bytes: AtomicU64,
+    pub net_input_bytes: striped::StripedU64,
     /// Bytes written to clients.
-    pub net_output_bytes: AtomicU64,
+    pub net_output_bytes: striped::StripedU64,
 }
 
 impl ServerStats {
     /// CONFIG RESETSTAT.
     pub fn reset(&self) {
+        for c in [&self.total_connections, &self.rejected_connections] {
+            c.store(0, Ordering::Relaxed);
+        }
         for c in [
-            &self.total_connections,
-            &self.rejected_connections,
             &self.total_commands,
             &self.net_input_bytes,
             &self.net_output_bytes,
         ] {
-            c.store(0, Ordering::Relaxed);
+            c.reset();
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Per-command and per-error counters (INFO commandstats / errorstats), updated by the
 //! dispatcher after every command and cleared by CONFIG RESETSTAT. Command counters are
-//! a fixed array indexed by the command's position in [`commands::all`], so the hot
-//! path is a table lookup plus relaxed atomic adds; error codes are rare and sit behind a
-//! lock.
+//! a fixed array indexed by the command's position in [`commands::all`], one array per
+//! thread stripe (see [`super::striped`]), so the hot path is a table lookup plus relaxed
+//! atomic adds on lines no other core writes; error codes are rare and sit behind a lock.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +12,7 @@ use keel_engine::name_table::NameTable;
 use parking_lot::Mutex;
 
 use super::commands;
+use super::striped::{stripe, STRIPES};
 
 /// One command's counters.
 #[derive(Debug, Default)]
@@ -41,7 +42,8 @@ pub enum CallResult {
 #[derive(Debug)]
 pub struct CommandStats {
     names: &'static [&'static str],
-    counters: Vec<CmdCounters>,
+    /// Per stripe, one counter set per command.
+    stripes: Vec<Box<[CmdCounters]>>,
     errors: Mutex<BTreeMap<String, u64>>,
     total_errors: AtomicU64,
 }
@@ -60,7 +62,9 @@ impl Default for CommandStats {
         let (names, _) = index();
         CommandStats {
             names: names.as_slice(),
-            counters: names.iter().map(|_| CmdCounters::default()).collect(),
+            stripes: (0..STRIPES)
+                .map(|_| names.iter().map(|_| CmdCounters::default()).collect())
+                .collect(),
             errors: Mutex::new(BTreeMap::new()),
             total_errors: AtomicU64::new(0),
         }
@@ -75,7 +79,7 @@ pub fn command_name(i: usize) -> Option<&'static str> {
 impl CommandStats {
     /// Counts one call of the command at index `i` ([`commands::lookup_indexed`]).
     pub fn record_at(&self, i: usize, usec: u64, result: CallResult) {
-        let Some(c) = self.counters.get(i) else {
+        let Some(c) = self.mine(i) else {
             return;
         };
         match result {
@@ -95,11 +99,7 @@ impl CommandStats {
     /// Marks one already counted call of `name` as failed (a write's error arrives
     /// after the call was counted).
     pub fn record_failed(&self, name: &str) {
-        if let Some(c) = index()
-            .1
-            .get(name.as_bytes())
-            .and_then(|i| self.counters.get(i))
-        {
+        if let Some(c) = index().1.get(name.as_bytes()).and_then(|i| self.mine(i)) {
             c.failed.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -117,13 +117,27 @@ impl CommandStats {
         *self.errors.lock().entry(code).or_insert(0) += 1;
     }
 
+    /// This thread's counters of the command at index `i`.
+    fn mine(&self, i: usize) -> Option<&CmdCounters> {
+        self.stripes.get(stripe()).and_then(|s| s.get(i))
+    }
+
     /// (name, calls, usec, rejected, failed) of every command used since the last reset.
     pub fn snapshot(&self) -> Vec<(&'static str, u64, u64, u64, u64)> {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         self.names
             .iter()
-            .zip(&self.counters)
-            .map(|(n, c)| (*n, r(&c.calls), r(&c.usec), r(&c.rejected), r(&c.failed)))
+            .enumerate()
+            .map(|(i, n)| {
+                let mut sum = (*n, 0u64, 0u64, 0u64, 0u64);
+                for c in self.stripes.iter().filter_map(|s| s.get(i)) {
+                    sum.1 += r(&c.calls);
+                    sum.2 += r(&c.usec);
+                    sum.3 += r(&c.rejected);
+                    sum.4 += r(&c.failed);
+                }
+                sum
+            })
             .filter(|(_, calls, _, rej, fail)| calls + rej + fail > 0)
             .collect()
     }
@@ -144,7 +158,7 @@ impl CommandStats {
 
     /// CONFIG RESETSTAT.
     pub fn reset(&self) {
-        for c in &self.counters {
+        for c in self.stripes.iter().flat_map(|s| s.iter()) {
             for a in [&c.calls, &c.usec, &c.rejected, &c.failed] {
                 a.store(0, Ordering::Relaxed);
             }

@@ -228,14 +228,14 @@ fn stats(sh: &Shared, out: &mut String) {
     let st = sh.coord.state();
     let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     kv(out, "total_connections_received", r(&s.total_connections));
-    kv(out, "total_commands_processed", r(&s.total_commands));
+    kv(out, "total_commands_processed", s.total_commands.get());
     kv(
         out,
         "instantaneous_ops_per_sec",
-        info_extra::ops_per_sec(r(&s.total_commands)),
+        info_extra::ops_per_sec(s.total_commands.get()),
     );
-    kv(out, "total_net_input_bytes", r(&s.net_input_bytes));
-    kv(out, "total_net_output_bytes", r(&s.net_output_bytes));
+    kv(out, "total_net_input_bytes", s.net_input_bytes.get());
+    kv(out, "total_net_output_bytes", s.net_output_bytes.get());
     kv(out, "rejected_connections", r(&s.rejected_connections));
     kv(out, "expired_keys", r(&st.expired_keys));
     kv(out, "evicted_keys", r(&st.evicted_keys));
