@@ -2,8 +2,8 @@
 # keel vs redis-server, side by side on this machine: the same redis-benchmark runs against
 # both (interleaved redis, keel, redis, keel so drift hits both), server CPU time and
 # instruction counts per request, persistence variants, and RSS for 1M keys. Installs
-# redis-server/redis-tools/valgrind when missing, builds keel-server and keel-benchplot
-# (release), and writes raw CSVs, a summary (CSV, JSON, markdown) and a PNG to --out.
+# redis-server/redis-tools/valgrind when missing, builds keel-server (dist profile, the
+# one users run) and keel-benchplot (release), and writes raw CSVs, a summary (CSV, JSON, markdown) and a PNG to --out.
 # Progress goes to stderr; the markdown report is also printed on stdout at the end.
 #
 # usage: bench/compare.sh [options]        (--help for the list)
@@ -103,14 +103,15 @@ if has_section instr && [[ $install -eq 1 ]] && ! command -v perf >/dev/null 2>&
   apt_install linux-perf >&2 || log "linux-perf not installed; instruction counts will use callgrind"
 fi
 
-log "building keel-server and keel-benchplot (release)"
-build=(-p keel-bench)
-[[ -n "$keel_bin" ]] || build+=(-p keel-server)
-(cd "$root" && cargo build --release -q "${build[@]}") >&2
+log "building keel-server (dist profile) and keel-benchplot (release)"
+(cd "$root" && cargo build --release -q -p keel-bench) >&2
+if [[ -z "$keel_bin" ]]; then
+  (cd "$root" && cargo build --profile dist -q -p keel-server) >&2
+fi
 target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
   | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 target_dir="${target_dir:-$root/target}"
-keel_bin="${keel_bin:-$target_dir/release/keel-server}"
+keel_bin="${keel_bin:-$target_dir/dist/keel-server}"
 plot_bin="$target_dir/release/keel-benchplot"
 [[ -x "$keel_bin" ]] || die "no keel-server binary at $keel_bin"
 [[ -x "$plot_bin" ]] || die "no keel-benchplot binary at $plot_bin"

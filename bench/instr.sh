@@ -7,7 +7,7 @@
 #
 # usage: bench/instr.sh [options] TEST PIPELINE REQUESTS [-- server args...]
 #   --server keel|redis   which server (default keel)
-#   --keel-bin PATH       keel-server binary (default: target/release/keel-server)
+#   --keel-bin PATH       keel-server binary (default: target/dist/keel-server)
 #   --preload N           SETs (-P 16) run before the warm-up, so writes overwrite
 #                         existing keys (default 300000; 0 = none)
 #   --keep DIR            keep the callgrind output in DIR
@@ -42,7 +42,7 @@ for tool in valgrind callgrind_control redis-benchmark redis-cli; do
 done
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-keel_bin="${keel_bin:-$root/target/release/keel-server}"
+keel_bin="${keel_bin:-$root/target/dist/keel-server}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/keel-instr.XXXXXX")"
 # shellcheck source=bench/lib-net.sh
 source "$root/bench/lib-net.sh"

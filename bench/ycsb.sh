@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # YCSB workloads A-F against redis-server and keel-server (memory, bitcask, lsm engines),
 # all on this machine, with keel's own driver (crates/keel-ycsb). Installs redis-server
-# when missing, builds release binaries, starts every server on a free 127.0.0.1 port with
+# when missing, builds keel-server (dist profile) and keel-ycsb (release), starts every server on a free 127.0.0.1 port with
 # data in a temporary directory (removed, and the servers killed, on exit), loads each,
 # runs every workload against each target (the target order rotates per workload so
 # drift is shared), and prints markdown tables on stdout: throughput, server CPU time per
@@ -61,12 +61,13 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
 fi
 
 cd "$(dirname "$0")/.."
-log "building keel-server and keel-ycsb (release)"
-cargo build --release -q -p keel-server -p keel-ycsb >&2
+log "building keel-server (dist profile) and keel-ycsb (release)"
+cargo build --profile dist -q -p keel-server >&2
+cargo build --release -q -p keel-ycsb >&2
 target_dir="$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
     | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 target_dir="${target_dir:-target}"
-keel="$target_dir/release/keel-server"
+keel="$target_dir/dist/keel-server"
 ycsb="$target_dir/release/keel-ycsb"
 
 work="$(mktemp -d -t keel-ycsb.XXXXXX)"
