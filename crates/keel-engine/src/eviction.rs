@@ -9,7 +9,7 @@
 //! keys.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use bytes::Bytes;
 use keel_storage::{Direction, ScanRange, Snapshot};
@@ -56,6 +56,15 @@ impl EvictionPolicy {
         }
     }
 
+    /// True for the policies that evict by access frequency: only then does keel keep
+    /// frequencies up to date (see [`AccessTable::set_lfu`]).
+    pub fn is_lfu(self) -> bool {
+        matches!(
+            self,
+            EvictionPolicy::AllKeysLfu | EvictionPolicy::VolatileLfu
+        )
+    }
+
     fn volatile_only(self) -> bool {
         matches!(
             self,
@@ -100,6 +109,8 @@ pub struct AccessTable {
     /// Per slot: bits 0..16 last access (seconds, wrapping), 16..24 LFU counter,
     /// 24..32 last LFU decrement (minutes, wrapping).
     slots: Box<[AtomicU32]>,
+    /// Frequencies are kept (an LFU policy is set); otherwise only recency.
+    lfu: AtomicBool,
 }
 
 impl std::fmt::Debug for AccessTable {
@@ -133,7 +144,21 @@ impl AccessTable {
     pub fn new() -> Self {
         AccessTable {
             slots: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
+            lfu: AtomicBool::new(false),
         }
+    }
+
+    /// Keeps access frequencies (true, an LFU maxmemory-policy) or recency alone. Redis
+    /// keeps one or the other per key, and so does the upkeep here: the frequency's
+    /// probabilistic increment was most of what every command paid for this table.
+    /// Switching at runtime starts from stale figures, as in Redis.
+    pub fn set_lfu(&self, on: bool) {
+        self.lfu.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether frequencies are kept (OBJECT FREQ answers only then, as in Redis).
+    pub fn tracks_lfu(&self) -> bool {
+        self.lfu.load(Ordering::Relaxed)
     }
 
     fn rand01() -> f64 {
@@ -146,6 +171,17 @@ impl AccessTable {
     pub fn touch(&self, db: u8, key: &[u8], now_ms: u64) {
         let slot = &self.slots[slot_of(db, key)];
         let old = slot.load(Ordering::Relaxed);
+        let secs = ((now_ms / 1000) & 0xFFFF) as u32;
+        if !self.tracks_lfu() {
+            let new = (old & !0xFFFF) | secs;
+            // 0 means "never seen" to idle_ms; a key touched at second 0 of the wrap
+            // gets 1 (one second off, once every 18 hours).
+            let new = if new == 0 { 1 } else { new };
+            if new != old {
+                slot.store(new, Ordering::Relaxed);
+            }
+            return;
+        }
         let mut counter = if old == 0 {
             LFU_INIT
         } else {
@@ -158,7 +194,6 @@ impl AccessTable {
                 counter += 1;
             }
         }
-        let secs = ((now_ms / 1000) & 0xFFFF) as u32;
         let mins = ((now_ms / 60_000) & 0xFF) as u32;
         let new = secs | (counter << 16) | (mins << 24);
         // Unchanged most of the time (same second, counter not bumped): skipping the

@@ -73,6 +73,10 @@ impl Reply {
 pub mod errors {
     /// Wrong kind of value for the command.
     pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    /// OBJECT FREQ without an LFU maxmemory-policy (Redis's text).
+    pub const NO_LFU_FREQ: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+    /// OBJECT IDLETIME under an LFU maxmemory-policy (Redis's text).
+    pub const LFU_NO_IDLETIME: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
     /// Generic syntax error.
     pub const SYNTAX: &str = "ERR syntax error";
     /// Integer argument or stored value not an integer / out of range.

@@ -502,3 +502,49 @@ fn debug_role_wait_and_active_expire_switch() {
     let _: () = q(&mut con, &["FUNCTION", "FLUSH"]);
     let _: () = q(&mut con, &["SCRIPT", "FLUSH"]);
 }
+
+#[test]
+fn object_freq_and_idletime_follow_the_maxmemory_policy() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let _: () = q(&mut con, &["SET", "k", "v"]);
+    let _: String = q(&mut con, &["GET", "k"]);
+    let idle: i64 = q(&mut con, &["OBJECT", "IDLETIME", "k"]);
+    assert!((0..=1).contains(&idle), "{idle}");
+    let e = q_err(&mut con, &["OBJECT", "FREQ", "k"]);
+    assert!(e.contains("An LFU maxmemory policy is not selected"), "{e}");
+
+    let _: () = q(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"],
+    );
+    for _ in 0..50 {
+        let _: String = q(&mut con, &["GET", "k"]);
+    }
+    let freq: i64 = q(&mut con, &["OBJECT", "FREQ", "k"]);
+    assert!(
+        freq > 0,
+        "GETs under an LFU policy raise the counter: {freq}"
+    );
+    let e = q_err(&mut con, &["OBJECT", "IDLETIME", "k"]);
+    assert!(e.contains("An LFU maxmemory policy is selected"), "{e}");
+
+    let _: () = q(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+    );
+    let idle: i64 = q(&mut con, &["OBJECT", "IDLETIME", "k"]);
+    assert!((0..=1).contains(&idle), "{idle}");
+    drop(con);
+    drop(srv);
+
+    // The policy given at start counts too.
+    let srv = InProc::start(Config {
+        maxmemory_policy: keel_engine::eviction::EvictionPolicy::VolatileLfu,
+        ..Config::default()
+    });
+    let mut con = srv.client();
+    let _: () = q(&mut con, &["SET", "k", "v"]);
+    let freq: i64 = q(&mut con, &["OBJECT", "FREQ", "k"]);
+    assert!(freq >= 5, "{freq}");
+}

@@ -977,11 +977,20 @@ fn object(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let Some(access) = ex.access_table.as_ref() else {
         return Ok(Reply::Int(0));
     };
-    Ok(Reply::Int(if eq_ci(sub, "IDLETIME") {
-        (access.idle_ms(db, key, ex.now_ms) / 1000) as i64
+    // Redis keeps recency or frequency, by policy, and refuses to report the other.
+    if eq_ci(sub, "IDLETIME") {
+        if access.tracks_lfu() {
+            return fail(errors::LFU_NO_IDLETIME);
+        }
+        Ok(Reply::Int(
+            (access.idle_ms(db, key, ex.now_ms) / 1000) as i64,
+        ))
     } else {
-        i64::from(access.freq(db, key, ex.now_ms))
-    }))
+        if !access.tracks_lfu() {
+            return fail(errors::NO_LFU_FREQ);
+        }
+        Ok(Reply::Int(i64::from(access.freq(db, key, ex.now_ms))))
+    }
 }
 
 /// Storage bytes of the records of (`key`, `meta`) in `db`, sampling `samples` sub-keys

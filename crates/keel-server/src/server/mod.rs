@@ -217,6 +217,10 @@ impl Server {
         coord
             .engine()
             .record_events(pubsub::events_wanted(pubsub.notify_flags()));
+        coord
+            .engine()
+            .access()
+            .set_lfu(config.read().maxmemory_policy.is_lfu());
         let ps = Arc::downgrade(&pubsub);
         coord.state().event_hook.set(Box::new(move |events| {
             if let Some(ps) = ps.upgrade() {

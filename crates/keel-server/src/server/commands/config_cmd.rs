@@ -262,6 +262,11 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
     s.shared
         .pubsub
         .set_limit(next.client_output_buffer_limit_pubsub);
+    s.shared
+        .coord
+        .engine()
+        .access()
+        .set_lfu(next.maxmemory_policy.is_lfu());
     *s.shared.config.write() = next;
     let log = &s.shared.slowlog;
     if let Some(n) = slow_than {
