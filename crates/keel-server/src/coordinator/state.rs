@@ -99,9 +99,7 @@ pub fn unix_now() -> u64 {
 
 /// Milliseconds since the epoch now.
 pub fn unix_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    crate::clock::wall_ms()
 }
 
 impl Default for NodeState {

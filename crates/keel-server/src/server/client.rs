@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -37,13 +36,13 @@ pub struct ClientHandle {
     pub id: u64,
     /// Peer address.
     pub addr: SocketAddr,
-    /// When it connected.
-    pub created: Instant,
+    /// When it connected ([`crate::clock::mono_ns`]).
+    pub created_ns: u64,
     /// Selected database (mirrored for CLIENT LIST).
     pub db: AtomicU8,
     /// CLIENT SETNAME / HELLO SETNAME.
     pub name: Mutex<Option<String>>,
-    /// Last command time, ms since `created`.
+    /// Last command time, ms since `created_ns`.
     pub last_interaction_ms: AtomicU64,
     /// Signalled to close the connection (CLIENT KILL, shutdown).
     pub kill: Notify,
@@ -52,11 +51,16 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
-    /// Records activity at `now` (a clock read the caller already made).
-    pub fn touch_at(&self, now: Instant) {
-        let ms = u64::try_from(now.saturating_duration_since(self.created).as_millis())
-            .unwrap_or(u64::MAX);
+    /// Records activity at `now_ns` (a [`crate::clock::mono_ns`] reading the caller
+    /// already made).
+    pub fn touch_at(&self, now_ns: u64) {
+        let ms = now_ns.saturating_sub(self.created_ns) / 1_000_000;
         self.last_interaction_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the client connected.
+    pub fn age_ms(&self) -> u64 {
+        crate::clock::mono_ns().saturating_sub(self.created_ns) / 1_000_000
     }
 }
 
@@ -125,7 +129,7 @@ impl ClientRegistry {
         let h = Arc::new(ClientHandle {
             id,
             addr,
-            created: Instant::now(),
+            created_ns: crate::clock::mono_ns(),
             db: AtomicU8::new(0),
             name: Mutex::new(None),
             last_interaction_ms: AtomicU64::new(0),

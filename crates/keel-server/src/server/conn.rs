@@ -67,7 +67,7 @@ pub struct Session {
     clock_ms: Option<u64>,
     /// Where the next command's timing starts: the end of the previous command of this
     /// batch, or None for a fresh clock reading (see [`Session::execute`]).
-    cmd_start: Option<std::time::Instant>,
+    cmd_start: Option<u64>,
 }
 
 impl Session {
@@ -192,12 +192,12 @@ impl Session {
         // One clock reading per command: inside a batch a command's time starts where
         // the previous one's ended, so it also carries the parse of its own request
         // (well under a microsecond). Clock readings and their subtraction were ~200 of a
-        // GET's ~4,700 instructions at -P 1. The client's last-interaction time (CLIENT
-        // LIST idle, in seconds) is stamped once per batch.
+        // GET's ~4,700 instructions at -P 1 (see `crate::clock`). The client's
+        // last-interaction time (CLIENT LIST idle, in seconds) is stamped once per batch.
         let start = match self.cmd_start {
             Some(t) => t,
             None => {
-                let t = std::time::Instant::now();
+                let t = crate::clock::mono_ns();
                 handle.touch_at(t);
                 t
             }
@@ -205,10 +205,9 @@ impl Session {
         // `dispatch` leaves `args` in place unless it hands them on (a write, a queued or
         // blocking command), and then keeps a copy only while SLOWLOG may want it.
         let flow = self.dispatch(&mut args, cmd).await;
-        let end = std::time::Instant::now();
+        let end = crate::clock::mono_ns();
         self.cmd_start = Some(end);
-        let usec =
-            u64::try_from(end.saturating_duration_since(start).as_micros()).unwrap_or(u64::MAX);
+        let usec = end.saturating_sub(start) / 1000;
         if let Some((_, index)) = found {
             let result = if self.cur_rejected {
                 CallResult::Rejected

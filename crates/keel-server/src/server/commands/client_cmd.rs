@@ -184,7 +184,7 @@ fn on_off(v: &[u8], flag: &std::sync::atomic::AtomicBool) -> Outcome {
 
 /// One CLIENT LIST line (without the trailing newline).
 fn client_line(s: &Session, h: &ClientHandle) -> String {
-    let now_ms = u64::try_from(h.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let now_ms = h.age_ms();
     let idle = now_ms.saturating_sub(h.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
     let a = &h.admin;
     let resp = match a.resp.load(Ordering::Relaxed) {
@@ -215,7 +215,7 @@ fn client_line(s: &Session, h: &ClientHandle) -> String {
         h.addr,
         s.shared.local_addr,
         h.name.lock().clone().unwrap_or_default(),
-        h.created.elapsed().as_secs(),
+        now_ms / 1000,
         idle,
         flags,
         h.db.load(Ordering::Relaxed),
