@@ -14,11 +14,16 @@ pub fn mono_ns() -> u64 {
 }
 
 /// Milliseconds since the Unix epoch (0 for a clock set before 1970).
-pub fn wall_ms() -> u64 {
+pub fn unix_now_ms() -> u64 {
     let t = clock_gettime(ClockId::Realtime);
     let secs = u64::try_from(t.tv_sec).unwrap_or(0);
     let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
     secs.saturating_mul(1000).saturating_add(nanos / 1_000_000)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    unix_now_ms() / 1000
 }
 
 #[cfg(test)]
@@ -31,7 +36,7 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock after 1970")
             .as_millis() as u64;
-        let ours = wall_ms();
+        let ours = unix_now_ms();
         assert!(ours.abs_diff(std_ms) < 1000, "{ours} vs {std_ms}");
         let a = mono_ns();
         let t = std::time::Instant::now();

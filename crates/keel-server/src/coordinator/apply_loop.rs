@@ -28,8 +28,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 
-use super::state::{unix_now_ms, Lifecycle, NodeState};
+use super::state::{Lifecycle, NodeState};
 use super::{ApplyHooks, Control, Request, SnapshotReply, WriteResult};
+use crate::clock::unix_now_ms;
 use crate::config::Config;
 use crate::wal::{Wal, WalError};
 

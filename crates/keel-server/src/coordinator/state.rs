@@ -1,8 +1,8 @@
 //! The node's lifecycle and persistence figures, shared between the apply thread (which
 //! changes them) and the front-end (INFO, LASTSAVE, the MISCONF refusal).
 
+use crate::clock::unix_now;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
@@ -88,18 +88,6 @@ impl std::fmt::Debug for EventHook {
             "EventHook(unset)"
         })
     }
-}
-
-/// Seconds since the epoch now.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Milliseconds since the epoch now.
-pub fn unix_now_ms() -> u64 {
-    crate::clock::wall_ms()
 }
 
 impl Default for NodeState {

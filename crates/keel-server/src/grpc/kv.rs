@@ -21,7 +21,7 @@ use super::calls::Method;
 use super::selector::Bounds;
 use super::status::{self, check_count, check_db, check_ttl, page_size};
 use super::{GrpcState, ScanSnapshot};
-use crate::coordinator::state::unix_now_ms;
+use crate::clock::unix_now_ms;
 
 /// The Kv service.
 pub struct KvService {

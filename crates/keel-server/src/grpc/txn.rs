@@ -23,7 +23,7 @@ use super::calls::Method;
 use super::selector::Bounds;
 use super::status::{self, check_count, check_db, check_ttl, page_size, MAX_TXN_WRITES};
 use super::GrpcState;
-use crate::coordinator::state::unix_now_ms;
+use crate::clock::unix_now_ms;
 
 /// An open transaction; None once Commit or Rollback took it.
 pub type OpenTxn = Mutex<Option<Txn>>;

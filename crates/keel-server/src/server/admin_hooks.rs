@@ -10,7 +10,7 @@ use super::client::ClientHandle;
 use super::client_admin::reply_mode;
 use super::commands::Cmd;
 use super::Shared;
-use crate::coordinator::state::unix_now;
+use crate::clock::unix_now;
 use crate::resp::Protocol;
 
 /// True if `c` changes data (held by CLIENT PAUSE WRITE).

@@ -26,7 +26,7 @@ use super::multi;
 use super::pushes::Pushes;
 use super::stats::CallResult;
 use super::Shared;
-use crate::coordinator::state::unix_now_ms;
+use crate::clock::unix_now_ms;
 use crate::coordinator::{resolve_write, resolve_writes, WriteResult};
 use crate::resp::{encode, Limits, RequestParser};
 

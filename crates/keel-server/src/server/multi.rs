@@ -108,13 +108,11 @@ fn over_memory(s: &Session) -> bool {
         // With an eviction policy the write funnel makes room at EXEC.
         return false;
     }
-    let verdict = s.shared.coord.engine().memory_pressure(
-        max,
-        policy,
-        1,
-        crate::coordinator::state::unix_now_ms(),
-        0,
-    );
+    let verdict =
+        s.shared
+            .coord
+            .engine()
+            .memory_pressure(max, policy, 1, crate::clock::unix_now_ms(), 0);
     matches!(verdict, Ok(keel_engine::MemoryVerdict::Oom))
 }
 

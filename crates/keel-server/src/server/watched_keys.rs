@@ -17,7 +17,7 @@ use bytes::Bytes;
 use keel_engine::{Applied, Engine, Op, Reply};
 use parking_lot::Mutex;
 
-use crate::coordinator::state::unix_now_ms;
+use crate::clock::unix_now_ms;
 
 /// One client's watch on one key.
 #[derive(Debug, Clone)]

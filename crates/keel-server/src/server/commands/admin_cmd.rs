@@ -11,7 +11,7 @@ use keel_engine::reply::errors;
 use keel_engine::Reply;
 
 use super::{eq_ci, err, Deferred, Outcome};
-use crate::coordinator::state::unix_now_ms;
+use crate::clock::unix_now_ms;
 use crate::server::conn::Session;
 
 /// Redis's default SLOWLOG GET count.

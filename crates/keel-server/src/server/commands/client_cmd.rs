@@ -184,8 +184,8 @@ fn on_off(v: &[u8], flag: &std::sync::atomic::AtomicBool) -> Outcome {
 
 /// One CLIENT LIST line (without the trailing newline).
 fn client_line(s: &Session, h: &ClientHandle) -> String {
-    let now_ms = h.age_ms();
-    let idle = now_ms.saturating_sub(h.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
+    let age_ms = h.age_ms();
+    let idle = age_ms.saturating_sub(h.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
     let a = &h.admin;
     let resp = match a.resp.load(Ordering::Relaxed) {
         0 => 2,
@@ -215,7 +215,7 @@ fn client_line(s: &Session, h: &ClientHandle) -> String {
         h.addr,
         s.shared.local_addr,
         h.name.lock().clone().unwrap_or_default(),
-        now_ms / 1000,
+        age_ms / 1000,
         idle,
         flags,
         h.db.load(Ordering::Relaxed),

@@ -13,7 +13,7 @@ use keel_storage::{Direction, ScanRange};
 use super::connection::REDIS_COMPAT_VERSION;
 use super::info_extra;
 use super::Outcome;
-use crate::coordinator::state::unix_now_ms;
+use crate::clock::unix_now_ms;
 use crate::server::conn::Session;
 use crate::server::Shared;
 
@@ -100,11 +100,7 @@ fn server(sh: &Shared, out: &mut String) {
     kv(out, "run_id", info_extra::run_id());
     kv(out, "hz", 10);
     kv(out, "configured_hz", 10);
-    kv(
-        out,
-        "lru_clock",
-        crate::coordinator::state::unix_now() & 0xFF_FFFF,
-    );
+    kv(out, "lru_clock", crate::clock::unix_now() & 0xFF_FFFF);
     kv(
         out,
         "executable",
