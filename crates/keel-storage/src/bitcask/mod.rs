@@ -191,13 +191,7 @@ impl Inner {
     /// One version-GC pass over every queued key, in steps that hold the writer lock
     /// briefly. Keys still needed by snapshots go back in the queue for later.
     pub(crate) fn gc_all(&self) {
-        // Read under the writer lock: a maintenance step holds it while it has keys out
-        // of the queue, and a budget read mid-step missed them (compact then returned
-        // with versions still retained).
-        let mut budget = {
-            let _w = self.writer.lock();
-            self.index.gc_pending()
-        };
+        let mut budget = self.gc_pending_settled();
         while budget > 0 {
             let n = self.gc_step(budget.min(4096));
             if n == 0 {
@@ -205,6 +199,14 @@ impl Inner {
             }
             budget -= n.min(budget);
         }
+    }
+
+    /// Keys queued for GC, read under the writer lock: a maintenance step holds that
+    /// lock while it has keys out of the queue, and a count read mid-step missed them
+    /// (compact then returned with versions still retained).
+    fn gc_pending_settled(&self) -> usize {
+        let _w = self.writer.lock();
+        self.index.gc_pending()
     }
 
     /// Writes queued hint files of sealed segments.
