@@ -3,7 +3,8 @@
 # both (interleaved redis, keel, redis, keel so drift hits both), server CPU time and
 # instruction counts per request, persistence variants, and RSS for 1M keys. Installs
 # redis-server/redis-tools/valgrind when missing, builds keel-server (dist profile, the
-# one users run) and keel-benchplot (release), and writes raw CSVs, a summary (CSV, JSON, markdown) and a PNG to --out.
+# one users run) and keel-benchplot (release), and writes raw CSVs, a summary (CSV, JSON,
+# markdown) and a PNG to --out.
 # Progress goes to stderr; the markdown report is also printed on stdout at the end.
 #
 # usage: bench/compare.sh [options]        (--help for the list)

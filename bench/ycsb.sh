@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # YCSB workloads A-F against redis-server and keel-server (memory, bitcask, lsm engines),
 # all on this machine, with keel's own driver (crates/keel-ycsb). Installs redis-server
-# when missing, builds keel-server (dist profile) and keel-ycsb (release), starts every server on a free 127.0.0.1 port with
-# data in a temporary directory (removed, and the servers killed, on exit), loads each,
-# runs every workload against each target (the target order rotates per workload so
-# drift is shared), and prints markdown tables on stdout: throughput, server CPU time per
-# operation (from /proc/<pid>/stat; steadier than throughput on a shared machine) and
-# p50/p99/p99.9 latency per operation. Progress goes to stderr.
+# when missing, builds keel-server (dist profile) and keel-ycsb (release), starts every
+# server on a free 127.0.0.1 port with data in a temporary directory (removed, and the
+# servers killed, on exit), loads each, runs every workload against each target (the
+# target order rotates per workload so drift is shared), and prints markdown tables on
+# stdout: throughput, server CPU time per operation (from /proc/<pid>/stat; steadier than
+# throughput on a shared machine) and p50/p99/p99.9 latency per operation. Progress goes
+# to stderr.
 #
 # usage: bench/ycsb.sh [--quick] [options]
 #   --quick            10,000 records, 3 s per workload and target
