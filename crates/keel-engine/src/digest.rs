@@ -33,7 +33,7 @@ pub fn digest(snap: Box<dyn Snapshot>, now_ms: u64) -> Result<u64> {
     let mut h = Fnv::new();
     for item in reader.scan(keys::all_meta_range(), Direction::Forward) {
         let (mk, raw) = item?;
-        let meta = Meta::decode(&mk, &raw)?;
+        let meta = Meta::decode(&mk, raw)?;
         if meta.is_expired(now_ms) {
             continue;
         }

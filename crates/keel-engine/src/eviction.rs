@@ -344,7 +344,7 @@ fn sample_all(
         {
             break;
         }
-        let meta = Meta::decode(&mk, &raw)?;
+        let meta = Meta::decode(&mk, raw)?;
         out.push((db, mk.slice(2..), meta.expire_at));
     }
     Ok(out)

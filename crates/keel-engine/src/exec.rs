@@ -208,7 +208,7 @@ impl<'a> Exec<'a> {
         let Some(raw) = self.get(&mk)? else {
             return Ok(None);
         };
-        let meta = Meta::decode(&mk, &raw)?;
+        let meta = Meta::decode(&mk, raw)?;
         if meta.is_expired(self.now_ms) {
             if self.is_write() {
                 self.delete_key_in(db, key, &meta)?;

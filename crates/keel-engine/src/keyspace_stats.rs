@@ -29,7 +29,7 @@ pub fn keyspace_stats(engine: &Engine, now_ms: u64) -> Result<KeyspaceStats> {
     let hi = keys::meta_range(keys::DATABASES - 1).end;
     for item in snap.scan(ScanRange { start: lo, end: hi }, Direction::Forward) {
         let (sk, raw) = item?;
-        let meta = Meta::decode(&sk, &raw)?;
+        let meta = Meta::decode(&sk, raw)?;
         if meta.is_expired(now_ms) {
             continue;
         }

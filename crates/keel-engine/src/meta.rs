@@ -10,7 +10,7 @@
 //! transactions compare it with their start index to find write-write conflicts. It is
 //! stamped by `Exec::put_meta` and kept out of [`Meta`] so type code never handles it.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::error::{EngineError, Result};
 
@@ -206,8 +206,11 @@ impl Meta {
         Some(u64::from_le_bytes(b))
     }
 
-    /// Decodes a record read from `storage_key` (named in errors).
-    pub fn decode(storage_key: &[u8], raw: &Bytes) -> Result<Meta> {
+    /// Decodes a record read from `storage_key` (named in errors). Takes the record by
+    /// value: a string's body is the record itself advanced past its header, where a
+    /// slice of a `Bytes` made from a vector allocates a shared header (~80 instructions
+    /// of a GET).
+    pub fn decode(storage_key: &[u8], raw: Bytes) -> Result<Meta> {
         let bad = |why: &str| EngineError::corrupt("metadata", storage_key, why);
         if raw.len() < 2 {
             return Err(bad("record shorter than its header"));
@@ -233,7 +236,11 @@ impl Meta {
             None
         };
         let body = match kind {
-            KeyType::String => Body::String(raw.slice(pos..)),
+            KeyType::String => {
+                let mut value = raw;
+                value.advance(pos);
+                Body::String(value)
+            }
             _ => {
                 let version = u64::from_le_bytes(take8(&mut pos)?);
                 let len = u64::from_le_bytes(take8(&mut pos)?);
@@ -262,30 +269,30 @@ mod tests {
     #[test]
     fn round_trips() {
         let mut m = Meta::string(Bytes::from_static(b"hello"));
-        assert_eq!(Meta::decode(b"k", &m.encode()).ok(), Some(m.clone()));
+        assert_eq!(Meta::decode(b"k", m.encode()).ok(), Some(m.clone()));
         m.expire_at = Some(12345);
-        assert_eq!(Meta::decode(b"k", &m.encode()).ok(), Some(m));
+        assert_eq!(Meta::decode(b"k", m.encode()).ok(), Some(m));
         let mut l = Meta::collection(KeyType::List, 9);
         l.body = Body::Collection {
             version: 9,
             len: 3,
             list: Some((-1, 2)),
         };
-        assert_eq!(Meta::decode(b"k", &l.encode()).ok(), Some(l));
+        assert_eq!(Meta::decode(b"k", l.encode()).ok(), Some(l));
         let z = Meta::collection(KeyType::ZSet, 4);
-        assert_eq!(Meta::decode(b"k", &z.encode()).ok(), Some(z));
+        assert_eq!(Meta::decode(b"k", z.encode()).ok(), Some(z));
     }
 
     #[test]
     fn rejects_damage() {
         let idx = [0u8; 8];
         let rec = |head: &[u8], tail: &[u8]| Bytes::from([head, &idx[..], tail].concat());
-        assert!(Meta::decode(b"k", &rec(b"\x09\x00", b"")).is_err());
-        assert!(Meta::decode(b"k", &rec(b"\x02\x00", b"\x01")).is_err());
-        assert!(Meta::decode(b"k", &rec(b"\x00\x01", b"\x01")).is_err());
-        assert!(Meta::decode(b"k", &Bytes::from_static(b"\x00\x00\x01")).is_err());
+        assert!(Meta::decode(b"k", rec(b"\x09\x00", b"")).is_err());
+        assert!(Meta::decode(b"k", rec(b"\x02\x00", b"\x01")).is_err());
+        assert!(Meta::decode(b"k", rec(b"\x00\x01", b"\x01")).is_err());
+        assert!(Meta::decode(b"k", Bytes::from_static(b"\x00\x00\x01")).is_err());
         let m = Meta::string(Bytes::from_static(b"v"));
         assert_eq!(Meta::mod_index_of(&m.encode_at(42)), Some(42));
-        assert!(Meta::decode(b"k", &Bytes::from_static(b"")).is_err());
+        assert!(Meta::decode(b"k", Bytes::from_static(b"")).is_err());
     }
 }

@@ -105,7 +105,7 @@ impl Txn {
         let Some(raw) = self.reader.get(&mk)? else {
             return Ok(None);
         };
-        let meta = Meta::decode(&mk, &raw)?;
+        let meta = Meta::decode(&mk, raw)?;
         if meta.is_expired(now_ms) {
             return Ok(None);
         }
@@ -184,7 +184,7 @@ impl Txn {
                     }
                 }
             } else if let Some(Ok((sk, raw))) = base.next() {
-                let meta = Meta::decode(&sk, &raw)?;
+                let meta = Meta::decode(&sk, raw)?;
                 if let (false, Body::String(v), Some(k)) =
                     (meta.is_expired(now_ms), meta.body, base_key)
                 {

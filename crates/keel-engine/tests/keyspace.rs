@@ -94,7 +94,7 @@ fn raw_read(
     let store = t.engine.storage();
     let mk = keys::meta_key(db, key.as_bytes());
     let raw = store.get(&mk).expect("get")?;
-    let meta = Meta::decode(&mk, &raw).expect("decode");
+    let meta = Meta::decode(&mk, raw).expect("decode");
     let (s, z) = match meta.body {
         Body::Collection { version, .. } => (
             sub_entries(t, keys::SUB, db, key, version),

@@ -562,7 +562,7 @@ fn stored_elements(t: &T, key: &str) -> usize {
     let Some(raw) = t.engine.storage().get(&mk).expect("get meta") else {
         return 0;
     };
-    let meta = Meta::decode(&mk, &raw).expect("decode meta");
+    let meta = Meta::decode(&mk, raw).expect("decode meta");
     let version = meta.version().expect("collection");
     t.engine
         .storage()

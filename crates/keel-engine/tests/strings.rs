@@ -54,7 +54,7 @@ fn plant_list(t: &T, key: &str) {
 fn live_meta(t: &T, key: &str) -> Option<Meta> {
     let mk = keys::meta_key(0, key.as_bytes());
     let raw = t.engine.storage().get(&mk).expect("get")?;
-    let m = Meta::decode(&mk, &raw).expect("decode");
+    let m = Meta::decode(&mk, raw).expect("decode");
     (!m.is_expired(t.now)).then_some(m)
 }
 

@@ -30,14 +30,18 @@
 //! that an open snapshot still needs go to the background GC queue.
 
 use std::borrow::Borrow;
+use std::cell::UnsafeCell;
 use std::collections::{BTreeSet, VecDeque};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use hashbrown::HashTable;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::lock_api::RawMutex as _;
+use parking_lot::{Mutex, RawMutex, RwLock};
 use smallvec::SmallVec;
 
 use crate::mvcc::{IndexKey, IndexValue, Pin, SnapshotRegistry};
@@ -58,11 +62,11 @@ struct Version<V> {
     value: Option<V>,
 }
 
+/// A key's versions, oldest first; one inline, more (while a reader may need older
+/// ones) on the heap.
 #[derive(Debug)]
 struct Chain<V> {
     versions: SmallVec<[Version<V>; 1]>,
-    /// Whether the entry sits in the settle list or the GC queue (never both).
-    queued: bool,
 }
 
 impl<V> Chain<V> {
@@ -90,33 +94,146 @@ impl<V> Chain<V> {
     }
 }
 
-/// One key of the index: its bytes and its version chain.
-#[derive(Debug)]
+/// One key of the index: its bytes and its version chain, with the chain's lock, the
+/// entry's reference count and its queued flag packed into one word. This is the
+/// per-key allocation besides the value, so its size is the engine's memory per key:
+/// 56 bytes for a key of up to 22 bytes, where an `Arc` around a `Mutex` took 80.
 struct Entry<V> {
+    /// References held by the B-tree, the hash shard, the settle list and readers.
+    refs: AtomicU32,
+    /// Guards `chain`.
+    lock: RawMutex,
+    /// Whether the entry sits in the settle list or the GC queue (never both). Read and
+    /// written only by the serialised writer, so relaxed ordering is enough.
+    queued: AtomicBool,
+    chain: UnsafeCell<Chain<V>>,
     key: IndexKey,
-    chain: Mutex<Chain<V>>,
 }
 
-/// A shared pointer to an [`Entry`], ordered and compared by key so the B-tree can hold
-/// it directly (the key bytes are stored once, in the entry).
-#[derive(Debug)]
-struct EntryRef<V>(Arc<Entry<V>>);
+impl<V> Entry<V> {
+    /// Locks the chain.
+    fn chain(&self) -> ChainGuard<'_, V> {
+        self.lock.lock();
+        ChainGuard { entry: self }
+    }
+
+    fn queued(&self) -> bool {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    fn set_queued(&self, queued: bool) {
+        self.queued.store(queued, Ordering::Relaxed);
+    }
+}
+
+/// The locked chain of an [`Entry`]; unlocks when dropped.
+struct ChainGuard<'a, V> {
+    entry: &'a Entry<V>,
+}
+
+impl<V> std::ops::Deref for ChainGuard<'_, V> {
+    type Target = Chain<V>;
+    fn deref(&self) -> &Chain<V> {
+        // SAFETY: the guard holds the entry's lock, so nobody mutates the chain.
+        unsafe { &*self.entry.chain.get() }
+    }
+}
+
+impl<V> std::ops::DerefMut for ChainGuard<'_, V> {
+    fn deref_mut(&mut self) -> &mut Chain<V> {
+        // SAFETY: the guard holds the entry's lock and is the only guard, and `&mut self`
+        // makes this the only reference through it.
+        unsafe { &mut *self.entry.chain.get() }
+    }
+}
+
+impl<V> Drop for ChainGuard<'_, V> {
+    fn drop(&mut self) {
+        // SAFETY: the lock was taken in `Entry::chain` and is released once, here.
+        unsafe { self.entry.lock.unlock() }
+    }
+}
+
+/// A counted pointer to an [`Entry`] (a thin `Arc` without weak references), ordered
+/// and compared by key so the B-tree can hold it directly (the key bytes are stored
+/// once, in the entry).
+struct EntryRef<V>(NonNull<Entry<V>>, PhantomData<Entry<V>>);
+
+// SAFETY: an entry is shared like an `Arc<Mutex<Chain<V>>>`: its chain is reached only
+// under its lock and its other fields are atomics or immutable.
+unsafe impl<V: Send + Sync> Send for EntryRef<V> {}
+// SAFETY: as above.
+unsafe impl<V: Send + Sync> Sync for EntryRef<V> {}
+
+impl<V> EntryRef<V> {
+    /// A new entry for `key` with an empty chain.
+    fn new(key: &[u8]) -> Self {
+        let entry = Box::new(Entry {
+            refs: AtomicU32::new(1),
+            lock: RawMutex::INIT,
+            queued: AtomicBool::new(false),
+            chain: UnsafeCell::new(Chain {
+                versions: SmallVec::new(),
+            }),
+            key: IndexKey::new(key),
+        });
+        EntryRef(NonNull::from(Box::leak(entry)), PhantomData)
+    }
+
+    /// Whether two references point at the same entry.
+    fn ptr_eq(a: &Self, b: &Self) -> bool {
+        a.0 == b.0
+    }
+}
+
+impl<V> std::ops::Deref for EntryRef<V> {
+    type Target = Entry<V>;
+    fn deref(&self) -> &Entry<V> {
+        // SAFETY: the entry lives while any reference counts it, and this one does.
+        unsafe { self.0.as_ref() }
+    }
+}
 
 impl<V> Clone for EntryRef<V> {
     fn clone(&self) -> Self {
-        EntryRef(Arc::clone(&self.0))
+        // Relaxed as in `Arc::clone`: a new reference is made from an existing one.
+        let old = self.refs.fetch_add(1, Ordering::Relaxed);
+        if old > u32::MAX / 2 {
+            // References are held by two structures, a list and readers; billions mean
+            // a leak, and wrapping would free a live entry.
+            std::process::abort();
+        }
+        EntryRef(self.0, PhantomData)
+    }
+}
+
+impl<V> Drop for EntryRef<V> {
+    fn drop(&mut self) {
+        if self.refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // As in `Arc::drop`: every other reference's uses happen before the free.
+        fence(Ordering::Acquire);
+        // SAFETY: this was the last reference to a box leaked in `EntryRef::new`.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+impl<V: std::fmt::Debug> std::fmt::Debug for EntryRef<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry").field("key", &&*self.key).finish()
     }
 }
 
 impl<V> Borrow<[u8]> for EntryRef<V> {
     fn borrow(&self) -> &[u8] {
-        &self.0.key
+        &self.key
     }
 }
 
 impl<V> PartialEq for EntryRef<V> {
     fn eq(&self, other: &Self) -> bool {
-        self.0.key == other.0.key
+        self.key == other.key
     }
 }
 
@@ -130,9 +247,12 @@ impl<V> PartialOrd for EntryRef<V> {
 
 impl<V> Ord for EntryRef<V> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.key.cmp(&other.0.key)
+        self.key.cmp(&other.key)
     }
 }
+
+// The memory engine's entry: refs, lock and flag in one word, the chain, the key.
+const _: () = assert!(std::mem::size_of::<Entry<crate::memory::value::Val>>() == 56);
 
 /// One hash shard, alone on its cache line so readers of neighbouring shards do not
 /// contend on the lock word.
@@ -168,7 +288,7 @@ pub struct HashedIndex<V: IndexValue> {
 /// Spare chain buffers kept at most (each holds two versions: ~100 bytes).
 const MAX_SPARE: usize = 1024;
 
-impl<V: IndexValue> std::fmt::Debug for HashedIndex<V> {
+impl<V: IndexValue + AsRef<[u8]>> std::fmt::Debug for HashedIndex<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HashedIndex")
             .field("entries", &self.entries())
@@ -177,7 +297,12 @@ impl<V: IndexValue> std::fmt::Debug for HashedIndex<V> {
     }
 }
 
-impl<V: IndexValue> HashedIndex<V> {
+/// A reader's copy of a stored value: nothing of the index is shared with it.
+fn copy_out<V: AsRef<[u8]>>(v: &V) -> Bytes {
+    Bytes::copy_from_slice(v.as_ref())
+}
+
+impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     /// An empty index whose published sequence starts at `seq`.
     pub fn new(seq: u64) -> Self {
         HashedIndex {
@@ -219,26 +344,28 @@ impl<V: IndexValue> HashedIndex<V> {
     fn with_chain<R>(&self, key: &[u8], f: impl FnOnce(&Chain<V>) -> R) -> Option<R> {
         let hash = self.hash(key);
         let table = self.shard(hash).read();
-        let entry = table.find(hash, |e| *e.0.key == *key)?;
-        let chain = entry.0.chain.lock();
+        let entry = table.find(hash, |e| *e.key == *key)?;
+        let chain = entry.chain();
         Some(f(&chain))
     }
 
     /// The latest visible value of `key`.
-    pub fn get_latest(&self, key: &[u8]) -> Option<V> {
+    pub fn get_latest(&self, key: &[u8]) -> Option<Bytes> {
         self.with_chain(key, |chain| {
             // Loaded under the chain lock: every version ≤ this sequence is installed, and
             // pruning only removes versions shadowed by one ≤ the horizon ≤ this sequence.
             let seq = self.registry.visible();
-            chain.at(seq).and_then(|v| v.value.clone())
+            chain.at(seq).and_then(|v| v.value.as_ref().map(copy_out))
         })
         .flatten()
     }
 
     /// The value of `key` as of `seq` (which must be pinned by the caller).
-    pub fn get_at(&self, key: &[u8], seq: u64) -> Option<V> {
-        self.with_chain(key, |chain| chain.at(seq).and_then(|v| v.value.clone()))
-            .flatten()
+    pub fn get_at(&self, key: &[u8], seq: u64) -> Option<Bytes> {
+        self.with_chain(key, |chain| {
+            chain.at(seq).and_then(|v| v.value.as_ref().map(copy_out))
+        })
+        .flatten()
     }
 
     /// Up to `limit` live entries of `range` as of `seq`, in `dir` order, resuming after
@@ -250,17 +377,16 @@ impl<V: IndexValue> HashedIndex<V> {
         seq: u64,
         resume: Option<&[u8]>,
         limit: usize,
-    ) -> Vec<(Bytes, V)> {
+    ) -> Vec<(Bytes, Bytes)> {
         let mut out = Vec::with_capacity(limit.min(1024));
         let Some((lo, hi)) = range.remaining_bounds(dir, resume) else {
             return out;
         };
         let order = self.order.read();
-        let mut visit = |entry: &EntryRef<V>| {
-            let e = &entry.0;
-            let chain = e.chain.lock();
+        let mut visit = |e: &EntryRef<V>| {
+            let chain = e.chain();
             if let Some(Version { value: Some(v), .. }) = chain.at(seq) {
-                out.push((Bytes::copy_from_slice(&e.key), v.clone()));
+                out.push((Bytes::copy_from_slice(&e.key), copy_out(v)));
             }
             out.len() < limit
         };
@@ -300,7 +426,7 @@ impl<V: IndexValue> HashedIndex<V> {
             let shard = self.shard(hash);
             {
                 let table = shard.read();
-                if let Some(e) = table.find(hash, |e| *e.0.key == *key) {
+                if let Some(e) = table.find(hash, |e| *e.key == *key) {
                     self.install(e, seq, horizon, value, &mut settle, dropped);
                     continue;
                 }
@@ -323,17 +449,11 @@ impl<V: IndexValue> HashedIndex<V> {
                 // Deleting an absent key: nothing to record, no reader could see it.
                 continue;
             }
-            let entry = EntryRef(Arc::new(Entry {
-                key: IndexKey::new(&key),
-                chain: Mutex::new(Chain {
-                    versions: SmallVec::new(),
-                    queued: false,
-                }),
-            }));
+            let entry = EntryRef::new(&key);
             self.order.write().insert(entry.clone());
             shard
                 .write()
-                .insert_unique(hash, entry.clone(), |e| self.hash(&e.0.key));
+                .insert_unique(hash, entry.clone(), |e| self.hash(&e.key));
             self.install(&entry, seq, horizon, value, &mut settle, dropped);
         }
     }
@@ -349,8 +469,8 @@ impl<V: IndexValue> HashedIndex<V> {
         settle: &mut Vec<EntryRef<V>>,
         dropped: &mut impl FnMut(&[u8], Option<&V>),
     ) {
-        let key = &entry.0.key;
-        let mut chain = entry.0.chain.lock();
+        let key = &entry.key;
+        let mut chain = entry.chain();
         let old_weight = match chain.versions.last() {
             Some(Version { value: Some(v), .. }) => Some(v.weight()),
             _ => None,
@@ -393,8 +513,8 @@ impl<V: IndexValue> HashedIndex<V> {
         let new_chain = i64::from(before == 0 && after > 0);
         self.retained
             .fetch_add(after as i64 - before as i64 - new_chain, Ordering::Relaxed);
-        if chain.needs_gc() && !chain.queued {
-            chain.queued = true;
+        if chain.needs_gc() && !entry.queued() {
+            entry.set_queued(true);
             settle.push(entry.clone());
         }
     }
@@ -413,7 +533,7 @@ impl<V: IndexValue> HashedIndex<V> {
         let mut still = Vec::new();
         for entry in &list {
             if self.collect(entry, horizon, dropped) == KeyGc::StillNeeded {
-                still.push(entry.0.key.clone());
+                still.push(entry.key.clone());
             }
         }
         if !still.is_empty() {
@@ -443,7 +563,7 @@ impl<V: IndexValue> HashedIndex<V> {
             let entry = self
                 .shard(hash)
                 .read()
-                .find(hash, |e| e.0.key == key)
+                .find(hash, |e| e.key == key)
                 .cloned();
             if let Some(entry) = entry {
                 if self.collect(&entry, horizon, dropped) == KeyGc::StillNeeded {
@@ -467,8 +587,8 @@ impl<V: IndexValue> HashedIndex<V> {
         horizon: u64,
         dropped: &mut impl FnMut(&[u8], Option<&V>),
     ) -> KeyGc {
-        let key = &entry.0.key;
-        let mut chain = entry.0.chain.lock();
+        let key = &entry.key;
+        let mut chain = entry.chain();
         let before = chain.versions.len();
         let removable = chain.prune(horizon, &mut |v| dropped(key, v));
         self.retained
@@ -486,13 +606,13 @@ impl<V: IndexValue> HashedIndex<V> {
             if let Some(v) = chain.versions.pop() {
                 dropped(key, v.value.as_ref());
             }
-            chain.queued = false;
+            entry.set_queued(false);
             drop(chain);
             let hash = self.hash(key);
             if let Ok(found) = self
                 .shard(hash)
                 .write()
-                .find_entry(hash, |e| Arc::ptr_eq(&e.0, &entry.0))
+                .find_entry(hash, |e| EntryRef::ptr_eq(e, entry))
             {
                 found.remove();
             }
@@ -501,7 +621,7 @@ impl<V: IndexValue> HashedIndex<V> {
         } else if chain.needs_gc() {
             KeyGc::StillNeeded
         } else {
-            chain.queued = false;
+            entry.set_queued(false);
             KeyGc::Clean
         }
     }
@@ -658,8 +778,8 @@ mod tests {
             let key = format!("k{i}");
             let hash = idx.hash(key.as_bytes());
             let table = idx.shard(hash).read();
-            let entry = table.find(hash, |e| *e.0.key == *key.as_bytes());
-            let spilled = entry.map(|e| e.0.chain.lock().versions.spilled());
+            let entry = table.find(hash, |e| *e.key == *key.as_bytes());
+            let spilled = entry.map(|e| e.chain().versions.spilled());
             assert_eq!(spilled, Some(false), "{key}'s one version is back inline");
         }
         assert_eq!(
@@ -696,6 +816,83 @@ mod tests {
         assert_eq!(idx.live_keys(), 0);
         assert_eq!(idx.live_bytes(), 0);
         assert_eq!(idx.get_latest(b"a"), None);
+    }
+
+    /// A value that counts its live copies, to see entries and chains freed.
+    #[derive(Debug)]
+    struct Counted(Bytes, Arc<AtomicI64>);
+
+    impl Counted {
+        fn new(s: &str, live: &Arc<AtomicI64>) -> Counted {
+            live.fetch_add(1, Ordering::Relaxed);
+            Counted(b(s), Arc::clone(live))
+        }
+    }
+
+    impl Clone for Counted {
+        fn clone(&self) -> Counted {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            Counted(self.0.clone(), Arc::clone(&self.1))
+        }
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    impl AsRef<[u8]> for Counted {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl IndexValue for Counted {
+        fn weight(&self) -> u64 {
+            self.0.len() as u64
+        }
+    }
+
+    #[test]
+    fn every_entry_and_value_is_freed() {
+        let live = Arc::new(AtomicI64::new(0));
+        let idx = HashedIndex::<Counted>::new(0);
+        let mut seq = 0;
+        let mut write = |idx: &HashedIndex<Counted>, ops: Vec<(String, Option<&str>)>| {
+            seq += 1;
+            let ops = ops
+                .into_iter()
+                .map(|(k, v)| (b(&k), v.map(|v| Counted::new(v, &live))));
+            idx.apply(seq, ops, &mut |_, _| {});
+            idx.registry().publish(seq);
+            idx.settle(&mut |_, _| {});
+        };
+        write(
+            &idx,
+            (0..500).map(|i| (format!("k{i}"), Some("a"))).collect(),
+        );
+        let pin = idx.pin();
+        write(
+            &idx,
+            (0..500).map(|i| (format!("k{i}"), Some("b"))).collect(),
+        );
+        write(&idx, (0..250).map(|i| (format!("k{i}"), None)).collect());
+        assert_eq!(
+            live.load(Ordering::Relaxed),
+            1000,
+            "the snapshot keeps the a's"
+        );
+        drop(pin);
+        while idx.gc_step(100, &mut |_, _| {}) > 0 {}
+        assert_eq!(idx.entries(), 250);
+        assert_eq!(live.load(Ordering::Relaxed), 250);
+        drop(idx);
+        assert_eq!(
+            live.load(Ordering::Relaxed),
+            0,
+            "dropping the index frees all"
+        );
     }
 
     #[test]

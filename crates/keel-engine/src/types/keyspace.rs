@@ -299,7 +299,7 @@ pub fn scan_after(
 
 /// Decodes the metadata `raw` of `key` in `db`; None if expired (a reader reports it so
 /// the server deletes it through the log).
-fn live_meta(ex: &mut Exec, db: u8, storage_key: &[u8], raw: &Bytes) -> CmdResult<Option<Meta>> {
+fn live_meta(ex: &mut Exec, db: u8, storage_key: &[u8], raw: Bytes) -> CmdResult<Option<Meta>> {
     let m = Meta::decode(storage_key, raw)?;
     if m.is_expired(ex.now_ms) {
         if !ex.is_write() {
@@ -428,7 +428,7 @@ fn for_each_live(
         };
         after = Some(last.clone());
         for (sk, raw) in batch {
-            let Some(m) = live_meta(ex, db, &sk, &raw)? else {
+            let Some(m) = live_meta(ex, db, &sk, raw)? else {
                 continue;
             };
             let Some(key) = keys::user_key_of_meta(db, &sk) else {
@@ -580,7 +580,7 @@ fn all_keys_of(ex: &mut Exec, db: u8) -> CmdResult<Vec<(Bytes, Meta)>> {
                 continue;
             };
             let key = Bytes::copy_from_slice(key);
-            let m = Meta::decode(&sk, &raw)?;
+            let m = Meta::decode(&sk, raw)?;
             if m.is_expired(ex.now_ms) {
                 ex.delete_key_in(db, &key, &m)?;
             } else {
@@ -701,12 +701,12 @@ fn scan(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     batch.truncate(count);
     let mut out = Vec::new();
     let mut last_key: Option<Bytes> = None;
-    for (sk, raw) in &batch {
-        let Some(key) = keys::user_key_of_meta(db, sk) else {
+    for (sk, raw) in batch {
+        let Some(key) = keys::user_key_of_meta(db, &sk) else {
             continue;
         };
         last_key = Some(Bytes::copy_from_slice(key));
-        let Some(m) = live_meta(ex, db, sk, raw)? else {
+        let Some(m) = live_meta(ex, db, &sk, raw)? else {
             continue;
         };
         if let Some(p) = &pattern {
@@ -768,7 +768,7 @@ fn flush_db(ex: &mut Exec, db: u8) -> CmdResult<()> {
             let Some(key) = keys::user_key_of_meta(db, &sk) else {
                 continue;
             };
-            let m = Meta::decode(&sk, &raw)?;
+            let m = Meta::decode(&sk, raw)?;
             ex.delete_key_in(db, key, &m)?;
         }
     }

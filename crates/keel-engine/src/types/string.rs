@@ -285,14 +285,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// The value of a string key (None if absent); WRONGTYPE for other types.
+/// The metadata and value of a string key (None if absent); WRONGTYPE for other types.
 pub fn string_value(ex: &mut Exec, key: &[u8]) -> CmdResult<Option<(Meta, Bytes)>> {
     match ex.typed(key, KeyType::String)? {
-        Some(m) => match &m.body {
-            Body::String(v) => {
-                let v = v.clone();
-                Ok(Some((m, v)))
-            }
+        // The value is moved out, not cloned: the first clone of a value read from
+        // storage allocates a shared header. The metadata keeps an empty body; callers
+        // pass it on as the record being replaced, which only its expiry matters for.
+        Some(mut m) => match std::mem::replace(&mut m.body, Body::String(Bytes::new())) {
+            Body::String(v) => Ok(Some((m, v))),
             Body::Collection { .. } => fail(errors::WRONGTYPE),
         },
         None => Ok(None),

@@ -5,6 +5,7 @@
 //! `WriteOptions::sync` have nothing to flush.
 
 pub mod checkpoint;
+pub mod value;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,12 +28,14 @@ use crate::scan_iter;
 use crate::stats::StorageStats;
 use crate::storage::{KvIter, Snapshot, Storage};
 
+use value::Val;
+
 /// How often the background task reclaims old versions, and how many keys per step.
 const GC_INTERVAL: Duration = Duration::from_millis(50);
 const GC_STEP_KEYS: usize = 4096;
 
 struct Inner {
-    index: HashedIndex<Bytes>,
+    index: HashedIndex<Val>,
     /// Serialises writers (and GC, which must not race them).
     writer: Mutex<()>,
     lifecycle: Lifecycle,
@@ -91,7 +94,7 @@ impl MemoryEngine {
         let index = HashedIndex::new(seq);
         index.apply(
             seq,
-            entries.into_iter().map(|(k, v)| (k, Some(v))),
+            entries.into_iter().map(|(k, v)| (k, Some(Val::new(&v)))),
             &mut |_, _| {},
         );
         index.registry().publish(seq);
@@ -185,7 +188,7 @@ impl Storage for MemoryEngine {
         self.inner.index.apply(
             seq,
             batch.into_ops().into_iter().map(|op| match op {
-                BatchOp::Put(k, v) => (k, Some(v)),
+                BatchOp::Put(k, v) => (k, Some(Val::new(&v))),
                 BatchOp::Delete(k) => (k, None),
             }),
             &mut |_, _| {},
