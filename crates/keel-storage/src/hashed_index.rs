@@ -29,6 +29,7 @@
 //! the publish a reader may still be at the previous sequence and need them. Only versions
 //! that an open snapshot still needs go to the background GC queue.
 
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::borrow::Borrow;
 use std::cell::UnsafeCell;
 use std::collections::{BTreeSet, VecDeque};
@@ -94,10 +95,13 @@ impl<V> Chain<V> {
     }
 }
 
-/// One key of the index: its bytes and its version chain, with the chain's lock, the
-/// entry's reference count and its queued flag packed into one word. This is the
-/// per-key allocation besides the value, so its size is the engine's memory per key:
-/// 56 bytes for a key of up to 22 bytes, where an `Arc` around a `Mutex` took 80.
+/// One key of the index: a head (the chain's lock, the entry's reference count, its
+/// queued flag and the key's length packed into one word, then the version chain)
+/// followed in the same allocation by the key's bytes. This is the per-key allocation
+/// besides the value, so its size is the engine's memory per key: 32 bytes plus the
+/// key, rounded up to 8 (48 for a 12-byte key, where an `Arc` around a `Mutex` and a
+/// 24-byte inline key took 112 and a key over 22 bytes a second allocation).
+#[repr(C)]
 struct Entry<V> {
     /// References held by the B-tree, the hash shard, the settle list and readers.
     refs: AtomicU32,
@@ -106,11 +110,51 @@ struct Entry<V> {
     /// Whether the entry sits in the settle list or the GC queue (never both). Read and
     /// written only by the serialised writer, so relaxed ordering is enough.
     queued: AtomicBool,
+    /// The key's length, or [`LONG_KEY`]: the length is then the first 8 bytes after the
+    /// head, before the key.
+    key_len: u16,
     chain: UnsafeCell<Chain<V>>,
-    key: IndexKey,
 }
 
+/// `Entry::key_len` of a key of `LONG_KEY` bytes or more.
+const LONG_KEY: u16 = u16::MAX;
+
 impl<V> Entry<V> {
+    /// Where the key's bytes start, after the head (and the long length).
+    const fn key_offset(long: bool) -> usize {
+        std::mem::size_of::<Entry<V>>() + if long { 8 } else { 0 }
+    }
+
+    /// The layout of an entry for a key of `len` bytes.
+    fn layout(len: usize) -> Layout {
+        let long = len >= usize::from(LONG_KEY);
+        // Keys come from requests and snapshots that already held them in memory, far
+        // below `isize::MAX`; a layout error would be an allocation failure.
+        Layout::from_size_align(
+            Self::key_offset(long) + len,
+            std::mem::align_of::<Entry<V>>(),
+        )
+        .map(|l| l.pad_to_align())
+        .unwrap_or_else(|_| handle_alloc_error(Layout::new::<Entry<V>>()))
+    }
+
+    /// The key's bytes.
+    fn key(&self) -> &[u8] {
+        let base = (self as *const Entry<V>).cast::<u8>();
+        // SAFETY: `EntryRef::new` allocated the head followed by the key (after its
+        // 8-byte length when long) and never changes them.
+        unsafe {
+            if self.key_len != LONG_KEY {
+                let at = base.add(Self::key_offset(false));
+                std::slice::from_raw_parts(at, usize::from(self.key_len))
+            } else {
+                let len = base.add(Self::key_offset(false)).cast::<[u8; 8]>().read();
+                let at = base.add(Self::key_offset(true));
+                std::slice::from_raw_parts(at, u64::from_le_bytes(len) as usize)
+            }
+        }
+    }
+
     /// Locks the chain.
     fn chain(&self) -> ChainGuard<'_, V> {
         self.lock.lock();
@@ -168,16 +212,34 @@ unsafe impl<V: Send + Sync> Sync for EntryRef<V> {}
 impl<V> EntryRef<V> {
     /// A new entry for `key` with an empty chain.
     fn new(key: &[u8]) -> Self {
-        let entry = Box::new(Entry {
-            refs: AtomicU32::new(1),
-            lock: RawMutex::INIT,
-            queued: AtomicBool::new(false),
-            chain: UnsafeCell::new(Chain {
-                versions: SmallVec::new(),
-            }),
-            key: IndexKey::new(key),
-        });
-        EntryRef(NonNull::from(Box::leak(entry)), PhantomData)
+        let layout = Entry::<V>::layout(key.len());
+        let long = key.len() >= usize::from(LONG_KEY);
+        // SAFETY: the layout is non-zero (it holds the head).
+        let raw = unsafe { alloc(layout) };
+        let Some(ptr) = NonNull::new(raw.cast::<Entry<V>>()) else {
+            handle_alloc_error(layout)
+        };
+        // SAFETY: the allocation is aligned for the head and holds it, then the key
+        // (after its 8-byte length when long); the key does not overlap it.
+        unsafe {
+            ptr.as_ptr().write(Entry {
+                refs: AtomicU32::new(1),
+                lock: RawMutex::INIT,
+                queued: AtomicBool::new(false),
+                key_len: if long { LONG_KEY } else { key.len() as u16 },
+                chain: UnsafeCell::new(Chain {
+                    versions: SmallVec::new(),
+                }),
+            });
+            if long {
+                raw.add(Entry::<V>::key_offset(false))
+                    .cast::<[u8; 8]>()
+                    .write((key.len() as u64).to_le_bytes());
+            }
+            let at = raw.add(Entry::<V>::key_offset(long));
+            std::ptr::copy_nonoverlapping(key.as_ptr(), at, key.len());
+        }
+        EntryRef(ptr, PhantomData)
     }
 
     /// Whether two references point at the same entry.
@@ -214,26 +276,31 @@ impl<V> Drop for EntryRef<V> {
         }
         // As in `Arc::drop`: every other reference's uses happen before the free.
         fence(Ordering::Acquire);
-        // SAFETY: this was the last reference to a box leaked in `EntryRef::new`.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        let layout = Entry::<V>::layout(self.key().len());
+        // SAFETY: this was the last reference to the entry `EntryRef::new` allocated
+        // with this layout; the head is dropped in place (the key bytes need no drop).
+        unsafe {
+            std::ptr::drop_in_place(self.0.as_ptr());
+            dealloc(self.0.as_ptr().cast::<u8>(), layout);
+        }
     }
 }
 
 impl<V: std::fmt::Debug> std::fmt::Debug for EntryRef<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entry").field("key", &&*self.key).finish()
+        f.debug_struct("Entry").field("key", &self.key()).finish()
     }
 }
 
 impl<V> Borrow<[u8]> for EntryRef<V> {
     fn borrow(&self) -> &[u8] {
-        &self.key
+        self.key()
     }
 }
 
 impl<V> PartialEq for EntryRef<V> {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
+        self.key() == other.key()
     }
 }
 
@@ -247,12 +314,12 @@ impl<V> PartialOrd for EntryRef<V> {
 
 impl<V> Ord for EntryRef<V> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key.cmp(&other.key)
+        self.key().cmp(other.key())
     }
 }
 
-// The memory engine's entry: refs, lock and flag in one word, the chain, the key.
-const _: () = assert!(std::mem::size_of::<Entry<crate::memory::value::Val>>() == 56);
+// The memory engine's entry head: refs, lock, flag and key length in one word, the chain.
+const _: () = assert!(std::mem::size_of::<Entry<crate::memory::value::Val>>() == 32);
 
 /// One hash shard, alone on its cache line so readers of neighbouring shards do not
 /// contend on the lock word.
@@ -344,7 +411,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     fn with_chain<R>(&self, key: &[u8], f: impl FnOnce(&Chain<V>) -> R) -> Option<R> {
         let hash = self.hash(key);
         let table = self.shard(hash).read();
-        let entry = table.find(hash, |e| *e.key == *key)?;
+        let entry = table.find(hash, |e| e.key() == key)?;
         let chain = entry.chain();
         Some(f(&chain))
     }
@@ -386,7 +453,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         let mut visit = |e: &EntryRef<V>| {
             let chain = e.chain();
             if let Some(Version { value: Some(v), .. }) = chain.at(seq) {
-                out.push((Bytes::copy_from_slice(&e.key), copy_out(v)));
+                out.push((Bytes::copy_from_slice(e.key()), copy_out(v)));
             }
             out.len() < limit
         };
@@ -426,7 +493,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
             let shard = self.shard(hash);
             {
                 let table = shard.read();
-                if let Some(e) = table.find(hash, |e| *e.key == *key) {
+                if let Some(e) = table.find(hash, |e| e.key() == &key[..]) {
                     self.install(e, seq, horizon, value, &mut settle, dropped);
                     continue;
                 }
@@ -453,7 +520,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
             self.order.write().insert(entry.clone());
             shard
                 .write()
-                .insert_unique(hash, entry.clone(), |e| self.hash(&e.key));
+                .insert_unique(hash, entry.clone(), |e| self.hash(e.key()));
             self.install(&entry, seq, horizon, value, &mut settle, dropped);
         }
     }
@@ -469,7 +536,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         settle: &mut Vec<EntryRef<V>>,
         dropped: &mut impl FnMut(&[u8], Option<&V>),
     ) {
-        let key = &entry.key;
+        let key = entry.key();
         let mut chain = entry.chain();
         let old_weight = match chain.versions.last() {
             Some(Version { value: Some(v), .. }) => Some(v.weight()),
@@ -533,7 +600,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         let mut still = Vec::new();
         for entry in &list {
             if self.collect(entry, horizon, dropped) == KeyGc::StillNeeded {
-                still.push(entry.key.clone());
+                still.push(IndexKey::new(entry.key()));
             }
         }
         if !still.is_empty() {
@@ -563,7 +630,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
             let entry = self
                 .shard(hash)
                 .read()
-                .find(hash, |e| e.key == key)
+                .find(hash, |e| e.key() == &key[..])
                 .cloned();
             if let Some(entry) = entry {
                 if self.collect(&entry, horizon, dropped) == KeyGc::StillNeeded {
@@ -587,7 +654,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         horizon: u64,
         dropped: &mut impl FnMut(&[u8], Option<&V>),
     ) -> KeyGc {
-        let key = &entry.key;
+        let key = entry.key();
         let mut chain = entry.chain();
         let before = chain.versions.len();
         let removable = chain.prune(horizon, &mut |v| dropped(key, v));
@@ -778,7 +845,7 @@ mod tests {
             let key = format!("k{i}");
             let hash = idx.hash(key.as_bytes());
             let table = idx.shard(hash).read();
-            let entry = table.find(hash, |e| *e.key == *key.as_bytes());
+            let entry = table.find(hash, |e| e.key() == key.as_bytes());
             let spilled = entry.map(|e| e.chain().versions.spilled());
             assert_eq!(spilled, Some(false), "{key}'s one version is back inline");
         }
@@ -893,6 +960,34 @@ mod tests {
             0,
             "dropping the index frees all"
         );
+    }
+
+    #[test]
+    fn keys_of_every_length_class_round_trip() {
+        let idx = HashedIndex::<Bytes>::new(0);
+        let lens = [0usize, 1, 12, 22, 23, 100, 65_534, 65_535, 70_000];
+        let key = |len: usize| -> Bytes { (0..len).map(|i| (i * 31 + len) as u8).collect() };
+        let mut noop = |_: &[u8], _: Option<&Bytes>| {};
+        for (i, &len) in lens.iter().enumerate() {
+            idx.apply(
+                i as u64 + 1,
+                [(key(len), Some(b(&len.to_string())))],
+                &mut noop,
+            );
+            idx.registry().publish(i as u64 + 1);
+            idx.settle(&mut noop);
+        }
+        for &len in &lens {
+            assert_eq!(
+                idx.get_latest(&key(len)),
+                Some(b(&len.to_string())),
+                "len {len}"
+            );
+        }
+        let all = idx.range_at(&ScanRange::all(), Direction::Forward, 99, None, 100);
+        let mut want: Vec<Bytes> = lens.iter().map(|&l| key(l)).collect();
+        want.sort();
+        assert_eq!(all.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), want);
     }
 
     #[test]
