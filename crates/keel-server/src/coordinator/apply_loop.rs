@@ -550,7 +550,16 @@ impl ApplyLoop {
             tracing::error!(error = %e, "snapshot failed");
         }
         self.state.note_snapshot(result.is_ok());
-        self.wal_bytes_after_snapshot = self.wal.stats().bytes_on_disk;
+        // After a snapshot, the log holds only what was written since it started (the
+        // log was sealed then and is now cut there), all of which counts toward the next
+        // one: counting from the size now left writes made during the snapshot out, and
+        // a log that grew past the threshold meanwhile stayed there. After a failure,
+        // wait for the threshold's worth again instead of retrying on every tick.
+        self.wal_bytes_after_snapshot = if result.is_ok() {
+            0
+        } else {
+            self.wal.stats().bytes_on_disk
+        };
         self.state
             .snapshot_in_progress
             .store(false, Ordering::Release);
