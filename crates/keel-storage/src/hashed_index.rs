@@ -2,8 +2,8 @@
 //! `(seq, Option<V>)`, a batch installed then published, snapshots pinning sequence
 //! numbers in a [`SnapshotRegistry`]), with point lookups answered by a hash table.
 //!
-//! Every key has one heap [`Entry`] (its key, inline when short — [`IndexKey`] — and its
-//! version chain behind a mutex), the only allocation per key besides the value. Two
+//! Every key has one heap [`Entry`] (a head with its reference count, lock and version
+//! chain, then the key's bytes), the only allocation per key besides the value. Two
 //! structures reference it: a B-tree set ordered by key under a reader-writer lock, used
 //! only by scans, and a sharded hash table used by `get_latest`, `get_at` and the
 //! writer's lookup. A point lookup is one hash probe instead of a search descent (a

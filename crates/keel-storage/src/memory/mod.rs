@@ -5,7 +5,7 @@
 //! `WriteOptions::sync` have nothing to flush.
 
 pub mod checkpoint;
-pub mod value;
+pub(crate) mod value;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -88,11 +88,6 @@ impl Val {
         // SAFETY: `len` bytes follow the header, written once in `new`.
         unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(header), len) }
     }
-
-    /// An owned copy as `Bytes`, for readers.
-    pub fn to_bytes(&self) -> Bytes {
-        Bytes::copy_from_slice(self.as_slice())
-    }
 }
 
 impl Drop for Val {
@@ -147,8 +142,8 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
             let v = Val::new(&data);
             assert_eq!(v.as_slice(), &data[..], "len {len}");
+            assert_eq!(v.as_ref(), &data[..], "readers copy out through AsRef");
             assert_eq!(v.weight(), len as u64);
-            assert_eq!(v.to_bytes(), Bytes::from(data.clone()));
             let c = v.clone();
             drop(v);
             assert_eq!(c.as_slice(), &data[..], "a clone outlives its source");
@@ -158,7 +153,7 @@ mod tests {
     #[test]
     fn moves_across_threads() {
         let v = Val::new(b"across");
-        let got = std::thread::spawn(move || v.to_bytes())
+        let got = std::thread::spawn(move || Bytes::copy_from_slice(v.as_slice()))
             .join()
             .expect("thread");
         assert_eq!(got, Bytes::from_static(b"across"));
