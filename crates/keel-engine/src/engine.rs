@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use keel_storage::{Storage, WriteOptions};
+use smallvec::SmallVec;
 
 use crate::command::{flags, lookup, CommandSpec};
 use crate::ctx::ApplyCtx;
@@ -77,6 +78,43 @@ pub struct Applied {
 
 /// An entry's replies: one for all but MULTI, kept inline.
 pub type Replies = smallvec::SmallVec<[Reply; 1]>;
+
+/// Keys handed to [`Storage::prefetch`] at a time.
+const WINDOW: usize = keel_storage::hashed_index::PREFETCH_WINDOW;
+
+/// The metadata keys of one [`Engine::prefetch`] window, in one reused buffer.
+#[derive(Debug, Default)]
+pub struct PrefetchScratch {
+    /// The keys, back to back.
+    keys: Vec<u8>,
+    /// Where each key ends in `keys`.
+    ends: SmallVec<[usize; WINDOW]>,
+}
+
+impl PrefetchScratch {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.ends.clear();
+    }
+
+    fn push(&mut self, db: u8, key: &[u8]) {
+        keys::push_meta_key(&mut self.keys, db, key);
+        self.ends.push(self.keys.len());
+    }
+
+    /// Whether the last key pushed is `key` of `db`.
+    fn last_is(&self, db: u8, key: &[u8]) -> bool {
+        let n = self.ends.len();
+        let Some(&end) = self.ends.last() else {
+            return false;
+        };
+        let start = if n > 1 { self.ends[n - 2] } else { 0 };
+        let last = &self.keys[start..end];
+        last.len() == key.len() + keys::META_PREFIX_LEN
+            && last[1] == db
+            && &last[keys::META_PREFIX_LEN..] == key
+    }
+}
 
 /// What a read produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -217,6 +255,59 @@ impl Engine {
             tx: None,
             last_seq: None,
         }
+    }
+
+    /// Starts loading what applying `writes` will touch (each key's metadata record and
+    /// access slot) into the CPU cache. The apply loop calls it for a round's writes,
+    /// with the commands the connections resolved (None: resolved here), before applying
+    /// the first, so that their cache misses overlap instead of coming one per write.
+    pub fn prefetch<'a>(
+        &self,
+        scratch: &mut PrefetchScratch,
+        writes: impl IntoIterator<Item = (&'a Op, Option<&'static CommandSpec>)>,
+    ) {
+        scratch.clear();
+        for (op, spec) in writes {
+            let Op::Command { db, args } = op else {
+                continue;
+            };
+            let Some(spec) = spec.or_else(|| resolve(args).ok()) else {
+                continue;
+            };
+            for key in spec.key_positions(args.len()).filter_map(|p| args.get(p)) {
+                // A pipeline of writes to one key (LPUSH or HSET of one list or hash)
+                // needs it once.
+                if scratch.last_is(*db, key) {
+                    continue;
+                }
+                self.access.prefetch(*db, key);
+                scratch.push(*db, key);
+                if scratch.ends.len() == WINDOW {
+                    self.prefetch_window(scratch);
+                }
+            }
+        }
+        self.prefetch_window(scratch);
+    }
+
+    fn prefetch_window(&self, scratch: &mut PrefetchScratch) {
+        if scratch.ends.is_empty() {
+            return;
+        }
+        {
+            let mut start = 0;
+            let keys: SmallVec<[&[u8]; WINDOW]> = scratch
+                .ends
+                .iter()
+                .map(|&end| {
+                    let k = &scratch.keys[start..end];
+                    start = end;
+                    k
+                })
+                .collect();
+            self.store.prefetch(&keys);
+        }
+        scratch.clear();
     }
 
     /// Applies one log entry into `group`: later entries of the group read its writes,

@@ -58,6 +58,14 @@ pub fn meta_key_buf(db: u8, key: &[u8]) -> smallvec::SmallVec<[u8; 64]> {
     b
 }
 
+/// Appends [`meta_key`]'s bytes to `buf` (building several keys in one buffer).
+pub fn push_meta_key(buf: &mut Vec<u8>, db: u8, key: &[u8]) {
+    buf.reserve(META_PREFIX_LEN + key.len());
+    buf.push(META);
+    buf.push(db);
+    buf.extend_from_slice(key);
+}
+
 /// Range of all metadata records of `db`.
 pub fn meta_range(db: u8) -> ScanRange {
     ScanRange::prefix([META, db])

@@ -90,7 +90,72 @@ fn expiry_cycle_deletes_due_keys(kind: EngineKind) {
     assert_eq!(t.r(&["EXISTS", "a", "b", "c"]), Reply::Int(2));
 }
 
+/// The prefetch hint takes any round of writes (resolved or not, malformed, MULTI, expiry,
+/// more keys than one window, one key many times) and leaves the data as it was; the
+/// same writes then apply as usual.
+fn prefetch_of_any_round_changes_nothing(kind: EngineKind) {
+    use keel_engine::engine::{resolve, PrefetchScratch};
+    let mut t = T::new(kind);
+    t.w(&["SET", "s", "1"]);
+    t.w(&["RPUSH", "l", "a", "b"]);
+    t.w(&["HSET", "h", "f", "v"]);
+    let digest = t.engine.digest(t.now).expect("digest");
+    let mut writes: Vec<Op> = [
+        "SET s 2",
+        "LPUSH l z",
+        "HSET h g w",
+        "NOSUCH x",
+        "SET",
+        "MSET",
+    ]
+    .iter()
+    .map(|c| Op::Command {
+        db: 0,
+        args: cmd(&c.split(' ').collect::<Vec<_>>()),
+    })
+    .collect();
+    writes.push(Op::Command {
+        db: 0,
+        args: vec![],
+    });
+    writes.push(Op::Multi {
+        cmds: vec![(1, cmd(&["SET", "s", "3"]))],
+    });
+    writes.push(Op::ExpireCycle { max: 10 });
+    let mset: Vec<String> = (0..40)
+        .flat_map(|i| [format!("k{i}"), "v".into()])
+        .collect();
+    let mut mset_args = vec!["MSET"];
+    mset_args.extend(mset.iter().map(String::as_str));
+    writes.push(Op::Command {
+        db: 2,
+        args: cmd(&mset_args),
+    });
+    writes.extend((0..20).map(|_| Op::Command {
+        db: 0,
+        args: cmd(&["INCR", "n"]),
+    }));
+    let specs: Vec<_> = writes
+        .iter()
+        .map(|op| match op {
+            Op::Command { args, .. } => resolve(args).ok(),
+            _ => None,
+        })
+        .collect();
+    let mut scratch = PrefetchScratch::default();
+    // Once with the connections' resolution, once leaving it to the engine.
+    t.engine
+        .prefetch(&mut scratch, writes.iter().zip(specs.iter().copied()));
+    t.engine
+        .prefetch(&mut scratch, writes.iter().map(|op| (op, None)));
+    assert_eq!(t.engine.digest(t.now).expect("digest"), digest, "{kind}");
+    assert_eq!(t.w(&["INCR", "n"]), Reply::Int(1));
+    assert_eq!(t.w(&["LPUSH", "l", "z"]), Reply::Int(3));
+    assert_eq!(t.r(&["GET", "s"]), Reply::Bulk(b("1")));
+}
+
 all_engines!(
+    prefetch_of_any_round_changes_nothing,
     basics,
     multi_is_one_batch_and_errors_roll_back_one_command,
     expiry_cycle_deletes_due_keys

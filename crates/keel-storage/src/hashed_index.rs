@@ -48,6 +48,10 @@ use smallvec::SmallVec;
 use crate::mvcc::{IndexKey, IndexValue, Pin, SnapshotRegistry};
 use crate::range::{Direction, ScanRange};
 
+/// Keys a caller of [`HashedIndex::prefetch_serialised`] should pass at a time: about as
+/// many misses as a core keeps in flight; more only evict each other's lines sooner.
+pub const PREFETCH_WINDOW: usize = 16;
+
 /// Number of hash shards (a power of two). With a million keys a shard holds about a
 /// thousand, so the write lock of an insert that resizes a shard is short.
 pub const SHARDS: usize = 1024;
@@ -416,6 +420,41 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         Some(f(&chain))
     }
 
+    /// Starts loading the entries of `keys` and their latest values into the CPU cache
+    /// (see [`crate::Storage::prefetch`]), in two passes so that the misses of all keys
+    /// overlap: the first probes the tables (`iter_hash` matches the tag byte, never the
+    /// key, so it does not wait for an entry) and asks for each entry's line, the second
+    /// reads each entry's newest version and asks for its value.
+    ///
+    /// # Safety
+    /// The caller serialises this with every writer of the index (`apply`, `settle`,
+    /// `gc_step`), as they are serialised with one another: it reads the hash tables and
+    /// chains without their locks, which is sound only while nothing changes them, and
+    /// holds entry pointers that only those writers could free.
+    pub unsafe fn prefetch_serialised(&self, keys: &[&[u8]]) {
+        // Tag collisions can add a candidate; two per key are looked at.
+        let mut found: SmallVec<[NonNull<Entry<V>>; 2 * PREFETCH_WINDOW]> = SmallVec::new();
+        for key in keys {
+            let hash = self.hash(key);
+            // SAFETY: writers are excluded (the contract), so no `&mut` to the table exists
+            // and readers only read.
+            let table = unsafe { &*self.shard(hash).data_ptr() };
+            for e in table.iter_hash(hash).take(2) {
+                crate::cache_hint::prefetch_line(e.0.as_ptr());
+                found.push(e.0);
+            }
+        }
+        for e in found {
+            // SAFETY: the table references the entry and only an excluded writer could
+            // remove it; chains change only under writers, so reading it unlocked is a
+            // read among readers.
+            let chain = unsafe { &*e.as_ref().chain.get() };
+            if let Some(Version { value: Some(v), .. }) = chain.versions.last() {
+                v.prefetch();
+            }
+        }
+    }
+
     /// The latest visible value of `key`.
     pub fn get_latest(&self, key: &[u8]) -> Option<Bytes> {
         self.with_chain(key, |chain| {
@@ -756,6 +795,44 @@ mod tests {
         idx.apply(seq, [(b(k), v.map(b))], &mut |_, _| {});
         idx.registry().publish(seq);
         idx.settle(&mut |_, _| {});
+    }
+
+    #[test]
+    fn prefetch_takes_any_key_and_changes_nothing() {
+        let idx = HashedIndex::<Bytes>::new(0);
+        let long = "k".repeat(usize::from(LONG_KEY) + 5);
+        put(&idx, 1, "a", Some("1"));
+        let pin = idx.pin();
+        put(&idx, 2, "a", Some("2"));
+        put(&idx, 3, "gone", Some("x"));
+        put(&idx, 4, "gone", None);
+        put(&idx, 5, &long, Some("L"));
+        for i in 0..100u64 {
+            put(&idx, 6 + i, &format!("n{i}"), Some(&i.to_string()));
+        }
+        let latest = idx.registry().visible();
+        let everything = |seq| idx.range_at(&ScanRange::all(), Direction::Forward, seq, None, 1000);
+        let (before_now, before_pinned) = (everything(latest), everything(pin.seq()));
+        let mut keys: Vec<Vec<u8>> = ["a", "gone", "absent", "", long.as_str()]
+            .iter()
+            .map(|k| k.as_bytes().to_vec())
+            .collect();
+        keys.extend((0..100).map(|i| format!("n{i}").into_bytes()));
+        let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+        // More than a window at once, and in windows.
+        // SAFETY: this test's thread is the index's only writer.
+        unsafe { idx.prefetch_serialised(&keys) };
+        for window in keys.chunks(PREFETCH_WINDOW) {
+            // SAFETY: as above.
+            unsafe { idx.prefetch_serialised(window) };
+        }
+        assert_eq!(everything(latest), before_now);
+        assert_eq!(everything(pin.seq()), before_pinned);
+        assert_eq!(idx.get_at(b"a", pin.seq()), Some(b("1")));
+        assert_eq!(idx.get_latest(b"a"), Some(b("2")));
+        assert_eq!(idx.get_latest(long.as_bytes()), Some(b("L")));
+        assert_eq!(idx.get_latest(b"gone"), None);
+        assert_eq!(idx.live_keys(), 102);
     }
 
     #[test]

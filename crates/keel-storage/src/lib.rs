@@ -5,6 +5,7 @@
 //! This crate knows nothing of Redis; the engine crate encodes Redis types on it.
 
 pub mod batch;
+pub mod cache_hint;
 pub mod dirlock;
 pub mod error;
 pub mod hashed_index;

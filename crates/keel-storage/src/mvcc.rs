@@ -27,6 +27,10 @@ pub use crate::snapshot_registry::{Pin, SnapshotRegistry};
 pub trait IndexValue: Clone + Send + Sync + 'static {
     /// Bytes the value accounts for in `live_bytes` (value length for both engines).
     fn weight(&self) -> u64;
+
+    /// Starts loading the value's bytes into the CPU cache (see
+    /// [`crate::Storage::prefetch`]); values without a heap part of their own do nothing.
+    fn prefetch(&self) {}
 }
 
 impl IndexValue for Bytes {

@@ -42,6 +42,12 @@ pub trait Storage: Send + Sync {
     /// Keys in `range` at the moment of the call (an implicit snapshot), in `dir` order.
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter;
 
+    /// A hint from the writer that `keys` are about to be read and written: an engine may
+    /// start bringing them into the CPU cache, so that their memory latencies overlap
+    /// instead of coming one after another. No effect on results. An engine may exclude
+    /// its own writers meanwhile, so readers should not call it.
+    fn prefetch(&self, _keys: &[&[u8]]) {}
+
     /// Applies `batch` atomically and returns its sequence number. With `opts.sync` (or
     /// policy `always`) it returns only once the batch is on stable storage. An empty
     /// batch is allowed and returns the current sequence number. In-memory engines keep

@@ -4,8 +4,10 @@
 //! snapshots, gets on them, and the store's implicit scans) holds whole batches only
 //! (no fractured group, no group value newer than its writer's counter: no half batch),
 //! that a snapshot read again later is unchanged (no later batch leaks in), and that
-//! successive snapshots never go back in time. A third thread compacts meanwhile.
-//! Everything is bounded by iteration counts.
+//! successive snapshots never go back in time. A third thread compacts meanwhile, and a
+//! fourth keeps passing every key (and some absent ones) to the writer's prefetch hint,
+//! which reads the memory engine's tables unlocked while it excludes writers. Everything
+//! is bounded by iteration counts.
 
 mod common;
 
@@ -31,6 +33,7 @@ const BATCHES_PER_WRITER: u64 = 500;
 const READERS: usize = 2;
 const READS_PER_READER: usize = 60;
 const COMPACTIONS: usize = 5;
+const PREFETCHES: usize = 2_000;
 
 type View = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -250,7 +253,7 @@ fn snapshots_see_whole_batches_under_concurrent_writers(kind: EngineKind) {
 fn one_round(kind: EngineKind, round: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = common::open(kind, dir.path());
-    let start = Arc::new(Barrier::new(WRITERS + READERS + 1));
+    let start = Arc::new(Barrier::new(WRITERS + READERS + 2));
     let mut handles = Vec::new();
     for w in 0..WRITERS {
         let (s, b) = (Arc::clone(&store), Arc::clone(&start));
@@ -272,6 +275,24 @@ fn one_round(kind: EngineKind, round: usize) {
         })
     };
     handles.push(compactor);
+    let prefetcher = {
+        let (s, b) = (Arc::clone(&store), Arc::clone(&start));
+        thread::spawn(move || -> Result<(), String> {
+            let mut keys: Vec<String> = (0..GROUPS)
+                .flat_map(|g| (0..=KEYS_PER_GROUP).map(move |j| group_key(g, j)))
+                .chain((0..=WRITERS).map(ctr_key))
+                .collect();
+            keys.push(String::new());
+            let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+            b.wait();
+            for _ in 0..PREFETCHES {
+                s.prefetch(&keys);
+                thread::yield_now();
+            }
+            Ok(())
+        })
+    };
+    handles.push(prefetcher);
     let mut errors = Vec::new();
     for h in handles {
         match h.join() {

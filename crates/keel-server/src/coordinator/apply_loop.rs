@@ -17,7 +17,8 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use keel_engine::codec::encode_entry;
-use keel_engine::engine::Group;
+use keel_engine::command::flags;
+use keel_engine::engine::{Group, PrefetchScratch};
 use keel_engine::exec::KeyEvent;
 use keel_engine::keys;
 use keel_engine::reply::errors;
@@ -69,6 +70,11 @@ pub(super) struct ApplyLoop {
     deferred_events: Vec<KeyEvent>,
     /// `last_now_ms` was read from the clock in this round (see `clock`).
     clock_fresh: bool,
+    /// Buffers reused by every round's prefetch.
+    prefetch: PrefetchScratch,
+    /// The round's messages, taken from the queue before any is applied so that all
+    /// their keys are prefetched first (kept to reuse its allocation).
+    inbox: Vec<Request>,
 }
 
 /// Replies waiting for the round's commit.
@@ -138,6 +144,8 @@ impl ApplyLoop {
             group_lost: false,
             deferred_events: Vec::new(),
             clock_fresh: false,
+            prefetch: PrefetchScratch::default(),
+            inbox: Vec::new(),
         }
     }
 
@@ -148,19 +156,27 @@ impl ApplyLoop {
         self.clock_fresh = false;
         // Requests, counting each write of a `Writes` message.
         let mut taken = 0;
-        let mut messages = 0;
+        let mut inbox = std::mem::take(&mut self.inbox);
         while taken < MAX_BATCH {
             match self.rx.try_recv() {
                 Ok(r) => {
-                    taken += self.handle(r, &mut pending);
-                    messages += 1;
+                    taken += r.weight();
+                    inbox.push(r);
                 }
                 Err(_) => break,
             }
         }
+        let messages = inbox.len();
         if messages == 0 {
+            self.inbox = inbox;
             return 0;
         }
+        self.engine
+            .prefetch(&mut self.prefetch, inbox.iter().flat_map(Request::writes));
+        for r in inbox.drain(..) {
+            self.handle(r, &mut pending);
+        }
+        self.inbox = inbox;
         self.commit(&mut pending);
         pending.into_iter().for_each(Pending::send);
         self.maybe_auto_snapshot();
@@ -209,18 +225,15 @@ impl ApplyLoop {
         }
     }
 
-    /// Carries out a write request; returns how many requests it counts for in a round
-    /// (the writes of a `Writes` message each count).
-    fn handle(&mut self, req: Request, pending: &mut Vec<Pending>) -> usize {
+    /// Carries out a write request.
+    fn handle(&mut self, req: Request, pending: &mut Vec<Pending>) {
         match req {
             Request::Writes { ops, reply } => {
-                let n = ops.len();
                 let results = ops
                     .into_iter()
-                    .map(|(op, denyoom)| self.write(op, denyoom))
+                    .map(|(op, spec)| self.write(op, spec.flags & flags::DENYOOM != 0))
                     .collect();
                 pending.push(Pending::Many(reply, results));
-                return n.max(1);
             }
             Request::Write { op, denyoom, reply } => {
                 let res = self.write(op, denyoom);
@@ -242,7 +255,6 @@ impl ApplyLoop {
                 pending.push(Pending::One(reply, res));
             }
         }
-        1
     }
 
     /// The funnel's per-write path.

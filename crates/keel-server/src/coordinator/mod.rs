@@ -26,6 +26,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
+use keel_engine::command::CommandSpec;
 use keel_engine::{Applied, Engine, Op, Reply};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
@@ -49,6 +50,10 @@ pub type ApplyHook = Arc<dyn Fn(&Op, &Applied) + Send + Sync>;
 /// The hooks the write funnel calls, registered by the front-end after start.
 pub type ApplyHooks = Arc<RwLock<Vec<ApplyHook>>>;
 
+/// One write of a connection's pipeline: the entry and the command it runs, as the
+/// connection resolved it.
+pub type GatheredWrite = (Op, &'static CommandSpec);
+
 /// A write queued for the funnel.
 pub enum Request {
     /// Log and apply `op`; `denyoom` asks for the maxmemory check first. No reply
@@ -64,8 +69,9 @@ pub enum Request {
     /// Several writes of one connection's pipeline, in order, answered together: one
     /// message and one reply channel instead of one per write.
     Writes {
-        /// Each entry's content and whether it may grow memory.
-        ops: Vec<(Op, bool)>,
+        /// Each entry's content and the command it runs (whether it may grow memory;
+        /// which keys to prefetch).
+        ops: Vec<GatheredWrite>,
         /// Where the results go, one per op, in order.
         reply: oneshot::Sender<Vec<WriteResult>>,
     },
@@ -82,6 +88,27 @@ pub enum Request {
         /// Where the result goes.
         reply: oneshot::Sender<WriteResult>,
     },
+}
+
+impl Request {
+    /// How many requests this message counts for in a round (each write of `Writes`).
+    fn weight(&self) -> usize {
+        match self {
+            Request::Writes { ops, .. } => ops.len().max(1),
+            _ => 1,
+        }
+    }
+
+    /// The writes it carries, with their commands where the connection resolved them.
+    fn writes(&self) -> impl Iterator<Item = (&Op, Option<&'static CommandSpec>)> {
+        let (one, many) = match self {
+            Request::Write { op, .. } | Request::GuardedWrite { op, .. } => (Some(op), &[][..]),
+            Request::Writes { ops, .. } => (None, &ops[..]),
+        };
+        one.map(|op| (op, None))
+            .into_iter()
+            .chain(many.iter().map(|(op, spec)| (op, Some(*spec))))
+    }
 }
 
 /// A message to the apply thread.
@@ -232,7 +259,7 @@ impl Coordinator {
     /// committed.
     pub async fn submit_many_gathered(
         &self,
-        ops: Vec<(Op, bool)>,
+        ops: Vec<GatheredWrite>,
     ) -> oneshot::Receiver<Vec<WriteResult>> {
         let (tx, rx) = oneshot::channel();
         self.funnel

@@ -27,7 +27,7 @@ use super::pushes::Pushes;
 use super::stats::CallResult;
 use super::Shared;
 use crate::clock::unix_now_ms;
-use crate::coordinator::{resolve_write, resolve_writes, WriteResult};
+use crate::coordinator::{resolve_write, resolve_writes, GatheredWrite, WriteResult};
 use crate::resp::{encode, Limits, RequestParser};
 
 /// Initial read buffer size.
@@ -54,7 +54,7 @@ pub struct Session {
     pub out: BytesMut,
     /// Writes collected and not yet submitted, in request order, with whether each may
     /// grow memory.
-    unsent: Vec<(Op, bool)>,
+    unsent: Vec<GatheredWrite>,
     /// The command name of each unsent write (failed_calls in commandstats).
     unsent_names: Vec<&'static str>,
     /// The current command answered an error.
@@ -124,9 +124,10 @@ impl Session {
         match self.unsent.len() {
             0 => {}
             1 => {
-                let Some((op, denyoom)) = self.unsent.pop() else {
+                let Some((op, spec)) = self.unsent.pop() else {
                     return;
                 };
+                let denyoom = spec.flags & flags::DENYOOM != 0;
                 let rx = self.shared.coord.submit_gathered(op, denyoom).await;
                 let result = resolve_write(rx).await;
                 self.answer_write(0, result);
@@ -319,7 +320,7 @@ impl Session {
                     db: self.client.db,
                     args,
                 };
-                self.unsent.push((op, spec.flags & flags::DENYOOM != 0));
+                self.unsent.push((op, spec));
                 self.unsent_names.push(spec.name);
                 Flow::Continue
             }

@@ -171,6 +171,17 @@ impl Storage for MemoryEngine {
         Ok(self.inner.index.get_latest(key))
     }
 
+    fn prefetch(&self, keys: &[&[u8]]) {
+        // One lock for the whole window instead of a shard lock per key: the lock's
+        // atomic is a full barrier, and one per key would make each key's misses wait for
+        // the previous key's.
+        let _w = self.inner.writer.lock();
+        for window in keys.chunks(crate::hashed_index::PREFETCH_WINDOW) {
+            // SAFETY: every writer of the index holds `writer`, and so does this.
+            unsafe { self.inner.index.prefetch_serialised(window) };
+        }
+    }
+
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
         let pin = Arc::new(self.inner.index.pin());
         scan_pinned(Arc::clone(&self.inner), pin, range, dir)

@@ -126,6 +126,10 @@ impl IndexValue for Val {
     fn weight(&self) -> u64 {
         self.as_slice().len() as u64
     }
+
+    fn prefetch(&self) {
+        crate::cache_hint::prefetch_line(self.0.as_ptr());
+    }
 }
 
 // The entry holds versions of `(seq, Option<Val>)`: the pointer's niche keeps that at
