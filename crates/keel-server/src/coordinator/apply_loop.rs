@@ -235,7 +235,9 @@ impl ApplyLoop {
                     .collect();
                 pending.push(Pending::Many(reply, results));
             }
-            Request::Write { op, denyoom, reply } => {
+            Request::Write {
+                op, denyoom, reply, ..
+            } => {
                 let res = self.write(op, denyoom);
                 if let Some(tx) = reply {
                     pending.push(Pending::One(tx, res));

@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use keel_engine::command::CommandSpec;
+use keel_engine::command::{flags, CommandSpec};
 use keel_engine::{Applied, Engine, Op, Reply};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
@@ -63,6 +63,8 @@ pub enum Request {
         op: Op,
         /// The command may grow memory.
         denyoom: bool,
+        /// The command, when a connection resolved it (which keys to prefetch).
+        spec: Option<&'static CommandSpec>,
         /// Where the result goes.
         reply: Option<oneshot::Sender<WriteResult>>,
     },
@@ -102,11 +104,11 @@ impl Request {
     /// The writes it carries, with their commands where the connection resolved them.
     fn writes(&self) -> impl Iterator<Item = (&Op, Option<&'static CommandSpec>)> {
         let (one, many) = match self {
-            Request::Write { op, .. } | Request::GuardedWrite { op, .. } => (Some(op), &[][..]),
+            Request::Write { op, spec, .. } => (Some((op, *spec)), &[][..]),
+            Request::GuardedWrite { op, .. } => (Some((op, None)), &[][..]),
             Request::Writes { ops, .. } => (None, &ops[..]),
         };
-        one.map(|op| (op, None))
-            .into_iter()
+        one.into_iter()
             .chain(many.iter().map(|(op, spec)| (op, Some(*spec))))
     }
 }
@@ -235,6 +237,7 @@ impl Coordinator {
         self.funnel.submit(Request::Write {
             op,
             denyoom,
+            spec: None,
             reply: Some(tx),
         });
         rx
@@ -242,12 +245,14 @@ impl Coordinator {
 
     /// [`Coordinator::submit`] for a connection's task: other tasks on its thread get to
     /// queue their writes first, so one round serves them all.
-    pub async fn submit_gathered(&self, op: Op, denyoom: bool) -> oneshot::Receiver<WriteResult> {
+    pub async fn submit_gathered(&self, write: GatheredWrite) -> oneshot::Receiver<WriteResult> {
+        let (op, spec) = write;
         let (tx, rx) = oneshot::channel();
         self.funnel
             .submit_gathered(Request::Write {
                 op,
-                denyoom,
+                denyoom: spec.flags & flags::DENYOOM != 0,
+                spec: Some(spec),
                 reply: Some(tx),
             })
             .await;
@@ -306,6 +311,7 @@ impl Coordinator {
             self.funnel.submit(Request::Write {
                 op: Op::ExpireDue { db, keys },
                 denyoom: false,
+                spec: None,
                 reply: None,
             });
         }

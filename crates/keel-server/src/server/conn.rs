@@ -124,11 +124,10 @@ impl Session {
         match self.unsent.len() {
             0 => {}
             1 => {
-                let Some((op, spec)) = self.unsent.pop() else {
+                let Some(write) = self.unsent.pop() else {
                     return;
                 };
-                let denyoom = spec.flags & flags::DENYOOM != 0;
-                let rx = self.shared.coord.submit_gathered(op, denyoom).await;
+                let rx = self.shared.coord.submit_gathered(write).await;
                 let result = resolve_write(rx).await;
                 self.answer_write(0, result);
             }
