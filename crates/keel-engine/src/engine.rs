@@ -80,7 +80,7 @@ pub struct Applied {
 pub type Replies = smallvec::SmallVec<[Reply; 1]>;
 
 /// Keys handed to [`Storage::prefetch`] at a time.
-const WINDOW: usize = keel_storage::hashed_index::PREFETCH_WINDOW;
+const WINDOW: usize = keel_storage::cache_hint::PREFETCH_WINDOW;
 
 /// The metadata keys of one [`Engine::prefetch`] window, in one reused buffer.
 #[derive(Debug, Default)]

@@ -167,12 +167,12 @@ impl AccessTable {
         (crate::ctx::local_random() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Records an access to `key` at `now_ms`.
     /// Starts loading the slot of `key` into the CPU cache ahead of a [`AccessTable::touch`].
     pub fn prefetch(&self, db: u8, key: &[u8]) {
         keel_storage::cache_hint::prefetch_line(&self.slots[slot_of(db, key)]);
     }
 
+    /// Records an access to `key` at `now_ms`.
     pub fn touch(&self, db: u8, key: &[u8], now_ms: u64) {
         let slot = &self.slots[slot_of(db, key)];
         let old = slot.load(Ordering::Relaxed);

@@ -2,6 +2,10 @@
 //! one after another; a caller holding several keys can ask for their lines first and
 //! have the misses overlap.
 
+/// Keys to hand to [`crate::Storage::prefetch`] at a time: about as many misses as a
+/// core keeps in flight; more only evict each other's lines sooner.
+pub const PREFETCH_WINDOW: usize = 16;
+
 /// Asks the CPU to bring the cache line holding `p` into its caches. A hint: it reads
 /// nothing a program can observe and never faults, whatever the address.
 #[inline(always)]

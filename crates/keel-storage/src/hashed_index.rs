@@ -48,10 +48,6 @@ use smallvec::SmallVec;
 use crate::mvcc::{IndexKey, IndexValue, Pin, SnapshotRegistry};
 use crate::range::{Direction, ScanRange};
 
-/// Keys a caller of [`HashedIndex::prefetch_serialised`] should pass at a time: about as
-/// many misses as a core keeps in flight; more only evict each other's lines sooner.
-pub const PREFETCH_WINDOW: usize = 16;
-
 /// Number of hash shards (a power of two). With a million keys a shard holds about a
 /// thousand, so the write lock of an insert that resizes a shard is short.
 pub const SHARDS: usize = 1024;
@@ -433,7 +429,8 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     /// holds entry pointers that only those writers could free.
     pub unsafe fn prefetch_serialised(&self, keys: &[&[u8]]) {
         // Tag collisions can add a candidate; two per key are looked at.
-        let mut found: SmallVec<[NonNull<Entry<V>>; 2 * PREFETCH_WINDOW]> = SmallVec::new();
+        let mut found: SmallVec<[NonNull<Entry<V>>; 2 * crate::cache_hint::PREFETCH_WINDOW]> =
+            SmallVec::new();
         for key in keys {
             let hash = self.hash(key);
             // SAFETY: writers are excluded (the contract), so no `&mut` to the table exists
@@ -822,7 +819,7 @@ mod tests {
         // More than a window at once, and in windows.
         // SAFETY: this test's thread is the index's only writer.
         unsafe { idx.prefetch_serialised(&keys) };
-        for window in keys.chunks(PREFETCH_WINDOW) {
+        for window in keys.chunks(crate::cache_hint::PREFETCH_WINDOW) {
             // SAFETY: as above.
             unsafe { idx.prefetch_serialised(window) };
         }

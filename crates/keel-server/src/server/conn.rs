@@ -52,8 +52,8 @@ pub struct Session {
     pub client: ClientState,
     /// Replies not yet written.
     pub out: BytesMut,
-    /// Writes collected and not yet submitted, in request order, with whether each may
-    /// grow memory.
+    /// Writes collected and not yet submitted, in request order, with the command each
+    /// runs.
     unsent: Vec<GatheredWrite>,
     /// The command name of each unsent write (failed_calls in commandstats).
     unsent_names: Vec<&'static str>,

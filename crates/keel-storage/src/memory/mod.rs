@@ -176,7 +176,7 @@ impl Storage for MemoryEngine {
         // atomic is a full barrier, and one per key would make each key's misses wait for
         // the previous key's.
         let _w = self.inner.writer.lock();
-        for window in keys.chunks(crate::hashed_index::PREFETCH_WINDOW) {
+        for window in keys.chunks(crate::cache_hint::PREFETCH_WINDOW) {
             // SAFETY: every writer of the index holds `writer`, and so does this.
             unsafe { self.inner.index.prefetch_serialised(window) };
         }
