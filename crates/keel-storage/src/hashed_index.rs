@@ -36,7 +36,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::hash::BuildHasher;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -45,6 +45,7 @@ use parking_lot::lock_api::RawMutex as _;
 use parking_lot::{Mutex, RawMutex, RwLock};
 use smallvec::SmallVec;
 
+use crate::cache_hint::{prefetch_line, PREFETCH_WINDOW};
 use crate::mvcc::{IndexKey, IndexValue, Pin, SnapshotRegistry};
 use crate::range::{Direction, ScanRange};
 
@@ -324,7 +325,53 @@ const _: () = assert!(std::mem::size_of::<Entry<crate::memory::value::Val>>() ==
 /// One hash shard, alone on its cache line so readers of neighbouring shards do not
 /// contend on the lock word.
 #[repr(align(64))]
-struct Shard<V>(RwLock<HashTable<EntryRef<V>>>);
+struct Shard<V> {
+    table: RwLock<HashTable<EntryRef<V>>>,
+    /// Where the table's buckets are, as of the writer's last insert: used only as
+    /// addresses to prefetch (see [`Shard::prefetch_home`]), never to read through.
+    home: AtomicUsize,
+    /// The table's bucket mask as of the same insert.
+    mask: AtomicUsize,
+}
+
+impl<V> Shard<V> {
+    fn new() -> Self {
+        Shard {
+            table: RwLock::new(HashTable::new()),
+            home: AtomicUsize::new(0),
+            mask: AtomicUsize::new(0),
+        }
+    }
+
+    /// Notes where the table keeps its buckets after an insert put an entry in bucket
+    /// `index` (at `bucket`). hashbrown lays out bucket `i` at
+    /// `ctrl - (i + 1) * size_of::<T>()`, before its control bytes; that is its
+    /// implementation, not its contract, so it only ever feeds prefetch hints: a layout
+    /// change would make them miss, not err (and fails a test here).
+    fn note_home(&self, bucket: *const EntryRef<V>, index: usize, buckets: usize) {
+        let ctrl = (bucket as usize).wrapping_add((index + 1) * std::mem::size_of::<EntryRef<V>>());
+        self.home.store(ctrl, Ordering::Relaxed);
+        self.mask.store(buckets.wrapping_sub(1), Ordering::Relaxed);
+    }
+
+    /// Asks for the lines a lookup or insert of `hash` touches first: the control
+    /// group at its home position and the buckets beside it, where a key found is
+    /// usually met and a new key usually goes. Unlike probing, this issues no load,
+    /// so a window's misses all overlap, and an insert's store into a bucket no longer
+    /// waits for the line behind the shard lock's release (measured: the release was
+    /// half of a pipelined LPUSH's storage write).
+    fn prefetch_home(&self, hash: u64) {
+        let ctrl = self.home.load(Ordering::Relaxed);
+        if ctrl == 0 {
+            return;
+        }
+        let pos = (hash as usize) & self.mask.load(Ordering::Relaxed);
+        let size = std::mem::size_of::<EntryRef<V>>();
+        prefetch_line(ctrl.wrapping_add(pos) as *const u8);
+        prefetch_line(ctrl.wrapping_sub((pos + 1) * size) as *const u8);
+        prefetch_line(ctrl.wrapping_sub((pos + 8) * size) as *const u8);
+    }
+}
 
 /// Outcome of collecting one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,9 +421,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     pub fn new(seq: u64) -> Self {
         HashedIndex {
             order: RwLock::new(BTreeSet::new()),
-            shards: (0..SHARDS)
-                .map(|_| Shard(RwLock::new(HashTable::new())))
-                .collect(),
+            shards: (0..SHARDS).map(|_| Shard::new()).collect(),
             hasher: foldhash::fast::RandomState::default(),
             registry: SnapshotRegistry::new(seq),
             settle_list: Mutex::new(Vec::new()),
@@ -403,8 +448,12 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     }
 
     fn shard(&self, hash: u64) -> &RwLock<HashTable<EntryRef<V>>> {
+        &self.shard_of(hash).table
+    }
+
+    fn shard_of(&self, hash: u64) -> &Shard<V> {
         // SHARDS is a power of two, so the mask keeps the index in bounds.
-        &self.shards[(hash >> SHARD_SHIFT) as usize & (SHARDS - 1)].0
+        &self.shards[(hash >> SHARD_SHIFT) as usize & (SHARDS - 1)]
     }
 
     /// Runs `f` on the chain of `key` under its lock, or returns None if the key is absent.
@@ -417,10 +466,11 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     }
 
     /// Starts loading the entries of `keys` and their latest values into the CPU cache
-    /// (see [`crate::Storage::prefetch`]), in two passes so that the misses of all keys
-    /// overlap: the first probes the tables (`iter_hash` matches the tag byte, never the
-    /// key, so it does not wait for an entry) and asks for each entry's line, the second
-    /// reads each entry's newest version and asks for its value.
+    /// (see [`crate::Storage::prefetch`]), in three passes so that the misses of all keys
+    /// overlap: the first asks for each key's home lines in its table (control bytes and
+    /// buckets, from addresses alone), the second probes the tables (`iter_hash` matches
+    /// the tag byte, never the key, so it does not wait for an entry) and asks for each
+    /// entry's line, the third reads each entry's newest version and asks for its value.
     ///
     /// # Safety
     /// The caller serialises this with every writer of the index (`apply`, `settle`,
@@ -429,15 +479,17 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     /// holds entry pointers that only those writers could free.
     pub unsafe fn prefetch_serialised(&self, keys: &[&[u8]]) {
         // Tag collisions can add a candidate; two per key are looked at.
-        let mut found: SmallVec<[NonNull<Entry<V>>; 2 * crate::cache_hint::PREFETCH_WINDOW]> =
-            SmallVec::new();
-        for key in keys {
-            let hash = self.hash(key);
+        let mut found: SmallVec<[NonNull<Entry<V>>; 2 * PREFETCH_WINDOW]> = SmallVec::new();
+        let hashes: SmallVec<[u64; PREFETCH_WINDOW]> = keys.iter().map(|k| self.hash(k)).collect();
+        for &hash in &hashes {
+            self.shard_of(hash).prefetch_home(hash);
+        }
+        for &hash in &hashes {
             // SAFETY: writers are excluded (the contract), so no `&mut` to the table exists
             // and readers only read.
             let table = unsafe { &*self.shard(hash).data_ptr() };
             for e in table.iter_hash(hash).take(2) {
-                crate::cache_hint::prefetch_line(e.0.as_ptr());
+                prefetch_line(e.0.as_ptr());
                 found.push(e.0);
             }
         }
@@ -524,41 +576,75 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     ) {
         let horizon = self.registry.horizon();
         let mut settle = self.settle_list.lock();
-        for (key, value) in ops {
-            let hash = self.hash(&key);
-            let shard = self.shard(hash);
-            {
-                let table = shard.read();
-                if let Some(e) = table.find(hash, |e| e.key() == &key[..]) {
-                    self.install(e, seq, horizon, value, &mut settle, dropped);
-                    continue;
-                }
+        // A window's home lines are asked for before any of its keys is looked up, so
+        // their misses overlap instead of each waiting behind the previous key's lock
+        // atomics (a new key's bucket store held up its shard lock's release).
+        let mut ops = ops.into_iter();
+        let mut window: SmallVec<[(u64, Bytes, Option<V>); PREFETCH_WINDOW]> = SmallVec::new();
+        loop {
+            window.extend(
+                ops.by_ref()
+                    .take(PREFETCH_WINDOW)
+                    .map(|(k, v)| (self.hash(&k), k, v)),
+            );
+            if window.is_empty() {
+                return;
             }
-            // A new key. Writers are serialised, so nobody else can insert it meanwhile.
-            // Readers may find it in one structure and not yet in the other, or (when a
-            // tombstone is being removed) still in one and no longer in the other; both
-            // answers are right for every reader:
-            // - a new entry's only version is at `seq`, which is not published yet, so
-            //   any reader — whose sequence is at most the published one — sees the key
-            //   as absent whether it finds the entry or not;
-            // - an entry is removed (`collect`) only once it holds nothing but a
-            //   tombstone at or below the horizon, and every reader's sequence is at or
-            //   above the horizon, so it reads as absent found or not found; and removal
-            //   runs under the writer lock too, so it never overlaps an insert of the
-            //   same key.
-            // So both structures hold the same set of keys whenever the writer lock is
-            // free, and between those moments they differ only in keys that read absent.
-            if value.is_none() {
-                // Deleting an absent key: nothing to record, no reader could see it.
-                continue;
+            for (hash, _, _) in &window {
+                self.shard_of(*hash).prefetch_home(*hash);
             }
-            let entry = EntryRef::new(&key);
-            self.order.write().insert(entry.clone());
-            shard
-                .write()
-                .insert_unique(hash, entry.clone(), |e| self.hash(e.key()));
-            self.install(&entry, seq, horizon, value, &mut settle, dropped);
+            for (hash, key, value) in window.drain(..) {
+                self.apply_one(seq, horizon, hash, key, value, &mut settle, dropped);
+            }
         }
+    }
+
+    /// Installs one operation of a batch (see [`HashedIndex::apply`]).
+    #[allow(clippy::too_many_arguments)]
+    fn apply_one(
+        &self,
+        seq: u64,
+        horizon: u64,
+        hash: u64,
+        key: Bytes,
+        value: Option<V>,
+        settle: &mut Vec<EntryRef<V>>,
+        dropped: &mut impl FnMut(&[u8], Option<&V>),
+    ) {
+        {
+            let table = self.shard(hash).read();
+            if let Some(e) = table.find(hash, |e| e.key() == &key[..]) {
+                self.install(e, seq, horizon, value, settle, dropped);
+                return;
+            }
+        }
+        // A new key. Writers are serialised, so nobody else can insert it meanwhile.
+        // Readers may find it in one structure and not yet in the other, or (when a
+        // tombstone is being removed) still in one and no longer in the other; both
+        // answers are right for every reader:
+        // - a new entry's only version is at `seq`, which is not published yet, so
+        //   any reader — whose sequence is at most the published one — sees the key
+        //   as absent whether it finds the entry or not;
+        // - an entry is removed (`collect`) only once it holds nothing but a
+        //   tombstone at or below the horizon, and every reader's sequence is at or
+        //   above the horizon, so it reads as absent found or not found; and removal
+        //   runs under the writer lock too, so it never overlaps an insert of the
+        //   same key.
+        // So both structures hold the same set of keys whenever the writer lock is
+        // free, and between those moments they differ only in keys that read absent.
+        if value.is_none() {
+            // Deleting an absent key: nothing to record, no reader could see it.
+            return;
+        }
+        let entry = EntryRef::new(&key);
+        self.order.write().insert(entry.clone());
+        let home = self.shard_of(hash);
+        let mut table = home.table.write();
+        let slot = table.insert_unique(hash, entry.clone(), |e| self.hash(e.key()));
+        let (index, bucket) = (slot.bucket_index(), slot.get() as *const EntryRef<V>);
+        home.note_home(bucket, index, slot.into_table().num_buckets());
+        drop(table);
+        self.install(&entry, seq, horizon, value, settle, dropped);
     }
 
     /// Adds the version `(seq, value)` to `entry`'s chain and trims what the earlier
@@ -1097,6 +1183,31 @@ mod tests {
         put(&idx, 5, "b", Some("again"));
         assert_eq!(idx.get_latest(b"b"), Some(b("again")));
         assert_eq!(idx.entries(), 1);
+    }
+
+    #[test]
+    fn home_addresses_match_where_the_table_keeps_its_buckets() {
+        // The prefetch hint computes bucket addresses from hashbrown's layout; should that
+        // layout change, this fails rather than the hints silently missing.
+        let idx = HashedIndex::<Bytes>::new(0);
+        let keys: Vec<String> = (0..20_000).map(|i| format!("home{i}")).collect();
+        idx.apply(1, keys.iter().map(|k| (b(k), Some(b("v")))), &mut |_, _| {});
+        let mut checked = 0;
+        for key in &keys {
+            let hash = idx.hash(key.as_bytes());
+            let shard = idx.shard_of(hash);
+            let table = shard.table.read();
+            let index = table
+                .find_bucket_index(hash, |e| e.key() == key.as_bytes())
+                .expect("inserted key is in its shard");
+            let bucket = table.get_bucket(index).expect("occupied") as *const EntryRef<Bytes>;
+            let home = shard.home.load(Ordering::Relaxed);
+            let size = std::mem::size_of::<EntryRef<Bytes>>();
+            assert_eq!(home - (index + 1) * size, bucket as usize, "{key}");
+            assert_eq!(shard.mask.load(Ordering::Relaxed), table.num_buckets() - 1);
+            checked += 1;
+        }
+        assert_eq!(checked, keys.len());
     }
 
     #[test]
