@@ -22,7 +22,7 @@ use keel_engine::engine::{Group, PrefetchScratch};
 use keel_engine::exec::KeyEvent;
 use keel_engine::keys;
 use keel_engine::reply::errors;
-use keel_engine::{Applied, ApplyCtx, Engine, MemoryVerdict, Op, Reply};
+use keel_engine::{Applied, ApplyCtx, Engine, EvictionPolicy, MemoryVerdict, Op, Reply};
 use keel_storage::{Direction, EngineKind, ScanRange};
 use parking_lot::RwLock;
 use rand::rngs::StdRng;
@@ -70,6 +70,11 @@ pub(super) struct ApplyLoop {
     deferred_events: Vec<KeyEvent>,
     /// `last_now_ms` was read from the clock in this round (see `clock`).
     clock_fresh: bool,
+    /// Entries applied and not yet added to `changes_since_save` (once per commit: an
+    /// atomic per write is a barrier between writes' cache misses).
+    unsaved: u64,
+    /// The maxmemory settings, read once per round (see `limits`).
+    limits: Option<(u64, EvictionPolicy, usize)>,
     /// Buffers reused by every round's prefetch.
     prefetch: PrefetchScratch,
     /// The round's messages, taken from the queue before any is applied so that all
@@ -144,6 +149,8 @@ impl ApplyLoop {
             group_lost: false,
             deferred_events: Vec::new(),
             clock_fresh: false,
+            unsaved: 0,
+            limits: None,
             prefetch: PrefetchScratch::default(),
             inbox: Vec::new(),
         }
@@ -154,6 +161,7 @@ impl ApplyLoop {
     pub fn round(&mut self) -> usize {
         let mut pending: Vec<Pending> = Vec::new();
         self.clock_fresh = false;
+        self.limits = None;
         // Requests, counting each write of a `Writes` message.
         let mut taken = 0;
         let mut inbox = std::mem::take(&mut self.inbox);
@@ -202,6 +210,7 @@ impl ApplyLoop {
     /// The timer's work between requests: active expiry, then its commit.
     pub fn tick(&mut self) {
         self.clock_fresh = false;
+        self.limits = None;
         self.active_expiry();
         let mut none: [Pending; 0] = [];
         self.commit(&mut none);
@@ -211,6 +220,7 @@ impl ApplyLoop {
     /// Carries out a control request other than shutdown (which `finish` handles).
     pub fn control(&mut self, req: Control) {
         self.clock_fresh = false;
+        self.limits = None;
         match req {
             Control::Snapshot { reply } => self.start_snapshot(reply),
             Control::SnapshotDone {
@@ -281,10 +291,10 @@ impl ApplyLoop {
 
     /// Evicts under maxmemory until the write fits; false if it cannot.
     fn make_room(&mut self) -> Result<bool, Reply> {
-        let (max, policy, samples) = {
+        let (max, policy, samples) = *self.limits.get_or_insert_with(|| {
             let c = self.config.read();
             (c.maxmemory, c.maxmemory_policy, c.maxmemory_samples)
-        };
+        });
         if max == 0 {
             return Ok(true);
         }
@@ -373,9 +383,7 @@ impl ApplyLoop {
             hook(op, &applied);
         }
         self.deferred_events.extend_from_slice(&applied.events);
-        self.state
-            .changes_since_save
-            .fetch_add(1, Ordering::Relaxed);
+        self.unsaved += 1;
         Ok(applied)
     }
 
@@ -421,6 +429,12 @@ impl ApplyLoop {
     /// on failure the batch's successful replies become the MISCONF error (they were
     /// not made durable, or never reached storage).
     fn commit(&mut self, pending: &mut [Pending]) {
+        let unsaved = std::mem::take(&mut self.unsaved);
+        if unsaved > 0 {
+            self.state
+                .changes_since_save
+                .fetch_add(unsaved, Ordering::Relaxed);
+        }
         let mut failure = self.flush_group().err();
         if std::mem::take(&mut self.group_lost) && failure.is_none() {
             // apply_logged already failed the node; its reason is the reply.

@@ -35,6 +35,9 @@ impl Lifecycle {
 #[derive(Debug)]
 pub struct NodeState {
     inner: Mutex<(Lifecycle, Option<String>)>,
+    /// Mirrors `inner`'s Failed, so that the funnel's check before every write is one
+    /// plain load, not a lock (whose atomics are barriers between writes' cache misses).
+    failed: AtomicBool,
     /// Unix seconds of the last successful snapshot (start time if none yet).
     pub last_save_unix: AtomicU64,
     /// Whether the last snapshot attempt succeeded.
@@ -101,6 +104,7 @@ impl NodeState {
     pub fn new() -> Self {
         NodeState {
             inner: Mutex::new((Lifecycle::Recovering, None)),
+            failed: AtomicBool::new(false),
             last_save_unix: AtomicU64::new(unix_now()),
             last_save_ok: AtomicBool::new(true),
             snapshot_in_progress: AtomicBool::new(false),
@@ -140,11 +144,15 @@ impl NodeState {
             let reason = reason.into();
             tracing::error!(%reason, "node failed: writes are refused until restart");
             *g = (Lifecycle::Failed, Some(reason));
+            self.failed.store(true, Ordering::Release);
         }
     }
 
     /// The MISCONF error writes get while Failed.
     pub fn misconf(&self) -> Option<String> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
         let g = self.inner.lock();
         (g.0 == Lifecycle::Failed).then(|| {
             format!(
