@@ -124,25 +124,17 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/keel-compare.XXXXXX")"
 
 # ---------------------------------------------------------------- servers
 
+# shellcheck source=bench/lib-net.sh
+source "$root/bench/lib-net.sh"
 declare -a server_pids=()
 
 cleanup() {
-  local pid
-  for pid in "${server_pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${server_pids[@]}"; do
-    # Bounded: a server that ignores SIGTERM for 10 s is killed.
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
+  stop_pids "${server_pids[@]}"
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# shellcheck source=bench/lib-net.sh
-source "$root/bench/lib-net.sh"
 
 # Waits (bounded by $2 seconds) until the server on port $1 answers PING, and checks that
 # process $3 is still alive (so an old server on a reused port cannot answer for it); $4 is

@@ -14,3 +14,16 @@ free_port() {
   done
   return 1
 }
+
+# Stops server processes: SIGTERM to all, then SIGKILL to any still up after 10 s each
+# (bounded, so a server that ignores SIGTERM cannot hang a script's exit).
+stop_pids() {
+  local pid
+  for pid in "$@"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "$@"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+}
