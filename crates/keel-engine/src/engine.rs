@@ -109,10 +109,7 @@ impl PrefetchScratch {
             return false;
         };
         let start = if n > 1 { self.ends[n - 2] } else { 0 };
-        let last = &self.keys[start..end];
-        last.len() == key.len() + keys::META_PREFIX_LEN
-            && last[1] == db
-            && &last[keys::META_PREFIX_LEN..] == key
+        self.keys[start..end].strip_prefix(&keys::meta_prefix(db)[..]) == Some(key)
     }
 }
 

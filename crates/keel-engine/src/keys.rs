@@ -39,11 +39,15 @@ pub const DATABASES: u8 = 16;
 /// Bytes before the user's key in a [`meta_key`]: the kind tag and the database.
 pub const META_PREFIX_LEN: usize = 2;
 
+/// The bytes a [`meta_key`] starts with, before the user's key: the layout's one copy.
+pub const fn meta_prefix(db: u8) -> [u8; META_PREFIX_LEN] {
+    [META, db]
+}
+
 /// Storage key of the metadata record of `key` in `db`.
 pub fn meta_key(db: u8, key: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(META_PREFIX_LEN + key.len());
-    b.put_u8(META);
-    b.put_u8(db);
+    b.put_slice(&meta_prefix(db));
     b.put_slice(key);
     b.freeze()
 }
@@ -51,9 +55,8 @@ pub fn meta_key(db: u8, key: &[u8]) -> Bytes {
 /// [`meta_key`] on the stack, for look-ups: every command reads its key's metadata, and
 /// most keys fit in 64 bytes, so the common case allocates nothing.
 pub fn meta_key_buf(db: u8, key: &[u8]) -> smallvec::SmallVec<[u8; 64]> {
-    let mut b = smallvec::SmallVec::with_capacity(2 + key.len());
-    b.push(META);
-    b.push(db);
+    let mut b = smallvec::SmallVec::with_capacity(META_PREFIX_LEN + key.len());
+    b.extend_from_slice(&meta_prefix(db));
     b.extend_from_slice(key);
     b
 }
@@ -61,14 +64,13 @@ pub fn meta_key_buf(db: u8, key: &[u8]) -> smallvec::SmallVec<[u8; 64]> {
 /// Appends [`meta_key`]'s bytes to `buf` (building several keys in one buffer).
 pub fn push_meta_key(buf: &mut Vec<u8>, db: u8, key: &[u8]) {
     buf.reserve(META_PREFIX_LEN + key.len());
-    buf.push(META);
-    buf.push(db);
+    buf.extend_from_slice(&meta_prefix(db));
     buf.extend_from_slice(key);
 }
 
 /// Range of all metadata records of `db`.
 pub fn meta_range(db: u8) -> ScanRange {
-    ScanRange::prefix([META, db])
+    ScanRange::prefix(meta_prefix(db))
 }
 
 /// Range of every metadata record of every database.
