@@ -73,7 +73,7 @@ pub(super) struct ApplyLoop {
     /// Entries applied and not yet added to `changes_since_save` (once per commit: an
     /// atomic per write is a barrier between writes' cache misses).
     unsaved: u64,
-    /// The maxmemory settings, read once per round (see `limits`).
+    /// The maxmemory settings, read once per round by `make_room`.
     limits: Option<(u64, EvictionPolicy, usize)>,
     /// Buffers reused by every round's prefetch.
     prefetch: PrefetchScratch,
@@ -156,12 +156,18 @@ impl ApplyLoop {
         }
     }
 
+    /// Forgets what the previous round read once for all its entries (the clock, the
+    /// maxmemory settings), so that this one reads them afresh.
+    fn start_round(&mut self) {
+        self.clock_fresh = false;
+        self.limits = None;
+    }
+
     /// Takes up to [`MAX_BATCH`] queued writes, applies them, commits once and sends
     /// their replies; returns how many messages it took (0: the queue was empty).
     pub fn round(&mut self) -> usize {
         let mut pending: Vec<Pending> = Vec::new();
-        self.clock_fresh = false;
-        self.limits = None;
+        self.start_round();
         // Requests, counting each write of a `Writes` message.
         let mut taken = 0;
         let mut inbox = std::mem::take(&mut self.inbox);
@@ -209,8 +215,7 @@ impl ApplyLoop {
 
     /// The timer's work between requests: active expiry, then its commit.
     pub fn tick(&mut self) {
-        self.clock_fresh = false;
-        self.limits = None;
+        self.start_round();
         self.active_expiry();
         let mut none: [Pending; 0] = [];
         self.commit(&mut none);
@@ -219,8 +224,7 @@ impl ApplyLoop {
 
     /// Carries out a control request other than shutdown (which `finish` handles).
     pub fn control(&mut self, req: Control) {
-        self.clock_fresh = false;
-        self.limits = None;
+        self.start_round();
         match req {
             Control::Snapshot { reply } => self.start_snapshot(reply),
             Control::SnapshotDone {
