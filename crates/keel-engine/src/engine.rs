@@ -12,7 +12,7 @@ use crate::command::{flags, lookup, CommandSpec};
 use crate::ctx::ApplyCtx;
 use crate::cursor::CursorTable;
 use crate::error::{CmdError, Result};
-use crate::eviction::{pick_victims, used_memory, AccessTable, EvictionPolicy};
+use crate::eviction::{pick_victims, used_memory, AccessSlot, AccessTable, EvictionPolicy};
 use crate::exec::{Access, Exec};
 use crate::keys;
 use crate::kv::{KvRead, LatestReader, SnapshotReader, WriteTx};
@@ -511,11 +511,15 @@ impl Engine {
                 expired: Vec::new(),
             });
         }
-        touch_keys(&self.access, spec, db, args, now_ms);
+        // A one-key command's access slot is located (its line asked for) now and
+        // recorded after the read, so the access table's miss overlaps the store's
+        // instead of stalling ahead of it.
+        let touch = plan_touch(&self.access, spec, db, args);
         if spec.flags & flags::POINT_READ != 0 {
             let latest = Access::Latest(LatestReader::new(&*self.store));
             let (reply, read) = self.run_read(latest, spec, db, now_ms, args)?;
             if !read.mixed {
+                finish_touch(&self.access, touch, spec, db, args, now_ms);
                 return Ok(ReadResult {
                     reply,
                     expired: read.expired,
@@ -524,6 +528,7 @@ impl Engine {
         }
         let snapshot = Access::Read(SnapshotReader::new(self.store.snapshot()));
         let (reply, read) = self.run_read(snapshot, spec, db, now_ms, args)?;
+        finish_touch(&self.access, touch, spec, db, args, now_ms);
         Ok(ReadResult {
             reply,
             expired: read.expired,
@@ -610,6 +615,47 @@ fn touch_keys(access: &AccessTable, spec: &CommandSpec, db: u8, args: &[Bytes], 
         if let Some(k) = args.get(pos) {
             access.touch(db, k, now_ms);
         }
+    }
+}
+
+/// How a read records its keys' accesses once it has run.
+#[derive(Clone, Copy)]
+enum Touch {
+    /// Not at all (the commands Redis lets look without touching).
+    None,
+    /// The one key's slot, located ahead (see [`AccessTable::locate`]).
+    One(AccessSlot),
+    /// Every key `spec` names, looked up then.
+    All,
+}
+
+/// Plans the access records of a read of `args`, locating a one-key command's slot.
+fn plan_touch(access: &AccessTable, spec: &CommandSpec, db: u8, args: &[Bytes]) -> Touch {
+    if spec.flags & flags::NO_TOUCH != 0 {
+        return Touch::None;
+    }
+    if spec.first_key > 0 && spec.first_key == spec.last_key {
+        return match args.get(spec.first_key as usize) {
+            Some(k) => Touch::One(access.locate(db, k)),
+            None => Touch::None,
+        };
+    }
+    Touch::All
+}
+
+/// Records the accesses [`plan_touch`] planned.
+fn finish_touch(
+    access: &AccessTable,
+    touch: Touch,
+    spec: &CommandSpec,
+    db: u8,
+    args: &[Bytes],
+    now_ms: u64,
+) {
+    match touch {
+        Touch::None => {}
+        Touch::One(slot) => access.touch_slot(slot, now_ms),
+        Touch::All => touch_keys(access, spec, db, args, now_ms),
     }
 }
 

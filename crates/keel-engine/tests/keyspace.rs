@@ -619,6 +619,9 @@ fn object_encoding_and_friends(kind: EngineKind) {
     assert_eq!(enc(&t, "bigint"), Reply::bulk("int"));
     // IDLETIME/FREQ: OBJECT itself does not count as an access. Recency is kept unless an
     // LFU policy is set, then frequency; like Redis, OBJECT answers only the one kept.
+    // A read records the access (after the read itself: see `Engine::read_spec`).
+    t.now += 5_000;
+    assert_eq!(t.r(&["OBJECT", "IDLETIME", "raw"]), Reply::Int(5));
     t.r(&["GET", "raw"]);
     assert_eq!(t.r(&["OBJECT", "IDLETIME", "raw"]), Reply::Int(0));
     t.now += 12_000;
