@@ -36,8 +36,12 @@ pub struct KeyEvent {
     pub class: char,
 }
 
+/// A key an entry changed, inline when short (most are), so that recording it allocates
+/// nothing: a slice of the metadata key allocated a shared header on every write.
+pub type TouchedKey = smallvec::SmallVec<[u8; 24]>;
+
 /// Keys an entry changed, as (db, key): most entries change one, kept inline.
-pub type Touched = smallvec::SmallVec<[(u8, Bytes); 1]>;
+pub type Touched = smallvec::SmallVec<[(u8, TouchedKey); 1]>;
 
 /// The execution context of one command. It borrows the engine's shared tables rather
 /// than holding `Arc`s: a read on every runtime thread cloning and dropping the same
@@ -169,7 +173,7 @@ impl<'a> Exec<'a> {
 
     /// Records that `key` of the current database changed.
     pub fn touch(&mut self, key: &[u8]) {
-        self.touched.push((self.db, Bytes::copy_from_slice(key)));
+        self.touched.push((self.db, TouchedKey::from_slice(key)));
     }
 
     /// Raises keyspace event `event` of class `class` (Redis's flag letter) on `key` of
@@ -193,7 +197,7 @@ impl<'a> Exec<'a> {
 
     /// Records that `key` of `db` changed.
     pub fn touch_in(&mut self, db: u8, key: &[u8]) {
-        self.touched.push((db, Bytes::copy_from_slice(key)));
+        self.touched.push((db, TouchedKey::from_slice(key)));
     }
 
     /// The live metadata of `key` in the current database (None if absent or expired).
@@ -260,11 +264,8 @@ impl<'a> Exec<'a> {
             }
         }
         let rec = meta.encode_at(self.seq);
-        let mk = keys::meta_key(db, key);
-        // The touched key is a slice of the metadata key, which the write keeps anyway:
-        // no copy of its own.
-        self.touched.push((db, mk.slice(keys::META_PREFIX_LEN..)));
-        self.put(mk, rec)?;
+        self.touched.push((db, TouchedKey::from_slice(key)));
+        self.put(keys::meta_key(db, key), rec)?;
         if old.is_none() {
             // Redis raises `new` whenever a key is added to a database.
             self.notify_in(db, 'n', "new", key);

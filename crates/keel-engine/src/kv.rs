@@ -3,12 +3,14 @@
 //! first) and becomes a single atomic storage batch.
 
 use std::cell::{Cell, OnceCell};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::iter::Peekable;
 use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use indexmap::map::Entry;
+use indexmap::IndexMap;
 use keel_storage::{Direction, KvPair, ScanRange, Snapshot, Storage, WriteBatch};
 
 use crate::error::Result;
@@ -98,14 +100,20 @@ impl KvRead for LatestReader<'_> {
 /// only matters to a scan that has to merge the overlay with storage; the first such
 /// scan builds it, and from then on every write keeps it, so an entry that scans
 /// repeatedly while it writes never re-sorts.
+///
+/// Why an index map: the undo log names a write by its position in the overlay, so the
+/// overlay holds the only handle on a key. With a hash map the undo log held a clone,
+/// and the first clone of a key built from a vector allocates a shared header (two
+/// allocations per LPUSH, one per SET).
 pub struct WriteTx {
     store: Arc<dyn Storage>,
     /// The buffered writes by key (None = delete).
-    overlay: HashMap<Bytes, Option<Bytes>, foldhash::fast::RandomState>,
+    overlay: IndexMap<Bytes, Option<Bytes>, foldhash::fast::RandomState>,
     /// The overlay's keys in order, once a scan needed them.
     order: OnceCell<BTreeSet<Bytes>>,
-    /// Previous overlay state of each key written since the last [`WriteTx::mark`].
-    undo: Vec<(Bytes, Option<Option<Bytes>>)>,
+    /// Each write since the last [`WriteTx::mark`]: the overlay position it wrote and
+    /// the value there before (None: the key was new, appended at that position).
+    undo: Vec<(usize, Option<Option<Bytes>>)>,
 }
 
 /// Keys an overlay has room for before it grows: a group's worth.
@@ -116,7 +124,7 @@ impl WriteTx {
     pub fn new(store: Arc<dyn Storage>) -> Self {
         WriteTx {
             store,
-            overlay: HashMap::with_capacity_and_hasher(OVERLAY_CAPACITY, Default::default()),
+            overlay: IndexMap::with_capacity_and_hasher(OVERLAY_CAPACITY, Default::default()),
             order: OnceCell::new(),
             undo: Vec::new(),
         }
@@ -133,11 +141,19 @@ impl WriteTx {
     }
 
     fn buffer(&mut self, key: Bytes, value: Option<Bytes>) {
-        if let Some(order) = self.order.get_mut() {
-            order.insert(key.clone());
+        match self.overlay.entry(key) {
+            Entry::Occupied(mut e) => {
+                let prev = std::mem::replace(e.get_mut(), value);
+                self.undo.push((e.index(), Some(prev)));
+            }
+            Entry::Vacant(e) => {
+                if let Some(order) = self.order.get_mut() {
+                    order.insert(e.key().clone());
+                }
+                self.undo.push((e.index(), None));
+                e.insert(value);
+            }
         }
-        let prev = self.overlay.insert(key.clone(), value);
-        self.undo.push((key, prev));
     }
 
     /// Starts a new undo scope (each command of a MULTI gets one).
@@ -147,15 +163,21 @@ impl WriteTx {
 
     /// Discards every write since the last [`WriteTx::mark`].
     pub fn rollback(&mut self) {
-        while let Some((key, prev)) = self.undo.pop() {
+        while let Some((at, prev)) = self.undo.pop() {
             match prev {
                 Some(p) => {
-                    self.overlay.insert(key, p);
+                    if let Some((_, v)) = self.overlay.get_index_mut(at) {
+                        *v = p;
+                    }
                 }
                 None => {
-                    self.overlay.remove(&key);
-                    if let Some(order) = self.order.get_mut() {
-                        order.remove(&key);
+                    // New keys were appended in order and are undone newest first, so
+                    // this one is the last.
+                    debug_assert_eq!(at + 1, self.overlay.len());
+                    if let Some((key, _)) = self.overlay.pop() {
+                        if let Some(order) = self.order.get_mut() {
+                            order.remove(&key);
+                        }
                     }
                 }
             }
@@ -317,6 +339,38 @@ mod tests {
         tx.rollback();
         assert_eq!(tx.get(b"a")?, Some(b("1")));
         assert_eq!(tx.get(b"b")?, Some(b("2")));
+        Ok(())
+    }
+
+    /// A rollback undoes, newest first, keys written more than once and keys new to the
+    /// overlay interleaved with keys it held, leaving the earlier writes as they were.
+    #[test]
+    fn rollback_restores_every_write_since_the_mark() -> Result<()> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| keel_storage::StorageError::io("tempdir", "/tmp", e))?;
+        let store = keel_storage::open(dir.path(), &OpenOptions::new(EngineKind::Memory))?;
+        let mut tx = WriteTx::new(Arc::clone(&store));
+        tx.put(b("a"), b("1"));
+        tx.delete(b("d"));
+        tx.mark();
+        tx.put(b("x"), b("1"));
+        tx.put(b("a"), b("2"));
+        tx.put(b("x"), b("2"));
+        tx.put(b("d"), b("back"));
+        tx.delete(b("y"));
+        tx.put(b("a"), b("3"));
+        assert_eq!(tx.len(), 4);
+        tx.rollback();
+        assert_eq!(tx.get(b"a")?, Some(b("1")));
+        assert_eq!(tx.get(b"x")?, None);
+        assert_eq!(tx.get(b"y")?, None);
+        assert_eq!(tx.get(b"d")?, None);
+        assert_eq!(tx.len(), 2, "a and the delete of d");
+        // The undo log is spent: a second rollback changes nothing.
+        tx.rollback();
+        assert_eq!(tx.len(), 2);
+        let batch = tx.into_batch();
+        assert_eq!(batch.len(), 2);
         Ok(())
     }
 

@@ -86,7 +86,7 @@ fn expiry_cycle_deletes_due_keys(kind: EngineKind) {
         .apply(&ctx, &Op::ExpireCycle { max: 10 })
         .expect("cycle");
     assert_eq!(a.replies.as_slice(), [Reply::Int(1)]);
-    assert_eq!(a.touched.as_slice(), [(0, b("a"))]);
+    assert_eq!(common::touched(&a), [(0, b("a"))]);
     assert_eq!(t.r(&["EXISTS", "a", "b", "c"]), Reply::Int(2));
 }
 
@@ -175,7 +175,7 @@ fn keyspace_events_are_recorded_only_when_wanted() {
     let off = t.apply(set("b"));
     assert!(off.events.is_empty(), "{:?}", off.events);
     // WATCH and blocking pops still learn which keys changed.
-    assert_eq!(off.touched.as_slice(), [(0, common::b("b"))]);
+    assert_eq!(common::touched(&off), [(0, common::b("b"))]);
     assert_eq!(t.r(&["GET", "b"]), Reply::Bulk(common::b("v")));
     t.engine.record_events(true);
     let again = t.apply(set("c"));

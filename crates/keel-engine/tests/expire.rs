@@ -205,10 +205,10 @@ fn lazy_and_active_expiry(kind: EngineKind) {
     // The cycle is bounded by max and goes oldest first.
     let a = t.apply(Op::ExpireCycle { max: 1 });
     assert_eq!(a.replies.as_slice(), [Reply::Int(1)]);
-    assert_eq!(a.touched.as_slice(), [(0, b("k0"))]);
+    assert_eq!(common::touched(&a), [(0, b("k0"))]);
     let a = t.apply(Op::ExpireCycle { max: 100 });
     assert_eq!(a.replies.as_slice(), [Reply::Int(1)]);
-    assert_eq!(a.touched.as_slice(), [(0, b("k2"))]);
+    assert_eq!(common::touched(&a), [(0, b("k2"))]);
     assert_eq!(expiry_entries(&t), 7);
     t.now += 10_000;
     let a = t.apply(Op::ExpireCycle { max: 100 });

@@ -339,7 +339,7 @@ fn swapdb_swaps_everything(kind: EngineKind) {
     t.now += 7000;
     let a = t.apply(Op::ExpireCycle { max: 100 });
     assert_eq!(a.replies.as_slice(), [Reply::Int(1)]);
-    assert_eq!(a.touched.as_slice(), [(5, b("both"))]);
+    assert_eq!(common::touched(&a), [(5, b("both"))]);
     gc_all(&t, 1000);
     assert_eq!(count_prefix(&t, &[keys::SUB]), 40, "set0 and zset5 members");
     assert_eq!(count_prefix(&t, &[keys::ZSCORE_IDX]), 20, "zset5 index");

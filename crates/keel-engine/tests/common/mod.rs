@@ -10,6 +10,14 @@ pub fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
 
+/// The keys an applied entry touched, as (db, key).
+pub fn touched(a: &Applied) -> Vec<(u8, Bytes)> {
+    a.touched
+        .iter()
+        .map(|(db, k)| (*db, Bytes::copy_from_slice(k)))
+        .collect()
+}
+
 pub fn cmd(parts: &[&str]) -> Vec<Bytes> {
     parts.iter().map(|p| b(p)).collect()
 }

@@ -60,7 +60,10 @@ impl BlockRegistry {
             return;
         }
         for (db, key) in &applied.touched {
-            if let Some(w) = queues.get(&(*db, key.clone())).and_then(|q| q.front()) {
+            if let Some(w) = queues
+                .get(&(*db, Bytes::copy_from_slice(key)))
+                .and_then(|q| q.front())
+            {
                 w.wake.notify_one();
             }
         }

@@ -46,7 +46,7 @@ impl WatchRegistry {
             return;
         }
         for (db, key) in &applied.touched {
-            let Some(ws) = keys.get(&(*db, key.clone())) else {
+            let Some(ws) = keys.get(&(*db, Bytes::copy_from_slice(key))) else {
                 continue;
             };
             for w in ws {
