@@ -299,11 +299,17 @@ mod tests {
         Bytes::copy_from_slice(s.as_bytes())
     }
 
-    #[test]
-    fn overlay_scan_merges_both_ways() -> Result<()> {
+    /// A memory store in a temporary directory (kept alive by the returned guard).
+    fn memory_store() -> Result<(tempfile::TempDir, Arc<dyn Storage>)> {
         let dir = tempfile::tempdir()
             .map_err(|e| keel_storage::StorageError::io("tempdir", "/tmp", e))?;
         let store = keel_storage::open(dir.path(), &OpenOptions::new(EngineKind::Memory))?;
+        Ok((dir, store))
+    }
+
+    #[test]
+    fn overlay_scan_merges_both_ways() -> Result<()> {
+        let (_dir, store) = memory_store()?;
         let mut wb = WriteBatch::new();
         wb.put(b("a"), b("1"))
             .put(b("c"), b("3"))
@@ -346,9 +352,7 @@ mod tests {
     /// overlay interleaved with keys it held, leaving the earlier writes as they were.
     #[test]
     fn rollback_restores_every_write_since_the_mark() -> Result<()> {
-        let dir = tempfile::tempdir()
-            .map_err(|e| keel_storage::StorageError::io("tempdir", "/tmp", e))?;
-        let store = keel_storage::open(dir.path(), &OpenOptions::new(EngineKind::Memory))?;
+        let (_dir, store) = memory_store()?;
         let mut tx = WriteTx::new(Arc::clone(&store));
         tx.put(b("a"), b("1"));
         tx.delete(b("d"));
@@ -377,9 +381,7 @@ mod tests {
     /// The order a scan builds is kept by later writes and undone by a rollback.
     #[test]
     fn scans_see_writes_made_after_an_earlier_scan() -> Result<()> {
-        let dir = tempfile::tempdir()
-            .map_err(|e| keel_storage::StorageError::io("tempdir", "/tmp", e))?;
-        let store = keel_storage::open(dir.path(), &OpenOptions::new(EngineKind::Memory))?;
+        let (_dir, store) = memory_store()?;
         let mut tx = WriteTx::new(Arc::clone(&store));
         let keys = |tx: &WriteTx, dir| -> Result<Vec<Bytes>> {
             tx.scan(ScanRange::all(), dir)
