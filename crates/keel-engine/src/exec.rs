@@ -173,7 +173,7 @@ impl<'a> Exec<'a> {
 
     /// Records that `key` of the current database changed.
     pub fn touch(&mut self, key: &[u8]) {
-        self.touched.push((self.db, TouchedKey::from_slice(key)));
+        self.touch_in(self.db, key);
     }
 
     /// Raises keyspace event `event` of class `class` (Redis's flag letter) on `key` of
@@ -264,7 +264,7 @@ impl<'a> Exec<'a> {
             }
         }
         let rec = meta.encode_at(self.seq);
-        self.touched.push((db, TouchedKey::from_slice(key)));
+        self.touch_in(db, key);
         self.put(keys::meta_key(db, key), rec)?;
         if old.is_none() {
             // Redis raises `new` whenever a key is added to a database.
