@@ -19,8 +19,8 @@ usage: bench/compare.sh [options]
   --only TESTS       redis-benchmark tests, comma separated (default
                      set,get,incr,lpush,rpop,sadd,hset,zadd,lrange_100,mset)
   --sections LIST    parts to run, comma separated (default main,persist,instr,mem):
-                       main     the test matrix, redis (no persistence) vs keel memory
-                                engine (WAL, appendfsync no)
+                       main     the test matrix, redis vs keel memory engine, both
+                                without persistence (keel --appendonly no --save '')
                        persist  SET/GET under AOF/WAL everysec and always, keel bitcask/lsm
                        instr    user-space instructions per request under callgrind
                        mem      RSS after loading --mem-keys keys of 64-byte values
@@ -157,7 +157,8 @@ wait_ready() {
 
 # Starts a server. Usage: start_server NAME KIND MODE [WRAPPER...]; sets $srv_pid, $srv_port.
 #   KIND redis: MODE none | everysec | always
-#   KIND keel:  MODE <engine>:<appendfsync>, e.g. memory:no, bitcask:everysec
+#   KIND keel:  MODE <engine>:<appendfsync>, e.g. memory:no, bitcask:everysec; or
+#               <engine>:off, no WAL and no snapshots (--appendonly no --save '')
 start_server() {
   local name="$1" kind="$2" mode="$3"
   shift 3
@@ -180,10 +181,15 @@ start_server() {
     else
       local engine="${mode%%:*}" fsync="${mode#*:}"
       cmd=("$keel_bin" --bind 127.0.0.1 --port "$port" --dir "$dir/data" --engine "$engine"
-        --appendfsync "$fsync" --loglevel warning)
-      # With no fsync the pair is "no persistence": keel's WAL-size snapshots are off too,
-      # as Redis's RDB saves are. Otherwise both keep their log compaction defaults.
-      if [[ "$fsync" == no ]]; then cmd+=(--save ''); fi
+        --loglevel warning)
+      # "off" is Redis's --save '' --appendonly no. With fsync "no" the WAL is written
+      # but never synced, and keel's WAL-size snapshots are off, as Redis's RDB saves are.
+      # Otherwise both keep their log compaction defaults.
+      case "$fsync" in
+        off) cmd+=(--appendonly no --save '') ;;
+        no) cmd+=(--appendfsync no --save '') ;;
+        *) cmd+=(--appendfsync "$fsync") ;;
+      esac
     fi
     "$@" "${cmd[@]}" >"$dir/stdout.log" 2>&1 &
     srv_pid=$!
@@ -310,9 +316,9 @@ machine_md="$out/machine.md"
 } >"$machine_md"
 
 if has_section main; then
-  log "section main: redis (no persistence) vs keel memory (WAL, appendfsync no), $rounds round(s)"
+  log "section main: redis vs keel memory, both without persistence, $rounds round(s)"
   start_server redis-main redis none; rpid=$srv_pid; rport=$srv_port
-  start_server keel-main keel memory:no; kpid=$srv_pid; kport=$srv_port
+  start_server keel-main keel memory:off; kpid=$srv_pid; kport=$srv_port
   run_pair main none "$rpid" "$rport" "$kpid" "$kport" "${test_list[@]}"
   stop_server "$rpid"; stop_server "$kpid"
 fi
@@ -349,12 +355,12 @@ if has_section instr; then
         start_server "$server-instr" redis none valgrind --tool=callgrind \
           --callgrind-out-file="$work/cg-$server.%p"
       else
-        start_server "$server-instr" keel memory:no valgrind --tool=callgrind \
+        start_server "$server-instr" keel memory:off valgrind --tool=callgrind \
           --callgrind-out-file="$work/cg-$server.%p"
       fi
     else
       if [[ $server == redis ]]; then start_server "$server-instr" redis none
-      else start_server "$server-instr" keel memory:no; fi
+      else start_server "$server-instr" keel memory:off; fi
     fi
     ipid=$srv_pid; iport=$srv_port
     dump=0
@@ -413,7 +419,7 @@ if has_section mem; then
       printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$64\r\n%s\r\n", length(k), k, v
     }
   }' >"$resp"
-  for cfg in redis:none keel:memory:no keel:bitcask:everysec keel:lsm:everysec; do
+  for cfg in redis:none keel:memory:off keel:bitcask:everysec keel:lsm:everysec; do
     kind="${cfg%%:*}"; mode="${cfg#*:}"
     name="mem-$kind-${mode%%:*}"
     start_server "$name" "$kind" "$mode"; mpid=$srv_pid; mport=$srv_port

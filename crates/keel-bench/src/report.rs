@@ -171,8 +171,8 @@ pub fn markdown(rows: &[Row], mem: &[MemRow], machine: &str, png_name: &str) -> 
             .unwrap_or(0);
         let _ = writeln!(
             s,
-            "## Throughput, latency and CPU per request\n\nRedis without persistence vs keel's \
-             memory engine (WAL written, appendfsync no). Medians over {runs} run(s) per cell; \
+            "## Throughput, latency and CPU per request\n\nRedis and keel's memory engine, both \
+             without persistence (`--save '' --appendonly no` each). Medians over {runs} run(s) per cell; \
              latencies in ms; CPU = server user+kernel time per request from /proc/PID/stat \
              (10 ms ticks).\n"
         );

@@ -80,6 +80,11 @@ pub struct Args {
     /// WAL fsync policy: always, everysec or no [default: everysec].
     #[arg(long, env = "KEEL_APPENDFSYNC")]
     pub appendfsync: Option<String>,
+    /// Log every write to the WAL: yes, or no to keep only snapshots taken at the save
+    /// points (Redis's `appendonly no`: writes since the last snapshot are lost on a
+    /// crash) [default: yes].
+    #[arg(long, env = "KEEL_APPENDONLY")]
+    pub appendonly: Option<String>,
     /// Password clients must send with AUTH (empty: none) [default: none].
     #[arg(long, env = "KEEL_REQUIREPASS", hide_env_values = true)]
     pub requirepass: Option<String>,
@@ -109,8 +114,9 @@ pub struct Args {
     /// SAVE/BGSAVE [default: 64mb].
     #[arg(long, env = "KEEL_AUTO_SNAPSHOT_WAL_BYTES")]
     pub auto_snapshot_wal_bytes: Option<String>,
-    /// Redis's `save` for compatibility: "" turns automatic snapshots off; any
-    /// "<secs> <changes>" list keeps the WAL-size trigger (keel snapshots by WAL size).
+    /// Redis's save points, "<secs> <changes> ...": with `--appendonly no` a snapshot
+    /// starts once <changes> writes are <secs> old; with the log on, keel snapshots by
+    /// WAL size and "" turns that off [default: "3600 1 300 100 60 10000"].
     #[arg(long, env = "KEEL_SAVE")]
     pub save: Option<String>,
     /// Log level: debug, verbose, notice, warning (Redis's) or trace/info/warn/error
@@ -160,6 +166,8 @@ pub struct FileConfig {
     pub engine: Option<String>,
     /// See [`Args::appendfsync`].
     pub appendfsync: Option<String>,
+    /// See [`Args::appendonly`].
+    pub appendonly: Option<String>,
     /// See [`Args::requirepass`].
     pub requirepass: Option<String>,
     /// See [`Args::maxmemory`]; a number (bytes) or a string with units.
@@ -242,6 +250,12 @@ pub struct Config {
     pub engine: EngineKind,
     /// WAL fsync policy.
     pub appendfsync: SyncPolicy,
+    /// Every write is logged (Redis's `appendonly`); off, snapshots at the save points
+    /// are all that persists.
+    pub appendonly: bool,
+    /// Redis's save points, (seconds, changes): with the log off, a snapshot starts when
+    /// at least `changes` writes were made and the last snapshot is `seconds` old.
+    pub save_points: Vec<(u64, u64)>,
     /// AUTH password (None: no password).
     pub requirepass: Option<String>,
     /// Memory limit in bytes (0 = none).
@@ -370,6 +384,8 @@ impl Default for Config {
             dir: PathBuf::from("./keel-data"),
             engine: EngineKind::Memory,
             appendfsync: SyncPolicy::EverySec,
+            appendonly: true,
+            save_points: DEFAULT_SAVE_POINTS.to_vec(),
             requirepass: None,
             maxmemory: 0,
             maxmemory_policy: EvictionPolicy::NoEviction,
@@ -385,6 +401,36 @@ impl Default for Config {
             notify_keyspace_events: 0,
             grpc: GrpcConfig::default(),
         }
+    }
+}
+
+/// Redis's default save points (redis.conf of Redis 7).
+pub const DEFAULT_SAVE_POINTS: [(u64, u64); 3] = [(3600, 1), (300, 100), (60, 10_000)];
+
+/// Parses Redis's `save` value: "<seconds> <changes>" pairs; "" is none.
+pub fn parse_save_points(s: &str) -> Result<Vec<(u64, u64)>, String> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let nums: Option<Vec<u64>> = parts.iter().map(|p| p.parse::<u64>().ok()).collect();
+    match nums {
+        Some(n) if n.len().is_multiple_of(2) => Ok(n.chunks(2).map(|c| (c[0], c[1])).collect()),
+        _ => Err(format!(
+            "'{s}' is not a list of \"<seconds> <changes>\" pairs"
+        )),
+    }
+}
+
+/// Renders save points as Redis's CONFIG GET shows them.
+pub fn render_save_points(points: &[(u64, u64)]) -> String {
+    let parts: Vec<String> = points.iter().map(|(s, c)| format!("{s} {c}")).collect();
+    parts.join(" ")
+}
+
+/// Parses Redis's yes/no.
+pub fn parse_yes_no(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("'{v}' is not yes or no")),
     }
 }
 
@@ -444,6 +490,12 @@ fn size(name: &'static str, v: Option<String>, default: u64) -> Result<u64, Conf
 }
 
 impl Config {
+    /// Whether a shutdown without SAVE or NOSAVE snapshots: with the log off and save
+    /// points set, as Redis does; with the log on, the WAL already holds every write.
+    pub fn saves_on_exit(&self) -> bool {
+        !self.appendonly && !self.save_points.is_empty()
+    }
+
     /// Parses the process's command line and environment, reads the file if one is
     /// named, and resolves everything.
     pub fn load() -> Result<Config, ConfigError> {
@@ -497,22 +549,18 @@ impl Config {
                 .or(file.auto_snapshot_wal_bytes.map(SizeValue::into_text)),
             d.auto_snapshot_wal_bytes,
         )?;
-        if let Some(s) = save {
-            // Redis's `save ""` turns automatic saving off; save points are checked for
-            // shape and otherwise served by the WAL-size trigger.
-            if s.trim().is_empty() {
-                auto_snapshot_wal_bytes = 0;
-            } else {
-                let parts: Vec<&str> = s.split_whitespace().collect();
-                if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<u64>().is_err())
-                {
-                    return Err(invalid(
-                        "save",
-                        format!("'{s}' is not a list of \"<seconds> <changes>\" pairs"),
-                    ));
-                }
-            }
+        let save_points = match &save {
+            Some(s) => parse_save_points(s).map_err(|e| invalid("save", e))?,
+            None => d.save_points.clone(),
+        };
+        // With the log on, Redis's `save ""` turns the WAL-size trigger off.
+        if save_points.is_empty() {
+            auto_snapshot_wal_bytes = 0;
         }
+        let appendonly = match args.appendonly.or(file.appendonly) {
+            Some(v) => parse_yes_no(&v).map_err(|e| invalid("appendonly", e))?,
+            None => d.appendonly,
+        };
         let loglevel = args.loglevel.or(file.loglevel).unwrap_or(d.loglevel);
         log_filter(&loglevel).map_err(|r| invalid("loglevel", r))?;
         let requirepass = args
@@ -545,6 +593,8 @@ impl Config {
             dir: args.dir.or(file.dir).unwrap_or(d.dir),
             engine,
             appendfsync,
+            appendonly,
+            save_points,
             requirepass,
             maxmemory,
             maxmemory_policy,
@@ -791,6 +841,37 @@ mod tests {
         )
         .expect("kept");
         assert_eq!(kept.auto_snapshot_wal_bytes, 8 << 20);
+        assert_eq!(kept.save_points, vec![(900, 1), (300, 10)]);
+        assert_eq!(off.save_points, Vec::<(u64, u64)>::new());
+    }
+
+    #[test]
+    fn appendonly_and_save_points_resolve() {
+        let _g = env_lock();
+        let d = Config::resolve(args(&[]), FileConfig::default()).expect("defaults");
+        assert!(d.appendonly);
+        assert_eq!(d.save_points, DEFAULT_SAVE_POINTS.to_vec());
+        assert_eq!(
+            render_save_points(&d.save_points),
+            "3600 1 300 100 60 10000"
+        );
+        let off = Config::resolve(
+            args(&["--appendonly", "NO", "--save", "60 5"]),
+            FileConfig::default(),
+        )
+        .expect("appendonly no");
+        assert!(!off.appendonly);
+        assert_eq!(off.save_points, vec![(60, 5)]);
+        let file = FileConfig {
+            appendonly: Some("no".into()),
+            ..FileConfig::default()
+        };
+        assert!(!Config::resolve(args(&[]), file).expect("file").appendonly);
+        let e = Config::resolve(args(&["--appendonly", "maybe"]), FileConfig::default());
+        assert!(e.is_err_and(|e| e.to_string().contains("appendonly")));
+        assert!(parse_save_points("60").is_err());
+        assert!(parse_save_points("60 x").is_err());
+        assert_eq!(parse_save_points("  ").expect("empty"), vec![]);
     }
 
     #[test]

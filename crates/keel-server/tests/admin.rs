@@ -440,6 +440,19 @@ fn config_get_set_resetstat_rewrite() {
     assert_eq!(got, vec!["maxmemory", "2097152", "timeout", "300"]);
     let e = q_err(&mut con, &["CONFIG", "SET", "port", "1"]);
     assert!(e.contains("can't set immutable config"), "{e}");
+    // Save points change at runtime; the log is turned on or off only at start.
+    let got: Vec<String> = q(&mut con, &["CONFIG", "GET", "save"]);
+    assert_eq!(got, vec!["save", "3600 1 300 100 60 10000"]);
+    let _: () = q(
+        &mut con,
+        &["CONFIG", "SET", "save", "900 1", "appendonly", "yes"],
+    );
+    let e = q_err(&mut con, &["CONFIG", "SET", "appendonly", "no"]);
+    assert!(e.contains("only at start"), "{e}");
+    let e = q_err(&mut con, &["CONFIG", "SET", "save", "900"]);
+    assert!(e.contains("Invalid save parameters"), "{e}");
+    let got: Vec<String> = q(&mut con, &["CONFIG", "GET", "appendonly", "save"]);
+    assert_eq!(got, vec!["appendonly", "yes", "save", "900 1"]);
     let _: () = q(&mut con, &["CONFIG", "REWRITE"]);
     let text = std::fs::read_to_string(&path).expect("read rewritten");
     let table: toml::Table = text.parse().expect("valid toml");
@@ -450,6 +463,8 @@ fn config_get_set_resetstat_rewrite() {
     assert_eq!(table.get("timeout").and_then(|v| v.as_integer()), Some(300));
     let file: keel_server::config::FileConfig = toml::from_str(&text).expect("keel reads it");
     assert_eq!(file.timeout, Some(300));
+    assert_eq!(file.save.as_deref(), Some("900 1"));
+    assert_eq!(file.appendonly.as_deref(), Some("yes"));
     let _: () = q(&mut con, &["CONFIG", "RESETSTAT"]);
     let cmds: u64 = info_field(&mut con, "stats", "total_commands_processed")
         .and_then(|v| v.parse().ok())

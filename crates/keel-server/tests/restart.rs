@@ -210,3 +210,97 @@ fn shutdown_save_snapshots_and_truncates() {
     let srv = spawn_binary(&dir, &[]);
     check_keys(srv.addr, N);
 }
+
+/// An INFO persistence field of the server at `con`.
+fn persistence_field(con: &mut redis::Connection, field: &str) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(con)
+        .expect("info");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .trim()
+        .to_string()
+}
+
+/// Bytes in the WAL directory's segments.
+fn wal_bytes(dir: &Path) -> u64 {
+    wal_segments(dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum()
+}
+
+#[test]
+fn appendonly_no_persists_by_save_points_and_logs_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let no_log = ["--appendonly", "no", "--save", "1 1"];
+    let srv = spawn_binary(&dir, &no_log);
+    let mut con = connect(srv.addr);
+    assert_eq!(persistence_field(&mut con, "aof_enabled"), "0");
+    write_keys(srv.addr, 0, N);
+    // "1 1": a snapshot once a change is more than a second past the last save.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while persistence_field(&mut con, "rdb_changes_since_last_save") != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot at the save point"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // No more save points: what follows is acknowledged but never persisted.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("save")
+        .arg("")
+        .query(&mut con)
+        .expect("config set save");
+    let _: () = con.set("late", "lost").expect("set late");
+    assert_eq!(wal_bytes(&dir), 0, "nothing may reach the WAL");
+    srv.kill9();
+
+    let srv = spawn_binary(&dir, &no_log);
+    check_keys(srv.addr, N);
+    let mut con = connect(srv.addr);
+    let late: Option<String> = con.get("late").expect("get late");
+    assert_eq!(
+        late, None,
+        "a write after the last snapshot survived without a log"
+    );
+    // SHUTDOWN without SAVE/NOSAVE snapshots when save points are set (Redis's rule)...
+    let _: () = con.set("kept", "1").expect("set kept");
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut con);
+    let mut srv = srv;
+    assert!(srv.wait_exit().success());
+
+    // ...and not when there are none.
+    let srv = spawn_binary(&dir, &["--appendonly", "no", "--save", ""]);
+    let mut con = connect(srv.addr);
+    let kept: Option<String> = con.get("kept").expect("get kept");
+    assert_eq!(
+        kept.as_deref(),
+        Some("1"),
+        "SHUTDOWN with save points set saved"
+    );
+    let _: () = con.set("unsaved", "1").expect("set unsaved");
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut con);
+    let mut srv = srv;
+    assert!(srv.wait_exit().success());
+
+    // Back to the log: the WAL starts after the store and keeps every write again.
+    let srv = spawn_binary(&dir, &["--appendfsync", "always"]);
+    let mut con = connect(srv.addr);
+    let unsaved: Option<String> = con.get("unsaved").expect("get unsaved");
+    assert_eq!(unsaved, None, "SHUTDOWN without save points saved");
+    let _: () = con.set("logged", "1").expect("set logged");
+    srv.kill9();
+    let srv = spawn_binary(&dir, &["--appendfsync", "always"]);
+    let mut con = connect(srv.addr);
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).expect("dbsize");
+    assert_eq!(n as usize, N + 3, "the keys, the list, kept and logged");
+    let logged: Option<String> = con.get("logged").expect("get logged");
+    assert_eq!(logged.as_deref(), Some("1"));
+    assert_eq!(persistence_field(&mut con, "aof_enabled"), "1");
+}

@@ -41,6 +41,9 @@ pub const MAX_BATCH: usize = 1024;
 const EXPIRE_CYCLE_MAX: usize = 200;
 /// Eviction rounds one write may trigger before it is refused.
 const EVICT_ROUNDS: usize = 16;
+/// How long a failed save-point snapshot waits before the next try (Redis's
+/// CONFIG_BGSAVE_RETRY_DELAY).
+const SAVE_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The state of the write funnel, behind its lock.
 pub(super) struct ApplyLoop {
@@ -58,6 +61,12 @@ pub(super) struct ApplyLoop {
     pub rng: StdRng,
     buf: Vec<u8>,
     dirty: bool,
+    /// Entries go to the WAL (`appendonly yes`, fixed at start); off, nothing is
+    /// logged and snapshots at the save points are what persists.
+    logging: bool,
+    /// When the save points last started a snapshot, until one succeeds (a failed one
+    /// is retried after [`SAVE_RETRY_DELAY`], as Redis does).
+    save_tried_at: Option<Instant>,
     wal_bytes_after_snapshot: u64,
     hooks: ApplyHooks,
     /// The round's entries applied so far, written to storage as one batch at the
@@ -130,6 +139,7 @@ impl ApplyLoop {
         hooks: ApplyHooks,
     ) -> Self {
         let wal_bytes_after_snapshot = wal.stats().bytes_on_disk;
+        let logging = config.read().appendonly;
         ApplyLoop {
             engine,
             wal,
@@ -143,6 +153,8 @@ impl ApplyLoop {
             rng: StdRng::from_entropy(),
             buf: Vec::new(),
             dirty: false,
+            logging,
+            save_tried_at: None,
             wal_bytes_after_snapshot,
             hooks,
             group: None,
@@ -352,22 +364,10 @@ impl ApplyLoop {
             now_ms: self.clock(),
             seed: self.rng.gen(),
         };
-        self.buf.clear();
-        encode_entry(&ctx, op, &mut self.buf);
-        match self.wal.append(ctx.seq, &self.buf) {
-            Ok(()) => {}
-            Err(WalError::TooLarge { len, max }) => {
-                return Err(Reply::err(format!(
-                    "ERR command of {len} bytes exceeds the log entry limit of {max} bytes"
-                )))
-            }
-            Err(e) => return Err(self.fail(format!("wal append: {e}"))),
-        }
-        if self.buf.capacity() > 1 << 20 {
-            self.buf = Vec::new();
+        if self.logging {
+            self.log(&ctx, op)?;
         }
         self.last_index = ctx.seq;
-        self.dirty = true;
         let mut group = self.group.take().unwrap_or_else(|| self.engine.group());
         let applied = match self.engine.apply_in(&mut group, &ctx, op) {
             Ok(a) => a,
@@ -389,6 +389,26 @@ impl ApplyLoop {
         self.deferred_events.extend_from_slice(&applied.events);
         self.unsaved += 1;
         Ok(applied)
+    }
+
+    /// Appends the entry to the WAL (made durable by the round's commit).
+    fn log(&mut self, ctx: &ApplyCtx, op: &Op) -> Result<(), Reply> {
+        self.buf.clear();
+        encode_entry(ctx, op, &mut self.buf);
+        match self.wal.append(ctx.seq, &self.buf) {
+            Ok(()) => {}
+            Err(WalError::TooLarge { len, max }) => {
+                return Err(Reply::err(format!(
+                    "ERR command of {len} bytes exceeds the log entry limit of {max} bytes"
+                )))
+            }
+            Err(e) => return Err(self.fail(format!("wal append: {e}"))),
+        }
+        if self.buf.capacity() > 1 << 20 {
+            self.buf = Vec::new();
+        }
+        self.dirty = true;
+        Ok(())
     }
 
     /// Moves the node to Failed and returns the MISCONF reply.
@@ -483,12 +503,20 @@ impl ApplyLoop {
         }
     }
 
+    /// Starts a snapshot when one is due: by WAL growth with the log on, at the save
+    /// points with it off.
     fn maybe_auto_snapshot(&mut self) {
-        let threshold = self.config.read().auto_snapshot_wal_bytes;
-        if threshold == 0
-            || self.state.snapshot_in_progress.load(Ordering::Acquire)
+        if self.state.snapshot_in_progress.load(Ordering::Acquire)
             || self.state.lifecycle() == Lifecycle::Failed
         {
+            return;
+        }
+        if !self.logging {
+            self.maybe_save_point();
+            return;
+        }
+        let threshold = self.config.read().auto_snapshot_wal_bytes;
+        if threshold == 0 {
             return;
         }
         let grown = self
@@ -498,6 +526,33 @@ impl ApplyLoop {
             .saturating_sub(self.wal_bytes_after_snapshot);
         if grown >= threshold {
             tracing::info!(wal_bytes_grown = grown, "automatic snapshot");
+            self.start_snapshot(None);
+        }
+    }
+
+    /// Redis's save points: a snapshot once some point's number of changes is reached
+    /// and the last snapshot is older than its seconds; after a failed one, not again
+    /// for [`SAVE_RETRY_DELAY`].
+    fn maybe_save_point(&mut self) {
+        if self
+            .save_tried_at
+            .is_some_and(|t| t.elapsed() < SAVE_RETRY_DELAY)
+        {
+            return;
+        }
+        let changes = self.state.changes_since_save.load(Ordering::Relaxed);
+        let age =
+            (self.clock() / 1000).saturating_sub(self.state.last_save_unix.load(Ordering::Relaxed));
+        let due = self
+            .config
+            .read()
+            .save_points
+            .iter()
+            .find(|&&(secs, min)| changes >= min && age > secs)
+            .copied();
+        if let Some((secs, min)) = due {
+            tracing::info!("{min} changes in {secs} seconds. Saving...");
+            self.save_tried_at = Some(Instant::now());
             self.start_snapshot(None);
         }
     }
@@ -582,6 +637,9 @@ impl ApplyLoop {
             tracing::error!(error = %e, "snapshot failed");
         }
         self.state.note_snapshot(result.is_ok());
+        if result.is_ok() {
+            self.save_tried_at = None;
+        }
         // After a snapshot, the log holds only what was written since it started (the
         // log was sealed then and is now cut there), all of which counts toward the next
         // one: counting from the size now left writes made during the snapshot out, and

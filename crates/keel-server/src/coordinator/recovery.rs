@@ -126,11 +126,14 @@ pub fn recover(cfg: &Config) -> Result<Recovered, StartError> {
     if wal.last_index() < storage_index {
         // A crash under everysec/no can leave the store ahead of the log: everything the
         // log holds is in the store already.
-        tracing::warn!(
-            wal_last = wal.last_index(),
-            storage_index,
-            "wal ends before the store's applied index; starting the wal after it"
-        );
+        // With the log off (appendonly no) the store always moves on without it.
+        if cfg.appendonly {
+            tracing::warn!(
+                wal_last = wal.last_index(),
+                storage_index,
+                "wal ends before the store's applied index; starting the wal after it"
+            );
+        }
         wal.restart_after(storage_index)?;
     }
     let mut replayed = 0u64;

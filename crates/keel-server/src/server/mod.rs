@@ -116,7 +116,7 @@ pub struct Shared {
     /// Flips to true when the server stops (connections finish and close).
     pub shutdown: watch::Sender<bool>,
     /// SHUTDOWN's choice: Some(save) once requested.
-    pub shutdown_request: Mutex<Option<bool>>,
+    pub shutdown_request: Mutex<Option<Option<bool>>>,
     /// The bound address.
     pub local_addr: SocketAddr,
     /// When the server started.
@@ -138,8 +138,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Asks the server to stop (SHUTDOWN).
-    pub fn request_shutdown(&self, save: bool) {
+    /// Asks the server to stop (SHUTDOWN); `save` as [`commands::Outcome::Shutdown`] has it.
+    pub fn request_shutdown(&self, save: Option<bool>) {
         let mut g = self.shutdown_request.lock();
         if g.is_none() {
             *g = Some(save);
@@ -171,6 +171,7 @@ impl Server {
             tracing::info!(
                 engine = %c.engine,
                 dir = %c.dir.display(),
+                appendonly = c.appendonly,
                 appendfsync = %c.appendfsync,
                 storage_index = report.storage_index,
                 recovered_entries = report.replayed,
@@ -339,7 +340,12 @@ impl Server {
                 }
             }
         }
-        let save = shared.shutdown_request.lock().unwrap_or(false);
+        // A signal or a SHUTDOWN without SAVE/NOSAVE takes the configured default.
+        let save = shared
+            .shutdown_request
+            .lock()
+            .flatten()
+            .unwrap_or_else(|| shared.config.read().saves_on_exit());
         let sh = Arc::clone(&shared);
         let closed = tokio::task::spawn_blocking(move || sh.coord.shutdown(save))
             .await

@@ -2,8 +2,10 @@
 //!
 //! GET matches glob patterns against every known name. SET changes the settings that
 //! can change at runtime (maxmemory, maxmemory-policy, maxmemory-samples, maxclients,
-//! timeout, requirepass); the rest are immutable. A few Redis settings that test suites
-//! commonly set are accepted and ignored (kept so GET reports what was set).
+//! timeout, requirepass, save); the rest are immutable (`appendonly` accepts its current
+//! value, as suites set it, and refuses a change: the log is turned on or off at start).
+//! A few Redis settings that test suites commonly set are accepted and ignored (kept so
+//! GET reports what was set).
 //!
 //! Runtime keys owned by the admin commands (kept in [`crate::server::slowlog`]):
 //! slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold.
@@ -16,13 +18,13 @@ use keel_engine::glob::glob_match;
 use keel_engine::Reply;
 
 use super::{eq_ci, err, Outcome};
-use crate::config::{parse_policy, parse_size, Config};
+use crate::config::{
+    parse_policy, parse_save_points, parse_size, parse_yes_no, render_save_points, Config,
+};
 use crate::server::conn::Session;
 
 /// Redis settings accepted by CONFIG SET without effect in keel, with their defaults.
 const IGNORED: &[(&str, &str)] = &[
-    ("save", ""),
-    ("appendonly", "yes"),
     ("hz", "10"),
     ("activedefrag", "no"),
     ("lazyfree-lazy-eviction", "no"),
@@ -52,6 +54,15 @@ const IGNORED: &[(&str, &str)] = &[
     ("databases", "16"),
 ];
 
+/// Redis's rendering of a boolean setting.
+fn yes_no(v: bool) -> &'static str {
+    if v {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
 /// Every (name, value) keel reports.
 fn current(s: &Session) -> Vec<(String, String)> {
     let c: Config = s.shared.config.read().clone();
@@ -61,6 +72,8 @@ fn current(s: &Session) -> Vec<(String, String)> {
         ("dir".into(), c.dir.display().to_string()),
         ("engine".into(), c.engine.to_string()),
         ("appendfsync".into(), c.appendfsync.to_string()),
+        ("appendonly".into(), yes_no(c.appendonly).into()),
+        ("save".into(), render_save_points(&c.save_points)),
         (
             "requirepass".into(),
             c.requirepass.clone().unwrap_or_default(),
@@ -230,6 +243,17 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
                 Some(f) => next.notify_keyspace_events = f,
                 None => return bad("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."),
             },
+            "save" => match parse_save_points(&value) {
+                Ok(p) => next.save_points = p,
+                Err(_) => return bad("Invalid save parameters"),
+            },
+            "appendonly" => match parse_yes_no(&value) {
+                Ok(v) if v == next.appendonly => {}
+                Ok(_) => {
+                    return bad("keel turns its write log on or off only at start (--appendonly)")
+                }
+                Err(_) => return bad("argument must be 'yes' or 'no'"),
+            },
             "client-output-buffer-limit" => match pubsub_limit(&value) {
                 Ok(Some(l)) => next.client_output_buffer_limit_pubsub = l,
                 Ok(None) => {}
@@ -324,6 +348,8 @@ fn rewrite(s: &mut Session) -> Outcome {
     table.insert("dir".into(), text(c.dir.display().to_string()));
     table.insert("engine".into(), text(c.engine.to_string()));
     table.insert("appendfsync".into(), text(c.appendfsync.to_string()));
+    table.insert("appendonly".into(), text(yes_no(c.appendonly).into()));
+    table.insert("save".into(), text(render_save_points(&c.save_points)));
     match &c.requirepass {
         Some(p) => {
             table.insert("requirepass".into(), text(p.clone()));

@@ -185,7 +185,7 @@ fn persistence(sh: &Shared, out: &mut String) {
     kv(out, "rdb_last_bgsave_time_sec", -1);
     kv(out, "rdb_current_bgsave_time_sec", -1);
     kv(out, "rdb_last_cow_size", 0);
-    kv(out, "aof_enabled", 1);
+    kv(out, "aof_enabled", u8::from(sh.config.read().appendonly));
     kv(out, "aof_rewrite_in_progress", 0);
     kv(out, "aof_rewrite_scheduled", 0);
     kv(out, "aof_last_rewrite_time_sec", -1);

@@ -72,8 +72,9 @@ pub enum Outcome {
     Exec,
     /// Stop the server (SHUTDOWN); `save` snapshots first.
     Shutdown {
-        /// SHUTDOWN SAVE.
-        save: bool,
+        /// SHUTDOWN SAVE (true) or NOSAVE (false); None: the configured default
+        /// ([`crate::config::Config::saves_on_exit`]).
+        save: Option<bool>,
     },
     /// Await the future, then send its reply (DEBUG SLEEP, DEBUG RELOAD).
     Deferred(Deferred),

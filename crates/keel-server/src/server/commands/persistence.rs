@@ -31,8 +31,9 @@ pub(super) fn lastsave(s: &mut Session, _args: &[Bytes]) -> Outcome {
     Outcome::Reply(Reply::Int(i64::try_from(t).unwrap_or(i64::MAX)))
 }
 
-/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: the WAL makes every acknowledged write
-/// durable per policy, so the default does not snapshot; SAVE does.
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: with the WAL on, every acknowledged
+/// write is durable per policy, so the default does not snapshot; with it off, the
+/// default snapshots when save points are set (Redis's rule). SAVE always does.
 pub(super) fn shutdown(_s: &mut Session, args: &[Bytes]) -> Outcome {
     let mut save = false;
     let mut nosave = false;
@@ -51,5 +52,13 @@ pub(super) fn shutdown(_s: &mut Session, args: &[Bytes]) -> Outcome {
     if save && nosave {
         return err(errors::SYNTAX);
     }
-    Outcome::Shutdown { save }
+    Outcome::Shutdown {
+        save: if save {
+            Some(true)
+        } else if nosave {
+            Some(false)
+        } else {
+            None
+        },
+    }
 }
