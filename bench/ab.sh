@@ -11,8 +11,9 @@
 #   --pipeline N          -P (default 16)
 #   --requests N          -n per run (default 1000000)
 #   --rounds N            runs per build and test (default 5)
-# Both servers run with --appendfsync no --save '' (the main section of compare.sh)
-# unless server args say otherwise; they stay up for all tests, in the order given, so a
+# Both servers run with --appendfsync no --save '' (the WAL written, never synced; add
+# "-- --appendonly no" for compare.sh's main pair, on builds that have it) plus the
+# server args; they stay up for all tests, in the order given, so a
 # test sees what the earlier ones wrote (RPOP needs LPUSH before it).
 # Prints one line per test:
 #   "<test> P<p>: rps A <a> B <b> B/A <r> (pairwise median <r>, B ahead in <k> of <n>) |
@@ -29,11 +30,11 @@ while [[ $# -gt 0 ]]; do
     --pipeline) pipeline="${2:?--pipeline needs N}"; shift 2 ;;
     --requests) requests="${2:?--requests needs N}"; shift 2 ;;
     --rounds) rounds="${2:?--rounds needs N}"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[[ $# -ge 2 ]] || { sed -n '2,18p' "$0" >&2; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,20p' "$0" >&2; exit 2; }
 bin_a="$1" bin_b="$2"
 shift 2
 [[ "${1:-}" == "--" ]] && shift
