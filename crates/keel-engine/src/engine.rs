@@ -16,6 +16,8 @@ use crate::eviction::{pick_victims, used_memory, AccessSlot, AccessTable, Evicti
 use crate::exec::{Access, Exec};
 use crate::keys;
 use crate::kv::{KvRead, LatestReader, SnapshotReader, WriteTx};
+use crate::member_prefetch::{self, Followed};
+use crate::meta::Meta;
 use crate::reply::{errors, Reply};
 
 /// Name of the internal record holding the last applied log index.
@@ -99,6 +101,11 @@ impl PrefetchScratch {
 
     fn push(&mut self, db: u8, key: &[u8]) {
         keys::push_meta_key(&mut self.keys, db, key);
+        self.ends.push(self.keys.len());
+    }
+
+    fn push_sub(&mut self, version: u64, suffix: &[u8]) {
+        keys::push_sub_key(&mut self.keys, version, suffix);
         self.ends.push(self.keys.len());
     }
 
@@ -255,16 +262,17 @@ impl Engine {
     }
 
     /// Starts loading what applying `writes` will touch (each key's metadata record and
-    /// access slot) into the CPU cache. The apply loop calls it for a round's writes,
-    /// with the commands the connections resolved (None: resolved here), before applying
-    /// the first, so that their cache misses overlap instead of coming one per write.
+    /// access slot, then the member records of collection writes) into the CPU cache.
+    /// The apply loop calls it for a round's writes, with the commands the connections
+    /// resolved (None: resolved here), before applying the first, so that their cache
+    /// misses overlap instead of coming one per write.
     pub fn prefetch<'a>(
         &self,
         scratch: &mut PrefetchScratch,
-        writes: impl IntoIterator<Item = (&'a Op, Option<&'static CommandSpec>)>,
+        writes: impl IntoIterator<Item = (&'a Op, Option<&'static CommandSpec>)> + Clone,
     ) {
         scratch.clear();
-        for (op, spec) in writes {
+        for (op, spec) in writes.clone() {
             let Op::Command { db, args } = op else {
                 continue;
             };
@@ -283,6 +291,54 @@ impl Engine {
                     self.prefetch_window(scratch);
                 }
             }
+        }
+        self.prefetch_window(scratch);
+        self.prefetch_members(scratch, writes);
+    }
+
+    /// The second pass of [`Engine::prefetch`]: the member records that collection
+    /// writes read (see [`crate::member_prefetch`]), with each collection's version read
+    /// from its metadata record (requested by the first pass) once per run of writes to
+    /// the same key.
+    fn prefetch_members<'a>(
+        &self,
+        scratch: &mut PrefetchScratch,
+        writes: impl IntoIterator<Item = (&'a Op, Option<&'static CommandSpec>)>,
+    ) {
+        let mut followed: Option<(u8, &'a [u8], Option<Followed>)> = None;
+        for (op, spec) in writes {
+            let Op::Command { db, args } = op else {
+                continue;
+            };
+            let Some(spec) = spec.or_else(|| resolve(args).ok()) else {
+                continue;
+            };
+            if spec.group == "string" || spec.group == "generic" {
+                continue;
+            }
+            let Some(key) = args.get(1) else {
+                continue;
+            };
+            let same = matches!(followed, Some((d, k, _)) if d == *db && k == &key[..]);
+            if !same {
+                let meta = self
+                    .store
+                    .get(&keys::meta_key_buf(*db, key))
+                    .ok()
+                    .flatten()
+                    .and_then(|raw| Meta::decode(key, raw).ok());
+                followed = Some((*db, key, meta.as_ref().and_then(Followed::of)));
+            }
+            let Some((_, _, Some(c))) = followed.as_mut() else {
+                continue;
+            };
+            let version = c.version;
+            member_prefetch::members(spec.name, args, c, |m| {
+                scratch.push_sub(version, m);
+                if scratch.ends.len() == WINDOW {
+                    self.prefetch_window(scratch);
+                }
+            });
         }
         self.prefetch_window(scratch);
     }

@@ -122,6 +122,13 @@ pub fn sub_key(_db: u8, _key: &[u8], version: u64, suffix: &[u8]) -> Bytes {
     Bytes::from(b)
 }
 
+/// Appends the [`sub_key`] of `suffix` in collection `version` to `buf`.
+pub fn push_sub_key(buf: &mut Vec<u8>, version: u64, suffix: &[u8]) {
+    buf.reserve(SUB_PREFIX_LEN + suffix.len());
+    put_sub_prefix(buf, SUB, version);
+    buf.extend_from_slice(suffix);
+}
+
 /// Range of every member sub-key of collection `version` of `key`.
 pub fn sub_range(db: u8, key: &[u8], version: u64) -> ScanRange {
     ScanRange::prefix(sub_prefix(SUB, db, key, version))

@@ -20,6 +20,7 @@ pub mod glob;
 pub mod keys;
 pub mod keyspace_stats;
 pub mod kv;
+pub mod member_prefetch;
 pub mod meta;
 pub mod name_table;
 pub mod reply;

@@ -91,8 +91,8 @@ fn expiry_cycle_deletes_due_keys(kind: EngineKind) {
 }
 
 /// The prefetch hint takes any round of writes (resolved or not, malformed, MULTI, expiry,
-/// more keys than one window, one key many times) and leaves the data as it was; the
-/// same writes then apply as usual.
+/// more keys than one window, one key many times, collection writes on keys of another
+/// type) and leaves the data as it was; the same writes then apply as usual.
 fn prefetch_of_any_round_changes_nothing(kind: EngineKind) {
     use keel_engine::engine::{resolve, PrefetchScratch};
     let mut t = T::new(kind);
@@ -104,6 +104,12 @@ fn prefetch_of_any_round_changes_nothing(kind: EngineKind) {
         "SET s 2",
         "LPUSH l z",
         "HSET h g w",
+        "HSET h g",
+        "RPOP l 2",
+        "LPOP l x",
+        "LPOP s",
+        "SADD h m",
+        "ZADD z NX CH",
         "NOSUCH x",
         "SET",
         "MSET",

@@ -206,7 +206,7 @@ fn parse_end(a: &[u8]) -> CmdResult<End> {
 }
 
 /// Order-preserving encoding of an element index.
-fn enc_index(i: i64) -> [u8; 8] {
+pub(crate) fn enc_index(i: i64) -> [u8; 8] {
     ((i as u64) ^ SIGN).to_be_bytes()
 }
 

@@ -42,6 +42,16 @@ impl T {
         }
     }
 
+    /// An engine over `store` (which owns its directory).
+    pub fn with_store(store: std::sync::Arc<dyn keel_storage::Storage>) -> T {
+        T {
+            engine: Engine::new(store),
+            seq: 0,
+            now: 1_700_000_000_000,
+            _dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
     pub fn w(&mut self, parts: &[&str]) -> Reply {
         self.seq += 1;
         let ctx = ApplyCtx {

@@ -102,7 +102,7 @@ impl Request {
     }
 
     /// The writes it carries, with their commands where the connection resolved them.
-    fn writes(&self) -> impl Iterator<Item = (&Op, Option<&'static CommandSpec>)> {
+    fn writes(&self) -> impl Iterator<Item = (&Op, Option<&'static CommandSpec>)> + Clone {
         let (one, many) = match self {
             Request::Write { op, spec, .. } => (Some((op, *spec)), &[][..]),
             Request::GuardedWrite { op, .. } => (Some((op, None)), &[][..]),

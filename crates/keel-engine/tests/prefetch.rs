@@ -1,0 +1,161 @@
+//! What `Engine::prefetch` asks the store for: a recording store in front of the memory
+//! engine notes every key of every prefetch hint.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::{cmd, T};
+use keel_engine::engine::PrefetchScratch;
+use keel_engine::keys;
+use keel_engine::meta::{Body, Meta};
+use keel_engine::Op;
+use keel_storage::{
+    Direction, EngineKind, KvIter, LifecycleState, OpenOptions, Result, ScanRange, Snapshot,
+    Storage, StorageStats, WriteBatch, WriteOptions,
+};
+use parking_lot::Mutex;
+
+/// Forwards everything to `inner` and records the keys of prefetch hints.
+struct Recording {
+    inner: Arc<dyn Storage>,
+    hinted: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Storage for Recording {
+    fn kind(&self) -> EngineKind {
+        self.inner.kind()
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.inner.get(key)
+    }
+    fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
+        self.inner.scan(range, dir)
+    }
+    fn prefetch(&self, keys: &[&[u8]]) {
+        self.hinted.lock().extend(keys.iter().map(|k| k.to_vec()));
+        self.inner.prefetch(keys);
+    }
+    fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<u64> {
+        self.inner.write(batch, opts)
+    }
+    fn snapshot(&self) -> Box<dyn Snapshot> {
+        self.inner.snapshot()
+    }
+    fn last_seq(&self) -> u64 {
+        self.inner.last_seq()
+    }
+    fn sync(&self) -> Result<()> {
+        self.inner.sync()
+    }
+    fn checkpoint(&self, dir: &Path) -> Result<()> {
+        self.inner.checkpoint(dir)
+    }
+    fn compact(&self) -> Result<()> {
+        self.inner.compact()
+    }
+    fn stats(&self) -> StorageStats {
+        self.inner.stats()
+    }
+    fn state(&self) -> LifecycleState {
+        self.inner.state()
+    }
+    fn failure_reason(&self) -> Option<String> {
+        self.inner.failure_reason()
+    }
+    fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+/// A collection's version and, for a list, its head and tail, from its metadata.
+fn shape(store: &dyn Storage, key: &str) -> (u64, Option<(i64, i64)>) {
+    let raw = store
+        .get(&keys::meta_key(0, key.as_bytes()))
+        .expect("get")
+        .expect("the key exists");
+    match Meta::decode(key.as_bytes(), raw).expect("decode").body {
+        Body::Collection { version, list, .. } => (version, list),
+        Body::String(_) => panic!("{key} is a string"),
+    }
+}
+
+/// The storage key of a list element, as the list commands build it.
+fn element(version: u64, index: i64) -> Vec<u8> {
+    let enc = ((index as u64) ^ (1 << 63)).to_be_bytes();
+    keys::sub_key(0, b"", version, &enc).to_vec()
+}
+
+fn member(version: u64, m: &str) -> Vec<u8> {
+    keys::sub_key(0, b"", version, m.as_bytes()).to_vec()
+}
+
+#[test]
+fn collection_writes_prefetch_the_member_records_they_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner =
+        keel_storage::open(dir.path(), &OpenOptions::new(EngineKind::Memory)).expect("open");
+    let store = Arc::new(Recording {
+        inner,
+        hinted: Mutex::new(Vec::new()),
+    });
+    let mut t = T::with_store(store.clone());
+    t.w(&["SADD", "s", "a"]);
+    t.w(&["HSET", "h", "f", "v"]);
+    t.w(&["ZADD", "z", "1", "m"]);
+    t.w(&["RPUSH", "l", "e0", "e1", "e2", "e3"]);
+    t.w(&["SET", "str", "x"]);
+    let (sv, _) = shape(store.as_ref(), "s");
+    let (hv, _) = shape(store.as_ref(), "h");
+    let (zv, _) = shape(store.as_ref(), "z");
+    let (lv, ends) = shape(store.as_ref(), "l");
+    let (head, tail) = ends.expect("list ends");
+    let round: Vec<Op> = [
+        "SADD s b c",
+        "HSET h f v2 g w",
+        "ZADD z XX CH 2 m",
+        "RPOP l",
+        "RPOP l",
+        "LPOP l 1",
+        "SET str y",
+        "LPOP str",
+        "SADD nosuch x",
+    ]
+    .iter()
+    .map(|c| Op::Command {
+        db: 0,
+        args: cmd(&c.split(' ').collect::<Vec<_>>()),
+    })
+    .collect();
+    store.hinted.lock().clear();
+    t.engine.prefetch(
+        &mut PrefetchScratch::default(),
+        round.iter().map(|op| (op, None)),
+    );
+    let hinted = store.hinted.lock().clone();
+    let want = [
+        member(sv, "b"),
+        member(sv, "c"),
+        member(hv, "f"),
+        member(hv, "g"),
+        member(zv, "m"),
+        element(lv, tail - 1),
+        element(lv, tail - 2),
+        element(lv, head),
+    ];
+    for w in &want {
+        assert!(
+            hinted.contains(w),
+            "{w:?} not prefetched; hinted {hinted:?}"
+        );
+    }
+    // One member record per member named above: nothing for strings or absent keys.
+    let members = hinted
+        .iter()
+        .filter(|k| k.first() == Some(&keys::SUB))
+        .count();
+    assert_eq!(members, want.len(), "{hinted:?}");
+    assert!(hinted.contains(&keys::meta_key(0, b"s").to_vec()));
+}
