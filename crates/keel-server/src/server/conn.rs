@@ -105,7 +105,14 @@ impl Session {
     /// Appends `reply` in the client's protocol; waits for pending writes first so
     /// replies keep request order.
     pub async fn reply(&mut self, reply: &Reply) {
-        self.settle().await;
+        if self.has_unsent() {
+            self.settle().await;
+        }
+        self.push_reply(reply);
+    }
+
+    /// [`Session::reply`] with no writes pending: encodes `reply` now.
+    fn push_reply(&mut self, reply: &Reply) {
         if let Reply::Error(e) = reply {
             self.shared.cmd_stats.record_error(e);
             self.cur_failed = true;
@@ -324,13 +331,19 @@ impl Session {
                 Flow::Continue
             }
             Cmd::Engine(spec) => {
-                self.settle().await;
+                // Checked here, not in `settle`: building and polling its future twice
+                // (before the read and in `reply`) was ~80 instructions of a GET.
+                if self.has_unsent() {
+                    self.settle().await;
+                }
                 let reply = self.read(spec, args);
-                self.reply(&reply).await;
+                self.push_reply(&reply);
                 Flow::Continue
             }
             Cmd::Server(sc) => {
-                self.settle().await;
+                if self.has_unsent() {
+                    self.settle().await;
+                }
                 let outcome = (sc.handler)(self, args);
                 self.finish(outcome).await
             }
