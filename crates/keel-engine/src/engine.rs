@@ -367,10 +367,9 @@ impl Engine {
     /// readers of the store see none of them until [`Engine::write_group`]. On an error
     /// the group holds part of the entry and must be dropped, not written.
     pub fn apply_in(&self, group: &mut Group, ctx: &ApplyCtx, op: &Op) -> Result<Applied> {
-        let mut tx = group
+        let tx = group
             .tx
-            .take()
-            .unwrap_or_else(|| WriteTx::new(Arc::clone(&self.store)));
+            .get_or_insert_with(|| WriteTx::new(Arc::clone(&self.store)));
         tx.mark();
         let mut ex = Exec::new(
             Access::Write(tx),
@@ -440,10 +439,7 @@ impl Engine {
         }
         let touched = std::mem::take(&mut ex.touched);
         let events = std::mem::take(&mut ex.events);
-        let Access::Write(tx) = ex.into_access() else {
-            unreachable!("apply always builds a write context")
-        };
-        group.tx = Some(tx);
+        drop(ex);
         group.last_seq = Some(ctx.seq);
         Ok(Applied {
             replies,
