@@ -100,7 +100,7 @@ fn prefetch_of_any_round_changes_nothing(kind: EngineKind) {
     t.w(&["RPUSH", "l", "a", "b"]);
     t.w(&["HSET", "h", "f", "v"]);
     let digest = t.engine.digest(t.now).expect("digest");
-    let mut writes: Vec<Op> = [
+    let mut writes = common::ops(&[
         "SET s 2",
         "LPUSH l z",
         "HSET h g w",
@@ -113,13 +113,7 @@ fn prefetch_of_any_round_changes_nothing(kind: EngineKind) {
         "NOSUCH x",
         "SET",
         "MSET",
-    ]
-    .iter()
-    .map(|c| Op::Command {
-        db: 0,
-        args: cmd(&c.split(' ').collect::<Vec<_>>()),
-    })
-    .collect();
+    ]);
     writes.push(Op::Command {
         db: 0,
         args: vec![],

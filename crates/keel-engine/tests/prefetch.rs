@@ -7,11 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::{cmd, T};
+use common::T;
 use keel_engine::engine::PrefetchScratch;
 use keel_engine::keys;
 use keel_engine::meta::{Body, Meta};
-use keel_engine::Op;
 use keel_storage::{
     Direction, EngineKind, KvIter, LifecycleState, OpenOptions, Result, ScanRange, Snapshot,
     Storage, StorageStats, WriteBatch, WriteOptions,
@@ -112,7 +111,7 @@ fn collection_writes_prefetch_the_member_records_they_read() {
     let (zv, _) = shape(store.as_ref(), "z");
     let (lv, ends) = shape(store.as_ref(), "l");
     let (head, tail) = ends.expect("list ends");
-    let round: Vec<Op> = [
+    let round = common::ops(&[
         "SADD s b c",
         "HSET h f v2 g w",
         "ZADD z XX CH 2 m",
@@ -122,13 +121,7 @@ fn collection_writes_prefetch_the_member_records_they_read() {
         "SET str y",
         "LPOP str",
         "SADD nosuch x",
-    ]
-    .iter()
-    .map(|c| Op::Command {
-        db: 0,
-        args: cmd(&c.split(' ').collect::<Vec<_>>()),
-    })
-    .collect();
+    ]);
     store.hinted.lock().clear();
     t.engine.prefetch(
         &mut PrefetchScratch::default(),

@@ -22,6 +22,17 @@ pub fn cmd(parts: &[&str]) -> Vec<Bytes> {
     parts.iter().map(|p| b(p)).collect()
 }
 
+/// One database-0 command entry per line, arguments split at spaces.
+pub fn ops(lines: &[&str]) -> Vec<Op> {
+    lines
+        .iter()
+        .map(|c| Op::Command {
+            db: 0,
+            args: cmd(&c.split(' ').collect::<Vec<_>>()),
+        })
+        .collect()
+}
+
 /// An engine under test with its own log index and clock.
 pub struct T {
     pub engine: Engine,
