@@ -304,3 +304,32 @@ fn appendonly_no_persists_by_save_points_and_logs_nothing() {
     assert_eq!(logged.as_deref(), Some("1"));
     assert_eq!(persistence_field(&mut con, "aof_enabled"), "1");
 }
+
+#[test]
+fn bgrewriteaof_compacts_the_wal_in_the_background() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let srv = spawn_binary(&dir, &["--appendfsync", "always"]);
+    write_keys(srv.addr, 0, N);
+    let mut con = connect(srv.addr);
+    let started: String = redis::cmd("BGREWRITEAOF")
+        .query(&mut con)
+        .expect("bgrewriteaof");
+    assert_eq!(started, "Background append only file rewriting started");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while persistence_field(&mut con, "rdb_saves") == "0"
+        || persistence_field(&mut con, "rdb_bgsave_in_progress") != "0"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rewrite never finished"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let segs = wal_segments(&dir);
+    assert_eq!(segs.len(), 1, "only the fresh segment remains: {segs:?}");
+    assert!(first_index_of(&segs[0]) > N as u64, "{segs:?}");
+    srv.kill9();
+    let srv = spawn_binary(&dir, &[]);
+    check_keys(srv.addr, N);
+}

@@ -388,14 +388,22 @@ impl Session {
                 self.reply(&reply).await;
                 Flow::Continue
             }
-            Outcome::Bgsave => {
+            Outcome::Bgsave { aof } => {
                 let state = self.shared.coord.state();
                 let reply = if state.snapshot_in_progress.load(Ordering::Acquire) {
-                    Reply::err("ERR Background save already in progress")
+                    Reply::err(if aof {
+                        "ERR Background append only file rewriting already in progress"
+                    } else {
+                        "ERR Background save already in progress"
+                    })
                 } else {
                     // The snapshot reports its outcome in the log and INFO persistence.
                     drop(self.shared.coord.snapshot());
-                    Reply::Simple("Background saving started".into())
+                    Reply::Simple(if aof {
+                        "Background append only file rewriting started".into()
+                    } else {
+                        "Background saving started".into()
+                    })
                 };
                 self.reply(&reply).await;
                 Flow::Continue

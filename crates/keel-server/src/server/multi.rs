@@ -36,6 +36,7 @@ const IMMEDIATE: &[&str] = &["multi", "exec", "discard", "watch", "quit", "reset
 const REFUSED: &[&str] = &[
     "save",
     "bgsave",
+    "bgrewriteaof",
     "shutdown",
     "hello",
     "monitor",

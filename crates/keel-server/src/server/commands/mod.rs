@@ -66,8 +66,12 @@ pub enum Outcome {
     ReplyThenClose(Reply),
     /// Take a snapshot and reply when done (SAVE).
     Save,
-    /// Start a snapshot and reply at once (BGSAVE).
-    Bgsave,
+    /// Start a snapshot and reply at once (BGSAVE; BGREWRITEAOF when `aof`, whose
+    /// replies name the log rewrite it stands for).
+    Bgsave {
+        /// BGREWRITEAOF.
+        aof: bool,
+    },
     /// Run the queued transaction (EXEC).
     Exec,
     /// Stop the server (SHUTDOWN); `save` snapshots first.

@@ -158,6 +158,14 @@ pub static SERVER_COMMANDS: &[ServerCommand] = &[
     ),
     cmd(
         "server",
+        "bgrewriteaof",
+        1,
+        READONLY | ADMIN | NOSCRIPT,
+        "Asynchronously rewrites the append-only file to disk.",
+        persistence::bgrewriteaof,
+    ),
+    cmd(
+        "server",
         "lastsave",
         1,
         READONLY | FAST | LOADING | STALE,
