@@ -16,7 +16,7 @@ use crate::eviction::{pick_victims, used_memory, AccessSlot, AccessTable, Evicti
 use crate::exec::{Access, Exec};
 use crate::keys;
 use crate::kv::{KvRead, LatestReader, SnapshotReader, WriteTx};
-use crate::member_prefetch::{self, Followed};
+use crate::member_prefetch::{Followed, Members};
 use crate::meta::Meta;
 use crate::reply::{errors, Reply};
 
@@ -313,9 +313,9 @@ impl Engine {
             let Some(spec) = spec.or_else(|| resolve(args).ok()) else {
                 continue;
             };
-            if spec.group == "string" || spec.group == "generic" {
+            let Some(kind) = Members::of(spec.name) else {
                 continue;
-            }
+            };
             let Some(key) = args.get(1) else {
                 continue;
             };
@@ -333,7 +333,7 @@ impl Engine {
                 continue;
             };
             let version = c.version;
-            member_prefetch::members(spec.name, args, c, |m| {
+            kind.each(args, c, |m| {
                 scratch.push_sub(version, m);
                 if scratch.ends.len() == WINDOW {
                     self.prefetch_window(scratch);

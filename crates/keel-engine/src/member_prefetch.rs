@@ -10,6 +10,7 @@
 
 use bytes::Bytes;
 
+use crate::args::parse_i64;
 use crate::meta::{Body, Meta};
 use crate::types::list::enc_index;
 
@@ -38,25 +39,57 @@ impl Followed {
     }
 }
 
-/// Calls `member` with the suffix of every member record `args` (a whole command,
-/// name first) will read from the collection `c`; list pops advance `c`'s ends, so the
-/// next pop of the same list in the round names the next elements.
-pub fn members(name: &str, args: &[Bytes], c: &mut Followed, mut member: impl FnMut(&[u8])) {
-    let (first, step) = match name {
-        "sadd" | "srem" | "hdel" => (2, 1),
-        "hset" | "hmset" => (2, 2),
-        "hsetnx" | "hincrby" | "hincrbyfloat" => (2, usize::MAX),
-        "zadd" => (zadd_first_member(args), 2),
-        "zrem" => (2, 1),
-        "zincrby" => (3, usize::MAX),
-        "lpop" | "rpop" => {
-            pops(name == "lpop", args, c, |i| member(&enc_index(i)));
-            return;
+/// Where a write command names the member records it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Members {
+    /// Every `step`th argument from `first`.
+    Args {
+        /// Position of the first member.
+        first: usize,
+        /// Distance to the next one (`usize::MAX`: only the first).
+        step: usize,
+    },
+    /// ZADD's members: every second argument after its options and first score.
+    Zadd,
+    /// The elements a list pop takes, from the left or the right end.
+    Pop {
+        /// LPOP.
+        left: bool,
+    },
+}
+
+impl Members {
+    /// How the write command `name` names the member records it reads; None for one
+    /// that reads none (so its collection's version need not be read either).
+    pub fn of(name: &str) -> Option<Members> {
+        let args = |first, step| Some(Members::Args { first, step });
+        match name {
+            "sadd" | "srem" | "hdel" | "zrem" => args(2, 1),
+            "hset" | "hmset" => args(2, 2),
+            "hsetnx" | "hincrby" | "hincrbyfloat" => args(2, usize::MAX),
+            "zincrby" => args(3, usize::MAX),
+            "zadd" => Some(Members::Zadd),
+            "lpop" => Some(Members::Pop { left: true }),
+            "rpop" => Some(Members::Pop { left: false }),
+            _ => None,
         }
-        _ => return,
-    };
-    for m in args.iter().skip(first).step_by(step) {
-        member(m);
+    }
+
+    /// Calls `member` with the suffix of every member record `args` (the whole command,
+    /// name first) will read from the collection `c`; pops advance `c`'s ends, so the
+    /// next pop of the same list in the round names the next elements.
+    pub fn each(self, args: &[Bytes], c: &mut Followed, mut member: impl FnMut(&[u8])) {
+        let (first, step) = match self {
+            Members::Args { first, step } => (first, step),
+            Members::Zadd => (zadd_first_member(args), 2),
+            Members::Pop { left } => {
+                pops(left, args, c, |i| member(&enc_index(i)));
+                return;
+            }
+        };
+        for m in args.iter().skip(first).step_by(step) {
+            member(m);
+        }
     }
 }
 
@@ -78,10 +111,7 @@ fn pops(left: bool, args: &[Bytes], c: &mut Followed, mut index: impl FnMut(i64)
     };
     let count = match args.get(2) {
         None => 1,
-        Some(a) => match std::str::from_utf8(a)
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-        {
+        Some(a) => match parse_i64(a) {
             Some(n) if n > 0 => n.min(MAX_POP),
             _ => return,
         },
@@ -110,7 +140,9 @@ mod tests {
 
     fn named(name: &str, a: &[&str], c: &mut Followed) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        members(name, &args(a), c, |m| out.push(m.to_vec()));
+        if let Some(kind) = Members::of(name) {
+            kind.each(&args(a), c, |m| out.push(m.to_vec()));
+        }
         out
     }
 
