@@ -117,8 +117,7 @@ fn put_sub_prefix(b: &mut impl BufMut, tag: u8, version: u64) {
 pub fn sub_key(_db: u8, _key: &[u8], version: u64, suffix: &[u8]) -> Bytes {
     // Exact size: a `Bytes` from a buffer with spare room takes a second allocation.
     let mut b = Vec::with_capacity(SUB_PREFIX_LEN + suffix.len());
-    put_sub_prefix(&mut b, SUB, version);
-    b.extend_from_slice(suffix);
+    push_sub_key(&mut b, version, suffix);
     Bytes::from(b)
 }
 

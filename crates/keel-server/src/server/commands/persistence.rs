@@ -55,16 +55,11 @@ pub(super) fn shutdown(_s: &mut Session, args: &[Bytes]) -> Outcome {
             return err(errors::SYNTAX);
         }
     }
-    if save && nosave {
-        return err(errors::SYNTAX);
-    }
-    Outcome::Shutdown {
-        save: if save {
-            Some(true)
-        } else if nosave {
-            Some(false)
-        } else {
-            None
-        },
-    }
+    let save = match (save, nosave) {
+        (true, true) => return err(errors::SYNTAX),
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        (false, false) => None,
+    };
+    Outcome::Shutdown { save }
 }
