@@ -8,6 +8,7 @@
 //! between (tests use port 0); [`embedded::EmbeddedServer`] runs one on its own thread
 //! and stops it on drop.
 
+pub mod alloc;
 pub mod clock;
 pub mod config;
 pub mod coordinator;

@@ -6,9 +6,10 @@ use keel_server::Config;
 use tracing_subscriber::EnvFilter;
 
 /// Every request allocates (argument buffers, batch records, replies); glibc's malloc
-/// took a quarter of the server's instructions per SET, mimalloc a fraction of that.
+/// took a quarter of the server's instructions per SET, mimalloc a fraction of that
+/// (entered as [`keel_server::alloc::KeelAlloc`] explains).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: keel_server::alloc::KeelAlloc = keel_server::alloc::KeelAlloc;
 
 fn main() -> ExitCode {
     let config = match Config::load() {
