@@ -88,7 +88,7 @@ bench -n "$requests" -P "$pipeline" -t "$test_name"
 callgrind_control -d "$vpid" >/dev/null 2>&1
 # The dump of the counted interval is the file with a part suffix (cg.PID.1).
 total=0
-for _ in $(seq 1 50); do
+for _ in $(seq 1 300); do   # up to 30 s: a large dump takes a while to write
   total=0
   for f in "$work"/cg.*.*; do
     [[ -e "$f" ]] || continue

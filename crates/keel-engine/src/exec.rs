@@ -141,6 +141,16 @@ impl<'a> Exec<'a> {
         self.reader().scan(range, dir)
     }
 
+    /// Raw storage scan of values only: the first `limit` of `range` in `dir` order.
+    pub fn scan_values(
+        &self,
+        range: ScanRange,
+        dir: Direction,
+        limit: usize,
+    ) -> Result<Vec<Bytes>> {
+        self.reader().scan_values(range, dir, limit)
+    }
+
     fn tx(&mut self) -> CmdResult<&mut WriteTx> {
         match &mut self.access {
             Access::Write(tx) => Ok(tx),

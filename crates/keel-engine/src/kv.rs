@@ -24,6 +24,14 @@ pub trait KvRead {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>>;
     /// Keys of `range` in `dir` order.
     fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_>;
+    /// The values of the first `limit` keys of `range` in `dir` order, for a reader that
+    /// needs no keys (storage may then skip copying them).
+    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
+        self.scan(range, dir)
+            .take(limit)
+            .map(|r| r.map(|(_, v)| v))
+            .collect()
+    }
 }
 
 /// Reads from one storage snapshot.
@@ -50,6 +58,10 @@ impl KvRead for SnapshotReader {
 
     fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_> {
         Box::new(self.snap.scan(range, dir).map(|r| r.map_err(Into::into)))
+    }
+
+    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
+        Ok(self.snap.scan_values(range, dir, limit)?)
     }
 }
 
@@ -88,6 +100,11 @@ impl KvRead for LatestReader<'_> {
     fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_> {
         self.reads.set(self.reads.get().saturating_add(2));
         Box::new(self.store.scan(range, dir).map(|r| r.map_err(Into::into)))
+    }
+
+    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
+        self.reads.set(self.reads.get().saturating_add(2));
+        Ok(self.store.scan_values(range, dir, limit)?)
     }
 }
 

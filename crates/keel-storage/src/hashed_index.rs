@@ -695,16 +695,93 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         limit: usize,
     ) -> Vec<(Bytes, Bytes)> {
         let mut out = Vec::with_capacity(limit.min(1024));
-        let Some((lo, hi)) = range.remaining_bounds(dir, resume) else {
-            return out;
-        };
+        self.visit_range(range, dir, seq, resume, limit, |k, v| {
+            out.push((Bytes::copy_from_slice(k), copy_out(v)));
+        });
+        out
+    }
+
+    /// Like [`HashedIndex::range_at`] for a reader that needs only the values: they are
+    /// appended to `out`, and only the last entry's key is copied (where a next call
+    /// resumes; None when the range had no live entry left).
+    pub fn values_at(
+        &self,
+        range: &ScanRange,
+        dir: Direction,
+        seq: u64,
+        resume: Option<&[u8]>,
+        limit: usize,
+        out: &mut Vec<Bytes>,
+    ) -> Option<Bytes> {
+        let mut last: Option<&[u8]> = None;
         let order = self.order.read();
-        let mut visit = |e: &EntryRef<V>| {
+        Self::visit_in(
+            &order,
+            range,
+            dir,
+            seq,
+            resume,
+            limit,
+            || self.pending_seq(),
+            |k, v| {
+                out.push(copy_out(v));
+                last = Some(k);
+            },
+        );
+        last.map(Bytes::copy_from_slice)
+    }
+
+    /// Calls `f` with up to `limit` live entries of `range` as of `seq` (see
+    /// [`HashedIndex::range_at`]), holding the order's read lock meanwhile.
+    fn visit_range(
+        &self,
+        range: &ScanRange,
+        dir: Direction,
+        seq: u64,
+        resume: Option<&[u8]>,
+        limit: usize,
+        f: impl FnMut(&[u8], &V),
+    ) {
+        let order = self.order.read();
+        Self::visit_in(
+            &order,
+            range,
+            dir,
+            seq,
+            resume,
+            limit,
+            || self.pending_seq(),
+            f,
+        );
+    }
+
+    /// The walk of [`HashedIndex::visit_range`] over a locked order; the entries'
+    /// keys and values borrow from `order`, so a caller may keep them while it holds it.
+    #[allow(clippy::too_many_arguments)]
+    fn visit_in<'o>(
+        order: &'o BTreeSet<EntryRef<V>>,
+        range: &ScanRange,
+        dir: Direction,
+        seq: u64,
+        resume: Option<&[u8]>,
+        limit: usize,
+        pending: impl Fn() -> u64,
+        mut f: impl FnMut(&'o [u8], &V),
+    ) {
+        let Some((lo, hi)) = range.remaining_bounds(dir, resume) else {
+            return;
+        };
+        if limit == 0 {
+            return;
+        }
+        let mut seen = 0;
+        let mut visit = |e: &'o EntryRef<V>| {
             let chain = e.chain();
-            if let Some(v) = chain.view().at(seq, || self.pending_seq()) {
-                out.push((Bytes::copy_from_slice(e.key()), copy_out(v)));
+            if let Some(v) = chain.view().at(seq, &pending) {
+                f(e.key(), v);
+                seen += 1;
             }
-            out.len() < limit
+            seen < limit
         };
         let iter = order.range::<[u8], _>((lo, hi));
         match dir {
@@ -723,7 +800,6 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
                 }
             }
         }
-        out
     }
 
     /// Installs one batch's operations at `seq`. The caller serialises writers, publishes

@@ -29,6 +29,17 @@ pub trait Snapshot: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>>;
     /// Keys in `range` at this snapshot, in `dir` order.
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter;
+
+    /// The values of the first `limit` keys of `range` at this snapshot, in `dir` order,
+    /// for a reader that needs no keys: an engine may skip copying them.
+    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
+        values_of(self.scan(range, dir), limit)
+    }
+}
+
+/// The first `limit` values of a scan (the default `scan_values`).
+fn values_of(scan: KvIter, limit: usize) -> Result<Vec<Bytes>> {
+    scan.take(limit).map(|r| r.map(|(_, v)| v)).collect()
 }
 
 /// An ordered byte key-value store with atomic batches and point-in-time snapshots.
@@ -41,6 +52,12 @@ pub trait Storage: Send + Sync {
 
     /// Keys in `range` at the moment of the call (an implicit snapshot), in `dir` order.
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter;
+
+    /// The values of the first `limit` keys of `range` at the moment of the call, in
+    /// `dir` order (see [`Snapshot::scan_values`]).
+    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
+        values_of(self.scan(range, dir), limit)
+    }
 
     /// A hint from the writer that `keys` are about to be read and written: an engine may
     /// start bringing them into the CPU cache, so that their memory latencies overlap

@@ -38,6 +38,7 @@ engine_tests!(
     second_open_is_locked_with_our_pid,
     calls_after_close_fail_with_closed,
     stats_live_counts_match_model,
+    scan_values_match_scans_across_chunks,
 );
 engine_tests!(only [bitcask_auto_merge => Bitcask]: model_conformance_with_background_merge);
 
@@ -78,6 +79,8 @@ enum Op {
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     Get(Vec<u8>),
     Scan(RangeSpec, Direction),
+    /// `scan_values` with a limit.
+    ScanValues(RangeSpec, Direction, usize),
     TakeSnapshot,
     /// Index into the open snapshots (modulo their number), a key and a range to read.
     ReadSnapshot(usize, Vec<u8>, RangeSpec, Direction),
@@ -135,6 +138,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(Op::Batch),
         10 => key().prop_map(Op::Get),
         12 => (range_spec(), direction()).prop_map(|(r, d)| Op::Scan(r, d)),
+        6 => (range_spec(), direction(), 0..14usize)
+            .prop_map(|(r, d, n)| Op::ScanValues(r, d, n)),
         4 => Just(Op::TakeSnapshot),
         6 => (any::<usize>(), key(), range_spec(), direction())
             .prop_map(|(i, k, r, d)| Op::ReadSnapshot(i, k, r, d)),
@@ -281,6 +286,20 @@ impl World {
                     collect(self.store().scan(range.clone(), *dir)).map_err(|e| fail(op, e))?;
                 prop_assert_eq!(got, model_scan(&self.model, &range, *dir), "{:?}", op);
             }
+            Op::ScanValues(spec, dir, limit) => {
+                let range = spec.to_range();
+                let got = self
+                    .store()
+                    .scan_values(range.clone(), *dir, *limit)
+                    .map_err(|e| fail(op, e))?;
+                let got: Vec<Vec<u8>> = got.iter().map(|v| v.to_vec()).collect();
+                prop_assert_eq!(
+                    got,
+                    model_values(&self.model, &range, *dir, *limit),
+                    "{:?}",
+                    op
+                );
+            }
             Op::TakeSnapshot => {
                 let snap = self.store().snapshot();
                 prop_assert_eq!(snap.seq(), self.last_seq, "new snapshot's seq");
@@ -300,6 +319,16 @@ impl World {
                     let range = spec.to_range();
                     let got = collect(snap.scan(range.clone(), *dir)).map_err(|e| fail(op, e))?;
                     prop_assert_eq!(got, model_scan(model, &range, *dir), "snapshot {:?}", op);
+                    let values = snap
+                        .scan_values(range.clone(), *dir, usize::MAX)
+                        .map_err(|e| fail(op, e))?;
+                    let values: Vec<Vec<u8>> = values.iter().map(|v| v.to_vec()).collect();
+                    prop_assert_eq!(
+                        values,
+                        model_values(model, &range, *dir, usize::MAX),
+                        "snapshot values {:?}",
+                        op
+                    );
                 }
             }
             Op::DropSnapshot(i) => {
@@ -362,6 +391,15 @@ fn run_case(opts: &OpenOptions, ops: &[Op]) -> Result<(), TestCaseError> {
         store.close().map_err(|e| fail("close", e))?;
     }
     Ok(())
+}
+
+/// The values `scan_values` must return: the model's scan, values only, at most `limit`.
+fn model_values(model: &Model, range: &ScanRange, dir: Direction, limit: usize) -> Vec<Vec<u8>> {
+    model_scan(model, range, dir)
+        .into_iter()
+        .take(limit)
+        .map(|(_, v)| v)
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -697,4 +735,59 @@ fn stats_live_counts_match_model(kind: EngineKind) {
     store = common::reopen(store, Path::new(dir.path()));
     check(&*store, &model, versions_written, false, "after reopen");
     assert!(dump(&*store) == model, "{kind}: contents after reopen");
+}
+
+/// `scan_values` against `scan` on ranges longer than an engine's scan chunk (256), with
+/// deleted keys inside, limits on both sides of the chunk size, both directions, on the
+/// latest state and on a snapshot that later writes must not reach.
+fn scan_values_match_scans_across_chunks(kind: EngineKind) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::open_with(dir.path(), &OpenOptions::new(kind));
+    let key = |i: u32| format!("k{i:05}").into_bytes();
+    let mut b = WriteBatch::new();
+    for i in 0..700u32 {
+        b.put(key(i), format!("v{i}").into_bytes());
+    }
+    store.write(b, WriteOptions::DEFAULT).expect("load");
+    let mut b = WriteBatch::new();
+    for i in (0..700u32).step_by(7) {
+        b.delete(key(i));
+    }
+    store.write(b, WriteOptions::DEFAULT).expect("deletes");
+    let snap = store.snapshot();
+    let before = collect(snap.scan(ScanRange::all(), Direction::Forward)).expect("scan");
+    let mut b = WriteBatch::new();
+    for i in (1..700u32).step_by(5) {
+        b.put(key(i), b"changed".to_vec());
+    }
+    store.write(b, WriteOptions::DEFAULT).expect("overwrites");
+    let ranges = [
+        ScanRange::all(),
+        ScanRange::new(Bytes::from(key(100))..Bytes::from(key(650))),
+    ];
+    for range in &ranges {
+        for d in [Direction::Forward, Direction::Reverse] {
+            let latest = collect(store.scan(range.clone(), d)).expect("scan");
+            let pinned = collect(snap.scan(range.clone(), d)).expect("snapshot scan");
+            for limit in [0, 1, 255, 256, 257, 511, 512, 513, 599, usize::MAX] {
+                let want = |pairs: &[(Vec<u8>, Vec<u8>)]| -> Vec<Bytes> {
+                    pairs
+                        .iter()
+                        .take(limit)
+                        .map(|(_, v)| Bytes::from(v.clone()))
+                        .collect()
+                };
+                let got = store.scan_values(range.clone(), d, limit).expect("values");
+                assert_eq!(got, want(&latest), "latest, {d:?}, limit {limit}");
+                let got = snap.scan_values(range.clone(), d, limit).expect("values");
+                assert_eq!(got, want(&pinned), "snapshot, {d:?}, limit {limit}");
+            }
+        }
+    }
+    assert_eq!(before.len(), 600, "700 keys less every 7th");
+    assert!(
+        collect(snap.scan(ScanRange::all(), Direction::Forward)).expect("scan") == before,
+        "the snapshot moved"
+    );
+    store.close().expect("close");
 }

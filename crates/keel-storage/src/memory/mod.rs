@@ -152,6 +152,37 @@ impl Snapshot for MemSnapshot {
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
         scan_pinned(Arc::clone(&self.inner), Arc::clone(&self.pin), range, dir)
     }
+
+    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
+        values_at(&self.inner, self.pin.seq(), &range, dir, limit)
+    }
+}
+
+/// The values of the first `limit` live keys of `range` as of the pinned `seq`, a chunk
+/// of [`scan_iter::SCAN_CHUNK`] at a time (so writers wait at most one chunk for the
+/// order's lock), copying only each chunk's last key (where the next one resumes).
+fn values_at(
+    inner: &Inner,
+    seq: u64,
+    range: &ScanRange,
+    dir: Direction,
+    limit: usize,
+) -> Result<Vec<Bytes>> {
+    inner.check_open()?;
+    let mut out = Vec::with_capacity(limit.min(scan_iter::SCAN_CHUNK));
+    let mut resume: Option<Bytes> = None;
+    while out.len() < limit {
+        let want = (limit - out.len()).min(scan_iter::SCAN_CHUNK);
+        let before = out.len();
+        let last = inner
+            .index
+            .values_at(range, dir, seq, resume.as_deref(), want, &mut out);
+        match last {
+            Some(k) if out.len() - before == want => resume = Some(k),
+            _ => break,
+        }
+    }
+    Ok(out)
 }
 
 fn scan_pinned(inner: Arc<Inner>, pin: Arc<Pin>, range: ScanRange, dir: Direction) -> KvIter {
@@ -185,6 +216,11 @@ impl Storage for MemoryEngine {
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
         let pin = Arc::new(self.inner.index.pin());
         scan_pinned(Arc::clone(&self.inner), pin, range, dir)
+    }
+
+    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
+        let pin = self.inner.index.pin();
+        values_at(&self.inner, pin.seq(), &range, dir, limit)
     }
 
     fn write(&self, batch: WriteBatch, _opts: WriteOptions) -> Result<u64> {
