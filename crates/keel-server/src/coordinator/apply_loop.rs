@@ -368,18 +368,19 @@ impl ApplyLoop {
             self.log(&ctx, op)?;
         }
         self.last_index = ctx.seq;
-        let mut group = self.group.take().unwrap_or_else(|| self.engine.group());
-        let applied = match self.engine.apply_in(&mut group, &ctx, op) {
+        // In place: taking the group out and putting it back copied it twice per entry.
+        let engine = &self.engine;
+        let group = self.group.get_or_insert_with(|| engine.group());
+        let applied = match engine.apply_in(group, &ctx, op) {
             Ok(a) => a,
             Err(e) => {
                 // The group holds part of this entry: drop it whole (the log has it all).
+                self.group = None;
                 self.group_lost = true;
                 return Err(self.fail(format!("apply of entry {}: {e}", ctx.seq)));
             }
         };
-        let full = group.is_full();
-        self.group = Some(group);
-        if full {
+        if group.is_full() {
             self.flush_group()?;
         }
         // In order and at once: a WATCH later in this round must see this entry's keys.
