@@ -88,11 +88,11 @@ bench -n "$requests" -P "$pipeline" -t "$test_name"
 callgrind_control -d "$vpid" >/dev/null 2>&1
 # The dump of the counted interval is the file with a part suffix (cg.PID.1).
 total=0
-for _ in $(seq 1 300); do   # up to 30 s: a large dump takes a while to write
+for _ in $(seq 1 50); do
   total=0
   for f in "$work"/cg.*.*; do
     [[ -e "$f" ]] || continue
-    x="$(awk '/^(summary|totals):/ {v = $2} END {print v + 0}' "$f")"
+    x="$(awk '/^(summary|totals):/ {v = $2} END {printf "%.0f\n", v + 0}' "$f")"
     total=$((total + x))
   done
   [[ "$total" -gt 0 ]] && break
