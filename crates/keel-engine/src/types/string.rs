@@ -670,7 +670,8 @@ fn incr_by(ex: &mut Exec, key: &[u8], delta: i64) -> CmdResult<Reply> {
     };
     let old_meta = old.map(|(m, _)| m);
     let expire_at = old_meta.as_ref().and_then(|m| m.expire_at);
-    let text = Bytes::from(new.to_string());
+    // itoa rather than `to_string`: no formatter machinery, one exact allocation.
+    let text = Bytes::copy_from_slice(itoa::Buffer::new().format(new).as_bytes());
     store_string(ex, key, text, expire_at, old_meta.as_ref())?;
     ex.notify('$', "incrby", key);
     Ok(Reply::Int(new))
