@@ -327,6 +327,15 @@ fn getall_generic(ex: &mut Exec, key: &[u8], fields: bool, values: bool) -> CmdR
             Reply::Array(Vec::new())
         });
     };
+    if !fields {
+        // HVALS: values only, no field names copied out of storage.
+        let range = keys::sub_range(ex.db, key, version);
+        return Ok(Reply::bulks(ex.scan_values(
+            range,
+            Direction::Forward,
+            usize::MAX,
+        )?));
+    }
     let all = all_fields(ex, key, version)?;
     Ok(match (fields, values) {
         (true, true) => Reply::Map(
@@ -334,8 +343,7 @@ fn getall_generic(ex: &mut Exec, key: &[u8], fields: bool, values: bool) -> CmdR
                 .map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v)))
                 .collect(),
         ),
-        (true, false) => Reply::bulks(all.into_iter().map(|(f, _)| f)),
-        _ => Reply::bulks(all.into_iter().map(|(_, v)| v)),
+        _ => Reply::bulks(all.into_iter().map(|(f, _)| f)),
     })
 }
 
