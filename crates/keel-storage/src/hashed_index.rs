@@ -566,6 +566,17 @@ impl<V: IndexValue + AsRef<[u8]>> std::fmt::Debug for HashedIndex<V> {
 }
 
 /// A reader's copy of a stored value: nothing of the index is shared with it.
+/// Where one walk of the order goes: a range as of `seq`, in `dir` order, after the key
+/// `resume` when given, for at most `limit` live entries.
+#[derive(Clone, Copy)]
+struct Walk<'a> {
+    range: &'a ScanRange,
+    dir: Direction,
+    seq: u64,
+    resume: Option<&'a [u8]>,
+    limit: usize,
+}
+
 fn copy_out<V: AsRef<[u8]>>(v: &V) -> Bytes {
     Bytes::copy_from_slice(v.as_ref())
 }
@@ -695,7 +706,14 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         limit: usize,
     ) -> Vec<(Bytes, Bytes)> {
         let mut out = Vec::with_capacity(limit.min(1024));
-        self.visit_range(range, dir, seq, resume, limit, |k, v| {
+        let walk = Walk {
+            range,
+            dir,
+            seq,
+            resume,
+            limit,
+        };
+        self.walk(&self.order.read(), &walk, |k, v| {
             out.push((Bytes::copy_from_slice(k), copy_out(v)));
         });
         out
@@ -713,72 +731,44 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         limit: usize,
         out: &mut Vec<Bytes>,
     ) -> Option<Bytes> {
-        let mut last: Option<&[u8]> = None;
-        let order = self.order.read();
-        Self::visit_in(
-            &order,
+        let walk = Walk {
             range,
             dir,
             seq,
             resume,
             limit,
-            || self.pending_seq(),
-            |k, v| {
-                out.push(copy_out(v));
-                last = Some(k);
-            },
-        );
+        };
+        let order = self.order.read();
+        let last = self.walk(&order, &walk, |_, v| out.push(copy_out(v)));
         last.map(Bytes::copy_from_slice)
     }
 
-    /// Calls `f` with up to `limit` live entries of `range` as of `seq` (see
-    /// [`HashedIndex::range_at`]), holding the order's read lock meanwhile.
-    fn visit_range(
+    /// Calls `f` with the live entries `walk` covers in the locked `order` and returns
+    /// the last one's key (borrowed from `order`, so it outlives `f`'s calls).
+    fn walk<'o>(
         &self,
-        range: &ScanRange,
-        dir: Direction,
-        seq: u64,
-        resume: Option<&[u8]>,
-        limit: usize,
-        f: impl FnMut(&[u8], &V),
-    ) {
-        let order = self.order.read();
-        Self::visit_in(
-            &order,
+        order: &'o BTreeSet<EntryRef<V>>,
+        walk: &Walk<'_>,
+        mut f: impl FnMut(&'o [u8], &V),
+    ) -> Option<&'o [u8]> {
+        let Walk {
             range,
             dir,
             seq,
             resume,
             limit,
-            || self.pending_seq(),
-            f,
-        );
-    }
-
-    /// The walk of [`HashedIndex::visit_range`] over a locked order; the entries'
-    /// keys and values borrow from `order`, so a caller may keep them while it holds it.
-    #[allow(clippy::too_many_arguments)]
-    fn visit_in<'o>(
-        order: &'o BTreeSet<EntryRef<V>>,
-        range: &ScanRange,
-        dir: Direction,
-        seq: u64,
-        resume: Option<&[u8]>,
-        limit: usize,
-        pending: impl Fn() -> u64,
-        mut f: impl FnMut(&'o [u8], &V),
-    ) {
-        let Some((lo, hi)) = range.remaining_bounds(dir, resume) else {
-            return;
-        };
+        } = *walk;
+        let (lo, hi) = range.remaining_bounds(dir, resume)?;
         if limit == 0 {
-            return;
+            return None;
         }
         let mut seen = 0;
+        let mut last = None;
         let mut visit = |e: &'o EntryRef<V>| {
             let chain = e.chain();
-            if let Some(v) = chain.view().at(seq, &pending) {
+            if let Some(v) = chain.view().at(seq, || self.pending_seq()) {
                 f(e.key(), v);
+                last = Some(e.key());
                 seen += 1;
             }
             seen < limit
@@ -800,6 +790,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
                 }
             }
         }
+        last
     }
 
     /// Installs one batch's operations at `seq`. The caller serialises writers, publishes
