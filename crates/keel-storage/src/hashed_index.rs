@@ -565,18 +565,23 @@ impl<V: IndexValue + AsRef<[u8]>> std::fmt::Debug for HashedIndex<V> {
     }
 }
 
-/// A reader's copy of a stored value: nothing of the index is shared with it.
 /// Where one walk of the order goes: a range as of `seq`, in `dir` order, after the key
 /// `resume` when given, for at most `limit` live entries.
-#[derive(Clone, Copy)]
-struct Walk<'a> {
-    range: &'a ScanRange,
-    dir: Direction,
-    seq: u64,
-    resume: Option<&'a [u8]>,
-    limit: usize,
+#[derive(Clone, Copy, Debug)]
+pub struct Walk<'a> {
+    /// The keys walked.
+    pub range: &'a ScanRange,
+    /// Ascending or descending key order.
+    pub dir: Direction,
+    /// The sequence the walk reads at (pinned by the caller).
+    pub seq: u64,
+    /// Start strictly after this key (a previous walk's last), or at the range's start.
+    pub resume: Option<&'a [u8]>,
+    /// Most live entries visited.
+    pub limit: usize,
 }
 
+/// A reader's copy of a stored value: nothing of the index is shared with it.
 fn copy_out<V: AsRef<[u8]>>(v: &V) -> Bytes {
     Bytes::copy_from_slice(v.as_ref())
 }
@@ -720,26 +725,11 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     }
 
     /// Like [`HashedIndex::range_at`] for a reader that needs only the values: they are
-    /// appended to `out`, and only the last entry's key is copied (where a next call
+    /// appended to `out`, and only the last entry's key is copied (where a next walk
     /// resumes; None when the range had no live entry left).
-    pub fn values_at(
-        &self,
-        range: &ScanRange,
-        dir: Direction,
-        seq: u64,
-        resume: Option<&[u8]>,
-        limit: usize,
-        out: &mut Vec<Bytes>,
-    ) -> Option<Bytes> {
-        let walk = Walk {
-            range,
-            dir,
-            seq,
-            resume,
-            limit,
-        };
+    pub fn values_at(&self, walk: &Walk<'_>, out: &mut Vec<Bytes>) -> Option<Bytes> {
         let order = self.order.read();
-        let last = self.walk(&order, &walk, |_, v| out.push(copy_out(v)));
+        let last = self.walk(&order, walk, |_, v| out.push(copy_out(v)));
         last.map(Bytes::copy_from_slice)
     }
 

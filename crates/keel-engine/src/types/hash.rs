@@ -337,13 +337,14 @@ fn getall_generic(ex: &mut Exec, key: &[u8], fields: bool, values: bool) -> CmdR
         )?));
     }
     let all = all_fields(ex, key, version)?;
-    Ok(match (fields, values) {
-        (true, true) => Reply::Map(
+    Ok(if values {
+        Reply::Map(
             all.into_iter()
                 .map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v)))
                 .collect(),
-        ),
-        _ => Reply::bulks(all.into_iter().map(|(f, _)| f)),
+        )
+    } else {
+        Reply::bulks(all.into_iter().map(|(f, _)| f))
     })
 }
 

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use crate::batch::{BatchOp, WriteBatch};
 use crate::dirlock::DirLock;
 use crate::error::{Result, StorageError};
-use crate::hashed_index::HashedIndex;
+use crate::hashed_index::{HashedIndex, Walk};
 use crate::lifecycle::{Lifecycle, LifecycleState};
 use crate::mvcc::Pin;
 use crate::options::{EngineKind, OpenOptions, WriteOptions};
@@ -174,9 +174,14 @@ fn values_at(
     while out.len() < limit {
         let want = (limit - out.len()).min(scan_iter::SCAN_CHUNK);
         let before = out.len();
-        let last = inner
-            .index
-            .values_at(range, dir, seq, resume.as_deref(), want, &mut out);
+        let walk = Walk {
+            range,
+            dir,
+            seq,
+            resume: resume.as_deref(),
+            limit: want,
+        };
+        let last = inner.index.values_at(&walk, &mut out);
         match last {
             Some(k) if out.len() - before == want => resume = Some(k),
             _ => break,
