@@ -399,7 +399,7 @@ impl Engine {
                 for k in keys {
                     // meta() deletes the key inside this entry if it is due at its time.
                     let mk = keys::meta_key(*db, k);
-                    if ex.get(&mk)?.is_some() && run_cmd(ex.meta(k))?.is_none() {
+                    if ex.contains(&mk)? && run_cmd(ex.meta(k))?.is_none() {
                         n += 1;
                     }
                 }

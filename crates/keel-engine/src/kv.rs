@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use indexmap::map::Entry;
 use indexmap::IndexMap;
-use keel_storage::{Direction, KvPair, ScanRange, Snapshot, Storage, WriteBatch};
+use keel_storage::{Direction, KvPair, ScanRange, Snapshot, Storage, ValueRef, WriteBatch};
 
 use crate::error::Result;
 
@@ -22,6 +22,12 @@ pub type PairIter<'a> = Box<dyn Iterator<Item = Result<KvPair>> + 'a>;
 pub trait KvRead {
     /// The value of `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>>;
+    /// Calls `f` once with the value of `key` (None: absent), lent where the source can
+    /// lend it (see [`Storage::read_with`]); `f` must not read storage itself.
+    fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<ValueRef<'_>>)) -> Result<()> {
+        f(self.get(key)?.map(ValueRef::Owned));
+        Ok(())
+    }
     /// Keys of `range` in `dir` order.
     fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_>;
     /// The values of the first `limit` keys of `range` in `dir` order, for a reader that
@@ -95,6 +101,11 @@ impl KvRead for LatestReader<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.reads.set(self.reads.get().saturating_add(1));
         Ok(self.store.get(key)?)
+    }
+
+    fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<ValueRef<'_>>)) -> Result<()> {
+        self.reads.set(self.reads.get().saturating_add(1));
+        Ok(self.store.read_with(key, f)?)
     }
 
     fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_> {
@@ -229,6 +240,18 @@ impl KvRead for WriteTx {
         match self.overlay.get(key) {
             Some(v) => Ok(v.clone()),
             None => Ok(self.store.get(key)?),
+        }
+    }
+
+    fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<ValueRef<'_>>)) -> Result<()> {
+        // Lent, not cloned: the first clone of a value built from a vector (every
+        // metadata record this group wrote) allocates a shared header.
+        match self.overlay.get(key) {
+            Some(v) => {
+                f(v.as_deref().map(ValueRef::Borrowed));
+                Ok(())
+            }
+            None => Ok(self.store.read_with(key, f)?),
         }
     }
 

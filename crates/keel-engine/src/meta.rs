@@ -10,7 +10,8 @@
 //! transactions compare it with their start index to find write-write conflicts. It is
 //! stamped by `Exec::put_meta` and kept out of [`Meta`] so type code never handles it.
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
+use keel_storage::ValueRef;
 
 use crate::error::{EngineError, Result};
 
@@ -211,18 +212,35 @@ impl Meta {
     /// slice of a `Bytes` made from a vector allocates a shared header (~80 instructions
     /// of a GET).
     pub fn decode(storage_key: &[u8], raw: Bytes) -> Result<Meta> {
+        Meta::decode_ref(storage_key, ValueRef::Owned(raw))
+    }
+
+    /// [`Meta::decode`] of a record storage lent or handed over: only a string's body is
+    /// copied out of a lent record, a collection's header is read in place.
+    pub fn decode_ref(storage_key: &[u8], raw: ValueRef<'_>) -> Result<Meta> {
+        Meta::decode_parts(storage_key, raw, true)
+    }
+
+    /// [`Meta::decode`] without a string's body (left empty), for a caller that only
+    /// needs the type, expiry and collection header.
+    pub fn decode_head(storage_key: &[u8], raw: &[u8]) -> Result<Meta> {
+        Meta::decode_parts(storage_key, ValueRef::Borrowed(raw), false)
+    }
+
+    fn decode_parts(storage_key: &[u8], raw: ValueRef<'_>, body: bool) -> Result<Meta> {
         let bad = |why: &str| EngineError::corrupt("metadata", storage_key, why);
-        if raw.len() < 2 {
+        let bytes = raw.as_slice();
+        if bytes.len() < 2 {
             return Err(bad("record shorter than its header"));
         }
-        let kind = KeyType::from_code(raw[0]).ok_or_else(|| bad("unknown type code"))?;
-        let flags = raw[1];
+        let kind = KeyType::from_code(bytes[0]).ok_or_else(|| bad("unknown type code"))?;
+        let flags = bytes[1];
         let mut pos = 10;
-        if raw.len() < pos {
+        if bytes.len() < pos {
             return Err(bad("record shorter than its header"));
         }
         let take8 = |pos: &mut usize| -> Result<[u8; 8]> {
-            let s = raw
+            let s = bytes
                 .get(*pos..*pos + 8)
                 .ok_or_else(|| bad("record truncated"))?;
             *pos += 8;
@@ -236,10 +254,9 @@ impl Meta {
             None
         };
         let body = match kind {
+            KeyType::String if !body => Body::String(Bytes::new()),
             KeyType::String => {
-                let mut value = raw;
-                value.advance(pos);
-                Body::String(value)
+                Body::String(raw.tail_from(pos).ok_or_else(|| bad("record truncated"))?)
             }
             _ => {
                 let version = u64::from_le_bytes(take8(&mut pos)?);

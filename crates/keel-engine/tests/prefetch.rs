@@ -13,7 +13,7 @@ use keel_engine::keys;
 use keel_engine::meta::{Body, Meta};
 use keel_storage::{
     Direction, EngineKind, KvIter, LifecycleState, OpenOptions, Result, ScanRange, Snapshot,
-    Storage, StorageStats, WriteBatch, WriteOptions,
+    Storage, StorageStats, ValueRef, WriteBatch, WriteOptions,
 };
 use parking_lot::Mutex;
 
@@ -29,6 +29,9 @@ impl Storage for Recording {
     }
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.inner.get(key)
+    }
+    fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<ValueRef<'_>>)) -> Result<()> {
+        self.inner.read_with(key, f)
     }
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
         self.inner.scan(range, dir)

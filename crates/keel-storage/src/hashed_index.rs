@@ -692,6 +692,21 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         .flatten()
     }
 
+    /// Calls `f` once with the latest visible value of `key` (None: absent), under the
+    /// entry's lock, without copying it.
+    pub fn read_latest<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        let hash = self.hash(key);
+        let table = self.shard(hash).read();
+        let Some(entry) = table.find(hash, |e| e.key() == key) else {
+            return f(None);
+        };
+        let chain = entry.chain();
+        // As in `get_latest`.
+        let seq = self.registry.visible();
+        let value = chain.view().at(seq, || self.pending_seq());
+        f(value.map(AsRef::as_ref))
+    }
+
     /// The value of `key` as of `seq` (which must be pinned by the caller).
     pub fn get_at(&self, key: &[u8], seq: u64) -> Option<Bytes> {
         self.with_chain(key, |versions| {

@@ -42,6 +42,38 @@ fn values_of(scan: KvIter, limit: usize) -> Result<Vec<Bytes>> {
     scan.take(limit).map(|r| r.map(|(_, v)| v)).collect()
 }
 
+/// A value handed to a [`Storage::read_with`] callback: borrowed from the engine for
+/// the call only, or owned when the engine had to produce a copy anyway.
+#[derive(Debug)]
+pub enum ValueRef<'a> {
+    /// The engine's own bytes, valid during the callback.
+    Borrowed(&'a [u8]),
+    /// A value the engine read into a buffer of its own.
+    Owned(Bytes),
+}
+
+impl ValueRef<'_> {
+    /// The value's bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            ValueRef::Borrowed(b) => b,
+            ValueRef::Owned(b) => b,
+        }
+    }
+
+    /// The bytes from `offset` on as an owned buffer: a copy when borrowed, the same
+    /// buffer advanced when owned. None when `offset` is past the end.
+    pub fn tail_from(self, offset: usize) -> Option<Bytes> {
+        match self {
+            ValueRef::Borrowed(b) => b.get(offset..).map(Bytes::copy_from_slice),
+            ValueRef::Owned(mut b) => (offset <= b.len()).then(|| {
+                bytes::Buf::advance(&mut b, offset);
+                b
+            }),
+        }
+    }
+}
+
 /// An ordered byte key-value store with atomic batches and point-in-time snapshots.
 pub trait Storage: Send + Sync {
     /// Which engine this is.
@@ -49,6 +81,15 @@ pub trait Storage: Send + Sync {
 
     /// The latest value of `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>>;
+
+    /// Calls `f` once with the latest value of `key` (None: absent), for a reader that
+    /// only looks at the value or keeps part of it: an in-memory engine lends its own
+    /// bytes instead of copying them out. `f` may run under an engine lock, so it must
+    /// not call back into storage.
+    fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<ValueRef<'_>>)) -> Result<()> {
+        f(self.get(key)?.map(ValueRef::Owned));
+        Ok(())
+    }
 
     /// Keys in `range` at the moment of the call (an implicit snapshot), in `dir` order.
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter;

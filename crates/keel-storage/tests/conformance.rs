@@ -279,6 +279,12 @@ impl World {
                     "{:?}",
                     op
                 );
+                // The borrowing read sees the same value, and calls back exactly once.
+                let mut seen = Vec::new();
+                self.store()
+                    .read_with(k, &mut |v| seen.push(v.map(|v| v.as_slice().to_vec())))
+                    .map_err(|e| fail(op, e))?;
+                prop_assert_eq!(seen, vec![self.model.get(k).cloned()], "read_with {:?}", op);
             }
             Op::Scan(spec, dir) => {
                 let range = spec.to_range();

@@ -152,7 +152,7 @@ impl Writing {
     /// Sets `field`; true if it was new.
     fn set(&mut self, ex: &mut Exec, key: &[u8], field: &[u8], value: Bytes) -> CmdResult<bool> {
         let sk = self.field_key(ex, key, field);
-        let new = ex.get(&sk)?.is_none();
+        let new = !ex.contains(&sk)?;
         ex.put(sk, value)?;
         if new {
             self.len += 1;
@@ -232,7 +232,7 @@ fn hsetnx(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let key = &args[1];
     let mut w = Writing::open(ex, key)?;
     let sk = w.field_key(ex, key, &args[2]);
-    if ex.get(&sk)?.is_some() {
+    if ex.contains(&sk)? {
         return Ok(Reply::Int(0));
     }
     w.set(ex, key, &args[2], args[3].clone())?;
@@ -275,7 +275,7 @@ fn hdel(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let mut removed = 0;
     for field in &args[2..] {
         let sk = keys::sub_key(ex.db, key, version, field);
-        if ex.get(&sk)?.is_some() {
+        if ex.contains(&sk)? {
             ex.delete(sk)?;
             removed += 1;
             len = len.saturating_sub(1);

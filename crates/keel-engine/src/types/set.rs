@@ -568,7 +568,7 @@ fn sadd(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let mut added = 0u64;
     for m in &args[2..] {
         let sk = keys::sub_key(ex.db, key, version, m);
-        if ex.get(&sk)?.is_none() {
+        if !ex.contains(&sk)? {
             ex.put(sk, Bytes::new())?;
             added += 1;
         }
@@ -589,7 +589,7 @@ fn srem(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let mut removed = 0u64;
     for m in &args[2..] {
         let sk = keys::sub_key(ex.db, key, s.version, m);
-        if ex.get(&sk)?.is_some() {
+        if ex.contains(&sk)? {
             ex.delete(sk)?;
             removed += 1;
             if removed == s.len {

@@ -393,7 +393,12 @@ fn set(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     }
     // Redis validates the time after the whole syntax, before looking at the key.
     let at = opts.expire_at(ex, "set")?;
-    let old = ex.meta(key)?;
+    // Without GET the old value is replaced unseen: only its header is read.
+    let old = if get_old {
+        ex.meta(key)?
+    } else {
+        ex.meta_head(key)?
+    };
     let old_value = match (&old, get_old) {
         (Some(m), true) => match &m.body {
             Body::String(v) => Some(v.clone()),
@@ -465,7 +470,7 @@ pub fn check_string_length(size: u64, append: u64) -> CmdResult<()> {
 
 fn setnx(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let key = &args[1];
-    if ex.meta(key)?.is_some() {
+    if ex.meta_head(key)?.is_some() {
         return Ok(Reply::Int(0));
     }
     store_string(ex, key, args[2].clone(), None, None)?;
@@ -510,13 +515,13 @@ fn mset_generic(ex: &mut Exec, args: &[Bytes], nx: bool, cmd: &str) -> CmdResult
     }
     if nx {
         for pair in args[1..].chunks_exact(2) {
-            if ex.meta(&pair[0])?.is_some() {
+            if ex.meta_head(&pair[0])?.is_some() {
                 return Ok(Reply::Int(0));
             }
         }
     }
     for pair in args[1..].chunks_exact(2) {
-        let old = ex.meta(&pair[0])?;
+        let old = ex.meta_head(&pair[0])?;
         store_string(ex, &pair[0], pair[1].clone(), None, old.as_ref())?;
     }
     Ok(if nx { Reply::Int(1) } else { Reply::Ok })

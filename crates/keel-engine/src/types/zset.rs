@@ -227,10 +227,7 @@ fn parse_member(key: &[u8], k: &Bytes, v: &Bytes) -> CmdResult<(Bytes, f64)> {
 impl ZRef {
     fn score(&self, ex: &Exec, member: &[u8]) -> CmdResult<Option<f64>> {
         let k = keys::sub_key(ex.db, &self.key, self.version, member);
-        match ex.get(&k)? {
-            Some(v) => Ok(Some(decode_score(&k, &v)?)),
-            None => Ok(None),
-        }
+        ex.read_value(&k, |v| decode_score(&k, v))?.transpose()
     }
 
     fn index_range(&self, db: u8) -> ScanRange {
@@ -745,10 +742,7 @@ fn add_members(
     let mut last = 0.0;
     for (score, member) in pairs {
         let sk = keys::sub_key(ex.db, key, version, member);
-        let cur = match ex.get(&sk)? {
-            Some(v) => Some(decode_score(&sk, &v)?),
-            None => None,
-        };
+        let cur = ex.read_value(&sk, |v| decode_score(&sk, v))?.transpose()?;
         match cur {
             Some(cur) => {
                 if f.nx {
@@ -1294,11 +1288,11 @@ impl Src {
             return Ok(None);
         };
         let k = keys::sub_key(ex.db, &self.key, version, member);
-        match ex.get(&k)? {
-            Some(v) if kind == KeyType::ZSet => Ok(Some(decode_score(&k, &v)?)),
-            Some(_) => Ok(Some(1.0)),
-            None => Ok(None),
-        }
+        ex.read_value(&k, |v| match kind {
+            KeyType::ZSet => decode_score(&k, v),
+            _ => Ok(1.0),
+        })?
+        .transpose()
     }
 
     /// Visits every (member, score) in member order.

@@ -26,7 +26,7 @@ use crate::options::{EngineKind, OpenOptions, WriteOptions};
 use crate::range::{Direction, ScanRange};
 use crate::scan_iter;
 use crate::stats::StorageStats;
-use crate::storage::{KvIter, Snapshot, Storage};
+use crate::storage::{KvIter, Snapshot, Storage, ValueRef};
 
 use value::Val;
 
@@ -205,6 +205,14 @@ impl Storage for MemoryEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.inner.check_open()?;
         Ok(self.inner.index.get_latest(key))
+    }
+
+    fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<ValueRef<'_>>)) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner
+            .index
+            .read_latest(key, |v| f(v.map(ValueRef::Borrowed)));
+        Ok(())
     }
 
     fn prefetch(&self, keys: &[&[u8]]) {
