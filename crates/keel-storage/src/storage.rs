@@ -143,3 +143,26 @@ pub trait Storage: Send + Sync {
     /// [`crate::StorageError::Closed`]; dropping the last handle also closes.
     fn close(&self) -> Result<()>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_ref_gives_its_tail_borrowed_or_owned() {
+        let record = Bytes::from(b"head:body".to_vec());
+        for v in [
+            ValueRef::Borrowed(&record[..]),
+            ValueRef::Owned(record.clone()),
+        ] {
+            assert_eq!(v.as_slice(), b"head:body");
+            assert_eq!(v.tail_from(5).as_deref(), Some(&b"body"[..]));
+        }
+        assert_eq!(
+            ValueRef::Owned(record.clone()).tail_from(9).as_deref(),
+            Some(&b""[..])
+        );
+        assert_eq!(ValueRef::Borrowed(&record[..]).tail_from(10), None);
+        assert_eq!(ValueRef::Owned(record).tail_from(10), None);
+    }
+}
