@@ -45,6 +45,9 @@ pub type TouchedKey = smallvec::SmallVec<[u8; 24]>;
 /// Keys an entry changed, as (db, key): most entries change one, kept inline.
 pub type Touched = smallvec::SmallVec<[(u8, TouchedKey); 1]>;
 
+/// Room [`Exec::touch_in`] adds when the touched keys outgrow their inline slot.
+const TOUCHED_SPILL: usize = 15;
+
 /// The execution context of one command. It borrows the engine's shared tables rather
 /// than holding `Arc`s: a read on every runtime thread cloning and dropping the same
 /// reference counts made those counters' cache lines travel between cores per command.
@@ -222,6 +225,11 @@ impl<'a> Exec<'a> {
 
     /// Records that `key` of `db` changed.
     pub fn touch_in(&mut self, db: u8, key: &[u8]) {
+        if self.touched.len() == self.touched.capacity() {
+            // A multi-key write leaves the inline slot with room for 16 at once instead of
+            // doubling from one (MSET of 10 keys: four reallocations, ~800 instructions).
+            self.touched.reserve(self.touched.len().max(TOUCHED_SPILL));
+        }
         self.touched.push((db, TouchedKey::from_slice(key)));
     }
 

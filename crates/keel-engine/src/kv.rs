@@ -154,7 +154,9 @@ impl WriteTx {
             store,
             overlay: IndexMap::with_capacity_and_hasher(OVERLAY_CAPACITY, Default::default()),
             order: OnceCell::new(),
-            undo: Vec::new(),
+            // Sized like the overlay: growing from empty reallocated three times per
+            // group of 16 keys.
+            undo: Vec::with_capacity(OVERLAY_CAPACITY),
         }
     }
 
