@@ -2,7 +2,7 @@
 //! time it is, and the metadata helpers every type module shares.
 
 use bytes::Bytes;
-use keel_storage::{Direction, ScanRange};
+use keel_storage::{Direction, ScanRange, ValueRef};
 
 use crate::ctx::DetRng;
 use crate::cursor::CursorTable;
@@ -241,29 +241,54 @@ impl<'a> Exec<'a> {
     /// [`Exec::meta`] with a string's body left empty, for a writer that replaces the
     /// value without looking at it (SET): the old value is not copied out.
     pub fn meta_head(&mut self, key: &[u8]) -> CmdResult<Option<Meta>> {
-        self.meta_read(self.db, key, false)
+        let head = self.meta_read(self.db, key, |mk, raw| {
+            Ok((Meta::decode_head(mk, raw.as_slice())?, ()))
+        })?;
+        Ok(head.map(|(m, ())| m))
+    }
+
+    /// [`Exec::meta`] with a string's body left empty, and `f`'s reading of that body
+    /// where storage holds it (an empty body for a collection): INCR parses its number
+    /// without copying the old value out.
+    pub fn meta_and<T>(
+        &mut self,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> CmdResult<Option<(Meta, T)>> {
+        self.meta_read(self.db, key, |mk, raw| {
+            let raw = raw.as_slice();
+            let meta = Meta::decode_head(mk, raw)?;
+            Ok((meta, f(Meta::string_body(raw).unwrap_or_default())))
+        })
     }
 
     /// The live metadata of `key` in `db`. An expired key counts as absent; in the apply
     /// loop it is deleted as part of this entry (deterministic: the time is the entry's).
     pub fn meta_in(&mut self, db: u8, key: &[u8]) -> CmdResult<Option<Meta>> {
-        self.meta_read(db, key, true)
+        let meta = self.meta_read(db, key, |mk, raw| Ok((Meta::decode_ref(mk, raw)?, ())))?;
+        Ok(meta.map(|(m, ())| m))
     }
 
-    /// [`Exec::meta_in`], with a string's body only when `body`.
-    fn meta_read(&mut self, db: u8, key: &[u8], body: bool) -> CmdResult<Option<Meta>> {
+    /// [`Exec::meta_in`] with the record decoded by `decode` (given the storage key and
+    /// the record), which may also read something of its own from the record.
+    fn meta_read<T>(
+        &mut self,
+        db: u8,
+        key: &[u8],
+        decode: impl FnOnce(&[u8], ValueRef<'_>) -> Result<(Meta, T)>,
+    ) -> CmdResult<Option<(Meta, T)>> {
         let mk = keys::meta_key_buf(db, key);
         // Decoded where storage or the write overlay holds the record: a collection's
         // header is read in place instead of copied or cloned out (HSET -P 16: one
         // allocation less per request).
+        let mut decode = Some(decode);
         let mut decoded = None;
         self.reader().read_with(&mk, &mut |raw| {
-            decoded = raw.map(|r| match body {
-                true => Meta::decode_ref(&mk, r),
-                false => Meta::decode_head(&mk, r.as_slice()),
-            })
+            if let (Some(raw), Some(decode)) = (raw, decode.take()) {
+                decoded = Some(decode(&mk, raw));
+            }
         })?;
-        let Some(meta) = decoded.transpose()? else {
+        let Some((meta, extra)) = decoded.transpose()? else {
             return Ok(None);
         };
         if meta.is_expired(self.now_ms) {
@@ -275,7 +300,7 @@ impl<'a> Exec<'a> {
             }
             return Ok(None);
         }
-        Ok(Some(meta))
+        Ok(Some((meta, extra)))
     }
 
     /// Metadata of `key` that must be of `kind`: WRONGTYPE otherwise.

@@ -207,6 +207,16 @@ impl Meta {
         Some(u64::from_le_bytes(b))
     }
 
+    /// The body of a string record in place (None for a collection or a record too
+    /// short for its header; [`Meta::decode`] reports the latter).
+    pub fn string_body(raw: &[u8]) -> Option<&[u8]> {
+        if KeyType::from_code(*raw.first()?)? != KeyType::String {
+            return None;
+        }
+        let expires = raw.get(1)? & FLAG_EXPIRES != 0;
+        raw.get(if expires { 18 } else { 10 }..)
+    }
+
     /// Decodes a record read from `storage_key` (named in errors). Takes the record by
     /// value: a string's body is the record itself advanced past its header, where a
     /// slice of a `Bytes` made from a vector allocates a shared header (~80 instructions

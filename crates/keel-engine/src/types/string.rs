@@ -665,15 +665,16 @@ fn setrange(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
 
 /// INCR family: adds `delta` to the integer at `key`, keeping its expiry.
 fn incr_by(ex: &mut Exec, key: &[u8], delta: i64) -> CmdResult<Reply> {
-    let old = string_value(ex, key)?;
-    let current = match &old {
-        Some((_, v)) => parse_i64(v).ok_or_else(|| Reply::err(errors::NOT_INTEGER))?,
-        None => 0,
+    // The number is parsed where the record lies: the old text is never copied out.
+    let (old_meta, current) = match ex.meta_and(key, parse_i64)? {
+        Some((m, _)) if m.kind != KeyType::String => return fail(errors::WRONGTYPE),
+        Some((m, Some(v))) => (Some(m), v),
+        Some((_, None)) => return fail(errors::NOT_INTEGER),
+        None => (None, 0),
     };
     let Some(new) = current.checked_add(delta) else {
         return fail(errors::OVERFLOW);
     };
-    let old_meta = old.map(|(m, _)| m);
     let expire_at = old_meta.as_ref().and_then(|m| m.expire_at);
     // itoa rather than `to_string`: no formatter machinery, one exact allocation.
     let text = Bytes::copy_from_slice(itoa::Buffer::new().format(new).as_bytes());
