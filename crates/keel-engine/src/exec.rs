@@ -265,6 +265,21 @@ impl<'a> Exec<'a> {
     /// The live metadata of `key` in `db`. An expired key counts as absent; in the apply
     /// loop it is deleted as part of this entry (deterministic: the time is the entry's).
     pub fn meta_in(&mut self, db: u8, key: &[u8]) -> CmdResult<Option<Meta>> {
+        if !self.is_write() {
+            // A read takes the engine's copy: GET's body is that copy advanced past the
+            // header. Lending the record and copying the body out through the generic
+            // path below cost GET -P 16 ~90 more instructions (2,484 -> 2,571).
+            let mk = keys::meta_key_buf(db, key);
+            let Some(raw) = self.get(&mk)? else {
+                return Ok(None);
+            };
+            let meta = Meta::decode(&mk, raw)?;
+            if meta.is_expired(self.now_ms) {
+                self.drop_expired(db, key, &meta)?;
+                return Ok(None);
+            }
+            return Ok(Some(meta));
+        }
         let meta = self.meta_read(db, key, |mk, raw| Ok((Meta::decode_ref(mk, raw)?, ())))?;
         Ok(meta.map(|(m, ())| m))
     }
@@ -280,7 +295,7 @@ impl<'a> Exec<'a> {
         let mk = keys::meta_key_buf(db, key);
         // Decoded where storage or the write overlay holds the record: a collection's
         // header is read in place instead of copied or cloned out (HSET -P 16: one
-        // allocation less per request).
+        // allocation less per request), a replaced string's body not at all.
         let mut decode = Some(decode);
         let mut decoded = None;
         self.reader().read_with(&mk, &mut |raw| {
@@ -292,15 +307,23 @@ impl<'a> Exec<'a> {
             return Ok(None);
         };
         if meta.is_expired(self.now_ms) {
-            if self.is_write() {
-                self.delete_key_in(db, key, &meta)?;
-                self.notify_in(db, 'x', "expired", key);
-            } else {
-                self.expired.push((db, Bytes::copy_from_slice(key)));
-            }
+            self.drop_expired(db, key, &meta)?;
             return Ok(None);
         }
         Ok(Some((meta, extra)))
+    }
+
+    /// Handles `key` of `db` found expired (`meta`): deleted in the apply loop, reported
+    /// for deletion by a read.
+    #[cold]
+    fn drop_expired(&mut self, db: u8, key: &[u8], meta: &Meta) -> CmdResult<()> {
+        if self.is_write() {
+            self.delete_key_in(db, key, meta)?;
+            self.notify_in(db, 'x', "expired", key);
+        } else {
+            self.expired.push((db, Bytes::copy_from_slice(key)));
+        }
+        Ok(())
     }
 
     /// Metadata of `key` that must be of `kind`: WRONGTYPE otherwise.
