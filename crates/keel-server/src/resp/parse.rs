@@ -445,9 +445,11 @@ mod tests {
             }
         }
 
+        // Up to 70 arguments: the fast path's inline eight, its spill past them, and the
+        // resumable path past FAST_MAX_ARGS.
         #[test]
         fn encoded_commands_round_trip(
-            args in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20), 1..6),
+            args in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20), 1..70),
         ) {
             let mut wire = format!("*{}\r\n", args.len()).into_bytes();
             for a in &args {
