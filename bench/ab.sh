@@ -11,8 +11,11 @@
 #   --pipeline N          -P (default 16)
 #   --requests N          -n per run (default 1000000)
 #   --rounds N            runs per build and test (default 5)
-# Both servers run with --appendfsync no --save '' (the WAL written, never synced; add
-# "-- --appendonly no" for compare.sh's main pair, on builds that have it) plus the
+#   --args-a "ARGS"       server args for A only (split on spaces), likewise --args-b:
+#                         one binary against itself with another engine, e.g.
+#                         --args-b "--engine bitcask" BIN BIN -- --appendfsync everysec
+# Both servers run with --appendfsync no --save '' unless the args set those (the WAL
+# written, never synced; add "-- --appendonly no" for compare.sh's main pair) plus the
 # server args; they stay up for all tests, in the order given, so a
 # test sees what the earlier ones wrote (RPOP needs LPUSH before it).
 # Prints one line per test:
@@ -24,17 +27,21 @@ tests="set get"
 pipeline=16
 requests=1000000
 rounds=5
+args_a=""
+args_b=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --tests) tests="${2:?--tests needs a list}"; shift 2 ;;
     --pipeline) pipeline="${2:?--pipeline needs N}"; shift 2 ;;
     --requests) requests="${2:?--requests needs N}"; shift 2 ;;
     --rounds) rounds="${2:?--rounds needs N}"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --args-a) args_a="${2?--args-a needs ARGS}"; shift 2 ;;
+    --args-b) args_b="${2?--args-b needs ARGS}"; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[[ $# -ge 2 ]] || { sed -n '2,20p' "$0" >&2; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,23p' "$0" >&2; exit 2; }
 bin_a="$1" bin_b="$2"
 shift 2
 [[ "${1:-}" == "--" ]] && shift
@@ -65,8 +72,12 @@ start() {
   shift 2
   port="$(free_port)" || { echo "no free port found" >&2; exit 1; }
   mkdir -p "$work/$name"
-  "$bin" --bind 127.0.0.1 --port "$port" --dir "$work/$name/data" --appendfsync no \
-    --save '' --grpc-enabled false --loglevel warning "$@" >"$work/$name/log" 2>&1 &
+  # keel refuses an option given twice: the defaults give way to the caller's.
+  local defaults=()
+  [[ " $* " == *" --appendfsync "* ]] || defaults+=(--appendfsync no)
+  [[ " $* " == *" --save "* ]] || defaults+=(--save '')
+  "$bin" --bind 127.0.0.1 --port "$port" --dir "$work/$name/data" "${defaults[@]}" \
+    --grpc-enabled false --loglevel warning "$@" >"$work/$name/log" 2>&1 &
   pid=$!
   pids+=("$pid")
   for _ in $(seq 1 100); do
@@ -78,9 +89,11 @@ start() {
   tail -n 20 "$work/$name/log" >&2
   exit 1
 }
-start a "$bin_a" "$@"
+read -r -a extra_a <<<"$args_a"
+read -r -a extra_b <<<"$args_b"
+start a "$bin_a" "${extra_a[@]}" "$@"
 port_a=$port pid_a=$pid
-start b "$bin_b" "$@"
+start b "$bin_b" "${extra_b[@]}" "$@"
 port_b=$port pid_b=$pid
 
 ticks="$(getconf CLK_TCK)"
