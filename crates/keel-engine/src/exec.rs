@@ -142,11 +142,16 @@ impl<'a> Exec<'a> {
     /// Runs `f` on the value of `key` where it lies, copying nothing out; None if the
     /// key is absent.
     pub fn read_value<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        self.read_ref(key, |v| f(v.as_slice()))
+    }
+
+    /// [`Exec::read_value`] given the value as storage hands it over (lent or owned).
+    fn read_ref<R>(&self, key: &[u8], f: impl FnOnce(ValueRef<'_>) -> R) -> Result<Option<R>> {
         let mut f = Some(f);
         let mut out = None;
         self.reader().read_with(key, &mut |v| {
             if let (Some(v), Some(f)) = (v, f.take()) {
-                out = Some(f(v.as_slice()));
+                out = Some(f(v));
             }
         })?;
         Ok(out)
@@ -242,7 +247,7 @@ impl<'a> Exec<'a> {
     /// value without looking at it (SET): the old value is not copied out.
     pub fn meta_head(&mut self, key: &[u8]) -> CmdResult<Option<Meta>> {
         let head = self.meta_read(self.db, key, |mk, raw| {
-            Ok((Meta::decode_head(mk, raw.as_slice())?, ()))
+            Ok((Meta::decode_head(mk, raw.as_slice())?.0, ()))
         })?;
         Ok(head.map(|(m, ())| m))
     }
@@ -256,9 +261,8 @@ impl<'a> Exec<'a> {
         f: impl FnOnce(&[u8]) -> T,
     ) -> CmdResult<Option<(Meta, T)>> {
         self.meta_read(self.db, key, |mk, raw| {
-            let raw = raw.as_slice();
-            let meta = Meta::decode_head(mk, raw)?;
-            Ok((meta, f(Meta::string_body(raw).unwrap_or_default())))
+            let (meta, body) = Meta::decode_head(mk, raw.as_slice())?;
+            Ok((meta, f(body)))
         })
     }
 
@@ -296,14 +300,7 @@ impl<'a> Exec<'a> {
         // Decoded where storage or the write overlay holds the record: a collection's
         // header is read in place instead of copied or cloned out (HSET -P 16: one
         // allocation less per request), a replaced string's body not at all.
-        let mut decode = Some(decode);
-        let mut decoded = None;
-        self.reader().read_with(&mk, &mut |raw| {
-            if let (Some(raw), Some(decode)) = (raw, decode.take()) {
-                decoded = Some(decode(&mk, raw));
-            }
-        })?;
-        let Some((meta, extra)) = decoded.transpose()? else {
+        let Some((meta, extra)) = self.read_ref(&mk, |raw| decode(&mk, raw))?.transpose()? else {
             return Ok(None);
         };
         if meta.is_expired(self.now_ms) {

@@ -207,40 +207,37 @@ impl Meta {
         Some(u64::from_le_bytes(b))
     }
 
-    /// The body of a string record in place (None for a collection or a record too
-    /// short for its header; [`Meta::decode`] reports the latter).
-    pub fn string_body(raw: &[u8]) -> Option<&[u8]> {
-        if KeyType::from_code(*raw.first()?)? != KeyType::String {
-            return None;
-        }
-        let expires = raw.get(1)? & FLAG_EXPIRES != 0;
-        raw.get(if expires { 18 } else { 10 }..)
-    }
-
     /// Decodes a record read from `storage_key` (named in errors). Takes the record by
     /// value: a string's body is the record itself advanced past its header, where a
     /// slice of a `Bytes` made from a vector allocates a shared header (~80 instructions
     /// of a GET).
     pub fn decode(storage_key: &[u8], raw: Bytes) -> Result<Meta> {
-        Meta::decode_parts(storage_key, ValueRef::Owned(raw), true)
+        Ok(Meta::decode_parts(storage_key, ValueRef::Owned(raw), true)?.0)
     }
 
     /// [`Meta::decode`] of a record storage lent or handed over: only a string's body is
     /// copied out of a lent record, a collection's header is read in place.
     pub fn decode_ref(storage_key: &[u8], raw: ValueRef<'_>) -> Result<Meta> {
-        Meta::decode_parts(storage_key, raw, true)
+        Ok(Meta::decode_parts(storage_key, raw, true)?.0)
     }
 
-    /// [`Meta::decode`] without a string's body (left empty), for a caller that only
-    /// needs the type, expiry and collection header.
-    pub fn decode_head(storage_key: &[u8], raw: &[u8]) -> Result<Meta> {
-        Meta::decode_parts(storage_key, ValueRef::Borrowed(raw), false)
+    /// [`Meta::decode`] without a string's body (left empty in the metadata), for a
+    /// caller that needs the type, expiry and collection header, or reads the body where
+    /// it lies: it is returned as a slice of `raw` (empty for a collection).
+    pub fn decode_head<'r>(storage_key: &[u8], raw: &'r [u8]) -> Result<(Meta, &'r [u8])> {
+        let (meta, body_at) = Meta::decode_parts(storage_key, ValueRef::Borrowed(raw), false)?;
+        let body = match meta.kind {
+            KeyType::String => raw.get(body_at..).unwrap_or_default(),
+            _ => &[],
+        };
+        Ok((meta, body))
     }
 
+    /// The metadata (a string's body only when `body`) and where the header ends.
     // Inlined into each caller so `decode` (owned, with body) compiles as it did before
     // borrowed reads: GET's decode went from 54 to 67 instructions through one shared body.
     #[inline(always)]
-    fn decode_parts(storage_key: &[u8], raw: ValueRef<'_>, body: bool) -> Result<Meta> {
+    fn decode_parts(storage_key: &[u8], raw: ValueRef<'_>, body: bool) -> Result<(Meta, usize)> {
         let bad = |why: &str| EngineError::corrupt("metadata", storage_key, why);
         let bytes = raw.as_slice();
         if bytes.len() < 2 {
@@ -266,6 +263,7 @@ impl Meta {
         } else {
             None
         };
+        let header_end = pos;
         let body = match kind {
             KeyType::String if !body => Body::String(Bytes::new()),
             KeyType::String => {
@@ -284,11 +282,14 @@ impl Meta {
                 Body::Collection { version, len, list }
             }
         };
-        Ok(Meta {
-            kind,
-            expire_at,
-            body,
-        })
+        Ok((
+            Meta {
+                kind,
+                expire_at,
+                body,
+            },
+            header_end,
+        ))
     }
 }
 

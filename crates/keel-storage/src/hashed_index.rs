@@ -710,14 +710,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
 
     /// The latest visible value of `key`.
     pub fn get_latest(&self, key: &[u8]) -> Option<Bytes> {
-        self.with_chain(key, |versions| {
-            // Loaded under the entry's lock: every version ≤ this sequence is installed,
-            // and pruning only removes versions shadowed by one ≤ the horizon ≤ this
-            // sequence.
-            let seq = self.registry.visible();
-            versions.at(seq, || self.pending_seq()).map(copy_out)
-        })
-        .flatten()
+        self.read_latest(key, |v| v.map(Bytes::copy_from_slice))
     }
 
     /// Calls `f` once with the latest visible value of `key` (None: absent), under the
@@ -729,7 +722,8 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
             return f(None);
         };
         let chain = entry.chain();
-        // As in `get_latest`.
+        // Loaded under the entry's lock: every version ≤ this sequence is installed, and
+        // pruning only removes versions shadowed by one ≤ the horizon ≤ this sequence.
         let seq = self.registry.visible();
         let value = chain.view().at(seq, || self.pending_seq());
         f(value.map(AsRef::as_ref))

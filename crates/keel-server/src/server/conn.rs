@@ -389,21 +389,24 @@ impl Session {
                 Flow::Continue
             }
             Outcome::Bgsave { aof } => {
+                let (busy, started) = if aof {
+                    (
+                        "ERR Background append only file rewriting already in progress",
+                        "Background append only file rewriting started",
+                    )
+                } else {
+                    (
+                        "ERR Background save already in progress",
+                        "Background saving started",
+                    )
+                };
                 let state = self.shared.coord.state();
                 let reply = if state.snapshot_in_progress.load(Ordering::Acquire) {
-                    Reply::err(if aof {
-                        "ERR Background append only file rewriting already in progress"
-                    } else {
-                        "ERR Background save already in progress"
-                    })
+                    Reply::err(busy)
                 } else {
                     // The snapshot reports its outcome in the log and INFO persistence.
                     drop(self.shared.coord.snapshot());
-                    Reply::Simple(if aof {
-                        "Background append only file rewriting started".into()
-                    } else {
-                        "Background saving started".into()
-                    })
+                    Reply::Simple(started.into())
                 };
                 self.reply(&reply).await;
                 Flow::Continue
