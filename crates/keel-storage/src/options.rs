@@ -113,7 +113,7 @@ impl WriteOptions {
 pub struct BitcaskOptions {
     /// The active segment is closed and a new one started past this size.
     pub max_segment_bytes: u64,
-    /// Byte budget of the LRU value cache (0 turns it off).
+    /// Byte budget of the value cache (CLOCK eviction, an LRU approximation; 0 turns it off).
     pub cache_bytes: usize,
     /// Merge starts in the background when garbage / total bytes on disk exceeds this.
     pub merge_garbage_ratio: f64,
