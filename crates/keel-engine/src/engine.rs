@@ -367,6 +367,20 @@ impl Engine {
     /// readers of the store see none of them until [`Engine::write_group`]. On an error
     /// the group holds part of the entry and must be dropped, not written.
     pub fn apply_in(&self, group: &mut Group, ctx: &ApplyCtx, op: &Op) -> Result<Applied> {
+        self.apply_in_spec(group, ctx, op, None)
+    }
+
+    /// [`Engine::apply_in`] for a caller that already resolved an `Op::Command`'s
+    /// `args[0]` to `spec` and checked its arity (the front-end's dispatcher, from this
+    /// crate's command table), sparing a second lookup. `None` resolves here, as replay
+    /// and followers do; both give the same spec, so the entry applies the same.
+    pub fn apply_in_spec(
+        &self,
+        group: &mut Group,
+        ctx: &ApplyCtx,
+        op: &Op,
+        spec: Option<&'static CommandSpec>,
+    ) -> Result<Applied> {
         let tx = group
             .tx
             .get_or_insert_with(|| WriteTx::new(Arc::clone(&self.store)));
@@ -386,11 +400,11 @@ impl Engine {
         let mut replies = Replies::new();
         match op {
             Op::Command { db, args } => {
-                replies.push(run_one(&mut ex, *db, args)?);
+                replies.push(run_one(&mut ex, *db, args, spec)?);
             }
             Op::Multi { cmds } => {
                 for (db, args) in cmds {
-                    replies.push(run_one(&mut ex, *db, args)?);
+                    replies.push(run_one(&mut ex, *db, args, None)?);
                 }
             }
             Op::ExpireDue { db, keys } => {
@@ -628,9 +642,16 @@ struct ReadEnd {
 }
 
 /// Runs one command inside the entry's transaction; an error reply rolls back just that
-/// command's writes (Redis: a failing command in EXEC does not undo the others).
-fn run_one(ex: &mut Exec, db: u8, args: &[Bytes]) -> Result<Reply> {
-    let spec = match resolve(args) {
+/// command's writes (Redis: a failing command in EXEC does not undo the others). `spec`
+/// is `args[0]`'s command when the caller resolved it already.
+fn run_one(
+    ex: &mut Exec,
+    db: u8,
+    args: &[Bytes],
+    spec: Option<&'static CommandSpec>,
+) -> Result<Reply> {
+    debug_assert!(spec.is_none_or(|s| resolve(args).is_ok_and(|r| std::ptr::eq(r, s))));
+    let spec = match spec.map_or_else(|| resolve(args), Ok) {
         Ok(s) => s,
         Err(reply) => return Ok(reply),
     };

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use keel_engine::codec::encode_entry;
-use keel_engine::command::flags;
+use keel_engine::command::{flags, CommandSpec};
 use keel_engine::engine::{Group, PrefetchScratch};
 use keel_engine::exec::KeyEvent;
 use keel_engine::keys;
@@ -257,14 +257,17 @@ impl ApplyLoop {
             Request::Writes { ops, reply } => {
                 let results = ops
                     .into_iter()
-                    .map(|(op, spec)| self.write(op, spec.flags & flags::DENYOOM != 0))
+                    .map(|(op, spec)| self.write(op, Some(spec), spec.flags & flags::DENYOOM != 0))
                     .collect();
                 pending.push(Pending::Many(reply, results));
             }
             Request::Write {
-                op, denyoom, reply, ..
+                op,
+                denyoom,
+                spec,
+                reply,
             } => {
-                let res = self.write(op, denyoom);
+                let res = self.write(op, spec, denyoom);
                 if let Some(tx) = reply {
                     pending.push(Pending::One(tx, res));
                 }
@@ -278,15 +281,15 @@ impl ApplyLoop {
                 let res = if abort.load(Ordering::Acquire) {
                     Err(Reply::NilArray)
                 } else {
-                    self.write(op, denyoom)
+                    self.write(op, None, denyoom)
                 };
                 pending.push(Pending::One(reply, res));
             }
         }
     }
 
-    /// The funnel's per-write path.
-    fn write(&mut self, op: Op, denyoom: bool) -> WriteResult {
+    /// The funnel's per-write path; `spec` is the command a connection resolved `op` to.
+    fn write(&mut self, op: Op, spec: Option<&'static CommandSpec>, denyoom: bool) -> WriteResult {
         if let Some(msg) = self.state.misconf() {
             return Err(Reply::err(msg));
         }
@@ -294,7 +297,7 @@ impl ApplyLoop {
             return Err(Reply::err(errors::OOM));
         }
         let expiry = matches!(op, Op::ExpireDue { .. } | Op::ExpireCycle { .. });
-        let applied = self.apply_logged(&op)?;
+        let applied = self.apply_logged(&op, spec)?;
         if expiry {
             if let Some(Reply::Int(n)) = applied.replies.first() {
                 self.state
@@ -327,7 +330,7 @@ impl ApplyLoop {
                 MemoryVerdict::Fine => return Ok(true),
                 MemoryVerdict::Oom => return Ok(false),
                 MemoryVerdict::Evict(keys) => {
-                    let applied = self.apply_logged(&Op::Evict { keys })?;
+                    let applied = self.apply_logged(&Op::Evict { keys }, None)?;
                     self.flush_group()?;
                     if let Some(Reply::Int(n)) = applied.replies.first() {
                         self.state
@@ -358,7 +361,11 @@ impl ApplyLoop {
     }
 
     /// Stamps, logs and applies one entry.
-    fn apply_logged(&mut self, op: &Op) -> Result<Applied, Reply> {
+    fn apply_logged(
+        &mut self,
+        op: &Op,
+        spec: Option<&'static CommandSpec>,
+    ) -> Result<Applied, Reply> {
         let ctx = ApplyCtx {
             seq: self.last_index + 1,
             now_ms: self.clock(),
@@ -371,7 +378,7 @@ impl ApplyLoop {
         // In place: taking the group out and putting it back copied it twice per entry.
         let engine = &self.engine;
         let group = self.group.get_or_insert_with(|| engine.group());
-        let applied = match engine.apply_in(group, &ctx, op) {
+        let applied = match engine.apply_in_spec(group, &ctx, op, spec) {
             Ok(a) => a,
             Err(e) => {
                 // The group holds part of this entry: drop it whole (the log has it all).
@@ -493,9 +500,12 @@ impl ApplyLoop {
         if !expiry_due(&self.engine, now) {
             return;
         }
-        if let Ok(applied) = self.apply_logged(&Op::ExpireCycle {
-            max: EXPIRE_CYCLE_MAX,
-        }) {
+        if let Ok(applied) = self.apply_logged(
+            &Op::ExpireCycle {
+                max: EXPIRE_CYCLE_MAX,
+            },
+            None,
+        ) {
             if let Some(Reply::Int(n)) = applied.replies.first() {
                 self.state
                     .expired_keys

@@ -245,4 +245,25 @@ mod tests {
         assert!(lookup(b"nosuch").is_none());
         assert!(all().count() > 100);
     }
+
+    /// A connection hands the funnel the spec it dispatched a write by, and the engine
+    /// applies with it instead of resolving `args[0]` again; replay resolves. Both must
+    /// be the same spec, or a replayed entry could run another command.
+    #[test]
+    fn dispatch_resolves_every_engine_command_to_the_engines_own_spec() {
+        for spec in command::all_commands() {
+            for name in [spec.name.to_string(), spec.name.to_ascii_uppercase()] {
+                let Some((Cmd::Engine(found), _)) = lookup_indexed(name.as_bytes()) else {
+                    panic!("{name} does not dispatch to the engine");
+                };
+                assert!(std::ptr::eq(found, spec), "{name}");
+                let argc = spec.arity.unsigned_abs().max(1) as usize;
+                let args = vec![bytes::Bytes::from(name.clone()); argc];
+                match keel_engine::engine::resolve(&args) {
+                    Ok(r) => assert!(std::ptr::eq(r, found), "{name}"),
+                    Err(e) => panic!("{name}: {e:?}"),
+                }
+            }
+        }
+    }
 }
