@@ -107,6 +107,10 @@ pub struct Args {
     /// Largest bulk argument a client may send [default: 512mb].
     #[arg(long, env = "KEEL_PROTO_MAX_BULK_LEN")]
     pub proto_max_bulk_len: Option<String>,
+    /// Cache of the bitcask (values) and lsm (blocks) engines, with units; 0 = none. A
+    /// working set that fits is read without touching the files [default: 64mb].
+    #[arg(long, env = "KEEL_CACHE_SIZE")]
+    pub cache_size: Option<String>,
     /// Largest unparsed input buffered per client before it is closed [default: 1gb].
     #[arg(long, env = "KEEL_CLIENT_QUERY_BUFFER_LIMIT")]
     pub client_query_buffer_limit: Option<String>,
@@ -185,6 +189,9 @@ pub struct FileConfig {
     /// See [`Args::proto_max_bulk_len`].
     #[serde(alias = "proto_max_bulk_len")]
     pub proto_max_bulk_len: Option<SizeValue>,
+    /// See [`Args::cache_size`].
+    #[serde(alias = "cache_size")]
+    pub cache_size: Option<SizeValue>,
     /// See [`Args::client_query_buffer_limit`].
     #[serde(alias = "client_query_buffer_limit")]
     pub client_query_buffer_limit: Option<SizeValue>,
@@ -270,6 +277,8 @@ pub struct Config {
     pub timeout: u64,
     /// Largest bulk argument.
     pub proto_max_bulk_len: u64,
+    /// Cache budget of the bitcask and lsm engines in bytes (0 = none).
+    pub cache_size: u64,
     /// Largest unparsed input per client.
     pub client_query_buffer_limit: u64,
     /// WAL growth that triggers a snapshot (0 = off).
@@ -393,6 +402,7 @@ impl Default for Config {
             maxclients: 10_000,
             timeout: 0,
             proto_max_bulk_len: 512 << 20,
+            cache_size: 64 << 20,
             client_query_buffer_limit: 1 << 30,
             auto_snapshot_wal_bytes: 64 << 20,
             loglevel: "notice".into(),
@@ -610,6 +620,12 @@ impl Config {
                     .or(file.proto_max_bulk_len.map(SizeValue::into_text)),
                 d.proto_max_bulk_len,
             )?,
+            cache_size: size(
+                "cache-size",
+                args.cache_size
+                    .or(file.cache_size.map(SizeValue::into_text)),
+                d.cache_size,
+            )?,
             client_query_buffer_limit: size(
                 "client-query-buffer-limit",
                 args.client_query_buffer_limit
@@ -811,6 +827,31 @@ mod tests {
         assert_eq!(c.maxmemory, 1 << 20);
         assert_eq!(c.proto_max_bulk_len, 1 << 20);
         assert!(parse_file("no-such-setting = 1\n").is_err());
+    }
+
+    #[test]
+    fn cache_size_takes_units_from_cli_and_file() {
+        assert_eq!(Config::default().cache_size, 64 << 20);
+        let c = Config::resolve(args(&["--cache-size", "1gb"]), FileConfig::default())
+            .expect("resolve");
+        assert_eq!(c.cache_size, 1 << 30);
+        let f = parse_file("cache-size = \"0\"\n").expect("file");
+        assert_eq!(
+            Config::resolve(Args::default(), f)
+                .expect("resolve")
+                .cache_size,
+            0
+        );
+        let f = parse_file("cache_size = 4096\n").expect("file");
+        assert_eq!(
+            Config::resolve(Args::default(), f)
+                .expect("resolve")
+                .cache_size,
+            4096
+        );
+        let e = Config::resolve(args(&["--cache-size", "lots"]), FileConfig::default())
+            .expect_err("not a size");
+        assert!(e.to_string().contains("cache-size"), "{e}");
     }
 
     #[test]

@@ -264,6 +264,37 @@ fn info_storage_shows_the_engine_and_its_value_cache() {
 }
 
 #[test]
+fn cache_size_zero_sends_every_bitcask_read_to_the_file() {
+    let srv = InProc::start(Config {
+        engine: keel_storage::EngineKind::Bitcask,
+        cache_size: 0,
+        ..Config::default()
+    });
+    let mut con = srv.client();
+    let got: Vec<(String, String)> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("cache-size")
+        .query(&mut con)
+        .expect("CONFIG GET");
+    assert_eq!(got, vec![("cache-size".to_string(), "0".to_string())]);
+    let misses0 = storage_figure(&mut con, "storage_cache_misses");
+    let _: () = q(&mut con, &["SET", "nocache", "v"]);
+    for _ in 0..3 {
+        let v: String = q(&mut con, &["GET", "nocache"]);
+        assert_eq!(v, "v");
+    }
+    assert_eq!(storage_figure(&mut con, "storage_cache_hits"), 0);
+    assert!(storage_figure(&mut con, "storage_cache_misses") >= misses0 + 3);
+    let e = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("cache-size")
+        .arg("1mb")
+        .query::<()>(&mut con)
+        .expect_err("cache-size is fixed at start");
+    assert!(e.to_string().contains("immutable"), "{e}");
+}
+
+#[test]
 fn info_sections_fields_and_command_counts() {
     let srv = InProc::start(Config::default());
     let mut con = srv.client();

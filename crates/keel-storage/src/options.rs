@@ -186,6 +186,14 @@ impl OpenOptions {
         self
     }
 
+    /// Sets the cache budget of the engines that keep one: bitcask's value cache and
+    /// lsm's block cache (the memory engine holds everything anyway).
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.bitcask.cache_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        self.lsm.cache_bytes = bytes;
+        self
+    }
+
     /// Sets repair mode.
     pub fn repair(mut self, repair: bool) -> Self {
         self.repair = repair;

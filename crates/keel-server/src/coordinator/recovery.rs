@@ -110,7 +110,9 @@ pub fn recover(cfg: &Config) -> Result<Recovered, StartError> {
     })?;
     // The WAL is the durability of record: storage need not fsync on its own. Snapshots
     // sync it before the WAL is truncated.
-    let opts = OpenOptions::new(cfg.engine).sync_policy(SyncPolicy::No);
+    let opts = OpenOptions::new(cfg.engine)
+        .sync_policy(SyncPolicy::No)
+        .cache_bytes(cfg.cache_size);
     let store = keel_storage::open(&sdir, &opts).map_err(|source| StartError::Storage {
         engine: cfg.engine,
         path: sdir.clone(),

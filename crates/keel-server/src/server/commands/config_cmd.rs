@@ -90,6 +90,7 @@ fn current(s: &Session) -> Vec<(String, String)> {
             "proto-max-bulk-len".into(),
             c.proto_max_bulk_len.to_string(),
         ),
+        ("cache-size".into(), c.cache_size.to_string()),
         (
             "client-query-buffer-limit".into(),
             c.client_query_buffer_limit.to_string(),
@@ -260,7 +261,8 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
                 Err(e) => return bad(&e),
             },
             "port" | "bind" | "dir" | "engine" | "appendfsync" | "proto-max-bulk-len"
-            | "client-query-buffer-limit" | "auto-snapshot-wal-bytes" | "loglevel" => {
+            | "cache-size" | "client-query-buffer-limit" | "auto-snapshot-wal-bytes"
+            | "loglevel" => {
                 return bad("can't set immutable config")
             }
             n if IGNORED.iter().any(|(k, _)| *k == n) => ignored.push((name, value)),
@@ -338,6 +340,7 @@ fn rewrite(s: &mut Session) -> Outcome {
         "maxmemory_policy",
         "maxmemory_samples",
         "proto_max_bulk_len",
+        "cache_size",
         "client_query_buffer_limit",
         "auto_snapshot_wal_bytes",
     ] {
@@ -367,6 +370,7 @@ fn rewrite(s: &mut Session) -> Outcome {
     table.insert("maxclients".into(), int(c.maxclients as u64));
     table.insert("timeout".into(), int(c.timeout));
     table.insert("proto-max-bulk-len".into(), int(c.proto_max_bulk_len));
+    table.insert("cache-size".into(), int(c.cache_size));
     table.insert(
         "client-query-buffer-limit".into(),
         int(c.client_query_buffer_limit),
