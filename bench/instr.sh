@@ -10,6 +10,8 @@
 #   --keel-bin PATH       keel-server binary (default: target/dist/keel-server)
 #   --preload N           SETs (-P 16) run before the warm-up, so writes overwrite
 #                         existing keys (default 300000; 0 = none)
+#   --preload-test T      the test the preload runs instead of SET (lpush before rpop,
+#                         which otherwise pops an empty list)
 #   --keep DIR            keep the callgrind output in DIR
 # Example: bench/instr.sh set 16 200000 -- --save ""
 # Prints one line: "<server> <test> P<pipeline>: <n> instr/req (n=<requests>)".
@@ -19,18 +21,20 @@ set -euo pipefail
 server=keel
 keel_bin=""
 preload=300000
+preload_test=set
 keep=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --server) server="${2:?--server needs keel or redis}"; shift 2 ;;
     --keel-bin) keel_bin="${2:?--keel-bin needs PATH}"; shift 2 ;;
     --preload) preload="${2:?--preload needs N}"; shift 2 ;;
+    --preload-test) preload_test="${2:?--preload-test needs a test}"; shift 2 ;;
     --keep) keep="${2:?--keep needs DIR}"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[[ $# -ge 3 ]] || { sed -n '2,16p' "$0" >&2; exit 2; }
+[[ $# -ge 3 ]] || { sed -n '2,18p' "$0" >&2; exit 2; }
 test_name="$1" pipeline="$2" requests="$3"
 shift 3
 [[ "${1:-}" == "--" ]] && shift
@@ -81,7 +85,7 @@ done
 redis-cli -p "$port" ping >/dev/null || { echo "server did not start" >&2; exit 1; }
 
 bench() { redis-benchmark -p "$port" -c 50 -d 64 -r 100000 -q "$@" >/dev/null 2>&1; }
-if [[ "$preload" -gt 0 ]]; then bench -n "$preload" -P 16 -t set; fi
+if [[ "$preload" -gt 0 ]]; then bench -n "$preload" -P 16 -t "$preload_test"; fi
 bench -n $((requests / 2)) -P "$pipeline" -t "$test_name"   # warm-up, not counted
 callgrind_control -z "$vpid" >/dev/null 2>&1
 bench -n "$requests" -P "$pipeline" -t "$test_name"
