@@ -48,6 +48,7 @@ use parking_lot::{Mutex, RawMutex, RwLock};
 use smallvec::SmallVec;
 
 use crate::cache_hint::{prefetch_line, PREFETCH_WINDOW};
+use crate::key_order::{cmp_keys, OrdKey};
 use crate::mvcc::{IndexKey, IndexValue, Pin, SnapshotRegistry};
 use crate::range::{Direction, ScanRange};
 
@@ -448,6 +449,13 @@ impl<V> Borrow<[u8]> for EntryRef<V> {
     }
 }
 
+// The order's point searches (removing a key) compare as the entries do, inline.
+impl<V> Borrow<OrdKey> for EntryRef<V> {
+    fn borrow(&self) -> &OrdKey {
+        OrdKey::new(self.key())
+    }
+}
+
 impl<V> PartialEq for EntryRef<V> {
     fn eq(&self, other: &Self) -> bool {
         self.key() == other.key()
@@ -464,7 +472,7 @@ impl<V> PartialOrd for EntryRef<V> {
 
 impl<V> Ord for EntryRef<V> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key().cmp(other.key())
+        cmp_keys(self.key(), other.key())
     }
 }
 
@@ -1123,7 +1131,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
             {
                 found.remove();
             }
-            self.order.write().remove::<[u8]>(key);
+            self.order.write().remove(OrdKey::new(key));
         }
         KeyGc::Clean
     }
