@@ -22,14 +22,20 @@ use parking_lot::RwLock;
 use super::Loc;
 
 const SHARDS: usize = 16;
-/// Bookkeeping bytes charged per entry on top of the value (a slot is 48 bytes, and the
-/// table keeps at most [`MAX_LOAD_NUM`]/[`MAX_LOAD_DEN`] of its slots full).
-const ENTRY_OVERHEAD: usize = 64;
+/// Bytes charged per entry beyond the value's length: its allocation's header and
+/// rounding. The slots are charged as the table has them (see [`Shard::bytes`]).
+const VALUE_OVERHEAD: usize = 16;
+/// One slot of a shard's table.
+const SLOT_BYTES: usize = std::mem::size_of::<Option<Slot>>();
 /// Slots of a shard's table when its first entry arrives.
 const INITIAL_SLOTS: usize = 64;
 /// The table grows past this fill (5/8: a hit probes about 1.8 slots on average).
 const MAX_LOAD_NUM: usize = 5;
 const MAX_LOAD_DEN: usize = 8;
+/// The most a table fills when doubling it would not fit the budget (3/4: a hit probes
+/// 2.5 slots on average, a miss 8.5).
+const FULL_LOAD_NUM: usize = 3;
+const FULL_LOAD_DEN: usize = 4;
 
 /// The value cache (a no-op with a zero budget).
 #[derive(Debug)]
@@ -77,6 +83,9 @@ struct Shard {
     len: usize,
     /// The next slot the eviction hand looks at.
     hand: usize,
+    /// What the shard holds: its slots (empty ones too) and each value with
+    /// [`VALUE_OVERHEAD`]. Kept within `budget`, so the cache's memory is what the
+    /// operator gave it, table included.
     bytes: usize,
     budget: usize,
 }
@@ -200,15 +209,37 @@ impl Shard {
     }
 
     fn insert(&mut self, key: u64, hash: u64, value: &Bytes) {
-        let cost = value.len() + ENTRY_OVERHEAD;
-        if cost > self.budget || (self.len > 0 && self.probe(key, hash).is_ok()) {
+        let cost = value.len() + VALUE_OVERHEAD;
+        if cost + INITIAL_SLOTS * SLOT_BYTES > self.budget
+            || (self.len > 0 && self.probe(key, hash).is_ok())
+        {
             return;
         }
-        while self.bytes + cost > self.budget && self.len > 0 {
-            self.evict_one();
-        }
-        if (self.len + 1) * MAX_LOAD_DEN > self.slots.len() * MAX_LOAD_NUM {
-            self.grow();
+        // Make room for the value and, past the load limit, for a doubled table. When the
+        // doubled table does not fit the budget, the table stays and fills up to
+        // `FULL_LOAD` before entries are evicted for new ones: a table that could never
+        // double would otherwise leave a fifth of the budget unused. Each round that
+        // does not end the loop evicts one entry, so it ends within `len` rounds.
+        loop {
+            if self.bytes + cost > self.budget {
+                if self.len == 0 {
+                    return;
+                }
+                self.evict_one();
+                continue;
+            }
+            if (self.len + 1) * MAX_LOAD_DEN > self.slots.len() * MAX_LOAD_NUM {
+                let extra = self.slots.len().max(INITIAL_SLOTS) * SLOT_BYTES;
+                if self.bytes + extra + cost <= self.budget {
+                    self.grow();
+                } else if (self.len + 1) * FULL_LOAD_DEN > self.slots.len() * FULL_LOAD_NUM {
+                    // (At least INITIAL_SLOTS exist here: an empty shard's first table
+                    // always fits, as checked above.)
+                    self.evict_one();
+                    continue;
+                }
+            }
+            break;
         }
         if let Err(i) = self.probe(key, hash) {
             self.slots[i] = Some(Slot {
@@ -253,7 +284,7 @@ impl Shard {
             return;
         };
         self.len -= 1;
-        self.bytes -= gone.value.len() + ENTRY_OVERHEAD;
+        self.bytes -= gone.value.len() + VALUE_OVERHEAD;
         let mask = self.mask();
         let mut j = i;
         for _ in 0..self.slots.len() {
@@ -279,6 +310,7 @@ impl Shard {
     /// Doubles the table (from [`INITIAL_SLOTS`]), reinserting every entry.
     fn grow(&mut self) {
         let new_len = (self.slots.len() * 2).max(INITIAL_SLOTS);
+        self.bytes += (new_len - self.slots.len()) * SLOT_BYTES;
         let old = std::mem::replace(&mut self.slots, (0..new_len).map(|_| None).collect());
         let mask = new_len - 1;
         for slot in old.into_iter().flatten() {
@@ -311,11 +343,11 @@ mod tests {
         for p in &cache.shards {
             let shard = p.shard.read();
             let mut len = 0;
-            let mut bytes = 0;
+            let mut bytes = shard.slots.len() * SLOT_BYTES;
             for (i, slot) in shard.slots.iter().enumerate() {
                 if let Some(s) = slot {
                     len += 1;
-                    bytes += s.value.len() + ENTRY_OVERHEAD;
+                    bytes += s.value.len() + VALUE_OVERHEAD;
                     assert_eq!(shard.probe(s.key, u64::from(s.home)), Ok(i));
                 }
             }
@@ -346,7 +378,8 @@ mod tests {
 
     #[test]
     fn evicts_the_entry_not_read_since_the_hand_passed() {
-        let cache = ValueCache::new(SHARDS * (3 * (100 + ENTRY_OVERHEAD)));
+        let budget = SHARDS * (INITIAL_SLOTS * SLOT_BYTES + 3 * (100 + VALUE_OVERHEAD));
+        let cache = ValueCache::new(budget);
         let v = Bytes::from(vec![7u8; 100]);
         let l = same_shard(&cache, 5);
         for x in &l[..3] {
@@ -368,15 +401,16 @@ mod tests {
         for x in [survivors[0], l[3], l[4]] {
             assert!(present(&cache, x), "{x:?}");
         }
-        assert!(cache.charged_bytes() <= SHARDS * (3 * (100 + ENTRY_OVERHEAD)));
+        assert!(cache.charged_bytes() <= budget);
         check(&cache);
     }
 
     #[test]
     fn a_value_read_back_within_the_capacity_stays_cached() {
-        // About 125 entries per shard; each value is read 500 inserts (about 31 per
-        // shard) after it was written, as a SET reads the old value of its key.
-        let cache = ValueCache::new(SHARDS * 125 * (8 + ENTRY_OVERHEAD));
+        // About 125 entries per shard (a table of 256 slots); each value is read 500
+        // inserts (about 31 per shard) after it was written, as a SET reads the old
+        // value of its key.
+        let cache = ValueCache::new(SHARDS * (256 * SLOT_BYTES + 125 * (8 + VALUE_OVERHEAD)));
         let v = Bytes::from_static(b"12345678");
         let lag = 500;
         for i in 0..20_000u32 {
@@ -408,7 +442,8 @@ mod tests {
     #[test]
     fn random_inserts_and_hits_under_a_small_budget() {
         // Small enough that most inserts evict: exercises the hand and backward shifts.
-        let cache = ValueCache::new(SHARDS * 40 * (8 + ENTRY_OVERHEAD));
+        let cache =
+            ValueCache::new(SHARDS * (INITIAL_SLOTS * SLOT_BYTES + 40 * (8 + VALUE_OVERHEAD)));
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let mut written: HashMap<u64, Bytes> = HashMap::new();
         let mut hits = 0;
@@ -432,6 +467,29 @@ mod tests {
         }
         check(&cache);
         assert!(hits > 1_000, "{hits} hits");
+        // The budget holds the first table and 40 values: doubling it would not fit, so
+        // the shards evict instead of growing.
+        for p in &cache.shards {
+            assert_eq!(p.shard.read().slots.len(), INITIAL_SLOTS);
+        }
+    }
+
+    #[test]
+    fn a_table_that_cannot_double_fills_to_three_quarters() {
+        // Room for the first table and 60 values: doubling does not fit, so each shard
+        // keeps 64 slots and holds 48 entries (3/4), the rest of the budget unused.
+        let cache =
+            ValueCache::new(SHARDS * (INITIAL_SLOTS * SLOT_BYTES + 60 * (8 + VALUE_OVERHEAD)));
+        let v = Bytes::from_static(b"12345678");
+        for i in 0..10_000u32 {
+            cache.insert(loc(2, i), &v);
+        }
+        check(&cache);
+        for p in &cache.shards {
+            let shard = p.shard.read();
+            assert_eq!(shard.slots.len(), INITIAL_SLOTS);
+            assert_eq!(shard.len, INITIAL_SLOTS * FULL_LOAD_NUM / FULL_LOAD_DEN);
+        }
     }
 
     #[test]
