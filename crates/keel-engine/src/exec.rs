@@ -246,10 +246,7 @@ impl<'a> Exec<'a> {
     /// [`Exec::meta`] with a string's body left empty, for a writer that replaces the
     /// value without looking at it (SET): the old value is not copied out.
     pub fn meta_head(&mut self, key: &[u8]) -> CmdResult<Option<Meta>> {
-        let head = self.meta_read(self.db, key, |mk, raw| {
-            Ok((Meta::decode_head(mk, raw.as_slice())?.0, ()))
-        })?;
-        Ok(head.map(|(m, ())| m))
+        Ok(self.meta_and(key, |_| ())?.map(|(m, ())| m))
     }
 
     /// [`Exec::meta`] with a string's body left empty, and `f`'s reading of that body

@@ -663,14 +663,14 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         &self.shards[(hash >> SHARD_SHIFT) as usize & (SHARDS - 1)]
     }
 
-    /// Runs `f` on the versions of `key` under its lock, or returns None if the key is
-    /// absent.
-    fn with_chain<R>(&self, key: &[u8], f: impl FnOnce(View<'_, V>) -> R) -> Option<R> {
+    /// Runs `f` on the versions of `key` under its lock (None: the key is absent).
+    fn with_chain<R>(&self, key: &[u8], f: impl FnOnce(Option<View<'_, V>>) -> R) -> R {
         let hash = self.hash(key);
         let table = self.shard(hash).read();
-        let entry = table.find(hash, |e| e.key() == key)?;
-        let chain = entry.chain();
-        Some(f(chain.view()))
+        match table.find(hash, |e| e.key() == key) {
+            Some(entry) => f(Some(entry.chain().view())),
+            None => f(None),
+        }
     }
 
     /// The sequence of a `PENDING` version, for a reader holding its entry's lock.
@@ -724,25 +724,24 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     /// Calls `f` once with the latest visible value of `key` (None: absent), under the
     /// entry's lock, without copying it.
     pub fn read_latest<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
-        let hash = self.hash(key);
-        let table = self.shard(hash).read();
-        let Some(entry) = table.find(hash, |e| e.key() == key) else {
-            return f(None);
-        };
-        let chain = entry.chain();
-        // Loaded under the entry's lock: every version ≤ this sequence is installed, and
-        // pruning only removes versions shadowed by one ≤ the horizon ≤ this sequence.
-        let seq = self.registry.visible();
-        let value = chain.view().at(seq, || self.pending_seq());
-        f(value.map(AsRef::as_ref))
+        self.with_chain(key, |versions| {
+            // Loaded under the entry's lock: every version ≤ this sequence is installed,
+            // and pruning only removes versions shadowed by one ≤ the horizon ≤ this
+            // sequence.
+            let seq = self.registry.visible();
+            f(versions
+                .and_then(|v| v.at(seq, || self.pending_seq()))
+                .map(AsRef::as_ref))
+        })
     }
 
     /// The value of `key` as of `seq` (which must be pinned by the caller).
     pub fn get_at(&self, key: &[u8], seq: u64) -> Option<Bytes> {
         self.with_chain(key, |versions| {
-            versions.at(seq, || self.pending_seq()).map(copy_out)
+            versions
+                .and_then(|v| v.at(seq, || self.pending_seq()))
+                .map(copy_out)
         })
-        .flatten()
     }
 
     /// Up to `limit` live entries of `range` as of `seq`, in `dir` order, resuming after

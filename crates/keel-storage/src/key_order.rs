@@ -43,7 +43,7 @@ pub fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
 /// The eight bytes of `bytes` from `at` as a big-endian word (a fixed-size copy, which
 /// compiles to one load; a variable-length one became a memcpy call).
 #[inline(always)]
-fn word(bytes: &[u8], at: usize) -> u64 {
+pub(crate) fn word(bytes: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&bytes[at..at + 8]);
     u64::from_be_bytes(w)
@@ -61,11 +61,6 @@ impl OrdKey {
         // SAFETY: `OrdKey` is a transparent wrapper of `[u8]`, so the layouts and the
         // pointer metadata match.
         unsafe { &*(key as *const [u8] as *const OrdKey) }
-    }
-
-    /// The key's bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
     }
 }
 

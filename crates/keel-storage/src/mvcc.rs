@@ -21,6 +21,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
+use crate::key_order::word;
 use crate::range::{Direction, ScanRange};
 pub use crate::snapshot_registry::{Pin, SnapshotRegistry};
 /// What the index needs to know of a stored value.
@@ -127,11 +128,11 @@ impl Ord for IndexKey {
         if let (KeyRepr::Inline { len: la, data: a }, KeyRepr::Inline { len: lb, data: b }) =
             (&self.0, &other.0)
         {
-            let (a0, b0) = (word::<0>(a), word::<0>(b));
+            let (a0, b0) = (word(a, 0), word(b, 0));
             if a0 != b0 {
                 return a0.cmp(&b0);
             }
-            let (a1, b1) = (word::<8>(a), word::<8>(b));
+            let (a1, b1) = (word(a, 8), word(b, 8));
             if a1 != b1 {
                 return a1.cmp(&b1);
             }
@@ -143,14 +144,6 @@ impl Ord for IndexKey {
         }
         self.as_slice().cmp(other.as_slice())
     }
-}
-
-/// Bytes `AT..AT + 8` of an inline key as a big-endian word.
-#[inline(always)]
-fn word<const AT: usize>(data: &[u8; INLINE_KEY]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&data[AT..AT + 8]);
-    u64::from_be_bytes(w)
 }
 
 /// Bytes 16.. of an inline key, zero-padded to a big-endian word.

@@ -90,9 +90,10 @@ struct Shard {
     budget: usize,
 }
 
-/// Where a key of hash `hash` starts probing (before masking to the table).
-fn home(hash: u64) -> usize {
-    hash as u32 as usize
+/// Where a key of hash `hash` starts probing, before masking to the table (kept in its
+/// slot as [`Slot::home`]).
+fn home(hash: u64) -> u32 {
+    hash as u32
 }
 
 fn cache_key(loc: Loc) -> u64 {
@@ -183,7 +184,7 @@ impl Shard {
     /// called with at least one empty slot (the load limit keeps one).
     fn probe(&self, key: u64, hash: u64) -> Result<usize, usize> {
         let mask = self.mask();
-        let mut i = home(hash) & mask;
+        let mut i = home(hash) as usize & mask;
         // Bounded by the table size: the load limit leaves empty slots to stop at.
         for _ in 0..self.slots.len() {
             match &self.slots[i] {
@@ -244,7 +245,7 @@ impl Shard {
         if let Err(i) = self.probe(key, hash) {
             self.slots[i] = Some(Slot {
                 key,
-                home: hash as u32,
+                home: home(hash),
                 // Entries start referenced: a slot's place follows its hash, not its age,
                 // so an unreferenced newcomer could land just ahead of the hand and go
                 // at the next eviction, before its first read. Referenced, it lives at
