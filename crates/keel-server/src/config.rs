@@ -107,6 +107,11 @@ pub struct Args {
     /// Largest bulk argument a client may send [default: 512mb].
     #[arg(long, env = "KEEL_PROTO_MAX_BULK_LEN")]
     pub proto_max_bulk_len: Option<String>,
+    /// Turn transparent huge pages off for this process, as Redis does: yes or no. With
+    /// them on, the first touch of each 2 MiB of a growing dataset zeroes it all at once,
+    /// stalling every client for milliseconds [default: yes].
+    #[arg(long, env = "KEEL_DISABLE_THP")]
+    pub disable_thp: Option<String>,
     /// Cache of the bitcask (values) and lsm (blocks) engines, with units; 0 = none. A
     /// working set that fits is read without touching the files [default: 64mb].
     #[arg(long, env = "KEEL_CACHE_SIZE")]
@@ -189,6 +194,9 @@ pub struct FileConfig {
     /// See [`Args::proto_max_bulk_len`].
     #[serde(alias = "proto_max_bulk_len")]
     pub proto_max_bulk_len: Option<SizeValue>,
+    /// See [`Args::disable_thp`].
+    #[serde(alias = "disable_thp")]
+    pub disable_thp: Option<String>,
     /// See [`Args::cache_size`].
     #[serde(alias = "cache_size")]
     pub cache_size: Option<SizeValue>,
@@ -277,6 +285,9 @@ pub struct Config {
     pub timeout: u64,
     /// Largest bulk argument.
     pub proto_max_bulk_len: u64,
+    /// Transparent huge pages are turned off for the process at start (Redis's
+    /// `disable-thp`).
+    pub disable_thp: bool,
     /// Cache budget of the bitcask and lsm engines in bytes (0 = none).
     pub cache_size: u64,
     /// Largest unparsed input per client.
@@ -402,6 +413,7 @@ impl Default for Config {
             maxclients: 10_000,
             timeout: 0,
             proto_max_bulk_len: 512 << 20,
+            disable_thp: true,
             cache_size: 64 << 20,
             client_query_buffer_limit: 1 << 30,
             auto_snapshot_wal_bytes: 64 << 20,
@@ -571,6 +583,10 @@ impl Config {
             Some(v) => parse_yes_no(&v).map_err(|e| invalid("appendonly", e))?,
             None => d.appendonly,
         };
+        let disable_thp = match args.disable_thp.or(file.disable_thp) {
+            Some(v) => parse_yes_no(&v).map_err(|e| invalid("disable-thp", e))?,
+            None => d.disable_thp,
+        };
         let loglevel = args.loglevel.or(file.loglevel).unwrap_or(d.loglevel);
         log_filter(&loglevel).map_err(|r| invalid("loglevel", r))?;
         let requirepass = args
@@ -604,6 +620,7 @@ impl Config {
             engine,
             appendfsync,
             appendonly,
+            disable_thp,
             save_points,
             requirepass,
             maxmemory,
@@ -827,6 +844,29 @@ mod tests {
         assert_eq!(c.maxmemory, 1 << 20);
         assert_eq!(c.proto_max_bulk_len, 1 << 20);
         assert!(parse_file("no-such-setting = 1\n").is_err());
+    }
+
+    #[test]
+    fn disable_thp_is_on_by_default_and_takes_yes_or_no() {
+        assert!(Config::default().disable_thp);
+        let c = Config::resolve(args(&["--disable-thp", "no"]), FileConfig::default())
+            .expect("resolve");
+        assert!(!c.disable_thp);
+        let f = parse_file("disable-thp = \"no\"\n").expect("file");
+        assert!(
+            !Config::resolve(Args::default(), f)
+                .expect("resolve")
+                .disable_thp
+        );
+        let f = parse_file("disable_thp = \"YES\"\n").expect("file");
+        assert!(
+            Config::resolve(Args::default(), f)
+                .expect("resolve")
+                .disable_thp
+        );
+        let e = Config::resolve(args(&["--disable-thp", "maybe"]), FileConfig::default())
+            .expect_err("not yes or no");
+        assert!(e.to_string().contains("disable-thp"), "{e}");
     }
 
     #[test]

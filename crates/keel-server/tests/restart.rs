@@ -1,5 +1,5 @@
 //! The real binary: durability across SIGKILL on every engine, SAVE truncating the WAL,
-//! SHUTDOWN and SIGTERM exiting cleanly.
+//! SHUTDOWN and SIGTERM exiting cleanly, process settings made at start.
 
 mod common;
 
@@ -145,6 +145,43 @@ fn shutdown_command_and_sigterm_exit_zero() {
     assert!(st.success(), "SIGTERM exit status {st:?}");
     let lines = srv.drain_lines().join("\n");
     assert!(lines.contains("wal and storage closed"), "{lines}");
+}
+
+/// The `THP_enabled` field of a process's status (0 once the process turned THP off).
+fn thp_enabled(pid: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no THP_enabled in /proc/{pid}/status"))
+}
+
+#[test]
+fn transparent_huge_pages_are_off_unless_disable_thp_is_no() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let srv = spawn_binary(&tmp.path().join("a"), &[]);
+    assert_eq!(thp_enabled(&srv.child.id().to_string()), "0");
+    let mut con = connect(srv.addr);
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("disable-thp")
+        .query(&mut con)
+        .expect("config get");
+    assert_eq!(got, ["disable-thp", "yes"]);
+    let refused = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("disable-thp")
+        .arg("no")
+        .query::<()>(&mut con)
+        .expect_err("immutable");
+    assert!(refused.to_string().contains("immutable"), "{refused}");
+    // Off, the server keeps what it inherited from this process.
+    let srv = spawn_binary(&tmp.path().join("b"), &["--disable-thp", "no"]);
+    assert_eq!(
+        thp_enabled(&srv.child.id().to_string()),
+        thp_enabled("self")
+    );
 }
 
 #[test]

@@ -90,6 +90,7 @@ fn current(s: &Session) -> Vec<(String, String)> {
             "proto-max-bulk-len".into(),
             c.proto_max_bulk_len.to_string(),
         ),
+        ("disable-thp".into(), yes_no(c.disable_thp).into()),
         ("cache-size".into(), c.cache_size.to_string()),
         (
             "client-query-buffer-limit".into(),
@@ -261,8 +262,8 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
                 Err(e) => return bad(&e),
             },
             "port" | "bind" | "dir" | "engine" | "appendfsync" | "proto-max-bulk-len"
-            | "cache-size" | "client-query-buffer-limit" | "auto-snapshot-wal-bytes"
-            | "loglevel" => {
+            | "cache-size" | "disable-thp" | "client-query-buffer-limit"
+            | "auto-snapshot-wal-bytes" | "loglevel" => {
                 return bad("can't set immutable config")
             }
             n if IGNORED.iter().any(|(k, _)| *k == n) => ignored.push((name, value)),
@@ -341,6 +342,7 @@ fn rewrite(s: &mut Session) -> Outcome {
         "maxmemory_samples",
         "proto_max_bulk_len",
         "cache_size",
+        "disable_thp",
         "client_query_buffer_limit",
         "auto_snapshot_wal_bytes",
     ] {
@@ -371,6 +373,7 @@ fn rewrite(s: &mut Session) -> Outcome {
     table.insert("timeout".into(), int(c.timeout));
     table.insert("proto-max-bulk-len".into(), int(c.proto_max_bulk_len));
     table.insert("cache-size".into(), int(c.cache_size));
+    table.insert("disable-thp".into(), text(yes_no(c.disable_thp).into()));
     table.insert(
         "client-query-buffer-limit".into(),
         int(c.client_query_buffer_limit),
