@@ -31,9 +31,8 @@
 //! that an open snapshot still needs go to the background GC queue.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
-use std::borrow::Borrow;
 use std::cell::UnsafeCell;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -48,8 +47,8 @@ use parking_lot::{Mutex, RawMutex, RwLock};
 use smallvec::SmallVec;
 
 use crate::cache_hint::{prefetch_line, PREFETCH_WINDOW};
-use crate::key_order::{cmp_keys, OrdKey};
 use crate::mvcc::{IndexKey, IndexValue, Pin, SnapshotRegistry};
+use crate::order_tree::{Keyed, OrderTree};
 use crate::range::{Direction, ScanRange};
 
 /// Number of hash shards (a power of two). With a million keys a shard holds about a
@@ -448,36 +447,15 @@ impl<V: std::fmt::Debug> std::fmt::Debug for EntryRef<V> {
     }
 }
 
-impl<V> Borrow<[u8]> for EntryRef<V> {
-    fn borrow(&self) -> &[u8] {
-        self.key()
+// The order compares entries by their keys, a word at a time (`key_order`).
+impl<V> Keyed for EntryRef<V> {
+    fn key(&self) -> &[u8] {
+        Entry::key(self)
     }
-}
 
-// The order's point searches (removing a key) compare as the entries do, inline.
-impl<V> Borrow<OrdKey> for EntryRef<V> {
-    fn borrow(&self) -> &OrdKey {
-        OrdKey::new(self.key())
-    }
-}
-
-impl<V> PartialEq for EntryRef<V> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl<V> Eq for EntryRef<V> {}
-
-impl<V> PartialOrd for EntryRef<V> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<V> Ord for EntryRef<V> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        cmp_keys(self.key(), other.key())
+    // The head and, after it, the key: reading the key would be the miss itself.
+    fn key_line(&self) -> *const u8 {
+        self.0.as_ptr().cast::<u8>()
     }
 }
 
@@ -546,7 +524,7 @@ enum KeyGc {
 
 /// The memory engine's versioned index: a B-tree for order, hash shards for point lookups.
 pub struct HashedIndex<V: IndexValue> {
-    order: RwLock<BTreeSet<EntryRef<V>>>,
+    order: RwLock<OrderTree<EntryRef<V>>>,
     shards: Box<[Shard<V>]>,
     hasher: foldhash::fast::RandomState,
     registry: Arc<SnapshotRegistry>,
@@ -629,7 +607,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     /// An empty index whose published sequence starts at `seq`.
     pub fn new(seq: u64) -> Self {
         HashedIndex {
-            order: RwLock::new(BTreeSet::new()),
+            order: RwLock::new(OrderTree::new()),
             shards: (0..SHARDS).map(|_| Shard::new()).collect(),
             hasher: foldhash::fast::RandomState::default(),
             registry: SnapshotRegistry::new(seq),
@@ -786,7 +764,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     /// the last one's key (borrowed from `order`, so it outlives `f`'s calls).
     fn walk<'o>(
         &self,
-        order: &'o BTreeSet<EntryRef<V>>,
+        order: &'o OrderTree<EntryRef<V>>,
         walk: &Walk<'_>,
         mut f: impl FnMut(&'o [u8], &V),
     ) -> Option<&'o [u8]> {
@@ -803,7 +781,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         }
         let mut seen = 0;
         let mut last = None;
-        let mut visit = |e: &'o EntryRef<V>| {
+        let visit = |e: &'o EntryRef<V>| {
             let chain = e.chain();
             if let Some(v) = chain.view().at(seq, || self.pending_seq()) {
                 f(e.key(), v);
@@ -812,23 +790,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
             }
             seen < limit
         };
-        let iter = order.range::<[u8], _>((lo, hi));
-        match dir {
-            Direction::Forward => {
-                for e in iter {
-                    if !visit(e) {
-                        break;
-                    }
-                }
-            }
-            Direction::Reverse => {
-                for e in iter.rev() {
-                    if !visit(e) {
-                        break;
-                    }
-                }
-            }
-        }
+        order.walk((lo, hi), dir, visit);
         last
     }
 
@@ -1176,7 +1138,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
             {
                 found.remove();
             }
-            self.order.write().remove(OrdKey::new(key));
+            self.order.write().remove(key);
         }
         KeyGc::Clean
     }

@@ -13,6 +13,7 @@ pub mod key_order;
 pub mod lifecycle;
 pub mod mvcc;
 pub mod options;
+pub mod order_tree;
 pub mod range;
 pub mod scan_iter;
 pub mod snapshot_registry;
