@@ -1,15 +1,17 @@
 //! The memory engine's key order: a B-tree of keyed items whose nodes hold up to
-//! [`CAP`] items, are searched by bisection, and split at a run of inserts.
+//! `CAP` items, are searched by bisection, and split at a run of inserts.
 //!
 //! std's `BTreeSet` holds 11 items per node and searches each node linearly. The items
 //! here are pointers to entries, so every comparison loads another entry's key, usually
 //! a cache miss: at a few million keys a removal from a list's tail made ~52
 //! comparisons (~2,100 instructions, a quarter of a pipelined RPOP). With 29 items per
-//! node, bisection makes about five comparisons per level over fewer levels.
+//! node, bisection makes about five comparisons per level over fewer levels; as each
+//! probe waits on the last comparison's miss, where a linear search's loads overlap,
+//! the search asks for its next probes' keys ahead (see `Node::search`).
 //!
 //! Its nodes split in the middle, which leaves keys inserted in order (pushes to a list,
 //! increasing ids) in half-full nodes; here a node that a run of inserts fills splits
-//! at the run (see [`Node::split_insert`]), leaving full nodes behind it.
+//! at the run (see `Node::split_insert`), leaving full nodes behind it.
 //!
 //! Only what the index needs is here: insert, remove by key, and walks over a range in
 //! either direction that stop when the visitor says so.
