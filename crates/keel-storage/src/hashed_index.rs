@@ -918,7 +918,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         let mut hashes = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
             if let Some(ahead) = entries.get(i + GROW_AHEAD) {
-                prefetch_line(ahead.0.as_ptr());
+                prefetch_line(ahead.key_line());
             }
             hashes.push(self.hash(e.key()));
         }
