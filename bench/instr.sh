@@ -13,6 +13,8 @@
 #   --preload-test T      the test the preload runs instead of SET (lpush before rpop,
 #                         which otherwise pops an empty list)
 #   --keep DIR            keep the callgrind output in DIR
+# TEST may be two tests joined by "+", run at once with half the requests each (a
+# queue: lpush+rpop, both on one list).
 # Example: bench/instr.sh set 16 200000 -- --save ""
 # Prints one line: "<server> <test> P<pipeline>: <n> instr/req (n=<requests>)".
 # Needs valgrind and redis-tools (bench/compare.sh installs them).
@@ -30,11 +32,11 @@ while [[ $# -gt 0 ]]; do
     --preload) preload="${2:?--preload needs N}"; shift 2 ;;
     --preload-test) preload_test="${2:?--preload-test needs a test}"; shift 2 ;;
     --keep) keep="${2:?--keep needs DIR}"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[[ $# -ge 3 ]] || { sed -n '2,18p' "$0" >&2; exit 2; }
+[[ $# -ge 3 ]] || { sed -n '2,20p' "$0" >&2; exit 2; }
 test_name="$1" pipeline="$2" requests="$3"
 shift 3
 [[ "${1:-}" == "--" ]] && shift
@@ -85,10 +87,22 @@ done
 redis-cli -p "$port" ping >/dev/null || { echo "server did not start" >&2; exit 1; }
 
 bench() { redis-benchmark -p "$port" -c 50 -d 64 -r 100000 -q "$@" >/dev/null 2>&1; }
+# The test, or two tests at once sharing the requests.
+run() {
+  local n="$1" first="${test_name%%+*}" second="${test_name#*+}"
+  if [[ "$first" == "$test_name" ]]; then
+    bench -n "$n" -P "$pipeline" -t "$test_name"
+  else
+    bench -n $((n / 2)) -P "$pipeline" -t "$first" &
+    local other=$!
+    bench -n $((n / 2)) -P "$pipeline" -t "$second"
+    wait "$other"
+  fi
+}
 if [[ "$preload" -gt 0 ]]; then bench -n "$preload" -P 16 -t "$preload_test"; fi
-bench -n $((requests / 2)) -P "$pipeline" -t "$test_name"   # warm-up, not counted
+run $((requests / 2))   # warm-up, not counted
 callgrind_control -z "$vpid" >/dev/null 2>&1
-bench -n "$requests" -P "$pipeline" -t "$test_name"
+run "$requests"
 callgrind_control -d "$vpid" >/dev/null 2>&1
 # The dump of the counted interval is the file with a part suffix (cg.PID.1).
 total=0

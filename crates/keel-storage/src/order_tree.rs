@@ -17,7 +17,8 @@
 //! noted. While they keep going to one leaf (a list pushed or popped at one end, keys
 //! in increasing order), the tree keeps a finger on that leaf (see [`Finger`]) and
 //! goes straight to it: a pipelined RPOP spent 1,224 of its 8,460 instructions in the
-//! four levels' searches of a tail removal.
+//! four levels' searches of a tail removal. It keeps two, for a queue: a list pushed
+//! at one end and popped at the other goes to two leaves in turn.
 //!
 //! Only what the index needs is here: insert, remove by key, and walks over a range in
 //! either direction that stop when the visitor says so.
@@ -77,6 +78,16 @@ type Kids<T> = ArrayVec<Box<Node<T>>, { CAP + 1 }>;
 // A node of pointer-sized items fills a 256-byte allocation.
 const _: () = assert!(std::mem::size_of::<Node<usize>>() == 256);
 
+/// Fingers the tree keeps: two, so that a queue (pushes at one end of a list, pops at
+/// the other, in turn) has one for each end.
+const FINGERS: usize = 2;
+/// Descents in a row to other leaves after which a finger is given up: keys at random
+/// places miss it, and trying it costs two loads of its bounds per insert or removal.
+const MISSES: u8 = 4;
+/// Most inner nodes above a leaf with a finger (a tree of 29-item nodes is far
+/// shallower; a deeper one keeps no fingers).
+const MAX_DEPTH: usize = 16;
+
 /// What [`Node::refill`] did to a child left short by a removal.
 enum Refill {
     /// Nothing: the child holds enough items.
@@ -87,13 +98,14 @@ enum Refill {
     Merged,
 }
 
-/// The leaf the last insert or removal went to, and what bounds it, kept so that the
+/// A leaf that inserts or removals keep going to, and what bounds it, kept so that the
 /// next one at the same place (a list pushed or popped at one end, keys in increasing
 /// order) skips the descent.
 ///
-/// Its pointers are into the tree's nodes and good until an inner node changes: items
-/// moved in or out of one by a split, a merge, a borrow between inner nodes, or an
-/// inner item's removal. The tree drops the finger on every such change.
+/// Its pointers are into the tree's nodes and good until an inner node above the leaf
+/// changes: items moved in or out of one by a split, a merge or a borrow between inner
+/// nodes. Such a change reshapes the subtree under the highest node it reaches, and
+/// the tree drops the fingers on leaves in that subtree (see [`Slot::ancestors`]).
 struct Finger<T> {
     leaf: NonNull<Node<T>>,
     /// The leaf's parent and the leaf's place among its children (None: the root).
@@ -111,6 +123,36 @@ impl<T> Clone for Finger<T> {
 }
 
 impl<T> Copy for Finger<T> {}
+
+/// One of the tree's fingers and what the tree knows of its leaf.
+struct Slot<T> {
+    /// The leaf it is for (compared, never followed: it may be gone); None: a free slot.
+    leaf: Option<NonNull<Node<T>>>,
+    /// The finger on `leaf`, while good; None after an inner node above it changed,
+    /// until a descent reaches the leaf again.
+    finger: Option<Finger<T>>,
+    /// The inner nodes above the finger's leaf, root first (compared, never followed):
+    /// a change that reshapes the subtree under a node at some depth leaves the finger
+    /// good unless its ancestor at that depth is that node.
+    ancestors: ArrayVec<NonNull<Node<T>>, MAX_DEPTH>,
+    /// A descent to the leaf split or merged it: the keys that went there may now be
+    /// in the next leaf, so the next descent that reaches no slot's leaf takes this
+    /// slot over.
+    moved: bool,
+    /// Descents since the leaf was last reached (through the finger or not) that
+    /// went elsewhere.
+    misses: u8,
+}
+
+impl<T> Slot<T> {
+    const FREE: Self = Slot {
+        leaf: None,
+        finger: None,
+        ancestors: ArrayVec::new_const(),
+        moved: false,
+        misses: 0,
+    };
+}
 
 /// Where a key is against a [`Finger`]'s leaf.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -448,14 +490,14 @@ pub struct OrderTree<T> {
     /// Whether runs of inserts split nodes next to the run (always, but for tests that
     /// check the B-tree's fill bound, which those splits give up).
     sequential: bool,
-    /// The last insert's or removal's leaf, while good.
-    finger: Option<Finger<T>>,
-    /// Whether inserts and removals keep going to one leaf. Only then is the finger
-    /// kept and tried: keys at random places miss it, and its bounds are two more
-    /// loads on top of noting them on every descent.
-    hot: bool,
-    /// The leaf the last descent reached (compared, never followed: it may be gone).
-    last_leaf: Option<NonNull<Node<T>>>,
+    /// Leaves that inserts and removals keep going to, with a finger on each.
+    slots: [Slot<T>; FINGERS],
+    /// Whether a slot is in use: inserts and removals at random places find none, and
+    /// skip them (ZADD of random members paid ~100 instructions for looking).
+    tracking: bool,
+    /// The leaves the last two descents reached, newest first (compared, never
+    /// followed): a descent to one of them gets a finger.
+    seen: [Option<NonNull<Node<T>>>; 2],
     /// Kept between descents, for its allocation.
     path: Path<T>,
     /// Inserts and removals that went through the finger.
@@ -482,9 +524,9 @@ impl<T: Keyed> OrderTree<T> {
             root: Node::leaf(),
             len: 0,
             sequential: true,
-            finger: None,
-            hot: false,
-            last_leaf: None,
+            slots: [Slot::FREE; FINGERS],
+            tracking: false,
+            seen: [None; 2],
             path: Vec::new(),
             #[cfg(test)]
             finger_hits: 0,
@@ -514,7 +556,7 @@ impl<T: Keyed> OrderTree<T> {
     /// Adds `item` unless an item with its key is there (then `item` is dropped and the
     /// tree unchanged, as `BTreeSet::insert`); returns whether it was added.
     pub fn insert(&mut self, item: T) -> bool {
-        if let Some((f, place)) = self.finger_for(item.key()) {
+        if let Some((slot, f, place)) = self.finger_for(item.key()) {
             if place == Place::Bound {
                 return false;
             }
@@ -529,7 +571,7 @@ impl<T: Keyed> OrderTree<T> {
                 leaf.note_insert(at);
                 leaf.items.insert(at, item);
                 self.len += 1;
-                self.note_hit();
+                self.note_hit(slot);
                 return true;
             }
         }
@@ -561,33 +603,37 @@ impl<T: Keyed> OrderTree<T> {
         self.len += 1;
         // SAFETY: as above; the leaf's borrow ends before its parents are reached.
         let mut up = unsafe { &mut *node.as_ptr() }.put(at, item, None, self.sequential);
-        let split = matches!(up, Ins::Split(..));
-        self.follow(node, path, split);
+        // The highest node on the path that took a separator (0 also for a new root).
+        let mut reshaped = None;
+        let mut depth = path.len();
         while let Ins::Split(sep, right) = up {
-            match path.pop() {
-                Some((parent, at)) => {
-                    // SAFETY: a node on the path, below the root, under `&mut self`.
-                    let p = unsafe { &mut *parent.as_ptr() };
-                    up = p.put(at, sep, Some(right), self.sequential);
-                }
-                None => {
-                    let left = std::mem::replace(&mut self.root, Node::leaf());
-                    let mut kids = Kids::new();
-                    kids.push(left);
-                    kids.push(right);
-                    self.root.items.push(sep);
-                    self.root.kids = Some(Box::new(kids));
-                    break;
-                }
+            if depth == 0 {
+                let left = std::mem::replace(&mut self.root, Node::leaf());
+                let mut kids = Kids::new();
+                kids.push(left);
+                kids.push(right);
+                self.root.items.push(sep);
+                self.root.kids = Some(Box::new(kids));
+                reshaped = Some(0);
+                break;
             }
+            depth -= 1;
+            let Some(&(parent, at)) = path.get(depth) else {
+                break;
+            };
+            // SAFETY: a node on the path, under `&mut self`.
+            up = unsafe { &mut *parent.as_ptr() }.put(at, sep, Some(right), self.sequential);
+            reshaped = Some(depth);
         }
+        self.follow(node, path, reshaped);
         true
     }
 
     /// Removes and returns the item with `key`, if there is one.
     pub fn remove(&mut self, key: &[u8]) -> Option<T> {
-        if let Some((f, place)) = self.finger_for(key) {
+        if let Some((slot, f, place)) = self.finger_for(key) {
             if let Some(out) = self.remove_at_finger(f, place, key) {
+                self.note_hit(slot);
                 return out;
             }
         }
@@ -638,39 +684,94 @@ impl<T: Keyed> OrderTree<T> {
         };
         self.len -= 1;
         // Up from the leaf while a child ran short and its refill took an item from its
-        // parent (a merge). Between two leaves a borrow only puts another separator in
-        // the slot between them, which stays their bound: the finger is still good.
-        let mut changed = false;
+        // parent (a merge), noting the highest node refilled. Between two leaves a
+        // borrow only puts another separator in the slot between them, which stays
+        // their bound: fingers on them are still good.
+        let mut reshaped = None;
         for (depth, &(parent, at)) in path.iter().enumerate().rev() {
             // SAFETY: a node on the path, under `&mut self`.
             match unsafe { &mut *parent.as_ptr() }.refill(at) {
                 Refill::Enough => break,
                 Refill::Borrowed => {
-                    changed |= depth + 1 < path.len();
+                    if depth + 1 < path.len() {
+                        reshaped = Some(depth);
+                    }
                     break;
                 }
-                Refill::Merged => changed = true,
+                Refill::Merged => reshaped = Some(depth),
             }
         }
         if self.root.items.is_empty() {
             if let Some(only) = self.root.kids.take().and_then(|k| k.into_iter().next()) {
                 self.root = only;
-                changed = true;
+                reshaped = Some(0);
             }
         }
-        self.follow(node, path, changed);
+        self.follow(node, path, reshaped);
         Some(out)
     }
 
-    /// The finger and where `key` is against its leaf, if the last insert or removal
-    /// went to that leaf and `key` is in it or is its upper bound.
-    fn finger_for(&self, key: &[u8]) -> Option<(Finger<T>, Place)> {
-        if !self.hot {
+    /// A finger whose leaf holds `key` or is bounded by it: its slot, the finger and
+    /// where the key is against the leaf.
+    #[inline(always)]
+    fn finger_for(&self, key: &[u8]) -> Option<(usize, Finger<T>, Place)> {
+        if !self.tracking {
             return None;
         }
-        let f = self.finger?;
-        // SAFETY: a finger that is set is good.
-        unsafe { f.place(key) }.map(|place| (f, place))
+        let mut found = None;
+        for (i, s) in self.slots.iter().enumerate() {
+            let Some(f) = s.finger else { continue };
+            // SAFETY: a finger that is set is good.
+            if let Some(place) = unsafe { f.place(key) } {
+                found = Some((i, f, place));
+                break;
+            }
+        }
+        #[cfg(test)]
+        if let Some((_, f, place)) = found {
+            self.check_finger(f, key, place);
+        }
+        found
+    }
+
+    /// Panics unless a descent for `key` reaches the finger's leaf by its parent and
+    /// between its bounds (for a bound, the descent to the key's predecessor).
+    #[cfg(test)]
+    fn check_finger(&self, f: Finger<T>, key: &[u8], place: Place) {
+        let mut path = Path::new();
+        let mut node = NonNull::from(&*self.root);
+        let mut found = false;
+        loop {
+            // SAFETY: the root or a child reached from it, under `&self`.
+            let n = unsafe { &*node.as_ptr() };
+            let Some(kids) = n.kids.as_deref() else {
+                break;
+            };
+            let at = match (found, n.search(key)) {
+                (true, _) => n.items.len(),
+                (false, Ok(at)) => {
+                    found = true;
+                    at
+                }
+                (false, Err(at)) => at,
+            };
+            path.push((node, at));
+            node = NonNull::from(&*kids[at]);
+        }
+        assert_eq!(
+            found,
+            place == Place::Bound,
+            "a finger's bound is not an inner item"
+        );
+        let fresh = Self::finger_on(node, &path);
+        assert!(
+            fresh.leaf == f.leaf && fresh.parent == f.parent,
+            "a finger on another leaf"
+        );
+        assert!(
+            fresh.lo == f.lo && fresh.hi == f.hi,
+            "a finger's bounds moved"
+        );
     }
 
     /// Removes `key` through the finger, when that changes no inner node but for the
@@ -687,7 +788,6 @@ impl<T: Keyed> OrderTree<T> {
             // The root, a leaf: no bound, nothing to refill.
             let out = leaf.search(key).ok().map(|i| leaf.items.remove(i));
             self.len -= usize::from(out.is_some());
-            self.note_hit();
             return Some(out);
         };
         // SAFETY: as above.
@@ -701,10 +801,7 @@ impl<T: Keyed> OrderTree<T> {
             Place::Inside => match leaf.search(key) {
                 Ok(i) => leaf.items.remove(i),
                 // Between the leaf's bounds, so nowhere else in the tree either.
-                Err(_) => {
-                    self.note_hit();
-                    return Some(None);
-                }
+                Err(_) => return Some(None),
             },
             // The bound is an inner item whose predecessor is the leaf's last item: below
             // the node that holds it, the descent went to last children only. That
@@ -723,53 +820,110 @@ impl<T: Keyed> OrderTree<T> {
         };
         p.refill(at);
         self.len -= 1;
-        self.note_hit();
         Some(Some(out))
     }
 
-    fn note_hit(&mut self) {
+    /// An insert or removal went through the finger in `slot`.
+    fn note_hit(&mut self, slot: usize) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.misses = 0;
+        }
         #[cfg(test)]
         {
             self.finger_hits += 1;
         }
     }
 
-    /// Notes a descent that reached `leaf` through `path` and changed the tree there:
-    /// whether operations keep going to one leaf, and, while they do, the finger (none
-    /// when an inner node `changed`, until the next descent).
+    /// Notes a descent that reached `leaf` through `path`, and the highest node on the
+    /// path whose subtree it `reshaped` (a depth; 0 with no path: the root replaced).
     ///
-    /// Hot, a descent that found the finger's leaf full or too short, or found no
-    /// finger after a split or merge, stays hot; one that went elsewhere goes cold.
-    /// Cold, the tree turns hot when two descents in a row reach one leaf.
-    fn follow(&mut self, leaf: NonNull<Node<T>>, path: &Path<T>, changed: bool) {
-        self.hot = if self.hot {
-            changed || self.finger.is_none_or(|f| f.leaf == leaf)
-        } else {
-            self.last_leaf == Some(leaf)
-        };
-        self.last_leaf = Some(leaf);
-        self.finger = (self.hot && !changed).then(|| {
-            let (mut lo, mut hi) = (None, None);
-            for &(node, at) in path.iter().rev() {
-                // SAFETY: nodes on the path, unchanged since the descent (no inner change).
-                let items = unsafe { &(*node.as_ptr()).items };
-                if lo.is_none() && at > 0 {
-                    lo = items.get(at - 1).map(NonNull::from);
-                }
-                if hi.is_none() {
-                    hi = items.get(at).map(NonNull::from);
-                }
-                if lo.is_some() && hi.is_some() {
-                    break;
+    /// Fingers on leaves in that subtree are dropped. A slot for `leaf` gets its finger
+    /// back. Else a slot whose leaf moved (split or merged by the last descent to it)
+    /// is taken over, or, when one of the last two descents reached `leaf` too, a free
+    /// slot or the one missed most often. Slots that descents keep missing are freed.
+    #[inline(always)]
+    fn follow(&mut self, leaf: NonNull<Node<T>>, path: &Path<T>, reshaped: Option<usize>) {
+        if !self.tracking && !self.seen.contains(&Some(leaf)) {
+            self.seen = [Some(leaf), self.seen[0]];
+            return;
+        }
+        self.follow_slots(leaf, path, reshaped);
+    }
+
+    /// [`Self::follow`] with a slot in use or one to take.
+    #[inline(never)]
+    fn follow_slots(&mut self, leaf: NonNull<Node<T>>, path: &Path<T>, reshaped: Option<usize>) {
+        // The reshaped subtree's top (None with it: the root was replaced).
+        let top = reshaped.map(|d| (d, path.get(d).map(|&(node, _)| node)));
+        let mut mine = None;
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if let Some((depth, node)) = top {
+                if node.is_none() || s.ancestors.get(depth) == node.as_ref() {
+                    s.finger = None;
                 }
             }
-            Finger {
-                leaf,
-                parent: path.last().copied(),
-                lo,
-                hi,
+            if s.leaf == Some(leaf) {
+                mine = Some(i);
+            } else if s.leaf.is_some() {
+                s.misses += 1;
+                if s.misses >= MISSES {
+                    *s = Slot::FREE;
+                }
             }
-        });
+        }
+        let repeat = self.seen.contains(&Some(leaf));
+        if self.seen[0] != Some(leaf) {
+            self.seen = [Some(leaf), self.seen[0]];
+        }
+        let slot = mine
+            .or_else(|| self.slots.iter().position(|s| s.moved))
+            .or_else(|| {
+                repeat.then(|| {
+                    (0..FINGERS)
+                        .max_by_key(|&i| match self.slots[i].leaf {
+                            None => u8::MAX,
+                            Some(_) => self.slots[i].misses,
+                        })
+                        .unwrap_or(0)
+                })
+            });
+        if let Some(s) = slot.and_then(|i| self.slots.get_mut(i)) {
+            *s = Slot {
+                leaf: Some(leaf),
+                moved: reshaped.is_some(),
+                ..Slot::FREE
+            };
+            if reshaped.is_none() && path.len() <= MAX_DEPTH {
+                s.ancestors.extend(path.iter().map(|&(node, _)| node));
+                s.finger = Some(Self::finger_on(leaf, path));
+            }
+        }
+        self.tracking = self.slots.iter().any(|s| s.leaf.is_some());
+    }
+
+    /// The finger on `leaf`, reached through `path` by a descent that changed no inner
+    /// node.
+    fn finger_on(leaf: NonNull<Node<T>>, path: &Path<T>) -> Finger<T> {
+        let (mut lo, mut hi) = (None, None);
+        for &(node, at) in path.iter().rev() {
+            // SAFETY: nodes on the path, unchanged since the descent (no inner change).
+            let items = unsafe { &(*node.as_ptr()).items };
+            if lo.is_none() && at > 0 {
+                lo = items.get(at - 1).map(NonNull::from);
+            }
+            if hi.is_none() {
+                hi = items.get(at).map(NonNull::from);
+            }
+            if lo.is_some() && hi.is_some() {
+                break;
+            }
+        }
+        Finger {
+            leaf,
+            parent: path.last().copied(),
+            lo,
+            hi,
+        }
     }
 
     /// Calls `f` on the items whose keys are in `(lo, hi)`, in `dir` order, until it
@@ -792,7 +946,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rand::seq::SliceRandom;
-    use rand::SeedableRng;
+    use rand::{Rng, SeedableRng};
     use std::collections::BTreeSet;
 
     impl Keyed for Vec<u8> {
@@ -895,6 +1049,8 @@ mod tests {
         Run(u32, u32, bool),
         /// Removals of keys `from..from + len`, ascending or descending, as pops.
         Trim(u32, u32, bool),
+        /// `len` pushes past `from + 300` and pops from `from` up, in turn, as a queue.
+        Queue(u32, u32),
         Walk(u32, u8, u32, u8, bool, usize),
     }
 
@@ -904,6 +1060,7 @@ mod tests {
             3 => (0u32..3000).prop_map(Op::Remove),
             1 => (0u32..3000, 1u32..300, any::<bool>()).prop_map(|(f, n, d)| Op::Run(f, n, d)),
             1 => (0u32..3000, 1u32..300, any::<bool>()).prop_map(|(f, n, d)| Op::Trim(f, n, d)),
+            1 => (0u32..3000, 1u32..300).prop_map(|(f, n)| Op::Queue(f, n)),
             1 => (0u32..3000, 0u8..3, 0u32..3000, 0u8..3, any::<bool>(), 1usize..200)
                 .prop_map(|(a, ak, b, bk, rev, n)| Op::Walk(a, ak, b, bk, rev, n)),
         ]
@@ -940,6 +1097,13 @@ mod tests {
                             if down { Box::new(run.iter().rev()) } else { Box::new(run.iter()) };
                         for &n in order {
                             prop_assert_eq!(tree.remove(&key(n)), model.take(&key(n)));
+                        }
+                    }
+                    Op::Queue(from, len) => {
+                        for i in 0..len {
+                            let (push, pop) = (key(from + 300 + i), key(from + i));
+                            prop_assert_eq!(tree.insert(push.clone()), model.insert(push));
+                            prop_assert_eq!(tree.remove(&pop), model.take(&pop));
                         }
                     }
                     Op::Walk(a, ak, b, bk, rev, limit) => {
@@ -1029,23 +1193,31 @@ mod tests {
         }
     }
 
+    /// A deep tree of 100,000 keys, in shuffled order, below 100,000 and above
+    /// 2,000,000, leaving room in the middle; and the keys, in that order.
+    fn deep_around_the_middle(
+        rng: &mut rand::rngs::StdRng,
+    ) -> (OrderTree<Vec<u8>>, BTreeSet<Vec<u8>>, Vec<u32>) {
+        let mut tree = OrderTree::new();
+        let mut model = BTreeSet::new();
+        let mut others: Vec<u32> = (0..100_000)
+            .map(|n| if n % 2 == 0 { n } else { 2_000_000 + n })
+            .collect();
+        others.shuffle(rng);
+        for &n in &others {
+            tree.insert(key(n));
+            model.insert(key(n));
+        }
+        (tree, model, others)
+    }
+
     /// Pushes and pops at one end of a run of keys in the middle of a deep tree go
     /// through the finger (no descent) nearly every time, and leave the tree as the
     /// model; keys at random places do not use it.
     #[test]
     fn one_ends_pushes_and_pops_skip_the_descent() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        let mut tree = OrderTree::new();
-        let mut model = BTreeSet::new();
-        // Other keys on both sides of the list's, to make the tree deep around it.
-        let mut others: Vec<u32> = (0..100_000)
-            .map(|n| if n % 2 == 0 { n } else { 2_000_000 + n })
-            .collect();
-        others.shuffle(&mut rng);
-        for &n in &others {
-            tree.insert(key(n));
-            model.insert(key(n));
-        }
+        let (mut tree, mut model, mut others) = deep_around_the_middle(&mut rng);
         let list = |i: u32| key(1_000_000 + i);
         // (phase, keys in order, push or pop)
         let phases: [(&str, Vec<u32>, bool); 4] = [
@@ -1082,6 +1254,50 @@ mod tests {
         let hits = tree.finger_hits - before;
         assert!(hits < 200, "{hits} random removals through the finger");
         same(&tree, &model);
+    }
+
+    /// A queue in the middle of a deep tree, pushed at its tail and popped at its head
+    /// in turn, goes through the fingers most of the time, also with an insert at a
+    /// random place between every few of its operations. (Each split or merge at
+    /// either end costs two descents: its own, and one to find the reshaped leaf.)
+    #[test]
+    fn a_queues_pushes_and_pops_skip_the_descent() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        let (mut tree, mut model, _) = deep_around_the_middle(&mut rng);
+        let queue = |i: u32| key(1_000_000 + i);
+        for i in 0..1_000 {
+            tree.insert(queue(i));
+            model.insert(queue(i));
+        }
+        // (phase, a random insert every this many queue operations (0: none), least
+        // share of them through a finger in percent)
+        let mut next = 1_000;
+        for (phase, every, least) in [("alone", 0, 88), ("with random inserts", 4, 82)] {
+            let before = tree.finger_hits;
+            let ops = 40_000;
+            for op in 0..ops {
+                if op % 2 == 0 {
+                    assert!(tree.insert(queue(next)), "{phase}: {next} was new");
+                    model.insert(queue(next));
+                    next += 1;
+                } else {
+                    let head = next - 1_000;
+                    assert_eq!(tree.remove(&queue(head)), Some(queue(head)), "{phase}");
+                    model.remove(&queue(head));
+                }
+                if every > 0 && op % every == 0 {
+                    // Odd keys below 100,000 are free.
+                    let n = rng.gen_range(0..50_000u32) * 2 + 1;
+                    assert_eq!(tree.insert(key(n)), model.insert(key(n)));
+                }
+            }
+            let hits = tree.finger_hits - before;
+            assert!(
+                hits * 100 >= ops * least,
+                "{phase}: {hits} of {ops} queue operations through a finger"
+            );
+            assert!(same(&tree, &model) >= 2, "{phase}: the tree is deep");
+        }
     }
 
     /// Hundreds of thousands of keys, in and out in shuffled and in sequential orders,
