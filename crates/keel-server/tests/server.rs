@@ -86,6 +86,31 @@ fn a_pipeline_of_1000_commands_keeps_order() {
     assert_eq!(n, 500);
 }
 
+/// A reply larger than the socket takes at once (the server writes what it can, then
+/// waits for the client to read the rest) arrives whole and in order, and the
+/// connection goes on.
+#[test]
+fn a_reply_larger_than_the_send_buffer_arrives_whole_to_a_slow_reader() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let big: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+    let _: () = con.set("big", &big[..]).expect("set");
+    let mut slow = TcpStream::connect(srv.addr).expect("connect");
+    slow.set_read_timeout(Some(WAIT)).expect("timeout");
+    slow.write_all(b"GET big\r\nPING\r\n").expect("write");
+    // Not reading yet: the server's first write fills the socket's buffers.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let header = format!("${}\r\n", big.len());
+    let want = header.len() + big.len() + b"\r\n+PONG\r\n".len();
+    let mut got = vec![0u8; want];
+    slow.read_exact(&mut got)
+        .expect("the whole reply, then PONG");
+    assert_eq!(&got[..header.len()], header.as_bytes());
+    let body = &got[header.len()..header.len() + big.len()];
+    assert!(body == &big[..], "the value came back changed");
+    assert_eq!(&got[header.len() + big.len()..], b"\r\n+PONG\r\n");
+}
+
 #[test]
 fn a_run_of_writes_with_a_failure_answers_each_in_order() {
     let srv = InProc::start(Config::default());
