@@ -13,6 +13,9 @@
 #   --preload-test T      the test the preload runs instead of SET (lpush before rpop,
 #                         which otherwise pops an empty list)
 #   --keep DIR            keep the callgrind output in DIR
+#   --clients N           redis-benchmark clients (default 50; 1 gives every write a
+#                         funnel round of its own, as P1 writes nearly have at native
+#                         speed, where callgrind's slowdown lets 50 clients' writes pile up)
 # TEST may be two tests joined by "+", run at once with half the requests each (a
 # queue: lpush+rpop, both on one list).
 # Example: bench/instr.sh set 16 200000 -- --save ""
@@ -25,6 +28,7 @@ keel_bin=""
 preload=300000
 preload_test=set
 keep=""
+clients=50
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --server) server="${2:?--server needs keel or redis}"; shift 2 ;;
@@ -32,15 +36,16 @@ while [[ $# -gt 0 ]]; do
     --preload) preload="${2:?--preload needs N}"; shift 2 ;;
     --preload-test) preload_test="${2:?--preload-test needs a test}"; shift 2 ;;
     --keep) keep="${2:?--keep needs DIR}"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --clients) clients="${2:?--clients needs N}"; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[[ $# -ge 3 ]] || { sed -n '2,20p' "$0" >&2; exit 2; }
+[[ $# -ge 3 ]] || { sed -n '2,23p' "$0" >&2; exit 2; }
 test_name="$1" pipeline="$2" requests="$3"
 shift 3
 [[ "${1:-}" == "--" ]] && shift
-for n in "$pipeline" "$requests" "$preload"; do
+for n in "$pipeline" "$requests" "$preload" "$clients"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "not a number: $n" >&2; exit 2; }
 done
 for tool in valgrind callgrind_control redis-benchmark redis-cli; do
@@ -86,7 +91,7 @@ for _ in $(seq 1 300); do
 done
 redis-cli -p "$port" ping >/dev/null || { echo "server did not start" >&2; exit 1; }
 
-bench() { redis-benchmark -p "$port" -c 50 -d 64 -r 100000 -q "$@" >/dev/null 2>&1; }
+bench() { redis-benchmark -p "$port" -c "$clients" -d 64 -r 100000 -q "$@" >/dev/null 2>&1; }
 # The test, or two tests at once sharing the requests.
 run() {
   local n="$1" first="${test_name%%+*}" second="${test_name#*+}"

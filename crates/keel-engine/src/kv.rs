@@ -225,15 +225,30 @@ impl WriteTx {
     }
 
     /// The buffered writes as one storage batch.
-    pub fn into_batch(self) -> WriteBatch {
+    pub fn into_batch(mut self) -> WriteBatch {
+        self.take_batch()
+    }
+
+    /// The buffered writes as one storage batch, leaving this transaction empty with
+    /// its buffers' room kept, to be used again (see [`WriteTx::reusable`]).
+    pub fn take_batch(&mut self) -> WriteBatch {
         let mut b = WriteBatch::with_capacity(self.overlay.len());
-        for (k, v) in self.overlay {
+        for (k, v) in self.overlay.drain(..) {
             match v {
                 Some(v) => b.put(k, v),
                 None => b.delete(k),
             };
         }
+        self.undo.clear();
+        self.order = OnceCell::new();
         b
+    }
+
+    /// Whether this empty transaction is worth keeping for the next group: its buffers
+    /// are a group's size, not grown by one large entry (a MULTI of thousands of keys),
+    /// whose room would stay held.
+    pub fn reusable(&self) -> bool {
+        self.overlay.is_empty() && self.overlay.capacity() <= 4 * OVERLAY_CAPACITY
     }
 }
 
@@ -417,6 +432,41 @@ mod tests {
         assert_eq!(tx.len(), 2);
         let batch = tx.into_batch();
         assert_eq!(batch.len(), 2);
+        Ok(())
+    }
+
+    /// A transaction emptied by `take_batch` starts the next batch clean: none of the
+    /// last batch's writes, undo entries or scan order come along, and one grown far
+    /// past a group's size is not kept.
+    #[test]
+    fn an_emptied_transaction_carries_nothing_into_the_next_batch() -> Result<()> {
+        let (_dir, store) = memory_store()?;
+        let mut tx = WriteTx::new(Arc::clone(&store));
+        tx.put(b("a"), b("1"));
+        tx.delete(b("b"));
+        assert_eq!(tx.scan(ScanRange::all(), Direction::Forward).count(), 1);
+        let first = tx.take_batch();
+        assert_eq!(first.len(), 2);
+        store.write(first, WriteOptions::DEFAULT)?;
+        assert!(tx.is_empty() && tx.reusable());
+        assert_eq!(tx.get(b"a")?, Some(b("1")), "read from storage now");
+        tx.mark();
+        tx.put(b("c"), b("3"));
+        tx.rollback();
+        tx.put(b("d"), b("4"));
+        let keys: Vec<Bytes> = tx
+            .scan(ScanRange::all(), Direction::Forward)
+            .map(|r| r.map(|(k, _)| k))
+            .collect::<Result<_>>()?;
+        assert_eq!(keys, vec![b("a"), b("d")]);
+        let second = tx.take_batch();
+        assert_eq!(second.ops().len(), 1);
+        assert_eq!(second.ops()[0].key(), &b("d"));
+        for i in 0..1000 {
+            tx.put(Bytes::from(format!("k{i}")), b("v"));
+        }
+        let _ = tx.take_batch();
+        assert!(!tx.reusable(), "a thousand-key overlay is not kept");
         Ok(())
     }
 
