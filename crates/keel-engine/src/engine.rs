@@ -278,6 +278,9 @@ impl Engine {
         writes: impl IntoIterator<Item = (&'a Op, Option<&'static CommandSpec>)> + Clone,
     ) {
         scratch.clear();
+        if self.prefetch_alone(writes.clone()) {
+            return;
+        }
         for (op, spec) in writes.clone() {
             let Op::Command { db, args } = op else {
                 continue;
@@ -300,6 +303,37 @@ impl Engine {
         }
         self.prefetch_window(scratch);
         self.prefetch_members(scratch, writes);
+    }
+
+    /// [`Engine::prefetch`] of a round that holds one write naming one key and no
+    /// members (SET, INCR, DEL of one key): true when it was that and is done. There
+    /// are no misses of different keys to overlap, and the write's own look-ups follow
+    /// at once, so the storage probe only repeated them (SET with a round to itself,
+    /// as most -P 1 writes have at native speed: 12,481 -> ~11,500 instructions). The
+    /// access slot's line is still asked for: the write touches it before its own
+    /// look-ups, and this way the two misses overlap.
+    fn prefetch_alone<'a>(
+        &self,
+        writes: impl IntoIterator<Item = (&'a Op, Option<&'static CommandSpec>)>,
+    ) -> bool {
+        let mut it = writes.into_iter();
+        let (Some((Op::Command { db, args }, spec)), None) = (it.next(), it.next()) else {
+            return false;
+        };
+        let Some(spec) = spec.or_else(|| resolve(args).ok()) else {
+            return false;
+        };
+        if Members::of(spec.name).is_some() {
+            return false;
+        }
+        let mut keys = spec.key_positions(args.len()).filter_map(|p| args.get(p));
+        match (keys.next(), keys.next()) {
+            (Some(key), None) => {
+                self.access.prefetch(*db, key);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The second pass of [`Engine::prefetch`]: the member records that collection

@@ -155,3 +155,41 @@ fn collection_writes_prefetch_the_member_records_they_read() {
     assert_eq!(members, want.len(), "{hinted:?}");
     assert!(hinted.contains(&keys::meta_key(0, b"s").to_vec()));
 }
+
+/// A round of one write naming one key (and no members) asks storage for nothing:
+/// there is nothing to overlap. One write of several keys, or of a member, still asks.
+#[test]
+fn a_lone_one_key_write_skips_the_storage_probe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner =
+        keel_storage::open(dir.path(), &OpenOptions::new(EngineKind::Memory)).expect("open");
+    let store = Arc::new(Recording {
+        inner,
+        hinted: Mutex::new(Vec::new()),
+    });
+    let t = T::with_store(store.clone());
+    let hinted_by = |cmds: &[&str]| {
+        let round = common::ops(cmds);
+        store.hinted.lock().clear();
+        t.engine.prefetch(
+            &mut PrefetchScratch::default(),
+            round.iter().map(|op| (op, None)),
+        );
+        store.hinted.lock().clone()
+    };
+    assert_eq!(hinted_by(&["SET a 1"]), Vec::<Vec<u8>>::new());
+    assert_eq!(hinted_by(&["INCR n"]), Vec::<Vec<u8>>::new());
+    let two_sets = hinted_by(&["SET a 1", "SET b 2"]);
+    assert!(
+        two_sets.contains(&keys::meta_key(0, b"a").to_vec()),
+        "{two_sets:?}"
+    );
+    assert!(
+        two_sets.contains(&keys::meta_key(0, b"b").to_vec()),
+        "{two_sets:?}"
+    );
+    let mset = hinted_by(&["MSET a 1 b 2"]);
+    assert_eq!(mset.len(), 2, "{mset:?}");
+    let hset = hinted_by(&["HSET h f v"]);
+    assert!(hset.contains(&keys::meta_key(0, b"h").to_vec()), "{hset:?}");
+}
