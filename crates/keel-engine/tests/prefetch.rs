@@ -94,8 +94,9 @@ fn member(version: u64, m: &str) -> Vec<u8> {
     keys::sub_key(0, b"", version, m.as_bytes()).to_vec()
 }
 
-#[test]
-fn collection_writes_prefetch_the_member_records_they_read() {
+/// A memory engine in a temporary directory (kept alive by the returned guard) behind
+/// a [`Recording`] store.
+fn recording_memory_store() -> (tempfile::TempDir, Arc<Recording>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let inner =
         keel_storage::open(dir.path(), &OpenOptions::new(EngineKind::Memory)).expect("open");
@@ -103,6 +104,12 @@ fn collection_writes_prefetch_the_member_records_they_read() {
         inner,
         hinted: Mutex::new(Vec::new()),
     });
+    (dir, store)
+}
+
+#[test]
+fn collection_writes_prefetch_the_member_records_they_read() {
+    let (_dir, store) = recording_memory_store();
     let mut t = T::with_store(store.clone());
     t.w(&["SADD", "s", "a"]);
     t.w(&["HSET", "h", "f", "v"]);
@@ -160,13 +167,7 @@ fn collection_writes_prefetch_the_member_records_they_read() {
 /// there is nothing to overlap. One write of several keys, or of a member, still asks.
 #[test]
 fn a_lone_one_key_write_skips_the_storage_probe() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let inner =
-        keel_storage::open(dir.path(), &OpenOptions::new(EngineKind::Memory)).expect("open");
-    let store = Arc::new(Recording {
-        inner,
-        hinted: Mutex::new(Vec::new()),
-    });
+    let (_dir, store) = recording_memory_store();
     let t = T::with_store(store.clone());
     let hinted_by = |cmds: &[&str]| {
         let round = common::ops(cmds);
