@@ -309,7 +309,7 @@ impl Engine {
     /// members (SET, INCR, DEL of one key): true when it was that and is done. There
     /// are no misses of different keys to overlap, and the write's own look-ups follow
     /// at once, so the storage probe only repeated them (SET with a round to itself,
-    /// as most -P 1 writes have at native speed: 12,481 -> ~11,500 instructions). The
+    /// as most -P 1 writes have at native speed: ~12,200 -> ~11,500 instructions). The
     /// access slot's line is still asked for: the write touches it before its own
     /// look-ups, and this way the two misses overlap.
     fn prefetch_alone<'a>(

@@ -245,10 +245,12 @@ impl WriteTx {
     }
 
     /// Whether this empty transaction is worth keeping for the next group: its buffers
-    /// are a group's size, not grown by one large entry (a MULTI of thousands of keys),
+    /// are a group's size, not grown by one large entry (a MULTI of thousands of keys,
+    /// or one command writing a key thousands of times, which grows only the undo log),
     /// whose room would stay held.
     pub fn reusable(&self) -> bool {
-        self.overlay.is_empty() && self.overlay.capacity() <= 4 * OVERLAY_CAPACITY
+        let small = 4 * OVERLAY_CAPACITY;
+        self.overlay.is_empty() && self.overlay.capacity() <= small && self.undo.capacity() <= small
     }
 }
 
