@@ -33,6 +33,8 @@ usage: bench/compare.sh [options]
   --out DIR          results directory (default target/compare/<UTC timestamp>)
   --keel-bin PATH    use this keel-server instead of building one
   --keel-label TEXT  what that binary is (e.g. its commit), for the report
+  --keel-args "ARGS" extra keel-server arguments for every keel run (split on spaces),
+                     e.g. --keel-args "--io-threads 2"
   --no-install       never call apt-get (fail when a tool is missing)
   --help             this text
 EOF
@@ -56,6 +58,7 @@ clients=50
 out=""
 keel_bin=""
 keel_label=""
+keel_args=()
 install=1
 
 while [[ $# -gt 0 ]]; do
@@ -72,6 +75,7 @@ while [[ $# -gt 0 ]]; do
     --out) out="${2:?--out needs DIR}"; shift ;;
     --keel-bin) keel_bin="${2:?--keel-bin needs PATH}"; shift ;;
     --keel-label) keel_label="${2:?--keel-label needs TEXT}"; shift ;;
+    --keel-args) read -r -a keel_args <<<"${2?--keel-args needs ARGS}"; shift ;;
     --no-install) install=0 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
@@ -190,6 +194,7 @@ start_server() {
         no) cmd+=(--appendfsync no --save '') ;;
         *) cmd+=(--appendfsync "$fsync") ;;
       esac
+      cmd+=("${keel_args[@]}")
     fi
     "$@" "${cmd[@]}" >"$dir/stdout.log" 2>&1 &
     srv_pid=$!
@@ -312,6 +317,7 @@ machine_md="$out/machine.md"
   echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "- command: \`bench/compare.sh $given_args\`"
+  [[ ${#keel_args[@]} -eq 0 ]] || echo "- keel arguments: ${keel_args[*]}"
   echo "- settings: rounds $rounds, clients $clients, -d 64, -r 100000, requests $requests (P1)"
 } >"$machine_md"
 

@@ -101,6 +101,13 @@ pub struct Args {
     /// Most simultaneous client connections [default: 10000].
     #[arg(long, env = "KEEL_MAXCLIENTS")]
     pub maxclients: Option<usize>,
+    /// Serve connections on this many threads, each with its own event loop and the
+    /// connections dealt to it at accept; 0 = on the shared runtime, whose threads (one
+    /// per core) steal work from each other. More throughput under pipelining when the
+    /// cores are the server's own, a longer tail when clients share them (see
+    /// docs/benchmarks.md) [default: 0].
+    #[arg(long, env = "KEEL_IO_THREADS")]
+    pub io_threads: Option<usize>,
     /// Close clients idle for this many seconds; 0 = never [default: 0].
     #[arg(long, env = "KEEL_TIMEOUT")]
     pub timeout: Option<u64>,
@@ -189,6 +196,9 @@ pub struct FileConfig {
     pub maxmemory_samples: Option<usize>,
     /// See [`Args::maxclients`].
     pub maxclients: Option<usize>,
+    /// See [`Args::io_threads`].
+    #[serde(alias = "io_threads")]
+    pub io_threads: Option<usize>,
     /// See [`Args::timeout`].
     pub timeout: Option<u64>,
     /// See [`Args::proto_max_bulk_len`].
@@ -281,6 +291,9 @@ pub struct Config {
     pub maxmemory_samples: usize,
     /// Connection limit.
     pub maxclients: usize,
+    /// Threads with their own event loop that serve the connections (0: the shared
+    /// runtime).
+    pub io_threads: usize,
     /// Idle seconds before a client is closed (0 = never).
     pub timeout: u64,
     /// Largest bulk argument.
@@ -411,6 +424,7 @@ impl Default for Config {
             maxmemory_policy: EvictionPolicy::NoEviction,
             maxmemory_samples: 5,
             maxclients: 10_000,
+            io_threads: 0,
             timeout: 0,
             proto_max_bulk_len: 512 << 20,
             disable_thp: true,
@@ -630,6 +644,7 @@ impl Config {
                 .or(file.maxmemory_samples)
                 .unwrap_or(d.maxmemory_samples),
             maxclients: args.maxclients.or(file.maxclients).unwrap_or(d.maxclients),
+            io_threads: args.io_threads.or(file.io_threads).unwrap_or(d.io_threads),
             timeout: args.timeout.or(file.timeout).unwrap_or(d.timeout),
             proto_max_bulk_len: size(
                 "proto-max-bulk-len",
@@ -669,6 +684,15 @@ impl Config {
         }
         if self.maxclients == 0 {
             return Err(invalid("maxclients", "must be at least 1"));
+        }
+        if self.io_threads > crate::server::io_threads::MAX_IO_THREADS {
+            return Err(invalid(
+                "io-threads",
+                format!(
+                    "must be at most {}",
+                    crate::server::io_threads::MAX_IO_THREADS
+                ),
+            ));
         }
         if self.maxmemory_samples == 0 {
             return Err(invalid("maxmemory-samples", "must be at least 1"));
@@ -835,6 +859,25 @@ mod tests {
         assert_eq!(c.timeout, 42, "env wins over the file");
         assert_eq!(c.maxclients, 88, "CLI wins over env");
         assert_eq!(c.port, 7100, "file applies when env and CLI are silent");
+    }
+
+    #[test]
+    fn io_threads_is_off_by_default_and_bounded() {
+        assert_eq!(Config::default().io_threads, 0);
+        let c =
+            Config::resolve(args(&["--io-threads", "3"]), FileConfig::default()).expect("resolve");
+        assert_eq!(c.io_threads, 3);
+        let f = parse_file("io-threads = 2\n").expect("file");
+        assert_eq!(
+            Config::resolve(Args::default(), f)
+                .expect("resolve")
+                .io_threads,
+            2
+        );
+        let err = Config::resolve(args(&["--io-threads", "129"]), FileConfig::default())
+            .expect_err("above the limit");
+        assert!(err.to_string().contains("io-threads"), "{err}");
+        assert!(err.to_string().contains("at most 128"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod closing;
 pub mod commands;
 pub mod conn;
 pub mod gate;
+pub mod io_threads;
 pub mod multi;
 pub mod pause;
 pub mod pubsub;
@@ -67,6 +68,9 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The `io-threads` threads could not be started.
+    #[error("cannot start the I/O threads: {0}")]
+    IoThreads(std::io::Error),
     /// WAL or storage did not close cleanly.
     #[error("shutdown: {0}")]
     Shutdown(String),
@@ -154,6 +158,8 @@ pub struct Server {
     listener: TcpListener,
     /// The gRPC listener, unless gRPC is turned off.
     grpc: Option<TcpListener>,
+    /// The `io-threads` event loops (None: connections run on the shared runtime).
+    io: Option<io_threads::IoThreads>,
 }
 
 impl Server {
@@ -183,10 +189,7 @@ impl Server {
         let listener = match TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(source) => {
-                let coord_err = tokio::task::spawn_blocking(move || coord.shutdown(false)).await;
-                if let Ok(Err(e)) = coord_err {
-                    tracing::error!(error = %e, "closing after a failed bind");
-                }
+                close_after_failed_start(coord).await;
                 return Err(ServerError::Bind { addr, source });
             }
         };
@@ -200,12 +203,20 @@ impl Server {
         let grpc = match bind_grpc(grpc_cfg).await {
             Ok(g) => g,
             Err(e) => {
-                let coord_err = tokio::task::spawn_blocking(move || coord.shutdown(false)).await;
-                if let Ok(Err(ce)) = coord_err {
-                    tracing::error!(error = %ce, "closing after a failed bind");
-                }
+                close_after_failed_start(coord).await;
                 return Err(e);
             }
+        };
+        let io_threads = config.read().io_threads;
+        let io = match io_threads {
+            0 => None,
+            n => match io_threads::IoThreads::start(n) {
+                Ok(io) => Some(io),
+                Err(e) => {
+                    close_after_failed_start(coord).await;
+                    return Err(ServerError::IoThreads(e));
+                }
+            },
         };
         let (shutdown, _) = watch::channel(false);
         let pubsub = {
@@ -255,6 +266,7 @@ impl Server {
         }
         tracing::info!(
             addr = %local_addr,
+            io_threads,
             startup_ms = started.elapsed().as_millis() as u64,
             "ready to accept connections on {local_addr}"
         );
@@ -262,6 +274,7 @@ impl Server {
             shared,
             listener,
             grpc,
+            io,
         })
     }
 
@@ -288,6 +301,7 @@ impl Server {
             shared,
             listener,
             grpc,
+            mut io,
         } = self;
         let mut stop = shared.shutdown.subscribe();
         let grpc_task = grpc.map(|l| {
@@ -309,7 +323,7 @@ impl Server {
                 accepted = listener.accept() => {
                     while tasks.try_join_next().is_some() {}
                     match accepted {
-                        Ok((sock, peer)) => accept(&shared, &mut tasks, sock, peer),
+                        Ok((sock, peer)) => accept(&shared, &mut tasks, io.as_mut(), sock, peer),
                         Err(e) => {
                             // EMFILE and friends: back off instead of spinning.
                             tracing::warn!(error = %e, "accept failed");
@@ -328,6 +342,9 @@ impl Server {
         if drained.is_err() {
             tracing::warn!("connections still open after the drain timeout; closing anyway");
             tasks.abort_all();
+        }
+        if let Some(io) = io {
+            let _ = tokio::task::spawn_blocking(move || io.stop()).await;
         }
         if let Some(mut t) = grpc_task {
             match tokio::time::timeout(DRAIN_TIMEOUT, &mut t).await {
@@ -367,9 +384,20 @@ async fn bind_grpc(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, Serv
         .map_err(|source| ServerError::Bind { addr, source })
 }
 
+/// Closes the coordinator of a server that failed to start.
+async fn close_after_failed_start(coord: Coordinator) {
+    let closed = tokio::task::spawn_blocking(move || coord.shutdown(false)).await;
+    if let Ok(Err(e)) = closed {
+        tracing::error!(error = %e, "closing after a failed start");
+    }
+}
+
+/// Serves an accepted connection: on an I/O thread when there are some, else as a task
+/// of the shared runtime.
 fn accept(
     shared: &Arc<Shared>,
     tasks: &mut JoinSet<()>,
+    io: Option<&mut io_threads::IoThreads>,
     mut sock: tokio::net::TcpStream,
     peer: SocketAddr,
 ) {
@@ -393,6 +421,10 @@ fn accept(
         .fetch_add(1, Ordering::Relaxed);
     let _ = sock.set_nodelay(true);
     let handle = shared.clients.add(peer);
+    if let Some(io) = io {
+        io.serve(shared, tasks, sock, handle, peer);
+        return;
+    }
     let sh = Arc::clone(shared);
     tasks.spawn(async move {
         let id = handle.id;

@@ -85,6 +85,7 @@ fn current(s: &Session) -> Vec<(String, String)> {
         ),
         ("maxmemory-samples".into(), c.maxmemory_samples.to_string()),
         ("maxclients".into(), c.maxclients.to_string()),
+        ("io-threads".into(), c.io_threads.to_string()),
         ("timeout".into(), c.timeout.to_string()),
         (
             "proto-max-bulk-len".into(),
@@ -263,7 +264,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
             },
             "port" | "bind" | "dir" | "engine" | "appendfsync" | "proto-max-bulk-len"
             | "cache-size" | "disable-thp" | "client-query-buffer-limit"
-            | "auto-snapshot-wal-bytes" | "loglevel" => {
+            | "auto-snapshot-wal-bytes" | "loglevel" | "io-threads" => {
                 return bad("can't set immutable config")
             }
             n if IGNORED.iter().any(|(k, _)| *k == n) => ignored.push((name, value)),
@@ -343,6 +344,7 @@ fn rewrite(s: &mut Session) -> Outcome {
         "proto_max_bulk_len",
         "cache_size",
         "disable_thp",
+        "io_threads",
         "client_query_buffer_limit",
         "auto_snapshot_wal_bytes",
     ] {
@@ -370,6 +372,7 @@ fn rewrite(s: &mut Session) -> Outcome {
     );
     table.insert("maxmemory-samples".into(), int(c.maxmemory_samples as u64));
     table.insert("maxclients".into(), int(c.maxclients as u64));
+    table.insert("io-threads".into(), int(c.io_threads as u64));
     table.insert("timeout".into(), int(c.timeout));
     table.insert("proto-max-bulk-len".into(), int(c.proto_max_bulk_len));
     table.insert("cache-size".into(), int(c.cache_size));

@@ -1,0 +1,161 @@
+//! `io-threads N`: connections dealt to N threads with their own event loops. One test
+//! function, so that no other server of this binary runs keel-io threads while the
+//! threads' CPU time is read. Every wait is bounded (WAIT).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{connect, InProc, WAIT};
+use keel_server::Config;
+use redis::{Commands, Value};
+
+/// CPU time (ns, from schedstat) of each thread of this process named `keel-io-*`.
+fn io_thread_cpu() -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let tasks = std::fs::read_dir("/proc/self/task").expect("read /proc/self/task");
+    for task in tasks.flatten() {
+        let path = task.path();
+        let Ok(name) = std::fs::read_to_string(path.join("comm")) else {
+            continue; // the thread ended meanwhile
+        };
+        let name = name.trim().to_string();
+        if !name.starts_with("keel-io-") {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(path.join("schedstat")) else {
+            continue;
+        };
+        let ns: u64 = stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("schedstat's first field");
+        *out.entry(name).or_default() += ns;
+    }
+    out
+}
+
+fn wait_blocked(con: &mut redis::Connection, n: usize) {
+    let want = format!("blocked_clients:{n}\r");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let info: String = redis::cmd("INFO").arg("clients").query(con).expect("info");
+        if info.contains(&want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never reached {n} blocked: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn bulk(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+}
+
+#[test]
+fn connections_on_io_threads_share_the_keyspace_wakeups_and_shutdown() {
+    assert!(
+        io_thread_cpu().is_empty(),
+        "no keel-io thread before the server starts"
+    );
+    let srv = InProc::start(Config {
+        io_threads: 2,
+        ..Config::default()
+    });
+    let before = io_thread_cpu();
+    assert_eq!(
+        before.keys().cloned().collect::<Vec<_>>(),
+        ["keel-io-0", "keel-io-1"],
+        "io-threads 2 starts two threads"
+    );
+
+    // Four connections, dealt two to each thread; each one's writes are seen by all.
+    let mut cons: Vec<redis::Connection> = (0..4).map(|_| srv.client()).collect();
+    for round in 0..200 {
+        for (i, con) in cons.iter_mut().enumerate() {
+            let _: i64 = con.incr("shared", 1).expect("incr");
+            let _: () = con.set(format!("k{i}"), round).expect("set");
+        }
+    }
+    for con in cons.iter_mut() {
+        let total: i64 = con.get("shared").expect("get");
+        assert_eq!(total, 800, "every connection's INCR counted once");
+        for i in 0..4 {
+            let v: i64 = con.get(format!("k{i}")).expect("get");
+            assert_eq!(v, 199, "k{i} as its connection left it");
+        }
+    }
+    let after = io_thread_cpu();
+    for (name, ns) in &after {
+        assert!(
+            *ns > before[name],
+            "{name} served none of the traffic: {before:?} then {after:?}"
+        );
+    }
+
+    // A blocking pop on one thread is woken by a push on the other.
+    let addr = srv.addr;
+    let waiter = std::thread::spawn(move || {
+        let mut con = connect(addr); // the 5th connection: thread 0
+        redis::cmd("BLPOP")
+            .arg("queue")
+            .arg(10)
+            .query::<Value>(&mut con)
+            .expect("blpop")
+    });
+    wait_blocked(&mut cons[1], 1);
+    let mut pusher = srv.client(); // the 6th: thread 1
+    let _: i64 = pusher.rpush("queue", "job").expect("rpush");
+    let got = waiter.join().expect("waiter");
+    assert_eq!(got, Value::Array(vec![bulk("queue"), bulk("job")]));
+
+    // A message published on one thread reaches a subscriber on the other.
+    let mut sub_con = srv.client(); // the 7th: thread 0
+    let mut sub = sub_con.as_pubsub();
+    sub.subscribe("news").expect("subscribe");
+    sub.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut publisher = srv.client(); // the 8th: thread 1
+    let receivers: i64 = publisher.publish("news", "hello").expect("publish");
+    assert_eq!(receivers, 1);
+    let msg = sub.get_message().expect("message");
+    assert_eq!(msg.get_channel_name(), "news");
+    assert_eq!(msg.get_payload::<String>().expect("payload"), "hello");
+
+    // The setting is reported and fixed at start.
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("io-threads")
+        .query(&mut cons[0])
+        .expect("config get");
+    assert_eq!(got, ["io-threads", "2"]);
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("io-threads")
+        .arg("4")
+        .query::<()>(&mut cons[0])
+        .expect_err("io-threads is fixed at start");
+    assert!(
+        err.to_string().contains("can't set immutable config"),
+        "{err}"
+    );
+
+    // Shutdown with connections (a subscriber among them) still open on both threads
+    // stops the threads.
+    srv.stop().expect("clean shutdown");
+    let deadline = Instant::now() + WAIT;
+    while !io_thread_cpu().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "keel-io threads outlived the server"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(cons
+        .iter_mut()
+        .all(|c| redis::cmd("PING").query::<String>(c).is_err()));
+}
