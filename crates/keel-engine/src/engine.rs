@@ -109,6 +109,27 @@ impl PrefetchScratch {
         self.ends.push(self.keys.len());
     }
 
+    /// Calls `f` with the keys pushed (if any), then clears them.
+    fn with_window(&mut self, f: impl FnOnce(&[&[u8]])) {
+        if self.ends.is_empty() {
+            return;
+        }
+        {
+            let mut start = 0;
+            let keys: SmallVec<[&[u8]; WINDOW]> = self
+                .ends
+                .iter()
+                .map(|&end| {
+                    let k = &self.keys[start..end];
+                    start = end;
+                    k
+                })
+                .collect();
+            f(&keys);
+        }
+        self.clear();
+    }
+
     /// Whether the last key pushed is `key` of `db`.
     fn last_is(&self, db: u8, key: &[u8]) -> bool {
         let n = self.ends.len();
@@ -383,24 +404,43 @@ impl Engine {
         self.prefetch_window(scratch);
     }
 
-    fn prefetch_window(&self, scratch: &mut PrefetchScratch) {
-        if scratch.ends.is_empty() {
+    /// Starts loading what a run of reads about to be served one by one will look up
+    /// (each key's metadata record, its newest value and its access slot), so that
+    /// their cache misses overlap: a connection calls it for the keys of the reads it
+    /// has parsed from one input (a pipeline of GETs). Safe beside the writer.
+    pub fn prefetch_reads<'a>(
+        &self,
+        scratch: &mut PrefetchScratch,
+        keys: impl IntoIterator<Item = (u8, &'a [u8])>,
+    ) {
+        scratch.clear();
+        let mut windows = 0;
+        for (db, key) in keys {
+            // A pipeline of reads of one key (LRANGE of one list) needs it once.
+            if scratch.last_is(db, key) {
+                continue;
+            }
+            self.access.prefetch(db, key);
+            scratch.push(db, key);
+            if scratch.ends.len() == WINDOW {
+                self.prefetch_read_window(scratch);
+                windows += 1;
+            }
+        }
+        // One key alone has no misses to overlap, and its read follows at once.
+        if windows == 0 && scratch.ends.len() < 2 {
+            scratch.clear();
             return;
         }
-        {
-            let mut start = 0;
-            let keys: SmallVec<[&[u8]; WINDOW]> = scratch
-                .ends
-                .iter()
-                .map(|&end| {
-                    let k = &scratch.keys[start..end];
-                    start = end;
-                    k
-                })
-                .collect();
-            self.store.prefetch(&keys);
-        }
-        scratch.clear();
+        self.prefetch_read_window(scratch);
+    }
+
+    fn prefetch_read_window(&self, scratch: &mut PrefetchScratch) {
+        scratch.with_window(|keys| self.store.prefetch_reads(keys));
+    }
+
+    fn prefetch_window(&self, scratch: &mut PrefetchScratch) {
+        scratch.with_window(|keys| self.store.prefetch(keys));
     }
 
     /// Applies one log entry into `group`: later entries of the group read its writes,

@@ -1,5 +1,5 @@
-//! What `Engine::prefetch` asks the store for: a recording store in front of the memory
-//! engine notes every key of every prefetch hint.
+//! What `Engine::prefetch` and `Engine::prefetch_reads` ask the store for: a recording
+//! store in front of the memory engine notes every key of every prefetch hint.
 
 mod common;
 
@@ -21,6 +21,8 @@ use parking_lot::Mutex;
 struct Recording {
     inner: Arc<dyn Storage>,
     hinted: Mutex<Vec<Vec<u8>>>,
+    /// The keys of readers' hints (`prefetch_reads`), each call's as one list.
+    read_hints: Mutex<Vec<Vec<Vec<u8>>>>,
 }
 
 impl Storage for Recording {
@@ -39,6 +41,12 @@ impl Storage for Recording {
     fn prefetch(&self, keys: &[&[u8]]) {
         self.hinted.lock().extend(keys.iter().map(|k| k.to_vec()));
         self.inner.prefetch(keys);
+    }
+    fn prefetch_reads(&self, keys: &[&[u8]]) {
+        self.read_hints
+            .lock()
+            .push(keys.iter().map(|k| k.to_vec()).collect());
+        self.inner.prefetch_reads(keys);
     }
     fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<u64> {
         self.inner.write(batch, opts)
@@ -103,6 +111,7 @@ fn recording_memory_store() -> (tempfile::TempDir, Arc<Recording>) {
     let store = Arc::new(Recording {
         inner,
         hinted: Mutex::new(Vec::new()),
+        read_hints: Mutex::new(Vec::new()),
     });
     (dir, store)
 }
@@ -193,4 +202,61 @@ fn a_lone_one_key_write_skips_the_storage_probe() {
     assert_eq!(mset.len(), 2, "{mset:?}");
     let hset = hinted_by(&["HSET h f v"]);
     assert!(hset.contains(&keys::meta_key(0, b"h").to_vec()), "{hset:?}");
+}
+
+/// A connection's hint for the reads it parsed asks for each key's metadata record, in
+/// windows of at most 16 keys, through the readers' call only.
+#[test]
+fn prefetch_reads_asks_for_each_keys_metadata_in_windows() {
+    let (_dir, store) = recording_memory_store();
+    let mut t = T::with_store(store.clone());
+    t.w(&["SET", "a", "1"]);
+    store.hinted.lock().clear();
+    let names: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let reads = std::iter::once((0u8, &b"a"[..]))
+        .chain(std::iter::once((3u8, &b"other-db"[..])))
+        .chain(names.iter().map(|n| (0u8, n.as_bytes())));
+    t.engine
+        .prefetch_reads(&mut PrefetchScratch::default(), reads);
+    let calls = store.read_hints.lock().clone();
+    assert_eq!(
+        calls.iter().map(Vec::len).collect::<Vec<_>>(),
+        [16, 6],
+        "22 keys in windows of 16"
+    );
+    let mut want = vec![
+        keys::meta_key(0, b"a").to_vec(),
+        keys::meta_key(3, b"other-db").to_vec(),
+    ];
+    want.extend(
+        names
+            .iter()
+            .map(|n| keys::meta_key(0, n.as_bytes()).to_vec()),
+    );
+    assert_eq!(calls.concat(), want);
+    assert!(
+        store.hinted.lock().is_empty(),
+        "the writer's hint (which excludes writers) is not used"
+    );
+    assert_eq!(
+        t.r(&["GET", "a"]),
+        keel_engine::Reply::Bulk(bytes::Bytes::from("1"))
+    );
+
+    // Repeats of one key count once, and one key alone asks for nothing.
+    store.read_hints.lock().clear();
+    let one_list = std::iter::repeat_n((0u8, &b"list"[..]), 16);
+    t.engine
+        .prefetch_reads(&mut PrefetchScratch::default(), one_list);
+    assert!(store.read_hints.lock().is_empty());
+    let two = [(0u8, &b"x"[..]), (0, b"x"), (0, b"y"), (0, b"y")];
+    t.engine
+        .prefetch_reads(&mut PrefetchScratch::default(), two);
+    assert_eq!(
+        store.read_hints.lock().concat(),
+        [
+            keys::meta_key(0, b"x").to_vec(),
+            keys::meta_key(0, b"y").to_vec()
+        ]
+    );
 }

@@ -325,6 +325,46 @@ fn async_client_with_resp3_protocol_in_the_url() {
     });
 }
 
+/// A connection parses up to 16 requests ahead of the one it runs (to prefetch the
+/// reads' keys): replies stay in request order across those windows, each read sees the
+/// writes before it, and requests before bad input are answered before its error.
+#[test]
+fn pipelined_requests_are_answered_in_order_across_parse_windows() {
+    let srv = InProc::start(Config::default());
+    let mut sock = TcpStream::connect(srv.addr).expect("connect");
+    sock.set_read_timeout(Some(WAIT)).expect("timeout");
+    let cmd = |parts: &[&str]| {
+        let mut out = format!("*{}\r\n", parts.len());
+        for p in parts {
+            out.push_str(&format!("${}\r\n{}\r\n", p.len(), p));
+        }
+        out
+    };
+    let mut input = String::new();
+    let mut want = String::new();
+    for i in 0..25 {
+        input.push_str(&cmd(&["GET", "p"]));
+        want.push_str(&if i == 0 {
+            "$-1\r\n".to_string()
+        } else {
+            format!("${}\r\n{}\r\n", (i * 10).to_string().len(), i * 10)
+        });
+        input.push_str(&cmd(&["INCRBY", "p", "10"]));
+        want.push_str(&format!(":{}\r\n", (i + 1) * 10));
+    }
+    input.push_str(&cmd(&["GET", "p"]));
+    want.push_str("$3\r\n250\r\n");
+    // Bad input last: everything before it is answered first.
+    input.push_str("*1\r\n$abc\r\n");
+    sock.write_all(input.as_bytes()).expect("write");
+    let mut got = Vec::new();
+    sock.read_to_end(&mut got).expect("read until close");
+    let text = String::from_utf8_lossy(&got);
+    let (answers, rest) = text.split_at(want.len().min(text.len()));
+    assert_eq!(answers, want, "replies out of order or missing");
+    assert!(rest.starts_with("-ERR Protocol error"), "{rest}");
+}
+
 #[test]
 fn a_protocol_error_closes_only_that_connection() {
     let srv = InProc::start(Config::default());

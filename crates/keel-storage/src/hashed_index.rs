@@ -699,6 +699,34 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         }
     }
 
+    /// Starts loading the entries of `keys` and their latest values into the CPU cache,
+    /// for a reader about to look them up one by one (a pipeline of GETs): unlike
+    /// [`HashedIndex::prefetch_serialised`] it runs beside writers, so it reads each
+    /// table under its shard's read lock. Three passes, so that the misses of all keys
+    /// overlap: the home lines from addresses alone (no lock), then each key's entry
+    /// line (`iter_hash` matches the tag byte, never the key), then each entry's newest
+    /// value, found through the entry lines the second pass asked for.
+    pub fn prefetch_concurrent(&self, keys: &[&[u8]]) {
+        let hashes: SmallVec<[u64; PREFETCH_WINDOW]> = keys.iter().map(|k| self.hash(k)).collect();
+        for &hash in &hashes {
+            self.shard_of(hash).prefetch_home(hash);
+        }
+        for &hash in &hashes {
+            let table = self.shard(hash).read();
+            for e in table.iter_hash(hash).take(2) {
+                prefetch_line(e.0.as_ptr());
+            }
+        }
+        for (key, &hash) in keys.iter().zip(&hashes) {
+            let table = self.shard(hash).read();
+            if let Some(entry) = table.find(hash, |e| e.key() == *key) {
+                if let Some(v) = entry.chain().view().latest() {
+                    v.prefetch();
+                }
+            }
+        }
+    }
+
     /// The latest visible value of `key`.
     pub fn get_latest(&self, key: &[u8]) -> Option<Bytes> {
         self.read_latest(key, |v| v.map(Bytes::copy_from_slice))
@@ -1219,6 +1247,49 @@ mod tests {
         assert_eq!(idx.get_latest(long.as_bytes()), Some(b("L")));
         assert_eq!(idx.get_latest(b"gone"), None);
         assert_eq!(idx.live_keys(), 102);
+        // The readers' hint changes nothing either.
+        idx.prefetch_concurrent(&keys);
+        for window in keys.chunks(crate::cache_hint::PREFETCH_WINDOW) {
+            idx.prefetch_concurrent(window);
+        }
+        assert_eq!(everything(latest), before_now);
+        assert_eq!(everything(pin.seq()), before_pinned);
+    }
+
+    #[test]
+    fn readers_prefetch_beside_a_writer_that_grows_the_tables() {
+        let idx = Arc::new(HashedIndex::<Bytes>::new(0));
+        let keys: Vec<Vec<u8>> = (0..4000).map(|i| format!("k{i}").into_bytes()).collect();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (idx, keys, stop) = (Arc::clone(&idx), keys.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+                let mut passes = 0u64;
+                while !stop.load(Ordering::Relaxed) || passes == 0 {
+                    for window in refs.chunks(crate::cache_hint::PREFETCH_WINDOW) {
+                        idx.prefetch_concurrent(window);
+                    }
+                    passes += 1;
+                }
+                passes
+            })
+        };
+        // Inserts (the tables grow), overwrites and deletes while the reader hints.
+        for (i, k) in keys.iter().enumerate() {
+            let k = std::str::from_utf8(k).expect("utf8");
+            put(&idx, 1 + i as u64, k, Some("v"));
+        }
+        let base = keys.len() as u64;
+        for (i, k) in keys.iter().enumerate().step_by(2) {
+            let k = std::str::from_utf8(k).expect("utf8");
+            put(&idx, base + 1 + i as u64, k, None);
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(reader.join().expect("reader") > 0);
+        assert_eq!(idx.live_keys(), 2000);
+        assert_eq!(idx.get_latest(b"k1"), Some(b("v")));
+        assert_eq!(idx.get_latest(b"k0"), None);
     }
 
     #[test]

@@ -106,6 +106,10 @@ pub trait Storage: Send + Sync {
     /// its own writers meanwhile, so readers should not call it.
     fn prefetch(&self, _keys: &[&[u8]]) {}
 
+    /// A hint from a reader that it is about to read `keys` one after another: like
+    /// [`Storage::prefetch`], but safe beside writers. No effect on results.
+    fn prefetch_reads(&self, _keys: &[&[u8]]) {}
+
     /// Applies `batch` atomically and returns its sequence number. With `opts.sync` (or
     /// policy `always`) it returns only once the batch is on stable storage. An empty
     /// batch is allowed and returns the current sequence number. In-memory engines keep

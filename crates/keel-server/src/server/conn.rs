@@ -6,12 +6,14 @@
 //!
 //! A malformed request gets the protocol error reply and closes this connection only.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use keel_engine::command::{flags, CommandSpec};
+use keel_engine::engine::PrefetchScratch;
 use keel_engine::{Op, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,6 +36,12 @@ use crate::resp::{encode, Limits, RequestParser};
 const READ_CHUNK: usize = 16 * 1024;
 /// An output buffer grown past this is released after the write.
 const KEEP_OUT: usize = 1 << 20;
+/// Requests parsed ahead of the one running, so that the keys of a pipeline's reads
+/// are prefetched together (see [`Session::prefetch_reads`]).
+const AHEAD: usize = 16;
+
+/// A parsed request with its command, looked up once.
+type Parsed = (Vec<Bytes>, Option<(Cmd, usize)>);
 
 /// What the connection loop does after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +76,8 @@ pub struct Session {
     /// Where the next command's timing starts: the end of the previous command of this
     /// batch, or None for a fresh clock reading (see [`Session::execute`]).
     cmd_start: Option<u64>,
+    /// The keys [`Session::prefetch_reads`] hands the engine.
+    prefetch: PrefetchScratch,
 }
 
 impl Session {
@@ -85,7 +95,34 @@ impl Session {
             blocked: None,
             clock_ms: None,
             cmd_start: None,
+            prefetch: PrefetchScratch::default(),
         }
+    }
+
+    /// Starts loading the records that the reads among `parsed` (two or more requests
+    /// of one input) will look up, so that their cache misses overlap instead of coming
+    /// one per read: perf put 35% of a pipelined GET's samples on the three dependent
+    /// misses of its hash look-up (the table's control bytes, the entry, the value).
+    fn prefetch_reads(&mut self, parsed: &VecDeque<Parsed>) {
+        let db = self.client.db;
+        let reads = parsed.iter().flat_map(|(args, found)| {
+            let spec = match found {
+                Some((Cmd::Engine(spec), _))
+                    if spec.flags & flags::READONLY != 0 && spec.arity_ok(args.len()) =>
+                {
+                    Some(*spec)
+                }
+                _ => None,
+            };
+            spec.into_iter()
+                .flat_map(|spec| spec.key_positions(args.len()))
+                .filter_map(|p| args.get(p))
+                .map(move |k| (db, &k[..]))
+        });
+        self.shared
+            .coord
+            .engine()
+            .prefetch_reads(&mut self.prefetch, reads);
     }
 
     /// Starts a batch of requests read together: their reads share one wall-clock
@@ -168,9 +205,9 @@ impl Session {
 
     /// Runs one request: waits out CLIENT PAUSE, dispatches, applies CLIENT REPLY and
     /// feeds commandstats, SLOWLOG and LATENCY.
-    pub async fn execute(&mut self, mut args: Vec<Bytes>) -> Flow {
+    /// `found` is the command `args` names, from [`commands::lookup_indexed`].
+    pub async fn execute(&mut self, mut args: Vec<Bytes>, found: Option<(Cmd, usize)>) -> Flow {
         let handle = Arc::clone(&self.client.handle);
-        let found = args.first().and_then(|n| commands::lookup_indexed(n));
         let cmd = found.map(|(c, _)| c);
         if let Some((c, index)) = found {
             // Set before a pause so CLIENT LIST shows what a paused client waits with.
@@ -431,6 +468,11 @@ impl Session {
 
 /// Sleeps `secs`. A plain `sleep` in the `select!` would build a timer entry on every
 /// request even while the branch is disabled; this builds it only when polled.
+/// Whether `found` is a data command that only reads (its keys are worth prefetching).
+fn reads_data(found: Option<(Cmd, usize)>) -> bool {
+    matches!(found, Some((Cmd::Engine(spec), _)) if spec.flags & flags::READONLY != 0)
+}
+
 async fn idle_timeout(secs: u64) {
     tokio::time::sleep(Duration::from_secs(secs)).await
 }
@@ -448,6 +490,7 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         )
     };
     let mut parser = RequestParser::new(limits);
+    let mut parsed: VecDeque<Parsed> = VecDeque::with_capacity(AHEAD);
     let mut closing = Closing::new(shared.shutdown.subscribe(), Arc::clone(&handle));
     let (mut rd, mut wr) = sock.into_split();
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
@@ -486,33 +529,70 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         }
         let mut flow = Flow::Continue;
         session.begin_input();
+        let mut bad_input = None;
         loop {
-            match parser.next(&mut inbuf) {
-                Ok(Some(args)) if args.is_empty() => {}
-                Ok(Some(args)) => {
-                    flow = session.execute(args).await;
-                    if let Some(b) = session.blocked.take() {
-                        let io = BlockIo {
-                            rd: &mut rd,
-                            wr: &mut wr,
-                            inbuf: &mut inbuf,
-                            closing: &mut closing,
-                            qbuf_limit,
-                        };
-                        flow = blocking::wait(&mut session, b, io).await;
-                        session.begin_input();
-                    }
-                    if flow == Flow::Close {
-                        break;
+            let next = match parsed.pop_front() {
+                Some(p) => Some(p),
+                None if bad_input.is_some() => None,
+                None => {
+                    // One request; but a read with more input behind it (a pipeline)
+                    // starts a parse ahead, up to AHEAD requests, so that the reads'
+                    // keys are prefetched together. Other requests skip the detour (it
+                    // cost a pipelined SET ~150 instructions). One call site of the
+                    // parser, so that it stays inlined.
+                    let one = loop {
+                        match parser.next(&mut inbuf) {
+                            Ok(Some(args)) if args.is_empty() => {}
+                            Ok(Some(args)) => {
+                                let found = args.first().and_then(|n| commands::lookup_indexed(n));
+                                if parsed.is_empty() && (inbuf.is_empty() || !reads_data(found)) {
+                                    break Some((args, found));
+                                }
+                                parsed.push_back((args, found));
+                                if parsed.len() == AHEAD {
+                                    break None;
+                                }
+                            }
+                            Ok(None) => break None,
+                            Err(e) => {
+                                bad_input = Some(e);
+                                break None;
+                            }
+                        }
+                    };
+                    if one.is_some() {
+                        one
+                    } else {
+                        if parsed.len() > 1 {
+                            session.prefetch_reads(&parsed);
+                        }
+                        parsed.pop_front()
                     }
                 }
-                Ok(None) => break,
-                Err(e) => {
+            };
+            // Requests parsed before bad input are answered before its error.
+            let Some((args, found)) = next else {
+                if let Some(e) = bad_input.take() {
                     tracing::debug!(id, error = %e, "protocol error, closing client");
                     session.reply(&Reply::err(e.0)).await;
                     flow = Flow::Close;
-                    break;
                 }
+                break;
+            };
+            flow = session.execute(args, found).await;
+            if let Some(b) = session.blocked.take() {
+                let io = BlockIo {
+                    rd: &mut rd,
+                    wr: &mut wr,
+                    inbuf: &mut inbuf,
+                    closing: &mut closing,
+                    qbuf_limit,
+                };
+                flow = blocking::wait(&mut session, b, io).await;
+                session.begin_input();
+            }
+            if flow == Flow::Close {
+                break;
             }
         }
         // Checked here: building and polling the settle future for a batch of reads

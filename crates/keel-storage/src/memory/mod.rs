@@ -226,6 +226,12 @@ impl Storage for MemoryEngine {
         }
     }
 
+    fn prefetch_reads(&self, keys: &[&[u8]]) {
+        for window in keys.chunks(crate::cache_hint::PREFETCH_WINDOW) {
+            self.inner.index.prefetch_concurrent(window);
+        }
+    }
+
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
         let pin = Arc::new(self.inner.index.pin());
         scan_pinned(Arc::clone(&self.inner), pin, range, dir)
