@@ -6,28 +6,10 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use common::{connect, InProc, WAIT};
+use common::{connect, wait_blocked, InProc, WAIT};
 use keel_server::Config;
 use redis::{Commands, Value};
-
-/// Waits until INFO reports `n` blocked clients.
-fn wait_blocked(con: &mut redis::Connection, n: usize) {
-    let want = format!("blocked_clients:{n}\r");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let info: String = redis::cmd("INFO").arg("clients").query(con).expect("info");
-        if info.contains(&want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never reached {n} blocked: {info}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 /// Runs `args` on a new connection in a thread.
 fn spawn_cmd(srv: &InProc, args: &[&str]) -> JoinHandle<Value> {

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{connect, InProc, WAIT};
+use common::{connect, wait_blocked, InProc, WAIT};
 use keel_server::Config;
 use redis::{Commands, Value};
 
@@ -35,22 +35,6 @@ fn io_thread_cpu() -> BTreeMap<String, u64> {
         *out.entry(name).or_default() += ns;
     }
     out
-}
-
-fn wait_blocked(con: &mut redis::Connection, n: usize) {
-    let want = format!("blocked_clients:{n}\r");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let info: String = redis::cmd("INFO").arg("clients").query(con).expect("info");
-        if info.contains(&want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never reached {n} blocked: {info}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn bulk(s: &str) -> Value {

@@ -57,6 +57,23 @@ impl InProc {
     }
 }
 
+/// Waits until INFO reports `n` blocked clients.
+pub fn wait_blocked(con: &mut redis::Connection, n: usize) {
+    let want = format!("blocked_clients:{n}\r");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let info: String = redis::cmd("INFO").arg("clients").query(con).expect("info");
+        if info.contains(&want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never reached {n} blocked: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A sync client with bounded timeouts.
 pub fn connect(addr: SocketAddr) -> redis::Connection {
     let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
