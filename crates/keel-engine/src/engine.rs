@@ -435,6 +435,25 @@ impl Engine {
         self.prefetch_read_window(scratch);
     }
 
+    /// [`Engine::prefetch_reads`] for the keys of one read naming several (MGET,
+    /// EXISTS, SUNION), which it would otherwise look up one miss after another.
+    fn prefetch_keys_of(&self, spec: &'static CommandSpec, db: u8, args: &[Bytes]) {
+        // Most reads name one key (first == last): skip them before walking anything.
+        if spec.first_key <= 0 || spec.first_key == spec.last_key || args.len() < 3 {
+            return;
+        }
+        let mut keys = spec.key_positions(args.len()).filter_map(|p| args.get(p));
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<PrefetchScratch> =
+                std::cell::RefCell::new(PrefetchScratch::default());
+        }
+        SCRATCH.with(|s| {
+            if let Ok(mut scratch) = s.try_borrow_mut() {
+                self.prefetch_reads(&mut scratch, keys.by_ref().map(|k| (db, &k[..])));
+            }
+        });
+    }
+
     fn prefetch_read_window(&self, scratch: &mut PrefetchScratch) {
         scratch.with_window(|keys| self.store.prefetch_reads(keys));
     }
@@ -668,6 +687,7 @@ impl Engine {
         // recorded after the read, so the access table's miss overlaps the store's
         // instead of stalling ahead of it.
         let touch = plan_touch(&self.access, spec, db, args);
+        self.prefetch_keys_of(spec, db, args);
         if spec.flags & flags::POINT_READ != 0 {
             let latest = Access::Latest(LatestReader::new(&*self.store));
             let (reply, read) = self.run_read(latest, spec, db, now_ms, args)?;

@@ -260,3 +260,36 @@ fn prefetch_reads_asks_for_each_keys_metadata_in_windows() {
         ]
     );
 }
+
+/// A read naming several keys (MGET, EXISTS of many) asks for all of them before its
+/// first look-up; a one-key read asks for nothing.
+#[test]
+fn a_read_of_several_keys_prefetches_them_together() {
+    let (_dir, store) = recording_memory_store();
+    let mut t = T::with_store(store.clone());
+    t.w(&["MSET", "a", "1", "b", "2"]);
+    store.read_hints.lock().clear();
+    assert_eq!(
+        t.r(&["MGET", "a", "nosuch", "b"]),
+        keel_engine::Reply::Array(vec![
+            keel_engine::Reply::Bulk(bytes::Bytes::from("1")),
+            keel_engine::Reply::Nil,
+            keel_engine::Reply::Bulk(bytes::Bytes::from("2")),
+        ])
+    );
+    assert_eq!(
+        store.read_hints.lock().concat(),
+        [
+            keys::meta_key(0, b"a").to_vec(),
+            keys::meta_key(0, b"nosuch").to_vec(),
+            keys::meta_key(0, b"b").to_vec(),
+        ]
+    );
+    store.read_hints.lock().clear();
+    t.r(&["GET", "a"]);
+    t.r(&["EXISTS", "a"]);
+    t.r(&["MGET", "a"]);
+    assert!(store.read_hints.lock().is_empty());
+    assert_eq!(t.r(&["EXISTS", "a", "b", "c"]), keel_engine::Reply::Int(2));
+    assert_eq!(store.read_hints.lock().concat().len(), 3);
+}
