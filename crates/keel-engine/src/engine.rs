@@ -442,14 +442,14 @@ impl Engine {
         if spec.first_key <= 0 || spec.first_key == spec.last_key || args.len() < 3 {
             return;
         }
-        let mut keys = spec.key_positions(args.len()).filter_map(|p| args.get(p));
+        let keys = spec.key_positions(args.len()).filter_map(|p| args.get(p));
         thread_local! {
             static SCRATCH: std::cell::RefCell<PrefetchScratch> =
                 std::cell::RefCell::new(PrefetchScratch::default());
         }
         SCRATCH.with(|s| {
             if let Ok(mut scratch) = s.try_borrow_mut() {
-                self.prefetch_reads(&mut scratch, keys.by_ref().map(|k| (db, &k[..])));
+                self.prefetch_reads(&mut scratch, keys.map(|k| (db, &k[..])));
             }
         });
     }

@@ -648,7 +648,16 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
 
     /// Runs `f` on the versions of `key` under its lock (None: the key is absent).
     fn with_chain<R>(&self, key: &[u8], f: impl FnOnce(Option<View<'_, V>>) -> R) -> R {
-        let hash = self.hash(key);
+        self.with_chain_hashed(self.hash(key), key, f)
+    }
+
+    /// [`HashedIndex::with_chain`] with `key`'s hash already computed.
+    fn with_chain_hashed<R>(
+        &self,
+        hash: u64,
+        key: &[u8],
+        f: impl FnOnce(Option<View<'_, V>>) -> R,
+    ) -> R {
         let table = self.shard(hash).read();
         match table.find(hash, |e| e.key() == key) {
             Some(entry) => f(Some(entry.chain().view())),
@@ -718,12 +727,11 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
             }
         }
         for (key, &hash) in keys.iter().zip(&hashes) {
-            let table = self.shard(hash).read();
-            if let Some(entry) = table.find(hash, |e| e.key() == *key) {
-                if let Some(v) = entry.chain().view().latest() {
+            self.with_chain_hashed(hash, key, |versions| {
+                if let Some(v) = versions.and_then(View::latest) {
                     v.prefetch();
                 }
-            }
+            });
         }
     }
 

@@ -106,15 +106,9 @@ impl Session {
     fn prefetch_reads(&mut self, parsed: &VecDeque<Parsed>) {
         let db = self.client.db;
         let reads = parsed.iter().flat_map(|(args, found)| {
-            let spec = match found {
-                Some((Cmd::Engine(spec), _))
-                    if spec.flags & flags::READONLY != 0 && spec.arity_ok(args.len()) =>
-                {
-                    Some(*spec)
-                }
-                _ => None,
-            };
-            spec.into_iter()
+            read_command(*found)
+                .filter(|spec| spec.arity_ok(args.len()))
+                .into_iter()
                 .flat_map(|spec| spec.key_positions(args.len()))
                 .filter_map(|p| args.get(p))
                 .map(move |k| (db, &k[..]))
@@ -466,13 +460,16 @@ impl Session {
     }
 }
 
-/// Sleeps `secs`. A plain `sleep` in the `select!` would build a timer entry on every
-/// request even while the branch is disabled; this builds it only when polled.
-/// Whether `found` is a data command that only reads (its keys are worth prefetching).
-fn reads_data(found: Option<(Cmd, usize)>) -> bool {
-    matches!(found, Some((Cmd::Engine(spec), _)) if spec.flags & flags::READONLY != 0)
+/// The data command `found` names when it only reads (its keys are worth prefetching).
+fn read_command(found: Option<(Cmd, usize)>) -> Option<&'static CommandSpec> {
+    match found {
+        Some((Cmd::Engine(spec), _)) if spec.flags & flags::READONLY != 0 => Some(spec),
+        _ => None,
+    }
 }
 
+/// Sleeps `secs`. A plain `sleep` in the `select!` would build a timer entry on every
+/// request even while the branch is disabled; this builds it only when polled.
 async fn idle_timeout(secs: u64) {
     tokio::time::sleep(Duration::from_secs(secs)).await
 }
@@ -545,7 +542,9 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
                             Ok(Some(args)) if args.is_empty() => {}
                             Ok(Some(args)) => {
                                 let found = args.first().and_then(|n| commands::lookup_indexed(n));
-                                if parsed.is_empty() && (inbuf.is_empty() || !reads_data(found)) {
+                                if parsed.is_empty()
+                                    && (inbuf.is_empty() || read_command(found).is_none())
+                                {
                                     break Some((args, found));
                                 }
                                 parsed.push_back((args, found));

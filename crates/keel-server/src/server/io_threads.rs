@@ -5,9 +5,10 @@
 //!
 //! Why it is an option and not the default (measured in docs/benchmarks.md, "I/O
 //! threads"): with `io-threads 2` on a 2-core machine that also runs redis-benchmark,
-//! pipelined throughput (-P 16) rose by 7-21% for every write test, because the machine
-//! stood idle 15% of the time instead of 24%; but when a thread is preempted its
-//! connections wait for it, nobody steals them, and the p99 at pipeline 1 doubled. A
+//! pipelined throughput (-P 16) rose by 9-26% for the write tests (`bench/ab.sh`),
+//! because the machine stood idle 15% of the time instead of 24%; but when a thread is
+//! preempted its connections wait for it, nobody steals them, and the p99 at pipeline 1
+//! was 1.3-2x as long. A
 //! server whose cores are its own gains the first and not the second.
 //!
 //! Connections are dealt round-robin at accept. The socket is taken off the accepting
@@ -22,7 +23,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use super::client::ClientHandle;
-use super::{conn, Shared};
+use super::{run_connection, Shared};
 
 /// Most I/O threads `io-threads` accepts.
 pub const MAX_IO_THREADS: usize = 128;
@@ -89,10 +90,12 @@ impl IoThreads {
             async move {
                 // Registers the socket with this thread's poller.
                 match tokio::net::TcpStream::from_std(sock) {
-                    Ok(sock) => conn::serve_connection(Arc::clone(&sh), sock, handle).await,
-                    Err(e) => tracing::warn!(error = %e, %peer, "cannot register the connection"),
+                    Ok(sock) => run_connection(sh, sock, handle).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, %peer, "cannot register the connection");
+                        sh.clients.remove(id);
+                    }
                 }
-                sh.clients.remove(id);
             },
             rt,
         );

@@ -425,12 +425,18 @@ fn accept(
         io.serve(shared, tasks, sock, handle, peer);
         return;
     }
-    let sh = Arc::clone(shared);
-    tasks.spawn(async move {
-        let id = handle.id;
-        conn::serve_connection(Arc::clone(&sh), sock, handle).await;
-        sh.clients.remove(id);
-    });
+    tasks.spawn(run_connection(Arc::clone(shared), sock, handle));
+}
+
+/// Serves one connection, then takes it off the client registry.
+async fn run_connection(
+    shared: Arc<Shared>,
+    sock: tokio::net::TcpStream,
+    handle: Arc<client::ClientHandle>,
+) {
+    let id = handle.id;
+    conn::serve_connection(Arc::clone(&shared), sock, handle).await;
+    shared.clients.remove(id);
 }
 
 /// Recovers, binds and serves until `signal` resolves or SHUTDOWN (see
