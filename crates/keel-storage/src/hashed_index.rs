@@ -460,7 +460,7 @@ impl<V> Keyed for EntryRef<V> {
 }
 
 // The memory engine's entry head: refs, lock, flags and key length in one word, the slot.
-const _: () = assert!(std::mem::size_of::<Entry<crate::memory::value::Val>>() == 16);
+const _: () = assert!(std::mem::size_of::<Entry<crate::thin_value::Val>>() == 16);
 
 /// One hash shard, alone on its cache line so readers of neighbouring shards do not
 /// contend on the lock word.

@@ -19,6 +19,7 @@ pub mod scan_iter;
 pub mod snapshot_registry;
 pub mod stats;
 pub mod storage;
+pub mod thin_value;
 
 pub mod bitcask;
 pub mod lsm;

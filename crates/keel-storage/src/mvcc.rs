@@ -367,6 +367,18 @@ impl<V: IndexValue> VersionedIndex<V> {
         find(&map, key)?.latest().cloned()
     }
 
+    /// Calls `f` with the latest visible value of each of `keys` that has one, under one
+    /// hold of the read lock: a prefetch pass, whose searches run back to back with no
+    /// lock's barrier between them, so one key's misses can overlap the next key's.
+    pub fn latest_each(&self, keys: &[&[u8]], mut f: impl FnMut(&V)) {
+        let map = self.map.read();
+        for key in keys {
+            if let Some(v) = find(&map, key).and_then(Slot::latest) {
+                f(v);
+            }
+        }
+    }
+
     /// The value of `key` as of `seq` (which must be pinned by the caller).
     pub fn get_at(&self, key: &[u8], seq: u64) -> Option<V> {
         let map = self.map.read();

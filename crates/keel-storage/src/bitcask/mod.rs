@@ -41,6 +41,7 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 
 use crate::batch::WriteBatch;
 use crate::dirlock::DirLock;
@@ -456,6 +457,17 @@ impl Storage for Bitcask {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.inner.check_open()?;
         self.inner.get_latest(key)
+    }
+
+    fn prefetch_reads(&self, keys: &[&[u8]]) {
+        if self.inner.check_open().is_err() {
+            return;
+        }
+        for window in keys.chunks(crate::cache_hint::PREFETCH_WINDOW) {
+            let mut locs: SmallVec<[Loc; crate::cache_hint::PREFETCH_WINDOW]> = SmallVec::new();
+            self.inner.index.latest_each(window, |loc| locs.push(*loc));
+            self.inner.cache.prefetch(&locs);
+        }
     }
 
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {

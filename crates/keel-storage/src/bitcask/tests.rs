@@ -374,6 +374,40 @@ mod cases {
     }
 
     #[test]
+    fn prefetch_reads_changes_no_result_and_probes_no_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts();
+        o.bitcask.cache_bytes = 1 << 20;
+        let db = Bitcask::open(dir.path(), &o).unwrap();
+        for i in 0..60 {
+            put(&db, &format!("k{i}"), &format!("v{i}"));
+        }
+        let mut b = WriteBatch::new();
+        for i in (0..60).step_by(3) {
+            b.delete(format!("k{i}"));
+        }
+        db.write(b, WriteOptions::DEFAULT).unwrap();
+        // More than a window, with absent, deleted and repeated keys.
+        let names: Vec<String> = (0..70).chain(5..9).map(|i| format!("k{i}")).collect();
+        let keys: Vec<&[u8]> = names.iter().map(|k| k.as_bytes()).collect();
+        let before = db.stats();
+        db.prefetch_reads(&keys);
+        let after = db.stats();
+        assert_eq!(
+            (after.cache_hits, after.cache_misses),
+            (before.cache_hits, before.cache_misses),
+            "a prefetch is not a read"
+        );
+        for (i, key) in (0..70).chain(5..9).zip(&keys) {
+            let want = (i < 60 && i % 3 != 0).then(|| Bytes::from(format!("v{i}")));
+            assert_eq!(db.get(key).unwrap(), want, "k{i}");
+        }
+        db.close().unwrap();
+        db.prefetch_reads(&keys);
+        assert!(db.get(b"k1").is_err(), "closed");
+    }
+
+    #[test]
     fn group_commit_covers_every_sync_writer() {
         let dir = tempfile::tempdir().unwrap();
         let mut o = opts();

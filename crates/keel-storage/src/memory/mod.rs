@@ -5,7 +5,6 @@
 //! `WriteOptions::sync` have nothing to flush.
 
 pub mod checkpoint;
-pub(crate) mod value;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,8 +26,7 @@ use crate::range::{Direction, ScanRange};
 use crate::scan_iter;
 use crate::stats::StorageStats;
 use crate::storage::{KvIter, Snapshot, Storage, ValueRef};
-
-use value::Val;
+use crate::thin_value::Val;
 
 /// How often the background task reclaims old versions, and how many keys per step.
 const GC_INTERVAL: Duration = Duration::from_millis(50);

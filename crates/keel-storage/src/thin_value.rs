@@ -1,12 +1,14 @@
-//! [`Val`], how the memory engine holds a value: one exact-size allocation (a 4-byte
-//! length, then the bytes) behind an 8-byte pointer.
+//! [`Val`], an immutable value in one exact-size allocation (a 4-byte length, then the
+//! bytes) behind an 8-byte pointer: how the memory engine holds its values and the
+//! Bitcask value cache its cached ones.
 //!
-//! Why not `Bytes`: a `Bytes` handle is 32 bytes in the key's entry, and the first clone
-//! of a `Bytes` made from a vector allocates a 32-byte shared header that stays for the
-//! value's life, so every key that was once read (or scanned by a snapshot) grew by 32
-//! bytes. Reads copy a `Val` out instead: a 64-byte value costs about as much to copy
-//! as two atomic reference-count updates on a cache line other cores read, and a copy
-//! leaves nothing shared behind.
+//! Why not `Bytes`: a `Bytes` handle is 32 bytes, and the first clone of a `Bytes` made
+//! from a vector allocates a 32-byte shared header that stays for the value's life, so
+//! every key that was once read (or scanned by a snapshot) grew by 32 bytes. Reads copy
+//! a `Val` out instead: a 64-byte value costs about as much to copy as two atomic
+//! reference-count updates on a cache line other cores read, and a copy leaves nothing
+//! shared behind. The length sits on the value's first cache line, so one prefetch of
+//! the pointer brings both.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
