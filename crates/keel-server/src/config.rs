@@ -101,9 +101,16 @@ pub struct Args {
     /// Most simultaneous client connections [default: 10000].
     #[arg(long, env = "KEEL_MAXCLIENTS")]
     pub maxclients: Option<usize>,
+    /// Worker threads of the shared runtime that serves connections; 0 = one fewer
+    /// than the cores, at least one: the last core is left to keel's own threads
+    /// (commits, fsyncs, background work) and the kernel's network processing, and on
+    /// a machine whose clients share the cores, to them (see docs/benchmarks.md)
+    /// [default: 0].
+    #[arg(long, env = "KEEL_THREADS")]
+    pub threads: Option<usize>,
     /// Serve connections on this many threads, each with its own event loop and the
-    /// connections dealt to it at accept; 0 = on the shared runtime, whose threads (one
-    /// per core) steal work from each other. More throughput under pipelining when the
+    /// connections dealt to it at accept; 0 = on the shared runtime, whose threads
+    /// (`threads`) steal work from each other. More throughput under pipelining when the
     /// cores are the server's own, a longer tail when clients share them (see
     /// docs/benchmarks.md) [default: 0].
     #[arg(long, env = "KEEL_IO_THREADS")]
@@ -196,6 +203,8 @@ pub struct FileConfig {
     pub maxmemory_samples: Option<usize>,
     /// See [`Args::maxclients`].
     pub maxclients: Option<usize>,
+    /// See [`Args::threads`].
+    pub threads: Option<usize>,
     /// See [`Args::io_threads`].
     #[serde(alias = "io_threads")]
     pub io_threads: Option<usize>,
@@ -291,6 +300,9 @@ pub struct Config {
     pub maxmemory_samples: usize,
     /// Connection limit.
     pub maxclients: usize,
+    /// Worker threads of the shared runtime (0: one fewer than the cores, at least
+    /// one; see [`Config::worker_threads`]).
+    pub threads: usize,
     /// Threads with their own event loop that serve the connections (0: the shared
     /// runtime).
     pub io_threads: usize,
@@ -424,6 +436,7 @@ impl Default for Config {
             maxmemory_policy: EvictionPolicy::NoEviction,
             maxmemory_samples: 5,
             maxclients: 10_000,
+            threads: 0,
             io_threads: 0,
             timeout: 0,
             proto_max_bulk_len: 512 << 20,
@@ -439,6 +452,9 @@ impl Default for Config {
         }
     }
 }
+
+/// Most worker threads `threads` may ask for.
+pub const MAX_THREADS: usize = 1024;
 
 /// Redis's default save points (redis.conf of Redis 7).
 pub const DEFAULT_SAVE_POINTS: [(u64, u64); 3] = [(3600, 1), (300, 100), (60, 10_000)];
@@ -526,6 +542,18 @@ fn size(name: &'static str, v: Option<String>, default: u64) -> Result<u64, Conf
 }
 
 impl Config {
+    /// Worker threads for the shared runtime: `threads`, or when that is 0 one fewer
+    /// than the cores this process may run on, at least one.
+    pub fn worker_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .saturating_sub(1)
+                .max(1),
+            n => n,
+        }
+    }
+
     /// Whether a shutdown without SAVE or NOSAVE snapshots: with the log off and save
     /// points set, as Redis does; with the log on, the WAL already holds every write.
     pub fn saves_on_exit(&self) -> bool {
@@ -644,6 +672,7 @@ impl Config {
                 .or(file.maxmemory_samples)
                 .unwrap_or(d.maxmemory_samples),
             maxclients: args.maxclients.or(file.maxclients).unwrap_or(d.maxclients),
+            threads: args.threads.or(file.threads).unwrap_or(d.threads),
             io_threads: args.io_threads.or(file.io_threads).unwrap_or(d.io_threads),
             timeout: args.timeout.or(file.timeout).unwrap_or(d.timeout),
             proto_max_bulk_len: size(
@@ -684,6 +713,9 @@ impl Config {
         }
         if self.maxclients == 0 {
             return Err(invalid("maxclients", "must be at least 1"));
+        }
+        if self.threads > MAX_THREADS {
+            return Err(invalid("threads", format!("must be at most {MAX_THREADS}")));
         }
         if self.io_threads > crate::server::io_threads::MAX_IO_THREADS {
             return Err(invalid(
@@ -859,6 +891,27 @@ mod tests {
         assert_eq!(c.timeout, 42, "env wins over the file");
         assert_eq!(c.maxclients, 88, "CLI wins over env");
         assert_eq!(c.port, 7100, "file applies when env and CLI are silent");
+    }
+
+    #[test]
+    fn threads_leave_a_core_by_default_and_are_bounded() {
+        let c = Config::default();
+        assert_eq!(c.threads, 0);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(c.worker_threads(), cores.saturating_sub(1).max(1));
+        let c = Config::resolve(args(&["--threads", "3"]), FileConfig::default()).expect("resolve");
+        assert_eq!((c.threads, c.worker_threads()), (3, 3));
+        let f = parse_file("threads = 2\n").expect("file");
+        assert_eq!(
+            Config::resolve(Args::default(), f)
+                .expect("resolve")
+                .worker_threads(),
+            2
+        );
+        let err = Config::resolve(args(&["--threads", "1025"]), FileConfig::default())
+            .expect_err("above the limit");
+        assert!(err.to_string().contains("threads"), "{err}");
+        assert!(err.to_string().contains("at most 1024"), "{err}");
     }
 
     #[test]

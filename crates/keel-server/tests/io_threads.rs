@@ -1,13 +1,15 @@
-//! `io-threads N`: connections dealt to N threads with their own event loops. One test
-//! function, so that no other server of this binary runs keel-io threads while the
-//! threads' CPU time is read. Every wait is bounded (WAIT).
+//! The threads that serve connections: `threads N`, the shared runtime's workers, and
+//! `io-threads N`, connections dealt to N threads with their own event loops. One test
+//! function runs in-process servers, so that no other server of this binary runs
+//! keel-io threads while the threads' CPU time is read; the `threads` test runs the
+//! binary, as its runtime is built by `main`. Every wait is bounded (WAIT).
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{connect, wait_blocked, InProc, WAIT};
+use common::{connect, spawn_binary, wait_blocked, InProc, WAIT};
 use keel_server::Config;
 use redis::{Commands, Value};
 
@@ -51,7 +53,14 @@ fn connections_on_io_threads_share_the_keyspace_wakeups_and_shutdown() {
         io_threads: 2,
         ..Config::default()
     });
-    let before = io_thread_cpu();
+    // A thread names itself once it runs, which on a busy machine can be a moment
+    // after the server is up.
+    let deadline = Instant::now() + WAIT;
+    let mut before = io_thread_cpu();
+    while before.len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        before = io_thread_cpu();
+    }
     assert_eq!(
         before.keys().cloned().collect::<Vec<_>>(),
         ["keel-io-0", "keel-io-1"],
@@ -142,4 +151,46 @@ fn connections_on_io_threads_share_the_keyspace_wakeups_and_shutdown() {
     assert!(cons
         .iter_mut()
         .all(|c| redis::cmd("PING").query::<String>(c).is_err()));
+}
+
+/// The `runtime_workers` line of INFO server.
+fn runtime_workers(con: &mut redis::Connection) -> usize {
+    let info: String = redis::cmd("INFO").arg("server").query(con).expect("info");
+    info.lines()
+        .find_map(|l| l.strip_prefix("runtime_workers:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("runtime_workers in INFO server")
+}
+
+#[test]
+fn threads_sets_the_runtime_workers_and_defaults_to_all_cores_but_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let srv = spawn_binary(&tmp.path().join("three"), &["--threads", "3"]);
+    let mut con = connect(srv.addr);
+    assert_eq!(runtime_workers(&mut con), 3);
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("threads")
+        .query(&mut con)
+        .expect("config get");
+    assert_eq!(got, ["threads", "3"]);
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("threads")
+        .arg("2")
+        .query::<()>(&mut con)
+        .expect_err("threads is fixed at start");
+    assert!(
+        err.to_string().contains("can't set immutable config"),
+        "{err}"
+    );
+    drop(srv);
+
+    let srv = spawn_binary(&tmp.path().join("default"), &[]);
+    let mut con = connect(srv.addr);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(runtime_workers(&mut con), cores.saturating_sub(1).max(1));
+    let _: () = con.set("k", "v").expect("set");
+    let v: String = con.get("k").expect("get");
+    assert_eq!(v, "v");
 }

@@ -38,7 +38,9 @@ fn main() -> ExitCode {
     if config.disable_thp {
         disable_transparent_huge_pages();
     }
+    let workers = config.worker_threads();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .thread_name("keel-net")
         .build()

@@ -125,6 +125,8 @@ pub struct Shared {
     pub local_addr: SocketAddr,
     /// When the server started.
     pub started: Instant,
+    /// Worker threads of the runtime the server was bound on (INFO's `runtime_workers`).
+    pub runtime_workers: usize,
     /// Redis settings accepted by CONFIG SET but without effect in keel.
     pub ignored_config: Mutex<std::collections::BTreeMap<String, String>>,
     /// Per-command and per-error counters (INFO commandstats/errorstats).
@@ -248,6 +250,7 @@ impl Server {
             shutdown_request: Mutex::new(None),
             local_addr,
             started,
+            runtime_workers: tokio::runtime::Handle::current().metrics().num_workers(),
             ignored_config: Mutex::new(Default::default()),
             cmd_stats: Default::default(),
             slowlog: Default::default(),
@@ -266,6 +269,7 @@ impl Server {
         }
         tracing::info!(
             addr = %local_addr,
+            workers = shared.runtime_workers,
             io_threads,
             startup_ms = started.elapsed().as_millis() as u64,
             "ready to accept connections on {local_addr}"

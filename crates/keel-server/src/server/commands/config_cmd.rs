@@ -85,6 +85,7 @@ fn current(s: &Session) -> Vec<(String, String)> {
         ),
         ("maxmemory-samples".into(), c.maxmemory_samples.to_string()),
         ("maxclients".into(), c.maxclients.to_string()),
+        ("threads".into(), c.threads.to_string()),
         ("io-threads".into(), c.io_threads.to_string()),
         ("timeout".into(), c.timeout.to_string()),
         (
@@ -264,7 +265,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
             },
             "port" | "bind" | "dir" | "engine" | "appendfsync" | "proto-max-bulk-len"
             | "cache-size" | "disable-thp" | "client-query-buffer-limit"
-            | "auto-snapshot-wal-bytes" | "loglevel" | "io-threads" => {
+            | "auto-snapshot-wal-bytes" | "loglevel" | "io-threads" | "threads" => {
                 return bad("can't set immutable config")
             }
             n if IGNORED.iter().any(|(k, _)| *k == n) => ignored.push((name, value)),
@@ -372,6 +373,7 @@ fn rewrite(s: &mut Session) -> Outcome {
     );
     table.insert("maxmemory-samples".into(), int(c.maxmemory_samples as u64));
     table.insert("maxclients".into(), int(c.maxclients as u64));
+    table.insert("threads".into(), int(c.threads as u64));
     table.insert("io-threads".into(), int(c.io_threads as u64));
     table.insert("timeout".into(), int(c.timeout));
     table.insert("proto-max-bulk-len".into(), int(c.proto_max_bulk_len));

@@ -96,6 +96,7 @@ fn server(sh: &Shared, out: &mut String) {
     kv(out, "redis_git_dirty", 0);
     kv(out, "redis_build_id", "0");
     kv(out, "multiplexing_api", "tokio");
+    kv(out, "runtime_workers", sh.runtime_workers);
     kv(out, "atomicvar_api", "c11-builtin");
     kv(out, "run_id", info_extra::run_id());
     kv(out, "hz", 10);
