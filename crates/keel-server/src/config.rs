@@ -101,11 +101,11 @@ pub struct Args {
     /// Most simultaneous client connections [default: 10000].
     #[arg(long, env = "KEEL_MAXCLIENTS")]
     pub maxclients: Option<usize>,
-    /// Worker threads of the shared runtime that serves connections; 0 = one fewer
-    /// than the cores, at least one: the last core is left to keel's own threads
-    /// (commits, fsyncs, background work) and the kernel's network processing, and on
-    /// a machine whose clients share the cores, to them (see docs/benchmarks.md)
-    /// [default: 0].
+    /// Worker threads of the shared runtime that serves connections; 0 = with the
+    /// memory engine one fewer than the cores (at least one), leaving a core to keel's
+    /// own threads, the kernel's network processing and clients on the same machine;
+    /// with bitcask and lsm, whose requests cost more server time, one per core (see
+    /// docs/benchmarks.md, "Runtime workers") [default: 0].
     #[arg(long, env = "KEEL_THREADS")]
     pub threads: Option<usize>,
     /// Serve connections on this many threads, each with its own event loop and the
@@ -300,8 +300,8 @@ pub struct Config {
     pub maxmemory_samples: usize,
     /// Connection limit.
     pub maxclients: usize,
-    /// Worker threads of the shared runtime (0: one fewer than the cores, at least
-    /// one; see [`Config::worker_threads`]).
+    /// Worker threads of the shared runtime (0: chosen by engine and cores; see
+    /// [`Config::worker_threads`]).
     pub threads: usize,
     /// Threads with their own event loop that serve the connections (0: the shared
     /// runtime).
@@ -542,15 +542,19 @@ fn size(name: &'static str, v: Option<String>, default: u64) -> Result<u64, Conf
 }
 
 impl Config {
-    /// Worker threads for the shared runtime: `threads`, or when that is 0 one fewer
-    /// than the cores this process may run on, at least one.
+    /// Worker threads for the shared runtime: `threads`, or when that is 0, for the
+    /// memory engine one fewer than the cores this process may run on (at least one)
+    /// and for bitcask and lsm all of them. Measured on 2 cores shared with the
+    /// clients: a memory-engine request costs so little server time that one worker
+    /// keeps up, and the second one's hand-offs cost more than it gives (pipeline 1:
+    /// 4-8% less CPU per request); a bitcask or lsm request costs 1.6-8 times as much,
+    /// and a second worker served pipelined bitcask reads 28% faster.
     pub fn worker_threads(&self) -> usize {
-        match self.threads {
-            0 => std::thread::available_parallelism()
-                .map_or(1, usize::from)
-                .saturating_sub(1)
-                .max(1),
-            n => n,
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        match (self.threads, self.engine) {
+            (0, EngineKind::Memory) => cores.saturating_sub(1).max(1),
+            (0, _) => cores,
+            (n, _) => n,
         }
     }
 
@@ -894,11 +898,14 @@ mod tests {
     }
 
     #[test]
-    fn threads_leave_a_core_by_default_and_are_bounded() {
+    fn threads_default_by_engine_and_are_bounded() {
         let c = Config::default();
         assert_eq!(c.threads, 0);
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         assert_eq!(c.worker_threads(), cores.saturating_sub(1).max(1));
+        let c = Config::resolve(args(&["--engine", "bitcask"]), FileConfig::default())
+            .expect("resolve");
+        assert_eq!(c.worker_threads(), cores, "a disk engine takes every core");
         let c = Config::resolve(args(&["--threads", "3"]), FileConfig::default()).expect("resolve");
         assert_eq!((c.threads, c.worker_threads()), (3, 3));
         let f = parse_file("threads = 2\n").expect("file");

@@ -163,7 +163,7 @@ fn runtime_workers(con: &mut redis::Connection) -> usize {
 }
 
 #[test]
-fn threads_sets_the_runtime_workers_and_defaults_to_all_cores_but_one() {
+fn threads_sets_the_runtime_workers_and_defaults_by_engine() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let srv = spawn_binary(&tmp.path().join("three"), &["--threads", "3"]);
     let mut con = connect(srv.addr);
@@ -193,4 +193,9 @@ fn threads_sets_the_runtime_workers_and_defaults_to_all_cores_but_one() {
     let _: () = con.set("k", "v").expect("set");
     let v: String = con.get("k").expect("get");
     assert_eq!(v, "v");
+    drop(srv);
+
+    let srv = spawn_binary(&tmp.path().join("bitcask"), &["--engine", "bitcask"]);
+    let mut con = connect(srv.addr);
+    assert_eq!(runtime_workers(&mut con), cores, "bitcask takes every core");
 }
