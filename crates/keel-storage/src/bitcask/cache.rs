@@ -191,21 +191,15 @@ impl ValueCache {
         for &(_, hash) in &hashes {
             let shard = self.padded(hash).shard.read();
             if let Some(slot) = shard.slots.get(home(hash) as usize & shard.mask()) {
-                // A slot is 48 bytes, so it may straddle two lines.
+                // A slot is 24 bytes, so it may straddle two lines.
                 let first: *const Option<Slot> = slot;
                 prefetch_line(first);
                 prefetch_line(first.cast::<u8>().wrapping_add(SLOT_BYTES - 1));
             }
         }
         for &(key, hash) in &hashes {
-            let shard = self.padded(hash).shard.read();
-            if shard.len == 0 {
-                continue;
-            }
-            if let Ok(i) = shard.probe(key, hash) {
-                if let Some(slot) = &shard.slots[i] {
-                    slot.value.prefetch();
-                }
+            if let Some(slot) = self.padded(hash).shard.read().find(key, hash) {
+                slot.value.prefetch();
             }
         }
     }
@@ -257,12 +251,17 @@ impl Shard {
         Err(i)
     }
 
-    fn get(&self, key: u64, hash: u64) -> Option<&Val> {
+    /// The entry of `key`, if cached; marks nothing.
+    fn find(&self, key: u64, hash: u64) -> Option<&Slot> {
         if self.len == 0 {
             return None;
         }
         let i = self.probe(key, hash).ok()?;
-        let slot = self.slots[i].as_ref()?;
+        self.slots[i].as_ref()
+    }
+
+    fn get(&self, key: u64, hash: u64) -> Option<&Val> {
+        let slot = self.find(key, hash)?;
         // Load before store: a bit already set costs no write to a shared cache line.
         if !slot.referenced.load(Ordering::Relaxed) {
             slot.referenced.store(true, Ordering::Relaxed);

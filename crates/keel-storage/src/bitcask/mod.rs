@@ -44,6 +44,7 @@ use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use crate::batch::WriteBatch;
+use crate::cache_hint::PREFETCH_WINDOW;
 use crate::dirlock::DirLock;
 use crate::error::{Result, StorageError};
 use crate::lifecycle::{Lifecycle, LifecycleState};
@@ -463,8 +464,8 @@ impl Storage for Bitcask {
         if self.inner.check_open().is_err() {
             return;
         }
-        for window in keys.chunks(crate::cache_hint::PREFETCH_WINDOW) {
-            let mut locs: SmallVec<[Loc; crate::cache_hint::PREFETCH_WINDOW]> = SmallVec::new();
+        for window in keys.chunks(PREFETCH_WINDOW) {
+            let mut locs: SmallVec<[Loc; PREFETCH_WINDOW]> = SmallVec::new();
             self.inner.index.latest_each(window, |loc| locs.push(*loc));
             self.inner.cache.prefetch(&locs);
         }
