@@ -504,20 +504,25 @@ mod tests {
         // A table that cannot double (8,192 slots, room for 6,144 values of 8 bytes), so
         // it runs at 3/4 and every insert evicts. Random homes at 3/4 give 8.5 slots per
         // absent-key probe; a hand walking slots in order left the table full just ahead
-        // of it (15-18 here, and inserts 40 times slower).
+        // of it, and inserts 40 times slower. The mean is taken over all shards: the
+        // hasher's key is random, and one shard's mean varies too much to bound (over 40
+        // caches it ranged 8.3-10.1 with the stride, 17-48 with the in-order hand), while
+        // the mean over the 16 shards ranged 7.6-8.3 with the stride and 12.9-20.1 without.
         let per_shard = 8192 * SLOT_BYTES + 6144 * (8 + VALUE_OVERHEAD);
         let cache = ValueCache::new(SHARDS * per_shard);
         let v = [7u8; 8];
         for i in 0..SHARDS as u32 * 6144 * 10 {
             cache.insert(loc(1 + i / 1_000_000, (i % 1_000_000) * 40), &v);
         }
+        let mut probes = 0.0;
         for p in &cache.shards {
             let shard = p.shard.read();
             assert_eq!(shard.slots.len(), 8192, "the table could not double");
             assert_eq!(shard.len, 6144, "and fills to 3/4");
-            let probe = mean_miss_probe(&shard);
-            assert!(probe < 10.0, "mean absent-key probe {probe:.1} slots");
+            probes += mean_miss_probe(&shard);
         }
+        let probe = probes / SHARDS as f64;
+        assert!(probe < 10.0, "mean absent-key probe {probe:.1} slots");
         check(&cache);
     }
 
