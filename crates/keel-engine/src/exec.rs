@@ -10,7 +10,7 @@ use crate::error::{fail, CmdResult, Result};
 use crate::keys;
 use crate::kv::{KvRead, LatestReader, PairIter, SnapshotReader, WriteTx};
 use crate::meta::{Body, KeyType, Meta};
-use crate::reply::errors;
+use crate::reply::{errors, BulkList};
 
 /// Where a command's reads and writes go.
 pub enum Access<'a> {
@@ -167,14 +167,13 @@ impl<'a> Exec<'a> {
         self.reader().scan(range, dir)
     }
 
-    /// Raw storage scan of values only: the first `limit` of `range` in `dir` order.
-    pub fn scan_values(
-        &self,
-        range: ScanRange,
-        dir: Direction,
-        limit: usize,
-    ) -> Result<Vec<Bytes>> {
-        self.reader().scan_values(range, dir, limit)
+    /// Raw storage scan of values only: the first `limit` of `range` in `dir` order, held
+    /// back to back in one buffer.
+    pub fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<BulkList> {
+        let mut out = BulkList::with_capacity(limit);
+        self.reader()
+            .visit_values(range, dir, limit, &mut |v| out.push(v))?;
+        Ok(out)
     }
 
     fn tx(&mut self) -> CmdResult<&mut WriteTx> {

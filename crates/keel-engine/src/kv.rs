@@ -30,13 +30,20 @@ pub trait KvRead {
     }
     /// Keys of `range` in `dir` order.
     fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_>;
-    /// The values of the first `limit` keys of `range` in `dir` order, for a reader that
-    /// needs no keys (storage may then skip copying them).
-    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
-        self.scan(range, dir)
-            .take(limit)
-            .map(|r| r.map(|(_, v)| v))
-            .collect()
+    /// Calls `f` with the values of the first `limit` keys of `range` in `dir` order, for
+    /// a reader that needs no keys (storage may then lend them instead of copying keys
+    /// and values out); `f` must not read storage itself.
+    fn visit_values(
+        &self,
+        range: ScanRange,
+        dir: Direction,
+        limit: usize,
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<()> {
+        for r in self.scan(range, dir).take(limit) {
+            f(&r?.1);
+        }
+        Ok(())
     }
 }
 
@@ -66,8 +73,14 @@ impl KvRead for SnapshotReader {
         Box::new(self.snap.scan(range, dir).map(|r| r.map_err(Into::into)))
     }
 
-    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
-        Ok(self.snap.scan_values(range, dir, limit)?)
+    fn visit_values(
+        &self,
+        range: ScanRange,
+        dir: Direction,
+        limit: usize,
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<()> {
+        Ok(self.snap.visit_values(range, dir, limit, f)?)
     }
 }
 
@@ -113,9 +126,15 @@ impl KvRead for LatestReader<'_> {
         Box::new(self.store.scan(range, dir).map(|r| r.map_err(Into::into)))
     }
 
-    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
+    fn visit_values(
+        &self,
+        range: ScanRange,
+        dir: Direction,
+        limit: usize,
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<()> {
         self.reads.set(self.reads.get().saturating_add(2));
-        Ok(self.store.scan_values(range, dir, limit)?)
+        Ok(self.store.visit_values(range, dir, limit, f)?)
     }
 }
 

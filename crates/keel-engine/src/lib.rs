@@ -31,4 +31,4 @@ pub use ctx::ApplyCtx;
 pub use engine::{Applied, Engine, MemoryVerdict, Op, ReadResult};
 pub use error::{EngineError, Result};
 pub use eviction::EvictionPolicy;
-pub use reply::Reply;
+pub use reply::{BulkList, Reply};

@@ -787,13 +787,18 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         out
     }
 
-    /// Like [`HashedIndex::range_at`] for a reader that needs only the values: they are
-    /// appended to `out`, and only the last entry's key is copied (where a next walk
-    /// resumes; None when the range had no live entry left).
-    pub fn values_at(&self, walk: &Walk<'_>, out: &mut Vec<Bytes>) -> Option<Bytes> {
+    /// Like [`HashedIndex::range_at`] for a reader that needs only the values: `f` is
+    /// lent each (under the order's read lock), and only the last entry's key is copied
+    /// (where a next walk resumes; None when the range had no live entry left). Returns
+    /// how many values `f` saw and that key.
+    pub fn values_at(&self, walk: &Walk<'_>, f: &mut dyn FnMut(&[u8])) -> (usize, Option<Bytes>) {
         let order = self.order.read();
-        let last = self.walk(&order, walk, |_, v| out.push(copy_out(v)));
-        last.map(Bytes::copy_from_slice)
+        let mut visited = 0;
+        let last = self.walk(&order, walk, |_, v| {
+            visited += 1;
+            f(v.as_ref());
+        });
+        (visited, last.map(Bytes::copy_from_slice))
     }
 
     /// Calls `f` with the live entries `walk` covers in the locked `order` and returns

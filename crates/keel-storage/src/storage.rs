@@ -30,16 +30,36 @@ pub trait Snapshot: Send + Sync {
     /// Keys in `range` at this snapshot, in `dir` order.
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter;
 
-    /// The values of the first `limit` keys of `range` at this snapshot, in `dir` order,
-    /// for a reader that needs no keys: an engine may skip copying them.
+    /// Calls `f` with the values of the first `limit` keys of `range` at this snapshot,
+    /// in `dir` order, for a reader that needs no keys: an engine may lend its own bytes
+    /// instead of copying keys and values out. `f` may run under an engine lock, so it
+    /// must not call back into storage.
+    fn visit_values(
+        &self,
+        range: ScanRange,
+        dir: Direction,
+        limit: usize,
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<()> {
+        visit_scan_values(self.scan(range, dir), limit, f)
+    }
+
+    /// The values [`Snapshot::visit_values`] visits, copied out.
     fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
-        values_of(self.scan(range, dir), limit)
+        let mut out = Vec::new();
+        self.visit_values(range, dir, limit, &mut |v| {
+            out.push(Bytes::copy_from_slice(v))
+        })?;
+        Ok(out)
     }
 }
 
-/// The first `limit` values of a scan (the default `scan_values`).
-fn values_of(scan: KvIter, limit: usize) -> Result<Vec<Bytes>> {
-    scan.take(limit).map(|r| r.map(|(_, v)| v)).collect()
+/// Calls `f` with the first `limit` values of a scan (the default `visit_values`).
+fn visit_scan_values(scan: KvIter, limit: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+    for r in scan.take(limit) {
+        f(&r?.1);
+    }
+    Ok(())
 }
 
 /// A value handed to a [`Storage::read_with`] callback: borrowed from the engine for
@@ -94,10 +114,25 @@ pub trait Storage: Send + Sync {
     /// Keys in `range` at the moment of the call (an implicit snapshot), in `dir` order.
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter;
 
-    /// The values of the first `limit` keys of `range` at the moment of the call, in
-    /// `dir` order (see [`Snapshot::scan_values`]).
+    /// Calls `f` with the values of the first `limit` keys of `range` at the moment of
+    /// the call, in `dir` order (see [`Snapshot::visit_values`]).
+    fn visit_values(
+        &self,
+        range: ScanRange,
+        dir: Direction,
+        limit: usize,
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<()> {
+        visit_scan_values(self.scan(range, dir), limit, f)
+    }
+
+    /// The values [`Storage::visit_values`] visits, copied out.
     fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
-        values_of(self.scan(range, dir), limit)
+        let mut out = Vec::new();
+        self.visit_values(range, dir, limit, &mut |v| {
+            out.push(Bytes::copy_from_slice(v))
+        })?;
+        Ok(out)
     }
 
     /// A hint from the writer that `keys` are about to be read and written: an engine may

@@ -330,7 +330,7 @@ fn getall_generic(ex: &mut Exec, key: &[u8], fields: bool, values: bool) -> CmdR
     if !fields {
         // HVALS: values only, no field names copied out of storage.
         let range = keys::sub_range(ex.db, key, version);
-        return Ok(Reply::bulks(ex.scan_values(
+        return Ok(Reply::Bulks(ex.scan_values(
             range,
             Direction::Forward,
             usize::MAX,

@@ -557,7 +557,7 @@ fn lrange(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     if items.len() != want {
         return Err(EngineError::corrupt("list element", key, "hole inside head..tail").into());
     }
-    Ok(Reply::bulks(items))
+    Ok(Reply::Bulks(items))
 }
 
 fn ltrim(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {

@@ -78,6 +78,14 @@ fn bulk_header(out: &mut BytesMut, len: usize) {
     }
 }
 
+/// A bulk string: header, bytes, CRLF.
+fn bulk(out: &mut BytesMut, b: &[u8]) {
+    out.reserve(b.len() + 7);
+    bulk_header(out, b.len());
+    out.put_slice(b);
+    out.put_slice(b"\r\n");
+}
+
 /// Appends `reply` to `out` in protocol `proto`.
 pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
     match reply {
@@ -85,12 +93,7 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
         Reply::Simple(s) => line(out, b'+', sanitize(s).as_bytes()),
         Reply::Error(e) => line(out, b'-', sanitize(e).as_bytes()),
         Reply::Int(n) => int_line(out, b':', *n),
-        Reply::Bulk(b) => {
-            out.reserve(b.len() + 7);
-            bulk_header(out, b.len());
-            out.put_slice(b);
-            out.put_slice(b"\r\n");
-        }
+        Reply::Bulk(b) => bulk(out, b),
         Reply::Nil => match proto {
             Protocol::Resp2 => out.put_slice(b"$-1\r\n"),
             Protocol::Resp3 => out.put_slice(b"_\r\n"),
@@ -103,6 +106,12 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
             int_line(out, b'*', items.len() as i64);
             for i in items {
                 encode(i, proto, out);
+            }
+        }
+        Reply::Bulks(list) => {
+            int_line(out, b'*', list.len() as i64);
+            for v in list.iter() {
+                bulk(out, v);
             }
         }
         Reply::Push(items) => {
@@ -183,6 +192,25 @@ mod tests {
         let mut out = BytesMut::new();
         encode(r, p, &mut out);
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// A list of bulks renders byte for byte as the array of their bulk replies, empty
+    /// and long values included, in both protocols.
+    #[test]
+    fn bulks_render_as_their_array() {
+        let long = "x".repeat(1000);
+        let values: Vec<&[u8]> = vec![b"a", b"", b"0123456789", long.as_bytes(), b"\r\n"];
+        for p in [Protocol::Resp2, Protocol::Resp3] {
+            for n in 0..=values.len() {
+                let list: keel_engine::BulkList = values[..n].iter().collect();
+                let array = Reply::bulks(values[..n].iter().map(|v| Bytes::copy_from_slice(v)));
+                assert_eq!(enc(&Reply::Bulks(list), p), enc(&array, p), "{p:?} {n}");
+            }
+        }
+        assert_eq!(
+            enc(&Reply::Bulks(["ab", ""].iter().collect()), Protocol::Resp2),
+            "*2\r\n$2\r\nab\r\n$0\r\n\r\n"
+        );
     }
 
     /// Integers of every digit count, both signs and the extremes, as `format!` writes

@@ -151,27 +151,34 @@ impl Snapshot for MemSnapshot {
         scan_pinned(Arc::clone(&self.inner), Arc::clone(&self.pin), range, dir)
     }
 
-    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
-        values_at(&self.inner, self.pin.seq(), &range, dir, limit)
+    fn visit_values(
+        &self,
+        range: ScanRange,
+        dir: Direction,
+        limit: usize,
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<()> {
+        values_at(&self.inner, self.pin.seq(), &range, dir, limit, f)
     }
 }
 
-/// The values of the first `limit` live keys of `range` as of the pinned `seq`, a chunk
-/// of [`scan_iter::SCAN_CHUNK`] at a time (so writers wait at most one chunk for the
-/// order's lock), copying only each chunk's last key (where the next one resumes).
+/// Calls `f` with the values of the first `limit` live keys of `range` as of the pinned
+/// `seq`, a chunk of [`scan_iter::SCAN_CHUNK`] at a time (so writers wait at most one
+/// chunk for the order's lock), copying only each chunk's last key (where the next one
+/// resumes).
 fn values_at(
     inner: &Inner,
     seq: u64,
     range: &ScanRange,
     dir: Direction,
     limit: usize,
-) -> Result<Vec<Bytes>> {
+    f: &mut dyn FnMut(&[u8]),
+) -> Result<()> {
     inner.check_open()?;
-    let mut out = Vec::with_capacity(limit.min(scan_iter::SCAN_CHUNK));
+    let mut seen = 0;
     let mut resume: Option<Bytes> = None;
-    while out.len() < limit {
-        let want = (limit - out.len()).min(scan_iter::SCAN_CHUNK);
-        let before = out.len();
+    while seen < limit {
+        let want = (limit - seen).min(scan_iter::SCAN_CHUNK);
         let walk = Walk {
             range,
             dir,
@@ -179,13 +186,14 @@ fn values_at(
             resume: resume.as_deref(),
             limit: want,
         };
-        let last = inner.index.values_at(&walk, &mut out);
+        let (visited, last) = inner.index.values_at(&walk, f);
+        seen += visited;
         match last {
-            Some(k) if out.len() - before == want => resume = Some(k),
+            Some(k) if visited == want => resume = Some(k),
             _ => break,
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn scan_pinned(inner: Arc<Inner>, pin: Arc<Pin>, range: ScanRange, dir: Direction) -> KvIter {
@@ -235,9 +243,15 @@ impl Storage for MemoryEngine {
         scan_pinned(Arc::clone(&self.inner), pin, range, dir)
     }
 
-    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
+    fn visit_values(
+        &self,
+        range: ScanRange,
+        dir: Direction,
+        limit: usize,
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<()> {
         let pin = self.inner.index.pin();
-        values_at(&self.inner, pin.seq(), &range, dir, limit)
+        values_at(&self.inner, pin.seq(), &range, dir, limit, f)
     }
 
     fn write(&self, batch: WriteBatch, _opts: WriteOptions) -> Result<u64> {
