@@ -72,6 +72,58 @@ fn concurrent_writers_each_apply_once_under_always() {
     hammer(SyncPolicy::Always);
 }
 
+/// Pipelines of wide MSETs from several connections make every round larger than the
+/// funnel prefetches at once (one pipeline alone is 4,600 arguments, over its 4,096),
+/// so their keys are prefetched in chunks while earlier chunks are applied: every
+/// write still applies once and in its connection's order.
+#[test]
+fn rounds_of_wide_writes_apply_every_write_once_and_in_order() {
+    const KEYS: usize = 10;
+    const PAIRS: usize = 200;
+    const BATCHES: usize = 6;
+    let srv = InProc::start(Config {
+        appendfsync: SyncPolicy::Always,
+        ..Config::default()
+    });
+    let addr = srv.addr;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut con = connect(addr);
+                let seq = format!("seq:{w}");
+                for batch in 0..BATCHES {
+                    let mut p = redis::pipe();
+                    for i in 0..PAIRS {
+                        let mut mset = redis::cmd("MSET");
+                        for k in 0..KEYS {
+                            mset.arg(format!("w{w}:k{k}"))
+                                .arg(format!("{batch}-{i}-{k}"));
+                        }
+                        p.add_command(mset).ignore();
+                        p.cmd("INCR").arg(&seq);
+                    }
+                    let counts: Vec<usize> = p.query(&mut con).expect("pipeline");
+                    let first = batch * PAIRS + 1;
+                    assert_eq!(counts, (first..first + PAIRS).collect::<Vec<_>>(), "{seq}");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer thread");
+    }
+    let mut con = srv.client();
+    for w in 0..WRITERS {
+        let keys: Vec<String> = (0..KEYS).map(|k| format!("w{w}:k{k}")).collect();
+        let got: Vec<String> = redis::cmd("MGET").arg(&keys).query(&mut con).expect("MGET");
+        let want: Vec<String> = (0..KEYS)
+            .map(|k| format!("{}-{}-{k}", BATCHES - 1, PAIRS - 1))
+            .collect();
+        assert_eq!(got, want, "writer {w}");
+    }
+    srv.stop().expect("clean stop");
+}
+
 #[test]
 fn writes_racing_a_shutdown_are_kept_or_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
