@@ -43,9 +43,9 @@ pub const MAX_BATCH: usize = 1024;
 /// a value each); a larger one in chunks of [`PREFETCH_CHUNK_ARGS`], each asked for
 /// while the one before it is applied. Why: a round of MSETs at -P 16 named up to ten
 /// thousand keys, and the first ones' lines were gone from the cache by the time they
-/// were applied (perf: the store's look-ups 18.6% of samples); rounds of one-key
-/// writes ran as fast or faster all at once (chunks of 512 arguments: INCR 0.81-1.20,
-/// LPUSH 0.74-1.25 in four `bench/ab.sh` runs, MSET 1.19-1.29 in all of them).
+/// were applied (perf: the store's look-ups 18.6% of samples); chunking rounds of
+/// one-key writes too showed no gain beyond the noise (chunks of 512 arguments: INCR
+/// 0.81-1.20, LPUSH 0.74-1.25 in four `bench/ab.sh` runs; MSET 1.19-1.29 in all four).
 const WHOLE_ROUND_ARGS: usize = 4096;
 /// Arguments per prefetch chunk of a large round (see [`WHOLE_ROUND_ARGS`]).
 const PREFETCH_CHUNK_ARGS: usize = 512;
@@ -62,6 +62,7 @@ fn op_args(op: &Op) -> usize {
         _ => 1,
     }
 }
+
 /// Keys active expiry deletes per entry at most.
 const EXPIRE_CYCLE_MAX: usize = 200;
 /// Eviction rounds one write may trigger before it is refused.
