@@ -43,18 +43,6 @@ pub trait Snapshot: Send + Sync {
     ) -> Result<()> {
         visit_scan_values(self.scan(range, dir), limit, f)
     }
-
-    /// The values [`Snapshot::visit_values`] visits, copied out.
-    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
-        copied(|f| self.visit_values(range, dir, limit, f))
-    }
-}
-
-/// Copies of the values `visit` lends (the default `scan_values`).
-fn copied(visit: impl FnOnce(&mut dyn FnMut(&[u8])) -> Result<()>) -> Result<Vec<Bytes>> {
-    let mut out = Vec::new();
-    visit(&mut |v| out.push(Bytes::copy_from_slice(v)))?;
-    Ok(out)
 }
 
 /// Calls `f` with the first `limit` values of a scan (the default `visit_values`).
@@ -127,11 +115,6 @@ pub trait Storage: Send + Sync {
         f: &mut dyn FnMut(&[u8]),
     ) -> Result<()> {
         visit_scan_values(self.scan(range, dir), limit, f)
-    }
-
-    /// The values [`Storage::visit_values`] visits, copied out.
-    fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<Vec<Bytes>> {
-        copied(|f| self.visit_values(range, dir, limit, f))
     }
 
     /// A hint from the writer that `keys` are about to be read and written: an engine may

@@ -79,7 +79,7 @@ enum Op {
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     Get(Vec<u8>),
     Scan(RangeSpec, Direction),
-    /// `scan_values` with a limit.
+    /// `visit_values` with a limit.
     ScanValues(RangeSpec, Direction, usize),
     TakeSnapshot,
     /// Index into the open snapshots (modulo their number), a key and a range to read.
@@ -294,9 +294,7 @@ impl World {
             }
             Op::ScanValues(spec, dir, limit) => {
                 let range = spec.to_range();
-                let got = self
-                    .store()
-                    .scan_values(range.clone(), *dir, *limit)
+                let got = visited(|f| self.store().visit_values(range.clone(), *dir, *limit, f))
                     .map_err(|e| fail(op, e))?;
                 let got: Vec<Vec<u8>> = got.iter().map(|v| v.to_vec()).collect();
                 prop_assert_eq!(
@@ -325,8 +323,7 @@ impl World {
                     let range = spec.to_range();
                     let got = collect(snap.scan(range.clone(), *dir)).map_err(|e| fail(op, e))?;
                     prop_assert_eq!(got, model_scan(model, &range, *dir), "snapshot {:?}", op);
-                    let values = snap
-                        .scan_values(range.clone(), *dir, usize::MAX)
+                    let values = visited(|f| snap.visit_values(range.clone(), *dir, usize::MAX, f))
                         .map_err(|e| fail(op, e))?;
                     let values: Vec<Vec<u8>> = values.iter().map(|v| v.to_vec()).collect();
                     prop_assert_eq!(
@@ -399,7 +396,7 @@ fn run_case(opts: &OpenOptions, ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// The values `scan_values` must return: the model's scan, values only, at most `limit`.
+/// The values `visit_values` must lend: the model's scan, values only, at most `limit`.
 fn model_values(model: &Model, range: &ScanRange, dir: Direction, limit: usize) -> Vec<Vec<u8>> {
     model_scan(model, range, dir)
         .into_iter()
@@ -410,6 +407,15 @@ fn model_values(model: &Model, range: &ScanRange, dir: Direction, limit: usize) 
 
 // ---------------------------------------------------------------------------------------
 // Plain tests.
+
+/// Copies of the values a `visit_values` call lends, in order.
+fn visited(
+    visit: impl FnOnce(&mut dyn FnMut(&[u8])) -> Result<(), StorageError>,
+) -> Result<Vec<Bytes>, StorageError> {
+    let mut out = Vec::new();
+    visit(&mut |v| out.push(Bytes::copy_from_slice(v)))?;
+    Ok(out)
+}
 
 fn put(store: &dyn Storage, k: &[u8], v: &[u8]) -> u64 {
     let mut b = WriteBatch::new();
@@ -743,7 +749,7 @@ fn stats_live_counts_match_model(kind: EngineKind) {
     assert!(dump(&*store) == model, "{kind}: contents after reopen");
 }
 
-/// `scan_values` against `scan` on ranges longer than an engine's scan chunk (256), with
+/// `visit_values` against `scan` on ranges longer than an engine's scan chunk (256), with
 /// deleted keys inside, limits on both sides of the chunk size, both directions, on the
 /// latest state and on a snapshot that later writes must not reach.
 fn scan_values_match_scans_across_chunks(kind: EngineKind) {
@@ -783,9 +789,11 @@ fn scan_values_match_scans_across_chunks(kind: EngineKind) {
                         .map(|(_, v)| Bytes::from(v.clone()))
                         .collect()
                 };
-                let got = store.scan_values(range.clone(), d, limit).expect("values");
+                let got =
+                    visited(|f| store.visit_values(range.clone(), d, limit, f)).expect("values");
                 assert_eq!(got, want(&latest), "latest, {d:?}, limit {limit}");
-                let got = snap.scan_values(range.clone(), d, limit).expect("values");
+                let got =
+                    visited(|f| snap.visit_values(range.clone(), d, limit, f)).expect("values");
                 assert_eq!(got, want(&pinned), "snapshot, {d:?}, limit {limit}");
             }
         }
