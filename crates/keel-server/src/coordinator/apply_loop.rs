@@ -247,17 +247,22 @@ impl ApplyLoop {
     }
 
     /// Prefetches the keys of the messages from `from` on, up to `max_args` arguments'
-    /// worth (at least one message), and returns how many messages it covered.
+    /// worth (at least one message; `usize::MAX`: all of them, without counting), and
+    /// returns how many messages it covered.
     fn prefetch_chunk(&mut self, inbox: &VecDeque<Request>, from: usize, max_args: usize) -> usize {
-        let mut args = 0;
-        let n = inbox
-            .range(from..)
-            .take_while(|r| {
-                let fits = args < max_args;
-                args += request_args(r);
-                fits
-            })
-            .count();
+        let n = if max_args == usize::MAX {
+            inbox.len() - from
+        } else {
+            let mut args = 0;
+            inbox
+                .range(from..)
+                .take_while(|r| {
+                    let fits = args < max_args;
+                    args += request_args(r);
+                    fits
+                })
+                .count()
+        };
         self.engine.prefetch(
             &mut self.prefetch,
             inbox.range(from..from + n).flat_map(Request::writes),
