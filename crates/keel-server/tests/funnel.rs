@@ -16,33 +16,38 @@ const WRITERS: usize = 8;
 const ROUNDS: i64 = 150;
 const PIPELINE: i64 = 5;
 
+/// Starts [`WRITERS`] threads, each running `f` with its own connection to `addr` and
+/// its number.
+fn spawn_writers<T: Send + 'static>(
+    addr: std::net::SocketAddr,
+    f: fn(redis::Connection, usize) -> T,
+) -> Vec<std::thread::JoinHandle<T>> {
+    (0..WRITERS)
+        .map(|w| std::thread::spawn(move || f(connect(addr), w)))
+        .collect()
+}
+
 /// Each writer pipelines INCRs of one shared key and one INCR of its own, ROUNDS times.
 fn hammer(policy: SyncPolicy) {
     let srv = InProc::start(Config {
         appendfsync: policy,
         ..Config::default()
     });
-    let addr = srv.addr;
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|w| {
-            std::thread::spawn(move || {
-                let mut con = connect(addr);
-                let own = format!("own:{w}");
-                for round in 1..=ROUNDS {
-                    let mut p = redis::pipe();
-                    for _ in 0..PIPELINE {
-                        p.cmd("INCR").arg("shared");
-                    }
-                    p.cmd("INCR").arg(&own);
-                    let replies: Vec<i64> = p.query(&mut con).expect("pipeline");
-                    assert_eq!(replies.len(), PIPELINE as usize + 1);
-                    // One connection's writes apply in order: its shared counts rise.
-                    assert!(replies[..PIPELINE as usize].windows(2).all(|w| w[0] < w[1]));
-                    assert_eq!(replies[PIPELINE as usize], round, "{own} after {round}");
-                }
-            })
-        })
-        .collect();
+    let writers = spawn_writers(srv.addr, |mut con, w| {
+        let own = format!("own:{w}");
+        for round in 1..=ROUNDS {
+            let mut p = redis::pipe();
+            for _ in 0..PIPELINE {
+                p.cmd("INCR").arg("shared");
+            }
+            p.cmd("INCR").arg(&own);
+            let replies: Vec<i64> = p.query(&mut con).expect("pipeline");
+            assert_eq!(replies.len(), PIPELINE as usize + 1);
+            // One connection's writes apply in order: its shared counts rise.
+            assert!(replies[..PIPELINE as usize].windows(2).all(|w| w[0] < w[1]));
+            assert_eq!(replies[PIPELINE as usize], round, "{own} after {round}");
+        }
+    });
     for w in writers {
         w.join().expect("writer thread");
     }
@@ -85,30 +90,24 @@ fn rounds_of_wide_writes_apply_every_write_once_and_in_order() {
         appendfsync: SyncPolicy::Always,
         ..Config::default()
     });
-    let addr = srv.addr;
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|w| {
-            std::thread::spawn(move || {
-                let mut con = connect(addr);
-                let seq = format!("seq:{w}");
-                for batch in 0..BATCHES {
-                    let mut p = redis::pipe();
-                    for i in 0..PAIRS {
-                        let mut mset = redis::cmd("MSET");
-                        for k in 0..KEYS {
-                            mset.arg(format!("w{w}:k{k}"))
-                                .arg(format!("{batch}-{i}-{k}"));
-                        }
-                        p.add_command(mset).ignore();
-                        p.cmd("INCR").arg(&seq);
-                    }
-                    let counts: Vec<usize> = p.query(&mut con).expect("pipeline");
-                    let first = batch * PAIRS + 1;
-                    assert_eq!(counts, (first..first + PAIRS).collect::<Vec<_>>(), "{seq}");
+    let writers = spawn_writers(srv.addr, |mut con, w| {
+        let seq = format!("seq:{w}");
+        for batch in 0..BATCHES {
+            let mut p = redis::pipe();
+            for i in 0..PAIRS {
+                let mut mset = redis::cmd("MSET");
+                for k in 0..KEYS {
+                    mset.arg(format!("w{w}:k{k}"))
+                        .arg(format!("{batch}-{i}-{k}"));
                 }
-            })
-        })
-        .collect();
+                p.add_command(mset).ignore();
+                p.cmd("INCR").arg(&seq);
+            }
+            let counts: Vec<usize> = p.query(&mut con).expect("pipeline");
+            let first = batch * PAIRS + 1;
+            assert_eq!(counts, (first..first + PAIRS).collect::<Vec<_>>(), "{seq}");
+        }
+    });
     for w in writers {
         w.join().expect("writer thread");
     }
@@ -130,28 +129,23 @@ fn writes_racing_a_shutdown_are_kept_or_refused() {
     let dir = tmp.path().join("data");
     let mut srv = spawn_binary(&dir, &["--appendfsync", "everysec"]);
     let addr = srv.addr;
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|w| {
-            std::thread::spawn(move || {
-                let mut con = connect(addr);
-                let key = format!("n:{w}");
-                let mut acked = 0i64;
-                let deadline = Instant::now() + WAIT;
-                while Instant::now() < deadline {
-                    match redis::cmd("INCR").arg(&key).query::<i64>(&mut con) {
-                        Ok(n) => {
-                            acked += 1;
-                            assert_eq!(n, acked, "{key}: each INCR applies once");
-                        }
-                        Err(e) if e.is_timeout() => panic!("{key}: a write hung: {e}"),
-                        // Refused ("shutting down") or the connection closed.
-                        Err(_) => return acked,
-                    }
+    let writers = spawn_writers(addr, |mut con, w| {
+        let key = format!("n:{w}");
+        let mut acked = 0i64;
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            match redis::cmd("INCR").arg(&key).query::<i64>(&mut con) {
+                Ok(n) => {
+                    acked += 1;
+                    assert_eq!(n, acked, "{key}: each INCR applies once");
                 }
-                panic!("{key}: writes still succeeding {WAIT:?} later, SHUTDOWN did not stop them");
-            })
-        })
-        .collect();
+                Err(e) if e.is_timeout() => panic!("{key}: a write hung: {e}"),
+                // Refused ("shutting down") or the connection closed.
+                Err(_) => return acked,
+            }
+        }
+        panic!("{key}: writes still succeeding {WAIT:?} later, SHUTDOWN did not stop them");
+    });
     std::thread::sleep(Duration::from_millis(200));
     let mut admin = connect(addr);
     let _ = redis::cmd("SHUTDOWN").query::<()>(&mut admin);
