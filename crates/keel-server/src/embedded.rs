@@ -48,6 +48,7 @@ impl EmbeddedServer {
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(workers.max(1))
                     .thread_name("keel-net")
+                    .on_thread_park(crate::server::outbox::end_of_pass)
                     .enable_all()
                     .build()
                     .map_err(|e| ServerError::Shutdown(format!("runtime: {e}")))?;

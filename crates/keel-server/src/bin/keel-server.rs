@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         .worker_threads(workers)
         .enable_all()
         .thread_name("keel-net")
+        .on_thread_park(keel_server::server::outbox::end_of_pass)
         .build()
     {
         Ok(r) => r,

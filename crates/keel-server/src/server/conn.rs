@@ -7,6 +7,7 @@
 //! A malformed request gets the protocol error reply and closes this connection only.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use super::client_admin::reply_mode;
 use super::closing::Closing;
 use super::commands::{self, Cmd, Outcome};
 use super::multi;
+use super::outbox::Outbox;
 use super::pushes::Pushes;
 use super::stats::CallResult;
 use super::Shared;
@@ -78,6 +80,9 @@ pub struct Session {
     cmd_start: Option<u64>,
     /// The keys [`Session::prefetch_reads`] hands the engine.
     prefetch: PrefetchScratch,
+    /// This input's writes waited for the apply thread (`appendfsync always`): their
+    /// replies are written at once, not at the end of the pass (see `outbox`).
+    pub reply_now: bool,
 }
 
 impl Session {
@@ -96,6 +101,7 @@ impl Session {
             clock_ms: None,
             cmd_start: None,
             prefetch: PrefetchScratch::default(),
+            reply_now: false,
         }
     }
 
@@ -159,6 +165,9 @@ impl Session {
     /// Submits the collected writes (one message for all of them, so one channel send
     /// and one wake-up instead of one per write), awaits them and encodes their replies.
     pub async fn settle(&mut self) {
+        if !self.unsent.is_empty() && !self.shared.coord.writes_inline() {
+            self.reply_now = true;
+        }
         match self.unsent.len() {
             0 => {}
             1 => {
@@ -474,6 +483,30 @@ async fn idle_timeout(secs: u64) {
     tokio::time::sleep(Duration::from_secs(secs)).await
 }
 
+/// What interrupts a connection's wait for input, besides pushes and the idle timeout.
+enum Stop {
+    /// Server shutdown or CLIENT KILL.
+    Closing,
+    /// A deferred write ran into trouble ([`Outbox::in_trouble`]).
+    Trouble,
+}
+
+/// Resolves on either [`Stop`]: one branch of the connection's `select!` for both, as
+/// another branch cost every poll ~40 instructions (callgrind, GET at -P 1).
+fn closing_or_trouble<'a>(
+    closing: &'a mut Closing,
+    outbox: &'a Outbox,
+) -> impl Future<Output = Stop> + 'a {
+    std::future::poll_fn(move |cx| {
+        if outbox.in_trouble() {
+            return std::task::Poll::Ready(Stop::Trouble);
+        }
+        std::pin::Pin::new(&mut *closing)
+            .poll(cx)
+            .map(|()| Stop::Closing)
+    })
+}
+
 /// Serves one client until it closes, errs, idles out, or the server stops.
 pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<ClientHandle>) {
     let (limits, qbuf_limit) = {
@@ -489,7 +522,10 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
     let mut parser = RequestParser::new(limits);
     let mut parsed: VecDeque<Parsed> = VecDeque::with_capacity(AHEAD);
     let mut closing = Closing::new(shared.shutdown.subscribe(), Arc::clone(&handle));
-    let (mut rd, mut wr) = sock.into_split();
+    let (mut rd, wr) = sock.into_split();
+    let outbox = Outbox::new(wr);
+    // A deferred write ran into trouble: the rest is this task's to write.
+    let mut trouble = false;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut session = Session::new(Arc::clone(&shared), Arc::clone(&handle));
     let mut pushes = Pushes::new(session.client.pubsub.take_receiver());
@@ -505,7 +541,14 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         // draws a random number and polls the others first on every request.
         let read = tokio::select! {
             biased;
-            _ = &mut closing => break,
+            stop = closing_or_trouble(&mut closing, &outbox) => match stop {
+                Stop::Closing => break,
+                Stop::Trouble => {
+                    trouble = true;
+                    // Not a read, as for pushes below.
+                    Ok(usize::MAX)
+                }
+            },
             Some(frame) = pushes.next() => {
                 pushed += pushes.drain_into(frame, &mut session.out);
                 // Not a read: marks "nothing new to parse, just write the pushes".
@@ -580,6 +623,11 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
             };
             flow = session.execute(args, found).await;
             if let Some(b) = session.blocked.take() {
+                // The wait writes the replies before it itself, deferred ones first.
+                let Some(mut wr) = outbox.take(&mut session.out) else {
+                    flow = Flow::Close;
+                    break;
+                };
                 let io = BlockIo {
                     rd: &mut rd,
                     wr: &mut wr,
@@ -588,6 +636,8 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
                     qbuf_limit,
                 };
                 flow = blocking::wait(&mut session, b, io).await;
+                outbox.put_back(wr);
+                trouble = false;
                 session.begin_input();
             }
             if flow == Flow::Close {
@@ -600,27 +650,23 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
             session.settle().await;
         }
         session.client.pubsub.set_protocol(session.client.protocol);
-        if !session.out.is_empty() {
+        // Replies go out at the end of this thread's pass (see `outbox`), except the
+        // last ones before a close and the rest of a deferred write that the socket did
+        // not take, which this task writes itself.
+        let direct = std::mem::take(&mut trouble)
+            | std::mem::take(&mut session.reply_now)
+            | (flow == Flow::Close);
+        if !session.out.is_empty() || direct {
             let n = session.out.len() as u64;
-            // Written at once when the socket takes it all (the common case: a reply
-            // fits the send buffer); polling the write and the closing future through
-            // `select!` for that cost ~200 instructions of every request at -P 1. What
-            // is left waits in the `select!`: a client that stops reading must not pin
-            // this task, so its output-buffer limit (pub/sub) or CLIENT KILL ends the
-            // write.
-            let sent = match wr.try_write(&session.out) {
-                Ok(done) => Some(done),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(0),
-                Err(_) => None,
-            };
-            let wrote = match sent {
-                None => false,
-                Some(done) if done == session.out.len() => true,
-                Some(done) => tokio::select! {
-                    biased;
-                    _ = &mut closing => false,
-                    r = wr.write_all(&session.out[done..]) => r.is_ok(),
-                },
+            let deferred = !direct
+                && std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(outbox.defer(&mut session.out, cx.waker()))
+                })
+                .await;
+            let wrote = if deferred {
+                true
+            } else {
+                write_direct(&outbox, &mut session.out, &mut closing).await
             };
             if !wrote {
                 break;
@@ -652,6 +698,49 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
     multi::forget(&mut session);
     let pubsub = Arc::clone(&shared.pubsub);
     pubsub.drop_client(&mut session.client.pubsub);
-    let _ = wr.shutdown().await;
+    // Replies deferred before the client went away (or sent QUIT's way) still go out,
+    // unless the client was killed or the server is stopping.
+    if let Some(mut wr) = outbox.take(&mut session.out) {
+        if !session.out.is_empty() {
+            tokio::select! {
+                biased;
+                _ = &mut closing => {}
+                _ = wr.write_all(&session.out) => {}
+            }
+        }
+        let _ = wr.shutdown().await;
+    }
     tracing::debug!(id, "client closed");
+}
+
+/// Writes `out`, behind whatever the outbox still holds, on this task: at once when the
+/// socket takes it all (the common case: a reply fits the send buffer; polling the write
+/// and the closing future through `select!` for that cost ~200 instructions of every
+/// request at -P 1). What is left waits in the `select!`: a client that stops reading
+/// must not pin this task, so its output-buffer limit (pub/sub) or CLIENT KILL ends the
+/// write. False when the client is gone or closing.
+async fn write_direct(outbox: &Outbox, out: &mut BytesMut, closing: &mut Closing) -> bool {
+    let Some(mut wr) = outbox.take(out) else {
+        return false;
+    };
+    let sent = if out.is_empty() {
+        Some(0)
+    } else {
+        match wr.try_write(out) {
+            Ok(done) => Some(done),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(0),
+            Err(_) => None,
+        }
+    };
+    let wrote = match sent {
+        None => false,
+        Some(done) if done == out.len() => true,
+        Some(done) => tokio::select! {
+            biased;
+            _ = &mut *closing => false,
+            r = wr.write_all(&out[done..]) => r.is_ok(),
+        },
+    };
+    outbox.put_back(wr);
+    wrote
 }

@@ -49,6 +49,7 @@ impl IoThreads {
         for i in 0..n {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .on_thread_park(super::outbox::end_of_pass)
                 .build()?;
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
             io.handles.push(rt.handle().clone());

@@ -27,6 +27,7 @@ pub mod conn;
 pub mod gate;
 pub mod io_threads;
 pub mod multi;
+pub mod outbox;
 pub mod pause;
 pub mod pubsub;
 pub mod pushes;
