@@ -1,5 +1,6 @@
 //! One connection: read, parse every complete request in the buffer, execute them in
-//! order, write all replies with one write call (pipelining). Consecutive writes in a
+//! order, hand all their replies to the connection's outbox, which writes them with one
+//! write call at the end of the thread's pass (`outbox.rs`). Consecutive writes in a
 //! pipeline are collected and submitted to the funnel as one message when the next
 //! command that is not a write, or the end of the parsed input, needs their replies;
 //! they share a WAL commit, and any other command waits for them (read-your-writes).
