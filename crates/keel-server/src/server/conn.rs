@@ -89,7 +89,7 @@ pub struct Session {
     prefetch: PrefetchScratch,
     /// This input's writes waited for the apply thread (`appendfsync always`): their
     /// replies are written at once, not at the end of the pass (see `outbox`).
-    pub reply_now: bool,
+    reply_now: bool,
 }
 
 impl Session {
