@@ -78,11 +78,6 @@ impl Funnel {
         }
     }
 
-    /// Submitting threads run rounds themselves (every policy but `always`).
-    pub fn inline(&self) -> bool {
-        self.inline
-    }
-
     /// Queues a write and sees that it runs: on this thread if the funnel is free and
     /// writes run inline, otherwise by the lock's holder or the apply thread.
     pub fn submit(&self, req: Request) {

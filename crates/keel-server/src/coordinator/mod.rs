@@ -224,12 +224,6 @@ impl Coordinator {
         &self.state
     }
 
-    /// Writes run on the threads that submit them (every policy but `always`, whose
-    /// rounds run on the apply thread).
-    pub fn writes_inline(&self) -> bool {
-        self.funnel.inline()
-    }
-
     /// The WAL's counters.
     pub fn wal_stats(&self) -> WalStats {
         self.wal_stats.get()

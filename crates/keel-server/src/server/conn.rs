@@ -87,9 +87,6 @@ pub struct Session {
     cmd_start: Option<u64>,
     /// The keys [`Session::prefetch_reads`] hands the engine.
     prefetch: PrefetchScratch,
-    /// This input's writes waited for the apply thread (`appendfsync always`): their
-    /// replies are written at once, not at the end of the pass (see `outbox`).
-    reply_now: bool,
 }
 
 impl Session {
@@ -108,7 +105,6 @@ impl Session {
             clock_ms: None,
             cmd_start: None,
             prefetch: PrefetchScratch::default(),
-            reply_now: false,
         }
     }
 
@@ -172,9 +168,6 @@ impl Session {
     /// Submits the collected writes (one message for all of them, so one channel send
     /// and one wake-up instead of one per write), awaits them and encodes their replies.
     pub async fn settle(&mut self) {
-        if !self.unsent.is_empty() && !self.shared.coord.writes_inline() {
-            self.reply_now = true;
-        }
         match self.unsent.len() {
             0 => {}
             1 => {
@@ -660,13 +653,11 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         }
         session.client.pubsub.set_protocol(session.client.protocol);
         // Replies go out at the end of this thread's pass (see `outbox`), except the
-        // last ones before a close, those of a long input (DEFER_MAX_REQUESTS), of
-        // writes that waited for the apply thread, and the rest of a deferred write
-        // that the socket did not take, which this task writes itself.
-        let direct = std::mem::take(&mut trouble)
-            | std::mem::take(&mut session.reply_now)
-            | (flow == Flow::Close)
-            | (ran > DEFER_MAX_REQUESTS);
+        // last ones before a close, those of a long input (DEFER_MAX_REQUESTS), and the
+        // rest of a deferred write that the socket did not take, which this task writes
+        // itself.
+        let direct =
+            std::mem::take(&mut trouble) | (flow == Flow::Close) | (ran > DEFER_MAX_REQUESTS);
         if !session.out.is_empty() || direct {
             let n = session.out.len() as u64;
             let deferred = !direct
