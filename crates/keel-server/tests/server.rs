@@ -86,6 +86,79 @@ fn a_pipeline_of_1000_commands_keeps_order() {
     assert_eq!(n, 500);
 }
 
+/// Many clients on a two-worker server, each sending pipelines of 1 to 100 requests
+/// (across the size past which replies are written at once instead of at the end of
+/// the thread's pass), while another client reads a reply larger than the socket takes
+/// at once: every client gets exactly its own replies, in order.
+#[test]
+fn concurrent_pipelines_of_every_size_get_their_own_replies_in_order() {
+    const CLIENTS: usize = 24;
+    const ROUNDS: usize = 12;
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let big: Vec<u8> = (0..4u32 << 20).map(|i| (i % 241) as u8).collect();
+    let _: () = con.set("big", &big[..]).expect("set big");
+    let addr = srv.addr;
+    let want = big.clone();
+    let reader = std::thread::spawn(move || {
+        let client = redis::Client::open(format!("redis://{addr}")).expect("client");
+        let mut con = client.get_connection_with_timeout(WAIT).expect("connect");
+        con.set_read_timeout(Some(WAIT)).expect("timeout");
+        for _ in 0..ROUNDS {
+            let got: Vec<u8> = con.get("big").expect("get big");
+            assert!(got == want, "big came back changed ({} bytes)", got.len());
+        }
+        got_big_ok(&mut con)
+    });
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let client = redis::Client::open(format!("redis://{addr}")).expect("client");
+                let mut con = client.get_connection_with_timeout(WAIT).expect("connect");
+                // A lost reply fails the test instead of hanging it.
+                con.set_read_timeout(Some(WAIT)).expect("timeout");
+                for r in 0..ROUNDS {
+                    // 1, 9, 17, ... 97 requests: some below the limit, some above.
+                    let n = 1 + (c * 7 + r * 8) % 100;
+                    let mut p = redis::pipe();
+                    for i in 0..n {
+                        let key = format!("c{c}:r{r}:{i}");
+                        match i % 3 {
+                            0 => p.cmd("SET").arg(&key).arg(i),
+                            1 => p.cmd("INCRBY").arg(&key).arg(i),
+                            _ => p.cmd("ECHO").arg(&key),
+                        };
+                    }
+                    let out: Vec<Value> = p.query(&mut con).expect("pipeline");
+                    assert_eq!(out.len(), n, "client {c} round {r}");
+                    for (i, v) in out.iter().enumerate() {
+                        let key = format!("c{c}:r{r}:{i}");
+                        match i % 3 {
+                            0 => assert!(matches!(v, Value::Okay), "{key}: {v:?}"),
+                            1 => assert_eq!(v, &Value::Int(i as i64), "{key}"),
+                            _ => {
+                                let echoed: String =
+                                    redis::from_redis_value(v).expect("echo reply");
+                                assert_eq!(echoed, key);
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("a client saw a wrong reply");
+    }
+    assert!(reader.join().expect("the big reader failed"));
+}
+
+/// The connection still answers after its large replies.
+fn got_big_ok(con: &mut redis::Connection) -> bool {
+    let pong: String = redis::cmd("PING").query(con).expect("ping");
+    pong == "PONG"
+}
+
 /// A reply larger than the socket takes at once (the server writes what it can, then
 /// waits for the client to read the rest) arrives whole and in order, and the
 /// connection goes on.
