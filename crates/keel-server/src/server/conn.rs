@@ -37,8 +37,9 @@ use crate::resp::{encode, Limits, RequestParser};
 
 /// Initial read buffer size.
 const READ_CHUNK: usize = 16 * 1024;
-/// An output buffer grown past this is released after the write.
-const KEEP_OUT: usize = 1 << 20;
+/// An output buffer grown past this is released after the write (here and in the
+/// outbox).
+pub(super) const KEEP_OUT: usize = 1 << 20;
 /// An input that ran more requests than this has its replies written at once instead
 /// of at the end of the thread's pass (see `outbox`): their write already carries many
 /// replies per wake-up of the client, and a deep pipeline from one client lost the
@@ -524,8 +525,6 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
     let mut closing = Closing::new(shared.shutdown.subscribe(), Arc::clone(&handle));
     let (mut rd, wr) = sock.into_split();
     let outbox = Outbox::new(wr);
-    // A deferred write ran into trouble: the rest is this task's to write.
-    let mut trouble = false;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut session = Session::new(Arc::clone(&shared), Arc::clone(&handle));
     let mut pushes = Pushes::new(session.client.pubsub.take_receiver());
@@ -543,11 +542,9 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
             biased;
             stop = closing_or_trouble(&mut closing, &outbox) => match stop {
                 Stop::Closing => break,
-                Stop::Trouble => {
-                    trouble = true;
-                    // Not a read, as for pushes below.
-                    Ok(usize::MAX)
-                }
+                // Not a read, as for pushes below: the write section finds the
+                // outbox in trouble and writes the rest.
+                Stop::Trouble => Ok(usize::MAX),
             },
             Some(frame) = pushes.next() => {
                 pushed += pushes.drain_into(frame, &mut session.out);
@@ -639,7 +636,6 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
                 };
                 flow = blocking::wait(&mut session, b, io).await;
                 outbox.put_back(wr);
-                trouble = false;
                 session.begin_input();
             }
             if flow == Flow::Close {
@@ -655,10 +651,9 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         // Replies go out at the end of this thread's pass (see `outbox`), except the
         // last ones before a close, those of a long input (DEFER_MAX_REQUESTS), and the
         // rest of a deferred write that the socket did not take, which this task writes
-        // itself.
-        let direct =
-            std::mem::take(&mut trouble) | (flow == Flow::Close) | (ran > DEFER_MAX_REQUESTS);
-        if !session.out.is_empty() || direct {
+        // itself (`defer` refuses while the outbox is in trouble).
+        let direct = flow == Flow::Close || ran > DEFER_MAX_REQUESTS;
+        if !session.out.is_empty() || direct || outbox.in_trouble() {
             let n = session.out.len() as u64;
             let deferred = !direct
                 && std::future::poll_fn(|cx| {

@@ -26,13 +26,13 @@ use bytes::{Buf, BytesMut};
 use parking_lot::Mutex;
 use tokio::net::tcp::OwnedWriteHalf;
 
+use super::conn::KEEP_OUT;
+
 /// Outboxes listed on one thread before the list is written without waiting for the
 /// end of the pass.
 const MAX_LISTED: usize = 64;
 /// Bytes listed on one thread before the list is written at once.
 const MAX_LISTED_BYTES: usize = 1 << 20;
-/// An outbox buffer grown past this is released once written.
-const KEEP_BUF: usize = 1 << 20;
 
 /// One connection's socket (write half) and the replies waiting for its thread's pass
 /// to end.
@@ -168,7 +168,7 @@ impl Outbox {
             // Cleared, not advanced: the next replies are encoded from the buffer's
             // start instead of making it reclaim the space first.
             buf.clear();
-            if buf.capacity() > KEEP_BUF {
+            if buf.capacity() > KEEP_OUT {
                 *buf = BytesMut::new();
             }
             return;
