@@ -67,6 +67,11 @@ struct Node<T> {
     /// descending keys) or just after it (ascending, or two runs growing apart from
     /// one gap, as a list pushed at its tail beside one pushed at its head).
     near: u8,
+    /// Whether the last of those went just after the one before (ascending).
+    rising: bool,
+    /// Whether the last two of those went opposite ways: two runs growing apart from
+    /// one gap, in turn.
+    turning: bool,
 }
 
 /// `Node::last` when no insert into the node is known.
@@ -209,6 +214,8 @@ impl<T: Keyed> Node<T> {
             kids,
             last: NO_INSERT,
             near: 0,
+            rising: false,
+            turning: false,
         })
     }
 
@@ -216,7 +223,10 @@ impl<T: Keyed> Node<T> {
     fn note_insert(&mut self, at: usize) {
         let last = usize::from(self.last);
         let next = self.last != NO_INSERT && (at == last || at == last + 1);
+        let rising = self.last != NO_INSERT && at == last + 1;
+        self.turning = next && self.near > 0 && rising != self.rising;
         self.near = if next { self.near.saturating_add(1) } else { 0 };
+        self.rising = rising;
         // `at` is at most CAP, below NO_INSERT.
         self.last = at as u8;
     }
@@ -280,10 +290,20 @@ impl<T: Keyed> Node<T> {
 
     /// Inserts `item` at `at` (and `right` as the child after it) into this full node by
     /// splitting it in two: in the middle, or, when the inserts before this one ran at
-    /// one gap ([`RUN`] in a row), at the new item, which goes up. A run then leaves full
-    /// nodes behind it and goes on in a node with room, where middle splits left
-    /// sequential inserts (pushes to a list, increasing ids) half-full nodes: 17 bytes
-    /// of tree per key instead of 9.
+    /// one gap ([`RUN`] in a row), at the new item. A run then leaves full nodes behind
+    /// it and goes on in a node with room, where middle splits left sequential inserts
+    /// (pushes to a list, increasing ids) half-full nodes: 17 bytes of tree per key
+    /// instead of 9.
+    ///
+    /// At the new item means beside it, between the run and the node's other keys:
+    /// the item next to the new one on the other keys' side goes up, and the run goes
+    /// on in a node that holds only the run's items (a run's first split may still send
+    /// the new item up, when that side is empty). Sending the new item up left the run
+    /// beside the other keys, with only the room they did not take: a list pushed at
+    /// its head into a node of 24 other keys split every 5 pushes and left 5-item nodes
+    /// behind. Two runs growing apart from one gap in turn (a list pushed at its tail,
+    /// the next one at its head) are split at the new item, which puts one on each
+    /// side; cut beside it, they would go on together and leave part-full nodes.
     fn split_insert(
         &mut self,
         at: usize,
@@ -296,7 +316,18 @@ impl<T: Keyed> Node<T> {
         all.insert(at, item);
         // Items `..mid` stay, `mid` goes up, the rest go right; neither side is empty.
         let mid = if run {
-            at.clamp(1, CAP - 1)
+            // The run's side of the new item holds the run's items; the other side,
+            // the node's other keys, or a run going the other way. Cut between them, so
+            // the run goes on in a node of its own: beside the new item, or at it when
+            // the other side is a run too.
+            let beside = if self.turning {
+                at
+            } else if self.rising {
+                at + 1
+            } else {
+                at.saturating_sub(1)
+            };
+            beside.clamp(1, CAP - 1)
         } else {
             all.len() / 2
         };
@@ -327,6 +358,8 @@ impl<T: Keyed> Node<T> {
             (self.last, upper.last) = (NO_INSERT, NO_INSERT);
         }
         upper.near = self.near;
+        upper.rising = self.rising;
+        upper.turning = self.turning;
         Ins::Split(sep, upper)
     }
 
@@ -1188,6 +1221,51 @@ mod tests {
                 assert!(
                     r * 100 <= m * 103,
                     "{name}: {r} nodes against {m} with middle splits"
+                );
+            }
+        }
+    }
+
+    /// A run that grows into a gap between other keys (a list pushed at its head, right
+    /// after another key's entries; one pushed at its tail, right before them) leaves
+    /// full nodes behind however many of those other keys share its node: splitting at
+    /// the new item left the others' side with the run's next inserts and only the room
+    /// they did not take, so a node that held 24 of them split every 5 pushes.
+    #[test]
+    fn runs_beside_other_keys_fill_their_nodes() {
+        // Other keys far apart, inserted in order: full nodes. Each of 29 gaps in a row
+        // (one of them is every place in a node) gets a run of its own, on a tree of
+        // its own.
+        let others: Vec<u32> = (0..2_000).map(|n| n << 20).collect();
+        for g in 1_000..1_000 + CAP as u32 {
+            let gap = g << 20;
+            let runs: [(&str, Vec<u32>); 2] = [
+                ("descending", (1..=10_000).map(|i| gap - i).collect()),
+                (
+                    "ascending",
+                    (1..=10_000).map(|i| gap - 20_000 + i).collect(),
+                ),
+            ];
+            for (name, run) in runs {
+                let mut tree = OrderTree::new();
+                let mut model = BTreeSet::new();
+                for &n in &others {
+                    tree.insert(key(n));
+                    model.insert(key(n));
+                }
+                let before = nodes(&tree.root);
+                for &n in &run {
+                    tree.insert(key(n));
+                    model.insert(key(n));
+                }
+                same(&tree, &model);
+                let added = nodes(&tree.root) - before;
+                // Full leaves hold 29 items; allow for the leaves the run starts and
+                // ends in, and the inner nodes above.
+                assert!(
+                    added * 26 <= run.len(),
+                    "{name} into gap {g}: {added} nodes for a run of {}",
+                    run.len()
                 );
             }
         }
