@@ -121,6 +121,18 @@ pub fn sub_key(_db: u8, _key: &[u8], version: u64, suffix: &[u8]) -> Bytes {
     Bytes::from(b)
 }
 
+/// Storage key of `member`'s entry in the score index of sorted set `version`: the
+/// prefix, the score in sortable form, the member. Exact size, like [`sub_key`]: built
+/// on [`sub_prefix`]'s buffer, a member longer than its spare room reallocated it
+/// (ZADD -P 16: ~1,000 of 14,600 instructions per request in mimalloc's realloc).
+pub fn score_key(version: u64, score: f64, member: &[u8]) -> Bytes {
+    let mut b = Vec::with_capacity(SUB_PREFIX_LEN + 8 + member.len());
+    put_sub_prefix(&mut b, ZSCORE_IDX, version);
+    b.extend_from_slice(&score_to_sortable(score));
+    b.extend_from_slice(member);
+    Bytes::from(b)
+}
+
 /// Appends the [`sub_key`] of `suffix` in collection `version` to `buf`.
 pub fn push_sub_key(buf: &mut Vec<u8>, version: u64, suffix: &[u8]) {
     buf.reserve(SUB_PREFIX_LEN + suffix.len());
@@ -265,6 +277,21 @@ mod tests {
         assert!(!r1.contains(&sub_prefix(ZSCORE_IDX, 0, b"a", 1)));
         // The owner is not part of the layout: a renamed key keeps its members.
         assert_eq!(sub_key(0, b"a", 9, b"m"), sub_key(3, b"b", 9, b"m"));
+    }
+
+    /// A score-index key is its collection's score-index prefix, the sortable score and
+    /// the member, and sorts by score first.
+    #[test]
+    fn score_keys_extend_the_score_index_prefix() {
+        let k = score_key(7, -1.5, b"member");
+        let mut want = sub_prefix(ZSCORE_IDX, 0, b"z", 7).to_vec();
+        want.extend_from_slice(&score_to_sortable(-1.5));
+        want.extend_from_slice(b"member");
+        assert_eq!(&k[..], &want[..]);
+        assert!(score_key(7, -1.5, b"zz") < score_key(7, 2.0, b"a"));
+        let range = ScanRange::prefix(sub_prefix(ZSCORE_IDX, 0, b"z", 7));
+        assert!(range.contains(&k));
+        assert!(!range.contains(&score_key(8, -1.5, b"member")));
     }
 
     #[test]

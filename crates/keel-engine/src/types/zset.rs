@@ -195,13 +195,6 @@ fn idx_prefix(db: u8, key: &[u8], version: u64) -> BytesMut {
     keys::sub_prefix(keys::ZSCORE_IDX, db, key, version)
 }
 
-fn idx_key(db: u8, key: &[u8], version: u64, score: f64, member: &[u8]) -> Bytes {
-    let mut b = idx_prefix(db, key, version);
-    b.extend_from_slice(&keys::score_to_sortable(score));
-    b.extend_from_slice(member);
-    b.freeze()
-}
-
 /// Splits a scanned score-index key of `key` into (member, score).
 fn parse_idx(key: &[u8], k: &Bytes) -> CmdResult<(Bytes, f64)> {
     let plen = keys::sub_prefix_len(key);
@@ -247,13 +240,13 @@ fn write_member(
 ) -> CmdResult<()> {
     let db = ex.db;
     if let Some(o) = old {
-        ex.delete(idx_key(db, key, version, o, member))?;
+        ex.delete(keys::score_key(version, o, member))?;
     }
     ex.put(
         keys::sub_key(db, key, version, member),
         Bytes::copy_from_slice(&score.to_le_bytes()),
     )?;
-    ex.put(idx_key(db, key, version, score, member), Bytes::new())
+    ex.put(keys::score_key(version, score, member), Bytes::new())
 }
 
 fn remove_member(
@@ -264,7 +257,7 @@ fn remove_member(
     score: f64,
 ) -> CmdResult<()> {
     let db = ex.db;
-    ex.delete(idx_key(db, key, version, score, member))?;
+    ex.delete(keys::score_key(version, score, member))?;
     ex.delete(keys::sub_key(db, key, version, member))
 }
 
@@ -886,7 +879,7 @@ fn rank_generic(ex: &mut Exec, args: &[Bytes], rev: bool, name: &str) -> CmdResu
         return Ok(none);
     };
     let whole = z.index_range(ex.db);
-    let at = idx_key(ex.db, &z.key, z.version, score, member);
+    let at = keys::score_key(z.version, score, member);
     let range = if rev {
         ScanRange {
             start: Bound::Excluded(at),
