@@ -227,6 +227,18 @@ impl<V> Entry<V> {
         }
     }
 
+    /// Asks for the line holding the key's last byte. An entry is its 16-byte head and
+    /// the key, so with the allocator's 40- and 48-byte blocks (keys of 17-32 bytes) about
+    /// half of the entries run over into a second line, where the key compare of a probe
+    /// then missed after the prefetched head had arrived (INCR -P 16: 3.9% of cycles in
+    /// that compare). Reads the head's length, so call it once the head is loaded.
+    fn prefetch_key(&self) {
+        let key = self.key();
+        if let Some(last) = key.len().checked_sub(1) {
+            prefetch_line(key[last..].as_ptr());
+        }
+    }
+
     /// Locks the slot.
     fn chain(&self) -> ChainGuard<'_, V> {
         self.lock.lock();
@@ -675,7 +687,8 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     /// overlap: the first asks for each key's home lines in its table (control bytes and
     /// buckets, from addresses alone), the second probes the tables (`iter_hash` matches
     /// the tag byte, never the key, so it does not wait for an entry) and asks for each
-    /// entry's line, the third reads each entry's newest version and asks for its value.
+    /// entry's line, the third reads each entry's newest version and asks for its value
+    /// and for the line where the entry's key ends, when the entry crosses a line.
     ///
     /// # Safety
     /// The caller serialises this with every writer of the index (`apply`, `settle`,
@@ -702,7 +715,10 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
             // SAFETY: the table references the entry and only an excluded writer could
             // remove it; slots change only under writers, so reading one unlocked is a
             // read among readers.
-            if let Some(v) = unsafe { e.as_ref().view() }.latest() {
+            let entry = unsafe { e.as_ref() };
+            entry.prefetch_key();
+            // SAFETY: as above.
+            if let Some(v) = unsafe { entry.view() }.latest() {
                 v.prefetch();
             }
         }
@@ -1237,6 +1253,8 @@ mod tests {
         for i in 0..100u64 {
             put(&idx, 6 + i, &format!("n{i}"), Some(&i.to_string()));
         }
+        // An entry with no key bytes past its head (the key-tail prefetch's edge).
+        put(&idx, 106, "", Some("empty"));
         let latest = idx.registry().visible();
         let everything = |seq| idx.range_at(&ScanRange::all(), Direction::Forward, seq, None, 1000);
         let (before_now, before_pinned) = (everything(latest), everything(pin.seq()));
@@ -1259,7 +1277,8 @@ mod tests {
         assert_eq!(idx.get_latest(b"a"), Some(b("2")));
         assert_eq!(idx.get_latest(long.as_bytes()), Some(b("L")));
         assert_eq!(idx.get_latest(b"gone"), None);
-        assert_eq!(idx.live_keys(), 102);
+        assert_eq!(idx.get_latest(b""), Some(b("empty")));
+        assert_eq!(idx.live_keys(), 103);
         // The readers' hint changes nothing either.
         idx.prefetch_concurrent(&keys);
         for window in keys.chunks(crate::cache_hint::PREFETCH_WINDOW) {
