@@ -357,9 +357,15 @@ impl<'a> Exec<'a> {
                 self.put(keys::gc_key(db, key, o), Bytes::new())?;
             }
         }
-        let rec = meta.encode_at(self.seq);
+        let seq = self.seq;
+        let tx = self.tx()?;
+        let rec = tx.build(meta.encoded_len(), |b| meta.encode_into(seq, b));
+        let mkey = tx.build(keys::META_PREFIX_LEN + key.len(), |b| {
+            b.extend_from_slice(&keys::meta_prefix(db));
+            b.extend_from_slice(key);
+        });
         self.touch_in(db, key);
-        self.put(keys::meta_key(db, key), rec)?;
+        self.put(mkey, rec)?;
         if old.is_none() {
             // Redis raises `new` whenever a key is added to a database.
             self.notify_in(db, 'n', "new", key);

@@ -8,7 +8,7 @@ use std::iter::Peekable;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use indexmap::map::Entry;
 use indexmap::IndexMap;
 use keel_storage::{Direction, KvPair, ScanRange, Snapshot, Storage, ValueRef, WriteBatch};
@@ -161,10 +161,17 @@ pub struct WriteTx {
     /// Each write since the last [`WriteTx::mark`]: the overlay position it wrote and
     /// the value there before (None: the key was new, appended at that position).
     undo: Vec<(usize, Option<Option<Bytes>>)>,
+    /// Where [`WriteTx::build`] writes records and keys, handed out as slices that share
+    /// one allocation: see there.
+    arena: BytesMut,
 }
 
 /// Keys an overlay has room for before it grows: a group's worth.
 const OVERLAY_CAPACITY: usize = crate::engine::Group::MAX_KEYS;
+
+/// Bytes the arena takes from the allocator at a time (or the build's size, if larger):
+/// about a group of string writes' keys and records.
+const ARENA_CHUNK: usize = 4096;
 
 impl WriteTx {
     /// An empty transaction over `store`.
@@ -176,7 +183,25 @@ impl WriteTx {
             // Sized like the overlay: growing from empty reallocated three times per
             // group of 16 keys.
             undo: Vec::with_capacity(OVERLAY_CAPACITY),
+            arena: BytesMut::new(),
         }
+    }
+
+    /// Bytes for a key or value of this transaction, `len` of them written by `fill`,
+    /// built in the transaction's arena rather than an allocation of their own. A write
+    /// allocated its metadata key and record and freed both once the group was stored;
+    /// the allocator hands out blocks that were freed long ago, and reading the free
+    /// block's link was a miss (the record's allocation alone was 2.9% of INCR -P 16's
+    /// cycles). The arena's chunk is reused once every slice of it is gone, which is
+    /// after the group is stored: engines copy what they keep. A slice someone keeps
+    /// (a reply of a value read in a MULTI) keeps its chunk, and the arena takes a new one.
+    pub fn build(&mut self, len: usize, fill: impl FnOnce(&mut BytesMut)) -> Bytes {
+        if self.arena.capacity() < len {
+            self.arena.reserve(len.max(ARENA_CHUNK));
+        }
+        fill(&mut self.arena);
+        debug_assert_eq!(self.arena.len(), len, "build wrote other than its length");
+        self.arena.split().freeze()
     }
 
     /// Buffers a put.
@@ -383,6 +408,46 @@ mod tests {
             .map_err(|e| keel_storage::StorageError::io("tempdir", "/tmp", e))?;
         let store = keel_storage::open(dir.path(), &OpenOptions::new(EngineKind::Memory))?;
         Ok((dir, store))
+    }
+
+    /// Built bytes are each exactly what their fill wrote, stay intact while the arena
+    /// goes on into new chunks (and back to a reclaimed one), and reach the store as
+    /// written.
+    #[test]
+    fn built_bytes_stay_intact_across_chunks() -> Result<()> {
+        let (_dir, store) = memory_store()?;
+        let mut tx = WriteTx::new(Arc::clone(&store));
+        let mut built = Vec::new();
+        // Past several chunks, with one value larger than a chunk.
+        for i in 0..600usize {
+            let len = if i == 300 { ARENA_CHUNK + 10 } else { i % 40 };
+            let byte = (i % 251) as u8;
+            let v = tx.build(len, |b| b.extend_from_slice(&vec![byte; len]));
+            built.push((i, len, byte, v));
+        }
+        for (i, len, byte, v) in &built {
+            assert_eq!(v.len(), *len, "build {i}");
+            assert!(v.iter().all(|x| x == byte), "build {i} was overwritten");
+        }
+        for (i, _, _, v) in &built {
+            tx.put(Bytes::from(format!("k{i:03}")), v.clone());
+        }
+        drop(built);
+        store.write(tx.take_batch(), WriteOptions::DEFAULT)?;
+        // The arena's chunks are free again; building on must not touch what is stored.
+        for _ in 0..200 {
+            tx.build(30, |b| b.extend_from_slice(&[0xEE; 30]));
+        }
+        for i in 0..600usize {
+            let len = if i == 300 { ARENA_CHUNK + 10 } else { i % 40 };
+            let got = store.get(format!("k{i:03}").as_bytes())?;
+            assert_eq!(
+                got,
+                Some(Bytes::from(vec![(i % 251) as u8; len])),
+                "key {i}"
+            );
+        }
+        Ok(())
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! transactions compare it with their start index to find write-write conflicts. It is
 //! stamped by `Exec::put_meta` and kept out of [`Meta`] so type code never handles it.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use keel_storage::ValueRef;
 
 use crate::error::{EngineError, Result};
@@ -162,11 +162,30 @@ impl Meta {
 
     /// Encodes the record as written by the log entry `mod_index`.
     ///
-    /// The header is assembled on the stack and the buffer allocated at its exact size:
-    /// a `Bytes` made from a vector with spare capacity takes a second allocation for
-    /// its reference count, and this record is what the store keeps for every key.
+    /// The buffer is allocated at its exact size: a `Bytes` made from a vector with
+    /// spare capacity takes a second allocation for its reference count, and this
+    /// record is what the store keeps for every key.
     pub fn encode_at(&self, mod_index: u64) -> Bytes {
-        // kind, flags, mod index, expiry, then version, length, head, tail at most.
+        let mut b = BytesMut::with_capacity(self.encoded_len());
+        self.encode_into(mod_index, &mut b);
+        b.freeze()
+    }
+
+    /// The length of the encoded record.
+    pub fn encoded_len(&self) -> usize {
+        let expiry = if self.expire_at.is_some() { 8 } else { 0 };
+        let body = match &self.body {
+            Body::String(v) => v.len(),
+            Body::Collection { list, .. } => 16 + if list.is_some() { 16 } else { 0 },
+        };
+        10 + expiry + body
+    }
+
+    /// Appends the record as written by the log entry `mod_index` to `out`
+    /// ([`Meta::encoded_len`] bytes).
+    pub fn encode_into(&self, mod_index: u64, out: &mut BytesMut) {
+        // kind, flags, mod index, expiry, then version, length, head, tail at most; the
+        // header is assembled on the stack and copied once.
         let mut head = [0u8; 2 + 8 + 8 + 32];
         head[0] = self.kind.code();
         head[1] = if self.expire_at.is_some() {
@@ -195,10 +214,8 @@ impl Meta {
                 &[]
             }
         };
-        let mut b = Vec::with_capacity(n + tail.len());
-        b.extend_from_slice(&head[..n]);
-        b.extend_from_slice(tail);
-        Bytes::from(b)
+        out.extend_from_slice(&head[..n]);
+        out.extend_from_slice(tail);
     }
 
     /// The modification index of an encoded record (None if too short to hold one).
@@ -312,6 +329,35 @@ mod tests {
         assert_eq!(Meta::decode(b"k", l.encode()).ok(), Some(l));
         let z = Meta::collection(KeyType::ZSet, 4);
         assert_eq!(Meta::decode(b"k", z.encode()).ok(), Some(z));
+    }
+
+    /// `encoded_len` is what `encode_into` appends, for every shape of record, and the
+    /// appended bytes are `encode_at`'s.
+    #[test]
+    fn encoded_len_is_what_encode_into_appends() {
+        let mut shapes = vec![
+            Meta::string(Bytes::new()),
+            Meta::string(Bytes::from(vec![7; 70])),
+        ];
+        let mut list = Meta::collection(KeyType::List, 9);
+        list.body = Body::Collection {
+            version: 9,
+            len: 3,
+            list: Some((-1, 2)),
+        };
+        shapes.push(list);
+        shapes.push(Meta::collection(KeyType::Hash, 4));
+        for expire_at in [None, Some(99)] {
+            for m in &shapes {
+                let mut m = m.clone();
+                m.expire_at = expire_at;
+                let mut out = BytesMut::from(&b"before"[..]);
+                m.encode_into(7, &mut out);
+                assert_eq!(out.len(), 6 + m.encoded_len(), "{m:?}");
+                assert_eq!(&out[6..], &m.encode_at(7)[..], "{m:?}");
+                assert_eq!(Meta::decode(b"k", m.encode_at(7)).ok(), Some(m.clone()));
+            }
+        }
     }
 
     #[test]

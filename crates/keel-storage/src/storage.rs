@@ -129,8 +129,8 @@ pub trait Storage: Send + Sync {
 
     /// Applies `batch` atomically and returns its sequence number. With `opts.sync` (or
     /// policy `always`) it returns only once the batch is on stable storage. An empty
-    /// batch is allowed and returns the current sequence number. In-memory engines keep
-    /// the batch's `Bytes` as given: pass compact buffers, not slices of large ones.
+    /// batch is allowed and returns the current sequence number. The batch's `Bytes` may
+    /// be slices of a larger buffer: an engine copies what it keeps beyond the call.
     fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<u64>;
 
     /// A snapshot of the latest state; it keeps seeing exactly that state while writers

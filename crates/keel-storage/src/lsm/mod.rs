@@ -220,7 +220,13 @@ impl Inner {
         let items: Vec<(Vec<u8>, Bytes)> = ops
             .into_iter()
             .map(|op| match op {
-                BatchOp::Put(k, v) => (keys::version_key(&k, 0, Kind::Put), v),
+                // fjall keeps the `Bytes` it is given in its memtable; a batch's values may
+                // be slices of a larger buffer (the engine's arena), which a kept slice
+                // would pin whole, so the memtable gets a compact copy.
+                BatchOp::Put(k, v) => (
+                    keys::version_key(&k, 0, Kind::Put),
+                    Bytes::copy_from_slice(&v),
+                ),
                 BatchOp::Delete(k) => (keys::version_key(&k, 0, Kind::Tombstone), Bytes::new()),
             })
             .collect();
