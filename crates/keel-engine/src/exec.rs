@@ -361,8 +361,7 @@ impl<'a> Exec<'a> {
         let tx = self.tx()?;
         let rec = tx.build(meta.encoded_len(), |b| meta.encode_into(seq, b));
         let mkey = tx.build(keys::META_PREFIX_LEN + key.len(), |b| {
-            b.extend_from_slice(&keys::meta_prefix(db));
-            b.extend_from_slice(key);
+            keys::write_meta_key(b, db, key)
         });
         self.touch_in(db, key);
         self.put(mkey, rec)?;

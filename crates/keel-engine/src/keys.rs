@@ -47,9 +47,14 @@ pub const fn meta_prefix(db: u8) -> [u8; META_PREFIX_LEN] {
 /// Storage key of the metadata record of `key` in `db`.
 pub fn meta_key(db: u8, key: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(META_PREFIX_LEN + key.len());
+    write_meta_key(&mut b, db, key);
+    b.freeze()
+}
+
+/// Writes [`meta_key`]'s bytes (`META_PREFIX_LEN + key.len()` of them) to `b`.
+pub fn write_meta_key(b: &mut impl BufMut, db: u8, key: &[u8]) {
     b.put_slice(&meta_prefix(db));
     b.put_slice(key);
-    b.freeze()
 }
 
 /// [`meta_key`] on the stack, for look-ups: every command reads its key's metadata, and
@@ -73,8 +78,7 @@ pub fn meta_key_buf(db: u8, key: &[u8]) -> smallvec::SmallVec<[u8; 64]> {
 /// Appends [`meta_key`]'s bytes to `buf` (building several keys in one buffer).
 pub fn push_meta_key(buf: &mut Vec<u8>, db: u8, key: &[u8]) {
     buf.reserve(META_PREFIX_LEN + key.len());
-    buf.extend_from_slice(&meta_prefix(db));
-    buf.extend_from_slice(key);
+    write_meta_key(buf, db, key);
 }
 
 /// Range of all metadata records of `db`.
