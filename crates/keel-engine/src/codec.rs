@@ -27,7 +27,7 @@
 //! checked against the bytes left: every element takes at least one byte, so a count
 //! larger than the remaining input is rejected before anything is allocated.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 
 use crate::ctx::ApplyCtx;
 use crate::engine::Op;
@@ -248,12 +248,19 @@ pub fn decode_entry(bytes: &[u8]) -> Result<(ApplyCtx, Op), CodecError> {
     Ok((ctx, op))
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as a LEB128 varint (also the length prefix of a packed list chunk's
+/// elements).
+pub(crate) fn put_varint(out: &mut impl BufMut, mut v: u64) {
     while v >= 0x80 {
-        out.push((v as u8) | 0x80);
+        out.put_u8((v as u8) | 0x80);
         v >>= 7;
     }
-    out.push(v as u8);
+    out.put_u8(v as u8);
+}
+
+/// The bytes [`put_varint`] writes for `v`.
+pub(crate) fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -563,6 +570,7 @@ mod tests {
             let mut r = Reader { buf: &b, pos: 0 };
             assert_eq!(r.varint("v"), Ok(v));
             assert_eq!(r.pos, b.len());
+            assert_eq!(varint_len(v), b.len(), "{v}");
         }
         // Overlong forms and overflow.
         for bad in [&[0x80u8, 0x00][..], &[0xff; 10][..], &[0xff; 11][..]] {

@@ -5,10 +5,12 @@
 
 use keel_storage::{Direction, Snapshot};
 
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::keys;
 use crate::kv::{KvRead, SnapshotReader};
 use crate::meta::{Body, Meta};
+use crate::types::list::dec_index;
+use crate::types::list_chunk;
 
 /// 64-bit FNV-1a over a stream of length-prefixed fields.
 #[derive(Debug, Clone)]
@@ -42,7 +44,7 @@ pub fn digest(snap: Box<dyn Snapshot>, now_ms: u64) -> Result<u64> {
         h.field(&meta.expire_at.unwrap_or(0).to_le_bytes());
         match &meta.body {
             Body::String(v) => h.field(v),
-            Body::Collection { version, len, .. } => {
+            Body::Collection { version, len, list } => {
                 h.field(&len.to_le_bytes());
                 let (db, key) = (mk[1], &mk[2..]);
                 // Sub-keys are listed without their version prefix: the version is an
@@ -54,9 +56,27 @@ pub fn digest(snap: Box<dyn Snapshot>, now_ms: u64) -> Result<u64> {
                         keel_storage::ScanRange::prefix(keys::sub_prefix(sub, db, key, *version));
                     for s in reader.scan(range, Direction::Forward) {
                         let (sk, sv) = s?;
-                        h.field(&[sub]);
-                        h.field(sk.get(plen..).unwrap_or_default());
-                        h.field(&sv);
+                        let suffix = sk.get(plen..).unwrap_or_default();
+                        match list {
+                            // A list's elements in order, however they are packed into
+                            // records and wherever its indices start: equal lists built by
+                            // different pushes, or stored in different layouts, digest
+                            // alike.
+                            Some(l) if sub == keys::SUB => {
+                                let id = dec_index(suffix).ok_or_else(|| {
+                                    EngineError::corrupt("list chunk", &sk, "bad chunk suffix")
+                                })?;
+                                for (_, e) in list_chunk::elements_of(l.chunk_shift, &sk, id, sv)? {
+                                    h.field(&[sub]);
+                                    h.field(&e);
+                                }
+                            }
+                            _ => {
+                                h.field(&[sub]);
+                                h.field(suffix);
+                                h.field(&sv);
+                            }
+                        }
                     }
                 }
             }

@@ -4,6 +4,8 @@
 //! version u8 (=1) | type u8 | body | footer
 //! body, string:      len u32 LE | value bytes
 //! body, collection:  len u64 LE | has_list u8 | [head i64 LE | tail i64 LE]
+//!                    [chunk_shift u8 if has_list = 2: a list packed 2^shift elements
+//!                    to a sub-key; 1 is a list of one element per sub-key]
 //!                    then entries: tag u8 ('S' or 'Z') | suffix len u32 LE | suffix
 //!                                  | value len u32 LE | value
 //!                    terminated by a tag byte 0
@@ -19,7 +21,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::keys;
-use crate::meta::KeyType;
+use crate::meta::{KeyType, ListShape, MAX_CHUNK_SHIFT};
 
 /// Format version written in both the header byte and the footer.
 pub const FORMAT_VERSION: u8 = 1;
@@ -70,16 +72,19 @@ impl Encoder {
     }
 
     /// A payload of a collection of `kind` with `len` members (and list bounds).
-    pub fn collection(kind: KeyType, len: u64, list: Option<(i64, i64)>) -> Encoder {
+    pub fn collection(kind: KeyType, len: u64, list: Option<ListShape>) -> Encoder {
         let mut buf = BytesMut::with_capacity(64);
         buf.put_u8(FORMAT_VERSION);
         buf.put_u8(type_code(kind));
         buf.put_u64_le(len);
         match list {
-            Some((h, t)) => {
-                buf.put_u8(1);
-                buf.put_i64_le(h);
-                buf.put_i64_le(t);
+            Some(l) => {
+                buf.put_u8(if l.chunk_shift > 0 { 2 } else { 1 });
+                buf.put_i64_le(l.head);
+                buf.put_i64_le(l.tail);
+                if l.chunk_shift > 0 {
+                    buf.put_u8(l.chunk_shift);
+                }
             }
             None => buf.put_u8(0),
         }
@@ -129,8 +134,8 @@ pub struct Decoded {
     pub value: Option<Bytes>,
     /// A collection's member count.
     pub len: u64,
-    /// A list's head/tail indices.
-    pub list: Option<(i64, i64)>,
+    /// A list's shape.
+    pub list: Option<ListShape>,
     /// A collection's sub-keys as (tag, suffix, value).
     pub entries: Vec<(u8, Bytes, Bytes)>,
 }
@@ -216,10 +221,18 @@ pub fn decode(p: &Bytes) -> Result<Decoded, PayloadError> {
         out.len = u64::from_le_bytes(c.arr8()?);
         let has_list = c.u8()?;
         match (has_list, kind == KeyType::List) {
-            (1, true) => {
-                let h = i64::from_le_bytes(c.arr8()?);
-                let t = i64::from_le_bytes(c.arr8()?);
-                out.list = Some((h, t));
+            (1 | 2, true) => {
+                let head = i64::from_le_bytes(c.arr8()?);
+                let tail = i64::from_le_bytes(c.arr8()?);
+                let chunk_shift = if has_list == 2 { c.u8()? } else { 0 };
+                if has_list == 2 && !(1..=MAX_CHUNK_SHIFT).contains(&chunk_shift) {
+                    return Err(PayloadError::BadFormat);
+                }
+                out.list = Some(ListShape {
+                    head,
+                    tail,
+                    chunk_shift,
+                });
             }
             (0, false) => {}
             _ => return Err(PayloadError::BadFormat),
@@ -253,8 +266,16 @@ pub fn decode(p: &Bytes) -> Result<Decoded, PayloadError> {
 mod tests {
     use super::*;
 
+    fn shape(chunk_shift: u8) -> ListShape {
+        ListShape {
+            head: -1,
+            tail: 1,
+            chunk_shift,
+        }
+    }
+
     fn sample() -> Bytes {
-        let mut e = Encoder::collection(KeyType::List, 2, Some((-1, 1)));
+        let mut e = Encoder::collection(KeyType::List, 2, Some(shape(0)));
         e.entry(keys::SUB, b"\x00a", b"one");
         e.entry(keys::SUB, b"\x00b", b"two");
         e.finish()
@@ -267,8 +288,22 @@ mod tests {
         assert_eq!(d.as_ref().map(|d| d.kind), Some(KeyType::String));
         assert_eq!(d.and_then(|d| d.value), Some(Bytes::from_static(b"hello")));
         let d = decode(&sample()).ok();
-        assert_eq!(d.as_ref().map(|d| d.list), Some(Some((-1, 1))));
+        assert_eq!(d.as_ref().map(|d| d.list), Some(Some(shape(0))));
         assert_eq!(d.map(|d| d.entries.len()), Some(2));
+        // A packed list carries its chunk shift; one out of range is refused.
+        for (chunk_shift, ok) in [
+            (4, true),
+            (MAX_CHUNK_SHIFT, true),
+            (MAX_CHUNK_SHIFT + 1, false),
+        ] {
+            let mut e = Encoder::collection(KeyType::List, 2, Some(shape(chunk_shift)));
+            e.entry(keys::SUB, b"\x00a", b"\x0e\x03one\x03two");
+            let d = decode(&e.finish());
+            assert_eq!(
+                d.ok().map(|d| d.list),
+                ok.then_some(Some(shape(chunk_shift)))
+            );
+        }
     }
 
     #[test]

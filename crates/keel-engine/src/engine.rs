@@ -118,7 +118,16 @@ impl PrefetchScratch {
     }
 
     fn push_sub(&mut self, version: u64, suffix: &[u8]) {
+        let start = self.keys.len();
         keys::push_sub_key(&mut self.keys, version, suffix);
+        // A run of pops of one list names its end chunk once per pop: asking again is a
+        // hash probe for nothing.
+        let n = self.ends.len();
+        let prev = if n > 1 { self.ends[n - 2] } else { 0 };
+        if n > 0 && self.keys[prev..start] == self.keys[start..] {
+            self.keys.truncate(start);
+            return;
+        }
         self.ends.push(self.keys.len());
     }
 

@@ -24,6 +24,8 @@ pub struct Followed {
     pub version: u64,
     /// A list's next head and tail after the round's pops so far.
     pub ends: Option<(i64, i64)>,
+    /// A list's chunk shift (elements live in records of 2^shift indices).
+    pub chunk_shift: u8,
 }
 
 impl Followed {
@@ -32,7 +34,8 @@ impl Followed {
         match meta.body {
             Body::Collection { version, list, .. } => Some(Followed {
                 version,
-                ends: list,
+                ends: list.map(|l| (l.head, l.tail)),
+                chunk_shift: list.map_or(0, |l| l.chunk_shift),
             }),
             Body::String(_) => None,
         }
@@ -83,7 +86,16 @@ impl Members {
             Members::Args { first, step } => (first, step),
             Members::Zadd => (zadd_first_member(args), 2),
             Members::Pop { left } => {
-                pops(left, args, c, |i| member(&enc_index(i)));
+                // Consecutive pops mostly take from one chunk: name each chunk once.
+                let shift = c.chunk_shift;
+                let mut last = None;
+                pops(left, args, c, |i| {
+                    let chunk = i >> shift;
+                    if last != Some(chunk) {
+                        last = Some(chunk);
+                        member(&enc_index(chunk));
+                    }
+                });
                 return;
             }
         };
@@ -150,6 +162,7 @@ mod tests {
         Followed {
             version: 7,
             ends: None,
+            chunk_shift: 0,
         }
     }
 
@@ -194,6 +207,7 @@ mod tests {
         let mut c = Followed {
             version: 1,
             ends: Some((10, 14)),
+            chunk_shift: 0,
         };
         let idx = |xs: &[i64]| {
             xs.iter()
@@ -206,5 +220,24 @@ mod tests {
         assert_eq!(named("rpop", &["rpop", "k", "5"], &mut c), idx(&[12]));
         assert!(named("rpop", &["rpop", "k"], &mut c).is_empty());
         assert!(named("lpop", &["lpop", "k", "x"], &mut c).is_empty());
+    }
+
+    #[test]
+    fn pops_of_a_packed_list_name_each_chunk_once() {
+        let mut c = Followed {
+            version: 1,
+            ends: Some((-3, 40)),
+            chunk_shift: 4,
+        };
+        let chunks = |xs: &[i64]| {
+            xs.iter()
+                .map(|&i| enc_index(i).to_vec())
+                .collect::<Vec<_>>()
+        };
+        // Indices 39..=24 are chunk 2 (32..48) and chunk 1 (16..32).
+        assert_eq!(named("rpop", &["rpop", "k", "16"], &mut c), chunks(&[2, 1]));
+        // Indices -3..=0 are chunk -1 (-16..0) and chunk 0.
+        assert_eq!(named("lpop", &["lpop", "k", "4"], &mut c), chunks(&[-1, 0]));
+        assert_eq!(c.ends, Some((1, 24)));
     }
 }

@@ -4,7 +4,8 @@
 //! Layout: `type u8 | flags u8 | mod_index u64 LE | [expire_at_ms u64 LE if
 //! flags&EXPIRES]` then
 //! strings: the value bytes; collections: `version u64 | len u64` and for lists
-//! `head i64 | tail i64` (element indices: elements live at head..tail, exclusive).
+//! `head i64 | tail i64 | [chunk_shift u8 if flags&CHUNKED]` (element indices: elements
+//! live at head..tail, exclusive; see [`ListShape`]).
 //!
 //! `mod_index` is the log index of the entry that last wrote the record; optimistic
 //! transactions compare it with their start index to find write-write conflicts. It is
@@ -16,6 +17,24 @@ use keel_storage::ValueRef;
 use crate::error::{EngineError, Result};
 
 const FLAG_EXPIRES: u8 = 1;
+/// A list whose elements are packed `1 << chunk_shift` to a record; lists written before
+/// packing have no such byte and one element per record (shift 0).
+const FLAG_CHUNKED: u8 = 2;
+
+/// Largest chunk shift a record may carry: a chunk's first slot is one byte.
+pub const MAX_CHUNK_SHIFT: u8 = 7;
+
+/// Where a list's elements are: absolute indices `head..tail` (exclusive), packed
+/// `1 << chunk_shift` indices to a storage record (see `types::list_chunk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListShape {
+    /// Index of the leftmost element.
+    pub head: i64,
+    /// One past the index of the rightmost element.
+    pub tail: i64,
+    /// log2 of the indices one record holds.
+    pub chunk_shift: u8,
+}
 
 /// The Redis type of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,8 +108,8 @@ pub enum Body {
         version: u64,
         /// Number of members/elements.
         len: u64,
-        /// For lists: element indices head..tail (exclusive).
-        list: Option<(i64, i64)>,
+        /// For lists: where the elements are.
+        list: Option<ListShape>,
     },
 }
 
@@ -115,9 +134,13 @@ impl Meta {
         }
     }
 
-    /// An empty collection of `kind` under `version`.
+    /// An empty collection of `kind` under `version` (a list with one element per record).
     pub fn collection(kind: KeyType, version: u64) -> Meta {
-        let list = (kind == KeyType::List).then_some((0, 0));
+        let list = (kind == KeyType::List).then_some(ListShape {
+            head: 0,
+            tail: 0,
+            chunk_shift: 0,
+        });
         Meta {
             kind,
             expire_at: None,
@@ -176,7 +199,13 @@ impl Meta {
         let expiry = if self.expire_at.is_some() { 8 } else { 0 };
         let body = match &self.body {
             Body::String(v) => v.len(),
-            Body::Collection { list, .. } => 16 + if list.is_some() { 16 } else { 0 },
+            Body::Collection { list, .. } => {
+                16 + match list {
+                    Some(l) if l.chunk_shift > 0 => 17,
+                    Some(_) => 16,
+                    None => 0,
+                }
+            }
         };
         10 + expiry + body
     }
@@ -186,13 +215,15 @@ impl Meta {
     pub fn encode_into(&self, mod_index: u64, out: &mut BytesMut) {
         // kind, flags, mod index, expiry, then version, length, head, tail at most; the
         // header is assembled on the stack and copied once.
-        let mut head = [0u8; 2 + 8 + 8 + 32];
+        let mut head = [0u8; 2 + 8 + 8 + 33];
         head[0] = self.kind.code();
+        let chunked =
+            matches!(&self.body, Body::Collection { list: Some(l), .. } if l.chunk_shift > 0);
         head[1] = if self.expire_at.is_some() {
             FLAG_EXPIRES
         } else {
             0
-        };
+        } | if chunked { FLAG_CHUNKED } else { 0 };
         head[2..10].copy_from_slice(&mod_index.to_le_bytes());
         let mut n = 10;
         let mut put = |v: u64| {
@@ -207,9 +238,13 @@ impl Meta {
             Body::Collection { version, len, list } => {
                 put(*version);
                 put(*len);
-                if let Some((h, t)) = list {
-                    put(*h as u64);
-                    put(*t as u64);
+                if let Some(l) = list {
+                    put(l.head as u64);
+                    put(l.tail as u64);
+                    if l.chunk_shift > 0 {
+                        head[n] = l.chunk_shift;
+                        n += 1;
+                    }
                 }
                 &[]
             }
@@ -290,9 +325,24 @@ impl Meta {
                 let version = u64::from_le_bytes(take8(&mut pos)?);
                 let len = u64::from_le_bytes(take8(&mut pos)?);
                 let list = if kind == KeyType::List {
-                    let h = i64::from_le_bytes(take8(&mut pos)?);
-                    let t = i64::from_le_bytes(take8(&mut pos)?);
-                    Some((h, t))
+                    let head = i64::from_le_bytes(take8(&mut pos)?);
+                    let tail = i64::from_le_bytes(take8(&mut pos)?);
+                    let chunk_shift = if flags & FLAG_CHUNKED != 0 {
+                        let s = *bytes.get(pos).ok_or_else(|| bad("record truncated"))?;
+                        if s == 0 || s > MAX_CHUNK_SHIFT {
+                            return Err(bad("list chunk shift out of range"));
+                        }
+                        s
+                    } else {
+                        0
+                    };
+                    Some(ListShape {
+                        head,
+                        tail,
+                        chunk_shift,
+                    })
+                } else if flags & FLAG_CHUNKED != 0 {
+                    return Err(bad("chunked flag on a non-list"));
                 } else {
                     None
                 };
@@ -321,12 +371,18 @@ mod tests {
         m.expire_at = Some(12345);
         assert_eq!(Meta::decode(b"k", m.encode()).ok(), Some(m));
         let mut l = Meta::collection(KeyType::List, 9);
-        l.body = Body::Collection {
-            version: 9,
-            len: 3,
-            list: Some((-1, 2)),
-        };
-        assert_eq!(Meta::decode(b"k", l.encode()).ok(), Some(l));
+        for chunk_shift in [0, 4, MAX_CHUNK_SHIFT] {
+            l.body = Body::Collection {
+                version: 9,
+                len: 3,
+                list: Some(ListShape {
+                    head: -1,
+                    tail: 2,
+                    chunk_shift,
+                }),
+            };
+            assert_eq!(Meta::decode(b"k", l.encode()).ok(), Some(l.clone()));
+        }
         let z = Meta::collection(KeyType::ZSet, 4);
         assert_eq!(Meta::decode(b"k", z.encode()).ok(), Some(z));
     }
@@ -339,13 +395,19 @@ mod tests {
             Meta::string(Bytes::new()),
             Meta::string(Bytes::from(vec![7; 70])),
         ];
-        let mut list = Meta::collection(KeyType::List, 9);
-        list.body = Body::Collection {
-            version: 9,
-            len: 3,
-            list: Some((-1, 2)),
-        };
-        shapes.push(list);
+        for chunk_shift in [0, 4] {
+            let mut list = Meta::collection(KeyType::List, 9);
+            list.body = Body::Collection {
+                version: 9,
+                len: 3,
+                list: Some(ListShape {
+                    head: -1,
+                    tail: 2,
+                    chunk_shift,
+                }),
+            };
+            shapes.push(list);
+        }
         shapes.push(Meta::collection(KeyType::Hash, 4));
         for expire_at in [None, Some(99)] {
             for m in &shapes {
@@ -371,5 +433,19 @@ mod tests {
         let m = Meta::string(Bytes::from_static(b"v"));
         assert_eq!(Meta::mod_index_of(&m.encode_at(42)), Some(42));
         assert!(Meta::decode(b"k", Bytes::from_static(b"")).is_err());
+        // A chunked list without its shift byte, with a shift out of range, and the
+        // chunked flag on a hash.
+        let list = |flags: u8, shift: &[u8]| {
+            let mut r = vec![1u8, flags];
+            r.extend_from_slice(&[0u8; 8 + 8 + 8 + 8 + 8]);
+            r.extend_from_slice(shift);
+            Bytes::from(r)
+        };
+        assert!(Meta::decode(b"k", list(FLAG_CHUNKED, b"\x04")).is_ok());
+        assert!(Meta::decode(b"k", list(FLAG_CHUNKED, b"")).is_err());
+        assert!(Meta::decode(b"k", list(FLAG_CHUNKED, b"\x00")).is_err());
+        assert!(Meta::decode(b"k", list(FLAG_CHUNKED, &[MAX_CHUNK_SHIFT + 1])).is_err());
+        let hash = [&[2u8, FLAG_CHUNKED][..], &[0u8; 8 + 8 + 8]].concat();
+        assert!(Meta::decode(b"k", Bytes::from(hash)).is_err());
     }
 }

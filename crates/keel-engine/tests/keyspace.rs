@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use common::{b, cmd, T};
 use keel_engine::keys;
-use keel_engine::meta::{Body, KeyType, Meta};
+use keel_engine::meta::{Body, KeyType, ListShape, Meta};
 use keel_engine::{Op, Reply};
 use keel_storage::{Direction, EngineKind, ScanRange, WriteBatch, WriteOptions};
 use proptest::prelude::*;
@@ -52,7 +52,12 @@ fn raw_collection(
     meta.body = Body::Collection {
         version,
         len: members.len() as u64,
-        list: (kind == KeyType::List).then_some((0, members.len() as i64)),
+        // One element per record: the layout of lists written before packing.
+        list: (kind == KeyType::List).then_some(ListShape {
+            head: 0,
+            tail: members.len() as i64,
+            chunk_shift: 0,
+        }),
     };
     let mut wb = WriteBatch::new();
     wb.put(keys::meta_key(db, key.as_bytes()), meta.encode());
@@ -233,7 +238,11 @@ fn rename_copy_move_collections(kind: EngineKind) {
         Body::Collection {
             version,
             len: 50,
-            list: Some((0, 50)),
+            list: Some(ListShape {
+                head: 0,
+                tail: 50,
+                chunk_shift: 0,
+            }),
         }
     });
     assert_eq!(s3, m);

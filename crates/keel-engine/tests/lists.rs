@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 use common::{b, T};
 use keel_engine::keys;
-use keel_engine::meta::Meta;
+use keel_engine::meta::{Body, Meta};
+use keel_engine::types::list_chunk;
 use keel_engine::Reply;
 use keel_storage::{Direction, EngineKind};
 use proptest::prelude::*;
@@ -564,13 +565,30 @@ fn stored_elements(t: &T, key: &str) -> usize {
     };
     let meta = Meta::decode(&mk, raw).expect("decode meta");
     let version = meta.version().expect("collection");
+    let Body::Collection {
+        list: Some(shape), ..
+    } = meta.body
+    else {
+        panic!("{key} is not a list");
+    };
+    // Elements in the records, however many each packs; every record holds one at least.
     t.engine
         .storage()
         .scan(
             keys::sub_range(0, key.as_bytes(), version),
             Direction::Forward,
         )
-        .count()
+        .map(|item| {
+            let (k, v) = item.expect("scan");
+            let held = list_chunk::decode(shape.chunk_shift, &k, v)
+                .expect("a well-formed record")
+                .iter()
+                .flatten()
+                .count();
+            assert!(held > 0, "an empty record left behind");
+            held
+        })
+        .sum()
 }
 
 fn run_ops(kind: EngineKind, ops: &[Op]) -> Result<(), TestCaseError> {
@@ -999,7 +1017,119 @@ fn empty_elements(kind: EngineKind) {
     assert_eq!(t.w(&["LPOP", "l"]), bulk(""));
 }
 
+/// The chunk shift a list's metadata records.
+fn chunk_shift(t: &T, key: &str) -> u8 {
+    let mk = keys::meta_key(0, key.as_bytes());
+    let raw = t
+        .engine
+        .storage()
+        .get(&mk)
+        .expect("get")
+        .expect("the key exists");
+    match Meta::decode(&mk, raw).expect("decode").body {
+        Body::Collection { list: Some(l), .. } => l.chunk_shift,
+        other => panic!("{key} is not a list: {other:?}"),
+    }
+}
+
+/// A list written before elements were packed (one record per element, no chunk shift
+/// in its metadata) reads and changes as before and keeps its layout; lists made now
+/// pack theirs, and DUMP/RESTORE and the digest see the same elements either way.
+fn lists_of_one_element_per_record_still_work(kind: EngineKind) {
+    let mut t = T::new(kind);
+    let version = 1u64 << 60;
+    let n = 40i64;
+    let mut meta = Meta::collection(keel_engine::meta::KeyType::List, version);
+    meta.body = Body::Collection {
+        version,
+        len: n as u64,
+        list: Some(keel_engine::meta::ListShape {
+            head: -5,
+            tail: n - 5,
+            chunk_shift: 0,
+        }),
+    };
+    let mut wb = keel_storage::WriteBatch::new();
+    wb.put(keys::meta_key(0, b"old"), meta.encode());
+    let mut model: VecDeque<String> = VecDeque::new();
+    for i in -5..n - 5 {
+        let v = format!("e{i}");
+        let idx = ((i as u64) ^ (1 << 63)).to_be_bytes();
+        wb.put(
+            keys::sub_key(0, b"old", version, &idx),
+            Bytes::from(v.clone()),
+        );
+        model.push_back(v);
+    }
+    t.engine
+        .storage()
+        .write(wb, keel_storage::WriteOptions::DEFAULT)
+        .expect("plant the list");
+    let all = |m: &VecDeque<String>| m.iter().cloned().collect::<Vec<_>>();
+    assert_eq!(t.r(&["LRANGE", "old", "0", "-1"]), bulks(&all(&model)));
+    assert_eq!(t.r(&["LINDEX", "old", "7"]), bulk("e2"));
+    assert_eq!(t.w(&["LPUSH", "old", "l1", "l2"]), Reply::Int(n + 2));
+    model.push_front("l1".into());
+    model.push_front("l2".into());
+    assert_eq!(
+        t.w(&["RPOP", "old", "3"]),
+        bulks(&["e34".into(), "e33".into(), "e32".into()])
+    );
+    model.truncate(model.len() - 3);
+    assert_eq!(
+        t.w(&["LINSERT", "old", "AFTER", "e10", "mid"]),
+        Reply::Int(n)
+    );
+    let p = model.iter().position(|v| v == "e10").expect("e10");
+    model.insert(p + 1, "mid".into());
+    assert_eq!(t.w(&["LSET", "old", "0", "first"]), Reply::Ok);
+    model[0] = "first".into();
+    assert_eq!(t.w(&["LTRIM", "old", "1", "-2"]), Reply::Ok);
+    model.pop_front();
+    model.pop_back();
+    assert_eq!(t.r(&["LRANGE", "old", "0", "-1"]), bulks(&all(&model)));
+    assert_eq!(stored_elements(&t, "old"), model.len());
+    assert_eq!(chunk_shift(&t, "old"), 0, "an old list keeps its layout");
+
+    // The same elements in a list made now: packed, equal in every reply.
+    let mut args = vec!["RPUSH".to_string(), "new".into()];
+    args.extend(model.iter().cloned());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(t.w(&refs), Reply::Int(model.len() as i64));
+    assert_eq!(chunk_shift(&t, "new"), list_chunk::NEW_LIST_SHIFT);
+    assert_eq!(stored_elements(&t, "new"), model.len());
+    assert_eq!(t.r(&["LRANGE", "new", "0", "-1"]), bulks(&all(&model)));
+    for key in ["old", "new"] {
+        let Reply::Bulk(payload) = t.w(&["DUMP", key]) else {
+            panic!("DUMP {key}");
+        };
+        let copy = format!("{key}-copy");
+        let restore = keel_engine::Op::Command {
+            db: 0,
+            args: vec![b("RESTORE"), b(&copy), b("0"), payload],
+        };
+        assert_eq!(t.apply(restore).replies.to_vec(), vec![Reply::Ok]);
+        assert_eq!(t.r(&["LRANGE", &copy, "0", "-1"]), bulks(&all(&model)));
+        assert_eq!(
+            t.w(&["RPOP", &copy]),
+            bulk(model.back().expect("non-empty"))
+        );
+    }
+    // Equal lists, equal digests, whatever their layout.
+    t.w(&["DEL", "old-copy", "new-copy"]);
+    let d = |t: &T| t.engine.digest(t.now).expect("digest");
+    t.w(&["DEL", "new"]);
+    let with_old = d(&t);
+    t.w(&["RENAME", "old", "kept"]);
+    t.w(&refs);
+    t.w(&["RENAME", "new", "old"]);
+    t.w(&["DEL", "kept"]);
+    assert_eq!(chunk_shift(&t, "old"), list_chunk::NEW_LIST_SHIFT);
+    assert_eq!(d(&t), with_old);
+}
+
 all_engines!(
+    lists_of_one_element_per_record_still_work,
     model_based,
     empty_elements,
     push_pop_basics_and_reply_shapes,

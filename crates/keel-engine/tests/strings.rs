@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use common::{b, T};
 use keel_engine::keys;
-use keel_engine::meta::{Body, KeyType, Meta};
+use keel_engine::meta::{Body, KeyType, ListShape, Meta};
 use keel_engine::Reply;
 use keel_storage::{EngineKind, WriteBatch, WriteOptions};
 use proptest::prelude::*;
@@ -40,7 +40,11 @@ fn plant_list(t: &T, key: &str) {
     m.body = Body::Collection {
         version: 7,
         len: 1,
-        list: Some((0, 1)),
+        list: Some(ListShape {
+            head: 0,
+            tail: 1,
+            chunk_shift: 0,
+        }),
     };
     let mut batch = WriteBatch::new();
     batch.put(keys::meta_key(0, key.as_bytes()), m.encode());

@@ -55,6 +55,7 @@ use crate::glob::glob_match;
 use crate::keys;
 use crate::meta::{Body, KeyType, Meta};
 use crate::reply::{errors, Reply};
+use crate::types::list_chunk;
 
 /// Keys visited per storage scan by the walks of this module.
 pub const BATCH: usize = 1024;
@@ -829,11 +830,18 @@ fn encoding_of(ex: &Exec, db: u8, key: &[u8], meta: &Meta) -> CmdResult<&'static
     let members = ex.scan(keys::sub_range(db, key, version), Direction::Forward);
     Ok(match meta.kind {
         KeyType::List => {
+            let shift = match &meta.body {
+                Body::Collection { list: Some(l), .. } => l.chunk_shift,
+                _ => 0,
+            };
             let mut bytes = 0usize;
             for item in members {
-                let (_, v) = item?;
-                // Each listpack entry carries a couple of header bytes besides its data.
-                bytes = bytes.saturating_add(v.len() + 2);
+                let (k, v) = item?;
+                // Each listpack entry carries a couple of header bytes besides its data;
+                // counted per element, however keel packs them.
+                for e in list_chunk::decode(shift, &k, v)?.iter().flatten() {
+                    bytes = bytes.saturating_add(e.len() + 2);
+                }
                 if bytes > limits::LIST_LISTPACK_BYTES {
                     return Ok("quicklist");
                 }

@@ -3,13 +3,14 @@
 //!
 //! # Layout
 //!
-//! The metadata record is `Body::Collection { version, len, list: Some((head, tail)) }`.
+//! The metadata record is `Body::Collection { version, len, list: Some(ListShape) }`.
 //! Elements occupy the absolute indices `head..tail` (exclusive) with no holes, so
 //! `len == tail - head` and the element at list position `i` (0 = leftmost) has index
-//! `head + i`. It is stored at
+//! `head + i`. Elements are packed `2^chunk_shift` indices to a storage record (a
+//! chunk, see [`super::list_chunk`]) at
 //!
 //! ```text
-//! keys::sub_key(db, key, version, enc(head + i))    value = the element
+//! keys::sub_key(db, key, version, enc((head + i) >> chunk_shift))
 //! ```
 //!
 //! where `enc` flips the sign bit of the i64 and writes it big-endian, so ascending
@@ -18,13 +19,13 @@
 //! Everything lives under `keys::sub_range(db, key, version)`, so generic
 //! DEL/RENAME/COPY/GC handle lists without knowing this layout.
 //!
-//! # Costs (n = list length, m = elements returned or moved)
+//! # Costs (n = list length, m = elements returned or moved, c = 2^chunk_shift)
 //!
-//! - LPUSH/RPUSH/LPUSHX/RPUSHX, LPOP/RPOP: O(1) per element (one put or delete plus the
-//!   metadata record); with a count, one range scan from that end: O(log n + m).
-//! - LINDEX/LSET: one point get/put at `head + i`: O(log n) in the ordered store, no walk
-//!   from either end.
-//! - LRANGE: one range scan over exactly the requested indices: O(log n + m).
+//! - LPUSH/RPUSH/LPUSHX/RPUSHX, LPOP/RPOP: O(c) per command (each end chunk touched is
+//!   read and rewritten once, plus the metadata record); with a count, O(m + c).
+//! - LINDEX/LSET: one point get (and put) of the chunk holding `head + i`, no walk from
+//!   either end.
+//! - LRANGE: one point read per chunk of exactly the requested indices: O(m + c).
 //! - LTRIM: O(min(removed, kept)): the trimmed ends are deleted key by key, or, when the
 //!   kept middle is the smaller part, it is copied under a fresh version and the old
 //!   version is queued for background GC.
@@ -45,15 +46,15 @@
 //! itself belongs to the server.
 
 use bytes::Bytes;
-use keel_storage::{Direction, ScanRange};
+use keel_storage::Direction;
 
 use crate::args::{eq_ci, int_arg, parse_f64, parse_i64};
 use crate::command::{flags::*, CommandSpec};
 use crate::error::{fail, CmdResult, EngineError};
 use crate::exec::Exec;
-use crate::keys;
-use crate::meta::{Body, KeyType, Meta};
-use crate::reply::{errors, Reply};
+use crate::meta::{Body, KeyType, ListShape, Meta};
+use crate::reply::{errors, BulkList, Reply};
+use crate::types::list_chunk::{Chunks, NEW_LIST_SHIFT};
 
 /// Error of a negative or non-numeric LPOP/RPOP count (Redis's getPositiveLong…).
 const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
@@ -210,7 +211,8 @@ pub(crate) fn enc_index(i: i64) -> [u8; 8] {
     ((i as u64) ^ SIGN).to_be_bytes()
 }
 
-fn dec_index(s: &[u8]) -> Option<i64> {
+/// The index [`enc_index`] encoded (None unless 8 bytes).
+pub(crate) fn dec_index(s: &[u8]) -> Option<i64> {
     let a: [u8; 8] = s.try_into().ok()?;
     Some((u64::from_be_bytes(a) ^ SIGN) as i64)
 }
@@ -219,10 +221,10 @@ fn exhausted() -> crate::error::CmdError {
     crate::error::CmdError::Reply(Reply::err(INDEX_EXHAUSTED))
 }
 
-/// A list's shape as its metadata records it.
+/// A list's shape as its metadata records it, with the chunks this command changed.
 #[derive(Debug, Clone)]
 struct List {
-    version: u64,
+    chunks: Chunks,
     head: i64,
     tail: i64,
     expire_at: Option<u64>,
@@ -233,12 +235,13 @@ impl List {
         if let Body::Collection {
             version,
             len,
-            list: Some((head, tail)),
+            list: Some(shape),
         } = m.body
         {
+            let (head, tail) = (shape.head, shape.tail);
             if tail.checked_sub(head).and_then(|d| u64::try_from(d).ok()) == Some(len) {
                 return Ok(List {
-                    version,
+                    chunks: Chunks::new(version, shape.chunk_shift),
                     head,
                     tail,
                     expire_at: m.expire_at,
@@ -255,7 +258,7 @@ impl List {
 
     fn fresh(ex: &mut Exec) -> List {
         List {
-            version: ex.new_version(),
+            chunks: Chunks::new(ex.new_version(), NEW_LIST_SHIFT),
             head: 0,
             tail: 0,
             expire_at: None,
@@ -266,19 +269,18 @@ impl List {
         self.tail - self.head
     }
 
-    /// Storage key of the element at absolute index `abs`.
-    fn key_at(&self, db: u8, key: &[u8], abs: i64) -> Bytes {
-        keys::sub_key(db, key, self.version, &enc_index(abs))
-    }
-
     fn to_meta(&self) -> Meta {
         Meta {
             kind: KeyType::List,
             expire_at: self.expire_at,
             body: Body::Collection {
-                version: self.version,
+                version: self.chunks.version(),
                 len: self.len() as u64,
-                list: Some((self.head, self.tail)),
+                list: Some(ListShape {
+                    head: self.head,
+                    tail: self.tail,
+                    chunk_shift: self.chunks.shift(),
+                }),
             },
         }
     }
@@ -295,14 +297,16 @@ fn load(ex: &mut Exec, key: &[u8]) -> CmdResult<Option<(Meta, List)>> {
     }
 }
 
-/// Writes the list's new shape, or deletes the key when no element is left.
-fn store(ex: &mut Exec, key: &[u8], l: &List, old: Option<&Meta>) -> CmdResult<()> {
+/// Writes the list's changed chunks and new shape, or deletes the key when no element is
+/// left.
+fn store(ex: &mut Exec, key: &[u8], l: &mut List, old: Option<&Meta>) -> CmdResult<()> {
     if l.len() == 0 {
         if let Some(o) = old {
             ex.delete_key(key, o)?;
         }
         Ok(())
     } else {
+        l.chunks.flush(ex, key)?;
         ex.put_meta(key, &l.to_meta(), old)
     }
 }
@@ -310,28 +314,18 @@ fn store(ex: &mut Exec, key: &[u8], l: &List, old: Option<&Meta>) -> CmdResult<(
 /// Elements at absolute indices `from..to` in `dir` order, with their indices.
 fn elems<'a>(
     ex: &'a Exec,
-    key: &[u8],
-    l: &List,
+    key: &'a [u8],
+    l: &'a List,
     from: i64,
     to: i64,
     dir: Direction,
-) -> Box<dyn Iterator<Item = CmdResult<(i64, Bytes)>> + 'a> {
-    if from >= to {
-        return Box::new(std::iter::empty());
-    }
-    let lo = l.key_at(ex.db, key, from);
-    let hi = l.key_at(ex.db, key, to);
-    let plen = keys::sub_prefix_len(key);
-    Box::new(ex.scan(ScanRange::new(lo..hi), dir).map(move |r| {
-        let (k, v) = r?;
-        match k.get(plen..).and_then(dec_index) {
-            Some(i) => Ok((i, v)),
-            None => Err(EngineError::corrupt("list element", &k, "bad index suffix").into()),
-        }
-    }))
+) -> impl Iterator<Item = CmdResult<(i64, Bytes)>> + 'a {
+    l.chunks
+        .range(ex, key, from, to, dir)
+        .map(|r| r.map_err(Into::into))
 }
 
-/// Collects `elems` into a vector, checking that the range had no holes.
+/// Collects `elems` into a vector (a hole is a corrupt-record error).
 fn collect_range(
     ex: &Exec,
     key: &[u8],
@@ -340,21 +334,21 @@ fn collect_range(
     to: i64,
     dir: Direction,
 ) -> CmdResult<Vec<(i64, Bytes)>> {
-    let items = elems(ex, key, l, from, to, dir).collect::<CmdResult<Vec<_>>>()?;
-    let want = if from >= to { 0 } else { (to - from) as usize };
-    if items.len() != want {
-        return Err(EngineError::corrupt("list element", key, "hole inside head..tail").into());
-    }
-    Ok(items)
+    elems(ex, key, l, from, to, dir).collect()
+}
+
+fn missing(key: &[u8], abs: i64) -> crate::error::CmdError {
+    EngineError::corrupt(
+        "list element",
+        key,
+        format!("no element at index {abs} inside head..tail"),
+    )
+    .into()
 }
 
 /// The element at absolute index `abs` (which must be inside head..tail).
 fn get_at(ex: &Exec, key: &[u8], l: &List, abs: i64) -> CmdResult<Bytes> {
-    let k = l.key_at(ex.db, key, abs);
-    match ex.get(&k)? {
-        Some(v) => Ok(v),
-        None => Err(EngineError::corrupt("list element", &k, "missing inside head..tail").into()),
-    }
+    l.chunks.get(ex, key, abs)?.ok_or_else(|| missing(key, abs))
 }
 
 fn push_one(ex: &mut Exec, key: &[u8], l: &mut List, end: End, v: Bytes) -> CmdResult<()> {
@@ -369,8 +363,7 @@ fn push_one(ex: &mut Exec, key: &[u8], l: &mut List, end: End, v: Bytes) -> CmdR
             at
         }
     };
-    let k = l.key_at(ex.db, key, at);
-    ex.put(k, v)
+    Ok(l.chunks.set(ex, key, at, v)?)
 }
 
 /// Pops one element of a non-empty list.
@@ -379,8 +372,10 @@ fn pop_one(ex: &mut Exec, key: &[u8], l: &mut List, end: End) -> CmdResult<Bytes
         End::Left => l.head,
         End::Right => l.tail - 1,
     };
-    let v = get_at(ex, key, l, at)?;
-    ex.delete(l.key_at(ex.db, key, at))?;
+    let v = l
+        .chunks
+        .take(ex, key, at)?
+        .ok_or_else(|| missing(key, at))?;
     match end {
         End::Left => l.head += 1,
         End::Right => l.tail -= 1,
@@ -397,9 +392,7 @@ fn pop_n(ex: &mut Exec, key: &[u8], l: &mut List, end: End, n: i64) -> CmdResult
     };
     let items = collect_range(ex, key, l, from, to, dir)?;
     if n < l.len() {
-        for i in from..to {
-            ex.delete(l.key_at(ex.db, key, i))?;
-        }
+        l.chunks.clear(ex, key, from, to)?;
     }
     match end {
         End::Left => l.head += n,
@@ -458,7 +451,7 @@ fn push_generic(ex: &mut Exec, args: &[Bytes], end: End, only_existing: bool) ->
     for v in &args[2..] {
         push_one(ex, key, &mut l, end, v.clone())?;
     }
-    store(ex, key, &l, old.as_ref().map(|(m, _)| m))?;
+    store(ex, key, &mut l, old.as_ref().map(|(m, _)| m))?;
     ex.notify('l', end.push_event(), key);
     Ok(Reply::Int(l.len()))
 }
@@ -493,7 +486,7 @@ fn pop_generic(ex: &mut Exec, args: &[Bytes], end: End, name: &str) -> CmdResult
     match count {
         None => {
             let v = pop_one(ex, key, &mut l, end)?;
-            store(ex, key, &l, Some(&old))?;
+            store(ex, key, &mut l, Some(&old))?;
             ex.notify('l', end.pop_event(), key);
             Ok(Reply::Bulk(v))
         }
@@ -501,7 +494,7 @@ fn pop_generic(ex: &mut Exec, args: &[Bytes], end: End, name: &str) -> CmdResult
         Some(c) => {
             let n = c.min(l.len());
             let items = pop_n(ex, key, &mut l, end, n)?;
-            store(ex, key, &l, Some(&old))?;
+            store(ex, key, &mut l, Some(&old))?;
             ex.notify('l', end.pop_event(), key);
             Ok(Reply::bulks(items))
         }
@@ -526,15 +519,15 @@ fn lindex(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
 
 fn lset(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let key = &args[1];
-    let Some((_, l)) = load(ex, key)? else {
+    let Some((_, mut l)) = load(ex, key)? else {
         return fail(errors::NO_SUCH_KEY);
     };
     let idx = int_arg(&args[2])?;
     let Some(i) = norm_index(idx, l.len()) else {
         return fail(errors::INDEX_OUT_OF_RANGE);
     };
-    let k = l.key_at(ex.db, key, l.head + i);
-    ex.put(k, args[3].clone())?;
+    l.chunks.set(ex, key, l.head + i, args[3].clone())?;
+    l.chunks.flush(ex, key)?;
     ex.touch(key);
     Ok(Reply::Ok)
 }
@@ -550,11 +543,12 @@ fn lrange(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         return Ok(Reply::Array(Vec::new()));
     };
     let (from, to) = (l.head + s, l.head + e + 1);
-    // Values only: the indices are known, and a hole shows as a short count.
+    // Values only, copied once from where they lie: the indices are known, and a hole
+    // shows as a short count.
     let want = (to - from) as usize;
-    let range = ScanRange::new(l.key_at(ex.db, key, from)..l.key_at(ex.db, key, to));
-    let items = ex.scan_values(range, Direction::Forward, want)?;
-    if items.len() != want {
+    let mut items = BulkList::with_capacity(want);
+    let seen = l.chunks.visit(ex, key, from, to, &mut |v| items.push(v))?;
+    if seen != want {
         return Err(EngineError::corrupt("list element", key, "hole inside head..tail").into());
     }
     Ok(Reply::Bulks(items))
@@ -587,17 +581,14 @@ fn ltrim(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         for (_, v) in items {
             push_one(ex, key, &mut nl, End::Right, v)?;
         }
-        store(ex, key, &nl, Some(&old))?;
+        store(ex, key, &mut nl, Some(&old))?;
     } else {
-        for i in (l.head..l.head + s).chain(l.head + e + 1..l.tail) {
-            ex.delete(l.key_at(ex.db, key, i))?;
-        }
-        let nl = List {
-            head: l.head + s,
-            tail: l.head + e + 1,
-            ..l
-        };
-        store(ex, key, &nl, Some(&old))?;
+        let mut nl = l;
+        nl.chunks.clear(ex, key, nl.head, nl.head + s)?;
+        nl.chunks.clear(ex, key, nl.head + e + 1, nl.tail)?;
+        nl.tail = nl.head + e + 1;
+        nl.head += s;
+        store(ex, key, &mut nl, Some(&old))?;
     }
     Ok(Reply::Ok)
 }
@@ -635,7 +626,7 @@ fn lrem(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     }
     removed.sort_unstable();
     close_gaps(ex, key, &mut l, &removed)?;
-    store(ex, key, &l, Some(&old))?;
+    store(ex, key, &mut l, Some(&old))?;
     Ok(Reply::Int(n))
 }
 
@@ -645,7 +636,6 @@ fn close_gaps(ex: &mut Exec, key: &[u8], l: &mut List, removed: &[i64]) -> CmdRe
     let (Some(&first), Some(&last)) = (removed.first(), removed.last()) else {
         return Ok(());
     };
-    let db = ex.db;
     if l.tail - first <= last - l.head {
         // Survivors after `first` move toward the head.
         let items = collect_range(ex, key, l, first, l.tail, Direction::Forward)?;
@@ -657,13 +647,11 @@ fn close_gaps(ex: &mut Exec, key: &[u8], l: &mut List, removed: &[i64]) -> CmdRe
                 continue;
             }
             if idx != w {
-                ex.put(l.key_at(db, key, w), v)?;
+                l.chunks.set(ex, key, w, v)?;
             }
             w += 1;
         }
-        for i in w..l.tail {
-            ex.delete(l.key_at(db, key, i))?;
-        }
+        l.chunks.clear(ex, key, w, l.tail)?;
         l.tail = w;
     } else {
         // Survivors before `last` move toward the tail.
@@ -676,13 +664,11 @@ fn close_gaps(ex: &mut Exec, key: &[u8], l: &mut List, removed: &[i64]) -> CmdRe
                 continue;
             }
             if idx != w {
-                ex.put(l.key_at(db, key, w), v)?;
+                l.chunks.set(ex, key, w, v)?;
             }
             w -= 1;
         }
-        for i in l.head..=w {
-            ex.delete(l.key_at(db, key, i))?;
-        }
+        l.chunks.clear(ex, key, l.head, w + 1)?;
         l.head = w + 1;
     }
     Ok(())
@@ -714,29 +700,28 @@ fn linsert(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     };
     let q = if before { p } else { p + 1 };
     insert_at(ex, key, &mut l, q, args[4].clone())?;
-    store(ex, key, &l, Some(&old))?;
+    store(ex, key, &mut l, Some(&old))?;
     Ok(Reply::Int(l.len()))
 }
 
 /// Inserts `v` so that it takes absolute index `q` (head..=tail) of the current layout,
 /// shifting whichever side of `q` is shorter by one index.
 fn insert_at(ex: &mut Exec, key: &[u8], l: &mut List, q: i64, v: Bytes) -> CmdResult<()> {
-    let db = ex.db;
     if q - l.head < l.tail - q {
         let items = collect_range(ex, key, l, l.head, q, Direction::Forward)?;
         let new_head = l.head.checked_sub(1).ok_or_else(exhausted)?;
         for (idx, val) in items {
-            ex.put(l.key_at(db, key, idx - 1), val)?;
+            l.chunks.set(ex, key, idx - 1, val)?;
         }
-        ex.put(l.key_at(db, key, q - 1), v)?;
+        l.chunks.set(ex, key, q - 1, v)?;
         l.head = new_head;
     } else {
         let new_tail = l.tail.checked_add(1).ok_or_else(exhausted)?;
         let items = collect_range(ex, key, l, q, l.tail, Direction::Reverse)?;
         for (idx, val) in items {
-            ex.put(l.key_at(db, key, idx + 1), val)?;
+            l.chunks.set(ex, key, idx + 1, val)?;
         }
-        ex.put(l.key_at(db, key, q), v)?;
+        l.chunks.set(ex, key, q, v)?;
         l.tail = new_tail;
     }
     Ok(())
@@ -828,7 +813,7 @@ fn move_generic(ex: &mut Exec, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
     if src == dst {
         let v = pop_one(ex, src, &mut sl, from)?;
         push_one(ex, src, &mut sl, to, v.clone())?;
-        store(ex, src, &sl, Some(&sold))?;
+        store(ex, src, &mut sl, Some(&sold))?;
         return Ok(Reply::Bulk(v));
     }
     // The destination's type is checked before anything is popped.
@@ -839,8 +824,8 @@ fn move_generic(ex: &mut Exec, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
     };
     let v = pop_one(ex, src, &mut sl, from)?;
     push_one(ex, dst, &mut dl, to, v.clone())?;
-    store(ex, src, &sl, Some(&sold))?;
-    store(ex, dst, &dl, dold.as_ref().map(|(m, _)| m))?;
+    store(ex, src, &mut sl, Some(&sold))?;
+    store(ex, dst, &mut dl, dold.as_ref().map(|(m, _)| m))?;
     Ok(Reply::Bulk(v))
 }
 
@@ -915,7 +900,7 @@ fn mpop_try(ex: &mut Exec, keys: &[Bytes], end: End, count: i64) -> CmdResult<Re
         };
         let n = count.min(l.len());
         let items = pop_n(ex, key, &mut l, end, n)?;
-        store(ex, key, &l, Some(&old))?;
+        store(ex, key, &mut l, Some(&old))?;
         return Ok(Reply::Array(vec![
             Reply::Bulk(key.clone()),
             Reply::bulks(items),
@@ -955,7 +940,7 @@ fn bpop_generic(ex: &mut Exec, args: &[Bytes], end: End) -> CmdResult<Reply> {
             continue;
         };
         let v = pop_one(ex, key, &mut l, end)?;
-        store(ex, key, &l, Some(&old))?;
+        store(ex, key, &mut l, Some(&old))?;
         return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(v)]));
     }
     Ok(Reply::NilArray)

@@ -6,6 +6,7 @@ pub mod expire;
 pub mod hash;
 pub mod keyspace;
 pub mod list;
+pub mod list_chunk;
 pub mod set;
 pub mod string;
 pub mod zset;
