@@ -26,9 +26,9 @@
 //! - LINDEX/LSET: one point get (and put) of the chunk holding `head + i`, no walk from
 //!   either end.
 //! - LRANGE: one point read per chunk of exactly the requested indices: O(m + c).
-//! - LTRIM: O(min(removed, kept)): the trimmed ends are deleted key by key, or, when the
-//!   kept middle is the smaller part, it is copied under a fresh version and the old
-//!   version is queued for background GC.
+//! - LTRIM: O(min(removed, kept)): the trimmed ends are deleted (whole chunks unread,
+//!   the two partial ones rewritten), or, when the kept middle is the smaller part, it is
+//!   copied under a fresh version and the old version is queued for background GC.
 //! - LMOVE/RPOPLPUSH (and same-key rotation): O(1).
 //! - LINSERT: O(n): a scan from the head for the pivot, then the shorter side of the
 //!   insertion point is shifted by one index (`head - 1` or `tail + 1`), so at most n/2
