@@ -196,6 +196,19 @@ impl<'a> Exec<'a> {
         Ok(())
     }
 
+    /// Raw storage put of a key the transaction may hold already (its bytes are copied
+    /// only if not): see `WriteTx::put_slice`.
+    pub fn put_slice(&mut self, key: &[u8], value: Bytes) -> CmdResult<()> {
+        self.tx()?.put_slice(key, value);
+        Ok(())
+    }
+
+    /// Raw storage delete of a key given as a slice (see [`Exec::put_slice`]).
+    pub fn delete_slice(&mut self, key: &[u8]) -> CmdResult<()> {
+        self.tx()?.delete_slice(key);
+        Ok(())
+    }
+
     /// A fresh collection version, unique and larger than any earlier one: log index in
     /// the high bits, a per-entry counter in the low 20.
     pub fn new_version(&mut self) -> u64 {

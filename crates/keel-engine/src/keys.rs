@@ -125,6 +125,20 @@ pub fn sub_key(_db: u8, _key: &[u8], version: u64, suffix: &[u8]) -> Bytes {
     Bytes::from(b)
 }
 
+/// Length of a sub-key with an 8-byte suffix (a list record's index).
+pub const INDEXED_SUB_KEY_LEN: usize = SUB_PREFIX_LEN + 8;
+
+/// [`sub_key`] of an 8-byte suffix, built on the stack: a list's end record, which every
+/// push and pop of a group rewrites, is usually in the transaction's overlay already and
+/// needs no key of its own (see `WriteTx::put_slice`).
+pub fn indexed_sub_key(version: u64, suffix: [u8; 8]) -> [u8; INDEXED_SUB_KEY_LEN] {
+    let mut k = [0u8; INDEXED_SUB_KEY_LEN];
+    k[0] = SUB;
+    k[1..SUB_PREFIX_LEN].copy_from_slice(&version.to_be_bytes());
+    k[SUB_PREFIX_LEN..].copy_from_slice(&suffix);
+    k
+}
+
 /// Storage key of `member`'s entry in the score index of sorted set `version`: the
 /// prefix, the score in sortable form, the member. Exact size, like [`sub_key`]: built
 /// on [`sub_prefix`]'s buffer, a member longer than its spare room reallocated it
@@ -239,6 +253,20 @@ mod tests {
                     "len {len}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn indexed_sub_keys_are_sub_keys() {
+        for (version, suffix) in [
+            (0, [0u8; 8]),
+            (7 << 20 | 3, *b"\x80\0\0\0\0\0\0\x01"),
+            (u64::MAX, [0xff; 8]),
+        ] {
+            assert_eq!(
+                &indexed_sub_key(version, suffix)[..],
+                &sub_key(0, b"k", version, &suffix)[..]
+            );
         }
     }
 

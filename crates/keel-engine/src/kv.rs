@@ -214,6 +214,28 @@ impl WriteTx {
         self.buffer(key, None);
     }
 
+    /// Buffers a put of `key` given as a slice, copied only if the overlay does not hold
+    /// the key yet: a list's end record is rewritten by every push of a group, and
+    /// allocating its key each time was ~4% of LPUSH -P 16's instructions.
+    pub fn put_slice(&mut self, key: &[u8], value: Bytes) {
+        self.buffer_slice(key, Some(value));
+    }
+
+    /// Buffers a delete of `key` given as a slice (see [`WriteTx::put_slice`]).
+    pub fn delete_slice(&mut self, key: &[u8]) {
+        self.buffer_slice(key, None);
+    }
+
+    fn buffer_slice(&mut self, key: &[u8], value: Option<Bytes>) {
+        match self.overlay.get_full_mut(key) {
+            Some((at, _, v)) => {
+                let prev = std::mem::replace(v, value);
+                self.undo.push((at, Some(prev)));
+            }
+            None => self.buffer(Bytes::copy_from_slice(key), value),
+        }
+    }
+
     fn buffer(&mut self, key: Bytes, value: Option<Bytes>) {
         match self.overlay.entry(key) {
             Entry::Occupied(mut e) => {

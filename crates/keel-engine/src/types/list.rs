@@ -306,7 +306,7 @@ fn store(ex: &mut Exec, key: &[u8], l: &mut List, old: Option<&Meta>) -> CmdResu
         }
         Ok(())
     } else {
-        l.chunks.flush(ex, key)?;
+        l.chunks.flush(ex)?;
         ex.put_meta(key, &l.to_meta(), old)
     }
 }
@@ -314,27 +314,25 @@ fn store(ex: &mut Exec, key: &[u8], l: &mut List, old: Option<&Meta>) -> CmdResu
 /// Elements at absolute indices `from..to` in `dir` order, with their indices.
 fn elems<'a>(
     ex: &'a Exec,
-    key: &'a [u8],
     l: &'a List,
     from: i64,
     to: i64,
     dir: Direction,
 ) -> impl Iterator<Item = CmdResult<(i64, Bytes)>> + 'a {
     l.chunks
-        .range(ex, key, from, to, dir)
+        .range(ex, from, to, dir)
         .map(|r| r.map_err(Into::into))
 }
 
 /// Collects `elems` into a vector (a hole is a corrupt-record error).
 fn collect_range(
     ex: &Exec,
-    key: &[u8],
     l: &List,
     from: i64,
     to: i64,
     dir: Direction,
 ) -> CmdResult<Vec<(i64, Bytes)>> {
-    elems(ex, key, l, from, to, dir).collect()
+    elems(ex, l, from, to, dir).collect()
 }
 
 fn missing(key: &[u8], abs: i64) -> crate::error::CmdError {
@@ -348,10 +346,10 @@ fn missing(key: &[u8], abs: i64) -> crate::error::CmdError {
 
 /// The element at absolute index `abs` (which must be inside head..tail).
 fn get_at(ex: &Exec, key: &[u8], l: &List, abs: i64) -> CmdResult<Bytes> {
-    l.chunks.get(ex, key, abs)?.ok_or_else(|| missing(key, abs))
+    l.chunks.get(ex, abs)?.ok_or_else(|| missing(key, abs))
 }
 
-fn push_one(ex: &mut Exec, key: &[u8], l: &mut List, end: End, v: Bytes) -> CmdResult<()> {
+fn push_one(ex: &mut Exec, l: &mut List, end: End, v: Bytes) -> CmdResult<()> {
     let at = match end {
         End::Left => {
             l.head = l.head.checked_sub(1).ok_or_else(exhausted)?;
@@ -363,7 +361,7 @@ fn push_one(ex: &mut Exec, key: &[u8], l: &mut List, end: End, v: Bytes) -> CmdR
             at
         }
     };
-    Ok(l.chunks.set(ex, key, at, v)?)
+    Ok(l.chunks.set(ex, at, v)?)
 }
 
 /// Pops one element of a non-empty list.
@@ -372,10 +370,7 @@ fn pop_one(ex: &mut Exec, key: &[u8], l: &mut List, end: End) -> CmdResult<Bytes
         End::Left => l.head,
         End::Right => l.tail - 1,
     };
-    let v = l
-        .chunks
-        .take(ex, key, at)?
-        .ok_or_else(|| missing(key, at))?;
+    let v = l.chunks.take(ex, at)?.ok_or_else(|| missing(key, at))?;
     match end {
         End::Left => l.head += 1,
         End::Right => l.tail -= 1,
@@ -385,14 +380,14 @@ fn pop_one(ex: &mut Exec, key: &[u8], l: &mut List, end: End) -> CmdResult<Bytes
 
 /// Pops `n` (1..=len) elements from `end`, in pop order. Popping everything leaves the
 /// sub-keys to the GC that deleting the key queues.
-fn pop_n(ex: &mut Exec, key: &[u8], l: &mut List, end: End, n: i64) -> CmdResult<Vec<Bytes>> {
+fn pop_n(ex: &mut Exec, l: &mut List, end: End, n: i64) -> CmdResult<Vec<Bytes>> {
     let (from, to, dir) = match end {
         End::Left => (l.head, l.head + n, Direction::Forward),
         End::Right => (l.tail - n, l.tail, Direction::Reverse),
     };
-    let items = collect_range(ex, key, l, from, to, dir)?;
+    let items = collect_range(ex, l, from, to, dir)?;
     if n < l.len() {
-        l.chunks.clear(ex, key, from, to)?;
+        l.chunks.clear(ex, from, to)?;
     }
     match end {
         End::Left => l.head += n,
@@ -449,7 +444,7 @@ fn push_generic(ex: &mut Exec, args: &[Bytes], end: End, only_existing: bool) ->
         None => List::fresh(ex),
     };
     for v in &args[2..] {
-        push_one(ex, key, &mut l, end, v.clone())?;
+        push_one(ex, &mut l, end, v.clone())?;
     }
     store(ex, key, &mut l, old.as_ref().map(|(m, _)| m))?;
     ex.notify('l', end.push_event(), key);
@@ -493,7 +488,7 @@ fn pop_generic(ex: &mut Exec, args: &[Bytes], end: End, name: &str) -> CmdResult
         Some(0) => Ok(Reply::Array(Vec::new())),
         Some(c) => {
             let n = c.min(l.len());
-            let items = pop_n(ex, key, &mut l, end, n)?;
+            let items = pop_n(ex, &mut l, end, n)?;
             store(ex, key, &mut l, Some(&old))?;
             ex.notify('l', end.pop_event(), key);
             Ok(Reply::bulks(items))
@@ -526,8 +521,8 @@ fn lset(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let Some(i) = norm_index(idx, l.len()) else {
         return fail(errors::INDEX_OUT_OF_RANGE);
     };
-    l.chunks.set(ex, key, l.head + i, args[3].clone())?;
-    l.chunks.flush(ex, key)?;
+    l.chunks.set(ex, l.head + i, args[3].clone())?;
+    l.chunks.flush(ex)?;
     ex.touch(key);
     Ok(Reply::Ok)
 }
@@ -547,7 +542,7 @@ fn lrange(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     // shows as a short count.
     let want = (to - from) as usize;
     let mut items = BulkList::with_capacity(want);
-    let seen = l.chunks.visit(ex, key, from, to, &mut |v| items.push(v))?;
+    let seen = l.chunks.visit(ex, from, to, &mut |v| items.push(v))?;
     if seen != want {
         return Err(EngineError::corrupt("list element", key, "hole inside head..tail").into());
     }
@@ -575,17 +570,17 @@ fn ltrim(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     if kept < removed {
         // Copying the small middle under a new version beats deleting the large ends;
         // put_meta queues the old version for GC.
-        let items = collect_range(ex, key, &l, l.head + s, l.head + e + 1, Direction::Forward)?;
+        let items = collect_range(ex, &l, l.head + s, l.head + e + 1, Direction::Forward)?;
         let mut nl = List::fresh(ex);
         nl.expire_at = l.expire_at;
         for (_, v) in items {
-            push_one(ex, key, &mut nl, End::Right, v)?;
+            push_one(ex, &mut nl, End::Right, v)?;
         }
         store(ex, key, &mut nl, Some(&old))?;
     } else {
         let mut nl = l;
-        nl.chunks.clear(ex, key, nl.head, nl.head + s)?;
-        nl.chunks.clear(ex, key, nl.head + e + 1, nl.tail)?;
+        nl.chunks.clear(ex, nl.head, nl.head + s)?;
+        nl.chunks.clear(ex, nl.head + e + 1, nl.tail)?;
         nl.tail = nl.head + e + 1;
         nl.head += s;
         store(ex, key, &mut nl, Some(&old))?;
@@ -607,7 +602,7 @@ fn lrem(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         Direction::Forward
     };
     let mut removed = Vec::new();
-    for item in elems(ex, key, &l, l.head, l.tail, dir) {
+    for item in elems(ex, &l, l.head, l.tail, dir) {
         let (idx, v) = item?;
         if v == ele {
             removed.push(idx);
@@ -625,20 +620,20 @@ fn lrem(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         return Ok(Reply::Int(n));
     }
     removed.sort_unstable();
-    close_gaps(ex, key, &mut l, &removed)?;
+    close_gaps(ex, &mut l, &removed)?;
     store(ex, key, &mut l, Some(&old))?;
     Ok(Reply::Int(n))
 }
 
 /// Removes the elements at the absolute indices `removed` (sorted, non-empty, fewer than
 /// the list holds) by shifting the survivors on the cheaper side of the removed span.
-fn close_gaps(ex: &mut Exec, key: &[u8], l: &mut List, removed: &[i64]) -> CmdResult<()> {
+fn close_gaps(ex: &mut Exec, l: &mut List, removed: &[i64]) -> CmdResult<()> {
     let (Some(&first), Some(&last)) = (removed.first(), removed.last()) else {
         return Ok(());
     };
     if l.tail - first <= last - l.head {
         // Survivors after `first` move toward the head.
-        let items = collect_range(ex, key, l, first, l.tail, Direction::Forward)?;
+        let items = collect_range(ex, l, first, l.tail, Direction::Forward)?;
         let mut w = first;
         let mut gaps = removed.iter().peekable();
         for (idx, v) in items {
@@ -647,15 +642,15 @@ fn close_gaps(ex: &mut Exec, key: &[u8], l: &mut List, removed: &[i64]) -> CmdRe
                 continue;
             }
             if idx != w {
-                l.chunks.set(ex, key, w, v)?;
+                l.chunks.set(ex, w, v)?;
             }
             w += 1;
         }
-        l.chunks.clear(ex, key, w, l.tail)?;
+        l.chunks.clear(ex, w, l.tail)?;
         l.tail = w;
     } else {
         // Survivors before `last` move toward the tail.
-        let items = collect_range(ex, key, l, l.head, last + 1, Direction::Reverse)?;
+        let items = collect_range(ex, l, l.head, last + 1, Direction::Reverse)?;
         let mut w = last;
         let mut gaps = removed.iter().rev().peekable();
         for (idx, v) in items {
@@ -664,11 +659,11 @@ fn close_gaps(ex: &mut Exec, key: &[u8], l: &mut List, removed: &[i64]) -> CmdRe
                 continue;
             }
             if idx != w {
-                l.chunks.set(ex, key, w, v)?;
+                l.chunks.set(ex, w, v)?;
             }
             w -= 1;
         }
-        l.chunks.clear(ex, key, l.head, w + 1)?;
+        l.chunks.clear(ex, l.head, w + 1)?;
         l.head = w + 1;
     }
     Ok(())
@@ -688,7 +683,7 @@ fn linsert(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         return Ok(Reply::Int(0));
     };
     let mut found = None;
-    for item in elems(ex, key, &l, l.head, l.tail, Direction::Forward) {
+    for item in elems(ex, &l, l.head, l.tail, Direction::Forward) {
         let (idx, v) = item?;
         if v == pivot {
             found = Some(idx);
@@ -699,29 +694,29 @@ fn linsert(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         return Ok(Reply::Int(-1));
     };
     let q = if before { p } else { p + 1 };
-    insert_at(ex, key, &mut l, q, args[4].clone())?;
+    insert_at(ex, &mut l, q, args[4].clone())?;
     store(ex, key, &mut l, Some(&old))?;
     Ok(Reply::Int(l.len()))
 }
 
 /// Inserts `v` so that it takes absolute index `q` (head..=tail) of the current layout,
 /// shifting whichever side of `q` is shorter by one index.
-fn insert_at(ex: &mut Exec, key: &[u8], l: &mut List, q: i64, v: Bytes) -> CmdResult<()> {
+fn insert_at(ex: &mut Exec, l: &mut List, q: i64, v: Bytes) -> CmdResult<()> {
     if q - l.head < l.tail - q {
-        let items = collect_range(ex, key, l, l.head, q, Direction::Forward)?;
+        let items = collect_range(ex, l, l.head, q, Direction::Forward)?;
         let new_head = l.head.checked_sub(1).ok_or_else(exhausted)?;
         for (idx, val) in items {
-            l.chunks.set(ex, key, idx - 1, val)?;
+            l.chunks.set(ex, idx - 1, val)?;
         }
-        l.chunks.set(ex, key, q - 1, v)?;
+        l.chunks.set(ex, q - 1, v)?;
         l.head = new_head;
     } else {
         let new_tail = l.tail.checked_add(1).ok_or_else(exhausted)?;
-        let items = collect_range(ex, key, l, q, l.tail, Direction::Reverse)?;
+        let items = collect_range(ex, l, q, l.tail, Direction::Reverse)?;
         for (idx, val) in items {
-            l.chunks.set(ex, key, idx + 1, val)?;
+            l.chunks.set(ex, idx + 1, val)?;
         }
-        l.chunks.set(ex, key, q, v)?;
+        l.chunks.set(ex, q, v)?;
         l.tail = new_tail;
     }
     Ok(())
@@ -775,7 +770,7 @@ fn lpos(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let skip = rank.unsigned_abs();
     let mut matches = 0u64;
     let mut out = Vec::new();
-    for (scanned, item) in elems(ex, key, &l, l.head, l.tail, dir).enumerate() {
+    for (scanned, item) in elems(ex, &l, l.head, l.tail, dir).enumerate() {
         if maxlen != 0 && scanned as u64 >= maxlen as u64 {
             break;
         }
@@ -812,7 +807,7 @@ fn move_generic(ex: &mut Exec, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
     };
     if src == dst {
         let v = pop_one(ex, src, &mut sl, from)?;
-        push_one(ex, src, &mut sl, to, v.clone())?;
+        push_one(ex, &mut sl, to, v.clone())?;
         store(ex, src, &mut sl, Some(&sold))?;
         return Ok(Reply::Bulk(v));
     }
@@ -823,7 +818,7 @@ fn move_generic(ex: &mut Exec, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
         None => List::fresh(ex),
     };
     let v = pop_one(ex, src, &mut sl, from)?;
-    push_one(ex, dst, &mut dl, to, v.clone())?;
+    push_one(ex, &mut dl, to, v.clone())?;
     store(ex, src, &mut sl, Some(&sold))?;
     store(ex, dst, &mut dl, dold.as_ref().map(|(m, _)| m))?;
     Ok(Reply::Bulk(v))
@@ -899,7 +894,7 @@ fn mpop_try(ex: &mut Exec, keys: &[Bytes], end: End, count: i64) -> CmdResult<Re
             continue;
         };
         let n = count.min(l.len());
-        let items = pop_n(ex, key, &mut l, end, n)?;
+        let items = pop_n(ex, &mut l, end, n)?;
         store(ex, key, &mut l, Some(&old))?;
         return Ok(Reply::Array(vec![
             Reply::Bulk(key.clone()),

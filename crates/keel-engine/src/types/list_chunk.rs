@@ -38,6 +38,10 @@ use keel_storage::Direction;
 /// average while the tables hold 1/16 of the records.
 pub const NEW_LIST_SHIFT: u8 = 4;
 
+/// A record's storage key (the list's key and database are not part of it: see
+/// `keys`).
+type RecordKey = [u8; keys::INDEXED_SUB_KEY_LEN];
+
 /// A chunk as a command sees it: one optional element per slot.
 type Slots = Vec<Option<Bytes>>;
 
@@ -116,7 +120,7 @@ pub struct Chunks {
     shift: u8,
     /// Chunks opened for change, in the order opened (a command touches few), with
     /// their record keys.
-    open: Vec<(i64, Bytes, Open)>,
+    open: Vec<(i64, RecordKey, Open)>,
     /// Ranges of chunk ids whose records go entirely (inclusive), unless reopened.
     cleared: Vec<(i64, i64)>,
 }
@@ -150,8 +154,8 @@ impl Chunks {
         (abs & ((1i64 << self.shift) - 1)) as usize
     }
 
-    fn record_key(&self, db: u8, key: &[u8], id: i64) -> Bytes {
-        keys::sub_key(db, key, self.version, &enc_index(id))
+    fn record_key(&self, id: i64) -> RecordKey {
+        keys::indexed_sub_key(self.version, enc_index(id))
     }
 
     fn is_cleared(&self, id: i64) -> bool {
@@ -159,7 +163,7 @@ impl Chunks {
     }
 
     /// The chunk `id` as it stands in this command: opened, cleared, or as stored.
-    fn current(&self, ex: &Exec, key: &[u8], id: i64) -> Result<Slots> {
+    fn current(&self, ex: &Exec, id: i64) -> Result<Slots> {
         match self.open.iter().find(|(i, ..)| *i == id) {
             Some((_, _, Open::Slots(s))) => return Ok(s.clone()),
             Some((_, _, Open::Packed { count: 0, .. })) => return Ok(vec![None; 1 << self.shift]),
@@ -169,7 +173,7 @@ impl Chunks {
         if self.is_cleared(id) {
             return Ok(vec![None; 1 << self.shift]);
         }
-        let rk = self.record_key(ex.db, key, id);
+        let rk = self.record_key(id);
         match ex.get(&rk)? {
             Some(v) => decode(self.shift, &rk, v),
             None => Ok(vec![None; 1 << self.shift]),
@@ -177,13 +181,13 @@ impl Chunks {
     }
 
     /// Opens chunk `id` as it stands, packed where it can stay so.
-    fn open_any(&mut self, ex: &Exec, key: &[u8], id: i64) -> Result<usize> {
+    fn open_any(&mut self, ex: &Exec, id: i64) -> Result<usize> {
         if let Some(at) = self.open.iter().position(|(i, ..)| *i == id) {
             return Ok(at);
         }
-        let rk = self.record_key(ex.db, key, id);
+        let rk = self.record_key(id);
         let open = if self.shift == 0 || self.is_cleared(id) {
-            Open::Slots(self.current(ex, key, id)?)
+            Open::Slots(self.current(ex, id)?)
         } else {
             match ex.get(&rk)? {
                 Some(rec) => {
@@ -207,29 +211,26 @@ impl Chunks {
     }
 
     /// Opens chunk `id` decoded into slots.
-    fn open(&mut self, ex: &Exec, key: &[u8], id: i64) -> Result<&mut Slots> {
-        let at = self.open_any(ex, key, id)?;
+    fn open(&mut self, ex: &Exec, id: i64) -> Result<&mut Slots> {
+        let at = self.open_any(ex, id)?;
         if let Open::Packed { .. } = &self.open[at].2 {
-            let slots = self.current(ex, key, id)?;
+            let slots = self.current(ex, id)?;
             self.open[at].2 = Open::Slots(slots);
         }
+        let rk = self.open[at].1;
         match &mut self.open[at].2 {
             Open::Slots(s) => Ok(s),
-            Open::Packed { .. } => Err(EngineError::corrupt(
-                "list chunk",
-                key,
-                "chunk still packed after decoding",
-            )),
+            Open::Packed { .. } => Err(damaged(&rk, "still packed after decoding")),
         }
     }
 
     /// The element at absolute index `abs`, None if there is none.
-    pub fn get(&self, ex: &Exec, key: &[u8], abs: i64) -> Result<Option<Bytes>> {
+    pub fn get(&self, ex: &Exec, abs: i64) -> Result<Option<Bytes>> {
         let id = self.id(abs);
         if self.open.iter().any(|(i, ..)| *i == id) || self.is_cleared(id) {
-            return Ok(self.current(ex, key, id)?.swap_remove(self.slot(abs)));
+            return Ok(self.current(ex, id)?.swap_remove(self.slot(abs)));
         }
-        let rk = self.record_key(ex.db, key, id);
+        let rk = self.record_key(id);
         match ex.get(&rk)? {
             Some(v) => element_at(self.shift, &rk, v, self.slot(abs)),
             None => Ok(None),
@@ -237,9 +238,9 @@ impl Chunks {
     }
 
     /// Puts `v` at absolute index `abs`.
-    pub fn set(&mut self, ex: &Exec, key: &[u8], abs: i64, v: Bytes) -> Result<()> {
+    pub fn set(&mut self, ex: &Exec, abs: i64, v: Bytes) -> Result<()> {
         let (id, slot) = (self.id(abs), self.slot(abs));
-        let at = self.open_any(ex, key, id)?;
+        let at = self.open_any(ex, id)?;
         if let Open::Packed { rec, count, last } = &mut self.open[at].2 {
             let first = rec[0] as usize;
             let appended = |rec: &[u8]| {
@@ -269,14 +270,14 @@ impl Chunks {
                 return Ok(());
             }
         }
-        self.open(ex, key, id)?[slot] = Some(v);
+        self.open(ex, id)?[slot] = Some(v);
         Ok(())
     }
 
     /// Takes the element at absolute index `abs` out of the list.
-    pub fn take(&mut self, ex: &Exec, key: &[u8], abs: i64) -> Result<Option<Bytes>> {
+    pub fn take(&mut self, ex: &Exec, abs: i64) -> Result<Option<Bytes>> {
         let (id, slot, shift) = (self.id(abs), self.slot(abs), self.shift);
-        let at = self.open_any(ex, key, id)?;
+        let at = self.open_any(ex, id)?;
         if let (_, rk, Open::Packed { rec, count, last }) = &mut self.open[at] {
             let first = rec[0] as usize;
             if *count > 0 && (slot == first || slot + 1 == first + *count) {
@@ -309,12 +310,12 @@ impl Chunks {
                 return Ok(Some(taken));
             }
         }
-        Ok(self.open(ex, key, id)?[slot].take())
+        Ok(self.open(ex, id)?[slot].take())
     }
 
     /// Removes the elements at absolute indices `from..to`; chunks wholly inside are
     /// dropped without being read.
-    pub fn clear(&mut self, ex: &Exec, key: &[u8], from: i64, to: i64) -> Result<()> {
+    pub fn clear(&mut self, ex: &Exec, from: i64, to: i64) -> Result<()> {
         if from >= to {
             return Ok(());
         }
@@ -334,7 +335,7 @@ impl Chunks {
             if id < whole_from || id > whole_to {
                 let base = id << self.shift;
                 let (lo, hi) = (from.max(base), to.min(base.saturating_add(1 << self.shift)));
-                let slots = self.open(ex, key, id)?;
+                let slots = self.open(ex, id)?;
                 for i in lo..hi {
                     slots[(i - base) as usize] = None;
                 }
@@ -353,7 +354,6 @@ impl Chunks {
     pub fn range<'a, 'e>(
         &'a self,
         ex: &'a Exec<'e>,
-        key: &'a [u8],
         from: i64,
         to: i64,
         dir: Direction,
@@ -369,7 +369,6 @@ impl Chunks {
         Elements {
             chunks: self,
             ex,
-            key,
             from,
             to,
             dir,
@@ -383,14 +382,7 @@ impl Chunks {
     /// Calls `f` on each element at absolute indices `from..to`, in order, where it lies
     /// in storage (nothing copied out of unchanged chunks); returns how many there were,
     /// which the caller checks against `to - from`.
-    pub fn visit(
-        &self,
-        ex: &Exec,
-        key: &[u8],
-        from: i64,
-        to: i64,
-        f: &mut dyn FnMut(&[u8]),
-    ) -> Result<usize> {
+    pub fn visit(&self, ex: &Exec, from: i64, to: i64, f: &mut dyn FnMut(&[u8])) -> Result<usize> {
         let mut seen = 0;
         if from >= to {
             return Ok(seen);
@@ -401,7 +393,7 @@ impl Chunks {
             let (lo, hi) = (from.max(base), to.min(base.saturating_add(step)));
             let changed = self.open.iter().any(|(i, ..)| *i == id) || self.is_cleared(id);
             if changed || self.shift == 0 {
-                for e in self.current(ex, key, id)?[(lo - base) as usize..(hi - base) as usize]
+                for e in self.current(ex, id)?[(lo - base) as usize..(hi - base) as usize]
                     .iter()
                     .flatten()
                 {
@@ -410,7 +402,7 @@ impl Chunks {
                 }
                 continue;
             }
-            let rk = self.record_key(ex.db, key, id);
+            let rk = self.record_key(id);
             let (lo, hi) = ((lo - base) as usize, (hi - base) as usize);
             ex.read_value(&rk, |v| {
                 walk(self.shift, v, |slot, s, e| {
@@ -428,30 +420,29 @@ impl Chunks {
     }
 
     /// Writes every changed chunk back (or deletes it when emptied) and forgets them.
-    pub fn flush(&mut self, ex: &mut Exec, key: &[u8]) -> CmdResult<()> {
-        let db = ex.db;
+    pub fn flush(&mut self, ex: &mut Exec) -> CmdResult<()> {
         for (a, b) in std::mem::take(&mut self.cleared) {
             for id in a..=b {
                 if !self.open.iter().any(|(i, ..)| *i == id) {
-                    ex.delete(self.record_key(db, key, id))?;
+                    ex.delete_slice(&self.record_key(id))?;
                 }
             }
         }
         for (_, rk, open) in std::mem::take(&mut self.open) {
             let slots = match open {
                 Open::Packed { rec, count, .. } if count > 0 => {
-                    ex.put(rk, rec)?;
+                    ex.put_slice(&rk, rec)?;
                     continue;
                 }
                 Open::Packed { .. } => {
-                    ex.delete(rk)?;
+                    ex.delete_slice(&rk)?;
                     continue;
                 }
                 Open::Slots(s) => s,
             };
             match encode(self.shift, &slots) {
-                Some(v) => ex.put(rk, v)?,
-                None if slots.iter().all(Option::is_none) => ex.delete(rk)?,
+                Some(v) => ex.put_slice(&rk, v)?,
+                None if slots.iter().all(Option::is_none) => ex.delete_slice(&rk)?,
                 None => {
                     return Err(
                         EngineError::corrupt("list chunk", &rk, "hole left inside a chunk").into(),
@@ -467,7 +458,6 @@ impl Chunks {
 pub struct Elements<'a, 'e> {
     chunks: &'a Chunks,
     ex: &'a Exec<'e>,
-    key: &'a [u8],
     from: i64,
     to: i64,
     dir: Direction,
@@ -489,7 +479,7 @@ impl Elements<'_, '_> {
         } else {
             id.wrapping_sub(1)
         };
-        let slots = self.chunks.current(self.ex, self.key, id)?;
+        let slots = self.chunks.current(self.ex, id)?;
         let base = id << self.chunks.shift;
         let lo = self.from.max(base);
         let hi = self.to.min(base.saturating_add(1i64 << self.chunks.shift));
@@ -498,7 +488,7 @@ impl Elements<'_, '_> {
                 Some(v) if forward => self.buf.push_back((abs, v.clone())),
                 Some(v) => self.buf.push_front((abs, v.clone())),
                 None => {
-                    let rk = self.chunks.record_key(self.ex.db, self.key, id);
+                    let rk = self.chunks.record_key(id);
                     return Err(EngineError::corrupt(
                         "list chunk",
                         &rk,
