@@ -437,16 +437,15 @@ fn rpushx(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
 
 fn push_generic(ex: &mut Exec, args: &[Bytes], end: End, only_existing: bool) -> CmdResult<Reply> {
     let key = &args[1];
-    let old = load(ex, key)?;
-    let mut l = match &old {
-        Some((_, l)) => l.clone(),
+    let (old, mut l) = match load(ex, key)? {
+        Some((m, l)) => (Some(m), l),
         None if only_existing => return Ok(Reply::Int(0)),
-        None => List::fresh(ex),
+        None => (None, List::fresh(ex)),
     };
     for v in &args[2..] {
         push_one(ex, &mut l, end, v.clone())?;
     }
-    store(ex, key, &mut l, old.as_ref().map(|(m, _)| m))?;
+    store(ex, key, &mut l, old.as_ref())?;
     ex.notify('l', end.push_event(), key);
     Ok(Reply::Int(l.len()))
 }
@@ -812,15 +811,14 @@ fn move_generic(ex: &mut Exec, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
         return Ok(Reply::Bulk(v));
     }
     // The destination's type is checked before anything is popped.
-    let dold = load(ex, dst)?;
-    let mut dl = match &dold {
-        Some((_, l)) => l.clone(),
-        None => List::fresh(ex),
+    let (dold, mut dl) = match load(ex, dst)? {
+        Some((m, l)) => (Some(m), l),
+        None => (None, List::fresh(ex)),
     };
     let v = pop_one(ex, src, &mut sl, from)?;
     push_one(ex, &mut dl, to, v.clone())?;
     store(ex, src, &mut sl, Some(&sold))?;
-    store(ex, dst, &mut dl, dold.as_ref().map(|(m, _)| m))?;
+    store(ex, dst, &mut dl, dold.as_ref())?;
     Ok(Reply::Bulk(v))
 }
 

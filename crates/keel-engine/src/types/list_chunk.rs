@@ -99,6 +99,39 @@ fn framing(shift: u8, rec: &[u8]) -> std::result::Result<(usize, Span, Span), &'
     Ok((count, first, last))
 }
 
+/// The packed record `rec` (holding `count` elements, the last at `last` if known) with
+/// `v` added in `slot`, and where its last element then lies; None unless `slot` is
+/// just before its first element or just after its last (or it is empty).
+fn grow(
+    rec: &[u8],
+    count: usize,
+    last: Option<Span>,
+    slot: usize,
+    v: &[u8],
+) -> Option<(Bytes, Option<Span>)> {
+    let appended = |rec: &[u8]| {
+        let grown = spliced(rec, Some(v), &[]);
+        let span = Span {
+            len_at: rec.len(),
+            start: grown.len() - v.len(),
+            end: grown.len(),
+        };
+        (grown, Some(span))
+    };
+    let first = *rec.first()? as usize;
+    if count == 0 {
+        Some(appended(&[slot as u8]))
+    } else if slot + 1 == first {
+        let grown = spliced(&[slot as u8], Some(v), &rec[1..]);
+        let moved = last.map(|l| l.moved(grown.len(), rec.len()));
+        Some((grown, moved))
+    } else if slot == first + count {
+        Some(appended(rec))
+    } else {
+        None
+    }
+}
+
 /// `prefix`, then `v` with its length prefix (if any), then `suffix`, in one buffer of
 /// exactly that size.
 fn spliced(prefix: &[u8], v: Option<&[u8]>, suffix: &[u8]) -> Bytes {
@@ -239,31 +272,28 @@ impl Chunks {
 
     /// Puts `v` at absolute index `abs`.
     pub fn set(&mut self, ex: &Exec, abs: i64, v: Bytes) -> Result<()> {
-        let (id, slot) = (self.id(abs), self.slot(abs));
+        let (id, slot, shift) = (self.id(abs), self.slot(abs), self.shift);
+        let opened = self.open.iter().any(|(i, ..)| *i == id);
+        if !opened && shift > 0 && !self.is_cleared(id) {
+            // A push onto a stored record grows it straight from where it lies: one copy
+            // of the record, not one out of storage and another to grow it.
+            let rk = self.record_key(id);
+            let fused = ex
+                .read_value(&rk, |rec| {
+                    let (count, _, last) = framing(shift, rec)?;
+                    Ok(grow(rec, count, Some(last), slot, &v).map(|(g, l)| (g, count + 1, l)))
+                })?
+                .transpose()
+                .map_err(|w: &str| damaged(&rk, w))?
+                .flatten();
+            if let Some((rec, count, last)) = fused {
+                self.open.push((id, rk, Open::Packed { rec, count, last }));
+                return Ok(());
+            }
+        }
         let at = self.open_any(ex, id)?;
         if let Open::Packed { rec, count, last } = &mut self.open[at].2 {
-            let first = rec[0] as usize;
-            let appended = |rec: &[u8]| {
-                let grown = spliced(rec, Some(&v), &[]);
-                let span = Span {
-                    len_at: rec.len(),
-                    start: grown.len() - v.len(),
-                    end: grown.len(),
-                };
-                (grown, Some(span))
-            };
-            let grown = if *count == 0 {
-                Some(appended(&[slot as u8]))
-            } else if slot + 1 == first {
-                let grown = spliced(&[slot as u8], Some(&v), &rec[1..]);
-                let moved = last.map(|l| l.moved(grown.len(), rec.len()));
-                Some((grown, moved))
-            } else if slot == first + *count {
-                Some(appended(rec))
-            } else {
-                None
-            };
-            if let Some((grown, span)) = grown {
+            if let Some((grown, span)) = grow(rec, *count, *last, slot, &v) {
                 *rec = grown;
                 *last = span;
                 *count += 1;
