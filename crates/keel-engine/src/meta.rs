@@ -364,24 +364,30 @@ impl Meta {
 mod tests {
     use super::*;
 
+    /// A list of three elements at indices -1..2, packed `2^chunk_shift` to a record.
+    fn three_element_list(chunk_shift: u8) -> Meta {
+        let mut l = Meta::collection(KeyType::List, 9);
+        l.body = Body::Collection {
+            version: 9,
+            len: 3,
+            list: Some(ListShape {
+                head: -1,
+                tail: 2,
+                chunk_shift,
+            }),
+        };
+        l
+    }
+
     #[test]
     fn round_trips() {
         let mut m = Meta::string(Bytes::from_static(b"hello"));
         assert_eq!(Meta::decode(b"k", m.encode()).ok(), Some(m.clone()));
         m.expire_at = Some(12345);
         assert_eq!(Meta::decode(b"k", m.encode()).ok(), Some(m));
-        let mut l = Meta::collection(KeyType::List, 9);
         for chunk_shift in [0, 4, MAX_CHUNK_SHIFT] {
-            l.body = Body::Collection {
-                version: 9,
-                len: 3,
-                list: Some(ListShape {
-                    head: -1,
-                    tail: 2,
-                    chunk_shift,
-                }),
-            };
-            assert_eq!(Meta::decode(b"k", l.encode()).ok(), Some(l.clone()));
+            let l = three_element_list(chunk_shift);
+            assert_eq!(Meta::decode(b"k", l.encode()).ok(), Some(l));
         }
         let z = Meta::collection(KeyType::ZSet, 4);
         assert_eq!(Meta::decode(b"k", z.encode()).ok(), Some(z));
@@ -395,19 +401,8 @@ mod tests {
             Meta::string(Bytes::new()),
             Meta::string(Bytes::from(vec![7; 70])),
         ];
-        for chunk_shift in [0, 4] {
-            let mut list = Meta::collection(KeyType::List, 9);
-            list.body = Body::Collection {
-                version: 9,
-                len: 3,
-                list: Some(ListShape {
-                    head: -1,
-                    tail: 2,
-                    chunk_shift,
-                }),
-            };
-            shapes.push(list);
-        }
+        shapes.push(three_element_list(0));
+        shapes.push(three_element_list(4));
         shapes.push(Meta::collection(KeyType::Hash, 4));
         for expire_at in [None, Some(99)] {
             for m in &shapes {
