@@ -133,9 +133,9 @@ pub const INDEXED_SUB_KEY_LEN: usize = SUB_PREFIX_LEN + 8;
 /// needs no key of its own (see `WriteTx::put_slice`).
 pub fn indexed_sub_key(version: u64, suffix: [u8; 8]) -> [u8; INDEXED_SUB_KEY_LEN] {
     let mut k = [0u8; INDEXED_SUB_KEY_LEN];
-    k[0] = SUB;
-    k[1..SUB_PREFIX_LEN].copy_from_slice(&version.to_be_bytes());
-    k[SUB_PREFIX_LEN..].copy_from_slice(&suffix);
+    let mut b = &mut k[..];
+    put_sub_prefix(&mut b, SUB, version);
+    b.put_slice(&suffix);
     k
 }
 

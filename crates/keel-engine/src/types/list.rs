@@ -222,7 +222,7 @@ fn exhausted() -> crate::error::CmdError {
 }
 
 /// A list's shape as its metadata records it, with the chunks this command changed.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct List {
     chunks: Chunks,
     head: i64,

@@ -46,7 +46,7 @@ type RecordKey = [u8; keys::INDEXED_SUB_KEY_LEN];
 type Slots = Vec<Option<Bytes>>;
 
 /// A chunk a command has opened for change.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Open {
     /// Still a packed record (shift > 0), changed at its ends only: a push copies the
     /// record once, a pop from the right copies nothing (perf: decoding every chunk into
@@ -147,7 +147,7 @@ fn spliced(prefix: &[u8], v: Option<&[u8]>, suffix: &[u8]) -> Bytes {
 }
 
 /// The chunks of one list (one version) a command has changed, until written back.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Chunks {
     version: u64,
     shift: u8,
@@ -195,21 +195,40 @@ impl Chunks {
         self.cleared.iter().any(|&(a, b)| (a..=b).contains(&id))
     }
 
+    /// A chunk with nothing in it.
+    fn empty(&self) -> Slots {
+        vec![None; 1 << self.shift]
+    }
+
+    fn is_open(&self, id: i64) -> bool {
+        self.open.iter().any(|(i, ..)| *i == id)
+    }
+
+    /// Chunk `id`'s first absolute index, and the part of `from..to` inside the chunk.
+    fn bounds(&self, id: i64, from: i64, to: i64) -> (i64, i64, i64) {
+        let base = id << self.shift;
+        (
+            base,
+            from.max(base),
+            to.min(base.saturating_add(1 << self.shift)),
+        )
+    }
+
     /// The chunk `id` as it stands in this command: opened, cleared, or as stored.
     fn current(&self, ex: &Exec, id: i64) -> Result<Slots> {
         match self.open.iter().find(|(i, ..)| *i == id) {
             Some((_, _, Open::Slots(s))) => return Ok(s.clone()),
-            Some((_, _, Open::Packed { count: 0, .. })) => return Ok(vec![None; 1 << self.shift]),
+            Some((_, _, Open::Packed { count: 0, .. })) => return Ok(self.empty()),
             Some((_, rk, Open::Packed { rec, .. })) => return decode(self.shift, rk, rec.clone()),
             None => {}
         }
         if self.is_cleared(id) {
-            return Ok(vec![None; 1 << self.shift]);
+            return Ok(self.empty());
         }
         let rk = self.record_key(id);
         match ex.get(&rk)? {
             Some(v) => decode(self.shift, &rk, v),
-            None => Ok(vec![None; 1 << self.shift]),
+            None => Ok(self.empty()),
         }
     }
 
@@ -260,7 +279,7 @@ impl Chunks {
     /// The element at absolute index `abs`, None if there is none.
     pub fn get(&self, ex: &Exec, abs: i64) -> Result<Option<Bytes>> {
         let id = self.id(abs);
-        if self.open.iter().any(|(i, ..)| *i == id) || self.is_cleared(id) {
+        if self.is_open(id) || self.is_cleared(id) {
             return Ok(self.current(ex, id)?.swap_remove(self.slot(abs)));
         }
         let rk = self.record_key(id);
@@ -273,8 +292,7 @@ impl Chunks {
     /// Puts `v` at absolute index `abs`.
     pub fn set(&mut self, ex: &Exec, abs: i64, v: Bytes) -> Result<()> {
         let (id, slot, shift) = (self.id(abs), self.slot(abs), self.shift);
-        let opened = self.open.iter().any(|(i, ..)| *i == id);
-        if !opened && shift > 0 && !self.is_cleared(id) {
+        if !self.is_open(id) && shift > 0 && !self.is_cleared(id) {
             // A push onto a stored record grows it straight from where it lies: one copy
             // of the record, not one out of storage and another to grow it.
             let rk = self.record_key(id);
@@ -363,8 +381,7 @@ impl Chunks {
         for abs in [from, to - 1] {
             let id = self.id(abs);
             if id < whole_from || id > whole_to {
-                let base = id << self.shift;
-                let (lo, hi) = (from.max(base), to.min(base.saturating_add(1 << self.shift)));
+                let (base, lo, hi) = self.bounds(id, from, to);
                 let slots = self.open(ex, id)?;
                 for i in lo..hi {
                     slots[(i - base) as usize] = None;
@@ -417,11 +434,9 @@ impl Chunks {
         if from >= to {
             return Ok(seen);
         }
-        let step = 1i64 << self.shift;
         for id in self.id(from)..=self.id(to - 1) {
-            let base = id << self.shift;
-            let (lo, hi) = (from.max(base), to.min(base.saturating_add(step)));
-            let changed = self.open.iter().any(|(i, ..)| *i == id) || self.is_cleared(id);
+            let (base, lo, hi) = self.bounds(id, from, to);
+            let changed = self.is_open(id) || self.is_cleared(id);
             if changed || self.shift == 0 {
                 for e in self.current(ex, id)?[(lo - base) as usize..(hi - base) as usize]
                     .iter()
@@ -453,7 +468,7 @@ impl Chunks {
     pub fn flush(&mut self, ex: &mut Exec) -> CmdResult<()> {
         for (a, b) in std::mem::take(&mut self.cleared) {
             for id in a..=b {
-                if !self.open.iter().any(|(i, ..)| *i == id) {
+                if !self.is_open(id) {
                     ex.delete_slice(&self.record_key(id))?;
                 }
             }
@@ -473,11 +488,7 @@ impl Chunks {
             match encode(self.shift, &slots) {
                 Some(v) => ex.put_slice(&rk, v)?,
                 None if slots.iter().all(Option::is_none) => ex.delete_slice(&rk)?,
-                None => {
-                    return Err(
-                        EngineError::corrupt("list chunk", &rk, "hole left inside a chunk").into(),
-                    )
-                }
+                None => return Err(damaged(&rk, "hole left inside a chunk").into()),
             }
         }
         Ok(())
@@ -510,20 +521,14 @@ impl Elements<'_, '_> {
             id.wrapping_sub(1)
         };
         let slots = self.chunks.current(self.ex, id)?;
-        let base = id << self.chunks.shift;
-        let lo = self.from.max(base);
-        let hi = self.to.min(base.saturating_add(1i64 << self.chunks.shift));
+        let (base, lo, hi) = self.chunks.bounds(id, self.from, self.to);
         for abs in lo..hi {
             match &slots[(abs - base) as usize] {
                 Some(v) if forward => self.buf.push_back((abs, v.clone())),
                 Some(v) => self.buf.push_front((abs, v.clone())),
                 None => {
-                    let rk = self.chunks.record_key(id);
-                    return Err(EngineError::corrupt(
-                        "list chunk",
-                        &rk,
-                        format!("no element at index {abs} inside head..tail"),
-                    ));
+                    let why = format!("no element at index {abs} inside head..tail");
+                    return Err(damaged(&self.chunks.record_key(id), &why));
                 }
             }
         }
