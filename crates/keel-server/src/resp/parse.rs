@@ -80,7 +80,10 @@ impl RequestParser {
             if first != b'*' {
                 return self.inline(buf);
             }
-            if let Some((total, ranges)) = self.whole_request(buf) {
+            // Filled in place: returned by value, the inline vector (136 bytes) was
+            // copied with `memcpy` for every request (1.8% of INCR -P 16's samples).
+            let mut ranges = ArgRanges::new();
+            if let Some(total) = self.whole_request(buf, &mut ranges) {
                 // One split for the request; each argument is a slice of it.
                 let whole = buf.split_to(total).freeze();
                 let args = ranges
@@ -162,17 +165,17 @@ impl RequestParser {
     }
 
     /// The fast path for the common case, a whole ordinary request already in `buf`:
-    /// its length and the byte ranges of its arguments, found in one pass without
-    /// consuming anything. Anything else — incomplete, large, or malformed — gives
-    /// None and goes the resumable way, which also gives the exact error text.
-    fn whole_request(&self, buf: &[u8]) -> Option<(usize, ArgRanges)> {
+    /// its length, with the byte ranges of its arguments pushed to the empty `ranges`,
+    /// found in one pass without consuming anything. Anything else — incomplete, large,
+    /// or malformed — gives None and goes the resumable way, which also gives the exact
+    /// error text.
+    fn whole_request(&self, buf: &[u8], ranges: &mut ArgRanges) -> Option<usize> {
         let (count, mut at) = header_number(buf, 1)?;
         if count == 0 || count > FAST_MAX_ARGS.min(self.limits.max_multibulk) {
             return None;
         }
         // Sized once when past the inline eight (MSET of 10 keys grew the vector twice, a
         // reallocation each); `with_capacity` for every request cost GET ~38 instructions.
-        let mut ranges = ArgRanges::new();
         if count > ranges.inline_size() {
             ranges.reserve_exact(count);
         }
@@ -192,7 +195,7 @@ impl RequestParser {
             }
             ranges.push((data, end));
         }
-        Some((at, ranges))
+        Some(at)
     }
 
     fn inline(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ParseError> {
