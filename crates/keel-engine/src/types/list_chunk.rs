@@ -25,6 +25,7 @@
 use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use smallvec::SmallVec;
 
 use crate::codec::{put_varint, varint_len};
 use crate::error::{CmdResult, EngineError, Result};
@@ -152,8 +153,9 @@ pub struct Chunks {
     version: u64,
     shift: u8,
     /// Chunks opened for change, in the order opened (a command touches few), with
-    /// their record keys.
-    open: Vec<(i64, RecordKey, Open)>,
+    /// their record keys. One inline: a push or pop opens one chunk, and the vector's
+    /// allocation and growth were ~250 of RPOP -P 16's 6,315 instructions per request.
+    open: SmallVec<[(i64, RecordKey, Open); 1]>,
     /// Ranges of chunk ids whose records go entirely (inclusive), unless reopened.
     cleared: Vec<(i64, i64)>,
 }
@@ -164,7 +166,7 @@ impl Chunks {
         Chunks {
             version,
             shift,
-            open: Vec::new(),
+            open: SmallVec::new(),
             cleared: Vec::new(),
         }
     }
