@@ -123,6 +123,7 @@ mod spare {
     /// Bytes a thread keeps at most: a write round's worth of replaced values.
     const MAX_BYTES: usize = 256 << 10;
 
+    /// One thread's kept blocks.
     pub(super) struct Spare {
         /// Free blocks by size, most recently freed last.
         stacks: Vec<Vec<NonNull<u8>>>,
