@@ -70,11 +70,7 @@ impl Val {
     }
 
     fn layout(header: usize, len: usize) -> Layout {
-        // A length that fits in memory never overflows `isize` with a 12-byte header
-        // (the bytes were already in memory once), so this cannot fail in practice;
-        // treat it like a failed allocation if it ever does.
-        Layout::from_size_align(header + len, 1)
-            .unwrap_or_else(|_| handle_alloc_error(Layout::new::<u8>()))
+        block_layout(header + len)
     }
 
     /// The header size and the value's length.
@@ -111,6 +107,15 @@ impl Drop for Val {
     }
 }
 
+/// The layout of a value's allocation of `size` bytes (header and bytes), the one rule
+/// both making and releasing a block follow.
+fn block_layout(size: usize) -> Layout {
+    // A length that fits in memory never overflows `isize` with a 12-byte header (the
+    // bytes were already in memory once), so this cannot fail in practice; treat it
+    // like a failed allocation if it ever does.
+    Layout::from_size_align(size, 1).unwrap_or_else(|_| handle_alloc_error(Layout::new::<u8>()))
+}
+
 /// Freed value allocations kept for reuse, per thread and per exact size (so that each
 /// is released with the layout it was made with).
 mod spare {
@@ -124,7 +129,7 @@ mod spare {
     const MAX_BYTES: usize = 256 << 10;
 
     /// One thread's kept blocks.
-    pub(super) struct Spare {
+    struct Spare {
         /// Free blocks by size, most recently freed last.
         stacks: Vec<Vec<NonNull<u8>>>,
         bytes: usize,
@@ -151,10 +156,10 @@ mod spare {
 
     /// Returns `blocks`, each of `size` bytes, to the allocator.
     fn release(size: usize, blocks: &[NonNull<u8>]) {
+        let layout = block_layout(size);
         for p in blocks {
-            // SAFETY: every kept block of `size` bytes was allocated with this layout
-            // (`Val::layout` of `size` bytes, alignment 1).
-            unsafe { dealloc(p.as_ptr(), Layout::from_size_align_unchecked(size, 1)) }
+            // SAFETY: every kept block of `size` bytes was allocated with this layout.
+            unsafe { dealloc(p.as_ptr(), layout) }
         }
     }
 
