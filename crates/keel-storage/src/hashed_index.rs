@@ -21,9 +21,8 @@
 //! inserting or removing a key takes its shard's write lock, for a single insert or
 //! remove (or a resize of that one shard, about a thousand entries with a million keys).
 //!
-//! The Bitcask engine keeps the compact [`crate::mvcc::VersionedIndex`]: its key directory
-//! has a memory budget per key that a second structure would not fit, and its reads pay a
-//! positioned read or a cache probe anyway.
+//! The Bitcask engine's key directory is this index too, over record locations: its
+//! B-tree descents had been a third of a pipelined GET's profile there.
 //!
 //! Versions a batch shadows are pruned right after the batch is published
 //! ([`HashedIndex::settle`]), not when the next write of the key happens to come: before
@@ -36,6 +35,7 @@ use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
+use std::ops::Bound;
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -47,7 +47,7 @@ use parking_lot::{Mutex, RawMutex, RwLock};
 use smallvec::SmallVec;
 
 use crate::cache_hint::{prefetch_line, PREFETCH_WINDOW};
-use crate::mvcc::{IndexKey, IndexValue, Pin, SnapshotRegistry};
+use crate::mvcc::{IndexKey, IndexValue, Pin, SnapshotRegistry, VersionView};
 use crate::order_tree::{Keyed, OrderTree};
 use crate::range::{Direction, ScanRange};
 
@@ -306,6 +306,27 @@ impl<V> ChainGuard<'_, V> {
     fn view(&self) -> View<'_, V> {
         // SAFETY: the guard holds the entry's lock.
         unsafe { self.entry.view() }
+    }
+
+    /// The version holding `value` (values name one version each), to change in place.
+    fn find_mut(&mut self, value: &V) -> Option<&mut V>
+    where
+        V: PartialEq,
+    {
+        let flags = self.entry.flags();
+        // SAFETY: the guard holds the lock and `&mut self` makes this the only access
+        // through it; the flags name the live field.
+        unsafe {
+            let slot = &mut *self.entry.slot.get();
+            if flags & CHAIN != 0 {
+                slot.chain
+                    .iter_mut()
+                    .filter_map(|v| v.value.as_mut())
+                    .find(|v| **v == *value)
+            } else {
+                slot.one.as_mut().filter(|v| **v == *value)
+            }
+        }
     }
 
     /// Moves the versions out, leaving a tombstone (so a panic before [`Self::put`]
@@ -585,7 +606,7 @@ impl<V> Scratch<V> {
 /// Spare chains kept at most (each a box and room for a few versions: ~60 bytes).
 const MAX_SPARE: usize = 1024;
 
-impl<V: IndexValue + AsRef<[u8]>> std::fmt::Debug for HashedIndex<V> {
+impl<V: IndexValue> std::fmt::Debug for HashedIndex<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HashedIndex")
             .field("entries", &self.entries())
@@ -615,7 +636,7 @@ fn copy_out<V: AsRef<[u8]>>(v: &V) -> Bytes {
     Bytes::copy_from_slice(v.as_ref())
 }
 
-impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
+impl<V: IndexValue> HashedIndex<V> {
     /// An empty index whose published sequence starts at `seq`.
     pub fn new(seq: u64) -> Self {
         HashedIndex {
@@ -725,13 +746,21 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     }
 
     /// Starts loading the entries of `keys` and their latest values into the CPU cache,
-    /// for a reader about to look them up one by one (a pipeline of GETs): unlike
-    /// [`HashedIndex::prefetch_serialised`] it runs beside writers, so it reads each
-    /// table under its shard's read lock. Three passes, so that the misses of all keys
-    /// overlap: the home lines from addresses alone (no lock), then each key's entry
-    /// line (`iter_hash` matches the tag byte, never the key), then each entry's newest
-    /// value, found through the entry lines the second pass asked for.
+    /// for a reader about to look them up one by one (a pipeline of GETs); see
+    /// [`HashedIndex::latest_each`].
     pub fn prefetch_concurrent(&self, keys: &[&[u8]]) {
+        self.latest_each(keys, V::prefetch);
+    }
+
+    /// Calls `f` with the newest version's value of each of `keys` that has one, for a
+    /// reader about to look them up one by one: a hint (it may be a version not
+    /// published yet), for what to load ahead. Unlike [`HashedIndex::prefetch_serialised`]
+    /// it runs beside writers, so it reads each table under its shard's read lock.
+    /// Three passes, so that the misses of all keys overlap: the home lines from
+    /// addresses alone (no lock), then each key's entry line (`iter_hash` matches the tag
+    /// byte, never the key), then each entry's newest value, found through the entry
+    /// lines the second pass asked for.
+    pub fn latest_each(&self, keys: &[&[u8]], mut f: impl FnMut(&V)) {
         let hashes: SmallVec<[u64; PREFETCH_WINDOW]> = keys.iter().map(|k| self.hash(k)).collect();
         for &hash in &hashes {
             self.shard_of(hash).prefetch_home(hash);
@@ -745,51 +774,57 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         for (key, &hash) in keys.iter().zip(&hashes) {
             self.with_chain_hashed(hash, key, |versions| {
                 if let Some(v) = versions.and_then(View::latest) {
-                    v.prefetch();
+                    f(v);
                 }
             });
         }
     }
 
-    /// The latest visible value of `key`.
-    pub fn get_latest(&self, key: &[u8]) -> Option<Bytes> {
-        self.read_latest(key, |v| v.map(Bytes::copy_from_slice))
-    }
-
-    /// Calls `f` once with the latest visible value of `key` (None: absent), under the
-    /// entry's lock, without copying it.
-    pub fn read_latest<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    /// Calls `f` with the latest visible version of `key` (None: absent or deleted) under
+    /// the entry's lock.
+    fn with_latest<R>(&self, key: &[u8], f: impl FnOnce(Option<&V>) -> R) -> R {
         self.with_chain(key, |versions| {
             // Loaded under the entry's lock: every version ≤ this sequence is installed,
             // and pruning only removes versions shadowed by one ≤ the horizon ≤ this
             // sequence.
             let seq = self.registry.visible();
-            f(versions
-                .and_then(|v| v.at(seq, || self.pending_seq()))
-                .map(AsRef::as_ref))
+            f(versions.and_then(|v| v.at(seq, || self.pending_seq())))
         })
     }
 
-    /// The value of `key` as of `seq` (which must be pinned by the caller).
-    pub fn get_at(&self, key: &[u8], seq: u64) -> Option<Bytes> {
+    /// Calls `f` with the version of `key` as of `seq` (pinned by the caller) under the
+    /// entry's lock.
+    fn with_at<R>(&self, key: &[u8], seq: u64, f: impl FnOnce(Option<&V>) -> R) -> R {
         self.with_chain(key, |versions| {
-            versions
-                .and_then(|v| v.at(seq, || self.pending_seq()))
-                .map(copy_out)
+            f(versions.and_then(|v| v.at(seq, || self.pending_seq())))
         })
     }
 
-    /// Up to `limit` live entries of `range` as of `seq`, in `dir` order, resuming after
-    /// the key `resume` (exclusive) when given. Used to build owning chunked iterators.
-    pub fn range_at(
+    /// The latest visible value of `key`, itself (for small values such as Bitcask
+    /// locations; the memory engine's readers copy bytes out instead).
+    pub fn latest_value(&self, key: &[u8]) -> Option<V> {
+        self.with_latest(key, |v| v.cloned())
+    }
+
+    /// The value of `key` as of `seq` (pinned by the caller), itself.
+    pub fn value_at(&self, key: &[u8], seq: u64) -> Option<V> {
+        self.with_at(key, seq, |v| v.cloned())
+    }
+
+    /// Up to `limit` live entries of `range` as of `seq` with their values themselves, in
+    /// `dir` order, resuming after the key `resume` (exclusive) when given. The keys are
+    /// copied into one buffer and handed out as slices of it: one allocation per chunk
+    /// instead of one per key.
+    pub fn entries_at(
         &self,
         range: &ScanRange,
         dir: Direction,
         seq: u64,
         resume: Option<&[u8]>,
         limit: usize,
-    ) -> Vec<(Bytes, Bytes)> {
-        let mut out = Vec::with_capacity(limit.min(1024));
+    ) -> Vec<(Bytes, V)> {
+        let mut keys: Vec<u8> = Vec::new();
+        let mut found: Vec<(usize, usize, V)> = Vec::with_capacity(limit.min(1024));
         let walk = Walk {
             range,
             dir,
@@ -798,23 +833,99 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
             limit,
         };
         self.walk(&self.order.read(), &walk, |k, v| {
-            out.push((Bytes::copy_from_slice(k), copy_out(v)));
+            let start = keys.len();
+            keys.extend_from_slice(k);
+            found.push((start, keys.len(), v.clone()));
         });
-        out
+        let keys = Bytes::from(keys);
+        found
+            .into_iter()
+            .map(|(start, end, v)| (keys.slice(start..end), v))
+            .collect()
     }
 
-    /// Like [`HashedIndex::range_at`] for a reader that needs only the values: `f` is
-    /// lent each (under the order's read lock), and only the last entry's key is copied
-    /// (where a next walk resumes; None when the range had no live entry left). Returns
-    /// how many values `f` saw and that key.
-    pub fn values_at(&self, walk: &Walk<'_>, f: &mut dyn FnMut(&[u8])) -> (usize, Option<Bytes>) {
+    /// Calls `f` with every version of every key from `lo` and below `end` (exclusive;
+    /// None: to the last key), oldest first per key, in key order, for up to `limit` keys
+    /// under one hold of the order's read lock; returns the last key visited, to resume
+    /// after. Sequence number 0 stands for "at or below every pin" (a version every
+    /// reader sees). Bitcask's merge walks it to find what is referenced, several
+    /// threads each over its own part of the key space.
+    pub fn visit_versions_in(
+        &self,
+        lo: Bound<&[u8]>,
+        end: Option<&[u8]>,
+        limit: usize,
+        mut f: impl FnMut(&[u8], &[VersionView<V>]),
+    ) -> Option<Vec<u8>> {
+        let hi = end.map_or(Bound::Unbounded, Bound::Excluded);
         let order = self.order.read();
-        let mut visited = 0;
-        let last = self.walk(&order, walk, |_, v| {
-            visited += 1;
-            f(v.as_ref());
+        let mut versions: SmallVec<[VersionView<V>; 2]> = SmallVec::new();
+        let mut last = None;
+        let mut seen = 0;
+        order.walk((lo, hi), Direction::Forward, |e| {
+            if seen >= limit {
+                return false;
+            }
+            versions.clear();
+            match e.chain().view() {
+                View::One(v) => versions.push((0, v.cloned())),
+                View::Pending(v) => versions.push((self.pending_seq(), v.cloned())),
+                View::Chain(c) => versions.extend(c.iter().map(|v| (v.seq, v.value.clone()))),
+            }
+            f(e.key(), &versions);
+            last = Some(e.key());
+            seen += 1;
+            true
         });
-        (visited, last.map(Bytes::copy_from_slice))
+        last.map(<[u8]>::to_vec)
+    }
+
+    /// The first and the last key of the index (None when it is empty).
+    pub fn first_and_last_keys(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let order = self.order.read();
+        let end = |dir| {
+            let mut key = None;
+            order.walk((Bound::Unbounded, Bound::Unbounded), dir, |e| {
+                key = Some(e.key().to_vec());
+                false
+            });
+            key
+        };
+        Some((end(Direction::Forward)?, end(Direction::Reverse)?))
+    }
+
+    /// Moves versions merge relocated: for each `(key, old, new)` whose key still has a
+    /// version holding `old`, puts `new` in its place; calls `missed` with `new` for each
+    /// whose version left the index meanwhile. Versions are matched by value, which
+    /// for Bitcask locations (segment, offset) names exactly one record. Each key is
+    /// found through its hash and changed under its entry's lock, the lock readers
+    /// take, so the moves may come in any order and no reader waits for more than one.
+    /// Not to run beside [`HashedIndex::prefetch_serialised`], which reads slots unlocked.
+    pub fn relocate<'a>(
+        &self,
+        moves: impl IntoIterator<Item = (&'a [u8], V, V)>,
+        mut missed: impl FnMut(&[u8], &V),
+    ) where
+        V: PartialEq,
+    {
+        for (key, old, new) in moves {
+            let hash = self.hash(key);
+            let table = self.shard(hash).read();
+            let moved = match table.find(hash, |e| e.key() == key) {
+                Some(e) => match e.chain().find_mut(&old) {
+                    Some(v) => {
+                        *v = new.clone();
+                        true
+                    }
+                    None => false,
+                },
+                None => false,
+            };
+            drop(table);
+            if !moved {
+                missed(key, &new);
+            }
+        }
     }
 
     /// Calls `f` with the live entries `walk` covers in the locked `order` and returns
@@ -854,10 +965,10 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     /// Installs one batch's operations at `seq`. The caller serialises writers, publishes
     /// `seq` afterwards and then calls [`HashedIndex::settle`], before the next `apply`.
     /// `dropped` hears every version that leaves the index.
-    pub fn apply(
+    pub fn apply<K: AsRef<[u8]>>(
         &self,
         seq: u64,
-        ops: impl IntoIterator<Item = (Bytes, Option<V>)>,
+        ops: impl IntoIterator<Item = (K, Option<V>)>,
         dropped: &mut impl FnMut(&[u8], Option<&V>),
     ) {
         let horizon = self.registry.horizon();
@@ -873,12 +984,12 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         // their misses overlap instead of each waiting behind the previous key's lock
         // atomics (a new key's bucket store held up its shard lock's release).
         let mut ops = ops.into_iter();
-        let mut window: SmallVec<[(u64, Bytes, Option<V>); PREFETCH_WINDOW]> = SmallVec::new();
+        let mut window: SmallVec<[(u64, K, Option<V>); PREFETCH_WINDOW]> = SmallVec::new();
         loop {
             window.extend(
                 ops.by_ref()
                     .take(PREFETCH_WINDOW)
-                    .map(|(k, v)| (self.hash(&k), k, v)),
+                    .map(|(k, v)| (self.hash(k.as_ref()), k, v)),
             );
             if window.is_empty() {
                 return;
@@ -887,7 +998,15 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
                 self.shard_of(*hash).prefetch_home(*hash);
             }
             for (hash, key, value) in window.drain(..) {
-                self.apply_one(seq, horizon, hash, key, value, &mut scratch, dropped);
+                self.apply_one(
+                    seq,
+                    horizon,
+                    hash,
+                    key.as_ref(),
+                    value,
+                    &mut scratch,
+                    dropped,
+                );
             }
         }
     }
@@ -899,14 +1018,14 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         seq: u64,
         horizon: u64,
         hash: u64,
-        key: Bytes,
+        key: &[u8],
         value: Option<V>,
         scratch: &mut Scratch<V>,
         dropped: &mut impl FnMut(&[u8], Option<&V>),
     ) {
         {
             let table = self.shard(hash).read();
-            if let Some(e) = table.find(hash, |e| e.key() == &key[..]) {
+            if let Some(e) = table.find(hash, |e| e.key() == key) {
                 self.install(e, seq, horizon, value, scratch, dropped);
                 return;
             }
@@ -933,7 +1052,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         // A version at or below the horizon is seen by every reader (only when loading
         // a checkpoint at its own sequence); otherwise it is pending until settled.
         let pending = seq > horizon;
-        let entry = EntryRef::new(&key, value, pending);
+        let entry = EntryRef::new(key, value, pending);
         if pending {
             scratch.settle.push(entry.clone());
         }
@@ -1223,6 +1342,63 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
     /// Entries in the index, including tombstones awaiting GC.
     pub fn entries(&self) -> usize {
         self.order.read().len()
+    }
+}
+
+/// Reads that copy or lend a value's bytes: the memory engine's, whose values are them.
+impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
+    /// The latest visible value of `key`.
+    pub fn get_latest(&self, key: &[u8]) -> Option<Bytes> {
+        self.read_latest(key, |v| v.map(Bytes::copy_from_slice))
+    }
+
+    /// Calls `f` once with the latest visible value of `key` (None: absent), under the
+    /// entry's lock, without copying it.
+    pub fn read_latest<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        self.with_latest(key, |v| f(v.map(AsRef::as_ref)))
+    }
+
+    /// The value of `key` as of `seq` (which must be pinned by the caller).
+    pub fn get_at(&self, key: &[u8], seq: u64) -> Option<Bytes> {
+        self.with_at(key, seq, |v| v.map(copy_out))
+    }
+
+    /// Up to `limit` live entries of `range` as of `seq`, in `dir` order, resuming after
+    /// the key `resume` (exclusive) when given. Used to build owning chunked iterators.
+    pub fn range_at(
+        &self,
+        range: &ScanRange,
+        dir: Direction,
+        seq: u64,
+        resume: Option<&[u8]>,
+        limit: usize,
+    ) -> Vec<(Bytes, Bytes)> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let walk = Walk {
+            range,
+            dir,
+            seq,
+            resume,
+            limit,
+        };
+        self.walk(&self.order.read(), &walk, |k, v| {
+            out.push((Bytes::copy_from_slice(k), copy_out(v)));
+        });
+        out
+    }
+
+    /// Like [`HashedIndex::range_at`] for a reader that needs only the values: `f` is
+    /// lent each (under the order's read lock), and only the last entry's key is copied
+    /// (where a next walk resumes; None when the range had no live entry left). Returns
+    /// how many values `f` saw and that key.
+    pub fn values_at(&self, walk: &Walk<'_>, f: &mut dyn FnMut(&[u8])) -> (usize, Option<Bytes>) {
+        let order = self.order.read();
+        let mut visited = 0;
+        let last = self.walk(&order, walk, |_, v| {
+            visited += 1;
+            f(v.as_ref());
+        });
+        (visited, last.map(Bytes::copy_from_slice))
     }
 }
 
@@ -1777,4 +1953,150 @@ mod tests {
         assert_eq!(all.len(), n as usize);
         assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
     }
+
+    #[test]
+    fn bounded_visits_split_the_key_space() {
+        let idx = HashedIndex::<Bytes>::new(0);
+        assert_eq!(idx.first_and_last_keys(), None);
+        for i in 0..1000u64 {
+            put(&idx, i + 1, &format!("k{i:04}"), Some("v"));
+        }
+        assert_eq!(
+            idx.first_and_last_keys(),
+            Some((b"k0000".to_vec(), b"k0999".to_vec()))
+        );
+        // The two sides of a split visit every key exactly once.
+        let mid = b"k0500".to_vec();
+        let mut seen = Vec::new();
+        for (lo, hi) in [(None, Some(mid.as_slice())), (Some(mid.as_slice()), None)] {
+            let mut resume: Option<Vec<u8>> = None;
+            loop {
+                let bound = match (&resume, lo) {
+                    (Some(r), _) => Bound::Excluded(r.as_slice()),
+                    (None, Some(l)) => Bound::Included(l),
+                    (None, None) => Bound::Unbounded,
+                };
+                let last = idx.visit_versions_in(bound, hi, 33, |k, _| seen.push(k.to_vec()));
+                match last {
+                    Some(k) => resume = Some(k),
+                    None => break,
+                }
+            }
+        }
+        let want: Vec<Vec<u8>> = (0..1000).map(|i| format!("k{i:04}").into_bytes()).collect();
+        assert_eq!(seen, want);
+        // Empty and inverted ranges visit nothing.
+        let mut n = 0;
+        assert!(idx
+            .visit_versions_in(Bound::Included(b"k0600"), Some(b"k0100"), 10, |_, _| n += 1)
+            .is_none());
+        assert!(idx
+            .visit_versions_in(Bound::Excluded(b"k0600"), Some(b"k0600"), 10, |_, _| n += 1)
+            .is_none());
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn visits_show_each_version_with_its_sequence() {
+        let idx = HashedIndex::<Bytes>::new(0);
+        put(&idx, 1, "a", Some("1"));
+        let pin = idx.pin();
+        put(&idx, 2, "a", Some("2"));
+        put(&idx, 3, "a", None);
+        // An unpublished batch: its version is pending, at its own sequence.
+        idx.apply(4, [(b("b"), Some(b("4")))], &mut |_, _| {});
+        let mut seen = Vec::new();
+        idx.visit_versions_in(Bound::Unbounded, None, 10, |k, v| {
+            seen.push((k.to_vec(), v.to_vec()))
+        });
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    b"a".to_vec(),
+                    vec![(0, Some(b("1"))), (2, Some(b("2"))), (3, None)]
+                ),
+                (b"b".to_vec(), vec![(4, Some(b("4")))]),
+            ]
+        );
+        idx.registry().publish(4);
+        idx.settle(&mut |_, _| {});
+        drop(pin);
+        while idx.gc_step(10, &mut |_, _| {}) > 0 {}
+        seen.clear();
+        idx.visit_versions_in(Bound::Unbounded, None, 10, |k, v| {
+            seen.push((k.to_vec(), v.to_vec()))
+        });
+        assert_eq!(seen, vec![(b"b".to_vec(), vec![(0, Some(b("4")))])]);
+    }
+
+    #[test]
+    fn values_themselves_as_of_a_sequence() {
+        let idx = HashedIndex::<Bytes>::new(0);
+        put(&idx, 1, "a", Some("1"));
+        put(&idx, 2, "c", Some("3"));
+        let pin = idx.pin();
+        put(&idx, 3, "a", Some("2"));
+        put(&idx, 4, "b", Some("x"));
+        put(&idx, 5, "c", None);
+        assert_eq!(idx.latest_value(b"a"), Some(b("2")));
+        assert_eq!(idx.latest_value(b"c"), None);
+        assert_eq!(idx.value_at(b"a", pin.seq()), Some(b("1")));
+        assert_eq!(idx.value_at(b"b", pin.seq()), None);
+        let at = |seq, dir, resume: Option<&[u8]>, limit| {
+            idx.entries_at(&ScanRange::all(), dir, seq, resume, limit)
+        };
+        assert_eq!(
+            at(pin.seq(), Direction::Forward, None, 10),
+            vec![(b("a"), b("1")), (b("c"), b("3"))]
+        );
+        assert_eq!(
+            at(5, Direction::Reverse, None, 10),
+            vec![(b("b"), b("x")), (b("a"), b("2"))]
+        );
+        assert_eq!(
+            at(5, Direction::Forward, Some(b"a"), 1),
+            vec![(b("b"), b("x"))]
+        );
+        let mut latest = Vec::new();
+        idx.latest_each(&[b"a", b"zz", b"b"], |v| latest.push(v.clone()));
+        assert_eq!(latest, vec![b("2"), b("x")]);
+    }
+
+    #[test]
+    fn relocate_moves_only_versions_still_held() {
+        let idx = HashedIndex::<Bytes>::new(0);
+        put(&idx, 1, "a", Some("a1"));
+        put(&idx, 2, "c", Some("c2"));
+        let pin = idx.pin();
+        put(&idx, 3, "c", Some("c3"));
+        put(&idx, 4, "d", Some("d4"));
+        let mut missed = Vec::new();
+        idx.relocate(
+            [
+                (&b"d"[..], b("d5"), b("D4")),
+                (&b"a"[..], b("a1"), b("A1")),
+                (&b"b"[..], b("b1"), b("B1")),
+                (&b"c"[..], b("c2"), b("C2")),
+                (&b"c"[..], b("stale"), b("C3")),
+            ],
+            |k, new| missed.push((k.to_vec(), new.clone())),
+        );
+        assert_eq!(idx.latest_value(b"a"), Some(b("A1")));
+        assert_eq!(idx.value_at(b"c", pin.seq()), Some(b("C2")));
+        assert_eq!(idx.latest_value(b"c"), Some(b("c3")));
+        assert_eq!(idx.latest_value(b"d"), Some(b("d4")));
+        assert_eq!(
+            missed,
+            vec![
+                (b"d".to_vec(), b("D4")),
+                (b"b".to_vec(), b("B1")),
+                (b"c".to_vec(), b("C3")),
+            ]
+        );
+    }
+
+    // A Bitcask key's entry: the head with a 16-byte slot (a location and its tag), then
+    // the key.
+    const _: () = assert!(std::mem::size_of::<Entry<crate::bitcask::Loc>>() == 24);
 }

@@ -34,7 +34,7 @@ impl Inner {
         let mut out = OutputWriter::new(dest, 1, self.opts.max_segment_bytes, seq);
         let mut resume: Option<Bytes> = None;
         loop {
-            let chunk = self.index.range_at(
+            let chunk = self.index.entries_at(
                 &ScanRange::all(),
                 Direction::Forward,
                 seq,
@@ -44,7 +44,7 @@ impl Inner {
             let Some((last, _)) = chunk.last() else { break };
             resume = Some(last.clone());
             for (key, loc) in chunk {
-                let value = self.read_value(&key, loc, || self.index.get_at(&key, seq), false)?;
+                let value = self.read_value(&key, loc, || self.index.value_at(&key, seq), false)?;
                 let Some(value) = value else {
                     return Err(StorageError::corrupt(
                         segment::data_path(&self.dir, loc.segment),

@@ -1,6 +1,6 @@
-//! keel's own Bitcask engine: append-only CRC'd segment files and an in-memory ordered
-//! key directory (the shared MVCC index, [`crate::mvcc`]) pointing at each value's
-//! record. A read is one positioned read of one record; a write is one append of its
+//! keel's own Bitcask engine: append-only CRC'd segment files and an in-memory key
+//! directory (the MVCC index the memory engine uses too, [`crate::hashed_index`]: hash
+//! shards for point lookups, a B-tree for order) pointing at each value's record. A read is one positioned read of one record; a write is one append of its
 //! whole batch. Hint files make opening cheap, merge rewrites what the index still
 //! references and drops the rest.
 //!
@@ -47,8 +47,9 @@ use crate::batch::WriteBatch;
 use crate::cache_hint::PREFETCH_WINDOW;
 use crate::dirlock::DirLock;
 use crate::error::{Result, StorageError};
+use crate::hashed_index::HashedIndex;
 use crate::lifecycle::{Lifecycle, LifecycleState};
-use crate::mvcc::{IndexValue, Pin, VersionedIndex};
+use crate::mvcc::{IndexValue, Pin};
 use crate::options::{BitcaskOptions, EngineKind, OpenOptions, SyncPolicy, WriteOptions};
 use crate::range::{Direction, ScanRange};
 use crate::scan_iter;
@@ -84,7 +85,7 @@ pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
     pub(crate) opts: BitcaskOptions,
     pub(crate) sync_policy: SyncPolicy,
-    pub(crate) index: VersionedIndex<Loc>,
+    pub(crate) index: HashedIndex<Loc>,
     /// Serialises appends (and version GC, which must not race them).
     pub(crate) writer: Mutex<WriterState>,
     pub(crate) segments: SegmentSet,
@@ -160,17 +161,17 @@ impl Inner {
     }
 
     fn get_latest(&self, key: &[u8]) -> Result<Option<Bytes>> {
-        let Some(loc) = self.index.get_latest(key) else {
+        let Some(loc) = self.index.latest_value(key) else {
             return Ok(None);
         };
-        self.read_value(key, loc, || self.index.get_latest(key), true)
+        self.read_value(key, loc, || self.index.latest_value(key), true)
     }
 
     fn get_at(&self, key: &[u8], seq: u64) -> Result<Option<Bytes>> {
-        let Some(loc) = self.index.get_at(key, seq) else {
+        let Some(loc) = self.index.value_at(key, seq) else {
             return Ok(None);
         };
-        self.read_value(key, loc, || self.index.get_at(key, seq), true)
+        self.read_value(key, loc, || self.index.value_at(key, seq), true)
     }
 
     /// Version GC step under the writer lock, with garbage accounting.
@@ -316,8 +317,15 @@ impl Bitcask {
         tracing::info!(dir = %dir.display(), segments = data_ids.len(), from_hints = rec.from_hints,
             keys = rec.live.len(), last_seq = max_seq, torn_bytes = rec.dropped_bytes, "bitcask opened");
 
-        // The recovered entries are sorted by key: the tree is built bottom-up.
-        let index = VersionedIndex::bulk_load(max_seq, rec.live);
+        // Installed at the recovered sequence itself, so every version is one that all
+        // readers see (no pending state to settle, no chain).
+        let index = HashedIndex::new(max_seq);
+        index.apply(
+            max_seq,
+            rec.live.into_iter().map(|(k, loc)| (k, Some(loc))),
+            &mut |_, _| {},
+        );
+        index.settle(&mut |_, _| {});
         let segments = SegmentSet::default();
         let mut next_id = data_ids.last().map_or(1, |id| id.saturating_add(1));
         let n = rec.segments.len();
@@ -431,10 +439,10 @@ fn scan_pinned(inner: Arc<Inner>, pin: Arc<Pin>, range: ScanRange, dir: Directio
     scan_iter::chunked((inner, pin), move |(inner, pin), resume, limit| {
         inner.check_open()?;
         let seq = pin.seq();
-        let locs = inner.index.range_at(&range, dir, seq, resume, limit);
+        let locs = inner.index.entries_at(&range, dir, seq, resume, limit);
         let mut out = Vec::with_capacity(locs.len());
         for (key, loc) in locs {
-            let value = inner.read_value(&key, loc, || inner.index.get_at(&key, seq), true)?;
+            let value = inner.read_value(&key, loc, || inner.index.value_at(&key, seq), true)?;
             match value {
                 Some(v) => out.push((key, v)),
                 None => {

@@ -325,7 +325,7 @@ mod cases {
         o.bitcask.cache_bytes = 0;
         let db = Bitcask::open(dir.path(), &o).unwrap();
         history(&db);
-        let loc = db.inner.index.get_latest(b"k33").unwrap();
+        let loc = db.inner.index.latest_value(b"k33").unwrap();
         let seg = db.inner.segments.get(loc.segment).unwrap();
         // Flip a byte of the value, behind the store's back.
         let at = u64::from(loc.offset) + super::super::record::HEADER_LEN as u64 + 3 + 2;
@@ -355,14 +355,14 @@ mod cases {
         let dir = tempfile::tempdir().unwrap();
         let db = Bitcask::open(dir.path(), &opts()).unwrap();
         history(&db);
-        let old = db.inner.index.get_latest(b"k20").unwrap();
+        let old = db.inner.index.latest_value(b"k20").unwrap();
         db.compact().unwrap();
         assert!(db.inner.segments.get(old.segment).is_none());
-        let moved = db.inner.index.get_latest(b"k20").unwrap();
+        let moved = db.inner.index.latest_value(b"k20").unwrap();
         assert_ne!(moved.segment, old.segment);
         let v = db
             .inner
-            .read_value(b"k20", old, || db.inner.index.get_latest(b"k20"), false)
+            .read_value(b"k20", old, || db.inner.index.latest_value(b"k20"), false)
             .unwrap()
             .unwrap();
         assert!(v.starts_with(b"r7-"));

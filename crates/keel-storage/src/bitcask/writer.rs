@@ -139,13 +139,16 @@ impl Inner {
                 cache.insert(loc, &value);
                 (key, Some(loc))
             });
-            // Publishes `seq`; values it overwrites or deletes with no snapshot holding
-            // them are dropped (and counted as garbage) right here.
-            self.index.apply(seq, ops, &mut |k, v| {
+            // Installs the batch, publishes `seq`, then drops what it overwrote or
+            // deleted that no snapshot holds (counted as garbage below).
+            let mut dropped = |k: &[u8], v: Option<&Loc>| {
                 if let Some(l) = v {
                     freed.push((l.segment, record::record_len(k.len(), l.vlen)));
                 }
-            });
+            };
+            self.index.apply(seq, ops, &mut dropped);
+            registry.publish(seq);
+            self.index.settle(&mut dropped);
             w.active.size = base + len;
             seg.size.store(base + len, Ordering::Relaxed);
             seg.add_garbage(tomb_bytes);

@@ -347,7 +347,7 @@ impl Inner {
                 });
                 // A version that left the index while we copied it is garbage in the output.
                 let mut gone: Vec<(u32, u64)> = Vec::new();
-                self.index.relocate_sorted(moves, |key, new| {
+                self.index.relocate(moves, |key, new| {
                     gone.push((new.segment, record::record_len(key.len(), new.vlen)));
                 });
                 for (id, bytes) in gone {
