@@ -72,6 +72,14 @@ impl ValueRef<'_> {
         }
     }
 
+    /// The value as an owned buffer: a copy when borrowed, the buffer itself when owned.
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            ValueRef::Borrowed(b) => Bytes::copy_from_slice(b),
+            ValueRef::Owned(b) => b,
+        }
+    }
+
     /// The bytes from `offset` on as an owned buffer: a copy when borrowed, the same
     /// buffer advanced when owned. None when `offset` is past the end.
     pub fn tail_from(self, offset: usize) -> Option<Bytes> {

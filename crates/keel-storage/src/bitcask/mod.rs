@@ -54,7 +54,7 @@ use crate::options::{BitcaskOptions, EngineKind, OpenOptions, SyncPolicy, WriteO
 use crate::range::{Direction, ScanRange};
 use crate::scan_iter;
 use crate::stats::StorageStats;
-use crate::storage::{KvIter, Snapshot, Storage};
+use crate::storage::{KvIter, Snapshot, Storage, ValueRef};
 
 use background::Shutdown;
 use cache::ValueCache;
@@ -125,14 +125,32 @@ impl Inner {
     pub(crate) fn read_value(
         &self,
         key: &[u8],
-        mut loc: Loc,
+        loc: Loc,
         lookup: impl Fn() -> Option<Loc>,
         use_cache: bool,
     ) -> Result<Option<Bytes>> {
+        self.visit_value(key, loc, lookup, use_cache, |v| v.into_bytes())
+    }
+
+    /// [`Inner::read_value`] handing the value to `f`: lent from the value cache (under
+    /// its shard's read lock, so `f` must be short) when it holds it, else the buffer
+    /// read from the segment. None when `key` has no version there any more.
+    pub(crate) fn visit_value<R>(
+        &self,
+        key: &[u8],
+        mut loc: Loc,
+        lookup: impl Fn() -> Option<Loc>,
+        use_cache: bool,
+        f: impl FnOnce(ValueRef<'_>) -> R,
+    ) -> Result<Option<R>> {
+        let mut f = Some(f);
         for _ in 0..4 {
             if use_cache {
-                if let Some(v) = self.cache.get(loc) {
-                    return Ok(Some(v));
+                let hit = self
+                    .cache
+                    .read(loc, |v| f.take().map(|f| f(ValueRef::Borrowed(v))));
+                if let Some(r) = hit {
+                    return Ok(r);
                 }
             }
             let Some(seg) = self.segments.get(loc.segment) else {
@@ -148,7 +166,7 @@ impl Inner {
             if use_cache {
                 self.cache.insert(loc, &value);
             }
-            return Ok(Some(value));
+            return Ok(f.take().map(|f| f(ValueRef::Owned(value))));
         }
         Err(StorageError::io(
             "read value",
@@ -165,6 +183,32 @@ impl Inner {
             return Ok(None);
         };
         self.read_value(key, loc, || self.index.latest_value(key), true)
+    }
+
+    /// Lends the latest visible value of `key` to `f` (see [`Storage::read_with`]).
+    fn read_latest_with(&self, key: &[u8], f: &mut dyn FnMut(Option<ValueRef<'_>>)) -> Result<()> {
+        let Some(loc) = self.index.latest_value(key) else {
+            f(None);
+            return Ok(());
+        };
+        let mut f = Some(f);
+        let seen = self.visit_value(
+            key,
+            loc,
+            || self.index.latest_value(key),
+            true,
+            |v| {
+                if let Some(f) = f.take() {
+                    f(Some(v));
+                }
+            },
+        )?;
+        if seen.is_none() {
+            if let Some(f) = f.take() {
+                f(None);
+            }
+        }
+        Ok(())
     }
 
     fn get_at(&self, key: &[u8], seq: u64) -> Result<Option<Bytes>> {
@@ -466,6 +510,11 @@ impl Storage for Bitcask {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.inner.check_open()?;
         self.inner.get_latest(key)
+    }
+
+    fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<ValueRef<'_>>)) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.read_latest_with(key, f)
     }
 
     fn prefetch_reads(&self, keys: &[&[u8]]) {

@@ -35,7 +35,7 @@ mod cases {
     use super::super::Bitcask;
     use crate::{
         Direction, EngineKind, LifecycleState, OpenOptions, ScanRange, Storage, StorageError,
-        SyncPolicy, WriteBatch, WriteOptions,
+        SyncPolicy, ValueRef, WriteBatch, WriteOptions,
     };
 
     fn opts() -> OpenOptions {
@@ -405,6 +405,47 @@ mod cases {
         db.close().unwrap();
         db.prefetch_reads(&keys);
         assert!(db.get(b"k1").is_err(), "closed");
+    }
+
+    #[test]
+    fn read_with_lends_cached_values_and_hands_over_read_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        for cache in [1 << 20, 0] {
+            let mut o = opts();
+            o.bitcask.cache_bytes = cache;
+            let sub = dir.path().join(format!("c{cache}"));
+            let db = Bitcask::open(&sub, &o).unwrap();
+            put(&db, "a", "one");
+            put(&db, "b", "two");
+            let mut b = WriteBatch::new();
+            b.delete("b");
+            db.write(b, WriteOptions::DEFAULT).unwrap();
+            let read = |key: &[u8]| {
+                let mut seen = Vec::new();
+                db.read_with(key, &mut |v| {
+                    seen.push(v.map(|v| (matches!(v, ValueRef::Borrowed(_)), v.into_bytes())))
+                })
+                .unwrap();
+                seen
+            };
+            let before = db.stats();
+            // With a cache the written value is there (write-through) and lent; without
+            // one it is read from its segment and handed over.
+            assert_eq!(read(b"a"), vec![Some((cache > 0, Bytes::from("one")))]);
+            assert_eq!(read(b"b"), vec![None], "deleted");
+            assert_eq!(read(b"zz"), vec![None], "absent");
+            let after = db.stats();
+            assert_eq!(
+                (
+                    after.cache_hits - before.cache_hits,
+                    after.cache_misses - before.cache_misses
+                ),
+                if cache > 0 { (1, 0) } else { (0, 1) },
+                "one probe for the one present key"
+            );
+            db.close().unwrap();
+            assert!(db.read_with(b"a", &mut |_| {}).is_err(), "closed");
+        }
     }
 
     #[test]
