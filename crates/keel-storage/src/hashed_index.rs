@@ -992,6 +992,20 @@ impl<V: IndexValue> HashedIndex<V> {
         last
     }
 
+    /// Makes room in the hash shards for `keys` more keys, before an open installs the
+    /// keys it recovered: without it each shard's table was rebuilt five times on the
+    /// way to a million keys (17% of a bitcask open's samples, with the rehashing).
+    pub fn reserve(&self, keys: usize) {
+        // Keys spread over the shards binomially; an eighth more than the mean is about
+        // four standard deviations at a thousand per shard. A shard that still fills up
+        // grows as usual.
+        let per = keys / SHARDS;
+        let per = per + per / 8 + 8;
+        for shard in self.shards.iter() {
+            shard.table.write().reserve(per, |e| self.hash(e.key()));
+        }
+    }
+
     /// Installs one batch's operations at `seq`. The caller serialises writers, publishes
     /// `seq` afterwards and then calls [`HashedIndex::settle`], before the next `apply`.
     /// `dropped` hears every version that leaves the index.

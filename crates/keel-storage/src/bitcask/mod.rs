@@ -364,6 +364,7 @@ impl Bitcask {
         // Installed at the recovered sequence itself, so every version is one that all
         // readers see (no pending state to settle, no chain).
         let index = HashedIndex::new(max_seq);
+        index.reserve(rec.live.len());
         index.apply(
             max_seq,
             rec.live.into_iter().map(|(k, loc)| (k, Some(loc))),

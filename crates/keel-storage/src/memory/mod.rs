@@ -90,6 +90,7 @@ impl MemoryEngine {
             None => (0, Vec::new()),
         };
         let index = HashedIndex::new(seq);
+        index.reserve(entries.len());
         index.apply(
             seq,
             entries.into_iter().map(|(k, v)| (k, Some(Val::new(&v)))),
