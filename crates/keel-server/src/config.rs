@@ -102,10 +102,10 @@ pub struct Args {
     #[arg(long, env = "KEEL_MAXCLIENTS")]
     pub maxclients: Option<usize>,
     /// Worker threads of the shared runtime that serves connections; 0 = with the
-    /// memory engine one fewer than the cores (at least one), leaving a core to keel's
-    /// own threads, the kernel's network processing and clients on the same machine;
-    /// with bitcask and lsm, whose requests cost more server time, one per core (see
-    /// docs/benchmarks.md, "Runtime workers") [default: 0].
+    /// memory and bitcask engines one fewer than the cores (at least one), leaving a
+    /// core to keel's own threads, the kernel's network processing and clients on the
+    /// same machine; with lsm, whose requests cost several times more server time, one
+    /// per core (see docs/benchmarks.md, "Runtime workers") [default: 0].
     #[arg(long, env = "KEEL_THREADS")]
     pub threads: Option<usize>,
     /// Serve connections on this many threads, each with its own event loop and the
@@ -543,16 +543,18 @@ fn size(name: &'static str, v: Option<String>, default: u64) -> Result<u64, Conf
 
 impl Config {
     /// Worker threads for the shared runtime: `threads`, or when that is 0, for the
-    /// memory engine one fewer than the cores this process may run on (at least one)
-    /// and for bitcask and lsm all of them. Measured on 2 cores shared with the
+    /// memory and bitcask engines one fewer than the cores this process may run on (at
+    /// least one) and for lsm all of them. Measured on 2 cores shared with the
     /// clients: a memory-engine request costs so little server time that one worker
     /// keeps up, and the second one's hand-offs cost more than it gives (pipeline 1:
-    /// 4-8% less CPU per request); a bitcask or lsm request costs 1.6-8 times as much,
-    /// and a second worker served pipelined bitcask reads 28% faster.
+    /// 4-8% less CPU per request). Since its key directory is hashed, a bitcask read
+    /// costs 1.2 times a memory-engine read, and one worker served bitcask GET -P 16
+    /// 23% faster and -P 1 SETs 6% faster than two (pipelined SETs 9% slower); an lsm
+    /// read costs about 8 times as much, and needs the second worker.
     pub fn worker_threads(&self) -> usize {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         match (self.threads, self.engine) {
-            (0, EngineKind::Memory) => cores.saturating_sub(1).max(1),
+            (0, EngineKind::Memory | EngineKind::Bitcask) => cores.saturating_sub(1).max(1),
             (0, _) => cores,
             (n, _) => n,
         }
@@ -905,7 +907,10 @@ mod tests {
         assert_eq!(c.worker_threads(), cores.saturating_sub(1).max(1));
         let c = Config::resolve(args(&["--engine", "bitcask"]), FileConfig::default())
             .expect("resolve");
-        assert_eq!(c.worker_threads(), cores, "a disk engine takes every core");
+        assert_eq!(c.worker_threads(), cores.saturating_sub(1).max(1));
+        let c =
+            Config::resolve(args(&["--engine", "lsm"]), FileConfig::default()).expect("resolve");
+        assert_eq!(c.worker_threads(), cores, "lsm takes every core");
         let c = Config::resolve(args(&["--threads", "3"]), FileConfig::default()).expect("resolve");
         assert_eq!((c.threads, c.worker_threads()), (3, 3));
         let f = parse_file("threads = 2\n").expect("file");

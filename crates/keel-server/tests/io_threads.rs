@@ -197,5 +197,14 @@ fn threads_sets_the_runtime_workers_and_defaults_by_engine() {
 
     let srv = spawn_binary(&tmp.path().join("bitcask"), &["--engine", "bitcask"]);
     let mut con = connect(srv.addr);
-    assert_eq!(runtime_workers(&mut con), cores, "bitcask takes every core");
+    assert_eq!(
+        runtime_workers(&mut con),
+        cores.saturating_sub(1).max(1),
+        "bitcask leaves a core, as the memory engine does"
+    );
+    drop(srv);
+
+    let srv = spawn_binary(&tmp.path().join("lsm"), &["--engine", "lsm"]);
+    let mut con = connect(srv.addr);
+    assert_eq!(runtime_workers(&mut con), cores, "lsm takes every core");
 }
