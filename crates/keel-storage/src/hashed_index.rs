@@ -822,9 +822,7 @@ impl<V: IndexValue> HashedIndex<V> {
     }
 
     /// Up to `limit` live entries of `range` as of `seq` with their values themselves, in
-    /// `dir` order, resuming after the key `resume` (exclusive) when given. The keys are
-    /// copied into one buffer and handed out as slices of it: one allocation per chunk
-    /// instead of one per key.
+    /// `dir` order, resuming after the key `resume` (exclusive) when given.
     pub fn entries_at(
         &self,
         range: &ScanRange,
@@ -833,8 +831,6 @@ impl<V: IndexValue> HashedIndex<V> {
         resume: Option<&[u8]>,
         limit: usize,
     ) -> Vec<(Bytes, V)> {
-        let mut keys: Vec<u8> = Vec::new();
-        let mut found: Vec<(usize, usize, V)> = Vec::with_capacity(limit.min(1024));
         let walk = Walk {
             range,
             dir,
@@ -842,10 +838,19 @@ impl<V: IndexValue> HashedIndex<V> {
             resume,
             limit,
         };
-        self.walk(&self.order.read(), &walk, |k, v| {
+        self.entries_mapped(&walk, V::clone)
+    }
+
+    /// The entries `walk` covers with `map` of each value. The keys are copied into one
+    /// buffer and handed out as slices of it: one allocation per chunk instead of one
+    /// per key.
+    fn entries_mapped<T>(&self, walk: &Walk<'_>, mut map: impl FnMut(&V) -> T) -> Vec<(Bytes, T)> {
+        let mut keys: Vec<u8> = Vec::new();
+        let mut found: Vec<(usize, usize, T)> = Vec::with_capacity(walk.limit.min(1024));
+        self.walk(&self.order.read(), walk, |k, v| {
             let start = keys.len();
             keys.extend_from_slice(k);
-            found.push((start, keys.len(), v.clone()));
+            found.push((start, keys.len(), map(v)));
         });
         let keys = Bytes::from(keys);
         found
@@ -1417,7 +1422,6 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         resume: Option<&[u8]>,
         limit: usize,
     ) -> Vec<(Bytes, Bytes)> {
-        let mut out = Vec::with_capacity(limit.min(1024));
         let walk = Walk {
             range,
             dir,
@@ -1425,10 +1429,7 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
             resume,
             limit,
         };
-        self.walk(&self.order.read(), &walk, |k, v| {
-            out.push((Bytes::copy_from_slice(k), copy_out(v)));
-        });
-        out
+        self.entries_mapped(&walk, copy_out)
     }
 
     /// Like [`HashedIndex::range_at`] for a reader that needs only the values: `f` is
