@@ -1,8 +1,9 @@
 //! keel's own Bitcask engine: append-only CRC'd segment files and an in-memory key
 //! directory (the MVCC index the memory engine uses too, [`crate::hashed_index`]: hash
-//! shards for point lookups, a B-tree for order) pointing at each value's record. A read is one positioned read of one record; a write is one append of its
-//! whole batch. Hint files make opening cheap, merge rewrites what the index still
-//! references and drops the rest.
+//! shards for point lookups, a B-tree for order) pointing at each value's record. A
+//! read is one positioned read of one record; a write is one append of its whole batch.
+//! Hint files make opening cheap, merge rewrites what the index still references and
+//! drops the rest.
 //!
 //! Directory layout (a contract the corruption and crash suites test against):
 //! `LOCK`, data segments `{id:010}.data` (ids from 1), hint files `{id:010}.hint`, and
