@@ -363,7 +363,8 @@ impl Bitcask {
             keys = rec.live.len(), last_seq = max_seq, torn_bytes = rec.dropped_bytes, "bitcask opened");
 
         // Installed at the recovered sequence itself, so every version is one that all
-        // readers see (no pending state to settle, no chain).
+        // readers see: no pending version or chain is made, and the settle that `apply`
+        // asks of its caller finds nothing to do.
         let index = HashedIndex::new(max_seq);
         index.reserve(rec.live.len());
         index.apply(
