@@ -6,8 +6,9 @@
 //! checks the lifecycle (Failed → MISCONF), makes room under maxmemory (logging an
 //! `Op::Evict` first, or refusing with OOM), stamps the entry (index, a monotonic clock,
 //! a random seed), encodes and appends it to the WAL, and applies it. Then ONE
-//! `wal.commit()` covers the whole batch (group commit: one fdatasync under `always`),
-//! and only then are the replies sent. Timers for active expiry and automatic snapshots
+//! `wal.commit()` covers the whole batch, and only then are the replies sent; under
+//! `always` the batch is flushed and its replies go to the acknowledgement thread
+//! (`acks`), which sends them after the fdatasync that covers them (group commit). Timers for active expiry and automatic snapshots
 //! run between rounds.
 
 use std::collections::VecDeque;
@@ -30,6 +31,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 
+use super::acks::Acks;
 use super::state::{Lifecycle, NodeState};
 use super::{ApplyHooks, Control, Request, SnapshotReply, WriteResult};
 use crate::clock::unix_now_ms;
@@ -112,13 +114,16 @@ pub(super) struct ApplyLoop {
     limits: Option<(u64, EvictionPolicy, usize)>,
     /// Buffers reused by every round's prefetch.
     prefetch: PrefetchScratch,
+    /// Under `always` with the WAL on: where a round's replies wait for the fdatasync
+    /// that covers them (see `acks`); otherwise a round replies once committed.
+    acks: Option<Acks>,
     /// The round's messages, taken from the queue before any is applied so that their
     /// keys are prefetched a chunk ahead (kept to reuse its allocation).
     inbox: VecDeque<Request>,
 }
 
 /// Replies waiting for the round's commit.
-enum Pending {
+pub(super) enum Pending {
     /// One write's.
     One(oneshot::Sender<WriteResult>, WriteResult),
     /// A `Request::Writes` message's, in order.
@@ -127,7 +132,7 @@ enum Pending {
 
 impl Pending {
     /// Turns every successful result into `err` (the commit failed).
-    fn fail(&mut self, err: &Reply) {
+    pub(super) fn fail(&mut self, err: &Reply) {
         let results = match self {
             Pending::One(_, res) => std::slice::from_mut(res),
             Pending::Many(_, results) => results.as_mut_slice(),
@@ -138,7 +143,7 @@ impl Pending {
     }
 
     /// Sends the results; the client may have gone, and its writes stand.
-    fn send(self) {
+    pub(super) fn send(self) {
         match self {
             Pending::One(tx, res) => {
                 let _ = tx.send(res);
@@ -163,6 +168,7 @@ impl ApplyLoop {
         last_now_ms: u64,
         storage_dir: PathBuf,
         hooks: ApplyHooks,
+        acks: Option<Acks>,
     ) -> Self {
         let wal_bytes_after_snapshot = wal.stats().bytes_on_disk;
         let logging = config.read().appendonly;
@@ -191,6 +197,7 @@ impl ApplyLoop {
             limits: None,
             prefetch: PrefetchScratch::default(),
             inbox: VecDeque::new(),
+            acks,
         }
     }
 
@@ -290,8 +297,7 @@ impl ApplyLoop {
     pub fn tick(&mut self) {
         self.start_round();
         self.active_expiry();
-        let mut none: [Pending; 0] = [];
-        self.commit(&mut none);
+        self.commit(&mut Vec::new());
         self.maybe_auto_snapshot();
     }
 
@@ -482,12 +488,7 @@ impl ApplyLoop {
 
     /// Moves the node to Failed and returns the MISCONF reply.
     fn fail(&self, reason: String) -> Reply {
-        self.state.fail(reason);
-        Reply::err(
-            self.state
-                .misconf()
-                .unwrap_or_else(|| "ERR node failed".into()),
-        )
+        failure_reply(&self.state, reason)
     }
 
     /// Writes the round's group to storage as one batch, then emits its keyspace events.
@@ -520,8 +521,9 @@ impl ApplyLoop {
 
     /// Flushes the group and makes one commit for everything appended since the last;
     /// on failure the batch's successful replies become the MISCONF error (they were
-    /// not made durable, or never reached storage).
-    fn commit(&mut self, pending: &mut [Pending]) {
+    /// not made durable, or never reached storage). Under `always` the written batch's
+    /// replies move to `acks` (leaving `pending` empty), which sends them once durable.
+    fn commit(&mut self, pending: &mut Vec<Pending>) {
         let unsaved = std::mem::take(&mut self.unsaved);
         if unsaved > 0 {
             self.state
@@ -539,8 +541,16 @@ impl ApplyLoop {
         }
         if self.dirty {
             self.dirty = false;
-            if let Err(e) = self.wal.commit() {
-                failure = Some(self.fail(format!("wal commit: {e}")));
+            match &self.acks {
+                Some(acks) if failure.is_none() => match self.wal.flush() {
+                    Ok(()) => acks.defer(std::mem::take(pending)),
+                    Err(e) => failure = Some(self.fail(format!("wal commit: {e}"))),
+                },
+                _ => {
+                    if let Err(e) = self.wal.commit() {
+                        failure = Some(self.fail(format!("wal commit: {e}")));
+                    }
+                }
             }
         }
         if let Some(err) = failure {
@@ -649,8 +659,7 @@ impl ApplyLoop {
             }
             return;
         }
-        let mut none: [Pending; 0] = [];
-        self.commit(&mut none);
+        self.commit(&mut Vec::new());
         if let Err(e) = self.wal.seal_active() {
             let err = self.fail(format!("wal seal: {e}"));
             if let Some(r) = reply {
@@ -757,6 +766,10 @@ impl ApplyLoop {
             self.state.note_snapshot(result.is_ok());
         }
         let closed = self.wal.close().map_err(|e| format!("wal close: {e}"));
+        // After the close's fdatasync: the replies still waiting go out.
+        if let Some(acks) = self.acks.as_mut() {
+            acks.close();
+        }
         let store_closed = self
             .engine
             .storage()
@@ -769,6 +782,12 @@ impl ApplyLoop {
         }
         result
     }
+}
+
+/// Moves the node in `state` to Failed and returns the MISCONF reply.
+pub(super) fn failure_reply(state: &NodeState, reason: String) -> Reply {
+    state.fail(reason);
+    Reply::err(state.misconf().unwrap_or_else(|| "ERR node failed".into()))
 }
 
 /// The text of an error reply.

@@ -1,8 +1,8 @@
 //! Who runs the write funnel's rounds: the funnel's state ([`ApplyLoop`]) sits behind
 //! one lock, and writes wait in a queue in front of it.
 //!
-//! Under `appendfsync everysec` and `no`, a thread that queues a write tries the lock and,
-//! when it is free, runs the rounds itself (flat combining): its own write and whatever
+//! A thread that queues a write tries the lock and, when it is free, runs the rounds
+//! itself (flat combining): its own write and whatever
 //! other connections queued meanwhile, then the replies. Why: handing every write to a
 //! dedicated thread and back cost two cross-thread wake-ups per round, which at pipeline
 //! 1 were a third of a SET's CPU time (measured: SET P1 11.6 µs of server CPU per
@@ -11,11 +11,11 @@
 //! is left behind; a thread that has run [`INLINE_ROUNDS`] rounds hands what is left to
 //! the apply thread instead of starving its own connections.
 //!
-//! Under `always`, every round ends in an fdatasync, which must not stall a connection
-//! thread: writes go to the apply thread, which drains the queue in rounds (group
-//! commit). The apply thread also runs active expiry, snapshots and shutdown, and drains
-//! the queue on each expiry tick (every 100 ms), a backstop for any write queued
-//! without a hand-off.
+//! Under `always` too: a round writes its entries to the WAL and hands its replies to the
+//! acknowledgement thread (`acks`), which fdatasyncs for them, so no round waits for the
+//! disk. The apply thread runs active expiry, snapshots and shutdown, and drains the
+//! queue on each expiry tick (every 100 ms), a backstop for any write queued without a
+//! hand-off.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
@@ -48,8 +48,6 @@ pub(super) struct Funnel {
     /// The queue's other end (the state holds one too), to see whether work waits.
     queued: Receiver<Request>,
     ctrl: Sender<Control>,
-    /// Submitting threads run rounds themselves (every policy but `always`).
-    inline: bool,
     /// A `Control::Drain` is on its way to the apply thread: one wake-up serves every
     /// write queued until it runs.
     woken: AtomicBool,
@@ -65,21 +63,19 @@ impl Funnel {
         queue: Sender<Request>,
         queued: Receiver<Request>,
         ctrl: Sender<Control>,
-        inline: bool,
     ) -> Self {
         Funnel {
             state: Mutex::new(Some(state)),
             queue,
             queued,
             ctrl,
-            inline,
             woken: AtomicBool::new(false),
             lone_rounds: AtomicU32::new(LONE_ROUNDS),
         }
     }
 
-    /// Queues a write and sees that it runs: on this thread if the funnel is free and
-    /// writes run inline, otherwise by the lock's holder or the apply thread.
+    /// Queues a write and sees that it runs: on this thread if the funnel is free,
+    /// otherwise by the lock's holder or the apply thread.
     pub fn submit(&self, req: Request) {
         // The queue's receiving end lives in `self`, so this cannot fail.
         let _ = self.queue.send(req);
@@ -94,20 +90,15 @@ impl Funnel {
     /// (measured: a tenth of one client's SET rate), which is what `lone_rounds` tells.
     pub async fn submit_gathered(&self, req: Request) {
         let _ = self.queue.send(req);
-        if self.inline && self.lone_rounds.load(Ordering::Relaxed) < LONE_ROUNDS {
+        if self.lone_rounds.load(Ordering::Relaxed) < LONE_ROUNDS {
             tokio::task::yield_now().await;
         }
         self.run_queued();
     }
 
-    /// Sees that the queued writes run: on this thread if writes run inline and it can
-    /// take the funnel, else by the funnel's holder, else (not inline, or after
-    /// [`INLINE_ROUNDS`]) by the apply thread.
+    /// Sees that the queued writes run: on this thread if it can take the funnel, else
+    /// by the funnel's holder, else (after [`INLINE_ROUNDS`]) by the apply thread.
     fn run_queued(&self) {
-        if !self.inline {
-            self.wake();
-            return;
-        }
         // The push must be visible before the lock is tried: the holder's look at the
         // queue after unlocking and this thread's try are ordered by the fences.
         fence(Ordering::SeqCst);

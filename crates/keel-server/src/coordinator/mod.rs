@@ -8,6 +8,8 @@
 //!   `Engine::apply`.
 //! - [`funnel`]: the lock around that state and who runs it (the submitting thread when
 //!   it finds the funnel free, or the apply thread).
+//! - [`acks`]: under `appendfsync always`, the thread that fdatasyncs for the rounds
+//!   written and then sends their replies.
 //! - [`state`]: lifecycle (Recovering/Ready/Snapshotting/Failed) and persistence
 //!   figures, shared with the front-end for INFO and the MISCONF refusal.
 //!
@@ -16,6 +18,7 @@
 //! keyspace notifications can use `Applied::touched` returned by `write`.
 //! Reads never come here: the front-end calls `Engine::read` on a snapshot.
 
+mod acks;
 pub mod apply_loop;
 mod funnel;
 pub mod recovery;
@@ -176,7 +179,18 @@ impl Coordinator {
             .store(rec.last_index, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = crossbeam_channel::unbounded();
         let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
-        let inline = cfg.appendfsync != keel_storage::SyncPolicy::Always;
+        let acks = if cfg.appendfsync == keel_storage::SyncPolicy::Always && cfg.appendonly {
+            let acks =
+                acks::Acks::spawn(rec.wal.sync_handle(), Arc::clone(&state)).map_err(|source| {
+                    StartError::Thread {
+                        name: "keel-wal-ack",
+                        source,
+                    }
+                })?;
+            Some(acks)
+        } else {
+            None
+        };
         let engine = rec.engine.clone();
         let wal_stats = rec.wal.stats_handle();
         let hooks: ApplyHooks = Arc::default();
@@ -191,8 +205,9 @@ impl Coordinator {
             rec.last_now_ms,
             rec.storage_dir,
             Arc::clone(&hooks),
+            acks,
         );
-        let funnel = Arc::new(funnel::Funnel::new(lp, tx, rx, ctrl_tx, inline));
+        let funnel = Arc::new(funnel::Funnel::new(lp, tx, rx, ctrl_tx));
         let apply_thread =
             funnel::spawn(Arc::clone(&funnel), ctrl_rx).map_err(|source| StartError::Thread {
                 name: "keel-apply",

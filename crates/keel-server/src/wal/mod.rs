@@ -7,9 +7,10 @@
 //! the whole log (see [`record`]).
 //!
 //! Durability follows `appendfsync`: under `always` the apply loop appends a batch of
-//! entries, calls [`Wal::commit`] (one write, one fdatasync) and only then replies to all
-//! of them; `everysec` leaves the fdatasync to a background thread; `no` leaves it to the
-//! OS. Any failed write or fsync is returned as a [`WalError`] and latches: the caller
+//! entries and flushes them (one write), and the coordinator's acknowledgement thread
+//! replies to them after one fdatasync through a [`WalSyncHandle`] covers them
+//! ([`Wal::commit`] does both at once); `everysec` leaves the fdatasync to a background
+//! thread; `no` leaves it to the OS. Any failed write or fsync is returned as a [`WalError`] and latches: the caller
 //! moves the node to Failed, and the fsync is never retried.
 //!
 //! On open, a torn tail (the remains of an interrupted write at the end of the last
@@ -32,7 +33,7 @@ use std::path::{Path, PathBuf};
 pub use error::{Result, WalError};
 pub use reader::WalEntries;
 pub use recovery::{RecoveryReport, Repair, TornTail};
-pub use writer::{Wal, WalOptions, WalStats, WalStatsHandle, DEFAULT_SEGMENT_SIZE};
+pub use writer::{Wal, WalOptions, WalStats, WalStatsHandle, WalSyncHandle, DEFAULT_SEGMENT_SIZE};
 
 /// Name of the WAL directory inside a node's data directory.
 pub const WAL_DIR: &str = "wal";

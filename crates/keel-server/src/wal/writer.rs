@@ -95,6 +95,20 @@ impl WalStatsHandle {
     }
 }
 
+/// A handle that makes what the WAL has written durable, from another thread (the
+/// acknowledgement thread under `always`: see `coordinator::acks`).
+#[derive(Clone)]
+pub struct WalSyncHandle(Arc<Shared>);
+
+impl WalSyncHandle {
+    /// fdatasyncs everything written so far, unless it is durable already (one
+    /// fdatasync serves every caller queued behind it); returns the last durable index.
+    /// A failure latches: the WAL refuses writes from then on.
+    pub fn sync(&self) -> Result<u64> {
+        self.0.sync()
+    }
+}
+
 fn stats_of(s: &Shared) -> WalStats {
     use std::sync::atomic::Ordering::Relaxed;
     WalStats {
@@ -256,6 +270,18 @@ impl Wal {
     /// A handle for reading the counters from another thread.
     pub fn stats_handle(&self) -> WalStatsHandle {
         WalStatsHandle(Arc::clone(&self.shared))
+    }
+
+    /// Latches `err` as a failed write or fdatasync would (tests of callers' failure
+    /// paths).
+    #[cfg(test)]
+    pub(crate) fn inject_failure(&self, err: &WalError) {
+        self.shared.fail(err);
+    }
+
+    /// A handle for making written entries durable from another thread.
+    pub fn sync_handle(&self) -> WalSyncHandle {
+        WalSyncHandle(Arc::clone(&self.shared))
     }
 
     /// Buffers the record of entry `index`, which must follow the last index (any index
