@@ -191,6 +191,7 @@ impl Coordinator {
         } else {
             None
         };
+        let gather_every_write = acks.is_some();
         let engine = rec.engine.clone();
         let wal_stats = rec.wal.stats_handle();
         let hooks: ApplyHooks = Arc::default();
@@ -207,7 +208,7 @@ impl Coordinator {
             Arc::clone(&hooks),
             acks,
         );
-        let funnel = Arc::new(funnel::Funnel::new(lp, tx, rx, ctrl_tx));
+        let funnel = Arc::new(funnel::Funnel::new(lp, tx, rx, ctrl_tx, gather_every_write));
         let apply_thread =
             funnel::spawn(Arc::clone(&funnel), ctrl_rx).map_err(|source| StartError::Thread {
                 name: "keel-apply",
