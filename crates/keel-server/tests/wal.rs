@@ -68,12 +68,13 @@ fn segment_paths(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// (offset, index, record length) of every record in a clean segment file.
+/// (offset, index, record length) of every record in a clean segment file (the active
+/// one may end in the zeros `always` writes ahead of its records).
 fn records_of(path: &Path) -> Vec<(u64, u64, u64)> {
     let data = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let mut out = Vec::new();
     let mut pos = 0usize;
-    while pos < data.len() {
+    while pos < data.len() && data[pos..].iter().any(|&b| b != 0) {
         let mut raw = [0u8; HEADER_LEN];
         raw.copy_from_slice(&data[pos..pos + HEADER_LEN]);
         let h = Header::parse(&raw);
@@ -122,8 +123,8 @@ fn round_trip_across_rotations_and_reopens() {
     for p in &segs {
         let len = std::fs::metadata(p).expect("stat").len();
         assert!(len <= 4096, "{} has {len} bytes", p.display());
-        total += len;
         let recs = records_of(p);
+        total += recs.iter().map(|(_, _, n)| n).sum::<u64>();
         let name = p.file_name().and_then(|n| n.to_str()).expect("name");
         assert_eq!(parse_segment_name(name), Some(next), "{name}");
         for (_, idx, _) in &recs {
@@ -157,6 +158,91 @@ fn round_trip_across_rotations_and_reopens() {
     let (wal, report) = open(&dir, o);
     assert_eq!(report.last_index, 640);
     assert_entries(&wal, 123, 640);
+}
+
+/// The length of `path` on disk.
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .len()
+}
+
+/// The records' bytes of every segment in `dir`.
+fn record_bytes(dir: &Path) -> Vec<u64> {
+    segment_paths(dir)
+        .iter()
+        .map(|p| records_of(p).iter().map(|(_, _, n)| n).sum())
+        .collect()
+}
+
+#[test]
+fn always_writes_zeros_ahead_and_cuts_them_at_seal_and_close() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("wal");
+    let (mut wal, _) = open(&dir, opts(64 << 10, SyncPolicy::Always));
+    fill(&mut wal, 1, 20, 5);
+    let active = segment_paths(&dir).pop().expect("a segment");
+    let used = record_bytes(&dir)[0];
+    // The zeros run to the segment's size (64 KiB, under the 1 MiB written ahead).
+    assert_eq!(file_len(&active), 64 << 10, "records take {used} bytes");
+    assert_eq!(wal.stats().bytes_on_disk, used);
+    // Sealing cuts them off the sealed segment, and the new one gets its own.
+    wal.seal_active().expect("seal");
+    fill(&mut wal, 21, 30, 5);
+    let segs = segment_paths(&dir);
+    assert_eq!(segs.len(), 2);
+    assert_eq!(file_len(&segs[0]), used, "sealed segment ends at its last record");
+    assert_eq!(file_len(&segs[1]), 64 << 10);
+    wal.close().expect("close");
+    let lens: Vec<u64> = segs.iter().map(|p| file_len(p)).collect();
+    assert_eq!(lens, record_bytes(&dir), "close cuts the zeros");
+    let (wal, report) = open(&dir, opts(64 << 10, SyncPolicy::Always));
+    assert_eq!((report.last_index, report.torn_tail), (30, None));
+    assert_entries(&wal, 0, 30);
+}
+
+#[test]
+fn everysec_writes_no_zeros_ahead() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("wal");
+    let (mut wal, _) = open(&dir, opts(64 << 10, SyncPolicy::EverySec));
+    fill(&mut wal, 1, 20, 5);
+    let active = segment_paths(&dir).pop().expect("a segment");
+    assert_eq!(file_len(&active), record_bytes(&dir)[0]);
+}
+
+#[test]
+fn zeros_left_by_a_crash_are_a_clean_end_and_a_torn_record_in_them_is_not() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("wal");
+    let o = opts(1 << 20, SyncPolicy::Always);
+    let (mut wal, _) = open(&dir, o.clone());
+    fill(&mut wal, 1, 40, 7);
+    // A crash: the WAL goes without `close`, its zeros stay.
+    drop(wal);
+    let active = segment_paths(&dir).pop().expect("a segment");
+    let used = record_bytes(&dir)[0];
+    assert!(file_len(&active) > used, "zeros were written ahead");
+    let (mut wal, report) = open(&dir, o.clone());
+    assert_eq!((report.last_index, report.torn_tail), (40, None));
+    assert_eq!(file_len(&active), used, "the zeros are cut off");
+    assert_entries(&wal, 0, 40);
+    // Appends continue at the last record, with zeros ahead again.
+    fill(&mut wal, 41, 50, 3);
+    drop(wal);
+    // Half a record written into the zeros (a write the crash tore) is a torn tail.
+    let recs = records_of(&active);
+    let &(at, idx, len) = recs.last().expect("records");
+    assert_eq!(idx, 50);
+    let mut data = std::fs::read(&active).expect("read");
+    data[(at + len / 2) as usize..(at + len) as usize].fill(0);
+    std::fs::write(&active, &data).expect("write");
+    let (wal, report) = open(&dir, o);
+    assert_eq!(report.last_index, 49);
+    let torn = report.torn_tail.expect("a torn tail");
+    assert_eq!(torn.offset, at);
+    assert_eq!(file_len(&active), at);
+    assert_entries(&wal, 0, 49);
 }
 
 #[test]

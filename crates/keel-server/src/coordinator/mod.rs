@@ -8,7 +8,7 @@
 //!   `Engine::apply`.
 //! - [`funnel`]: the lock around that state and who runs it (the submitting thread when
 //!   it finds the funnel free, or the apply thread).
-//! - [`acks`]: under `appendfsync always`, the thread that fdatasyncs for the rounds
+//! - `acks`: under `appendfsync always`, the thread that fdatasyncs for the rounds
 //!   written and then sends their replies.
 //! - [`state`]: lifecycle (Recovering/Ready/Snapshotting/Failed) and persistence
 //!   figures, shared with the front-end for INFO and the MISCONF refusal.

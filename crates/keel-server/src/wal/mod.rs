@@ -13,8 +13,10 @@
 //! thread; `no` leaves it to the OS. Any failed write or fsync is returned as a [`WalError`] and latches: the caller
 //! moves the node to Failed, and the fsync is never retried.
 //!
-//! On open, a torn tail (the remains of an interrupted write at the end of the last
-//! segment) is cut back to the last good record; damage anywhere else stops the open
+//! Under `always` the active segment carries zeros ahead of its records (see
+//! `writer::ZERO_AHEAD`), which sealing and closing cut off. On open, zeros after the
+//! last record are a clean end, and a torn tail (the remains of an interrupted write at
+//! the end of the last segment) is cut back to the last good record; damage anywhere else stops the open
 //! with the file and offset unless [`WalOptions::repair`] is set. Replay streams from
 //! the segment that holds the wanted index ([`Wal::entries_after`]), and
 //! [`Wal::truncate_before`] drops segments a snapshot covers.

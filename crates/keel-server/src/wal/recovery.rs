@@ -1,6 +1,8 @@
 //! Opening an existing log: every segment is read in order and every record checked
-//! (checksum, index continuity). A torn tail of the last segment, the leftovers of a
-//! write that a crash interrupted, is cut back to the last good record. Damage anywhere
+//! (checksum, index continuity). Zeros after the last segment's last record (written
+//! ahead under `always`, left by a crash) are cut off as a clean end. A torn tail of the
+//! last segment, the leftovers of a write that a crash interrupted, is cut back to the
+//! last good record. Damage anywhere
 //! else stops the open with the file and offset, unless `repair` is set: then the log is
 //! truncated there and later segments are dropped, loudly.
 
@@ -139,7 +141,18 @@ pub(crate) fn recover(dir: &Path, repair: bool) -> Result<Recovered> {
             None
         };
         if is_last && kind == BadKind::Damaged && valid_after.is_none() {
+            let zeros = zeros_only(&seg.path, offset, file_len)?;
             truncate_file(&seg.path, offset)?;
+            if zeros {
+                // The zeros `always` writes ahead of the records: a clean end.
+                tracing::info!(
+                    file = %seg.path.display(),
+                    offset,
+                    bytes = dropped_bytes,
+                    "wal: zeros written ahead of the last record cut off"
+                );
+                continue;
+            }
             tracing::warn!(
                 file = %seg.path.display(),
                 offset,
@@ -190,6 +203,24 @@ fn warn_repair(path: &Path, offset: u64, reason: &str, bytes: u64, segments: usi
         segments_dropped = segments,
         "wal: repair truncated the log at damage before its tail"
     );
+}
+
+/// Whether `path` holds only zero bytes in `[from, end)` (read before any cut).
+fn zeros_only(path: &Path, from: u64, end: u64) -> Result<bool> {
+    const CHUNK: u64 = 1 << 16;
+    let file = File::open(path).map_err(|e| WalError::io("open segment", path, from, e))?;
+    let mut buf = vec![0u8; CHUNK as usize];
+    let mut at = from;
+    while at < end {
+        let n = (end - at).min(CHUNK) as usize;
+        file.read_exact_at(&mut buf[..n], at)
+            .map_err(|e| WalError::io("read", path, at, e))?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 /// Cuts `path` to `len` bytes and makes that durable.

@@ -23,6 +23,15 @@ pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
 /// A buffer grown past this by a large record is released after the flush.
 const KEEP_BUFFER: usize = 8 << 20;
 
+/// Under `always`, the active segment is written with zeros this far ahead of its
+/// records, so that an fdatasync after an append finds the file's size unchanged and
+/// writes the data alone, not the inode as well. Measured on ext4 here, 2,000-byte
+/// appends each followed by an fdatasync: 186-440 µs and 74-146 µs of kernel CPU per
+/// fdatasync for a growing file, 139-162 µs and 56-67 µs inside one written with zeros
+/// (PostgreSQL zero-fills its WAL segments for the same reason). One fdatasync per this
+/// many bytes of log also writes the zeros.
+const ZERO_AHEAD: u64 = 1 << 20;
+
 /// How the WAL is opened and when it fsyncs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalOptions {
@@ -129,6 +138,9 @@ struct Active {
     first_index: u64,
     /// Bytes written to the file.
     written_len: u64,
+    /// The file's length: `written_len` plus the zeros written ahead (`ZERO_AHEAD`),
+    /// which rotation and `close` cut off again.
+    file_len: u64,
 }
 
 /// The write-ahead log of one shard. Owned by the apply loop; its fsync state is shared
@@ -190,6 +202,7 @@ impl Wal {
                     path: seg.path.clone(),
                     first_index: seg.first_index,
                     written_len: len,
+                    file_len: len,
                 })
             }
             None => None,
@@ -350,13 +363,28 @@ impl Wal {
                 reason: "buffered records without an active segment".into(),
             });
         };
+        let n = self.buf.len() as u64;
+        let end = a.written_len + n;
+        if self.opts.sync == SyncPolicy::Always && end > a.file_len {
+            // Never past the segment's size, where it rotates.
+            let ahead = end
+                .next_multiple_of(ZERO_AHEAD)
+                .min(self.opts.segment_size.max(end));
+            let zeros = vec![0u8; (ahead - end) as usize];
+            if let Err(e) = a.file.write_all_at(&zeros, end) {
+                let err = WalError::io("write zeros ahead", &a.path, end, e);
+                self.shared.fail(&err);
+                return Err(err);
+            }
+            a.file_len = ahead;
+        }
         if let Err(e) = a.file.write_all_at(&self.buf, a.written_len) {
             let err = WalError::io("write", &a.path, a.written_len, e);
             self.shared.fail(&err);
             return Err(err);
         }
-        let n = self.buf.len() as u64;
-        a.written_len += n;
+        a.written_len = end;
+        a.file_len = a.file_len.max(end);
         self.shared
             .bytes_on_disk
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
@@ -387,6 +415,7 @@ impl Wal {
     /// Flushes, fdatasyncs (whatever the policy) and stops the background thread.
     pub fn close(mut self) -> Result<()> {
         self.flush()?;
+        self.cut_zeros()?;
         self.shared.sync()?;
         self.stop_flusher();
         Ok(())
@@ -452,11 +481,31 @@ impl Wal {
     /// durable index never has holes behind it) and starts one at `first_index`.
     fn rotate(&mut self, first_index: u64) -> Result<()> {
         self.flush()?;
+        self.cut_zeros()?;
         self.shared.sync()?;
         if let Some(a) = self.active.take() {
             self.sealed_lengths.push(a.written_len);
         }
         self.open_segment(first_index)
+    }
+
+    /// Cuts the zeros written ahead off the active segment, which then ends at its last
+    /// record (before it is sealed or closed: only a crash leaves zeros behind, which
+    /// recovery cuts as a torn tail).
+    fn cut_zeros(&mut self) -> Result<()> {
+        let Some(a) = self.active.as_mut() else {
+            return Ok(());
+        };
+        if a.file_len > a.written_len {
+            if let Err(e) = a.file.set_len(a.written_len) {
+                let err =
+                    WalError::io("cut the zeros after the records", &a.path, a.written_len, e);
+                self.shared.fail(&err);
+                return Err(err);
+            }
+            a.file_len = a.written_len;
+        }
+        Ok(())
     }
 
     fn open_segment(&mut self, first_index: u64) -> Result<()> {
@@ -488,6 +537,7 @@ impl Wal {
             path,
             first_index,
             written_len: 0,
+            file_len: 0,
         });
         Ok(())
     }
