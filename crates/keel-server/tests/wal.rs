@@ -175,13 +175,19 @@ fn record_bytes(dir: &Path) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn always_writes_zeros_ahead_and_cuts_them_at_seal_and_close() {
+/// A log of 64 KiB segments under `sync` holding entries 1..=20, and its one segment.
+fn twenty_entries(sync: SyncPolicy) -> (tempfile::TempDir, PathBuf, Wal, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("wal");
-    let (mut wal, _) = open(&dir, opts(64 << 10, SyncPolicy::Always));
+    let (mut wal, _) = open(&dir, opts(64 << 10, sync));
     fill(&mut wal, 1, 20, 5);
     let active = segment_paths(&dir).pop().expect("a segment");
+    (tmp, dir, wal, active)
+}
+
+#[test]
+fn always_writes_zeros_ahead_and_cuts_them_at_seal_and_close() {
+    let (_tmp, dir, mut wal, active) = twenty_entries(SyncPolicy::Always);
     let used = record_bytes(&dir)[0];
     // The zeros run to the segment's size (64 KiB, under the 1 MiB written ahead).
     assert_eq!(file_len(&active), 64 << 10, "records take {used} bytes");
@@ -191,7 +197,11 @@ fn always_writes_zeros_ahead_and_cuts_them_at_seal_and_close() {
     fill(&mut wal, 21, 30, 5);
     let segs = segment_paths(&dir);
     assert_eq!(segs.len(), 2);
-    assert_eq!(file_len(&segs[0]), used, "sealed segment ends at its last record");
+    assert_eq!(
+        file_len(&segs[0]),
+        used,
+        "sealed segment ends at its last record"
+    );
     assert_eq!(file_len(&segs[1]), 64 << 10);
     wal.close().expect("close");
     let lens: Vec<u64> = segs.iter().map(|p| file_len(p)).collect();
@@ -203,11 +213,7 @@ fn always_writes_zeros_ahead_and_cuts_them_at_seal_and_close() {
 
 #[test]
 fn everysec_writes_no_zeros_ahead() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("wal");
-    let (mut wal, _) = open(&dir, opts(64 << 10, SyncPolicy::EverySec));
-    fill(&mut wal, 1, 20, 5);
-    let active = segment_paths(&dir).pop().expect("a segment");
+    let (_tmp, dir, _wal, active) = twenty_entries(SyncPolicy::EverySec);
     assert_eq!(file_len(&active), record_bytes(&dir)[0]);
 }
 
