@@ -8,8 +8,8 @@
 //! a random seed), encodes and appends it to the WAL, and applies it. Then ONE
 //! `wal.commit()` covers the whole batch, and only then are the replies sent; under
 //! `always` the batch is flushed and its replies go to the acknowledgement thread
-//! (`acks`), which sends them after the fdatasync that covers them (group commit). Timers for active expiry and automatic snapshots
-//! run between rounds.
+//! (`acks`), which sends them after the fdatasync that covers them (group commit).
+//! Timers for active expiry and automatic snapshots run between rounds.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

@@ -2,14 +2,14 @@
 //! one lock, and writes wait in a queue in front of it.
 //!
 //! A thread that queues a write tries the lock and, when it is free, runs the rounds
-//! itself (flat combining): its own write and whatever
-//! other connections queued meanwhile, then the replies. Why: handing every write to a
-//! dedicated thread and back cost two cross-thread wake-ups per round, which at pipeline
-//! 1 were a third of a SET's CPU time (measured: SET P1 11.6 µs of server CPU per
-//! request against GET's 7.0). A thread that finds the lock taken leaves its write to
-//! the holder, which looks at the queue again after letting go of the lock, so no write
-//! is left behind; a thread that has run [`INLINE_ROUNDS`] rounds hands what is left to
-//! the apply thread instead of starving its own connections.
+//! itself (flat combining): its own write and whatever other connections queued
+//! meanwhile, then the replies. Why: handing every write to a dedicated thread and back
+//! cost two cross-thread wake-ups per round, which at pipeline 1 were a third of a
+//! SET's CPU time (measured: SET P1 11.6 µs of server CPU per request against GET's
+//! 7.0). A thread that finds the lock taken leaves its write to the holder, which looks
+//! at the queue again after letting go of the lock, so no write is left behind; a
+//! thread that has run [`INLINE_ROUNDS`] rounds hands what is left to the apply thread
+//! instead of starving its own connections.
 //!
 //! Under `always` too: a round writes its entries to the WAL and hands its replies to the
 //! acknowledgement thread (`acks`), which fdatasyncs for them, so no round waits for the

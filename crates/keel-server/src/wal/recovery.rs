@@ -2,9 +2,9 @@
 //! (checksum, index continuity). Zeros after the last segment's last record (written
 //! ahead under `always`, left by a crash) are cut off as a clean end. A torn tail of the
 //! last segment, the leftovers of a write that a crash interrupted, is cut back to the
-//! last good record. Damage anywhere
-//! else stops the open with the file and offset, unless `repair` is set: then the log is
-//! truncated there and later segments are dropped, loudly.
+//! last good record. Damage anywhere else stops the open with the file and offset,
+//! unless `repair` is set: then the log is truncated there and later segments are
+//! dropped, loudly.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;

@@ -27,7 +27,7 @@ const KEEP_BUFFER: usize = 8 << 20;
 /// records, so that an fdatasync after an append finds the file's size unchanged and
 /// writes the data alone, not the inode as well. Measured on ext4 here, 2,000-byte
 /// appends each followed by an fdatasync: 186-440 µs and 74-146 µs of kernel CPU per
-/// fdatasync for a growing file, 139-162 µs and 56-67 µs inside one written with zeros
+/// fdatasync for a growing file, 139-162 µs and 56-70 µs inside one written with zeros
 /// (PostgreSQL zero-fills its WAL segments for the same reason). One fdatasync per this
 /// many bytes of log also writes the zeros.
 const ZERO_AHEAD: u64 = 1 << 20;
