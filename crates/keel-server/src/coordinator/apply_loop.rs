@@ -541,16 +541,15 @@ impl ApplyLoop {
         }
         if self.dirty {
             self.dirty = false;
-            match &self.acks {
-                Some(acks) if failure.is_none() => match self.wal.flush() {
-                    Ok(()) => acks.defer(std::mem::take(pending)),
-                    Err(e) => failure = Some(self.fail(format!("wal commit: {e}"))),
-                },
-                _ => {
-                    if let Err(e) = self.wal.commit() {
-                        failure = Some(self.fail(format!("wal commit: {e}")));
-                    }
-                }
+            let written = match &self.acks {
+                Some(acks) if failure.is_none() => self
+                    .wal
+                    .flush()
+                    .map(|()| acks.defer(std::mem::take(pending))),
+                _ => self.wal.commit().map(drop),
+            };
+            if let Err(e) = written {
+                failure = Some(self.fail(format!("wal commit: {e}")));
             }
         }
         if let Some(err) = failure {

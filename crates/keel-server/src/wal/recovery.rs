@@ -135,13 +135,14 @@ pub(crate) fn recover(dir: &Path, repair: bool) -> Result<Recovered> {
         };
         out.lengths.push(offset);
         let dropped_bytes = file_len - offset;
-        let valid_after = if kind == BadKind::Damaged {
+        // Zeros hold no record (none has index 0), so they need no search for one.
+        let zeros = is_last && kind == BadKind::Damaged && zeros_only(&seg.path, offset, file_len)?;
+        let valid_after = if kind == BadKind::Damaged && !zeros {
             find_valid_record(&seg.path, offset, file_len, next)?
         } else {
             None
         };
         if is_last && kind == BadKind::Damaged && valid_after.is_none() {
-            let zeros = zeros_only(&seg.path, offset, file_len)?;
             truncate_file(&seg.path, offset)?;
             if zeros {
                 // The zeros `always` writes ahead of the records: a clean end.
