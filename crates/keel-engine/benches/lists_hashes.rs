@@ -59,7 +59,7 @@ fn main() {
         Err(e) => panic!("open: {e}"),
     };
     let mut b = Bench {
-        engine: Engine::new(store),
+        engine: Engine::new(store).expect("engine"),
         seq: 0,
     };
     const LEN: u64 = 200_000;

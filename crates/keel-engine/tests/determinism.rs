@@ -84,7 +84,7 @@ fn make_log(seed: u64, n: usize) -> Vec<(ApplyCtx, Op)> {
 fn replay(kind: EngineKind, log: &[(ApplyCtx, Op)]) -> (u64, Vec<Reply>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = keel_storage::open(dir.path(), &OpenOptions::new(kind)).expect("open");
-    let engine = Engine::new(store);
+    let engine = Engine::new(store).expect("engine");
     let mut replies = Vec::new();
     for (ctx, op) in log {
         replies.extend(engine.apply(ctx, op).expect("apply").replies);
@@ -114,7 +114,7 @@ fn same_log_same_state_and_replies_on_every_engine() {
 fn replay_grouped(kind: EngineKind, log: &[(ApplyCtx, Op)], size: usize) -> (u64, Vec<Reply>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = keel_storage::open(dir.path(), &OpenOptions::new(kind)).expect("open");
-    let engine = Engine::new(store);
+    let engine = Engine::new(store).expect("engine");
     let mut replies = Vec::new();
     for chunk in log.chunks(size) {
         let mut group = engine.group();
@@ -124,7 +124,7 @@ fn replay_grouped(kind: EngineKind, log: &[(ApplyCtx, Op)], size: usize) -> (u64
         let last = chunk.last().map(|(c, _)| c.seq);
         assert_eq!(group.last_seq(), last);
         engine.write_group(group).expect("write group");
-        assert_eq!(engine.applied_index().expect("index"), last.unwrap_or(0));
+        assert_eq!(engine.applied_index(), last.unwrap_or(0));
     }
     let last = log.last().map_or(0, |(c, _)| c.now_ms);
     (engine.digest(last).expect("digest"), replies)

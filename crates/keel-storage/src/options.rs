@@ -29,6 +29,12 @@ impl EngineKind {
             EngineKind::Lsm => "lsm",
         }
     }
+
+    /// True when the engine keeps nothing of its own between checkpoints: its writes
+    /// outlive the process only through [`crate::Storage::checkpoint`].
+    pub fn checkpoint_only(self) -> bool {
+        matches!(self, EngineKind::Memory)
+    }
 }
 
 impl fmt::Display for EngineKind {

@@ -46,7 +46,7 @@ impl T {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = keel_storage::open(dir.path(), &OpenOptions::new(kind)).expect("open");
         T {
-            engine: Engine::new(store),
+            engine: Engine::new(store).expect("engine"),
             seq: 0,
             now: 1_700_000_000_000,
             _dir: dir,
@@ -56,7 +56,7 @@ impl T {
     /// An engine over `store` (which owns its directory).
     pub fn with_store(store: std::sync::Arc<dyn keel_storage::Storage>) -> T {
         T {
-            engine: Engine::new(store),
+            engine: Engine::new(store).expect("engine"),
             seq: 0,
             now: 1_700_000_000_000,
             _dir: tempfile::tempdir().expect("tempdir"),

@@ -644,7 +644,9 @@ impl ApplyLoop {
     /// Why the truncation point is safe: `covered` is the last index applied before the
     /// snapshot thread starts, and the memory engine's checkpoint reads its own storage
     /// snapshot after that, so it holds every entry up to `covered` (and perhaps later
-    /// ones, which replay skips). Bitcask/lsm: `sync` makes every applied entry durable.
+    /// ones, which replay skips: from here until `snapshot_done` every group records its
+    /// index in the store, see `Engine::begin_checkpoint`). Bitcask/lsm: `sync` makes
+    /// every applied entry durable.
     fn start_snapshot(&mut self, reply: Option<SnapshotReply>) {
         if self.state.snapshot_in_progress.load(Ordering::Acquire) {
             if let Some(r) = reply {
@@ -659,8 +661,17 @@ impl ApplyLoop {
             return;
         }
         self.commit(&mut Vec::new());
-        if let Err(e) = self.wal.seal_active() {
-            let err = self.fail(format!("wal seal: {e}"));
+        let begun = self
+            .wal
+            .seal_active()
+            .map_err(|e| format!("wal seal: {e}"))
+            .and_then(|()| {
+                self.engine
+                    .begin_checkpoint()
+                    .map_err(|e| format!("applied index record: {e}"))
+            });
+        if let Err(e) = begun {
+            let err = self.fail(e);
             if let Some(r) = reply {
                 let _ = r.send(Err(error_text(&err)));
             }
@@ -693,6 +704,7 @@ impl ApplyLoop {
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the snapshot thread");
+            self.engine.end_checkpoint();
             self.state
                 .snapshot_in_progress
                 .store(false, Ordering::Release);
@@ -707,6 +719,7 @@ impl ApplyLoop {
         result: Result<(), String>,
         reply: Option<SnapshotReply>,
     ) {
+        self.engine.end_checkpoint();
         let result = result.and_then(|()| {
             self.wal
                 .truncate_before(covered + 1)
@@ -755,7 +768,12 @@ impl ApplyLoop {
                 .wal
                 .seal_active()
                 .map_err(|e| e.to_string())
-                .and_then(|()| write_snapshot(self.engine.storage().as_ref(), &self.storage_dir))
+                .and_then(|()| self.engine.begin_checkpoint().map_err(|e| e.to_string()))
+                .and_then(|()| {
+                    let written = write_snapshot(self.engine.storage().as_ref(), &self.storage_dir);
+                    self.engine.end_checkpoint();
+                    written
+                })
                 .and_then(|()| {
                     self.wal
                         .truncate_before(covered + 1)

@@ -118,8 +118,8 @@ pub fn recover(cfg: &Config) -> Result<Recovered, StartError> {
         path: sdir.clone(),
         source,
     })?;
-    let engine = Engine::new(store);
-    let storage_index = engine.applied_index()?;
+    let engine = Engine::new(store)?;
+    let storage_index = engine.applied_index();
     let wopts = WalOptions::default()
         .sync(cfg.appendfsync)
         .segment_size(segment_size_for(cfg.auto_snapshot_wal_bytes));
