@@ -661,16 +661,7 @@ impl ApplyLoop {
             return;
         }
         self.commit(&mut Vec::new());
-        let begun = self
-            .wal
-            .seal_active()
-            .map_err(|e| format!("wal seal: {e}"))
-            .and_then(|()| {
-                self.engine
-                    .begin_checkpoint()
-                    .map_err(|e| format!("applied index record: {e}"))
-            });
-        if let Err(e) = begun {
+        if let Err(e) = self.seal_for_snapshot() {
             let err = self.fail(e);
             if let Some(r) = reply {
                 let _ = r.send(Err(error_text(&err)));
@@ -711,6 +702,17 @@ impl ApplyLoop {
             self.state.set(Lifecycle::Ready);
             self.state.note_snapshot(false);
         }
+    }
+
+    /// Seals the WAL, so that the snapshot covers whole segments, and makes the store
+    /// record its applied index until `Engine::end_checkpoint` (see `start_snapshot`).
+    fn seal_for_snapshot(&mut self) -> Result<(), String> {
+        self.wal
+            .seal_active()
+            .map_err(|e| format!("wal seal: {e}"))?;
+        self.engine
+            .begin_checkpoint()
+            .map_err(|e| format!("applied index record: {e}"))
     }
 
     fn snapshot_done(
@@ -765,10 +767,7 @@ impl ApplyLoop {
         if save {
             let covered = self.last_index;
             result = self
-                .wal
-                .seal_active()
-                .map_err(|e| e.to_string())
-                .and_then(|()| self.engine.begin_checkpoint().map_err(|e| e.to_string()))
+                .seal_for_snapshot()
                 .and_then(|()| {
                     let written = write_snapshot(self.engine.storage().as_ref(), &self.storage_dir);
                     self.engine.end_checkpoint();

@@ -10,16 +10,17 @@
 //! entries and flushes them (one write), and the coordinator's acknowledgement thread
 //! replies to them after one fdatasync through a [`WalSyncHandle`] covers them
 //! ([`Wal::commit`] does both at once); `everysec` leaves the fdatasync to a background
-//! thread; `no` leaves it to the OS. Any failed write or fsync is returned as a [`WalError`] and latches: the caller
-//! moves the node to Failed, and the fsync is never retried.
+//! thread; `no` leaves it to the OS. Any failed write or fsync is returned as a
+//! [`WalError`] and latches: the caller moves the node to Failed, and the fsync is never
+//! retried.
 //!
 //! Under `always` the active segment carries zeros ahead of its records (see
 //! `writer::ZERO_AHEAD`), which sealing and closing cut off. On open, zeros after the
 //! last record are a clean end, and a torn tail (the remains of an interrupted write at
-//! the end of the last segment) is cut back to the last good record; damage anywhere else stops the open
-//! with the file and offset unless [`WalOptions::repair`] is set. Replay streams from
-//! the segment that holds the wanted index ([`Wal::entries_after`]), and
-//! [`Wal::truncate_before`] drops segments a snapshot covers.
+//! the end of the last segment) is cut back to the last good record; damage anywhere
+//! else stops the open with the file and offset unless [`WalOptions::repair`] is set.
+//! Replay streams from the segment that holds the wanted index ([`Wal::entries_after`]),
+//! and [`Wal::truncate_before`] drops segments a snapshot covers.
 
 pub mod error;
 pub mod reader;

@@ -491,7 +491,7 @@ impl Wal {
 
     /// Cuts the zeros written ahead off the active segment, which then ends at its last
     /// record (before it is sealed or closed: only a crash leaves zeros behind, which
-    /// recovery cuts as a torn tail).
+    /// recovery cuts off as a clean end).
     fn cut_zeros(&mut self) -> Result<()> {
         let Some(a) = self.active.as_mut() else {
             return Ok(());
