@@ -751,24 +751,24 @@ impl<V: IndexValue> HashedIndex<V> {
     /// for a reader about to look them up one by one (a pipeline of GETs); see
     /// [`HashedIndex::latest_each`].
     pub fn prefetch_concurrent(&self, keys: &[&[u8]]) {
-        self.latest_each(keys, V::prefetch);
+        self.latest_each(keys, |_, v| v.prefetch());
     }
 
-    /// Calls `f` with the newest version's value of each of `keys` that has one, for a
-    /// reader about to look them up one by one: a hint (it may be a version not
-    /// published yet), for what to load ahead. Unlike [`HashedIndex::prefetch_serialised`]
-    /// it runs beside writers, so it reads each table under its shard's read lock.
-    /// Three passes, so that the misses of all keys overlap: the home lines from
-    /// addresses alone (no lock), then each key's entry line (`iter_hash` matches the tag
-    /// byte, never the key), then each entry's newest value, found through the entry
-    /// lines the second pass asked for.
-    pub fn latest_each(&self, keys: &[&[u8]], mut f: impl FnMut(&V)) {
+    /// Calls `f` with the position in `keys` and the newest version's value of each key
+    /// that has one, for a reader about to look them up one by one: a hint (it may be a
+    /// version not published yet), for what to load ahead. Unlike
+    /// [`HashedIndex::prefetch_serialised`] it runs beside writers, so it reads each
+    /// table under its shard's read lock. Three passes, so that the misses of all keys
+    /// overlap: the home lines from addresses alone (no lock), then each key's entry
+    /// line (`iter_hash` matches the tag byte, never the key), then each entry's newest
+    /// value, found through the entry lines the second pass asked for.
+    pub fn latest_each(&self, keys: &[&[u8]], mut f: impl FnMut(usize, &V)) {
         let hashes: SmallVec<[u64; PREFETCH_WINDOW]> = keys.iter().map(|k| self.hash(k)).collect();
         self.prefetch_entries(&hashes);
-        for (key, &hash) in keys.iter().zip(&hashes) {
+        for (i, (key, &hash)) in keys.iter().zip(&hashes).enumerate() {
             self.with_chain_hashed(hash, key, |versions| {
                 if let Some(v) = versions.and_then(View::latest) {
-                    f(v);
+                    f(i, v);
                 }
             });
         }
@@ -2104,8 +2104,8 @@ mod tests {
             vec![(b("b"), b("x"))]
         );
         let mut latest = Vec::new();
-        idx.latest_each(&[b"a", b"zz", b"b"], |v| latest.push(v.clone()));
-        assert_eq!(latest, vec![b("2"), b("x")]);
+        idx.latest_each(&[b"a", b"zz", b"b"], |i, v| latest.push((i, v.clone())));
+        assert_eq!(latest, vec![(0, b("2")), (2, b("x"))]);
     }
 
     #[test]

@@ -1,7 +1,11 @@
-//! A byte-budgeted value cache keyed by location on disk, filled by reads and by writes
-//! (write-through: the writer caches each value it appends). Locations are never reused
-//! (segment ids only grow), so an entry can never be stale; entries of overwritten
-//! versions and merged-away segments simply age out.
+//! A byte-budgeted value cache, filled by reads and by writes (write-through: the writer
+//! caches each value it appends). An entry is named by its location on disk, which is
+//! never reused (segment ids only grow), so an entry can never be stale; it sits where
+//! its key's hash puts it, so a pipelined reader can ask for the slot before the key
+//! directory has told it the location (see [`ValueCache::prefetch`]). A key holds one
+//! slot: caching a new version of a key replaces the old one, which only a snapshot
+//! can still read (and reads from disk once), so overwrites do not fill the cache with
+//! versions nobody reads. Entries of merged-away segments age out.
 //!
 //! Eviction is CLOCK (second chance), the LRU approximation that needs no write to other
 //! entries on a hit: a hit sets its entry's reference bit, and the eviction hand clears
@@ -19,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
-use smallvec::SmallVec;
+use smallvec::{smallvec, SmallVec};
 
 use super::Loc;
 use crate::cache_hint::{prefetch_line, PREFETCH_WINDOW};
@@ -56,12 +60,13 @@ const FULL_LOAD_DEN: usize = 4;
 #[derive(Debug)]
 pub struct ValueCache {
     shards: Vec<Padded>,
-    /// foldhash with a per-cache random key: offsets follow from value sizes that users
-    /// choose. SipHash cost ~180 instructions per cached GET. The quality variant, not
-    /// the fast one: locations are near-consecutive integers, and the fast hash (one
-    /// folded multiply) turned them into homes in arithmetic progression, so the order
-    /// of slots followed the order of inserts and new entries kept landing just ahead
-    /// of the hand; in some processes 40-65% of reads missed a cache that fit them.
+    /// foldhash of the key with a per-cache random key: users choose the keys. SipHash
+    /// cost ~180 instructions per cached GET. The quality variant, not the fast one:
+    /// when entries sat where their locations' hashes put them, locations were
+    /// near-consecutive integers, and the fast hash (one folded multiply) turned them
+    /// into homes in arithmetic progression, so the order of slots followed the order
+    /// of inserts and new entries kept landing just ahead of the hand; in some
+    /// processes 40-65% of reads missed a cache that fit them.
     hasher: foldhash::quality::RandomState,
     enabled: bool,
 }
@@ -79,9 +84,11 @@ struct Padded {
 
 #[derive(Debug)]
 struct Slot {
+    /// The value's location (see [`cache_key`]): what a lookup matches.
     key: u64,
-    /// The low bits of the key's hash: where its probe sequence starts, kept so that
-    /// deletion and growth need no hasher.
+    /// The low bits of the hash of the key the value belongs to: where its probe
+    /// sequence starts, kept so that deletion and growth need no hasher, and what tells
+    /// another version of the same key (see [`Shard::insert`]).
     home: u32,
     /// Set by a hit, cleared by the passing hand.
     referenced: AtomicBool,
@@ -109,12 +116,13 @@ struct Shard {
     budget: usize,
 }
 
-/// Where a key of hash `hash` starts probing, before masking to the table (kept in its
-/// slot as [`Slot::home`]).
+/// Where an entry of a key of hash `hash` starts probing, before masking to the table
+/// (kept in its slot as [`Slot::home`]).
 fn home(hash: u64) -> u32 {
     hash as u32
 }
 
+/// The name of the entry holding the value at `loc`.
 fn cache_key(loc: Loc) -> u64 {
     (u64::from(loc.segment) << 32) | u64::from(loc.offset)
 }
@@ -142,8 +150,9 @@ impl ValueCache {
         }
     }
 
-    /// The key's hash: the top bits pick the shard, the low bits the slot in it.
-    fn hash(&self, key: u64) -> u64 {
+    /// The hash of `key` (the user's key, not the location): the top bits pick the
+    /// shard, the low bits the slot in it.
+    fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
 
@@ -151,19 +160,21 @@ impl ValueCache {
         &self.shards[(hash >> 60) as usize % SHARDS]
     }
 
-    /// A copy of the cached value at `loc`, counting a hit or a miss.
-    pub fn get(&self, loc: Loc) -> Option<Bytes> {
-        self.read(loc, Bytes::copy_from_slice)
+    /// A copy of the cached value of `key` at `loc`, counting a hit or a miss.
+    pub fn get(&self, key: &[u8], loc: Loc) -> Option<Bytes> {
+        self.read(key, loc, Bytes::copy_from_slice)
     }
 
-    /// `f` of the cached value at `loc`, run under the shard's read lock (so it must be
-    /// short), counting a hit or a miss.
-    pub fn read<R>(&self, loc: Loc, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        let key = cache_key(loc);
+    /// `f` of the cached value of `key` at `loc`, run under the shard's read lock (so it
+    /// must be short), counting a hit or a miss.
+    pub fn read<R>(&self, key: &[u8], loc: Loc, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
         let hash = self.hash(key);
         let p = self.padded(hash);
         let found = if self.enabled {
-            p.shard.read().get(key, hash).map(|v| f(v.as_slice()))
+            p.shard
+                .read()
+                .get(cache_key(loc), hash)
+                .map(|v| f(v.as_slice()))
         } else {
             None
         };
@@ -174,21 +185,24 @@ impl ValueCache {
         found
     }
 
-    /// Starts loading what [`ValueCache::get`] of each of `locs` will touch: first the
-    /// slot each probe starts at, all of them, then the value bytes of each entry found.
-    /// Counts nothing and marks nothing referenced: the reads that follow do.
-    pub fn prefetch(&self, locs: &[Loc]) {
+    /// Starts loading what reads of `keys` will touch, for a reader about to look them
+    /// up one by one (a pipeline of GETs), in three steps whose misses overlap: asks
+    /// for the slot where each key's probe starts, from its hash alone; calls `locate`
+    /// to fill in where each key's latest version lives (the key directory's lookups,
+    /// whose misses overlap the slots'); then asks for the bytes of each entry found.
+    /// When entries sat where their locations' hashes put them, the slot could only be
+    /// asked for once the key directory had answered, one more round of misses per
+    /// window: a pipelined GET then cost 1.25x the memory engine's CPU. Counts nothing
+    /// and marks nothing referenced: the reads that follow do.
+    pub fn prefetch(&self, keys: &[&[u8]], locate: impl FnOnce(&mut [Option<Loc>])) {
+        let mut locs: SmallVec<[Option<Loc>; PREFETCH_WINDOW]> = smallvec![None; keys.len()];
         if !self.enabled {
+            locate(&mut locs);
             return;
         }
-        let hashes: SmallVec<[(u64, u64); PREFETCH_WINDOW]> = locs
-            .iter()
-            .map(|&loc| {
-                let key = cache_key(loc);
-                (key, self.hash(key))
-            })
-            .collect();
-        for &(_, hash) in &hashes {
+        let hashes: SmallVec<[u64; PREFETCH_WINDOW]> =
+            keys.iter().map(|key| self.hash(key)).collect();
+        for &hash in &hashes {
             let shard = self.padded(hash).shard.read();
             if let Some(slot) = shard.slots.get(home(hash) as usize & shard.mask()) {
                 // A slot is 24 bytes, so it may straddle two lines.
@@ -197,21 +211,26 @@ impl ValueCache {
                 prefetch_line(first.cast::<u8>().wrapping_add(SLOT_BYTES - 1));
             }
         }
-        for &(key, hash) in &hashes {
-            if let Some(slot) = self.padded(hash).shard.read().find(key, hash) {
+        locate(&mut locs);
+        for (&hash, loc) in hashes.iter().zip(&locs) {
+            let Some(loc) = loc else { continue };
+            if let Some(slot) = self.padded(hash).shard.read().find(cache_key(*loc), hash) {
                 slot.value.prefetch();
             }
         }
     }
 
-    /// Caches `value`, read from or just written at `loc`.
-    pub fn insert(&self, loc: Loc, value: &[u8]) {
+    /// Caches `value` of `key`, read from or just written at `loc`, in place of any
+    /// other version of `key` the cache holds.
+    pub fn insert(&self, key: &[u8], loc: Loc, value: &[u8]) {
         if !self.enabled {
             return;
         }
-        let key = cache_key(loc);
         let hash = self.hash(key);
-        self.padded(hash).shard.write().insert(key, hash, value);
+        self.padded(hash)
+            .shard
+            .write()
+            .insert(cache_key(loc), hash, value);
     }
 
     /// (hits, misses) since open.
@@ -269,12 +288,39 @@ impl Shard {
         Some(&slot.value)
     }
 
+    /// Where the probe of `hash` meets the first entry of the same home (a version of
+    /// the same key, see [`Shard::insert`]), and whether that entry is `key` itself.
+    fn version_of(&self, key: u64, hash: u64) -> Option<(usize, bool)> {
+        let mask = self.mask();
+        let h = home(hash);
+        let mut i = h as usize & mask;
+        // Bounded by the table size: the load limit leaves empty slots to stop at.
+        for _ in 0..self.slots.len() {
+            match &self.slots[i] {
+                None => return None,
+                Some(s) if s.home == h => return Some((i, s.key == key)),
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+        None
+    }
+
+    /// Caches `value` as entry `key` of the key of hash `hash`, unless it is there. An
+    /// entry with the same home is taken for another version of the same key and
+    /// removed first, so a shard holds at most one entry per home: the home is 32 bits
+    /// of the key's hash, and the rare other key that shares them (about seven pairs
+    /// among a million entries) only has to be read from disk once more.
     fn insert(&mut self, key: u64, hash: u64, value: &[u8]) {
         let cost = value.len() + VALUE_OVERHEAD;
-        if cost + INITIAL_SLOTS * SLOT_BYTES > self.budget
-            || (self.len > 0 && self.probe(key, hash).is_ok())
-        {
+        if cost + INITIAL_SLOTS * SLOT_BYTES > self.budget {
             return;
+        }
+        if self.len > 0 {
+            match self.version_of(key, hash) {
+                Some((_, true)) => return,
+                Some((i, false)) => self.remove_at(i),
+                None => {}
+            }
         }
         // Make room for the value and, past the load limit, for a doubled table. When the
         // doubled table does not fit the budget, the table stays and fills up to
@@ -399,6 +445,31 @@ mod tests {
         }
     }
 
+    /// The key whose only version is at `l` (every location a key of its own).
+    fn k(l: Loc) -> [u8; 8] {
+        cache_key(l).to_le_bytes()
+    }
+
+    fn put(cache: &ValueCache, l: Loc, value: &[u8]) {
+        cache.insert(&k(l), l, value);
+    }
+
+    fn get(cache: &ValueCache, l: Loc) -> Option<Bytes> {
+        cache.get(&k(l), l)
+    }
+
+    /// Prefetches the keys of `locs`, with the locations as the key directory's answers.
+    fn prefetch(cache: &ValueCache, locs: &[Loc]) {
+        let keys: Vec<[u8; 8]> = locs.iter().map(|l| k(*l)).collect();
+        let keys: Vec<&[u8]> = keys.iter().map(|key| &key[..]).collect();
+        cache.prefetch(&keys, |found| {
+            assert_eq!(found.len(), locs.len());
+            for (f, l) in found.iter_mut().zip(locs) {
+                *f = Some(*l);
+            }
+        });
+    }
+
     /// Every entry is reachable from its home slot, and the counts add up.
     fn check(cache: &ValueCache) {
         for p in &cache.shards {
@@ -420,7 +491,7 @@ mod tests {
 
     /// `n` locations that land in one shard.
     fn same_shard(cache: &ValueCache, n: usize) -> Vec<Loc> {
-        let shard_of = |l: Loc| cache.hash(cache_key(l)) >> 60;
+        let shard_of = |l: Loc| cache.hash(&k(l)) >> 60;
         let target = shard_of(loc(1, 0));
         (0..)
             .map(|off| loc(1, off))
@@ -431,10 +502,9 @@ mod tests {
 
     /// Whether `l` is cached, without touching its reference bit.
     fn present(cache: &ValueCache, l: Loc) -> bool {
-        let key = cache_key(l);
-        let hash = cache.hash(key);
+        let hash = cache.hash(&k(l));
         let shard = cache.padded(hash).shard.read();
-        shard.len > 0 && shard.probe(key, hash).is_ok()
+        shard.len > 0 && shard.probe(cache_key(l), hash).is_ok()
     }
 
     #[test]
@@ -442,7 +512,7 @@ mod tests {
         let cache = ValueCache::new(1 << 20);
         let held: Vec<Loc> = (0..40).map(|i| loc(3, i * 100)).collect();
         for (i, l) in held.iter().enumerate() {
-            cache.insert(*l, &Bytes::from(vec![i as u8; 64]));
+            put(&cache, *l, &Bytes::from(vec![i as u8; 64]));
         }
         for p in &cache.shards {
             for slot in p.shard.read().slots.iter().flatten() {
@@ -452,7 +522,7 @@ mod tests {
         let mut asked = held.clone();
         asked.extend((0..8).map(|i| loc(4, i)));
         for window in asked.chunks(PREFETCH_WINDOW) {
-            cache.prefetch(window);
+            prefetch(&cache, window);
         }
         assert_eq!(cache.counters(), (0, 0), "a prefetch is not a read");
         for p in &cache.shards {
@@ -461,9 +531,9 @@ mod tests {
             }
         }
         for (i, l) in held.iter().enumerate() {
-            assert_eq!(cache.get(*l).as_deref(), Some(&[i as u8; 64][..]));
+            assert_eq!(get(&cache, *l).as_deref(), Some(&[i as u8; 64][..]));
         }
-        assert_eq!(cache.get(loc(4, 0)), None);
+        assert_eq!(get(&cache, loc(4, 0)), None);
         assert_eq!(cache.counters(), (40, 1));
         check(&cache);
     }
@@ -471,14 +541,14 @@ mod tests {
     #[test]
     fn read_lends_the_cached_bytes_and_counts_like_get() {
         let cache = ValueCache::new(1 << 20);
-        cache.insert(loc(1, 8), &Bytes::from_static(b"lent"));
-        assert_eq!(cache.read(loc(1, 8), |v| v.len()), Some(4));
-        assert_eq!(cache.read(loc(1, 9), |v| v.len()), None);
+        put(&cache, loc(1, 8), &Bytes::from_static(b"lent"));
+        assert_eq!(cache.read(&k(loc(1, 8)), loc(1, 8), |v| v.len()), Some(4));
+        assert_eq!(cache.read(&k(loc(1, 9)), loc(1, 9), |v| v.len()), None);
         assert_eq!(cache.counters(), (1, 1));
         let off = ValueCache::new(0);
-        off.prefetch(&[loc(1, 8)]);
-        off.insert(loc(1, 8), b"x");
-        assert_eq!(off.read(loc(1, 8), |v| v.to_vec()), None);
+        prefetch(&off, &[loc(1, 8)]);
+        put(&off, loc(1, 8), b"x");
+        assert_eq!(off.read(&k(loc(1, 8)), loc(1, 8), |v| v.to_vec()), None);
     }
 
     /// Mean slots a probe for an absent key visits, over every home in the shard.
@@ -512,7 +582,7 @@ mod tests {
         let cache = ValueCache::new(SHARDS * per_shard);
         let v = [7u8; 8];
         for i in 0..SHARDS as u32 * 6144 * 10 {
-            cache.insert(loc(1 + i / 1_000_000, (i % 1_000_000) * 40), &v);
+            put(&cache, loc(1 + i / 1_000_000, (i % 1_000_000) * 40), &v);
         }
         let mut probes = 0.0;
         for p in &cache.shards {
@@ -533,10 +603,10 @@ mod tests {
         let v = Bytes::from(vec![7u8; 100]);
         let l = same_shard(&cache, 5);
         for x in &l[..3] {
-            cache.insert(*x, &v);
+            put(&cache, *x, &v);
         }
         // Full: the hand clears the three new entries' bits, then takes one of them.
-        cache.insert(l[3], &v);
+        put(&cache, l[3], &v);
         let survivors: Vec<Loc> = l[..3]
             .iter()
             .copied()
@@ -545,8 +615,8 @@ mod tests {
         assert_eq!(survivors.len(), 2);
         assert!(present(&cache, l[3]));
         // One survivor is read (second chance); the other is the only clear bit left.
-        assert_eq!(cache.get(survivors[0]), Some(v.clone()));
-        cache.insert(l[4], &v);
+        assert_eq!(get(&cache, survivors[0]), Some(v.clone()));
+        put(&cache, l[4], &v);
         assert!(!present(&cache, survivors[1]));
         for x in [survivors[0], l[3], l[4]] {
             assert!(present(&cache, x), "{x:?}");
@@ -564,9 +634,9 @@ mod tests {
         let v = Bytes::from_static(b"12345678");
         let lag = 500;
         for i in 0..20_000u32 {
-            cache.insert(loc(1, i), &v);
+            put(&cache, loc(1, i), &v);
             if let Some(back) = i.checked_sub(lag) {
-                cache.get(loc(1, back));
+                get(&cache, loc(1, back));
             }
         }
         let (hits, misses) = cache.counters();
@@ -579,14 +649,18 @@ mod tests {
     fn keeps_everything_within_budget_across_growth() {
         let cache = ValueCache::new(1 << 30);
         for i in 0..20_000u32 {
-            cache.insert(loc(i % 7, i), &Bytes::from(i.to_le_bytes().to_vec()));
+            put(
+                &cache,
+                loc(i % 7, i),
+                &Bytes::from(i.to_le_bytes().to_vec()),
+            );
         }
         check(&cache);
         for i in 0..20_000u32 {
-            let got = cache.get(loc(i % 7, i));
+            let got = get(&cache, loc(i % 7, i));
             assert_eq!(got.as_deref(), Some(&i.to_le_bytes()[..]), "entry {i}");
         }
-        assert!(cache.get(loc(7, 1)).is_none());
+        assert!(get(&cache, loc(7, 1)).is_none());
     }
 
     #[test]
@@ -605,9 +679,9 @@ mod tests {
                     .entry(cache_key(l))
                     .or_insert_with(|| Bytes::from(step.to_le_bytes().repeat(2)))
                     .clone();
-                cache.insert(l, &v);
-                assert_eq!(cache.get(l), Some(v), "just inserted");
-            } else if let Some(v) = cache.get(l) {
+                put(&cache, l, &v);
+                assert_eq!(get(&cache, l), Some(v), "just inserted");
+            } else if let Some(v) = get(&cache, l) {
                 hits += 1;
                 assert_eq!(Some(&v), written.get(&cache_key(l)));
             }
@@ -632,7 +706,7 @@ mod tests {
             ValueCache::new(SHARDS * (INITIAL_SLOTS * SLOT_BYTES + 60 * (8 + VALUE_OVERHEAD)));
         let v = Bytes::from_static(b"12345678");
         for i in 0..10_000u32 {
-            cache.insert(loc(2, i), &v);
+            put(&cache, loc(2, i), &v);
         }
         check(&cache);
         for p in &cache.shards {
@@ -643,10 +717,70 @@ mod tests {
     }
 
     #[test]
+    fn a_new_version_of_a_key_takes_the_place_of_the_old_one() {
+        let cache = ValueCache::new(1 << 20);
+        let (old, new) = (loc(1, 0), loc(2, 64));
+        cache.insert(b"key", old, b"one");
+        put(&cache, loc(1, 40), b"other key");
+        cache.insert(b"key", new, b"two!");
+        assert_eq!(cache.get(b"key", old), None, "replaced");
+        assert_eq!(cache.get(b"key", new).as_deref(), Some(&b"two!"[..]));
+        assert_eq!(get(&cache, loc(1, 40)).as_deref(), Some(&b"other key"[..]));
+        // Caching the version it holds changes nothing; a snapshot's read of the old
+        // version puts that one back in its place.
+        cache.insert(b"key", new, b"two!");
+        cache.insert(b"key", old, b"one");
+        assert_eq!(cache.get(b"key", new), None);
+        assert_eq!(cache.get(b"key", old).as_deref(), Some(&b"one"[..]));
+        let held: usize = cache.shards.iter().map(|p| p.shard.read().len).sum();
+        assert_eq!(held, 2);
+        check(&cache);
+    }
+
+    #[test]
+    fn overwrites_keep_one_entry_per_key() {
+        // 100 keys written 50 times each: the cache holds their last versions only.
+        let cache = ValueCache::new(1 << 24);
+        let mut offset = 0;
+        for round in 0..50u32 {
+            for key in 0..100u32 {
+                let l = loc(1, offset);
+                offset += 100;
+                cache.insert(&key.to_le_bytes(), l, &round.to_le_bytes());
+            }
+        }
+        let held: usize = cache.shards.iter().map(|p| p.shard.read().len).sum();
+        assert_eq!(held, 100);
+        let last = 49 * 100 * 100;
+        for key in 0..100u32 {
+            let l = loc(1, last + key * 100);
+            assert_eq!(
+                cache.get(&key.to_le_bytes(), l).as_deref(),
+                Some(&49u32.to_le_bytes()[..])
+            );
+        }
+        check(&cache);
+    }
+
+    #[test]
+    fn prefetch_hands_locate_a_slot_per_key_even_when_off() {
+        for budget in [1 << 20, 0] {
+            let cache = ValueCache::new(budget);
+            let mut asked = 0;
+            cache.prefetch(&[b"a", b"b", b"c"], |locs| {
+                assert_eq!(locs, &[None, None, None]);
+                locs[1] = Some(loc(1, 1));
+                asked += 1;
+            });
+            assert_eq!(asked, 1, "budget {budget}");
+        }
+    }
+
+    #[test]
     fn disabled_cache_only_counts_misses() {
         let cache = ValueCache::new(0);
-        cache.insert(loc(1, 1), &Bytes::from_static(b"x"));
-        assert!(cache.get(loc(1, 1)).is_none());
+        put(&cache, loc(1, 1), &Bytes::from_static(b"x"));
+        assert!(get(&cache, loc(1, 1)).is_none());
         assert_eq!(cache.counters(), (0, 1));
     }
 }

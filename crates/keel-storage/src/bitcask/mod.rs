@@ -42,7 +42,6 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use smallvec::SmallVec;
 
 use crate::batch::WriteBatch;
 use crate::cache_hint::PREFETCH_WINDOW;
@@ -149,7 +148,7 @@ impl Inner {
             if use_cache {
                 let hit = self
                     .cache
-                    .read(loc, |v| f.take().map(|f| f(ValueRef::Borrowed(v))));
+                    .read(key, loc, |v| f.take().map(|f| f(ValueRef::Borrowed(v))));
                 if let Some(r) = hit {
                     return Ok(r);
                 }
@@ -165,7 +164,7 @@ impl Inner {
             };
             let value = read_record(&seg, key, loc)?;
             if use_cache {
-                self.cache.insert(loc, &value);
+                self.cache.insert(key, loc, &value);
             }
             return Ok(f.take().map(|f| f(ValueRef::Owned(value))));
         }
@@ -524,10 +523,13 @@ impl Storage for Bitcask {
         if self.inner.check_open().is_err() {
             return;
         }
+        let inner = &self.inner;
         for window in keys.chunks(PREFETCH_WINDOW) {
-            let mut locs: SmallVec<[Loc; PREFETCH_WINDOW]> = SmallVec::new();
-            self.inner.index.latest_each(window, |loc| locs.push(*loc));
-            self.inner.cache.prefetch(&locs);
+            inner.cache.prefetch(window, |locs| {
+                inner
+                    .index
+                    .latest_each(window, |i, loc| locs[i] = Some(*loc));
+            });
         }
     }
 

@@ -136,7 +136,7 @@ impl Inner {
                 // Write-through: a value just written is the likeliest to be read next,
                 // and without this every read after a write would pay a pread once.
                 // Nobody can look `loc` up before the batch is published below.
-                cache.insert(loc, &value);
+                cache.insert(&key, loc, &value);
                 (key, Some(loc))
             });
             // Installs the batch, publishes `seq`, then drops what it overwrote or
