@@ -254,8 +254,8 @@ impl ApplyLoop {
     }
 
     /// Prefetches the keys of the messages from `from` on, up to `max_args` arguments'
-    /// worth (at least one message; `usize::MAX`: all of them, without counting), and
-    /// returns how many messages it covered.
+    /// worth (at least one message while any are left; `usize::MAX`: all of them,
+    /// without counting), and returns how many messages it covered.
     fn prefetch_chunk(&mut self, inbox: &VecDeque<Request>, from: usize, max_args: usize) -> usize {
         let n = if max_args == usize::MAX {
             inbox.len() - from
@@ -270,10 +270,14 @@ impl ApplyLoop {
                 })
                 .count()
         };
-        self.engine.prefetch(
-            &mut self.prefetch,
-            inbox.range(from..from + n).flat_map(Request::writes),
-        );
+        // The call after the last chunk covers nothing: asking the engine anyway cost
+        // ~170 instructions of a -P 1 write's ~9,700, whose round is one message.
+        if n > 0 {
+            self.engine.prefetch(
+                &mut self.prefetch,
+                inbox.range(from..from + n).flat_map(Request::writes),
+            );
+        }
         n
     }
 
