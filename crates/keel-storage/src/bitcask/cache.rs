@@ -243,6 +243,11 @@ impl ValueCache {
         })
     }
 
+    /// Values currently cached.
+    pub fn entries(&self) -> usize {
+        self.shards.iter().map(|p| p.shard.read().len).sum()
+    }
+
     /// Bytes currently charged to the cache.
     pub fn charged_bytes(&self) -> usize {
         self.shards.iter().map(|p| p.shard.read().bytes).sum()
@@ -732,8 +737,7 @@ mod tests {
         cache.insert(b"key", old, b"one");
         assert_eq!(cache.get(b"key", new), None);
         assert_eq!(cache.get(b"key", old).as_deref(), Some(&b"one"[..]));
-        let held: usize = cache.shards.iter().map(|p| p.shard.read().len).sum();
-        assert_eq!(held, 2);
+        assert_eq!(cache.entries(), 2);
         check(&cache);
     }
 
@@ -749,8 +753,7 @@ mod tests {
                 cache.insert(&key.to_le_bytes(), l, &round.to_le_bytes());
             }
         }
-        let held: usize = cache.shards.iter().map(|p| p.shard.read().len).sum();
-        assert_eq!(held, 100);
+        assert_eq!(cache.entries(), 100);
         let last = 49 * 100 * 100;
         for key in 0..100u32 {
             let l = loc(1, last + key * 100);

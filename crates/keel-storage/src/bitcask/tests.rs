@@ -32,7 +32,7 @@ mod cases {
 
     use super::super::marker;
     use super::super::merge::StopAt;
-    use super::super::Bitcask;
+    use super::super::{Bitcask, Loc};
     use crate::{
         Direction, EngineKind, LifecycleState, OpenOptions, ScanRange, Storage, StorageError,
         SyncPolicy, ValueRef, WriteBatch, WriteOptions,
@@ -405,6 +405,53 @@ mod cases {
         db.close().unwrap();
         db.prefetch_reads(&keys);
         assert!(db.get(b"k1").is_err(), "closed");
+    }
+
+    #[test]
+    fn the_cache_keeps_one_version_per_key_through_overwrites_and_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts();
+        o.bitcask.cache_bytes = 1 << 20;
+        let db = Bitcask::open(dir.path(), &o).unwrap();
+        let names: Vec<String> = (0..10).map(|k| format!("k{k}")).collect();
+        for round in 0..40 {
+            for name in &names {
+                put(&db, name, &format!("{name}-{round}"));
+            }
+        }
+        assert_eq!(
+            db.inner.cache.entries(),
+            10,
+            "one entry per key, not per write"
+        );
+        // Seal the keys' last versions away from the active segment, so merge moves them.
+        for i in 0..200 {
+            put(&db, "pad", &format!("pad-{i}"));
+        }
+        assert_eq!(db.inner.cache.entries(), 11);
+        let loc = |name: &String| db.inner.index.latest_value(name.as_bytes()).unwrap();
+        let before: Vec<Loc> = names.iter().map(loc).collect();
+        db.compact().unwrap();
+        for (name, old) in names.iter().zip(&before) {
+            assert_ne!(loc(name), *old, "{name} moved");
+        }
+        // The first read of a moved value misses and takes its key's entry; the second
+        // hits it, and the entries of the old locations are gone.
+        for pass in 0..2 {
+            let was = db.stats();
+            for name in &names {
+                let want = Bytes::from(format!("{name}-39"));
+                assert_eq!(db.get(name.as_bytes()).unwrap(), Some(want));
+            }
+            let now = db.stats();
+            let (hits, misses) = (
+                now.cache_hits - was.cache_hits,
+                now.cache_misses - was.cache_misses,
+            );
+            assert_eq!((hits, misses), if pass == 0 { (0, 10) } else { (10, 0) });
+            assert_eq!(db.inner.cache.entries(), 11, "pass {pass}");
+        }
+        db.close().unwrap();
     }
 
     #[test]
