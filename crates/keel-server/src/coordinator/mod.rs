@@ -180,13 +180,15 @@ impl Coordinator {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
         let acks = if cfg.appendfsync == keel_storage::SyncPolicy::Always && cfg.appendonly {
-            let acks =
-                acks::Acks::spawn(rec.wal.sync_handle(), Arc::clone(&state)).map_err(|source| {
-                    StartError::Thread {
-                        name: "keel-wal-ack",
-                        source,
-                    }
-                })?;
+            let acks = acks::Acks::spawn(
+                rec.wal.sync_handle(),
+                Arc::clone(&state),
+                tokio::runtime::Handle::try_current().ok(),
+            )
+            .map_err(|source| StartError::Thread {
+                name: "keel-wal-ack",
+                source,
+            })?;
             Some(acks)
         } else {
             None
