@@ -26,6 +26,10 @@ pub struct Followed {
     pub ends: Option<(i64, i64)>,
     /// A list's chunk shift (elements live in records of 2^shift indices).
     pub chunk_shift: u8,
+    /// The chunk the round's pops of this list named last. A run of single pops (RPOP
+    /// -P 16) takes from one chunk 2^shift times over; naming it for each command cost
+    /// RPOP -P 16 ~110 of its 6,194 instructions per request.
+    pub named: Option<i64>,
 }
 
 impl Followed {
@@ -36,6 +40,7 @@ impl Followed {
                 version,
                 ends: list.map(|l| (l.head, l.tail)),
                 chunk_shift: list.map_or(0, |l| l.chunk_shift),
+                named: None,
             }),
             Body::String(_) => None,
         }
@@ -86,16 +91,18 @@ impl Members {
             Members::Args { first, step } => (first, step),
             Members::Zadd => (zadd_first_member(args), 2),
             Members::Pop { left } => {
-                // Consecutive pops mostly take from one chunk: name each chunk once.
+                // Consecutive pops mostly take from one chunk: name each chunk once per
+                // run, across the round's commands.
                 let shift = c.chunk_shift;
-                let mut last = None;
+                let mut named = c.named;
                 pops(left, args, c, |i| {
                     let chunk = i >> shift;
-                    if last != Some(chunk) {
-                        last = Some(chunk);
+                    if named != Some(chunk) {
+                        named = Some(chunk);
                         member(&enc_index(chunk));
                     }
                 });
+                c.named = named;
                 return;
             }
         };
@@ -163,6 +170,7 @@ mod tests {
             version: 7,
             ends: None,
             chunk_shift: 0,
+            named: None,
         }
     }
 
@@ -208,6 +216,7 @@ mod tests {
             version: 1,
             ends: Some((10, 14)),
             chunk_shift: 0,
+            named: None,
         };
         let idx = |xs: &[i64]| {
             xs.iter()
@@ -228,6 +237,7 @@ mod tests {
             version: 1,
             ends: Some((-3, 40)),
             chunk_shift: 4,
+            named: None,
         };
         let chunks = |xs: &[i64]| {
             xs.iter()
@@ -239,5 +249,29 @@ mod tests {
         // Indices -3..=0 are chunk -1 (-16..0) and chunk 0.
         assert_eq!(named("lpop", &["lpop", "k", "4"], &mut c), chunks(&[-1, 0]));
         assert_eq!(c.ends, Some((1, 24)));
+    }
+
+    #[test]
+    fn a_run_of_single_pops_names_each_chunk_once() {
+        let mut c = Followed {
+            version: 1,
+            ends: Some((0, 40)),
+            chunk_shift: 4,
+            named: None,
+        };
+        let chunk = |i: i64| vec![enc_index(i).to_vec()];
+        // Index 39, then 38..=32: all chunk 2.
+        assert_eq!(named("rpop", &["rpop", "k"], &mut c), chunk(2));
+        for i in (32..=38).rev() {
+            assert!(
+                named("rpop", &["rpop", "k"], &mut c).is_empty(),
+                "index {i}"
+            );
+        }
+        assert_eq!(named("rpop", &["rpop", "k"], &mut c), chunk(1));
+        // The other end is another chunk, and coming back names chunk 1 again.
+        assert_eq!(named("lpop", &["lpop", "k"], &mut c), chunk(0));
+        assert_eq!(named("rpop", &["rpop", "k"], &mut c), chunk(1));
+        assert_eq!(c.ends, Some((1, 30)));
     }
 }
