@@ -399,6 +399,11 @@ fn info_sections_fields_and_command_counts() {
     let _: () = q(&mut con, &["CONFIG", "RESETSTAT"]);
     assert_eq!(info_field(&mut con, "commandstats", "cmdstat_echo"), None);
     assert_eq!(info_field(&mut con, "errorstats", "errorstat_ERR"), None);
+    // Counting goes on from zero after a reset.
+    let _: String = q(&mut con, &["ECHO", "again"]);
+    let echo = info_field(&mut con, "commandstats", "cmdstat_echo").expect("cmdstat_echo");
+    assert!(echo.starts_with("calls=1,usec="), "{echo}");
+    assert!(echo.ends_with(",rejected_calls=0,failed_calls=0"), "{echo}");
 }
 
 #[test]

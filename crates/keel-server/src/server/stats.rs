@@ -1,8 +1,8 @@
 //! Per-command and per-error counters (INFO commandstats / errorstats), updated by the
 //! dispatcher after every command and cleared by CONFIG RESETSTAT. Command counters are
 //! a fixed array indexed by the command's position in [`commands::all`], one array per
-//! thread stripe (see [`super::striped`]), so the hot path is a table lookup plus relaxed
-//! atomic adds on lines no other core writes; error codes are rare and sit behind a lock.
+//! thread stripe (see [`super::striped`]), so the hot path is a table lookup plus adds
+//! on lines no other core writes; error codes are rare and sit behind a lock.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,7 @@ use keel_engine::name_table::NameTable;
 use parking_lot::Mutex;
 
 use super::commands;
-use super::striped::{stripe, STRIPES};
+use super::striped::{stripe, Stripe, STRIPES};
 
 /// One command's counters.
 #[derive(Debug, Default)]
@@ -46,7 +46,13 @@ pub struct CommandStats {
     stripes: Vec<Box<[CmdCounters]>>,
     errors: Mutex<BTreeMap<String, u64>>,
     total_errors: AtomicU64,
+    /// Each command's sums at the last reset (see [`super::striped`] for why a reset
+    /// is a baseline).
+    base: Mutex<Vec<Sums>>,
 }
+
+/// One command's counters summed over the stripes: calls, usec, rejected, failed.
+type Sums = [u64; 4];
 
 fn index() -> &'static (Vec<&'static str>, NameTable<usize>) {
     static IDX: OnceLock<(Vec<&'static str>, NameTable<usize>)> = OnceLock::new();
@@ -67,6 +73,7 @@ impl Default for CommandStats {
                 .collect(),
             errors: Mutex::new(BTreeMap::new()),
             total_errors: AtomicU64::new(0),
+            base: Mutex::new(vec![[0; 4]; names.len()]),
         }
     }
 }
@@ -79,18 +86,16 @@ pub fn command_name(i: usize) -> Option<&'static str> {
 impl CommandStats {
     /// Counts one call of the command at index `i` ([`commands::lookup_indexed`]).
     pub fn record_at(&self, i: usize, usec: u64, result: CallResult) {
-        let Some(c) = self.mine(i) else {
+        let Some((s, c)) = self.mine(i) else {
             return;
         };
         match result {
-            CallResult::Rejected => {
-                c.rejected.fetch_add(1, Ordering::Relaxed);
-            }
+            CallResult::Rejected => s.add(&c.rejected, 1),
             CallResult::Ok | CallResult::Failed => {
-                c.calls.fetch_add(1, Ordering::Relaxed);
-                c.usec.fetch_add(usec, Ordering::Relaxed);
+                s.add(&c.calls, 1);
+                s.add(&c.usec, usec);
                 if result == CallResult::Failed {
-                    c.failed.fetch_add(1, Ordering::Relaxed);
+                    s.add(&c.failed, 1);
                 }
             }
         }
@@ -99,8 +104,8 @@ impl CommandStats {
     /// Marks one already counted call of `name` as failed (a write's error arrives
     /// after the call was counted).
     pub fn record_failed(&self, name: &str) {
-        if let Some(c) = index().1.get(name.as_bytes()).and_then(|i| self.mine(i)) {
-            c.failed.fetch_add(1, Ordering::Relaxed);
+        if let Some((s, c)) = index().1.get(name.as_bytes()).and_then(|i| self.mine(i)) {
+            s.add(&c.failed, 1);
         }
     }
 
@@ -117,26 +122,44 @@ impl CommandStats {
         *self.errors.lock().entry(code).or_insert(0) += 1;
     }
 
-    /// This thread's counters of the command at index `i`.
-    fn mine(&self, i: usize) -> Option<&CmdCounters> {
-        self.stripes.get(stripe()).and_then(|s| s.get(i))
+    /// This thread's stripe and its counters of the command at index `i`.
+    fn mine(&self, i: usize) -> Option<(Stripe, &CmdCounters)> {
+        let s = stripe();
+        self.stripes
+            .get(s.index)
+            .and_then(|c| c.get(i))
+            .map(|c| (s, c))
+    }
+
+    /// Every command's counters summed over the stripes, since the start.
+    fn sums(&self) -> Vec<Sums> {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        (0..self.names.len())
+            .map(|i| {
+                let mut sum = [0u64; 4];
+                for c in self.stripes.iter().filter_map(|s| s.get(i)) {
+                    for (t, a) in sum
+                        .iter_mut()
+                        .zip([&c.calls, &c.usec, &c.rejected, &c.failed])
+                    {
+                        *t = t.wrapping_add(r(a));
+                    }
+                }
+                sum
+            })
+            .collect()
     }
 
     /// (name, calls, usec, rejected, failed) of every command used since the last reset.
     pub fn snapshot(&self) -> Vec<(&'static str, u64, u64, u64, u64)> {
-        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let base = self.base.lock();
         self.names
             .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                let mut sum = (*n, 0u64, 0u64, 0u64, 0u64);
-                for c in self.stripes.iter().filter_map(|s| s.get(i)) {
-                    sum.1 += r(&c.calls);
-                    sum.2 += r(&c.usec);
-                    sum.3 += r(&c.rejected);
-                    sum.4 += r(&c.failed);
-                }
-                sum
+            .zip(self.sums())
+            .zip(base.iter())
+            .map(|((n, now), was)| {
+                let d = |k: usize| now[k].wrapping_sub(was[k]);
+                (*n, d(0), d(1), d(2), d(3))
             })
             .filter(|(_, calls, _, rej, fail)| calls + rej + fail > 0)
             .collect()
@@ -158,11 +181,7 @@ impl CommandStats {
 
     /// CONFIG RESETSTAT.
     pub fn reset(&self) {
-        for c in self.stripes.iter().flat_map(|s| s.iter()) {
-            for a in [&c.calls, &c.usec, &c.rejected, &c.failed] {
-                a.store(0, Ordering::Relaxed);
-            }
-        }
+        *self.base.lock() = self.sums();
         self.errors.lock().clear();
         self.total_errors.store(0, Ordering::Relaxed);
     }
