@@ -349,7 +349,7 @@ fn get_at(ex: &Exec, key: &[u8], l: &List, abs: i64) -> CmdResult<Bytes> {
     l.chunks.get(ex, abs)?.ok_or_else(|| missing(key, abs))
 }
 
-fn push_one(ex: &mut Exec, l: &mut List, end: End, v: Bytes) -> CmdResult<()> {
+fn push_one(ex: &mut Exec, l: &mut List, end: End, v: &Bytes) -> CmdResult<()> {
     let at = match end {
         End::Left => {
             l.head = l.head.checked_sub(1).ok_or_else(exhausted)?;
@@ -443,7 +443,7 @@ fn push_generic(ex: &mut Exec, args: &[Bytes], end: End, only_existing: bool) ->
         None => (None, List::fresh(ex)),
     };
     for v in &args[2..] {
-        push_one(ex, &mut l, end, v.clone())?;
+        push_one(ex, &mut l, end, v)?;
     }
     store(ex, key, &mut l, old.as_ref())?;
     ex.notify('l', end.push_event(), key);
@@ -520,7 +520,7 @@ fn lset(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let Some(i) = norm_index(idx, l.len()) else {
         return fail(errors::INDEX_OUT_OF_RANGE);
     };
-    l.chunks.set(ex, l.head + i, args[3].clone())?;
+    l.chunks.set(ex, l.head + i, &args[3])?;
     l.chunks.flush(ex)?;
     ex.touch(key);
     Ok(Reply::Ok)
@@ -573,7 +573,7 @@ fn ltrim(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         let mut nl = List::fresh(ex);
         nl.expire_at = l.expire_at;
         for (_, v) in items {
-            push_one(ex, &mut nl, End::Right, v)?;
+            push_one(ex, &mut nl, End::Right, &v)?;
         }
         store(ex, key, &mut nl, Some(&old))?;
     } else {
@@ -641,7 +641,7 @@ fn close_gaps(ex: &mut Exec, l: &mut List, removed: &[i64]) -> CmdResult<()> {
                 continue;
             }
             if idx != w {
-                l.chunks.set(ex, w, v)?;
+                l.chunks.set(ex, w, &v)?;
             }
             w += 1;
         }
@@ -658,7 +658,7 @@ fn close_gaps(ex: &mut Exec, l: &mut List, removed: &[i64]) -> CmdResult<()> {
                 continue;
             }
             if idx != w {
-                l.chunks.set(ex, w, v)?;
+                l.chunks.set(ex, w, &v)?;
             }
             w -= 1;
         }
@@ -705,17 +705,17 @@ fn insert_at(ex: &mut Exec, l: &mut List, q: i64, v: Bytes) -> CmdResult<()> {
         let items = collect_range(ex, l, l.head, q, Direction::Forward)?;
         let new_head = l.head.checked_sub(1).ok_or_else(exhausted)?;
         for (idx, val) in items {
-            l.chunks.set(ex, idx - 1, val)?;
+            l.chunks.set(ex, idx - 1, &val)?;
         }
-        l.chunks.set(ex, q - 1, v)?;
+        l.chunks.set(ex, q - 1, &v)?;
         l.head = new_head;
     } else {
         let new_tail = l.tail.checked_add(1).ok_or_else(exhausted)?;
         let items = collect_range(ex, l, q, l.tail, Direction::Reverse)?;
         for (idx, val) in items {
-            l.chunks.set(ex, idx + 1, val)?;
+            l.chunks.set(ex, idx + 1, &val)?;
         }
-        l.chunks.set(ex, q, v)?;
+        l.chunks.set(ex, q, &v)?;
         l.tail = new_tail;
     }
     Ok(())
@@ -806,7 +806,7 @@ fn move_generic(ex: &mut Exec, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
     };
     if src == dst {
         let v = pop_one(ex, src, &mut sl, from)?;
-        push_one(ex, &mut sl, to, v.clone())?;
+        push_one(ex, &mut sl, to, &v)?;
         store(ex, src, &mut sl, Some(&sold))?;
         return Ok(Reply::Bulk(v));
     }
@@ -816,7 +816,7 @@ fn move_generic(ex: &mut Exec, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
         None => (None, List::fresh(ex)),
     };
     let v = pop_one(ex, src, &mut sl, from)?;
-    push_one(ex, &mut dl, to, v.clone())?;
+    push_one(ex, &mut dl, to, &v)?;
     store(ex, src, &mut sl, Some(&sold))?;
     store(ex, dst, &mut dl, dold.as_ref())?;
     Ok(Reply::Bulk(v))

@@ -322,8 +322,10 @@ impl Chunks {
         }
     }
 
-    /// Puts `v` at absolute index `abs`.
-    pub fn set(&mut self, ex: &Exec, abs: i64, v: Bytes) -> Result<()> {
+    /// Puts `v` at absolute index `abs`. Lent, not given: a packed chunk copies it,
+    /// and only an unpacked one keeps a handle (each clone and drop of a request's
+    /// argument is an atomic on the read buffer's count).
+    pub fn set(&mut self, ex: &Exec, abs: i64, v: &Bytes) -> Result<()> {
         let (id, slot, shift) = (self.id(abs), self.slot(abs), self.shift);
         if !self.is_open(id) && shift > 0 && !self.is_cleared(id) {
             // A push onto a stored record grows it straight from where it lies: one copy
@@ -334,10 +336,10 @@ impl Chunks {
             let fused = ex
                 .read_value(&rk, |rec| {
                     if is_prepend(rec, slot) {
-                        return Ok(grow(rec, None, None, slot, &v).map(|(g, l)| (g, None, l)));
+                        return Ok(grow(rec, None, None, slot, v).map(|(g, l)| (g, None, l)));
                     }
                     let (count, _, last) = framing(shift, rec)?;
-                    Ok(grow(rec, Some(count), Some(last), slot, &v)
+                    Ok(grow(rec, Some(count), Some(last), slot, v)
                         .map(|(g, l)| (g, Some(count + 1), l)))
                 })?
                 .transpose()
@@ -353,14 +355,14 @@ impl Chunks {
             if !is_prepend(rec, slot) {
                 known_count(shift, rk, rec, count, last)?;
             }
-            if let Some((grown, span)) = grow(rec, *count, *last, slot, &v) {
+            if let Some((grown, span)) = grow(rec, *count, *last, slot, v) {
                 *rec = grown;
                 *last = span;
                 *count = count.map(|n| n + 1);
                 return Ok(());
             }
         }
-        self.open(ex, id)?[slot] = Some(v);
+        self.open(ex, id)?[slot] = Some(v.clone());
         Ok(())
     }
 

@@ -33,7 +33,7 @@ use tokio::sync::oneshot;
 
 use super::acks::Acks;
 use super::state::{Lifecycle, NodeState};
-use super::{ApplyHooks, Control, Request, SnapshotReply, WriteResult};
+use super::{ApplyHook, ApplyHooks, Control, Request, SnapshotReply, WriteResult};
 use crate::clock::unix_now_ms;
 use crate::config::Config;
 use crate::wal::{Wal, WalError};
@@ -97,6 +97,9 @@ pub(super) struct ApplyLoop {
     save_tried_at: Option<Instant>,
     wal_bytes_after_snapshot: u64,
     hooks: ApplyHooks,
+    /// This thread's copy of `hooks`, as of `hooks_seen` registrations.
+    hooks_here: Vec<ApplyHook>,
+    hooks_seen: u64,
     /// The round's entries applied so far, written to storage as one batch at the
     /// round's end (see `flush_group`).
     group: Option<Group>,
@@ -189,6 +192,8 @@ impl ApplyLoop {
             save_tried_at: None,
             wal_bytes_after_snapshot,
             hooks,
+            hooks_here: Vec::new(),
+            hooks_seen: 0,
             group: None,
             group_lost: false,
             deferred_events: Vec::new(),
@@ -462,7 +467,10 @@ impl ApplyLoop {
             self.flush_group()?;
         }
         // In order and at once: a WATCH later in this round must see this entry's keys.
-        for hook in self.hooks.read().iter() {
+        if let Some(now) = self.hooks.changed_since(&mut self.hooks_seen) {
+            self.hooks_here = now;
+        }
+        for hook in &self.hooks_here {
             hook(op, &applied);
         }
         self.deferred_events.extend_from_slice(&applied.events);

@@ -13,7 +13,7 @@
 //! like any other and run once, non-blocking, inside the `Op::Multi`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +46,9 @@ type Switch = (Arc<Notify>, Arc<AtomicBool>);
 #[derive(Debug, Default)]
 pub struct BlockRegistry {
     queues: Mutex<HashMap<(u8, Bytes), VecDeque<Waiter>>>,
+    /// `queues.len()`, stored under the lock by every change, so that the hook skips
+    /// the lock while nobody waits (see [`BlockRegistry::on_applied`]).
+    waited_on: AtomicUsize,
     by_client: Mutex<HashMap<u64, Switch>>,
 }
 
@@ -55,10 +58,12 @@ impl BlockRegistry {
         if applied.touched.is_empty() {
             return;
         }
-        let queues = self.queues.lock();
-        if queues.is_empty() {
+        // As in the WATCH hook: a write whose hook reads 0 here comes before the
+        // registration, and the client's retry after registering is applied after it.
+        if self.waited_on.load(Ordering::SeqCst) == 0 {
             return;
         }
+        let queues = self.queues.lock();
         for (db, key) in &applied.touched {
             if let Some(w) = queues
                 .get(&(*db, Bytes::copy_from_slice(key)))
@@ -100,6 +105,7 @@ impl BlockRegistry {
                 });
             }
         }
+        self.waited_on.store(queues.len(), Ordering::SeqCst);
         drop(queues);
         self.by_client
             .lock()
@@ -125,6 +131,7 @@ impl BlockRegistry {
                 }
             }
         }
+        self.waited_on.store(queues.len(), Ordering::SeqCst);
     }
 }
 

@@ -211,18 +211,19 @@ impl Session {
     /// feeds commandstats, SLOWLOG and LATENCY.
     /// `found` is the command `args` names, from [`commands::lookup_indexed`].
     pub async fn execute(&mut self, mut args: Vec<Bytes>, found: Option<(Cmd, usize)>) -> Flow {
-        let handle = Arc::clone(&self.client.handle);
+        // Borrowed from the client each time, not cloned: a clone and its drop were
+        // two atomic read-modify-writes per command.
         let cmd = found.map(|(c, _)| c);
         if let Some((c, index)) = found {
             // Set before a pause so CLIENT LIST shows what a paused client waits with.
-            handle.admin.set_last_cmd(index);
+            self.client.handle.admin.set_last_cmd(index);
             // CLIENT stays available so a paused server can be unpaused.
             if c.name() != "client" && self.shared.pause.armed() {
                 self.shared.pause.wait(admin_hooks::is_write(c)).await;
                 self.begin_input();
             }
         }
-        let mode = handle.admin.reply.load(Ordering::Relaxed);
+        let mode = self.client.handle.admin.reply.load(Ordering::Relaxed);
         // Subscription confirmations are pub/sub pushes: CLIENT REPLY OFF/SKIP does not
         // silence them (Redis 7.2).
         let pubsub = cmd.is_some_and(|c| {
@@ -251,7 +252,7 @@ impl Session {
             Some(t) => t,
             None => {
                 let t = crate::clock::mono_ns();
-                handle.touch_at(t);
+                self.client.handle.touch_at(t);
                 t
             }
         };
@@ -273,19 +274,20 @@ impl Session {
         }
         // Empty when a write took them to the funnel: its time here is submission only.
         if self.shared.slowlog.enabled() && !args.is_empty() {
-            admin_hooks::observe_slow(&self.shared, &handle, &args, usec);
+            admin_hooks::observe_slow(&self.shared, &self.client.handle, &args, usec);
         }
-        handle.admin.resp.store(
+        self.client.handle.admin.resp.store(
             admin_hooks::resp_number(self.client.protocol),
             Ordering::Relaxed,
         );
         if let Some(mark) = mark {
-            let now = handle.admin.reply.load(Ordering::Relaxed);
+            let now = self.client.handle.admin.reply.load(Ordering::Relaxed);
             if admin_hooks::mute(mode, now) {
                 self.settle().await;
                 self.out.truncate(mark);
             }
-            handle
+            self.client
+                .handle
                 .admin
                 .reply
                 .store(admin_hooks::next_mode(mode, now), Ordering::Relaxed);

@@ -10,7 +10,7 @@
 //! has not been deleted yet is found by EXEC's own check ([`WatchSet::expired_since`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -32,6 +32,9 @@ struct Watcher {
 #[derive(Debug, Default)]
 pub struct WatchRegistry {
     keys: Mutex<HashMap<(u8, Bytes), Vec<Watcher>>>,
+    /// `keys.len()`, stored under the lock by every change, so that the hook skips the
+    /// lock while nobody watches (see [`WatchRegistry::on_applied`]).
+    watched: AtomicUsize,
 }
 
 impl WatchRegistry {
@@ -40,11 +43,15 @@ impl WatchRegistry {
         if applied.touched.is_empty() {
             return;
         }
-        let expiry = matches!(op, Op::ExpireDue { .. } | Op::ExpireCycle { .. });
-        let keys = self.keys.lock();
-        if keys.is_empty() {
+        // Sequentially consistent with the store in `add`: a write whose hook reads 0
+        // here comes before the watch in that order, as it would had it taken the lock
+        // first. The lock's acquire and release were two atomic read-modify-writes per
+        // write, a barrier each (~1% of LPUSH -P 16's cycles).
+        if self.watched.load(Ordering::SeqCst) == 0 {
             return;
         }
+        let expiry = matches!(op, Op::ExpireDue { .. } | Op::ExpireCycle { .. });
+        let keys = self.keys.lock();
         for (db, key) in &applied.touched {
             let Some(ws) = keys.get(&(*db, Bytes::copy_from_slice(key))) else {
                 continue;
@@ -67,7 +74,9 @@ impl WatchRegistry {
     }
 
     fn add(&self, db: u8, key: Bytes, w: Watcher) {
-        self.keys.lock().entry((db, key)).or_default().push(w);
+        let mut keys = self.keys.lock();
+        keys.entry((db, key)).or_default().push(w);
+        self.watched.store(keys.len(), Ordering::SeqCst);
     }
 
     fn remove(&self, client: u64, watched: &[WatchedKey]) {
@@ -81,6 +90,7 @@ impl WatchRegistry {
                 }
             }
         }
+        self.watched.store(keys.len(), Ordering::SeqCst);
     }
 
     /// Keys watched by anyone (for tests and INFO).
