@@ -336,8 +336,11 @@ mod tests {
             ..Config::default()
         };
         let (coord, _) = Coordinator::start(Arc::new(RwLock::new(config))).expect("start");
+        // Long enough that no tick can expire them before the test holds the funnel.
+        let ttl = Duration::from_millis(300);
+        let set_at = Instant::now();
         for i in 0..10 {
-            let args = ["SET", &format!("k{i}"), "v", "PX", "1"]
+            let args = ["SET", &format!("k{i}"), "v", "PX", "300"]
                 .iter()
                 .map(|a| Bytes::copy_from_slice(a.as_bytes()))
                 .collect();
@@ -349,6 +352,9 @@ mod tests {
         let expired = || coord.state().expired_keys.load(Ordering::Relaxed);
         let funnel = &coord.funnel;
         let held = funnel.state.lock();
+        std::thread::sleep(
+            (set_at + ttl + Duration::from_millis(50)).saturating_duration_since(Instant::now()),
+        );
         // The apply thread's timer goes off and finds the funnel taken: it does not
         // wait for it, it leaves the tick to the holder.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -361,7 +367,7 @@ mod tests {
         // Right after the timer, the apply thread sleeps ~100 ms: this drive is the one
         // that runs the tick.
         assert!(funnel.drive(usize::MAX));
-        assert_eq!(expired(), 10);
+        assert_eq!(expired(), 10, "the holder's drive ran the due tick");
         assert!(!funnel.tick_due.load(Ordering::SeqCst));
         coord.shutdown(false).expect("shutdown");
     }
