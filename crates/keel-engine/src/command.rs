@@ -37,6 +37,10 @@ pub mod flags {
     /// counting as an access (Redis's LOOKUP_NOTOUCH), or OBJECT IDLETIME would always
     /// answer 0.
     pub const NO_TOUCH: u32 = 1 << 8;
+    /// keel's own hint, not shown by COMMAND: the command reaches its key's metadata only
+    /// through helpers that ask [`crate::kv::WriteTx::held`] first, so the metadata a
+    /// previous command of the group left held need not be written out before it runs.
+    pub const HOLDS_META: u32 = 1 << 9;
 
     /// Flag names as COMMAND prints them.
     pub fn names(f: u32) -> Vec<&'static str> {

@@ -571,6 +571,10 @@ impl Engine {
                 .unwrap_or_else(|| WriteTx::new(Arc::clone(&self.store)))
         });
         tx.mark();
+        if !matches!(op, Op::Command { .. } | Op::Multi { .. }) {
+            // Only commands (run_one) know whether they may leave metadata held.
+            tx.release_held();
+        }
         let mut ex = Exec::new(
             Access::Write(tx),
             0,
@@ -877,6 +881,9 @@ fn run_one(
     }
     if let Some(tx) = ex.tx_mut() {
         tx.mark();
+        if spec.flags & flags::HOLDS_META == 0 {
+            tx.release_held();
+        }
     }
     let touched_before = ex.touched.len();
     let events_before = ex.events.len();

@@ -385,6 +385,26 @@ impl<'a> Exec<'a> {
         Ok(())
     }
 
+    /// The metadata of `key` in the current database that an earlier write of this
+    /// group left held (see [`WriteTx::hold`]); None on the read path.
+    pub fn held_meta(&self, key: &[u8]) -> Option<Meta> {
+        match &self.access {
+            Access::Write(tx) => tx.held(self.db, key).cloned(),
+            Access::Read(_) | Access::Latest(_) => None,
+        }
+    }
+
+    /// Writes `meta` for `key` in the current database like [`Exec::put_meta`] does for
+    /// a key that exists, with the same expiry and version, but keeps it held instead of
+    /// encoding it (see [`WriteTx::hold`]). Only a command flagged
+    /// [`crate::command::flags::HOLDS_META`] may leave metadata held.
+    pub fn hold_meta(&mut self, key: &[u8], meta: Meta) -> CmdResult<()> {
+        let (db, seq) = (self.db, self.seq);
+        self.tx()?.hold(db, key, meta, seq);
+        self.touch_in(db, key);
+        Ok(())
+    }
+
     /// Deletes `key` (described by `meta`) from the current database in O(1): the
     /// metadata goes, a collection's sub-keys are queued for background collection.
     pub fn delete_key(&mut self, key: &[u8], meta: &Meta) -> CmdResult<()> {

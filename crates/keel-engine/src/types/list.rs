@@ -85,12 +85,12 @@ const SIGN: u64 = 1 << 63;
 
 /// The list commands.
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("lpush", -3, WRITE | DENYOOM | FAST, 1, 1, "Prepends one or more elements to a list. Creates the key if it doesn't exist.", lpush),
-    spec("rpush", -3, WRITE | DENYOOM | FAST, 1, 1, "Appends one or more elements to a list. Creates the key if it doesn't exist.", rpush),
-    spec("lpushx", -3, WRITE | DENYOOM | FAST, 1, 1, "Prepends one or more elements to a list only when the list exists.", lpushx),
-    spec("rpushx", -3, WRITE | DENYOOM | FAST, 1, 1, "Appends one or more elements to a list only when the list exists.", rpushx),
-    spec("lpop", -2, WRITE | FAST, 1, 1, "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", lpop),
-    spec("rpop", -2, WRITE | FAST, 1, 1, "Returns and removes the last elements of a list. Deletes the list if the last element was popped.", rpop),
+    spec("lpush", -3, WRITE | DENYOOM | FAST | HOLDS_META, 1, 1, "Prepends one or more elements to a list. Creates the key if it doesn't exist.", lpush),
+    spec("rpush", -3, WRITE | DENYOOM | FAST | HOLDS_META, 1, 1, "Appends one or more elements to a list. Creates the key if it doesn't exist.", rpush),
+    spec("lpushx", -3, WRITE | DENYOOM | FAST | HOLDS_META, 1, 1, "Prepends one or more elements to a list only when the list exists.", lpushx),
+    spec("rpushx", -3, WRITE | DENYOOM | FAST | HOLDS_META, 1, 1, "Appends one or more elements to a list only when the list exists.", rpushx),
+    spec("lpop", -2, WRITE | FAST | HOLDS_META, 1, 1, "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", lpop),
+    spec("rpop", -2, WRITE | FAST | HOLDS_META, 1, 1, "Returns and removes the last elements of a list. Deletes the list if the last element was popped.", rpop),
     spec("llen", 2, READONLY | FAST, 1, 1, "Returns the length of a list.", llen),
     spec("lindex", 3, READONLY, 1, 1, "Returns an element from a list by its index.", lindex),
     spec("lset", 4, WRITE | DENYOOM, 1, 1, "Sets the value of an element in a list by its index.", lset),
@@ -286,8 +286,13 @@ impl List {
     }
 }
 
-/// The list at `key` (WRONGTYPE for other types) with its metadata record.
+/// The list at `key` (WRONGTYPE for other types) with its metadata record, as held by
+/// an earlier push or pop of this group if it was (see [`store_held`]).
 fn load(ex: &mut Exec, key: &[u8]) -> CmdResult<Option<(Meta, List)>> {
+    if let Some(m) = ex.held_meta(key) {
+        let l = List::from_meta(key, &m)?;
+        return Ok(Some((m, l)));
+    }
     match ex.typed(key, KeyType::List)? {
         Some(m) => {
             let l = List::from_meta(key, &m)?;
@@ -309,6 +314,22 @@ fn store(ex: &mut Exec, key: &[u8], l: &mut List, old: Option<&Meta>) -> CmdResu
         l.chunks.flush(ex)?;
         ex.put_meta(key, &l.to_meta(), old)
     }
+}
+
+/// [`store`] for the commands flagged `HOLDS_META` (the pushes and pops without
+/// blocking): a list that was there before, keeps its version and has no expiry keeps
+/// its metadata held for the group's next command instead of writing it (see
+/// `WriteTx::hold`). An expiring list is left out so that a held record never needs
+/// the expiry check.
+fn store_held(ex: &mut Exec, key: &[u8], l: &mut List, old: Option<&Meta>) -> CmdResult<()> {
+    let same = old.is_some_and(|o| {
+        o.expire_at.is_none() && l.expire_at.is_none() && o.version() == Some(l.chunks.version())
+    });
+    if !same || l.len() == 0 {
+        return store(ex, key, l, old);
+    }
+    l.chunks.flush(ex)?;
+    ex.hold_meta(key, l.to_meta())
 }
 
 /// Elements at absolute indices `from..to` in `dir` order, with their indices.
@@ -445,7 +466,7 @@ fn push_generic(ex: &mut Exec, args: &[Bytes], end: End, only_existing: bool) ->
     for v in &args[2..] {
         push_one(ex, &mut l, end, v)?;
     }
-    store(ex, key, &mut l, old.as_ref())?;
+    store_held(ex, key, &mut l, old.as_ref())?;
     ex.notify('l', end.push_event(), key);
     Ok(Reply::Int(l.len()))
 }
@@ -480,7 +501,7 @@ fn pop_generic(ex: &mut Exec, args: &[Bytes], end: End, name: &str) -> CmdResult
     match count {
         None => {
             let v = pop_one(ex, key, &mut l, end)?;
-            store(ex, key, &mut l, Some(&old))?;
+            store_held(ex, key, &mut l, Some(&old))?;
             ex.notify('l', end.pop_event(), key);
             Ok(Reply::Bulk(v))
         }
@@ -488,7 +509,7 @@ fn pop_generic(ex: &mut Exec, args: &[Bytes], end: End, name: &str) -> CmdResult
         Some(c) => {
             let n = c.min(l.len());
             let items = pop_n(ex, &mut l, end, n)?;
-            store(ex, key, &mut l, Some(&old))?;
+            store_held(ex, key, &mut l, Some(&old))?;
             ex.notify('l', end.pop_event(), key);
             Ok(Reply::bulks(items))
         }
