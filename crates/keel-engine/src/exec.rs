@@ -371,13 +371,8 @@ impl<'a> Exec<'a> {
             }
         }
         let seq = self.seq;
-        let tx = self.tx()?;
-        let rec = tx.build(meta.encoded_len(), |b| meta.encode_into(seq, b));
-        let mkey = tx.build(keys::META_PREFIX_LEN + key.len(), |b| {
-            keys::write_meta_key(b, db, key)
-        });
+        self.tx()?.put_meta_record(db, key, meta, seq);
         self.touch_in(db, key);
-        self.put(mkey, rec)?;
         if old.is_none() {
             // Redis raises `new` whenever a key is added to a database.
             self.notify_in(db, 'n', "new", key);

@@ -285,11 +285,17 @@ impl WriteTx {
         }) else {
             return;
         };
-        let rec = self.build(h.meta.encoded_len(), |b| h.meta.encode_into(h.seq, b));
-        let mkey = self.build(keys::META_PREFIX_LEN + h.key.len(), |b| {
-            keys::write_meta_key(b, h.db, &h.key)
+        self.put_meta_record(h.db, &h.key, &h.meta, h.seq);
+    }
+
+    /// Buffers `meta` as the metadata record of `key` in `db`, written by the entry at
+    /// log index `seq`, its storage key and record built in the arena.
+    pub fn put_meta_record(&mut self, db: u8, key: &[u8], meta: &Meta, seq: u64) {
+        let rec = self.build(meta.encoded_len(), |b| meta.encode_into(seq, b));
+        let mkey = self.build(keys::META_PREFIX_LEN + key.len(), |b| {
+            keys::write_meta_key(b, db, key)
         });
-        self.buffer(mkey, Some(rec));
+        self.put(mkey, rec);
     }
 
     /// Whether `key` (a storage key) is the held metadata's record.

@@ -317,15 +317,12 @@ fn store(ex: &mut Exec, key: &[u8], l: &mut List, old: Option<&Meta>) -> CmdResu
 }
 
 /// [`store`] for the commands flagged `HOLDS_META` (the pushes and pops without
-/// blocking): a list that was there before, keeps its version and has no expiry keeps
-/// its metadata held for the group's next command instead of writing it (see
-/// `WriteTx::hold`). An expiring list is left out so that a held record never needs
-/// the expiry check.
+/// blocking): a list that was there before and has no expiry keeps its metadata held
+/// for the group's next command instead of writing it (see `WriteTx::hold`). A push or
+/// pop keeps the loaded list's version and expiry, so `old` tells both. An expiring
+/// list is left out so that a held record never needs the expiry check.
 fn store_held(ex: &mut Exec, key: &[u8], l: &mut List, old: Option<&Meta>) -> CmdResult<()> {
-    let same = old.is_some_and(|o| {
-        o.expire_at.is_none() && l.expire_at.is_none() && o.version() == Some(l.chunks.version())
-    });
-    if !same || l.len() == 0 {
+    if old.is_none_or(|o| o.expire_at.is_some()) || l.len() == 0 {
         return store(ex, key, l, old);
     }
     l.chunks.flush(ex)?;
