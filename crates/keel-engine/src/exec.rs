@@ -423,7 +423,7 @@ impl<'a> Exec<'a> {
         if let Some(at) = meta.expire_at {
             self.delete(keys::expiry_key(db, at, key))?;
         }
-        self.delete(keys::meta_key(db, key))?;
+        self.tx()?.delete_meta_record(db, key);
         self.touch_in(db, key);
         Ok(())
     }

@@ -231,7 +231,9 @@ impl WriteTx {
     /// The held record is stale in the overlay, so only code that asks [`WriteTx::held`]
     /// first may look at that key's metadata meanwhile: the engine releases before every
     /// command without [`crate::command::flags::HOLDS_META`] and every other entry, a
-    /// write of the key's metadata record releases it, and so does taking the batch.
+    /// write of the key's metadata record ([`WriteTx::put_meta_record`],
+    /// [`WriteTx::delete_meta_record`], the only writers of one inside such a command)
+    /// replaces it, and taking the batch releases it.
     pub fn hold(&mut self, db: u8, key: &[u8], meta: Meta, seq: u64) {
         let other = self
             .held_now()
@@ -291,11 +293,36 @@ impl WriteTx {
     /// Buffers `meta` as the metadata record of `key` in `db`, written by the entry at
     /// log index `seq`, its storage key and record built in the arena.
     pub fn put_meta_record(&mut self, db: u8, key: &[u8], meta: &Meta, seq: u64) {
+        self.drop_held_for(db, key);
         let rec = self.build(meta.encoded_len(), |b| meta.encode_into(seq, b));
         let mkey = self.build(keys::META_PREFIX_LEN + key.len(), |b| {
             keys::write_meta_key(b, db, key)
         });
         self.put(mkey, rec);
+    }
+
+    /// Buffers the delete of `key`'s metadata record in `db`.
+    pub fn delete_meta_record(&mut self, db: u8, key: &[u8]) {
+        self.drop_held_for(db, key);
+        self.delete(keys::meta_key(db, key));
+    }
+
+    /// Forgets the held metadata when it is `key`'s in `db`, whose record a write is
+    /// replacing. Only the two metadata-record writers above call this: every other
+    /// write of a metadata record comes from a command that released the hold first, and
+    /// checking in [`WriteTx::buffer`] cost every write ~55 instructions (it stopped
+    /// being inlined).
+    #[inline]
+    fn drop_held_for(&mut self, db: u8, key: &[u8]) {
+        if let Some(s) = self.held.as_mut() {
+            if s.now
+                .as_ref()
+                .is_some_and(|h| h.db == db && h.key.as_slice() == key)
+            {
+                s.note();
+                s.now = None;
+            }
+        }
     }
 
     /// Whether `key` (a storage key) is the held metadata's record.
@@ -349,7 +376,10 @@ impl WriteTx {
 
     #[inline]
     fn buffer_slice(&mut self, key: &[u8], value: Option<Bytes>) {
-        self.drop_held_for(key);
+        debug_assert!(
+            !self.is_held_record(key),
+            "a held record written past its hold"
+        );
         match self.overlay.get_full_mut(key) {
             Some((at, _, v)) => {
                 let prev = std::mem::replace(v, value);
@@ -361,7 +391,10 @@ impl WriteTx {
 
     #[inline]
     fn buffer(&mut self, key: Bytes, value: Option<Bytes>) {
-        self.drop_held_for(&key);
+        debug_assert!(
+            !self.is_held_record(&key),
+            "a held record written past its hold"
+        );
         match self.overlay.entry(key) {
             Entry::Occupied(mut e) => {
                 let prev = std::mem::replace(e.get_mut(), value);
@@ -373,17 +406,6 @@ impl WriteTx {
                 }
                 self.undo.push((e.index(), None));
                 e.insert(value);
-            }
-        }
-    }
-
-    /// Forgets the held metadata when `key` is its record, which a write is replacing.
-    #[inline]
-    fn drop_held_for(&mut self, key: &[u8]) {
-        if self.is_held_record(key) {
-            if let Some(s) = self.held.as_mut() {
-                s.note();
-                s.now = None;
             }
         }
     }
