@@ -585,6 +585,38 @@ struct Scratch<V> {
     settle: Vec<EntryRef<V>>,
     /// Chains that went back to one version, reused by the next overwrite.
     spare: Vec<Chain<V>>,
+    /// The counters' changes since the writer last added them in (see [`Tally`]).
+    tally: Tally,
+}
+
+/// Changes to the index's counters, gathered while the writer holds its lists and added
+/// to the shared counters once per batch. Each counter's atomic add is a full barrier on
+/// x86: three or four per written key (an overwrite's two `retained` changes usually
+/// cancel) made each key's cache misses wait for the previous key's.
+#[derive(Debug, Default)]
+struct Tally {
+    keys: i64,
+    bytes: i64,
+    retained: i64,
+}
+
+impl Tally {
+    /// Counts a key's newest value changing from `old` to `new` weight (`None`: absent).
+    fn account(&mut self, key_len: usize, old: Option<u64>, new: Option<u64>) {
+        let weight = |w: u64| (key_len as u64 + w) as i64;
+        match (old, new) {
+            (None, Some(w)) => {
+                self.keys += 1;
+                self.bytes += weight(w);
+            }
+            (Some(w), None) => {
+                self.keys -= 1;
+                self.bytes -= weight(w);
+            }
+            (Some(a), Some(b)) => self.bytes += b as i64 - a as i64,
+            (None, None) => {}
+        }
+    }
 }
 
 impl<V> Scratch<V> {
@@ -649,6 +681,7 @@ impl<V: IndexValue> HashedIndex<V> {
             scratch: Mutex::new(Scratch {
                 settle: Vec::new(),
                 spare: Vec::new(),
+                tally: Tally::default(),
             }),
             gc_queue: Mutex::new(VecDeque::new()),
             live_keys: AtomicI64::new(0),
@@ -1006,6 +1039,8 @@ impl<V: IndexValue> HashedIndex<V> {
         // grows as usual.
         let per = keys / SHARDS;
         let per = per + per / 8 + 8;
+        // Tables change only under the writer's lists' lock (see `apply_one`).
+        let _writer = self.scratch.lock();
         for shard in self.shards.iter() {
             shard.table.write().reserve(per, |e| self.hash(e.key()));
         }
@@ -1041,7 +1076,7 @@ impl<V: IndexValue> HashedIndex<V> {
                     .map(|(k, v)| (self.hash(k.as_ref()), k, v)),
             );
             if window.is_empty() {
-                return;
+                break;
             }
             for (hash, _, _) in &window {
                 self.shard_of(*hash).prefetch_home(*hash);
@@ -1058,6 +1093,7 @@ impl<V: IndexValue> HashedIndex<V> {
                 );
             }
         }
+        self.add_tally(&mut scratch);
     }
 
     /// Installs one operation of a batch (see [`HashedIndex::apply`]).
@@ -1073,7 +1109,12 @@ impl<V: IndexValue> HashedIndex<V> {
         dropped: &mut impl FnMut(&[u8], Option<&V>),
     ) {
         {
-            let table = self.shard(hash).read();
+            // SAFETY: `scratch` is borrowed from the lock of the writer's lists, and the
+            // tables change only under that lock (inserts here, removals in `collect`,
+            // `reserve`), so nothing changes this one meanwhile and the look-up is a read
+            // among readers. The shard's read lock was two atomics per written key, each
+            // a full barrier that made the key's misses wait for the previous key's.
+            let table = unsafe { &*self.shard(hash).data_ptr() };
             if let Some(e) = table.find(hash, |e| e.key() == key) {
                 self.install(e, seq, horizon, value, scratch, dropped);
                 return;
@@ -1097,7 +1138,9 @@ impl<V: IndexValue> HashedIndex<V> {
             // Deleting an absent key: nothing to record, no reader could see it.
             return;
         }
-        self.account(key.len(), None, value.as_ref().map(|v| v.weight()));
+        scratch
+            .tally
+            .account(key.len(), None, value.as_ref().map(|v| v.weight()));
         // A version at or below the horizon is seen by every reader (only when loading
         // a checkpoint at its own sequence); otherwise it is pending until settled.
         let pending = seq > horizon;
@@ -1154,24 +1197,17 @@ impl<V: IndexValue> HashedIndex<V> {
         *table = grown;
     }
 
-    /// Counts a key's newest value changing from `old` to `new` weight (`None`: absent).
-    fn account(&self, key_len: usize, old: Option<u64>, new: Option<u64>) {
-        match (old, new) {
-            (None, Some(w)) => {
-                self.live_keys.fetch_add(1, Ordering::Relaxed);
-                self.live_bytes
-                    .fetch_add((key_len as u64 + w) as i64, Ordering::Relaxed);
+    /// Adds the writer's tallied counter changes to the shared counters.
+    fn add_tally(&self, scratch: &mut Scratch<V>) {
+        let t = std::mem::take(&mut scratch.tally);
+        for (counter, change) in [
+            (&self.live_keys, t.keys),
+            (&self.live_bytes, t.bytes),
+            (&self.retained, t.retained),
+        ] {
+            if change != 0 {
+                counter.fetch_add(change, Ordering::Relaxed);
             }
-            (Some(w), None) => {
-                self.live_keys.fetch_sub(1, Ordering::Relaxed);
-                self.live_bytes
-                    .fetch_sub((key_len as u64 + w) as i64, Ordering::Relaxed);
-            }
-            (Some(a), Some(b)) => {
-                self.live_bytes
-                    .fetch_add(b as i64 - a as i64, Ordering::Relaxed);
-            }
-            (None, None) => {}
         }
     }
 
@@ -1191,7 +1227,9 @@ impl<V: IndexValue> HashedIndex<V> {
         let view = chain.view();
         let old_weight = view.latest().map(|v| v.weight());
         let before = view.extra();
-        self.account(key.len(), old_weight, value.as_ref().map(|v| v.weight()));
+        scratch
+            .tally
+            .account(key.len(), old_weight, value.as_ref().map(|v| v.weight()));
         let state = match chain.take() {
             State::Pending(old) => {
                 // Written earlier in this same batch (pending versions are this batch's).
@@ -1228,10 +1266,7 @@ impl<V: IndexValue> HashedIndex<V> {
         };
         let settled = matches!(state, State::One(Some(_)));
         chain.put(state);
-        self.retained.fetch_add(
-            chain.view().extra() as i64 - before as i64,
-            Ordering::Relaxed,
-        );
+        scratch.tally.retained += chain.view().extra() as i64 - before as i64;
         if !settled && !entry.queued() {
             entry.set_queued(true);
             scratch.settle.push(entry.clone());
@@ -1256,6 +1291,7 @@ impl<V: IndexValue> HashedIndex<V> {
                 still.push(IndexKey::new(entry.key()));
             }
         }
+        self.add_tally(&mut scratch);
         if !still.is_empty() {
             self.gc_queue.lock().extend(still);
         }
@@ -1288,6 +1324,7 @@ impl<V: IndexValue> HashedIndex<V> {
                 }
             }
         }
+        self.add_tally(&mut scratch);
         if !requeue.is_empty() {
             self.gc_queue.lock().extend(requeue);
         }
@@ -1344,10 +1381,7 @@ impl<V: IndexValue> HashedIndex<V> {
             _ => (false, false),
         };
         chain.put(state);
-        self.retained.fetch_sub(
-            before as i64 - chain.view().extra() as i64,
-            Ordering::Relaxed,
-        );
+        scratch.tally.retained -= before as i64 - chain.view().extra() as i64;
         if !settled {
             return KeyGc::StillNeeded;
         }
