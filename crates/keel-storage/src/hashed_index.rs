@@ -43,7 +43,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hashbrown::HashTable;
 use parking_lot::lock_api::RawMutex as _;
-use parking_lot::{Mutex, RawMutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RawMutex, RwLock};
 use smallvec::SmallVec;
 
 use crate::cache_hint::{prefetch_line, PREFETCH_WINDOW};
@@ -431,11 +431,6 @@ impl<V> EntryRef<V> {
         }
         EntryRef(ptr, PhantomData)
     }
-
-    /// Whether two references point at the same entry.
-    fn ptr_eq(a: &Self, b: &Self) -> bool {
-        a.0 == b.0
-    }
 }
 
 impl<V> std::ops::Deref for EntryRef<V> {
@@ -581,8 +576,10 @@ pub struct HashedIndex<V: IndexValue> {
 /// for all of it: every overwrite took a spare chain and settle gave it back, each under
 /// a lock of its own (~70 instructions per key of an MSET).
 struct Scratch<V> {
-    /// Entries the last applied batch left with versions to prune once it is published.
-    settle: Vec<EntryRef<V>>,
+    /// Entries the batch being applied left with versions to prune once it is
+    /// published: only while an [`Applied`] holds this lock, which keeps every entry
+    /// here alive (see there).
+    settle: Vec<Settling<V>>,
     /// Chains that went back to one version, reused by the next overwrite.
     spare: Vec<Chain<V>>,
     /// The counters' changes since the writer last added them in (see [`Tally`]).
@@ -639,6 +636,46 @@ impl<V> Scratch<V> {
 
 /// Spare chains kept at most (each a box and room for a few versions: ~60 bytes).
 const MAX_SPARE: usize = 1024;
+
+/// An entry in the settle list, named without counting a reference: see [`Applied`].
+struct Settling<V>(NonNull<Entry<V>>);
+
+// SAFETY: only the writer holding the lists' lock reaches the entry through this, and
+// an entry is shared like an `Arc<Mutex<..>>` (see `EntryRef`).
+unsafe impl<V: Send + Sync> Send for Settling<V> {}
+
+/// A batch [`HashedIndex::apply`] installed and [`Applied::settle`] resolves, once the
+/// caller has published its sequence. It holds the writer's lists' lock from one to the
+/// other, so nothing else that changes the index (`collect` removing an entry, above
+/// all) runs in between: every entry of the settle list is then still held by the
+/// tables, and the list names it by pointer. A counted reference was an atomic
+/// increment and decrement per written key, each a full barrier on x86. Dropped
+/// unsettled (a panic on the way), it settles without reporting dropped versions.
+#[must_use = "a batch is settled once its sequence is published"]
+pub struct Applied<'a, V: IndexValue> {
+    index: &'a HashedIndex<V>,
+    scratch: MutexGuard<'a, Scratch<V>>,
+}
+
+impl<V: IndexValue> Applied<'_, V> {
+    /// Prunes, right after the batch was published, the versions it shadowed: with no
+    /// snapshot older than the batch, an overwritten key is back to one version and a
+    /// deleted key leaves the index at once (so a run of deletes at the front of a
+    /// range is not walked by every scan until a background step gets to it). Keys an
+    /// open snapshot still needs go to the GC queue. `dropped` hears every version that
+    /// leaves the index.
+    pub fn settle(mut self, dropped: &mut impl FnMut(&[u8], Option<&V>)) {
+        self.index.settle_locked(&mut self.scratch, dropped);
+    }
+}
+
+impl<V: IndexValue> Drop for Applied<'_, V> {
+    fn drop(&mut self) {
+        if !self.scratch.settle.is_empty() {
+            self.index.settle_locked(&mut self.scratch, &mut |_, _| {});
+        }
+    }
+}
 
 impl<V: IndexValue> std::fmt::Debug for HashedIndex<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1047,14 +1084,14 @@ impl<V: IndexValue> HashedIndex<V> {
     }
 
     /// Installs one batch's operations at `seq`. The caller serialises writers, publishes
-    /// `seq` afterwards and then calls [`HashedIndex::settle`], before the next `apply`.
-    /// `dropped` hears every version that leaves the index.
+    /// `seq` afterwards and then calls [`Applied::settle`]. `dropped` hears every version
+    /// that leaves the index.
     pub fn apply<K: AsRef<[u8]>>(
         &self,
         seq: u64,
         ops: impl IntoIterator<Item = (K, Option<V>)>,
         dropped: &mut impl FnMut(&[u8], Option<&V>),
-    ) {
+    ) -> Applied<'_, V> {
         let horizon = self.registry.horizon();
         let mut scratch = self.scratch.lock();
         // The last batch's settle resolved every pending version, so none is left that
@@ -1094,6 +1131,10 @@ impl<V: IndexValue> HashedIndex<V> {
             }
         }
         self.add_tally(&mut scratch);
+        Applied {
+            index: self,
+            scratch,
+        }
     }
 
     /// Installs one operation of a batch (see [`HashedIndex::apply`]).
@@ -1146,7 +1187,7 @@ impl<V: IndexValue> HashedIndex<V> {
         let pending = seq > horizon;
         let entry = EntryRef::new(key, value, pending);
         if pending {
-            scratch.settle.push(entry.clone());
+            scratch.settle.push(Settling(entry.0));
         }
         self.order.write().insert(entry.clone());
         let home = self.shard_of(hash);
@@ -1269,29 +1310,28 @@ impl<V: IndexValue> HashedIndex<V> {
         scratch.tally.retained += chain.view().extra() as i64 - before as i64;
         if !settled && !entry.queued() {
             entry.set_queued(true);
-            scratch.settle.push(entry.clone());
+            scratch.settle.push(Settling(entry.0));
         }
     }
 
-    /// Prunes, right after a batch was published, the versions that batch shadowed: with
-    /// no snapshot older than the batch, an overwritten key is back to one version and a
-    /// deleted key leaves the index at once (so a run of deletes at the front of a range
-    /// is not walked by every scan until a background step gets to it). Keys an open
-    /// snapshot still needs go to the GC queue. The caller holds the writer lock.
-    pub fn settle(&self, dropped: &mut impl FnMut(&[u8], Option<&V>)) {
-        let mut scratch = self.scratch.lock();
+    /// [`Applied::settle`], under the lists' lock the batch's `apply` took.
+    fn settle_locked(&self, scratch: &mut Scratch<V>, dropped: &mut impl FnMut(&[u8], Option<&V>)) {
         let mut list = std::mem::take(&mut scratch.settle);
         if list.is_empty() {
             return;
         }
         let horizon = self.registry.horizon();
         let mut still = Vec::new();
-        for entry in &list {
-            if self.collect(entry, horizon, &mut scratch, dropped) == KeyGc::StillNeeded {
+        for queued in &list {
+            // SAFETY: `apply` put the entry here while the tables held it, and the lock
+            // held since keeps anything else from removing it; `collect` may remove it,
+            // and it is not looked at again after (each entry is listed once).
+            let entry = unsafe { queued.0.as_ref() };
+            if self.collect(entry, horizon, scratch, dropped) == KeyGc::StillNeeded {
                 still.push(IndexKey::new(entry.key()));
             }
         }
-        self.add_tally(&mut scratch);
+        self.add_tally(scratch);
         if !still.is_empty() {
             self.gc_queue.lock().extend(still);
         }
@@ -1339,7 +1379,7 @@ impl<V: IndexValue> HashedIndex<V> {
     /// writer lock, so the entry is the one both structures hold for its key.
     fn collect(
         &self,
-        entry: &EntryRef<V>,
+        entry: &Entry<V>,
         horizon: u64,
         scratch: &mut Scratch<V>,
         dropped: &mut impl FnMut(&[u8], Option<&V>),
@@ -1390,14 +1430,16 @@ impl<V: IndexValue> HashedIndex<V> {
             dropped(key, None);
             drop(chain);
             let hash = self.hash(key);
-            if let Ok(found) = self
+            // The table's reference is kept until the tree's is gone too: it may be the
+            // last but the tree's, and `key` borrows the entry.
+            let from_table = self
                 .shard(hash)
                 .write()
-                .find_entry(hash, |e| EntryRef::ptr_eq(e, entry))
-            {
-                found.remove();
-            }
+                .find_entry(hash, |e| std::ptr::eq(e.0.as_ptr(), entry))
+                .ok()
+                .map(|found| found.remove().0);
             self.order.write().remove(key);
+            drop(from_table);
         }
         KeyGc::Clean
     }
@@ -1490,9 +1532,9 @@ mod tests {
     }
 
     fn put(idx: &HashedIndex<Bytes>, seq: u64, k: &str, v: Option<&str>) {
-        idx.apply(seq, [(b(k), v.map(b))], &mut |_, _| {});
+        let applied = idx.apply(seq, [(b(k), v.map(b))], &mut |_, _| {});
         idx.registry().publish(seq);
-        idx.settle(&mut |_, _| {});
+        applied.settle(&mut |_, _| {});
     }
 
     #[test]
@@ -1600,7 +1642,7 @@ mod tests {
     fn unpublished_batch_is_invisible_and_old_version_stays_until_settle() {
         let idx = HashedIndex::<Bytes>::new(0);
         put(&idx, 1, "a", Some("1"));
-        idx.apply(
+        let applied = idx.apply(
             2,
             [(b("a"), Some(b("2"))), (b("n"), Some(b("new")))],
             &mut |_, _| {},
@@ -1613,7 +1655,7 @@ mod tests {
         );
         assert_eq!(idx.retained_versions(), 1);
         idx.registry().publish(2);
-        idx.settle(&mut |_, _| {});
+        applied.settle(&mut |_, _| {});
         assert_eq!(idx.get_latest(b"a"), Some(b("2")));
         assert_eq!(idx.get_latest(b"n"), Some(b("new")));
         assert_eq!(idx.retained_versions(), 0);
@@ -1626,7 +1668,7 @@ mod tests {
         put(&idx, 1, "old", Some("o"));
         let pin = idx.pin();
         // Written twice and once deleted within one batch: only the last write counts.
-        idx.apply(
+        let applied = idx.apply(
             2,
             [
                 (b("n"), Some(b("first"))),
@@ -1644,7 +1686,7 @@ mod tests {
             "published, not settled"
         );
         assert_eq!(idx.get_at(b"n", pin.seq()), None);
-        idx.settle(&mut noop);
+        applied.settle(&mut noop);
         // The snapshot predates the batch, so the key keeps its sequence in a chain.
         assert_eq!(idx.get_at(b"n", pin.seq()), None);
         assert_eq!(idx.get_latest(b"n"), Some(b("second")));
@@ -1673,14 +1715,14 @@ mod tests {
         // Opening applies the checkpoint at the sequence the registry starts from, at the
         // horizon: its keys need no settling to be seen.
         let idx = HashedIndex::<Bytes>::new(7);
-        idx.apply(
+        let applied = idx.apply(
             7,
             [(b("a"), Some(b("1"))), (b("b"), Some(b("2")))],
             &mut |_, _| {},
         );
         assert_eq!(idx.get_latest(b"a"), Some(b("1")));
         assert_eq!(idx.get_at(b"b", 7), Some(b("2")));
-        idx.settle(&mut |_, _| {});
+        applied.settle(&mut |_, _| {});
         assert_eq!(idx.gc_pending(), 0);
         assert_eq!(idx.live_keys(), 2);
     }
@@ -1690,9 +1732,9 @@ mod tests {
         let idx = HashedIndex::<Bytes>::new(0);
         let mut noop = |_: &[u8], _: Option<&Bytes>| {};
         for s in 1..=50u64 {
-            idx.apply(s, [(b("k"), Some(b(&s.to_string())))], &mut noop);
+            let applied = idx.apply(s, [(b("k"), Some(b(&s.to_string())))], &mut noop);
             idx.registry().publish(s);
-            idx.settle(&mut noop);
+            applied.settle(&mut noop);
             assert_eq!(idx.get_latest(b"k"), Some(b(&s.to_string())));
         }
         // The first overwrite allocated the buffer; every later one took it back from
@@ -1702,9 +1744,9 @@ mod tests {
         // one version and the chain back to the spare list.
         let pin = idx.pin();
         for s in 51..=53u64 {
-            idx.apply(s, [(b("k"), Some(b(&s.to_string())))], &mut noop);
+            let applied = idx.apply(s, [(b("k"), Some(b(&s.to_string())))], &mut noop);
             idx.registry().publish(s);
-            idx.settle(&mut noop);
+            applied.settle(&mut noop);
         }
         assert_eq!(idx.get_at(b"k", pin.seq()), Some(b("50")));
         drop(pin);
@@ -1722,9 +1764,9 @@ mod tests {
         let mut dropped = 0usize;
         for s in 1..=100u64 {
             let k = format!("k{}", s % 10);
-            idx.apply(s, [(b(&k), Some(b("v")))], &mut |_, _| dropped += 1);
+            let applied = idx.apply(s, [(b(&k), Some(b("v")))], &mut |_, _| dropped += 1);
             idx.registry().publish(s);
-            idx.settle(&mut |_, _| dropped += 1);
+            applied.settle(&mut |_, _| dropped += 1);
         }
         assert_eq!(idx.gc_pending(), 0);
         assert_eq!(idx.retained_versions(), 0);
@@ -1750,9 +1792,9 @@ mod tests {
         put(&idx, 1, "a", Some("1"));
         let pin = idx.pin();
         for s in 2..50 {
-            idx.apply(s, [(b("a"), Some(b("v")))], &mut |_, _| dropped += 1);
+            let applied = idx.apply(s, [(b("a"), Some(b("v")))], &mut |_, _| dropped += 1);
             idx.registry().publish(s);
-            idx.settle(&mut |_, _| dropped += 1);
+            applied.settle(&mut |_, _| dropped += 1);
         }
         assert_eq!(idx.get_at(b"a", pin.seq()), Some(b("1")));
         assert!(idx.retained_versions() >= 2);
@@ -1818,9 +1860,9 @@ mod tests {
             let ops = ops
                 .into_iter()
                 .map(|(k, v)| (b(&k), v.map(|v| Counted::new(v, &live))));
-            idx.apply(seq, ops, &mut |_, _| {});
+            let applied = idx.apply(seq, ops, &mut |_, _| {});
             idx.registry().publish(seq);
-            idx.settle(&mut |_, _| {});
+            applied.settle(&mut |_, _| {});
         };
         write(
             &idx,
@@ -1856,13 +1898,13 @@ mod tests {
         let key = |len: usize| -> Bytes { (0..len).map(|i| (i * 31 + len) as u8).collect() };
         let mut noop = |_: &[u8], _: Option<&Bytes>| {};
         for (i, &len) in lens.iter().enumerate() {
-            idx.apply(
+            let applied = idx.apply(
                 i as u64 + 1,
                 [(key(len), Some(b(&len.to_string())))],
                 &mut noop,
             );
             idx.registry().publish(i as u64 + 1);
-            idx.settle(&mut noop);
+            applied.settle(&mut noop);
         }
         for &len in &lens {
             assert_eq!(
@@ -1918,7 +1960,7 @@ mod tests {
         // layout change, this fails rather than the hints silently missing.
         let idx = HashedIndex::<Bytes>::new(0);
         let keys: Vec<String> = (0..20_000).map(|i| format!("home{i}")).collect();
-        idx.apply(1, keys.iter().map(|k| (b(k), Some(b("v")))), &mut |_, _| {});
+        let _unsettled = idx.apply(1, keys.iter().map(|k| (b(k), Some(b("v")))), &mut |_, _| {});
         let mut checked = 0;
         for key in &keys {
             let hash = idx.hash(key.as_bytes());
@@ -2008,13 +2050,13 @@ mod tests {
     fn many_keys_across_shards_are_found_and_ordered() {
         let idx = HashedIndex::<Bytes>::new(0);
         let n = 5000u64;
-        idx.apply(
+        let applied = idx.apply(
             1,
             (0..n).map(|i| (b(&format!("key{i:05}")), Some(b(&i.to_string())))),
             &mut |_, _| {},
         );
         idx.registry().publish(1);
-        idx.settle(&mut |_, _| {});
+        applied.settle(&mut |_, _| {});
         for i in (0..n).step_by(7) {
             assert_eq!(
                 idx.get_latest(format!("key{i:05}").as_bytes()),
@@ -2083,7 +2125,7 @@ mod tests {
         put(&idx, 2, "a", Some("2"));
         put(&idx, 3, "a", None);
         // An unpublished batch: its version is pending, at its own sequence.
-        idx.apply(4, [(b("b"), Some(b("4")))], &mut |_, _| {});
+        let applied = idx.apply(4, [(b("b"), Some(b("4")))], &mut |_, _| {});
         let mut seen = Vec::new();
         idx.visit_versions_in(Bound::Unbounded, None, 10, |k, v| {
             seen.push((k.to_vec(), v.to_vec()))
@@ -2099,7 +2141,7 @@ mod tests {
             ]
         );
         idx.registry().publish(4);
-        idx.settle(&mut |_, _| {});
+        applied.settle(&mut |_, _| {});
         drop(pin);
         while idx.gc_step(10, &mut |_, _| {}) > 0 {}
         seen.clear();

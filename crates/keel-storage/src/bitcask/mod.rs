@@ -366,12 +366,13 @@ impl Bitcask {
         // asks of its caller finds nothing to do.
         let index = HashedIndex::new(max_seq);
         index.reserve(rec.live.len());
-        index.apply(
-            max_seq,
-            rec.live.into_iter().map(|(k, loc)| (k, Some(loc))),
-            &mut |_, _| {},
-        );
-        index.settle(&mut |_, _| {});
+        index
+            .apply(
+                max_seq,
+                rec.live.into_iter().map(|(k, loc)| (k, Some(loc))),
+                &mut |_, _| {},
+            )
+            .settle(&mut |_, _| {});
         let segments = SegmentSet::default();
         let mut next_id = data_ids.last().map_or(1, |id| id.saturating_add(1));
         let n = rec.segments.len();

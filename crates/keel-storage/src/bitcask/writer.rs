@@ -146,9 +146,9 @@ impl Inner {
                     freed.push((l.segment, record::record_len(k.len(), l.vlen)));
                 }
             };
-            self.index.apply(seq, ops, &mut dropped);
+            let applied = self.index.apply(seq, ops, &mut dropped);
             registry.publish(seq);
-            self.index.settle(&mut dropped);
+            applied.settle(&mut dropped);
             w.active.size = base + len;
             seg.size.store(base + len, Ordering::Relaxed);
             seg.add_garbage(tomb_bytes);

@@ -91,13 +91,13 @@ impl MemoryEngine {
         };
         let index = HashedIndex::new(seq);
         index.reserve(entries.len());
-        index.apply(
+        let applied = index.apply(
             seq,
             entries.into_iter().map(|(k, v)| (k, Some(Val::new(&v)))),
             &mut |_, _| {},
         );
         index.registry().publish(seq);
-        index.settle(&mut |_, _| {});
+        applied.settle(&mut |_, _| {});
         lifecycle.set_ready();
         let inner = Arc::new(Inner {
             index,
@@ -264,7 +264,7 @@ impl Storage for MemoryEngine {
             return Ok(registry.visible());
         }
         let seq = registry.visible() + 1;
-        self.inner.index.apply(
+        let applied = self.inner.index.apply(
             seq,
             batch.into_ops().into_iter().map(|op| match op {
                 BatchOp::Put(k, v) => (k, Some(Val::new(&v))),
@@ -273,7 +273,7 @@ impl Storage for MemoryEngine {
             &mut |_, _| {},
         );
         registry.publish(seq);
-        self.inner.index.settle(&mut |_, _| {});
+        applied.settle(&mut |_, _| {});
         Ok(seq)
     }
 
