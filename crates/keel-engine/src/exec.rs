@@ -354,16 +354,48 @@ impl<'a> Exec<'a> {
         meta: &Meta,
         old: Option<&Meta>,
     ) -> CmdResult<()> {
+        self.put_record_in(db, key, meta.expire_at, meta.version(), old, |tx, seq| {
+            tx.put_meta_record(db, key, meta, seq)
+        })
+    }
+
+    /// [`Exec::put_meta`] of the string `value` expiring at `expire_at`, from a borrowed
+    /// value (see `Meta::encode_string_into`).
+    pub fn put_string(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_at: Option<u64>,
+        old: Option<&Meta>,
+    ) -> CmdResult<()> {
+        let db = self.db;
+        self.put_record_in(db, key, expire_at, None, old, |tx, seq| {
+            tx.put_string_record(db, key, expire_at, value, seq)
+        })
+    }
+
+    /// Writes `key`'s metadata record in `db` with `write`, for metadata expiring at
+    /// `expire_at` with collection `version` that replaces `old`: keeps the expiry
+    /// index in step and queues a replaced collection's members for collection.
+    fn put_record_in(
+        &mut self,
+        db: u8,
+        key: &[u8],
+        expire_at: Option<u64>,
+        version: Option<u64>,
+        old: Option<&Meta>,
+        write: impl FnOnce(&mut WriteTx, u64),
+    ) -> CmdResult<()> {
         let old_exp = old.and_then(|m| m.expire_at);
-        if old_exp != meta.expire_at {
+        if old_exp != expire_at {
             if let Some(at) = old_exp {
                 self.delete(keys::expiry_key(db, at, key))?;
             }
-            if let Some(at) = meta.expire_at {
+            if let Some(at) = expire_at {
                 self.put(keys::expiry_key(db, at, key), Bytes::new())?;
             }
         }
-        if let (Some(o), Some(n)) = (old.and_then(Meta::version), meta.version()) {
+        if let (Some(o), Some(n)) = (old.and_then(Meta::version), version) {
             if o != n {
                 // The collection was replaced under a new version: the old members are
                 // orphans now, collected in the background.
@@ -371,7 +403,7 @@ impl<'a> Exec<'a> {
             }
         }
         let seq = self.seq;
-        self.tx()?.put_meta_record(db, key, meta, seq);
+        write(self.tx()?, seq);
         self.touch_in(db, key);
         if old.is_none() {
             // Redis raises `new` whenever a key is added to a database.

@@ -293,8 +293,35 @@ impl WriteTx {
     /// Buffers `meta` as the metadata record of `key` in `db`, written by the entry at
     /// log index `seq`, its storage key and record built in the arena.
     pub fn put_meta_record(&mut self, db: u8, key: &[u8], meta: &Meta, seq: u64) {
+        self.put_record_built(db, key, meta.encoded_len(), |b| meta.encode_into(seq, b));
+    }
+
+    /// [`WriteTx::put_meta_record`] of the string `value` expiring at `expire_at`, from a
+    /// borrowed value (see [`Meta::encode_string_into`]).
+    pub fn put_string_record(
+        &mut self,
+        db: u8,
+        key: &[u8],
+        expire_at: Option<u64>,
+        value: &[u8],
+        seq: u64,
+    ) {
+        let len = Meta::string_encoded_len(expire_at, value.len());
+        self.put_record_built(db, key, len, |b| {
+            Meta::encode_string_into(seq, expire_at, value, b)
+        });
+    }
+
+    /// Buffers the metadata record of `key` in `db`, `len` bytes written by `fill`.
+    fn put_record_built(
+        &mut self,
+        db: u8,
+        key: &[u8],
+        len: usize,
+        fill: impl FnOnce(&mut BytesMut),
+    ) {
         self.drop_held_for(db, key);
-        let rec = self.build(meta.encoded_len(), |b| meta.encode_into(seq, b));
+        let rec = self.build(len, fill);
         let mkey = self.build(keys::META_PREFIX_LEN + key.len(), |b| {
             keys::write_meta_key(b, db, key)
         });

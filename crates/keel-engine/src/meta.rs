@@ -194,6 +194,35 @@ impl Meta {
         b.freeze()
     }
 
+    /// The record of a string of `value_len` bytes expiring at `expire_at` is
+    /// `string_record_head(expire_at)` encoded, then the value: what
+    /// [`Meta::encode_string_into`] writes from a borrowed value.
+    fn string_record_head(expire_at: Option<u64>) -> Meta {
+        Meta {
+            kind: KeyType::String,
+            expire_at,
+            body: Body::String(Bytes::new()),
+        }
+    }
+
+    /// [`Meta::encoded_len`] of a string of `value_len` bytes expiring at `expire_at`.
+    pub fn string_encoded_len(expire_at: Option<u64>, value_len: usize) -> usize {
+        Meta::string_record_head(expire_at).encoded_len() + value_len
+    }
+
+    /// [`Meta::encode_into`] of a string of `value` expiring at `expire_at`, from a
+    /// borrowed value: a `Meta` holding a command's argument clones its `Bytes`, an
+    /// atomic increment and decrement (each a full barrier on x86) per SET.
+    pub fn encode_string_into(
+        mod_index: u64,
+        expire_at: Option<u64>,
+        value: &[u8],
+        out: &mut BytesMut,
+    ) {
+        Meta::string_record_head(expire_at).encode_into(mod_index, out);
+        out.extend_from_slice(value);
+    }
+
     /// The length of the encoded record.
     pub fn encoded_len(&self) -> usize {
         let expiry = if self.expire_at.is_some() { 8 } else { 0 };

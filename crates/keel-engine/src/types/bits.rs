@@ -107,7 +107,7 @@ fn setbit(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         buf[byte] &= !mask;
     }
     let expire_at = old_meta.as_ref().and_then(|m| m.expire_at);
-    store_string(ex, key, buf.freeze(), expire_at, old_meta.as_ref())?;
+    store_string(ex, key, &buf, expire_at, old_meta.as_ref())?;
     Ok(Reply::Int(i64::from(old_bit)))
 }
 
@@ -367,6 +367,6 @@ fn bitop(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         *o = acc;
     }
     // Like SET: the destination loses any expiry and any previous type.
-    store_string(ex, dest, out.freeze(), None, old.as_ref())?;
+    store_string(ex, dest, &out, None, old.as_ref())?;
     Ok(Reply::Int(max as i64))
 }

@@ -373,8 +373,7 @@ pub fn expire_at_from(ex: &Exec, unit: &[u8], amount: &[u8], cmd: &str) -> CmdRe
 }
 
 fn set(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
-    let key = &args[1];
-    let value = args[2].clone();
+    let (key, value) = (&args[1], &args[2]);
     let (mut nx, mut xx, mut get_old) = (false, false, false);
     let mut opts = ExpiryOpts::default();
     let mut i = 3;
@@ -437,22 +436,23 @@ fn set(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
 pub fn store_string(
     ex: &mut Exec,
     key: &[u8],
-    value: Bytes,
+    value: &[u8],
     expire_at: Option<u64>,
     old: Option<&Meta>,
 ) -> CmdResult<()> {
-    let mut meta = Meta::string(value);
-    meta.expire_at = expire_at;
     match old {
         Some(o) if o.kind != KeyType::String => {
             // Overwriting a collection: its members become orphans.
             ex.delete_key(key, o)?;
-            ex.put_meta(key, &meta, None)?;
+            ex.put_string(key, value, expire_at, None)?;
         }
-        other => ex.put_meta(key, &meta, other)?,
+        other => ex.put_string(key, value, expire_at, other)?,
     }
-    if let Some(at) = meta.expire_at {
+    if let Some(at) = expire_at {
         if at <= ex.now_ms {
+            // Deleting reads only the metadata's type and expiry, not the value.
+            let mut meta = Meta::string(Bytes::new());
+            meta.expire_at = expire_at;
             ex.delete_key(key, &meta)?;
         }
     }
@@ -473,7 +473,7 @@ fn setnx(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     if ex.meta_head(key)?.is_some() {
         return Ok(Reply::Int(0));
     }
-    store_string(ex, key, args[2].clone(), None, None)?;
+    store_string(ex, key, &args[2], None, None)?;
     ex.notify('$', "set", key);
     Ok(Reply::Int(1))
 }
@@ -483,7 +483,7 @@ fn set_with_expiry(ex: &mut Exec, args: &[Bytes], unit: &str, cmd: &str) -> CmdR
     let key = &args[1];
     let at = expire_at_from(ex, unit.as_bytes(), &args[2], cmd)?;
     let old = ex.meta(key)?;
-    store_string(ex, key, args[3].clone(), Some(at), old.as_ref())?;
+    store_string(ex, key, &args[3], Some(at), old.as_ref())?;
     ex.notify('$', "set", key);
     ex.notify('g', "expire", key);
     Ok(Reply::Ok)
@@ -522,7 +522,7 @@ fn mset_generic(ex: &mut Exec, args: &[Bytes], nx: bool, cmd: &str) -> CmdResult
     }
     for pair in args[1..].chunks_exact(2) {
         let old = ex.meta_head(&pair[0])?;
-        store_string(ex, &pair[0], pair[1].clone(), None, old.as_ref())?;
+        store_string(ex, &pair[0], &pair[1], None, old.as_ref())?;
     }
     Ok(if nx { Reply::Int(1) } else { Reply::Ok })
 }
@@ -542,7 +542,7 @@ fn getset(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         Some((m, v)) => (Some(m), Some(v)),
         None => (None, None),
     };
-    store_string(ex, key, args[2].clone(), None, old_meta.as_ref())?;
+    store_string(ex, key, &args[2], None, old_meta.as_ref())?;
     Ok(Reply::opt_bulk(old_value))
 }
 
@@ -577,7 +577,7 @@ fn getex(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         None => return Ok(Reply::Bulk(value)),
     };
     if expire_at != meta.expire_at {
-        store_string(ex, key, value.clone(), expire_at, Some(&meta))?;
+        store_string(ex, key, &value, expire_at, Some(&meta))?;
     }
     Ok(Reply::Bulk(value))
 }
@@ -596,7 +596,7 @@ fn append(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     };
     let len = new.len() as i64;
     let expire_at = old.as_ref().and_then(|m| m.expire_at);
-    store_string(ex, key, new, expire_at, old.as_ref())?;
+    store_string(ex, key, &new, expire_at, old.as_ref())?;
     ex.notify('$', "append", key);
     Ok(Reply::Int(len))
 }
@@ -659,7 +659,7 @@ fn setrange(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     buf[offset..offset + patch.len()].copy_from_slice(patch);
     let old_meta = old.map(|(m, _)| m);
     let expire_at = old_meta.as_ref().and_then(|m| m.expire_at);
-    store_string(ex, key, buf.freeze(), expire_at, old_meta.as_ref())?;
+    store_string(ex, key, &buf, expire_at, old_meta.as_ref())?;
     Ok(Reply::Int(new_len as i64))
 }
 
@@ -678,7 +678,7 @@ fn incr_by(ex: &mut Exec, key: &[u8], delta: i64) -> CmdResult<Reply> {
     let expire_at = old_meta.as_ref().and_then(|m| m.expire_at);
     // itoa rather than `to_string`: no formatter machinery, one exact allocation.
     let text = Bytes::copy_from_slice(itoa::Buffer::new().format(new).as_bytes());
-    store_string(ex, key, text, expire_at, old_meta.as_ref())?;
+    store_string(ex, key, &text, expire_at, old_meta.as_ref())?;
     ex.notify('$', "incrby", key);
     Ok(Reply::Int(new))
 }
@@ -721,7 +721,7 @@ fn incrbyfloat(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let text = Bytes::from(sum.format_human());
     let old_meta = old.map(|(m, _)| m);
     let expire_at = old_meta.as_ref().and_then(|m| m.expire_at);
-    store_string(ex, key, text.clone(), expire_at, old_meta.as_ref())?;
+    store_string(ex, key, &text, expire_at, old_meta.as_ref())?;
     Ok(Reply::Bulk(text))
 }
 
