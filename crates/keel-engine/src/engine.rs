@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use keel_storage::{Storage, WriteBatch, WriteOptions};
+use keel_storage::{Storage, WriteBatch, WriteOptions, WriterSession};
 use smallvec::SmallVec;
 
 use crate::command::{flags, lookup, CommandSpec};
@@ -652,6 +652,13 @@ impl Engine {
             touched,
             events,
         })
+    }
+
+    /// A writer session on the store for the calling thread while the result lives (see
+    /// `Storage::begin_writer_session`): for a round of writes, its reads, prefetches
+    /// and group writes, from one thread.
+    pub fn writer_session(&self) -> WriterSession {
+        WriterSession::begin(&self.store)
     }
 
     /// Writes everything `group` applied as one atomic storage batch; the index of its

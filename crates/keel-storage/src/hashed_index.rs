@@ -1483,6 +1483,31 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         self.with_latest(key, |v| f(v.map(AsRef::as_ref)))
     }
 
+    /// [`HashedIndex::read_latest`] for the writer itself, without the shard's and the
+    /// entry's locks, which only exclude it.
+    ///
+    /// # Safety
+    /// As for [`HashedIndex::prefetch_serialised`]: the caller serialises this with every
+    /// writer of the index.
+    pub unsafe fn read_latest_serialised<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> R {
+        let hash = self.hash(key);
+        // SAFETY: writers are excluded (the contract), so no `&mut` to the table exists
+        // and readers only read.
+        let table = unsafe { &*self.shard(hash).data_ptr() };
+        let Some(entry) = table.find(hash, |e| e.key() == key) else {
+            return f(None);
+        };
+        let seq = self.registry.visible();
+        // SAFETY: slots change only under writers, so reading one unlocked is a read
+        // among readers.
+        let versions = unsafe { entry.view() };
+        f(versions.at(seq, || self.pending_seq()).map(AsRef::as_ref))
+    }
+
     /// The value of `key` as of `seq` (which must be pinned by the caller).
     pub fn get_at(&self, key: &[u8], seq: u64) -> Option<Bytes> {
         self.with_at(key, seq, |v| v.map(copy_out))

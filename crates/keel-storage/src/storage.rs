@@ -4,6 +4,7 @@
 //! layers above hold an `Arc<dyn Storage>` and never know which engine is underneath.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -135,6 +136,19 @@ pub trait Storage: Send + Sync {
     /// [`Storage::prefetch`], but safe beside writers. No effect on results.
     fn prefetch_reads(&self, _keys: &[&[u8]]) {}
 
+    /// Starts a writer session on the calling thread: until
+    /// [`Storage::end_writer_session`] on this thread, the engine keeps its writer lock
+    /// for it, and this thread's reads, prefetches and writes skip the locks that only
+    /// exclude a writer. For the thread that reads, then writes, a round of commands.
+    /// Returns whether a session began (false: the engine has none, or this thread is
+    /// in one already; nothing to end). [`WriterSession`] ends it even on unwinding.
+    fn begin_writer_session(&self) -> bool {
+        false
+    }
+
+    /// Ends the calling thread's writer session, if it is in one.
+    fn end_writer_session(&self) {}
+
     /// Applies `batch` atomically and returns its sequence number. With `opts.sync` (or
     /// policy `always`) it returns only once the batch is on stable storage. An empty
     /// batch is allowed and returns the current sequence number. The batch's `Bytes` may
@@ -171,6 +185,25 @@ pub trait Storage: Send + Sync {
     /// Flushes, stops background work and releases the directory. Later calls fail with
     /// [`crate::StorageError::Closed`]; dropping the last handle also closes.
     fn close(&self) -> Result<()>;
+}
+
+/// A writer session on the calling thread for as long as this lives (see
+/// [`Storage::begin_writer_session`]).
+pub struct WriterSession(Option<Arc<dyn Storage>>);
+
+impl WriterSession {
+    /// Begins a session on `store` for the calling thread.
+    pub fn begin(store: &Arc<dyn Storage>) -> WriterSession {
+        WriterSession(store.begin_writer_session().then(|| Arc::clone(store)))
+    }
+}
+
+impl Drop for WriterSession {
+    fn drop(&mut self) {
+        if let Some(store) = &self.0 {
+            store.end_writer_session();
+        }
+    }
 }
 
 #[cfg(test)]

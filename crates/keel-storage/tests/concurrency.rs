@@ -6,8 +6,10 @@
 //! that a snapshot read again later is unchanged (no later batch leaks in), and that
 //! successive snapshots never go back in time. A third thread compacts meanwhile, and a
 //! fourth keeps passing every key (and some absent ones) to the writer's prefetch hint,
-//! which reads the memory engine's tables unlocked while it excludes writers. Everything
-//! is bounded by iteration counts.
+//! which reads the memory engine's tables unlocked while it excludes writers. Every other
+//! batch of a writer is written from a writer session, after reading the writer's counter
+//! back in it (the memory engine's session reads its tables unlocked). Everything is
+//! bounded by iteration counts.
 
 mod common;
 
@@ -17,7 +19,9 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use keel_storage::{Direction, EngineKind, ScanRange, Snapshot, Storage, WriteBatch, WriteOptions};
+use keel_storage::{
+    Direction, EngineKind, ScanRange, Snapshot, Storage, WriteBatch, WriteOptions, WriterSession,
+};
 use rand::{Rng, SeedableRng};
 
 engine_tests!(
@@ -128,9 +132,26 @@ fn writer(store: Arc<dyn Storage>, w: usize, start: Arc<Barrier>) -> Result<(), 
             }
         }
         b.put(ctr_key(w), c.to_string());
+        // As the apply loop does: read, then write, in one session.
+        let session = (c % 2 == 0).then(|| WriterSession::begin(&store));
+        if session.is_some() {
+            let mut seen = None;
+            store
+                .read_with(ctr_key(w).as_bytes(), &mut |v| {
+                    seen = v.map(|v| v.as_slice().to_vec())
+                })
+                .map_err(|e| format!("writer {w} read in session {c}: {e:?}"))?;
+            let want = (c - 1).to_string().into_bytes();
+            if seen.as_ref() != Some(&want) {
+                return Err(format!(
+                    "writer {w} batch {c}: read {seen:?} back in its session, wrote {want:?}"
+                ));
+            }
+        }
         store
             .write(b, WriteOptions::DEFAULT)
             .map_err(|e| format!("writer {w} batch {c}: {e:?}"))?;
+        drop(session);
     }
     Ok(())
 }
@@ -393,5 +414,71 @@ fn snapshot_reads_stay_fixed_while_compacting(kind: EngineKind) {
          {compactions} compactions), e.g. {:#?}",
         changed.len(),
         &changed[..changed.len().min(3)]
+    );
+}
+
+/// Writes `value` to `key` from another thread and reports on `done` when it returns.
+fn write_from_another_thread(
+    store: &Arc<dyn Storage>,
+    value: &'static str,
+) -> std::sync::mpsc::Receiver<Result<u64, String>> {
+    let (done, rx) = std::sync::mpsc::channel();
+    let store = Arc::clone(store);
+    thread::spawn(move || {
+        let mut b = WriteBatch::new();
+        b.put("k", value);
+        let r = store
+            .write(b, WriteOptions::DEFAULT)
+            .map_err(|e| format!("{e:?}"));
+        let _ = done.send(r);
+    });
+    rx
+}
+
+/// The memory engine's writer session holds its writer lock for the session's thread:
+/// another thread's write waits until the session ends, the session's own writes do
+/// not, and a thread that unwinds out of a session ends it.
+#[test]
+fn a_writer_session_excludes_other_writers_until_it_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::open(EngineKind::Memory, dir.path());
+    let session = WriterSession::begin(&store);
+    assert!(
+        !store.begin_writer_session(),
+        "a second session on the thread that has one"
+    );
+    let other = write_from_another_thread(&store, "other");
+    assert!(
+        other.recv_timeout(Duration::from_millis(200)).is_err(),
+        "another thread's write went through during the session"
+    );
+    let mut b = WriteBatch::new();
+    b.put("k", "mine");
+    store
+        .write(b, WriteOptions::DEFAULT)
+        .expect("the session's own write");
+    drop(session);
+    other
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the other write once the session ended")
+        .expect("the other write succeeds");
+    assert_eq!(
+        store.get(b"k").expect("get").as_deref(),
+        Some(&b"other"[..]),
+        "the other write came after the session's"
+    );
+
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _session = WriterSession::begin(&store);
+        panic!("unwinding out of a writer session");
+    }));
+    assert!(unwound.is_err());
+    write_from_another_thread(&store, "after")
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a write after the unwound session")
+        .expect("that write succeeds");
+    assert_eq!(
+        store.get(b"k").expect("get").as_deref(),
+        Some(&b"after"[..])
     );
 }

@@ -235,6 +235,9 @@ impl ApplyLoop {
             self.inbox = inbox;
             return 0;
         }
+        // The store's writer lock for the whole round, taken once: the round's reads
+        // then skip the locks that only exclude a writer (see `Engine::writer_session`).
+        let session = self.engine.writer_session();
         let args: usize = inbox.iter().map(request_args).sum();
         let chunk_args = if args <= WHOLE_ROUND_ARGS {
             usize::MAX
@@ -253,6 +256,7 @@ impl ApplyLoop {
         }
         self.inbox = inbox;
         self.commit(&mut pending);
+        drop(session);
         pending.into_iter().for_each(Pending::send);
         self.maybe_auto_snapshot();
         messages

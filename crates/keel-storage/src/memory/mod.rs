@@ -7,13 +7,13 @@
 pub mod checkpoint;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::batch::{BatchOp, WriteBatch};
 use crate::dirlock::DirLock;
@@ -36,6 +36,8 @@ struct Inner {
     index: HashedIndex<Val>,
     /// Serialises writers (and GC, which must not race them).
     writer: Mutex<()>,
+    /// The thread whose writer session holds `writer` ([`thread_token`]), 0 if none.
+    session: AtomicUsize,
     lifecycle: Lifecycle,
     closed: AtomicBool,
     dir: PathBuf,
@@ -51,8 +53,20 @@ impl Inner {
         }
     }
 
+    /// Whether the calling thread's writer session holds the writer lock. Relaxed: only
+    /// this thread stores its own token, so it reads back its own last store, and any
+    /// other value means no.
+    fn in_session(&self) -> bool {
+        self.session.load(Ordering::Relaxed) == thread_token()
+    }
+
+    /// The writer lock, unless the calling thread's session holds it already.
+    fn lock_writer(&self) -> Option<MutexGuard<'_, ()>> {
+        (!self.in_session()).then(|| self.writer.lock())
+    }
+
     fn gc_step(&self, max: usize) -> usize {
-        let _w = self.writer.lock();
+        let _w = self.lock_writer();
         self.index.gc_step(max, &mut |_, _| {})
     }
 
@@ -60,9 +74,17 @@ impl Inner {
     /// lock while it has keys out of the queue, so none are missed by a caller that
     /// must finish the queue (compact).
     fn gc_pending_settled(&self) -> usize {
-        let _w = self.writer.lock();
+        let _w = self.lock_writer();
         self.index.gc_pending()
     }
+}
+
+/// An id of the calling thread, never 0, cheap to take: the address of a thread-local.
+fn thread_token() -> usize {
+    thread_local! {
+        static TOKEN: u8 = const { 0 };
+    }
+    TOKEN.with(|t| std::ptr::from_ref(t) as usize)
 }
 
 /// The memory engine.
@@ -102,6 +124,7 @@ impl MemoryEngine {
         let inner = Arc::new(Inner {
             index,
             writer: Mutex::new(()),
+            session: AtomicUsize::new(0),
             lifecycle,
             closed: AtomicBool::new(false),
             dir: dir.to_path_buf(),
@@ -216,9 +239,15 @@ impl Storage for MemoryEngine {
 
     fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<ValueRef<'_>>)) -> Result<()> {
         self.inner.check_open()?;
-        self.inner
-            .index
-            .read_latest(key, |v| f(v.map(ValueRef::Borrowed)));
+        let index = &self.inner.index;
+        let mut f = |v: Option<&[u8]>| f(v.map(ValueRef::Borrowed));
+        if self.inner.in_session() {
+            // SAFETY: this thread's session holds the writer lock, which every writer of
+            // the index holds.
+            unsafe { index.read_latest_serialised(key, &mut f) };
+        } else {
+            index.read_latest(key, f);
+        }
         Ok(())
     }
 
@@ -226,7 +255,7 @@ impl Storage for MemoryEngine {
         // One lock for the whole window instead of a shard lock per key: the lock's
         // atomic is a full barrier, and one per key would make each key's misses wait for
         // the previous key's.
-        let _w = self.inner.writer.lock();
+        let _w = self.inner.lock_writer();
         for window in keys.chunks(crate::cache_hint::PREFETCH_WINDOW) {
             // SAFETY: every writer of the index holds `writer`, and so does this.
             unsafe { self.inner.index.prefetch_serialised(window) };
@@ -255,10 +284,31 @@ impl Storage for MemoryEngine {
         values_at(&self.inner, pin.seq(), &range, dir, limit, f)
     }
 
+    /// The session holds the writer lock from a round's first read to its write: its
+    /// reads (the engine reading metadata and members before writing) then skip the
+    /// shard's and the entry's locks, four atomics per read, each a full barrier.
+    fn begin_writer_session(&self) -> bool {
+        if self.inner.in_session() {
+            return false;
+        }
+        std::mem::forget(self.inner.writer.lock());
+        self.inner.session.store(thread_token(), Ordering::Relaxed);
+        true
+    }
+
+    fn end_writer_session(&self) {
+        if self.inner.in_session() {
+            self.inner.session.store(0, Ordering::Relaxed);
+            // SAFETY: `begin_writer_session` locked it for this thread and forgot the
+            // guard; this thread's token was there, so it is still locked, by it.
+            unsafe { self.inner.writer.force_unlock() };
+        }
+    }
+
     fn write(&self, batch: WriteBatch, _opts: WriteOptions) -> Result<u64> {
         self.inner.check_open()?;
         self.inner.lifecycle.check_writable()?;
-        let _w = self.inner.writer.lock();
+        let _w = self.inner.lock_writer();
         let registry = self.inner.index.registry();
         if batch.is_empty() {
             return Ok(registry.visible());
