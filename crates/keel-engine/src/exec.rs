@@ -340,6 +340,19 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// [`Exec::typed`], asking first for the metadata an earlier write of this group left
+    /// held (see [`Exec::held_meta`]): for the commands flagged
+    /// [`crate::command::flags::HOLDS_META`]. A held record has no expiry, so there is
+    /// no expiry to check.
+    #[inline(always)]
+    pub fn typed_or_held(&mut self, key: &[u8], kind: KeyType) -> CmdResult<Option<Meta>> {
+        match self.held_meta(key) {
+            Some(m) if m.kind != kind => fail(errors::WRONGTYPE),
+            Some(m) => Ok(Some(m)),
+            None => self.typed(key, kind),
+        }
+    }
+
     /// Writes `meta` for `key` in the current database, keeping the expiry index in step
     /// with `old` (the metadata it replaces, if any).
     pub fn put_meta(&mut self, key: &[u8], meta: &Meta, old: Option<&Meta>) -> CmdResult<()> {
@@ -414,6 +427,7 @@ impl<'a> Exec<'a> {
 
     /// The metadata of `key` in the current database that an earlier write of this
     /// group left held (see [`WriteTx::hold`]); None on the read path.
+    #[inline]
     pub fn held_meta(&self, key: &[u8]) -> Option<Meta> {
         match &self.access {
             Access::Write(tx) => tx.held(self.db, key).cloned(),

@@ -171,19 +171,27 @@ fn digest_tells_states_apart() {
     );
 }
 
-/// A log of pushes and pops on two lists, mixed with the commands that must see their
-/// metadata written out first (it is held between pushes and pops of a group: see
-/// `WriteTx::hold`), with MULTIs whose failing commands roll back their own part only.
+/// A log of pushes and pops on lists and of HSETs on hashes, over keys that change type,
+/// mixed with the commands that must see their metadata written out first (it is held
+/// between the pushes, pops and HSETs of a group: see `WriteTx::hold`), with MULTIs
+/// whose failing commands roll back their own part only.
 fn make_list_log(seed: u64, n: usize) -> Vec<(ApplyCtx, Op)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut now = 1_700_000_000_000u64;
     let mut log = Vec::with_capacity(n);
-    let keys = ["l1", "l2"];
+    let keys = ["l1", "l2", "h1"];
     let command = |rng: &mut StdRng| -> Vec<String> {
         let k = keys[rng.gen_range(0..keys.len())].to_string();
         let k2 = keys[rng.gen_range(0..keys.len())].to_string();
         let v = format!("v{}", rng.gen_range(0..100));
-        match rng.gen_range(0..20) {
+        let f = format!("f{}", rng.gen_range(0..8));
+        match rng.gen_range(0..27) {
+            20..=21 => vec!["HSET".into(), k, f, v],
+            22 => vec!["HMSET".into(), k, f, v.clone(), "f9".into(), v],
+            23 => vec!["HSETNX".into(), k, f, v],
+            24 => vec!["HDEL".into(), k, f],
+            25 => vec!["HINCRBY".into(), k, "n".into(), "1".into()],
+            26 => vec!["HLEN".into(), k],
             0..=3 => vec!["LPUSH".into(), k, v.clone(), v],
             4..=6 => vec!["RPUSH".into(), k, v],
             7 => vec!["LPUSHX".into(), k, v],
@@ -229,7 +237,7 @@ fn make_list_log(seed: u64, n: usize) -> Vec<(ApplyCtx, Op)> {
 }
 
 #[test]
-fn held_list_metadata_reads_as_if_written_after_every_command() {
+fn held_metadata_reads_as_if_written_after_every_command() {
     for seed in [6u64, 7, 8] {
         let log = make_list_log(seed, 1500);
         let (d0, r0) = replay(EngineKind::Memory, &log);

@@ -58,9 +58,9 @@ const SCAN_DEFAULT_COUNT: u64 = 10;
 
 /// The hash commands.
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("hset", -4, WRITE | DENYOOM | FAST, "Creates or modifies the value of a field in a hash.", hset),
-    spec("hsetnx", 4, WRITE | DENYOOM | FAST, "Sets the value of a field in a hash only when the field doesn't exist.", hsetnx),
-    spec("hmset", -4, WRITE | DENYOOM | FAST, "Sets the values of multiple fields.", hmset),
+    spec("hset", -4, WRITE | DENYOOM | FAST | HOLDS_META, "Creates or modifies the value of a field in a hash.", hset),
+    spec("hsetnx", 4, WRITE | DENYOOM | FAST | HOLDS_META, "Sets the value of a field in a hash only when the field doesn't exist.", hsetnx),
+    spec("hmset", -4, WRITE | DENYOOM | FAST | HOLDS_META, "Sets the values of multiple fields.", hmset),
     spec("hget", 3, READONLY | FAST, "Returns the value of a field in a hash.", hget),
     spec("hmget", -3, READONLY | FAST, "Returns the values of all fields in a hash.", hmget),
     spec("hdel", -3, WRITE | FAST, "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.", hdel),
@@ -99,7 +99,7 @@ const fn spec(
 
 /// The hash at `key` (WRONGTYPE for other types) and its version.
 fn load(ex: &mut Exec, key: &[u8]) -> CmdResult<Option<(Meta, u64)>> {
-    match ex.typed(key, KeyType::Hash)? {
+    match ex.typed_or_held(key, KeyType::Hash)? {
         Some(m) => match m.version() {
             Some(v) => Ok(Some((m, v))),
             None => Err(EngineError::corrupt("hash metadata", key, "no collection version").into()),
@@ -160,7 +160,11 @@ impl Writing {
         Ok(new)
     }
 
-    /// Writes the new metadata (or deletes the key if no field is left).
+    /// Writes the new metadata (or deletes the key if no field is left). A hash that was
+    /// there before and has no expiry keeps its metadata held for the group's next
+    /// command instead (see `WriteTx::hold`): a pipeline of HSETs on one hash rewrote
+    /// and re-read its record per command, though only the length and the record's
+    /// mod index change, and the length only when a field is new.
     fn finish(self, ex: &mut Exec, key: &[u8]) -> CmdResult<()> {
         let expire_at = self.old.as_ref().and_then(|m| m.expire_at);
         if self.len == 0 {
@@ -168,6 +172,9 @@ impl Writing {
                 ex.delete_key(key, o)?;
             }
             return Ok(());
+        }
+        if self.old.is_some() && expire_at.is_none() {
+            return ex.hold_meta(key, hash_meta(self.version, self.len, None));
         }
         ex.put_meta(
             key,

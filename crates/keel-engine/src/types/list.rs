@@ -289,11 +289,7 @@ impl List {
 /// The list at `key` (WRONGTYPE for other types) with its metadata record, as held by
 /// an earlier push or pop of this group if it was (see [`store_held`]).
 fn load(ex: &mut Exec, key: &[u8]) -> CmdResult<Option<(Meta, List)>> {
-    if let Some(m) = ex.held_meta(key) {
-        let l = List::from_meta(key, &m)?;
-        return Ok(Some((m, l)));
-    }
-    match ex.typed(key, KeyType::List)? {
+    match ex.typed_or_held(key, KeyType::List)? {
         Some(m) => {
             let l = List::from_meta(key, &m)?;
             Ok(Some((m, l)))
