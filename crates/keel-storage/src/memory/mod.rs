@@ -79,12 +79,14 @@ impl Inner {
     }
 }
 
-/// An id of the calling thread, never 0, cheap to take: the address of a thread-local.
+/// An id of the calling thread, never 0 and never reused (a thread-local's address
+/// could be, by a thread started after this one ended), cheap to take.
 fn thread_token() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
     thread_local! {
-        static TOKEN: u8 = const { 0 };
+        static TOKEN: usize = NEXT.fetch_add(1, Ordering::Relaxed);
     }
-    TOKEN.with(|t| std::ptr::from_ref(t) as usize)
+    TOKEN.with(|t| *t)
 }
 
 /// The memory engine.
