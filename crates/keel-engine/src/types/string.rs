@@ -676,9 +676,11 @@ fn incr_by(ex: &mut Exec, key: &[u8], delta: i64) -> CmdResult<Reply> {
         return fail(errors::OVERFLOW);
     };
     let expire_at = old_meta.as_ref().and_then(|m| m.expire_at);
-    // itoa rather than `to_string`: no formatter machinery, one exact allocation.
-    let text = Bytes::copy_from_slice(itoa::Buffer::new().format(new).as_bytes());
-    store_string(ex, key, &text, expire_at, old_meta.as_ref())?;
+    // itoa rather than `to_string`: no formatter machinery, and the digits stay on the
+    // stack, as the record is encoded from a borrowed value.
+    let mut digits = itoa::Buffer::new();
+    let text = digits.format(new).as_bytes();
+    store_string(ex, key, text, expire_at, old_meta.as_ref())?;
     ex.notify('$', "incrby", key);
     Ok(Reply::Int(new))
 }
