@@ -435,11 +435,27 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// [`Exec::put_meta`], for a command flagged [`crate::command::flags::HOLDS_META`]
+    /// whose new `meta` keeps `old`'s version and expiry: a key that was there before
+    /// and has no expiry keeps its metadata held instead (see `Exec::hold_meta`), so
+    /// that a held record never needs the expiry check.
+    pub fn put_or_hold_meta(
+        &mut self,
+        key: &[u8],
+        meta: Meta,
+        old: Option<&Meta>,
+    ) -> CmdResult<()> {
+        match old {
+            Some(o) if o.expire_at.is_none() => self.hold_meta(key, meta),
+            _ => self.put_meta(key, &meta, old),
+        }
+    }
+
     /// Writes `meta` for `key` in the current database like [`Exec::put_meta`] does for
     /// a key that exists, with the same expiry and version, but keeps it held instead of
     /// encoding it (see [`WriteTx::hold`]). Only a command flagged
     /// [`crate::command::flags::HOLDS_META`] may leave metadata held.
-    pub fn hold_meta(&mut self, key: &[u8], meta: Meta) -> CmdResult<()> {
+    fn hold_meta(&mut self, key: &[u8], meta: Meta) -> CmdResult<()> {
         let (db, seq) = (self.db, self.seq);
         self.tx()?.hold(db, key, meta, seq);
         self.touch_in(db, key);

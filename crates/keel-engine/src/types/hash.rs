@@ -162,9 +162,9 @@ impl Writing {
 
     /// Writes the new metadata (or deletes the key if no field is left). A hash that was
     /// there before and has no expiry keeps its metadata held for the group's next
-    /// command instead (see `WriteTx::hold`): a pipeline of HSETs on one hash rewrote
-    /// and re-read its record per command, though only the length and the record's
-    /// mod index change, and the length only when a field is new.
+    /// command instead (`Exec::put_or_hold_meta`): a pipeline of HSETs on one hash
+    /// rewrote and re-read its record per command, though only the length and the
+    /// record's mod index change, and the length only when a field is new.
     fn finish(self, ex: &mut Exec, key: &[u8]) -> CmdResult<()> {
         let expire_at = self.old.as_ref().and_then(|m| m.expire_at);
         if self.len == 0 {
@@ -173,12 +173,9 @@ impl Writing {
             }
             return Ok(());
         }
-        if self.old.is_some() && expire_at.is_none() {
-            return ex.hold_meta(key, hash_meta(self.version, self.len, None));
-        }
-        ex.put_meta(
+        ex.put_or_hold_meta(
             key,
-            &hash_meta(self.version, self.len, expire_at),
+            hash_meta(self.version, self.len, expire_at),
             self.old.as_ref(),
         )
     }

@@ -314,15 +314,14 @@ fn store(ex: &mut Exec, key: &[u8], l: &mut List, old: Option<&Meta>) -> CmdResu
 
 /// [`store`] for the commands flagged `HOLDS_META` (the pushes and pops without
 /// blocking): a list that was there before and has no expiry keeps its metadata held
-/// for the group's next command instead of writing it (see `WriteTx::hold`). A push or
-/// pop keeps the loaded list's version and expiry, so `old` tells both. An expiring
-/// list is left out so that a held record never needs the expiry check.
+/// for the group's next command instead of writing it (`Exec::put_or_hold_meta`). A
+/// push or pop keeps the loaded list's version and expiry, so `old` tells both.
 fn store_held(ex: &mut Exec, key: &[u8], l: &mut List, old: Option<&Meta>) -> CmdResult<()> {
-    if old.is_none_or(|o| o.expire_at.is_some()) || l.len() == 0 {
+    if l.len() == 0 {
         return store(ex, key, l, old);
     }
     l.chunks.flush(ex)?;
-    ex.hold_meta(key, l.to_meta())
+    ex.put_or_hold_meta(key, l.to_meta(), old)
 }
 
 /// Elements at absolute indices `from..to` in `dir` order, with their indices.
