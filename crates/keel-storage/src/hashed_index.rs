@@ -746,6 +746,25 @@ impl<V: IndexValue> HashedIndex<V> {
         &self.shard_of(hash).table
     }
 
+    /// The table of `hash`'s shard, read without its lock.
+    ///
+    /// # Safety
+    /// Nothing changes the table meanwhile: the caller holds the writer's lists' lock,
+    /// under which alone tables change (inserts in `apply_one`, removals in `collect`,
+    /// `reserve`), or is serialised with every writer of the index. No `&mut` to the
+    /// table then exists, and readers only read.
+    unsafe fn table_unlocked(&self, hash: u64) -> &HashTable<EntryRef<V>> {
+        // SAFETY: the caller's.
+        unsafe { &*self.shard(hash).data_ptr() }
+    }
+
+    /// The version of `versions` a reader at the published sequence sees. Under the
+    /// entry's lock (or with writers excluded): every version ≤ that sequence is
+    /// installed, and pruning only removes versions shadowed by one ≤ the horizon ≤ it.
+    fn visible<'v>(&self, versions: View<'v, V>) -> Option<&'v V> {
+        versions.at(self.registry.visible(), || self.pending_seq())
+    }
+
     fn shard_of(&self, hash: u64) -> &Shard<V> {
         // SHARDS is a power of two, so the mask keeps the index in bounds.
         &self.shards[(hash >> SHARD_SHIFT) as usize & (SHARDS - 1)]
@@ -796,9 +815,8 @@ impl<V: IndexValue> HashedIndex<V> {
             self.shard_of(hash).prefetch_home(hash);
         }
         for &hash in &hashes {
-            // SAFETY: writers are excluded (the contract), so no `&mut` to the table exists
-            // and readers only read.
-            let table = unsafe { &*self.shard(hash).data_ptr() };
+            // SAFETY: writers are excluded (the contract).
+            let table = unsafe { self.table_unlocked(hash) };
             for e in table.iter_hash(hash).take(2) {
                 prefetch_line(e.0.as_ptr());
                 found.push(e.0);
@@ -863,13 +881,7 @@ impl<V: IndexValue> HashedIndex<V> {
     /// Calls `f` with the latest visible version of `key` (None: absent or deleted) under
     /// the entry's lock.
     fn with_latest<R>(&self, key: &[u8], f: impl FnOnce(Option<&V>) -> R) -> R {
-        self.with_chain(key, |versions| {
-            // Loaded under the entry's lock: every version ≤ this sequence is installed,
-            // and pruning only removes versions shadowed by one ≤ the horizon ≤ this
-            // sequence.
-            let seq = self.registry.visible();
-            f(versions.and_then(|v| v.at(seq, || self.pending_seq())))
-        })
+        self.with_chain(key, |versions| f(versions.and_then(|v| self.visible(v))))
     }
 
     /// Calls `f` with the version of `key` as of `seq` (pinned by the caller) under the
@@ -1150,12 +1162,10 @@ impl<V: IndexValue> HashedIndex<V> {
         dropped: &mut impl FnMut(&[u8], Option<&V>),
     ) {
         {
-            // SAFETY: `scratch` is borrowed from the lock of the writer's lists, and the
-            // tables change only under that lock (inserts here, removals in `collect`,
-            // `reserve`), so nothing changes this one meanwhile and the look-up is a read
-            // among readers. The shard's read lock was two atomics per written key, each
-            // a full barrier that made the key's misses wait for the previous key's.
-            let table = unsafe { &*self.shard(hash).data_ptr() };
+            // SAFETY: `scratch` is borrowed from the lock of the writer's lists. The
+            // shard's read lock was two atomics per written key, each a full barrier
+            // that made the key's misses wait for the previous key's.
+            let table = unsafe { self.table_unlocked(hash) };
             if let Some(e) = table.find(hash, |e| e.key() == key) {
                 self.install(e, seq, horizon, value, scratch, dropped);
                 return;
@@ -1495,17 +1505,15 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         f: impl FnOnce(Option<&[u8]>) -> R,
     ) -> R {
         let hash = self.hash(key);
-        // SAFETY: writers are excluded (the contract), so no `&mut` to the table exists
-        // and readers only read.
-        let table = unsafe { &*self.shard(hash).data_ptr() };
+        // SAFETY: writers are excluded (the contract).
+        let table = unsafe { self.table_unlocked(hash) };
         let Some(entry) = table.find(hash, |e| e.key() == key) else {
             return f(None);
         };
-        let seq = self.registry.visible();
         // SAFETY: slots change only under writers, so reading one unlocked is a read
         // among readers.
         let versions = unsafe { entry.view() };
-        f(versions.at(seq, || self.pending_seq()).map(AsRef::as_ref))
+        f(self.visible(versions).map(AsRef::as_ref))
     }
 
     /// The value of `key` as of `seq` (which must be pinned by the caller).
