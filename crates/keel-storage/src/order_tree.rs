@@ -7,7 +7,9 @@
 //! comparisons (~2,100 instructions, a quarter of a pipelined RPOP). With 29 items per
 //! node, bisection makes about five comparisons per level over fewer levels; as each
 //! probe waits on the last comparison's miss, where a linear search's loads overlap,
-//! the search asks for its next probes' keys ahead (see `Node::search`).
+//! the search asks for its next probes' keys ahead (see `Node::search`). An inner node
+//! keeps its items' keys in brief beside its children (see `Brief`): its search loads
+//! no entry but at a tie.
 //!
 //! Its nodes split in the middle, which leaves keys inserted in order (pushes to a list,
 //! increasing ids) in half-full nodes; here a node that a run of inserts fills splits
@@ -30,7 +32,7 @@ use std::ptr::NonNull;
 use arrayvec::ArrayVec;
 
 use crate::cache_hint::prefetch_line;
-use crate::key_order::cmp_keys;
+use crate::key_order::{cmp_keys, word};
 use crate::Direction;
 
 /// Most items in a node: with the kids pointer, the length and the insert hints a node
@@ -78,7 +80,134 @@ struct Node<T> {
 const NO_INSERT: u8 = u8::MAX;
 const _: () = assert!(CAP < NO_INSERT as usize);
 
-type Kids<T> = ArrayVec<Box<Node<T>>, { CAP + 1 }>;
+/// An inner node's children, and its items' keys in brief for its search.
+struct Kids<T> {
+    nodes: ArrayVec<Box<Node<T>>, { CAP + 1 }>,
+    brief: Brief,
+}
+
+impl<T> Kids<T> {
+    /// Children whose parent's brief is yet to be taken ([`Node::rebrief`]).
+    fn of(nodes: ArrayVec<Box<Node<T>>, { CAP + 1 }>) -> Box<Self> {
+        Box::new(Kids {
+            nodes,
+            brief: Brief::EMPTY,
+        })
+    }
+}
+
+impl<T> std::ops::Deref for Kids<T> {
+    type Target = ArrayVec<Box<Node<T>>, { CAP + 1 }>;
+    fn deref(&self) -> &Self::Target {
+        &self.nodes
+    }
+}
+
+impl<T> std::ops::DerefMut for Kids<T> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.nodes
+    }
+}
+
+// The children and the brief fill a 512-byte allocation.
+const _: () = assert!(std::mem::size_of::<Kids<usize>>() <= 512);
+
+/// Longest prefix a [`Brief`] holds.
+const PREFIX: usize = 24;
+
+/// An inner node's items' keys as its search needs them, held beside its children so
+/// that the search loads no item's key but at a tie: the bytes they all start with (up
+/// to [`PREFIX`]) and, for each, the next eight bytes as a big-endian word (zero-padded),
+/// its head.
+///
+/// Each comparison of a search loads another entry's key: ZADD -P 16 spent a quarter of
+/// its cycles in the order's searches, most of them waiting on those loads, and ~60
+/// instructions per comparison. Inner nodes are about one in fifteen, so their briefs
+/// cost about a byte per key; leaves, where the bytes would be most of the tree, still
+/// load keys. A brief is taken afresh whenever its node's items change, which splits,
+/// merges, borrows and removed separators do, about once per ten inserts or removals.
+#[derive(Clone, PartialEq, Debug)]
+struct Brief {
+    heads: [u64; CAP],
+    prefix: [u8; PREFIX],
+    prefix_len: u8,
+}
+
+impl Brief {
+    const EMPTY: Brief = Brief {
+        heads: [0; CAP],
+        prefix: [0; PREFIX],
+        prefix_len: 0,
+    };
+
+    /// The brief of `items` (in key order).
+    fn of<T: Keyed>(items: &[T]) -> Brief {
+        let mut brief = Brief::EMPTY;
+        let (Some(first), Some(last)) = (items.first(), items.last()) else {
+            return brief;
+        };
+        // Keys between two that share a prefix share it too.
+        let (a, b) = (first.key(), last.key());
+        let shared = a
+            .iter()
+            .zip(b)
+            .take_while(|(x, y)| x == y)
+            .count()
+            .min(PREFIX);
+        brief.prefix[..shared].copy_from_slice(&a[..shared]);
+        brief.prefix_len = shared as u8;
+        for (head, item) in brief.heads.iter_mut().zip(items) {
+            *head = head_at(item.key(), shared);
+        }
+        brief
+    }
+
+    /// [`Node::search`] in an inner node whose items are `items`.
+    #[inline]
+    fn search<T: Keyed>(&self, items: &[T], key: &[u8]) -> Result<usize, usize> {
+        let n = items.len().min(CAP);
+        let p = usize::from(self.prefix_len).min(PREFIX);
+        // Against the prefix every item starts with: a key that does not start with it
+        // is below or above them all.
+        match cmp_keys(&key[..p.min(key.len())], &self.prefix[..p]) {
+            Ordering::Less => return Err(0),
+            Ordering::Greater => return Err(n),
+            // Shorter than the prefix and a prefix of it: below every item.
+            Ordering::Equal if key.len() < p => return Err(0),
+            Ordering::Equal => {}
+        }
+        let head = head_at(key, p);
+        let heads = &self.heads[..n];
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let order = match heads[mid].cmp(&head) {
+                // Heads that differ order their keys; equal ones leave it to the keys.
+                Ordering::Equal => cmp_keys(items[mid].key(), key),
+                order => order,
+            };
+            match order {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+}
+
+/// The eight bytes of `key` from `at` as a big-endian word, zero-padded past its end:
+/// ordered as the keys are where they differ in those bytes.
+#[inline]
+fn head_at(key: &[u8], at: usize) -> u64 {
+    if key.len() >= at + 8 {
+        return word(key, at);
+    }
+    let mut w = [0u8; 8];
+    let tail = key.get(at..).unwrap_or_default();
+    w[..tail.len()].copy_from_slice(tail);
+    u64::from_be_bytes(w)
+}
 
 // A node of pointer-sized items fills a 256-byte allocation.
 const _: () = assert!(std::mem::size_of::<Node<usize>>() == 256);
@@ -119,6 +248,8 @@ struct Finger<T> {
     /// no item on that side).
     lo: Option<NonNull<T>>,
     hi: Option<NonNull<T>>,
+    /// The node that holds `hi`.
+    hi_in: Option<NonNull<Node<T>>>,
 }
 
 impl<T> Clone for Finger<T> {
@@ -209,14 +340,23 @@ impl<T: Keyed> Node<T> {
     }
 
     fn boxed(items: ArrayVec<T, CAP>, kids: Option<Box<Kids<T>>>) -> Box<Self> {
-        Box::new(Node {
+        let mut node = Box::new(Node {
             items,
             kids,
             last: NO_INSERT,
             near: 0,
             rising: false,
             turning: false,
-        })
+        });
+        node.rebrief();
+        node
+    }
+
+    /// Takes an inner node's brief afresh, after its items changed.
+    fn rebrief(&mut self) {
+        if let Some(kids) = self.kids.as_deref_mut() {
+            kids.brief = Brief::of(&self.items);
+        }
     }
 
     /// Counts an insert at `at` into the node's run of inserts at one gap.
@@ -231,33 +371,31 @@ impl<T: Keyed> Node<T> {
         self.last = at as u8;
     }
 
-    /// Where `key` is (`Ok`) or would go (`Err`) among this node's items. The first item
-    /// is tried before bisecting the rest: a list's pushes and pops at its head land
-    /// there on every level, and a linear search found them with one comparison each.
+    /// Where `key` is (`Ok`) or would go (`Err`) among this node's items. An inner node
+    /// bisects its [`Brief`]. In a leaf the first item is tried before bisecting the
+    /// rest: a list's pushes and pops at its head land there, and a linear search found
+    /// them with one comparison each.
     ///
-    /// Each comparison loads another entry's key, usually a miss, and a bisection's
-    /// next probe depends on the last comparison; so the keys of the first probes are
-    /// asked for together at the start, and each step asks for both of the next step's
+    /// Each comparison in a leaf loads another entry's key, usually a miss, and a
+    /// bisection's next probe depends on the last comparison; so every item's key is
+    /// asked for at the start, and each step asks again for both of the next step's
     /// candidates. Without the hints ZADD -P 16 (score entries inserted and removed at
     /// random places) ran 16% slower than on std's linear search, whose loads of
-    /// successive items overlap. In a leaf every item's key is asked for at the start:
-    /// inner nodes are few and mostly cached, a leaf's entries are not, and with only the
-    /// first probes' keys in flight the rest of its bisection waited on one miss per
-    /// step (ZADD -P 16 1.11x, HSET 1.10x the throughput; asking for every key on every
-    /// level instead cost SET and HSET 2-3%).
+    /// successive items overlap; with only the first probes' keys asked for, a leaf's
+    /// bisection waited on one miss per step (asking for all: ZADD -P 16 1.11x, HSET
+    /// 1.10x the throughput).
     fn search(&self, key: &[u8]) -> Result<usize, usize> {
         let items = &self.items[..];
         let n = items.len();
         if n == 0 {
             return Err(0);
         }
-        if self.kids.is_none() {
-            for item in items {
-                prefetch_line(item.key_line());
-            }
-        } else {
-            for at in [0, n / 2, n / 4, 3 * n / 4] {
-                prefetch_line(items[at].key_line());
+        match self.kids.as_deref() {
+            Some(kids) => return kids.brief.search(items, key),
+            None => {
+                for item in items {
+                    prefetch_line(item.key_line());
+                }
             }
         }
         match cmp_keys(items[0].key(), key) {
@@ -295,6 +433,7 @@ impl<T: Keyed> Node<T> {
         if let (Some(kids), Some(right)) = (self.kids.as_mut(), right) {
             kids.insert(at + 1, right);
         }
+        self.rebrief();
         Ins::Done
     }
 
@@ -350,12 +489,13 @@ impl<T: Keyed> Node<T> {
             (Some(kids), Some(right)) => {
                 let mut every: ArrayVec<Box<Node<T>>, { CAP + 2 }> = kids.drain(..).collect();
                 every.insert(at + 1, right);
-                let upper: Kids<T> = every.drain(mid + 1..).collect();
-                **kids = every.into_iter().collect();
-                Some(Box::new(upper))
+                let upper = Kids::of(every.drain(mid + 1..).collect());
+                kids.nodes = every.into_iter().collect();
+                Some(upper)
             }
             _ => None,
         };
+        self.rebrief();
         let mut upper = Node::boxed(upper, kids);
         // The run's next insert is at the new item's place: where it went, or, when it
         // went up, the end of this half (keys below it) or the start of the other.
@@ -405,6 +545,9 @@ impl<T: Keyed> Node<T> {
                     tk.insert(0, k);
                 }
             }
+            from.rebrief();
+            to.rebrief();
+            self.rebrief();
             Refill::Borrowed
         } else if at + 1 < kids.len() && kids[at + 1].items.len() > MIN {
             let (left, right) = kids.split_at_mut(at + 1);
@@ -414,6 +557,9 @@ impl<T: Keyed> Node<T> {
             if let (Some(fk), Some(tk)) = (from.kids.as_mut(), to.kids.as_mut()) {
                 tk.push(fk.remove(0));
             }
+            from.rebrief();
+            to.rebrief();
+            self.rebrief();
             Refill::Borrowed
         } else {
             // Neighbours with at most MIN items, this one under MIN: they and the item
@@ -431,8 +577,10 @@ impl<T: Keyed> Node<T> {
             left.items.push(sep);
             left.items.extend(items);
             if let (Some(lk), Some(rk)) = (left.kids.as_mut(), rk) {
-                lk.extend(*rk);
+                lk.extend(rk.nodes);
             }
+            left.rebrief();
+            self.rebrief();
             Refill::Merged
         }
     }
@@ -652,11 +800,12 @@ impl<T: Keyed> OrderTree<T> {
         while let Ins::Split(sep, right) = up {
             if depth == 0 {
                 let left = std::mem::replace(&mut self.root, Node::leaf());
-                let mut kids = Kids::new();
+                let mut kids = Kids::of(ArrayVec::new());
                 kids.push(left);
                 kids.push(right);
                 self.root.items.push(sep);
-                self.root.kids = Some(Box::new(kids));
+                self.root.kids = Some(kids);
+                self.root.rebrief();
                 reshaped = Some(0);
                 break;
             }
@@ -692,7 +841,8 @@ impl<T: Keyed> OrderTree<T> {
     /// reaches by going on through last children.
     fn remove_down(&mut self, key: &[u8], path: &mut Path<T>) -> Option<T> {
         let mut node = NonNull::from(&mut *self.root);
-        let mut inner: Option<NonNull<T>> = None;
+        // The inner node holding `key`, and where.
+        let mut inner: Option<(NonNull<Node<T>>, usize)> = None;
         let found = loop {
             // SAFETY: `node` is the root or a child reached from it, under `&mut self`.
             let n = unsafe { &mut *node.as_ptr() };
@@ -705,7 +855,7 @@ impl<T: Keyed> OrderTree<T> {
             };
             let at = match found {
                 Ok(at) => {
-                    inner = Some(NonNull::from(&mut n.items[at]));
+                    inner = Some((node, at));
                     at
                 }
                 Err(at) => at,
@@ -716,11 +866,14 @@ impl<T: Keyed> OrderTree<T> {
         // SAFETY: as above; the leaf's borrow ends before its parents are reached.
         let leaf = unsafe { &mut *node.as_ptr() };
         let out = match (inner, found) {
-            (Some(slot), _) => {
+            (Some((holder, at)), _) => {
                 // A leaf below the root holds an item.
                 let pred = leaf.items.pop()?;
-                // SAFETY: an item of a node on the path, which nothing else borrows.
-                std::mem::replace(unsafe { &mut *slot.as_ptr() }, pred)
+                // SAFETY: a node on the path above the leaf, which nothing else borrows.
+                let holder = unsafe { &mut *holder.as_ptr() };
+                let out = std::mem::replace(&mut holder.items[at], pred);
+                holder.rebrief();
+                out
             }
             (None, Ok(at)) => leaf.items.remove(at),
             (None, Err(_)) => return None,
@@ -745,7 +898,12 @@ impl<T: Keyed> OrderTree<T> {
             }
         }
         if self.root.items.is_empty() {
-            if let Some(only) = self.root.kids.take().and_then(|k| k.into_iter().next()) {
+            if let Some(only) = self
+                .root
+                .kids
+                .take()
+                .and_then(|k| k.nodes.into_iter().next())
+            {
                 self.root = only;
                 reshaped = Some(0);
             }
@@ -851,13 +1009,23 @@ impl<T: Keyed> OrderTree<T> {
             // item takes its slot and is the leaf's bound from now on, as the long
             // way (`Node::pop_last`) would leave it.
             Place::Bound => {
-                let hi = f.hi?;
+                let (hi, hi_in) = (f.hi?, f.hi_in?);
                 let pred = leaf.items.pop()?;
                 match p.items.get_mut(at) {
-                    Some(slot) => std::mem::replace(slot, pred),
-                    // SAFETY: the bound is an item of a node above the parent (the leaf
-                    // is the parent's last child), which nothing else borrows.
-                    None => std::mem::replace(unsafe { &mut *hi.as_ptr() }, pred),
+                    Some(slot) => {
+                        let out = std::mem::replace(slot, pred);
+                        p.rebrief();
+                        out
+                    }
+                    None => {
+                        // SAFETY: the bound is an item of a node above the parent (the
+                        // leaf is the parent's last child), which nothing else borrows;
+                        // `hi_in` is that node.
+                        let out = std::mem::replace(unsafe { &mut *hi.as_ptr() }, pred);
+                        // SAFETY: as above.
+                        unsafe { &mut *hi_in.as_ptr() }.rebrief();
+                        out
+                    }
                 }
             }
         };
@@ -947,7 +1115,7 @@ impl<T: Keyed> OrderTree<T> {
     /// The finger on `leaf`, reached through `path` by a descent that changed no inner
     /// node.
     fn finger_on(leaf: NonNull<Node<T>>, path: &Path<T>) -> Finger<T> {
-        let (mut lo, mut hi) = (None, None);
+        let (mut lo, mut hi, mut hi_in) = (None, None, None);
         for &(node, at) in path.iter().rev() {
             // SAFETY: nodes on the path, unchanged since the descent (no inner change).
             let items = unsafe { &(*node.as_ptr()).items };
@@ -956,6 +1124,7 @@ impl<T: Keyed> OrderTree<T> {
             }
             if hi.is_none() {
                 hi = items.get(at).map(NonNull::from);
+                hi_in = hi.map(|_| node);
             }
             if lo.is_some() && hi.is_some() {
                 break;
@@ -966,6 +1135,7 @@ impl<T: Keyed> OrderTree<T> {
             parent: path.last().copied(),
             lo,
             hi,
+            hi_in,
         }
     }
 
@@ -1015,6 +1185,7 @@ mod tests {
             }
             Some(kids) => {
                 assert_eq!(kids.len(), node.items.len() + 1);
+                assert_eq!(kids.brief, Brief::of(&node.items), "a stale brief");
                 let mut depth = None;
                 for (i, kid) in kids.iter().enumerate() {
                     let d = check(kid, min, min, out);
@@ -1076,6 +1247,26 @@ mod tests {
         k
     }
 
+    /// Keys of many shapes, for the inner nodes' briefs: shared prefixes shorter and
+    /// longer than `PREFIX`, keys that are prefixes of others ("7" of "70"), zero and
+    /// 0xff bytes, the empty key.
+    fn mixed_key(n: u32) -> Vec<u8> {
+        let mut k = match n % 5 {
+            0 => Vec::new(),
+            1 => vec![0u8; 3],
+            2 => vec![b'S'; PREFIX + 9],
+            3 => b"\xff\xffkey:".to_vec(),
+            _ => vec![b'S'; PREFIX - 4],
+        };
+        if !n.is_multiple_of(11) {
+            k.extend_from_slice((n / 5).to_string().as_bytes());
+        }
+        if n.is_multiple_of(7) {
+            k.push(0);
+        }
+        k
+    }
+
     fn bound(kind: u8, k: &[u8]) -> Bound<&[u8]> {
         match kind % 3 {
             0 => Bound::Unbounded,
@@ -1117,7 +1308,9 @@ mod tests {
         fn behaves_as_a_btreeset(
             ops in proptest::collection::vec(op(), 1..3000),
             middle in any::<bool>(),
+            mixed in any::<bool>(),
         ) {
+            let key: fn(u32) -> Vec<u8> = if mixed { mixed_key } else { key };
             let mut tree = if middle { OrderTree::with_middle_splits() } else { OrderTree::new() };
             let mut model = BTreeSet::new();
             for op in ops {
