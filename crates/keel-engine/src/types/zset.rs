@@ -228,24 +228,20 @@ impl ZRef {
     }
 }
 
-/// Writes `member` with `score` (already normalised), replacing its index entry for
-/// `old` if it had one.
+/// Writes `member`, whose sub-key is `member_key`, with `score` (already normalised),
+/// replacing its index entry for `old` if it had one.
 fn write_member(
     ex: &mut Exec,
-    key: &[u8],
+    member_key: Bytes,
     version: u64,
     member: &[u8],
     score: f64,
     old: Option<f64>,
 ) -> CmdResult<()> {
-    let db = ex.db;
     if let Some(o) = old {
         ex.delete(keys::score_key(version, o, member))?;
     }
-    ex.put(
-        keys::sub_key(db, key, version, member),
-        Bytes::copy_from_slice(&score.to_le_bytes()),
-    )?;
+    ex.put(member_key, Bytes::copy_from_slice(&score.to_le_bytes()))?;
     ex.put(keys::score_key(version, score, member), Bytes::new())
 }
 
@@ -286,7 +282,8 @@ fn store_zset(ex: &mut Exec, dst: &[u8], items: &[(Bytes, f64)]) -> CmdResult<()
     }
     let (meta, v) = new_collection(ex, KeyType::ZSet);
     for (m, s) in items {
-        write_member(ex, dst, v, m, norm(*s), None)?;
+        let mk = keys::sub_key(ex.db, dst, v, m);
+        write_member(ex, mk, v, m, norm(*s), None)?;
     }
     save_len(ex, dst, None, &meta, items.len() as u64)
 }
@@ -755,7 +752,7 @@ fn add_members(
                 processed += 1;
                 last = s;
                 if s != cur {
-                    write_member(ex, key, version, member, s, Some(cur))?;
+                    write_member(ex, sk, version, member, s, Some(cur))?;
                     updated += 1;
                 }
             }
@@ -764,7 +761,7 @@ fn add_members(
                     continue;
                 }
                 let s = norm(*score);
-                write_member(ex, key, version, member, s, None)?;
+                write_member(ex, sk, version, member, s, None)?;
                 added += 1;
                 processed += 1;
                 last = s;
