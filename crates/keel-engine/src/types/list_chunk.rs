@@ -397,7 +397,9 @@ impl Chunks {
                         .map(|l| l.moved(rest.len(), rec.len()));
                     *rec = rest;
                 } else {
-                    *rec = rec.slice(..span.len_at);
+                    // Shortened in place: a slice of it and the old handle's drop were two
+                    // atomic read-modify-writes per pop, each a full barrier.
+                    rec.truncate(span.len_at);
                     *last = None;
                 }
                 return Ok(Some(taken));
