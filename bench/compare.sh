@@ -384,14 +384,15 @@ if has_section instr; then
           for _ in $(seq 1 100); do [[ -s "$f" ]] && grep -q '^totals:' "$f" && break; sleep 0.1; done
           instr="$(awk '/^totals:/ {print $2}' "$f")"
           [[ -n "$instr" ]] || die "no totals in callgrind dump $f"
-          # Keep the profile: where the instructions go is the next question.
+          # Keep the profile: where the instructions go is the next question. Paths
+          # shortened in it and its summary: dependency sources and the toolchain by a
+          # placeholder (the numbers and names callgrind_annotate reads are unchanged).
+          shorten='s#[^ ]*/\.cargo/registry/src/[^/]+/#<cargo-src>/#g; s#/rustc/[0-9a-f]{40}/#<rustc>/#g'
           mkdir -p "$out/callgrind"
-          cp "$f" "$out/callgrind/$server-$test-P$p.callgrind"
+          sed -E "$shorten" "$f" >"$out/callgrind/$server-$test-P$p.callgrind"
           if command -v callgrind_annotate >/dev/null 2>&1; then
-            # Paths shortened: dependency sources and the toolchain by a placeholder.
             callgrind_annotate --threshold=100 "$f" 2>/dev/null | head -n 80 \
-              | sed -E 's#[^ ]*/\.cargo/registry/src/[^/]+/#<cargo-src>/#g; s#/rustc/[0-9a-f]{40}/#<rustc>/#g' \
-              >"$out/callgrind/$server-$test-P$p.top.txt" || true
+              | sed -E "$shorten" >"$out/callgrind/$server-$test-P$p.top.txt" || true
           fi
         else
           perf stat -x, -e instructions:u,instructions:k -p "$ipid" -o "$work/perf.txt" &
