@@ -194,10 +194,10 @@ impl Meta {
         b.freeze()
     }
 
-    /// The record of a string of `value_len` bytes expiring at `expire_at` is
-    /// `string_record_head(expire_at)` encoded, then the value: what
-    /// [`Meta::encode_string_into`] writes from a borrowed value.
-    fn string_record_head(expire_at: Option<u64>) -> Meta {
+    /// A string's metadata expiring at `expire_at` without its value: its record is this
+    /// encoded, then the value (what [`Meta::encode_string_into`] writes from a borrowed
+    /// value), and it tells a delete all it reads (type and expiry).
+    pub(crate) fn string_record_head(expire_at: Option<u64>) -> Meta {
         Meta {
             kind: KeyType::String,
             expire_at,

@@ -451,9 +451,7 @@ pub fn store_string(
     if let Some(at) = expire_at {
         if at <= ex.now_ms {
             // Deleting reads only the metadata's type and expiry, not the value.
-            let mut meta = Meta::string(Bytes::new());
-            meta.expire_at = expire_at;
-            ex.delete_key(key, &meta)?;
+            ex.delete_key(key, &Meta::string_record_head(expire_at))?;
         }
     }
     Ok(())
