@@ -109,10 +109,9 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
             }
         }
         Reply::Bulks(list) => {
+            // Framed as RESP2 and RESP3 both frame bulk strings (see `BulkList`).
             int_line(out, b'*', list.len() as i64);
-            for v in list.iter() {
-                bulk(out, v);
-            }
+            out.put_slice(list.framed());
         }
         Reply::Push(items) => {
             let prefix = if proto == Protocol::Resp3 { b'>' } else { b'*' };
