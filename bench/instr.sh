@@ -16,10 +16,16 @@
 #   --clients N           redis-benchmark clients (default 50; 1 gives every write a
 #                         funnel round of its own, as P1 writes nearly have at native
 #                         speed, where callgrind's slowdown lets 50 clients' writes pile up)
+#   --sim                 also simulate the caches and branch predictor and print their
+#                         misses per request (I1/D1 = first level, LL = last level, Bcm/Bim
+#                         = mispredicted conditional/indirect branches): where two servers
+#                         run alike instruction counts at unlike speeds. Simulated (no
+#                         kernel, one cache for all threads), so compare, don't quote.
 # TEST may be two tests joined by "+", run at once with half the requests each (a
 # queue: lpush+rpop, both on one list).
 # Example: bench/instr.sh set 16 200000 -- --save ""
-# Prints one line: "<server> <test> P<pipeline>: <n> instr/req (n=<requests>)".
+# Prints one line: "<server> <test> P<pipeline>: <n> instr/req (n=<requests>)"; with
+# --sim a second: "  per request: <event> <n> ...".
 # Needs valgrind and redis-tools (bench/compare.sh installs them).
 set -euo pipefail
 
@@ -29,6 +35,7 @@ preload=300000
 preload_test=set
 keep=""
 clients=50
+sim=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --server) server="${2:?--server needs keel or redis}"; shift 2 ;;
@@ -37,11 +44,12 @@ while [[ $# -gt 0 ]]; do
     --preload-test) preload_test="${2:?--preload-test needs a test}"; shift 2 ;;
     --keep) keep="${2:?--keep needs DIR}"; shift 2 ;;
     --clients) clients="${2:?--clients needs N}"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    --sim) sim=1; shift ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[[ $# -ge 3 ]] || { sed -n '2,23p' "$0" >&2; exit 2; }
+[[ $# -ge 3 ]] || { sed -n '2,29p' "$0" >&2; exit 2; }
 test_name="$1" pipeline="$2" requests="$3"
 shift 3
 [[ "${1:-}" == "--" ]] && shift
@@ -74,6 +82,7 @@ trap cleanup EXIT
 
 vg=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" --dump-instr=no
   --compress-strings=no)
+[[ $sim -eq 1 ]] && vg+=(--cache-sim=yes --branch-sim=yes)
 if [[ "$server" == keel ]]; then
   [[ -x "$keel_bin" ]] || { echo "no keel-server at $keel_bin" >&2; exit 1; }
   "${vg[@]}" "$keel_bin" --bind 127.0.0.1 --port "$port" --dir "$work/data" \
@@ -123,3 +132,11 @@ for _ in $(seq 1 50); do
 done
 [[ "$total" -gt 0 ]] || { echo "no callgrind dump found" >&2; exit 1; }
 echo "$server $test_name P$pipeline: $((total / requests)) instr/req (n=$requests)"
+if [[ $sim -eq 1 ]]; then
+  # Every event of the counted dump, per request, in the order of its "events:" line.
+  awk -v n="$requests" '
+    /^events:/ { for (i = 2; i <= NF; i++) name[i] = $i; k = NF }
+    /^(summary|totals):/ { for (i = 2; i <= NF; i++) v[i] = $i }
+    END { line = ""; for (i = 3; i <= k; i++) line = line sprintf(" %s %.1f", name[i], v[i] / n)
+          print "  per request:" line }' "$work"/cg.*.*
+fi
