@@ -1,7 +1,7 @@
 //! Replies as the engine produces them: a RESP3-shaped tree that the front-end renders
 //! as RESP2 or RESP3.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 
 /// One reply value.
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ impl BulkList {
                 framed_len
             });
         }
-        push_bulk_header(&mut self.framed, v.len());
+        put_bulk_header(&mut self.framed, v.len());
         self.framed.extend_from_slice(v);
         self.ends.push(self.framed.len());
         self.framed.extend_from_slice(b"\r\n");
@@ -116,17 +116,20 @@ impl BulkList {
     }
 }
 
-/// Appends `$`, `len` in decimal and CRLF: a bulk string's header.
-fn push_bulk_header(out: &mut Vec<u8>, len: usize) {
+/// Appends `$`, `len` in decimal and CRLF: a RESP bulk string's header (the RESP
+/// encoder's too). Most values are shorter than 100 bytes, and a fixed-size header for
+/// them is a few stores where a general digit loop and its copy were about 50
+/// instructions of every GET.
+pub fn put_bulk_header(out: &mut impl BufMut, len: usize) {
     let digit = |d: usize| b'0' + d as u8;
     if len < 10 {
-        out.extend_from_slice(&[b'$', digit(len), b'\r', b'\n']);
+        out.put_slice(&[b'$', digit(len), b'\r', b'\n']);
     } else if len < 100 {
-        out.extend_from_slice(&[b'$', digit(len / 10), digit(len % 10), b'\r', b'\n']);
+        out.put_slice(&[b'$', digit(len / 10), digit(len % 10), b'\r', b'\n']);
     } else {
-        out.push(b'$');
-        out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        out.put_u8(b'$');
+        out.put_slice(itoa::Buffer::new().format(len).as_bytes());
+        out.put_slice(b"\r\n");
     }
 }
 

@@ -2,6 +2,7 @@
 
 use bytes::{BufMut, BytesMut};
 use keel_engine::args::format_f64;
+use keel_engine::reply::put_bulk_header;
 use keel_engine::Reply;
 
 /// The protocol version a connection negotiated (HELLO).
@@ -64,24 +65,10 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
     6061626364656667686970717273747576777879\
     8081828384858687888990919293949596979899";
 
-/// `$`, `len` and CRLF. Most values are shorter than 100 bytes, and a fixed-size header
-/// for them is a few stores where the general digit loop and its copy were about 50
-/// instructions of every GET.
-fn bulk_header(out: &mut BytesMut, len: usize) {
-    let digit = |d: usize| b'0' + d as u8;
-    if len < 10 {
-        out.put_slice(&[b'$', digit(len), b'\r', b'\n']);
-    } else if len < 100 {
-        out.put_slice(&[b'$', digit(len / 10), digit(len % 10), b'\r', b'\n']);
-    } else {
-        int_line(out, b'$', len as i64);
-    }
-}
-
 /// A bulk string: header, bytes, CRLF.
 fn bulk(out: &mut BytesMut, b: &[u8]) {
     out.reserve(b.len() + 7);
-    bulk_header(out, b.len());
+    put_bulk_header(out, b.len());
     out.put_slice(b);
     out.put_slice(b"\r\n");
 }
