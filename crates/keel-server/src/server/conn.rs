@@ -243,11 +243,12 @@ impl Session {
         };
         self.cur_failed = false;
         self.cur_rejected = false;
-        // One clock reading per command: inside a batch a command's time starts where
-        // the previous one's ended, so it also carries the parse of its own request
-        // (well under a microsecond). Clock readings and their subtraction were ~200 of a
-        // GET's ~4,700 instructions at -P 1 (see `crate::clock`). The client's
-        // last-interaction time (CLIENT LIST idle, in seconds) is stamped once per batch.
+        // At most one clock reading per command (none for a collected write, below):
+        // inside a batch a command's time starts where the previous one's ended, so it
+        // also carries the parse of its own request (well under a microsecond). Clock
+        // readings and their subtraction were ~200 of a GET's ~4,700 instructions at -P 1
+        // (see `crate::clock`). The client's last-interaction time (CLIENT LIST idle, in
+        // seconds) is stamped once per batch.
         let start = match self.cmd_start {
             Some(t) => t,
             None => {
