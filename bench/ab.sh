@@ -14,6 +14,11 @@
 #   --args-a "ARGS"       server args for A only (split on spaces), likewise --args-b:
 #                         one binary against itself with another engine, e.g.
 #                         --args-b "--engine bitcask" BIN BIN -- --appendfsync everysec
+#   --pin S:C             run both servers on CPU list S and redis-benchmark on C
+#                         (taskset), e.g. --pin 1:0: the scheduler then moves neither,
+#                         and two builds' rates differ by less from run to run (on the
+#                         2-core machine of docs/benchmarks.md, unpinned rounds of one
+#                         build swung 0.94M-1.36M; pinned, a few percent)
 # Both servers run with --appendfsync no --save '' unless the args set those (the WAL
 # written, never synced; add "-- --appendonly no" for compare.sh's main pair) plus the
 # server args; they stay up for all tests, in the order given, so a
@@ -29,6 +34,7 @@ requests=1000000
 rounds=5
 args_a=""
 args_b=""
+pin=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --tests) tests="${2:?--tests needs a list}"; shift 2 ;;
@@ -37,11 +43,12 @@ while [[ $# -gt 0 ]]; do
     --rounds) rounds="${2:?--rounds needs N}"; shift 2 ;;
     --args-a) args_a="${2?--args-a needs ARGS}"; shift 2 ;;
     --args-b) args_b="${2?--args-b needs ARGS}"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    --pin) pin="${2:?--pin needs S:C}"; shift 2 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[[ $# -ge 2 ]] || { sed -n '2,23p' "$0" >&2; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,28p' "$0" >&2; exit 2; }
 bin_a="$1" bin_b="$2"
 shift 2
 [[ "${1:-}" == "--" ]] && shift
@@ -51,6 +58,15 @@ done
 for b in "$bin_a" "$bin_b"; do
   [[ -x "$b" ]] || { echo "not an executable: $b" >&2; exit 2; }
 done
+# Commands put in front of the servers and of redis-benchmark (empty unless --pin).
+server_pin=()
+client_pin=()
+if [[ -n "$pin" ]]; then
+  [[ "$pin" =~ ^[0-9,-]+:[0-9,-]+$ ]] || { echo "--pin wants S:C, CPU lists: $pin" >&2; exit 2; }
+  command -v taskset >/dev/null || { echo "--pin needs taskset (util-linux)" >&2; exit 1; }
+  server_pin=(taskset -c "${pin%%:*}")
+  client_pin=(taskset -c "${pin##*:}")
+fi
 for tool in redis-benchmark redis-cli python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (see bench/compare.sh)" >&2; exit 1; }
 done
@@ -76,7 +92,7 @@ start() {
   local defaults=()
   [[ " $* " == *" --appendfsync "* ]] || defaults+=(--appendfsync no)
   [[ " $* " == *" --save "* ]] || defaults+=(--save '')
-  "$bin" --bind 127.0.0.1 --port "$port" --dir "$work/$name/data" "${defaults[@]}" \
+  "${server_pin[@]}" "$bin" --bind 127.0.0.1 --port "$port" --dir "$work/$name/data" "${defaults[@]}" \
     --grpc-enabled false --loglevel warning "$@" >"$work/$name/log" 2>&1 &
   pid=$!
   pids+=("$pid")
@@ -102,7 +118,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() {
   local before after rps
   before="$(cpu_ticks "$2")"
-  rps="$(redis-benchmark -p "$1" -c 50 -n "$requests" -P "$pipeline" -d 64 -r 100000 \
+  rps="$("${client_pin[@]}" redis-benchmark -p "$1" -c 50 -n "$requests" -P "$pipeline" -d 64 -r 100000 \
     -t "$3" -q --csv | tail -n 1 | cut -d, -f2 | tr -d '"')"
   after="$(cpu_ticks "$2")"
   [[ -n "$rps" ]] || { echo "redis-benchmark gave no figure for $3" >&2; exit 1; }
