@@ -177,6 +177,60 @@ mod tests {
         );
     }
 
+    /// The key spec read by hand: every position from the first key to the last
+    /// (counted from the end when negative) at the spec's step, inside the arguments.
+    fn positions_by_hand(first: i32, last: i32, step: i32, argc: usize) -> Vec<usize> {
+        if first <= 0 {
+            return Vec::new();
+        }
+        let last = if last < 0 {
+            argc as i64 + i64::from(last)
+        } else {
+            i64::from(last)
+        };
+        let step = step.max(1) as usize;
+        (first as usize..argc)
+            .step_by(step)
+            .filter(|&p| p as i64 <= last)
+            .collect()
+    }
+
+    #[test]
+    fn key_positions_follow_the_key_spec() {
+        let spec = |first, last, step| CommandSpec {
+            first_key: first,
+            last_key: last,
+            step,
+            ..*lookup(b"mset").expect("mset")
+        };
+        let cases = [
+            (0, 0, 0),
+            (1, 1, 1),
+            (1, -1, 1),
+            (1, -1, 2),
+            (2, -1, 1),
+            (1, 2, 1),
+            (1, -2, 1),
+            (3, 3, 1),
+            (2, -2, 3),
+        ];
+        for (first, last, step) in cases {
+            let s = spec(first, last, step);
+            for argc in 0..12 {
+                let got: Vec<usize> = s.key_positions(argc).collect();
+                let want = positions_by_hand(first, last, step, argc);
+                assert_eq!(got, want, "spec ({first}, {last}, {step}), argc {argc}");
+            }
+        }
+        for c in all_commands() {
+            for argc in 0..12 {
+                let got: Vec<usize> = c.key_positions(argc).collect();
+                let want = positions_by_hand(c.first_key, c.last_key, c.step, argc);
+                assert_eq!(got, want, "{} with {argc} arguments", c.name);
+            }
+        }
+    }
+
     #[test]
     fn names_are_unique_lowercase_and_keyspecs_sane() {
         let mut seen = std::collections::HashSet::new();
