@@ -134,11 +134,13 @@ impl Default for AccessTable {
 /// The slot of a key. Every command touches its keys, so this is foldhash with a fixed
 /// seed (about half the instructions of FNV-1a on a 16-byte key, a fifth of SipHash's); a
 /// collision only shares an access record between two keys, which sampling-based
-/// eviction tolerates, so there is nothing to flood.
+/// eviction tolerates, so there is nothing to flood. The key's bytes are hashed alone
+/// (see `keel_storage::key_hash`) and the database added after, by a multiple of an odd
+/// constant: hashing the pair fed foldhash two more words.
 fn slot_of(db: u8, key: &[u8]) -> usize {
-    use std::hash::BuildHasher;
     const SEED: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x2545_F491);
-    let h = SEED.hash_one((db, key));
+    let h = keel_storage::key_hash::hash_bytes(&SEED, key)
+        .wrapping_add(u64::from(db).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     // Fold the high bits in: the table index uses the low ones.
     ((h ^ (h >> 29)) as usize) & (SLOTS - 1)
 }

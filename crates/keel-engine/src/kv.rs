@@ -158,7 +158,7 @@ impl KvRead for LatestReader<'_> {
 pub struct WriteTx {
     store: Arc<dyn Storage>,
     /// The buffered writes by key (None = delete).
-    overlay: IndexMap<Bytes, Option<Bytes>, foldhash::fast::RandomState>,
+    overlay: IndexMap<Bytes, Option<Bytes>, keel_storage::key_hash::BytesState>,
     /// The overlay's keys in order, once a scan needed them.
     order: OnceCell<BTreeSet<Bytes>>,
     /// Each write since the last [`WriteTx::mark`]: the overlay position it wrote and

@@ -32,7 +32,6 @@
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::Bound;
@@ -739,7 +738,7 @@ impl<V: IndexValue> HashedIndex<V> {
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
+        crate::key_hash::hash_bytes(&self.hasher, key)
     }
 
     fn shard(&self, hash: u64) -> &RwLock<HashTable<EntryRef<V>>> {

@@ -9,6 +9,7 @@ pub mod cache_hint;
 pub mod dirlock;
 pub mod error;
 pub mod hashed_index;
+pub mod key_hash;
 pub mod key_order;
 pub mod lifecycle;
 pub mod mvcc;
