@@ -65,18 +65,49 @@ pub fn parse_f64(b: &[u8]) -> Option<f64> {
 /// `b` as a double if it is an optional '-' and 1 to 15 decimal digits (leading zeros
 /// allowed, as in any float): below 10^15 < 2^53 the value is exact, so it is the one
 /// the general parser gives, "-0" included.
+///
+/// The digits are read eight at a time ([`eight_digits`]): a digit at a time, checking
+/// and folding redis-benchmark's 12-digit scores, was ~200 of ZADD -P 16's ~12,000
+/// instructions per request.
 fn short_integer(b: &[u8]) -> Option<f64> {
     let (neg, digits) = match b.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, b),
     };
-    if digits.is_empty() || digits.len() > 15 || !digits.iter().all(u8::is_ascii_digit) {
+    let n = digits.len();
+    if n == 0 || n > 15 {
         return None;
     }
-    let v = digits
-        .iter()
-        .fold(0u64, |v, &c| v * 10 + u64::from(c - b'0')) as f64;
+    // Right-aligned in sixteen bytes of '0's: leading zeros leave the value alone.
+    let mut padded = [b'0'; 16];
+    padded[16 - n..].copy_from_slice(digits);
+    let (high, low) = padded.split_at(8);
+    let v = eight_digits(high)? * 100_000_000 + eight_digits(low)?;
+    let v = v as f64;
     Some(if neg { -v } else { v })
+}
+
+/// The number eight ASCII decimal digits spell (the first the most significant), or
+/// None if any byte is not a digit. One word's arithmetic instead of a loop: the digit
+/// check is the well-known pair of masks, the value three multiplications that combine
+/// neighbouring digits, then pairs, then fours.
+#[inline]
+fn eight_digits(chunk: &[u8]) -> Option<u64> {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(chunk);
+    let x = u64::from_le_bytes(word);
+    // Every byte 0x30..=0x39: its high nibble is 3, and adding 6 keeps it 3.
+    let high = x & 0xF0F0_F0F0_F0F0_F0F0;
+    let carried = (x.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4;
+    if high | carried != 0x3333_3333_3333_3333 {
+        return None;
+    }
+    let d = x - 0x3030_3030_3030_3030;
+    // Each byte's digit times ten plus the next: two-digit values in every other byte.
+    let pairs = d.wrapping_mul(10).wrapping_add(d >> 8);
+    let fours = (pairs & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32));
+    let rest = ((pairs >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32));
+    Some(fours.wrapping_add(rest) >> 32)
 }
 
 /// The spellings of infinity a float argument may use (any case).
@@ -194,6 +225,25 @@ mod tests {
             assert_eq!(got.map(f64::to_bits), general.map(f64::to_bits), "{text}");
             assert_eq!(parse_f64(text.as_bytes()), general, "{text}");
         }
+        // Every digit position, and a non-digit at each position, through both words.
+        for n in 1..=15usize {
+            let text: String = (0..n).map(|i| char::from(b'1' + (i % 9) as u8)).collect();
+            assert_eq!(
+                parse_f64(text.as_bytes()),
+                text.parse::<f64>().ok(),
+                "{text}"
+            );
+            for at in 0..n {
+                for bad in [b'/', b':', b' ', b'a', 0x80, b'0' + 0x10] {
+                    let mut b = text.clone().into_bytes();
+                    b[at] = bad;
+                    assert_eq!(short_integer(&b), None, "{b:?}");
+                }
+            }
+        }
+        assert_eq!(eight_digits(b"12345678"), Some(12_345_678));
+        assert_eq!(eight_digits(b"00000000"), Some(0));
+        assert_eq!(eight_digits(b"99999999"), Some(99_999_999));
         assert_eq!(format_f64(10.5), "10.5");
         assert_eq!(format_f64(f64::INFINITY), "inf");
     }
