@@ -164,16 +164,13 @@ fn run(
 mod tests {
     use super::*;
     use crate::wal::{Wal, WalError, WalOptions};
-    use keel_engine::{Applied, Reply};
+    use keel_engine::engine::Replies;
+    use keel_engine::Reply;
     use keel_storage::SyncPolicy;
     use tokio::sync::oneshot;
 
-    fn applied(n: i64) -> Applied {
-        Applied {
-            replies: std::iter::once(Reply::Int(n)).collect(),
-            touched: Default::default(),
-            events: Vec::new(),
-        }
+    fn replies(n: i64) -> Replies {
+        std::iter::once(Reply::Int(n)).collect()
     }
 
     fn open() -> (tempfile::TempDir, Wal, Arc<NodeState>, Acks) {
@@ -208,7 +205,7 @@ mod tests {
                 .collect();
             for (i, rx) in (burst * 10 + 1..).zip(rxs) {
                 let res = rx.blocking_recv().expect("a reply");
-                assert_eq!(res.expect("ok").replies[0], Reply::Int(i as i64));
+                assert_eq!(res.expect("ok")[0], Reply::Int(i as i64));
                 assert!(
                     wal.last_synced_index() >= i,
                     "reply {i} before its fdatasync"
@@ -229,7 +226,7 @@ mod tests {
             .collect();
         for (i, rx) in (2..).zip(rxs) {
             let res = rx.blocking_recv().expect("sent from the thread");
-            assert_eq!(res.expect("ok").replies[0], Reply::Int(i));
+            assert_eq!(res.expect("ok")[0], Reply::Int(i));
         }
         acks.close();
     }
@@ -244,7 +241,7 @@ mod tests {
             .expect("append");
         wal.flush().expect("flush");
         let (tx, rx) = oneshot::channel();
-        acks.defer(vec![Pending::One(tx, Ok(applied(i as i64)))]);
+        acks.defer(vec![Pending::One(tx, Ok(replies(i as i64)))]);
         rx
     }
 
@@ -254,7 +251,7 @@ mod tests {
         for i in 1..=200u64 {
             let rx = write_and_defer(&mut wal, &acks, i);
             let res = rx.blocking_recv().expect("a reply");
-            assert_eq!(res.expect("ok").replies[0], Reply::Int(i as i64));
+            assert_eq!(res.expect("ok")[0], Reply::Int(i as i64));
             assert!(
                 wal.last_synced_index() >= i,
                 "reply {i} before its fdatasync"
@@ -272,7 +269,7 @@ mod tests {
         acks.close();
         for (i, rx) in (1..).zip(rxs) {
             let res = rx.blocking_recv().expect("sent before close returned");
-            assert_eq!(res.expect("ok").replies[0], Reply::Int(i));
+            assert_eq!(res.expect("ok")[0], Reply::Int(i));
         }
         assert_eq!(wal.last_synced_index(), 50);
     }
@@ -293,7 +290,7 @@ mod tests {
         let (tx, rx) = oneshot::channel();
         let (tx_err, rx_err) = oneshot::channel();
         acks.defer(vec![
-            Pending::Many(tx, vec![Ok(applied(2)), Ok(applied(3))]),
+            Pending::Many(tx, vec![Ok(replies(2)), Ok(replies(3))]),
             Pending::One(tx_err, Err(Reply::err("ERR not logged"))),
         ]);
         let results = rx.blocking_recv().expect("replies");

@@ -385,7 +385,7 @@ impl ApplyLoop {
                     .fetch_add(u64::try_from(*n).unwrap_or(0), Ordering::Relaxed);
             }
         }
-        Ok(applied)
+        Ok(applied.replies)
     }
 
     /// Evicts under maxmemory until the write fits; false if it cannot.

@@ -1,7 +1,7 @@
 //! The coordinator: THE write funnel of a shard. Standalone today (own WAL, group
 //! commit, snapshots that truncate the log); a Raft coordinator plugs in later behind
-//! the same handle ([`Coordinator::write`] takes an `Op` and resolves to the `Applied`
-//! result once the entry is durable per policy).
+//! the same handle ([`Coordinator::write`] takes an `Op` and resolves to its replies
+//! once the entry is durable per policy).
 //!
 //! - [`recovery`]: start-up (open storage + engine + WAL, replay).
 //! - [`apply_loop`]: the funnel's state, the one owner of the WAL and caller of
@@ -14,8 +14,9 @@
 //!   figures, shared with the front-end for INFO and the MISCONF refusal.
 //!
 //! Extension points: MULTI/EXEC submits one `Op::Multi` through [`Coordinator::write`];
-//! WATCH-based optimistic transactions submit `Op::TxnCommit`; blocking pops and
-//! keyspace notifications can use `Applied::touched` returned by `write`.
+//! WATCH-based optimistic transactions submit `Op::TxnCommit`; blocking pops, WATCH
+//! and keyspace notifications see each entry's `Applied` (its touched keys and events)
+//! through the apply hooks, in the funnel.
 //! Reads never come here: the front-end calls `Engine::read` on a snapshot.
 
 mod acks;
@@ -31,6 +32,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use keel_engine::command::{flags, CommandSpec};
+use keel_engine::engine::Replies;
 use keel_engine::{Applied, Engine, Op, Reply};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
@@ -40,8 +42,11 @@ use crate::wal::{WalStats, WalStatsHandle};
 pub use recovery::{Recovered, StartError};
 pub use state::{Lifecycle, NodeState};
 
-/// A write's outcome: the engine's result, or an error reply (MISCONF, OOM, …).
-pub type WriteResult = Result<Applied, Reply>;
+/// A write's outcome: its replies (one; one per queued command of a MULTI), or an error
+/// reply (MISCONF, OOM, …). The keys it touched and the events it raised stay in the
+/// funnel, whose hooks use them: the connections need only the replies, and a round's
+/// results cross to them in one vector, which was 128 bytes per write with them.
+pub type WriteResult = Result<Replies, Reply>;
 
 /// Where a snapshot's outcome goes (error text is a full error reply).
 pub type SnapshotReply = oneshot::Sender<Result<(), String>>;

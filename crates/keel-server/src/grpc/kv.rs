@@ -38,16 +38,11 @@ impl KvService {
 /// Separates scan ids from the key position in a Kv.Scan page token.
 const TOKEN_SEP: char = '.';
 
-fn ok_reply(applied: &keel_engine::Applied) -> Result<&Reply, Status> {
-    let first = applied
-        .replies
+fn ok_reply(replies: &[Reply]) -> Result<&Reply, Status> {
+    let first = replies
         .first()
         .ok_or_else(|| Status::internal("write produced no reply"))?;
-    match applied
-        .replies
-        .iter()
-        .find(|r| matches!(r, Reply::Error(_)))
-    {
+    match replies.iter().find(|r| matches!(r, Reply::Error(_))) {
         Some(err) => Err(status::from_reply(err)),
         None => Ok(first),
     }
@@ -116,14 +111,14 @@ impl Kv for KvService {
                 Op::Multi { cmds }
             }
         };
-        let applied = self
+        let replies = self
             .st
             .shared
             .coord
             .write(op, true)
             .await
             .map_err(|r| status::from_reply(&r))?;
-        ok_reply(&applied)?;
+        ok_reply(&replies)?;
         Ok(Response::new(SetResponse { written }))
     }
 
@@ -138,14 +133,14 @@ impl Kv for KvService {
         let mut args = Vec::with_capacity(1 + r.keys.len());
         args.push(Bytes::from_static(b"DEL"));
         args.extend(r.keys);
-        let applied = self
+        let replies = self
             .st
             .shared
             .coord
             .write(Op::Command { db, args }, false)
             .await
             .map_err(|r| status::from_reply(&r))?;
-        match ok_reply(&applied)? {
+        match ok_reply(&replies)? {
             Reply::Int(n) => Ok(Response::new(DeleteResponse {
                 deleted: u64::try_from(*n).unwrap_or(0),
             })),

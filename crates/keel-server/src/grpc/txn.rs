@@ -209,14 +209,14 @@ impl TxnApi for TxnService {
             start_index,
             writes,
         };
-        let applied = self
+        let replies = self
             .st
             .shared
             .coord
             .write(op, grows)
             .await
             .map_err(|r| status::from_reply(&r))?;
-        match applied.replies.first() {
+        match replies.first() {
             Some(Reply::Ok) => Ok(Response::new(CommitResponse { written })),
             Some(other) => Err(status::from_reply(other)),
             None => Err(Status::internal("commit produced no reply")),

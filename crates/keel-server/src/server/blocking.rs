@@ -171,8 +171,7 @@ async fn retry(s: &Session, b: &Blocked) -> (Reply, bool) {
         .collect();
     cmds.push((b.db, b.args.clone()));
     match s.shared.coord.write(Op::Multi { cmds }, b.denyoom).await {
-        Ok(applied) => {
-            let mut replies = applied.replies;
+        Ok(mut replies) => {
             let reply = replies.pop().unwrap_or(Reply::Nil);
             let wrong = replies
                 .iter()
@@ -264,7 +263,7 @@ async fn attempt(s: &Session, args: &[Bytes], denyoom: bool) -> Reply {
         args: args.to_vec(),
     };
     match s.shared.coord.write(op, denyoom).await {
-        Ok(applied) => applied.replies.into_iter().next().unwrap_or(Reply::Nil),
+        Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
         Err(r) => r,
     }
 }

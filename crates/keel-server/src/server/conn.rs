@@ -195,7 +195,7 @@ impl Session {
     /// Encodes the result of the `i`th collected write.
     fn answer_write(&mut self, i: usize, result: WriteResult) {
         let reply = match result {
-            Ok(applied) => applied.replies.into_iter().next().unwrap_or(Reply::Nil),
+            Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
             Err(r) => r,
         };
         if let Reply::Error(e) = &reply {

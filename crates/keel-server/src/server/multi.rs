@@ -273,7 +273,7 @@ pub async fn exec(s: &mut Session) {
         let rx = shared
             .coord
             .submit_guarded(Op::Multi { cmds }, denyoom, abort);
-        resolve_write(rx).await.map(|a| a.replies.into_vec())
+        resolve_write(rx).await.map(|r| r.into_vec())
     };
     unwatch(s);
     let replies = match result {
