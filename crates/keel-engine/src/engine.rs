@@ -577,75 +577,75 @@ impl Engine {
             tx.mark();
             tx.release_held();
         }
-        let mut ex = Exec::new(
-            Access::Write(tx),
-            0,
-            ctx.now_ms,
-            ctx.seq,
-            ctx.seed,
-            &self.cursors,
-        );
-        ex.access_table = Some(&self.access);
-        ex.record_events = self
-            .events_wanted
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let mut replies = Replies::new();
-        match op {
-            Op::Command { db, args } => {
-                replies.push(run_one(&mut ex, *db, args, spec)?);
-            }
-            Op::Multi { cmds } => {
-                for (db, args) in cmds {
-                    replies.push(run_one(&mut ex, *db, args, None)?);
+        // In a block of its own, so that the entry's Exec is dropped where it lies: a
+        // `drop(ex)` moved its 184 bytes to the drop call first (a memcpy per write).
+        let (replies, touched, events) = {
+            let mut ex = Exec::for_entry(
+                tx,
+                ctx,
+                &self.cursors,
+                &self.access,
+                self.events_wanted
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            );
+            let mut replies = Replies::new();
+            match op {
+                Op::Command { db, args } => {
+                    replies.push(run_one(&mut ex, *db, args, spec)?);
                 }
-            }
-            Op::ExpireDue { db, keys } => {
-                ex.db = *db;
-                let mut n = 0;
-                for k in keys {
-                    // meta() deletes the key inside this entry if it is due at its time.
-                    let mk = keys::meta_key(*db, k);
-                    if ex.contains(&mk)? && run_cmd(ex.meta(k))?.is_none() {
-                        n += 1;
+                Op::Multi { cmds } => {
+                    for (db, args) in cmds {
+                        replies.push(run_one(&mut ex, *db, args, None)?);
                     }
                 }
-                replies.push(Reply::Int(n));
-            }
-            Op::ExpireCycle { max } => {
-                let n = crate::types::expire::expire_cycle(&mut ex, *max)?;
-                replies.push(Reply::Int(n as i64));
-            }
-            Op::Evict { keys } => {
-                let mut n = 0;
-                for (db, k) in keys {
-                    if let Some(meta) = run_cmd(ex.meta_in(*db, k))? {
-                        run_cmd(ex.delete_key_in(*db, k, &meta))?;
-                        ex.notify_in(*db, 'e', "evicted", k);
-                        n += 1;
-                    }
-                }
-                replies.push(Reply::Int(n));
-            }
-            Op::TxnCommit { db, writes, .. } => {
-                ex.db = *db;
-                let reply = match crate::txn::apply_commit(&mut ex, *db, writes) {
-                    Ok(()) => Reply::Ok,
-                    Err(CmdError::Reply(r)) => {
-                        if let Some(tx) = ex.tx_mut() {
-                            tx.rollback();
+                Op::ExpireDue { db, keys } => {
+                    ex.db = *db;
+                    let mut n = 0;
+                    for k in keys {
+                        // meta() deletes the key inside this entry if it is due at its time.
+                        let mk = keys::meta_key(*db, k);
+                        if ex.contains(&mk)? && run_cmd(ex.meta(k))?.is_none() {
+                            n += 1;
                         }
-                        ex.touched.clear();
-                        ex.events.clear();
-                        r
                     }
-                    Err(CmdError::Engine(e)) => return Err(e),
-                };
-                replies.push(reply);
+                    replies.push(Reply::Int(n));
+                }
+                Op::ExpireCycle { max } => {
+                    let n = crate::types::expire::expire_cycle(&mut ex, *max)?;
+                    replies.push(Reply::Int(n as i64));
+                }
+                Op::Evict { keys } => {
+                    let mut n = 0;
+                    for (db, k) in keys {
+                        if let Some(meta) = run_cmd(ex.meta_in(*db, k))? {
+                            run_cmd(ex.delete_key_in(*db, k, &meta))?;
+                            ex.notify_in(*db, 'e', "evicted", k);
+                            n += 1;
+                        }
+                    }
+                    replies.push(Reply::Int(n));
+                }
+                Op::TxnCommit { db, writes, .. } => {
+                    ex.db = *db;
+                    let reply = match crate::txn::apply_commit(&mut ex, *db, writes) {
+                        Ok(()) => Reply::Ok,
+                        Err(CmdError::Reply(r)) => {
+                            if let Some(tx) = ex.tx_mut() {
+                                tx.rollback();
+                            }
+                            ex.touched.clear();
+                            ex.events.clear();
+                            r
+                        }
+                        Err(CmdError::Engine(e)) => return Err(e),
+                    };
+                    replies.push(reply);
+                }
             }
-        }
-        let touched = std::mem::take(&mut ex.touched);
-        let events = std::mem::take(&mut ex.events);
-        drop(ex);
+            let touched = std::mem::take(&mut ex.touched);
+            let events = std::mem::take(&mut ex.events);
+            (replies, touched, events)
+        };
         group.last_seq = Some(ctx.seq);
         Ok(Applied {
             replies,

@@ -231,6 +231,7 @@ struct List {
 }
 
 impl List {
+    #[inline(always)]
     fn from_meta(key: &[u8], m: &Meta) -> CmdResult<List> {
         if let Body::Collection {
             version,
@@ -288,6 +289,7 @@ impl List {
 
 /// The list at `key` (WRONGTYPE for other types) with its metadata record, as held by
 /// an earlier push or pop of this group if it was (see [`store_held`]).
+#[inline(always)]
 fn load(ex: &mut Exec, key: &[u8]) -> CmdResult<Option<(Meta, List)>> {
     match ex.typed_or_held(key, KeyType::List)? {
         Some(m) => {

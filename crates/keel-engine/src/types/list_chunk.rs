@@ -193,6 +193,7 @@ pub struct Chunks {
 
 impl Chunks {
     /// The chunks of the list `version` packed `2^shift` to a record.
+    #[inline(always)]
     pub fn new(version: u64, shift: u8) -> Chunks {
         Chunks {
             version,

@@ -138,6 +138,18 @@ impl Session {
         self.cmd_start = None;
     }
 
+    /// The blocking command waiting to be carried out, if any. Looked at before it is
+    /// taken: `Option::take` copies the whole value (136 bytes, a `memcpy` per request)
+    /// even when it is None.
+    #[inline]
+    fn take_blocked(&mut self) -> Option<Blocked> {
+        if self.blocked.is_some() {
+            self.blocked.take()
+        } else {
+            None
+        }
+    }
+
     /// The wall clock for this batch's reads, in ms.
     fn now_ms(&mut self) -> u64 {
         *self.clock_ms.get_or_insert_with(unix_now_ms)
@@ -635,7 +647,7 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
             };
             flow = session.execute(args, found).await;
             ran += 1;
-            if let Some(b) = session.blocked.take() {
+            if let Some(b) = session.take_blocked() {
                 // The wait writes the replies before it itself, deferred ones first.
                 let Some(mut wr) = outbox.take(&mut session.out) else {
                     flow = Flow::Close;
