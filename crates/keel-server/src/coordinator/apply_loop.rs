@@ -516,11 +516,13 @@ impl ApplyLoop {
     /// through the group's overlay, and every other reader of storage on this thread
     /// (snapshots, eviction) flushes the group first.
     fn flush_group(&mut self) -> Result<(), Reply> {
-        let Some(group) = self.group.take() else {
+        // Written in place: the group and its overlay stay for the next round.
+        let Some(group) = self.group.as_mut() else {
             return Ok(());
         };
         let last = group.last_seq();
-        if let Err(e) = self.engine.write_group(group) {
+        if let Err(e) = self.engine.write_group_in(group) {
+            self.group = None;
             self.group_lost = true;
             self.deferred_events.clear();
             return Err(self.fail(format!("storage write of entries up to {last:?}: {e}")));
