@@ -123,6 +123,8 @@ pub(super) struct ApplyLoop {
     /// The round's messages, taken from the queue before any is applied so that their
     /// keys are prefetched a chunk ahead (kept to reuse its allocation).
     inbox: VecDeque<Request>,
+    /// The last applied entry's result, filled in place (see `apply_logged`).
+    applied: Applied,
 }
 
 /// Replies waiting for the round's commit.
@@ -202,6 +204,7 @@ impl ApplyLoop {
             limits: None,
             prefetch: PrefetchScratch::default(),
             inbox: VecDeque::new(),
+            applied: Applied::default(),
             acks,
         }
     }
@@ -377,15 +380,12 @@ impl ApplyLoop {
             return Err(Reply::err(errors::OOM));
         }
         let expiry = matches!(op, Op::ExpireDue { .. } | Op::ExpireCycle { .. });
-        let applied = self.apply_logged(&op, spec)?;
+        self.apply_logged(&op, spec)?;
         if expiry {
-            if let Some(Reply::Int(n)) = applied.replies.first() {
-                self.state
-                    .expired_keys
-                    .fetch_add(u64::try_from(*n).unwrap_or(0), Ordering::Relaxed);
-            }
+            let n = self.applied_count();
+            self.state.expired_keys.fetch_add(n, Ordering::Relaxed);
         }
-        Ok(applied.replies)
+        Ok(std::mem::take(&mut self.applied.replies))
     }
 
     /// Evicts under maxmemory until the write fits; false if it cannot.
@@ -410,13 +410,10 @@ impl ApplyLoop {
                 MemoryVerdict::Fine => return Ok(true),
                 MemoryVerdict::Oom => return Ok(false),
                 MemoryVerdict::Evict(keys) => {
-                    let applied = self.apply_logged(&Op::Evict { keys }, None)?;
+                    self.apply_logged(&Op::Evict { keys }, None)?;
+                    let n = self.applied_count();
                     self.flush_group()?;
-                    if let Some(Reply::Int(n)) = applied.replies.first() {
-                        self.state
-                            .evicted_keys
-                            .fetch_add(u64::try_from(*n).unwrap_or(0), Ordering::Relaxed);
-                    }
+                    self.state.evicted_keys.fetch_add(n, Ordering::Relaxed);
                 }
             }
         }
@@ -440,12 +437,9 @@ impl ApplyLoop {
         self.last_now_ms
     }
 
-    /// Stamps, logs and applies one entry.
-    fn apply_logged(
-        &mut self,
-        op: &Op,
-        spec: Option<&'static CommandSpec>,
-    ) -> Result<Applied, Reply> {
+    /// Stamps, logs and applies one entry; its result is left in `self.applied` (see
+    /// `Engine::apply_into`: returned by value, it was copied at each level).
+    fn apply_logged(&mut self, op: &Op, spec: Option<&'static CommandSpec>) -> Result<(), Reply> {
         let ctx = ApplyCtx {
             seq: self.last_index + 1,
             now_ms: self.clock(),
@@ -458,15 +452,12 @@ impl ApplyLoop {
         // In place: taking the group out and putting it back copied it twice per entry.
         let engine = &self.engine;
         let group = self.group.get_or_insert_with(|| engine.group());
-        let applied = match engine.apply_in_spec(group, &ctx, op, spec) {
-            Ok(a) => a,
-            Err(e) => {
-                // The group holds part of this entry: drop it whole (the log has it all).
-                self.group = None;
-                self.group_lost = true;
-                return Err(self.fail(format!("apply of entry {}: {e}", ctx.seq)));
-            }
-        };
+        if let Err(e) = engine.apply_into(group, &ctx, op, spec, &mut self.applied) {
+            // The group holds part of this entry: drop it whole (the log has it all).
+            self.group = None;
+            self.group_lost = true;
+            return Err(self.fail(format!("apply of entry {}: {e}", ctx.seq)));
+        }
         if group.is_full() {
             self.flush_group()?;
         }
@@ -475,11 +466,19 @@ impl ApplyLoop {
             self.hooks_here = now;
         }
         for hook in &self.hooks_here {
-            hook(op, &applied);
+            hook(op, &self.applied);
         }
-        self.deferred_events.extend_from_slice(&applied.events);
+        self.deferred_events.append(&mut self.applied.events);
         self.unsaved += 1;
-        Ok(applied)
+        Ok(())
+    }
+
+    /// The count the last applied entry answered (keys expired or evicted), 0 if none.
+    fn applied_count(&self) -> u64 {
+        match self.applied.replies.first() {
+            Some(Reply::Int(n)) => u64::try_from(*n).unwrap_or(0),
+            _ => 0,
+        }
     }
 
     /// Appends the entry to the WAL (made durable by the round's commit).
@@ -588,17 +587,12 @@ impl ApplyLoop {
         if !expiry_due(&self.engine, now) {
             return;
         }
-        if let Ok(applied) = self.apply_logged(
-            &Op::ExpireCycle {
-                max: EXPIRE_CYCLE_MAX,
-            },
-            None,
-        ) {
-            if let Some(Reply::Int(n)) = applied.replies.first() {
-                self.state
-                    .expired_keys
-                    .fetch_add(u64::try_from(*n).unwrap_or(0), Ordering::Relaxed);
-            }
+        let cycle = Op::ExpireCycle {
+            max: EXPIRE_CYCLE_MAX,
+        };
+        if self.apply_logged(&cycle, None).is_ok() {
+            let n = self.applied_count();
+            self.state.expired_keys.fetch_add(n, Ordering::Relaxed);
         }
     }
 
