@@ -555,11 +555,12 @@ impl Engine {
         Ok(out)
     }
 
-    /// [`Engine::apply_in`] into `out` (its previous content replaced), for a caller
-    /// that already resolved an `Op::Command`'s `args[0]` to `spec` and checked its arity
-    /// (the front-end's dispatcher, from this crate's command table), sparing a second
-    /// lookup. `None` resolves here, as replay and followers do; both give the same
-    /// spec, so the entry applies the same.
+    /// [`Engine::apply_in`] into `out` (its previous content replaced; after an error,
+    /// what it holds means nothing), for a caller that already resolved an
+    /// `Op::Command`'s `args[0]` to `spec` and checked its arity (the front-end's
+    /// dispatcher, from this crate's command table), sparing a second lookup. `None`
+    /// resolves here, as replay and followers do; both give the same spec, so the entry
+    /// applies the same.
     ///
     /// Why an out-parameter: returned by value, the 128-byte `Applied` was copied at
     /// each level on its way to the funnel's hooks, and the copies' vector loads
@@ -587,8 +588,8 @@ impl Engine {
             tx.mark();
             tx.release_held();
         }
-        // In a block of its own, so that the entry's Exec is dropped where it lies: a
-        // `drop(ex)` moved its 184 bytes to the drop call first (a memcpy per write).
+        // The entry's Exec borrows the group's overlay: it ends with this block, before
+        // the group is touched again.
         {
             let mut ex = Exec::for_entry(
                 tx,
