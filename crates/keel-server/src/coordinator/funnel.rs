@@ -34,6 +34,12 @@ use super::{Control, Request};
 const INLINE_ROUNDS: usize = 4;
 /// Single-submitter rounds in a row after which writes stop being gathered.
 const LONE_ROUNDS: u32 = 16;
+/// Once writes stop being gathered, one write in this many lone rounds yields anyway, to
+/// see whether other connections' writes would join its round. Without it nothing could
+/// end the lone state on a single runtime thread, where no round takes two connections'
+/// writes unless one of them yielded first: the few stragglers at the end of one
+/// benchmark left every later P1 write ungathered.
+const PROBE_PERIOD: u32 = 64;
 /// Active expiry period.
 const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
 /// How long shutdown waits for a running snapshot.
@@ -53,8 +59,9 @@ pub(super) struct Funnel {
     /// A `Control::Drain` is on its way to the apply thread: one wake-up serves every
     /// write queued until it runs.
     woken: AtomicBool,
-    /// Rounds in a row that took a single message (saturating at [`LONE_ROUNDS`]):
-    /// below it, writes arrive concurrently and gathering them pays (`submit_gathered`).
+    /// Rounds in a row that took a single message: below [`LONE_ROUNDS`], writes arrive
+    /// concurrently and gathering them pays (`submit_gathered`); from there it counts
+    /// up to the next probe ([`PROBE_PERIOD`]), where it drops just below again.
     lone_rounds: AtomicU32,
     /// Every write yields before its round, lone or not: true under `always`, where a
     /// reply waits for an fdatasync of a few hundred µs anyway and a round saved is a
@@ -100,16 +107,21 @@ impl Funnel {
     /// connections of this thread (they queue their writes), so one round, one WAL
     /// write and one storage batch serve them all, as one pass of Redis's event loop
     /// does. A lone writer skips the detour: it would pay an I/O poll for nothing
-    /// (measured: a tenth of one client's SET rate), which is what `lone_rounds` tells;
-    /// except under `always`, where that poll is small beside the fdatasync and a lone
+    /// (measured: a tenth of one client's SET rate), which is what `lone_rounds` tells,
+    /// but for one probe every [`PROBE_PERIOD`] rounds; except under `always`, where that poll is small beside the fdatasync and a lone
     /// round per write had each SET -P 1 pay a WAL write of its own (200k for 200k; with
     /// the yield 92k, and SET -P 1 at 50 clients 1.144x the rate, 0.867x the CPU).
     pub async fn submit_gathered(&self, req: Request) {
         let _ = self.queue.send(req);
-        if self.gather_every_write || self.lone_rounds.load(Ordering::Relaxed) < LONE_ROUNDS {
+        if self.gathers() {
             tokio::task::yield_now().await;
         }
         self.run_queued();
+    }
+
+    /// True when the next gathered write yields before its round.
+    fn gathers(&self) -> bool {
+        self.gather_every_write || self.lone_rounds.load(Ordering::Relaxed) < LONE_ROUNDS
     }
 
     /// Sees that the queued writes run: on this thread if it can take the funnel, else
@@ -172,7 +184,10 @@ impl Funnel {
                 };
                 let lone = match messages {
                     0 => return,
-                    1 => (self.lone_rounds.load(Ordering::Relaxed) + 1).min(LONE_ROUNDS),
+                    1 => match self.lone_rounds.load(Ordering::Relaxed) + 1 {
+                        n if n >= LONE_ROUNDS + PROBE_PERIOD => LONE_ROUNDS - 1,
+                        n => n,
+                    },
                     _ => 0,
                 };
                 self.lone_rounds.store(lone, Ordering::Relaxed);
@@ -325,6 +340,7 @@ mod tests {
     use keel_engine::Op;
     use parking_lot::RwLock;
 
+    use super::{LONE_ROUNDS, PROBE_PERIOD};
     use crate::config::Config;
     use crate::coordinator::Coordinator;
 
@@ -369,6 +385,49 @@ mod tests {
         assert!(funnel.drive(usize::MAX));
         assert_eq!(expired(), 10, "the holder's drive ran the due tick");
         assert!(!funnel.tick_due.load(Ordering::SeqCst));
+        coord.shutdown(false).expect("shutdown");
+    }
+
+    /// A SET of `key` as the funnel's write.
+    fn set(key: &str) -> Op {
+        let args = ["SET", key, "v"]
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        Op::Command { db: 0, args }
+    }
+
+    #[test]
+    fn lone_writes_stop_gathering_but_probe_and_two_writers_resume_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config {
+            dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let (coord, _) = Coordinator::start(Arc::new(RwLock::new(config))).expect("start");
+        let funnel = &coord.funnel;
+        // One writer, one write at a time: every round takes one message.
+        let rounds = LONE_ROUNDS + 2 * PROBE_PERIOD;
+        let mut gathered = 0;
+        for i in 0..rounds {
+            gathered += u32::from(funnel.gathers());
+            let done = coord.submit(set(&format!("k{i}")), false).blocking_recv();
+            assert!(matches!(done, Ok(Ok(_))), "SET: {done:?}");
+        }
+        assert_eq!(gathered, 2, "one probe per {PROBE_PERIOD} lone rounds");
+        // Two writes queued while the funnel is held make one round of two messages.
+        let held = funnel.state.lock();
+        let first = coord.submit(set("a"), false);
+        let second = coord.submit(set("b"), false);
+        drop(held);
+        assert!(funnel.drive(usize::MAX));
+        for done in [first, second] {
+            assert!(matches!(done.blocking_recv(), Ok(Ok(_))));
+        }
+        assert!(
+            funnel.gathers(),
+            "a round of two writers turns gathering back on"
+        );
         coord.shutdown(false).expect("shutdown");
     }
 }
