@@ -40,24 +40,25 @@ use crate::wal::{Wal, WalError};
 
 /// Most requests handled per round (one WAL commit each round).
 pub const MAX_BATCH: usize = 1024;
-/// A round whose writes have at most this many arguments has all their keys prefetched
-/// before the first is applied (every round of one-key writes: MAX_BATCH of them with
-/// a value each); a larger one in chunks of [`PREFETCH_CHUNK_ARGS`], each asked for
-/// while the one before it is applied. Why: a round of MSETs at -P 16 named up to ten
-/// thousand keys, and the first ones' lines were gone from the cache by the time they
-/// were applied (perf: the store's look-ups 18.6% of samples); chunking rounds of
-/// one-key writes too showed no gain beyond the noise (chunks of 512 arguments: INCR
-/// 0.81-1.20, LPUSH 0.74-1.25 in four `bench/ab.sh` runs; MSET 1.19-1.29 in all four).
-const WHOLE_ROUND_ARGS: usize = 4096;
-/// Arguments per prefetch chunk of a large round (see [`WHOLE_ROUND_ARGS`]).
-const PREFETCH_CHUNK_ARGS: usize = 512;
+/// A round's keys are prefetched in chunks of whole messages of about this many
+/// arguments, each asked for while the one before it is applied. Why so few: a chunk's
+/// lines must still be in the cache when its writes run, and a write's own work pulls in
+/// many (a ZADD descends the order tree twice). Rounds used to be prefetched whole up to
+/// 4,096 arguments; once rounds gathered ten -P 16 batches of 16 writes, ZADD -P 16 ran
+/// at 0.94x the rate of lone 16-write rounds. In 64-argument chunks (one ZADD batch, two
+/// SET batches), against lone rounds (`bench/ab.sh --pin 1:0`, 5 rounds each): ZADD
+/// 0.996, SET 1.007, LPUSH 1.024, RPOP 1.029, MSET 1.058; 32 arguments gained nothing
+/// more (ZADD 0.95-0.99 against 64). Before the chunks were this small, a round of MSETs
+/// at -P 16 named up to ten thousand keys, and the first ones' lines were gone by the
+/// time they were applied (perf: the store's look-ups 18.6% of samples).
+const PREFETCH_CHUNK_ARGS: usize = 64;
 
 /// The arguments of a message's writes.
 fn request_args(r: &Request) -> usize {
     r.writes().map(|(op, _)| op_args(op)).sum()
 }
 
-/// A write's arguments, the measure of [`WHOLE_ROUND_ARGS`] (1 for other entries).
+/// A write's arguments, the measure of [`PREFETCH_CHUNK_ARGS`] (1 for other entries).
 fn op_args(op: &Op) -> usize {
     match op {
         Op::Command { args, .. } => args.len(),
@@ -241,18 +242,12 @@ impl ApplyLoop {
         // The store's writer lock for the whole round, taken once: the round's reads
         // then skip the locks that only exclude a writer (see `Engine::writer_session`).
         let session = self.engine.writer_session();
-        let args: usize = inbox.iter().map(request_args).sum();
-        let chunk_args = if args <= WHOLE_ROUND_ARGS {
-            usize::MAX
-        } else {
-            PREFETCH_CHUNK_ARGS
-        };
         // Messages at the inbox's front whose keys have been asked for.
-        let mut fetched = self.prefetch_chunk(&inbox, 0, chunk_args);
+        let mut fetched = self.prefetch_chunk(&inbox, 0, PREFETCH_CHUNK_ARGS);
         while !inbox.is_empty() {
             let chunk = fetched;
             // The next chunk's misses overlap this chunk's work.
-            fetched = self.prefetch_chunk(&inbox, chunk, chunk_args);
+            fetched = self.prefetch_chunk(&inbox, chunk, PREFETCH_CHUNK_ARGS);
             for r in inbox.drain(..chunk) {
                 self.handle(r, &mut pending);
             }
@@ -266,22 +261,18 @@ impl ApplyLoop {
     }
 
     /// Prefetches the keys of the messages from `from` on, up to `max_args` arguments'
-    /// worth (at least one message while any are left; `usize::MAX`: all of them,
-    /// without counting), and returns how many messages it covered.
+    /// worth (at least one message while any are left), and returns how many messages
+    /// it covered.
     fn prefetch_chunk(&mut self, inbox: &VecDeque<Request>, from: usize, max_args: usize) -> usize {
-        let n = if max_args == usize::MAX {
-            inbox.len() - from
-        } else {
-            let mut args = 0;
-            inbox
-                .range(from..)
-                .take_while(|r| {
-                    let fits = args < max_args;
-                    args += request_args(r);
-                    fits
-                })
-                .count()
-        };
+        let mut args = 0;
+        let n = inbox
+            .range(from..)
+            .take_while(|r| {
+                let fits = args < max_args;
+                args += request_args(r);
+                fits
+            })
+            .count();
         // The call after the last chunk covers nothing: asking the engine anyway cost
         // ~170 instructions of a -P 1 write's ~9,700, whose round is one message.
         if n > 0 {
