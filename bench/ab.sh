@@ -58,15 +58,6 @@ done
 for b in "$bin_a" "$bin_b"; do
   [[ -x "$b" ]] || { echo "not an executable: $b" >&2; exit 2; }
 done
-# Commands put in front of the servers and of redis-benchmark (empty unless --pin).
-server_pin=()
-client_pin=()
-if [[ -n "$pin" ]]; then
-  [[ "$pin" =~ ^[0-9,-]+:[0-9,-]+$ ]] || { echo "--pin wants S:C, CPU lists: $pin" >&2; exit 2; }
-  command -v taskset >/dev/null || { echo "--pin needs taskset (util-linux)" >&2; exit 1; }
-  server_pin=(taskset -c "${pin%%:*}")
-  client_pin=(taskset -c "${pin##*:}")
-fi
 for tool in redis-benchmark redis-cli python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (see bench/compare.sh)" >&2; exit 1; }
 done
@@ -74,6 +65,8 @@ done
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=bench/lib-net.sh
 source "$root/bench/lib-net.sh"
+# Commands put in front of the servers and of redis-benchmark (empty unless --pin).
+pin_commands "$pin" || exit $?
 work="$(mktemp -d "${TMPDIR:-/tmp}/keel-ab.XXXXXX")"
 pids=()
 cleanup() {

@@ -35,6 +35,10 @@ usage: bench/compare.sh [options]
   --keel-label TEXT  what that binary is (e.g. its commit), for the report
   --keel-args "ARGS" extra keel-server arguments for every keel run (split on spaces),
                      e.g. --keel-args "--io-threads 2"
+  --pin S:C          run the servers on CPU list S and redis-benchmark on CPU list C
+                     (taskset), e.g. --pin 1:0: the scheduler then moves neither and
+                     rounds differ far less (unpinned, the client and the server
+                     under test share the cores by turns); default: unpinned
   --no-install       never call apt-get (fail when a tool is missing)
   --help             this text
 EOF
@@ -60,6 +64,7 @@ keel_bin=""
 keel_label=""
 keel_args=()
 install=1
+pin=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -76,6 +81,7 @@ while [[ $# -gt 0 ]]; do
     --keel-bin) keel_bin="${2:?--keel-bin needs PATH}"; shift ;;
     --keel-label) keel_label="${2:?--keel-label needs TEXT}"; shift ;;
     --keel-args) read -r -a keel_args <<<"${2?--keel-args needs ARGS}"; shift ;;
+    --pin) pin="${2:?--pin needs S:C}"; shift ;;
     --no-install) install=0 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
@@ -130,6 +136,8 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/keel-compare.XXXXXX")"
 
 # shellcheck source=bench/lib-net.sh
 source "$root/bench/lib-net.sh"
+# Commands put in front of the servers and of redis-benchmark (empty unless --pin).
+pin_commands "$pin" || die "bad --pin"
 declare -a server_pids=()
 
 cleanup() {
@@ -196,7 +204,7 @@ start_server() {
       esac
       cmd+=("${keel_args[@]}")
     fi
-    "$@" "${cmd[@]}" >"$dir/stdout.log" 2>&1 &
+    "${server_pin[@]}" "$@" "${cmd[@]}" >"$dir/stdout.log" 2>&1 &
     srv_pid=$!
     srv_port="$port"
     server_pids+=("$srv_pid")
@@ -264,10 +272,10 @@ run_bench() {
   args=($(bench_args "$test"))
   if [[ "$test" == lrange_100 ]]; then
     # The list LRANGE reads: make sure it holds at least 100 elements (not measured).
-    redis-benchmark -h 127.0.0.1 -p "$port" -c 10 -n 200 -d 64 -t lpush -q >/dev/null 2>&1
+    "${client_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -c 10 -n 200 -d 64 -t lpush -q >/dev/null 2>&1
   fi
   before="$(cpu_ticks "$pid")"
-  csv="$(redis-benchmark -h 127.0.0.1 -p "$port" -c "$clients" -n "$n" -P "$pipeline" -d 64 \
+  csv="$("${client_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -c "$clients" -n "$n" -P "$pipeline" -d 64 \
     -r 100000 --csv "${args[@]}" 2>/dev/null)" || die "redis-benchmark failed: $server $test"
   after="$(cpu_ticks "$pid")"
   # The last data line: the measured test (header first).
@@ -318,6 +326,7 @@ machine_md="$out/machine.md"
   echo "- started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "- command: \`bench/compare.sh $given_args\`"
   [[ ${#keel_args[@]} -eq 0 ]] || echo "- keel arguments: ${keel_args[*]}"
+  [[ -z "$pin" ]] || echo "- pinned: servers on CPUs ${pin%%:*}, redis-benchmark on CPUs ${pin##*:}"
   echo "- settings: rounds $rounds, clients $clients, -d 64, -r 100000, requests $requests (P1)"
 } >"$machine_md"
 
@@ -376,7 +385,7 @@ if has_section instr; then
         if [[ $p -gt 1 ]]; then n=$((n * 2)); fi
         if [[ $method == callgrind ]]; then
           callgrind_control -z "$ipid" >/dev/null 2>&1 || die "callgrind_control -z $ipid failed"
-          csv="$(redis-benchmark -h 127.0.0.1 -p "$iport" -c "$clients" -n "$n" -P "$p" -d 64 \
+          csv="$("${client_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$iport" -c "$clients" -n "$n" -P "$p" -d 64 \
             -r 100000 --csv -t "$test" 2>/dev/null)"
           callgrind_control -d "$ipid" >/dev/null 2>&1 || die "callgrind_control -d $ipid failed"
           dump=$((dump + 1))
@@ -398,7 +407,7 @@ if has_section instr; then
           perf stat -x, -e instructions:u,instructions:k -p "$ipid" -o "$work/perf.txt" &
           perf_pid=$!
           sleep 0.2
-          csv="$(redis-benchmark -h 127.0.0.1 -p "$iport" -c "$clients" -n "$n" -P "$p" -d 64 \
+          csv="$("${client_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$iport" -c "$clients" -n "$n" -P "$p" -d 64 \
             -r 100000 --csv -t "$test" 2>/dev/null)"
           kill -INT "$perf_pid"; wait "$perf_pid" || true
           instr="$(awk -F, '/instructions/ && $1 ~ /^[0-9]+$/ {s += $1} END {print s + 0}' "$work/perf.txt")"

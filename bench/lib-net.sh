@@ -27,3 +27,17 @@ stop_pids() {
     kill -9 "$pid" 2>/dev/null || true
   done
 }
+
+# Sets the arrays server_pin and client_pin to the commands put in front of the servers
+# and of redis-benchmark for a --pin S:C option (taskset -c S, taskset -c C; S and C are
+# CPU lists), or empties them when $1 is empty. Fails (2: malformed, 1: no taskset)
+# with a message on stderr.
+pin_commands() {
+  server_pin=()
+  client_pin=()
+  [[ -n "$1" ]] || return 0
+  [[ "$1" =~ ^[0-9,-]+:[0-9,-]+$ ]] || { echo "--pin wants S:C, CPU lists: $1" >&2; return 2; }
+  command -v taskset >/dev/null || { echo "--pin needs taskset (util-linux)" >&2; return 1; }
+  server_pin=(taskset -c "${1%%:*}")
+  client_pin=(taskset -c "${1##*:}")
+}
