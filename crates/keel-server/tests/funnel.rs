@@ -64,7 +64,28 @@ fn hammer(policy: SyncPolicy) {
             .expect("GET own");
         assert_eq!(own, ROUNDS, "own:{w} under {policy:?}");
     }
+    // INFO counts every write once, in rounds that each took at least one.
+    let writes = persistence_figure(&mut con, "keel_funnel_writes");
+    let rounds = persistence_figure(&mut con, "keel_funnel_rounds");
+    let total = (WRITERS as i64 * ROUNDS * (PIPELINE + 1)) as u64;
+    assert_eq!(writes, total, "keel_funnel_writes under {policy:?}");
+    assert!(
+        (1..=writes).contains(&rounds),
+        "{rounds} rounds for {writes} writes under {policy:?}"
+    );
     srv.stop().expect("clean stop");
+}
+
+/// A numeric field of INFO persistence.
+fn persistence_figure(con: &mut redis::Connection, field: &str) -> u64 {
+    let text: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(con)
+        .expect("INFO persistence");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("INFO persistence has no numeric {field}"))
 }
 
 #[test]
@@ -77,10 +98,10 @@ fn concurrent_writers_each_apply_once_under_always() {
     hammer(SyncPolicy::Always);
 }
 
-/// Pipelines of wide MSETs from several connections make every round larger than the
-/// funnel prefetches at once (one pipeline alone is 4,600 arguments, over its 4,096),
-/// so their keys are prefetched in chunks while earlier chunks are applied: every
-/// write still applies once and in its connection's order.
+/// Pipelines of wide MSETs from several connections make rounds of many prefetch chunks
+/// (one pipeline alone is 4,600 arguments; a chunk is about 64), so their keys are
+/// prefetched in chunks while earlier chunks are applied: every write still applies
+/// once and in its connection's order.
 #[test]
 fn rounds_of_wide_writes_apply_every_write_once_and_in_order() {
     const KEYS: usize = 10;

@@ -239,6 +239,12 @@ impl ApplyLoop {
             self.inbox = inbox;
             return 0;
         }
+        // Only the funnel's holder writes these: a load and a store, no atomic add.
+        let counted = |c: &std::sync::atomic::AtomicU64, n: usize| {
+            c.store(c.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed)
+        };
+        counted(&self.state.funnel_rounds, 1);
+        counted(&self.state.funnel_writes, taken);
         // The store's writer lock for the whole round, taken once: the round's reads
         // then skip the locks that only exclude a writer (see `Engine::writer_session`).
         let session = self.engine.writer_session();

@@ -56,6 +56,12 @@ pub struct NodeState {
     pub evicted_keys: AtomicU64,
     /// Snapshots written since start.
     pub snapshots: AtomicU64,
+    /// Write-funnel rounds that took writes: one storage batch and one WAL append each
+    /// (INFO keel_funnel_rounds). Written only by the funnel's holder.
+    pub funnel_rounds: AtomicU64,
+    /// Writes those rounds took, each write of a connection's batch counted (INFO
+    /// keel_funnel_writes; over keel_funnel_rounds, the writes one round served).
+    pub funnel_writes: AtomicU64,
     /// The active expiry cycle runs (DEBUG SET-ACTIVE-EXPIRE).
     pub active_expire: AtomicBool,
     /// Receives the keyspace events of every applied entry (keyspace notifications).
@@ -114,6 +120,8 @@ impl NodeState {
             expired_keys: AtomicU64::new(0),
             evicted_keys: AtomicU64::new(0),
             snapshots: AtomicU64::new(0),
+            funnel_rounds: AtomicU64::new(0),
+            funnel_writes: AtomicU64::new(0),
             active_expire: AtomicBool::new(true),
             event_hook: EventHook::default(),
         }

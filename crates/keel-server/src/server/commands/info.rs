@@ -204,6 +204,16 @@ fn persistence(sh: &Shared, out: &mut String) {
     kv(out, "wal_last_fsync_us", wal.last_fsync.as_micros());
     kv(
         out,
+        "keel_funnel_rounds",
+        st.funnel_rounds.load(Ordering::Relaxed),
+    );
+    kv(
+        out,
+        "keel_funnel_writes",
+        st.funnel_writes.load(Ordering::Relaxed),
+    );
+    kv(
+        out,
         "keel_applied_index",
         st.applied_index.load(Ordering::Relaxed),
     );
