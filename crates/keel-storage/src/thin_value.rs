@@ -27,7 +27,15 @@ const SHORT: usize = 4;
 /// Length header of a longer value: the `u32::MAX` marker, then the length as a `u64`.
 const LONG: usize = SHORT + 8;
 
-/// An owned, immutable byte string in one allocation addressed by a thin pointer.
+/// The header of every empty value: an empty [`Val`] points here and owns nothing. Set
+/// members and sorted-set score keys store nothing but their keys, so writing one skips
+/// the allocator, and deleting one reads this line, which stays in the cache, instead of
+/// the cold block it would have had (ZADD's delete of the old score key missed there:
+/// a quarter of the store's write samples).
+static EMPTY: [u8; SHORT] = [0; SHORT];
+
+/// An owned, immutable byte string in one allocation addressed by a thin pointer (none
+/// for the empty string).
 pub struct Val(NonNull<u8>);
 
 // SAFETY: a `Val` owns its allocation exclusively and never mutates it after creation,
@@ -40,6 +48,10 @@ impl Val {
     /// A copy of `bytes`.
     pub fn new(bytes: &[u8]) -> Val {
         let len = bytes.len();
+        if len == 0 {
+            // Read through, never written: a `Val` is immutable once made.
+            return Val(NonNull::from(&EMPTY).cast());
+        }
         let header = if len < u32::MAX as usize { SHORT } else { LONG };
         let layout = Self::layout(header, len);
         let ptr = match spare::take(layout.size()) {
@@ -98,6 +110,9 @@ impl Val {
 
 impl Drop for Val {
     fn drop(&mut self) {
+        if std::ptr::eq(self.0.as_ptr().cast_const(), EMPTY.as_ptr()) {
+            return;
+        }
         let (header, len) = self.header_and_len();
         let layout = Self::layout(header, len);
         if !spare::give(self.0, layout.size()) {
@@ -292,6 +307,28 @@ mod tests {
             drop(v);
             assert_eq!(c.as_slice(), &data[..], "a clone outlives its source");
         }
+    }
+
+    #[test]
+    fn empty_values_share_one_header_and_free_nothing() {
+        std::thread::spawn(|| {
+            let a = Val::new(&[]);
+            let b = Val::new(b"");
+            assert_eq!(a.0, b.0, "one header for every empty value");
+            assert!(a.as_slice().is_empty());
+            assert_eq!(a.weight(), 0);
+            let c = a.clone();
+            assert_eq!(c.0, a.0);
+            drop(a);
+            drop(b);
+            assert_eq!(spare::kept(), 0, "no block was freed");
+            assert!(
+                c.as_slice().is_empty(),
+                "the shared header outlives its holders"
+            );
+        })
+        .join()
+        .expect("thread");
     }
 
     #[test]
