@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{connect, spawn_binary, InProc, WAIT};
+use common::{connect, persistence_field, spawn_binary, InProc, WAIT};
 use keel_server::Config;
 use keel_storage::SyncPolicy;
 
@@ -78,14 +78,9 @@ fn hammer(policy: SyncPolicy) {
 
 /// A numeric field of INFO persistence.
 fn persistence_figure(con: &mut redis::Connection, field: &str) -> u64 {
-    let text: String = redis::cmd("INFO")
-        .arg("persistence")
-        .query(con)
-        .expect("INFO persistence");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("INFO persistence has no numeric {field}"))
+    let v = persistence_field(con, field);
+    v.parse()
+        .unwrap_or_else(|_| panic!("INFO persistence {field} is not a number: {v}"))
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{connect, spawn_binary, wal_segments};
+use common::{connect, persistence_field, spawn_binary, wal_segments};
 use redis::Commands;
 
 const N: usize = 300;
@@ -246,19 +246,6 @@ fn shutdown_save_snapshots_and_truncates() {
     assert!(first_index_of(&segs[0]) > N as u64, "{segs:?}");
     let srv = spawn_binary(&dir, &[]);
     check_keys(srv.addr, N);
-}
-
-/// An INFO persistence field of the server at `con`.
-fn persistence_field(con: &mut redis::Connection, field: &str) -> String {
-    let info: String = redis::cmd("INFO")
-        .arg("persistence")
-        .query(con)
-        .expect("info");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in {info}"))
-        .trim()
-        .to_string()
 }
 
 /// Bytes in the WAL directory's segments.

@@ -344,14 +344,21 @@ mod tests {
     use crate::config::Config;
     use crate::coordinator::Coordinator;
 
-    #[test]
-    fn a_tick_due_while_the_funnel_is_held_runs_when_its_holder_drives() {
+    /// A coordinator with default settings on a temporary directory (kept alive by the
+    /// returned guard).
+    fn started() -> (Coordinator, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = Config {
             dir: dir.path().to_path_buf(),
             ..Config::default()
         };
         let (coord, _) = Coordinator::start(Arc::new(RwLock::new(config))).expect("start");
+        (coord, dir)
+    }
+
+    #[test]
+    fn a_tick_due_while_the_funnel_is_held_runs_when_its_holder_drives() {
+        let (coord, _dir) = started();
         // Long enough that no tick can expire them before the test holds the funnel.
         let ttl = Duration::from_millis(300);
         let set_at = Instant::now();
@@ -399,12 +406,7 @@ mod tests {
 
     #[test]
     fn lone_writes_stop_gathering_but_probe_and_two_writers_resume_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = Config {
-            dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        let (coord, _) = Coordinator::start(Arc::new(RwLock::new(config))).expect("start");
+        let (coord, _dir) = started();
         let funnel = &coord.funnel;
         // One writer, one write at a time: every round takes one message.
         let rounds = LONE_ROUNDS + 2 * PROBE_PERIOD;

@@ -200,3 +200,16 @@ pub fn wal_segments(dir: &Path) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// An INFO persistence field of the server at `con`.
+pub fn persistence_field(con: &mut redis::Connection, field: &str) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(con)
+        .expect("info");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .trim()
+        .to_string()
+}

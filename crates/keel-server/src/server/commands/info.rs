@@ -202,26 +202,14 @@ fn persistence(sh: &Shared, out: &mut String) {
     kv(out, "wal_last_synced_index", wal.last_synced_index);
     kv(out, "wal_fsyncs", wal.fsyncs);
     kv(out, "wal_last_fsync_us", wal.last_fsync.as_micros());
-    kv(
-        out,
-        "keel_funnel_rounds",
-        st.funnel_rounds.load(Ordering::Relaxed),
-    );
-    kv(
-        out,
-        "keel_funnel_writes",
-        st.funnel_writes.load(Ordering::Relaxed),
-    );
-    kv(
-        out,
-        "keel_applied_index",
-        st.applied_index.load(Ordering::Relaxed),
-    );
-    kv(
-        out,
-        "keel_recovered_entries",
-        st.recovered_entries.load(Ordering::Relaxed),
-    );
+    for (name, counter) in [
+        ("keel_funnel_rounds", &st.funnel_rounds),
+        ("keel_funnel_writes", &st.funnel_writes),
+        ("keel_applied_index", &st.applied_index),
+        ("keel_recovered_entries", &st.recovered_entries),
+    ] {
+        kv(out, name, counter.load(Ordering::Relaxed));
+    }
     kv(out, "keel_state", st.lifecycle().as_str());
     kv(
         out,
