@@ -108,9 +108,10 @@ impl Funnel {
     /// write and one storage batch serve them all, as one pass of Redis's event loop
     /// does. A lone writer skips the detour: it would pay an I/O poll for nothing
     /// (measured: a tenth of one client's SET rate), which is what `lone_rounds` tells,
-    /// but for one probe every [`PROBE_PERIOD`] rounds; except under `always`, where that poll is small beside the fdatasync and a lone
-    /// round per write had each SET -P 1 pay a WAL write of its own (200k for 200k; with
-    /// the yield 92k, and SET -P 1 at 50 clients 1.144x the rate, 0.867x the CPU).
+    /// but for one probe every [`PROBE_PERIOD`] rounds; except under `always`, where
+    /// that poll is small beside the fdatasync and a lone round per write had each SET
+    /// -P 1 pay a WAL write of its own (200k for 200k; with the yield 92k, and SET -P 1
+    /// at 50 clients 1.144x the rate, 0.867x the CPU).
     pub async fn submit_gathered(&self, req: Request) {
         let _ = self.queue.send(req);
         if self.gathers() {
