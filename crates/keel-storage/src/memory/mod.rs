@@ -316,16 +316,22 @@ impl Storage for MemoryEngine {
             return Ok(registry.visible());
         }
         let seq = registry.visible() + 1;
+        // The batch is read in place and dropped whole after the index has it: a shared
+        // `Bytes` dropped between two keys' look-ups is a locked decrement, a full
+        // barrier that waited for the previous key's stores and misses (perf, MSET -P 16:
+        // 12% of the server's samples on that one instruction).
+        let ops = batch.into_ops();
         let applied = self.inner.index.apply(
             seq,
-            batch.into_ops().into_iter().map(|op| match op {
-                BatchOp::Put(k, v) => (k, Some(Val::new(&v))),
-                BatchOp::Delete(k) => (k, None),
+            ops.iter().map(|op| match op {
+                BatchOp::Put(k, v) => (k.as_ref(), Some(Val::new(v))),
+                BatchOp::Delete(k) => (k.as_ref(), None),
             }),
             &mut |_, _| {},
         );
         registry.publish(seq);
         applied.settle(&mut |_, _| {});
+        drop(ops);
         Ok(seq)
     }
 
