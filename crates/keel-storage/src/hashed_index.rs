@@ -41,14 +41,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hashbrown::HashTable;
-use parking_lot::lock_api::RawMutex as _;
-use parking_lot::{Mutex, MutexGuard, RawMutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use smallvec::SmallVec;
 
 use crate::cache_hint::{prefetch_line, PREFETCH_WINDOW};
 use crate::mvcc::{IndexKey, IndexValue, Pin, SnapshotRegistry, VersionView};
 use crate::order_tree::{Keyed, OrderTree};
 use crate::range::{Direction, ScanRange};
+use crate::slot_lock::SlotLock;
 
 /// Number of hash shards (a power of two). With a million keys a shard holds about a
 /// thousand, so the write lock of an insert that resizes a shard is short.
@@ -179,7 +179,7 @@ struct Entry<V> {
     /// References held by the B-tree, the hash shard, the settle list and readers.
     refs: AtomicU32,
     /// Guards `slot` and the `PENDING` and `CHAIN` flags.
-    lock: RawMutex,
+    lock: SlotLock,
     /// `QUEUED`, `PENDING`, `CHAIN`. Written only by the serialised writer (the last two
     /// under `lock`), so a relaxed load and store is enough.
     flags: AtomicU8,
@@ -413,7 +413,7 @@ impl<V> EntryRef<V> {
         unsafe {
             ptr.as_ptr().write(Entry {
                 refs: AtomicU32::new(1),
-                lock: RawMutex::INIT,
+                lock: SlotLock::new(),
                 flags: AtomicU8::new(if pending { PENDING | QUEUED } else { 0 }),
                 key_len: if long { LONG_KEY } else { key.len() as u16 },
                 slot: UnsafeCell::new(Slot {

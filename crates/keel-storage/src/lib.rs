@@ -17,6 +17,7 @@ pub mod options;
 pub mod order_tree;
 pub mod range;
 pub mod scan_iter;
+mod slot_lock;
 pub mod snapshot_registry;
 pub mod stats;
 pub mod storage;
