@@ -2,8 +2,8 @@
 # Server instructions per request under callgrind, for comparing two builds of keel (or
 # keel with redis-server) on one redis-benchmark test. Steadier than throughput on a
 # shared machine: run two builds alternately, A B A B, and compare the figures. The
-# figures in commit messages and docs/benchmarks.md ("What changed since ...") come from
-# this script.
+# figures in commit messages and docs/benchmarks-history.md ("What changed since ...")
+# come from this script.
 #
 # usage: bench/instr.sh [options] TEST PIPELINE REQUESTS [-- server args...]
 #   --server keel|redis   which server (default keel)

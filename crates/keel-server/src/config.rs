@@ -105,14 +105,14 @@ pub struct Args {
     /// memory and bitcask engines one fewer than the cores (at least one), leaving a
     /// core to keel's own threads, the kernel's network processing and clients on the
     /// same machine; with lsm, whose requests cost several times more server time, one
-    /// per core (see docs/benchmarks.md, "Runtime workers") [default: 0].
+    /// per core (see docs/benchmarks-history.md, "Runtime workers") [default: 0].
     #[arg(long, env = "KEEL_THREADS")]
     pub threads: Option<usize>,
     /// Serve connections on this many threads, each with its own event loop and the
     /// connections dealt to it at accept; 0 = on the shared runtime, whose threads
     /// (`threads`) steal work from each other. More throughput under pipelining when the
     /// cores are the server's own, a longer tail when clients share them (see
-    /// docs/benchmarks.md) [default: 0].
+    /// docs/benchmarks-history.md, "I/O threads") [default: 0].
     #[arg(long, env = "KEEL_IO_THREADS")]
     pub io_threads: Option<usize>,
     /// Close clients idle for this many seconds; 0 = never [default: 0].

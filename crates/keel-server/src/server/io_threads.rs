@@ -3,8 +3,8 @@
 //! them, instead of the shared runtime, whose workers share one poller and steal tasks
 //! from each other.
 //!
-//! Why it is an option and not the default (measured in docs/benchmarks.md, "I/O
-//! threads"): with `io-threads 2` on a 2-core machine that also runs redis-benchmark,
+//! Why it is an option and not the default (measured in docs/benchmarks-history.md,
+//! "I/O threads"): with `io-threads 2` on a 2-core machine that also runs redis-benchmark,
 //! pipelined throughput (-P 16) rose by 9-26% for the write tests (`bench/ab.sh`),
 //! because the machine stood idle 15% of the time instead of 24%; but when a thread is
 //! preempted its connections wait for it, nobody steals them, and the p99 at pipeline 1
