@@ -19,6 +19,14 @@
 #                         and two builds' rates differ by less from run to run (on the
 #                         2-core machine of docs/benchmarks.md, unpinned rounds of one
 #                         build swung 0.94M-1.36M; pinned, a few percent)
+#   --command "CMD ..."   run this command instead of --tests (redis-benchmark replaces
+#                         __rand_int__ in it with a number below --keyspace)
+#   --prepare "CMD ..."   send this command --prepare-requests times to each server
+#                         first, untimed, to fill what --command reads
+#   --prepare-requests N  (default 200000)
+#   --keyspace N          redis-benchmark -r (default 100000)
+#   e.g. --keyspace 10000 --prepare "HSET h:__rand_int__ f0 V f1 V ..." \
+#        --command "HGETALL h:__rand_int__"
 # Both servers run with --appendfsync no --save '' unless the args set those (the WAL
 # written, never synced; add "-- --appendonly no" for compare.sh's main pair) plus the
 # server args; they stay up for all tests, in the order given, so a
@@ -35,6 +43,10 @@ rounds=5
 args_a=""
 args_b=""
 pin=""
+command=""
+prepare=""
+prepare_requests=200000
+keyspace=100000
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --tests) tests="${2:?--tests needs a list}"; shift 2 ;;
@@ -44,15 +56,19 @@ while [[ $# -gt 0 ]]; do
     --args-a) args_a="${2?--args-a needs ARGS}"; shift 2 ;;
     --args-b) args_b="${2?--args-b needs ARGS}"; shift 2 ;;
     --pin) pin="${2:?--pin needs S:C}"; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --command) command="${2:?--command needs a command}"; shift 2 ;;
+    --prepare) prepare="${2:?--prepare needs a command}"; shift 2 ;;
+    --prepare-requests) prepare_requests="${2:?--prepare-requests needs N}"; shift 2 ;;
+    --keyspace) keyspace="${2:?--keyspace needs N}"; shift 2 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[[ $# -ge 2 ]] || { sed -n '2,28p' "$0" >&2; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,36p' "$0" >&2; exit 2; }
 bin_a="$1" bin_b="$2"
 shift 2
 [[ "${1:-}" == "--" ]] && shift
-for n in "$pipeline" "$requests" "$rounds"; do
+for n in "$pipeline" "$requests" "$rounds" "$prepare_requests" "$keyspace"; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "not a positive number: $n" >&2; exit 2; }
 done
 for b in "$bin_a" "$bin_b"; do
@@ -105,14 +121,28 @@ port_a=$port pid_a=$pid
 start b "$bin_b" "${extra_b[@]}" "$@"
 port_b=$port pid_b=$pid
 
+read -r -a command_words <<<"$command"
+read -r -a prepare_words <<<"$prepare"
+if [[ ${#command_words[@]} -gt 0 ]]; then
+  # The command's name stands for it in the output.
+  tests="$(tr '[:upper:]' '[:lower:]' <<<"${command_words[0]}")"
+fi
+if [[ ${#prepare_words[@]} -gt 0 ]]; then
+  for p in "$port_a" "$port_b"; do
+    "${client_pin[@]}" redis-benchmark -p "$p" -c 50 -n "$prepare_requests" -P 16 -r "$keyspace" \
+      -q "${prepare_words[@]}" >/dev/null
+  done
+fi
+
 ticks="$(getconf CLK_TCK)"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # run PORT PID TEST -> "rps cpu_us_per_req"
 run() {
-  local before after rps
+  local before after rps what=(-t "$3")
+  [[ ${#command_words[@]} -eq 0 ]] || what=("${command_words[@]}")
   before="$(cpu_ticks "$2")"
-  rps="$("${client_pin[@]}" redis-benchmark -p "$1" -c 50 -n "$requests" -P "$pipeline" -d 64 -r 100000 \
-    -t "$3" -q --csv | tail -n 1 | cut -d, -f2 | tr -d '"')"
+  rps="$("${client_pin[@]}" redis-benchmark -p "$1" -c 50 -n "$requests" -P "$pipeline" -d 64 \
+    -r "$keyspace" -q --csv "${what[@]}" | tail -n 1 | cut -d, -f2 | tr -d '"')"
   after="$(cpu_ticks "$2")"
   [[ -n "$rps" ]] || { echo "redis-benchmark gave no figure for $3" >&2; exit 1; }
   echo "$rps $(( (after - before) * 1000000 / ticks ))"
