@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use keel_storage::{Direction, ScanRange};
 
 use crate::args::{eq_ci, int_arg, parse_i64};
@@ -285,16 +285,19 @@ pub(crate) fn clear_destination(ex: &mut Exec, dst: &[u8]) -> CmdResult<()> {
 }
 
 /// The member part of a sub-key scanned from the range of `key`.
-pub(crate) fn member_of(key: &[u8], sub_key: &Bytes) -> CmdResult<Bytes> {
+/// Advanced in place, not sliced: a slice and the drop of the whole sub-key were two
+/// atomic read-modify-writes per member.
+pub(crate) fn member_of(key: &[u8], mut sub_key: Bytes) -> CmdResult<Bytes> {
     let plen = keys::sub_prefix_len(key);
     if sub_key.len() < plen {
         return Err(CmdError::Engine(EngineError::corrupt(
             "collection member",
-            sub_key,
+            &sub_key,
             "sub-key shorter than its prefix",
         )));
     }
-    Ok(sub_key.slice(plen..))
+    sub_key.advance(plen);
+    Ok(sub_key)
 }
 
 /// Scans `range` unless it is empty (storage ranges must not run backwards).
@@ -462,7 +465,7 @@ pub(crate) fn scan_step(
             more = true;
             break;
         }
-        let member = member_of(key, &k)?;
+        let member = member_of(key, k)?;
         last = Some(member.clone());
         if opts.pattern.as_ref().is_none_or(|p| glob_match(p, &member)) {
             emit(member, &v, &mut items)?;
@@ -524,7 +527,7 @@ fn all_members(ex: &Exec, s: &SetRef) -> CmdResult<Vec<Bytes>> {
         Direction::Forward,
     ) {
         let (k, _) = item?;
-        out.push(member_of(&s.key, &k)?);
+        out.push(member_of(&s.key, k)?);
     }
     Ok(out)
 }
@@ -533,7 +536,7 @@ fn all_members(ex: &Exec, s: &SetRef) -> CmdResult<Vec<Bytes>> {
 fn members_at(ex: &Exec, s: &SetRef, ranks: &[u64]) -> CmdResult<Vec<Bytes>> {
     let range = keys::sub_range(ex.db, &s.key, s.version);
     entries_at_ranks(ex, range, s.len, ranks)?
-        .iter()
+        .into_iter()
         .map(|(k, _)| member_of(&s.key, k))
         .collect()
 }
@@ -661,7 +664,7 @@ fn srandmember(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
 fn random_members(ex: &mut Exec, s: &SetRef, count: i64) -> CmdResult<Vec<Bytes>> {
     let range = keys::sub_range(ex.db, &s.key, s.version);
     random_entries(ex, range, s.len, count)?
-        .iter()
+        .into_iter()
         .map(|(k, _)| member_of(&s.key, k))
         .collect()
 }
@@ -832,7 +835,7 @@ fn intersect(ex: &mut Exec, keys: &[Bytes], limit: u64) -> CmdResult<Vec<Bytes>>
         Direction::Forward,
     ) {
         let (k, _) = item?;
-        let m = member_of(&first.key, &k)?;
+        let m = member_of(&first.key, k)?;
         for other in rest {
             if other.key != first.key && !is_member(ex, other, &m)? {
                 continue 'members;
@@ -869,7 +872,7 @@ fn difference(ex: &mut Exec, keys: &[Bytes]) -> CmdResult<Vec<Bytes>> {
         Direction::Forward,
     ) {
         let (k, _) = item?;
-        let m = member_of(&first.key, &k)?;
+        let m = member_of(&first.key, k)?;
         for other in rest.iter().flatten() {
             if is_member(ex, other, &m)? {
                 continue 'members;

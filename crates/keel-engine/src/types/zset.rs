@@ -27,7 +27,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use keel_storage::{Direction, ScanRange};
 
 use crate::args::{eq_ci, float_arg, format_f64, int_arg, parse_f64};
@@ -196,12 +196,12 @@ fn idx_prefix(db: u8, key: &[u8], version: u64) -> BytesMut {
 }
 
 /// Splits a scanned score-index key of `key` into (member, score).
-fn parse_idx(key: &[u8], k: &Bytes) -> CmdResult<(Bytes, f64)> {
+fn parse_idx(key: &[u8], mut k: Bytes) -> CmdResult<(Bytes, f64)> {
     let plen = keys::sub_prefix_len(key);
     let bad = || {
         CmdError::Engine(EngineError::corrupt(
             "sorted-set index",
-            k,
+            &k,
             "key shorter than prefix and score",
         ))
     };
@@ -209,12 +209,15 @@ fn parse_idx(key: &[u8], k: &Bytes) -> CmdResult<(Bytes, f64)> {
         .get(plen..plen + 8)
         .and_then(|s| s.try_into().ok())
         .ok_or_else(bad)?;
-    Ok((k.slice(plen + 8..), keys::sortable_to_score(raw)))
+    // Advanced in place, not sliced (see `set::member_of`).
+    k.advance(plen + 8);
+    Ok((k, keys::sortable_to_score(raw)))
 }
 
 /// Splits a scanned member sub-key and its value into (member, score).
-fn parse_member(key: &[u8], k: &Bytes, v: &Bytes) -> CmdResult<(Bytes, f64)> {
-    Ok((member_of(key, k)?, decode_score(k, v)?))
+fn parse_member(key: &[u8], k: Bytes, v: &Bytes) -> CmdResult<(Bytes, f64)> {
+    let score = decode_score(&k, v)?;
+    Ok((member_of(key, k)?, score))
 }
 
 impl ZRef {
@@ -294,7 +297,7 @@ fn window<'a>(
     iter: crate::kv::PairIter<'a>,
     offset: u64,
     limit: i64,
-    mut f: impl FnMut(&Bytes, &Bytes) -> CmdResult<(Bytes, f64)>,
+    mut f: impl FnMut(Bytes, &Bytes) -> CmdResult<(Bytes, f64)>,
 ) -> CmdResult<Vec<(Bytes, f64)>> {
     let mut out = Vec::new();
     if limit == 0 {
@@ -307,7 +310,7 @@ fn window<'a>(
             skipped += 1;
             continue;
         }
-        out.push(f(&k, &v)?);
+        out.push(f(k, &v)?);
         if limit > 0 && out.len() as u64 >= limit as u64 {
             break;
         }
@@ -1204,7 +1207,7 @@ fn zrandmember(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         let range = keys::sub_range(ex.db, &z.key, z.version);
         let hit = entries_at_ranks(ex, range, z.len, &[r])?;
         return Ok(match hit.into_iter().next() {
-            Some((k, _)) => Reply::Bulk(member_of(&z.key, &k)?),
+            Some((k, _)) => Reply::Bulk(member_of(&z.key, k)?),
             None => Reply::Nil,
         });
     }
@@ -1221,8 +1224,8 @@ fn zrandmember(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     };
     let range = keys::sub_range(ex.db, &z.key, z.version);
     let items: Vec<(Bytes, f64)> = random_entries(ex, range, z.len, count)?
-        .iter()
-        .map(|(k, v)| parse_member(&z.key, k, v))
+        .into_iter()
+        .map(|(k, v)| parse_member(&z.key, k, &v))
         .collect::<CmdResult<_>>()?;
     Ok(items_reply(items, withscores))
 }
@@ -1299,12 +1302,12 @@ impl Src {
             Direction::Forward,
         ) {
             let (k, v) = item?;
-            let m = member_of(&self.key, &k)?;
             let s = if kind == KeyType::ZSet {
                 decode_score(&k, &v)?
             } else {
                 1.0
             };
+            let m = member_of(&self.key, k)?;
             if !f(m, s)? {
                 break;
             }
