@@ -926,8 +926,7 @@ impl<V: IndexValue> HashedIndex<V> {
     /// allocation. Keys handed out as slices of one buffer per chunk cost an atomic
     /// increment each, and an atomic decrement when dropped, on the buffer's one shared
     /// count. Each is a full barrier. Allocating each key made HGETALL of 10 fields
-    /// -P 16 10-14% faster than slicing one buffer (`bench/ab`-style runs of that
-    /// command, pinned).
+    /// -P 16 10-14% faster than slicing one buffer (`bench/ab.sh --pin 1:0 --command`).
     fn entries_mapped<T>(&self, walk: &Walk<'_>, mut map: impl FnMut(&V) -> T) -> Vec<(Bytes, T)> {
         let mut found: Vec<(Bytes, T)> = Vec::with_capacity(walk.limit.min(1024));
         self.walk(&self.order.read(), walk, |k, v| {
