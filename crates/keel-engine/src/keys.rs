@@ -17,8 +17,10 @@
 //! key k", and the layout may add them back (e.g. for cluster slot migration) without
 //! touching the type modules.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use keel_storage::ScanRange;
+
+use crate::error::EngineError;
 
 /// Prefix byte of metadata records.
 pub const META: u8 = b'M';
@@ -166,6 +168,27 @@ pub fn sub_range(db: u8, key: &[u8], version: u64) -> ScanRange {
 /// Length of the sub-key prefix, to strip it from scanned sub-keys of `key`.
 pub fn sub_prefix_len(_key: &[u8]) -> usize {
     SUB_PREFIX_LEN
+}
+
+/// The member or field a scanned sub-key holds: the sub-key advanced in place past its
+/// prefix of `plen` bytes ([`sub_prefix_len`]), not sliced. A slice and the drop of the
+/// whole sub-key were two atomic read-modify-writes of the scan chunk's shared count
+/// (perf, HGETALL of 10 fields -P 16: 4.8% of the server's samples). `what` names it in
+/// the error for a sub-key shorter than its prefix.
+pub fn sub_suffix(
+    mut sub_key: Bytes,
+    plen: usize,
+    what: &'static str,
+) -> Result<Bytes, EngineError> {
+    if sub_key.len() < plen {
+        return Err(EngineError::corrupt(
+            what,
+            &sub_key,
+            "sub-key shorter than its prefix",
+        ));
+    }
+    sub_key.advance(plen);
+    Ok(sub_key)
 }
 
 /// Storage key of the expiry-index entry of `key` expiring at `at_ms`.

@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use keel_storage::{Direction, ScanRange};
 
 use crate::args::{eq_ci, int_arg, parse_i64};
@@ -284,20 +284,14 @@ pub(crate) fn clear_destination(ex: &mut Exec, dst: &[u8]) -> CmdResult<()> {
     Ok(())
 }
 
-/// The member part of a sub-key scanned from the range of `key`.
-/// Advanced in place, not sliced: a slice and the drop of the whole sub-key were two
-/// atomic read-modify-writes per member.
-pub(crate) fn member_of(key: &[u8], mut sub_key: Bytes) -> CmdResult<Bytes> {
-    let plen = keys::sub_prefix_len(key);
-    if sub_key.len() < plen {
-        return Err(CmdError::Engine(EngineError::corrupt(
-            "collection member",
-            &sub_key,
-            "sub-key shorter than its prefix",
-        )));
-    }
-    sub_key.advance(plen);
-    Ok(sub_key)
+/// The member part of a sub-key scanned from the range of `key` (see
+/// [`keys::sub_suffix`]).
+pub(crate) fn member_of(key: &[u8], sub_key: Bytes) -> CmdResult<Bytes> {
+    Ok(keys::sub_suffix(
+        sub_key,
+        keys::sub_prefix_len(key),
+        "collection member",
+    )?)
 }
 
 /// Scans `range` unless it is empty (storage ranges must not run backwards).

@@ -209,7 +209,7 @@ fn parse_idx(key: &[u8], mut k: Bytes) -> CmdResult<(Bytes, f64)> {
         .get(plen..plen + 8)
         .and_then(|s| s.try_into().ok())
         .ok_or_else(bad)?;
-    // Advanced in place, not sliced (see `set::member_of`).
+    // Advanced in place, not sliced (see `keys::sub_suffix`).
     k.advance(plen + 8);
     Ok((k, keys::sortable_to_score(raw)))
 }
