@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use keel_engine::codec::encode_entry;
 use keel_engine::command::{flags, CommandSpec};
 use keel_engine::engine::{Group, PrefetchScratch};
@@ -33,6 +33,7 @@ use tokio::sync::oneshot;
 
 use super::acks::Acks;
 use super::state::{Lifecycle, NodeState};
+use super::write_queue::WriteQueue;
 use super::{ApplyHook, ApplyHooks, Control, Request, SnapshotReply, WriteResult};
 use crate::clock::unix_now_ms;
 use crate::config::Config;
@@ -81,7 +82,7 @@ pub(super) struct ApplyLoop {
     pub state: Arc<NodeState>,
     pub config: Arc<RwLock<Config>>,
     /// Queued writes.
-    pub rx: Receiver<Request>,
+    pub queue: Arc<WriteQueue>,
     /// For the snapshot thread to report back.
     pub tx: Sender<Control>,
     pub last_index: u64,
@@ -168,7 +169,7 @@ impl ApplyLoop {
         wal: Wal,
         state: Arc<NodeState>,
         config: Arc<RwLock<Config>>,
-        rx: Receiver<Request>,
+        queue: Arc<WriteQueue>,
         tx: Sender<Control>,
         last_index: u64,
         last_now_ms: u64,
@@ -183,7 +184,7 @@ impl ApplyLoop {
             wal,
             state,
             config,
-            rx,
+            queue,
             tx,
             last_index,
             last_now_ms,
@@ -222,18 +223,9 @@ impl ApplyLoop {
     pub fn round(&mut self) -> usize {
         let mut pending: Vec<Pending> = Vec::new();
         self.start_round();
-        // Requests, counting each write of a `Writes` message.
-        let mut taken = 0;
         let mut inbox = std::mem::take(&mut self.inbox);
-        while taken < MAX_BATCH {
-            match self.rx.try_recv() {
-                Ok(r) => {
-                    taken += r.weight();
-                    inbox.push_back(r);
-                }
-                Err(_) => break,
-            }
-        }
+        // Requests, counting each write of a `Writes` message.
+        let taken = self.queue.take_into(&mut inbox, MAX_BATCH);
         let messages = inbox.len();
         if messages == 0 {
             self.inbox = inbox;

@@ -28,6 +28,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
 use super::apply_loop::ApplyLoop;
+use super::write_queue::WriteQueue;
 use super::{Control, Request};
 
 /// Rounds a submitting thread runs before it hands the rest to the apply thread.
@@ -52,9 +53,8 @@ pub(super) struct Funnel {
     /// The state; `None` once shut down (queued writes are then dropped, which their
     /// callers read as "shutting down").
     state: Mutex<Option<ApplyLoop>>,
-    queue: Sender<Request>,
-    /// The queue's other end (the state holds one too), to see whether work waits.
-    queued: Receiver<Request>,
+    /// The writes waiting (the state takes them from it too).
+    queue: Arc<WriteQueue>,
     ctrl: Sender<Control>,
     /// A `Control::Drain` is on its way to the apply thread: one wake-up serves every
     /// write queued until it runs.
@@ -73,19 +73,17 @@ pub(super) struct Funnel {
 }
 
 impl Funnel {
-    /// Wraps `state`, which must read from `queued`; `gather_every_write` makes even a
-    /// lone writer yield before its round (for `always`).
+    /// Wraps `state`, which must take its writes from `queue`; `gather_every_write`
+    /// makes even a lone writer yield before its round (for `always`).
     pub fn new(
         state: ApplyLoop,
-        queue: Sender<Request>,
-        queued: Receiver<Request>,
+        queue: Arc<WriteQueue>,
         ctrl: Sender<Control>,
         gather_every_write: bool,
     ) -> Self {
         Funnel {
             state: Mutex::new(Some(state)),
             queue,
-            queued,
             ctrl,
             woken: AtomicBool::new(false),
             lone_rounds: AtomicU32::new(LONE_ROUNDS),
@@ -97,8 +95,7 @@ impl Funnel {
     /// Queues a write and sees that it runs: on this thread if the funnel is free,
     /// otherwise by the lock's holder or the apply thread.
     pub fn submit(&self, req: Request) {
-        // The queue's receiving end lives in `self`, so this cannot fail.
-        let _ = self.queue.send(req);
+        self.queue.push(req);
         self.run_queued();
     }
 
@@ -113,7 +110,7 @@ impl Funnel {
     /// -P 1 pay a WAL write of its own (200k for 200k; with the yield 92k, and SET -P 1
     /// at 50 clients 1.144x the rate, 0.867x the CPU).
     pub async fn submit_gathered(&self, req: Request) {
-        let _ = self.queue.send(req);
+        self.queue.push(req);
         if self.gathers() {
             tokio::task::yield_now().await;
         }
@@ -159,7 +156,7 @@ impl Funnel {
                         guarded(lp, ApplyLoop::tick);
                     }
                 }
-                if self.queued.is_empty() {
+                if self.queue.is_empty() {
                     break;
                 }
                 if rounds == max_rounds {
@@ -170,7 +167,7 @@ impl Funnel {
             }
             drop(state);
             fence(Ordering::SeqCst);
-            if self.queued.is_empty() && !self.tick_due.load(Ordering::Relaxed) {
+            if self.queue.is_empty() && !self.tick_due.load(Ordering::Relaxed) {
                 return true;
             }
         }
@@ -193,7 +190,7 @@ impl Funnel {
                 };
                 self.lone_rounds.store(lone, Ordering::Relaxed);
             }
-            None => while self.queued.try_recv().is_ok() {},
+            None => self.queue.clear(),
         }
     }
 

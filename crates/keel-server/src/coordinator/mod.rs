@@ -24,6 +24,7 @@ pub mod apply_loop;
 mod funnel;
 pub mod recovery;
 pub mod state;
+mod write_queue;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -209,7 +210,7 @@ impl Coordinator {
             .recovered_entries
             .store(rec.replayed, Ordering::Relaxed);
         state.applied_index.store(rec.last_index, Ordering::Relaxed);
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let queue = Arc::new(write_queue::WriteQueue::default());
         let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
         let acks = if cfg.appendfsync == keel_storage::SyncPolicy::Always && cfg.appendonly {
             let acks = acks::Acks::spawn(
@@ -234,7 +235,7 @@ impl Coordinator {
             rec.wal,
             Arc::clone(&state),
             config,
-            rx.clone(),
+            Arc::clone(&queue),
             ctrl_tx.clone(),
             rec.last_index,
             rec.last_now_ms,
@@ -242,7 +243,7 @@ impl Coordinator {
             Arc::clone(&hooks),
             acks,
         );
-        let funnel = Arc::new(funnel::Funnel::new(lp, tx, rx, ctrl_tx, gather_every_write));
+        let funnel = Arc::new(funnel::Funnel::new(lp, queue, ctrl_tx, gather_every_write));
         let apply_thread =
             funnel::spawn(Arc::clone(&funnel), ctrl_rx).map_err(|source| StartError::Thread {
                 name: "keel-apply",
