@@ -1,6 +1,7 @@
 //! Reporting for `bench/compare.sh`, the keel vs redis-server benchmark: reads the raw
 //! per-run CSV the script writes (one row per redis-benchmark run) and the RSS CSV, takes
-//! medians per (section, variant, test, pipeline, server), pairs redis with keel, and
+//! medians per (section, variant, test, pipeline, server), pairs keel with its baseline
+//! (redis, or in the engines section keel's memory engine), and
 //! writes a summary (CSV, JSON, markdown) and a PNG plot of throughput and p99.
 //!
 //! The measuring itself is the shell script's job (it starts the servers and runs

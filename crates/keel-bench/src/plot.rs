@@ -56,7 +56,7 @@ pub fn render(rows: &[Row], path: &Path, text: bool) -> Result<(), BenchError> {
     };
     let main: Vec<&Row> = rows
         .iter()
-        .filter(|r| r.section == "main" && r.redis.is_some() && r.keel.is_some())
+        .filter(|r| r.section == "main" && r.base.is_some() && r.keel.is_some())
         .collect();
     let mut pipelines: Vec<u32> = main.iter().map(|r| r.pipeline).collect();
     pipelines.sort_unstable();
@@ -123,7 +123,7 @@ fn draw_panel(
     let n = rows.len();
     let values: Vec<(f64, f64)> = rows
         .iter()
-        .filter_map(|r| Some((fig(r.redis.as_ref()?), fig(r.keel.as_ref()?))))
+        .filter_map(|r| Some((fig(r.base.as_ref()?), fig(r.keel.as_ref()?))))
         .collect();
     let top = values
         .iter()

@@ -31,14 +31,14 @@ fn md_opt(v: Option<f64>, decimals: usize) -> String {
 /// `summary.csv`: one line per row, both servers' medians and the ratios.
 pub fn summary_csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "section,variant,test,pipeline,runs,redis_rps,keel_rps,rps_ratio,redis_p50_ms,keel_p50_ms,\
-         redis_p99_ms,keel_p99_ms,redis_cpu_us_per_req,keel_cpu_us_per_req,redis_instr_per_req,\
+        "section,variant,test,pipeline,runs,base_rps,keel_rps,rps_ratio,base_p50_ms,keel_p50_ms,\
+         base_p99_ms,keel_p99_ms,base_cpu_us_per_req,keel_cpu_us_per_req,base_instr_per_req,\
          keel_instr_per_req,method\n",
     );
     for r in rows {
         let g = |c: &Option<Cell>, f: fn(&Cell) -> Option<f64>, d| opt(c.as_ref().and_then(f), d);
         let runs = r
-            .redis
+            .base
             .as_ref()
             .or(r.keel.as_ref())
             .map(|c| c.runs)
@@ -46,7 +46,7 @@ pub fn summary_csv(rows: &[Row]) -> String {
         let method = r
             .keel
             .as_ref()
-            .or(r.redis.as_ref())
+            .or(r.base.as_ref())
             .map(|c| c.method.as_str())
             .unwrap_or("");
         let _ = writeln!(
@@ -57,16 +57,16 @@ pub fn summary_csv(rows: &[Row]) -> String {
             r.test,
             r.pipeline,
             runs,
-            g(&r.redis, |c| Some(c.rps), 0),
+            g(&r.base, |c| Some(c.rps), 0),
             g(&r.keel, |c| Some(c.rps), 0),
             opt(r.rps_ratio(), 3),
-            g(&r.redis, |c| Some(c.p50_ms), 3),
+            g(&r.base, |c| Some(c.p50_ms), 3),
             g(&r.keel, |c| Some(c.p50_ms), 3),
-            g(&r.redis, |c| Some(c.p99_ms), 3),
+            g(&r.base, |c| Some(c.p99_ms), 3),
             g(&r.keel, |c| Some(c.p99_ms), 3),
-            g(&r.redis, |c| c.cpu_us_per_req, 3),
+            g(&r.base, |c| c.cpu_us_per_req, 3),
             g(&r.keel, |c| c.cpu_us_per_req, 3),
-            g(&r.redis, |c| c.instr_per_req, 0),
+            g(&r.base, |c| c.instr_per_req, 0),
             g(&r.keel, |c| c.instr_per_req, 0),
             method,
         );
@@ -119,12 +119,12 @@ pub fn summary_json(rows: &[Row], mem: &[MemRow]) -> String {
         .iter()
         .map(|r| {
             format!(
-                "{{\"section\":{},\"variant\":{},\"test\":{},\"pipeline\":{},\"redis\":{},\"keel\":{},\"rps_ratio\":{}}}",
+                "{{\"section\":{},\"variant\":{},\"test\":{},\"pipeline\":{},\"base\":{},\"keel\":{},\"rps_ratio\":{}}}",
                 json_str(&r.section),
                 json_str(&r.variant),
                 json_str(&r.test),
                 r.pipeline,
-                json_cell(&r.redis),
+                json_cell(&r.base),
                 json_cell(&r.keel),
                 json_num(r.rps_ratio())
             )
@@ -166,7 +166,7 @@ pub fn markdown(rows: &[Row], mem: &[MemRow], machine: &str, png_name: &str) -> 
     if !main.is_empty() {
         let runs = main
             .iter()
-            .filter_map(|r| r.redis.as_ref().map(|c| c.runs))
+            .filter_map(|r| r.base.as_ref().map(|c| c.runs))
             .max()
             .unwrap_or(0);
         let _ = writeln!(
@@ -181,7 +181,7 @@ pub fn markdown(rows: &[Row], mem: &[MemRow], machine: &str, png_name: &str) -> 
              |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
         for r in &main {
-            let (Some(a), Some(b)) = (&r.redis, &r.keel) else {
+            let (Some(a), Some(b)) = (&r.base, &r.keel) else {
                 continue;
             };
             let _ = writeln!(
@@ -225,7 +225,7 @@ pub fn markdown(rows: &[Row], mem: &[MemRow], machine: &str, png_name: &str) -> 
             "| test | P | redis instr/req | keel instr/req | keel/redis |\n|---|--:|--:|--:|--:|\n",
         );
         for r in &instr {
-            let (Some(a), Some(b)) = (&r.redis, &r.keel) else {
+            let (Some(a), Some(b)) = (&r.base, &r.keel) else {
                 continue;
             };
             let _ = writeln!(
@@ -248,13 +248,43 @@ pub fn markdown(rows: &[Row], mem: &[MemRow], machine: &str, png_name: &str) -> 
              |---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
         for r in &persist {
-            let (Some(a), Some(b)) = (&r.redis, &r.keel) else {
+            let (Some(a), Some(b)) = (&r.base, &r.keel) else {
                 continue;
             };
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | **{}** | {:.3} | {:.3} | {} | {} |",
                 variant_label(&r.variant),
+                upper(&r.test),
+                r.pipeline,
+                rps_text(a.rps),
+                rps_text(b.rps),
+                md_opt(r.rps_ratio(), 2),
+                a.p99_ms,
+                b.p99_ms,
+                md_opt(a.cpu_us_per_req, 2),
+                md_opt(b.cpu_us_per_req, 2),
+            );
+        }
+        s.push('\n');
+    }
+
+    let engines: Vec<&Row> = rows.iter().filter(|r| r.section == "engines").collect();
+    if !engines.is_empty() {
+        s.push_str(
+            "## keel's engines against its memory engine\n\nBoth keel, both with the WAL \
+             everysec, run in turns (memory, then the other engine) like the pairs above.\n\n\
+             | engine | test | P | memory rps | engine rps | engine/memory | memory p99 | engine p99 | memory CPU µs/req | engine CPU µs/req |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        );
+        for r in &engines {
+            let (Some(a), Some(b)) = (&r.base, &r.keel) else {
+                continue;
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | **{}** | {:.3} | {:.3} | {} | {} |",
+                r.variant,
                 upper(&r.test),
                 r.pipeline,
                 rps_text(a.rps),

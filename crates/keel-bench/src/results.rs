@@ -9,11 +9,11 @@ use crate::BenchError;
 /// One redis-benchmark run against one server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
-    /// Part of the benchmark: `main`, `persist` or `instr`.
+    /// Part of the benchmark: `main`, `persist`, `engines` or `instr`.
     pub section: String,
     /// The settings pair within the section (`none`, `everysec`, `always`, `bitcask`, `lsm`).
     pub variant: String,
-    /// `redis` or `keel`.
+    /// `redis` or `keel`; in `engines`, `keel-<engine>` (see `summary::servers_of`).
     pub server: String,
     /// The redis-benchmark test (`set`, `lrange_100`, ...).
     pub test: String,

@@ -1,4 +1,5 @@
-//! Medians per (section, variant, test, pipeline, server) and the redis/keel pairing.
+//! Medians per (section, variant, test, pipeline, server) and the pairing of a baseline
+//! (redis, or keel's memory engine) with keel.
 
 use crate::results::Run;
 
@@ -24,39 +25,51 @@ pub struct Cell {
 /// One configuration with both servers side by side.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    /// `main`, `persist` or `instr`.
+    /// `main`, `persist`, `engines` or `instr`.
     pub section: String,
-    /// Settings pair within the section.
+    /// Settings pair within the section (in `engines`, the engine set against memory).
     pub variant: String,
     /// redis-benchmark test.
     pub test: String,
     /// Pipeline depth.
     pub pipeline: u32,
-    /// Redis's medians, when it ran.
-    pub redis: Option<Cell>,
-    /// keel's medians, when it ran.
+    /// The baseline's medians, when it ran: Redis's, or in the `engines` section keel's
+    /// memory engine's.
+    pub base: Option<Cell>,
+    /// keel's medians, when it ran (in `engines`, the variant's engine).
     pub keel: Option<Cell>,
 }
 
+/// The `server` column values of a section's baseline and of keel: `engines` sets a keel
+/// engine (`keel-<variant>`) against keel's memory engine, every other section keel
+/// against Redis.
+pub fn servers_of(section: &str, variant: &str) -> (String, String) {
+    if section == "engines" {
+        ("keel-memory".into(), format!("keel-{variant}"))
+    } else {
+        ("redis".into(), "keel".into())
+    }
+}
+
 impl Row {
-    /// keel's throughput over Redis's.
+    /// keel's throughput over the baseline's.
     pub fn rps_ratio(&self) -> Option<f64> {
-        ratio(self.keel.as_ref()?.rps, self.redis.as_ref()?.rps)
+        ratio(self.keel.as_ref()?.rps, self.base.as_ref()?.rps)
     }
 
-    /// keel's instructions per request over Redis's.
+    /// keel's instructions per request over the baseline's.
     pub fn instr_ratio(&self) -> Option<f64> {
         ratio(
             self.keel.as_ref()?.instr_per_req?,
-            self.redis.as_ref()?.instr_per_req?,
+            self.base.as_ref()?.instr_per_req?,
         )
     }
 
-    /// keel's CPU time per request over Redis's.
+    /// keel's CPU time per request over the baseline's.
     pub fn cpu_ratio(&self) -> Option<f64> {
         ratio(
             self.keel.as_ref()?.cpu_us_per_req?,
-            self.redis.as_ref()?.cpu_us_per_req?,
+            self.base.as_ref()?.cpu_us_per_req?,
         )
     }
 }
@@ -132,13 +145,14 @@ pub fn summarize(runs: &[Run]) -> Vec<Row> {
                     .collect();
                 cell(&v)
             };
+            let (base, keel) = servers_of(section, variant);
             Row {
                 section: section.to_string(),
                 variant: variant.to_string(),
                 test: test.to_string(),
                 pipeline,
-                redis: of("redis"),
-                keel: of("keel"),
+                base: of(&base),
+                keel: of(&keel),
             }
         })
         .collect()

@@ -23,6 +23,11 @@ instr,none,redis,set,1,1,20000,12000,1,1,1,1,1,,,135000000,callgrind
 instr,none,keel,set,1,1,20000,11000,1,1,1,1,1,,,100000000,callgrind
 persist,always,redis,set,1,1,100000,5000,1,1,1,12.5,20,1.0,2.0,,proc-stat
 persist,always,keel,set,1,1,100000,6000,1,1,1,10.0,20,1.0,1.5,,proc-stat
+engines,bitcask,keel-memory,get,16,1,400000,1000000.00,0.4,0.5,0.5,1.000,2.0,0.30,0.10,,proc-stat
+engines,bitcask,keel-bitcask,get,16,1,400000,900000.00,0.4,0.5,0.5,1.200,2.0,0.40,0.10,,proc-stat
+engines,bitcask,keel-memory,get,16,2,400000,800000.00,0.4,0.5,0.5,1.000,2.0,0.30,0.10,,proc-stat
+engines,bitcask,keel-bitcask,get,16,2,400000,700000.00,0.4,0.5,0.5,1.200,2.0,0.40,0.10,,proc-stat
+engines,bitcask,keel,get,16,1,400000,1.00,0.4,0.5,0.5,1.200,2.0,0.40,0.10,,proc-stat
 ";
 
 const MEM: &str = "\
@@ -33,7 +38,7 @@ keel,memory,1000000,4096,83968,81.8
 
 fn rows() -> Vec<summary::Row> {
     let runs = results::parse_runs(RAW, Path::new("raw.csv")).expect("sample parses");
-    assert_eq!(runs.len(), 16);
+    assert_eq!(runs.len(), 21);
     summary::summarize(&runs)
 }
 
@@ -46,9 +51,9 @@ fn row<'a>(rows: &'a [summary::Row], section: &str, test: &str, p: u32) -> &'a s
 #[test]
 fn medians_and_ratios_come_from_the_runs() {
     let rows = rows();
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 7);
     let set1 = row(&rows, "main", "set", 1);
-    let (redis, keel) = (set1.redis.as_ref().unwrap(), set1.keel.as_ref().unwrap());
+    let (redis, keel) = (set1.base.as_ref().unwrap(), set1.keel.as_ref().unwrap());
     assert_eq!(redis.runs, 3);
     assert_eq!(redis.rps, 100000.0);
     assert_eq!(keel.rps, 120000.0);
@@ -59,9 +64,28 @@ fn medians_and_ratios_come_from_the_runs() {
     assert!((redis.cpu_us_per_req.unwrap() - 8.0).abs() < 1e-9);
     assert!((keel.cpu_us_per_req.unwrap() - 10.0).abs() < 1e-9);
     let instr = row(&rows, "instr", "set", 1);
-    assert_eq!(instr.redis.as_ref().unwrap().instr_per_req, Some(6750.0));
+    assert_eq!(instr.base.as_ref().unwrap().instr_per_req, Some(6750.0));
     assert_eq!(instr.keel.as_ref().unwrap().instr_per_req, Some(5000.0));
-    assert!(instr.redis.as_ref().unwrap().cpu_us_per_req.is_none());
+    assert!(instr.base.as_ref().unwrap().cpu_us_per_req.is_none());
+}
+
+#[test]
+fn engines_pair_an_engine_with_the_memory_engine() {
+    let rows = rows();
+    let get = row(&rows, "engines", "get", 16);
+    let (memory, bitcask) = (get.base.as_ref().unwrap(), get.keel.as_ref().unwrap());
+    // Medians of {1.0M, 0.8M} and {0.9M, 0.7M}; the stray `keel` run is not bitcask's.
+    assert_eq!((memory.runs, bitcask.runs), (2, 2));
+    assert_eq!(memory.rps, 900000.0);
+    assert_eq!(bitcask.rps, 800000.0);
+    assert!((get.rps_ratio().unwrap() - 800.0 / 900.0).abs() < 1e-12);
+    let md = report::markdown(&rows, &[], "- CPU: test", "plot.png");
+    assert!(
+        md.contains(
+            "| bitcask | GET | 16 | 900,000 | 800,000 | **0.89** | 1.000 | 1.200 | 1.00 | 1.25 |"
+        ),
+        "{md}"
+    );
 }
 
 #[test]
