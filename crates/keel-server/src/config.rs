@@ -126,8 +126,9 @@ pub struct Args {
     /// stalling every client for milliseconds [default: yes].
     #[arg(long, env = "KEEL_DISABLE_THP")]
     pub disable_thp: Option<String>,
-    /// Cache of the bitcask (values) and lsm (blocks) engines, with units; 0 = none. A
-    /// working set that fits is read without touching the files [default: 64mb].
+    /// Cache of the bitcask (values) and lsm (half blocks, half rows: the newest values
+    /// of hot keys) engines, with units; 0 = none. A working set that fits is read
+    /// without touching the files [default: 64mb].
     #[arg(long, env = "KEEL_CACHE_SIZE")]
     pub cache_size: Option<String>,
     /// Largest unparsed input buffered per client before it is closed [default: 1gb].

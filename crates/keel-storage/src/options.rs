@@ -149,12 +149,16 @@ impl Default for BitcaskOptions {
 pub struct LsmOptions {
     /// Block cache size in bytes.
     pub cache_bytes: u64,
+    /// Row cache size in bytes: the newest values of recently written and read keys,
+    /// which point reads take without a seek through fjall (0: none).
+    pub row_cache_bytes: u64,
 }
 
 impl Default for LsmOptions {
     fn default() -> Self {
         LsmOptions {
-            cache_bytes: 64 * 1024 * 1024,
+            cache_bytes: 32 * 1024 * 1024,
+            row_cache_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -192,11 +196,12 @@ impl OpenOptions {
         self
     }
 
-    /// Sets the cache budget of the engines that keep one: bitcask's value cache and
-    /// lsm's block cache (the memory engine holds everything anyway).
+    /// Sets the cache budget of the engines that keep one: bitcask's value cache, and
+    /// lsm's block and row caches, half each (the memory engine holds everything anyway).
     pub fn cache_bytes(mut self, bytes: u64) -> Self {
         self.bitcask.cache_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
-        self.lsm.cache_bytes = bytes;
+        self.lsm.row_cache_bytes = bytes / 2;
+        self.lsm.cache_bytes = bytes - bytes / 2;
         self
     }
 

@@ -237,6 +237,89 @@ fn snapshot_keeps_its_point_in_time_while_writers_go_on() {
     assert_eq!(s.stats().open_snapshots, 0);
 }
 
+/// The row cache answers point reads while a writer goes on and a cache of a few dozen
+/// entries evicts all the time: a reader never sees a key go back to an older value, and
+/// a snapshot's reads stay at its point in time. A fill that put back a value read just
+/// before a write (after the write's own entry was evicted) would make a key go back.
+#[test]
+fn point_reads_through_the_row_cache_never_go_back_in_time() {
+    const KEYS: u64 = 512;
+    const ROUNDS: u64 = 20_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = opts(SyncPolicy::No);
+    o.lsm.row_cache_bytes = 8 * 1024;
+    let s = Arc::new(LsmEngine::open(dir.path(), &o).expect("open"));
+    let key = |i: u64| format!("key{i:02}").into_bytes();
+    let value_of = |v: Option<Bytes>| -> u64 {
+        let v = v.expect("every key is written before the readers start");
+        u64::from_be_bytes(v[..].try_into().expect("8-byte value"))
+    };
+    let mut b = WriteBatch::new();
+    for i in 0..KEYS {
+        b.put(key(i), Bytes::copy_from_slice(&0u64.to_be_bytes()));
+    }
+    s.write(b, WriteOptions::DEFAULT).expect("write");
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3u64)
+        .map(|r| {
+            let (s, done) = (Arc::clone(&s), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut seen = vec![0u64; KEYS as usize];
+                let mut reads = 0u64;
+                let mut i = r;
+                while !done.load(Ordering::Acquire) && reads < 2_000_000 {
+                    i = (i * 5 + 1 + 2 * r) % KEYS;
+                    let got = value_of(s.get(&key(i)).expect("get"));
+                    assert!(
+                        got >= seen[i as usize],
+                        "key {i}: read {got} after {}",
+                        seen[i as usize]
+                    );
+                    seen[i as usize] = got;
+                    if reads.is_multiple_of(64) {
+                        let snap = s.snapshot();
+                        let first = value_of(snap.get(&key(i)).expect("snapshot get"));
+                        let latest = value_of(s.get(&key(i)).expect("get"));
+                        let again = value_of(snap.get(&key(i)).expect("snapshot get"));
+                        assert_eq!(first, again, "key {i}: the snapshot moved");
+                        assert!(
+                            first <= latest,
+                            "key {i}: snapshot {first} above latest {latest}"
+                        );
+                    }
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for round in 1..=ROUNDS {
+        let mut b = WriteBatch::new();
+        for j in 0..3 {
+            let i = (round * 13 + j * 5) % KEYS;
+            b.put(key(i), Bytes::copy_from_slice(&round.to_be_bytes()));
+        }
+        if round.is_multiple_of(50) {
+            b.delete(key(KEYS + 1));
+        }
+        s.write(b, WriteOptions::DEFAULT).expect("write");
+    }
+    done.store(true, Ordering::Release);
+    for r in readers {
+        let reads = r.join().expect("reader");
+        assert!(reads > 0);
+    }
+    // The newest values, read through the cache, are the writer's last ones.
+    for i in 0..KEYS {
+        let last = (1..=ROUNDS)
+            .filter(|round| (0..3).any(|j| (round * 13 + j * 5) % KEYS == i))
+            .max()
+            .unwrap_or(0);
+        assert_eq!(value_of(s.get(&key(i)).expect("get")), last, "key {i}");
+    }
+    assert_eq!(s.get(&key(KEYS + 1)).expect("get"), None);
+}
+
 #[test]
 fn seq_survives_reopen_and_empty_batches_do_not_advance_it() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -480,7 +563,11 @@ fn torn_journal_tail_drops_only_the_torn_batch() {
 #[test]
 fn compaction_keeps_contents_and_reports_state() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = open(dir.path());
+    // No row cache: the reads below are to reach the tables through the block cache,
+    // which the stats count.
+    let mut o = opts(SyncPolicy::No);
+    o.lsm.row_cache_bytes = 0;
+    let s = LsmEngine::open(dir.path(), &o).expect("open");
     let mut b = WriteBatch::new();
     for i in 0..2000u32 {
         b.put(format!("k{i:04}"), vec![b'v'; 64]);

@@ -98,12 +98,13 @@ impl EngineResult {
 }
 
 /// Open options of every bench store: background merge off (the bench decides when to
-/// merge), the given value/block cache budget and sync policy.
+/// merge), the given cache budget (bitcask's values; lsm's blocks and rows, half each, as
+/// the server splits it) and sync policy.
 fn options(kind: EngineKind, cache_bytes: u64, policy: SyncPolicy) -> OpenOptions {
-    let mut o = OpenOptions::new(kind).sync_policy(policy);
+    let mut o = OpenOptions::new(kind)
+        .sync_policy(policy)
+        .cache_bytes(cache_bytes);
     o.bitcask.auto_merge = false;
-    o.bitcask.cache_bytes = usize::try_from(cache_bytes).unwrap_or(usize::MAX);
-    o.lsm.cache_bytes = cache_bytes;
     o
 }
 

@@ -578,7 +578,7 @@ pub fn render(run: &Run<'_>) -> String {
     out.push_str("\n### Notes\n\n");
     let mut notes: Vec<String> = vec![
         format!(
-            "Cold gets: bitcask reopened without hints and with `cache_bytes = 0`, so every get is a pread; lsm reopened with block cache 0. The OS page cache still holds the files (they were just written and RAM is ample; caches are not dropped), so \"cold\" means \"not in keel's cache\", not \"from the device\". Cached gets: cache {} MiB, warmed by reading every key once.",
+            "Cold gets: bitcask reopened without hints and with `cache_bytes = 0`, so every get is a pread; lsm reopened with block and row caches 0. The OS page cache still holds the files (they were just written and RAM is ample; caches are not dropped), so \"cold\" means \"not in keel's cache\", not \"from the device\". Cached gets: cache {} MiB, warmed by reading every key once.",
             CACHED_BYTES >> 20
         ),
         "Heap per key: a counting global allocator in the bench binary tracks live requested bytes. \"After loading\" = (heap after loading − heap after opening the empty store) / keys, which includes whatever the write path holds (e.g. buffers for the active segment); \"after reopen\" = heap the reopen of the loaded store left allocated / keys (caches still empty), i.e. what a restarted process holds. malloc's own per-block overhead is not included (blocks per key is shown; glibc adds about 8–16 B per block). bitcask runs these with `cache_bytes = 0` (the with-hints reopen has its cache configured but still empty), so its figure is the keydir.".into(),

@@ -95,6 +95,7 @@ pub mod gc;
 pub mod group_commit;
 pub mod journal_check;
 pub mod keys;
+pub mod row_cache;
 pub mod versions;
 
 use std::path::{Path, PathBuf};
@@ -120,6 +121,7 @@ use crate::storage::{KvIter, KvPair, Snapshot, Storage};
 use gc::{GcFilterFactory, GcHorizon};
 use group_commit::Syncer;
 use keys::Kind;
+use row_cache::RowCache;
 use versions::{Resolved, Resolver};
 
 /// Sub-directory of the data directory that holds fjall's files.
@@ -181,6 +183,8 @@ struct Inner {
     gc: Arc<GcHorizon>,
     /// The data keyspace's compaction filter factory.
     gc_filter: Arc<GcFilterFactory>,
+    /// The newest values of hot keys, answering point reads without fjall.
+    rows: RowCache,
     syncer: Syncer,
     policy: SyncPolicy,
     lifecycle: Lifecycle,
@@ -217,7 +221,8 @@ impl Inner {
         let guard = self.handles.read();
         let h = guard.as_ref().ok_or(StorageError::Closed)?;
         // Encoded outside the writer lock; the sequence number is patched in under it.
-        let items: Vec<(Vec<u8>, Bytes)> = ops
+        // Each item keeps its user key and value (None: a delete) for the row cache.
+        let mut items: Vec<(Vec<u8>, Bytes, Bytes, bool)> = ops
             .into_iter()
             .map(|op| match op {
                 // fjall keeps the `Bytes` it is given in its memtable; a batch's values may
@@ -226,19 +231,33 @@ impl Inner {
                 BatchOp::Put(k, v) => (
                     keys::version_key(&k, 0, Kind::Put),
                     Bytes::copy_from_slice(&v),
+                    k,
+                    true,
                 ),
-                BatchOp::Delete(k) => (keys::version_key(&k, 0, Kind::Tombstone), Bytes::new()),
+                BatchOp::Delete(k) => (
+                    keys::version_key(&k, 0, Kind::Tombstone),
+                    Bytes::new(),
+                    k,
+                    false,
+                ),
             })
             .collect();
         let _w = self.writer.lock();
         let seq = fixed.unwrap_or_else(|| self.registry.visible() + 1);
         let mut fb = h.db.batch().durability(Some(PersistMode::Buffer));
-        for (mut k, v) in items {
-            keys::set_seq(&mut k, seq);
-            fb.insert(&h.data, k, v);
+        for (k, v, _, _) in &mut items {
+            keys::set_seq(k, seq);
+            fb.insert(&h.data, std::mem::take(k), v.clone());
         }
         fb.insert(&h.meta, SEQ_KEY, seq.to_be_bytes().to_vec());
         fb.commit().map_err(|e| self.fail_with("write batch", e))?;
+        // Before `seq` is published, so no reader at `seq` or above finds an older entry.
+        self.rows.put_written(
+            seq,
+            items
+                .iter()
+                .map(|(_, v, k, put)| (&k[..], put.then_some(v))),
+        );
         // Only now may readers ask for `seq`: every version of the batch is in fjall.
         self.registry.publish(seq);
         Ok(seq)
@@ -420,6 +439,7 @@ impl LsmEngine {
             registry,
             gc: gc_horizon,
             gc_filter,
+            rows: RowCache::new(opts.lsm.row_cache_bytes),
             // What recovery found is in the journal fjall just fsynced on open.
             syncer: Syncer::new(seq),
             policy: opts.sync_policy,
@@ -554,9 +574,15 @@ impl Drop for LsmSnapshot {
 impl LsmSnapshot {
     fn get_at(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.inner.check_open()?;
+        let seq = self.pin.seq();
+        if let Some(value) = self.inner.rows.lookup(key, seq) {
+            return Ok(value);
+        }
         let guard = self.inner.handles.read();
         let h = guard.as_ref().ok_or(StorageError::Closed)?;
-        self.inner.read_at(h, key, self.pin.seq())
+        let value = self.inner.read_at(h, key, seq)?;
+        self.inner.rows.fill(key, seq, value.as_ref());
+        Ok(value)
     }
 
     fn scan_at(&self, range: &ScanRange, dir: Direction) -> KvIter {
@@ -674,6 +700,9 @@ impl Storage for LsmEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.inner.check_open()?;
         let inner = &self.inner;
+        if let Some(value) = inner.rows.lookup(key, inner.registry.visible()) {
+            return Ok(value);
+        }
         let guard = inner.handles.read();
         let h = guard.as_ref().ok_or(StorageError::Closed)?;
         // Unpinned: a collection that starts meanwhile may drop the version this read
@@ -683,11 +712,14 @@ impl Storage for LsmEngine {
             let seq = inner.registry.visible();
             let value = inner.read_at(h, key, seq)?;
             if inner.gc.claimed() <= seq {
+                inner.rows.fill(key, seq, value.as_ref());
                 return Ok(value);
             }
         }
         let pin = inner.registry.pin();
-        inner.read_at(h, key, pin.seq())
+        let value = inner.read_at(h, key, pin.seq())?;
+        inner.rows.fill(key, pin.seq(), value.as_ref());
+        Ok(value)
     }
 
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
@@ -745,6 +777,8 @@ impl Storage for LsmEngine {
         let snap = self.inner.open_snapshot();
         let mut opts = OpenOptions::new(EngineKind::Lsm).sync_policy(SyncPolicy::No);
         opts.lsm.cache_bytes = CHECKPOINT_CACHE_BYTES;
+        // The copy is written once and closed: nothing would read its cache.
+        opts.lsm.row_cache_bytes = 0;
         let target = LsmEngine::open(dir, &opts)?;
         let copied = copy_snapshot(&snap, &target.inner);
         let closed = target.close();
