@@ -247,26 +247,7 @@ pub fn markdown(rows: &[Row], mem: &[MemRow], machine: &str, png_name: &str) -> 
             "## Persistence\n\n| pair | test | P | redis rps | keel rps | keel/redis | redis p99 | keel p99 | redis CPU µs/req | keel CPU µs/req |\n\
              |---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
-        for r in &persist {
-            let (Some(a), Some(b)) = (&r.base, &r.keel) else {
-                continue;
-            };
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | **{}** | {:.3} | {:.3} | {} | {} |",
-                variant_label(&r.variant),
-                upper(&r.test),
-                r.pipeline,
-                rps_text(a.rps),
-                rps_text(b.rps),
-                md_opt(r.rps_ratio(), 2),
-                a.p99_ms,
-                b.p99_ms,
-                md_opt(a.cpu_us_per_req, 2),
-                md_opt(b.cpu_us_per_req, 2),
-            );
-        }
-        s.push('\n');
+        pair_rows(&mut s, &persist, |r| variant_label(&r.variant));
     }
 
     let engines: Vec<&Row> = rows.iter().filter(|r| r.section == "engines").collect();
@@ -277,26 +258,7 @@ pub fn markdown(rows: &[Row], mem: &[MemRow], machine: &str, png_name: &str) -> 
              | engine | test | P | memory rps | engine rps | engine/memory | memory p99 | engine p99 | memory CPU µs/req | engine CPU µs/req |\n\
              |---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
-        for r in &engines {
-            let (Some(a), Some(b)) = (&r.base, &r.keel) else {
-                continue;
-            };
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | **{}** | {:.3} | {:.3} | {} | {} |",
-                r.variant,
-                upper(&r.test),
-                r.pipeline,
-                rps_text(a.rps),
-                rps_text(b.rps),
-                md_opt(r.rps_ratio(), 2),
-                a.p99_ms,
-                b.p99_ms,
-                md_opt(a.cpu_us_per_req, 2),
-                md_opt(b.cpu_us_per_req, 2),
-            );
-        }
-        s.push('\n');
+        pair_rows(&mut s, &engines, |r| &r.variant);
     }
 
     if !mem.is_empty() {
@@ -329,6 +291,31 @@ pub fn markdown(rows: &[Row], mem: &[MemRow], machine: &str, png_name: &str) -> 
         s.push('\n');
     }
     s
+}
+
+/// The lines of a table of pairs (the persistence and engines sections), each row named
+/// by `label`, and the blank line after them.
+fn pair_rows(s: &mut String, rows: &[&Row], label: impl Fn(&Row) -> &str) {
+    for r in rows {
+        let (Some(a), Some(b)) = (&r.base, &r.keel) else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | **{}** | {:.3} | {:.3} | {} | {} |",
+            label(r),
+            upper(&r.test),
+            r.pipeline,
+            rps_text(a.rps),
+            rps_text(b.rps),
+            md_opt(r.rps_ratio(), 2),
+            a.p99_ms,
+            b.p99_ms,
+            md_opt(a.cpu_us_per_req, 2),
+            md_opt(b.cpu_us_per_req, 2),
+        );
+    }
+    s.push('\n');
 }
 
 fn variant_label(v: &str) -> &str {
