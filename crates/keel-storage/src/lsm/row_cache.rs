@@ -34,6 +34,12 @@ use parking_lot::Mutex;
 
 /// Shards, each under its own lock (a power of two).
 const SHARDS: usize = 64;
+/// Values over this share of a shard's budget are not kept (their entry says so), so one
+/// large value does not flush a shard's hot keys.
+const LARGEST_SHARE: usize = 8;
+/// Entries up to this size are kept whatever the budget (a tiny one then holds one or
+/// two, as in the tests).
+const ALWAYS_KEPT: usize = 1024;
 /// What an entry costs beyond its key and value bytes (the map's slot, the entry, the
 /// clock queue's key handle, the `Bytes` headers), counted against the budget.
 const ENTRY_OVERHEAD: usize = 96;
@@ -41,7 +47,11 @@ const ENTRY_OVERHEAD: usize = 96;
 /// The newest value of `key` as of `seq`.
 struct Entry {
     seq: u64,
+    /// None: deleted, or (with `too_large`) not kept.
     value: Option<Bytes>,
+    /// The value was over a [`LARGEST_SHARE`] of the shard's budget and is not kept: a
+    /// lookup misses. The entry stays, so the key's older value cannot answer for it.
+    too_large: bool,
     /// Read since the clock hand last passed.
     referenced: bool,
 }
@@ -61,12 +71,15 @@ struct Shard {
 impl Shard {
     /// Inserts or replaces `key`'s entry, then evicts down to `budget`.
     fn store(&mut self, key: Bytes, seq: u64, value: Option<Bytes>, budget: usize) {
+        let too_large = cost(&key, value.as_ref()) > (budget / LARGEST_SHARE).max(ALWAYS_KEPT);
+        let value = if too_large { None } else { value };
         let size = cost(&key, value.as_ref());
         match self.map.get_mut(&key) {
             Some(e) => {
                 self.bytes = self.bytes + size - cost(&key, e.value.as_ref());
                 e.seq = seq;
                 e.value = value;
+                e.too_large = too_large;
             }
             None => {
                 self.bytes += size;
@@ -76,6 +89,7 @@ impl Shard {
                     Entry {
                         seq,
                         value,
+                        too_large,
                         referenced: false,
                     },
                 );
@@ -152,7 +166,7 @@ impl RowCache {
         }
         let mut shard = self.shard(key).lock();
         let found = match shard.map.get_mut(key) {
-            Some(e) if e.seq <= seq => {
+            Some(e) if e.seq <= seq && !e.too_large => {
                 e.referenced = true;
                 Some(e.value.clone())
             }
@@ -280,7 +294,7 @@ mod tests {
 
     #[test]
     fn eviction_keeps_the_budget_and_spares_referenced_entries() {
-        let budget = SHARDS * 4 * (ENTRY_OVERHEAD + 8);
+        let budget = SHARDS * 16 * (ENTRY_OVERHEAD + 8);
         let c = RowCache::new(budget as u64);
         let v = b("vv");
         let hot = b"hot-key";
@@ -302,6 +316,27 @@ mod tests {
             .filter(|i| c.lookup(format!("k{i:05}").as_bytes(), u64::MAX).is_some())
             .count();
         assert!(kept > 0 && kept < 20_000, "{kept} of 20000 kept");
+    }
+
+    #[test]
+    fn a_value_too_large_to_keep_still_hides_the_older_one() {
+        let c = RowCache::new((SHARDS * 8 * 1024) as u64);
+        let small = b("small");
+        let large = Bytes::from(vec![b'x'; 4096]);
+        c.put_written(1, [(&b"k"[..], Some(&small))]);
+        assert_eq!(c.lookup(b"k", 1), Some(Some(small.clone())));
+        c.put_written(2, [(&b"k"[..], Some(&large))]);
+        assert_eq!(
+            c.lookup(b"k", 2),
+            None,
+            "the large value is read from fjall"
+        );
+        assert!(c.bytes() < 1024, "{} bytes held", c.bytes());
+        // Its entry blocks a fill of the older value read before the write.
+        c.fill(b"k", 2, Some(&small));
+        assert_eq!(c.lookup(b"k", 2), None);
+        c.put_written(3, [(&b"k"[..], Some(&small))]);
+        assert_eq!(c.lookup(b"k", 3), Some(Some(small)));
     }
 
     #[test]
