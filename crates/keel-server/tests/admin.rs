@@ -264,6 +264,32 @@ fn info_storage_shows_the_engine_and_its_value_cache() {
 }
 
 #[test]
+fn info_storage_counts_the_lsm_row_cache() {
+    let srv = InProc::start(Config {
+        engine: keel_storage::EngineKind::Lsm,
+        ..Config::default()
+    });
+    let mut con = srv.client();
+    assert_eq!(
+        info_field(&mut con, "storage", "storage_engine").as_deref(),
+        Some("lsm")
+    );
+    let hits0 = storage_figure(&mut con, "storage_row_cache_hits");
+    let _: () = q(&mut con, &["SET", "rows:hot", "v"]);
+    for _ in 0..3 {
+        let v: String = q(&mut con, &["GET", "rows:hot"]);
+        assert_eq!(v, "v");
+    }
+    // The SET stored the key's newest value in the row cache: the GETs are hits.
+    assert!(storage_figure(&mut con, "storage_row_cache_hits") >= hits0 + 3);
+    assert!(storage_figure(&mut con, "storage_row_cache_bytes") > 0);
+    let misses0 = storage_figure(&mut con, "storage_row_cache_misses");
+    let none: Option<String> = q(&mut con, &["GET", "rows:never-written"]);
+    assert_eq!(none, None);
+    assert!(storage_figure(&mut con, "storage_row_cache_misses") > misses0);
+}
+
+#[test]
 fn cache_size_zero_sends_every_bitcask_read_to_the_file() {
     let srv = InProc::start(Config {
         engine: keel_storage::EngineKind::Bitcask,

@@ -24,6 +24,12 @@ pub struct StorageStats {
     pub cache_hits: u64,
     /// Value-cache misses since open.
     pub cache_misses: u64,
+    /// Row-cache hits since open (lsm: point reads answered without fjall; 0 elsewhere).
+    pub row_cache_hits: u64,
+    /// Row-cache misses since open.
+    pub row_cache_misses: u64,
+    /// Bytes the row cache holds, as counted against its budget.
+    pub row_cache_bytes: u64,
     /// Snapshots currently open.
     pub open_snapshots: u64,
     /// Key versions held only for open snapshots (MVCC engines; 0 where unknown).
@@ -45,6 +51,9 @@ impl StorageStats {
             garbage_ratio: 0.0,
             cache_hits: 0,
             cache_misses: 0,
+            row_cache_hits: 0,
+            row_cache_misses: 0,
+            row_cache_bytes: 0,
             open_snapshots: 0,
             retained_versions: 0,
             torn_bytes_dropped: 0,

@@ -88,7 +88,8 @@
 //! snapshot (which collects every shadowed version and tombstone, then major-compacts).
 //! `live_bytes` and `garbage_ratio` are not exposed by fjall and are reported as 0.
 //! `cache_hits`/`cache_misses` count table block loads served by fjall's block cache
-//! and loads that went to disk (fjall's experimental metrics). `disk_bytes` is the
+//! and loads that went to disk (fjall's experimental metrics); `row_cache_*` are the row
+//! cache's ([`row_cache`]), whose hits load no block at all. `disk_bytes` is the
 //! space actually allocated under `<dir>/lsm`.
 
 pub mod gc;
@@ -813,6 +814,8 @@ impl Storage for LsmEngine {
         s.last_seq = inner.registry.visible();
         s.open_snapshots = inner.open_snapshots.load(Ordering::Acquire);
         s.torn_bytes_dropped = inner.torn_bytes_dropped;
+        (s.row_cache_hits, s.row_cache_misses) = inner.rows.hits_and_misses();
+        s.row_cache_bytes = inner.rows.bytes() as u64;
         if let Some(h) = inner.handles.read().as_ref() {
             s.live_keys = h.data.approximate_len() as u64;
             for ks in [&h.data, &h.meta] {

@@ -253,6 +253,9 @@ fn storage(sh: &Shared, out: &mut String) {
     );
     kv(out, "storage_cache_hits", s.cache_hits);
     kv(out, "storage_cache_misses", s.cache_misses);
+    kv(out, "storage_row_cache_hits", s.row_cache_hits);
+    kv(out, "storage_row_cache_misses", s.row_cache_misses);
+    kv(out, "storage_row_cache_bytes", s.row_cache_bytes);
     kv(out, "storage_open_snapshots", s.open_snapshots);
     kv(out, "storage_retained_versions", s.retained_versions);
     kv(out, "storage_torn_bytes_dropped", s.torn_bytes_dropped);
