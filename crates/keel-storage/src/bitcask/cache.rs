@@ -646,7 +646,11 @@ mod tests {
         }
         let (hits, misses) = cache.counters();
         assert_eq!(hits + misses, 20_000 - u64::from(lag));
-        assert!(misses * 100 <= hits, "{hits} hits, {misses} misses");
+        // The misses are entries a collision in the shard's table displaced (each key has
+        // a home slot and a short probe), so their number depends on the process's hash
+        // seed: 134-185 of ~19,500 reads over 40 seeds, 196 once in CI (over the 1% this
+        // bound was). Half the capacity gives ~730.
+        assert!(misses * 50 <= hits, "{hits} hits, {misses} misses");
         check(&cache);
     }
 
