@@ -198,6 +198,58 @@ fn scans_honour_every_bound_in_both_directions() {
     check_all_bounds(&s, &model, "memtable over tables");
 }
 
+/// Keys overwritten a hundred times each (every version kept: a snapshot pins them) scan
+/// the same as a model at the latest state and at snapshots taken along the way, over
+/// every bound and both directions: forward scans seek past a key's run of versions
+/// once they have stepped over 32 of them, and must neither skip a key nor pass a bound.
+#[test]
+fn scans_over_long_runs_of_versions_match_the_model_at_every_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(dir.path());
+    let keys: [&'static [u8]; 5] = [b"a", b"aa", b"ab", b"b", b"c"];
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut snaps = Vec::new();
+    for round in 0..100u32 {
+        let mut b = WriteBatch::new();
+        for (i, k) in keys.iter().enumerate() {
+            if (round as usize + i).is_multiple_of(7) {
+                b.delete(Bytes::from_static(k));
+                model.remove(*k);
+            } else {
+                let v = format!("{k:?}@{round}").into_bytes();
+                b.put(Bytes::from_static(k), Bytes::from(v.clone()));
+                model.insert(k.to_vec(), v);
+            }
+        }
+        s.write(b, WriteOptions::DEFAULT).expect("write");
+        if round % 33 == 5 {
+            snaps.push((s.snapshot(), model.clone()));
+        }
+    }
+    check_all_bounds(&s, &model, "latest");
+    for (snap, want) in &snaps {
+        for start in bound_variants(&keys) {
+            for end in bound_variants(&keys) {
+                let range = ScanRange {
+                    start: start.clone(),
+                    end: end.clone(),
+                };
+                let expected: Vec<_> = want
+                    .iter()
+                    .filter(|(k, _)| range.contains(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let when = format!("snapshot at {}", snap.seq());
+                let fwd = collect(snap.scan(range.clone(), Direction::Forward));
+                assert_eq!(fwd, expected, "{when}: forward {range:?}");
+                let mut rev = collect(snap.scan(range.clone(), Direction::Reverse));
+                rev.reverse();
+                assert_eq!(rev, expected, "{when}: reverse {range:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn snapshot_keeps_its_point_in_time_while_writers_go_on() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -93,20 +93,28 @@ pub fn set_seq(stored: &mut [u8], seq: u64) {
 
 /// The first stored key of `key`'s versions at or below `seq` (the seek target of a read).
 pub fn seek_key(key: &[u8], seq: u64) -> Vec<u8> {
-    let mut out = key_prefix(key);
-    out.extend_from_slice(&(!seq).to_be_bytes());
-    out
+    prefix_seek(key_prefix(key), seq)
+}
+
+/// [`seek_key`] of the key whose stored prefix ([`key_prefix`]) is `prefix`.
+pub fn prefix_seek(mut prefix: Vec<u8>, seq: u64) -> Vec<u8> {
+    prefix.extend_from_slice(&(!seq).to_be_bytes());
+    prefix
 }
 
 /// A stored key greater than every version of `key` and not above any version of a
 /// greater key: the prefix with the terminator raised by one (no stored key holds
 /// 0x00 0x02 at a byte pair boundary of the escaped key).
 pub fn key_upper(key: &[u8]) -> Vec<u8> {
-    let mut out = key_prefix(key);
-    if let Some(last) = out.last_mut() {
+    prefix_upper(key_prefix(key))
+}
+
+/// [`key_upper`] of the key whose stored prefix is `prefix`.
+pub fn prefix_upper(mut prefix: Vec<u8>) -> Vec<u8> {
+    if let Some(last) = prefix.last_mut() {
         *last = TERMINATOR + 1;
     }
-    out
+    prefix
 }
 
 /// A stored key split into its parts.

@@ -597,21 +597,25 @@ impl LsmSnapshot {
         let Some(h) = guard.as_ref() else {
             return error_iter(StorageError::Closed);
         };
-        let fjall_dir = self.inner.fjall_dir.clone();
-        let entries = h.data.range(stored).map(move |g| {
-            g.into_inner()
-                .map(|(k, v)| (k.to_vec(), Bytes::from(v)))
-                .map_err(|e| map_err("scan", &fjall_dir, e))
-        });
         let reverse = dir == Direction::Reverse;
-        let entries: Box<dyn Iterator<Item = Result<versions::Entry>> + Send> = if reverse {
+        let entries = stored_entries(&h.data, stored.clone(), &self.inner.fjall_dir);
+        let entries: StoredIter = if reverse {
             Box::new(entries.rev())
         } else {
             Box::new(entries)
         };
+        // Forward walks reopen the range further on (see `Resolver::with_reseek`); the
+        // pin keeps what they read from being collected, as for the first range.
+        let (data, dir_path, end) = (h.data.clone(), self.inner.fjall_dir.clone(), stored.end);
+        let reseek = move |from: Vec<u8>| -> StoredIter {
+            if from >= end {
+                return Box::new(std::iter::empty());
+            }
+            Box::new(stored_entries(&data, from..end.clone(), &dir_path))
+        };
         Box::new(LsmIter {
             inner: Arc::clone(&self.inner),
-            resolver: Resolver::new(entries, self.pin.seq(), reverse),
+            resolver: Resolver::new(entries, self.pin.seq(), reverse).with_reseek(Box::new(reseek)),
             _pin: Arc::clone(&self.pin),
             done: false,
         })
@@ -632,6 +636,23 @@ impl Snapshot for LsmSnapshot {
     }
 }
 
+/// A stream of stored versions, as the resolver reads them.
+type StoredIter = Box<dyn Iterator<Item = Result<versions::Entry>> + Send>;
+
+/// The stored versions in `range` of the data keyspace, in fjall order.
+fn stored_entries(
+    data: &Keyspace,
+    range: std::ops::Range<Vec<u8>>,
+    fjall_dir: &Path,
+) -> impl DoubleEndedIterator<Item = Result<versions::Entry>> + Send + 'static {
+    let fjall_dir = fjall_dir.to_path_buf();
+    data.range(range).map(move |g| {
+        g.into_inner()
+            .map(|(k, v)| (k.to_vec(), Bytes::from(v)))
+            .map_err(|e| map_err("scan", &fjall_dir, e))
+    })
+}
+
 fn error_iter(e: StorageError) -> KvIter {
     Box::new(std::iter::once(Err(e)))
 }
@@ -639,7 +660,7 @@ fn error_iter(e: StorageError) -> KvIter {
 /// A scan at a pinned sequence number; stops with `Closed` once the store is closed.
 struct LsmIter {
     inner: Arc<Inner>,
-    resolver: Resolver<Box<dyn Iterator<Item = Result<versions::Entry>> + Send>>,
+    resolver: Resolver<StoredIter>,
     /// Keeps the versions this scan reads from being collected.
     _pin: Arc<Pin>,
     done: bool,
