@@ -563,9 +563,16 @@ fn sadd(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         }
     };
     let mut added = 0u64;
+    // A set this command creates has a new version, so storage holds none of its
+    // members: a member is new unless added here before (no read per member).
+    let mut created = old.is_none().then(std::collections::HashSet::new);
     for m in &args[2..] {
         let sk = keys::sub_key(ex.db, key, version, m);
-        if !ex.contains(&sk)? {
+        let new = match &mut created {
+            Some(seen) => seen.insert(m),
+            None => !ex.contains(&sk)?,
+        };
+        if new {
             ex.put(sk, Bytes::new())?;
             added += 1;
         }
