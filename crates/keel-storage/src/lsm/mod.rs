@@ -223,7 +223,7 @@ impl Inner {
         let h = guard.as_ref().ok_or(StorageError::Closed)?;
         // Encoded outside the writer lock; the sequence number is patched in under it.
         // Each item keeps its user key and value (None: a delete) for the row cache.
-        let mut items: Vec<(Vec<u8>, Bytes, Bytes, bool)> = ops
+        let mut items: Vec<(Vec<u8>, Bytes, Option<Bytes>)> = ops
             .into_iter()
             .map(|op| match op {
                 // fjall keeps the `Bytes` it is given in its memtable; a batch's values may
@@ -231,34 +231,28 @@ impl Inner {
                 // would pin whole, so the memtable gets a compact copy.
                 BatchOp::Put(k, v) => (
                     keys::version_key(&k, 0, Kind::Put),
-                    Bytes::copy_from_slice(&v),
                     k,
-                    true,
+                    Some(Bytes::copy_from_slice(&v)),
                 ),
-                BatchOp::Delete(k) => (
-                    keys::version_key(&k, 0, Kind::Tombstone),
-                    Bytes::new(),
-                    k,
-                    false,
-                ),
+                BatchOp::Delete(k) => (keys::version_key(&k, 0, Kind::Tombstone), k, None),
             })
             .collect();
         let _w = self.writer.lock();
         let seq = fixed.unwrap_or_else(|| self.registry.visible() + 1);
         let mut fb = h.db.batch().durability(Some(PersistMode::Buffer));
-        for (k, v, _, _) in &mut items {
-            keys::set_seq(k, seq);
-            fb.insert(&h.data, std::mem::take(k), v.clone());
+        for (stored, _, v) in &mut items {
+            keys::set_seq(stored, seq);
+            fb.insert(
+                &h.data,
+                std::mem::take(stored),
+                v.clone().unwrap_or_default(),
+            );
         }
         fb.insert(&h.meta, SEQ_KEY, seq.to_be_bytes().to_vec());
         fb.commit().map_err(|e| self.fail_with("write batch", e))?;
         // Before `seq` is published, so no reader at `seq` or above finds an older entry.
-        self.rows.put_written(
-            seq,
-            items
-                .iter()
-                .map(|(_, v, k, put)| (&k[..], put.then_some(v))),
-        );
+        self.rows
+            .put_written(seq, items.iter().map(|(_, k, v)| (&k[..], v.as_ref())));
         // Only now may readers ask for `seq`: every version of the batch is in fjall.
         self.registry.publish(seq);
         Ok(seq)
@@ -598,7 +592,8 @@ impl LsmSnapshot {
             return error_iter(StorageError::Closed);
         };
         let reverse = dir == Direction::Reverse;
-        let entries = stored_entries(&h.data, stored.clone(), &self.inner.fjall_dir);
+        let end = stored.end.clone();
+        let entries = stored_entries(&h.data, stored, &self.inner.fjall_dir);
         let entries: StoredIter = if reverse {
             Box::new(entries.rev())
         } else {
@@ -606,7 +601,7 @@ impl LsmSnapshot {
         };
         // Forward walks reopen the range further on (see `Resolver::with_reseek`); the
         // pin keeps what they read from being collected, as for the first range.
-        let (data, dir_path, end) = (h.data.clone(), self.inner.fjall_dir.clone(), stored.end);
+        let (data, dir_path) = (h.data.clone(), self.inner.fjall_dir.clone());
         let reseek = move |from: Vec<u8>| -> StoredIter {
             if from >= end {
                 return Box::new(std::iter::empty());

@@ -69,20 +69,22 @@ struct Shard {
 }
 
 impl Shard {
-    /// Inserts or replaces `key`'s entry, then evicts down to `budget`.
-    fn store(&mut self, key: Bytes, seq: u64, value: Option<Bytes>, budget: usize) {
-        let too_large = cost(&key, value.as_ref()) > (budget / LARGEST_SHARE).max(ALWAYS_KEPT);
+    /// Inserts or replaces `key`'s entry, then evicts down to `budget`. The key is copied
+    /// only for a new entry (a batch's keys may be slices of a larger buffer).
+    fn store(&mut self, key: &[u8], seq: u64, value: Option<Bytes>, budget: usize) {
+        let too_large = cost(key, value.as_ref()) > (budget / LARGEST_SHARE).max(ALWAYS_KEPT);
         let value = if too_large { None } else { value };
-        let size = cost(&key, value.as_ref());
-        match self.map.get_mut(&key) {
+        let size = cost(key, value.as_ref());
+        match self.map.get_mut(key) {
             Some(e) => {
-                self.bytes = self.bytes + size - cost(&key, e.value.as_ref());
+                self.bytes = self.bytes + size - cost(key, e.value.as_ref());
                 e.seq = seq;
                 e.value = value;
                 e.too_large = too_large;
             }
             None => {
                 self.bytes += size;
+                let key = Bytes::copy_from_slice(key);
                 self.clock.push_back(key.clone());
                 self.map.insert(
                     key,
@@ -193,12 +195,7 @@ impl RowCache {
         for (key, value) in writes {
             let mut shard = self.shard(key).lock();
             shard.written = shard.written.max(seq);
-            shard.store(
-                Bytes::copy_from_slice(key),
-                seq,
-                value.cloned(),
-                self.shard_budget,
-            );
+            shard.store(key, seq, value.cloned(), self.shard_budget);
         }
     }
 
@@ -215,7 +212,7 @@ impl RowCache {
         // Copied: a value fjall read from a table is a slice of its whole block, which a
         // kept slice would pin.
         shard.store(
-            Bytes::copy_from_slice(key),
+            key,
             read,
             value.map(|v| Bytes::copy_from_slice(v)),
             self.shard_budget,
