@@ -105,14 +105,7 @@ start() {
     --grpc-enabled false --loglevel warning "$@" >"$work/$name/log" 2>&1 &
   pid=$!
   pids+=("$pid")
-  for _ in $(seq 1 100); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "$name did not start:" >&2
-  tail -n 20 "$work/$name/log" >&2
-  exit 1
+  wait_for_server "$port" "$pid" "$work/$name/log" || { echo "($name)" >&2; exit 1; }
 }
 read -r -a extra_a <<<"$args_a"
 read -r -a extra_b <<<"$args_b"

@@ -102,6 +102,8 @@ has_section() { [[ ",$sections," == *",$1,"* ]]; }
 
 # shellcheck source=scripts/lib-apt.sh
 source "$root/scripts/lib-apt.sh"
+# shellcheck source=bench/lib-net.sh
+source "$root/bench/lib-net.sh"
 need_pkgs=()
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 { command -v redis-benchmark >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; } \
@@ -123,9 +125,7 @@ log "building keel-server (dist profile) and keel-benchplot (release)"
 if [[ -z "$keel_bin" ]]; then
   (cd "$root" && cargo build --profile dist -q -p keel-server) >&2
 fi
-target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
-  | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-target_dir="${target_dir:-$root/target}"
+target_dir="$(cargo_target_dir "$root")"
 keel_bin="${keel_bin:-$target_dir/dist/keel-server}"
 plot_bin="$target_dir/release/keel-benchplot"
 [[ -x "$keel_bin" ]] || die "no keel-server binary at $keel_bin"
@@ -138,8 +138,6 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/keel-compare.XXXXXX")"
 
 # ---------------------------------------------------------------- servers
 
-# shellcheck source=bench/lib-net.sh
-source "$root/bench/lib-net.sh"
 # Commands put in front of the servers and of redis-benchmark (empty unless --pin).
 pin_commands "$pin" || die "bad --pin"
 declare -a server_pids=()

@@ -93,12 +93,7 @@ else
 fi
 vpid=$!
 # Under valgrind a start takes seconds; bounded at 60 s.
-for _ in $(seq 1 300); do
-  redis-cli -p "$port" ping >/dev/null 2>&1 && break
-  kill -0 "$vpid" 2>/dev/null || { tail -n 20 "$work/log" >&2; exit 1; }
-  sleep 0.2
-done
-redis-cli -p "$port" ping >/dev/null || { echo "server did not start" >&2; exit 1; }
+wait_for_server "$port" "$vpid" "$work/log" 0.2 300 || exit 1
 
 bench() { redis-benchmark -p "$port" -c "$clients" -d 64 -r 100000 -q "$@" >/dev/null 2>&1; }
 # The test, or two tests at once sharing the requests.

@@ -41,3 +41,27 @@ pin_commands() {
   server_pin=(taskset -c "${1%%:*}")
   client_pin=(taskset -c "${1##*:}")
 }
+
+# Waits until a server answers PING on 127.0.0.1:$1, polling every $4 seconds (default
+# 0.1) at most $5 times (default 100). Fails, with the last lines of the log file $3 on
+# stderr, when it does not answer by then or when its process $2 exits first.
+wait_for_server() {
+  local port="$1" pid="$2" log="$3" every="${4:-0.1}" tries="${5:-100}"
+  for _ in $(seq 1 "$tries"); do
+    redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep "$every"
+  done
+  echo "server on port $port did not start:" >&2
+  tail -n 20 "$log" >&2
+  return 1
+}
+
+# Prints the workspace's cargo target directory (cargo metadata's answer, else $1/target)
+# for the workspace at $1.
+cargo_target_dir() {
+  local dir
+  dir="$(cd "$1" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+  echo "${dir:-$1/target}"
+}

@@ -9,6 +9,8 @@ export RUST_BACKTRACE=1
 # Bounded property-test effort; raise locally with PROPTEST_CASES=1000 scripts/test.sh.
 export PROPTEST_CASES="${PROPTEST_CASES:-64}"
 
+echo "== bash -n (the scripts parse)"
+for f in scripts/*.sh bench/*.sh .ci/run; do bash -n "$f"; done
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -2,12 +2,14 @@
 //! per-run CSV the script writes (one row per redis-benchmark run) and the RSS CSV, takes
 //! medians per (section, variant, test, pipeline, server), pairs keel with its baseline
 //! (redis, or in the engines section keel's memory engine), and
-//! writes a summary (CSV, JSON, markdown) and a PNG plot of throughput and p99.
+//! writes a summary (CSV, JSON, markdown) and a PNG plot of throughput and p99. Also
+//! the flame graphs of `bench/flame.sh` ([`flame`]), from `perf script` output.
 //!
 //! The measuring itself is the shell script's job (it starts the servers and runs
 //! redis-benchmark); nothing here times anything, so the tests can check the arithmetic
 //! and the rendering deterministically.
 
+pub mod flame;
 pub mod plot;
 pub mod report;
 pub mod results;

@@ -223,3 +223,12 @@ pub fn read(path: &Path) -> Result<String, BenchError> {
         source,
     })
 }
+
+/// Writes `text` to the file at `path`, replacing it.
+pub fn write(path: &Path, text: &str) -> Result<(), BenchError> {
+    std::fs::write(path, text).map_err(|source| BenchError::Io {
+        op: "write",
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,7 +1,7 @@
 //! keel-benchplot: turns `bench/compare.sh`'s raw results into summary.csv, summary.json,
 //! report.md and keel-vs-redis.png in the output directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -33,14 +33,6 @@ struct Args {
 
 const PNG_NAME: &str = "keel-vs-redis.png";
 
-fn write(path: &Path, text: &str) -> Result<(), BenchError> {
-    std::fs::write(path, text).map_err(|source| BenchError::Io {
-        op: "write",
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 fn run(args: &Args) -> Result<(), BenchError> {
     let runs = results::parse_runs(&results::read(&args.raw)?, &args.raw)?;
     let mem = match &args.mem {
@@ -57,12 +49,12 @@ fn run(args: &Args) -> Result<(), BenchError> {
         path: args.out.clone(),
         source,
     })?;
-    write(&args.out.join("summary.csv"), &report::summary_csv(&rows))?;
-    write(
+    results::write(&args.out.join("summary.csv"), &report::summary_csv(&rows))?;
+    results::write(
         &args.out.join("summary.json"),
         &report::summary_json(&rows, &mem),
     )?;
-    write(
+    results::write(
         &args.out.join("report.md"),
         &report::markdown(&rows, &mem, &machine, PNG_NAME),
     )?;
