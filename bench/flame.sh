@@ -99,10 +99,11 @@ fi
 spid=$!
 wait_for_server "$port" "$spid" "$work/log" || exit 1
 
-bench() { redis-benchmark -p "$port" -c "$clients" -d 64 -r 100000 -q "$@" >/dev/null 2>&1; }
-if [[ "$preload" -gt 0 ]]; then bench -n "$preload" -P 16 -t "$preload_test"; fi
-# -l repeats the test until killed; a second in, the server is past its warm-up.
-bench -l -n 100000 -P "$pipeline" -t "$test_name" &
+bench=(redis-benchmark -p "$port" -c "$clients" -d 64 -r 100000 -q)
+if [[ "$preload" -gt 0 ]]; then "${bench[@]}" -n "$preload" -P 16 -t "$preload_test" >/dev/null 2>&1; fi
+# -l repeats the test until killed (its own pid, not a subshell's, so the kill reaches
+# it); a second in, the server is past its warm-up.
+"${bench[@]}" -l -n 100000 -P "$pipeline" -t "$test_name" >/dev/null 2>&1 &
 bpid=$!
 sleep 1
 echo "sampling $server ($test_name -P $pipeline) for ${seconds}s at ${freq} Hz" >&2
