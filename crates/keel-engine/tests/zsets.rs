@@ -126,6 +126,37 @@ fn zadd_options_and_errors(kind: EngineKind) {
     assert_eq!(t.w(&["ZADD", "dup", "1", "x", "2", "x"]), Reply::Int(1));
     assert_eq!(t.r(&["ZSCORE", "dup", "x"]), Reply::Double(2.0));
     assert_eq!(t.r(&["ZCARD", "dup"]), Reply::Int(1));
+    // The same on sets the command creates, with every flag: each later pair sees the
+    // score an earlier one gave, and the score index keeps only the last.
+    assert_eq!(
+        t.w(&["ZADD", "dup2", "CH", "1", "x", "2", "x", "1", "x"]),
+        Reply::Int(3)
+    );
+    assert_eq!(
+        t.r(&["ZRANGE", "dup2", "0", "-1", "WITHSCORES"]),
+        pairs(&[("x", 1.0)])
+    );
+    assert_eq!(
+        t.w(&["ZADD", "dup3", "NX", "1", "x", "2", "x"]),
+        Reply::Int(1)
+    );
+    assert_eq!(t.r(&["ZSCORE", "dup3", "x"]), Reply::Double(1.0));
+    assert_eq!(
+        t.w(&["ZADD", "dup4", "GT", "CH", "2", "x", "1", "x", "3", "x"]),
+        Reply::Int(2)
+    );
+    assert_eq!(
+        t.r(&["ZRANGE", "dup4", "0", "-1", "WITHSCORES"]),
+        pairs(&[("x", 3.0)])
+    );
+    assert_eq!(
+        t.w(&["ZADD", "dup5", "LT", "2", "x", "3", "x", "5", "y"]),
+        Reply::Int(2)
+    );
+    assert_eq!(
+        t.r(&["ZRANGE", "dup5", "0", "-1", "WITHSCORES"]),
+        pairs(&[("x", 2.0), ("y", 5.0)])
+    );
 
     assert_eq!(
         t.w(&["ZADD", "z", "NX", "XX", "1", "a"]),

@@ -733,9 +733,18 @@ fn add_members(
     };
     let (mut added, mut updated, mut processed) = (0u64, 0u64, 0u64);
     let mut last = 0.0;
+    // A sorted set this command creates has a new version, so storage holds none of its
+    // members: a member's score is the one this command gave it, if any (no read per
+    // member; the lsm engine answered each with a seek).
+    let mut created = old
+        .is_none()
+        .then(std::collections::HashMap::<&[u8], f64>::new);
     for (score, member) in pairs {
         let sk = keys::sub_key(ex.db, key, version, member);
-        let cur = ex.read_value(&sk, |v| decode_score(&sk, v))?.transpose()?;
+        let cur = match &created {
+            Some(scores) => scores.get(&member[..]).copied(),
+            None => ex.read_value(&sk, |v| decode_score(&sk, v))?.transpose()?,
+        };
         match cur {
             Some(cur) => {
                 if f.nx {
@@ -757,6 +766,9 @@ fn add_members(
                 if s != cur {
                     write_member(ex, sk, version, member, s, Some(cur))?;
                     updated += 1;
+                    if let Some(scores) = &mut created {
+                        scores.insert(member, s);
+                    }
                 }
             }
             None => {
@@ -765,6 +777,9 @@ fn add_members(
                 }
                 let s = norm(*score);
                 write_member(ex, sk, version, member, s, None)?;
+                if let Some(scores) = &mut created {
+                    scores.insert(member, s);
+                }
                 added += 1;
                 processed += 1;
                 last = s;
