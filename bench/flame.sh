@@ -12,6 +12,7 @@
 #   --clients N           redis-benchmark clients (default 50)
 #   --preload N           SETs (-P 16) run first, so writes overwrite keys (default 300000)
 #   --preload-test T      the test the preload runs instead of SET (lpush before rpop)
+#   --keyspace N          redis-benchmark -r: keys drawn from N (default 100000)
 #   --out DIR             where flame.svg, folded.txt and top.txt go (default
 #                         target/flame/<server>-<test>-P<pipeline>)
 #   --no-install          never call apt-get (fail when perf or redis-tools is missing)
@@ -27,6 +28,7 @@ freq=499
 clients=50
 preload=300000
 preload_test=set
+keyspace=100000
 out=""
 install=1
 while [[ $# -gt 0 ]]; do
@@ -38,18 +40,19 @@ while [[ $# -gt 0 ]]; do
     --clients) clients="${2:?--clients needs N}"; shift 2 ;;
     --preload) preload="${2:?--preload needs N}"; shift 2 ;;
     --preload-test) preload_test="${2:?--preload-test needs a test}"; shift 2 ;;
+    --keyspace) keyspace="${2:?--keyspace needs N}"; shift 2 ;;
     --out) out="${2:?--out needs DIR}"; shift 2 ;;
     --no-install) install=0; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[[ $# -ge 2 ]] || { sed -n '2,20p' "$0" >&2; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,21p' "$0" >&2; exit 2; }
 test_name="$1" pipeline="$2"
 shift 2
 [[ "${1:-}" == "--" ]] && shift
 [[ "$server" == keel || "$server" == redis ]] || { echo "--server: keel or redis" >&2; exit 2; }
-for n in "$pipeline" "$seconds" "$freq" "$clients" "$preload"; do
+for n in "$pipeline" "$seconds" "$freq" "$clients" "$preload" "$keyspace"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "not a number: $n" >&2; exit 2; }
 done
 [[ "$seconds" -gt 0 && "$freq" -gt 0 ]] || { echo "--seconds and --freq must be above 0" >&2; exit 2; }
@@ -99,7 +102,7 @@ fi
 spid=$!
 wait_for_server "$port" "$spid" "$work/log" || exit 1
 
-bench=(redis-benchmark -p "$port" -c "$clients" -d 64 -r 100000 -q)
+bench=(redis-benchmark -p "$port" -c "$clients" -d 64 -r "$keyspace" -q)
 if [[ "$preload" -gt 0 ]]; then "${bench[@]}" -n "$preload" -P 16 -t "$preload_test" >/dev/null 2>&1; fi
 # -l repeats the test until killed (its own pid, not a subshell's, so the kill reaches
 # it); a second in, the server is past its warm-up.
