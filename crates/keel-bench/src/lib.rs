@@ -49,3 +49,15 @@ pub enum BenchError {
         reason: String,
     },
 }
+
+/// A binary's exit code for the result of its run: success, or failure with the error
+/// on stderr after the binary's name.
+pub fn exit_code(binary: &str, result: Result<(), BenchError>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{binary}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -69,12 +69,5 @@ fn run(args: &Args) -> Result<(), BenchError> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("keel-benchplot: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    keel_bench::exit_code("keel-benchplot", run(&Args::parse()))
 }

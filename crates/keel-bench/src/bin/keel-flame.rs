@@ -82,12 +82,5 @@ fn run(args: &Args) -> Result<(), BenchError> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("keel-flame: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    keel_bench::exit_code("keel-flame", run(&Args::parse()))
 }
