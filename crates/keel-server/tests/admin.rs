@@ -290,6 +290,34 @@ fn info_storage_counts_the_lsm_row_cache() {
 }
 
 #[test]
+fn info_storage_shows_the_lsm_background_work() {
+    let srv = InProc::start(Config {
+        engine: keel_storage::EngineKind::Lsm,
+        ..Config::default()
+    });
+    let mut con = srv.client();
+    let threads = storage_figure(&mut con, "storage_background_threads");
+    assert!((2..=4).contains(&threads), "fjall workers: {threads}");
+    let buffered0 = storage_figure(&mut con, "storage_write_buffer_bytes");
+    let _: () = q(&mut con, &["SET", "lsm:buffered", &"v".repeat(4096)]);
+    assert!(storage_figure(&mut con, "storage_write_buffer_bytes") >= buffered0 + 4096);
+    for field in [
+        "storage_pending_flushes",
+        "storage_tables",
+        "storage_active_compactions",
+        "storage_compactions_completed",
+    ] {
+        storage_figure(&mut con, field);
+    }
+    drop(srv);
+    // Engines without background threads of their own say 0.
+    let mem = InProc::start(Config::default());
+    let mut con = mem.client();
+    assert_eq!(storage_figure(&mut con, "storage_background_threads"), 0);
+    assert_eq!(storage_figure(&mut con, "storage_write_buffer_bytes"), 0);
+}
+
+#[test]
 fn cache_size_zero_sends_every_bitcask_read_to_the_file() {
     let srv = InProc::start(Config {
         engine: keel_storage::EngineKind::Bitcask,

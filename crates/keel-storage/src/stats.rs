@@ -36,6 +36,19 @@ pub struct StorageStats {
     pub retained_versions: u64,
     /// Bytes dropped from torn file tails during the last open.
     pub torn_bytes_dropped: u64,
+    /// Threads flushing and compacting in the background (lsm: fjall's workers; 0 for
+    /// the other engines).
+    pub background_threads: u64,
+    /// Bytes in memtables, not yet written to tables (lsm).
+    pub write_buffer_bytes: u64,
+    /// Sealed memtables waiting for their flush (lsm).
+    pub pending_flushes: u64,
+    /// Table files (lsm).
+    pub tables: u64,
+    /// Compactions running now (lsm).
+    pub active_compactions: u64,
+    /// Compactions finished since open (lsm).
+    pub compactions_completed: u64,
 }
 
 impl StorageStats {
@@ -57,6 +70,12 @@ impl StorageStats {
             open_snapshots: 0,
             retained_versions: 0,
             torn_bytes_dropped: 0,
+            background_threads: 0,
+            write_buffer_bytes: 0,
+            pending_flushes: 0,
+            tables: 0,
+            active_compactions: 0,
+            compactions_completed: 0,
         }
     }
 }

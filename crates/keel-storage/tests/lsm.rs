@@ -743,3 +743,38 @@ fn journal_seqno_damage_stops_open_unless_repair() {
     assert_eq!(all(&s).len(), 150);
     assert_eq!(put(&s, b"next", b"1"), 16);
 }
+
+#[test]
+fn stats_follow_memtables_into_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(dir.path());
+    let before = s.stats();
+    assert!(
+        (2..=4).contains(&before.background_threads),
+        "fjall workers: {}",
+        before.background_threads
+    );
+    assert_eq!(before.tables, 0, "a new store has no tables");
+    for i in 0..200u32 {
+        put(&s, format!("k{i:04}").as_bytes(), &[b'v'; 100]);
+    }
+    let written = s.stats();
+    assert!(
+        written.write_buffer_bytes >= 200 * 100,
+        "memtables hold the writes: {}",
+        written.write_buffer_bytes
+    );
+    assert_eq!(written.tables, 0, "nothing flushed yet");
+    s.compact().expect("compact");
+    let compacted = s.stats();
+    assert!(compacted.tables >= 1, "the flush wrote a table");
+    assert!(
+        compacted.write_buffer_bytes < written.write_buffer_bytes,
+        "the flush emptied the memtables: {} then {}",
+        written.write_buffer_bytes,
+        compacted.write_buffer_bytes
+    );
+    assert_eq!(compacted.pending_flushes, 0);
+    assert_eq!(compacted.active_compactions, 0);
+    s.close().expect("close");
+}

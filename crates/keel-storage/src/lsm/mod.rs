@@ -214,6 +214,8 @@ struct Inner {
     fjall_dir: PathBuf,
     /// Bytes fjall cut from journal tails during open.
     torn_bytes_dropped: u64,
+    /// fjall's flush and compaction threads ([`background_threads`]).
+    background_threads: usize,
     lock: Mutex<Option<DirLock>>,
 }
 
@@ -405,11 +407,11 @@ impl LsmEngine {
         let gc_horizon = GcHorizon::new(Arc::clone(&registry));
         let gc_filter = GcFilterFactory::new(Arc::clone(&gc_horizon));
         let filter = Arc::clone(&gc_filter);
+        let workers =
+            background_threads(std::thread::available_parallelism().map_or(1, usize::from));
         let db = Database::builder(&fjall_dir)
             .cache_size(opts.lsm.cache_bytes)
-            .worker_threads(background_threads(
-                std::thread::available_parallelism().map_or(1, usize::from),
-            ))
+            .worker_threads(workers)
             .manual_journal_persist(true)
             .with_compaction_filter_factories(Arc::new(move |name: &str| {
                 (name == DATA_KEYSPACE)
@@ -465,6 +467,7 @@ impl LsmEngine {
             compaction: Mutex::new(()),
             fjall_dir,
             torn_bytes_dropped,
+            background_threads: workers,
             lock: Mutex::new(Some(lock)),
         });
         let flusher = if opts.sync_policy == SyncPolicy::EverySec {
@@ -853,8 +856,14 @@ impl Storage for LsmEngine {
         s.torn_bytes_dropped = inner.torn_bytes_dropped;
         (s.row_cache_hits, s.row_cache_misses) = inner.rows.hits_and_misses();
         s.row_cache_bytes = inner.rows.bytes() as u64;
+        s.background_threads = inner.background_threads as u64;
         if let Some(h) = inner.handles.read().as_ref() {
             s.live_keys = h.data.approximate_len() as u64;
+            s.write_buffer_bytes = h.db.write_buffer_size();
+            s.pending_flushes = h.db.outstanding_flushes() as u64;
+            s.tables = (h.data.table_count() + h.meta.table_count()) as u64;
+            s.active_compactions = h.db.active_compactions() as u64;
+            s.compactions_completed = h.db.compactions_completed() as u64;
             for ks in [&h.data, &h.meta] {
                 let m = ks.metrics();
                 s.cache_hits += m.block_load_cached_count() as u64;

@@ -259,6 +259,16 @@ fn storage(sh: &Shared, out: &mut String) {
     kv(out, "storage_open_snapshots", s.open_snapshots);
     kv(out, "storage_retained_versions", s.retained_versions);
     kv(out, "storage_torn_bytes_dropped", s.torn_bytes_dropped);
+    kv(out, "storage_background_threads", s.background_threads);
+    kv(out, "storage_write_buffer_bytes", s.write_buffer_bytes);
+    kv(out, "storage_pending_flushes", s.pending_flushes);
+    kv(out, "storage_tables", s.tables);
+    kv(out, "storage_active_compactions", s.active_compactions);
+    kv(
+        out,
+        "storage_compactions_completed",
+        s.compactions_completed,
+    );
 }
 
 fn replication(sh: &Shared, out: &mut String) {
