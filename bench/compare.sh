@@ -150,22 +150,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 
-# Waits (bounded by $2 seconds) until the server on port $1 answers PING, and checks that
-# process $3 is still alive (so an old server on a reused port cannot answer for it); $4 is
-# its log, shown when it dies.
+# Waits (bounded by $2 seconds) until the server on port $1 answers PING while process
+# $3 is alive (wait_for_server, bench/lib-net.sh; $4 is its log, shown when it fails).
+# Returns 1 when the process exited (the caller tries another port); dies on a timeout.
 wait_ready() {
-  local port="$1" secs="$2" pid="$3" logf="$4" i
-  for i in $(seq 1 $((secs * 10))); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      log "server pid $pid on port $port exited during start; its log:"
-      tail -n 20 "$logf" >&2 || true
-      return 1
-    fi
-    if [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == "PONG" ]]; then
-      return 0
-    fi
-    sleep 0.1
-  done
+  local port="$1" secs="$2" pid="$3" logf="$4"
+  wait_for_server "$port" "$pid" "$logf" 0.1 $((secs * 10)) && return 0
+  kill -0 "$pid" 2>/dev/null || return 1
   die "server on port $port did not answer PING within ${secs}s"
 }
 

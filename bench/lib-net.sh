@@ -44,12 +44,13 @@ pin_commands() {
 
 # Waits until a server answers PING on 127.0.0.1:$1, polling every $4 seconds (default
 # 0.1) at most $5 times (default 100). Fails, with the last lines of the log file $3 on
-# stderr, when it does not answer by then or when its process $2 exits first.
+# stderr, when it does not answer by then or when its process $2 exits first. The process
+# is checked before each PING, so another server on a reused port cannot answer for it.
 wait_for_server() {
   local port="$1" pid="$2" log="$3" every="${4:-0.1}" tries="${5:-100}"
   for _ in $(seq 1 "$tries"); do
-    redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && return 0
     kill -0 "$pid" 2>/dev/null || break
+    [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]] && return 0
     sleep "$every"
   done
   echo "server on port $port did not start:" >&2

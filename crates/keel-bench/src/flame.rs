@@ -148,15 +148,21 @@ pub fn folded_text(folded: &Folded) -> String {
 /// The functions with the most samples of their own (the innermost frame), most first,
 /// with their counts: at most `n`.
 pub fn top_self(folded: &Folded, n: usize) -> Vec<(String, u64)> {
-    let mut own: BTreeMap<&str, u64> = BTreeMap::new();
-    for (stack, count) in folded {
+    let mut rows = by_innermost(folded, str::to_owned);
+    rows.truncate(n);
+    rows
+}
+
+/// Samples summed by `group` of their innermost frame, most first (ties by name).
+fn by_innermost(folded: &Folded, group: impl Fn(&str) -> String) -> Vec<(String, u64)> {
+    let mut sums: BTreeMap<String, u64> = BTreeMap::new();
+    for (stack, n) in folded {
         if let Some(leaf) = stack.last() {
-            *own.entry(leaf).or_insert(0) += count;
+            *sums.entry(group(leaf)).or_insert(0) += n;
         }
     }
-    let mut rows: Vec<(String, u64)> = own.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let mut rows: Vec<(String, u64)> = sums.into_iter().collect();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    rows.truncate(n);
     rows
 }
 
@@ -185,15 +191,7 @@ fn is_identifier(s: &str) -> bool {
 
 /// Samples by the [`layer`] of their innermost frame, most first.
 pub fn by_layer(folded: &Folded) -> Vec<(String, u64)> {
-    let mut layers: BTreeMap<String, u64> = BTreeMap::new();
-    for (stack, n) in folded {
-        if let Some(leaf) = stack.last() {
-            *layers.entry(layer(leaf)).or_insert(0) += n;
-        }
-    }
-    let mut rows: Vec<(String, u64)> = layers.into_iter().collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    rows
+    by_innermost(folded, layer)
 }
 
 /// A frame with its samples (its own and its callees') and its callees by name.
