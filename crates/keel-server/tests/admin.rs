@@ -389,6 +389,7 @@ fn info_sections_fields_and_command_counts() {
         "aof_rewrite_in_progress:0",
         "aof_last_write_status:ok",
         "wal_bytes:",
+        "wal_writebacks:",
         "keel_state:",
         "# Stats",
         "total_connections_received:",

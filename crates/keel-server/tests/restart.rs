@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{connect, persistence_field, spawn_binary, wal_segments};
+use common::{connect, persistence_field, spawn_binary, wal_segments, wal_segments_settled};
 use redis::Commands;
 
 const N: usize = 300;
@@ -77,6 +77,53 @@ fn first_index_of(seg: &Path) -> u64 {
     keel_server::wal::segment::parse_segment_name(name).expect("segment name")
 }
 
+/// What a crash between a snapshot and the WAL thread's deletion of the segments it
+/// covers leaves: those segments on disk. Recovery replays only past the store's
+/// applied index, and the next snapshot's truncation deletes them.
+#[test]
+fn covered_segments_a_crash_left_undeleted_are_harmless() {
+    for engine in ["memory", "bitcask"] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let srv = spawn_binary(&dir, &["--engine", engine]);
+        write_keys(srv.addr, 0, N);
+        // Under everysec each round is written to the file: the copy holds all N keys.
+        let covered = wal_segments(&dir);
+        assert_eq!(covered.len(), 1, "{engine}: {covered:?}");
+        let kept = tmp.path().join("covered.log");
+        std::fs::copy(&covered[0], &kept).expect("copy the segment");
+        let mut con = connect(srv.addr);
+        let _: () = redis::cmd("SAVE").query(&mut con).expect("save");
+        let segs = wal_segments_settled(&dir, 1);
+        assert_eq!(segs.len(), 1, "{engine}: {segs:?}");
+        assert_ne!(
+            segs[0], covered[0],
+            "{engine}: the covered segment is deleted"
+        );
+        std::fs::copy(&kept, &covered[0]).expect("put the segment back");
+        write_keys(srv.addr, N, N + 20);
+        srv.kill9();
+        let srv = spawn_binary(&dir, &["--engine", engine]);
+        check_keys(srv.addr, N + 20);
+        let mut con = connect(srv.addr);
+        if engine == "memory" {
+            // 10 single SETs and 10 SET+RPUSH pairs after the snapshot, nothing before.
+            assert_eq!(
+                persistence_field(&mut con, "keel_recovered_entries"),
+                "30",
+                "only the tail after the snapshot is replayed"
+            );
+        }
+        let _: () = redis::cmd("SAVE").query(&mut con).expect("save");
+        let segs = wal_segments_settled(&dir, 1);
+        assert_eq!(
+            segs.len(),
+            1,
+            "{engine}: the next truncation deletes it: {segs:?}"
+        );
+    }
+}
+
 #[test]
 fn save_truncates_the_wal_and_restart_keeps_everything() {
     for engine in ["memory", "bitcask"] {
@@ -86,7 +133,7 @@ fn save_truncates_the_wal_and_restart_keeps_everything() {
         write_keys(srv.addr, 0, N);
         let mut con = connect(srv.addr);
         let _: () = redis::cmd("SAVE").query(&mut con).expect("save");
-        let segs = wal_segments(&dir);
+        let segs = wal_segments_settled(&dir, 1);
         assert_eq!(
             segs.len(),
             1,
@@ -350,7 +397,7 @@ fn bgrewriteaof_compacts_the_wal_in_the_background() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let segs = wal_segments(&dir);
+    let segs = wal_segments_settled(&dir, 1);
     assert_eq!(segs.len(), 1, "only the fresh segment remains: {segs:?}");
     assert!(first_index_of(&segs[0]) > N as u64, "{segs:?}");
     srv.kill9();

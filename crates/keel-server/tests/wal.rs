@@ -594,6 +594,92 @@ fn truncate_before_drops_covered_segments_only() {
     assert_entries(&wal, report.first_index - 1, 320);
 }
 
+/// Waits up to 10 s for `done`; false if it never held.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+#[test]
+fn truncation_in_the_background_takes_segments_off_the_books_at_once() {
+    for sync in [SyncPolicy::Always, SyncPolicy::EverySec, SyncPolicy::No] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("wal");
+        let o = opts(2048, sync);
+        let (mut wal, _) = open(&dir, o.clone());
+        fill(&mut wal, 1, 300, 10);
+        let before = segment_paths(&dir);
+        let firsts: Vec<u64> = list_segments(&dir)
+            .expect("list")
+            .iter()
+            .map(|s| s.first_index)
+            .collect();
+        let k = firsts.len() / 2;
+        let deleted_len: u64 = before[..k]
+            .iter()
+            .map(|p| std::fs::metadata(p).expect("stat").len())
+            .sum();
+        let stats = wal.stats();
+        assert_eq!(
+            wal.truncate_before_in_background(firsts[k] + 1),
+            k,
+            "{sync:?}"
+        );
+        // The books move at once; the files go when the WAL's thread gets to them.
+        assert_eq!(wal.first_index(), firsts[k], "{sync:?}");
+        let after = wal.stats();
+        assert_eq!(after.segments, stats.segments - k as u64, "{sync:?}");
+        assert_eq!(
+            after.bytes_on_disk,
+            stats.bytes_on_disk - deleted_len,
+            "{sync:?}"
+        );
+        assert!(
+            eventually(|| segment_paths(&dir) == before[k..]),
+            "{sync:?}: covered segments still there: {:?}",
+            segment_paths(&dir)
+        );
+        assert_entries(&wal, firsts[k], 300);
+        // Handed over and closed at once: close waits for the deletions.
+        let n = wal.truncate_before_in_background(u64::MAX);
+        assert_eq!(n, firsts.len() - k - 1, "{sync:?}");
+        wal.close().expect("close");
+        assert_eq!(segment_paths(&dir).len(), 1, "{sync:?}");
+        let (wal, report) = open(&dir, o);
+        assert_eq!(report.first_index, *firsts.last().expect("segments"));
+        assert_entries(&wal, report.first_index - 1, 300);
+    }
+}
+
+#[test]
+fn writeback_starts_in_the_background_but_under_always() {
+    let payload = vec![7u8; 64 << 10];
+    for sync in [SyncPolicy::EverySec, SyncPolicy::No, SyncPolicy::Always] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut wal, _) = open(tmp.path(), opts(64 << 20, sync));
+        // 3 MiB, flushed 64 KiB at a time: three rounds of the 1 MiB writeback step.
+        for i in 1..=48 {
+            wal.append(i, &payload).expect("append");
+            wal.flush().expect("flush");
+        }
+        if sync == SyncPolicy::Always {
+            wal.commit().expect("commit");
+            assert_eq!(wal.stats().writebacks, 0, "every round is fdatasynced");
+        } else {
+            assert!(
+                eventually(|| wal.stats().writebacks >= 1),
+                "{sync:?}: no writeback started"
+            );
+        }
+    }
+}
+
 #[test]
 fn an_empty_log_replaces_a_leftover_segment() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -10,7 +10,10 @@
 //! entries and flushes them (one write), and the coordinator's acknowledgement thread
 //! replies to them after one fdatasync through a [`WalSyncHandle`] covers them
 //! ([`Wal::commit`] does both at once); `everysec` leaves the fdatasync to a background
-//! thread; `no` leaves it to the OS. Any failed write or fsync is returned as a
+//! thread; `no` leaves it to the OS. Under both, that thread also starts the writeback
+//! of every MiB written (see `writeback`), so the fdatasync that seals a full segment on
+//! the funnel's thread finds little left to write; under every policy it deletes the
+//! segments a snapshot covers ([`Wal::truncate_before_in_background`]). Any failed write or fsync is returned as a
 //! [`WalError`] and latches: the caller moves the node to Failed, and the fsync is never
 //! retried.
 //!
@@ -29,6 +32,7 @@ pub mod recovery;
 pub mod segment;
 mod sync;
 mod truncate;
+mod writeback;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

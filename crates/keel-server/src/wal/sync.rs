@@ -1,8 +1,8 @@
-//! The durability state the apply loop and the `everysec` thread share: which file to
-//! fdatasync, how far it has been written, how far it is known durable, the counters, and
-//! the failure latch. One fdatasync covers everything written before it started, so
-//! concurrent callers queue on one lock and the later ones usually find nothing left to
-//! do (group commit).
+//! The durability state the apply loop and the WAL's background thread share: which file
+//! to fdatasync, how far it has been written, how far it is known durable, how far its
+//! writeback has been started, the counters, and the failure latch. One fdatasync covers
+//! everything written before it started, so concurrent callers queue on one lock and the
+//! later ones usually find nothing left to do (group commit).
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -14,6 +14,15 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::error::{Result, WalError};
+use super::segment::sync_dir;
+use super::writeback;
+
+/// Bytes written to the target after which the background thread starts their writeback
+/// (see [`writeback`]).
+pub(crate) const WRITEBACK_BYTES: u64 = 1 << 20;
+
+/// How often the `everysec` thread fdatasyncs.
+const EVERY: Duration = Duration::from_secs(1);
 
 /// The file that receives appends and how much of it has been written.
 struct Target {
@@ -23,6 +32,19 @@ struct Target {
     written_len: u64,
     /// Last index whose record has been written (in this file or an earlier, synced one).
     written_index: u64,
+    /// Bytes of `file` up to which the writer asked for writeback.
+    writeback_asked: u64,
+    /// Bytes of `file` up to which the background thread started writeback.
+    writeback_started: u64,
+}
+
+/// Why the background thread should wake.
+#[derive(Default)]
+struct Wake {
+    stop: bool,
+    writeback: bool,
+    /// Segments a snapshot covers, to delete.
+    doomed: Vec<PathBuf>,
 }
 
 /// State shared between the writer, the background fsync thread and stats readers.
@@ -32,36 +54,47 @@ pub(crate) struct Shared {
     /// Serialises fdatasync calls so each one can tell what the previous covered.
     sync_lock: Mutex<()>,
     failed: Mutex<Option<String>>,
-    stop: Mutex<bool>,
-    stop_cv: Condvar,
+    /// Whether a background thread starts the writeback of what is written (`everysec`
+    /// and `no`; under `always` every round is fdatasynced anyway).
+    writeback: bool,
+    wake: Mutex<Wake>,
+    wake_cv: Condvar,
     pub bytes_on_disk: AtomicU64,
     pub segments: AtomicU64,
     pub last_index: AtomicU64,
     synced_index: AtomicU64,
     fsyncs: AtomicU64,
     last_fsync_nanos: AtomicU64,
+    /// Writebacks started (sync_file_range calls that succeeded).
+    writebacks: AtomicU64,
 }
 
 impl Shared {
-    pub fn new(dir: PathBuf) -> Self {
+    /// The state of a log in `dir`; `writeback`: a background thread will start the
+    /// writeback of what is written (see [`spawn_background`]).
+    pub fn new(dir: PathBuf, writeback: bool) -> Self {
         Shared {
             target: Mutex::new(Target {
                 file: None,
                 path: dir.clone(),
                 written_len: 0,
                 written_index: 0,
+                writeback_asked: 0,
+                writeback_started: 0,
             }),
             dir,
             sync_lock: Mutex::new(()),
             failed: Mutex::new(None),
-            stop: Mutex::new(false),
-            stop_cv: Condvar::new(),
+            writeback,
+            wake: Mutex::new(Wake::default()),
+            wake_cv: Condvar::new(),
             bytes_on_disk: AtomicU64::new(0),
             segments: AtomicU64::new(0),
             last_index: AtomicU64::new(0),
             synced_index: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
             last_fsync_nanos: AtomicU64::new(0),
+            writebacks: AtomicU64::new(0),
         }
     }
 
@@ -95,13 +128,84 @@ impl Shared {
         t.file = Some(file);
         t.path = path;
         t.written_len = len;
+        t.writeback_asked = len;
+        t.writeback_started = len;
     }
 
-    /// Records that the target now holds `len` bytes, through index `index`.
+    /// Records that the target now holds `len` bytes, through index `index`, and wakes
+    /// the background thread to start their writeback once [`WRITEBACK_BYTES`] have
+    /// gathered since it was last asked.
     pub fn note_written(&self, len: u64, index: u64) {
-        let mut t = self.target.lock();
-        t.written_len = len;
-        t.written_index = index;
+        let ask = {
+            let mut t = self.target.lock();
+            t.written_len = len;
+            t.written_index = index;
+            let ask = self.writeback && len >= t.writeback_asked + WRITEBACK_BYTES;
+            if ask {
+                t.writeback_asked = len;
+            }
+            ask
+        };
+        if ask {
+            self.wake.lock().writeback = true;
+            self.wake_cv.notify_one();
+        }
+    }
+
+    /// Starts the writeback of what was written to the target since the last one.
+    fn start_writeback(&self) {
+        let (file, path, from, to) = {
+            let mut t = self.target.lock();
+            let Some(file) = t.file.clone() else {
+                return;
+            };
+            let from = t.writeback_started;
+            t.writeback_started = t.written_len;
+            (file, t.path.clone(), from, t.written_len)
+        };
+        if to <= from {
+            return;
+        }
+        match writeback::start(&file, from, to - from) {
+            Ok(()) => {
+                self.writebacks.fetch_add(1, Ordering::Relaxed);
+            }
+            // A hint only: the next fdatasync writes the range and reports any error.
+            Err(e) => {
+                tracing::debug!(file = %path.display(), offset = from, error = %e, "wal: writeback not started")
+            }
+        }
+    }
+
+    /// Hands `segments` to the background thread to delete.
+    pub fn delete_later(&self, segments: Vec<PathBuf>) {
+        self.wake.lock().doomed.extend(segments);
+        self.wake_cv.notify_one();
+    }
+
+    /// Deletes `segments`, then fsyncs the directory; a failure is logged and leaves the
+    /// file for a later truncation (after a restart: nothing refers to it until then).
+    fn delete(&self, segments: Vec<PathBuf>) {
+        let mut deleted = 0;
+        for path in segments {
+            match std::fs::remove_file(&path) {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "wal: covered segment not deleted")
+                }
+            }
+        }
+        if deleted > 0 {
+            if let Err(e) = sync_dir(&self.dir) {
+                tracing::warn!(error = %e, "wal: deletions of covered segments not made durable");
+            }
+            tracing::debug!(deleted, "wal: covered segments deleted");
+        }
+    }
+
+    /// Number of writebacks started.
+    pub fn writebacks(&self) -> u64 {
+        self.writebacks.load(Ordering::Relaxed)
     }
 
     /// Marks everything up to `index` durable without an fsync (the open made it so).
@@ -164,41 +268,60 @@ impl Shared {
 
     /// Asks the background thread to end.
     pub fn stop(&self) {
-        *self.stop.lock() = true;
-        self.stop_cv.notify_all();
+        self.wake.lock().stop = true;
+        self.wake_cv.notify_all();
     }
 }
 
-/// Starts the `everysec` thread: once a second it fdatasyncs what has been written. It
-/// holds only a weak handle between rounds and ends on `stop`, when the WAL is gone, or
-/// after a failure.
-pub(crate) fn spawn_everysec(shared: &Arc<Shared>) -> Result<JoinHandle<()>> {
+/// Starts the WAL's background thread: it deletes the segments handed to it, starts the
+/// writeback of every [`WRITEBACK_BYTES`] written (when the shared state asks for it)
+/// and, when `everysec`, fdatasyncs what has been written once a second. It holds only
+/// a weak handle between rounds and ends on `stop` (after the deletions still due), when
+/// the WAL is gone, or after a failed fdatasync.
+pub(crate) fn spawn_background(shared: &Arc<Shared>, everysec: bool) -> Result<JoinHandle<()>> {
     let weak: Weak<Shared> = Arc::downgrade(shared);
     std::thread::Builder::new()
         .name("keel-wal-fsync".into())
-        .spawn(move || everysec_loop(weak))
+        .spawn(move || background_loop(weak, everysec))
         .map_err(|e| WalError::io("spawn fsync thread", shared.dir.clone(), 0, e))
 }
 
-fn everysec_loop(weak: Weak<Shared>) {
+fn background_loop(weak: Weak<Shared>, everysec: bool) {
+    let mut next_sync = Instant::now() + EVERY;
     loop {
         let Some(shared) = weak.upgrade() else {
             return;
         };
-        {
-            let mut stopped = shared.stop.lock();
-            if !*stopped {
-                shared
-                    .stop_cv
-                    .wait_for(&mut stopped, Duration::from_secs(1));
+        let (stop, writeback, doomed) = {
+            let mut wake = shared.wake.lock();
+            while !wake.stop && !wake.writeback && wake.doomed.is_empty() {
+                if !everysec {
+                    shared.wake_cv.wait(&mut wake);
+                } else if shared.wake_cv.wait_until(&mut wake, next_sync).timed_out() {
+                    break;
+                }
             }
-            if *stopped {
+            (
+                wake.stop,
+                std::mem::take(&mut wake.writeback),
+                std::mem::take(&mut wake.doomed),
+            )
+        };
+        if !doomed.is_empty() {
+            shared.delete(doomed);
+        }
+        if stop {
+            return;
+        }
+        if writeback {
+            shared.start_writeback();
+        }
+        if everysec && Instant::now() >= next_sync {
+            // A failure is latched and logged by `sync`; nothing more to do here.
+            if shared.sync().is_err() {
                 return;
             }
-        }
-        // A failure is latched and logged by `sync`; nothing more to do here.
-        if shared.sync().is_err() {
-            return;
+            next_sync = Instant::now() + EVERY;
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Dropping the head of the log once a snapshot or checkpoint covers it: whole segments
-//! only, oldest first, never the active one.
+//! only, oldest first, never the active one. Either here and now, or by the WAL's
+//! background thread, which keeps the unlinks and the directory's fsync (18-20 ms for
+//! four 16 MiB segments under SET -P 16) off the thread running the write funnel.
 
 use super::error::{Result, WalError};
 use super::segment::sync_dir;
@@ -40,6 +42,42 @@ impl Wal {
             tracing::debug!(deleted, before = index, "wal: truncated segments");
         }
         Ok(deleted)
+    }
+
+    /// Like [`Wal::truncate_before`], but hands the covered segments to the background
+    /// thread to delete, and returns how many it handed over. They leave the log's
+    /// books at once; a crash before their deletion leaves them on disk, where recovery
+    /// finds them whole and below the store's applied index (replay starts after it),
+    /// and the next truncation deletes them.
+    pub fn truncate_before_in_background(&mut self, index: u64) -> usize {
+        let mut covered = Vec::new();
+        while self.segments.len() > 1 && self.segments[1].first_index <= index {
+            let seg = self.segments.remove(0);
+            let len = if self.sealed_lengths.is_empty() {
+                0
+            } else {
+                self.sealed_lengths.remove(0)
+            };
+            covered.push((seg.path, len));
+        }
+        let n = covered.len();
+        if n > 0 {
+            // Counted out now, like the segments: the snapshot trigger measures the
+            // log's growth from here.
+            let bytes: u64 = covered.iter().map(|(_, len)| len).sum();
+            self.shared
+                .bytes_on_disk
+                .fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
+            self.after_truncate();
+            tracing::debug!(
+                segments = n,
+                before = index,
+                "wal: segments handed over for deletion"
+            );
+            self.shared
+                .delete_later(covered.into_iter().map(|(path, _)| path).collect());
+        }
+        n
     }
 
     fn after_truncate(&mut self) {

@@ -15,7 +15,7 @@ use super::error::{Result, WalError};
 use super::record::{self, HEADER_LEN, MAX_PAYLOAD};
 use super::recovery::{recover, RecoveryReport};
 use super::segment::{segment_file_name, sync_dir, SegmentFile};
-use super::sync::{spawn_everysec, Shared};
+use super::sync::{spawn_background, Shared};
 
 /// Default size past which a new segment is started.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
@@ -38,7 +38,8 @@ pub struct WalOptions {
     /// A segment that would grow past this many bytes is closed and a new one started.
     pub segment_size: u64,
     /// `always`: `commit` fdatasyncs; `everysec`: a background thread does, once a
-    /// second; `no`: only rotation and `close` do.
+    /// second; `no`: only rotation and `close` do (under `everysec` and `no` the
+    /// background thread starts the writeback of every MiB written).
     pub sync: SyncPolicy,
     /// Truncate at damage before the tail instead of refusing to open.
     pub repair: bool,
@@ -89,6 +90,9 @@ pub struct WalStats {
     pub fsyncs: u64,
     /// How long the last fdatasync took.
     pub last_fsync: Duration,
+    /// Writebacks the background thread started ahead of the fdatasyncs (`everysec`
+    /// and `no`).
+    pub writebacks: u64,
     /// The failure that stopped writes, if any.
     pub failed: Option<String>,
 }
@@ -127,6 +131,7 @@ fn stats_of(s: &Shared) -> WalStats {
         last_synced_index: s.synced_index(),
         fsyncs: s.fsyncs(),
         last_fsync: s.last_fsync(),
+        writebacks: s.writebacks(),
         failed: s.failure(),
     }
 }
@@ -157,7 +162,8 @@ pub struct Wal {
     buf_last_index: u64,
     pub(super) first_index: u64,
     pub(super) last_index: u64,
-    flusher: Option<JoinHandle<()>>,
+    /// The background thread (see `sync::spawn_background`).
+    background: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Wal {
@@ -185,7 +191,7 @@ impl Wal {
             }
         }
         let rec = recover(&dir, opts.repair)?;
-        let shared = Arc::new(Shared::new(dir));
+        let shared = Arc::new(Shared::new(dir, opts.sync != SyncPolicy::Always));
         let mut lengths = rec.lengths;
         let active = match rec.segments.last() {
             Some(seg) => {
@@ -224,11 +230,10 @@ impl Wal {
                 .map_err(|e| WalError::io("fdatasync", &a.path, a.written_len, e))?;
         }
         shared.set_synced(report.last_index);
-        let flusher = if opts.sync == SyncPolicy::EverySec {
-            Some(spawn_everysec(&shared)?)
-        } else {
-            None
-        };
+        let background = Some(spawn_background(
+            &shared,
+            opts.sync == SyncPolicy::EverySec,
+        )?);
         let first_index = match rec.segments.first() {
             Some(s) if report.last_index > 0 => s.first_index,
             _ => 0,
@@ -244,7 +249,7 @@ impl Wal {
                 buf_last_index: 0,
                 first_index,
                 last_index: report.last_index,
-                flusher,
+                background,
             },
             report,
         ))
@@ -417,7 +422,7 @@ impl Wal {
         self.flush()?;
         self.cut_zeros()?;
         self.shared.sync()?;
-        self.stop_flusher();
+        self.stop_background();
         Ok(())
     }
 
@@ -561,9 +566,9 @@ impl Wal {
             .map(|a| (a.path.as_path(), a.written_len))
     }
 
-    fn stop_flusher(&mut self) {
+    fn stop_background(&mut self) {
         self.shared.stop();
-        if let Some(h) = self.flusher.take() {
+        if let Some(h) = self.background.take() {
             let _ = h.join();
         }
     }
@@ -572,7 +577,7 @@ impl Wal {
 impl Drop for Wal {
     fn drop(&mut self) {
         // Buffered, unflushed records are dropped: they were never acknowledged.
-        self.stop_flusher();
+        self.stop_background();
     }
 }
 
@@ -674,7 +679,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let (wal, _) =
             Wal::open(tmp.path(), WalOptions::default().sync(SyncPolicy::EverySec)).expect("open");
-        assert!(wal.flusher.is_some());
+        assert!(wal.background.is_some());
         let weak = Arc::downgrade(&wal.shared);
         drop(wal);
         // Drop joined the thread, which held the only other reference between rounds.

@@ -201,6 +201,19 @@ pub fn wal_segments(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// The segment files in the WAL directory of data dir `dir` once no more than `n` are
+/// left (the WAL's thread deletes those a snapshot covers after it), or after 10 s.
+pub fn wal_segments_settled(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let segs = wal_segments(dir);
+        if segs.len() <= n || std::time::Instant::now() >= deadline {
+            return segs;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// An INFO persistence field of the server at `con`.
 pub fn persistence_field(con: &mut redis::Connection, field: &str) -> String {
     let info: String = redis::cmd("INFO")

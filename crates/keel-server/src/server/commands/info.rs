@@ -202,6 +202,7 @@ fn persistence(sh: &Shared, out: &mut String) {
     kv(out, "wal_last_synced_index", wal.last_synced_index);
     kv(out, "wal_fsyncs", wal.fsyncs);
     kv(out, "wal_last_fsync_us", wal.last_fsync.as_micros());
+    kv(out, "wal_writebacks", wal.writebacks);
     for (name, counter) in [
         ("keel_funnel_rounds", &st.funnel_rounds),
         ("keel_funnel_writes", &st.funnel_writes),
