@@ -22,6 +22,7 @@ pub mod snapshot_registry;
 pub mod stats;
 pub mod storage;
 pub mod thin_value;
+pub mod writeback;
 
 pub mod bitcask;
 pub mod lsm;

@@ -11,7 +11,7 @@
 //! replies to them after one fdatasync through a [`WalSyncHandle`] covers them
 //! ([`Wal::commit`] does both at once); `everysec` leaves the fdatasync to a background
 //! thread; `no` leaves it to the OS. Under both, that thread also starts the writeback
-//! of every MiB written (see `writeback`), so the fdatasync that seals a full segment on
+//! of every MiB written (see `keel_storage::writeback`), so the fdatasync that seals a full segment on
 //! the funnel's thread finds little left to write; under every policy it deletes the
 //! segments a snapshot covers ([`Wal::truncate_before_in_background`]). Any failed write or fsync is returned as a
 //! [`WalError`] and latches: the caller moves the node to Failed, and the fsync is never
@@ -32,7 +32,6 @@ pub mod recovery;
 pub mod segment;
 mod sync;
 mod truncate;
-mod writeback;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

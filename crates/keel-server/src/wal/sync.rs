@@ -15,11 +15,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::error::{Result, WalError};
 use super::segment::sync_dir;
-use super::writeback;
-
-/// Bytes written to the target after which the background thread starts their writeback
-/// (see [`writeback`]).
-pub(crate) const WRITEBACK_BYTES: u64 = 1 << 20;
+use keel_storage::writeback::{self, WRITEBACK_BYTES};
 
 /// How often the `everysec` thread fdatasyncs.
 const EVERY: Duration = Duration::from_secs(1);

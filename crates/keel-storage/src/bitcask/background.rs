@@ -1,5 +1,5 @@
 //! Background threads: maintenance (version GC, queued hint files, the once-a-second
-//! fdatasync of policy `everysec`), the early-sync thread of group commit and, with
+//! fdatasync of policy `everysec`), the early-sync and writeback thread of group commit and, with
 //! `auto_merge`, the merge trigger. They hold
 //! only a weak reference to the engine between rounds and stop when it closes.
 
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::group_commit::GroupCommit;
+use super::group_commit::{Due, GroupCommit};
 use super::Inner;
 use crate::error::{Result, StorageError};
 use crate::lifecycle::LifecycleState;
@@ -121,11 +121,14 @@ fn maintenance_loop(inner: Weak<Inner>, stop: Arc<Shutdown>) {
     }
 }
 
-/// Runs early fdatasyncs asked for by large synced batches.
+/// Runs early fdatasyncs asked for by large synced batches, and starts writebacks.
 fn syncer_loop(inner: Weak<Inner>, commit: Arc<GroupCommit>) {
-    while commit.wait_for_request() {
+    while let Some(due) = commit.wait_for_request() {
         let Some(inner) = inner.upgrade() else { return };
-        inner.commit.sync_requested(&inner.lifecycle);
+        match due {
+            Due::Sync => inner.commit.sync_requested(&inner.lifecycle),
+            Due::Writeback => inner.commit.start_writeback(),
+        }
     }
 }
 

@@ -11,6 +11,10 @@
 //! Positions are log sequence numbers (LSNs): bytes appended since open, across
 //! segments. Rotation fsyncs the sealed segment, so a sync of the active segment at
 //! position p makes every position up to p durable.
+//!
+//! Unless every batch is synced (`always`), the same thread also starts the writeback
+//! of every [`WRITEBACK_BYTES`] appended (see [`crate::writeback`]): the fdatasync that
+//! seals a 128 MiB segment on the writer's thread otherwise finds most of it dirty.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -21,6 +25,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{Result, StorageError};
 use crate::lifecycle::{Lifecycle, LifecycleState};
+use crate::writeback::{self, WRITEBACK_BYTES};
 
 /// The active file and the LSN of its end, as the last writer left them.
 #[derive(Debug, Clone)]
@@ -31,6 +36,26 @@ pub struct Tail {
     pub path: PathBuf,
     /// LSN just past the last appended byte.
     pub lsn: u64,
+    /// LSN of the byte at `start_offset` in `file` (where this file became the tail).
+    pub start_lsn: u64,
+    /// Offset in `file` of the byte at `start_lsn`.
+    pub start_offset: u64,
+}
+
+impl Tail {
+    /// The offset in the file of the byte at `lsn` (at or after `start_lsn`).
+    fn offset_of(&self, lsn: u64) -> u64 {
+        self.start_offset + lsn.saturating_sub(self.start_lsn)
+    }
+}
+
+/// What the syncer thread is woken for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// An early fdatasync.
+    Sync,
+    /// Starting the writeback of what was appended since the last one.
+    Writeback,
 }
 
 #[derive(Debug)]
@@ -39,6 +64,8 @@ struct State {
     syncing: bool,
     /// Highest LSN an early sync was asked for.
     requested: u64,
+    /// A writeback was asked for and not yet started.
+    writeback_due: bool,
     stopped: bool,
 }
 
@@ -49,31 +76,77 @@ pub struct GroupCommit {
     state: Mutex<State>,
     /// Wakes waiters when a sync finishes.
     done: Condvar,
-    /// Wakes the syncer thread when an early sync is asked for.
+    /// Wakes the syncer thread when an early sync or a writeback is asked for.
     kick: Condvar,
     syncs: AtomicU64,
+    /// Whether appends ask for writeback (not under `always`).
+    writeback: bool,
+    /// LSN up to which the writer asked for writeback (written under the writer lock).
+    writeback_asked: AtomicU64,
+    /// LSN up to which the syncer thread started writeback.
+    writeback_started: AtomicU64,
+    writebacks: AtomicU64,
 }
 
 impl GroupCommit {
-    /// Starts with everything up to `tail.lsn` durable.
-    pub fn new(tail: Tail) -> Self {
+    /// Starts with everything up to `tail.lsn` durable; `writeback`: appends ask the
+    /// syncer thread to start their writeback.
+    pub fn new(tail: Tail, writeback: bool) -> Self {
+        let lsn = tail.lsn;
         GroupCommit {
             state: Mutex::new(State {
-                synced: tail.lsn,
+                synced: lsn,
                 syncing: false,
-                requested: tail.lsn,
+                requested: lsn,
+                writeback_due: false,
                 stopped: false,
             }),
             tail: Mutex::new(tail),
             done: Condvar::new(),
             kick: Condvar::new(),
             syncs: AtomicU64::new(0),
+            writeback,
+            writeback_asked: AtomicU64::new(lsn),
+            writeback_started: AtomicU64::new(lsn),
+            writebacks: AtomicU64::new(0),
         }
     }
 
-    /// Records the new end of the log after an append (called under the writer lock).
+    /// Records the new end of the log after an append (called under the writer lock),
+    /// and asks for writeback once [`WRITEBACK_BYTES`] have gathered since the last ask.
     pub fn advance(&self, lsn: u64) {
         self.tail.lock().lsn = lsn;
+        if self.writeback && lsn >= self.writeback_asked.load(Ordering::Relaxed) + WRITEBACK_BYTES {
+            self.writeback_asked.store(lsn, Ordering::Relaxed);
+            self.state.lock().writeback_due = true;
+            self.kick.notify_one();
+        }
+    }
+
+    /// Starts the writeback of the tail file's bytes appended since the last one.
+    pub fn start_writeback(&self) {
+        let tail = self.tail.lock().clone();
+        let from = self
+            .writeback_started
+            .swap(tail.lsn, Ordering::Relaxed)
+            .max(tail.start_lsn);
+        if tail.lsn <= from {
+            return;
+        }
+        match writeback::start(&tail.file, tail.offset_of(from), tail.lsn - from) {
+            Ok(()) => {
+                self.writebacks.fetch_add(1, Ordering::Relaxed);
+            }
+            // A hint only: the next fdatasync writes the range and reports any error.
+            Err(e) => {
+                tracing::debug!(file = %tail.path.display(), error = %e, "writeback not started")
+            }
+        }
+    }
+
+    /// Writebacks started so far.
+    pub fn writeback_count(&self) -> u64 {
+        self.writebacks.load(Ordering::Relaxed)
     }
 
     /// Switches to a new active file after a rotation that fsynced everything up to
@@ -120,15 +193,19 @@ impl GroupCommit {
         self.kick.notify_all();
     }
 
-    /// The syncer thread's wait: true when an early sync is due, false once stopped.
-    pub fn wait_for_request(&self) -> bool {
+    /// The syncer thread's wait: what is due, None once stopped.
+    pub fn wait_for_request(&self) -> Option<Due> {
         let mut st = self.state.lock();
         loop {
             if st.stopped {
-                return false;
+                return None;
             }
             if st.requested > st.synced && !st.syncing {
-                return true;
+                return Some(Due::Sync);
+            }
+            if st.writeback_due {
+                st.writeback_due = false;
+                return Some(Due::Writeback);
             }
             self.kick.wait(&mut st);
         }

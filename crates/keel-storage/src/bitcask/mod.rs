@@ -414,11 +414,16 @@ impl Bitcask {
                 Active { seg, size: 0 }
             }
         };
-        let commit = Arc::new(GroupCommit::new(Tail {
-            file: Arc::clone(&active.seg.file),
-            path: active.seg.path.clone(),
-            lsn: 0,
-        }));
+        let commit = Arc::new(GroupCommit::new(
+            Tail {
+                file: Arc::clone(&active.seg.file),
+                path: active.seg.path.clone(),
+                lsn: 0,
+                start_lsn: 0,
+                start_offset: active.size,
+            },
+            opts.sync_policy != SyncPolicy::Always,
+        ));
         lifecycle.set_ready();
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),

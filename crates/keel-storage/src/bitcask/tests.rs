@@ -562,4 +562,38 @@ mod policies {
             }
         }
     }
+
+    /// Appends of 3 MiB start their writeback in the background unless every batch is
+    /// synced; values read back after a reopen (reopened, the active segment starts at
+    /// its old size, which the writeback's offsets count from).
+    #[test]
+    fn writeback_starts_in_the_background_but_under_always() {
+        let value = vec![3u8; 64 << 10];
+        for policy in [SyncPolicy::EverySec, SyncPolicy::No, SyncPolicy::Always] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut o = OpenOptions::new(EngineKind::Bitcask).sync_policy(policy);
+            o.bitcask.auto_merge = false;
+            for round in 0..2 {
+                let db = Bitcask::open(dir.path(), &o).unwrap();
+                for i in 0..48 {
+                    let mut b = WriteBatch::new();
+                    b.put(format!("k{round}-{i}"), value.clone());
+                    db.write(b, WriteOptions::DEFAULT).unwrap();
+                }
+                let c = &db.inner.commit;
+                if policy == SyncPolicy::Always {
+                    assert_eq!(c.writeback_count(), 0, "every batch is synced");
+                } else {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while c.writeback_count() == 0 && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    assert!(c.writeback_count() > 0, "policy {policy}, round {round}");
+                }
+                let got = db.get(format!("k{round}-47").as_bytes()).unwrap();
+                assert_eq!(got.as_deref(), Some(value.as_slice()));
+                db.close().unwrap();
+            }
+        }
+    }
 }

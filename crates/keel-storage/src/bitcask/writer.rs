@@ -208,6 +208,8 @@ impl Inner {
             file: Arc::clone(&seg.file),
             path: seg.path.clone(),
             lsn: w.lsn,
+            start_lsn: w.lsn,
+            start_offset: 0,
         });
         if sealed.size > 0 {
             let max_seq = self.index.registry().visible();
