@@ -138,6 +138,12 @@ pub struct Args {
     /// SAVE/BGSAVE [default: 64mb].
     #[arg(long, env = "KEEL_AUTO_SNAPSHOT_WAL_BYTES")]
     pub auto_snapshot_wal_bytes: Option<String>,
+    /// ...and by this percentage of the last snapshot's size (the memory engine's
+    /// checkpoint; Redis's auto-aof-rewrite-percentage), so a large dataset is not
+    /// rewritten for every auto-snapshot-wal-bytes of log; 0 = the size alone
+    /// [default: 100].
+    #[arg(long, env = "KEEL_AUTO_SNAPSHOT_WAL_PERCENTAGE")]
+    pub auto_snapshot_wal_percentage: Option<u64>,
     /// Redis's save points, "<secs> <changes> ...": with `--appendonly no` a snapshot
     /// starts once <changes> writes are <secs> old; with the log on, keel snapshots by
     /// WAL size and "" turns that off [default: "3600 1 300 100 60 10000"].
@@ -226,6 +232,9 @@ pub struct FileConfig {
     /// See [`Args::auto_snapshot_wal_bytes`].
     #[serde(alias = "auto_snapshot_wal_bytes")]
     pub auto_snapshot_wal_bytes: Option<SizeValue>,
+    /// See [`Args::auto_snapshot_wal_percentage`].
+    #[serde(alias = "auto_snapshot_wal_percentage")]
+    pub auto_snapshot_wal_percentage: Option<u64>,
     /// See [`Args::save`].
     pub save: Option<String>,
     /// See [`Args::loglevel`].
@@ -320,6 +329,9 @@ pub struct Config {
     pub client_query_buffer_limit: u64,
     /// WAL growth that triggers a snapshot (0 = off).
     pub auto_snapshot_wal_bytes: u64,
+    /// WAL growth, in percent of the last snapshot's size, that a snapshot also waits
+    /// for (0 = none).
+    pub auto_snapshot_wal_percentage: u64,
     /// Log level as given (Redis or tracing spelling).
     pub loglevel: String,
     /// The TOML file the settings came from (CONFIG REWRITE writes it back).
@@ -445,6 +457,7 @@ impl Default for Config {
             cache_size: 64 << 20,
             client_query_buffer_limit: 1 << 30,
             auto_snapshot_wal_bytes: 64 << 20,
+            auto_snapshot_wal_percentage: 100,
             loglevel: "notice".into(),
             config_file: None,
             client_output_buffer_limit_pubsub: OutputLimit::default(),
@@ -701,6 +714,10 @@ impl Config {
                 d.client_query_buffer_limit,
             )?,
             auto_snapshot_wal_bytes,
+            auto_snapshot_wal_percentage: args
+                .auto_snapshot_wal_percentage
+                .or(file.auto_snapshot_wal_percentage)
+                .unwrap_or(d.auto_snapshot_wal_percentage),
             loglevel,
             client_output_buffer_limit_pubsub,
             notify_keyspace_events,
@@ -1033,6 +1050,23 @@ mod tests {
         assert_eq!(kept.auto_snapshot_wal_bytes, 8 << 20);
         assert_eq!(kept.save_points, vec![(900, 1), (300, 10)]);
         assert_eq!(off.save_points, Vec::<(u64, u64)>::new());
+    }
+
+    #[test]
+    fn the_snapshot_percentage_resolves_from_flag_file_and_default() {
+        let _g = env_lock();
+        let d = Config::resolve(args(&[]), FileConfig::default()).expect("defaults");
+        assert_eq!(d.auto_snapshot_wal_percentage, 100);
+        let file: FileConfig = toml::from_str("auto-snapshot-wal-percentage = 50").expect("file");
+        let f = Config::resolve(args(&[]), file).expect("file value");
+        assert_eq!(f.auto_snapshot_wal_percentage, 50);
+        let file: FileConfig = toml::from_str("auto_snapshot_wal_percentage = 50").expect("file");
+        let over = Config::resolve(args(&["--auto-snapshot-wal-percentage", "0"]), file)
+            .expect("flag over file");
+        assert_eq!(over.auto_snapshot_wal_percentage, 0);
+        assert!(
+            Args::try_parse_from(["keel-server", "--auto-snapshot-wal-percentage", "-5"]).is_err()
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use common::{InProc, WAIT};
+use common::{persistence_field, InProc, WAIT};
 use keel_server::Config;
 use redis::{Commands, Value};
 
@@ -766,6 +766,104 @@ fn a_wal_failure_refuses_writes_with_misconf_and_keeps_reads() {
         .expect("info");
     assert!(info.contains("keel_state:failed"), "{info}");
     assert!(!info.contains("keel_failure_reason:\r\n"), "{info}");
+}
+
+/// Overwrites keys `0..n` with 1 KiB values (`tag` makes each pass's values differ).
+fn overwrite(con: &mut redis::Connection, n: usize, tag: char) {
+    let value = tag.to_string().repeat(1024);
+    let mut p = redis::pipe();
+    for i in 0..n {
+        p.cmd("SET").arg(format!("k{i}")).arg(&value).ignore();
+    }
+    let _: () = p.query(con).expect("pipeline");
+}
+
+fn saves(con: &mut redis::Connection) -> u64 {
+    persistence_field(con, "rdb_saves")
+        .parse()
+        .expect("rdb_saves")
+}
+
+/// Waits up to `WAIT` for a snapshot past `than`; the count then.
+fn saves_past(con: &mut redis::Connection, than: u64) -> u64 {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let n = saves(con);
+        let idle = persistence_field(con, "rdb_bgsave_in_progress") == "0";
+        if (n > than && idle) || std::time::Instant::now() >= deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The WAL-size trigger waits for the log to grow by auto-snapshot-wal-percentage of
+/// the last snapshot too (Redis's auto-aof-rewrite-percentage), not only by
+/// auto-snapshot-wal-bytes; at 0 the size alone counts again.
+#[test]
+fn the_snapshot_trigger_scales_with_the_last_snapshot() {
+    let srv = InProc::start(Config {
+        auto_snapshot_wal_bytes: 64 * 1024,
+        ..Config::default()
+    });
+    let mut con = srv.client();
+    let pct: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("auto-aof-rewrite-percentage")
+        .query(&mut con)
+        .expect("config get");
+    assert_eq!(pct, ["auto-aof-rewrite-percentage", "100"]);
+    // A checkpoint of ~800 KiB: the next automatic one waits for as much log.
+    overwrite(&mut con, 800, 'a');
+    // The writes may have started automatic snapshots (at 64 KiB while no base was
+    // known); SAVE is refused while one runs.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match redis::cmd("SAVE").query::<()>(&mut con) {
+            Ok(()) => break,
+            Err(e) if e.to_string().contains("in progress") => {
+                assert!(std::time::Instant::now() < deadline, "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("save: {e}"),
+        }
+    }
+    let base = saves_past(&mut con, 0);
+    // ~200 KiB of log: three times auto-snapshot-wal-bytes, a quarter of the base.
+    overwrite(&mut con, 200, 'b');
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(
+        saves(&mut con),
+        base,
+        "a snapshot before the log grew by the base"
+    );
+    // ~800 KiB more: past the base.
+    overwrite(&mut con, 800, 'c');
+    let after = saves_past(&mut con, base);
+    assert!(after > base, "no snapshot after the log grew past the base");
+    // At 0 the size alone triggers: ~200 KiB is enough.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("auto-snapshot-wal-percentage")
+        .arg("0")
+        .query(&mut con)
+        .expect("config set");
+    overwrite(&mut con, 200, 'd');
+    assert!(
+        saves_past(&mut con, after) > after,
+        "no snapshot at percentage 0"
+    );
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("auto-snapshot-wal-percentage")
+        .arg("-1")
+        .query::<()>(&mut con)
+        .expect_err("a negative percentage");
+    assert!(
+        err.to_string()
+            .contains("couldn't be parsed into an integer"),
+        "{err}"
+    );
 }
 
 #[test]

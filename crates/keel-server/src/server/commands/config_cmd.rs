@@ -102,6 +102,15 @@ fn current(s: &Session) -> Vec<(String, String)> {
             "auto-snapshot-wal-bytes".into(),
             c.auto_snapshot_wal_bytes.to_string(),
         ),
+        (
+            "auto-snapshot-wal-percentage".into(),
+            c.auto_snapshot_wal_percentage.to_string(),
+        ),
+        // Redis's name for the same rule (its log rewrite is keel's snapshot).
+        (
+            "auto-aof-rewrite-percentage".into(),
+            c.auto_snapshot_wal_percentage.to_string(),
+        ),
         ("loglevel".into(), c.loglevel.clone()),
         (
             "notify-keyspace-events".into(),
@@ -228,6 +237,12 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
                 Ok(n) => next.timeout = n,
                 Err(_) => return bad("argument couldn't be parsed into an integer"),
             },
+            "auto-snapshot-wal-percentage" | "auto-aof-rewrite-percentage" => {
+                match value.parse::<u64>() {
+                    Ok(n) => next.auto_snapshot_wal_percentage = n,
+                    Err(_) => return bad("argument couldn't be parsed into an integer"),
+                }
+            }
             "slowlog-log-slower-than" => match value.parse::<i64>() {
                 Ok(n) => slow_than = Some(n),
                 Err(_) => return bad("argument couldn't be parsed into an integer"),
@@ -348,6 +363,7 @@ fn rewrite(s: &mut Session) -> Outcome {
         "io_threads",
         "client_query_buffer_limit",
         "auto_snapshot_wal_bytes",
+        "auto_snapshot_wal_percentage",
     ] {
         table.remove(k);
     }
@@ -386,6 +402,10 @@ fn rewrite(s: &mut Session) -> Outcome {
     table.insert(
         "auto-snapshot-wal-bytes".into(),
         int(c.auto_snapshot_wal_bytes),
+    );
+    table.insert(
+        "auto-snapshot-wal-percentage".into(),
+        int(c.auto_snapshot_wal_percentage),
     );
     table.insert("loglevel".into(), text(c.loglevel.clone()));
     let body = match toml::to_string(&table) {
