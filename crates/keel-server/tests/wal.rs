@@ -549,26 +549,33 @@ fn index_gaps_are_detected() {
     assert_eq!(read_all(&wal, 0).len(), 2);
 }
 
+/// A log of entries 1..=300 in 2 KiB segments: the log, its segments' paths and first
+/// indexes, the middle segment `k` and the bytes of the segments before it.
+fn half_covered_log(dir: &Path, o: WalOptions) -> (Wal, Vec<PathBuf>, Vec<u64>, usize, u64) {
+    let (mut wal, _) = open(dir, o);
+    fill(&mut wal, 1, 300, 10);
+    let before = segment_paths(dir);
+    let firsts: Vec<u64> = list_segments(dir)
+        .expect("list")
+        .iter()
+        .map(|s| s.first_index)
+        .collect();
+    let k = firsts.len() / 2;
+    let deleted_len: u64 = before[..k]
+        .iter()
+        .map(|p| std::fs::metadata(p).expect("stat").len())
+        .sum();
+    (wal, before, firsts, k, deleted_len)
+}
+
 #[test]
 fn truncate_before_drops_covered_segments_only() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("wal");
     let o = opts(2048, SyncPolicy::Always);
-    let (mut wal, _) = open(&dir, o.clone());
-    fill(&mut wal, 1, 300, 10);
-    let before = segment_paths(&dir);
-    let firsts: Vec<u64> = list_segments(&dir)
-        .expect("list")
-        .iter()
-        .map(|s| s.first_index)
-        .collect();
+    let (mut wal, before, firsts, k, deleted_len) = half_covered_log(&dir, o.clone());
     // A cut in the middle of some segment k: segments before k go, k stays.
-    let k = firsts.len() / 2;
     let cut = firsts[k] + 1;
-    let deleted_len: u64 = before[..k]
-        .iter()
-        .map(|p| std::fs::metadata(p).expect("stat").len())
-        .sum();
     let bytes_before = wal.stats().bytes_on_disk;
     assert_eq!(wal.truncate_before(cut).expect("truncate"), k);
     assert_eq!(segment_paths(&dir), before[k..].to_vec());
@@ -612,19 +619,7 @@ fn truncation_in_the_background_takes_segments_off_the_books_at_once() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("wal");
         let o = opts(2048, sync);
-        let (mut wal, _) = open(&dir, o.clone());
-        fill(&mut wal, 1, 300, 10);
-        let before = segment_paths(&dir);
-        let firsts: Vec<u64> = list_segments(&dir)
-            .expect("list")
-            .iter()
-            .map(|s| s.first_index)
-            .collect();
-        let k = firsts.len() / 2;
-        let deleted_len: u64 = before[..k]
-            .iter()
-            .map(|p| std::fs::metadata(p).expect("stat").len())
-            .sum();
+        let (mut wal, before, firsts, k, deleted_len) = half_covered_log(&dir, o.clone());
         let stats = wal.stats();
         assert_eq!(
             wal.truncate_before_in_background(firsts[k] + 1),
