@@ -354,7 +354,7 @@ impl Storage for MemoryEngine {
         self.inner.check_open()?;
         let snap = self.snapshot();
         let seq = snap.seq();
-        checkpoint::write(dir, seq, snap.scan(ScanRange::all(), Direction::Forward))
+        checkpoint::write(dir, seq, snap.scan(ScanRange::all(), Direction::Forward)).map(|_| ())
     }
 
     fn compact(&self) -> Result<()> {
