@@ -829,6 +829,18 @@ fn the_snapshot_trigger_scales_with_the_last_snapshot() {
         }
     }
     let base = saves_past(&mut con, 0);
+    let field = |con: &mut redis::Connection, f: &str| -> u64 {
+        persistence_field(con, f).parse().expect(f)
+    };
+    let base_bytes = field(&mut con, "keel_snapshot_base_bytes");
+    assert!(
+        base_bytes > 800 * 1024,
+        "the checkpoint holds 800 KiB: {base_bytes}"
+    );
+    assert_eq!(
+        field(&mut con, "keel_snapshot_trigger_wal_bytes"),
+        base_bytes
+    );
     // ~200 KiB of log: three times auto-snapshot-wal-bytes, a quarter of the base.
     overwrite(&mut con, 200, 'b');
     std::thread::sleep(std::time::Duration::from_millis(600));
@@ -848,6 +860,10 @@ fn the_snapshot_trigger_scales_with_the_last_snapshot() {
         .arg("0")
         .query(&mut con)
         .expect("config set");
+    assert_eq!(
+        field(&mut con, "keel_snapshot_trigger_wal_bytes"),
+        64 * 1024
+    );
     overwrite(&mut con, 200, 'd');
     assert!(
         saves_past(&mut con, after) > after,

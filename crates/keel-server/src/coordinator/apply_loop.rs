@@ -98,9 +98,6 @@ pub(super) struct ApplyLoop {
     /// is retried after [`SAVE_RETRY_DELAY`], as Redis does).
     save_tried_at: Option<Instant>,
     wal_bytes_after_snapshot: u64,
-    /// Bytes the last snapshot wrote (the memory engine's checkpoint; 0 for the other
-    /// engines, whose snapshot is a sync): `auto-snapshot-wal-percentage` counts from it.
-    snapshot_base_bytes: u64,
     hooks: ApplyHooks,
     /// This thread's copy of `hooks`, as of `hooks_seen` registrations.
     hooks_here: Vec<ApplyHook>,
@@ -185,7 +182,10 @@ impl ApplyLoop {
         acks: Option<Acks>,
     ) -> Self {
         let wal_bytes_after_snapshot = wal.stats().bytes_on_disk;
-        let snapshot_base_bytes = snapshot_base_bytes(engine.storage().as_ref());
+        state.snapshot_base_bytes.store(
+            snapshot_base_bytes(engine.storage().as_ref()),
+            Ordering::Relaxed,
+        );
         let logging = config.read().appendonly;
         ApplyLoop {
             engine,
@@ -203,7 +203,6 @@ impl ApplyLoop {
             logging,
             save_tried_at: None,
             wal_bytes_after_snapshot,
-            snapshot_base_bytes,
             hooks,
             hooks_here: Vec::new(),
             hooks_seen: 0,
@@ -616,20 +615,13 @@ impl ApplyLoop {
             self.maybe_save_point();
             return;
         }
-        let (threshold, percentage) = {
-            let c = self.config.read();
-            (c.auto_snapshot_wal_bytes, c.auto_snapshot_wal_percentage)
-        };
+        let threshold = snapshot_trigger_bytes(
+            &self.config.read(),
+            self.state.snapshot_base_bytes.load(Ordering::Relaxed),
+        );
         if threshold == 0 {
             return;
         }
-        // As Redis's auto-aof-rewrite-percentage: a dataset larger than the threshold
-        // would otherwise be written whole for every threshold's worth of log (1M keys,
-        // a 104 MB checkpoint: 10 snapshots in 9 s of SET -P 16, at 0.66 of the rate).
-        let threshold = threshold.max(
-            u64::try_from(u128::from(self.snapshot_base_bytes) * u128::from(percentage) / 100)
-                .unwrap_or(u64::MAX),
-        );
         let grown = self
             .wal
             .stats()
@@ -769,7 +761,10 @@ impl ApplyLoop {
         // a log that grew past the threshold meanwhile stayed there. After a failure,
         // wait for the threshold's worth again instead of retrying on every tick.
         if result.is_ok() {
-            self.snapshot_base_bytes = snapshot_base_bytes(self.engine.storage().as_ref());
+            self.state.snapshot_base_bytes.store(
+                snapshot_base_bytes(self.engine.storage().as_ref()),
+                Ordering::Relaxed,
+            );
         }
         self.wal_bytes_after_snapshot = if result.is_ok() {
             0
@@ -855,6 +850,22 @@ pub(super) fn write_snapshot(
         EngineKind::Bitcask | EngineKind::Lsm => store.sync(),
     }
     .map_err(|e| e.to_string())
+}
+
+/// The WAL growth after which a snapshot starts (0: never by size): `auto-snapshot-wal-
+/// bytes`, or `auto-snapshot-wal-percentage` of `base_bytes` (the last snapshot's size)
+/// when that is more. The percentage is Redis's auto-aof-rewrite-percentage: without it
+/// a dataset larger than the threshold was written whole for every threshold's worth of
+/// log (3M keys, a 310 MB checkpoint: snapshots back to back under SET -P 16, at 0.56 of
+/// the rate).
+pub fn snapshot_trigger_bytes(config: &Config, base_bytes: u64) -> u64 {
+    if config.auto_snapshot_wal_bytes == 0 {
+        return 0;
+    }
+    let scaled = u128::from(base_bytes) * u128::from(config.auto_snapshot_wal_percentage) / 100;
+    config
+        .auto_snapshot_wal_bytes
+        .max(u64::try_from(scaled).unwrap_or(u64::MAX))
 }
 
 /// Bytes a snapshot of `store` writes: the memory engine's checkpoint file; 0 for the

@@ -56,6 +56,10 @@ pub struct NodeState {
     pub evicted_keys: AtomicU64,
     /// Snapshots written since start.
     pub snapshots: AtomicU64,
+    /// Bytes the last snapshot wrote (the memory engine's checkpoint; 0 for the engines
+    /// whose snapshot is a sync): the WAL-size trigger scales with it (INFO
+    /// keel_snapshot_base_bytes).
+    pub snapshot_base_bytes: AtomicU64,
     /// Write-funnel rounds that took writes: one storage batch and one WAL append each
     /// (INFO keel_funnel_rounds). Written only by the funnel's holder.
     pub funnel_rounds: AtomicU64,
@@ -120,6 +124,7 @@ impl NodeState {
             expired_keys: AtomicU64::new(0),
             evicted_keys: AtomicU64::new(0),
             snapshots: AtomicU64::new(0),
+            snapshot_base_bytes: AtomicU64::new(0),
             funnel_rounds: AtomicU64::new(0),
             funnel_writes: AtomicU64::new(0),
             active_expire: AtomicBool::new(true),

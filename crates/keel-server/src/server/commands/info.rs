@@ -211,6 +211,13 @@ fn persistence(sh: &Shared, out: &mut String) {
     ] {
         kv(out, name, counter.load(Ordering::Relaxed));
     }
+    let base = st.snapshot_base_bytes.load(Ordering::Relaxed);
+    kv(out, "keel_snapshot_base_bytes", base);
+    kv(
+        out,
+        "keel_snapshot_trigger_wal_bytes",
+        crate::coordinator::apply_loop::snapshot_trigger_bytes(&sh.config.read(), base),
+    );
     kv(out, "keel_state", st.lifecycle().as_str());
     kv(
         out,
