@@ -744,33 +744,28 @@ impl ApplyLoop {
         reply: Option<SnapshotReply>,
     ) {
         self.engine.end_checkpoint();
-        if result.is_ok() {
-            // Deleted by the WAL's thread: here they stalled the funnel for ~20 ms.
-            self.wal.truncate_before_in_background(covered + 1);
-        }
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "snapshot failed");
-        }
-        self.state.note_snapshot(result.is_ok());
-        if result.is_ok() {
-            self.save_tried_at = None;
-        }
         // After a snapshot, the log holds only what was written since it started (the
         // log was sealed then and is now cut there), all of which counts toward the next
         // one: counting from the size now left writes made during the snapshot out, and
         // a log that grew past the threshold meanwhile stayed there. After a failure,
         // wait for the threshold's worth again instead of retrying on every tick.
-        if result.is_ok() {
-            self.state.snapshot_base_bytes.store(
-                snapshot_base_bytes(self.engine.storage().as_ref()),
-                Ordering::Relaxed,
-            );
+        match &result {
+            Ok(()) => {
+                // Deleted by the WAL's thread: here they stalled the funnel for ~20 ms.
+                self.wal.truncate_before_in_background(covered + 1);
+                self.save_tried_at = None;
+                self.wal_bytes_after_snapshot = 0;
+                self.state.snapshot_base_bytes.store(
+                    snapshot_base_bytes(self.engine.storage().as_ref()),
+                    Ordering::Relaxed,
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "snapshot failed");
+                self.wal_bytes_after_snapshot = self.wal.stats().bytes_on_disk;
+            }
         }
-        self.wal_bytes_after_snapshot = if result.is_ok() {
-            0
-        } else {
-            self.wal.stats().bytes_on_disk
-        };
+        self.state.note_snapshot(result.is_ok());
         self.state
             .snapshot_in_progress
             .store(false, Ordering::Release);

@@ -15,7 +15,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::error::{Result, WalError};
 use super::segment::sync_dir;
-use keel_storage::writeback::{self, WRITEBACK_BYTES};
+use keel_storage::writeback::{Progress, WRITEBACK_BYTES};
 
 /// How often the `everysec` thread fdatasyncs.
 const EVERY: Duration = Duration::from_secs(1);
@@ -28,10 +28,6 @@ struct Target {
     written_len: u64,
     /// Last index whose record has been written (in this file or an earlier, synced one).
     written_index: u64,
-    /// Bytes of `file` up to which the writer asked for writeback.
-    writeback_asked: u64,
-    /// Bytes of `file` up to which the background thread started writeback.
-    writeback_started: u64,
 }
 
 /// Why the background thread should wake.
@@ -61,8 +57,8 @@ pub(crate) struct Shared {
     synced_index: AtomicU64,
     fsyncs: AtomicU64,
     last_fsync_nanos: AtomicU64,
-    /// Writebacks started (sync_file_range calls that succeeded).
-    writebacks: AtomicU64,
+    /// The target's writeback, in bytes of the file.
+    writebacks: Progress,
 }
 
 impl Shared {
@@ -75,8 +71,6 @@ impl Shared {
                 path: dir.clone(),
                 written_len: 0,
                 written_index: 0,
-                writeback_asked: 0,
-                writeback_started: 0,
             }),
             dir,
             sync_lock: Mutex::new(()),
@@ -90,7 +84,7 @@ impl Shared {
             synced_index: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
             last_fsync_nanos: AtomicU64::new(0),
-            writebacks: AtomicU64::new(0),
+            writebacks: Progress::new(WRITEBACK_BYTES, 0),
         }
     }
 
@@ -124,8 +118,7 @@ impl Shared {
         t.file = Some(file);
         t.path = path;
         t.written_len = len;
-        t.writeback_asked = len;
-        t.writeback_started = len;
+        self.writebacks.reset(len);
     }
 
     /// Records that the target now holds `len` bytes, through index `index`, and wakes
@@ -136,11 +129,7 @@ impl Shared {
             let mut t = self.target.lock();
             t.written_len = len;
             t.written_index = index;
-            let ask = self.writeback && len >= t.writeback_asked + WRITEBACK_BYTES;
-            if ask {
-                t.writeback_asked = len;
-            }
-            ask
+            self.writeback && self.writebacks.ask(len)
         };
         if ask {
             self.wake.lock().writeback = true;
@@ -151,26 +140,16 @@ impl Shared {
     /// Starts the writeback of what was written to the target since the last one.
     fn start_writeback(&self) {
         let (file, path, from, to) = {
-            let mut t = self.target.lock();
+            let t = self.target.lock();
             let Some(file) = t.file.clone() else {
                 return;
             };
-            let from = t.writeback_started;
-            t.writeback_started = t.written_len;
+            let Some(from) = self.writebacks.take(t.written_len, 0) else {
+                return;
+            };
             (file, t.path.clone(), from, t.written_len)
         };
-        if to <= from {
-            return;
-        }
-        match writeback::start(&file, from, to - from) {
-            Ok(()) => {
-                self.writebacks.fetch_add(1, Ordering::Relaxed);
-            }
-            // A hint only: the next fdatasync writes the range and reports any error.
-            Err(e) => {
-                tracing::debug!(file = %path.display(), offset = from, error = %e, "wal: writeback not started")
-            }
-        }
+        self.writebacks.start(&file, &path, from, to - from);
     }
 
     /// Hands `segments` to the background thread to delete.
@@ -201,7 +180,7 @@ impl Shared {
 
     /// Number of writebacks started.
     pub fn writebacks(&self) -> u64 {
-        self.writebacks.load(Ordering::Relaxed)
+        self.writebacks.count()
     }
 
     /// Marks everything up to `index` durable without an fsync (the open made it so).

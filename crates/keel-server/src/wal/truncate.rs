@@ -4,7 +4,7 @@
 //! four 16 MiB segments under SET -P 16) off the thread running the write funnel.
 
 use super::error::{Result, WalError};
-use super::segment::sync_dir;
+use super::segment::{sync_dir, SegmentFile};
 use super::writer::Wal;
 
 impl Wal {
@@ -13,14 +13,7 @@ impl Wal {
     /// always kept. The directory is fsynced after the deletions.
     pub fn truncate_before(&mut self, index: u64) -> Result<usize> {
         let mut deleted = 0;
-        // Segment 0 holds indexes below segment 1's first index.
-        while self.segments.len() > 1 && self.segments[1].first_index <= index {
-            let seg = self.segments.remove(0);
-            let len = if self.sealed_lengths.is_empty() {
-                0
-            } else {
-                self.sealed_lengths.remove(0)
-            };
+        while let Some((seg, len)) = self.pop_covered(index) {
             if let Err(e) = std::fs::remove_file(&seg.path) {
                 // Keep the books straight: the file is still there.
                 self.segments.insert(0, seg.clone());
@@ -51,20 +44,15 @@ impl Wal {
     /// and the next truncation deletes them.
     pub fn truncate_before_in_background(&mut self, index: u64) -> usize {
         let mut covered = Vec::new();
-        while self.segments.len() > 1 && self.segments[1].first_index <= index {
-            let seg = self.segments.remove(0);
-            let len = if self.sealed_lengths.is_empty() {
-                0
-            } else {
-                self.sealed_lengths.remove(0)
-            };
-            covered.push((seg.path, len));
+        let mut bytes = 0;
+        while let Some((seg, len)) = self.pop_covered(index) {
+            covered.push(seg.path);
+            bytes += len;
         }
         let n = covered.len();
         if n > 0 {
             // Counted out now, like the segments: the snapshot trigger measures the
             // log's growth from here.
-            let bytes: u64 = covered.iter().map(|(_, len)| len).sum();
             self.shared
                 .bytes_on_disk
                 .fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
@@ -74,10 +62,24 @@ impl Wal {
                 before = index,
                 "wal: segments handed over for deletion"
             );
-            self.shared
-                .delete_later(covered.into_iter().map(|(path, _)| path).collect());
+            self.shared.delete_later(covered);
         }
         n
+    }
+
+    /// Takes the oldest segment off the books if all its entries are below `index`
+    /// (segment 0 holds the indexes below segment 1's first), with its length.
+    fn pop_covered(&mut self, index: u64) -> Option<(SegmentFile, u64)> {
+        if self.segments.len() < 2 || self.segments[1].first_index > index {
+            return None;
+        }
+        let seg = self.segments.remove(0);
+        let len = if self.sealed_lengths.is_empty() {
+            0
+        } else {
+            self.sealed_lengths.remove(0)
+        };
+        Some((seg, len))
     }
 
     fn after_truncate(&mut self) {

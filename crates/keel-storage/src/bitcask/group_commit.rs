@@ -25,7 +25,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{Result, StorageError};
 use crate::lifecycle::{Lifecycle, LifecycleState};
-use crate::writeback::{self, WRITEBACK_BYTES};
+use crate::writeback::{Progress, WRITEBACK_BYTES};
 
 /// The active file and the LSN of its end, as the last writer left them.
 #[derive(Debug, Clone)]
@@ -81,11 +81,8 @@ pub struct GroupCommit {
     syncs: AtomicU64,
     /// Whether appends ask for writeback (not under `always`).
     writeback: bool,
-    /// LSN up to which the writer asked for writeback (written under the writer lock).
-    writeback_asked: AtomicU64,
-    /// LSN up to which the syncer thread started writeback.
-    writeback_started: AtomicU64,
-    writebacks: AtomicU64,
+    /// The log's writeback, in LSNs (asked for under the writer lock).
+    writebacks: Progress,
 }
 
 impl GroupCommit {
@@ -106,9 +103,7 @@ impl GroupCommit {
             kick: Condvar::new(),
             syncs: AtomicU64::new(0),
             writeback,
-            writeback_asked: AtomicU64::new(lsn),
-            writeback_started: AtomicU64::new(lsn),
-            writebacks: AtomicU64::new(0),
+            writebacks: Progress::new(WRITEBACK_BYTES, lsn),
         }
     }
 
@@ -116,8 +111,7 @@ impl GroupCommit {
     /// and asks for writeback once [`WRITEBACK_BYTES`] have gathered since the last ask.
     pub fn advance(&self, lsn: u64) {
         self.tail.lock().lsn = lsn;
-        if self.writeback && lsn >= self.writeback_asked.load(Ordering::Relaxed) + WRITEBACK_BYTES {
-            self.writeback_asked.store(lsn, Ordering::Relaxed);
+        if self.writeback && self.writebacks.ask(lsn) {
             self.state.lock().writeback_due = true;
             self.kick.notify_one();
         }
@@ -126,27 +120,16 @@ impl GroupCommit {
     /// Starts the writeback of the tail file's bytes appended since the last one.
     pub fn start_writeback(&self) {
         let tail = self.tail.lock().clone();
-        let from = self
-            .writeback_started
-            .swap(tail.lsn, Ordering::Relaxed)
-            .max(tail.start_lsn);
-        if tail.lsn <= from {
-            return;
-        }
-        match writeback::start(&tail.file, tail.offset_of(from), tail.lsn - from) {
-            Ok(()) => {
-                self.writebacks.fetch_add(1, Ordering::Relaxed);
-            }
-            // A hint only: the next fdatasync writes the range and reports any error.
-            Err(e) => {
-                tracing::debug!(file = %tail.path.display(), error = %e, "writeback not started")
-            }
+        if let Some(from) = self.writebacks.take(tail.lsn, tail.start_lsn) {
+            let len = tail.lsn - from;
+            self.writebacks
+                .start(&tail.file, &tail.path, tail.offset_of(from), len);
         }
     }
 
     /// Writebacks started so far.
     pub fn writeback_count(&self) -> u64 {
-        self.writebacks.load(Ordering::Relaxed)
+        self.writebacks.count()
     }
 
     /// Switches to a new active file after a rotation that fsynced everything up to

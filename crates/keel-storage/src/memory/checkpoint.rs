@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use crate::error::{IoContext, Result, StorageError};
 use crate::storage::KvPair;
-use crate::writeback;
+use crate::writeback::Progress;
 
 /// File name of the checkpoint inside a data directory.
 pub const CHECKPOINT_FILE: &str = "memory.snap";
@@ -45,8 +45,7 @@ pub fn write(dir: &Path, seq: u64, entries: impl Iterator<Item = Result<KvPair>>
     w.write_all(&header).ctx("write checkpoint", &tmp_path)?;
     let mut count: u64 = 0;
     let mut written = header.len() as u64;
-    let mut started = 0u64;
-    let mut writebacks = 0u64;
+    let writeback = Progress::new(WRITEBACK_EVERY, 0);
     for item in entries {
         let (k, v) = item?;
         let klen = u32::try_from(k.len()).ok().filter(|l| *l <= MAX_FIELD);
@@ -71,15 +70,11 @@ pub fn write(dir: &Path, seq: u64, entries: impl Iterator<Item = Result<KvPair>>
             .ctx("write checkpoint", &tmp_path)?;
         count += 1;
         written += 12 + u64::from(klen) + u64::from(vlen);
-        if written >= started + WRITEBACK_EVERY {
-            let in_file = written - w.buffer().len() as u64;
-            // A hint only: the fsync below writes what it did not and reports errors.
-            if in_file > started
-                && writeback::start(w.get_ref(), started, in_file - started).is_ok()
-            {
-                writebacks += 1;
+        let in_file = written - w.buffer().len() as u64;
+        if writeback.ask(in_file) {
+            if let Some(from) = writeback.take(in_file, 0) {
+                writeback.start(w.get_ref(), &tmp_path, from, in_file - from);
             }
-            started = in_file;
         }
     }
     let mut trailer = Vec::with_capacity(16);
@@ -96,7 +91,7 @@ pub fn write(dir: &Path, seq: u64, entries: impl Iterator<Item = Result<KvPair>>
     drop(file);
     std::fs::rename(&tmp_path, &final_path).ctx("rename checkpoint", &final_path)?;
     sync_dir(dir)?;
-    Ok(writebacks)
+    Ok(writeback.count())
 }
 
 /// Fsyncs a directory so a rename or create inside it is durable.
