@@ -36,7 +36,10 @@
 //! before `write` returns, so a process crash loses nothing; power loss loses what was
 //! not fsynced. `always` and `WriteOptions::sync` fsync before returning, with concurrent
 //! writers sharing fsyncs ([`group_commit`]); `everysec` fsyncs from a background thread
-//! once a second; `no` never fsyncs on its own. The fsync is `fdatasync` on the journal:
+//! once a second; `no` never fsyncs on its own. Under `everysec` and `no` a thread starts
+//! the kernel's writeback of the journal every MiB of batches ([`journal_writeback`]),
+//! so that fjall's own fsync of it, made under its journal lock when it flushes a
+//! memtable, finds little to write. The fsync is `fdatasync` on the journal:
 //! fjall preallocates journal files and fsyncs each new file and its directory when it
 //! creates them, so appends change no metadata that `fdatasync` would skip.
 //!
@@ -95,6 +98,7 @@
 pub mod gc;
 pub mod group_commit;
 pub mod journal_check;
+mod journal_writeback;
 pub mod keys;
 pub mod row_cache;
 pub mod versions;
@@ -121,6 +125,7 @@ use crate::storage::{KvIter, KvPair, Snapshot, Storage};
 
 use gc::{GcFilterFactory, GcHorizon};
 use group_commit::Syncer;
+use journal_writeback::JournalWriteback;
 use keys::Kind;
 use row_cache::RowCache;
 use versions::{Resolved, Resolver};
@@ -206,6 +211,9 @@ struct Inner {
     rows: RowCache,
     syncer: Syncer,
     policy: SyncPolicy,
+    /// Starts the journal's writeback as batches go in (none under `Always`, whose
+    /// batches are each fsynced).
+    journal_writeback: Option<Arc<JournalWriteback>>,
     lifecycle: Lifecycle,
     closed: AtomicBool,
     open_snapshots: AtomicU64,
@@ -257,6 +265,10 @@ impl Inner {
                 BatchOp::Delete(k) => (keys::version_key(&k, 0, Kind::Tombstone), k, None),
             })
             .collect();
+        let journal_bytes: u64 = items
+            .iter()
+            .map(|(stored, _, v)| (stored.len() + v.as_ref().map_or(0, Bytes::len)) as u64)
+            .sum();
         let _w = self.writer.lock();
         let seq = fixed.unwrap_or_else(|| self.registry.visible() + 1);
         let mut fb = h.db.batch().durability(Some(PersistMode::Buffer));
@@ -270,6 +282,9 @@ impl Inner {
         }
         fb.insert(&h.meta, SEQ_KEY, seq.to_be_bytes().to_vec());
         fb.commit().map_err(|e| self.fail_with("write batch", e))?;
+        if let Some(wb) = &self.journal_writeback {
+            wb.note_appended(journal_bytes);
+        }
         // Before `seq` is published, so no reader at `seq` or above finds an older entry.
         self.rows
             .put_written(seq, items.iter().map(|(_, k, v)| (&k[..], v.as_ref())));
@@ -384,6 +399,8 @@ fn dedup_last_wins(ops: Vec<BatchOp>) -> Vec<BatchOp> {
 pub struct LsmEngine {
     inner: Arc<Inner>,
     flusher: Mutex<Option<JoinHandle<()>>>,
+    /// The journal's writeback thread ([`journal_writeback`]).
+    writeback: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for LsmEngine {
@@ -395,6 +412,14 @@ impl std::fmt::Debug for LsmEngine {
 }
 
 impl LsmEngine {
+    /// Writebacks of fjall's journal started so far (see [`journal_writeback`]).
+    pub fn journal_writebacks(&self) -> u64 {
+        self.inner
+            .journal_writeback
+            .as_ref()
+            .map_or(0, |wb| wb.count())
+    }
+
     /// Opens (creating if needed) the LSM store in `dir`; fjall's files go to `dir/lsm`.
     pub fn open(dir: &Path, opts: &OpenOptions) -> Result<LsmEngine> {
         let lock = DirLock::acquire(dir)?;
@@ -451,6 +476,8 @@ impl LsmEngine {
         // Nothing above the stored number exists: it is written in every batch.
         registry.publish(seq);
         lifecycle.set_ready();
+        let journal_writeback =
+            (opts.sync_policy != SyncPolicy::Always).then(|| JournalWriteback::new(&fjall_dir));
         let inner = Arc::new(Inner {
             handles: RwLock::new(Some(Handles { db, data, meta })),
             writer: Mutex::new(()),
@@ -461,6 +488,7 @@ impl LsmEngine {
             // What recovery found is in the journal fjall just fsynced on open.
             syncer: Syncer::new(seq),
             policy: opts.sync_policy,
+            journal_writeback,
             lifecycle,
             closed: AtomicBool::new(false),
             open_snapshots: AtomicU64::new(0),
@@ -481,9 +509,18 @@ impl LsmEngine {
         } else {
             None
         };
+        // Last: an error here drops `inner`, which ends the flusher on its own.
+        let writeback = match &inner.journal_writeback {
+            Some(wb) => Some(
+                wb.spawn()
+                    .map_err(|e| StorageError::io("spawn journal writeback thread", dir, e))?,
+            ),
+            None => None,
+        };
         Ok(LsmEngine {
             inner,
             flusher: Mutex::new(flusher),
+            writeback: Mutex::new(writeback),
         })
     }
 }
@@ -891,6 +928,10 @@ impl Storage for LsmEngine {
             t.thread().unpark();
             let _ = t.join();
         }
+        if let (Some(wb), Some(t)) = (&inner.journal_writeback, self.writeback.lock().take()) {
+            wb.stop();
+            let _ = t.join();
+        }
         let handles = inner.handles.write().take();
         let res = match handles {
             Some(h) => {
@@ -1101,6 +1142,34 @@ mod tests {
                 assert!(message.contains("unversioned layout"), "{message}");
             }
             other => panic!("expected the old layout to be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_journal_writeback_starts_as_batches_go_in_unless_every_batch_is_synced() {
+        for policy in [SyncPolicy::No, SyncPolicy::EverySec, SyncPolicy::Always] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let s = engine(dir.path(), policy);
+            // 48 batches of 64 KiB: three times the writeback step.
+            let value = vec![b'v'; 64 * 1024];
+            for i in 0..48 {
+                let mut b = WriteBatch::new();
+                b.put(format!("k{i}").into_bytes(), value.clone());
+                s.write(b, WriteOptions::DEFAULT).expect("write");
+            }
+            if policy == SyncPolicy::Always {
+                assert_eq!(s.journal_writebacks(), 0, "every batch is fsynced");
+                continue;
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while s.journal_writebacks() == 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "policy {policy:?}: no journal writeback started"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            s.close().expect("close");
         }
     }
 
