@@ -226,6 +226,20 @@ fn storage_figure(con: &mut redis::Connection, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("INFO storage has no numeric {field}"))
 }
 
+/// Writes 2 MiB under `prefix` and waits (bounded) until INFO storage counts a writeback
+/// of the engine's log, which a thread of its own starts past each MiB.
+fn assert_writeback_starts(con: &mut redis::Connection, prefix: &str) {
+    let value = "w".repeat(64 * 1024);
+    for i in 0..32 {
+        let _: () = q(con, &["SET", &format!("{prefix}:{i}"), &value]);
+    }
+    let deadline = Instant::now() + WAIT;
+    while storage_figure(con, "storage_writebacks") == 0 {
+        assert!(Instant::now() < deadline, "no writeback in INFO storage");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn info_storage_shows_the_engine_and_its_value_cache() {
     let srv = InProc::start(Config {
@@ -256,6 +270,7 @@ fn info_storage_shows_the_engine_and_its_value_cache() {
         .and_then(|v| v.parse().ok())
         .expect("storage_garbage_ratio");
     assert!((0.0..=1.0).contains(&ratio), "garbage ratio {ratio}");
+    assert_writeback_starts(&mut con, "bitcask:wb");
     let all: String = q(&mut con, &["INFO"]);
     assert!(
         all.contains("# Storage\r\n"),
@@ -309,12 +324,14 @@ fn info_storage_shows_the_lsm_background_work() {
     ] {
         storage_figure(&mut con, field);
     }
+    assert_writeback_starts(&mut con, "lsm:wb");
     drop(srv);
     // Engines without background threads of their own say 0.
     let mem = InProc::start(Config::default());
     let mut con = mem.client();
     assert_eq!(storage_figure(&mut con, "storage_background_threads"), 0);
     assert_eq!(storage_figure(&mut con, "storage_write_buffer_bytes"), 0);
+    assert_eq!(storage_figure(&mut con, "storage_writebacks"), 0);
 }
 
 #[test]

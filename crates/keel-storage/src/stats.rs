@@ -49,6 +49,9 @@ pub struct StorageStats {
     pub active_compactions: u64,
     /// Compactions finished since open (lsm).
     pub compactions_completed: u64,
+    /// Writebacks of the engine's log started in the background since open, so that
+    /// its fsyncs find little dirty (bitcask's data segments, lsm's journal).
+    pub writebacks: u64,
 }
 
 impl StorageStats {
@@ -76,6 +79,7 @@ impl StorageStats {
             tables: 0,
             active_compactions: 0,
             compactions_completed: 0,
+            writebacks: 0,
         }
     }
 }

@@ -314,6 +314,7 @@ impl Inner {
         s.cache_hits = hits;
         s.cache_misses = misses;
         s.torn_bytes_dropped = self.torn_bytes_dropped;
+        s.writebacks = self.commit.writeback_count();
         s
     }
 }

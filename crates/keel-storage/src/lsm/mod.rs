@@ -894,6 +894,7 @@ impl Storage for LsmEngine {
         (s.row_cache_hits, s.row_cache_misses) = inner.rows.hits_and_misses();
         s.row_cache_bytes = inner.rows.bytes() as u64;
         s.background_threads = inner.background_threads as u64;
+        s.writebacks = self.journal_writebacks();
         if let Some(h) = inner.handles.read().as_ref() {
             s.live_keys = h.data.approximate_len() as u64;
             s.write_buffer_bytes = h.db.write_buffer_size();

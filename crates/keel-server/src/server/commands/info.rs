@@ -277,6 +277,7 @@ fn storage(sh: &Shared, out: &mut String) {
         "storage_compactions_completed",
         s.compactions_completed,
     );
+    kv(out, "storage_writebacks", s.writebacks);
 }
 
 fn replication(sh: &Shared, out: &mut String) {
