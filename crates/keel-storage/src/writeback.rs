@@ -19,7 +19,7 @@ pub const WRITEBACK_BYTES: u64 = 1 << 20;
 /// Where an appended file's writeback stands, in positions that grow with its appends
 /// (its bytes, or a log's sequence numbers that map onto them): up to where it was
 /// asked for, up to where it was started, and how many were started. The WAL, bitcask's
-/// segments and the memory checkpoint keep one each.
+/// segments, the memory checkpoint and the lsm engine's journal keep one each.
 #[derive(Debug)]
 pub struct Progress {
     step: u64,

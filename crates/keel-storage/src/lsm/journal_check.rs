@@ -296,19 +296,27 @@ pub fn check_buffer(path: &Path, buf: &[u8]) -> JournalReport {
     report
 }
 
-/// Walks every journal file in fjall's directory (none if it does not exist yet).
-pub fn check_dir(fjall_dir: &Path) -> std::io::Result<Vec<JournalReport>> {
+/// The journal files in fjall's directory (none if it does not exist yet), unordered.
+pub(crate) fn journal_files(fjall_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(fjall_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut reports = Vec::new();
+    let mut files = Vec::new();
     for entry in entries {
         let path = entry?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some(JOURNAL_EXT) {
-            continue;
+        if path.extension().and_then(|e| e.to_str()) == Some(JOURNAL_EXT) {
+            files.push(path);
         }
+    }
+    Ok(files)
+}
+
+/// Walks every journal file in fjall's directory (none if it does not exist yet).
+pub fn check_dir(fjall_dir: &Path) -> std::io::Result<Vec<JournalReport>> {
+    let mut reports = Vec::new();
+    for path in journal_files(fjall_dir)? {
         let mut file = std::fs::File::open(&path)?;
         let len = written_extent(&file)?;
         // Probing for holes moved the file position.

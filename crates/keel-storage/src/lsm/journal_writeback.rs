@@ -22,10 +22,8 @@ use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
 
+use super::journal_check::journal_files;
 use crate::writeback::{Progress, WRITEBACK_BYTES};
-
-/// Extension of fjall's journal files (`<number>.jnl`).
-const JOURNAL_EXT: &str = "jnl";
 
 /// Why the thread should wake.
 #[derive(Default)]
@@ -100,14 +98,8 @@ impl JournalWriteback {
                 if wake.stop {
                     return;
                 }
+                // Set only when `ask` saw a new MiB: there is always something to start.
                 wake.due = false;
-            }
-            if self
-                .progress
-                .take(self.appended.load(Ordering::Relaxed), 0)
-                .is_none()
-            {
-                continue;
             }
             let Some(newest) = newest_journal(&self.dir) else {
                 continue;
@@ -132,10 +124,9 @@ impl JournalWriteback {
 
 /// The journal in `dir` with the highest number, which fjall appends to.
 fn newest_journal(dir: &Path) -> Option<PathBuf> {
-    let entries = std::fs::read_dir(dir).ok()?;
-    entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some(JOURNAL_EXT))
+    journal_files(dir)
+        .ok()?
+        .into_iter()
         .filter_map(|p| {
             let n = p.file_stem()?.to_str()?.parse::<u64>().ok()?;
             Some((n, p))
