@@ -338,3 +338,70 @@ fn a_wrong_typed_destination_is_the_woken_clients_error() {
     let left: Vec<String> = con.lrange("blist", 0, -1).expect("lrange");
     assert_eq!(left, vec!["foo".to_string()], "nothing was moved");
 }
+
+#[test]
+fn client_unblock_ends_a_wait_as_a_timeout_or_an_error() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let addr = srv.addr;
+    let (tx, rx) = std::sync::mpsc::channel();
+    // One connection blocks three times: unblocked by timeout, by error, then served.
+    // It reports each reply before it blocks again.
+    let waiter = std::thread::spawn(move || {
+        let mut w = connect(addr);
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut w).expect("id");
+        tx.send(Ok(Value::Int(id))).expect("send id");
+        for _ in 0..3 {
+            let r: redis::RedisResult<Value> = redis::cmd("BLPOP").arg("l").arg("0").query(&mut w);
+            tx.send(r).expect("send reply");
+        }
+    });
+    let next = || rx.recv_timeout(WAIT).expect("the waiter's next reply");
+    let Ok(Value::Int(id)) = next() else {
+        panic!("no client id")
+    };
+    let unblock = |con: &mut redis::Connection, id: i64, how: Option<&str>| {
+        let mut c = redis::cmd("CLIENT");
+        c.arg("UNBLOCK").arg(id);
+        if let Some(h) = how {
+            c.arg(h);
+        }
+        c.query::<i64>(con)
+    };
+    wait_blocked(&mut con, 1);
+    assert_eq!(unblock(&mut con, id, None).expect("unblock"), 1);
+    assert_eq!(next().expect("timeout reply"), Value::Nil);
+    wait_blocked(&mut con, 1);
+    assert_eq!(unblock(&mut con, id, Some("error")).expect("unblock"), 1);
+    let e = next().expect_err("unblocked with an error");
+    assert_eq!(e.code(), Some("UNBLOCKED"), "{e}");
+    assert_eq!(
+        e.detail(),
+        Some("client unblocked via CLIENT UNBLOCK"),
+        "{e}"
+    );
+    wait_blocked(&mut con, 1);
+    // A client that is not blocked, or does not exist: 0.
+    let own: i64 = redis::cmd("CLIENT").arg("ID").query(&mut con).expect("id");
+    assert_eq!(unblock(&mut con, own, Some("TIMEOUT")).expect("self"), 0);
+    assert_eq!(unblock(&mut con, 1 << 40, None).expect("nobody"), 0);
+    let bad_id = redis::cmd("CLIENT")
+        .arg("UNBLOCK")
+        .arg("asd")
+        .query::<Value>(&mut con)
+        .expect_err("not an id");
+    assert!(bad_id
+        .to_string()
+        .contains("value is not an integer or out of range"));
+    let bad_reason = unblock(&mut con, id, Some("later")).expect_err("bad reason");
+    assert!(bad_reason
+        .to_string()
+        .contains("CLIENT UNBLOCK reason should be TIMEOUT or ERROR"));
+    // Still blocked after the refused UNBLOCK, and served by a push.
+    let _: i64 = con.lpush("l", "x").expect("lpush");
+    assert_eq!(
+        next().expect("served"),
+        Value::Array(vec![bulk("l"), bulk("x")])
+    );
+    waiter.join().expect("waiter");
+}

@@ -13,7 +13,7 @@
 //! like any other and run once, non-blocking, inside the `Op::Multi`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,8 +39,24 @@ struct Waiter {
     wake: Arc<Notify>,
 }
 
-/// A blocked client's wake-up and its "unblocked" switch (CLIENT UNBLOCK).
-type Switch = (Arc<Notify>, Arc<AtomicBool>);
+/// A blocked client's wake-up and its "unblocked" switch (CLIENT UNBLOCK): one of the
+/// [`Unblock`] values as a byte, `STILL` while nobody has unblocked it.
+type Switch = (Arc<Notify>, Arc<AtomicU8>);
+
+/// How CLIENT UNBLOCK ends a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unblock {
+    /// As if the timeout ran out: the command's "nothing" reply.
+    Timeout = 1,
+    /// With Redis's `-UNBLOCKED` error.
+    Error = 2,
+}
+
+/// The switch's value while the client waits on.
+const STILL: u8 = 0;
+
+/// The error a client unblocked with `CLIENT UNBLOCK id ERROR` gets (Redis's text).
+const UNBLOCKED_ERROR: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 
 /// Per (db, key) FIFO of blocked clients, plus each blocked client's unblock switch.
 #[derive(Debug, Default)]
@@ -74,12 +90,12 @@ impl BlockRegistry {
         }
     }
 
-    /// Ends client `client`'s wait as if it timed out (CLIENT UNBLOCK); false if it
-    /// is not blocked.
-    pub fn unblock(&self, client: u64) -> bool {
+    /// Ends client `client`'s wait as `how` says (CLIENT UNBLOCK); false if it is not
+    /// blocked.
+    pub fn unblock(&self, client: u64, how: Unblock) -> bool {
         match self.by_client.lock().get(&client) {
             Some((wake, flag)) => {
-                flag.store(true, Ordering::Release);
+                flag.store(how as u8, Ordering::Release);
                 wake.notify_one();
                 true
             }
@@ -94,7 +110,7 @@ impl BlockRegistry {
 
     fn register(&self, client: u64, db: u8, keys: &[Bytes]) -> Switch {
         let wake = Arc::new(Notify::new());
-        let unblocked = Arc::new(AtomicBool::new(false));
+        let unblocked = Arc::new(AtomicU8::new(STILL));
         let mut queues = self.queues.lock();
         for k in keys {
             let q = queues.entry((db, k.clone())).or_default();
@@ -147,7 +163,7 @@ pub struct Blocked {
     nothing: Reply,
     denyoom: bool,
     wake: Arc<Notify>,
-    unblocked: Arc<AtomicBool>,
+    unblocked: Arc<AtomicU8>,
 }
 
 /// True for the engine's "nothing to pop" replies.
@@ -310,7 +326,12 @@ async fn wait_inner(s: &mut Session, b: &Blocked, io: BlockIo<'_>) -> Flow {
             },
             _ = &mut *io.closing => return Flow::Close,
         };
-        if timed_out || b.unblocked.load(Ordering::Acquire) {
+        let unblocked = b.unblocked.load(Ordering::Acquire);
+        if unblocked == Unblock::Error as u8 {
+            s.reply(&Reply::Error(UNBLOCKED_ERROR.into())).await;
+            return Flow::Continue;
+        }
+        if timed_out || unblocked == Unblock::Timeout as u8 {
             s.reply(&b.nothing).await;
             return Flow::Continue;
         }

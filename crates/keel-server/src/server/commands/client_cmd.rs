@@ -1,6 +1,5 @@
-//! CLIENT: ID, SETNAME, GETNAME, LIST, INFO, KILL, PAUSE, UNPAUSE, REPLY, NO-EVICT,
-//! NO-TOUCH, SETINFO, TRACKING (refused), HELP. UNBLOCK is not offered: blocking
-//! commands live on another branch and expose no hook here yet.
+//! CLIENT: ID, SETNAME, GETNAME, LIST, INFO, KILL, UNBLOCK, PAUSE, UNPAUSE, REPLY,
+//! NO-EVICT, NO-TOUCH, SETINFO, TRACKING (refused), HELP.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -13,6 +12,7 @@ use keel_engine::reply::errors;
 use keel_engine::Reply;
 
 use super::{eq_ci, err, Outcome};
+use crate::server::blocking::Unblock;
 use crate::server::client::ClientHandle;
 use crate::server::client_admin::reply_mode;
 use crate::server::conn::Session;
@@ -50,6 +50,8 @@ const HELP: &[&str] = &[
     "      Return clients of specified type.",
     "    * ID <client-id> [<client-id> ...]",
     "      Return clients of specified IDs only.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "PAUSE <timeout> [WRITE|ALL]",
     "    Suspend all, or just write, clients for <timeout> milliseconds.",
     "UNPAUSE",
@@ -116,6 +118,7 @@ pub(super) fn client(s: &mut Session, args: &[Bytes]) -> Outcome {
         }
         ("LIST", _) => list(s, rest),
         ("KILL", _) => kill(s, sub, rest),
+        ("UNBLOCK", 1 | 2) => unblock(s, rest),
         ("PAUSE", 1 | 2) => pause(s, rest),
         ("UNPAUSE", 0) => {
             s.shared.pause.unpause();
@@ -169,6 +172,22 @@ pub(super) fn client(s: &mut Session, args: &[Bytes]) -> Outcome {
         )),
         _ => unknown(sub),
     }
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if the client was blocked and now is not.
+/// The reason is checked before the id, as Redis does.
+fn unblock(s: &Session, rest: &[Bytes]) -> Outcome {
+    let how = match rest.get(1) {
+        None => Unblock::Timeout,
+        Some(r) if eq_ci(r, "TIMEOUT") => Unblock::Timeout,
+        Some(r) if eq_ci(r, "ERROR") => Unblock::Error,
+        Some(_) => return err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let Some(id) = parse_i64(&rest[0]) else {
+        return err(errors::NOT_INTEGER);
+    };
+    let done = u64::try_from(id).is_ok_and(|id| s.shared.blocked.unblock(id, how));
+    Outcome::Reply(Reply::Int(i64::from(done)))
 }
 
 fn on_off(v: &[u8], flag: &std::sync::atomic::AtomicBool) -> Outcome {
