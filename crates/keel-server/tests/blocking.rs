@@ -405,3 +405,42 @@ fn client_unblock_ends_a_wait_as_a_timeout_or_an_error() {
     );
     waiter.join().expect("waiter");
 }
+
+/// Reads from `raw` until `got` holds `want`'s length, then compares.
+fn read_exactly(raw: &mut TcpStream, want: &[u8]) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while got.len() < want.len() {
+        let n = raw.read(&mut buf).expect("read");
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+}
+
+/// A push pipelined with a blocking pop serves the client that blocked first, as in
+/// Redis, not the pop right behind the push.
+#[test]
+fn a_pipelined_push_and_pop_serve_the_earlier_waiter_first() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    for round in 0..20 {
+        let first = spawn_cmd(&srv, &["BLPOP", "fair", "10"]);
+        wait_blocked(&mut con, 1);
+        let mut raw = TcpStream::connect(srv.addr).expect("connect");
+        raw.set_read_timeout(Some(WAIT)).expect("timeout");
+        raw.write_all(b"LPUSH fair a\r\nBLPOP fair 10\r\n")
+            .expect("write");
+        assert_eq!(
+            first.join().expect("first waiter"),
+            Value::Array(vec![bulk("fair"), bulk("a")]),
+            "round {round}"
+        );
+        read_exactly(&mut raw, b":1\r\n");
+        // The pipelined pop now waits for the next push.
+        wait_blocked(&mut con, 1);
+        let _: i64 = con.lpush("fair", "b").expect("lpush");
+        read_exactly(&mut raw, b"*2\r\n$4\r\nfair\r\n$1\r\nb\r\n");
+        wait_blocked(&mut con, 0);
+    }
+}

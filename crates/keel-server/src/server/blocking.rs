@@ -8,12 +8,19 @@
 //! Whoever leaves a queue (served, timed out, disconnected, unblocked) wakes the next
 //! waiter, so data pushed for several waiters at once reaches all of them in order.
 //!
+//! A new blocking command does not take data that a waiter queued before it has been
+//! woken for: Redis serves blocked clients right after the write that feeds them, so a
+//! pipelined `LPUSH l x` + `BLPOP l 0` leaves `x` to the earlier waiter. Here the woken
+//! waiter's retry is a round trip of its own, so the newcomer's first attempt waits,
+//! briefly and bounded, until no waiter ahead of it on its keys has a wake-up pending
+//! or a retry under way (see [`BlockRegistry::ahead_is_pending`]).
+//!
 //! A client waiting here still reads its socket, so a disconnect removes it at once
 //! (a vanished client never swallows an element). Inside MULTI these commands are queued
 //! like any other and run once, non-blocking, inside the `Op::Multi`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,12 +43,37 @@ use super::conn::{Flow, Session};
 #[derive(Debug, Clone)]
 struct Waiter {
     client: u64,
-    wake: Arc<Notify>,
+    state: Arc<WaitState>,
 }
 
-/// A blocked client's wake-up and its "unblocked" switch (CLIENT UNBLOCK): one of the
-/// [`Unblock`] values as a byte, `STILL` while nobody has unblocked it.
-type Switch = (Arc<Notify>, Arc<AtomicU8>);
+/// What the registry and a blocked client's connection share.
+#[derive(Debug, Default)]
+struct WaitState {
+    wake: Notify,
+    /// CLIENT UNBLOCK's switch: one of the [`Unblock`] values as a byte, 0 while nobody
+    /// has unblocked the client.
+    unblocked: AtomicU8,
+    /// Woken and not yet retrying: data may be there for this client.
+    pending: AtomicBool,
+    /// A retry is under way.
+    retrying: AtomicBool,
+}
+
+impl WaitState {
+    fn wake(&self) {
+        self.pending.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    fn busy(&self) -> bool {
+        self.pending.load(Ordering::Acquire) || self.retrying.load(Ordering::Acquire)
+    }
+}
+
+/// Longest a new blocking command waits for woken waiters ahead of it before its first
+/// attempt. Their retries take a round of the write funnel, well under this; the bound
+/// only keeps a stalled waiter from holding the newcomer up.
+const YIELD_TO_AHEAD: Duration = Duration::from_millis(200);
 
 /// How CLIENT UNBLOCK ends a wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +83,6 @@ pub enum Unblock {
     /// With Redis's `-UNBLOCKED` error.
     Error = 2,
 }
-
-/// The switch's value while the client waits on.
-const STILL: u8 = 0;
 
 /// The error a client unblocked with `CLIENT UNBLOCK id ERROR` gets (Redis's text).
 const UNBLOCKED_ERROR: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
@@ -65,7 +94,10 @@ pub struct BlockRegistry {
     /// `queues.len()`, stored under the lock by every change, so that the hook skips
     /// the lock while nobody waits (see [`BlockRegistry::on_applied`]).
     waited_on: AtomicUsize,
-    by_client: Mutex<HashMap<u64, Switch>>,
+    by_client: Mutex<HashMap<u64, Arc<WaitState>>>,
+    /// Told whenever a waiter finishes a retry or leaves: what a newcomer yielding to
+    /// the waiters ahead of it waits for.
+    settled: Notify,
 }
 
 impl BlockRegistry {
@@ -85,7 +117,7 @@ impl BlockRegistry {
                 .get(&(*db, Bytes::copy_from_slice(key)))
                 .and_then(|q| q.front())
             {
-                w.wake.notify_one();
+                w.state.wake();
             }
         }
     }
@@ -94,9 +126,9 @@ impl BlockRegistry {
     /// blocked.
     pub fn unblock(&self, client: u64, how: Unblock) -> bool {
         match self.by_client.lock().get(&client) {
-            Some((wake, flag)) => {
-                flag.store(how as u8, Ordering::Release);
-                wake.notify_one();
+            Some(state) => {
+                state.unblocked.store(how as u8, Ordering::Release);
+                state.wake.notify_one();
                 true
             }
             None => false,
@@ -108,25 +140,53 @@ impl BlockRegistry {
         self.by_client.lock().len()
     }
 
-    fn register(&self, client: u64, db: u8, keys: &[Bytes]) -> Switch {
-        let wake = Arc::new(Notify::new());
-        let unblocked = Arc::new(AtomicU8::new(STILL));
+    fn register(&self, client: u64, db: u8, keys: &[Bytes]) -> Arc<WaitState> {
+        let state = Arc::new(WaitState::default());
         let mut queues = self.queues.lock();
         for k in keys {
             let q = queues.entry((db, k.clone())).or_default();
             if !q.iter().any(|w| w.client == client) {
                 q.push_back(Waiter {
                     client,
-                    wake: Arc::clone(&wake),
+                    state: Arc::clone(&state),
                 });
             }
         }
         self.waited_on.store(queues.len(), Ordering::SeqCst);
         drop(queues);
-        self.by_client
-            .lock()
-            .insert(client, (Arc::clone(&wake), Arc::clone(&unblocked)));
-        (wake, unblocked)
+        self.by_client.lock().insert(client, Arc::clone(&state));
+        state
+    }
+
+    /// Whether a waiter queued before `client` on one of `keys` has been woken and has
+    /// not finished its retry.
+    fn ahead_is_pending(&self, client: u64, db: u8, keys: &[Bytes]) -> bool {
+        let queues = self.queues.lock();
+        keys.iter().any(|k| {
+            queues.get(&(db, k.clone())).is_some_and(|q| {
+                q.iter()
+                    .take_while(|w| w.client != client)
+                    .any(|w| w.state.busy())
+            })
+        })
+    }
+
+    /// Waits, up to [`YIELD_TO_AHEAD`], until no waiter ahead of `client` on `keys`
+    /// is woken or retrying.
+    async fn yield_to_ahead(&self, client: u64, db: u8, keys: &[Bytes]) {
+        let until = Instant::now() + YIELD_TO_AHEAD;
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            // Registered before the check, so a change right after it is not missed.
+            settled.as_mut().enable();
+            if !self.ahead_is_pending(client, db, keys) {
+                return;
+            }
+            if tokio::time::timeout_at(until, settled).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Leaves every queue and wakes the next waiter of each: it may find data this
@@ -141,13 +201,15 @@ impl BlockRegistry {
             };
             q.retain(|w| w.client != client);
             match q.front() {
-                Some(next) => next.wake.notify_one(),
+                Some(next) => next.state.wake(),
                 None => {
                     queues.remove(&id);
                 }
             }
         }
         self.waited_on.store(queues.len(), Ordering::SeqCst);
+        drop(queues);
+        self.settled.notify_waiters();
     }
 }
 
@@ -162,8 +224,7 @@ pub struct Blocked {
     /// The reply on timeout (the engine's "nothing").
     nothing: Reply,
     denyoom: bool,
-    wake: Arc<Notify>,
-    unblocked: Arc<AtomicU8>,
+    state: Arc<WaitState>,
 }
 
 /// True for the engine's "nothing to pop" replies.
@@ -250,7 +311,8 @@ pub async fn start(s: &mut Session, spec: &'static CommandSpec, args: Vec<Bytes>
     let client = s.client.handle.id;
     let denyoom = spec.flags & keel_engine::command::flags::DENYOOM != 0;
     // Queued before the first attempt: a push landing right after it still wakes us.
-    let (wake, unblocked) = s.shared.blocked.register(client, db, &keys);
+    let state = s.shared.blocked.register(client, db, &keys);
+    s.shared.blocked.yield_to_ahead(client, db, &keys).await;
     let reply = attempt(s, &args, denyoom).await;
     if !is_nothing(&reply) {
         s.shared.blocked.unregister(client, db, &keys);
@@ -266,8 +328,7 @@ pub async fn start(s: &mut Session, spec: &'static CommandSpec, args: Vec<Bytes>
         deadline,
         nothing: reply,
         denyoom,
-        wake,
-        unblocked,
+        state,
     });
     Flow::Continue
 }
@@ -317,7 +378,7 @@ async fn wait_inner(s: &mut Session, b: &Blocked, io: BlockIo<'_>) -> Flow {
     }
     loop {
         let timed_out = tokio::select! {
-            _ = b.wake.notified() => false,
+            _ = b.state.wake.notified() => false,
             _ = sleep_until(b.deadline) => true,
             r = io.rd.read_buf(io.inbuf) => match r {
                 Ok(0) | Err(_) => return Flow::Close,
@@ -326,7 +387,7 @@ async fn wait_inner(s: &mut Session, b: &Blocked, io: BlockIo<'_>) -> Flow {
             },
             _ = &mut *io.closing => return Flow::Close,
         };
-        let unblocked = b.unblocked.load(Ordering::Acquire);
+        let unblocked = b.state.unblocked.load(Ordering::Acquire);
         if unblocked == Unblock::Error as u8 {
             s.reply(&Reply::Error(UNBLOCKED_ERROR.into())).await;
             return Flow::Continue;
@@ -335,7 +396,11 @@ async fn wait_inner(s: &mut Session, b: &Blocked, io: BlockIo<'_>) -> Flow {
             s.reply(&b.nothing).await;
             return Flow::Continue;
         }
+        b.state.retrying.store(true, Ordering::Release);
+        b.state.pending.store(false, Ordering::Release);
         let (reply, source_wrong) = retry(s, b).await;
+        b.state.retrying.store(false, Ordering::Release);
+        s.shared.blocked.settled.notify_waiters();
         // A waited-on key that meanwhile became another type does not serve the waiter:
         // like Redis, it stays blocked until the key holds the right type or time runs
         // out. A wrong-typed destination (BLMOVE, BRPOPLPUSH) is the client's error.
