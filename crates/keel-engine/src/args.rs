@@ -125,21 +125,65 @@ pub fn float_arg(b: &[u8]) -> CmdResult<f64> {
     parse_f64(b).ok_or_else(|| CmdError::Reply(Reply::err(errors::NOT_FLOAT)))
 }
 
-/// Formats a double the way Redis replies with one in RESP2 (`%.17g` without trailing
-/// noise: the shortest representation that round-trips).
+/// Formats a double as Redis's `d2string` does for its replies (RESP2 and RESP3):
+/// integral values within ±2^62 as integers ("3", "-0"), anything else in its shortest
+/// round-trip digits, placed by the rules of Redis's `fpconv_dtoa`.
 pub fn format_f64(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
     if v.is_infinite() {
         return if v > 0.0 { "inf".into() } else { "-inf".into() };
     }
-    if v == v.trunc() && v.abs() < 1e17 {
-        // Integral values print without a fraction, as Redis does ("3", not "3.0").
+    if v == 0.0 {
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    // Redis's double2ll: integral and within ±LLONG_MAX/2.
+    let half = (i64::MAX / 2) as f64;
+    if (-half..=half).contains(&v) && v == v.trunc() {
         return format!("{}", v as i64);
     }
-    let s = format!("{v}");
-    if s.contains('e') || s.len() <= 24 {
-        return s;
+    // Rust's `{:e}` gives the shortest round-trip digits as "d.ddde<exp>".
+    let sci = format!("{:e}", v.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let e: i32 = exp.parse().unwrap_or(0);
+    let nd = digits.len() as i32;
+    // The value is digits x 10^k.
+    let k = e - (nd - 1);
+    let mut out = String::with_capacity(digits.len() + 8);
+    if v < 0.0 {
+        out.push('-');
     }
-    format!("{v:e}")
+    if k >= 0 && e.abs() < nd + 7 {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', k as usize));
+    } else if k < 0 && (k > -7 || e.abs() < 4) {
+        let offset = nd + k;
+        if offset <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-offset) as usize));
+            out.push_str(&digits);
+        } else {
+            out.push_str(&digits[..offset as usize]);
+            out.push('.');
+            out.push_str(&digits[offset as usize..]);
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if nd > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if e < 0 { '-' } else { '+' });
+        out.push_str(&e.abs().to_string());
+    }
+    out
 }
 
 /// True if `a` equals `word` ignoring ASCII case.
@@ -245,6 +289,29 @@ mod tests {
         assert_eq!(eight_digits(b"00000000"), Some(0));
         assert_eq!(eight_digits(b"99999999"), Some(99_999_999));
         assert_eq!(format_f64(10.5), "10.5");
+        // Redis 7.2's d2string (fpconv_dtoa's placement rules).
+        for (v, want) in [
+            (1.797_693_134_862_315_7e308, "1.7976931348623157e+308"),
+            (0.1, "0.1"),
+            (-0.0, "-0"),
+            (1e-6, "0.000001"),
+            (2.5e-5, "0.000025"),
+            (1e-7, "1e-7"),
+            (1.5e-7, "1.5e-7"),
+            (1.2345e-5, "1.2345e-5"),
+            (-1.5e-10, "-1.5e-10"),
+            (123_456.789, "123456.789"),
+            (1_000_000_000_000_000.5, "1000000000000000.5"),
+            (4e18, "4000000000000000000"),
+            (5e18, "5e+18"),
+            (1e19, "1e+19"),
+            (1.234_567_890_123_456_7e19, "12345678901234567000"),
+            (1e100, "1e+100"),
+            (-1.5e300, "-1.5e+300"),
+            (f64::NAN, "nan"),
+        ] {
+            assert_eq!(format_f64(v), want, "{v:e}");
+        }
         assert_eq!(format_f64(f64::INFINITY), "inf");
     }
 }

@@ -442,3 +442,24 @@ fn a_write_refused_by_maxmemory_at_queue_time_aborts_exec() {
     // DEL did not run either.
     assert_eq!(ok(&mut con, &["EXISTS", "k0"]), Value::Int(1));
 }
+
+/// SAVE and SHUTDOWN cannot be queued: Redis's refusal, and EXEC aborts.
+#[test]
+fn save_and_shutdown_are_refused_inside_multi() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    for cmd in ["SAVE", "SHUTDOWN"] {
+        ok(&mut con, &["MULTI"]);
+        queued(&mut con, &["SET", "s", "1"]);
+        let e = q(&mut con, &[cmd]).expect_err("refused");
+        assert_eq!(e.code(), Some("ERR"), "{e}");
+        assert_eq!(
+            e.detail(),
+            Some("Command not allowed inside a transaction"),
+            "{cmd}"
+        );
+        let e = q(&mut con, &["EXEC"]).expect_err("execabort");
+        assert_eq!(e.code(), Some("EXECABORT"), "{e}");
+        assert_eq!(ok(&mut con, &["EXISTS", "s"]), Value::Int(0));
+    }
+}

@@ -32,6 +32,9 @@ use crate::coordinator::resolve_write;
 /// Commands that run at once even inside MULTI.
 const IMMEDIATE: &[&str] = &["multi", "exec", "discard", "watch", "quit", "reset"];
 
+/// The refusal of a command MULTI cannot queue (Redis's text, which names no command).
+const NOT_IN_MULTI: &str = "ERR Command not allowed inside a transaction";
+
 /// Server commands keel refuses inside MULTI.
 const REFUSED: &[&str] = &[
     "save",
@@ -135,10 +138,7 @@ pub fn queue(s: &mut Session, cmd: Cmd, args: Vec<Bytes>) -> Reply {
         }
         Cmd::Server(sc) if REFUSED.contains(&sc.name) => {
             c.txn.error = true;
-            return Reply::err(format!(
-                "ERR Command '{}' is not allowed inside a transaction",
-                sc.name
-            ));
+            return Reply::err(NOT_IN_MULTI);
         }
         Cmd::Server(sc) => {
             if sc.name == "select" {
@@ -290,10 +290,7 @@ pub async fn exec(s: &mut Session) {
             Queued::Engine { .. } => data.next().unwrap_or(Reply::Nil),
             Queued::Server { cmd, args } => match (cmd.handler)(s, &args) {
                 Outcome::Reply(r) | Outcome::ReplyThenClose(r) => r,
-                _ => Reply::err(format!(
-                    "ERR Command '{}' is not allowed inside a transaction",
-                    cmd.name
-                )),
+                _ => Reply::err(NOT_IN_MULTI),
             },
         };
         out.push(r);
