@@ -121,6 +121,65 @@ impl CommandSpec {
     }
 }
 
+/// The key positions of the commands whose keys first/last/step cannot describe
+/// (Redis's "movablekeys"): a `numkeys` count before the keys (LMPOP, ZUNION,
+/// SINTERCARD, …; the STORE forms' destination first), or SORT's STORE option. None for
+/// other commands, which [`CommandSpec::key_positions`] answers; an empty list for a
+/// malformed count.
+pub fn movable_key_positions(args: &[Bytes]) -> Option<Vec<usize>> {
+    let name = args.first()?.to_ascii_lowercase();
+    // (where numkeys is, positions before it that are keys)
+    let (numkeys_at, lead): (usize, &[usize]) = match name.as_slice() {
+        b"lmpop" | b"zmpop" | b"zunion" | b"zinter" | b"zdiff" | b"zintercard" | b"sintercard" => {
+            (1, &[])
+        }
+        b"blmpop" | b"bzmpop" => (2, &[]),
+        b"zunionstore" | b"zinterstore" | b"zdiffstore" => (2, &[1]),
+        b"sort" | b"sort_ro" => return Some(sort_key_positions(args)),
+        _ => return None,
+    };
+    let n = args
+        .get(numkeys_at)
+        .and_then(|a| crate::args::parse_i64(a))
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n >= 1 && numkeys_at + n < args.len());
+    Some(match n {
+        Some(n) => lead
+            .iter()
+            .copied()
+            .chain(numkeys_at + 1..=numkeys_at + n)
+            .collect(),
+        None => Vec::new(),
+    })
+}
+
+/// SORT's keys: the sorted key, and STORE's destination (the last one given wins, as
+/// in Redis). Options are skipped with their arguments so that a key named "store"
+/// is not taken for the option.
+fn sort_key_positions(args: &[Bytes]) -> Vec<usize> {
+    let mut keys = vec![1];
+    let mut store = None;
+    let mut j = 2;
+    while j < args.len() {
+        let a = args[j].to_ascii_lowercase();
+        let skip = match a.as_slice() {
+            b"limit" => 2,
+            b"get" | b"by" => 1,
+            b"store" => {
+                if j + 1 < args.len() {
+                    store = Some(j + 1);
+                }
+                1
+            }
+            _ => 0,
+        };
+        j += 1 + skip;
+    }
+    keys.extend(store.filter(|_| args.len() > 1));
+    keys.retain(|p| *p < args.len());
+    keys
+}
+
 /// Every data command of the engine.
 pub fn all_commands() -> impl Iterator<Item = &'static CommandSpec> {
     crate::types::TABLES.iter().flat_map(|t| t.iter())
@@ -141,6 +200,47 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn positions(args: &[&str]) -> Option<Vec<usize>> {
+        let args: Vec<Bytes> = args
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        movable_key_positions(&args)
+    }
+
+    #[test]
+    fn movable_keys_are_found_where_redis_finds_them() {
+        assert_eq!(
+            positions(&["SORT", "abc", "STORE", "def"]),
+            Some(vec![1, 3])
+        );
+        assert_eq!(
+            positions(&["sort", "abc", "store", "invalid", "store", "stillbad", "store", "def"]),
+            Some(vec![1, 7])
+        );
+        assert_eq!(
+            positions(&["sort", "abc", "by", "store", "get", "#"]),
+            Some(vec![1])
+        );
+        assert_eq!(positions(&["sort_ro", "abc"]), Some(vec![1]));
+        assert_eq!(
+            positions(&["lmpop", "2", "a", "b", "left"]),
+            Some(vec![2, 3])
+        );
+        assert_eq!(positions(&["BLMPOP", "0", "1", "a", "left"]), Some(vec![3]));
+        assert_eq!(
+            positions(&["zunionstore", "d", "2", "a", "b"]),
+            Some(vec![1, 3, 4])
+        );
+        assert_eq!(
+            positions(&["zinter", "3", "a", "b"]),
+            Some(vec![]),
+            "count past the end"
+        );
+        assert_eq!(positions(&["sintercard", "0", "a"]), Some(vec![]));
+        assert_eq!(positions(&["get", "a"]), None);
+    }
 
     #[test]
     fn lookup_answers_the_same_with_its_last_command_cache() {

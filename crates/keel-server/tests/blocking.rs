@@ -444,3 +444,27 @@ fn a_pipelined_push_and_pop_serve_the_earlier_waiter_first() {
         wait_blocked(&mut con, 0);
     }
 }
+
+/// SORT ... STORE creating the list a client waits on serves it (Redis's "BLPOP when
+/// result key is created by SORT..STORE").
+#[test]
+fn sort_store_wakes_a_waiter_on_its_destination() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let _: i64 = con.rpush("src", &["3", "1", "2"]).expect("rpush");
+    let waiter = spawn_cmd(&srv, &["BLPOP", "sorted", "10"]);
+    wait_blocked(&mut con, 1);
+    let n: i64 = redis::cmd("SORT")
+        .arg("src")
+        .arg("STORE")
+        .arg("sorted")
+        .query(&mut con)
+        .expect("sort store");
+    assert_eq!(n, 3);
+    assert_eq!(
+        waiter.join().expect("waiter"),
+        Value::Array(vec![bulk("sorted"), bulk("1")])
+    );
+    let rest: Vec<String> = con.lrange("sorted", 0, -1).expect("lrange");
+    assert_eq!(rest, ["2", "3"]);
+}

@@ -226,6 +226,12 @@ fn watch_aborts_on_a_delete_and_on_flushall() {
         ok(o, &["EXPIRE", "k", "100"]);
     });
     assert_eq!(res, Value::Nil);
+    // SORT ... STORE over the watched key, even with nothing to store (Redis's "EXEC
+    // fail on WATCHed key modified by SORT with STORE even if the result is empty").
+    let res = watched_exec(&srv, &[&["DEL", "k"], &["LPUSH", "k", "bar"]], &|o| {
+        ok(o, &["SORT", "emptylist", "STORE", "k"]);
+    });
+    assert_eq!(res, Value::Nil);
 }
 
 #[test]

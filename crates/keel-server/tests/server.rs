@@ -528,6 +528,19 @@ fn command_table_introspection() {
         .query(&mut con)
         .expect("getkeys");
     assert_eq!(keys, vec!["a", "b"]);
+    // Movable keys: SORT's STORE destination, and keys after a count.
+    for (args, want) in [
+        (&["SORT", "abc", "STORE", "def"][..], &["abc", "def"][..]),
+        (&["ZUNIONSTORE", "d", "2", "a", "b"], &["d", "a", "b"]),
+        (&["LMPOP", "1", "l", "LEFT"], &["l"]),
+    ] {
+        let keys: Vec<String> = redis::cmd("COMMAND")
+            .arg("GETKEYS")
+            .arg(args)
+            .query(&mut con)
+            .expect("getkeys");
+        assert_eq!(keys, want, "{args:?}");
+    }
     let all: Vec<Value> = redis::cmd("COMMAND").query(&mut con).expect("command");
     assert_eq!(all.len() as i64, n);
 }

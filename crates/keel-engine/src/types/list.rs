@@ -102,7 +102,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("lmove", 5, WRITE | DENYOOM, 1, 2, "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", lmove),
     spec("rpoplpush", 3, WRITE | DENYOOM, 1, 2, "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", rpoplpush),
     // numkeys-style key lists cannot be described by first/last/step: Redis reports
-    // 0,0,0 for these (movable keys); see `mpop_key_positions`.
+    // 0,0,0 for these (movable keys); see `command::movable_key_positions`.
     spec("lmpop", -4, WRITE, 0, 0, "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", lmpop),
     spec("blpop", -3, WRITE | BLOCKING, 1, -2, "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", blpop),
     spec("brpop", -3, WRITE | BLOCKING, 1, -2, "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", brpop),
@@ -132,26 +132,6 @@ const fn spec(
         summary,
         handler,
     }
-}
-
-/// Positions of the key arguments of LMPOP/BLMPOP (`numkeys` style, which the table's
-/// first/last/step cannot express); empty for other commands or malformed numkeys.
-pub fn mpop_key_positions(args: &[Bytes]) -> Vec<usize> {
-    let numkeys_idx = match args.first() {
-        Some(n) if eq_ci(n, "lmpop") => 1,
-        Some(n) if eq_ci(n, "blmpop") => 2,
-        _ => return Vec::new(),
-    };
-    let Some(n) = args.get(numkeys_idx).and_then(|a| parse_i64(a)) else {
-        return Vec::new();
-    };
-    if n < 1 || n as u64 >= args.len() as u64 {
-        return Vec::new();
-    }
-    let first = numkeys_idx + 1;
-    (first..first + n as usize)
-        .filter(|i| *i < args.len())
-        .collect()
 }
 
 /// Parses a blocking command's timeout (seconds, fractions allowed) with Redis's checks
@@ -993,24 +973,5 @@ mod tests {
         assert!(parse_timeout_ms(b"-1").is_err());
         assert!(parse_timeout_ms(b"abc").is_err());
         assert!(parse_timeout_ms(b"inf").is_err());
-    }
-
-    #[test]
-    fn mpop_keys_follow_numkeys() {
-        let a: Vec<Bytes> = ["LMPOP", "2", "a", "b", "LEFT"]
-            .iter()
-            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-            .collect();
-        assert_eq!(mpop_key_positions(&a), vec![2, 3]);
-        let b: Vec<Bytes> = ["blmpop", "0", "1", "a", "RIGHT", "COUNT", "2"]
-            .iter()
-            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-            .collect();
-        assert_eq!(mpop_key_positions(&b), vec![3]);
-        let bad: Vec<Bytes> = ["lmpop", "9", "a"]
-            .iter()
-            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-            .collect();
-        assert!(mpop_key_positions(&bad).is_empty());
     }
 }

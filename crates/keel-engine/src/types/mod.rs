@@ -8,6 +8,7 @@ pub mod keyspace;
 pub mod list;
 pub mod list_chunk;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod zset;
 
@@ -23,4 +24,5 @@ pub static TABLES: &[&[CommandSpec]] = &[
     hash::COMMANDS,
     set::COMMANDS,
     zset::COMMANDS,
+    sort::COMMANDS,
 ];

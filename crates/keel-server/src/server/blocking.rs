@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use keel_engine::args::parse_i64;
 use keel_engine::command::CommandSpec;
 use keel_engine::types::{list, zset};
 use keel_engine::{Applied, Op, Reply};
@@ -274,16 +273,16 @@ fn keys_and_timeout(args: &[Bytes]) -> Option<(Vec<Bytes>, u64)> {
         "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => (args.get(1..last)?.to_vec(), last),
         // Only the source list unblocks a move.
         "blmove" | "brpoplpush" => (vec![args.get(1)?.clone()], last),
-        "blmpop" => (
-            list::mpop_key_positions(args)
+        "blmpop" | "bzmpop" => {
+            let keys: Vec<Bytes> = keel_engine::command::movable_key_positions(args)?
                 .into_iter()
                 .filter_map(|i| args.get(i).cloned())
-                .collect(),
-            1,
-        ),
-        "bzmpop" => {
-            let n = usize::try_from(parse_i64(args.get(2)?)?).ok()?;
-            (args.get(3..3usize.checked_add(n)?)?.to_vec(), 1)
+                .collect();
+            // A malformed count: the engine answers the error without blocking.
+            if keys.is_empty() {
+                return None;
+            }
+            (keys, 1)
         }
         _ => return None,
     };

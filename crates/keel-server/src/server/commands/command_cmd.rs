@@ -125,7 +125,8 @@ fn getkeys(cmd_args: &[Bytes]) -> Outcome {
     if !c.arity_ok(cmd_args.len()) {
         return err("ERR Invalid number of arguments specified for command");
     }
-    let pos = c.key_positions(cmd_args.len());
+    let pos = keel_engine::command::movable_key_positions(cmd_args)
+        .unwrap_or_else(|| c.key_positions(cmd_args.len()));
     if pos.is_empty() {
         return err("ERR The command has no key arguments");
     }
