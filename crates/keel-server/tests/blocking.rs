@@ -468,3 +468,33 @@ fn sort_store_wakes_a_waiter_on_its_destination() {
     let rest: Vec<String> = con.lrange("sorted", 0, -1).expect("lrange");
     assert_eq!(rest, ["2", "3"]);
 }
+
+fn changes_since_save(con: &mut redis::Connection) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(con)
+        .expect("info");
+    info.lines()
+        .find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("rdb_changes_since_last_save")
+}
+
+/// A pop that found nothing changes nothing: a push served to a waiting BLPOP or
+/// BLMOVE counts two changes, the push and the pop, as in Redis.
+#[test]
+fn a_served_blocking_pop_counts_one_change_and_its_empty_attempt_none() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    for pop in [
+        &["BLPOP", "lst", "10"][..],
+        &["BLMOVE", "lst", "lst1", "LEFT", "LEFT", "10"],
+    ] {
+        let before = changes_since_save(&mut con);
+        let waiter = spawn_cmd(&srv, pop);
+        wait_blocked(&mut con, 1);
+        let _: i64 = con.lpush("lst", "a").expect("lpush");
+        waiter.join().expect("waiter");
+        assert_eq!(changes_since_save(&mut con), before + 2, "{pop:?}");
+    }
+}

@@ -112,7 +112,7 @@ pub(super) struct ApplyLoop {
     deferred_events: Vec<KeyEvent>,
     /// `last_now_ms` was read from the clock in this round (see `clock`).
     clock_fresh: bool,
-    /// Entries applied and not yet added to `changes_since_save` (once per commit: an
+    /// Entries applied that changed a key, not yet added to `changes_since_save` (once per commit: an
     /// atomic per write is a barrier between writes' cache misses).
     unsaved: u64,
     /// The maxmemory settings, read once per round by `make_room`.
@@ -476,7 +476,9 @@ impl ApplyLoop {
             hook(op, &self.applied);
         }
         self.deferred_events.append(&mut self.applied.events);
-        self.unsaved += 1;
+        // Like Redis's dirty counter, only an entry that changed a key counts: a
+        // blocking pop that found nothing, or a write that failed, does not.
+        self.unsaved += u64::from(!self.applied.touched.is_empty());
         Ok(())
     }
 

@@ -46,7 +46,8 @@ pub struct NodeState {
     pub snapshot_in_progress: AtomicBool,
     /// Log index of the last applied entry.
     pub applied_index: AtomicU64,
-    /// Entries applied since the last snapshot (INFO rdb_changes_since_last_save).
+    /// Entries that changed a key since the last snapshot (INFO
+    /// rdb_changes_since_last_save).
     pub changes_since_save: AtomicU64,
     /// Entries replayed from the WAL at start.
     pub recovered_entries: AtomicU64,
