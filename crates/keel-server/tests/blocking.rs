@@ -29,6 +29,18 @@ fn bulk(s: &str) -> Value {
     Value::BulkString(s.as_bytes().to_vec())
 }
 
+/// Reads from `raw` until `got` holds `want`'s length, then compares.
+fn read_exactly(raw: &mut TcpStream, want: &[u8]) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while got.len() < want.len() {
+        let n = raw.read(&mut buf).expect("read");
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+}
+
 #[test]
 fn blpop_is_woken_by_a_push_from_another_client() {
     let srv = InProc::start(Config::default());
@@ -207,23 +219,11 @@ fn a_pipeline_blocks_at_the_blocking_command() {
     raw.set_read_timeout(Some(WAIT)).expect("timeout");
     raw.write_all(b"SET x 1\r\nBLPOP l 10\r\nGET x\r\n")
         .expect("write");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 256];
     // The reply before the blocking command is sent before it blocks.
-    while !got.ends_with(b"+OK\r\n") {
-        let n = raw.read(&mut buf).expect("read");
-        assert!(n > 0, "closed");
-        got.extend_from_slice(&buf[..n]);
-    }
+    read_exactly(&mut raw, b"+OK\r\n");
     wait_blocked(&mut con, 1);
     let _: i64 = con.lpush("l", "v").expect("lpush");
-    let want: &[u8] = b"+OK\r\n*2\r\n$1\r\nl\r\n$1\r\nv\r\n$1\r\n1\r\n";
-    while got.len() < want.len() {
-        let n = raw.read(&mut buf).expect("read");
-        assert!(n > 0, "closed");
-        got.extend_from_slice(&buf[..n]);
-    }
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    read_exactly(&mut raw, b"*2\r\n$1\r\nl\r\n$1\r\nv\r\n$1\r\n1\r\n");
 }
 
 /// Reads of one input batch share a clock reading, but not across a blocking wait: a
@@ -242,15 +242,7 @@ fn a_read_after_a_blocking_wait_sees_the_time_after_it() {
     raw.set_read_timeout(Some(WAIT)).expect("timeout");
     raw.write_all(b"SET e 1 PX 400\r\nGET e\r\nBLPOP nothing 1\r\nGET e\r\n")
         .expect("write");
-    let want: &[u8] = b"+OK\r\n$1\r\n1\r\n*-1\r\n$-1\r\n";
-    let mut got = Vec::new();
-    let mut buf = [0u8; 256];
-    while got.len() < want.len() {
-        let n = raw.read(&mut buf).expect("read");
-        assert!(n > 0, "closed");
-        got.extend_from_slice(&buf[..n]);
-    }
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    read_exactly(&mut raw, b"+OK\r\n$1\r\n1\r\n*-1\r\n$-1\r\n");
 }
 
 #[test]
@@ -404,18 +396,6 @@ fn client_unblock_ends_a_wait_as_a_timeout_or_an_error() {
         Value::Array(vec![bulk("l"), bulk("x")])
     );
     waiter.join().expect("waiter");
-}
-
-/// Reads from `raw` until `got` holds `want`'s length, then compares.
-fn read_exactly(raw: &mut TcpStream, want: &[u8]) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 256];
-    while got.len() < want.len() {
-        let n = raw.read(&mut buf).expect("read");
-        assert!(n > 0, "closed");
-        got.extend_from_slice(&buf[..n]);
-    }
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
 }
 
 /// A push pipelined with a blocking pop serves the client that blocked first, as in
