@@ -1,6 +1,7 @@
 //! One module per Redis type (as Redis has t_string.c, t_list.c, …), each exporting its
 //! slice of the command table.
 
+pub mod bitfield;
 pub mod bits;
 pub mod expire;
 pub mod hash;
@@ -18,6 +19,7 @@ use crate::command::CommandSpec;
 pub static TABLES: &[&[CommandSpec]] = &[
     string::COMMANDS,
     bits::COMMANDS,
+    bitfield::COMMANDS,
     keyspace::COMMANDS,
     expire::COMMANDS,
     list::COMMANDS,
