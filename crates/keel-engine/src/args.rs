@@ -77,28 +77,24 @@ pub fn parse_f64(b: &[u8]) -> Option<f64> {
     (v.is_finite() && !underflow).then_some(v)
 }
 
-/// The part after "0x" of a hexadecimal float: hex digits with an optional point, then
-/// an optional binary exponent (`p`, decimal digits). None when it is not one, or out of
-/// range as in [`parse_f64`]. Past 16 significant hex digits the rest only rounds.
-fn parse_hex_f64(neg: bool, s: &[u8]) -> Option<f64> {
-    let mut mant: u64 = 0;
-    let mut exp: i64 = 0;
-    let (mut seen_digit, mut seen_dot, mut sticky) = (false, false, false);
+/// A hexadecimal float as `strtod`/`strtold` read the part after "0x": its significant
+/// hex digits (leading zeros dropped) and the binary exponent of the last one's unit
+/// (the `p` exponent, saturated at ±1,000,000, less 4 per digit after the point). None
+/// when it is not one: no digit, or anything but a `p` exponent after the digits.
+pub(crate) fn hex_float_parts(s: &[u8]) -> Option<(Vec<u8>, i64)> {
+    let mut digits = Vec::new();
+    let mut frac_digits: i64 = 0;
+    let (mut seen_digit, mut seen_dot) = (false, false);
     let mut i = 0;
     while i < s.len() {
         let c = s[i];
         if let Some(d) = (c as char).to_digit(16) {
             seen_digit = true;
-            if mant >> 60 == 0 {
-                mant = (mant << 4) | u64::from(d);
-                if seen_dot {
-                    exp -= 4;
-                }
-            } else {
-                sticky |= d != 0;
-                if !seen_dot {
-                    exp += 4;
-                }
+            if !digits.is_empty() || d != 0 {
+                digits.push(d as u8);
+            }
+            if seen_dot {
+                frac_digits += 1;
             }
         } else if c == b'.' && !seen_dot {
             seen_dot = true;
@@ -110,38 +106,54 @@ fn parse_hex_f64(neg: bool, s: &[u8]) -> Option<f64> {
     if !seen_digit {
         return None;
     }
+    let mut exp2: i64 = 0;
     if i < s.len() {
         if s[i] | 0x20 != b'p' {
             return None;
         }
         let rest = &s[i + 1..];
-        let (eneg, digits) = match rest.split_first() {
-            Some((b'-', d)) => (true, d),
-            Some((b'+', d)) => (false, d),
+        let (eneg, exp) = match rest.split_first() {
+            Some((b'-', e)) => (true, e),
+            Some((b'+', e)) => (false, e),
             _ => (false, rest),
         };
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        if exp.is_empty() || !exp.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        // Saturated: anything this large is out of range either way.
-        let e = digits
+        exp2 = exp
             .iter()
-            .fold(0i64, |e, d| (e * 10 + i64::from(d - b'0')).min(100_000));
-        exp += if eneg { -e } else { e };
+            .fold(0i64, |e, d| (e * 10 + i64::from(d - b'0')).min(1_000_000));
+        if eneg {
+            exp2 = -exp2;
+        }
     }
-    if mant == 0 {
+    Some((digits, exp2 - 4 * frac_digits))
+}
+
+/// The part after "0x" of a hexadecimal float ([`hex_float_parts`]) as a double; None
+/// when it is not one, or out of range as in [`parse_f64`]. Past 16 significant hex
+/// digits the rest only rounds.
+fn parse_hex_f64(neg: bool, s: &[u8]) -> Option<f64> {
+    let (digits, mut exp) = hex_float_parts(s)?;
+    if digits.is_empty() {
         return Some(if neg { -0.0 } else { 0.0 });
+    }
+    let mut mant: u64 = 0;
+    let mut sticky = false;
+    for d in digits {
+        if mant >> 60 == 0 {
+            mant = (mant << 4) | u64::from(d);
+        } else {
+            sticky |= d != 0;
+            exp += 4;
+        }
     }
     // The dropped digits' stickiness in the lowest bit, so that rounding to 53 bits
     // breaks a tie the way the full number would.
     let mut v = (mant | u64::from(sticky)) as f64;
-    while exp > 0 {
-        let step = exp.min(1000);
-        v *= 2f64.powi(step as i32);
-        exp -= step;
-    }
-    while exp < 0 {
-        let step = exp.max(-1000);
+    // In steps 2^exp itself could not take; stopped once the result is out of range.
+    while exp != 0 && v.is_finite() && v != 0.0 {
+        let step = exp.clamp(-1000, 1000);
         v *= 2f64.powi(step as i32);
         exp -= step;
     }

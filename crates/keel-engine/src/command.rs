@@ -175,7 +175,7 @@ fn sort_key_positions(args: &[Bytes]) -> Vec<usize> {
         };
         j += 1 + skip;
     }
-    keys.extend(store.filter(|_| args.len() > 1));
+    keys.extend(store);
     keys.retain(|p| *p < args.len());
     keys
 }

@@ -100,13 +100,18 @@ fn parse(args: &[Bytes], readonly: bool) -> CmdResult<Options> {
     Ok(o)
 }
 
-/// Runs another command of the table on `ex` (LRANGE, GET, …).
-fn run(ex: &mut Exec, args: &[&[u8]]) -> CmdResult<Reply> {
+/// Runs another command of the table on `ex` (LRANGE, GET, RPUSH, …).
+fn call(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let Some(spec) = args.first().and_then(|n| lookup(n)) else {
-        return fail("ERR SORT could not find a command it reads through");
+        return fail("ERR SORT could not find a command it runs through");
     };
+    (spec.handler)(ex, args)
+}
+
+/// [`call`] with borrowed arguments.
+fn run(ex: &mut Exec, args: &[&[u8]]) -> CmdResult<Reply> {
     let owned: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
-    (spec.handler)(ex, &owned)
+    call(ex, &owned)
 }
 
 /// The bulk strings of a multi-value reply, in order.
@@ -307,10 +312,7 @@ fn store(ex: &mut Exec, dst: &Bytes, out: Vec<Option<Bytes>>) -> CmdResult<Reply
     push.push(Bytes::from_static(b"rpush"));
     push.push(dst.clone());
     push.extend(out.into_iter().map(Option::unwrap_or_default));
-    let result = run(ex, &[b"del", dst]).and_then(|_| match lookup(b"rpush") {
-        Some(spec) => (spec.handler)(ex, &push),
-        None => fail("ERR SORT could not find a command it writes through"),
-    });
+    let result = run(ex, &[b"del", dst]).and_then(|_| call(ex, &push));
     ex.record_events = record;
     result?;
     ex.notify('l', "sortstore", dst);

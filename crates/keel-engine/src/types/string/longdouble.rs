@@ -453,70 +453,20 @@ impl LongDouble {
         }
     }
 
-    /// Parses the part after "0x" of a hexadecimal float (`strtold` accepts them).
-    /// None when it is not one (then "0x…" is refused as trailing garbage after "0");
-    /// Some(None) when it is one but out of range.
+    /// Parses the part after "0x" of a hexadecimal float (`strtold` accepts them;
+    /// [`crate::args::hex_float_parts`] reads it). None when it is not one (then "0x…"
+    /// is refused as trailing garbage after "0"); Some(None) when it is one but out of
+    /// range.
     fn parse_hex(neg: bool, s: &[u8]) -> Option<Option<LongDouble>> {
+        let (digits, e) = crate::args::hex_float_parts(s)?;
         let mut mant = Big::zero();
-        let mut frac_digits: i64 = 0;
-        let (mut seen_digit, mut seen_dot) = (false, false);
-        let mut i = 0;
-        while i < s.len() {
-            let c = s[i];
-            if let Some(d) = (c as char).to_digit(16) {
-                seen_digit = true;
-                if !mant.is_zero() || d != 0 {
-                    mant = mant.shl(4);
-                    mant.add_small(d);
-                    if seen_dot {
-                        frac_digits += 1;
-                    }
-                } else if seen_dot {
-                    frac_digits += 1;
-                }
-            } else if c == b'.' && !seen_dot {
-                seen_dot = true;
-            } else {
-                break;
-            }
-            i += 1;
-        }
-        if !seen_digit {
-            return None;
-        }
-        let mut exp2: i64 = 0;
-        if i < s.len() {
-            if s[i] | 0x20 != b'p' {
-                return Some(None);
-            }
-            i += 1;
-            let eneg = match s.get(i) {
-                Some(b'-') => {
-                    i += 1;
-                    true
-                }
-                Some(b'+') => {
-                    i += 1;
-                    false
-                }
-                _ => false,
-            };
-            let start = i;
-            while let Some(c @ b'0'..=b'9') = s.get(i) {
-                exp2 = (exp2 * 10 + i64::from(c - b'0')).min(1_000_000);
-                i += 1;
-            }
-            if i == start || i != s.len() {
-                return Some(None);
-            }
-            if eneg {
-                exp2 = -exp2;
-            }
+        for d in digits {
+            mant = mant.shl(4);
+            mant.add_small(u32::from(d));
         }
         if mant.is_zero() {
             return Some(Some(LongDouble { neg, ..Self::ZERO }));
         }
-        let e = exp2 - 4 * frac_digits;
         let top = mant.bits() as i64 + e;
         if !(-16500..=16400).contains(&top) {
             return Some(None);
