@@ -226,6 +226,23 @@ pub fn float_arg(b: &[u8]) -> CmdResult<f64> {
     parse_f64(b).ok_or_else(|| CmdError::Reply(Reply::err(errors::NOT_FLOAT)))
 }
 
+/// Formats a double as Redis's `ld2string` in its "human" mode prints it after widening
+/// it to a long double: fixed notation with 17 decimals, trailing zeros and a trailing
+/// dot cut (`13.36138933897018433`, `2`).
+pub fn format_human_ld(v: f64) -> String {
+    if !v.is_finite() {
+        return format_f64(v);
+    }
+    let mut s = format!("{v:.17}");
+    while s.ends_with('0') {
+        s.pop();
+    }
+    if s.ends_with('.') {
+        s.pop();
+    }
+    s
+}
+
 /// Formats a double as Redis's `d2string` does for its replies (RESP2 and RESP3):
 /// integral values within ±2^62 as integers ("3", "-0"), anything else in its shortest
 /// round-trip digits, placed by the rules of Redis's `fpconv_dtoa`.

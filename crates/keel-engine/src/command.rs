@@ -123,7 +123,8 @@ impl CommandSpec {
 
 /// The key positions of the commands whose keys first/last/step cannot describe
 /// (Redis's "movablekeys"): a `numkeys` count before the keys (LMPOP, ZUNION,
-/// SINTERCARD, …; the STORE forms' destination first), or SORT's STORE option. None for
+/// SINTERCARD, …; the STORE forms' destination first), or the STORE option of SORT,
+/// GEORADIUS and GEORADIUSBYMEMBER. None for
 /// other commands, which [`CommandSpec::key_positions`] answers; an empty list for a
 /// malformed count.
 pub fn movable_key_positions(args: &[Bytes]) -> Option<Vec<usize>> {
@@ -136,6 +137,8 @@ pub fn movable_key_positions(args: &[Bytes]) -> Option<Vec<usize>> {
         b"blmpop" | b"bzmpop" => (2, &[]),
         b"zunionstore" | b"zinterstore" | b"zdiffstore" => (2, &[1]),
         b"sort" | b"sort_ro" => return Some(sort_key_positions(args)),
+        b"georadius" => return Some(crate::types::geo::radius_key_positions(args, 6)),
+        b"georadiusbymember" => return Some(crate::types::geo::radius_key_positions(args, 5)),
         _ => return None,
     };
     let n = args

@@ -16,6 +16,7 @@ pub mod error;
 pub mod eviction;
 pub mod exec;
 pub mod gc;
+pub mod geohash;
 pub mod glob;
 pub mod keys;
 pub mod keyspace_stats;

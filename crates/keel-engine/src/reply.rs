@@ -27,6 +27,9 @@ pub enum Reply {
     Bulks(BulkList),
     /// A double (RESP3 `,`; RESP2 renders it as a bulk string).
     Double(f64),
+    /// A double printed as Redis prints a long double in its "human" form, 17 decimals
+    /// with trailing zeros cut (RESP3 `,`; RESP2 a bulk string): GEOPOS's coordinates.
+    HumanDouble(f64),
     /// A map (RESP3 `%`; RESP2 renders it as a flat array).
     Map(Vec<(Reply, Reply)>),
     /// A set (RESP3 `~`; RESP2 renders it as an array).

@@ -219,6 +219,7 @@ fn a_run_of_writes_with_a_failure_answers_each_in_order() {
         let n = raw.read(&mut buf).expect("read");
         assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
         got.extend_from_slice(&buf[..n]);
+        assert!(got.len() < 1 << 16, "no PONG in {} bytes", got.len());
     }
     assert_eq!(String::from_utf8_lossy(&got), want);
     let mut con = srv.client();
@@ -367,6 +368,61 @@ fn resp3_via_hello() {
         .query::<Value>(&mut con)
         .expect_err("proto 4");
     assert!(err.to_string().contains("NOPROTO"), "{err}");
+}
+
+#[test]
+fn geo_commands_through_the_client() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let added: i64 = redis::cmd("GEOADD")
+        .arg(&["Sicily", "13.361389", "38.115556", "Palermo"])
+        .arg(&["15.087269", "37.502669", "Catania"])
+        .query(&mut con)
+        .expect("geoadd");
+    assert_eq!(added, 2);
+    // RESP2: coordinates and distances are bulk strings, printed as redis-server does.
+    let pos: Vec<Option<(String, String)>> = redis::cmd("GEOPOS")
+        .arg(&["Sicily", "Palermo", "nowhere"])
+        .query(&mut con)
+        .expect("geopos");
+    assert_eq!(
+        pos,
+        vec![
+            Some((
+                "13.36138933897018433".to_string(),
+                "38.11555639549629859".to_string()
+            )),
+            None
+        ]
+    );
+    let found: Vec<(String, String)> = redis::cmd("GEOSEARCH")
+        .arg(&["Sicily", "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km"])
+        .arg(&["ASC", "WITHDIST"])
+        .query(&mut con)
+        .expect("geosearch");
+    assert_eq!(
+        found,
+        vec![
+            ("Catania".to_string(), "56.4413".to_string()),
+            ("Palermo".to_string(), "190.4424".to_string())
+        ]
+    );
+    // RESP3: coordinates are doubles, still with Redis's digits.
+    let mut raw = TcpStream::connect(srv.addr).expect("connect");
+    raw.set_read_timeout(Some(WAIT)).expect("timeout");
+    raw.write_all(b"HELLO 3\r\nGEOPOS Sicily Catania nowhere\r\nPING\r\n")
+        .expect("send");
+    let want: &[u8] =
+        b"*2\r\n*2\r\n,15.08726745843887329\r\n,37.50266842333162032\r\n_\r\n+PONG\r\n";
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"+PONG\r\n") {
+        let n = raw.read(&mut buf).expect("read");
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        assert!(got.len() < 1 << 16, "no PONG in {} bytes", got.len());
+    }
+    assert!(got.ends_with(want), "{:?}", String::from_utf8_lossy(&got));
 }
 
 #[test]
@@ -533,6 +589,34 @@ fn command_table_introspection() {
         (&["SORT", "abc", "STORE", "def"][..], &["abc", "def"][..]),
         (&["ZUNIONSTORE", "d", "2", "a", "b"], &["d", "a", "b"]),
         (&["LMPOP", "1", "l", "LEFT"], &["l"]),
+        (
+            &[
+                "GEORADIUS",
+                "src",
+                "1",
+                "2",
+                "3",
+                "km",
+                "STORE",
+                "d",
+                "STOREDIST",
+                "e",
+            ],
+            &["src", "d", "e"],
+        ),
+        (
+            &[
+                "GEOSEARCHSTORE",
+                "d",
+                "src",
+                "FROMMEMBER",
+                "m",
+                "BYRADIUS",
+                "1",
+                "km",
+            ],
+            &["d", "src"],
+        ),
     ] {
         let keys: Vec<String> = redis::cmd("COMMAND")
             .arg("GETKEYS")

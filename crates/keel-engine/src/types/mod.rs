@@ -4,6 +4,7 @@
 pub mod bitfield;
 pub mod bits;
 pub mod expire;
+pub mod geo;
 pub mod hash;
 pub mod keyspace;
 pub mod list;
@@ -26,5 +27,6 @@ pub static TABLES: &[&[CommandSpec]] = &[
     hash::COMMANDS,
     set::COMMANDS,
     zset::COMMANDS,
+    geo::COMMANDS,
     sort::COMMANDS,
 ];

@@ -649,6 +649,80 @@ fn items_reply(items: Vec<(Bytes, f64)>, withscores: bool) -> Reply {
 }
 
 // ---------------------------------------------------------------------------------------
+// What the GEO commands use: a geo set is a sorted set whose scores are cells.
+// ---------------------------------------------------------------------------------------
+
+/// A sorted set opened for the GEO commands (see [`open`]).
+pub(crate) struct GeoSet(ZRef);
+
+/// The sorted set at `key` for a GEO command: None if absent, WRONGTYPE for other types.
+pub(crate) fn open(ex: &mut Exec, key: &Bytes) -> CmdResult<Option<GeoSet>> {
+    Ok(load(ex, key)?.map(GeoSet))
+}
+
+impl GeoSet {
+    /// `member`'s score, if it is a member.
+    pub(crate) fn score(&self, ex: &Exec, member: &[u8]) -> CmdResult<Option<f64>> {
+        self.0.score(ex, member)
+    }
+
+    /// Visits the members with scores in `[min, max)` in score order until `visit`
+    /// answers false.
+    pub(crate) fn each_in(
+        &self,
+        ex: &Exec,
+        min: f64,
+        max: f64,
+        mut visit: impl FnMut(Bytes, f64) -> bool,
+    ) -> CmdResult<()> {
+        let r = ScoreRange {
+            min,
+            minex: false,
+            max,
+            maxex: true,
+        };
+        let Some(range) = r.scan_range(ex.db, &self.0.key, self.0.version) else {
+            return Ok(());
+        };
+        for kv in scan_checked(ex, range, Direction::Forward) {
+            let (k, _) = kv?;
+            let (member, score) = parse_idx(&self.0.key, k)?;
+            if !visit(member, score) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// ZADD's core for GEOADD: `pairs` of (score, member) with the NX, XX and CH options;
+/// the reply is ZADD's.
+pub(crate) fn add_scored(
+    ex: &mut Exec,
+    key: &Bytes,
+    nx: bool,
+    xx: bool,
+    ch: bool,
+    pairs: &[(f64, Bytes)],
+) -> CmdResult<Reply> {
+    let f = AddFlags {
+        nx,
+        xx,
+        ch,
+        ..AddFlags::default()
+    };
+    add_members(ex, key, f, pairs)
+}
+
+/// Writes `items` (member, score) as the sorted set at `dst`, replacing whatever was
+/// there; nothing leaves `dst` deleted. True when `dst` held a value before.
+pub(crate) fn replace_with(ex: &mut Exec, dst: &[u8], items: &[(Bytes, f64)]) -> CmdResult<bool> {
+    let existed = ex.meta(dst)?.is_some();
+    store_zset(ex, dst, items)?;
+    Ok(existed)
+}
+
+// ---------------------------------------------------------------------------------------
 // Commands: writes of single members.
 // ---------------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 //! Renders engine replies as RESP2 or RESP3 bytes.
 
 use bytes::{BufMut, BytesMut};
-use keel_engine::args::format_f64;
+use keel_engine::args::{format_f64, format_human_ld};
 use keel_engine::reply::put_bulk_header;
 use keel_engine::Reply;
 
@@ -20,6 +20,18 @@ fn line(out: &mut BytesMut, prefix: u8, body: &[u8]) {
     out.put_u8(prefix);
     out.put_slice(body);
     out.put_slice(b"\r\n");
+}
+
+/// A double already printed: RESP3's `,` line, or RESP2's bulk string.
+fn double(text: &str, proto: Protocol, out: &mut BytesMut) {
+    match proto {
+        Protocol::Resp3 => line(out, b',', text.as_bytes()),
+        Protocol::Resp2 => {
+            int_line(out, b'$', text.len() as i64);
+            out.put_slice(text.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+    }
 }
 
 /// `prefix`, `n` in decimal and CRLF, built on the stack and appended with one copy
@@ -142,17 +154,8 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
                 }
             }
         },
-        Reply::Double(d) => {
-            let text = format_f64(*d);
-            match proto {
-                Protocol::Resp3 => line(out, b',', text.as_bytes()),
-                Protocol::Resp2 => {
-                    int_line(out, b'$', text.len() as i64);
-                    out.put_slice(text.as_bytes());
-                    out.put_slice(b"\r\n");
-                }
-            }
-        }
+        Reply::Double(d) => double(&format_f64(*d), proto, out),
+        Reply::HumanDouble(d) => double(&format_human_ld(*d), proto, out),
         Reply::Bool(v) => match proto {
             Protocol::Resp3 => out.put_slice(if *v { b"#t\r\n" } else { b"#f\r\n" }),
             Protocol::Resp2 => out.put_slice(if *v { b":1\r\n" } else { b":0\r\n" }),
@@ -257,6 +260,10 @@ mod tests {
         assert_eq!(enc(&Reply::Double(1.5), Resp2), "$3\r\n1.5\r\n");
         assert_eq!(enc(&Reply::Double(1.5), Resp3), ",1.5\r\n");
         assert_eq!(enc(&Reply::Double(f64::NEG_INFINITY), Resp3), ",-inf\r\n");
+        let lon = Reply::HumanDouble(13.361_389_338_970_184);
+        assert_eq!(enc(&lon, Resp3), ",13.36138933897018433\r\n");
+        assert_eq!(enc(&lon, Resp2), "$20\r\n13.36138933897018433\r\n");
+        assert_eq!(enc(&Reply::HumanDouble(2.0), Resp2), "$1\r\n2\r\n");
         let map = Reply::Map(vec![(Reply::bulk("a"), Reply::Int(1))]);
         assert_eq!(enc(&map, Resp2), "*2\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&map, Resp3), "%1\r\n$1\r\na\r\n:1\r\n");
