@@ -121,25 +121,46 @@ impl CommandSpec {
     }
 }
 
+/// How a command with movable keys names them.
+enum Movable {
+    /// A `numkeys` count at this position, keys after it, and these positions before it.
+    NumKeys(usize, &'static [usize]),
+    /// SORT's STORE option.
+    Sort,
+    /// GEORADIUS's STORE and STOREDIST, searched from this position.
+    Radius(usize),
+}
+
+fn movable(name: &[u8]) -> Option<Movable> {
+    Some(match name.to_ascii_lowercase().as_slice() {
+        b"lmpop" | b"zmpop" | b"zunion" | b"zinter" | b"zdiff" | b"zintercard" | b"sintercard" => {
+            Movable::NumKeys(1, &[])
+        }
+        b"blmpop" | b"bzmpop" => Movable::NumKeys(2, &[]),
+        b"zunionstore" | b"zinterstore" | b"zdiffstore" => Movable::NumKeys(2, &[1]),
+        b"sort" | b"sort_ro" => Movable::Sort,
+        b"georadius" => Movable::Radius(6),
+        b"georadiusbymember" => Movable::Radius(5),
+        _ => return None,
+    })
+}
+
+/// Whether `name`'s keys are found by [`movable_key_positions`] (COMMAND INFO's
+/// `movablekeys` flag, which tells cluster clients to ask COMMAND GETKEYS).
+pub fn has_movable_keys(name: &str) -> bool {
+    movable(name.as_bytes()).is_some()
+}
+
 /// The key positions of the commands whose keys first/last/step cannot describe
 /// (Redis's "movablekeys"): a `numkeys` count before the keys (LMPOP, ZUNION,
 /// SINTERCARD, …; the STORE forms' destination first), or the STORE option of SORT,
-/// GEORADIUS and GEORADIUSBYMEMBER. None for
-/// other commands, which [`CommandSpec::key_positions`] answers; an empty list for a
-/// malformed count.
+/// GEORADIUS and GEORADIUSBYMEMBER. None for other commands, which
+/// [`CommandSpec::key_positions`] answers; an empty list for a malformed count.
 pub fn movable_key_positions(args: &[Bytes]) -> Option<Vec<usize>> {
-    let name = args.first()?.to_ascii_lowercase();
-    // (where numkeys is, positions before it that are keys)
-    let (numkeys_at, lead): (usize, &[usize]) = match name.as_slice() {
-        b"lmpop" | b"zmpop" | b"zunion" | b"zinter" | b"zdiff" | b"zintercard" | b"sintercard" => {
-            (1, &[])
-        }
-        b"blmpop" | b"bzmpop" => (2, &[]),
-        b"zunionstore" | b"zinterstore" | b"zdiffstore" => (2, &[1]),
-        b"sort" | b"sort_ro" => return Some(sort_key_positions(args)),
-        b"georadius" => return Some(crate::types::geo::radius_key_positions(args, 6)),
-        b"georadiusbymember" => return Some(crate::types::geo::radius_key_positions(args, 5)),
-        _ => return None,
+    let (numkeys_at, lead) = match movable(args.first()?)? {
+        Movable::NumKeys(at, lead) => (at, lead),
+        Movable::Sort => return Some(sort_key_positions(args)),
+        Movable::Radius(from) => return Some(crate::types::geo::radius_key_positions(args, from)),
     };
     let n = args
         .get(numkeys_at)

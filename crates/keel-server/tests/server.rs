@@ -625,6 +625,24 @@ fn command_table_introspection() {
             .expect("getkeys");
         assert_eq!(keys, want, "{args:?}");
     }
+    // Cluster clients ask GETKEYS for the commands flagged movablekeys.
+    for (name, movable) in [
+        ("zunionstore", true),
+        ("sort", true),
+        ("georadius", true),
+        ("lmpop", true),
+        ("georadius_ro", false),
+        ("set", false),
+        ("geosearchstore", false),
+    ] {
+        let v: Value = redis::cmd("COMMAND")
+            .arg("INFO")
+            .arg(name)
+            .query(&mut con)
+            .expect("command info");
+        let text = format!("{v:?}");
+        assert_eq!(text.contains("movablekeys"), movable, "{name}: {text}");
+    }
     let all: Vec<Value> = redis::cmd("COMMAND").query(&mut con).expect("command");
     assert_eq!(all.len() as i64, n);
 }

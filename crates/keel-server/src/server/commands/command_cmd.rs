@@ -12,10 +12,13 @@ use crate::server::conn::Session;
 /// One command's COMMAND INFO entry (Redis 7's ten fields).
 fn info_of(c: Cmd) -> Reply {
     let (first, last, step) = c.keys();
-    let flags = server_flags::names(c.flags())
+    let mut flags: Vec<Reply> = server_flags::names(c.flags())
         .into_iter()
         .map(|f| Reply::Simple(f.into()))
         .collect();
+    if keel_engine::command::has_movable_keys(c.name()) {
+        flags.push(Reply::Simple("movablekeys".into()));
+    }
     let rw = if c.flags() & WRITE != 0 {
         "@write"
     } else {
