@@ -18,6 +18,7 @@ pub mod exec;
 pub mod gc;
 pub mod geohash;
 pub mod glob;
+pub mod hyperloglog;
 pub mod keys;
 pub mod keyspace_stats;
 pub mod kv;

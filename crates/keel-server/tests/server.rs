@@ -426,6 +426,30 @@ fn geo_commands_through_the_client() {
 }
 
 #[test]
+fn hyperloglog_through_the_client() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let changed: i64 = con.pfadd("a", &["x", "y", "z"]).expect("pfadd");
+    assert_eq!(changed, 1);
+    let changed: i64 = con.pfadd("b", &["y", "z", "w"]).expect("pfadd");
+    assert_eq!(changed, 1);
+    let union: i64 = con.pfcount(&["a", "b"]).expect("pfcount");
+    assert_eq!(union, 4);
+    let _: () = con.pfmerge("m", &["a", "b"]).expect("pfmerge");
+    let n: i64 = con.pfcount("m").expect("pfcount");
+    assert_eq!(n, 4);
+    // The value is a string in Redis's format: it survives GET and SET.
+    let raw: Vec<u8> = con.get("m").expect("get");
+    assert_eq!(&raw[..4], b"HYLL");
+    let _: () = con.set("copy", raw).expect("set");
+    let n: i64 = con.pfcount("copy").expect("pfcount");
+    assert_eq!(n, 4);
+    let _: () = con.set("s", "plain").expect("set");
+    let err = con.pfcount::<_, i64>("s").expect_err("not an HLL");
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+}
+
+#[test]
 fn async_client_with_resp3_protocol_in_the_url() {
     let srv = InProc::start(Config::default());
     let url = format!("redis://{}/?protocol=resp3", srv.addr);

@@ -6,6 +6,7 @@ pub mod bits;
 pub mod expire;
 pub mod geo;
 pub mod hash;
+pub mod hll;
 pub mod keyspace;
 pub mod list;
 pub mod list_chunk;
@@ -28,5 +29,6 @@ pub static TABLES: &[&[CommandSpec]] = &[
     set::COMMANDS,
     zset::COMMANDS,
     geo::COMMANDS,
+    hll::COMMANDS,
     sort::COMMANDS,
 ];
