@@ -38,6 +38,8 @@ def failures(log):
                 follow.append(nxt.strip())
         raw = [l for l in follow if re.match(r"^(ERR|WRONGTYPE|NOSCRIPT|EXECABORT|I/O|-)", l)]
         msg = raw[0] if raw else (follow[0] if follow else "")
+        # Control bytes a test compared (a NUL, say) would make the report binary.
+        msg = "".join(c if c.isprintable() else "\\x%02x" % ord(c) for c in msg)
         out.append((m.group(1), msg))
     return out
 
