@@ -1,8 +1,18 @@
 //! Redis's glob-style pattern matching (KEYS, SCAN MATCH, PSUBSCRIBE): `*`, `?`,
 //! `[abc]`, `[^a-z]`, `\x` escapes; byte-wise, case-sensitive.
 
+/// Most `*` a match may pass through before Redis gives up on it (its matcher recurses
+/// once per `*`, and stops at this depth to protect its stack).
+const MAX_STARS: usize = 1000;
+
 /// True if `s` matches `pattern`.
 pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
+    // Redis matches nothing once it has recursed through more than MAX_STARS stars; a
+    // match of such a pattern always would (each run of stars but a trailing one needs
+    // the string to go on past it), so such a pattern matches nothing here either.
+    if inner_star_runs(pattern) > MAX_STARS {
+        return false;
+    }
     // Iterative with one backtrack point for the last `*`: linear-ish on real patterns
     // and never exponential, unlike the naive recursive matcher.
     let (mut p, mut i) = (0usize, 0usize);
@@ -101,6 +111,35 @@ fn class_match(pattern: &[u8], p: usize, c: u8) -> Option<(bool, usize)> {
     Some((matched != negate, next))
 }
 
+/// Runs of `*` that some other token follows (escaped stars and stars inside `[...]`
+/// are literal).
+fn inner_star_runs(pattern: &[u8]) -> usize {
+    let (mut runs, mut p) = (0, 0);
+    while p < pattern.len() {
+        match pattern[p] {
+            b'*' => {
+                while p < pattern.len() && pattern[p] == b'*' {
+                    p += 1;
+                }
+                if p < pattern.len() {
+                    runs += 1;
+                }
+                continue;
+            }
+            b'\\' => p += 1,
+            b'[' => {
+                p += 1;
+                while p < pattern.len() && pattern[p] != b']' {
+                    p += if pattern[p] == b'\\' { 2 } else { 1 };
+                }
+            }
+            _ => {}
+        }
+        p += 1;
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::glob_match as m;
@@ -127,5 +166,20 @@ mod tests {
         // Pathological pattern stays fast.
         let s = vec![b'a'; 2000];
         assert!(!m(b"*a*a*a*a*a*a*a*a*b", &s));
+    }
+
+    #[test]
+    fn more_than_a_thousand_inner_stars_match_nothing() {
+        let key = vec![b'a'; 5_000];
+        let nested = b"*?".repeat(1_001);
+        assert!(!m(&nested, &key));
+        let fine = b"*?".repeat(1_000);
+        assert!(m(&fine, &key));
+        // A trailing run, escaped stars and stars in a class do not count.
+        let mut trailing = b"*?".repeat(1_000);
+        trailing.push(b'*');
+        assert!(m(&trailing, &key));
+        let literal = b"\\*[*]".repeat(1_001);
+        assert!(m(&literal, &b"**".repeat(1_001)));
     }
 }
