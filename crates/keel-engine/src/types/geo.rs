@@ -88,7 +88,7 @@ fn unit(u: &[u8]) -> CmdResult<f64> {
     }
 }
 
-/// A non-negative number, or `what` as the error.
+/// A float argument, or `ERR <what>` as the error (Redis names the argument).
 fn length(arg: &[u8], what: &str) -> CmdResult<f64> {
     parse_f64(arg).ok_or_else(|| CmdError::Reply(Reply::err(format!("ERR {what}"))))
 }
