@@ -920,16 +920,25 @@ fn run_one(
     let touched_before = ex.touched.len();
     let events_before = ex.events.len();
     match (spec.handler)(ex, args) {
-        Ok(r) => Ok(r),
+        Ok(r) => {
+            if !ex.emptied.is_empty() {
+                ex.raise_emptied();
+            }
+            Ok(r)
+        }
         Err(CmdError::Reply(r)) => {
             if let Some(tx) = ex.tx_mut() {
                 tx.rollback();
             }
             ex.touched.truncate(touched_before);
             ex.events.truncate(events_before);
+            ex.emptied.clear();
             Ok(r)
         }
-        Err(CmdError::Engine(e)) => Err(e),
+        Err(CmdError::Engine(e)) => {
+            ex.emptied.clear();
+            Err(e)
+        }
     }
 }
 

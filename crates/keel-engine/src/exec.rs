@@ -69,6 +69,9 @@ pub struct Exec<'a> {
     pub events: Vec<KeyEvent>,
     /// Whether `notify` records events (the apply path with notifications on).
     pub record_events: bool,
+    /// Collections the running command emptied and so deleted, as (db, key): their
+    /// `del` events follow the command's own, as in Redis (see [`Exec::raise_emptied`]).
+    pub emptied: Vec<(u8, Bytes)>,
     /// SCAN-family cursors of this engine.
     pub cursors: &'a CursorTable,
     /// Access recency/frequency (OBJECT IDLETIME/FREQ), when the engine provides it.
@@ -97,6 +100,7 @@ impl<'a> Exec<'a> {
             expired: Vec::new(),
             events: Vec::new(),
             record_events: true,
+            emptied: Vec::new(),
             cursors,
             access_table: None,
         }
@@ -246,6 +250,34 @@ impl<'a> Exec<'a> {
     pub fn notify(&mut self, class: char, event: &'static str, key: &[u8]) {
         let db = self.db;
         self.notify_in(db, class, event, key);
+    }
+
+    /// Notes that the running command deleted `key` because its collection became
+    /// empty (its `del` event comes after the command's own).
+    pub fn note_emptied(&mut self, key: &[u8]) {
+        if self.record_events && self.is_write() {
+            self.emptied.push((self.db, Bytes::copy_from_slice(key)));
+        }
+    }
+
+    /// Raises `del` for the collections the command emptied, once it has succeeded.
+    pub fn raise_emptied(&mut self) {
+        for (db, key) in std::mem::take(&mut self.emptied) {
+            self.notify_in(db, 'g', "del", &key);
+        }
+    }
+
+    /// Withdraws the `new` event raised for `key` of the current database, for a key a
+    /// command deleted and wrote again: to Redis that is an overwrite, not an addition.
+    pub fn take_back_new(&mut self, key: &[u8]) {
+        let db = self.db;
+        if let Some(i) = self
+            .events
+            .iter()
+            .rposition(|e| e.event == "new" && e.db == db && e.key[..] == *key)
+        {
+            self.events.remove(i);
+        }
     }
 
     /// Raises keyspace event `event` on `key` of `db`; only the apply path keeps them.

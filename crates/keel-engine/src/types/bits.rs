@@ -108,6 +108,7 @@ fn setbit(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     }
     let expire_at = old_meta.as_ref().and_then(|m| m.expire_at);
     store_string(ex, key, &buf, expire_at, old_meta.as_ref())?;
+    ex.notify('$', "setbit", key);
     Ok(Reply::Int(i64::from(old_bit)))
 }
 
@@ -346,6 +347,7 @@ fn bitop(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     if max == 0 {
         if let Some(m) = old {
             ex.delete_key(dest, &m)?;
+            ex.notify('g', "del", dest);
         }
         return Ok(Reply::Int(0));
     }
@@ -368,5 +370,6 @@ fn bitop(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     }
     // Like SET: the destination loses any expiry and any previous type.
     store_string(ex, dest, &out, None, old.as_ref())?;
+    ex.notify('$', "set", dest);
     Ok(Reply::Int(max as i64))
 }

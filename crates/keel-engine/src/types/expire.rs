@@ -247,6 +247,7 @@ fn persist(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let mut meta = old.clone();
     meta.expire_at = None;
     ex.put_meta(key, &meta, Some(&old))?;
+    ex.notify('g', "persist", key);
     Ok(Reply::Int(1))
 }
 

@@ -311,6 +311,11 @@ fn search(ex: &mut Exec, args: &[Bytes], form: Form, store_ok: bool) -> CmdResul
         }
     };
     let searching = matches!(form, Form::Search | Form::SearchStore);
+    let store_event = if searching {
+        "geosearchstore"
+    } else {
+        "georadiusstore"
+    };
     let (mut withdist, mut withhash, mut withcoord, mut any) = (false, false, false, false);
     let (mut from_member, mut from_lonlat, mut by_radius, mut by_box) =
         (false, false, false, false);
@@ -405,9 +410,7 @@ fn search(ex: &mut Exec, args: &[Bytes], form: Form, store_ok: bool) -> CmdResul
         // No source set (the only way to get here without a centre or a shape).
         return match store {
             Some(dst) => {
-                if zset::replace_with(ex, &dst, &[])? {
-                    ex.notify('g', "del", &dst);
-                }
+                zset::store_zset(ex, &dst, &[], store_event)?;
                 Ok(Reply::Int(0))
             }
             None => Ok(Reply::Array(Vec::new())),
@@ -465,17 +468,7 @@ fn search(ex: &mut Exec, args: &[Bytes], form: Form, store_ok: bool) -> CmdResul
             .into_iter()
             .map(|f| (f.member, if storedist { f.dist } else { f.score }))
             .collect();
-        let existed = zset::replace_with(ex, &dst, &items)?;
-        if !items.is_empty() {
-            let event = if searching {
-                "geosearchstore"
-            } else {
-                "georadiusstore"
-            };
-            ex.notify('z', event, &dst);
-        } else if existed {
-            ex.notify('g', "del", &dst);
-        }
+        zset::store_zset(ex, &dst, &items, store_event)?;
         return Ok(Reply::Int(items.len() as i64));
     }
     let extras = usize::from(withdist) + usize::from(withhash) + usize::from(withcoord);

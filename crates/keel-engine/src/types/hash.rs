@@ -180,6 +180,7 @@ impl Writing {
         if self.len == 0 {
             if let Some(o) = &self.old {
                 ex.delete_key(key, o)?;
+                ex.note_emptied(key);
             }
             return Ok(());
         }
@@ -246,6 +247,7 @@ fn hsetnx(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     }
     w.set(ex, key, &args[2], args[3].clone())?;
     w.finish(ex, key)?;
+    ex.notify('h', "hset", key);
     Ok(Reply::Int(1))
 }
 
@@ -293,6 +295,7 @@ fn hdel(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     if removed > 0 {
         if len == 0 {
             ex.delete_key(key, &old)?;
+            ex.note_emptied(key);
         } else {
             ex.put_meta(key, &hash_meta(version, len, old.expire_at), Some(&old))?;
         }

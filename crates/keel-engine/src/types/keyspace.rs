@@ -543,6 +543,7 @@ fn copy(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         ex.delete_key_in(dst_db, dst, d)?;
     }
     ex.put_meta_in(dst_db, dst, &nm, None)?;
+    ex.notify_in(dst_db, 'g', "copy_to", dst);
     Ok(Reply::Int(1))
 }
 
@@ -562,6 +563,8 @@ fn move_cmd(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     // O(1): the collection keeps its version, only the metadata record moves.
     ex.forget_key_in(src_db, key, &sm)?;
     ex.put_meta_in(dst_db, key, &sm, None)?;
+    ex.notify_in(src_db, 'g', "move_from", key);
+    ex.notify_in(dst_db, 'g', "move_to", key);
     Ok(Reply::Int(1))
 }
 

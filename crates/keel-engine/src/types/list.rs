@@ -286,6 +286,7 @@ fn store(ex: &mut Exec, key: &[u8], l: &mut List, old: Option<&Meta>) -> CmdResu
     if l.len() == 0 {
         if let Some(o) = old {
             ex.delete_key(key, o)?;
+            ex.note_emptied(key);
         }
         Ok(())
     } else {
@@ -518,6 +519,7 @@ fn lset(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     l.chunks.set(ex, l.head + i, &args[3])?;
     l.chunks.flush(ex)?;
     ex.touch(key);
+    ex.notify('l', "lset", key);
     Ok(Reply::Ok)
 }
 
@@ -553,12 +555,15 @@ fn ltrim(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let len = l.len();
     let Some((s, e)) = norm_range(start, stop, len) else {
         ex.delete_key(key, &old)?;
+        ex.notify('l', "ltrim", key);
+        ex.note_emptied(key);
         return Ok(Reply::Ok);
     };
     let kept = e - s + 1;
     let removed = len - kept;
     if removed == 0 {
         ex.touch(key);
+        ex.notify('l', "ltrim", key);
         return Ok(Reply::Ok);
     }
     if kept < removed {
@@ -579,6 +584,7 @@ fn ltrim(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         nl.head += s;
         store(ex, key, &mut nl, Some(&old))?;
     }
+    ex.notify('l', "ltrim", key);
     Ok(Reply::Ok)
 }
 
@@ -611,11 +617,14 @@ fn lrem(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     }
     if n == l.len() {
         ex.delete_key(key, &old)?;
+        ex.notify('l', "lrem", key);
+        ex.note_emptied(key);
         return Ok(Reply::Int(n));
     }
     removed.sort_unstable();
     close_gaps(ex, &mut l, &removed)?;
     store(ex, key, &mut l, Some(&old))?;
+    ex.notify('l', "lrem", key);
     Ok(Reply::Int(n))
 }
 
@@ -690,6 +699,7 @@ fn linsert(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let q = if before { p } else { p + 1 };
     insert_at(ex, &mut l, q, args[4].clone())?;
     store(ex, key, &mut l, Some(&old))?;
+    ex.notify('l', "linsert", key);
     Ok(Reply::Int(l.len()))
 }
 
@@ -803,6 +813,8 @@ fn move_generic(ex: &mut Exec, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
         let v = pop_one(ex, src, &mut sl, from)?;
         push_one(ex, &mut sl, to, &v)?;
         store(ex, src, &mut sl, Some(&sold))?;
+        ex.notify('l', to.push_event(), src);
+        ex.notify('l', from.pop_event(), src);
         return Ok(Reply::Bulk(v));
     }
     // The destination's type is checked before anything is popped.
@@ -814,6 +826,9 @@ fn move_generic(ex: &mut Exec, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
     push_one(ex, &mut dl, to, &v)?;
     store(ex, src, &mut sl, Some(&sold))?;
     store(ex, dst, &mut dl, dold.as_ref())?;
+    // Redis's order: the push, then the pop (then `del` if the source emptied).
+    ex.notify('l', to.push_event(), dst);
+    ex.notify('l', from.pop_event(), src);
     Ok(Reply::Bulk(v))
 }
 
@@ -889,6 +904,7 @@ fn mpop_try(ex: &mut Exec, keys: &[Bytes], end: End, count: i64) -> CmdResult<Re
         let n = count.min(l.len());
         let items = pop_n(ex, &mut l, end, n)?;
         store(ex, key, &mut l, Some(&old))?;
+        ex.notify('l', end.pop_event(), key);
         return Ok(Reply::Array(vec![
             Reply::Bulk(key.clone()),
             Reply::bulks(items),
@@ -929,6 +945,7 @@ fn bpop_generic(ex: &mut Exec, args: &[Bytes], end: End) -> CmdResult<Reply> {
         };
         let v = pop_one(ex, key, &mut l, end)?;
         store(ex, key, &mut l, Some(&old))?;
+        ex.notify('l', end.pop_event(), key);
         return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(v)]));
     }
     Ok(Reply::NilArray)

@@ -262,7 +262,11 @@ pub(crate) fn save_len(
 ) -> CmdResult<()> {
     if len == 0 {
         match old {
-            Some(o) => ex.delete_key(key, &with_len(o, 0)),
+            Some(o) => {
+                ex.delete_key(key, &with_len(o, 0))?;
+                ex.note_emptied(key);
+                Ok(())
+            }
             None => Ok(()),
         }
     } else {
@@ -276,12 +280,36 @@ pub(crate) fn new_collection(ex: &mut Exec, kind: KeyType) -> (Meta, u64) {
     (Meta::collection(kind, v), v)
 }
 
-/// Deletes whatever `dst` holds (any type) so a STORE command can write a fresh value.
-pub(crate) fn clear_destination(ex: &mut Exec, dst: &[u8]) -> CmdResult<()> {
-    if let Some(old) = ex.meta(dst)? {
-        ex.delete_key(dst, &old)?;
+/// Deletes whatever `dst` holds (any type) so a STORE command can write a fresh value;
+/// true when it held one.
+pub(crate) fn clear_destination(ex: &mut Exec, dst: &[u8]) -> CmdResult<bool> {
+    match ex.meta(dst)? {
+        Some(old) => {
+            ex.delete_key(dst, &old)?;
+            Ok(true)
+        }
+        None => Ok(false),
     }
-    Ok(())
+}
+
+/// A STORE command's event: `event` on `dst` when it stored something, else `del` when
+/// it deleted what `dst` held (Redis's SINTERSTORE, ZUNIONSTORE, GEOSEARCHSTORE, ...).
+pub(crate) fn notify_stored(
+    ex: &mut Exec,
+    dst: &[u8],
+    stored: bool,
+    existed: bool,
+    (class, event): (char, &'static str),
+) {
+    if stored {
+        if existed {
+            // Replaced, not added: Redis's overwrite raises no `new`.
+            ex.take_back_new(dst);
+        }
+        ex.notify(class, event, dst);
+    } else if existed {
+        ex.notify('g', "del", dst);
+    }
 }
 
 /// The member part of a sub-key scanned from the range of `key` (see
@@ -535,17 +563,19 @@ fn members_at(ex: &Exec, s: &SetRef, ranks: &[u64]) -> CmdResult<Vec<Bytes>> {
         .collect()
 }
 
-/// Writes `members` (sorted, distinct) as the new set at `dst`, replacing any value.
-fn store_set(ex: &mut Exec, dst: &[u8], members: &[Bytes]) -> CmdResult<()> {
-    clear_destination(ex, dst)?;
-    if members.is_empty() {
-        return Ok(());
+/// Writes `members` (sorted, distinct) as the new set at `dst`, replacing any value,
+/// and raises `event` (or `del`, see [`notify_stored`]).
+fn store_set(ex: &mut Exec, dst: &[u8], members: &[Bytes], event: &'static str) -> CmdResult<()> {
+    let existed = clear_destination(ex, dst)?;
+    if !members.is_empty() {
+        let (meta, v) = new_collection(ex, KeyType::Set);
+        for m in members {
+            ex.put(keys::sub_key(ex.db, dst, v, m), Bytes::new())?;
+        }
+        ex.put_meta(dst, &with_len(&meta, members.len() as u64), None)?;
     }
-    let (meta, v) = new_collection(ex, KeyType::Set);
-    for m in members {
-        ex.put(keys::sub_key(ex.db, dst, v, m), Bytes::new())?;
-    }
-    ex.put_meta(dst, &with_len(&meta, members.len() as u64), None)
+    notify_stored(ex, dst, !members.is_empty(), existed, ('s', event));
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -746,6 +776,7 @@ fn spop(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         };
         ex.delete(keys::sub_key(ex.db, key, s.version, &m))?;
         save_len(ex, key, Some(&s.meta), &s.meta, s.len - 1)?;
+        ex.notify('s', "spop", key);
         return Ok(Reply::Bulk(m));
     }
     let count = positive_count(&args[2])? as u64;
@@ -759,6 +790,8 @@ fn spop(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         let all = all_members(ex, &s)?;
         // Everything goes: O(1) delete, the members are collected in the background.
         ex.delete_key(key, &s.meta)?;
+        ex.notify('s', "spop", key);
+        ex.note_emptied(key);
         return Ok(Reply::Set(all.into_iter().map(Reply::Bulk).collect()));
     }
     let ranks = sample_distinct(&mut ex.rng, s.len, count);
@@ -767,6 +800,7 @@ fn spop(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         ex.delete(keys::sub_key(ex.db, key, s.version, m))?;
     }
     save_len(ex, key, Some(&s.meta), &s.meta, s.len - picked.len() as u64)?;
+    ex.notify('s', "spop", key);
     Ok(Reply::Set(picked.into_iter().map(Reply::Bulk).collect()))
 }
 
@@ -794,6 +828,9 @@ fn smove(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     }
     ex.delete(keys::sub_key(ex.db, src_key, src.version, member))?;
     save_len(ex, src_key, Some(&src.meta), &src.meta, src.len - 1)?;
+    ex.notify('s', "srem", src_key);
+    // An emptied source's `del` comes before the destination's `sadd`, as in Redis.
+    ex.raise_emptied();
     match dst {
         Some(d) => {
             if !is_member(ex, &d, member)? {
@@ -802,12 +839,14 @@ fn smove(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
                     Bytes::new(),
                 )?;
                 save_len(ex, dst_key, Some(&d.meta), &d.meta, d.len + 1)?;
+                ex.notify('s', "sadd", dst_key);
             }
         }
         None => {
             let (meta, v) = new_collection(ex, KeyType::Set);
             ex.put(keys::sub_key(ex.db, dst_key, v, member), Bytes::new())?;
             save_len(ex, dst_key, None, &meta, 1)?;
+            ex.notify('s', "sadd", dst_key);
         }
     }
     Ok(Reply::Int(1))
@@ -902,19 +941,19 @@ fn sdiff(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
 
 fn sinterstore(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let members = intersect(ex, &args[2..], 0)?;
-    store_set(ex, &args[1], &members)?;
+    store_set(ex, &args[1], &members, "sinterstore")?;
     Ok(Reply::Int(members.len() as i64))
 }
 
 fn sunionstore(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let members = union(ex, &args[2..])?;
-    store_set(ex, &args[1], &members)?;
+    store_set(ex, &args[1], &members, "sunionstore")?;
     Ok(Reply::Int(members.len() as i64))
 }
 
 fn sdiffstore(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let members = difference(ex, &args[2..])?;
-    store_set(ex, &args[1], &members)?;
+    store_set(ex, &args[1], &members, "sdiffstore")?;
     Ok(Reply::Int(members.len() as i64))
 }
 

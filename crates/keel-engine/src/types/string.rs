@@ -521,6 +521,7 @@ fn mset_generic(ex: &mut Exec, args: &[Bytes], nx: bool, cmd: &str) -> CmdResult
     for pair in args[1..].chunks_exact(2) {
         let old = ex.meta_head(&pair[0])?;
         store_string(ex, &pair[0], &pair[1], None, old.as_ref())?;
+        ex.notify('$', "set", &pair[0]);
     }
     Ok(if nx { Reply::Int(1) } else { Reply::Ok })
 }
@@ -541,6 +542,7 @@ fn getset(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         None => (None, None),
     };
     store_string(ex, key, &args[2], None, old_meta.as_ref())?;
+    ex.notify('$', "set", key);
     Ok(Reply::opt_bulk(old_value))
 }
 
@@ -549,6 +551,7 @@ fn getdel(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     match string_value(ex, key)? {
         Some((m, v)) => {
             ex.delete_key(key, &m)?;
+            ex.notify('g', "del", key);
             Ok(Reply::Bulk(v))
         }
         None => Ok(Reply::Nil),
@@ -577,6 +580,16 @@ fn getex(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     if expire_at != meta.expire_at {
         store_string(ex, key, &value, expire_at, Some(&meta))?;
     }
+    // Redis raises the event even when the expiry stays the same.
+    ex.notify(
+        'g',
+        if expire_at.is_some() {
+            "expire"
+        } else {
+            "persist"
+        },
+        key,
+    );
     Ok(Reply::Bulk(value))
 }
 
@@ -658,6 +671,7 @@ fn setrange(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let old_meta = old.map(|(m, _)| m);
     let expire_at = old_meta.as_ref().and_then(|m| m.expire_at);
     store_string(ex, key, &buf, expire_at, old_meta.as_ref())?;
+    ex.notify('$', "setrange", key);
     Ok(Reply::Int(new_len as i64))
 }
 
@@ -722,6 +736,7 @@ fn incrbyfloat(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let old_meta = old.map(|(m, _)| m);
     let expire_at = old_meta.as_ref().and_then(|m| m.expire_at);
     store_string(ex, key, &text, expire_at, old_meta.as_ref())?;
+    ex.notify('$', "incrbyfloat", key);
     Ok(Reply::Bulk(text))
 }
 

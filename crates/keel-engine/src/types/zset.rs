@@ -40,8 +40,8 @@ use crate::meta::{KeyType, Meta};
 use crate::reply::{errors, Reply};
 use crate::types::set::{
     clear_destination, coll, empty_scan, entries_at_ranks, member_of, new_collection,
-    parse_scan_opts, positive_count, random_entries, ranged_with_msg, save_len, scan_checked,
-    scan_step, signed_count,
+    notify_stored, parse_scan_opts, positive_count, random_entries, ranged_with_msg, save_len,
+    scan_checked, scan_step, signed_count,
 };
 
 /// Reply to ZADD … INCR / ZINCRBY when the sum is NaN (e.g. +inf + -inf).
@@ -268,7 +268,9 @@ fn remove_items(ex: &mut Exec, z: &ZRef, items: &[(Bytes, f64)]) -> CmdResult<()
     let removed = items.len() as u64;
     if removed >= z.len {
         // Everything goes: the old version's keys are collected in the background.
-        return ex.delete_key(&z.key, &z.meta);
+        ex.delete_key(&z.key, &z.meta)?;
+        ex.note_emptied(&z.key);
+        return Ok(());
     }
     for (m, s) in items {
         remove_member(ex, &z.key, z.version, m, *s)?;
@@ -276,19 +278,26 @@ fn remove_items(ex: &mut Exec, z: &ZRef, items: &[(Bytes, f64)]) -> CmdResult<()
     save_len(ex, &z.key, Some(&z.meta), &z.meta, z.len - removed)
 }
 
-/// Writes `items` as the new sorted set at `dst`, replacing any value of any type;
-/// an empty result leaves `dst` deleted.
-fn store_zset(ex: &mut Exec, dst: &[u8], items: &[(Bytes, f64)]) -> CmdResult<()> {
-    clear_destination(ex, dst)?;
-    if items.is_empty() {
-        return Ok(());
+/// Writes `items` as the new sorted set at `dst`, replacing any value of any type, and
+/// raises `event` (or `del`, see [`notify_stored`]); an empty result leaves `dst`
+/// deleted.
+pub(crate) fn store_zset(
+    ex: &mut Exec,
+    dst: &[u8],
+    items: &[(Bytes, f64)],
+    event: &'static str,
+) -> CmdResult<()> {
+    let existed = clear_destination(ex, dst)?;
+    if !items.is_empty() {
+        let (meta, v) = new_collection(ex, KeyType::ZSet);
+        for (m, s) in items {
+            let mk = keys::sub_key(ex.db, dst, v, m);
+            write_member(ex, mk, v, m, norm(*s), None)?;
+        }
+        save_len(ex, dst, None, &meta, items.len() as u64)?;
     }
-    let (meta, v) = new_collection(ex, KeyType::ZSet);
-    for (m, s) in items {
-        let mk = keys::sub_key(ex.db, dst, v, m);
-        write_member(ex, mk, v, m, norm(*s), None)?;
-    }
-    save_len(ex, dst, None, &meta, items.len() as u64)
+    notify_stored(ex, dst, !items.is_empty(), existed, ('z', event));
+    Ok(())
 }
 
 /// Collects the window `[offset, offset + limit)` (limit < 0: no end) of `iter`, mapping
@@ -714,14 +723,6 @@ pub(crate) fn add_scored(
     add_members(ex, key, f, pairs)
 }
 
-/// Writes `items` (member, score) as the sorted set at `dst`, replacing whatever was
-/// there; nothing leaves `dst` deleted. True when `dst` held a value before.
-pub(crate) fn replace_with(ex: &mut Exec, dst: &[u8], items: &[(Bytes, f64)]) -> CmdResult<bool> {
-    let existed = ex.meta(dst)?.is_some();
-    store_zset(ex, dst, items)?;
-    Ok(existed)
-}
-
 // ---------------------------------------------------------------------------------------
 // Commands: writes of single members.
 // ---------------------------------------------------------------------------------------
@@ -1065,7 +1066,7 @@ fn zrangestore(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         Some(z) => run_range(ex, &z, &req)?,
         None => Vec::new(),
     };
-    store_zset(ex, &args[1], &items)?;
+    store_zset(ex, &args[1], &items, "zrangestore")?;
     Ok(Reply::Int(items.len() as i64))
 }
 
@@ -1077,6 +1078,8 @@ fn remrange(ex: &mut Exec, args: &[Bytes], by: By) -> CmdResult<Reply> {
         if clamp_ranks(start, end, z.len) == Some((0, z.len.saturating_sub(1))) {
             // The whole set: O(1), no scan.
             ex.delete_key(&z.key, &z.meta)?;
+            ex.notify('z', "zremrangebyrank", &z.key);
+            ex.note_emptied(&z.key);
             return Ok(Reply::Int(z.len as i64));
         }
     }
@@ -1087,8 +1090,16 @@ fn remrange(ex: &mut Exec, args: &[Bytes], by: By) -> CmdResult<Reply> {
         limit: -1,
         withscores: false,
     };
+    let event = match req.by {
+        By::Rank(..) => "zremrangebyrank",
+        By::Score(_) => "zremrangebyscore",
+        By::Lex(_) => "zremrangebylex",
+    };
     let items = run_range(ex, &z, &req)?;
     remove_items(ex, &z, &items)?;
+    if !items.is_empty() {
+        ex.notify('z', event, &z.key);
+    }
     Ok(Reply::Int(items.len() as i64))
 }
 
@@ -1127,6 +1138,9 @@ fn pop(ex: &mut Exec, z: &ZRef, count: u64, max: bool) -> CmdResult<Vec<(Bytes, 
         |k, _| parse_idx(&key, k),
     )?;
     remove_items(ex, z, &items)?;
+    if !items.is_empty() {
+        ex.notify('z', if max { "zpopmax" } else { "zpopmin" }, &z.key);
+    }
     Ok(items)
 }
 
@@ -1600,10 +1614,10 @@ fn algebra_reply(ex: &mut Exec, args: &[Bytes], op: Op, name: &str) -> CmdResult
     }
 }
 
-fn algebra_store(ex: &mut Exec, args: &[Bytes], op: Op, name: &str) -> CmdResult<Reply> {
+fn algebra_store(ex: &mut Exec, args: &[Bytes], op: Op, name: &'static str) -> CmdResult<Reply> {
     match algebra(ex, args, 2, op, true, false, name)? {
         AlgebraOut::Items(items, _) => {
-            store_zset(ex, &args[1], &items)?;
+            store_zset(ex, &args[1], &items, name)?;
             Ok(Reply::Int(items.len() as i64))
         }
         AlgebraOut::Card(n) => Ok(Reply::Int(n as i64)),
