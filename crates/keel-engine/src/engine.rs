@@ -921,7 +921,7 @@ fn run_one(
     let events_before = ex.events.len();
     match (spec.handler)(ex, args) {
         Ok(r) => {
-            if !ex.emptied.is_empty() {
+            if ex.events.len() > events_before {
                 ex.raise_emptied();
             }
             Ok(r)
@@ -932,13 +932,9 @@ fn run_one(
             }
             ex.touched.truncate(touched_before);
             ex.events.truncate(events_before);
-            ex.emptied.clear();
             Ok(r)
         }
-        Err(CmdError::Engine(e)) => {
-            ex.emptied.clear();
-            Err(e)
-        }
+        Err(CmdError::Engine(e)) => Err(e),
     }
 }
 

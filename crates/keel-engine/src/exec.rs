@@ -69,14 +69,15 @@ pub struct Exec<'a> {
     pub events: Vec<KeyEvent>,
     /// Whether `notify` records events (the apply path with notifications on).
     pub record_events: bool,
-    /// Collections the running command emptied and so deleted, as (db, key): their
-    /// `del` events follow the command's own, as in Redis (see [`Exec::raise_emptied`]).
-    pub emptied: Vec<(u8, Bytes)>,
     /// SCAN-family cursors of this engine.
     pub cursors: &'a CursorTable,
     /// Access recency/frequency (OBJECT IDLETIME/FREQ), when the engine provides it.
     pub access_table: Option<&'a crate::eviction::AccessTable>,
 }
+
+/// The class of a `del` event held back until the command ends (see
+/// [`Exec::note_emptied`]); never leaves the engine.
+const EMPTIED: char = '\0';
 
 impl<'a> Exec<'a> {
     /// A context over `access` for database `db` at time `now_ms`; `seq` is the log index
@@ -100,7 +101,6 @@ impl<'a> Exec<'a> {
             expired: Vec::new(),
             events: Vec::new(),
             record_events: true,
-            emptied: Vec::new(),
             cursors,
             access_table: None,
         }
@@ -253,18 +253,29 @@ impl<'a> Exec<'a> {
     }
 
     /// Notes that the running command deleted `key` because its collection became
-    /// empty (its `del` event comes after the command's own).
+    /// empty: a `del` event held back until [`Exec::raise_emptied`] puts it after the
+    /// command's own events, where Redis raises it. No state beyond the event list, so
+    /// a server with notifications off pays nothing.
     pub fn note_emptied(&mut self, key: &[u8]) {
-        if self.record_events && self.is_write() {
-            self.emptied.push((self.db, Bytes::copy_from_slice(key)));
-        }
+        let db = self.db;
+        self.notify_in(db, EMPTIED, "del", key);
     }
 
-    /// Raises `del` for the collections the command emptied, once it has succeeded.
+    /// Moves the held-back `del` events (see [`Exec::note_emptied`]) after the others,
+    /// in order, and releases them. Only the running command can have any: every
+    /// command that succeeds ends with this.
     pub fn raise_emptied(&mut self) {
-        for (db, key) in std::mem::take(&mut self.emptied) {
-            self.notify_in(db, 'g', "del", &key);
+        if !self.events.iter().any(|e| e.class == EMPTIED) {
+            return;
         }
+        let (mut dels, rest): (Vec<KeyEvent>, Vec<KeyEvent>) = std::mem::take(&mut self.events)
+            .into_iter()
+            .partition(|e| e.class == EMPTIED);
+        for d in &mut dels {
+            d.class = 'g';
+        }
+        self.events = rest;
+        self.events.append(&mut dels);
     }
 
     /// Withdraws the `new` event raised for `key` of the current database, for a key a
