@@ -7,16 +7,14 @@ const MAX_STARS: usize = 1000;
 
 /// True if `s` matches `pattern`.
 pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
-    // Redis matches nothing once it has recursed through more than MAX_STARS stars; a
-    // match of such a pattern always would (each run of stars but a trailing one needs
-    // the string to go on past it), so such a pattern matches nothing here either.
-    if inner_star_runs(pattern) > MAX_STARS {
-        return false;
-    }
     // Iterative with one backtrack point for the last `*`: linear-ish on real patterns
     // and never exponential, unlike the naive recursive matcher.
     let (mut p, mut i) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
+    // Runs of `*` passed with string left: Redis recurses once for each and matches
+    // nothing past MAX_STARS. Backtracking resumes after the last run, so each run is
+    // passed once.
+    let mut runs = 0usize;
     while i < s.len() {
         if p < pattern.len() {
             match pattern[p] {
@@ -26,6 +24,10 @@ pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
                     }
                     if p == pattern.len() {
                         return true;
+                    }
+                    runs += 1;
+                    if runs > MAX_STARS {
+                        return false;
                     }
                     star = Some((p, i));
                     continue;
@@ -109,35 +111,6 @@ fn class_match(pattern: &[u8], p: usize, c: u8) -> Option<(bool, usize)> {
     // Past the closing bracket (or at the end if there is none, as Redis does).
     let next = if j < pattern.len() { j + 1 } else { j };
     Some((matched != negate, next))
-}
-
-/// Runs of `*` that some other token follows (escaped stars and stars inside `[...]`
-/// are literal).
-fn inner_star_runs(pattern: &[u8]) -> usize {
-    let (mut runs, mut p) = (0, 0);
-    while p < pattern.len() {
-        match pattern[p] {
-            b'*' => {
-                while p < pattern.len() && pattern[p] == b'*' {
-                    p += 1;
-                }
-                if p < pattern.len() {
-                    runs += 1;
-                }
-                continue;
-            }
-            b'\\' => p += 1,
-            b'[' => {
-                p += 1;
-                while p < pattern.len() && pattern[p] != b']' {
-                    p += if pattern[p] == b'\\' { 2 } else { 1 };
-                }
-            }
-            _ => {}
-        }
-        p += 1;
-    }
-    runs
 }
 
 #[cfg(test)]
