@@ -55,6 +55,11 @@ pub fn is_hll(v: &[u8]) -> bool {
         && (v[4] != DENSE || v.len() == DENSE_SIZE)
 }
 
+/// Whether a value (one [`is_hll`] accepted) is dense.
+pub fn is_dense(v: &[u8]) -> bool {
+    v.get(4) == Some(&DENSE)
+}
+
 /// A new, empty value: sparse, one run of 16,384 zeros, cardinality 0 cached.
 pub fn new_value() -> Vec<u8> {
     let mut v = vec![0u8; HEADER];
@@ -193,27 +198,15 @@ fn sparse_runs(v: &[u8], mut visit: impl FnMut(usize, usize, u8) -> bool) -> usi
 
 /// Rewrites a sparse value as dense (a dense one is left as it is).
 pub fn to_dense(v: &mut Vec<u8>) -> Result<(), Corrupt> {
-    if v.get(4) == Some(&DENSE) {
+    if is_dense(v) {
         return Ok(());
     }
+    let regs = registers(v)?;
     let mut dense = vec![0u8; DENSE_SIZE];
     dense[..HEADER].copy_from_slice(&v[..HEADER]);
     dense[4] = DENSE;
-    let regs = &mut dense[HEADER..];
-    let covered = sparse_runs(v, |first, run, val| {
-        if val == 0 {
-            return true;
-        }
-        if first + run > REGISTERS {
-            return false;
-        }
-        for i in first..first + run {
-            dense_put(regs, i, val);
-        }
-        true
-    });
-    if covered != REGISTERS {
-        return Err(Corrupt);
+    for (i, r) in regs.into_iter().enumerate().filter(|(_, r)| *r > 0) {
+        dense_put(&mut dense[HEADER..], i, r);
     }
     *v = dense;
     Ok(())
@@ -335,7 +328,7 @@ pub fn add(v: &mut Vec<u8>, element: &[u8]) -> Result<bool, Corrupt> {
 
 /// Raises each of `max`'s registers to `v`'s where that is higher.
 pub fn merge_into(max: &mut [u8], v: &[u8]) -> Result<(), Corrupt> {
-    if v.get(4) == Some(&DENSE) {
+    if is_dense(v) {
         let regs = &v[HEADER..];
         for (i, m) in max.iter_mut().enumerate().take(REGISTERS) {
             *m = (*m).max(dense_get(regs, i));
@@ -364,7 +357,7 @@ pub fn merge_into(max: &mut [u8], v: &[u8]) -> Result<(), Corrupt> {
 /// The estimated number of distinct elements added to `v`.
 pub fn count(v: &[u8]) -> Result<u64, Corrupt> {
     let mut histo = [0u64; 64];
-    if v.get(4) == Some(&DENSE) {
+    if is_dense(v) {
         // Three bytes hold four registers, least significant bits first.
         for c in v[HEADER..].chunks_exact(3) {
             let w = u32::from(c[0]) | u32::from(c[1]) << 8 | u32::from(c[2]) << 16;
@@ -438,7 +431,7 @@ fn tau(mut x: f64) -> f64 {
     }
 }
 
-/// Each register's value (16,384 of them), for inspection and tests.
+/// Each register's value (16,384 of them), one per byte.
 pub fn registers(v: &[u8]) -> Result<Vec<u8>, Corrupt> {
     let mut regs = vec![0u8; REGISTERS];
     merge_into(&mut regs, v)?;

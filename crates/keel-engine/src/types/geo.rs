@@ -125,12 +125,6 @@ fn distance_text(d: f64) -> Bytes {
     Bytes::from(format!("{sign}{}.{:04}", abs / 10_000, abs % 10_000))
 }
 
-/// A coordinate as Redis prints it (its long double "human" form): 17 decimals with the
-/// trailing zeros cut.
-fn coordinate(v: f64) -> Reply {
-    Reply::HumanDouble(v)
-}
-
 fn geoadd(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let (mut nx, mut xx, mut ch) = (false, false, false);
     let mut i = 2;
@@ -178,7 +172,7 @@ fn geopos(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         .map(|score| match score {
             Some(score) => {
                 let (lon, lat) = geohash::point_of(score);
-                Reply::Array(vec![coordinate(lon), coordinate(lat)])
+                Reply::Array(vec![Reply::HumanDouble(lon), Reply::HumanDouble(lat)])
             }
             None => Reply::NilArray,
         })
@@ -487,7 +481,10 @@ fn search(ex: &mut Exec, args: &[Bytes], form: Form, store_ok: bool) -> CmdResul
                 item.push(Reply::Int(f.score as i64));
             }
             if withcoord {
-                item.push(Reply::Array(vec![coordinate(f.lon), coordinate(f.lat)]));
+                item.push(Reply::Array(vec![
+                    Reply::HumanDouble(f.lon),
+                    Reply::HumanDouble(f.lat),
+                ]));
             }
             Reply::Array(item)
         })

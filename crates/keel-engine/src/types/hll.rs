@@ -129,7 +129,7 @@ fn pfmerge(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         let Some((meta, v)) = load(ex, key)? else {
             continue;
         };
-        dense |= v.get(4) == Some(&0);
+        dense |= hll::is_dense(&v);
         hll::merge_into(&mut max, &v)?;
         if i == 0 {
             dst = Some((meta, v));
