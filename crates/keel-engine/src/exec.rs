@@ -76,7 +76,7 @@ pub struct Exec<'a> {
 }
 
 /// The class of a `del` event held back until the command ends (see
-/// [`Exec::note_emptied`]); never leaves the engine.
+/// [`Exec::delete_emptied`]); never leaves the engine.
 const EMPTIED: char = '\0';
 
 impl<'a> Exec<'a> {
@@ -252,16 +252,18 @@ impl<'a> Exec<'a> {
         self.notify_in(db, class, event, key);
     }
 
-    /// Notes that the running command deleted `key` because its collection became
-    /// empty: a `del` event held back until [`Exec::raise_emptied`] puts it after the
-    /// command's own events, where Redis raises it. No state beyond the event list, so
-    /// a server with notifications off pays nothing.
-    pub fn note_emptied(&mut self, key: &[u8]) {
+    /// Deletes `key`, whose collection the running command emptied, and holds back its
+    /// `del` event until [`Exec::raise_emptied`] puts it after the command's own events,
+    /// where Redis raises it. No state beyond the event list, so a server with
+    /// notifications off pays nothing.
+    pub fn delete_emptied(&mut self, key: &[u8], meta: &Meta) -> CmdResult<()> {
+        self.delete_key(key, meta)?;
         let db = self.db;
         self.notify_in(db, EMPTIED, "del", key);
+        Ok(())
     }
 
-    /// Moves the held-back `del` events (see [`Exec::note_emptied`]) after the others,
+    /// Moves the held-back `del` events (see [`Exec::delete_emptied`]) after the others,
     /// in order, and releases them. Only the running command can have any: every
     /// command that succeeds ends with this.
     pub fn raise_emptied(&mut self) {

@@ -179,8 +179,7 @@ impl Writing {
         let expire_at = self.old.as_ref().and_then(|m| m.expire_at);
         if self.len == 0 {
             if let Some(o) = &self.old {
-                ex.delete_key(key, o)?;
-                ex.note_emptied(key);
+                ex.delete_emptied(key, o)?;
             }
             return Ok(());
         }
@@ -294,8 +293,7 @@ fn hdel(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     }
     if removed > 0 {
         if len == 0 {
-            ex.delete_key(key, &old)?;
-            ex.note_emptied(key);
+            ex.delete_emptied(key, &old)?;
         } else {
             ex.put_meta(key, &hash_meta(version, len, old.expire_at), Some(&old))?;
         }

@@ -285,8 +285,7 @@ fn load(ex: &mut Exec, key: &[u8]) -> CmdResult<Option<(Meta, List)>> {
 fn store(ex: &mut Exec, key: &[u8], l: &mut List, old: Option<&Meta>) -> CmdResult<()> {
     if l.len() == 0 {
         if let Some(o) = old {
-            ex.delete_key(key, o)?;
-            ex.note_emptied(key);
+            ex.delete_emptied(key, o)?;
         }
         Ok(())
     } else {
@@ -554,9 +553,8 @@ fn ltrim(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     };
     let len = l.len();
     let Some((s, e)) = norm_range(start, stop, len) else {
-        ex.delete_key(key, &old)?;
+        ex.delete_emptied(key, &old)?;
         ex.notify('l', "ltrim", key);
-        ex.note_emptied(key);
         return Ok(Reply::Ok);
     };
     let kept = e - s + 1;
@@ -616,9 +614,8 @@ fn lrem(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         return Ok(Reply::Int(0));
     }
     if n == l.len() {
-        ex.delete_key(key, &old)?;
+        ex.delete_emptied(key, &old)?;
         ex.notify('l', "lrem", key);
-        ex.note_emptied(key);
         return Ok(Reply::Int(n));
     }
     removed.sort_unstable();

@@ -262,11 +262,7 @@ pub(crate) fn save_len(
 ) -> CmdResult<()> {
     if len == 0 {
         match old {
-            Some(o) => {
-                ex.delete_key(key, &with_len(o, 0))?;
-                ex.note_emptied(key);
-                Ok(())
-            }
+            Some(o) => ex.delete_emptied(key, &with_len(o, 0)),
             None => Ok(()),
         }
     } else {
@@ -789,9 +785,8 @@ fn spop(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     if count >= s.len {
         let all = all_members(ex, &s)?;
         // Everything goes: O(1) delete, the members are collected in the background.
-        ex.delete_key(key, &s.meta)?;
+        ex.delete_emptied(key, &s.meta)?;
         ex.notify('s', "spop", key);
-        ex.note_emptied(key);
         return Ok(Reply::Set(all.into_iter().map(Reply::Bulk).collect()));
     }
     let ranks = sample_distinct(&mut ex.rng, s.len, count);

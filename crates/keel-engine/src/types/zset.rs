@@ -268,8 +268,7 @@ fn remove_items(ex: &mut Exec, z: &ZRef, items: &[(Bytes, f64)]) -> CmdResult<()
     let removed = items.len() as u64;
     if removed >= z.len {
         // Everything goes: the old version's keys are collected in the background.
-        ex.delete_key(&z.key, &z.meta)?;
-        ex.note_emptied(&z.key);
+        ex.delete_emptied(&z.key, &z.meta)?;
         return Ok(());
     }
     for (m, s) in items {
@@ -1077,9 +1076,8 @@ fn remrange(ex: &mut Exec, args: &[Bytes], by: By) -> CmdResult<Reply> {
     if let By::Rank(start, end) = by {
         if clamp_ranks(start, end, z.len) == Some((0, z.len.saturating_sub(1))) {
             // The whole set: O(1), no scan.
-            ex.delete_key(&z.key, &z.meta)?;
+            ex.delete_emptied(&z.key, &z.meta)?;
             ex.notify('z', "zremrangebyrank", &z.key);
-            ex.note_emptied(&z.key);
             return Ok(Reply::Int(z.len as i64));
         }
     }
