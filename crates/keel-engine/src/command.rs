@@ -41,6 +41,9 @@ pub mod flags {
     /// through helpers that ask [`crate::kv::WriteTx::held`] first, so the metadata a
     /// previous command of the group left held need not be written out before it runs.
     pub const HOLDS_META: u32 = 1 << 9;
+    /// Not callable from a script (EVAL and SCRIPT themselves; the server's own
+    /// connection commands carry it too).
+    pub const NOSCRIPT: u32 = 1 << 10;
 
     /// Flag names as COMMAND prints them.
     pub fn names(f: u32) -> Vec<&'static str> {
@@ -52,6 +55,7 @@ pub mod flags {
             (BLOCKING, "blocking"),
             (ADMIN, "admin"),
             (RANDOM, "random"),
+            (NOSCRIPT, "noscript"),
         ];
         all.iter()
             .filter(|(bit, _)| f & bit != 0)
@@ -136,7 +140,9 @@ fn movable(name: &[u8]) -> Option<Movable> {
         b"lmpop" | b"zmpop" | b"zunion" | b"zinter" | b"zdiff" | b"zintercard" | b"sintercard" => {
             Movable::NumKeys(1, &[])
         }
-        b"blmpop" | b"bzmpop" => Movable::NumKeys(2, &[]),
+        b"blmpop" | b"bzmpop" | b"eval" | b"evalsha" | b"eval_ro" | b"evalsha_ro" => {
+            Movable::NumKeys(2, &[])
+        }
         b"zunionstore" | b"zinterstore" | b"zdiffstore" => Movable::NumKeys(2, &[1]),
         b"sort" | b"sort_ro" => Movable::Sort,
         b"georadius" => Movable::Radius(6),

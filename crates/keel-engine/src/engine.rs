@@ -758,6 +758,23 @@ impl Engine {
         })
     }
 
+    /// The cached scripts (see `types::scripting`): how many, and their bodies' bytes.
+    pub fn cached_scripts(&self) -> Result<(u64, u64)> {
+        use crate::kv::KvRead;
+        let reader = SnapshotReader::new(self.store.snapshot());
+        let prefix = keys::script_key("");
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for pair in reader.scan(
+            keel_storage::ScanRange::prefix(&prefix),
+            keel_storage::Direction::Forward,
+        ) {
+            let (_, body) = pair?;
+            n += 1;
+            bytes += body.len() as u64;
+        }
+        Ok((n, bytes))
+    }
+
     /// Digest of the logical keyspace at `now_ms` (see [`crate::digest`]).
     pub fn digest(&self, now_ms: u64) -> Result<u64> {
         crate::digest::digest(self.store.snapshot(), now_ms)
@@ -907,6 +924,19 @@ fn run_one(
         Ok(s) => s,
         Err(reply) => return Ok(reply),
     };
+    run_spec(ex, db, args, spec)
+}
+
+/// [`run_one`] of a resolved command: also what a script's `redis.call` runs, so a
+/// command inside a script has the same undo scope, access record and events as one
+/// sent alone.
+#[inline(always)]
+pub(crate) fn run_spec(
+    ex: &mut Exec,
+    db: u8,
+    args: &[Bytes],
+    spec: &'static CommandSpec,
+) -> Result<Reply> {
     ex.db = db;
     if let Some(access) = &ex.access_table {
         touch_keys(access, spec, db, args, ex.now_ms);

@@ -34,9 +34,17 @@ pub struct KeyEvent {
     /// The key.
     pub key: Bytes,
     /// Redis's class letter: `g` generic, `$` string, `l` list, `s` set, `h` hash,
-    /// `z` zset, `x` expired, `e` evicted.
+    /// `z` zset, `x` expired, `e` evicted; or [`PUBLISHED`].
     pub class: char,
+    /// The message of a script's PUBLISH to channel `key` (class [`PUBLISHED`]); empty
+    /// for a keyspace event.
+    pub message: Bytes,
 }
+
+/// The class of a [`KeyEvent`] that is a script's PUBLISH, not a keyspace event: it is
+/// delivered after the entry is stored, in order with the keyspace events, whatever
+/// notify-keyspace-events says.
+pub const PUBLISHED: char = 'P';
 
 /// A key an entry changed, inline when short (most are), so that recording it allocates
 /// nothing: a slice of the metadata key allocated a shared header on every write.
@@ -301,6 +309,21 @@ impl<'a> Exec<'a> {
                 event,
                 key: Bytes::copy_from_slice(key),
                 class,
+                message: Bytes::new(),
+            });
+        }
+    }
+
+    /// Records a PUBLISH of `message` to `channel` for delivery once the entry is
+    /// stored (see [`PUBLISHED`]); only the apply path publishes.
+    pub fn publish(&mut self, channel: Bytes, message: Bytes) {
+        if self.is_write() {
+            self.events.push(KeyEvent {
+                db: self.db,
+                event: "message",
+                key: channel,
+                class: PUBLISHED,
+                message,
             });
         }
     }

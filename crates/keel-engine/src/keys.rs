@@ -236,6 +236,19 @@ pub fn internal_key(name: &str) -> Bytes {
     b.freeze()
 }
 
+/// Storage key of a cached script, by the lower-case hex SHA1 of its body (all scripts
+/// share the prefix `script_key("")`).
+pub fn script_key(sha: &str) -> Bytes {
+    let mut b = BytesMut::with_capacity(1 + SCRIPT.len() + sha.len());
+    b.put_u8(INTERNAL);
+    b.put_slice(SCRIPT.as_bytes());
+    b.put_slice(sha.as_bytes());
+    b.freeze()
+}
+
+/// The internal-record name prefix of cached scripts.
+const SCRIPT: &str = "script:";
+
 /// Maps an f64 to 8 bytes whose bytewise order is the numeric order (−inf < … < +inf).
 pub fn score_to_sortable(score: f64) -> [u8; 8] {
     // -0.0 and 0.0 are the same score in Redis; normalise so they share one position.

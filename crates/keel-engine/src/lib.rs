@@ -26,6 +26,7 @@ pub mod member_prefetch;
 pub mod meta;
 pub mod name_table;
 pub mod reply;
+pub mod script;
 pub mod txn;
 pub mod types;
 

@@ -21,7 +21,7 @@ fn make_log(seed: u64, n: usize) -> Vec<(ApplyCtx, Op)> {
         let k2 = keys[rng.gen_range(0..keys.len())];
         let m = format!("m{}", rng.gen_range(0..8));
         let v = format!("{}", rng.gen_range(-5..50));
-        let cmd: Vec<String> = match rng.gen_range(0..26) {
+        let cmd: Vec<String> = match rng.gen_range(0..27) {
             0 => vec!["SET".into(), k.into(), v.clone()],
             1 => vec!["SET".into(), k.into(), v.clone(), "PX".into(), "700".into()],
             2 => vec!["INCRBY".into(), k.into(), v.clone()],
@@ -59,6 +59,13 @@ fn make_log(seed: u64, n: usize) -> Vec<(ApplyCtx, Op)> {
                 "RIGHT".into(),
             ],
             24 => vec!["SRANDMEMBER".into(), k.into(), "-3".into()],
+            // A script's draws come from the entry's seed: a replay draws the same.
+            25 => vec![
+                "EVAL".into(),
+                "redis.pcall('SADD', KEYS[1], math.random(1000)) return redis.pcall('SRANDMEMBER', KEYS[1])".into(),
+                "1".into(),
+                k.into(),
+            ],
             _ => vec!["HRANDFIELD".into(), k.into(), "2".into()],
         };
         let args: Vec<Bytes> = cmd.into_iter().map(Bytes::from).collect();

@@ -10,6 +10,7 @@ pub mod hll;
 pub mod keyspace;
 pub mod list;
 pub mod list_chunk;
+pub mod scripting;
 pub mod set;
 pub mod sort;
 pub mod string;
@@ -31,4 +32,5 @@ pub static TABLES: &[&[CommandSpec]] = &[
     geo::COMMANDS,
     hll::COMMANDS,
     sort::COMMANDS,
+    scripting::COMMANDS,
 ];

@@ -446,14 +446,17 @@ impl PubSub {
         self.reg.read().patterns.len()
     }
 
-    /// Publishes the keyspace notifications of one applied entry.
+    /// Publishes the keyspace notifications of one applied entry, and the messages its
+    /// scripts published, in the order they were raised.
     pub fn keyspace_events(&self, events: &[KeyEvent]) {
         let flags = self.notify_flags();
-        if !events_wanted(flags) {
-            return;
-        }
+        let wanted = events_wanted(flags);
         for ev in events {
-            if flags & notify::class_bit(ev.class) == 0 {
+            if ev.class == keel_engine::exec::PUBLISHED {
+                self.publish(&ev.key, &ev.message);
+                continue;
+            }
+            if !wanted || flags & notify::class_bit(ev.class) == 0 {
                 continue;
             }
             if flags & notify::KEYSPACE != 0 {

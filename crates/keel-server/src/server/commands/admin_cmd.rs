@@ -245,7 +245,8 @@ pub(super) fn ok(_s: &mut Session, _args: &[Bytes]) -> Outcome {
     Outcome::Reply(Reply::Ok)
 }
 
-/// FUNCTION / SCRIPT: keel runs no scripts, so FLUSH has nothing to drop.
+/// FUNCTION: keel has no functions (FUNCTION LOAD and FCALL are not built; EVAL and
+/// SCRIPT are the engine's), so FLUSH has nothing to drop and LIST is empty.
 pub(super) fn scripting(_s: &mut Session, args: &[Bytes]) -> Outcome {
     let sub = &args[1];
     let cmd = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
@@ -258,11 +259,6 @@ pub(super) fn scripting(_s: &mut Session, args: &[Bytes]) -> Outcome {
     }
     if cmd == "FUNCTION" && eq_ci(sub, "LIST") {
         return Outcome::Reply(Reply::Array(Vec::new()));
-    }
-    if cmd == "SCRIPT" && eq_ci(sub, "EXISTS") && args.len() >= 3 {
-        return Outcome::Reply(Reply::Array(
-            args[2..].iter().map(|_| Reply::Int(0)).collect(),
-        ));
     }
     unknown(&cmd, sub)
 }

@@ -147,6 +147,10 @@ fn memory(sh: &Shared, out: &mut String) {
     kv(out, "maxmemory_human", human(c.maxmemory));
     kv(out, "maxmemory_policy", c.maxmemory_policy.as_str());
     kv(out, "mem_allocator", "libc");
+    // A scan of the script records: INFO is not a hot path, and the cache is small.
+    let (scripts, script_bytes) = sh.coord.engine().cached_scripts().unwrap_or((0, 0));
+    kv(out, "number_of_cached_scripts", scripts);
+    kv(out, "used_memory_scripts_eval", script_bytes);
     kv(out, "lazyfree_pending_objects", 0);
     kv(out, "lazyfreed_objects", 0);
     kv(

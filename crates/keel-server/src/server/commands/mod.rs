@@ -37,18 +37,13 @@ pub mod server_flags {
     pub const LOADING: u32 = 1 << 17;
     /// Allowed on a stale replica.
     pub const STALE: u32 = 1 << 18;
-    /// Not allowed in scripts.
-    pub const NOSCRIPT: u32 = 1 << 19;
+    /// Not allowed in scripts (the engine's bit: its EVAL and SCRIPT carry it too).
+    pub const NOSCRIPT: u32 = keel_engine::command::flags::NOSCRIPT;
 
     /// Flag names as COMMAND prints them.
     pub fn names(f: u32) -> Vec<&'static str> {
         let mut out = keel_engine::command::flags::names(f);
-        for (bit, n) in [
-            (NO_AUTH, "no_auth"),
-            (LOADING, "loading"),
-            (STALE, "stale"),
-            (NOSCRIPT, "noscript"),
-        ] {
+        for (bit, n) in [(NO_AUTH, "no_auth"), (LOADING, "loading"), (STALE, "stale")] {
             if f & bit != 0 {
                 out.push(n);
             }

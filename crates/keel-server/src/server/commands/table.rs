@@ -253,14 +253,6 @@ pub static SERVER_COMMANDS: &[ServerCommand] = &[
         admin_cmd::scripting,
     ),
     cmd(
-        "scripting",
-        "script",
-        -2,
-        READONLY | NOSCRIPT,
-        "A container for Lua scripts management commands.",
-        admin_cmd::scripting,
-    ),
-    cmd(
         "transactions",
         "multi",
         1,
