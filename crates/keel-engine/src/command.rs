@@ -151,6 +151,15 @@ fn movable(name: &[u8]) -> Option<Movable> {
     })
 }
 
+/// Whether `name` may name no keys at all (Redis's NO_MANDATORY_KEYS): the scripts,
+/// whose `numkeys` may be 0.
+pub fn keys_are_optional(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro"
+    )
+}
+
 /// Whether `name`'s keys are found by [`movable_key_positions`] (COMMAND INFO's
 /// `movablekeys` flag, which tells cluster clients to ask COMMAND GETKEYS).
 pub fn has_movable_keys(name: &str) -> bool {

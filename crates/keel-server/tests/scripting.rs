@@ -74,6 +74,27 @@ fn a_client_library_script_loads_itself_and_runs() {
         .query(&mut con)
         .expect("getkeys");
     assert_eq!(keys, ["a", "b"]);
+    let keys: Vec<String> = redis::cmd("COMMAND")
+        .arg("GETKEYS")
+        .arg("EVAL")
+        .arg("return 1")
+        .arg(0)
+        .query(&mut con)
+        .expect("getkeys of a script without keys");
+    assert!(keys.is_empty(), "{keys:?}");
+    let e = redis::cmd("COMMAND")
+        .arg("GETKEYS")
+        .arg("ZUNION")
+        .arg(3)
+        .arg("a")
+        .arg("b")
+        .query::<Vec<String>>(&mut con)
+        .expect_err("more keys counted than given");
+    assert!(
+        e.to_string()
+            .contains("Invalid arguments specified for command"),
+        "{e}"
+    );
     // The library's script and the EVAL above are cached; SCRIPT FLUSH empties it.
     assert_eq!(memory_field(&mut con, "number_of_cached_scripts"), "2");
     let _: () = redis::cmd("SCRIPT")

@@ -128,10 +128,19 @@ fn getkeys(cmd_args: &[Bytes]) -> Outcome {
     if !c.arity_ok(cmd_args.len()) {
         return err("ERR Invalid number of arguments specified for command");
     }
-    let pos = keel_engine::command::movable_key_positions(cmd_args)
-        .unwrap_or_else(|| c.key_positions(cmd_args.len()));
+    let movable = keel_engine::command::movable_key_positions(cmd_args);
+    let is_movable = movable.is_some();
+    let pos = movable.unwrap_or_else(|| c.key_positions(cmd_args.len()));
     if pos.is_empty() {
-        return err("ERR The command has no key arguments");
+        // Redis: a command without keys says so; a movable one whose arguments name
+        // none is malformed, unless its keys are optional (EVAL's, Redis's
+        // NO_MANDATORY_KEYS), when the answer is no keys.
+        if !is_movable {
+            return err("ERR The command has no key arguments");
+        }
+        if !keel_engine::command::keys_are_optional(c.name()) {
+            return err("ERR Invalid arguments specified for command");
+        }
     }
     Outcome::Reply(Reply::Array(
         pos.into_iter()
