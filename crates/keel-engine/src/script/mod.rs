@@ -172,7 +172,6 @@ pub fn run(
                 let v = convert::reply_to_lua(lua, &reply, resp.get())?;
                 Ok((ok, v))
             })?;
-            vm.slot.raw_set("run", &run)?;
             lua.set_named_registry_value(vm::RUN_KEY, run)?;
             vm.xpcall.call::<MultiValue>((f, vm.handler.clone()))
         });

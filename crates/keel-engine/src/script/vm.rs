@@ -37,11 +37,9 @@ const HOOK_EVERY: u32 = 100_000;
 const MAX_COMPILED: usize = 1_000;
 
 /// The Lua side of the sandbox, run once per interpreter. It receives the real
-/// globals' contents (`base`, which scripts read through the proxy `env`), the proxy,
-/// and the slot where each run installs its command bridge.
+/// globals' contents (`base`, which scripts read through the proxy `env`) and the proxy.
 const SANDBOX: &str = r#"
-local base, env, slot = ...
-local raw = base.redis
+local base, env = ...
 local setfenv, loadstring, load, rawset = setfenv, loadstring, load, rawset
 local error, tostring, setmetatable = error, tostring, setmetatable
 -- The read-only tables, which rawset must not write either.
@@ -106,13 +104,6 @@ base.load = function(fn, name)
 end
 getmetatable("").__metatable = locked
 
--- redis.pcall returns a command's error; redis.call (a C function, see
--- `redis_call`) raises it. `slot.run` answers (true, reply) or (false, error table).
-raw.pcall = function(...)
-  local _, r = slot.run(select('#', ...), {...})
-  return r
-end
-
 "#;
 
 /// Globals Redis removes from the base library.
@@ -128,8 +119,6 @@ pub(crate) struct Vm {
     pub env: Table,
     /// The globals behind `env`: the libraries, KEYS and ARGV.
     pub base: Table,
-    /// Where a run installs its command bridge (`slot.run`).
-    pub slot: Table,
     /// The error handler every script runs under.
     pub handler: Function,
     /// `xpcall`, which runs a script under `handler`.
@@ -169,20 +158,18 @@ impl Vm {
         install_random(&lua, &base, &rng)?;
         let resp = Rc::new(Cell::new(2u8));
         let redis = super::redis_lib::create(&lua, &resp)?;
-        // SAFETY: `redis_call` follows the Lua C API's protocol (see there).
+        // SAFETY: both follow the Lua C API's protocol (see `call_bridge`).
         redis.raw_set("call", unsafe { lua.create_c_function(redis_call)? })?;
+        redis.raw_set("pcall", unsafe { lua.create_c_function(redis_pcall)? })?;
         base.raw_set("redis", redis.clone())?;
         base.raw_set("bit", super::redis_lib::create_bit(&lua)?)?;
         let cjson = Rc::new(Cell::new(super::cjson::Config::default()));
         base.raw_set("cjson", super::cjson::create(&lua, &cjson)?)?;
         base.raw_set("cmsgpack", super::cmsgpack::create(&lua)?)?;
         let env = lua.create_table()?;
-        let slot = lua.create_table()?;
-        lua.load(SANDBOX).set_name("=sandbox").call::<()>((
-            base.clone(),
-            env.clone(),
-            slot.clone(),
-        ))?;
+        lua.load(SANDBOX)
+            .set_name("=sandbox")
+            .call::<()>((base.clone(), env.clone()))?;
         let handler = error_handler(&lua)?;
         let xpcall: Function = globals.get("xpcall")?;
         let budget = Rc::new(Cell::new(0u64));
@@ -192,7 +179,6 @@ impl Vm {
             lua,
             env,
             base,
-            slot,
             handler,
             xpcall,
             compiled: HashMap::new(),
@@ -241,22 +227,12 @@ impl Vm {
         self.base.raw_set("ARGV", argv)
     }
 
-    /// Clears what a script left: its KEYS and ARGV, the bridge, and anything it put in
-    /// the proxy past its guard.
+    /// Clears what a script left that must not outlive it: the bridge to its command.
     pub fn clean(&self) -> mlua::Result<()> {
-        self.base.raw_set("KEYS", Value::Nil)?;
-        self.base.raw_set("ARGV", Value::Nil)?;
-        self.slot.raw_set("run", Value::Nil)?;
-        self.lua.set_named_registry_value(RUN_KEY, Value::Nil)?;
-        let left: Vec<Value> = self
-            .env
-            .pairs::<Value, Value>()
-            .map(|p| p.map(|(k, _)| k))
-            .collect::<mlua::Result<_>>()?;
-        for k in left {
-            self.env.raw_set(k, Value::Nil)?;
-        }
-        Ok(())
+        // KEYS and ARGV stay until the next script replaces them. The proxy needs no
+        // sweep: `rawset` and `setmetatable` refuse it, and scripts have nothing else
+        // that writes past `__newindex`.
+        self.lua.set_named_registry_value(RUN_KEY, Value::Nil)
     }
 }
 
@@ -264,8 +240,8 @@ impl Vm {
 pub const RUN_KEY: &str = "keel.run";
 const RUN_KEY_C: &std::ffi::CStr = c"keel.run";
 
-/// `redis.call`: calls the run's bridge with its arguments and raises the error table
-/// the bridge answers for a failed command, or returns its reply.
+/// `redis.call`: runs the command its arguments name through the run's bridge, and
+/// raises the error table the bridge answers for a failed command.
 ///
 /// A C function, not a Lua one, because Lua 5.1 turns `return f(…)` into a tail call
 /// that drops the caller's frame when `f` is a Lua function, and Redis's error names
@@ -273,12 +249,35 @@ const RUN_KEY_C: &std::ffi::CStr = c"keel.run";
 ///
 /// # Safety
 ///
-/// Called by Lua with its arguments on the stack. It packs them into a table (thousands
-/// of arguments, `unpack`ed, would not fit on the stack of the Rust callback), pushes
-/// the bridge (a function, checked) and calls it with their count and the table;
-/// `lua_call` and `lua_error` unwind by Lua's own means through this frame, which owns
-/// nothing to drop.
+/// Called by Lua with its arguments on the stack; see [`call_bridge`].
 unsafe extern "C-unwind" fn redis_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    if !call_bridge(state) {
+        mlua::ffi::lua_error(state);
+    }
+    1
+}
+
+/// `redis.pcall`: as `redis.call`, but a failed command's error table is returned.
+///
+/// # Safety
+///
+/// Called by Lua with its arguments on the stack; see [`call_bridge`].
+unsafe extern "C-unwind" fn redis_pcall(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    call_bridge(state);
+    1
+}
+
+/// Calls the run's bridge with the arguments on the stack, leaving its reply (or error
+/// table) on top; whether the command succeeded.
+///
+/// # Safety
+///
+/// `state` is the state Lua called a C function with, its arguments on the stack. The
+/// arguments are packed into a table (thousands of them, `unpack`ed, would not fit on
+/// the stack of the Rust callback), the bridge (a function, checked) is pushed and
+/// called with their count and the table. `lua_call` and `lua_error` unwind by Lua's
+/// own means through these frames, which own nothing to drop.
+unsafe fn call_bridge(state: *mut mlua::ffi::lua_State) -> bool {
     use mlua::ffi;
     let n = ffi::lua_gettop(state);
     ffi::lua_createtable(state, n, 0);
@@ -294,10 +293,7 @@ unsafe extern "C-unwind" fn redis_call(state: *mut mlua::ffi::lua_State) -> std:
     ffi::lua_pushinteger(state, n as ffi::lua_Integer);
     ffi::lua_insert(state, 2);
     ffi::lua_call(state, 2, 2);
-    if ffi::lua_toboolean(state, -2) == 0 {
-        ffi::lua_error(state);
-    }
-    1
+    ffi::lua_toboolean(state, -2) != 0
 }
 
 /// Redis's error handler: an error becomes `{err = text, source, line}`, where `text`
