@@ -133,6 +133,9 @@ enum Movable {
     Sort,
     /// GEORADIUS's STORE and STOREDIST, searched from this position.
     Radius(usize),
+    /// A script's keys: a `numkeys` count at position 2, which may be 0 (Redis's
+    /// NO_MANDATORY_KEYS).
+    Script,
 }
 
 fn movable(name: &[u8]) -> Option<Movable> {
@@ -140,9 +143,8 @@ fn movable(name: &[u8]) -> Option<Movable> {
         b"lmpop" | b"zmpop" | b"zunion" | b"zinter" | b"zdiff" | b"zintercard" | b"sintercard" => {
             Movable::NumKeys(1, &[])
         }
-        b"blmpop" | b"bzmpop" | b"eval" | b"evalsha" | b"eval_ro" | b"evalsha_ro" => {
-            Movable::NumKeys(2, &[])
-        }
+        b"blmpop" | b"bzmpop" => Movable::NumKeys(2, &[]),
+        b"eval" | b"evalsha" | b"eval_ro" | b"evalsha_ro" => Movable::Script,
         b"zunionstore" | b"zinterstore" | b"zdiffstore" => Movable::NumKeys(2, &[1]),
         b"sort" | b"sort_ro" => Movable::Sort,
         b"georadius" => Movable::Radius(6),
@@ -154,10 +156,7 @@ fn movable(name: &[u8]) -> Option<Movable> {
 /// Whether `name` may name no keys at all (Redis's NO_MANDATORY_KEYS): the scripts,
 /// whose `numkeys` may be 0.
 pub fn keys_are_optional(name: &str) -> bool {
-    matches!(
-        name.to_ascii_lowercase().as_str(),
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro"
-    )
+    matches!(movable(name.as_bytes()), Some(Movable::Script))
 }
 
 /// Whether `name`'s keys are found by [`movable_key_positions`] (COMMAND INFO's
@@ -174,6 +173,7 @@ pub fn has_movable_keys(name: &str) -> bool {
 pub fn movable_key_positions(args: &[Bytes]) -> Option<Vec<usize>> {
     let (numkeys_at, lead) = match movable(args.first()?)? {
         Movable::NumKeys(at, lead) => (at, lead),
+        Movable::Script => (2, &[][..]),
         Movable::Sort => return Some(sort_key_positions(args)),
         Movable::Radius(from) => return Some(crate::types::geo::radius_key_positions(args, from)),
     };

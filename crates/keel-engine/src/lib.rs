@@ -30,6 +30,10 @@ pub mod script;
 pub mod txn;
 pub mod types;
 
+/// The Redis version keel answers as: INFO's `redis_version`, HELLO's `version` and
+/// scripts' `redis.REDIS_VERSION`.
+pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
+
 pub use ctx::ApplyCtx;
 pub use engine::{Applied, Engine, MemoryVerdict, Op, ReadResult};
 pub use error::{EngineError, Result};

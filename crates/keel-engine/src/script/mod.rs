@@ -30,7 +30,6 @@ use crate::error::{fail, CmdError, CmdResult, EngineError};
 use crate::exec::Exec;
 use crate::reply::{errors, Reply};
 
-pub use redis_lib::REDIS_VERSION;
 pub use vm::{MAX_INSTRUCTIONS, MEMORY_LIMIT};
 
 /// The reply to a script that ran past [`MAX_INSTRUCTIONS`].

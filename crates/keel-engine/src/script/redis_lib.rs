@@ -6,8 +6,7 @@ use std::rc::Rc;
 
 use mlua::{Lua, Table, Value, Variadic};
 
-/// The version scripts see in `redis.REDIS_VERSION` (the one INFO reports).
-pub const REDIS_VERSION: &str = "7.2.0";
+use crate::REDIS_COMPAT_VERSION as REDIS_VERSION;
 
 /// The `redis` table. `resp` is the protocol the running script asked for with
 /// `redis.setresp` (2 until it does).

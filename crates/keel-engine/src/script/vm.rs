@@ -331,26 +331,10 @@ fn error_handler(lua: &Lua) -> mlua::Result<Function> {
         };
         let out = lua.create_table()?;
         out.raw_set("err", text)?;
-        // The first frame of Lua code, past the C functions and the sandbox's own
-        // (Redis's handler looks one frame up, or two past a C function).
-        for level in 0..200 {
-            let frame = lua.inspect_stack(level, |d| {
-                let src = d.source();
-                match (src.what, src.source) {
-                    ("C", _) => None,
-                    (_, Some(s)) if s != "=sandbox" => Some((s.into_owned(), d.current_line())),
-                    _ => None,
-                }
-            });
-            match frame {
-                None => break,
-                Some(None) => {}
-                Some(Some((source, line))) => {
-                    out.raw_set("source", source)?;
-                    out.raw_set("line", line)?;
-                    break;
-                }
-            }
+        // Redis's handler looks one frame up, or two past a C function.
+        if let Some(frame) = first_lua_frame(lua) {
+            out.raw_set("source", frame.source)?;
+            out.raw_set("line", frame.line)?;
         }
         Ok(out)
     })
@@ -394,22 +378,37 @@ fn innermost(e: &mlua::Error) -> (String, bool) {
 /// `luaL_where`'s "source:line: " of the innermost Lua frame, seen from an error
 /// handler (empty when there is none).
 fn caller_place(lua: &Lua) -> String {
+    first_lua_frame(lua).map_or_else(String::new, |f| format!("{}:{}: ", f.short_src, f.line))
+}
+
+/// A frame of Lua code: its chunk's name, as Lua prints it, and the line running.
+struct Frame {
+    source: String,
+    short_src: String,
+    line: usize,
+}
+
+/// The innermost frame of Lua code on the stack, past C functions and the sandbox's
+/// own Lua.
+fn first_lua_frame(lua: &Lua) -> Option<Frame> {
     for level in 0..200 {
         let frame = lua.inspect_stack(level, |d| {
             let src = d.source();
-            match (src.what, src.short_src) {
+            match (src.what, src.source) {
                 ("C", _) => None,
-                (_, Some(s)) => Some(format!("{s}:{}: ", d.current_line().unwrap_or(0))),
+                (_, Some(s)) if s != "=sandbox" => Some(Frame {
+                    source: s.into_owned(),
+                    short_src: src.short_src.map(|s| s.into_owned()).unwrap_or_default(),
+                    line: d.current_line().unwrap_or(0),
+                }),
                 _ => None,
             }
-        });
-        match frame {
-            None => break,
-            Some(None) => {}
-            Some(Some(place)) => return place,
+        })?;
+        if frame.is_some() {
+            return frame;
         }
     }
-    String::new()
+    None
 }
 
 /// The hook that counts a script's instructions against its budget. Once the budget is

@@ -76,16 +76,18 @@ fn evalsha_ro(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     eval_sha(ex, args, true)
 }
 
-/// EVAL and EVAL_RO: compiles the script (caching it, on the write path), then runs it.
+/// EVAL and EVAL_RO: runs the script, and on the write path caches it. A script that
+/// does not compile fails `run` before it runs and is not cached; one that compiled is,
+/// whatever it then did, as in Redis.
 fn eval_body(ex: &mut Exec, args: &[Bytes], read_only: bool) -> CmdResult<Reply> {
     let (keys, argv) = split_keys(args)?;
     let body = &args[1];
     let sha = script::sha1_hex(body);
-    script::compile(&sha, body)?;
+    let reply = script::run(ex, &sha, body, keys, argv, RunOptions { read_only })?;
     if ex.is_write() {
         remember(ex, &sha, body)?;
     }
-    script::run(ex, &sha, body, keys, argv, RunOptions { read_only })
+    Ok(reply)
 }
 
 /// EVALSHA and EVALSHA_RO: runs the cached script the SHA1 names.

@@ -257,7 +257,7 @@ pub(super) fn scripting(_s: &mut Session, args: &[Bytes]) -> Outcome {
             Some(_) => err(errors::SYNTAX),
         };
     }
-    if cmd == "FUNCTION" && eq_ci(sub, "LIST") {
+    if eq_ci(sub, "LIST") {
         return Outcome::Reply(Reply::Array(Vec::new()));
     }
     unknown(&cmd, sub)

@@ -12,8 +12,9 @@ use super::{eq_ci, err, Outcome};
 use crate::resp::Protocol;
 use crate::server::conn::Session;
 
-/// The Redis version keel answers to in HELLO and INFO (clients gate features on it).
-pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
+/// The Redis version keel answers to in HELLO and INFO (clients gate features on it);
+/// the engine's, which scripts see too.
+pub use keel_engine::REDIS_COMPAT_VERSION;
 
 const NO_PASSWORD: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
