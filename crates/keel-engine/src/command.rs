@@ -136,6 +136,8 @@ enum Movable {
     /// A script's keys: a `numkeys` count at position 2, which may be 0 (Redis's
     /// NO_MANDATORY_KEYS).
     Script,
+    /// XREAD's and XREADGROUP's: the first half of what follows STREAMS.
+    Streams,
 }
 
 fn movable(name: &[u8]) -> Option<Movable> {
@@ -149,6 +151,7 @@ fn movable(name: &[u8]) -> Option<Movable> {
         b"sort" | b"sort_ro" => Movable::Sort,
         b"georadius" => Movable::Radius(6),
         b"georadiusbymember" => Movable::Radius(5),
+        b"xread" | b"xreadgroup" => Movable::Streams,
         _ => return None,
     })
 }
@@ -176,6 +179,7 @@ pub fn movable_key_positions(args: &[Bytes]) -> Option<Vec<usize>> {
         Movable::Script => (2, &[][..]),
         Movable::Sort => return Some(sort_key_positions(args)),
         Movable::Radius(from) => return Some(crate::types::geo::radius_key_positions(args, from)),
+        Movable::Streams => return Some(streams_key_positions(args)),
     };
     let n = args
         .get(numkeys_at)
@@ -217,6 +221,29 @@ fn sort_key_positions(args: &[Bytes]) -> Vec<usize> {
     keys.extend(store);
     keys.retain(|p| *p < args.len());
     keys
+}
+
+/// XREAD's and XREADGROUP's keys: the first half of the arguments after STREAMS. The
+/// options before it are skipped with their arguments, so that a group, consumer or
+/// count named "streams" is not taken for the keyword; none for an odd remainder.
+fn streams_key_positions(args: &[Bytes]) -> Vec<usize> {
+    let mut j = 1;
+    while j < args.len() {
+        let a = args[j].to_ascii_lowercase();
+        j += match a.as_slice() {
+            b"block" | b"count" => 2,
+            b"group" => 3,
+            b"streams" => {
+                let rest = args.len() - j - 1;
+                if rest == 0 || !rest.is_multiple_of(2) {
+                    return Vec::new();
+                }
+                return (j + 1..=j + rest / 2).collect();
+            }
+            _ => 1,
+        };
+    }
+    Vec::new()
 }
 
 /// Every data command of the engine.

@@ -36,6 +36,7 @@ fn type_code(k: KeyType) -> u8 {
         KeyType::Hash => 2,
         KeyType::Set => 3,
         KeyType::ZSet => 4,
+        KeyType::Stream => 5,
     }
 }
 
@@ -46,6 +47,7 @@ fn type_from_code(c: u8) -> Option<KeyType> {
         2 => KeyType::Hash,
         3 => KeyType::Set,
         4 => KeyType::ZSet,
+        5 => KeyType::Stream,
         _ => return None,
     })
 }

@@ -49,6 +49,8 @@ pub enum KeyType {
     Set,
     /// Sorted set.
     ZSet,
+    /// Stream.
+    Stream,
 }
 
 impl KeyType {
@@ -60,6 +62,7 @@ impl KeyType {
             KeyType::Hash => "hash",
             KeyType::Set => "set",
             KeyType::ZSet => "zset",
+            KeyType::Stream => "stream",
         }
     }
 
@@ -71,6 +74,7 @@ impl KeyType {
             b"hash" => Some(KeyType::Hash),
             b"set" => Some(KeyType::Set),
             b"zset" => Some(KeyType::ZSet),
+            b"stream" => Some(KeyType::Stream),
             _ => None,
         }
     }
@@ -82,6 +86,7 @@ impl KeyType {
             KeyType::Hash => 2,
             KeyType::Set => 3,
             KeyType::ZSet => 4,
+            KeyType::Stream => 5,
         }
     }
 
@@ -92,6 +97,7 @@ impl KeyType {
             2 => KeyType::Hash,
             3 => KeyType::Set,
             4 => KeyType::ZSet,
+            5 => KeyType::Stream,
             _ => return None,
         })
     }

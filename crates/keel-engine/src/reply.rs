@@ -40,6 +40,9 @@ pub enum Reply {
     /// array), as Redis 7 answers ZRANGE … WITHSCORES, ZPOPMIN with a count, ZRANDMEMBER
     /// … WITHSCORES and HRANDFIELD … WITHVALUES.
     Pairs(Vec<(Reply, Reply)>),
+    /// A map in RESP3; in RESP2 an array of `[key, value]` arrays, as Redis answers
+    /// XREAD and XREADGROUP.
+    PairMap(Vec<(Reply, Reply)>),
     /// An out-of-band push (RESP3 `>`; RESP2 renders it as an array): pub/sub messages.
     Push(Vec<Reply>),
 }
@@ -177,7 +180,7 @@ impl PartialEq for Reply {
             (Bulks(a), Bulks(b)) => a == b,
             (Bulks(list), Array(items)) | (Array(items), Bulks(list)) => same_bulks(list, items),
             (Double(a), Double(b)) => a == b,
-            (Map(a), Map(b)) | (Pairs(a), Pairs(b)) => a == b,
+            (Map(a), Map(b)) | (Pairs(a), Pairs(b)) | (PairMap(a), PairMap(b)) => a == b,
             (Bool(a), Bool(b)) => a == b,
             _ => false,
         }

@@ -21,7 +21,7 @@ fn make_log(seed: u64, n: usize) -> Vec<(ApplyCtx, Op)> {
         let k2 = keys[rng.gen_range(0..keys.len())];
         let m = format!("m{}", rng.gen_range(0..8));
         let v = format!("{}", rng.gen_range(-5..50));
-        let cmd: Vec<String> = match rng.gen_range(0..27) {
+        let cmd: Vec<String> = match rng.gen_range(0..29) {
             0 => vec!["SET".into(), k.into(), v.clone()],
             1 => vec!["SET".into(), k.into(), v.clone(), "PX".into(), "700".into()],
             2 => vec!["INCRBY".into(), k.into(), v.clone()],
@@ -66,6 +66,9 @@ fn make_log(seed: u64, n: usize) -> Vec<(ApplyCtx, Op)> {
                 "1".into(),
                 k.into(),
             ],
+            // A stream's `*` IDs come from the entry's time.
+            26 => vec!["XADD".into(), k.into(), "MAXLEN".into(), "~".into(), "3".into(), "*".into(), m.clone(), v.clone()],
+            27 => vec!["XTRIM".into(), k.into(), "MAXLEN".into(), "2".into()],
             _ => vec!["HRANDFIELD".into(), k.into(), "2".into()],
         };
         let args: Vec<Bytes> = cmd.into_iter().map(Bytes::from).collect();

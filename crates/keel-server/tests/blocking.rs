@@ -478,3 +478,65 @@ fn a_served_blocking_pop_counts_one_change_and_its_empty_attempt_none() {
         assert_eq!(changes_since_save(&mut con), before + 2, "{pop:?}");
     }
 }
+
+#[test]
+fn xread_block_is_woken_by_an_entry_after_the_last_one_it_saw() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let _: String = redis::cmd("XADD")
+        .arg("s")
+        .arg("1-1")
+        .arg("a")
+        .arg("b")
+        .query(&mut con)
+        .expect("xadd");
+    let waiter = spawn_cmd(
+        &srv,
+        &["XREAD", "BLOCK", "10000", "STREAMS", "s", "other", "$", "$"],
+    );
+    wait_blocked(&mut con, 1);
+    // A write to the stream that adds nothing after `$` wakes the waiter, which finds
+    // nothing and waits on.
+    let _: i64 = redis::cmd("XDEL")
+        .arg("s")
+        .arg("1-1")
+        .query(&mut con)
+        .expect("xdel");
+    wait_blocked(&mut con, 1);
+    // `$` was the last entry when the command came, not when it retries: this entry is
+    // the one it returns.
+    let _: String = redis::cmd("XADD")
+        .arg("s")
+        .arg("2-1")
+        .arg("c")
+        .arg("d")
+        .query(&mut con)
+        .expect("xadd");
+    let got = waiter.join().expect("waiter");
+    let entry = Value::Array(vec![bulk("2-1"), Value::Array(vec![bulk("c"), bulk("d")])]);
+    assert_eq!(
+        got,
+        Value::Array(vec![Value::Array(vec![
+            bulk("s"),
+            Value::Array(vec![entry])
+        ])])
+    );
+    wait_blocked(&mut con, 0);
+    // A timeout answers the null array; without BLOCK XREAD never waits.
+    let got: Value = redis::cmd("XREAD")
+        .arg("BLOCK")
+        .arg("50")
+        .arg("STREAMS")
+        .arg("s")
+        .arg("$")
+        .query(&mut con)
+        .expect("xread");
+    assert_eq!(got, Value::Nil);
+    let got: Value = redis::cmd("XREAD")
+        .arg("STREAMS")
+        .arg("s")
+        .arg("9-9")
+        .query(&mut con)
+        .expect("xread");
+    assert_eq!(got, Value::Nil);
+}

@@ -73,6 +73,25 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp: u8) -> mlua::Result<Value> {
                 flat_pairs(lua, pairs, resp)?
             }
         }
+        Reply::PairMap(pairs) => {
+            if resp3 {
+                let map = lua.create_table()?;
+                for (k, v) in pairs {
+                    map.raw_set(reply_to_lua(lua, k, resp)?, reply_to_lua(lua, v, resp)?)?;
+                }
+                wrapped(lua, "map", Value::Table(map))?
+            } else {
+                array(
+                    lua,
+                    pairs.iter().map(|(a, b)| {
+                        array(
+                            lua,
+                            [reply_to_lua(lua, a, resp), reply_to_lua(lua, b, resp)].into_iter(),
+                        )
+                    }),
+                )?
+            }
+        }
         Reply::Pairs(pairs) => {
             if resp3 {
                 array(

@@ -898,6 +898,7 @@ fn encoding_of(ex: &Exec, db: u8, key: &[u8], meta: &Meta) -> CmdResult<&'static
             }
             "listpack"
         }
+        KeyType::Stream => "stream",
         KeyType::String => "raw",
     })
 }

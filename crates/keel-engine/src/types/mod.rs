@@ -13,6 +13,7 @@ pub mod list_chunk;
 pub mod scripting;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod zset;
 
@@ -33,4 +34,6 @@ pub static TABLES: &[&[CommandSpec]] = &[
     hll::COMMANDS,
     sort::COMMANDS,
     scripting::COMMANDS,
+    stream::entries::COMMANDS,
+    stream::groups::COMMANDS,
 ];

@@ -136,6 +136,19 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
                 encode(v, proto, out);
             }
         }
+        Reply::PairMap(pairs) => {
+            match proto {
+                Protocol::Resp3 => int_line(out, b'%', pairs.len() as i64),
+                Protocol::Resp2 => int_line(out, b'*', pairs.len() as i64),
+            }
+            for (k, v) in pairs {
+                if proto == Protocol::Resp2 {
+                    out.put_slice(b"*2\r\n");
+                }
+                encode(k, proto, out);
+                encode(v, proto, out);
+            }
+        }
         Reply::Pairs(pairs) => match proto {
             // RESP3 nests each pair (ZRANGE WITHSCORES → [[m, s], …]); RESP2 is flat.
             Protocol::Resp3 => {

@@ -1,4 +1,5 @@
-//! Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP).
+//! Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP)
+//! and blocking stream reads (XREAD and XREADGROUP with BLOCK).
 //!
 //! The engine's handlers make a non-blocking attempt and answer nil when there is
 //! nothing to pop. The server parks such a client: it queues it on each of its keys
@@ -15,6 +16,11 @@
 //! briefly and bounded, until no waiter ahead of it on its keys has a wake-up pending
 //! or a retry under way (see [`BlockRegistry::ahead_is_pending`]).
 //!
+//! XREAD's `$` means "after the stream's last entry when the command arrived"; a retry
+//! must not read it afresh, or it would never see the entry that woke it. The first
+//! attempt therefore reads each such stream's last entry in the same log entry as the
+//! read, and the retries ask for entries after it (see [`resolve_last_ids`]).
+//!
 //! A client waiting here still reads its socket, so a disconnect removes it at once
 //! (a vanished client never swallows an element). Inside MULTI these commands are queued
 //! like any other and run once, non-blocking, inside the `Op::Multi`.
@@ -26,6 +32,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use keel_engine::command::CommandSpec;
+use keel_engine::types::stream::entries as stream;
 use keel_engine::types::{list, zset};
 use keel_engine::{Applied, Op, Reply};
 use parking_lot::Mutex;
@@ -235,11 +242,7 @@ fn is_nothing(r: &Reply) -> bool {
 /// entry, so the types are those the command itself saw. Returns the command's reply
 /// and whether a waited-on key held a type the command cannot pop from.
 async fn retry(s: &Session, b: &Blocked) -> (Reply, bool) {
-    let want = if b.args[0].to_ascii_lowercase().starts_with(b"bz") {
-        "zset"
-    } else {
-        "list"
-    };
+    let want = wanted_type(&b.args[0]);
     let mut cmds: Vec<(u8, Vec<Bytes>)> = b
         .keys
         .iter()
@@ -255,6 +258,31 @@ async fn retry(s: &Session, b: &Blocked) -> (Reply, bool) {
             (reply, wrong)
         }
         Err(r) => (r, false),
+    }
+}
+
+/// The type of key a blocking command waits for.
+fn wanted_type(name: &[u8]) -> &'static str {
+    let name = name.to_ascii_lowercase();
+    if name.starts_with(b"bz") {
+        "zset"
+    } else if name.starts_with(b"x") {
+        "stream"
+    } else {
+        "list"
+    }
+}
+
+/// Whether `args` of a command flagged blocking would block: the stream reads block
+/// only with BLOCK (without it they are a plain read or write).
+pub fn would_block(args: &[Bytes]) -> bool {
+    match args.first().map(|n| n.to_ascii_lowercase()) {
+        Some(n) if n == b"xread" || n == b"xreadgroup" => args
+            .iter()
+            .skip(1)
+            .take_while(|a| !a.eq_ignore_ascii_case(b"streams"))
+            .any(|a| a.eq_ignore_ascii_case(b"block")),
+        _ => true,
     }
 }
 
@@ -284,6 +312,13 @@ fn keys_and_timeout(args: &[Bytes]) -> Option<(Vec<Bytes>, u64)> {
             }
             (keys, 1)
         }
+        "xread" | "xreadgroup" => {
+            let read = stream::parse_read(args, name == "xreadgroup").ok()?;
+            let keys = args
+                .get(read.keys_at..read.keys_at + read.streams)?
+                .to_vec();
+            return Some((keys, read.block_ms?));
+        }
         _ => return None,
     };
     let t = args.get(timeout_at)?;
@@ -305,6 +340,13 @@ pub async fn start(s: &mut Session, spec: &'static CommandSpec, args: Vec<Bytes>
         let reply = attempt(s, &args, false).await;
         s.reply(&reply).await;
         return Flow::Continue;
+    };
+    let args = match resolve_last_ids(s, args).await {
+        Ok(args) => args,
+        Err(reply) => {
+            s.reply(&reply).await;
+            return Flow::Continue;
+        }
     };
     let db = s.client.db;
     let client = s.client.handle.id;
@@ -330,6 +372,52 @@ pub async fn start(s: &mut Session, spec: &'static CommandSpec, args: Vec<Bytes>
         state,
     });
     Flow::Continue
+}
+
+/// XREAD's arguments with each `$` replaced by the ID of its stream's last entry (0-0
+/// for a missing or empty stream), read in one log entry. Entries after the last one
+/// are exactly those after the stream's last ID: XADD only appends above that. An
+/// error reply (a stream key of another type) is the command's answer.
+async fn resolve_last_ids(s: &Session, mut args: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
+    if !args[0].eq_ignore_ascii_case(b"xread") {
+        return Ok(args);
+    }
+    let Ok(read) = stream::parse_read(&args, false) else {
+        return Ok(args);
+    };
+    let ids_at = read.keys_at + read.streams;
+    let dollars: Vec<usize> = (ids_at..args.len())
+        .filter(|&i| &args[i][..] == b"$")
+        .collect();
+    if dollars.is_empty() {
+        return Ok(args);
+    }
+    let cmds = dollars
+        .iter()
+        .map(|&i| {
+            let key = args[i - read.streams].clone();
+            let q =
+                ["XREVRANGE", "", "+", "-", "COUNT", "1"].map(|a| Bytes::from_static(a.as_bytes()));
+            let mut q = q.to_vec();
+            q[1] = key;
+            (s.client.db, q)
+        })
+        .collect();
+    let replies = s.shared.coord.write(Op::Multi { cmds }, false).await?;
+    for (&i, reply) in dollars.iter().zip(replies) {
+        args[i] = match reply {
+            Reply::Array(entries) => match entries.first() {
+                Some(Reply::Array(entry)) => match entry.first() {
+                    Some(Reply::Bulk(id)) => id.clone(),
+                    _ => Bytes::from_static(b"0-0"),
+                },
+                _ => Bytes::from_static(b"0-0"),
+            },
+            Reply::Error(e) => return Err(Reply::Error(e)),
+            _ => Bytes::from_static(b"0-0"),
+        };
+    }
+    Ok(args)
 }
 
 /// One try through the coordinator.

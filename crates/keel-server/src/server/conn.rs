@@ -436,7 +436,9 @@ impl Session {
             return Flow::Continue;
         }
         match cmd {
-            Cmd::Engine(spec) if spec.flags & flags::BLOCKING != 0 => {
+            Cmd::Engine(spec)
+                if spec.flags & flags::BLOCKING != 0 && blocking::would_block(args) =>
+            {
                 let args = self.hand_on(args);
                 blocking::start(self, spec, args).await
             }
