@@ -62,51 +62,26 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp: u8) -> mlua::Result<Value> {
                 Value::Number(if *b { 1.0 } else { 0.0 })
             }
         }
-        Reply::Map(pairs) => {
-            if resp3 {
-                let map = lua.create_table()?;
-                for (k, v) in pairs {
-                    map.raw_set(reply_to_lua(lua, k, resp)?, reply_to_lua(lua, v, resp)?)?;
-                }
-                wrapped(lua, "map", Value::Table(map))?
-            } else {
-                flat_pairs(lua, pairs, resp)?
+        // A map in RESP3 (XREAD's too); RESP2 flattens a map and nests XREAD's pairs.
+        Reply::Map(pairs) | Reply::PairMap(pairs) if resp3 => {
+            let map = lua.create_table()?;
+            for (k, v) in pairs {
+                map.raw_set(reply_to_lua(lua, k, resp)?, reply_to_lua(lua, v, resp)?)?;
             }
+            wrapped(lua, "map", Value::Table(map))?
         }
-        Reply::PairMap(pairs) => {
-            if resp3 {
-                let map = lua.create_table()?;
-                for (k, v) in pairs {
-                    map.raw_set(reply_to_lua(lua, k, resp)?, reply_to_lua(lua, v, resp)?)?;
-                }
-                wrapped(lua, "map", Value::Table(map))?
-            } else {
+        Reply::Map(pairs) => flat_pairs(lua, pairs, resp)?,
+        // RESP3 nests ZRANGE … WITHSCORES's pairs; RESP2 flattens them.
+        Reply::Pairs(pairs) if !resp3 => flat_pairs(lua, pairs, resp)?,
+        Reply::Pairs(pairs) | Reply::PairMap(pairs) => array(
+            lua,
+            pairs.iter().map(|(a, b)| {
                 array(
                     lua,
-                    pairs.iter().map(|(a, b)| {
-                        array(
-                            lua,
-                            [reply_to_lua(lua, a, resp), reply_to_lua(lua, b, resp)].into_iter(),
-                        )
-                    }),
-                )?
-            }
-        }
-        Reply::Pairs(pairs) => {
-            if resp3 {
-                array(
-                    lua,
-                    pairs.iter().map(|(a, b)| {
-                        array(
-                            lua,
-                            [reply_to_lua(lua, a, resp), reply_to_lua(lua, b, resp)].into_iter(),
-                        )
-                    }),
-                )?
-            } else {
-                flat_pairs(lua, pairs, resp)?
-            }
-        }
+                    [reply_to_lua(lua, a, resp), reply_to_lua(lua, b, resp)].into_iter(),
+                )
+            }),
+        )?,
     })
 }
 
