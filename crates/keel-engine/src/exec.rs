@@ -559,7 +559,8 @@ impl<'a> Exec<'a> {
     /// [`Exec::delete_key`] for database `db`.
     pub fn delete_key_in(&mut self, db: u8, key: &[u8], meta: &Meta) -> CmdResult<()> {
         if let Body::Collection { version, len, .. } = meta.body {
-            if len > 0 {
+            // An empty stream still has sub-keys: its state, its groups.
+            if len > 0 || meta.kind == crate::meta::KeyType::Stream {
                 self.put(keys::gc_key(db, key, version), Bytes::new())?;
             }
         }

@@ -383,6 +383,42 @@ fn copies_keep_state(kind: EngineKind) {
     assert_eq!(t.r(&["XLEN", "r"]), Reply::Int(0));
 }
 
+/// Storage keys under `prefix`.
+fn count_prefix(t: &T, prefix: &[u8]) -> usize {
+    t.engine
+        .storage()
+        .scan(
+            keel_storage::ScanRange::prefix(prefix),
+            keel_storage::Direction::Forward,
+        )
+        .count()
+}
+
+/// An emptied stream keeps sub-keys (its state, its groups): deleting it, by DEL, by a
+/// SET over it or by expiry, leaves none behind once GC has run.
+fn empty_streams_leave_nothing_behind(kind: EngineKind) {
+    let mut t = T::new(kind);
+    for k in ["a", "b", "c"] {
+        t.w(&["XADD", k, "1-1", "f", "v"]);
+        t.w(&["XGROUP", "CREATE", k, "g", "0"]);
+        t.w(&["XREADGROUP", "GROUP", "g", "alice", "STREAMS", k, ">"]);
+        t.w(&["XDEL", k, "1-1"]);
+        assert_eq!(t.r(&["XLEN", k]), Reply::Int(0));
+    }
+    assert_eq!(t.w(&["DEL", "a"]), Reply::Int(1));
+    assert_eq!(t.w(&["SET", "b", "x"]), Reply::Ok);
+    assert_eq!(t.w(&["PEXPIRE", "c", "1"]), Reply::Int(1));
+    t.now += 10;
+    assert_eq!(t.w(&["DEL", "b", "c"]), Reply::Int(1), "c has expired");
+    for _ in 0..100 {
+        if !t.engine.gc_step(1000).expect("gc").more {
+            break;
+        }
+    }
+    assert_eq!(count_prefix(&t, &[keel_engine::keys::SUB]), 0);
+    assert_eq!(count_prefix(&t, &[keel_engine::keys::META]), 0);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     /// XADD with `*` (None) or an explicit ID.
@@ -503,5 +539,6 @@ all_engines!(
     approximate_trims,
     xread,
     copies_keep_state,
+    empty_streams_leave_nothing_behind,
     model_based,
 );
