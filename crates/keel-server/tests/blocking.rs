@@ -540,3 +540,146 @@ fn xread_block_is_woken_by_an_entry_after_the_last_one_it_saw() {
         .expect("xread");
     assert_eq!(got, Value::Nil);
 }
+
+#[test]
+fn xreadgroup_block_serves_each_group_in_order_and_xread_always() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    // A popper waits on the key first and keeps waiting once it is a stream: the
+    // stream readers behind it must still be woken.
+    let popper = spawn_cmd(&srv, &["BLPOP", "s", "10"]);
+    wait_blocked(&mut con, 1);
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("s")
+        .arg("g")
+        .arg("$")
+        .arg("MKSTREAM")
+        .query(&mut con)
+        .expect("xgroup");
+    wait_blocked(&mut con, 1);
+    let first = spawn_cmd(
+        &srv,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "BLOCK",
+            "10000",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
+    wait_blocked(&mut con, 2);
+    let second = spawn_cmd(
+        &srv,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "bob",
+            "BLOCK",
+            "300",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
+    wait_blocked(&mut con, 3);
+    let reader = spawn_cmd(&srv, &["XREAD", "BLOCK", "10000", "STREAMS", "s", "0"]);
+    wait_blocked(&mut con, 4);
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query(&mut con)
+        .expect("info");
+    assert!(info.contains("total_blocking_keys:1\r"), "{info}");
+    assert!(info.contains("total_blocking_keys_on_nokey:1\r"), "{info}");
+    let _: String = redis::cmd("XADD")
+        .arg("s")
+        .arg("1-1")
+        .arg("f")
+        .arg("v")
+        .query(&mut con)
+        .expect("xadd");
+    let entry = Value::Array(vec![bulk("1-1"), Value::Array(vec![bulk("f"), bulk("v")])]);
+    let served = Value::Array(vec![Value::Array(vec![
+        bulk("s"),
+        Value::Array(vec![entry]),
+    ])]);
+    // The group's first waiter gets the entry, the second times out; XREAD sees it too.
+    assert_eq!(first.join().expect("first"), served);
+    assert_eq!(reader.join().expect("reader"), served);
+    assert_eq!(second.join().expect("second"), Value::Nil);
+    let pending: Value = redis::cmd("XPENDING")
+        .arg("s")
+        .arg("g")
+        .query(&mut con)
+        .expect("xpending");
+    assert_eq!(
+        pending,
+        Value::Array(vec![
+            Value::Int(1),
+            bulk("1-1"),
+            bulk("1-1"),
+            Value::Array(vec![Value::Array(vec![bulk("alice"), bulk("1")])]),
+        ])
+    );
+    // The popper still waits (the key is a stream) until the key is a list.
+    let _: i64 = con.del("s").expect("del");
+    let _: i64 = con.rpush("s", "x").expect("rpush");
+    assert_eq!(
+        popper.join().expect("popper"),
+        Value::Array(vec![bulk("s"), bulk("x")])
+    );
+}
+
+#[test]
+fn xgroup_destroy_ends_a_blocked_xreadgroup_with_nogroup() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("s")
+        .arg("g")
+        .arg("$")
+        .arg("MKSTREAM")
+        .query(&mut con)
+        .expect("xgroup");
+    let addr = srv.addr;
+    let waiter = std::thread::spawn(move || {
+        let mut c = connect(addr);
+        redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("g")
+            .arg("alice")
+            .arg("BLOCK")
+            .arg("0")
+            .arg("STREAMS")
+            .arg("s")
+            .arg(">")
+            .query::<Value>(&mut c)
+            .map_err(|e| e.to_string())
+    });
+    wait_blocked(&mut con, 1);
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg("s")
+        .arg("g")
+        .query(&mut con)
+        .expect("destroy");
+    let got = waiter.join().expect("waiter");
+    assert!(
+        got.as_ref().is_err_and(|e| e.contains("NOGROUP")),
+        "{got:?}"
+    );
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut con)
+        .expect("info");
+    assert!(
+        stats.contains("cmdstat_xreadgroup:calls=1,") && stats.contains("failed_calls=1"),
+        "{stats}"
+    );
+}

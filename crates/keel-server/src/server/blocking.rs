@@ -50,6 +50,37 @@ use super::conn::{Flow, Session};
 struct Waiter {
     client: u64,
     state: Arc<WaitState>,
+    /// Also waits for the key to go (XREADGROUP, which a deleted stream or group ends
+    /// with an error): Redis's "blocked on nokey", counted by INFO.
+    nokey: bool,
+    /// A stream read (XREAD, XREADGROUP): woken by writes to its keys wherever it is
+    /// in the queue, as new entries may serve every reader (see `on_applied`).
+    stream: bool,
+    /// XREADGROUP's group: of its waiters only the first is woken, as a pop's.
+    group: Option<Bytes>,
+}
+
+/// What a blocked command waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitKind {
+    /// A pop (BLPOP, BZPOPMIN, BLMOVE, …): data to take.
+    Pop,
+    /// XREAD: entries after an ID.
+    Read,
+    /// XREADGROUP: entries new to a group, or the stream or group to go.
+    GroupRead,
+}
+
+impl WaitKind {
+    fn of(name: &[u8]) -> WaitKind {
+        if name.eq_ignore_ascii_case(b"xreadgroup") {
+            WaitKind::GroupRead
+        } else if name.eq_ignore_ascii_case(b"xread") {
+            WaitKind::Read
+        } else {
+            WaitKind::Pop
+        }
+    }
 }
 
 /// What the registry and a blocked client's connection share.
@@ -119,11 +150,29 @@ impl BlockRegistry {
         }
         let queues = self.queues.lock();
         for (db, key) in &applied.touched {
-            if let Some(w) = queues
-                .get(&(*db, Bytes::copy_from_slice(key)))
-                .and_then(|q| q.front())
-            {
-                w.state.wake();
+            let Some(q) = queues.get(&(*db, Bytes::copy_from_slice(key))) else {
+                continue;
+            };
+            // A pop takes what it finds, so only the first popper is woken (the next
+            // when it leaves); so is the first reader of each group, which delivers an
+            // entry to one consumer. An XREAD takes nothing from the others and is
+            // always woken, and a popper ahead that keeps waiting (its key now a stream)
+            // must not hold the stream readers up.
+            let mut groups: Vec<&Bytes> = Vec::new();
+            let mut popper = false;
+            for w in q {
+                let wake = match (&w.group, w.stream) {
+                    (Some(g), _) if !groups.contains(&g) => {
+                        groups.push(g);
+                        true
+                    }
+                    (Some(_), _) => false,
+                    (None, true) => true,
+                    (None, false) => !std::mem::replace(&mut popper, true),
+                };
+                if wake {
+                    w.state.wake();
+                }
             }
         }
     }
@@ -146,7 +195,25 @@ impl BlockRegistry {
         self.by_client.lock().len()
     }
 
-    fn register(&self, client: u64, db: u8, keys: &[Bytes]) -> Arc<WaitState> {
+    /// Keys clients wait on, and how many of them a client also waits on to go (INFO's
+    /// `total_blocking_keys` and `total_blocking_keys_on_nokey`).
+    pub fn blocking_keys(&self) -> (usize, usize) {
+        let queues = self.queues.lock();
+        let nokey = queues
+            .values()
+            .filter(|q| q.iter().any(|w| w.nokey))
+            .count();
+        (queues.len(), nokey)
+    }
+
+    fn register(
+        &self,
+        client: u64,
+        db: u8,
+        keys: &[Bytes],
+        kind: WaitKind,
+        group: Option<Bytes>,
+    ) -> Arc<WaitState> {
         let state = Arc::new(WaitState::default());
         let mut queues = self.queues.lock();
         for k in keys {
@@ -155,6 +222,9 @@ impl BlockRegistry {
                 q.push_back(Waiter {
                     client,
                     state: Arc::clone(&state),
+                    nokey: kind == WaitKind::GroupRead,
+                    stream: kind != WaitKind::Pop,
+                    group: group.clone(),
                 });
             }
         }
@@ -222,6 +292,7 @@ impl BlockRegistry {
 /// A blocking command that found nothing, waiting to be carried out by the connection.
 #[derive(Debug)]
 pub struct Blocked {
+    spec: &'static CommandSpec,
     args: Vec<Bytes>,
     db: u8,
     keys: Vec<Bytes>,
@@ -352,7 +423,15 @@ pub async fn start(s: &mut Session, spec: &'static CommandSpec, args: Vec<Bytes>
     let client = s.client.handle.id;
     let denyoom = spec.flags & keel_engine::command::flags::DENYOOM != 0;
     // Queued before the first attempt: a push landing right after it still wakes us.
-    let state = s.shared.blocked.register(client, db, &keys);
+    let kind = WaitKind::of(&args[0]);
+    let group = match kind {
+        WaitKind::GroupRead => stream::parse_read(&args, true)
+            .ok()
+            .and_then(|r| r.group)
+            .map(|(g, _)| g),
+        _ => None,
+    };
+    let state = s.shared.blocked.register(client, db, &keys, kind, group);
     s.shared.blocked.yield_to_ahead(client, db, &keys).await;
     let reply = attempt(s, &args, denyoom).await;
     if !is_nothing(&reply) {
@@ -363,6 +442,7 @@ pub async fn start(s: &mut Session, spec: &'static CommandSpec, args: Vec<Bytes>
     let deadline = (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(timeout_ms));
     s.client.flags |= client_flags::BLOCKED;
     s.blocked = Some(Blocked {
+        spec,
         args,
         db,
         keys,
@@ -451,6 +531,10 @@ pub struct BlockIo<'a> {
 pub async fn wait(s: &mut Session, b: Blocked, io: BlockIo<'_>) -> Flow {
     let client = s.client.handle.id;
     let flow = wait_inner(s, &b, io).await;
+    if s.cur_failed {
+        // The command was counted when it blocked; its error comes now.
+        s.shared.cmd_stats.record_failed(b.spec.name);
+    }
     s.shared.blocked.unregister(client, b.db, &b.keys);
     s.client.flags &= !client_flags::BLOCKED;
     flow
@@ -490,8 +574,11 @@ async fn wait_inner(s: &mut Session, b: &Blocked, io: BlockIo<'_>) -> Flow {
         s.shared.blocked.settled.notify_waiters();
         // A waited-on key that meanwhile became another type does not serve the waiter:
         // like Redis, it stays blocked until the key holds the right type or time runs
-        // out. A wrong-typed destination (BLMOVE, BRPOPLPUSH) is the client's error.
-        if is_nothing(&reply) || (is_wrongtype(&reply) && source_wrong) {
+        // out. A wrong-typed destination (BLMOVE, BRPOPLPUSH) is the client's error, and
+        // so is a group's stream turned into another type (XREADGROUP: Redis 7.2 ends
+        // the wait with WRONGTYPE, as it ends it with NOGROUP when the key goes).
+        let waits_out_type = !b.args[0].eq_ignore_ascii_case(b"xreadgroup");
+        if is_nothing(&reply) || (is_wrongtype(&reply) && source_wrong && waits_out_type) {
             continue;
         }
         s.reply(&reply).await;

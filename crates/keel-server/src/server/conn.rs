@@ -76,7 +76,7 @@ pub struct Session {
     /// The command name of each unsent write (failed_calls in commandstats).
     unsent_names: Vec<&'static str>,
     /// The current command answered an error.
-    cur_failed: bool,
+    pub(super) cur_failed: bool,
     /// The current command was refused before running (arity, NOAUTH).
     cur_rejected: bool,
     /// A blocking command waiting for data; the connection loop carries out the wait.

@@ -133,8 +133,9 @@ fn clients(sh: &Shared, out: &mut String) {
     kv(out, "watching_clients", 0);
     kv(out, "clients_in_timeout_table", 0);
     kv(out, "total_watched_keys", 0);
-    kv(out, "total_blocking_keys", 0);
-    kv(out, "total_blocking_keys_on_nokey", 0);
+    let (blocking_keys, on_nokey) = sh.blocked.blocking_keys();
+    kv(out, "total_blocking_keys", blocking_keys);
+    kv(out, "total_blocking_keys_on_nokey", on_nokey);
 }
 
 fn memory(sh: &Shared, out: &mut String) {
