@@ -15,7 +15,7 @@ use keel_storage::Direction;
 
 use super::{
     encode_fields, entries_reply, entry_key, parse_count, parse_exact_id, parse_id_parts,
-    parse_range_end, State, Stream, StreamId, EXHAUSTED, INVALID_ID,
+    parse_range_end, spec, State, Stream, StreamId, EXHAUSTED, INVALID_ID,
 };
 use crate::args::{eq_ci, int_arg};
 use crate::command::{flags::*, CommandSpec};
@@ -48,28 +48,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("xsetid", -3, WRITE | DENYOOM | FAST, 1, "An internal command for replicating stream values.", xsetid),
     spec("xread", -4, READONLY | BLOCKING, 0, "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", xread),
 ];
-
-/// A stream table entry (group "stream"; `first_key` 0 for XREAD's movable keys).
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    first_key: i32,
-    summary: &'static str,
-    handler: crate::command::Handler,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key,
-        last_key: first_key,
-        step: if first_key == 0 { 0 } else { 1 },
-        group: "stream",
-        summary,
-        handler,
-    }
-}
 
 /// How XADD and XTRIM trim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -55,7 +55,7 @@ use keel_storage::{Direction, ScanRange};
 use super::entries::{parse_read, NODE_ENTRIES};
 use super::{
     entries_reply, entry_reply, group_key, group_prefix, groups_range, parse_exact_id, parse_id,
-    parse_range_end, push_name, Stream, StreamId, CONSUMER, CONSUMER_PENDING, PENDING,
+    parse_range_end, push_name, spec, Stream, StreamId, CONSUMER, CONSUMER_PENDING, PENDING,
 };
 use crate::args::{eq_ci, int_arg, parse_i64};
 use crate::command::{flags::*, CommandSpec};
@@ -88,29 +88,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("xclaim", -6, WRITE | FAST, 1, "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", xclaim),
     spec("xautoclaim", -6, WRITE | FAST, 1, "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", xautoclaim),
 ];
-
-/// A group table entry (group "stream"): one key at `key_at` (the containers' key
-/// follows their subcommand), or 0 for XREADGROUP's movable keys.
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    key_at: i32,
-    summary: &'static str,
-    handler: crate::command::Handler,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key: key_at,
-        last_key: key_at,
-        step: if key_at == 0 { 0 } else { 1 },
-        group: "stream",
-        summary,
-        handler,
-    }
-}
 
 // ---------------------------------------------------------------------------------
 // Records

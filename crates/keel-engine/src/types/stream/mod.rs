@@ -48,6 +48,29 @@ use crate::keys;
 use crate::meta::{Body, KeyType, Meta};
 use crate::reply::Reply;
 
+/// A stream command's table entry (group "stream"): one key at `key_at` (XGROUP's and
+/// XINFO's follows their subcommand), or 0 for XREAD's and XREADGROUP's movable keys.
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    key_at: i32,
+    summary: &'static str,
+    handler: crate::command::Handler,
+) -> crate::command::CommandSpec {
+    crate::command::CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: key_at,
+        last_key: key_at,
+        step: if key_at == 0 { 0 } else { 1 },
+        group: "stream",
+        summary,
+        handler,
+    }
+}
+
 /// An ID that does not parse (Redis's text).
 pub const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 /// The stream is out of IDs (Redis's text).
