@@ -287,6 +287,12 @@ impl Bridge<'_, '_> {
         if spec.is_write() && self.read_only {
             return Reply::err("ERR Write commands are not allowed from read-only scripts.");
         }
+        if crate::types::stream::entries::asks_to_block(&argv) {
+            return Reply::err(format!(
+                "ERR {} command is not allowed with BLOCK option from scripts",
+                String::from_utf8_lossy(&argv[0])
+            ));
+        }
         match crate::engine::run_spec(self.ex, self.db, &argv, spec) {
             Ok(r) => r,
             Err(e) => {

@@ -347,12 +347,10 @@ fn wanted_type(name: &[u8]) -> &'static str {
 /// Whether `args` of a command flagged blocking would block: the stream reads block
 /// only with BLOCK (without it they are a plain read or write).
 pub fn would_block(args: &[Bytes]) -> bool {
-    match args.first().map(|n| n.to_ascii_lowercase()) {
-        Some(n) if n == b"xread" || n == b"xreadgroup" => args
-            .iter()
-            .skip(1)
-            .take_while(|a| !a.eq_ignore_ascii_case(b"streams"))
-            .any(|a| a.eq_ignore_ascii_case(b"block")),
+    match args.first() {
+        Some(n) if n.eq_ignore_ascii_case(b"xread") || n.eq_ignore_ascii_case(b"xreadgroup") => {
+            stream::asks_to_block(args)
+        }
         _ => true,
     }
 }

@@ -479,6 +479,17 @@ pub fn parse_read(args: &[Bytes], group: bool) -> CmdResult<ReadArgs> {
     Ok(r)
 }
 
+/// Whether `args` are an XREAD or XREADGROUP that asks to block (a well-formed BLOCK
+/// option): the server parks such a command, a script refuses it.
+pub fn asks_to_block(args: &[Bytes]) -> bool {
+    let Some(name) = args.first() else {
+        return false;
+    };
+    let group = name.eq_ignore_ascii_case(b"xreadgroup");
+    (group || name.eq_ignore_ascii_case(b"xread"))
+        && parse_read(args, group).is_ok_and(|r| r.block_ms.is_some())
+}
+
 /// BLOCK's milliseconds, with Redis's errors.
 pub fn parse_block_ms(b: &[u8]) -> CmdResult<u64> {
     match crate::args::parse_i64(b) {
