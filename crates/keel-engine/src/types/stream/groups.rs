@@ -47,15 +47,15 @@
 //!   more (Redis's counts for a stream that was only appended to and trimmed).
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 use bytes::{BufMut, Bytes};
 use keel_storage::{Direction, ScanRange};
 
 use super::entries::{parse_read, NODE_ENTRIES};
 use super::{
-    entries_reply, entry_reply, group_key, group_prefix, groups_range, parse_exact_id, parse_id,
-    parse_range_end, push_name, spec, Stream, StreamId, CONSUMER, CONSUMER_PENDING, PENDING,
+    be8, entries_reply, entry_reply, group_key, group_prefix, groups_range, id_after, id_range,
+    parse_exact_id, parse_id, parse_range_end, push_name, spec, Stream, StreamId, CONSUMER,
+    CONSUMER_PENDING, PENDING,
 };
 use crate::args::{eq_ci, int_arg, parse_i64};
 use crate::command::{flags::*, CommandSpec};
@@ -124,11 +124,6 @@ impl GroupRec {
             consumers: u64::from_be_bytes(be8(b, 32).ok_or_else(bad)?),
         })
     }
-}
-
-/// The 8 bytes of `b` at `at`.
-fn be8(b: &[u8], at: usize) -> Option<[u8; 8]> {
-    b.get(at..at + 8)?.try_into().ok()
 }
 
 /// A pending entry (Redis's NACK).
@@ -216,23 +211,6 @@ fn owned_key(version: u64, group: &[u8], consumer: &[u8], id: StreamId) -> Bytes
     let mut k = owned_prefix(version, group, consumer);
     k.extend_from_slice(&id.to_bytes());
     Bytes::from(k)
-}
-
-/// The range of IDs `from..=to` of records keyed by `prefix` + ID.
-fn id_range(prefix: &[u8], from: StreamId, to: StreamId) -> ScanRange {
-    let mut lo = prefix.to_vec();
-    lo.extend_from_slice(&from.to_bytes());
-    let mut hi = prefix.to_vec();
-    hi.extend_from_slice(&to.to_bytes());
-    ScanRange::new::<&[u8]>((Bound::Included(&lo[..]), Bound::Included(&hi[..])))
-}
-
-/// The ID after `prefix` in a scanned key.
-fn id_after(key: &[u8], prefix_len: usize) -> Result<StreamId, EngineError> {
-    key.get(prefix_len..)
-        .filter(|rest| rest.len() == 16)
-        .and_then(StreamId::from_bytes)
-        .ok_or_else(|| EngineError::corrupt("stream group record", key, "no 16-byte ID"))
 }
 
 /// The entry's time as Redis's `mstime_t`.

@@ -256,7 +256,7 @@ impl State {
         }
         let last_id = StreamId::from_bytes(&b[..16]).ok_or_else(bad)?;
         let max_deleted = StreamId::from_bytes(&b[16..32]).ok_or_else(bad)?;
-        let entries_added = u64::from_be_bytes(b[32..40].try_into().map_err(|_| bad())?);
+        let entries_added = u64::from_be_bytes(be8(b, 32).ok_or_else(bad)?);
         Ok(State {
             last_id,
             max_deleted,
@@ -338,13 +338,11 @@ impl Stream {
         if from > to || limit == 0 {
             return Ok(Vec::new());
         }
-        let lo = entry_key(self.version, from);
-        let hi = entry_key(self.version, to);
-        let range = ScanRange::new::<&[u8]>((Bound::Included(&lo[..]), Bound::Included(&hi[..])));
+        let prefix = keys::sub_key(0, b"", self.version, &[ENTRY]);
         let mut out = Vec::new();
-        for item in ex.scan(range, dir) {
+        for item in ex.scan(id_range(&prefix, from, to), dir) {
             let (k, v) = item?;
-            out.push((entry_id_of(&k)?, v));
+            out.push((id_after(&k, prefix.len())?, v));
             if out.len() >= limit {
                 break;
             }
@@ -387,12 +385,27 @@ pub fn entry_key(version: u64, id: StreamId) -> Bytes {
     keys::sub_key(0, b"", version, &s)
 }
 
-/// The ID of a scanned entry sub-key.
-pub fn entry_id_of(sub_key: &[u8]) -> Result<StreamId, EngineError> {
-    sub_key
-        .get(keys::SUB_PREFIX_LEN + 1..)
+/// The range of IDs `from..=to` of records keyed by `prefix` + ID (entries, pending
+/// entries, a consumer's pending index).
+pub(super) fn id_range(prefix: &[u8], from: StreamId, to: StreamId) -> ScanRange {
+    let mut lo = prefix.to_vec();
+    lo.extend_from_slice(&from.to_bytes());
+    let mut hi = prefix.to_vec();
+    hi.extend_from_slice(&to.to_bytes());
+    ScanRange::new::<&[u8]>((Bound::Included(&lo[..]), Bound::Included(&hi[..])))
+}
+
+/// The ID after `prefix_len` bytes of a scanned record key.
+pub(super) fn id_after(key: &[u8], prefix_len: usize) -> Result<StreamId, EngineError> {
+    key.get(prefix_len..)
+        .filter(|rest| rest.len() == 16)
         .and_then(StreamId::from_bytes)
-        .ok_or_else(|| EngineError::corrupt("stream entry", sub_key, "no 16-byte ID"))
+        .ok_or_else(|| EngineError::corrupt("stream record", key, "no 16-byte ID"))
+}
+
+/// The 8 bytes of `b` at `at`, for the records' fixed-width fields.
+pub(super) fn be8(b: &[u8], at: usize) -> Option<[u8; 8]> {
+    b.get(at..at + 8)?.try_into().ok()
 }
 
 /// A name prefixed by its length (u32 BE), for a suffix that continues after it.
