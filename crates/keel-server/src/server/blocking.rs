@@ -473,17 +473,16 @@ async fn resolve_last_ids(s: &Session, mut args: Vec<Bytes>) -> Result<Vec<Bytes
     let cmds = dollars
         .iter()
         .map(|&i| {
-            let key = args[i - read.streams].clone();
-            let q =
-                ["XREVRANGE", "", "+", "-", "COUNT", "1"].map(|a| Bytes::from_static(a.as_bytes()));
-            let mut q = q.to_vec();
-            q[1] = key;
-            (s.client.db, q)
+            let key = &args[i - read.streams][..];
+            let q = [&b"XREVRANGE"[..], key, b"+", b"-", b"COUNT", b"1"];
+            (s.client.db, q.map(Bytes::copy_from_slice).to_vec())
         })
         .collect();
     let replies = s.shared.coord.write(Op::Multi { cmds }, false).await?;
     for (&i, reply) in dollars.iter().zip(replies) {
+        // The reply is `[[id, fields]]`, or empty for a missing or empty stream.
         args[i] = match reply {
+            Reply::Error(e) => return Err(Reply::Error(e)),
             Reply::Array(entries) => match entries.first() {
                 Some(Reply::Array(entry)) => match entry.first() {
                     Some(Reply::Bulk(id)) => id.clone(),
@@ -491,7 +490,6 @@ async fn resolve_last_ids(s: &Session, mut args: Vec<Bytes>) -> Result<Vec<Bytes
                 },
                 _ => Bytes::from_static(b"0-0"),
             },
-            Reply::Error(e) => return Err(Reply::Error(e)),
             _ => Bytes::from_static(b"0-0"),
         };
     }
