@@ -105,8 +105,19 @@ fn client_id_names_list_and_info() {
     let info: String = q(&mut con, &["CLIENT", "INFO"]);
     assert!(info.starts_with(&format!("id={id} addr=")), "{info}");
     assert!(info.contains("name=worker-1"));
-    let e = q_err(&mut con, &["CLIENT", "TRACKING", "on"]);
-    assert!(e.contains("does not support client-side caching"), "{e}");
+    // Tracking shows in the flags (t, B for BCAST) and redir (Redis's CLIENT LIST).
+    let _: () = q(&mut con, &["CLIENT", "TRACKING", "on", "BCAST"]);
+    let mine: String = q(&mut con, &["CLIENT", "INFO"]);
+    assert!(
+        mine.contains(" flags=tB ") && mine.contains(" redir=0 "),
+        "{mine}"
+    );
+    let _: () = q(&mut con, &["CLIENT", "TRACKING", "off"]);
+    let mine: String = q(&mut con, &["CLIENT", "INFO"]);
+    assert!(
+        mine.contains(" flags=N ") && mine.contains(" redir=-1 "),
+        "{mine}"
+    );
     let e = q_err(&mut con, &["CLIENT", "NOSUCH"]);
     assert!(e.contains("Try CLIENT HELP"), "{e}");
     let help: Vec<String> = q(&mut con, &["CLIENT", "HELP"]);

@@ -208,13 +208,15 @@ fn a_panic_inside_the_funnel_fails_the_node_and_keeps_reads() {
     };
     let (coord, _) =
         Coordinator::start(Arc::new(parking_lot::RwLock::new(cfg))).expect("coordinator");
-    coord.add_apply_hook(Arc::new(|op: &Op, _: &keel_engine::Applied| {
-        if let Op::Command { args, .. } = op {
-            if args.get(1).is_some_and(|k| k.as_ref() == b"boom") {
-                panic!("hook exploded on purpose");
+    coord.add_apply_hook(Arc::new(
+        |op: &Op, _: &keel_engine::Applied, _origin: u64| {
+            if let Op::Command { args, .. } = op {
+                if args.get(1).is_some_and(|k| k.as_ref() == b"boom") {
+                    panic!("hook exploded on purpose");
+                }
             }
-        }
-    }));
+        },
+    ));
     let set = |k: &str| Op::Command {
         db: 0,
         args: vec![

@@ -3,109 +3,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
+use common::raw::{arr, b, push, Raw, V};
 use common::{InProc, WAIT};
 use keel_server::config::OutputLimit;
 use keel_server::Config;
 use redis::Commands;
-
-/// A decoded RESP2/RESP3 value that keeps the frame type (push vs array).
-#[derive(Debug, Clone, PartialEq)]
-enum V {
-    Simple(String),
-    Err(String),
-    Int(i64),
-    Bulk(Vec<u8>),
-    Nil,
-    Arr(Vec<V>),
-    Push(Vec<V>),
-    Map(Vec<(V, V)>),
-    Other(String),
-}
-
-fn b(s: &str) -> V {
-    V::Bulk(s.as_bytes().to_vec())
-}
-
-fn push(items: Vec<V>) -> V {
-    V::Push(items)
-}
-
-fn arr(items: Vec<V>) -> V {
-    V::Arr(items)
-}
-
-/// A raw RESP connection with bounded reads.
-struct Raw {
-    rd: BufReader<TcpStream>,
-    wr: TcpStream,
-}
-
-impl Raw {
-    fn connect(srv: &InProc) -> Raw {
-        let s = TcpStream::connect(srv.addr).expect("connect");
-        s.set_read_timeout(Some(WAIT)).expect("timeout");
-        Raw {
-            wr: s.try_clone().expect("clone"),
-            rd: BufReader::new(s),
-        }
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let mut out = format!("*{}\r\n", args.len());
-        for a in args {
-            out.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
-        }
-        self.wr.write_all(out.as_bytes()).expect("write");
-    }
-
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.rd.read_line(&mut l).expect("read line");
-        assert!(l.ends_with("\r\n"), "truncated line {l:?}");
-        l.truncate(l.len() - 2);
-        l
-    }
-
-    fn read(&mut self) -> V {
-        let l = self.line();
-        let (t, rest) = l.split_at(1);
-        let n = || rest.parse::<i64>().expect("length");
-        match t {
-            "+" => V::Simple(rest.into()),
-            "-" => V::Err(rest.into()),
-            ":" => V::Int(n()),
-            "_" => V::Nil,
-            "$" if n() < 0 => V::Nil,
-            "$" => {
-                let len = usize::try_from(n()).expect("len");
-                let mut buf = vec![0; len + 2];
-                self.rd.read_exact(&mut buf).expect("bulk");
-                buf.truncate(len);
-                V::Bulk(buf)
-            }
-            "*" if n() < 0 => V::Nil,
-            "*" | ">" | "~" => {
-                let items = (0..n()).map(|_| self.read()).collect();
-                if t == ">" {
-                    V::Push(items)
-                } else {
-                    V::Arr(items)
-                }
-            }
-            "%" => V::Map((0..n()).map(|_| (self.read(), self.read())).collect()),
-            _ => V::Other(l.clone()),
-        }
-    }
-
-    fn call(&mut self, args: &[&str]) -> V {
-        self.send(args);
-        self.read()
-    }
-}
 
 #[test]
 fn resp2_subscribe_publish_patterns_and_unsubscribe_shapes() {

@@ -110,6 +110,8 @@ pub(super) struct ApplyLoop {
     group_lost: bool,
     /// Keyspace events of the group, emitted once it is visible in storage.
     deferred_events: Vec<KeyEvent>,
+    /// The client whose request is being applied (0: none), for the apply hooks.
+    origin: u64,
     /// `last_now_ms` was read from the clock in this round (see `clock`).
     clock_fresh: bool,
     /// Entries applied that changed a key, not yet added to `changes_since_save` (once per commit: an
@@ -209,6 +211,7 @@ impl ApplyLoop {
             group: None,
             group_lost: false,
             deferred_events: Vec::new(),
+            origin: 0,
             clock_fresh: false,
             unsaved: 0,
             limits: None,
@@ -344,7 +347,8 @@ impl ApplyLoop {
     /// Carries out a write request.
     fn handle(&mut self, req: Request, pending: &mut Vec<Pending>) {
         match req {
-            Request::Writes { ops, reply } => {
+            Request::Writes { ops, reply, origin } => {
+                self.origin = origin;
                 let results = ops
                     .into_iter()
                     .map(|(op, spec)| self.write(op, Some(spec), spec.flags & flags::DENYOOM != 0))
@@ -356,7 +360,9 @@ impl ApplyLoop {
                 denyoom,
                 spec,
                 reply,
+                origin,
             } => {
+                self.origin = origin;
                 let res = self.write(op, spec, denyoom);
                 if let Some(tx) = reply {
                     pending.push(Pending::One(tx, res));
@@ -367,7 +373,9 @@ impl ApplyLoop {
                 denyoom,
                 abort,
                 reply,
+                origin,
             } => {
+                self.origin = origin;
                 let res = if abort.load(Ordering::Acquire) {
                     Err(Reply::NilArray)
                 } else {
@@ -376,6 +384,7 @@ impl ApplyLoop {
                 pending.push(Pending::One(reply, res));
             }
         }
+        self.origin = 0;
     }
 
     /// The funnel's per-write path; `spec` is the command a connection resolved `op` to.
@@ -473,7 +482,7 @@ impl ApplyLoop {
             self.hooks_here = now;
         }
         for hook in &self.hooks_here {
-            hook(op, &self.applied);
+            hook(op, &self.applied, self.origin);
         }
         self.deferred_events.append(&mut self.applied.events);
         // Like Redis's dirty counter, only an entry that changed a key counts: a
@@ -542,6 +551,7 @@ impl ApplyLoop {
             self.state.event_hook.emit(&self.deferred_events);
             self.deferred_events.clear();
         }
+        self.state.visible_hook.emit();
         Ok(())
     }
 

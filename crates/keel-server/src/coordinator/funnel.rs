@@ -133,6 +133,11 @@ impl Funnel {
         }
     }
 
+    /// Waits for the lock once, so that the round running now, if any, has ended.
+    pub fn barrier(&self) {
+        drop(self.state.lock());
+    }
+
     /// Sends a control request to the apply thread.
     pub fn control(&self, req: Control) -> bool {
         self.ctrl.send(req).is_ok()

@@ -53,9 +53,10 @@ pub type WriteResult = Result<Replies, Reply>;
 pub type SnapshotReply = oneshot::Sender<Result<(), String>>;
 
 /// Called under the write funnel's lock after every applied entry (WATCH, blocking
-/// pops): it must be quick and never block, as every write waits for it, and it may run
-/// on a connection's runtime thread.
-pub type ApplyHook = Arc<dyn Fn(&Op, &Applied) + Send + Sync>;
+/// pops, client-side caching) with the id of the client that sent it (0: none, as for
+/// expiry): it must be quick and never block, as every write waits for it, and it may
+/// run on a connection's runtime thread.
+pub type ApplyHook = Arc<dyn Fn(&Op, &Applied, u64) + Send + Sync>;
 
 /// The hooks the write funnel calls, registered by the front-end after start.
 pub type ApplyHooks = Arc<HookList>;
@@ -105,6 +106,8 @@ pub enum Request {
         spec: Option<&'static CommandSpec>,
         /// Where the result goes.
         reply: Option<oneshot::Sender<WriteResult>>,
+        /// The client that sent it (0: none).
+        origin: u64,
     },
     /// Several writes of one connection's pipeline, in order, answered together: one
     /// message and one reply channel instead of one per write.
@@ -114,6 +117,8 @@ pub enum Request {
         ops: Vec<GatheredWrite>,
         /// Where the results go, one per op, in order.
         reply: oneshot::Sender<Vec<WriteResult>>,
+        /// The client that sent them.
+        origin: u64,
     },
     /// Like `Write`, but answered `Err(Reply::NilArray)` without logging anything when
     /// `abort` is set when the funnel reaches it (EXEC with a dirty WATCH: the check and the
@@ -127,6 +132,8 @@ pub enum Request {
         abort: Arc<std::sync::atomic::AtomicBool>,
         /// Where the result goes.
         reply: oneshot::Sender<WriteResult>,
+        /// The client that sent it.
+        origin: u64,
     },
 }
 
@@ -290,13 +297,19 @@ impl Coordinator {
             denyoom,
             spec: None,
             reply: Some(tx),
+            origin: 0,
         });
         rx
     }
 
     /// [`Coordinator::submit`] for a connection's task: other tasks on its thread get to
     /// queue their writes first, so one round serves them all.
-    pub async fn submit_gathered(&self, write: GatheredWrite) -> oneshot::Receiver<WriteResult> {
+    /// `origin` is the sending client's id.
+    pub async fn submit_gathered(
+        &self,
+        write: GatheredWrite,
+        origin: u64,
+    ) -> oneshot::Receiver<WriteResult> {
         let (op, spec) = write;
         let (tx, rx) = oneshot::channel();
         self.funnel
@@ -305,6 +318,7 @@ impl Coordinator {
                 denyoom: spec.flags & flags::DENYOOM != 0,
                 spec: Some(spec),
                 reply: Some(tx),
+                origin,
             })
             .await;
         rx
@@ -316,10 +330,15 @@ impl Coordinator {
     pub async fn submit_many_gathered(
         &self,
         ops: Vec<GatheredWrite>,
+        origin: u64,
     ) -> oneshot::Receiver<Vec<WriteResult>> {
         let (tx, rx) = oneshot::channel();
         self.funnel
-            .submit_gathered(Request::Writes { ops, reply: tx })
+            .submit_gathered(Request::Writes {
+                ops,
+                reply: tx,
+                origin,
+            })
             .await;
         rx
     }
@@ -329,13 +348,14 @@ impl Coordinator {
         self.hooks.add(hook);
     }
 
-    /// Queues `op` unless `abort` is set when its turn comes in the funnel; an
-    /// aborted write resolves to `Err(Reply::NilArray)`.
+    /// Queues `op` of client `origin` unless `abort` is set when its turn comes in the
+    /// funnel; an aborted write resolves to `Err(Reply::NilArray)`.
     pub fn submit_guarded(
         &self,
         op: Op,
         denyoom: bool,
         abort: Arc<std::sync::atomic::AtomicBool>,
+        origin: u64,
     ) -> oneshot::Receiver<WriteResult> {
         let (tx, rx) = oneshot::channel();
         self.funnel.submit(Request::GuardedWrite {
@@ -343,13 +363,33 @@ impl Coordinator {
             denyoom,
             abort,
             reply: tx,
+            origin,
         });
         rx
     }
 
     /// Logs and applies `op`, resolving to its result.
     pub async fn write(&self, op: Op, denyoom: bool) -> WriteResult {
-        resolve_write(self.submit(op, denyoom)).await
+        self.write_from(op, denyoom, 0).await
+    }
+
+    /// [`Coordinator::write`] for client `origin`.
+    pub async fn write_from(&self, op: Op, denyoom: bool, origin: u64) -> WriteResult {
+        let (tx, rx) = oneshot::channel();
+        self.funnel.submit(Request::Write {
+            op,
+            denyoom,
+            spec: None,
+            reply: Some(tx),
+            origin,
+        });
+        resolve_write(rx).await
+    }
+
+    /// Returns once no round is running: every entry applied before the call is in
+    /// storage. Blocks the calling thread for at most the round in progress.
+    pub fn barrier(&self) {
+        self.funnel.barrier();
     }
 
     /// Logs an `ExpireDue` for keys a reader found expired (fire-and-forget).
@@ -364,6 +404,7 @@ impl Coordinator {
                 denyoom: false,
                 spec: None,
                 reply: None,
+                origin: 0,
             });
         }
     }

@@ -71,6 +71,30 @@ pub struct NodeState {
     pub active_expire: AtomicBool,
     /// Receives the keyspace events of every applied entry (keyspace notifications).
     pub event_hook: EventHook,
+    /// Called after every storage write of applied entries (client-side caching
+    /// sends its invalidations once the writes can be read).
+    pub visible_hook: VisibleHook,
+}
+
+/// A callback run after applied entries reach storage.
+pub type VisibleFn = Box<dyn Fn() + Send + Sync>;
+
+/// The apply thread's after-storage-write callback, set once the front-end is up.
+#[derive(Default)]
+pub struct VisibleHook(std::sync::OnceLock<VisibleFn>);
+
+impl VisibleHook {
+    /// Installs `f` (the first call wins).
+    pub fn set(&self, f: VisibleFn) {
+        let _ = self.0.set(f);
+    }
+
+    /// Runs the callback, if any.
+    pub fn emit(&self) {
+        if let Some(f) = self.0.get() {
+            f();
+        }
+    }
 }
 
 /// A receiver of applied entries' keyspace events.
@@ -91,6 +115,16 @@ impl EventHook {
         if let Some(f) = self.0.get() {
             f(events);
         }
+    }
+}
+
+impl std::fmt::Debug for VisibleHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "VisibleHook(set)"
+        } else {
+            "VisibleHook(unset)"
+        })
     }
 }
 
@@ -130,6 +164,7 @@ impl NodeState {
             funnel_writes: AtomicU64::new(0),
             active_expire: AtomicBool::new(true),
             event_hook: EventHook::default(),
+            visible_hook: VisibleHook::default(),
         }
     }
 

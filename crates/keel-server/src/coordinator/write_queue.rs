@@ -91,6 +91,7 @@ mod tests {
             denyoom: false,
             spec: None,
             reply: Some(tx),
+            origin: 0,
         };
         (req, rx)
     }

@@ -320,7 +320,12 @@ async fn retry(s: &Session, b: &Blocked) -> (Reply, bool) {
         .map(|k| (b.db, vec![Bytes::from_static(b"TYPE"), k.clone()]))
         .collect();
     cmds.push((b.db, b.args.clone()));
-    match s.shared.coord.write(Op::Multi { cmds }, b.denyoom).await {
+    match s
+        .shared
+        .coord
+        .write_from(Op::Multi { cmds }, b.denyoom, s.client.handle.id)
+        .await
+    {
         Ok(mut replies) => {
             let reply = replies.pop().unwrap_or(Reply::Nil);
             let wrong = replies
@@ -478,7 +483,11 @@ async fn resolve_last_ids(s: &Session, mut args: Vec<Bytes>) -> Result<Vec<Bytes
             (s.client.db, q.map(Bytes::copy_from_slice).to_vec())
         })
         .collect();
-    let replies = s.shared.coord.write(Op::Multi { cmds }, false).await?;
+    let replies = s
+        .shared
+        .coord
+        .write_from(Op::Multi { cmds }, false, s.client.handle.id)
+        .await?;
     for (&i, reply) in dollars.iter().zip(replies) {
         // The reply is `[[id, fields]]`, or empty for a missing or empty stream.
         args[i] = match reply {
@@ -502,7 +511,12 @@ async fn attempt(s: &Session, args: &[Bytes], denyoom: bool) -> Reply {
         db: s.client.db,
         args: args.to_vec(),
     };
-    match s.shared.coord.write(op, denyoom).await {
+    match s
+        .shared
+        .coord
+        .write_from(op, denyoom, s.client.handle.id)
+        .await
+    {
         Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
         Err(r) => r,
     }

@@ -48,6 +48,9 @@ pub struct ClientHandle {
     pub kill: Notify,
     /// CLIENT LIST details and CLIENT switches.
     pub admin: super::client_admin::ClientAdmin,
+    /// Its push queue, for messages other clients send it (client-side caching
+    /// redirects); set once its state is made.
+    pub pushes: std::sync::OnceLock<std::sync::Weak<super::pubsub::Sink>>,
 }
 
 impl ClientHandle {
@@ -81,6 +84,10 @@ pub struct ClientState {
     pub txn: super::multi::TxnState,
     /// Subscriptions, MONITOR and the push queue (`server::pubsub`).
     pub pubsub: super::pubsub::ClientPubSub,
+    /// Client-side caching settings while tracking is on (`server::tracking`).
+    pub tracking: Option<Arc<super::tracking::Tracker>>,
+    /// CLIENT CACHING yes/no came right before the command being run.
+    pub caching: bool,
 }
 
 impl ClientState {
@@ -94,6 +101,8 @@ impl ClientState {
             authenticated: !needs_auth,
             flags: 0,
             txn: Default::default(),
+            tracking: None,
+            caching: false,
         }
     }
 
@@ -135,9 +144,15 @@ impl ClientRegistry {
             last_interaction_ms: AtomicU64::new(0),
             kill: Notify::new(),
             admin: Default::default(),
+            pushes: std::sync::OnceLock::new(),
         });
         self.clients.lock().insert(id, Arc::clone(&h));
         h
+    }
+
+    /// The connected client `id`.
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.clients.lock().get(&id).cloned()
     }
 
     /// Removes client `id`.

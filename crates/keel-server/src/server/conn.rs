@@ -187,14 +187,22 @@ impl Session {
                 let Some(write) = self.unsent.pop() else {
                     return;
                 };
-                let rx = self.shared.coord.submit_gathered(write).await;
+                let rx = self
+                    .shared
+                    .coord
+                    .submit_gathered(write, self.client.handle.id)
+                    .await;
                 let result = resolve_write(rx).await;
                 self.answer_write(0, result);
             }
             n => {
                 // The next batch is likely as long: its vector is sized like this one.
                 let ops = std::mem::replace(&mut self.unsent, Vec::with_capacity(n));
-                let rx = self.shared.coord.submit_many_gathered(ops).await;
+                let rx = self
+                    .shared
+                    .coord
+                    .submit_many_gathered(ops, self.client.handle.id)
+                    .await;
                 let results = resolve_writes(rx, n).await;
                 for (i, result) in results.into_iter().enumerate() {
                     self.answer_write(i, result);
@@ -276,6 +284,14 @@ impl Session {
             Some(flow) => flow,
             None => self.dispatch(&mut args, cmd).await,
         };
+        // CLIENT CACHING applies to the next command only (or the transaction it
+        // starts); any CLIENT subcommand leaves it, as in Redis.
+        if self.client.caching
+            && !multi::in_multi(&self.client)
+            && cmd.is_some_and(|c| c.name() != "client")
+        {
+            self.client.caching = false;
+        }
         // A write only collected for the funnel (it runs at `settle`, outside any
         // command's time, as before) took a fraction of a microsecond here, which
         // rounded to 0 µs: it counts 0 without a clock reading, and the next command's
@@ -468,6 +484,9 @@ impl Session {
 
     /// A read on a fresh snapshot; expired keys it met are sent for deletion.
     fn read(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
+        if self.client.tracking.is_some() {
+            self.track_read(spec, args);
+        }
         let now_ms = self.now_ms();
         let engine = self.shared.coord.engine();
         match engine.read_spec(spec, self.client.db, now_ms, args) {
@@ -482,6 +501,26 @@ impl Session {
                 Reply::err(format!("ERR storage error: {e}"))
             }
         }
+    }
+
+    /// Client-side caching: remembers the keys of a read-only command before it runs
+    /// (see `server::tracking`).
+    pub(super) fn track_read(&self, spec: &'static CommandSpec, args: &[Bytes]) {
+        let Some(tr) = self.client.tracking.as_ref() else {
+            return;
+        };
+        if spec.flags & flags::READONLY == 0 || !tr.remembers(self.client.caching) {
+            return;
+        }
+        let positions = keel_engine::command::movable_key_positions(args)
+            .unwrap_or_else(|| spec.key_positions(args.len()).collect());
+        let keys = positions
+            .into_iter()
+            .filter_map(|p| args.get(p))
+            .map(|k| &k[..]);
+        self.shared
+            .tracking
+            .remember(tr, keys, &self.shared.outlet());
     }
 
     /// Carries out what a server command asked for.
@@ -727,6 +766,11 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         // last ones before a close, those of a long input (DEFER_MAX_REQUESTS), and the
         // rest of a deferred write that the socket did not take, which this task writes
         // itself (`defer` refuses while the outbox is in trouble).
+        if flow == Flow::Close {
+            // Before the last reply (QUIT's +OK) goes out: a client that read it finds
+            // this connection gone as a client-side caching redirect target.
+            sink.mark_leaving();
+        }
         let direct = flow == Flow::Close || ran > DEFER_MAX_REQUESTS;
         if !session.out.is_empty() || direct || outbox.in_trouble() {
             let n = session.out.len() as u64;
@@ -766,6 +810,10 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
             inbuf.reserve(READ_CHUNK);
         }
+    }
+    sink.mark_leaving();
+    if let Some(tr) = session.client.tracking.take() {
+        shared.tracking.disable(&tr);
     }
     multi::forget(&mut session);
     let pubsub = Arc::clone(&shared.pubsub);

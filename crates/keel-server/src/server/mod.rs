@@ -34,6 +34,7 @@ pub mod pushes;
 pub mod slowlog;
 pub mod stats;
 pub mod striped;
+pub mod tracking;
 pub mod watched_keys;
 
 use std::future::Future;
@@ -141,10 +142,20 @@ pub struct Shared {
     /// Clients blocked in BLPOP and friends (woken by an apply hook).
     pub blocked: Arc<blocking::BlockRegistry>,
     /// Pub/sub subscribers, MONITOR clients, keyspace notifications.
+    /// Client-side caching: tracked keys and prefixes (`CLIENT TRACKING`).
+    pub tracking: Arc<tracking::Tracking>,
     pub pubsub: Arc<pubsub::PubSub>,
 }
 
 impl Shared {
+    /// Where client-side caching messages go.
+    pub fn outlet(&self) -> tracking::Outlet<'_> {
+        tracking::Outlet {
+            clients: &self.clients,
+            pubsub: &self.pubsub,
+        }
+    }
+
     /// Asks the server to stop (SHUTDOWN); `save` as [`commands::Outcome::Shutdown`] has it.
     pub fn request_shutdown(&self, save: Option<bool>) {
         let mut g = self.shutdown_request.lock();
@@ -258,12 +269,30 @@ impl Server {
             pause: Default::default(),
             watches: Arc::default(),
             blocked: Arc::default(),
+            tracking: Arc::default(),
             pubsub,
         });
-        let (watches, blocked) = (Arc::clone(&shared.watches), Arc::clone(&shared.blocked));
-        shared.coord.add_apply_hook(Arc::new(move |op, applied| {
-            watches.on_applied(op, applied);
-            blocked.on_applied(op, applied);
+        let (watches, blocked, tracking) = (
+            Arc::clone(&shared.watches),
+            Arc::clone(&shared.blocked),
+            Arc::clone(&shared.tracking),
+        );
+        shared
+            .coord
+            .add_apply_hook(Arc::new(move |op, applied, origin| {
+                watches.on_applied(op, applied);
+                blocked.on_applied(op, applied);
+                tracking.on_applied(op, applied, origin);
+            }));
+        // The registry is looked at first: upgrading the weak reference is two atomic
+        // read-modify-writes, which every round would pay.
+        let (weak, tracking) = (Arc::downgrade(&shared), Arc::clone(&shared.tracking));
+        shared.coord.state().visible_hook.set(Box::new(move || {
+            if tracking.has_pending() {
+                if let Some(sh) = weak.upgrade() {
+                    sh.tracking.deliver(&sh.outlet());
+                }
+            }
         }));
         if let Some(g) = grpc.as_ref().and_then(|g| g.local_addr().ok()) {
             tracing::info!(addr = %g, "gRPC API listening on {g}");

@@ -248,6 +248,16 @@ pub async fn exec(s: &mut Session) {
         }
     }
     s.settle().await;
+    if s.client.tracking.is_some() {
+        // Remembered before the transaction reads them (see `server::tracking`).
+        for q in &queue {
+            if let Queued::Engine { args, .. } = q {
+                if let Ok(spec) = keel_engine::engine::resolve(args) {
+                    s.track_read(spec, args);
+                }
+            }
+        }
+    }
     let mut denyoom = false;
     let cmds: Vec<(u8, Vec<Bytes>)> = queue
         .iter()
@@ -270,9 +280,10 @@ pub async fn exec(s: &mut Session) {
             Ok(Vec::new())
         }
     } else {
-        let rx = shared
-            .coord
-            .submit_guarded(Op::Multi { cmds }, denyoom, abort);
+        let rx =
+            shared
+                .coord
+                .submit_guarded(Op::Multi { cmds }, denyoom, abort, s.client.handle.id);
         resolve_write(rx).await.map(|r| r.into_vec())
     };
     unwatch(s);

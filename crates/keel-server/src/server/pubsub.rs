@@ -39,11 +39,36 @@ pub struct Sink {
     soft_since: Mutex<Option<Instant>>,
     /// The client speaks RESP3 (pushes are `>` frames).
     resp3: AtomicBool,
-    /// Disconnected for its output buffer; nothing more is queued.
+    /// Disconnected for its output buffer, or its connection is ending; nothing more is
+    /// queued.
     closed: AtomicBool,
+    /// Subscribed to a channel or pattern (RESP2 redirect targets of client-side
+    /// caching get its messages only then).
+    subscribed: AtomicBool,
 }
 
 impl Sink {
+    /// The client speaks RESP3.
+    pub fn resp3(&self) -> bool {
+        self.resp3.load(Ordering::Relaxed)
+    }
+
+    /// The client is subscribed to a channel or pattern.
+    pub fn subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
+    }
+
+    /// Nothing more is queued: the client is disconnected or leaving.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// The connection is ending (QUIT, an error): later frames are dropped, and a
+    /// client-side caching redirect to it counts as broken from now on.
+    pub fn mark_leaving(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
     fn protocol(&self) -> Protocol {
         if self.resp3.load(Ordering::Relaxed) {
             Protocol::Resp3
@@ -118,15 +143,18 @@ impl ClientPubSub {
     /// Fresh state for `handle`.
     pub fn new(handle: Arc<ClientHandle>) -> Self {
         let (tx, rx) = mpsc::channel(PUSH_QUEUE_FRAMES);
+        let sink = Arc::new(Sink {
+            handle: Arc::clone(&handle),
+            tx,
+            queued: AtomicU64::new(0),
+            soft_since: Mutex::new(None),
+            resp3: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
+        });
+        let _ = handle.pushes.set(Arc::downgrade(&sink));
         ClientPubSub {
-            sink: Arc::new(Sink {
-                handle,
-                tx,
-                queued: AtomicU64::new(0),
-                soft_since: Mutex::new(None),
-                resp3: AtomicBool::new(false),
-                closed: AtomicBool::new(false),
-            }),
+            sink,
             rx: Some(rx),
             channels: HashSet::new(),
             patterns: HashSet::new(),
@@ -147,6 +175,13 @@ impl ClientPubSub {
     /// Subscribe mode: RESP2 clients may then only run the subscribe-family commands.
     pub fn subscribed(&self) -> bool {
         self.count() > 0
+    }
+
+    /// Mirrors the subscription count into the shared sink.
+    fn note_mode(&self) {
+        self.sink
+            .subscribed
+            .store(self.subscribed(), Ordering::Relaxed);
     }
 
     /// Records the client's protocol for frames encoded by others.
@@ -318,6 +353,7 @@ impl PubSub {
                 .or_default()
                 .insert(c.sink.handle.id, Arc::clone(&c.sink));
         }
+        c.note_mode();
         c.count()
     }
 
@@ -331,6 +367,7 @@ impl PubSub {
                 .or_default()
                 .insert(c.sink.handle.id, Arc::clone(&c.sink));
         }
+        c.note_mode();
         c.count()
     }
 
@@ -339,6 +376,7 @@ impl PubSub {
         if c.channels.remove(ch) {
             Self::detach(&mut self.reg.write().channels, ch, c.sink.handle.id);
         }
+        c.note_mode();
         c.count()
     }
 
@@ -347,6 +385,7 @@ impl PubSub {
         if c.patterns.remove(pat) {
             Self::detach(&mut self.reg.write().patterns, pat, c.sink.handle.id);
         }
+        c.note_mode();
         c.count()
     }
 
@@ -389,6 +428,17 @@ impl PubSub {
             reg.monitors.remove(&id);
             self.monitors.fetch_sub(1, Ordering::Relaxed);
         }
+        drop(reg);
+        c.note_mode();
+    }
+
+    /// Queues `reply` as a push to `sink`'s client, encoded in its protocol, within the
+    /// pubsub output limit.
+    pub fn push_reply(&self, sink: &Sink, reply: &Reply) {
+        let limit = *self.limit.read();
+        let mut b = BytesMut::new();
+        encode(reply, sink.protocol(), &mut b);
+        sink.push(b.freeze(), limit);
     }
 
     /// PUBLISH: delivers to channel and pattern subscribers; returns how many received.

@@ -1,5 +1,6 @@
 //! CLIENT: ID, SETNAME, GETNAME, LIST, INFO, KILL, UNBLOCK, PAUSE, UNPAUSE, REPLY,
-//! NO-EVICT, NO-TOUCH, SETINFO, TRACKING (refused), HELP.
+//! NO-EVICT, NO-TOUCH, SETINFO, HELP; TRACKING, CACHING, GETREDIR and TRACKINGINFO are
+//! in `tracking_cmd`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -18,10 +19,13 @@ use crate::server::client_admin::reply_mode;
 use crate::server::conn::Session;
 
 const BAD_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
-const NO_TRACKING: &str = "ERR keel does not support client-side caching yet";
 
 const HELP: &[&str] = &[
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
     "    Return the name of the current connection.",
     "ID",
@@ -64,6 +68,11 @@ const HELP: &[&str] = &[
     "    * LIB-VER: the client lib version.",
     "REPLY (ON|OFF|SKIP)",
     "    Control the replies sent to the current connection.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
     "NO-TOUCH (ON|OFF)",
@@ -160,13 +169,10 @@ pub(super) fn client(s: &mut Session, args: &[Bytes]) -> Outcome {
             *target.lock() = String::from_utf8_lossy(v).into_owned();
             ok()
         }
-        ("TRACKING" | "CACHING", _) => err(NO_TRACKING),
-        ("TRACKINGINFO", 0) => Outcome::Reply(Reply::Map(vec![
-            (Reply::bulk("flags"), Reply::Array(vec![Reply::bulk("off")])),
-            (Reply::bulk("redirect"), Reply::Int(-1)),
-            (Reply::bulk("prefixes"), Reply::Array(Vec::new())),
-        ])),
-        ("GETREDIR", 0) => Outcome::Reply(Reply::Int(-1)),
+        ("TRACKING", n) if n >= 1 => super::tracking_cmd::tracking(s, rest),
+        ("CACHING", 1) => super::tracking_cmd::caching(s, &rest[0]),
+        ("TRACKINGINFO", 0) => super::tracking_cmd::trackinginfo(s),
+        ("GETREDIR", 0) => super::tracking_cmd::getredir(s),
         ("HELP", 0) => Outcome::Reply(Reply::Array(
             HELP.iter().map(|l| Reply::Simple((*l).into())).collect(),
         )),
@@ -214,6 +220,16 @@ fn client_line(s: &Session, h: &ClientHandle) -> String {
     if a.in_multi.load(Ordering::Relaxed) {
         flags.push('x');
     }
+    let tracker = s.shared.tracking.tracker(h.id);
+    if let Some(t) = &tracker {
+        flags.push('t');
+        if t.broken() {
+            flags.push('R');
+        }
+        if t.has(crate::server::tracking::opts::BCAST) {
+            flags.push('B');
+        }
+    }
     if a.no_evict.load(Ordering::Relaxed) {
         flags.push('e');
     }
@@ -229,7 +245,7 @@ fn client_line(s: &Session, h: &ClientHandle) -> String {
         line,
         "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 \
          ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 \
-         tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+         tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
         h.id,
         h.addr,
         s.shared.local_addr,
@@ -239,6 +255,7 @@ fn client_line(s: &Session, h: &ClientHandle) -> String {
         flags,
         h.db.load(Ordering::Relaxed),
         if cmd.is_empty() { "NULL" } else { cmd },
+        tracker.map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX)),
         resp,
         a.lib_name.lock(),
         a.lib_ver.lock(),

@@ -8,7 +8,8 @@
 //! GET reports what was set).
 //!
 //! Runtime keys owned by the admin commands (kept in [`crate::server::slowlog`]):
-//! slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold.
+//! slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold; and
+//! tracking-table-max-keys, kept in [`crate::server::tracking`].
 //! `notify-keyspace-events` is only stored and returned here (in [`IGNORED`]).
 
 use std::sync::atomic::Ordering;
@@ -141,6 +142,10 @@ fn current(s: &Session) -> Vec<(String, String)> {
         "latency-monitor-threshold".into(),
         log.latency_threshold.load(Ordering::Relaxed).to_string(),
     ));
+    v.push((
+        "tracking-table-max-keys".into(),
+        s.shared.tracking.max_keys().to_string(),
+    ));
     let set = s.shared.ignored_config.lock();
     for (k, d) in IGNORED {
         let val = set.get(*k).cloned().unwrap_or_else(|| (*d).to_string());
@@ -212,6 +217,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
     let mut slow_than = None;
     let mut slow_len = None;
     let mut lat = None;
+    let mut tracking_max = None;
     for pair in pairs.chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
@@ -257,6 +263,10 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
             },
             "latency-monitor-threshold" => match value.parse::<u64>() {
                 Ok(n) if i64::try_from(n).is_ok() => lat = Some(n),
+                _ => return bad("argument must be between 0 and 9223372036854775807 inclusive"),
+            },
+            "tracking-table-max-keys" => match value.parse::<u64>() {
+                Ok(n) if i64::try_from(n).is_ok() => tracking_max = Some(n),
                 _ => return bad("argument must be between 0 and 9223372036854775807 inclusive"),
             },
             "requirepass" => {
@@ -325,6 +335,9 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
     }
     if let Some(n) = lat {
         log.latency_threshold.store(n, Ordering::Relaxed);
+    }
+    if let Some(n) = tracking_max {
+        s.shared.tracking.set_max_keys(n, &s.shared.outlet());
     }
     let mut g = s.shared.ignored_config.lock();
     for (k, v) in ignored {

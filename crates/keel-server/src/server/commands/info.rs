@@ -128,7 +128,7 @@ fn clients(sh: &Shared, out: &mut String) {
     kv(out, "cluster_connections", 0);
     kv(out, "client_recent_max_input_buffer", 0);
     kv(out, "client_recent_max_output_buffer", 0);
-    kv(out, "tracking_clients", 0);
+    kv(out, "tracking_clients", sh.tracking.stats().clients);
     kv(out, "pubsub_clients", 0);
     kv(out, "watching_clients", 0);
     kv(out, "clients_in_timeout_table", 0);

@@ -117,7 +117,10 @@ pub(super) fn stats_more(sh: &Shared, out: &mut String) {
     kv(out, "latest_fork_usec", 0);
     kv(out, "total_forks", 0);
     kv(out, "migrate_cached_sockets", 0);
-    kv(out, "tracking_total_keys", 0);
+    let t = sh.tracking.stats();
+    kv(out, "tracking_total_keys", t.keys);
+    kv(out, "tracking_total_items", t.items);
+    kv(out, "tracking_total_prefixes", t.prefixes);
     kv(out, "unexpected_error_replies", 0);
     kv(out, "total_error_replies", sh.cmd_stats.total_errors());
     kv(out, "dump_payload_sanitizations", 0);

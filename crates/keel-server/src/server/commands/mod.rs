@@ -18,6 +18,7 @@ pub mod info_extra;
 pub mod persistence;
 pub mod pubsub_cmd;
 pub mod table;
+pub mod tracking_cmd;
 pub mod transaction;
 
 use std::sync::OnceLock;
