@@ -509,18 +509,27 @@ impl Session {
         let Some(tr) = self.client.tracking.as_ref() else {
             return;
         };
-        if spec.flags & flags::READONLY == 0 || !tr.remembers(self.client.caching) {
+        // A read-only script's own keys are not its reads (Redis tracks the commands
+        // a script runs, which keel does not yet).
+        if spec.flags & flags::READONLY == 0
+            || !tr.remembers(self.client.caching)
+            || matches!(spec.name, "eval_ro" | "evalsha_ro")
+        {
             return;
         }
-        let positions = keel_engine::command::movable_key_positions(args)
-            .unwrap_or_else(|| spec.key_positions(args.len()).collect());
-        let keys = positions
-            .into_iter()
-            .filter_map(|p| args.get(p))
-            .map(|k| &k[..]);
-        self.shared
-            .tracking
-            .remember(tr, keys, &self.shared.outlet());
+        let out = self.shared.outlet();
+        if spec.first_key > 0 {
+            let keys = spec.key_positions(args.len()).filter_map(|p| args.get(p));
+            self.shared
+                .tracking
+                .remember(tr, keys.map(|k| &k[..]), &out);
+        } else if let Some(positions) = keel_engine::command::movable_key_positions(args) {
+            // ZUNION, SINTERCARD, XREAD…: their keys follow a count or a keyword.
+            let keys = positions.into_iter().filter_map(|p| args.get(p));
+            self.shared
+                .tracking
+                .remember(tr, keys.map(|k| &k[..]), &out);
+        }
     }
 
     /// Carries out what a server command asked for.

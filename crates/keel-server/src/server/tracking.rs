@@ -109,6 +109,9 @@ fn remembers(o: u8, caching: bool) -> bool {
     }
 }
 
+/// A remembered key, inline up to 24 bytes.
+type KeyBuf = SmallVec<[u8; 24]>;
+
 /// What the apply hook queued for [`Tracking::deliver`].
 #[derive(Debug)]
 enum Event {
@@ -120,8 +123,10 @@ enum Event {
 
 #[derive(Debug, Default)]
 struct Table {
-    /// Remembered keys and the clients that read them.
-    keys: HashMap<Bytes, SmallVec<[u64; 2]>>,
+    /// Remembered keys and the clients that read them. foldhash, randomly seeded per
+    /// process: std's SipHash was a large share of a tracked read's cost. Keys of up to
+    /// 24 bytes sit in the table itself: a look-up compares them without a second miss.
+    keys: HashMap<KeyBuf, SmallVec<[u64; 2]>, foldhash::fast::RandomState>,
     /// Client ids across `keys`.
     items: usize,
     /// Tracking clients.
@@ -142,7 +147,8 @@ pub struct Outlet<'a> {
 /// The server-wide tracking state.
 #[derive(Debug)]
 pub struct Tracking {
-    /// Tracking clients plus remembered keys: while 0 the apply hook does nothing.
+    /// 1 while a client tracks or a key is remembered, else 0, when the apply hook
+    /// does nothing.
     /// Keys outlive their clients' tracking (as in Redis), and a write or a flush still
     /// forgets them.
     active: AtomicUsize,
@@ -242,11 +248,14 @@ impl Tracking {
         self.note_active(&t);
     }
 
-    /// Stores what the apply hook's fast path reads; sequentially consistent with its
-    /// load (see [`Tracking::on_applied`]).
+    /// Stores what the apply hook's fast path reads, sequentially consistent with its
+    /// load (see [`Tracking::on_applied`]), when it changes: a sequentially consistent
+    /// store is a full barrier, which every tracked read paid.
     fn note_active(&self, t: &Table) {
-        self.active
-            .store(t.clients.len() + t.keys.len(), Ordering::SeqCst);
+        let now = usize::from(!t.clients.is_empty() || !t.keys.is_empty());
+        if self.active.load(Ordering::Relaxed) != now {
+            self.active.store(now, Ordering::SeqCst);
+        }
     }
 
     /// Remembers that `tracker`'s client read `keys`, then keeps the table within its
@@ -267,10 +276,8 @@ impl Tracking {
                     true
                 }
                 None => {
-                    t.keys.insert(
-                        Bytes::copy_from_slice(k),
-                        SmallVec::from_elem(tracker.id, 1),
-                    );
+                    t.keys
+                        .insert(KeyBuf::from_slice(k), SmallVec::from_elem(tracker.id, 1));
                     true
                 }
             };
@@ -301,7 +308,7 @@ impl Tracking {
             return;
         }
         let excess = t.keys.len() - max;
-        let victims: Vec<Bytes> = t.keys.keys().take(excess).cloned().collect();
+        let victims: Vec<KeyBuf> = t.keys.keys().take(excess).cloned().collect();
         for k in victims {
             invalidate_key(t, &k, 0, out);
         }
@@ -414,11 +421,12 @@ fn flushes(op: &Op) -> bool {
 
 /// Forgets `key` and tells the clients that read it in default mode, but for `origin`
 /// when it asked for NOLOOP.
-fn invalidate_key(t: &mut Table, key: &Bytes, origin: u64, out: &Outlet<'_>) {
+fn invalidate_key(t: &mut Table, key: &[u8], origin: u64, out: &Outlet<'_>) {
     let Some(ids) = t.keys.remove(key) else {
         return;
     };
     t.items -= ids.len();
+    let name = Bytes::copy_from_slice(key);
     for id in ids {
         let Some(tr) = t.clients.get(&id) else {
             continue;
@@ -427,7 +435,7 @@ fn invalidate_key(t: &mut Table, key: &Bytes, origin: u64, out: &Outlet<'_>) {
         if tr.has(opts::BCAST) || (tr.has(opts::NOLOOP) && id == origin) {
             continue;
         }
-        send(tr, Reply::Array(vec![Reply::Bulk(key.clone())]), out);
+        send(tr, Reply::Array(vec![Reply::Bulk(name.clone())]), out);
     }
 }
 
