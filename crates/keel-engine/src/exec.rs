@@ -46,6 +46,11 @@ pub struct KeyEvent {
 /// notify-keyspace-events says.
 pub const PUBLISHED: char = 'P';
 
+/// The class of a [`KeyEvent`] that names a key a read-only command inside a script
+/// read (client-side caching remembers it for the client that ran the script); never
+/// published.
+pub const SCRIPT_READ: char = 'R';
+
 /// A key an entry changed, inline when short (most are), so that recording it allocates
 /// nothing: a slice of the metadata key allocated a shared header on every write.
 pub type TouchedKey = smallvec::SmallVec<[u8; 24]>;
@@ -326,6 +331,17 @@ impl<'a> Exec<'a> {
                 message,
             });
         }
+    }
+
+    /// Records that a read-only command a script ran named `key` (see [`SCRIPT_READ`]).
+    pub fn note_script_read(&mut self, key: Bytes) {
+        self.events.push(KeyEvent {
+            db: self.db,
+            event: "read",
+            key,
+            class: SCRIPT_READ,
+            message: Bytes::new(),
+        });
     }
 
     /// Records that `key` of `db` changed.

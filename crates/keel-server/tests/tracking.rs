@@ -312,6 +312,44 @@ fn mget_tracks_every_key_it_reads() {
     assert_quiet(&mut t, "three writes, three invalidations");
 }
 
+/// Redis tracks the keys the read-only commands inside a script read, not the keys a
+/// script declares: EVAL's in the write funnel, EVAL_RO's on the read path.
+#[test]
+fn scripts_track_the_keys_their_read_commands_read_not_their_declared_keys() {
+    let srv = start();
+    let mut t = resp3(&srv);
+    let mut w = Raw::connect(&srv);
+    assert_eq!(t.call(&["CLIENT", "TRACKING", "on"]), ok());
+    assert_eq!(
+        w.call(&["MSET", "d1", "1", "d2", "1", "r1", "1", "r2", "1"]),
+        ok()
+    );
+    let get = "return redis.call('get', ARGV[1])";
+    for (script, read) in [("EVAL", "r1"), ("EVAL_RO", "r2")] {
+        // Declares d1 and d2, reads only `read`.
+        assert_eq!(
+            t.call(&[script, get, "2", "d1", "d2", read]),
+            b("1"),
+            "{script}"
+        );
+        assert_eq!(w.call(&["MSET", "d1", "2", "d2", "2"]), ok());
+        assert_eq!(w.call(&["SET", read, "2"]), ok());
+        assert_eq!(t.read(), inv(&[read]), "{script} tracks what it read");
+    }
+    // A script that only writes tracks nothing: a later write to its key, or to the
+    // declared keys, sends nothing; the sentinel's invalidation is the next frame.
+    assert_eq!(
+        t.call(&["EVAL", "return redis.call('set', KEYS[1], 'x')", "1", "wk"]),
+        ok()
+    );
+    assert_eq!(w.call(&["SET", "wk", "y"]), ok());
+    assert_eq!(w.call(&["SET", "d1", "3"]), ok());
+    assert_eq!(t.call(&["GET", "sentinel"]), V::Nil);
+    assert_eq!(w.call(&["SET", "sentinel", "1"]), ok());
+    assert_eq!(t.read(), inv(&["sentinel"]));
+    assert_quiet(&mut t, "after the scripts");
+}
+
 #[test]
 fn read_only_commands_of_every_type_track_their_keys() {
     let srv = start();

@@ -485,6 +485,9 @@ impl Session {
     /// A read on a fresh snapshot; expired keys it met are sent for deletion.
     fn read(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
         if self.client.tracking.is_some() {
+            if is_ro_script(spec) {
+                return self.read_script(spec, args);
+            }
             self.track_read(spec, args);
         }
         let now_ms = self.now_ms();
@@ -503,17 +506,43 @@ impl Session {
         }
     }
 
+    /// A read-only script of a tracking client: the keys its read-only commands read
+    /// are remembered once known, after it ran (see `Tracking::remember_after`).
+    fn read_script(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
+        let now_ms = self.now_ms();
+        let before = self.shared.tracking.generation();
+        let engine = self.shared.coord.engine();
+        match engine.read_script(spec, self.client.db, now_ms, args) {
+            Ok((r, keys)) => {
+                if let Some(tr) = self.client.tracking.as_ref() {
+                    if tr.remembers(self.client.caching) {
+                        let out = self.shared.outlet();
+                        self.shared.tracking.remember_after(tr, &keys, before, &out);
+                    }
+                }
+                if !r.expired.is_empty() {
+                    self.shared.coord.expire_due(r.expired);
+                }
+                r.reply
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "read failed");
+                Reply::err(format!("ERR storage error: {e}"))
+            }
+        }
+    }
+
     /// Client-side caching: remembers the keys of a read-only command before it runs
     /// (see `server::tracking`).
     pub(super) fn track_read(&self, spec: &'static CommandSpec, args: &[Bytes]) {
         let Some(tr) = self.client.tracking.as_ref() else {
             return;
         };
-        // A read-only script's own keys are not its reads (Redis tracks the commands
-        // a script runs, which keel does not yet).
+        // A read-only script's own keys are not its reads: the commands it runs are
+        // (`read_script`; EVAL's in the funnel).
         if spec.flags & flags::READONLY == 0
             || !tr.remembers(self.client.caching)
-            || matches!(spec.name, "eval_ro" | "evalsha_ro")
+            || is_ro_script(spec)
         {
             return;
         }
@@ -591,6 +620,11 @@ impl Session {
             }
         }
     }
+}
+
+/// EVAL_RO or EVALSHA_RO.
+fn is_ro_script(spec: &CommandSpec) -> bool {
+    matches!(spec.name, "eval_ro" | "evalsha_ro")
 }
 
 /// The data command `found` names when it only reads (its keys are worth prefetching).

@@ -156,6 +156,9 @@ pub struct Tracking {
     pending: Mutex<Vec<Event>>,
     has_pending: AtomicBool,
     max_keys: AtomicU64,
+    /// Deliveries so far, counted under the table's lock (see
+    /// [`Tracking::remember_after`]).
+    generation: AtomicU64,
 }
 
 impl Default for Tracking {
@@ -166,6 +169,7 @@ impl Default for Tracking {
             pending: Mutex::default(),
             has_pending: AtomicBool::new(false),
             max_keys: AtomicU64::new(DEFAULT_MAX_KEYS),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -268,21 +272,7 @@ impl Tracking {
         out: &Outlet<'_>,
     ) {
         let mut t = self.table.lock();
-        for k in keys {
-            let added = match t.keys.get_mut(k) {
-                Some(ids) if ids.contains(&tracker.id) => false,
-                Some(ids) => {
-                    ids.push(tracker.id);
-                    true
-                }
-                None => {
-                    t.keys
-                        .insert(KeyBuf::from_slice(k), SmallVec::from_elem(tracker.id, 1));
-                    true
-                }
-            };
-            t.items += usize::from(added);
-        }
+        add_keys(&mut t, tracker.id, keys);
         self.bound(&mut t, out);
         self.note_active(&t);
     }
@@ -329,6 +319,9 @@ impl Tracking {
 
     #[inline(never)]
     fn queue(&self, op: &Op, applied: &Applied, origin: u64) {
+        if origin != 0 {
+            self.remember_script_reads(applied, origin);
+        }
         let flush = flushes(op);
         if !flush && applied.touched.is_empty() {
             return;
@@ -347,6 +340,56 @@ impl Tracking {
         self.has_pending.store(true, Ordering::Release);
     }
 
+    /// Remembers the keys a script of client `origin` read (EVAL, in the funnel, so
+    /// that no later write is missed). CLIENT CACHING is the connection's: under OPTIN
+    /// a script's reads are not remembered, under OPTOUT they are.
+    fn remember_script_reads(&self, applied: &Applied, origin: u64) {
+        let mut reads = applied
+            .events
+            .iter()
+            .filter(|e| e.class == keel_engine::exec::SCRIPT_READ)
+            .peekable();
+        if reads.peek().is_none() {
+            return;
+        }
+        let mut t = self.table.lock();
+        let Some(tr) = t.clients.get(&origin).cloned() else {
+            return;
+        };
+        if tr.remembers(false) {
+            add_keys(&mut t, tr.id, reads.map(|e| &e.key[..]));
+            self.note_active(&t);
+        }
+        // Kept within its bound by the next delivery, which can send messages.
+        self.has_pending.store(true, Ordering::Release);
+    }
+
+    /// The delivery count, for [`Tracking::remember_after`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Remembers `keys` that `tracker`'s client read *before* registering them (a
+    /// read-only script's reads, known only once it ran): when a delivery happened
+    /// since `before` (its [`Tracking::generation`] taken ahead of the read), a write
+    /// the read did not see may have found the keys unregistered, so the client is
+    /// told they changed.
+    pub fn remember_after(&self, tracker: &Tracker, keys: &[Bytes], before: u64, out: &Outlet<'_>) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut t = self.table.lock();
+        add_keys(&mut t, tracker.id, keys.iter().map(|k| &k[..]));
+        // Read under the lock that deliveries count under: a delivery that ran before
+        // this registration has been counted.
+        if self.generation.load(Ordering::Acquire) != before {
+            let names = keys.iter().cloned().map(Reply::Bulk).collect();
+            send(tracker, Reply::Array(names), out);
+        }
+        self.bound(&mut t, out);
+        self.note_active(&t);
+    }
+
     /// Writes are queued for [`Tracking::deliver`].
     pub fn has_pending(&self) -> bool {
         self.has_pending.load(Ordering::Acquire)
@@ -360,6 +403,7 @@ impl Tracking {
         }
         let events = std::mem::take(&mut *self.pending.lock());
         let mut t = self.table.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
         // Broadcast keys per prefix, each with the last client that wrote it (NOLOOP),
         // in key order, sent as one message per prefix and client.
         let mut bcast: BTreeMap<Bytes, BTreeMap<Bytes, u64>> = BTreeMap::new();
@@ -385,6 +429,7 @@ impl Tracking {
             }
         }
         send_broadcasts(&t, bcast, out);
+        self.bound(&mut t, out);
         self.note_active(&t);
     }
 
@@ -402,6 +447,25 @@ impl Tracking {
             items: t.items,
             prefixes: t.prefixes.len(),
         }
+    }
+}
+
+/// Remembers that client `id` read `keys`.
+fn add_keys<'k>(t: &mut Table, id: u64, keys: impl Iterator<Item = &'k [u8]>) {
+    for k in keys {
+        let added = match t.keys.get_mut(k) {
+            Some(ids) if ids.contains(&id) => false,
+            Some(ids) => {
+                ids.push(id);
+                true
+            }
+            None => {
+                t.keys
+                    .insert(KeyBuf::from_slice(k), SmallVec::from_elem(id, 1));
+                true
+            }
+        };
+        t.items += usize::from(added);
     }
 }
 
