@@ -290,6 +290,16 @@ impl Coordinator {
     /// Queues `op`; the receiver resolves once it is applied and committed. Callers that
     /// pipeline submit several and await them in order.
     pub fn submit(&self, op: Op, denyoom: bool) -> oneshot::Receiver<WriteResult> {
+        self.submit_from(op, denyoom, 0)
+    }
+
+    /// [`Coordinator::submit`] for client `origin`.
+    pub fn submit_from(
+        &self,
+        op: Op,
+        denyoom: bool,
+        origin: u64,
+    ) -> oneshot::Receiver<WriteResult> {
         let (tx, rx) = oneshot::channel();
         // After shutdown the funnel drops `tx`, which the receiver reports as shutting down.
         self.funnel.submit(Request::Write {
@@ -297,7 +307,7 @@ impl Coordinator {
             denyoom,
             spec: None,
             reply: Some(tx),
-            origin: 0,
+            origin,
         });
         rx
     }
@@ -375,15 +385,7 @@ impl Coordinator {
 
     /// [`Coordinator::write`] for client `origin`.
     pub async fn write_from(&self, op: Op, denyoom: bool, origin: u64) -> WriteResult {
-        let (tx, rx) = oneshot::channel();
-        self.funnel.submit(Request::Write {
-            op,
-            denyoom,
-            spec: None,
-            reply: Some(tx),
-            origin,
-        });
-        resolve_write(rx).await
+        resolve_write(self.submit_from(op, denyoom, origin)).await
     }
 
     /// Returns once no round is running: every entry applied before the call is in

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use keel_engine::command::{flags, CommandSpec};
 use keel_engine::engine::PrefetchScratch;
-use keel_engine::{Op, Reply};
+use keel_engine::{Op, ReadResult, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -492,7 +492,15 @@ impl Session {
         }
         let now_ms = self.now_ms();
         let engine = self.shared.coord.engine();
-        match engine.read_spec(spec, self.client.db, now_ms, args) {
+        let result = engine.read_spec(spec, self.client.db, now_ms, args);
+        self.read_reply(result)
+    }
+
+    /// A read's reply; the expired keys it met are sent for deletion. Inlined: out of
+    /// line, the result's move into it cost GET ~30 instructions (callgrind).
+    #[inline(always)]
+    fn read_reply(&self, result: keel_engine::Result<ReadResult>) -> Reply {
+        match result {
             Ok(r) => {
                 if !r.expired.is_empty() {
                     self.shared.coord.expire_due(r.expired);
@@ -512,24 +520,18 @@ impl Session {
         let now_ms = self.now_ms();
         let before = self.shared.tracking.generation();
         let engine = self.shared.coord.engine();
-        match engine.read_script(spec, self.client.db, now_ms, args) {
-            Ok((r, keys)) => {
+        let result = engine
+            .read_script(spec, self.client.db, now_ms, args)
+            .map(|(r, keys)| {
                 if let Some(tr) = self.client.tracking.as_ref() {
                     if tr.remembers(self.client.caching) {
                         let out = self.shared.outlet();
                         self.shared.tracking.remember_after(tr, &keys, before, &out);
                     }
                 }
-                if !r.expired.is_empty() {
-                    self.shared.coord.expire_due(r.expired);
-                }
-                r.reply
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "read failed");
-                Reply::err(format!("ERR storage error: {e}"))
-            }
-        }
+                r
+            });
+        self.read_reply(result)
     }
 
     /// Client-side caching: remembers the keys of a read-only command before it runs
