@@ -1109,3 +1109,44 @@ fn redis_crate_resp3_push_sender_receives_the_invalidation() {
         );
     });
 }
+
+/// A key that maxmemory eviction takes is a change the server made, not the writer
+/// whose write needed the room: a NOLOOP client that read it is told, even when its own
+/// write caused the eviction.
+#[test]
+fn eviction_caused_by_a_noloop_clients_own_write_still_invalidates_its_keys() {
+    let srv = InProc::start(Config {
+        maxmemory: 8192,
+        maxmemory_policy: keel_engine::EvictionPolicy::VolatileRandom,
+        ..Config::default()
+    });
+    let mut t = resp3(&srv);
+    assert_eq!(t.call(&["CLIENT", "TRACKING", "on", "NOLOOP"]), ok());
+    let big = "y".repeat(1024);
+    // The only key eviction may take (it has a TTL), read so that it is tracked.
+    assert_eq!(t.call(&["SET", "volatile", &big, "EX", "1000"]), ok());
+    assert_eq!(t.call(&["GET", "volatile"]), b(&big));
+    let mut pushes = Vec::new();
+    for i in 0..64 {
+        t.send(&["SET", &format!("k{i}"), &big]);
+        // An invalidation may come before a later write's reply.
+        let reply = loop {
+            match t.read() {
+                p @ V::Push(_) => pushes.push(p),
+                r => break r,
+            }
+        };
+        if let V::Err(e) = &reply {
+            assert!(e.starts_with("OOM"), "SET k{i}: {e}");
+            break;
+        }
+        assert_eq!(reply, ok(), "SET k{i}");
+    }
+    if pushes.is_empty() {
+        pushes.push(t.read());
+    }
+    assert_eq!(pushes, vec![inv(&["volatile"])]);
+    assert_quiet(&mut t, "one eviction, one invalidation");
+    let evicted = info_field(&mut Raw::connect(&srv), "stats", "evicted_keys");
+    assert_eq!(evicted, "1");
+}

@@ -426,7 +426,12 @@ impl ApplyLoop {
                 MemoryVerdict::Fine => return Ok(true),
                 MemoryVerdict::Oom => return Ok(false),
                 MemoryVerdict::Evict(keys) => {
-                    self.apply_logged(&Op::Evict { keys }, None)?;
+                    // The server's entry, not the writer's (whose NOLOOP tracking must
+                    // still hear of keys it read that eviction takes).
+                    let writer = std::mem::take(&mut self.origin);
+                    let evicted = self.apply_logged(&Op::Evict { keys }, None);
+                    self.origin = writer;
+                    evicted?;
                     let n = self.applied_count();
                     self.flush_group()?;
                     self.state.evicted_keys.fetch_add(n, Ordering::Relaxed);
