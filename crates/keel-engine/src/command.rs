@@ -123,6 +123,27 @@ impl CommandSpec {
             .filter(move |_| first > 0)
             .map(|i| i as usize)
     }
+
+    /// The key arguments of `args`: by the key spec, or for a command without one that
+    /// names its keys after a count or a keyword (ZUNION, SINTERCARD, XREAD…) by
+    /// [`movable_key_positions`], which allocates.
+    pub fn keys_in<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> + 'a {
+        let movable = if self.first_key > 0 {
+            None
+        } else {
+            movable_key_positions(args)
+        };
+        let fixed = movable
+            .is_none()
+            .then(|| self.key_positions(args.len()))
+            .into_iter()
+            .flatten();
+        movable
+            .into_iter()
+            .flatten()
+            .chain(fixed)
+            .filter_map(move |p| args.get(p))
+    }
 }
 
 /// How a command with movable keys names them.

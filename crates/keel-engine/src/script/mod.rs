@@ -295,12 +295,8 @@ impl Bridge<'_, '_> {
         }
         if spec.flags & flags::READONLY != 0 {
             // For client-side caching: the keys a script read are the client's reads.
-            let positions = crate::command::movable_key_positions(&argv)
-                .unwrap_or_else(|| spec.key_positions(argv.len()).collect());
-            for p in positions {
-                if let Some(k) = argv.get(p) {
-                    self.ex.note_script_read(k.clone());
-                }
+            for k in spec.keys_in(&argv) {
+                self.ex.note_script_read(k.clone());
             }
         }
         match crate::engine::run_spec(self.ex, self.db, &argv, spec) {

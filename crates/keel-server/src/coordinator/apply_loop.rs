@@ -553,10 +553,14 @@ impl ApplyLoop {
             self.state.applied_index.store(seq, Ordering::Relaxed);
         }
         if !self.deferred_events.is_empty() {
-            self.state.event_hook.emit(&self.deferred_events);
+            if let Some(emit) = self.state.event_hook.get() {
+                emit(&self.deferred_events);
+            }
             self.deferred_events.clear();
         }
-        self.state.visible_hook.emit();
+        if let Some(visible) = self.state.visible_hook.get() {
+            visible();
+        }
         Ok(())
     }
 

@@ -76,67 +76,43 @@ pub struct NodeState {
     pub visible_hook: VisibleHook,
 }
 
-/// A callback run after applied entries reach storage.
-pub type VisibleFn = Box<dyn Fn() + Send + Sync>;
+/// A callback the apply thread runs, set once the front-end is up (the first `set`
+/// wins): keyspace events ([`EventHook`]) and storage writes ([`VisibleHook`]).
+pub struct Callback<F: ?Sized>(std::sync::OnceLock<Box<F>>);
 
-/// The apply thread's after-storage-write callback, set once the front-end is up.
-#[derive(Default)]
-pub struct VisibleHook(std::sync::OnceLock<VisibleFn>);
-
-impl VisibleHook {
-    /// Installs `f` (the first call wins).
-    pub fn set(&self, f: VisibleFn) {
-        let _ = self.0.set(f);
-    }
-
-    /// Runs the callback, if any.
-    pub fn emit(&self) {
-        if let Some(f) = self.0.get() {
-            f();
-        }
+impl<F: ?Sized> Default for Callback<F> {
+    fn default() -> Self {
+        Callback(std::sync::OnceLock::new())
     }
 }
 
-/// A receiver of applied entries' keyspace events.
-pub type EventFn = Box<dyn Fn(&[keel_engine::exec::KeyEvent]) + Send + Sync>;
-
-/// The apply thread's keyspace-event callback, set once the front-end is up.
-#[derive(Default)]
-pub struct EventHook(std::sync::OnceLock<EventFn>);
-
-impl EventHook {
+impl<F: ?Sized> Callback<F> {
     /// Installs `f` (the first call wins).
-    pub fn set(&self, f: EventFn) {
+    pub fn set(&self, f: Box<F>) {
         let _ = self.0.set(f);
     }
 
-    /// Hands `events` to the callback, if any.
-    pub fn emit(&self, events: &[keel_engine::exec::KeyEvent]) {
-        if let Some(f) = self.0.get() {
-            f(events);
-        }
+    /// The callback, once set.
+    pub fn get(&self) -> Option<&F> {
+        self.0.get().map(|f| &**f)
     }
 }
 
-impl std::fmt::Debug for VisibleHook {
+impl<F: ?Sized> std::fmt::Debug for Callback<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.get().is_some() {
-            "VisibleHook(set)"
+            "Callback(set)"
         } else {
-            "VisibleHook(unset)"
+            "Callback(unset)"
         })
     }
 }
 
-impl std::fmt::Debug for EventHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.get().is_some() {
-            "EventHook(set)"
-        } else {
-            "EventHook(unset)"
-        })
-    }
-}
+/// Receives the keyspace events of applied entries once they are in storage.
+pub type EventHook = Callback<dyn Fn(&[keel_engine::exec::KeyEvent]) + Send + Sync>;
+
+/// Runs after every storage write of applied entries.
+pub type VisibleHook = Callback<dyn Fn() + Send + Sync>;
 
 impl Default for NodeState {
     fn default() -> Self {

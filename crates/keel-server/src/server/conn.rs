@@ -548,19 +548,19 @@ impl Session {
         {
             return;
         }
-        let out = self.shared.outlet();
-        if spec.first_key > 0 {
-            let keys = spec.key_positions(args.len()).filter_map(|p| args.get(p));
-            self.shared
-                .tracking
-                .remember(tr, keys.map(|k| &k[..]), &out);
-        } else if let Some(positions) = keel_engine::command::movable_key_positions(args) {
-            // ZUNION, SINTERCARD, XREAD…: their keys follow a count or a keyword.
-            let keys = positions.into_iter().filter_map(|p| args.get(p));
-            self.shared
-                .tracking
-                .remember(tr, keys.map(|k| &k[..]), &out);
+        let keys = spec.keys_in(args).map(|k| &k[..]);
+        self.shared
+            .tracking
+            .remember(tr, keys, &self.shared.outlet());
+    }
+
+    /// Turns client-side caching off for this client (CLIENT TRACKING off, RESET, a
+    /// closed connection).
+    pub(super) fn stop_tracking(&mut self) {
+        if let Some(tr) = self.client.tracking.take() {
+            self.shared.tracking.disable(&tr);
         }
+        self.client.caching = false;
     }
 
     /// Carries out what a server command asked for.
@@ -857,9 +857,7 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         }
     }
     sink.mark_leaving();
-    if let Some(tr) = session.client.tracking.take() {
-        shared.tracking.disable(&tr);
-    }
+    session.stop_tracking();
     multi::forget(&mut session);
     let pubsub = Arc::clone(&shared.pubsub);
     pubsub.drop_client(&mut session.client.pubsub);

@@ -141,9 +141,9 @@ pub struct Shared {
     pub watches: Arc<watched_keys::WatchRegistry>,
     /// Clients blocked in BLPOP and friends (woken by an apply hook).
     pub blocked: Arc<blocking::BlockRegistry>,
-    /// Pub/sub subscribers, MONITOR clients, keyspace notifications.
     /// Client-side caching: tracked keys and prefixes (`CLIENT TRACKING`).
     pub tracking: Arc<tracking::Tracking>,
+    /// Pub/sub subscribers, MONITOR clients, keyspace notifications.
     pub pubsub: Arc<pubsub::PubSub>,
 }
 

@@ -353,13 +353,11 @@ impl Tracking {
             return;
         }
         let mut t = self.table.lock();
-        let Some(tr) = t.clients.get(&origin).cloned() else {
+        if !t.clients.get(&origin).is_some_and(|tr| tr.remembers(false)) {
             return;
-        };
-        if tr.remembers(false) {
-            add_keys(&mut t, tr.id, reads.map(|e| &e.key[..]));
-            self.note_active(&t);
         }
+        add_keys(&mut t, origin, reads.map(|e| &e.key[..]));
+        self.note_active(&t);
         // Kept within its bound by the next delivery, which can send messages.
         self.has_pending.store(true, Ordering::Release);
     }

@@ -147,10 +147,7 @@ pub(super) fn hello(s: &mut Session, args: &[Bytes]) -> Outcome {
 pub(super) fn reset(s: &mut Session, _args: &[Bytes]) -> Outcome {
     let needs_auth = s.shared.config.read().requirepass.is_some();
     crate::server::multi::forget(s);
-    if let Some(tr) = s.client.tracking.take() {
-        s.shared.tracking.disable(&tr);
-    }
-    s.client.caching = false;
+    s.stop_tracking();
     s.client.reset(needs_auth);
     Outcome::Reply(Reply::Simple("RESET".into()))
 }

@@ -72,10 +72,7 @@ pub(super) fn tracking(s: &mut Session, rest: &[Bytes]) -> Outcome {
             s.shared.coord.barrier();
         }
     } else if eq_ci(&rest[0], "OFF") {
-        if let Some(tr) = s.client.tracking.take() {
-            s.shared.tracking.disable(&tr);
-        }
-        s.client.caching = false;
+        s.stop_tracking();
     } else {
         return err(errors::SYNTAX);
     }
