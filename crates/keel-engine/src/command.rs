@@ -128,6 +128,13 @@ impl CommandSpec {
     /// names its keys after a count or a keyword (ZUNION, SINTERCARD, XREAD…) by
     /// [`movable_key_positions`], which allocates.
     pub fn keys_in<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> + 'a {
+        self.key_indices(args).filter_map(move |p| args.get(p))
+    }
+
+    /// Positions in `args` of the keys [`CommandSpec::keys_in`] gives (ACL checks name
+    /// the refused key by position).
+    pub fn key_indices(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
+        let argc = args.len();
         let movable = if self.first_key > 0 {
             None
         } else {
@@ -142,7 +149,7 @@ impl CommandSpec {
             .into_iter()
             .flatten()
             .chain(fixed)
-            .filter_map(move |p| args.get(p))
+            .filter(move |p| *p < argc)
     }
 }
 

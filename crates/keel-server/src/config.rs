@@ -88,6 +88,13 @@ pub struct Args {
     /// Password clients must send with AUTH (empty: none) [default: none].
     #[arg(long, env = "KEEL_REQUIREPASS", hide_env_values = true)]
     pub requirepass: Option<String>,
+    /// File of ACL users (`user <name> <rules>...` lines) loaded at start and written by
+    /// ACL SAVE [default: none: users live until restart].
+    #[arg(long, env = "KEEL_ACLFILE")]
+    pub aclfile: Option<PathBuf>,
+    /// Most entries ACL LOG keeps [default: 128].
+    #[arg(long, env = "KEEL_ACLLOG_MAX_LEN")]
+    pub acllog_max_len: Option<usize>,
     /// Memory limit for data, with units (100mb, 1gb); 0 = no limit [default: 0].
     #[arg(long, env = "KEEL_MAXMEMORY")]
     pub maxmemory: Option<String>,
@@ -200,6 +207,10 @@ pub struct FileConfig {
     pub appendonly: Option<String>,
     /// See [`Args::requirepass`].
     pub requirepass: Option<String>,
+    /// See [`Args::aclfile`].
+    pub aclfile: Option<PathBuf>,
+    /// See [`Args::acllog_max_len`].
+    pub acllog_max_len: Option<usize>,
     /// See [`Args::maxmemory`]; a number (bytes) or a string with units.
     pub maxmemory: Option<SizeValue>,
     /// See [`Args::maxmemory_policy`].
@@ -302,6 +313,10 @@ pub struct Config {
     pub save_points: Vec<(u64, u64)>,
     /// AUTH password (None: no password).
     pub requirepass: Option<String>,
+    /// ACL file (None: users are not saved).
+    pub aclfile: Option<PathBuf>,
+    /// Most entries ACL LOG keeps.
+    pub acllog_max_len: usize,
     /// Memory limit in bytes (0 = none).
     pub maxmemory: u64,
     /// Eviction policy.
@@ -445,6 +460,8 @@ impl Default for Config {
             appendonly: true,
             save_points: DEFAULT_SAVE_POINTS.to_vec(),
             requirepass: None,
+            aclfile: None,
+            acllog_max_len: 128,
             maxmemory: 0,
             maxmemory_policy: EvictionPolicy::NoEviction,
             maxmemory_samples: 5,
@@ -685,6 +702,11 @@ impl Config {
             disable_thp,
             save_points,
             requirepass,
+            aclfile: args.aclfile.or(file.aclfile),
+            acllog_max_len: args
+                .acllog_max_len
+                .or(file.acllog_max_len)
+                .unwrap_or(d.acllog_max_len),
             maxmemory,
             maxmemory_policy,
             maxmemory_samples: args

@@ -1,35 +1,44 @@
-//! Authentication of gRPC calls: with `requirepass` set, every call carries the password
-//! as `authorization: Bearer <password>` or `x-keel-auth: <password>` metadata. The
-//! password is read per call, so CONFIG SET requirepass applies to gRPC at once.
+//! Authentication of gRPC calls. They run as the ACL `default` user: when it has a
+//! password (requirepass), every call carries one as `authorization: Bearer <password>`
+//! or `x-keel-auth: <password>` metadata. The user is read per call, so CONFIG SET
+//! requirepass and ACL SETUSER default apply to gRPC at once. The gRPC API checks no
+//! per-command permissions, so while the default user is off or limited by ACL rules,
+//! gRPC calls are refused rather than run unchecked.
 
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use crate::config::Config;
+use crate::server::acl::Acl;
 
 /// The interceptor in front of every gRPC service.
 #[derive(Clone)]
 pub struct Auth {
-    config: Arc<RwLock<Config>>,
+    acl: Arc<Acl>,
 }
 
 impl Auth {
-    /// Checks calls against `config`'s requirepass.
-    pub fn new(config: Arc<RwLock<Config>>) -> Self {
-        Auth { config }
+    /// Checks calls against `acl`'s default user.
+    pub fn new(acl: Arc<Acl>) -> Self {
+        Auth { acl }
     }
 }
 
 impl Interceptor for Auth {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
-        let Some(pass) = self.config.read().requirepass.clone() else {
+        let slot = self.acl.default_slot();
+        let user = slot.user();
+        if !user.enabled() || !slot.open() {
+            return Err(Status::permission_denied(
+                "gRPC calls run as the default user, which is off or limited by ACL rules: keel's gRPC API has no other users",
+            ));
+        }
+        if user.nopass() {
             return Ok(req);
-        };
+        }
         match presented(&req) {
-            Some(p) if constant_time_eq(p.as_bytes(), pass.as_bytes()) => Ok(req),
+            Some(p) if user.check_password(p.as_bytes()) => Ok(req),
             Some(_) => Err(Status::unauthenticated("invalid password")),
             None => Err(Status::unauthenticated(
                 "authentication required: send metadata 'authorization: Bearer <password>'",
@@ -52,24 +61,19 @@ fn presented(req: &Request<()>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Compares without an early exit, so timing does not reveal a matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn auth(pass: Option<&str>) -> Auth {
+        Auth::new(Arc::new(Acl::new(pass, None, 128).expect("no ACL file")))
+    }
+
     fn call(pass: Option<&str>, md: &[(&'static str, &str)]) -> Result<(), tonic::Code> {
-        let cfg = Config {
-            requirepass: pass.map(str::to_string),
-            ..Config::default()
-        };
-        let mut auth = Auth::new(Arc::new(RwLock::new(cfg)));
+        call_with(&mut auth(pass), md)
+    }
+
+    fn call_with(auth: &mut Auth, md: &[(&'static str, &str)]) -> Result<(), tonic::Code> {
         let mut req = Request::new(());
         for (k, v) in md {
             req.metadata_mut()
@@ -89,5 +93,17 @@ mod tests {
         assert_eq!(call(Some("pw"), &[("authorization", "Basic pw")]), Err(U));
         assert_eq!(call(Some("pw"), &[("x-keel-auth", "pw")]), Ok(()));
         assert_eq!(call(Some("pw"), &[("x-keel-auth", "p")]), Err(U));
+    }
+
+    #[test]
+    fn refused_while_the_default_user_is_off_or_limited() {
+        use tonic::Code::PermissionDenied as D;
+        let mut a = auth(None);
+        a.acl.set_user("default", &[b"-flushall"]).expect("rule");
+        assert_eq!(call_with(&mut a, &[]), Err(D));
+        a.acl.set_user("default", &[b"+@all"]).expect("rule");
+        assert_eq!(call_with(&mut a, &[]), Ok(()));
+        a.acl.set_user("default", &[b"off"]).expect("rule");
+        assert_eq!(call_with(&mut a, &[]), Err(D));
     }
 }

@@ -95,7 +95,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let max_msg = shared.config.read().grpc.max_message_bytes;
-    let auth = auth::Auth::new(Arc::clone(&shared.config));
+    let auth = auth::Auth::new(Arc::clone(&shared.acl));
     let st = Arc::new(GrpcState::new(Arc::clone(&shared)));
     let kv = KvServer::new(kv::KvService::new(Arc::clone(&st)))
         .max_decoding_message_size(max_msg)

@@ -43,6 +43,7 @@ use tokio::time::Instant;
 
 use super::client::client_flags;
 use super::closing::Closing;
+use super::commands::Cmd;
 use super::conn::{Flow, Session};
 
 /// One parked client as its key queues hold it.
@@ -576,6 +577,13 @@ async fn wait_inner(s: &mut Session, b: &Blocked, io: BlockIo<'_>) -> Flow {
         if timed_out || unblocked == Unblock::Timeout as u8 {
             s.reply(&b.nothing).await;
             return Flow::Continue;
+        }
+        // The user's rules may have changed while it waited (Redis checks again too).
+        if !s.client.user.open() {
+            if let Some(refusal) = s.acl_refusal(Cmd::Engine(b.spec), &b.args) {
+                s.reply(&refusal).await;
+                return Flow::Continue;
+            }
         }
         b.state.retrying.store(true, Ordering::Release);
         b.state.pending.store(false, Ordering::Release);

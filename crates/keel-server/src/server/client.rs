@@ -15,6 +15,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::acl::UserSlot;
 use crate::resp::Protocol;
 
 /// Client flags (Redis's CLIENT LIST letters come from these later).
@@ -51,6 +52,9 @@ pub struct ClientHandle {
     /// Its push queue, for messages other clients send it (client-side caching
     /// redirects); set once its state is made.
     pub pushes: std::sync::OnceLock<std::sync::Weak<super::pubsub::Sink>>,
+    /// The ACL user it is authenticated as (CLIENT LIST, CLIENT KILL USER, ACL
+    /// DELUSER); set once its state is made.
+    pub user: Mutex<Option<Arc<UserSlot>>>,
 }
 
 impl ClientHandle {
@@ -76,8 +80,10 @@ pub struct ClientState {
     pub db: u8,
     /// Protocol negotiated by HELLO.
     pub protocol: Protocol,
-    /// AUTH passed (or no password configured).
+    /// AUTH passed (or the default user needs no password).
     pub authenticated: bool,
+    /// The ACL user its commands are checked against.
+    pub user: Arc<UserSlot>,
     /// Bitset of [`client_flags`].
     pub flags: u32,
     /// MULTI queue and WATCHed keys (see `server::multi`).
@@ -91,14 +97,16 @@ pub struct ClientState {
 }
 
 impl ClientState {
-    /// Fresh state; `authenticated` when no password is configured.
-    pub fn new(handle: Arc<ClientHandle>, needs_auth: bool) -> Self {
+    /// Fresh state as `user` (the default user); `authenticated` unless it needs AUTH.
+    pub fn new(handle: Arc<ClientHandle>, user: Arc<UserSlot>, needs_auth: bool) -> Self {
+        *handle.user.lock() = Some(Arc::clone(&user));
         ClientState {
             pubsub: super::pubsub::ClientPubSub::new(Arc::clone(&handle)),
             handle,
             db: 0,
             protocol: Protocol::Resp2,
             authenticated: !needs_auth,
+            user,
             flags: 0,
             txn: Default::default(),
             tracking: None,
@@ -106,15 +114,22 @@ impl ClientState {
         }
     }
 
-    /// RESET: back to a fresh connection's state (keeps the id).
-    pub fn reset(&mut self, needs_auth: bool) {
+    /// RESET: back to a fresh connection's state (keeps the id), as `user`.
+    pub fn reset(&mut self, user: Arc<UserSlot>, needs_auth: bool) {
         self.db = 0;
         self.handle.db.store(0, Ordering::Relaxed);
         self.protocol = Protocol::Resp2;
         self.authenticated = !needs_auth;
+        self.set_user(user);
         self.flags = 0;
         *self.handle.name.lock() = None;
         self.handle.admin.reset();
+    }
+
+    /// Authenticated as `user` (AUTH, HELLO AUTH).
+    pub fn set_user(&mut self, user: Arc<UserSlot>) {
+        *self.handle.user.lock() = Some(Arc::clone(&user));
+        self.user = user;
     }
 
     /// Selects database `db`.
@@ -145,6 +160,7 @@ impl ClientRegistry {
             kill: Notify::new(),
             admin: Default::default(),
             pushes: std::sync::OnceLock::new(),
+            user: Mutex::new(None),
         });
         self.clients.lock().insert(id, Arc::clone(&h));
         h

@@ -93,10 +93,11 @@ pub struct Session {
 impl Session {
     /// A session for `handle`.
     pub fn new(shared: Arc<Shared>, handle: Arc<ClientHandle>) -> Self {
-        let needs_auth = shared.config.read().requirepass.is_some();
+        let needs_auth = shared.acl.needs_auth();
+        let user = shared.acl.default_slot();
         Session {
             shared,
-            client: ClientState::new(handle, needs_auth),
+            client: ClientState::new(handle, user, needs_auth),
             out: BytesMut::new(),
             unsent: Vec::new(),
             unsent_names: Vec::new(),
@@ -363,6 +364,7 @@ impl Session {
         };
         if args.is_empty()
             || !self.client.authenticated
+            || !self.client.user.open()
             || !spec.arity_ok(args.len())
             || spec.flags & flags::BLOCKING != 0
             || multi::in_multi(&self.client)
@@ -441,6 +443,14 @@ impl Session {
                 return Flow::Continue;
             }
         };
+        if !self.client.user.open() {
+            if let Some(reply) = self.acl_refusal(cmd, args) {
+                self.cur_rejected = true;
+                multi::flag_error(&mut self.client);
+                self.reply(&reply).await;
+                return Flow::Continue;
+            }
+        }
         if let Some(reply) = commands::pubsub_cmd::before_dispatch(self, cmd, args) {
             self.reply(&reply).await;
             return Flow::Continue;

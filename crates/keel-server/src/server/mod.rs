@@ -17,6 +17,7 @@
 //! - INFO / CONFIG / CLIENT: `commands/info.rs`, `commands/config_cmd.rs`,
 //!   `client::ClientRegistry`.
 
+pub mod acl;
 pub mod admin_hooks;
 pub mod blocking;
 pub mod client;
@@ -73,6 +74,9 @@ pub enum ServerError {
     /// The `io-threads` threads could not be started.
     #[error("cannot start the I/O threads: {0}")]
     IoThreads(std::io::Error),
+    /// The ACL file could not be loaded.
+    #[error("cannot load the ACL file: {0}")]
+    Acl(#[from] acl::AclFileError),
     /// WAL or storage did not close cleanly.
     #[error("shutdown: {0}")]
     Shutdown(String),
@@ -145,6 +149,8 @@ pub struct Shared {
     pub tracking: Arc<tracking::Tracking>,
     /// Pub/sub subscribers, MONITOR clients, keyspace notifications.
     pub pubsub: Arc<pubsub::PubSub>,
+    /// ACL users, ACL LOG and the ACL file.
+    pub acl: Arc<acl::Acl>,
 }
 
 impl Shared {
@@ -181,6 +187,11 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         let started = Instant::now();
         let addr = SocketAddr::new(config.bind, config.port);
+        let acl = Arc::new(acl::Acl::new(
+            config.requirepass.as_deref(),
+            config.aclfile.clone(),
+            config.acllog_max_len,
+        )?);
         let config = Arc::new(RwLock::new(config));
         let cfg = Arc::clone(&config);
         let (coord, report) = tokio::task::spawn_blocking(move || Coordinator::start(cfg))
@@ -271,6 +282,7 @@ impl Server {
             blocked: Arc::default(),
             tracking: Arc::default(),
             pubsub,
+            acl,
         });
         let (watches, blocked, tracking) = (
             Arc::clone(&shared.watches),

@@ -258,10 +258,28 @@ pub async fn exec(s: &mut Session) {
             }
         }
     }
+    // Checked again: the user's rules may have changed since the commands were queued.
+    // A refused command is answered with its refusal and the others run, as in Redis.
+    let refused: Vec<Option<Reply>> = if s.client.user.open() {
+        Vec::new()
+    } else {
+        queue
+            .iter()
+            .map(|q| match q {
+                Queued::Engine { args, .. } => keel_engine::engine::resolve(args)
+                    .ok()
+                    .and_then(|spec| s.acl_refusal_at_exec(Cmd::Engine(spec), args)),
+                Queued::Server { cmd, args } => s.acl_refusal_at_exec(Cmd::Server(cmd), args),
+            })
+            .collect()
+    };
+    let is_refused = |i: usize| refused.get(i).is_some_and(Option::is_some);
     let mut denyoom = false;
     let cmds: Vec<(u8, Vec<Bytes>)> = queue
         .iter()
-        .filter_map(|q| match q {
+        .enumerate()
+        .filter(|(i, _)| !is_refused(*i))
+        .filter_map(|(_, q)| match q {
             Queued::Engine {
                 db,
                 args,
@@ -296,7 +314,12 @@ pub async fn exec(s: &mut Session) {
     };
     let mut data = replies.into_iter();
     let mut out = Vec::with_capacity(queue.len());
+    let mut refused = refused.into_iter();
     for q in queue {
+        if let Some(r) = refused.next().flatten() {
+            out.push(r);
+            continue;
+        }
         let r = match q {
             Queued::Engine { .. } => data.next().unwrap_or(Reply::Nil),
             Queued::Server { cmd, args } => match (cmd.handler)(s, &args) {

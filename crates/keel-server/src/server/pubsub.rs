@@ -389,6 +389,19 @@ impl PubSub {
         c.count()
     }
 
+    /// The channels and the patterns client `id` subscribes to (ACL SETUSER checks them
+    /// against the user's new rules).
+    pub fn subscriptions_of(&self, id: u64) -> (Vec<Bytes>, Vec<Bytes>) {
+        let reg = self.reg.read();
+        let of = |m: &Subs| -> Vec<Bytes> {
+            m.iter()
+                .filter(|(_, subs)| subs.contains_key(&id))
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        (of(&reg.channels), of(&reg.patterns))
+    }
+
     fn detach(map: &mut Subs, name: &Bytes, id: u64) {
         if let Some(m) = map.get_mut(name) {
             m.remove(&id);

@@ -207,8 +207,16 @@ fn on_off(v: &[u8], flag: &std::sync::atomic::AtomicBool) -> Outcome {
     ok()
 }
 
+/// The name of the user `h` is authenticated as.
+fn user_name(h: &ClientHandle) -> String {
+    h.user.lock().as_ref().map_or_else(
+        || crate::server::acl::DEFAULT_USER.to_owned(),
+        |u| u.name().to_owned(),
+    )
+}
+
 /// One CLIENT LIST line (without the trailing newline).
-fn client_line(s: &Session, h: &ClientHandle) -> String {
+pub(crate) fn client_line(s: &Session, h: &ClientHandle) -> String {
     let age_ms = h.age_ms();
     let idle = age_ms.saturating_sub(h.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
     let a = &h.admin;
@@ -245,7 +253,7 @@ fn client_line(s: &Session, h: &ClientHandle) -> String {
         line,
         "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 \
          ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 \
-         tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
+         tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         h.id,
         h.addr,
         s.shared.local_addr,
@@ -255,6 +263,7 @@ fn client_line(s: &Session, h: &ClientHandle) -> String {
         flags,
         h.db.load(Ordering::Relaxed),
         if cmd.is_empty() { "NULL" } else { cmd },
+        user_name(h),
         tracker.map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX)),
         resp,
         a.lib_name.lock(),
@@ -385,6 +394,11 @@ fn kill(s: &mut Session, sub: &[u8], rest: &[Bytes]) -> Outcome {
             return err(errors::SYNTAX);
         }
     }
+    if let Some(u) = &user {
+        if s.shared.acl.get(u).is_none() {
+            return err(format!("ERR No such user '{u}'"));
+        }
+    }
     let local = s.shared.local_addr.to_string();
     let mut killed = 0i64;
     for h in sorted_clients(s) {
@@ -392,7 +406,7 @@ fn kill(s: &mut Session, sub: &[u8], rest: &[Bytes]) -> Outcome {
             && id.is_none_or(|i| i == h.id)
             && addr.as_ref().is_none_or(|a| *a == h.addr.to_string())
             && laddr.as_ref().is_none_or(|a| *a == local)
-            && user.as_ref().is_none_or(|u| u == "default")
+            && user.as_ref().is_none_or(|u| *u == user_name(&h))
             && !(skipme && h.id == me);
         if matches {
             h.kill.notify_one();

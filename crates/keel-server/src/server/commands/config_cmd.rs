@@ -83,6 +83,14 @@ fn current(s: &Session) -> Vec<(String, String)> {
             "requirepass".into(),
             c.requirepass.clone().unwrap_or_default(),
         ),
+        (
+            "aclfile".into(),
+            c.aclfile
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
+        ("acllog-max-len".into(), c.acllog_max_len.to_string()),
         ("maxmemory".into(), c.maxmemory.to_string()),
         (
             "maxmemory-policy".into(),
@@ -218,6 +226,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
     let mut slow_len = None;
     let mut lat = None;
     let mut tracking_max = None;
+    let mut new_pass: Option<Option<String>> = None;
     for pair in pairs.chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
@@ -271,7 +280,12 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
             },
             "requirepass" => {
                 next.requirepass = (!value.is_empty()).then_some(value);
+                new_pass = Some(next.requirepass.clone());
             }
+            "acllog-max-len" => match value.parse::<usize>() {
+                Ok(n) if i64::try_from(n).is_ok() => next.acllog_max_len = n,
+                _ => return bad("argument must be between 0 and 9223372036854775807 inclusive"),
+            },
             "notify-keyspace-events" => match crate::server::pubsub::notify::parse(&value) {
                 Some(f) => next.notify_keyspace_events = f,
                 None => return bad("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."),
@@ -294,7 +308,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
             },
             "port" | "bind" | "dir" | "engine" | "appendfsync" | "proto-max-bulk-len"
             | "cache-size" | "disable-thp" | "client-query-buffer-limit"
-            | "auto-snapshot-wal-bytes" | "loglevel" | "io-threads" | "threads" => {
+            | "auto-snapshot-wal-bytes" | "loglevel" | "io-threads" | "threads" | "aclfile" => {
                 return bad("can't set immutable config")
             }
             n if IGNORED.iter().any(|(k, _)| *k == n) => ignored.push((name, value)),
@@ -339,6 +353,12 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Outcome {
     if let Some(n) = tracking_max {
         s.shared.tracking.set_max_keys(n, &s.shared.outlet());
     }
+    if let Some(p) = new_pass {
+        s.shared.acl.set_default_password(p.as_deref());
+    }
+    s.shared
+        .acl
+        .set_log_max(s.shared.config.read().acllog_max_len);
     let mut g = s.shared.ignored_config.lock();
     for (k, v) in ignored {
         g.insert(k, v);

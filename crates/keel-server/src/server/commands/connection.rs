@@ -10,6 +10,7 @@ use keel_engine::Reply;
 
 use super::{eq_ci, err, Outcome};
 use crate::resp::Protocol;
+use crate::server::acl::DEFAULT_USER;
 use crate::server::conn::Session;
 
 /// The Redis version keel answers to in HELLO and INFO (clients gate features on it);
@@ -48,31 +49,40 @@ pub(super) fn quit(_s: &mut Session, _args: &[Bytes]) -> Outcome {
     Outcome::ReplyThenClose(Reply::Ok)
 }
 
-/// Checks `user`/`pass` against requirepass (only the `default` user exists).
-fn check_password(s: &Session, user: Option<&[u8]>, pass: &[u8]) -> Result<(), &'static str> {
-    let required = s.shared.config.read().requirepass.clone();
-    let user_ok = user.is_none_or(|u| u == b"default");
-    match required {
-        None if user.is_none() => Err(NO_PASSWORD),
-        // No password: the default user is `nopass` and accepts any password.
-        None if user_ok => Ok(()),
-        None => Err(WRONGPASS),
-        Some(p) if user_ok && p.as_bytes() == pass => Ok(()),
-        Some(_) => Err(WRONGPASS),
+/// Authenticates the connection as `user` (None: the default user) with `pass`; a
+/// failure is logged in ACL LOG.
+fn authenticate(
+    s: &mut Session,
+    cmd: &[u8],
+    user: Option<&[u8]>,
+    pass: &[u8],
+) -> Result<(), &'static str> {
+    let acl = &s.shared.acl;
+    let name = user.unwrap_or(DEFAULT_USER.as_bytes());
+    if user.is_none() && acl.default_slot().user().nopass() {
+        return Err(NO_PASSWORD);
+    }
+    match acl.authenticate(name, pass) {
+        Some(slot) => {
+            s.client.set_user(slot);
+            s.client.authenticated = true;
+            Ok(())
+        }
+        None => {
+            s.acl_auth_failed(cmd, name);
+            Err(WRONGPASS)
+        }
     }
 }
 
 pub(super) fn auth(s: &mut Session, args: &[Bytes]) -> Outcome {
     let res = match args {
-        [_, pass] => check_password(s, None, pass),
-        [_, user, pass] => check_password(s, Some(user), pass),
+        [cmd, pass] => authenticate(s, cmd, None, pass),
+        [cmd, user, pass] => authenticate(s, cmd, Some(user), pass),
         _ => return err(errors::SYNTAX),
     };
     match res {
-        Ok(()) => {
-            s.client.authenticated = true;
-            Outcome::Reply(Reply::Ok)
-        }
+        Ok(()) => Outcome::Reply(Reply::Ok),
         Err(e) => err(e),
     }
 }
@@ -90,14 +100,13 @@ pub(super) fn hello(s: &mut Session, args: &[Bytes]) -> Outcome {
         i = 2;
     }
     let mut setname = None;
+    // Of several AUTH options the last counts, as in Redis.
+    let mut auth = None;
     while i < args.len() {
         let opt = &args[i];
         let left = args.len() - i - 1;
         if eq_ci(opt, "AUTH") && left >= 2 {
-            if let Err(e) = check_password(s, Some(&args[i + 1]), &args[i + 2]) {
-                return err(e);
-            }
-            s.client.authenticated = true;
+            auth = Some((&args[i + 1], &args[i + 2]));
             i += 3;
         } else if eq_ci(opt, "SETNAME") && left >= 1 {
             let name = &args[i + 1];
@@ -113,6 +122,11 @@ pub(super) fn hello(s: &mut Session, args: &[Bytes]) -> Outcome {
                 "ERR Syntax error in HELLO option '{}'",
                 String::from_utf8_lossy(opt)
             ));
+        }
+    }
+    if let Some((user, pass)) = auth {
+        if let Err(e) = authenticate(s, &args[0], Some(user), pass) {
+            return err(e);
         }
     }
     if !s.client.authenticated {
@@ -145,10 +159,10 @@ pub(super) fn hello(s: &mut Session, args: &[Bytes]) -> Outcome {
 }
 
 pub(super) fn reset(s: &mut Session, _args: &[Bytes]) -> Outcome {
-    let needs_auth = s.shared.config.read().requirepass.is_some();
+    let needs_auth = s.shared.acl.needs_auth();
     crate::server::multi::forget(s);
     s.stop_tracking();
-    s.client.reset(needs_auth);
+    s.client.reset(s.shared.acl.default_slot(), needs_auth);
     Outcome::Reply(Reply::Simple("RESET".into()))
 }
 

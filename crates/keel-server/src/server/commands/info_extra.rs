@@ -124,6 +124,19 @@ pub(super) fn stats_more(sh: &Shared, out: &mut String) {
     kv(out, "unexpected_error_replies", 0);
     kv(out, "total_error_replies", sh.cmd_stats.total_errors());
     kv(out, "dump_payload_sanitizations", 0);
+    let d = &sh.acl.denials;
+    kv(
+        out,
+        "acl_access_denied_auth",
+        d.auth.load(Ordering::Relaxed),
+    );
+    kv(out, "acl_access_denied_cmd", d.cmd.load(Ordering::Relaxed));
+    kv(out, "acl_access_denied_key", d.key.load(Ordering::Relaxed));
+    kv(
+        out,
+        "acl_access_denied_channel",
+        d.channel.load(Ordering::Relaxed),
+    );
     kv(
         out,
         "keel_active_expire_enabled",

@@ -8,6 +8,7 @@
 //! To add a command: write its handler in the file of its group and add an entry to
 //! [`table::SERVER_COMMANDS`].
 
+pub mod acl_cmd;
 pub mod admin_cmd;
 pub mod client_cmd;
 pub mod command_cmd;
@@ -29,6 +30,9 @@ use keel_engine::name_table::{NameTable, Remembered};
 use keel_engine::Reply;
 
 use super::conn::Session;
+
+/// One client's CLIENT INFO line (ACL LOG keeps it with each refusal).
+pub(crate) use client_cmd::client_line as client_info_line;
 
 /// Flags only server commands carry, above the engine's bits.
 pub mod server_flags {

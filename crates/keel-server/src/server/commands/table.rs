@@ -5,8 +5,8 @@ use keel_engine::command::flags::{ADMIN, FAST, READONLY, WRITE};
 
 use super::server_flags::{LOADING, NOSCRIPT, NO_AUTH, STALE};
 use super::{
-    admin_cmd, client_cmd, command_cmd, config_cmd, connection, info, persistence, pubsub_cmd,
-    transaction, ServerCommand, ServerHandler,
+    acl_cmd, admin_cmd, client_cmd, command_cmd, config_cmd, connection, info, persistence,
+    pubsub_cmd, transaction, ServerCommand, ServerHandler,
 };
 
 #[allow(clippy::too_many_arguments)]
@@ -99,6 +99,14 @@ pub static SERVER_COMMANDS: &[ServerCommand] = &[
         READONLY | FAST | NO_AUTH | LOADING | STALE | NOSCRIPT,
         "Authenticates the connection.",
         connection::auth,
+    ),
+    cmd(
+        "server",
+        "acl",
+        -2,
+        READONLY | LOADING | STALE | NOSCRIPT,
+        "Manages the users and their permissions (ACL SETUSER, GETUSER, LIST, LOG, ...).",
+        acl_cmd::acl,
     ),
     cmd(
         "connection",

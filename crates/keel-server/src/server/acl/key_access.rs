@@ -1,0 +1,297 @@
+//! Which permission ACL key patterns must grant for each key of a command: Redis's key
+//! specs reduced to read (the key's data is read: ACCESS), write (INSERT, DELETE or
+//! UPDATE), both, or neither (only existence or metadata is seen: any pattern that
+//! matches will do). One entry per key spec, in the spec's order.
+//!
+//! The data is Redis's: taken from redis-server's COMMAND INFO (each key spec's flags)
+//! for the commands keel has, sorted by name. A command missing here falls back to its
+//! flags (read-only: read, else both).
+
+use bytes::Bytes;
+
+use super::user::KeyAccess::{self, Exists as E, Read as R, ReadWrite as RW, Write as W};
+use crate::server::commands::eq_ci;
+
+/// (command or `container|subcommand`, access per key spec), sorted by name.
+static KEY_SPECS: &[(&str, &[KeyAccess])] = &[
+    ("append", &[W]),
+    ("bitcount", &[R]),
+    ("bitfield", &[RW]),
+    ("bitfield_ro", &[R]),
+    ("bitop", &[W, R]),
+    ("bitpos", &[R]),
+    ("blmove", &[RW, W]),
+    ("blmpop", &[RW]),
+    ("blpop", &[RW]),
+    ("brpop", &[RW]),
+    ("brpoplpush", &[RW, W]),
+    ("bzmpop", &[RW]),
+    ("bzpopmax", &[RW]),
+    ("bzpopmin", &[RW]),
+    ("copy", &[R, W]),
+    ("decr", &[RW]),
+    ("decrby", &[RW]),
+    ("del", &[W]),
+    ("dump", &[R]),
+    ("eval", &[RW]),
+    ("eval_ro", &[R]),
+    ("evalsha", &[RW]),
+    ("evalsha_ro", &[R]),
+    ("exists", &[E]),
+    ("expire", &[W]),
+    ("expireat", &[W]),
+    ("expiretime", &[R]),
+    ("geoadd", &[W]),
+    ("geodist", &[R]),
+    ("geohash", &[R]),
+    ("geopos", &[R]),
+    ("georadius", &[R, W, W]),
+    ("georadius_ro", &[R]),
+    ("georadiusbymember", &[R, W, W]),
+    ("georadiusbymember_ro", &[R]),
+    ("geosearch", &[R]),
+    ("geosearchstore", &[W, R]),
+    ("get", &[R]),
+    ("getbit", &[R]),
+    ("getdel", &[RW]),
+    ("getex", &[RW]),
+    ("getrange", &[R]),
+    ("getset", &[RW]),
+    ("hdel", &[W]),
+    ("hexists", &[E]),
+    ("hget", &[R]),
+    ("hgetall", &[R]),
+    ("hincrby", &[RW]),
+    ("hincrbyfloat", &[RW]),
+    ("hkeys", &[R]),
+    ("hlen", &[E]),
+    ("hmget", &[R]),
+    ("hmset", &[W]),
+    ("hrandfield", &[R]),
+    ("hscan", &[R]),
+    ("hset", &[W]),
+    ("hsetnx", &[W]),
+    ("hstrlen", &[E]),
+    ("hvals", &[R]),
+    ("incr", &[RW]),
+    ("incrby", &[RW]),
+    ("incrbyfloat", &[RW]),
+    ("lcs", &[R]),
+    ("lindex", &[R]),
+    ("linsert", &[W]),
+    ("llen", &[E]),
+    ("lmove", &[RW, W]),
+    ("lmpop", &[RW]),
+    ("lpop", &[RW]),
+    ("lpos", &[R]),
+    ("lpush", &[W]),
+    ("lpushx", &[W]),
+    ("lrange", &[R]),
+    ("lrem", &[W]),
+    ("lset", &[W]),
+    ("ltrim", &[W]),
+    ("memory|usage", &[E]),
+    ("mget", &[R]),
+    ("move", &[RW]),
+    ("mset", &[W]),
+    ("msetnx", &[W]),
+    ("object|encoding", &[E]),
+    ("object|freq", &[E]),
+    ("object|idletime", &[E]),
+    ("object|refcount", &[E]),
+    ("persist", &[W]),
+    ("pexpire", &[W]),
+    ("pexpireat", &[W]),
+    ("pexpiretime", &[R]),
+    ("pfadd", &[W]),
+    ("pfcount", &[R]),
+    ("pfmerge", &[RW, R]),
+    ("psetex", &[W]),
+    ("pttl", &[R]),
+    ("rename", &[RW, W]),
+    ("renamenx", &[RW, W]),
+    ("restore", &[W]),
+    ("rpop", &[RW]),
+    ("rpoplpush", &[RW, W]),
+    ("rpush", &[W]),
+    ("rpushx", &[W]),
+    ("sadd", &[W]),
+    ("scard", &[E]),
+    ("sdiff", &[R]),
+    ("sdiffstore", &[W, R]),
+    ("set", &[RW]),
+    ("setbit", &[RW]),
+    ("setex", &[W]),
+    ("setnx", &[W]),
+    ("setrange", &[W]),
+    ("sinter", &[R]),
+    ("sintercard", &[R]),
+    ("sinterstore", &[W, R]),
+    ("sismember", &[E]),
+    ("smembers", &[R]),
+    ("smismember", &[R]),
+    ("smove", &[RW, W]),
+    ("sort", &[R, R, W]),
+    ("sort_ro", &[R, R]),
+    ("spop", &[RW]),
+    ("srandmember", &[R]),
+    ("srem", &[W]),
+    ("sscan", &[R]),
+    ("strlen", &[E]),
+    ("substr", &[R]),
+    ("sunion", &[R]),
+    ("sunionstore", &[W, R]),
+    ("touch", &[E]),
+    ("ttl", &[R]),
+    ("type", &[E]),
+    ("unlink", &[W]),
+    ("watch", &[E]),
+    ("xack", &[W]),
+    ("xadd", &[W]),
+    ("xautoclaim", &[W]),
+    ("xclaim", &[W]),
+    ("xdel", &[W]),
+    ("xgroup|create", &[W]),
+    ("xgroup|createconsumer", &[W]),
+    ("xgroup|delconsumer", &[W]),
+    ("xgroup|destroy", &[W]),
+    ("xgroup|setid", &[W]),
+    ("xinfo|consumers", &[R]),
+    ("xinfo|groups", &[R]),
+    ("xinfo|stream", &[R]),
+    ("xlen", &[E]),
+    ("xpending", &[R]),
+    ("xrange", &[R]),
+    ("xread", &[R]),
+    ("xreadgroup", &[R]),
+    ("xrevrange", &[R]),
+    ("xsetid", &[W]),
+    ("xtrim", &[W]),
+    ("zadd", &[W]),
+    ("zcard", &[E]),
+    ("zcount", &[R]),
+    ("zdiff", &[R]),
+    ("zdiffstore", &[W, R]),
+    ("zincrby", &[RW]),
+    ("zinter", &[R]),
+    ("zintercard", &[R]),
+    ("zinterstore", &[W, R]),
+    ("zlexcount", &[R]),
+    ("zmpop", &[RW]),
+    ("zmscore", &[R]),
+    ("zpopmax", &[RW]),
+    ("zpopmin", &[RW]),
+    ("zrandmember", &[R]),
+    ("zrange", &[R]),
+    ("zrangebylex", &[R]),
+    ("zrangebyscore", &[R]),
+    ("zrangestore", &[W, R]),
+    ("zrank", &[R]),
+    ("zrem", &[W]),
+    ("zremrangebylex", &[W]),
+    ("zremrangebyrank", &[W]),
+    ("zremrangebyscore", &[W]),
+    ("zrevrange", &[R]),
+    ("zrevrangebylex", &[R]),
+    ("zrevrangebyscore", &[R]),
+    ("zrevrank", &[R]),
+    ("zscan", &[R]),
+    ("zscore", &[R]),
+    ("zunion", &[R]),
+    ("zunionstore", &[W, R]),
+];
+
+/// The access key `nth` (0-based, among the call's keys) of `name` called with `args`
+/// needs, if Redis's key specs say.
+pub fn access(name: &str, args: &[Bytes], nth: usize) -> Option<KeyAccess> {
+    // Commands whose access depends on their options (Redis's VARIABLE_FLAGS).
+    match name {
+        "set" => {
+            let get = args.iter().skip(3).any(|a| eq_ci(a, "GET"));
+            return Some(if get { RW } else { W });
+        }
+        "bitfield" => {
+            let writes = args
+                .iter()
+                .skip(2)
+                .any(|a| eq_ci(a, "SET") || eq_ci(a, "INCRBY"));
+            return Some(if writes { RW } else { R });
+        }
+        _ => {}
+    }
+    let find = |n: &str| {
+        KEY_SPECS
+            .binary_search_by(|(k, _)| (*k).cmp(n))
+            .ok()
+            .map(|i| KEY_SPECS[i].1)
+    };
+    // A container's keys are its subcommand's (MEMORY USAGE, OBJECT ENCODING, XINFO).
+    let specs = match args.get(1) {
+        Some(sub) if super::categories::has_subcommands(name) => {
+            let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
+            find(&format!("{name}|{sub}"))?
+        }
+        _ => find(name)?,
+    };
+    // SORT's middle spec is its BY/GET patterns, not a key keel names: its keys are the
+    // sorted key and STORE's destination.
+    let spec = if name == "sort" && nth > 0 {
+        specs.len() - 1
+    } else {
+        nth.min(specs.len().saturating_sub(1))
+    };
+    specs.get(spec).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<Bytes> {
+        a.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn the_table_is_sorted_for_its_search() {
+        assert!(KEY_SPECS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn access_per_key_and_option() {
+        let none = args(&[]);
+        assert_eq!(access("get", &none, 0), Some(R));
+        assert_eq!(access("lpush", &none, 0), Some(W));
+        assert_eq!(access("incr", &none, 0), Some(RW));
+        assert_eq!(access("exists", &none, 3), Some(E));
+        assert_eq!(access("copy", &none, 0), Some(R));
+        assert_eq!(access("copy", &none, 1), Some(W));
+        assert_eq!(access("zunionstore", &none, 0), Some(W));
+        assert_eq!(access("zunionstore", &none, 2), Some(R));
+        assert_eq!(access("sort", &none, 1), Some(W));
+        assert_eq!(access("set", &args(&["SET", "k", "v"]), 0), Some(W));
+        assert_eq!(access("set", &args(&["SET", "k", "v", "get"]), 0), Some(RW));
+        assert_eq!(
+            access("bitfield", &args(&["BITFIELD", "k", "GET", "u4", "0"]), 0),
+            Some(R)
+        );
+        assert_eq!(
+            access(
+                "bitfield",
+                &args(&["BITFIELD", "k", "INCRBY", "u4", "0", "1"]),
+                0
+            ),
+            Some(RW)
+        );
+        assert_eq!(access("no-such-command", &none, 0), None);
+        assert_eq!(
+            access("object", &args(&["OBJECT", "ENCODING", "k"]), 0),
+            Some(E)
+        );
+        assert_eq!(
+            access("xinfo", &args(&["XINFO", "stream", "k"]), 0),
+            Some(R)
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! Access control lists: users ([`user`]) and their commands' categories
+//! ([`categories`]), what each call touches ([`call`]), the check and its refusals
+//! ([`refuse`]), ACL LOG ([`log`]) and the ACL file ([`file`]), held by the [`Acl`]
+//! registry.
+//!
+//! A connection holds its user's [`UserSlot`]. ACL SETUSER replaces the user inside the
+//! slot, so a change applies to the connected clients at their next command, as in
+//! Redis; a user with every permission (the default user, unless changed) is flagged
+//! `open` in its slot and its commands skip the check: one atomic load per command.
+
+pub mod call;
+pub mod categories;
+pub mod file;
+pub mod key_access;
+pub mod log;
+pub mod refuse;
+pub mod user;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use self::log::{AclLog, Refusal};
+use self::user::{RuleError, User};
+
+/// The name of the user every connection starts as.
+pub const DEFAULT_USER: &str = "default";
+
+/// One user as connections see it: replaced in place by ACL SETUSER.
+#[derive(Debug)]
+pub struct UserSlot {
+    name: String,
+    user: RwLock<Arc<User>>,
+    /// Every command, key and channel allowed: the per-call check is skipped.
+    open: AtomicBool,
+}
+
+impl UserSlot {
+    fn new(user: User) -> Arc<Self> {
+        Arc::new(UserSlot {
+            name: user.name().to_owned(),
+            open: AtomicBool::new(user.unrestricted()),
+            user: RwLock::new(Arc::new(user)),
+        })
+    }
+
+    /// The user's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether its calls need no check.
+    #[inline(always)]
+    pub fn open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// The user as it is now.
+    pub fn user(&self) -> Arc<User> {
+        Arc::clone(&self.user.read())
+    }
+
+    fn replace(&self, user: User) {
+        let open = user.unrestricted();
+        *self.user.write() = Arc::new(user);
+        self.open.store(open, Ordering::Relaxed);
+    }
+}
+
+/// Refusals counted for INFO (`acl_access_denied_*`).
+#[derive(Debug, Default)]
+pub struct Denials {
+    /// Failed AUTHs.
+    pub auth: AtomicU64,
+    /// Commands refused.
+    pub cmd: AtomicU64,
+    /// Keys refused.
+    pub key: AtomicU64,
+    /// Channels refused.
+    pub channel: AtomicU64,
+}
+
+/// Every user, the ACL LOG and the ACL file's place.
+#[derive(Debug)]
+pub struct Acl {
+    users: RwLock<BTreeMap<String, Arc<UserSlot>>>,
+    default: Arc<UserSlot>,
+    log: Mutex<AclLog>,
+    log_max: AtomicUsize,
+    file: Option<PathBuf>,
+    /// Refusals counted for INFO.
+    pub denials: Denials,
+}
+
+/// An ACL file that could not be read, written or applied.
+#[derive(Debug, thiserror::Error)]
+pub enum AclFileError {
+    /// No ACL file is configured.
+    #[error("ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.")]
+    NotConfigured,
+    /// Reading or writing it failed.
+    #[error("Error {action} ACL file '{path}': {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// Lines that do not apply (`path:line: why`, all of them).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Acl {
+    /// The registry at start: the ACL file's users if one is configured (it must be
+    /// valid), else the default user alone; `requirepass` sets the default user's
+    /// password unless the file describes the default user.
+    pub fn new(
+        requirepass: Option<&str>,
+        file: Option<PathBuf>,
+        log_max: usize,
+    ) -> Result<Self, AclFileError> {
+        let mut users = match &file {
+            Some(path) if path.exists() => file::load(path)?,
+            _ => BTreeMap::new(),
+        };
+        let default = match users.remove(DEFAULT_USER) {
+            Some(u) => u,
+            None => {
+                let mut u = User::default_user();
+                if let Some(p) = requirepass {
+                    u.set_password_only(Some(p.as_bytes()));
+                }
+                u
+            }
+        };
+        let default = UserSlot::new(default);
+        let mut slots: BTreeMap<String, Arc<UserSlot>> = users
+            .into_iter()
+            .map(|(name, u)| (name, UserSlot::new(u)))
+            .collect();
+        slots.insert(DEFAULT_USER.into(), Arc::clone(&default));
+        Ok(Acl {
+            users: RwLock::new(slots),
+            default,
+            log: Mutex::new(AclLog::default()),
+            log_max: AtomicUsize::new(log_max),
+            file,
+            denials: Denials::default(),
+        })
+    }
+
+    /// The default user's slot.
+    pub fn default_slot(&self) -> Arc<UserSlot> {
+        Arc::clone(&self.default)
+    }
+
+    /// Whether a new connection must AUTH first: the default user has a password or is
+    /// off.
+    pub fn needs_auth(&self) -> bool {
+        let u = self.default.user.read();
+        !(u.enabled() && u.nopass())
+    }
+
+    /// The slot of user `name` if it is on and `pass` is one of its passwords.
+    pub fn authenticate(&self, name: &[u8], pass: &[u8]) -> Option<Arc<UserSlot>> {
+        let name = std::str::from_utf8(name).ok()?;
+        let slot = self.get(name)?;
+        let u = slot.user.read();
+        (u.enabled() && u.check_password(pass)).then(|| Arc::clone(&slot))
+    }
+
+    /// The slot of user `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<UserSlot>> {
+        self.users.read().get(name).cloned()
+    }
+
+    /// ACL SETUSER: applies `rules` to user `name`, made fresh if it does not exist; all
+    /// or nothing. Returns the user before and after, for the caller to act on lost
+    /// channel permissions.
+    pub fn set_user(&self, name: &str, rules: &[&[u8]]) -> Result<(), RuleError> {
+        let mut users = self.users.write();
+        match users.get(name) {
+            Some(slot) => {
+                let mut u = User::clone(&slot.user());
+                u.set_rules(rules)?;
+                slot.replace(u);
+            }
+            None => {
+                let mut u = User::new(name);
+                u.set_rules(rules)?;
+                users.insert(name.to_owned(), UserSlot::new(u));
+            }
+        }
+        Ok(())
+    }
+
+    /// CONFIG SET requirepass: the default user's only password (None: nopass).
+    pub fn set_default_password(&self, pass: Option<&str>) {
+        let mut u = User::clone(&self.default.user());
+        u.set_password_only(pass.map(str::as_bytes));
+        self.default.replace(u);
+    }
+
+    /// ACL DELUSER: removes the users named (the default user is refused before this)
+    /// and returns the slots removed, whose clients the caller disconnects.
+    pub fn delete(&self, names: &[&str]) -> Vec<Arc<UserSlot>> {
+        let mut users = self.users.write();
+        names
+            .iter()
+            .filter(|n| **n != DEFAULT_USER)
+            .filter_map(|n| users.remove(*n))
+            .collect()
+    }
+
+    /// The users' names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.users.read().keys().cloned().collect()
+    }
+
+    /// Every user's ACL LIST line, sorted by name.
+    pub fn describe_all(&self) -> Vec<String> {
+        self.users
+            .read()
+            .values()
+            .map(|s| s.user().describe())
+            .collect()
+    }
+
+    /// ACL SAVE: writes every user to the ACL file.
+    pub fn save(&self) -> Result<(), AclFileError> {
+        let path = self.file.as_ref().ok_or(AclFileError::NotConfigured)?;
+        file::save(path, &self.describe_all())
+    }
+
+    /// ACL LOAD: replaces the users with the file's (unchanged when it does not apply).
+    /// Returns the slots of the users replaced, whose clients the caller disconnects;
+    /// the default user's connections stay, with the file's default user.
+    pub fn load(&self) -> Result<Vec<Arc<UserSlot>>, AclFileError> {
+        let path = self.file.as_ref().ok_or(AclFileError::NotConfigured)?;
+        let mut loaded = file::load(path)?;
+        let default = loaded
+            .remove(DEFAULT_USER)
+            .unwrap_or_else(User::default_user);
+        let mut users = self.users.write();
+        self.default.replace(default);
+        let mut fresh: BTreeMap<String, Arc<UserSlot>> = loaded
+            .into_iter()
+            .map(|(name, u)| (name, UserSlot::new(u)))
+            .collect();
+        fresh.insert(DEFAULT_USER.into(), Arc::clone(&self.default));
+        let old = std::mem::replace(&mut *users, fresh);
+        Ok(old
+            .into_iter()
+            .filter(|(name, _)| name != DEFAULT_USER)
+            .map(|(_, slot)| slot)
+            .collect())
+    }
+
+    /// Logs a refusal in ACL LOG.
+    pub fn log(&self, r: Refusal) {
+        let max = self.log_max.load(Ordering::Relaxed);
+        self.log.lock().add(r, max);
+    }
+
+    /// The log, for ACL LOG and ACL LOG RESET.
+    pub fn log_book(&self) -> parking_lot::MutexGuard<'_, AclLog> {
+        self.log.lock()
+    }
+
+    /// CONFIG SET acllog-max-len.
+    pub fn set_log_max(&self, max: usize) {
+        self.log_max.store(max, Ordering::Relaxed);
+        self.log.lock().trim(max);
+    }
+
+    /// The most entries ACL LOG keeps.
+    pub fn log_max(&self) -> usize {
+        self.log_max.load(Ordering::Relaxed)
+    }
+}
