@@ -26,7 +26,7 @@ if [[ "${1:-}" == "--no-doc" ]]; then WRITE_DOC=0; shift; fi
 DEFAULT_FILES=(unit/type/string unit/type/incr unit/bitops unit/bitfield unit/type/list
   unit/type/hash unit/type/set
   unit/type/zset unit/type/stream unit/type/stream-cgroups unit/geo unit/hyperloglog unit/sort unit/keyspace unit/expire unit/multi unit/scan unit/protocol unit/pubsub
-  unit/info-keysizes unit/tracking unit/acl unit/acl-v2)
+  unit/info-keysizes unit/tracking unit/acl unit/acl-v2 unit/pubsubshard)
 if [[ $# -gt 0 ]]; then FILES=("$@"); else FILES=("${DEFAULT_FILES[@]}"); fi
 
 # Tags excluded as a group; each is a capability keel does not offer (see compat/skip.txt
@@ -73,15 +73,17 @@ cp -R "$REDIS_SRC/runtest" "$REDIS_SRC/tests" "$SUITE/"
 sed -i 's/^    r function flush$/    catch {r function flush}/' "$SUITE/tests/support/server.tcl"
 grep -q 'catch {r function flush}' "$SUITE/tests/support/server.tcl" \
   || { echo "harness shim did not apply (unexpected Redis test suite layout)" >&2; exit 2; }
-# Harness shim: the ACL files' first server block is tagged external:skip because its
-# tests change the default user, which would lock other files out of a shared server.
-# Here every file gets a fresh keel, so the block runs; the later blocks start servers
-# with an ACL file and stay skipped (external mode cannot start servers).
-for f in acl acl-v2; do
-  sed -i '1s/^start_server {tags {"acl external:skip"}} {$/start_server {tags {"acl"}} {/' \
-    "$SUITE/tests/unit/$f.tcl"
-  head -1 "$SUITE/tests/unit/$f.tcl" | grep -q '^start_server {tags {"acl"}} {$' \
-    || { echo "ACL shim did not apply to unit/$f" >&2; exit 2; }
+# Harness shim: the first server block of these files is tagged external:skip because
+# its tests change server-wide state (the default user; shard channels Redis's cluster
+# mode would route), which would disturb other files on a shared server. Here every
+# file gets a fresh keel, so the block runs; later blocks start servers of their own
+# (an ACL file, replicas) and stay skipped, as external mode cannot start servers.
+for f in acl:acl acl-v2:acl pubsubshard:pubsubshard; do
+  file=${f%%:*} tag=${f##*:}
+  sed -i "1s/^start_server {tags {\"$tag external:skip\"}} {\$/start_server {tags {\"$tag\"}} {/" \
+    "$SUITE/tests/unit/$file.tcl"
+  head -1 "$SUITE/tests/unit/$file.tcl" | grep -q "^start_server {tags {\"$tag\"}} {\$" \
+    || { echo "external:skip shim did not apply to unit/$file" >&2; exit 2; }
 done
 
 DATA=$(mktemp -d)

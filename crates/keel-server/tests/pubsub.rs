@@ -393,3 +393,454 @@ fn client_reply_off_does_not_silence_subscription_confirmations() {
     assert_eq!(n, 1);
     assert_eq!(sub.read(), arr(vec![b("message"), b("c"), b("m")]));
 }
+
+/// The `field=` value of client `id`'s CLIENT LIST line.
+fn client_list_field(con: &mut redis::Connection, id: i64, field: &str) -> String {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(con)
+        .expect("client list");
+    let line = list
+        .lines()
+        .find(|l| l.starts_with(&format!("id={id} ")))
+        .unwrap_or_else(|| panic!("client {id} not in CLIENT LIST: {list}"));
+    let prefix = format!("{field}=");
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {field}= in {line}"))
+        .to_string()
+}
+
+/// INFO's `pubsubshard_channels`.
+fn info_shard_channels(con: &mut redis::Connection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("stats").query(con).expect("info");
+    info.lines()
+        .find_map(|l| l.strip_prefix("pubsubshard_channels:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pubsubshard_channels in {info}"))
+}
+
+/// Sends SUNSUBSCRIBE without arguments to a RESP2 client holding `n` shard channels
+/// and checks the `n` confirmations count down to 0; returns their names, sorted.
+fn sunsubscribe_all(c: &mut Raw, n: i64) -> Vec<String> {
+    c.send(&["SUNSUBSCRIBE"]);
+    let mut names: Vec<String> = (0..n)
+        .rev()
+        .map(|left| match c.read() {
+            V::Arr(items) if items.len() == 3 => {
+                assert_eq!(items[0], b("sunsubscribe"));
+                assert_eq!(items[2], V::Int(left));
+                match &items[1] {
+                    V::Bulk(name) => String::from_utf8_lossy(name).into_owned(),
+                    other => panic!("channel name {other:?}"),
+                }
+            }
+            other => panic!("not a sunsubscribe frame: {other:?}"),
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn shard_numsub(con: &mut redis::Connection, ch: &str) -> i64 {
+    let v: Vec<redis::Value> = redis::cmd("PUBSUB")
+        .arg("SHARDNUMSUB")
+        .arg(ch)
+        .query(con)
+        .expect("shardnumsub");
+    match v.get(1) {
+        Some(redis::Value::Int(n)) => *n,
+        other => panic!("SHARDNUMSUB {ch}: {other:?}"),
+    }
+}
+
+#[test]
+fn resp2_shard_subscribe_spublish_and_sunsubscribe_frames() {
+    let srv = InProc::start(Config::default());
+    let mut sub = Raw::connect(&srv);
+    let mut publ = srv.client();
+    // One confirmation per name; the count is of shard channels, and a repeated name
+    // does not add one.
+    sub.send(&["SSUBSCRIBE", "foo", "bar", "foo"]);
+    assert_eq!(sub.read(), arr(vec![b("ssubscribe"), b("foo"), V::Int(1)]));
+    assert_eq!(sub.read(), arr(vec![b("ssubscribe"), b("bar"), V::Int(2)]));
+    assert_eq!(sub.read(), arr(vec![b("ssubscribe"), b("foo"), V::Int(2)]));
+    assert_eq!(
+        sub.call(&["SSUBSCRIBE", "baz"]),
+        arr(vec![b("ssubscribe"), b("baz"), V::Int(3)])
+    );
+
+    let n: i64 = redis::cmd("SPUBLISH")
+        .arg("foo")
+        .arg("hi")
+        .query(&mut publ)
+        .expect("spublish");
+    assert_eq!(n, 1);
+    assert_eq!(sub.read(), arr(vec![b("smessage"), b("foo"), b("hi")]));
+    let n: i64 = redis::cmd("SPUBLISH")
+        .arg("nobody")
+        .arg("x")
+        .query(&mut publ)
+        .expect("spublish");
+    assert_eq!(n, 0);
+
+    // Shard subscriptions alone put a RESP2 client in subscribe mode.
+    assert_eq!(
+        sub.call(&["GET", "k"]),
+        V::Err("ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context".into())
+    );
+    assert_eq!(sub.call(&["PING"]), arr(vec![b("pong"), b("")]));
+
+    // A name not subscribed is confirmed too, with the unchanged count.
+    sub.send(&["SUNSUBSCRIBE", "foo", "nope"]);
+    assert_eq!(
+        sub.read(),
+        arr(vec![b("sunsubscribe"), b("foo"), V::Int(2)])
+    );
+    assert_eq!(
+        sub.read(),
+        arr(vec![b("sunsubscribe"), b("nope"), V::Int(2)])
+    );
+    let n: i64 = redis::cmd("SPUBLISH")
+        .arg("foo")
+        .arg("gone")
+        .query(&mut publ)
+        .expect("spublish");
+    assert_eq!(n, 0);
+
+    // Without arguments: every remaining shard channel, counting down.
+    assert_eq!(sunsubscribe_all(&mut sub, 2), vec!["bar", "baz"]);
+    // Nothing left: one frame with a null name.
+    assert_eq!(
+        sub.call(&["SUNSUBSCRIBE"]),
+        arr(vec![b("sunsubscribe"), V::Nil, V::Int(0)])
+    );
+    // Out of subscribe mode again.
+    assert_eq!(sub.call(&["GET", "k"]), V::Nil);
+    assert_eq!(shard_numsub(&mut publ, "bar"), 0);
+    assert_eq!(shard_numsub(&mut publ, "baz"), 0);
+}
+
+#[test]
+fn resp3_shard_messages_and_confirmations_are_push_frames() {
+    let srv = InProc::start(Config::default());
+    let mut sub = Raw::connect(&srv);
+    assert!(matches!(sub.call(&["HELLO", "3"]), V::Map(_)));
+    assert_eq!(
+        sub.call(&["SSUBSCRIBE", "s"]),
+        push(vec![b("ssubscribe"), b("s"), V::Int(1)])
+    );
+    // Commands stay allowed in RESP3.
+    assert_eq!(sub.call(&["SET", "k", "v"]), V::Simple("OK".into()));
+    let mut publ = srv.client();
+    let n: i64 = redis::cmd("SPUBLISH")
+        .arg("s")
+        .arg("p")
+        .query(&mut publ)
+        .expect("spublish");
+    assert_eq!(n, 1);
+    assert_eq!(sub.read(), push(vec![b("smessage"), b("s"), b("p")]));
+    assert_eq!(
+        sub.call(&["SUNSUBSCRIBE"]),
+        push(vec![b("sunsubscribe"), b("s"), V::Int(0)])
+    );
+    assert_eq!(
+        sub.call(&["SUNSUBSCRIBE"]),
+        push(vec![b("sunsubscribe"), V::Nil, V::Int(0)])
+    );
+}
+
+#[test]
+fn shard_channels_are_a_namespace_apart_from_channels_and_patterns() {
+    let srv = InProc::start(Config::default());
+    let mut shard = Raw::connect(&srv);
+    let mut plain = Raw::connect(&srv);
+    let mut publ = srv.client();
+    assert_eq!(
+        shard.call(&["SSUBSCRIBE", "foo"]),
+        arr(vec![b("ssubscribe"), b("foo"), V::Int(1)])
+    );
+    assert_eq!(
+        plain.call(&["SUBSCRIBE", "foo"]),
+        arr(vec![b("subscribe"), b("foo"), V::Int(1)])
+    );
+    assert_eq!(
+        plain.call(&["PSUBSCRIBE", "f*"]),
+        arr(vec![b("psubscribe"), b("f*"), V::Int(2)])
+    );
+
+    // PUBLISH reaches the channel and the pattern, not the shard channel.
+    let n: i64 = publ.publish("foo", "p1").expect("publish");
+    assert_eq!(n, 2);
+    // SPUBLISH reaches the shard channel only.
+    let n: i64 = redis::cmd("SPUBLISH")
+        .arg("foo")
+        .arg("s1")
+        .query(&mut publ)
+        .expect("spublish");
+    assert_eq!(n, 1);
+    let n: i64 = publ.publish("foo", "p2").expect("publish");
+    assert_eq!(n, 2);
+    // Each side's queue holds only its own namespace's messages, in order.
+    assert_eq!(shard.read(), arr(vec![b("smessage"), b("foo"), b("s1")]));
+    for payload in ["p1", "p2"] {
+        assert_eq!(plain.read(), arr(vec![b("message"), b("foo"), b(payload)]));
+        assert_eq!(
+            plain.read(),
+            arr(vec![b("pmessage"), b("f*"), b("foo"), b(payload)])
+        );
+    }
+    let n: i64 = redis::cmd("SPUBLISH")
+        .arg("foo")
+        .arg("s2")
+        .query(&mut publ)
+        .expect("spublish");
+    assert_eq!(n, 1);
+    assert_eq!(shard.read(), arr(vec![b("smessage"), b("foo"), b("s2")]));
+
+    // Introspection keeps the namespaces apart too.
+    let chans: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .query(&mut publ)
+        .expect("channels");
+    assert_eq!(chans, vec!["foo"]);
+    let chans: Vec<String> = redis::cmd("PUBSUB")
+        .arg("SHARDCHANNELS")
+        .query(&mut publ)
+        .expect("shardchannels");
+    assert_eq!(chans, vec!["foo"]);
+    assert_eq!(
+        plain.call(&["UNSUBSCRIBE", "foo"]),
+        arr(vec![b("unsubscribe"), b("foo"), V::Int(1)])
+    );
+    let numsub: Vec<redis::Value> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("foo")
+        .query(&mut publ)
+        .expect("numsub");
+    assert_eq!(numsub.get(1), Some(&redis::Value::Int(0)));
+    assert_eq!(shard_numsub(&mut publ, "foo"), 1);
+
+    // On one client, each family counts its own subscriptions.
+    assert_eq!(
+        shard.call(&["SUBSCRIBE", "a"]),
+        arr(vec![b("subscribe"), b("a"), V::Int(1)])
+    );
+    assert_eq!(
+        shard.call(&["SSUBSCRIBE", "b"]),
+        arr(vec![b("ssubscribe"), b("b"), V::Int(2)])
+    );
+    assert_eq!(
+        shard.call(&["UNSUBSCRIBE"]),
+        arr(vec![b("unsubscribe"), b("a"), V::Int(0)])
+    );
+    // Still subscribed to shard channels: still in subscribe mode (RESP2).
+    assert!(matches!(shard.call(&["GET", "k"]), V::Err(_)));
+    // SUNSUBSCRIBE leaves ordinary subscriptions alone.
+    assert_eq!(
+        shard.call(&["SUBSCRIBE", "a"]),
+        arr(vec![b("subscribe"), b("a"), V::Int(1)])
+    );
+    assert_eq!(sunsubscribe_all(&mut shard, 2), vec!["b", "foo"]);
+    let n: i64 = publ.publish("a", "still").expect("publish");
+    assert_eq!(n, 1);
+    assert_eq!(shard.read(), arr(vec![b("message"), b("a"), b("still")]));
+    assert!(matches!(shard.call(&["GET", "k"]), V::Err(_)));
+}
+
+#[test]
+fn pubsub_shardchannels_shardnumsub_client_list_ssub_and_info() {
+    let srv = InProc::start(Config::default());
+    let mut publ = srv.client();
+    assert_eq!(info_shard_channels(&mut publ), 0);
+    let empty: Vec<String> = redis::cmd("PUBSUB")
+        .arg("SHARDCHANNELS")
+        .query(&mut publ)
+        .expect("shardchannels");
+    assert!(empty.is_empty());
+
+    let mut s1 = Raw::connect(&srv);
+    let mut s2 = Raw::connect(&srv);
+    let id1 = match s1.call(&["CLIENT", "ID"]) {
+        V::Int(n) => n,
+        other => panic!("CLIENT ID: {other:?}"),
+    };
+    assert_eq!(client_list_field(&mut publ, id1, "ssub"), "0");
+    s1.send(&["SSUBSCRIBE", "news.a", "news.b", "sport"]);
+    for (ch, n) in [("news.a", 1), ("news.b", 2), ("sport", 3)] {
+        assert_eq!(s1.read(), arr(vec![b("ssubscribe"), b(ch), V::Int(n)]));
+    }
+    assert_eq!(
+        s2.call(&["SSUBSCRIBE", "sport"]),
+        arr(vec![b("ssubscribe"), b("sport"), V::Int(1)])
+    );
+
+    let mut chans: Vec<String> = redis::cmd("PUBSUB")
+        .arg("SHARDCHANNELS")
+        .query(&mut publ)
+        .expect("shardchannels");
+    chans.sort();
+    assert_eq!(chans, vec!["news.a", "news.b", "sport"]);
+    let mut chans: Vec<String> = redis::cmd("PUBSUB")
+        .arg("SHARDCHANNELS")
+        .arg("news.*")
+        .query(&mut publ)
+        .expect("shardchannels");
+    chans.sort();
+    assert_eq!(chans, vec!["news.a", "news.b"]);
+    let numsub: Vec<redis::Value> = redis::cmd("PUBSUB")
+        .arg("SHARDNUMSUB")
+        .arg("sport")
+        .arg("news.a")
+        .arg("none")
+        .query(&mut publ)
+        .expect("shardnumsub");
+    assert_eq!(
+        numsub,
+        vec![
+            redis::Value::BulkString(b"sport".to_vec()),
+            redis::Value::Int(2),
+            redis::Value::BulkString(b"news.a".to_vec()),
+            redis::Value::Int(1),
+            redis::Value::BulkString(b"none".to_vec()),
+            redis::Value::Int(0),
+        ]
+    );
+    let none: Vec<redis::Value> = redis::cmd("PUBSUB")
+        .arg("SHARDNUMSUB")
+        .query(&mut publ)
+        .expect("shardnumsub");
+    assert!(none.is_empty());
+    let e = redis::cmd("PUBSUB")
+        .arg("SHARDCHANNELS")
+        .arg("a")
+        .arg("b")
+        .query::<Vec<String>>(&mut publ)
+        .expect_err("too many arguments");
+    assert!(
+        e.to_string()
+            .contains("unknown subcommand or wrong number of arguments for 'SHARDCHANNELS'"),
+        "{e}"
+    );
+    assert_eq!(client_list_field(&mut publ, id1, "ssub"), "3");
+    assert_eq!(info_shard_channels(&mut publ), 3);
+    let n: i64 = redis::cmd("SPUBLISH")
+        .arg("sport")
+        .arg("goal")
+        .query(&mut publ)
+        .expect("spublish");
+    assert_eq!(n, 2);
+    assert_eq!(s1.read(), arr(vec![b("smessage"), b("sport"), b("goal")]));
+    assert_eq!(s2.read(), arr(vec![b("smessage"), b("sport"), b("goal")]));
+
+    assert_eq!(
+        s1.call(&["SUNSUBSCRIBE", "news.a"]),
+        arr(vec![b("sunsubscribe"), b("news.a"), V::Int(2)])
+    );
+    assert_eq!(client_list_field(&mut publ, id1, "ssub"), "2");
+    assert_eq!(info_shard_channels(&mut publ), 2);
+    // RESET drops shard subscriptions too.
+    assert_eq!(s1.call(&["RESET"]), V::Simple("RESET".into()));
+    assert_eq!(client_list_field(&mut publ, id1, "ssub"), "0");
+    assert_eq!(shard_numsub(&mut publ, "sport"), 1);
+    assert_eq!(info_shard_channels(&mut publ), 1);
+    assert_eq!(s1.call(&["GET", "k"]), V::Nil);
+
+    // A closed subscriber's shard channels go with it (bounded wait).
+    drop(s2);
+    let deadline = Instant::now() + WAIT;
+    while shard_numsub(&mut publ, "sport") != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "closed shard subscriber still counted"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(info_shard_channels(&mut publ), 0);
+    let n: i64 = redis::cmd("SPUBLISH")
+        .arg("sport")
+        .arg("x")
+        .query(&mut publ)
+        .expect("spublish");
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn acl_setuser_disconnects_shard_subscribers_it_no_longer_allows() {
+    let srv = InProc::start(Config::default());
+    let mut adm = srv.client();
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "shu",
+            "on",
+            "nopass",
+            "+@all",
+            "resetchannels",
+            "&keep*",
+            "&lose*",
+        ])
+        .query(&mut adm)
+        .expect("setuser");
+    let mut keep = Raw::connect(&srv);
+    let mut lose = Raw::connect(&srv);
+    for c in [&mut keep, &mut lose] {
+        assert_eq!(c.call(&["AUTH", "shu", "x"]), V::Simple("OK".into()));
+    }
+    assert_eq!(
+        keep.call(&["SSUBSCRIBE", "keepme"]),
+        arr(vec![b("ssubscribe"), b("keepme"), V::Int(1)])
+    );
+    assert_eq!(
+        lose.call(&["SSUBSCRIBE", "loseme"]),
+        arr(vec![b("ssubscribe"), b("loseme"), V::Int(1)])
+    );
+    assert!(matches!(keep.call(&["SSUBSCRIBE", "other"]), V::Err(e) if e.starts_with("NOPERM")));
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "shu", "resetchannels", "&keep*"])
+        .query(&mut adm)
+        .expect("setuser");
+    // The subscriber whose shard channel is no longer allowed is closed: its socket
+    // reaches its end (a timeout here means it was left connected).
+    let mut buf = [0u8; 64];
+    match lose.rd.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("shard subscriber not disconnected: {other:?}"),
+    }
+    let n: i64 = redis::cmd("SPUBLISH")
+        .arg("keepme")
+        .arg("m")
+        .query(&mut adm)
+        .expect("spublish");
+    assert_eq!(n, 1);
+    assert_eq!(keep.read(), arr(vec![b("smessage"), b("keepme"), b("m")]));
+}
+
+#[test]
+fn client_reply_off_does_not_silence_shard_confirmations() {
+    let srv = InProc::start(Config::default());
+    let mut sub = Raw::connect(&srv);
+    let mut publ = srv.client();
+    sub.send(&["CLIENT", "REPLY", "OFF"]);
+    // No reply to CLIENT REPLY OFF itself; the confirmation is the next frame.
+    assert_eq!(
+        sub.call(&["SSUBSCRIBE", "c"]),
+        arr(vec![b("ssubscribe"), b("c"), V::Int(1)])
+    );
+    let n: i64 = redis::cmd("SPUBLISH")
+        .arg("c")
+        .arg("m")
+        .query(&mut publ)
+        .expect("spublish");
+    assert_eq!(n, 1);
+    assert_eq!(sub.read(), arr(vec![b("smessage"), b("c"), b("m")]));
+    assert_eq!(
+        sub.call(&["SUNSUBSCRIBE", "c"]),
+        arr(vec![b("sunsubscribe"), b("c"), V::Int(0)])
+    );
+    assert_eq!(
+        sub.call(&["SUNSUBSCRIBE"]),
+        arr(vec![b("sunsubscribe"), V::Nil, V::Int(0)])
+    );
+}

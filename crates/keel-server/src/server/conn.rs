@@ -250,7 +250,12 @@ impl Session {
         let pubsub = cmd.is_some_and(|c| {
             matches!(
                 c.name(),
-                "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe"
+                "subscribe"
+                    | "psubscribe"
+                    | "ssubscribe"
+                    | "unsubscribe"
+                    | "punsubscribe"
+                    | "sunsubscribe"
             )
         });
         let mark = if pubsub {

@@ -1,5 +1,5 @@
-//! Pub/sub delivery: the shared registry of channel and pattern subscribers and MONITOR
-//! clients ([`PubSub`]), each client's outgoing push queue ([`Sink`]) with Redis's
+//! Pub/sub delivery: the shared registry of channel, pattern and shard-channel
+//! subscribers and MONITOR clients ([`PubSub`]), each client's outgoing push queue ([`Sink`]) with Redis's
 //! pubsub output-buffer limit, keyspace notifications, and the MONITOR feed.
 //!
 //! Every connection owns a bounded queue of encoded frames ([`ClientPubSub`]); publishers
@@ -42,9 +42,11 @@ pub struct Sink {
     /// Disconnected for its output buffer, or its connection is ending; nothing more is
     /// queued.
     closed: AtomicBool,
-    /// Subscribed to a channel or pattern (RESP2 redirect targets of client-side
-    /// caching get its messages only then).
+    /// Subscribed to a channel, pattern or shard channel (RESP2 redirect targets of
+    /// client-side caching get its messages only then).
     subscribed: AtomicBool,
+    /// Shard channels subscribed (CLIENT LIST's `ssub`).
+    shard_subs: AtomicUsize,
 }
 
 impl Sink {
@@ -53,9 +55,14 @@ impl Sink {
         self.resp3.load(Ordering::Relaxed)
     }
 
-    /// The client is subscribed to a channel or pattern.
+    /// The client is subscribed to a channel, pattern or shard channel.
     pub fn subscribed(&self) -> bool {
         self.subscribed.load(Ordering::Relaxed)
+    }
+
+    /// How many shard channels the client is subscribed to.
+    pub fn shard_subscriptions(&self) -> usize {
+        self.shard_subs.load(Ordering::Relaxed)
     }
 
     /// Nothing more is queued: the client is disconnected or leaving.
@@ -135,6 +142,8 @@ pub struct ClientPubSub {
     pub channels: HashSet<Bytes>,
     /// Subscribed patterns.
     pub patterns: HashSet<Bytes>,
+    /// Subscribed shard channels (SSUBSCRIBE), a namespace of their own.
+    pub shard_channels: HashSet<Bytes>,
     /// In MONITOR mode.
     pub monitor: bool,
 }
@@ -151,6 +160,7 @@ impl ClientPubSub {
             resp3: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
+            shard_subs: AtomicUsize::new(0),
         });
         let _ = handle.pushes.set(Arc::downgrade(&sink));
         ClientPubSub {
@@ -158,6 +168,7 @@ impl ClientPubSub {
             rx: Some(rx),
             channels: HashSet::new(),
             patterns: HashSet::new(),
+            shard_channels: HashSet::new(),
             monitor: false,
         }
     }
@@ -167,21 +178,30 @@ impl ClientPubSub {
         self.rx.take()
     }
 
-    /// Channels plus patterns (the count subscribe replies carry).
+    /// Channels plus patterns (the count (p)subscribe replies carry).
     pub fn count(&self) -> usize {
         self.channels.len() + self.patterns.len()
     }
 
-    /// Subscribe mode: RESP2 clients may then only run the subscribe-family commands.
-    pub fn subscribed(&self) -> bool {
-        self.count() > 0
+    /// Shard channels (the count ssubscribe and sunsubscribe replies carry).
+    pub fn shard_count(&self) -> usize {
+        self.shard_channels.len()
     }
 
-    /// Mirrors the subscription count into the shared sink.
+    /// Subscribe mode (any channel, pattern or shard channel): RESP2 clients may then
+    /// only run the subscribe-family commands.
+    pub fn subscribed(&self) -> bool {
+        self.count() + self.shard_count() > 0
+    }
+
+    /// Mirrors the subscription counts into the shared sink.
     fn note_mode(&self) {
         self.sink
             .subscribed
             .store(self.subscribed(), Ordering::Relaxed);
+        self.sink
+            .shard_subs
+            .store(self.shard_count(), Ordering::Relaxed);
     }
 
     /// Records the client's protocol for frames encoded by others.
@@ -198,6 +218,7 @@ type Subs = HashMap<Bytes, HashMap<u64, Arc<Sink>>>;
 struct Registry {
     channels: Subs,
     patterns: Subs,
+    shard: Subs,
     monitors: HashMap<u64, Arc<Sink>>,
 }
 
@@ -389,9 +410,33 @@ impl PubSub {
         c.count()
     }
 
-    /// The channels and the patterns client `id` subscribes to (ACL SETUSER checks them
-    /// against the user's new rules).
-    pub fn subscriptions_of(&self, id: u64) -> (Vec<Bytes>, Vec<Bytes>) {
+    /// SSUBSCRIBE one shard channel; returns the client's new shard-channel count.
+    pub fn ssubscribe(&self, c: &mut ClientPubSub, ch: &Bytes) -> usize {
+        if c.shard_channels.insert(ch.clone()) {
+            self.reg
+                .write()
+                .shard
+                .entry(ch.clone())
+                .or_default()
+                .insert(c.sink.handle.id, Arc::clone(&c.sink));
+        }
+        c.note_mode();
+        c.shard_count()
+    }
+
+    /// SUNSUBSCRIBE one shard channel; returns the client's remaining shard-channel
+    /// count.
+    pub fn sunsubscribe(&self, c: &mut ClientPubSub, ch: &Bytes) -> usize {
+        if c.shard_channels.remove(ch) {
+            Self::detach(&mut self.reg.write().shard, ch, c.sink.handle.id);
+        }
+        c.note_mode();
+        c.shard_count()
+    }
+
+    /// The channels, the patterns and the shard channels client `id` subscribes to (ACL
+    /// SETUSER checks them against the user's new rules).
+    pub fn subscriptions_of(&self, id: u64) -> (Vec<Bytes>, Vec<Bytes>, Vec<Bytes>) {
         let reg = self.reg.read();
         let of = |m: &Subs| -> Vec<Bytes> {
             m.iter()
@@ -399,7 +444,7 @@ impl PubSub {
                 .map(|(name, _)| name.clone())
                 .collect()
         };
-        (of(&reg.channels), of(&reg.patterns))
+        (of(&reg.channels), of(&reg.patterns), of(&reg.shard))
     }
 
     fn detach(map: &mut Subs, name: &Bytes, id: u64) {
@@ -435,6 +480,9 @@ impl PubSub {
         }
         for p in c.patterns.drain() {
             Self::detach(&mut reg.patterns, &p, id);
+        }
+        for ch in c.shard_channels.drain() {
+            Self::detach(&mut reg.shard, &ch, id);
         }
         if c.monitor {
             c.monitor = false;
@@ -488,20 +536,55 @@ impl PubSub {
         n
     }
 
-    /// PUBSUB CHANNELS: active channels matching `pattern`.
-    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        self.reg
-            .read()
-            .channels
-            .keys()
+    /// SPUBLISH: delivers an `smessage` to the subscribers of shard channel `channel`
+    /// (patterns and ordinary channels never see it); returns how many received.
+    pub fn spublish(&self, channel: &[u8], payload: &[u8]) -> usize {
+        let limit = *self.limit.read();
+        let reg = self.reg.read();
+        let Some(subs) = reg.shard.get(channel) else {
+            return 0;
+        };
+        let mut frames = Frames::new(Reply::Push(vec![
+            Reply::bulk("smessage"),
+            Reply::bulk(channel),
+            Reply::bulk(payload),
+        ]));
+        for s in subs.values() {
+            s.push(frames.get(s.protocol()), limit);
+        }
+        subs.len()
+    }
+
+    fn names(map: &Subs, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        map.keys()
             .filter(|c| pattern.is_none_or(|p| glob_match(p, c)))
             .cloned()
             .collect()
     }
 
+    /// PUBSUB CHANNELS: active channels matching `pattern`.
+    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        Self::names(&self.reg.read().channels, pattern)
+    }
+
+    /// PUBSUB SHARDCHANNELS: active shard channels matching `pattern`.
+    pub fn shard_channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        Self::names(&self.reg.read().shard, pattern)
+    }
+
     /// PUBSUB NUMSUB for one channel.
     pub fn numsub(&self, ch: &[u8]) -> usize {
         self.reg.read().channels.get(ch).map_or(0, HashMap::len)
+    }
+
+    /// PUBSUB SHARDNUMSUB for one shard channel.
+    pub fn shard_numsub(&self, ch: &[u8]) -> usize {
+        self.reg.read().shard.get(ch).map_or(0, HashMap::len)
+    }
+
+    /// Distinct shard channels with a subscriber (INFO's `pubsubshard_channels`).
+    pub fn shard_channel_count(&self) -> usize {
+        self.reg.read().shard.len()
     }
 
     /// PUBSUB NUMPAT: distinct patterns subscribed.

@@ -59,8 +59,10 @@ impl Parts {
             }
         }
         match name {
-            "publish" => parts.channels.push((1, false)),
-            "subscribe" => parts.channels.extend((1..args.len()).map(|i| (i, false))),
+            "publish" | "spublish" => parts.channels.push((1, false)),
+            "subscribe" | "ssubscribe" => {
+                parts.channels.extend((1..args.len()).map(|i| (i, false)))
+            }
             "psubscribe" => parts.channels.extend((1..args.len()).map(|i| (i, true))),
             _ => {}
         }

@@ -235,9 +235,10 @@ fn kill_lost_subscribers(s: &Session, name: &str) -> bool {
         if !theirs {
             continue;
         }
-        let (channels, patterns) = s.shared.pubsub.subscriptions_of(h.id);
-        let allowed = channels.iter().all(|c| allows_channel(&user, c, false))
-            && patterns.iter().all(|p| allows_channel(&user, p, true));
+        let (channels, patterns, shard) = s.shared.pubsub.subscriptions_of(h.id);
+        let allowed = channels.iter().all(|c| allows_channel(&user, "SUBSCRIBE", c))
+            && patterns.iter().all(|p| allows_channel(&user, "PSUBSCRIBE", p))
+            && shard.iter().all(|c| allows_channel(&user, "SSUBSCRIBE", c));
         if !allowed {
             if h.id == s.client.handle.id {
                 mine = true;
@@ -249,20 +250,16 @@ fn kill_lost_subscribers(s: &Session, name: &str) -> bool {
     mine
 }
 
-/// Whether `user`'s channel rules allow `channel` (a pattern when `pattern`, compared as
-/// PSUBSCRIBE's are).
-fn allows_channel(user: &User, channel: &Bytes, pattern: bool) -> bool {
-    let (name, cmd) = if pattern {
-        ("psubscribe", "PSUBSCRIBE")
-    } else {
-        ("subscribe", "SUBSCRIBE")
-    };
+/// Whether `user`'s channel rules allow `channel` as subscribed with `cmd` (SUBSCRIBE,
+/// SSUBSCRIBE, or PSUBSCRIBE, whose patterns are compared as written).
+fn allows_channel(user: &User, cmd: &'static str, channel: &Bytes) -> bool {
     let args = [Bytes::from_static(cmd.as_bytes()), channel.clone()];
+    let name = cmd.to_ascii_lowercase();
     let call = Call {
-        name,
+        name: &name,
         args: &args,
         keys: &[],
-        channels: &[(1, pattern)],
+        channels: &[(1, cmd == "PSUBSCRIBE")],
     };
     !matches!(user.check(&call), Err(Denied::Channel(_)))
 }

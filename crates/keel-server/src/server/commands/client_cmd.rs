@@ -252,7 +252,7 @@ pub(crate) fn client_line(s: &Session, h: &ClientHandle) -> String {
     let _ = write!(
         line,
         "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 \
-         ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 \
+         ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 \
          tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         h.id,
         h.addr,
@@ -262,6 +262,10 @@ pub(crate) fn client_line(s: &Session, h: &ClientHandle) -> String {
         idle,
         flags,
         h.db.load(Ordering::Relaxed),
+        h.pushes
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .map_or(0, |p| p.shard_subscriptions()),
         if cmd.is_empty() { "NULL" } else { cmd },
         user_name(h),
         tracker.map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX)),

@@ -113,7 +113,7 @@ pub(super) fn stats_more(sh: &Shared, out: &mut String) {
     kv(out, "keyspace_misses", 0);
     kv(out, "pubsub_channels", 0);
     kv(out, "pubsub_patterns", 0);
-    kv(out, "pubsubshard_channels", 0);
+    kv(out, "pubsubshard_channels", sh.pubsub.shard_channel_count());
     kv(out, "latest_fork_usec", 0);
     kv(out, "total_forks", 0);
     kv(out, "migrate_cached_sockets", 0);

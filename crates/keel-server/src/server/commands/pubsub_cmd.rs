@@ -1,5 +1,10 @@
-//! Pub/sub commands (SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, PUBSUB),
-//! MONITOR, and the subscribe-mode rules the connection applies before dispatch.
+//! Pub/sub commands (SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, the
+//! sharded SSUBSCRIBE, SUNSUBSCRIBE and SPUBLISH, PUBSUB), MONITOR, and the
+//! subscribe-mode rules the connection applies before dispatch.
+//!
+//! Shard channels work as in a standalone Redis: a namespace apart from ordinary
+//! channels (PUBLISH never reaches an SSUBSCRIBE, nor SPUBLISH a SUBSCRIBE or a
+//! pattern), delivered as `smessage`, with confirmations counting shard channels only.
 
 use bytes::Bytes;
 use keel_engine::Reply;
@@ -118,8 +123,30 @@ pub(super) fn punsubscribe(s: &mut Session, args: &[Bytes]) -> Outcome {
     change(s, &names, "punsubscribe", PubSub::punsubscribe)
 }
 
+pub(super) fn ssubscribe(s: &mut Session, args: &[Bytes]) -> Outcome {
+    change(s, &args[1..], "ssubscribe", PubSub::ssubscribe)
+}
+
+pub(super) fn sunsubscribe(s: &mut Session, args: &[Bytes]) -> Outcome {
+    let names: Vec<Bytes> = if args.len() > 1 {
+        args[1..].to_vec()
+    } else {
+        s.client.pubsub.shard_channels.iter().cloned().collect()
+    };
+    if names.is_empty() {
+        let count = s.client.pubsub.shard_count();
+        return Outcome::Reply(frame("sunsubscribe", Reply::Nil, count));
+    }
+    change(s, &names, "sunsubscribe", PubSub::sunsubscribe)
+}
+
 pub(super) fn publish(s: &mut Session, args: &[Bytes]) -> Outcome {
     let n = s.shared.pubsub.publish(&args[1], &args[2]);
+    Outcome::Reply(Reply::Int(n as i64))
+}
+
+pub(super) fn spublish(s: &mut Session, args: &[Bytes]) -> Outcome {
+    let n = s.shared.pubsub.spublish(&args[1], &args[2]);
     Outcome::Reply(Reply::Int(n as i64))
 }
 
@@ -142,13 +169,14 @@ pub(super) fn pubsub(s: &mut Session, args: &[Bytes]) -> Outcome {
         return Outcome::Reply(Reply::Int(ps.numpat() as i64));
     }
     if eq_ci(sub, "SHARDCHANNELS") && args.len() <= 3 {
-        return Outcome::Reply(Reply::Array(Vec::new()));
+        let chans = ps.shard_channels(args.get(2).map(|p| &p[..]));
+        return Outcome::Reply(Reply::bulks(chans));
     }
     if eq_ci(sub, "SHARDNUMSUB") {
         let mut out = Vec::with_capacity(2 * (args.len() - 2));
         for ch in &args[2..] {
             out.push(Reply::Bulk(ch.clone()));
-            out.push(Reply::Int(0));
+            out.push(Reply::Int(ps.shard_numsub(ch) as i64));
         }
         return Outcome::Reply(Reply::Array(out));
     }
@@ -163,6 +191,10 @@ pub(super) fn pubsub(s: &mut Session, args: &[Bytes]) -> Outcome {
                 "NUMSUB [<channel> ...]",
                 "    Return the number of subscribers for the specified channels, excluding",
                 "    pattern subscriptions(default: no channels).",
+                "SHARDCHANNELS [<pattern>]",
+                "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+                "SHARDNUMSUB [<shardchannel> ...]",
+                "    Return the number of subscribers for the specified shard level channel(s)",
                 "HELP",
                 "    Print this help.",
             ]
