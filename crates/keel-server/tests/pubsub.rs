@@ -413,11 +413,61 @@ fn client_list_field(con: &mut redis::Connection, id: i64, field: &str) -> Strin
 
 /// INFO's `pubsubshard_channels`.
 fn info_shard_channels(con: &mut redis::Connection) -> i64 {
+    info_stat(con, "pubsubshard_channels")
+}
+
+/// A numeric field of INFO stats.
+fn info_stat(con: &mut redis::Connection, field: &str) -> i64 {
     let info: String = redis::cmd("INFO").arg("stats").query(con).expect("info");
+    let prefix = format!("{field}:");
     info.lines()
-        .find_map(|l| l.strip_prefix("pubsubshard_channels:"))
+        .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no pubsubshard_channels in {info}"))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+}
+
+/// CLIENT LIST's sub/psub counts and `P` flag, its TYPE pubsub / normal filters and INFO's
+/// pubsub_channels / pubsub_patterns follow a client's subscriptions.
+#[test]
+fn client_list_and_info_count_subscriptions() {
+    let srv = InProc::start(Config::default());
+    let mut admin = srv.client();
+    let mut c = Raw::connect(&srv);
+    let id = match c.call(&["CLIENT", "ID"]) {
+        V::Int(n) => n,
+        other => panic!("CLIENT ID: {other:?}"),
+    };
+    let listed = |admin: &mut redis::Connection, kind: &str| -> bool {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("TYPE")
+            .arg(kind)
+            .query(admin)
+            .expect("client list type");
+        list.lines().any(|l| l.starts_with(&format!("id={id} ")))
+    };
+    assert_eq!(client_list_field(&mut admin, id, "flags"), "N");
+    assert!(listed(&mut admin, "normal") && !listed(&mut admin, "pubsub"));
+    c.send(&["SUBSCRIBE", "a", "b"]);
+    c.read();
+    c.read();
+    assert_eq!(
+        c.call(&["PSUBSCRIBE", "p*"]),
+        arr(vec![b("psubscribe"), b("p*"), V::Int(3)])
+    );
+    assert_eq!(client_list_field(&mut admin, id, "sub"), "2");
+    assert_eq!(client_list_field(&mut admin, id, "psub"), "1");
+    assert_eq!(client_list_field(&mut admin, id, "flags"), "P");
+    assert!(listed(&mut admin, "pubsub") && !listed(&mut admin, "normal"));
+    assert_eq!(info_stat(&mut admin, "pubsub_channels"), 2);
+    assert_eq!(info_stat(&mut admin, "pubsub_patterns"), 1);
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut admin)
+        .expect("client kill type pubsub");
+    assert_eq!(killed, 1);
 }
 
 /// Sends SUNSUBSCRIBE without arguments to a RESP2 client holding `n` shard channels

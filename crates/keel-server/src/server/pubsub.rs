@@ -45,8 +45,9 @@ pub struct Sink {
     /// Subscribed to a channel, pattern or shard channel (RESP2 redirect targets of
     /// client-side caching get its messages only then).
     subscribed: AtomicBool,
-    /// Shard channels subscribed (CLIENT LIST's `ssub`).
-    shard_subs: AtomicUsize,
+    /// Channels, patterns and shard channels subscribed (CLIENT LIST's `sub`, `psub`
+    /// and `ssub`).
+    counts: [AtomicUsize; 3],
 }
 
 impl Sink {
@@ -60,9 +61,9 @@ impl Sink {
         self.subscribed.load(Ordering::Relaxed)
     }
 
-    /// How many shard channels the client is subscribed to.
-    pub fn shard_subscriptions(&self) -> usize {
-        self.shard_subs.load(Ordering::Relaxed)
+    /// How many channels, patterns and shard channels the client is subscribed to.
+    pub fn subscription_counts(&self) -> [usize; 3] {
+        self.counts.each_ref().map(|c| c.load(Ordering::Relaxed))
     }
 
     /// Nothing more is queued: the client is disconnected or leaving.
@@ -160,7 +161,7 @@ impl ClientPubSub {
             resp3: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
-            shard_subs: AtomicUsize::new(0),
+            counts: Default::default(),
         });
         let _ = handle.pushes.set(Arc::downgrade(&sink));
         ClientPubSub {
@@ -199,9 +200,14 @@ impl ClientPubSub {
         self.sink
             .subscribed
             .store(self.subscribed(), Ordering::Relaxed);
-        self.sink
-            .shard_subs
-            .store(self.shard_count(), Ordering::Relaxed);
+        let counts = [
+            self.channels.len(),
+            self.patterns.len(),
+            self.shard_channels.len(),
+        ];
+        for (slot, n) in self.sink.counts.iter().zip(counts) {
+            slot.store(n, Ordering::Relaxed);
+        }
     }
 
     /// Records the client's protocol for frames encoded by others.
@@ -585,6 +591,11 @@ impl PubSub {
     /// Distinct shard channels with a subscriber (INFO's `pubsubshard_channels`).
     pub fn shard_channel_count(&self) -> usize {
         self.reg.read().shard.len()
+    }
+
+    /// Channels with at least one subscriber (INFO's `pubsub_channels`).
+    pub fn channel_count(&self) -> usize {
+        self.reg.read().channels.len()
     }
 
     /// PUBSUB NUMPAT: distinct patterns subscribed.

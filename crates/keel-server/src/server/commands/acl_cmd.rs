@@ -236,8 +236,12 @@ fn kill_lost_subscribers(s: &Session, name: &str) -> bool {
             continue;
         }
         let (channels, patterns, shard) = s.shared.pubsub.subscriptions_of(h.id);
-        let allowed = channels.iter().all(|c| allows_channel(&user, "SUBSCRIBE", c))
-            && patterns.iter().all(|p| allows_channel(&user, "PSUBSCRIBE", p))
+        let allowed = channels
+            .iter()
+            .all(|c| allows_channel(&user, "SUBSCRIBE", c))
+            && patterns
+                .iter()
+                .all(|p| allows_channel(&user, "PSUBSCRIBE", p))
             && shard.iter().all(|c| allows_channel(&user, "SSUBSCRIBE", c));
         if !allowed {
             if h.id == s.client.handle.id {

@@ -224,7 +224,15 @@ pub(crate) fn client_line(s: &Session, h: &ClientHandle) -> String {
         0 => 2,
         n => n,
     };
+    let [sub, psub, ssub] = h
+        .pushes
+        .get()
+        .and_then(std::sync::Weak::upgrade)
+        .map_or([0; 3], |p| p.subscription_counts());
     let mut flags = String::new();
+    if sub + psub + ssub > 0 {
+        flags.push('P');
+    }
     if a.in_multi.load(Ordering::Relaxed) {
         flags.push('x');
     }
@@ -251,7 +259,7 @@ pub(crate) fn client_line(s: &Session, h: &ClientHandle) -> String {
     let mut line = String::new();
     let _ = write!(
         line,
-        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 \
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} \
          ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 \
          tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         h.id,
@@ -262,10 +270,9 @@ pub(crate) fn client_line(s: &Session, h: &ClientHandle) -> String {
         idle,
         flags,
         h.db.load(Ordering::Relaxed),
-        h.pushes
-            .get()
-            .and_then(std::sync::Weak::upgrade)
-            .map_or(0, |p| p.shard_subscriptions()),
+        sub,
+        psub,
+        ssub,
         if cmd.is_empty() { "NULL" } else { cmd },
         user_name(h),
         tracker.map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX)),
@@ -277,6 +284,44 @@ pub(crate) fn client_line(s: &Session, h: &ClientHandle) -> String {
     line
 }
 
+/// A client type of CLIENT LIST and CLIENT KILL's TYPE filter.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Normal,
+    PubSub,
+    /// master, replica, slave: keel has none.
+    Nobody,
+}
+
+fn kind_of(v: &[u8]) -> Result<Kind, Outcome> {
+    if eq_ci(v, "normal") {
+        Ok(Kind::Normal)
+    } else if eq_ci(v, "pubsub") {
+        Ok(Kind::PubSub)
+    } else if eq_ci(v, "master") || eq_ci(v, "replica") || eq_ci(v, "slave") {
+        Ok(Kind::Nobody)
+    } else {
+        Err(err(format!(
+            "ERR Unknown client type '{}'",
+            String::from_utf8_lossy(v)
+        )))
+    }
+}
+
+/// The type of client `h`: pub/sub while it has a subscription, as in Redis.
+fn kind(h: &ClientHandle) -> Kind {
+    let subscribed = h
+        .pushes
+        .get()
+        .and_then(std::sync::Weak::upgrade)
+        .is_some_and(|p| p.subscription_counts().iter().any(|n| *n > 0));
+    if subscribed {
+        Kind::PubSub
+    } else {
+        Kind::Normal
+    }
+}
+
 fn sorted_clients(s: &Session) -> Vec<Arc<ClientHandle>> {
     let mut all = s.shared.clients.all();
     all.sort_by_key(|h| h.id);
@@ -285,24 +330,13 @@ fn sorted_clients(s: &Session) -> Vec<Arc<ClientHandle>> {
 
 fn list(s: &mut Session, rest: &[Bytes]) -> Outcome {
     let mut ids: Option<Vec<u64>> = None;
-    let mut only_none = false;
+    let mut only = None;
     let mut i = 0;
     while i < rest.len() {
         if eq_ci(&rest[i], "TYPE") && i + 1 < rest.len() {
-            let t = &rest[i + 1];
-            if eq_ci(t, "normal") {
-            } else if eq_ci(t, "pubsub")
-                || eq_ci(t, "master")
-                || eq_ci(t, "replica")
-                || eq_ci(t, "slave")
-            {
-                // keel has no replicas; pub/sub clients are not told apart here yet.
-                only_none = true;
-            } else {
-                return err(format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(t)
-                ));
+            match kind_of(&rest[i + 1]) {
+                Ok(k) => only = Some(k),
+                Err(e) => return e,
             }
             i += 2;
         } else if eq_ci(&rest[i], "ID") && i + 1 < rest.len() {
@@ -321,11 +355,9 @@ fn list(s: &mut Session, rest: &[Bytes]) -> Outcome {
         }
     }
     let mut out = String::new();
-    if !only_none {
-        for h in sorted_clients(s) {
-            if ids.as_ref().is_none_or(|v| v.contains(&h.id)) {
-                out.push_str(&client_line(s, &h));
-            }
+    for h in sorted_clients(s) {
+        if ids.as_ref().is_none_or(|v| v.contains(&h.id)) && only.is_none_or(|k| k == kind(&h)) {
+            out.push_str(&client_line(s, &h));
         }
     }
     Outcome::Reply(Reply::Bulk(Bytes::from(out)))
@@ -355,7 +387,7 @@ fn kill(s: &mut Session, sub: &[u8], rest: &[Bytes]) -> Outcome {
     let mut laddr = None;
     let mut user = None;
     let mut skipme = true;
-    let mut none_match = false;
+    let mut only = None;
     for pair in rest.chunks(2) {
         let (k, v) = (&pair[0], &pair[1]);
         let text = String::from_utf8_lossy(v).into_owned();
@@ -371,15 +403,9 @@ fn kill(s: &mut Session, sub: &[u8], rest: &[Bytes]) -> Outcome {
         } else if eq_ci(k, "USER") {
             user = Some(text);
         } else if eq_ci(k, "TYPE") {
-            if eq_ci(v, "normal") {
-            } else if eq_ci(v, "pubsub")
-                || eq_ci(v, "master")
-                || eq_ci(v, "replica")
-                || eq_ci(v, "slave")
-            {
-                none_match = true;
-            } else {
-                return err(format!("ERR Unknown client type '{text}'"));
+            match kind_of(v) {
+                Ok(k) => only = Some(k),
+                Err(e) => return e,
             }
         } else if eq_ci(k, "SKIPME") {
             if eq_ci(v, "yes") {
@@ -406,11 +432,11 @@ fn kill(s: &mut Session, sub: &[u8], rest: &[Bytes]) -> Outcome {
     let local = s.shared.local_addr.to_string();
     let mut killed = 0i64;
     for h in sorted_clients(s) {
-        let matches = !none_match
-            && id.is_none_or(|i| i == h.id)
+        let matches = id.is_none_or(|i| i == h.id)
             && addr.as_ref().is_none_or(|a| *a == h.addr.to_string())
             && laddr.as_ref().is_none_or(|a| *a == local)
             && user.as_ref().is_none_or(|u| *u == user_name(&h))
+            && only.is_none_or(|k| k == kind(&h))
             && !(skipme && h.id == me);
         if matches {
             h.kill.notify_one();

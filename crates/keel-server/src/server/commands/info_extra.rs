@@ -111,8 +111,8 @@ pub(super) fn stats_more(sh: &Shared, out: &mut String) {
     kv(out, "total_eviction_exceeded_time", 0);
     kv(out, "keyspace_hits", 0);
     kv(out, "keyspace_misses", 0);
-    kv(out, "pubsub_channels", 0);
-    kv(out, "pubsub_patterns", 0);
+    kv(out, "pubsub_channels", sh.pubsub.channel_count());
+    kv(out, "pubsub_patterns", sh.pubsub.numpat());
     kv(out, "pubsubshard_channels", sh.pubsub.shard_channel_count());
     kv(out, "latest_fork_usec", 0);
     kv(out, "total_forks", 0);
