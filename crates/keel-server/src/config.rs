@@ -89,7 +89,8 @@ pub struct Args {
     #[arg(long, env = "KEEL_REQUIREPASS", hide_env_values = true)]
     pub requirepass: Option<String>,
     /// File of ACL users (`user <name> <rules>...` lines) loaded at start and written by
-    /// ACL SAVE [default: none: users live until restart].
+    /// ACL SAVE; a file that does not exist yet is made by the first ACL SAVE, a file
+    /// that does not apply stops the start [default: none: users live until restart].
     #[arg(long, env = "KEEL_ACLFILE")]
     pub aclfile: Option<PathBuf>,
     /// Most entries ACL LOG keeps [default: 128].

@@ -181,8 +181,7 @@ impl Acl {
     }
 
     /// ACL SETUSER: applies `rules` to user `name`, made fresh if it does not exist; all
-    /// or nothing. Returns the user before and after, for the caller to act on lost
-    /// channel permissions.
+    /// or nothing. The user's connections see the change at their next command.
     pub fn set_user(&self, name: &str, rules: &[&[u8]]) -> Result<(), RuleError> {
         let mut users = self.users.write();
         match users.get(name) {
