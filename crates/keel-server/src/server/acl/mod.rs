@@ -283,3 +283,39 @@ impl Acl {
         self.log_max.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_starts_with_the_default_user_and_a_bad_one_stops_the_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("users.acl");
+        let acl = Acl::new(Some("pw"), Some(path.clone()), 8).expect("missing file");
+        assert_eq!(acl.names(), vec![DEFAULT_USER.to_owned()]);
+        assert!(acl.needs_auth());
+        assert!(acl.authenticate(b"default", b"pw").is_some());
+
+        std::fs::write(&path, "user alice on >a +@all ~*\nnot a user line\n").expect("write");
+        match Acl::new(None, Some(path), 8) {
+            Err(AclFileError::Invalid(why)) => {
+                assert!(
+                    why.contains("users.acl:2 should start with user keyword"),
+                    "{why}"
+                )
+            }
+            other => panic!("a bad file must stop the start: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_files_default_user_wins_over_requirepass() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("users.acl");
+        std::fs::write(&path, "user default on >fromfile ~* &* +@all\n").expect("write");
+        let acl = Acl::new(Some("fromconfig"), Some(path), 8).expect("valid file");
+        assert!(acl.authenticate(b"default", b"fromfile").is_some());
+        assert!(acl.authenticate(b"default", b"fromconfig").is_none());
+    }
+}
