@@ -12,50 +12,12 @@ server, mode and round, then the medians. Needs redis-server on the PATH
 (bench/compare.sh installs it).
 """
 import argparse
-import os
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
-PIPELINE = 1000
-
-
-def cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def read_exactly(sock, n):
-    got = 0
-    while got < n:
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            sys.exit("server closed the connection")
-        got += len(chunk)
-
-
-def wait_port(port, deadline=10.0):
-    end = time.time() + deadline
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"no server on port {port}")
+from servercpu import PIPELINE, cmd, cpu_ticks, per_request_us, read_exactly, start_pair, stop_pair
 
 
 def run(port, pid, tracking, keys, gets):
@@ -78,9 +40,9 @@ def run(port, pid, tracking, keys, gets):
     for start in range(0, gets, PIPELINE):
         s.sendall(b"".join(cmd("GET", f"key:{(start + i) % keys}") for i in range(PIPELINE)))
         read_exactly(s, reply * PIPELINE)
-    t1 = cpu_ticks(pid)
+    us = per_request_us(pid, t0, gets)
     s.close()
-    return (t1 - t0) * 1e6 / os.sysconf("SC_CLK_TCK") / gets
+    return us
 
 
 def main():
@@ -92,24 +54,8 @@ def main():
     a = ap.parse_args()
     if a.gets % PIPELINE:
         sys.exit(f"--gets must be a multiple of {PIPELINE}")
-    if not shutil.which("redis-server"):
-        sys.exit("redis-server is not installed (bench/compare.sh installs it)")
-    tmp = tempfile.mkdtemp(prefix="keel-tracking-")
-    keel_port, redis_port = 24211, 24212
-    procs = {
-        "keel": subprocess.Popen(
-            [a.keel_bin, "--port", str(keel_port), "--dir", f"{tmp}/keel",
-             "--appendonly", "no", "--save", "", "--grpc-enabled", "false"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        "redis": subprocess.Popen(
-            ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no",
-             "--dir", tmp],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    }
-    ports = {"keel": keel_port, "redis": redis_port}
+    procs, ports, tmp = start_pair(a.keel_bin, 24211, 24212, "keel-tracking-")
     try:
-        for port in ports.values():
-            wait_port(port)
         results = {}
         for r in range(a.rounds):
             for server in ("redis", "keel"):
@@ -124,10 +70,7 @@ def main():
             on = statistics.median(results[(server, True)])
             print(f"  {server:5} off {off:.3f}  on {on:.3f}  on/off {on / off:.2f}")
     finally:
-        for p in procs.values():
-            p.terminate()
-            p.wait(timeout=10)
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_pair(procs, tmp)
 
 
 if __name__ == "__main__":

@@ -369,7 +369,6 @@ impl Session {
         };
         if args.is_empty()
             || !self.client.authenticated
-            || !self.client.user.open()
             || !spec.arity_ok(args.len())
             || spec.flags & flags::BLOCKING != 0
             || multi::in_multi(&self.client)
@@ -377,6 +376,11 @@ impl Session {
                 && self.client.protocol == crate::resp::Protocol::Resp2)
             || (!spec.is_write() && self.has_unsent())
         {
+            return None;
+        }
+        // A limited user's allowed call stays on this path; a refusal is `dispatch`'s
+        // to answer, log and count.
+        if !self.client.user.open() && !self.acl_allows(Cmd::Engine(spec), args) {
             return None;
         }
         self.shared.stats.total_commands.add(1);

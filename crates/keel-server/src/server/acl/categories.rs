@@ -9,6 +9,7 @@
 //! to ACL without touching this file.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use keel_engine::command::flags;
@@ -613,6 +614,10 @@ fn cmp_ignore_case(a: &[u8], b: &[u8]) -> Ordering {
 
 struct Index {
     commands: Vec<AclCommand>,
+    /// Position in `commands` by name: a limited user's every call looks its command
+    /// up, and a bisection of names cost it eight string comparisons (perf: with the
+    /// key-access search, a fifth of a pipelined GET's CPU).
+    by_name: HashMap<&'static str, usize, foldhash::fast::FixedState>,
     ids: usize,
 }
 
@@ -668,8 +673,10 @@ fn build(cmds: impl Iterator<Item = Cmd>) -> Index {
             next += 1;
         }
     }
+    let by_name = list.iter().enumerate().map(|(i, c)| (c.name, i)).collect();
     Index {
         commands: list,
+        by_name,
         ids: next,
     }
 }
@@ -686,10 +693,8 @@ pub fn id_count() -> usize {
 
 /// The command called `name` (lower-case), without allocating.
 pub fn lookup(name: &str) -> Option<&'static AclCommand> {
-    let list = &index().commands;
-    list.binary_search_by(|c| c.name.cmp(name))
-        .ok()
-        .map(|i| &list[i])
+    let index = index();
+    index.by_name.get(name).map(|&i| &index.commands[i])
 }
 
 /// Categories of the command `name` (lower-case), or of its subcommand `sub` (any case);

@@ -7,12 +7,16 @@
 //! for the commands keel has, sorted by name. A command missing here falls back to its
 //! flags (read-only: read, else both).
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 
 use super::user::KeyAccess::{self, Exists as E, Read as R, ReadWrite as RW, Write as W};
 use crate::server::commands::eq_ci;
 
-/// (command or `container|subcommand`, access per key spec), sorted by name.
+/// (command or `container|subcommand`, access per key spec), sorted by name for the
+/// reader (look-ups go through [`by_name`]).
 static KEY_SPECS: &[(&str, &[KeyAccess])] = &[
     ("append", &[W]),
     ("bitcount", &[R]),
@@ -201,6 +205,14 @@ static KEY_SPECS: &[(&str, &[KeyAccess])] = &[
     ("zunionstore", &[W, R]),
 ];
 
+/// [`KEY_SPECS`] by name: looked up on a limited user's every call (see
+/// `categories::Index::by_name`).
+fn by_name() -> &'static HashMap<&'static str, &'static [KeyAccess], foldhash::fast::FixedState> {
+    static BY_NAME: OnceLock<HashMap<&str, &[KeyAccess], foldhash::fast::FixedState>> =
+        OnceLock::new();
+    BY_NAME.get_or_init(|| KEY_SPECS.iter().copied().collect())
+}
+
 /// The access key `nth` (0-based, among the call's keys) of `name` called with `args`
 /// needs, if Redis's key specs say.
 pub fn access(name: &str, args: &[Bytes], nth: usize) -> Option<KeyAccess> {
@@ -219,19 +231,15 @@ pub fn access(name: &str, args: &[Bytes], nth: usize) -> Option<KeyAccess> {
         }
         _ => {}
     }
-    let find = |n: &str| {
-        KEY_SPECS
-            .binary_search_by(|(k, _)| (*k).cmp(n))
-            .ok()
-            .map(|i| KEY_SPECS[i].1)
-    };
-    // A container's keys are its subcommand's (MEMORY USAGE, OBJECT ENCODING, XINFO).
-    let specs = match args.get(1) {
-        Some(sub) if super::categories::has_subcommands(name) => {
-            let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
+    let find = |n: &str| by_name().get(n).copied();
+    // A container has no keys of its own: its subcommand's are looked up (MEMORY USAGE,
+    // OBJECT ENCODING, XINFO STREAM), only then, as every other call is found first.
+    let specs = match find(name) {
+        Some(specs) => specs,
+        None => {
+            let sub = String::from_utf8_lossy(args.get(1)?).to_ascii_lowercase();
             find(&format!("{name}|{sub}"))?
         }
-        _ => find(name)?,
     };
     // SORT's middle spec is its BY/GET patterns, not a key keel names: its keys are the
     // sorted key and STORE's destination.
@@ -254,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn the_table_is_sorted_for_its_search() {
+    fn the_table_is_sorted_with_one_row_per_name() {
         assert!(KEY_SPECS.windows(2).all(|w| w[0].0 < w[1].0));
     }
 

@@ -63,6 +63,12 @@ impl UserSlot {
         Arc::clone(&self.user.read())
     }
 
+    /// The user as it is now, borrowed for one check: no reference count is taken, as
+    /// a limited user's every command checks.
+    pub fn borrow(&self) -> parking_lot::RwLockReadGuard<'_, Arc<User>> {
+        self.user.read()
+    }
+
     fn replace(&self, user: User) {
         let open = user.unrestricted();
         *self.user.write() = Arc::new(user);

@@ -89,9 +89,19 @@ impl Session {
         self.refusal(cmd, args, Context::Multi, true)
     }
 
+    /// Whether this connection's user may make the call (nothing logged): the fast
+    /// path's question, which leaves a refusal to [`Session::acl_refusal`].
+    #[inline]
+    pub(crate) fn acl_allows(&self, cmd: Cmd, args: &[Bytes]) -> bool {
+        let user = self.client.user.borrow();
+        check(&user, cmd, args).is_ok()
+            && !RUNS_SCRIPT.contains(&cmd.name())
+            && sort_patterns_refused(&user, cmd, args).is_none()
+    }
+
     fn refusal(&self, cmd: Cmd, args: &[Bytes], context: Context, at_exec: bool) -> Option<Reply> {
         let slot = &self.client.user;
-        let user = slot.user();
+        let user = slot.borrow();
         let name = cmd.name();
         let refused = match check(&user, cmd, args) {
             Ok(()) if RUNS_SCRIPT.contains(&name) => {
