@@ -12,12 +12,11 @@ of 1000, reading the server's user+system CPU time from /proc/PID/stat around ea
 (10 ms ticks: use enough requests). Prints one line per server, user, command and
 round, then the medians. Needs redis-server on the PATH (bench/compare.sh installs it).
 """
-import argparse
 import socket
 import statistics
-import sys
 
-from servercpu import PIPELINE, cmd, cpu_ticks, per_request_us, read_exactly, start_pair, stop_pair
+from servercpu import (PIPELINE, cmd, cpu_ticks, load_keys, parse_args, per_request_us,
+                       read_exactly, start_pair, stop_pair)
 
 LIMITED = ["on", ">pw", "+@all", "-flushall", "~key:*"]
 
@@ -37,10 +36,7 @@ def run(port, pid, limited, keys, requests):
         s.sendall(cmd("AUTH", "limited", "pw"))
         read_exactly(s, len(b"+OK\r\n"))
     value = b"x" * 64
-    for start in range(0, keys, PIPELINE):
-        n = min(PIPELINE, keys - start)
-        s.sendall(b"".join(cmd("SET", f"key:{start + i}", value) for i in range(n)))
-        read_exactly(s, len(b"+OK\r\n") * n)
+    load_keys(s, keys, value)
     out = {}
     for name, reply in (("GET", len(b"$64\r\n") + 64 + 2), ("SET", len(b"+OK\r\n"))):
         t0 = cpu_ticks(pid)
@@ -56,14 +52,7 @@ def run(port, pid, limited, keys, requests):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--keel-bin", default="target/release/keel-server")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--keys", type=int, default=100_000)
-    ap.add_argument("--requests", type=int, default=1_000_000)
-    a = ap.parse_args()
-    if a.requests % PIPELINE:
-        sys.exit(f"--requests must be a multiple of {PIPELINE}")
+    a = parse_args("--requests")
     procs, ports, tmp = start_pair(a.keel_bin, 24221, 24222, "keel-acl-")
     try:
         for port in ports.values():

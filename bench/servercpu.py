@@ -46,6 +46,29 @@ def wait_port(port, deadline=10.0):
     sys.exit(f"no server on port {port}")
 
 
+def load_keys(sock, keys, value=b"x" * 64):
+    """SETs key:0 .. key:{keys-1} to `value` in pipelines."""
+    for start in range(0, keys, PIPELINE):
+        n = min(PIPELINE, keys - start)
+        sock.sendall(b"".join(cmd("SET", f"key:{start + i}", value) for i in range(n)))
+        read_exactly(sock, len(b"+OK\r\n") * n)
+
+
+def parse_args(count_flag):
+    """The benchmarks' options: --keel-bin, --rounds, --keys and `count_flag` (requests
+    per run, a multiple of PIPELINE)."""
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keel-bin", default="target/release/keel-server")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--keys", type=int, default=100_000)
+    ap.add_argument(count_flag, type=int, default=1_000_000)
+    a = ap.parse_args()
+    if getattr(a, count_flag.lstrip("-")) % PIPELINE:
+        sys.exit(f"{count_flag} must be a multiple of {PIPELINE}")
+    return a
+
+
 def start_pair(keel_bin, keel_port, redis_port, prefix):
     """keel and redis-server with persistence off, waited for; returns (procs, ports,
     tmpdir)."""

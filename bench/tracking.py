@@ -11,13 +11,12 @@ over them in pipelines of 1000 and reads the server's user+system CPU time from
 server, mode and round, then the medians. Needs redis-server on the PATH
 (bench/compare.sh installs it).
 """
-import argparse
 import socket
 import statistics
-import sys
 import time
 
-from servercpu import PIPELINE, cmd, cpu_ticks, per_request_us, read_exactly, start_pair, stop_pair
+from servercpu import (PIPELINE, cmd, cpu_ticks, load_keys, parse_args, per_request_us,
+                       read_exactly, start_pair, stop_pair)
 
 
 def run(port, pid, tracking, keys, gets):
@@ -31,10 +30,7 @@ def run(port, pid, tracking, keys, gets):
         s.sendall(cmd("CLIENT", "TRACKING", "on"))
         read_exactly(s, len(b"+OK\r\n"))
     value = b"x" * 64
-    for start in range(0, keys, PIPELINE):
-        n = min(PIPELINE, keys - start)
-        s.sendall(b"".join(cmd("SET", f"key:{start + i}", value) for i in range(n)))
-        read_exactly(s, len(b"+OK\r\n") * n)
+    load_keys(s, keys, value)
     reply = len(b"$64\r\n") + 64 + 2
     t0 = cpu_ticks(pid)
     for start in range(0, gets, PIPELINE):
@@ -46,14 +42,7 @@ def run(port, pid, tracking, keys, gets):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--keel-bin", default="target/release/keel-server")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--keys", type=int, default=100_000)
-    ap.add_argument("--gets", type=int, default=1_000_000)
-    a = ap.parse_args()
-    if a.gets % PIPELINE:
-        sys.exit(f"--gets must be a multiple of {PIPELINE}")
+    a = parse_args("--gets")
     procs, ports, tmp = start_pair(a.keel_bin, 24211, 24212, "keel-tracking-")
     try:
         results = {}
