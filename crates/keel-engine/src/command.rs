@@ -95,33 +95,13 @@ impl CommandSpec {
 
     /// True if `argc` (including the name) fits the arity.
     pub fn arity_ok(&self, argc: usize) -> bool {
-        let argc = argc as i64;
-        let a = i64::from(self.arity);
-        if a >= 0 {
-            argc == a
-        } else {
-            argc >= -a
-        }
+        arity_fits(self.arity, argc)
     }
 
     /// Positions of the key arguments in `args` (from the key spec), without allocating:
     /// every write walks them to touch its keys' access times.
     pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
-        let first = i64::from(self.first_key);
-        let last = if self.first_key <= 0 || argc == 0 {
-            // An empty range: no key spec, or nothing to point into.
-            0
-        } else if self.last_key < 0 {
-            argc as i64 + i64::from(self.last_key)
-        } else {
-            i64::from(self.last_key)
-        };
-        let step = usize::try_from(self.step.max(1)).unwrap_or(1);
-        let end = last.min(argc as i64 - 1);
-        (first.max(1)..=end)
-            .step_by(step)
-            .filter(move |_| first > 0)
-            .map(|i| i as usize)
+        key_range(self.first_key, self.last_key, self.step, argc)
     }
 
     /// The key arguments of `args`: by the key spec, or for a command without one that
@@ -151,6 +131,45 @@ impl CommandSpec {
             .chain(fixed)
             .filter(move |p| *p < argc)
     }
+}
+
+/// Whether `argc` arguments (the name included) fit `arity`, Redis's convention: N > 0
+/// exactly N, -N at least N. The server's own commands and subcommands use it too.
+#[inline]
+pub fn arity_fits(arity: i32, argc: usize) -> bool {
+    let argc = argc as i64;
+    let a = i64::from(arity);
+    if a >= 0 {
+        argc == a
+    } else {
+        argc >= -a
+    }
+}
+
+/// Key positions of a fixed key spec (`first_key`, `last_key`, `step`) over `argc`
+/// arguments, as COMMAND describes them (`last_key` < 0 counts from the end).
+#[inline]
+pub fn key_range(
+    first_key: i32,
+    last_key: i32,
+    step: i32,
+    argc: usize,
+) -> impl Iterator<Item = usize> {
+    let first = i64::from(first_key);
+    let last = if first_key <= 0 || argc == 0 {
+        // An empty range: no key spec, or nothing to point into.
+        0
+    } else if last_key < 0 {
+        argc as i64 + i64::from(last_key)
+    } else {
+        i64::from(last_key)
+    };
+    let step = usize::try_from(step.max(1)).unwrap_or(1);
+    let end = last.min(argc as i64 - 1);
+    (first.max(1)..=end)
+        .step_by(step)
+        .filter(move |_| first > 0)
+        .map(|i| i as usize)
 }
 
 /// How a command with movable keys names them.

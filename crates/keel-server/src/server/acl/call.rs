@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use keel_engine::command::flags::READONLY;
+use keel_engine::command::key_range;
 use smallvec::SmallVec;
 
 use super::key_access;
@@ -34,27 +35,18 @@ impl Parts {
                 } else {
                     KeyAccess::ReadWrite
                 };
+                let specs = key_access::specs(name, args);
                 for (n, at) in spec.key_indices(args).enumerate() {
-                    let access = key_access::access(name, args, n).unwrap_or(fallback);
+                    let access = specs.and_then(|s| s.nth(n)).unwrap_or(fallback);
                     parts.keys.push((at, access));
                 }
             }
             Cmd::Server(sc) => {
-                if sc.first_key > 0 {
-                    let last = if sc.last_key < 0 {
-                        args.len() as i64 + i64::from(sc.last_key)
-                    } else {
-                        i64::from(sc.last_key)
-                    };
-                    let step = usize::try_from(sc.step.max(1)).unwrap_or(1);
-                    let first = usize::try_from(sc.first_key).unwrap_or(1);
-                    let last = usize::try_from(last)
-                        .unwrap_or(0)
-                        .min(args.len().saturating_sub(1));
-                    for (n, at) in (first..=last).step_by(step).enumerate() {
-                        let access = key_access::access(name, args, n).unwrap_or(KeyAccess::Read);
-                        parts.keys.push((at, access));
-                    }
+                let specs = key_access::specs(name, args);
+                let keys = key_range(sc.first_key, sc.last_key, sc.step, args.len());
+                for (n, at) in keys.enumerate() {
+                    let access = specs.and_then(|s| s.nth(n)).unwrap_or(KeyAccess::Read);
+                    parts.keys.push((at, access));
                 }
             }
         }

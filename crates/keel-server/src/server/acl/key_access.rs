@@ -213,21 +213,47 @@ fn by_name() -> &'static HashMap<&'static str, &'static [KeyAccess], foldhash::f
     BY_NAME.get_or_init(|| KEY_SPECS.iter().copied().collect())
 }
 
+/// What the keys of one call need, found once per call.
+#[derive(Debug, Clone, Copy)]
+pub enum Specs {
+    /// Every key the same (a command whose options decide it: Redis's VARIABLE_FLAGS).
+    All(KeyAccess),
+    /// One entry per key spec, in order (`sort`: SORT's, whose middle spec is not a key).
+    Table(&'static [KeyAccess], bool),
+}
+
+impl Specs {
+    /// The access key `nth` (0-based, among the call's keys) needs.
+    pub fn nth(self, nth: usize) -> Option<KeyAccess> {
+        match self {
+            Specs::All(a) => Some(a),
+            // SORT's middle spec is its BY/GET patterns, not a key keel names: its keys
+            // are the sorted key and STORE's destination.
+            Specs::Table(specs, true) if nth > 0 => specs.last().copied(),
+            Specs::Table(specs, _) => specs.get(nth.min(specs.len().saturating_sub(1))).copied(),
+        }
+    }
+}
+
 /// The access key `nth` (0-based, among the call's keys) of `name` called with `args`
 /// needs, if Redis's key specs say.
 pub fn access(name: &str, args: &[Bytes], nth: usize) -> Option<KeyAccess> {
-    // Commands whose access depends on their options (Redis's VARIABLE_FLAGS).
+    specs(name, args)?.nth(nth)
+}
+
+/// What the keys of `name` called with `args` need, if Redis's key specs say.
+pub fn specs(name: &str, args: &[Bytes]) -> Option<Specs> {
     match name {
         "set" => {
             let get = args.iter().skip(3).any(|a| eq_ci(a, "GET"));
-            return Some(if get { RW } else { W });
+            return Some(Specs::All(if get { RW } else { W }));
         }
         "bitfield" => {
             let writes = args
                 .iter()
                 .skip(2)
                 .any(|a| eq_ci(a, "SET") || eq_ci(a, "INCRBY"));
-            return Some(if writes { RW } else { R });
+            return Some(Specs::All(if writes { RW } else { R }));
         }
         _ => {}
     }
@@ -241,14 +267,7 @@ pub fn access(name: &str, args: &[Bytes], nth: usize) -> Option<KeyAccess> {
             find(&format!("{name}|{sub}"))?
         }
     };
-    // SORT's middle spec is its BY/GET patterns, not a key keel names: its keys are the
-    // sorted key and STORE's destination.
-    let spec = if name == "sort" && nth > 0 {
-        specs.len() - 1
-    } else {
-        nth.min(specs.len().saturating_sub(1))
-    };
-    specs.get(spec).copied()
+    Some(Specs::Table(specs, name == "sort"))
 }
 
 #[cfg(test)]

@@ -76,6 +76,19 @@ impl UserSlot {
     }
 }
 
+/// The registry's map: a fresh slot per user of `users`, and `default`'s.
+fn slots(
+    default: &Arc<UserSlot>,
+    users: BTreeMap<String, User>,
+) -> BTreeMap<String, Arc<UserSlot>> {
+    let mut slots: BTreeMap<String, Arc<UserSlot>> = users
+        .into_iter()
+        .map(|(name, u)| (name, UserSlot::new(u)))
+        .collect();
+    slots.insert(DEFAULT_USER.into(), Arc::clone(default));
+    slots
+}
+
 /// Refusals counted for INFO (`acl_access_denied_*`).
 #[derive(Debug, Default)]
 pub struct Denials {
@@ -146,13 +159,8 @@ impl Acl {
             }
         };
         let default = UserSlot::new(default);
-        let mut slots: BTreeMap<String, Arc<UserSlot>> = users
-            .into_iter()
-            .map(|(name, u)| (name, UserSlot::new(u)))
-            .collect();
-        slots.insert(DEFAULT_USER.into(), Arc::clone(&default));
         Ok(Acl {
-            users: RwLock::new(slots),
+            users: RwLock::new(slots(&default, users)),
             default,
             log: Mutex::new(AclLog::default()),
             log_max: AtomicUsize::new(log_max),
@@ -254,12 +262,7 @@ impl Acl {
             .unwrap_or_else(User::default_user);
         let mut users = self.users.write();
         self.default.replace(default);
-        let mut fresh: BTreeMap<String, Arc<UserSlot>> = loaded
-            .into_iter()
-            .map(|(name, u)| (name, UserSlot::new(u)))
-            .collect();
-        fresh.insert(DEFAULT_USER.into(), Arc::clone(&self.default));
-        let old = std::mem::replace(&mut *users, fresh);
+        let old = std::mem::replace(&mut *users, slots(&self.default, loaded));
         Ok(old
             .into_iter()
             .filter(|(name, _)| name != DEFAULT_USER)

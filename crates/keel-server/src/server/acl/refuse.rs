@@ -203,17 +203,10 @@ fn sort_patterns_refused(user: &User, cmd: Cmd, args: &[Bytes]) -> Option<Reply>
 /// The command as ACL rules and replies name it: `config|get` for a subcommand.
 fn full_name(cmd: Cmd, args: &[Bytes]) -> String {
     let name = cmd.name();
-    match args.get(1) {
-        Some(sub) if super::categories::has_subcommands(name) => {
-            let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
-            if super::categories::subcommands(name).contains(&sub.as_str()) {
-                format!("{name}|{sub}")
-            } else {
-                name.to_owned()
-            }
-        }
-        _ => name.to_owned(),
-    }
+    args.get(1)
+        .and_then(|sub| super::categories::lookup(name)?.subcommand(sub))
+        .map_or(name, |s| s.full_name)
+        .to_owned()
 }
 
 fn arg_text(args: &[Bytes], at: usize) -> String {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use keel_engine::args::parse_i64;
+use keel_engine::command::arity_fits;
 use keel_engine::reply::errors;
 use keel_engine::Reply;
 use rand::RngCore;
@@ -12,11 +13,12 @@ use rand::RngCore;
 use super::{eq_ci, lookup, Outcome};
 use crate::server::acl::user::{Call, Denied, User};
 use crate::server::acl::{categories, refuse, UserSlot, DEFAULT_USER};
+use crate::server::client::ClientHandle;
 use crate::server::conn::Session;
 
 /// ACL's subcommands and their arities (Redis's convention, counting `ACL` and the
 /// subcommand).
-const ARITY: &[(&str, i64)] = &[
+const ARITY: &[(&str, i32)] = &[
     ("cat", -2),
     ("deluser", -3),
     ("dryrun", -4),
@@ -31,15 +33,6 @@ const ARITY: &[(&str, i64)] = &[
     ("users", 2),
     ("whoami", 2),
 ];
-
-fn arity_ok(arity: i64, argc: usize) -> bool {
-    let argc = i64::try_from(argc).unwrap_or(i64::MAX);
-    if arity >= 0 {
-        argc == arity
-    } else {
-        argc >= -arity
-    }
-}
 
 /// Longest password ACL GENPASS makes, in bits.
 const GENPASS_MAX_BITS: i64 = 4096;
@@ -132,7 +125,7 @@ pub(super) fn acl(s: &mut Session, args: &[Bytes]) -> Outcome {
         let name = text(sub).to_ascii_lowercase();
         match ARITY.iter().find(|(n, _)| *n == name) {
             // Redis checks a subcommand's arity before running it.
-            Some((_, arity)) if !arity_ok(*arity, args.len()) => Reply::err(format!(
+            Some((_, arity)) if !arity_fits(*arity, args.len()) => Reply::err(format!(
                 "ERR wrong number of arguments for 'acl|{name}' command"
             )),
             Some(_) => Reply::err(format!(
@@ -188,53 +181,51 @@ fn deluser(s: &mut Session, rest: &[Bytes]) -> (Reply, bool) {
 /// ACL LOAD) but this one; returns whether this one is among them (it closes after its
 /// reply).
 fn disconnect_users(s: &Session, slots: &[Arc<UserSlot>]) -> bool {
+    disconnect_where(s, slots, |_| true)
+}
+
+/// Disconnects the clients authenticated as one of `slots` that `doomed` picks, but
+/// this one; returns whether this one was picked (it closes after its reply).
+fn disconnect_where(
+    s: &Session,
+    slots: &[Arc<UserSlot>],
+    doomed: impl Fn(&ClientHandle) -> bool,
+) -> bool {
     if slots.is_empty() {
         return false;
     }
     let me = s.client.handle.id;
     let mut mine = false;
     for h in s.shared.clients.all() {
-        let gone = h
+        let theirs = h
             .user
             .lock()
             .as_ref()
             .is_some_and(|u| slots.iter().any(|g| Arc::ptr_eq(g, u)));
-        if gone {
-            if h.id == me {
-                mine = true;
-            } else {
-                disconnect(s, &h);
-            }
+        if !theirs || !doomed(&h) {
+            continue;
+        }
+        if h.id == me {
+            mine = true;
+        } else {
+            // Dropped from CLIENT LIST at once (its task finishes closing it), so that
+            // the reply of the command that did it is followed by a list without it.
+            h.kill.notify_one();
+            s.shared.clients.remove(h.id);
         }
     }
     mine
-}
-
-/// Closes client `h` and drops it from CLIENT LIST at once (its task finishes closing
-/// it), so that the reply of the command that did it is followed by a list without it.
-fn disconnect(s: &Session, h: &crate::server::client::ClientHandle) {
-    h.kill.notify_one();
-    s.shared.clients.remove(h.id);
 }
 
 /// After ACL SETUSER: disconnects the subscribers of user `name` whose subscriptions
 /// its channel rules no longer allow, as Redis does (a subscriber would otherwise go on
 /// receiving what it may no longer subscribe to).
 fn kill_lost_subscribers(s: &Session, name: &str) -> bool {
-    let mut mine = false;
     let Some(slot) = s.shared.acl.get(name) else {
-        return mine;
+        return false;
     };
     let user = slot.user();
-    for h in s.shared.clients.all() {
-        let theirs = h
-            .user
-            .lock()
-            .as_ref()
-            .is_some_and(|u| Arc::ptr_eq(u, &slot));
-        if !theirs {
-            continue;
-        }
+    disconnect_where(s, &[slot], |h| {
         let (channels, patterns, shard) = s.shared.pubsub.subscriptions_of(h.id);
         let allowed = channels
             .iter()
@@ -243,15 +234,8 @@ fn kill_lost_subscribers(s: &Session, name: &str) -> bool {
                 .iter()
                 .all(|p| allows_channel(&user, "PSUBSCRIBE", p))
             && shard.iter().all(|c| allows_channel(&user, "SSUBSCRIBE", c));
-        if !allowed {
-            if h.id == s.client.handle.id {
-                mine = true;
-            } else {
-                disconnect(s, &h);
-            }
-        }
-    }
-    mine
+        !allowed
+    })
 }
 
 /// Whether `user`'s channel rules allow `channel` as subscribed with `cmd` (SUBSCRIBE,

@@ -173,13 +173,7 @@ impl Cmd {
     }
     /// True if `argc` fits the arity.
     pub fn arity_ok(&self, argc: usize) -> bool {
-        let a = i64::from(self.arity());
-        let n = argc as i64;
-        if a >= 0 {
-            n == a
-        } else {
-            n >= -a
-        }
+        command::arity_fits(self.arity(), argc)
     }
     /// Key argument positions for `argc` arguments.
     pub fn key_positions(&self, argc: usize) -> Vec<usize> {
