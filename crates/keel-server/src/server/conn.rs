@@ -246,27 +246,29 @@ impl Session {
         }
         let mode = self.client.handle.admin.reply.load(Ordering::Relaxed);
         // Subscription confirmations are pub/sub pushes: CLIENT REPLY OFF/SKIP does not
-        // silence them (Redis 7.2).
-        let pubsub = cmd.is_some_and(|c| {
-            matches!(
-                c.name(),
-                "subscribe"
-                    | "psubscribe"
-                    | "ssubscribe"
-                    | "unsubscribe"
-                    | "punsubscribe"
-                    | "sunsubscribe"
-            )
-        });
-        let mark = if pubsub {
-            None
-        } else if mode != reply_mode::ON || cmd.is_some_and(|c| c.name() == "client") {
-            self.settle().await;
-            self.cmd_start = None;
-            Some(self.out.len())
-        } else {
-            None
+        // silence them (Redis 7.2). Their names are compared only when replies may be
+        // silenced, not for every command.
+        let pubsub = || {
+            cmd.is_some_and(|c| {
+                matches!(
+                    c.name(),
+                    "subscribe"
+                        | "psubscribe"
+                        | "ssubscribe"
+                        | "unsubscribe"
+                        | "punsubscribe"
+                        | "sunsubscribe"
+                )
+            })
         };
+        let mark =
+            if (mode != reply_mode::ON || cmd.is_some_and(|c| c.name() == "client")) && !pubsub() {
+                self.settle().await;
+                self.cmd_start = None;
+                Some(self.out.len())
+            } else {
+                None
+            };
         self.cur_failed = false;
         self.cur_rejected = false;
         // At most one clock reading per command (none for a collected write, below):

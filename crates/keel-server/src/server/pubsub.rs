@@ -42,11 +42,9 @@ pub struct Sink {
     /// Disconnected for its output buffer, or its connection is ending; nothing more is
     /// queued.
     closed: AtomicBool,
-    /// Subscribed to a channel, pattern or shard channel (RESP2 redirect targets of
-    /// client-side caching get its messages only then).
-    subscribed: AtomicBool,
     /// Channels, patterns and shard channels subscribed (CLIENT LIST's `sub`, `psub`
-    /// and `ssub`).
+    /// and `ssub`; a RESP2 redirect target of client-side caching gets its messages
+    /// only while it has one).
     counts: [AtomicUsize; 3],
 }
 
@@ -58,7 +56,7 @@ impl Sink {
 
     /// The client is subscribed to a channel, pattern or shard channel.
     pub fn subscribed(&self) -> bool {
-        self.subscribed.load(Ordering::Relaxed)
+        self.subscription_counts().iter().any(|n| *n > 0)
     }
 
     /// How many channels, patterns and shard channels the client is subscribed to.
@@ -160,7 +158,6 @@ impl ClientPubSub {
             soft_since: Mutex::new(None),
             resp3: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            subscribed: AtomicBool::new(false),
             counts: Default::default(),
         });
         let _ = handle.pushes.set(Arc::downgrade(&sink));
@@ -197,9 +194,6 @@ impl ClientPubSub {
 
     /// Mirrors the subscription counts into the shared sink.
     fn note_mode(&self) {
-        self.sink
-            .subscribed
-            .store(self.subscribed(), Ordering::Relaxed);
         let counts = [
             self.channels.len(),
             self.patterns.len(),

@@ -314,7 +314,7 @@ fn kind(h: &ClientHandle) -> Kind {
         .pushes
         .get()
         .and_then(std::sync::Weak::upgrade)
-        .is_some_and(|p| p.subscription_counts().iter().any(|n| *n > 0));
+        .is_some_and(|p| p.subscribed());
     if subscribed {
         Kind::PubSub
     } else {
