@@ -286,11 +286,6 @@ impl Acl {
         self.log_max.store(max, Ordering::Relaxed);
         self.log.lock().trim(max);
     }
-
-    /// The most entries ACL LOG keeps.
-    pub fn log_max(&self) -> usize {
-        self.log_max.load(Ordering::Relaxed)
-    }
 }
 
 #[cfg(test)]
