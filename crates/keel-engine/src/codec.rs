@@ -11,6 +11,7 @@
 //!         | 3 max:varint                              ExpireCycle
 //!         | 4 n:varint (db:u8 bytes){n}               Evict
 //!         | 5 db:u8 start_index:varint n:varint txw{n} TxnCommit
+//!         | 6 user:bytes rules:bytes op               AsUser (op: Command or Multi)
 //! txw     = key:bytes expected:opt write
 //! write   = 0 value:bytes expire_at:opt               Put
 //!         | 1                                         Delete
@@ -42,6 +43,7 @@ const OP_EXPIRE_DUE: u8 = 2;
 const OP_EXPIRE_CYCLE: u8 = 3;
 const OP_EVICT: u8 = 4;
 const OP_TXN_COMMIT: u8 = 5;
+const OP_AS_USER: u8 = 6;
 
 const WRITE_PUT: u8 = 0;
 const WRITE_DELETE: u8 = 1;
@@ -89,6 +91,11 @@ pub fn encode_entry(ctx: &ApplyCtx, op: &Op, out: &mut Vec<u8>) {
     put_varint(out, ctx.seq);
     put_varint(out, ctx.now_ms);
     out.extend_from_slice(&ctx.seed.to_le_bytes());
+    put_op(out, op);
+}
+
+/// Appends the encoding of `op`.
+fn put_op(out: &mut Vec<u8>, op: &Op) {
     match op {
         Op::Command { db, args } => {
             out.push(OP_COMMAND);
@@ -142,6 +149,12 @@ pub fn encode_entry(ctx: &ApplyCtx, op: &Op, out: &mut Vec<u8>) {
                 }
             }
         }
+        Op::AsUser { user, rules, op } => {
+            out.push(OP_AS_USER);
+            put_bytes(out, user);
+            put_bytes(out, rules);
+            put_op(out, op);
+        }
     }
 }
 
@@ -157,8 +170,30 @@ pub fn decode_entry(bytes: &[u8]) -> Result<(ApplyCtx, Op), CodecError> {
         now_ms: r.varint("now_ms")?,
         seed: r.u64_le("seed")?,
     };
+    let op = read_op(&mut r, true)?;
+    let extra = r.buf.len() - r.pos;
+    if extra != 0 {
+        return Err(CodecError::TrailingBytes {
+            offset: r.pos,
+            extra,
+        });
+    }
+    Ok((ctx, op))
+}
+
+/// Reads one op; `outer` is false inside an `AsUser`, which holds only a Command or a
+/// Multi.
+fn read_op(r: &mut Reader<'_>, outer: bool) -> Result<Op, CodecError> {
     let tag_at = r.pos;
-    let op = match r.u8("op tag")? {
+    let tag = r.u8("op tag")?;
+    if !outer && !matches!(tag, OP_COMMAND | OP_MULTI) {
+        return Err(CodecError::Invalid {
+            what: "op tag",
+            offset: tag_at,
+            reason: "a gated entry holds only a command or a transaction",
+        });
+    }
+    Ok(match tag {
         OP_COMMAND => Op::Command {
             db: r.u8("db")?,
             args: r.list("command args")?,
@@ -230,6 +265,12 @@ pub fn decode_entry(bytes: &[u8]) -> Result<(ApplyCtx, Op), CodecError> {
                 writes,
             }
         }
+        OP_AS_USER => {
+            let user = r.bytes("gated user")?;
+            let rules = r.bytes("gated rules")?;
+            let op = Box::new(read_op(r, false)?);
+            Op::AsUser { user, rules, op }
+        }
         _ => {
             return Err(CodecError::Invalid {
                 what: "op tag",
@@ -237,15 +278,7 @@ pub fn decode_entry(bytes: &[u8]) -> Result<(ApplyCtx, Op), CodecError> {
                 reason: "unknown op",
             })
         }
-    };
-    let extra = r.buf.len() - r.pos;
-    if extra != 0 {
-        return Err(CodecError::TrailingBytes {
-            offset: r.pos,
-            extra,
-        });
-    }
-    Ok((ctx, op))
+    })
 }
 
 /// Appends `v` as a LEB128 varint (also the length prefix of a packed list chunk's
@@ -437,7 +470,17 @@ mod tests {
     }
 
     fn arb_op() -> impl Strategy<Value = Op> {
+        let gated = prop_oneof![
+            (any::<u8>(), arb_args()).prop_map(|(db, args)| Op::Command { db, args }),
+            prop::collection::vec((any::<u8>(), arb_args()), 0..4)
+                .prop_map(|cmds| Op::Multi { cmds }),
+        ];
         prop_oneof![
+            (arb_bytes(), arb_bytes(), gated).prop_map(|(user, rules, op)| Op::AsUser {
+                user,
+                rules,
+                op: Box::new(op)
+            }),
             (any::<u8>(), arb_args()).prop_map(|(db, args)| Op::Command { db, args }),
             prop::collection::vec((any::<u8>(), arb_args()), 0..4)
                 .prop_map(|cmds| Op::Multi { cmds }),
@@ -560,6 +603,40 @@ mod tests {
                 reason: "unknown op"
             })
         );
+    }
+
+    #[test]
+    fn a_gated_entry_holds_only_a_command_or_a_transaction() {
+        let ctx = ApplyCtx {
+            seq: 1,
+            now_ms: 1,
+            seed: 0,
+        };
+        let gated = |op: Op| Op::AsUser {
+            user: Bytes::from_static(b"u"),
+            rules: Bytes::from_static(b"+get ~a*"),
+            op: Box::new(op),
+        };
+        let command = Op::Command {
+            db: 2,
+            args: vec![Bytes::from_static(b"EVAL")],
+        };
+        let mut buf = Vec::new();
+        encode_entry(&ctx, &gated(command.clone()), &mut buf);
+        assert_eq!(decode_entry(&buf), Ok((ctx, gated(command.clone()))));
+        // Header 11 bytes, tag, user (2), rules (9): the inner tag is at 23.
+        for inner in [gated(command), Op::ExpireCycle { max: 5 }] {
+            buf.clear();
+            encode_entry(&ctx, &gated(inner), &mut buf);
+            assert_eq!(
+                decode_entry(&buf),
+                Err(CodecError::Invalid {
+                    what: "op tag",
+                    offset: 23,
+                    reason: "a gated entry holds only a command or a transaction"
+                })
+            );
+        }
     }
 
     #[test]

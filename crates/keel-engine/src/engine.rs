@@ -3,7 +3,7 @@
 //! batch; `read` runs a read-only command on a fresh snapshot without waiting for apply.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use keel_storage::{Storage, WriteBatch, WriteOptions, WriterSession};
@@ -15,6 +15,7 @@ use crate::cursor::CursorTable;
 use crate::error::{CmdError, Result};
 use crate::eviction::{pick_victims, used_memory, AccessSlot, AccessTable, EvictionPolicy};
 use crate::exec::{Access, Exec};
+use crate::gate::{CallGate, CallGates, DenyAll};
 use crate::keys;
 use crate::kv::{LatestReader, SnapshotReader, WriteTx};
 use crate::member_prefetch::{Followed, Members};
@@ -77,6 +78,17 @@ pub enum Op {
         start_index: u64,
         /// The writes, each with the modification index it expects.
         writes: Vec<crate::txn::TxnKeyWrite>,
+    },
+    /// An entry run with its caller's permissions: each command a script inside `op`
+    /// calls is checked by the gate the engine's [`CallGates`] make of `user` and
+    /// `rules` (see [`crate::gate`]). `op` is a `Command` or a `Multi`.
+    AsUser {
+        /// The caller's name, for the refusals' texts.
+        user: Bytes,
+        /// The caller's permissions, in the front-end's words.
+        rules: Bytes,
+        /// The entry itself.
+        op: Box<Op>,
     },
 }
 
@@ -195,6 +207,8 @@ pub struct Engine {
     /// ([`Engine::begin_checkpoint`]): the record cost ~1,000 of SET -P 1's ~10,700
     /// instructions per request, a second key in a one-write group.
     record_every_group: bool,
+    /// What makes a gated entry's gate ([`Op::AsUser`]), registered by the front-end.
+    gates: Arc<OnceLock<Arc<dyn CallGates>>>,
 }
 
 /// Where the engine's writes to storage stand in the log.
@@ -295,6 +309,7 @@ impl Engine {
         };
         Ok(Engine {
             record_every_group: !store.kind().checkpoint_only(),
+            gates: Arc::new(OnceLock::new()),
             store,
             cursors: Arc::new(CursorTable::new()),
             access: Arc::new(AccessTable::new()),
@@ -581,7 +596,10 @@ impl Engine {
                 .take()
                 .unwrap_or_else(|| WriteTx::new(Arc::clone(&self.store)))
         });
-        if !matches!(op, Op::Command { .. } | Op::Multi { .. }) {
+        if !matches!(
+            op,
+            Op::Command { .. } | Op::Multi { .. } | Op::AsUser { .. }
+        ) {
             // Commands start their own undo scope in run_one, which alone knows whether
             // one may leave metadata held; marking here too cost SET -P 16 ~35
             // instructions per request.
@@ -607,6 +625,22 @@ impl Engine {
                 Op::Multi { cmds } => {
                     for (db, args) in cmds {
                         replies.push(run_one(&mut ex, *db, args, None)?);
+                    }
+                }
+                Op::AsUser { user, rules, op } => {
+                    ex.gate = Some(self.gate(user, rules));
+                    match &**op {
+                        Op::Command { db, args } => {
+                            replies.push(run_one(&mut ex, *db, args, spec)?);
+                        }
+                        Op::Multi { cmds } => {
+                            for (db, args) in cmds {
+                                replies.push(run_one(&mut ex, *db, args, None)?);
+                            }
+                        }
+                        // The codec reads nothing else inside; a caller building one
+                        // gets an error reply, not a silent apply.
+                        _ => replies.push(Reply::err("ERR a gated entry holds only commands")),
                     }
                 }
                 Op::ExpireDue { db, keys } => {
@@ -658,6 +692,21 @@ impl Engine {
         }
         group.last_seq = Some(ctx.seq);
         Ok(())
+    }
+
+    /// Registers what turns a gated entry's user and rules into its gate (the
+    /// front-end's ACL); false if one was registered already (it stays).
+    pub fn set_call_gates(&self, gates: Arc<dyn CallGates>) -> bool {
+        self.gates.set(gates).is_ok()
+    }
+
+    /// The gate of a gated entry's `user` and `rules`: refusing everything when no
+    /// front-end registered its gates.
+    pub fn gate(&self, user: &Bytes, rules: &Bytes) -> Arc<dyn CallGate> {
+        match self.gates.get() {
+            Some(g) => g.gate(user, rules),
+            None => Arc::new(DenyAll),
+        }
     }
 
     /// A writer session on the store for the calling thread while the result lives (see
@@ -873,33 +922,35 @@ impl Engine {
     /// [`Engine::read_spec`] of a read-only script (EVAL_RO, EVALSHA_RO) for a
     /// client-side caching client: also the keys the script's read-only commands
     /// named, which that client must hear about when they change.
+    ///
+    /// With a `gate` (a limited caller), each command the script runs is checked first;
+    /// the refusals come back with the keys, as events of class
+    /// [`crate::exec::REFUSED_CALL`].
     pub fn read_script(
         &self,
         spec: &'static CommandSpec,
         db: u8,
         now_ms: u64,
         args: &[Bytes],
-    ) -> Result<(ReadResult, Vec<Bytes>)> {
+        gate: Option<Arc<dyn CallGate>>,
+    ) -> Result<(ReadResult, Vec<crate::exec::KeyEvent>)> {
         // Not through `run_read`: a third caller took it out of line from the GET path
         // (GET -P 16, ~70 more instructions per request).
         let snapshot = Access::Read(SnapshotReader::new(self.store.snapshot()));
         let mut ex = Exec::new(snapshot, db, now_ms, 0, read_seed(now_ms), &self.cursors);
         ex.access_table = Some(&self.access);
+        ex.gate = gate;
         let reply = match (spec.handler)(&mut ex, args) {
             Ok(r) => r,
             Err(CmdError::Reply(r)) => r,
             Err(CmdError::Engine(e)) => return Err(e),
         };
-        let keys = std::mem::take(&mut ex.events)
-            .into_iter()
-            .filter(|e| e.class == crate::exec::SCRIPT_READ)
-            .map(|e| e.key)
-            .collect();
+        let noted = std::mem::take(&mut ex.events);
         let result = ReadResult {
             reply,
             expired: std::mem::take(&mut ex.expired),
         };
-        Ok((result, keys))
+        Ok((result, noted))
     }
 
     fn run_read(

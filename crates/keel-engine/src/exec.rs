@@ -51,6 +51,11 @@ pub const PUBLISHED: char = 'P';
 /// published.
 pub const SCRIPT_READ: char = 'R';
 
+/// The class of a [`KeyEvent`] that is a call a script's gate refused (see
+/// [`crate::gate`]): `event` is the gate's reason, `key` what it refused; the front-end
+/// logs it for the client that ran the script. Never published.
+pub const REFUSED_CALL: char = '!';
+
 /// A key an entry changed, inline when short (most are), so that recording it allocates
 /// nothing: a slice of the metadata key allocated a shared header on every write.
 pub type TouchedKey = smallvec::SmallVec<[u8; 24]>;
@@ -86,6 +91,9 @@ pub struct Exec<'a> {
     pub cursors: &'a CursorTable,
     /// Access recency/frequency (OBJECT IDLETIME/FREQ), when the engine provides it.
     pub access_table: Option<&'a crate::eviction::AccessTable>,
+    /// The check of each command a script runs, for a limited caller (see
+    /// [`crate::gate`]).
+    pub gate: Option<std::sync::Arc<dyn crate::gate::CallGate>>,
 }
 
 /// The class of a `del` event held back until the command ends (see
@@ -116,6 +124,7 @@ impl<'a> Exec<'a> {
             record_events: true,
             cursors,
             access_table: None,
+            gate: None,
         }
     }
 
@@ -331,6 +340,17 @@ impl<'a> Exec<'a> {
                 message,
             });
         }
+    }
+
+    /// Records a call the script's gate refused (see [`REFUSED_CALL`]), on either path.
+    pub fn note_refused_call(&mut self, refusal: &crate::gate::Refusal) {
+        self.events.push(KeyEvent {
+            db: self.db,
+            event: refusal.reason,
+            key: refusal.object.clone(),
+            class: REFUSED_CALL,
+            message: Bytes::new(),
+        });
     }
 
     /// Records that a read-only command a script ran named `key` (see [`SCRIPT_READ`]).

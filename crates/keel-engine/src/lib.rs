@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod eviction;
 pub mod exec;
+pub mod gate;
 pub mod gc;
 pub mod geohash;
 pub mod glob;

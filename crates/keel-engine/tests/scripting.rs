@@ -667,7 +667,105 @@ fn random_draws_follow_the_entry(kind: EngineKind) {
     assert_ne!(run(7), run(8));
 }
 
+/// A gate that refuses every call naming a key that starts with "secret" (its `rules`),
+/// as the front-end's ACL would.
+struct PrefixGate(Bytes);
+
+impl keel_engine::gate::CallGate for PrefixGate {
+    fn refuse(&self, args: &[Bytes]) -> Option<keel_engine::gate::Refusal> {
+        let key = args.iter().skip(1).find(|a| a.starts_with(&self.0))?;
+        Some(keel_engine::gate::Refusal {
+            message: "No permissions to access a key".into(),
+            reason: "key",
+            object: key.clone(),
+        })
+    }
+}
+
+struct PrefixGates;
+
+impl keel_engine::gate::CallGates for PrefixGates {
+    fn gate(
+        &self,
+        _user: &Bytes,
+        rules: &Bytes,
+    ) -> std::sync::Arc<dyn keel_engine::gate::CallGate> {
+        std::sync::Arc::new(PrefixGate(rules.clone()))
+    }
+}
+
+fn gated_entries_have_each_script_call_checked(kind: EngineKind) {
+    let script = "redis.call('SET', 'open', 1); return redis.call('SET', 'secret:1', 2)";
+    let gated = |args: &[&str]| Op::AsUser {
+        user: Bytes::from_static(b"app"),
+        rules: Bytes::from_static(b"secret"),
+        op: Box::new(Op::Command {
+            db: 0,
+            args: cmd(args),
+        }),
+    };
+    // No gates registered (a tool reading a log): a gated entry's calls are all refused.
+    let mut t = T::new(kind);
+    let applied = t.apply(gated(&["EVAL", script, "0"]));
+    assert!(
+        matches!(&applied.replies[0], Reply::Error(e) if e.starts_with("ERR ACL failure in script: ")),
+        "{:?}",
+        applied.replies
+    );
+    assert_eq!(t.r(&["EXISTS", "open"]), Reply::Int(0));
+
+    assert!(t.engine.set_call_gates(std::sync::Arc::new(PrefixGates)));
+    assert!(
+        !t.engine.set_call_gates(std::sync::Arc::new(PrefixGates)),
+        "set once"
+    );
+    let applied = t.apply(gated(&["EVAL", script, "0"]));
+    assert_eq!(
+        applied.replies[0],
+        err(&format!(
+            "ERR ACL failure in script: No permissions to access a key script: {}, on @user_script:1.",
+            sha1(script)
+        ))
+    );
+    assert_eq!(
+        t.r(&["GET", "open"]),
+        bulk("1"),
+        "the write before the refusal stays"
+    );
+    assert_eq!(t.r(&["EXISTS", "secret:1"]), Reply::Int(0));
+    let refused: Vec<_> = applied
+        .events
+        .iter()
+        .filter(|e| e.class == keel_engine::exec::REFUSED_CALL)
+        .map(|e| (e.event, e.key.clone()))
+        .collect();
+    assert_eq!(refused, vec![("key", Bytes::from_static(b"secret:1"))]);
+    // The same entry ungated runs whole; a gated MULTI checks its scripts too.
+    assert_eq!(t.w(&["EVAL", script, "0"]), Reply::Simple("OK".into()));
+    let multi = Op::AsUser {
+        user: Bytes::from_static(b"app"),
+        rules: Bytes::from_static(b"secret"),
+        op: Box::new(Op::Multi {
+            cmds: vec![
+                (0, cmd(&["SET", "secret:2", "direct"])),
+                (
+                    0,
+                    cmd(&["EVAL", "return redis.call('GET', 'secret:1')", "0"]),
+                ),
+            ],
+        }),
+    };
+    let applied = t.apply(multi);
+    assert_eq!(
+        applied.replies[0],
+        Reply::Ok,
+        "only a script's calls are gated"
+    );
+    assert!(matches!(&applied.replies[1], Reply::Error(e) if e.contains("ACL failure")));
+}
+
 all_engines!(
+    gated_entries_have_each_script_call_checked,
     replies_convert_as_in_redis,
     keys_argv_and_writes,
     errors_name_the_script_and_line,

@@ -8,8 +8,8 @@
 //! the ACL file (loaded at start, ACL SAVE, ACL LOAD, a bad file, no file). Raw RESP for
 //! the exact error texts.
 //!
-//! One keel-only rule, with no Redis equivalent: a user not allowed every command, key
-//! and channel is refused scripts (EVAL, EVALSHA, the `_RO` forms, SCRIPT) with NOPERM.
+//! A limited user's scripts: each call checked (Redis's "ACL failure in script"), logged
+//! in the lua context, and refused alike when the log is replayed.
 
 mod common;
 
@@ -1579,55 +1579,133 @@ fn scripts_run_normally_for_a_user_allowed_every_command_key_and_channel() {
     assert_eq!(admin.call(&["GET", "k"]), b("v"));
 }
 
+/// The reply of a script whose call was refused: Redis's "ACL failure in script".
+fn script_refusal(why: &str, sha: &str) -> V {
+    e(&format!(
+        "ERR ACL failure in script: {why} script: {sha}, on @user_script:1."
+    ))
+}
+
+const ONE_OK_ONE_REFUSED: &str =
+    "redis.call('SET', 'a:1', 'x'); return redis.call('SET', 'b:1', 'y')";
+
 #[test]
-fn scripts_are_refused_to_users_not_allowed_every_command_key_and_channel() {
-    // keel's own rule (Redis runs them and checks each call the script makes).
+fn a_limited_users_script_has_each_call_checked_and_the_refusals_logged() {
     let srv = start();
     let mut admin = connect(&srv);
-    let sha = text(&admin.call(&["SCRIPT", "LOAD", "return 1"]));
-    let restricted: [(&str, &[&str]); 4] = [
-        ("cmds", &["+@all", "-flushall", "~*", "&*"]),
-        ("keys", &["+@all", "~k*", "&*"]),
-        ("chans", &["+@all", "~*", "resetchannels"]),
-        ("scripting", &["-@all", "+@scripting", "~*", "&*"]),
-    ];
-    for (user, rules) in restricted {
-        setuser(&mut admin, user, &[&["on", ">pw"][..], rules].concat());
-        let mut c = login(&srv, user, "pw");
-        let calls: [&[&str]; 8] = [
-            &["EVAL", "return redis.call('SET', KEYS[1], 'v')", "1", "k"],
-            &["EVALSHA", &sha, "0"],
-            &["EVAL_RO", "return 1", "0"],
-            &["EVALSHA_RO", &sha, "0"],
-            &["SCRIPT", "LOAD", "return 2"],
-            &["SCRIPT", "EXISTS", &sha],
-            &["SCRIPT", "FLUSH"],
-            &["eval", "return 1", "0"],
-        ];
-        for call in calls {
-            match c.call(call) {
-                V::Err(t) if t.starts_with("NOPERM") => {}
-                other => panic!("{user} ({rules:?}) {call:?}: {other:?}"),
-            }
-        }
-    }
-    assert_eq!(admin.call(&["EXISTS", "k"]), int(0), "no script ran");
+    setuser(&mut admin, "app", &["on", ">pw", "~a:*", "+@all", "-incr"]);
+    let mut c = login(&srv, "app", "pw");
+    let sha = text(&c.call(&["SCRIPT", "LOAD", ONE_OK_ONE_REFUSED]));
     assert_eq!(
-        admin.call(&["SCRIPT", "EXISTS", &sha]),
-        arr(vec![int(1)]),
-        "the refused SCRIPT FLUSH flushed nothing"
+        c.call(&["EVAL", ONE_OK_ONE_REFUSED, "0"]),
+        script_refusal("No permissions to access a key", &sha)
+    );
+    // What the script wrote before the refusal stays, as in Redis.
+    assert_eq!(
+        admin.call(&["MGET", "a:1", "b:1"]),
+        arr(vec![b("x"), V::Nil])
+    );
+    assert_eq!(
+        c.call(&["EVALSHA", &sha, "0"]),
+        script_refusal("No permissions to access a key", &sha)
+    );
+    let incr = "return redis.call('INCR', 'a:n')";
+    let incr_sha = text(&c.call(&["SCRIPT", "LOAD", incr]));
+    assert_eq!(
+        c.call(&["EVAL", incr, "0"]),
+        script_refusal(
+            "User app has no permissions to run the 'incr' command",
+            &incr_sha
+        )
+    );
+    // redis.pcall hands the refusal to the script.
+    assert_eq!(
+        c.call(&[
+            "EVAL",
+            "local r = redis.pcall('GET', 'b:1'); return r['err']",
+            "0"
+        ]),
+        b("ERR ACL failure in script: No permissions to access a key")
+    );
+    assert_eq!(
+        c.call(&["EVAL", "return redis.call('GET', 'a:1')", "0"]),
+        b("x")
+    );
+    // The read-only forms run on the read path, checked alike.
+    assert_eq!(
+        c.call(&["EVAL_RO", "return redis.call('GET', 'a:1')", "0"]),
+        b("x")
+    );
+    match c.call(&["EVAL_RO", "return redis.call('GET', 'b:1')", "0"]) {
+        V::Err(t) if t.starts_with("ERR ACL failure in script: No permissions to access a key") => {
+        }
+        other => panic!("EVAL_RO reading b:1: {other:?}"),
+    }
+    // Inside MULTI too.
+    assert_eq!(c.call(&["MULTI"]), ok());
+    assert_eq!(
+        c.call(&["EVAL", "return redis.call('SET', 'b:2', 'y')", "0"]),
+        V::Simple("QUEUED".into())
+    );
+    match c.call(&["EXEC"]) {
+        V::Arr(items) if matches!(&items[..], [V::Err(t)] if t.contains("ACL failure in script")) =>
+            {}
+        other => panic!("EXEC: {other:?}"),
+    }
+    assert_eq!(admin.call(&["EXISTS", "b:1", "b:2", "a:n"]), int(0));
+
+    // ACL LOG names the call, in the lua context, and the client that ran the script.
+    let log = acl_log(&mut admin, &["1"]);
+    let entry = &log[0];
+    assert_eq!(field(entry, "context"), &b("lua"));
+    assert_eq!(field(entry, "reason"), &b("key"));
+    assert_eq!(field(entry, "object"), &b("b:2"));
+    assert_eq!(field(entry, "username"), &b("app"));
+    let info = text(field(entry, "client-info"));
+    assert!(
+        info.contains("cmd=exec") && info.contains("user=app"),
+        "{info}"
+    );
+    assert_eq!(
+        info_field(&mut admin, "stats", "acl_access_denied_cmd"),
+        "1"
+    );
+    assert_eq!(
+        info_field(&mut admin, "stats", "acl_access_denied_key"),
+        "5"
     );
 
-    // Narrowing a connected user's rules takes scripts away at once, and widening
-    // them back gives them back.
-    setuser(&mut admin, "full", &["on", ">pw", "+@all", "~*", "&*"]);
-    let mut c = login(&srv, "full", "pw");
-    assert_eq!(c.call(&["EVALSHA", &sha, "0"]), int(1));
-    setuser(&mut admin, "full", &["-flushall"]);
-    match c.call(&["EVALSHA", &sha, "0"]) {
-        V::Err(t) if t.starts_with("NOPERM") => {}
-        other => panic!("EVALSHA after -flushall: {other:?}"),
-    }
-    setuser(&mut admin, "full", &["+flushall"]);
-    assert_eq!(c.call(&["EVALSHA", &sha, "0"]), int(1));
+    // Rules changed for a connected user apply to its next script.
+    setuser(&mut admin, "app", &["allkeys"]);
+    assert_eq!(c.call(&["EVALSHA", &sha, "0"]), ok());
+    assert_eq!(admin.call(&["GET", "b:1"]), b("y"));
+}
+
+#[test]
+fn a_replay_refuses_the_calls_refused_live_whatever_the_users_are_now() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = common::spawn_binary(dir.path(), &["--appendfsync", "always"]);
+    let mut admin = Raw::connect_addr(srv.addr);
+    setuser(&mut admin, "app", &["on", ">pw", "~a:*", "+@all"]);
+    let mut c = Raw::connect_addr(srv.addr);
+    assert_eq!(c.call(&["AUTH", "app", "pw"]), ok());
+    assert!(matches!(
+        c.call(&["EVAL", ONE_OK_ONE_REFUSED, "0"]),
+        V::Err(_)
+    ));
+    // Live, the refusal left b:1 unset. A replay checking today's rules (all keys) or
+    // none (the user is gone) would set it.
+    setuser(&mut admin, "app", &["allkeys"]);
+    assert_eq!(admin.call(&["ACL", "DELUSER", "app"]), int(1));
+    assert_eq!(
+        admin.call(&["MGET", "a:1", "b:1"]),
+        arr(vec![b("x"), V::Nil])
+    );
+    srv.kill9();
+    let srv = common::spawn_binary(dir.path(), &["--appendfsync", "always"]);
+    let mut admin = Raw::connect_addr(srv.addr);
+    assert_eq!(
+        admin.call(&["MGET", "a:1", "b:1"]),
+        arr(vec![b("x"), V::Nil])
+    );
 }

@@ -272,6 +272,12 @@ impl Bridge<'_, '_> {
             argv.push(bytes);
         }
         let name = argv[0].to_ascii_lowercase();
+        if let Some(refusal) = self.ex.gate.as_ref().and_then(|g| g.refuse(&argv)) {
+            // Redis's scriptVerifyACL: logged for the client, and the script sees
+            // "ACL failure in script: …" (an error redis.pcall can catch).
+            self.ex.note_refused_call(&refusal);
+            return Reply::Error(format!("ERR ACL failure in script: {}", refusal.message));
+        }
         if let Some(reply) = self.connection_command(&name, &argv) {
             return reply;
         }

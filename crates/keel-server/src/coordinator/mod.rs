@@ -204,9 +204,18 @@ const GC_STEPS_PER_ROUND: usize = 8;
 impl Coordinator {
     /// Recovers from `config.dir` and starts the apply and GC threads.
     pub fn start(config: Arc<RwLock<Config>>) -> Result<(Coordinator, RecoveryReport), StartError> {
+        Coordinator::start_with_gates(config, None)
+    }
+
+    /// [`Coordinator::start`] with the gates that check a limited caller's script calls
+    /// (`Op::AsUser`), registered before the log is replayed.
+    pub fn start_with_gates(
+        config: Arc<RwLock<Config>>,
+        gates: Option<Arc<dyn keel_engine::gate::CallGates>>,
+    ) -> Result<(Coordinator, RecoveryReport), StartError> {
         let cfg = config.read().clone();
         let state = Arc::new(NodeState::new());
-        let rec = recovery::recover(&cfg)?;
+        let rec = recovery::recover(&cfg, gates)?;
         let report = RecoveryReport {
             storage_index: rec.storage_index,
             replayed: rec.replayed,

@@ -2,6 +2,7 @@
 //! has not applied yet, each with the context it was logged with.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keel_engine::codec::{decode_entry, CodecError};
@@ -101,7 +102,10 @@ pub fn segment_size_for(auto_bytes: u64) -> u64 {
 }
 
 /// Opens storage, engine and WAL in `cfg.dir` and replays the log.
-pub fn recover(cfg: &Config) -> Result<Recovered, StartError> {
+pub fn recover(
+    cfg: &Config,
+    gates: Option<Arc<dyn keel_engine::gate::CallGates>>,
+) -> Result<Recovered, StartError> {
     let started = Instant::now();
     let sdir = storage_dir(&cfg.dir, cfg.engine);
     std::fs::create_dir_all(&sdir).map_err(|source| StartError::DataDir {
@@ -119,6 +123,10 @@ pub fn recover(cfg: &Config) -> Result<Recovered, StartError> {
         source,
     })?;
     let engine = Engine::new(store)?;
+    // Before the replay: a gated entry's calls are checked on replay as they were live.
+    if let Some(g) = gates {
+        engine.set_call_gates(g);
+    }
     let storage_index = engine.applied_index();
     let wopts = WalOptions::default()
         .sync(cfg.appendfsync)

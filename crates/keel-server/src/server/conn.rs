@@ -20,6 +20,7 @@ use keel_engine::{Op, ReadResult, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::acl;
 use super::admin_hooks;
 use super::blocking::{self, BlockIo, Blocked};
 use super::client::{ClientHandle, ClientState};
@@ -411,10 +412,13 @@ impl Session {
         } else {
             std::mem::take(args)
         };
-        let op = Op::Command {
+        let mut op = Op::Command {
             db: self.client.db,
             args,
         };
+        if !self.client.user.open() {
+            op = acl::gate::gated(op, &self.client.user.borrow());
+        }
         self.unsent.push((op, spec));
         self.unsent_names.push(spec.name);
     }
@@ -510,6 +514,8 @@ impl Session {
                 return self.read_script(spec, args);
             }
             self.track_read(spec, args);
+        } else if !self.client.user.open() && is_ro_script(spec) {
+            return self.read_script(spec, args);
         }
         let now_ms = self.now_ms();
         let engine = self.shared.coord.engine();
@@ -535,17 +541,32 @@ impl Session {
         }
     }
 
-    /// A read-only script of a tracking client: the keys its read-only commands read
-    /// are remembered once known, after it ran (see `Tracking::remember_after`).
+    /// A read-only script of a tracking client or a limited user: the keys its
+    /// read-only commands read are remembered once known, after it ran (see
+    /// `Tracking::remember_after`), and a limited user's calls are checked (see
+    /// `acl::gate`).
     fn read_script(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
         let now_ms = self.now_ms();
         let before = self.shared.tracking.generation();
         let engine = self.shared.coord.engine();
+        let gate = (!self.client.user.open()).then(|| {
+            let user = self.client.user.borrow();
+            engine.gate(
+                &Bytes::copy_from_slice(user.name().as_bytes()),
+                &Bytes::from(user.permissions()),
+            )
+        });
         let result = engine
-            .read_script(spec, self.client.db, now_ms, args)
-            .map(|(r, keys)| {
+            .read_script(spec, self.client.db, now_ms, args, gate)
+            .map(|(r, noted)| {
+                acl::gate::log_refusals(&self.shared, &noted, self.client.handle.id);
                 if let Some(tr) = self.client.tracking.as_ref() {
                     if tr.remembers(self.client.caching) {
+                        let keys: Vec<Bytes> = noted
+                            .into_iter()
+                            .filter(|e| e.class == keel_engine::exec::SCRIPT_READ)
+                            .map(|e| e.key)
+                            .collect();
                         let out = self.shared.outlet();
                         self.shared.tracking.remember_after(tr, &keys, before, &out);
                     }

@@ -194,9 +194,11 @@ impl Server {
         )?);
         let config = Arc::new(RwLock::new(config));
         let cfg = Arc::clone(&config);
-        let (coord, report) = tokio::task::spawn_blocking(move || Coordinator::start(cfg))
-            .await
-            .map_err(|e| ServerError::Shutdown(format!("recovery task: {e}")))??;
+        let gates: Arc<dyn keel_engine::gate::CallGates> = Arc::new(acl::gate::AclGates::default());
+        let (coord, report) =
+            tokio::task::spawn_blocking(move || Coordinator::start_with_gates(cfg, Some(gates)))
+                .await
+                .map_err(|e| ServerError::Shutdown(format!("recovery task: {e}")))??;
         {
             let c = config.read();
             tracing::info!(
@@ -289,12 +291,19 @@ impl Server {
             Arc::clone(&shared.blocked),
             Arc::clone(&shared.tracking),
         );
+        let refusals_to = Arc::downgrade(&shared);
         shared
             .coord
             .add_apply_hook(Arc::new(move |op, applied, origin| {
                 watches.on_applied(op, applied);
                 blocked.on_applied(op, applied);
                 tracking.on_applied(op, applied, origin);
+                // A limited user's script had calls refused: ACL LOG names its client.
+                if matches!(op, keel_engine::Op::AsUser { .. }) {
+                    if let Some(sh) = refusals_to.upgrade() {
+                        acl::gate::log_refusals(&sh, &applied.events, origin);
+                    }
+                }
             }));
         // The registry is looked at first: upgrading the weak reference is two atomic
         // read-modify-writes, which every round would pay.

@@ -298,10 +298,13 @@ pub async fn exec(s: &mut Session) {
             Ok(Vec::new())
         }
     } else {
-        let rx =
-            shared
-                .coord
-                .submit_guarded(Op::Multi { cmds }, denyoom, abort, s.client.handle.id);
+        let mut op = Op::Multi { cmds };
+        if !s.client.user.open() {
+            op = crate::server::acl::gate::gated(op, &s.client.user.borrow());
+        }
+        let rx = shared
+            .coord
+            .submit_guarded(op, denyoom, abort, s.client.handle.id);
         resolve_write(rx).await.map(|r| r.into_vec())
     };
     unwatch(s);

@@ -477,6 +477,7 @@ fn flushes(op: &Op) -> bool {
     match op {
         Op::Command { args, .. } => is_flush(args),
         Op::Multi { cmds } => cmds.iter().any(|(_, args)| is_flush(args)),
+        Op::AsUser { op, .. } => flushes(op),
         _ => false,
     }
 }

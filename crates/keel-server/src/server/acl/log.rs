@@ -25,7 +25,8 @@ pub enum Reason {
 }
 
 impl Reason {
-    fn name(self) -> &'static str {
+    /// The reason as ACL LOG names it.
+    pub fn name(self) -> &'static str {
         match self {
             Reason::Auth => "auth",
             Reason::Command => "command",

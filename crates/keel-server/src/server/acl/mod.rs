@@ -11,6 +11,7 @@
 pub mod call;
 pub mod categories;
 pub mod file;
+pub mod gate;
 pub mod key_access;
 pub mod log;
 pub mod refuse;

@@ -13,20 +13,6 @@ use crate::server::commands::{client_info_line, eq_ci, Cmd};
 use crate::server::conn::Session;
 use crate::server::multi;
 
-/// Commands that run or manage scripts. keel checks a call before it enters the write
-/// funnel, and a script's own calls run inside it, where the caller's user is not
-/// known; so a user limited in any way is not let use scripts at all, rather than run
-/// them unchecked.
-const RUNS_SCRIPT: &[&str] = &[
-    "eval",
-    "evalsha",
-    "eval_ro",
-    "evalsha_ro",
-    "fcall",
-    "fcall_ro",
-    "script",
-];
-
 /// Why `user` may not make a call, and what was refused: the command's full name, the
 /// key or the channel.
 #[derive(Debug)]
@@ -94,22 +80,13 @@ impl Session {
     #[inline]
     pub(crate) fn acl_allows(&self, cmd: Cmd, args: &[Bytes]) -> bool {
         let user = self.client.user.borrow();
-        check(&user, cmd, args).is_ok()
-            && !RUNS_SCRIPT.contains(&cmd.name())
-            && sort_patterns_refused(&user, cmd, args).is_none()
+        check(&user, cmd, args).is_ok() && sort_patterns_refused(&user, cmd, args).is_none()
     }
 
     fn refusal(&self, cmd: Cmd, args: &[Bytes], context: Context, at_exec: bool) -> Option<Reply> {
         let slot = &self.client.user;
         let user = slot.borrow();
-        let name = cmd.name();
         let refused = match check(&user, cmd, args) {
-            Ok(()) if RUNS_SCRIPT.contains(&name) => {
-                return Some(Reply::err(format!(
-                    "NOPERM User {} may run scripts only with every command, key and channel allowed: keel does not check the commands a script calls",
-                    slot.name()
-                )));
-            }
             Ok(()) => return sort_patterns_refused(&user, cmd, args),
             Err(r) => r,
         };

@@ -977,14 +977,34 @@ impl User {
             out.extend_from_slice(hex(p).as_bytes());
             out.push(b' ');
         }
-        out.extend_from_slice(&self.root.describe());
+        out.extend_from_slice(&self.permissions());
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// What the user may do, as rules (`~app:* resetchannels -@all +get (~x +set)`):
+    /// the ACL LIST line without the name, flags and passwords. A gated log entry
+    /// carries it (see `gate.rs`).
+    pub fn permissions(&self) -> Vec<u8> {
+        let mut out = self.root.describe();
         for s in &self.selectors {
             out.extend_from_slice(b" (");
             out.extend_from_slice(&s.describe());
             out.push(b')');
         }
-        String::from_utf8(out)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        out
+    }
+
+    /// A user named `name` with the [`User::permissions`] `rules` (split at white
+    /// space, as an ACL file's line).
+    pub fn from_permissions(name: &str, rules: &[u8]) -> Result<User, RuleError> {
+        let words: Vec<&[u8]> = rules
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let mut u = User::new(name);
+        u.set_rules(&words)?;
+        Ok(u)
     }
 
     /// ACL GETUSER's map (flags, passwords, commands, keys, channels, selectors) as

@@ -208,7 +208,7 @@ fn on_off(v: &[u8], flag: &std::sync::atomic::AtomicBool) -> Outcome {
 }
 
 /// The name of the user `h` is authenticated as.
-fn user_name(h: &ClientHandle) -> String {
+pub(crate) fn user_name(h: &ClientHandle) -> String {
     h.user.lock().as_ref().map_or_else(
         || crate::server::acl::DEFAULT_USER.to_owned(),
         |u| u.name().to_owned(),
@@ -217,6 +217,11 @@ fn user_name(h: &ClientHandle) -> String {
 
 /// One CLIENT LIST line (without the trailing newline).
 pub(crate) fn client_line(s: &Session, h: &ClientHandle) -> String {
+    client_line_in(&s.shared, h)
+}
+
+/// [`client_line`] for a client found by id, outside its connection.
+pub(crate) fn client_line_in(shared: &crate::server::Shared, h: &ClientHandle) -> String {
     let age_ms = h.age_ms();
     let idle = age_ms.saturating_sub(h.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
     let a = &h.admin;
@@ -236,7 +241,7 @@ pub(crate) fn client_line(s: &Session, h: &ClientHandle) -> String {
     if a.in_multi.load(Ordering::Relaxed) {
         flags.push('x');
     }
-    let tracker = s.shared.tracking.tracker(h.id);
+    let tracker = shared.tracking.tracker(h.id);
     if let Some(t) = &tracker {
         flags.push('t');
         if t.broken() {
@@ -264,7 +269,7 @@ pub(crate) fn client_line(s: &Session, h: &ClientHandle) -> String {
          tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         h.id,
         h.addr,
-        s.shared.local_addr,
+        shared.local_addr,
         h.name.lock().clone().unwrap_or_default(),
         age_ms / 1000,
         idle,

@@ -33,6 +33,7 @@ use super::conn::Session;
 
 /// One client's CLIENT INFO line (ACL LOG keeps it with each refusal).
 pub(crate) use client_cmd::client_line as client_info_line;
+pub(crate) use client_cmd::{client_line_in, user_name};
 
 /// Flags only server commands carry, above the engine's bits.
 pub mod server_flags {
