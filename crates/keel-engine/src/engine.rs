@@ -618,6 +618,18 @@ impl Engine {
                     .load(std::sync::atomic::Ordering::Relaxed),
             );
             let replies = &mut out.replies;
+            // A gated entry runs its command or transaction with the caller's gate.
+            let op = match op {
+                Op::AsUser {
+                    user,
+                    rules,
+                    op: inner,
+                } if matches!(**inner, Op::Command { .. } | Op::Multi { .. }) => {
+                    ex.gate = Some(self.gate(user, rules));
+                    &**inner
+                }
+                other => other,
+            };
             match op {
                 Op::Command { db, args } => {
                     replies.push(run_one(&mut ex, *db, args, spec)?);
@@ -627,21 +639,10 @@ impl Engine {
                         replies.push(run_one(&mut ex, *db, args, None)?);
                     }
                 }
-                Op::AsUser { user, rules, op } => {
-                    ex.gate = Some(self.gate(user, rules));
-                    match &**op {
-                        Op::Command { db, args } => {
-                            replies.push(run_one(&mut ex, *db, args, spec)?);
-                        }
-                        Op::Multi { cmds } => {
-                            for (db, args) in cmds {
-                                replies.push(run_one(&mut ex, *db, args, None)?);
-                            }
-                        }
-                        // The codec reads nothing else inside; a caller building one
-                        // gets an error reply, not a silent apply.
-                        _ => replies.push(Reply::err("ERR a gated entry holds only commands")),
-                    }
+                // Holding anything else: the codec reads nothing else inside; a caller
+                // building one gets an error reply, not a silent apply.
+                Op::AsUser { .. } => {
+                    replies.push(Reply::err("ERR a gated entry holds only commands"))
                 }
                 Op::ExpireDue { db, keys } => {
                     ex.db = *db;

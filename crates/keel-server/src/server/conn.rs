@@ -550,11 +550,8 @@ impl Session {
         let before = self.shared.tracking.generation();
         let engine = self.shared.coord.engine();
         let gate = (!self.client.user.open()).then(|| {
-            let user = self.client.user.borrow();
-            engine.gate(
-                &Bytes::copy_from_slice(user.name().as_bytes()),
-                &Bytes::from(user.permissions()),
-            )
+            let (user, rules) = acl::gate::gate_words(&self.client.user.borrow());
+            engine.gate(&user, &rules)
         });
         let result = engine
             .read_script(spec, self.client.db, now_ms, args, gate)

@@ -99,11 +99,20 @@ pub fn gated(op: Op, user: &User) -> Op {
     if !scripted || user.unrestricted() {
         return op;
     }
+    let (user, rules) = gate_words(user);
     Op::AsUser {
-        user: Bytes::copy_from_slice(user.name().as_bytes()),
-        rules: Bytes::from(user.permissions()),
+        user,
+        rules,
         op: Box::new(op),
     }
+}
+
+/// The name and permissions a gate is made of, for a gated entry or a read-only script.
+pub fn gate_words(user: &User) -> (Bytes, Bytes) {
+    (
+        Bytes::copy_from_slice(user.name().as_bytes()),
+        Bytes::from(user.permissions()),
+    )
 }
 
 /// Logs (ACL LOG, context `lua`) and counts the calls a script of client `origin`
