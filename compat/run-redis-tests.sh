@@ -26,7 +26,8 @@ if [[ "${1:-}" == "--no-doc" ]]; then WRITE_DOC=0; shift; fi
 DEFAULT_FILES=(unit/type/string unit/type/incr unit/bitops unit/bitfield unit/type/list
   unit/type/hash unit/type/set
   unit/type/zset unit/type/stream unit/type/stream-cgroups unit/geo unit/hyperloglog unit/sort unit/keyspace unit/expire unit/multi unit/scan unit/protocol unit/pubsub
-  unit/info-keysizes unit/tracking unit/acl unit/acl-v2 unit/pubsubshard)
+  unit/info-keysizes unit/tracking unit/acl unit/acl-v2 unit/pubsubshard
+  unit/scripting unit/functions)
 if [[ $# -gt 0 ]]; then FILES=("$@"); else FILES=("${DEFAULT_FILES[@]}"); fi
 
 # Tags excluded as a group; each is a capability keel does not offer (see compat/skip.txt

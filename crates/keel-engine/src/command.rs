@@ -193,7 +193,9 @@ fn movable(name: &[u8]) -> Option<Movable> {
             Movable::NumKeys(1, &[])
         }
         b"blmpop" | b"bzmpop" => Movable::NumKeys(2, &[]),
-        b"eval" | b"evalsha" | b"eval_ro" | b"evalsha_ro" => Movable::Script,
+        b"eval" | b"evalsha" | b"eval_ro" | b"evalsha_ro" | b"fcall" | b"fcall_ro" => {
+            Movable::Script
+        }
         b"zunionstore" | b"zinterstore" | b"zdiffstore" => Movable::NumKeys(2, &[1]),
         b"sort" | b"sort_ro" => Movable::Sort,
         b"georadius" => Movable::Radius(6),

@@ -111,11 +111,17 @@ impl Encoder {
         if self.collection {
             self.buf.put_u8(END);
         }
-        self.buf.put_u16_le(u16::from(FORMAT_VERSION));
-        let crc = crc32fast::hash(&self.buf);
-        self.buf.put_u32_le(crc);
-        self.buf.freeze()
+        seal(self.buf)
     }
+}
+
+/// Closes a payload body with the footer [`verify`] checks (FUNCTION DUMP's payload
+/// has it too).
+pub fn seal(mut buf: BytesMut) -> Bytes {
+    buf.put_u16_le(u16::from(FORMAT_VERSION));
+    let crc = crc32fast::hash(&buf);
+    buf.put_u32_le(crc);
+    buf.freeze()
 }
 
 /// Why a payload was refused; each maps to one of Redis's RESTORE error texts.

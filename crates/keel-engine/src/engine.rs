@@ -810,12 +810,24 @@ impl Engine {
 
     /// The cached scripts (see `types::scripting`): how many, and their bodies' bytes.
     pub fn cached_scripts(&self) -> Result<(u64, u64)> {
+        self.count_records(&keys::script_key(""))
+    }
+
+    /// The function libraries (see `types::functions`): how many libraries, their
+    /// payloads' bytes, and how many functions they register.
+    pub fn function_libraries(&self) -> Result<(u64, u64, u64)> {
+        let (libraries, bytes) = self.count_records(&keys::library_key(b""))?;
+        let (functions, _) = self.count_records(&keys::function_key(b""))?;
+        Ok((libraries, bytes, functions))
+    }
+
+    /// How many internal records have `prefix`, and their values' bytes.
+    fn count_records(&self, prefix: &[u8]) -> Result<(u64, u64)> {
         use crate::kv::KvRead;
         let reader = SnapshotReader::new(self.store.snapshot());
-        let prefix = keys::script_key("");
         let (mut n, mut bytes) = (0u64, 0u64);
         for pair in reader.scan(
-            keel_storage::ScanRange::prefix(&prefix),
+            keel_storage::ScanRange::prefix(prefix),
             keel_storage::Direction::Forward,
         ) {
             let (_, body) = pair?;

@@ -239,15 +239,36 @@ pub fn internal_key(name: &str) -> Bytes {
 /// Storage key of a cached script, by the lower-case hex SHA1 of its body (all scripts
 /// share the prefix `script_key("")`).
 pub fn script_key(sha: &str) -> Bytes {
-    let mut b = BytesMut::with_capacity(1 + SCRIPT.len() + sha.len());
+    named_record(SCRIPT, sha.as_bytes())
+}
+
+/// Storage key of a function library, by its name (all libraries share the prefix
+/// `library_key(b"")`); the record holds the library's whole payload.
+pub fn library_key(name: &[u8]) -> Bytes {
+    named_record(LIBRARY, name)
+}
+
+/// Storage key naming the library of the function `name` (function names are
+/// case-insensitive: the caller lower-cases it; all share `function_key(b"")`).
+pub fn function_key(name: &[u8]) -> Bytes {
+    named_record(FUNCTION, name)
+}
+
+/// An internal record's key: its kind's prefix, then its name.
+fn named_record(prefix: &str, name: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(1 + prefix.len() + name.len());
     b.put_u8(INTERNAL);
-    b.put_slice(SCRIPT.as_bytes());
-    b.put_slice(sha.as_bytes());
+    b.put_slice(prefix.as_bytes());
+    b.put_slice(name);
     b.freeze()
 }
 
 /// The internal-record name prefix of cached scripts.
 const SCRIPT: &str = "script:";
+/// The internal-record name prefix of function libraries.
+const LIBRARY: &str = "library:";
+/// The internal-record name prefix of the function-to-library index.
+const FUNCTION: &str = "function:";
 
 /// Maps an f64 to 8 bytes whose bytewise order is the numeric order (−inf < … < +inf).
 pub fn score_to_sortable(score: f64) -> [u8; 8] {

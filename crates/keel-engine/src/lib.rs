@@ -28,6 +28,7 @@ pub mod meta;
 pub mod name_table;
 pub mod reply;
 pub mod script;
+pub mod split_args;
 pub mod txn;
 pub mod types;
 

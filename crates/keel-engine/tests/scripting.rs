@@ -7,7 +7,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{cmd, T};
+use common::{b, cmd, T};
 use keel_engine::{ApplyCtx, Engine, Op, Reply};
 use keel_storage::EngineKind;
 
@@ -764,8 +764,285 @@ fn gated_entries_have_each_script_call_checked(kind: EngineKind) {
     assert!(matches!(&applied.replies[1], Reply::Error(e) if e.contains("ACL failure")));
 }
 
+/// A library named `name` whose one function `f` runs `body` with (keys, args).
+fn library(name: &str, f: &str, body: &str) -> String {
+    format!("#!lua name={name}\nredis.register_function('{f}', function(keys, args)\n{body}\nend)")
+}
+
+fn functions_are_kept_as_records(kind: EngineKind) {
+    let mut t = T::new(kind);
+    let lib = "#!lua name=lib1\n\
+        redis.register_function('setget', function(keys, args)\n\
+          redis.call('SET', keys[1], args[1])\n\
+          return redis.call('GET', keys[1])\n\
+        end)\n\
+        redis.register_function{function_name='peek', description='reads',\n\
+          callback=function(keys) return redis.call('GET', keys[1]) end,\n\
+          flags={'no-writes', 'allow-oom'}}";
+    assert_eq!(t.w(&["FUNCTION", "LOAD", lib]), bulk("lib1"));
+    assert_eq!(t.w(&["FCALL", "setget", "1", "k", "v"]), bulk("v"));
+    assert_eq!(
+        t.w(&["FCALL", "SETGET", "1", "k", "w"]),
+        bulk("w"),
+        "function names are case-insensitive"
+    );
+    assert_eq!(t.r(&["FCALL_RO", "peek", "1", "k"]), bulk("w"));
+    assert_eq!(
+        t.r(&["FCALL_RO", "setget", "1", "k", "x"]),
+        err("ERR Can not execute a script with write flag using *_ro command.")
+    );
+    assert_eq!(t.w(&["FCALL", "nope", "0"]), err("ERR Function not found"));
+    assert_eq!(
+        t.w(&["FCALL", "peek", "x"]),
+        err("ERR Bad number of keys provided")
+    );
+    assert_eq!(
+        t.w(&["FCALL", "peek", "2", "k"]),
+        err("ERR Number of keys can't be greater than number of args")
+    );
+    assert_eq!(
+        t.w(&["FUNCTION", "LIST"]),
+        Reply::Array(vec![Reply::Map(vec![
+            (bulk("library_name"), bulk("lib1")),
+            (bulk("engine"), bulk("LUA")),
+            (
+                bulk("functions"),
+                Reply::Array(vec![
+                    Reply::Map(vec![
+                        (bulk("name"), bulk("setget")),
+                        (bulk("description"), Reply::Nil),
+                        (bulk("flags"), Reply::Set(vec![])),
+                    ]),
+                    Reply::Map(vec![
+                        (bulk("name"), bulk("peek")),
+                        (bulk("description"), bulk("reads")),
+                        (
+                            bulk("flags"),
+                            Reply::Set(vec![
+                                Reply::Simple("no-writes".into()),
+                                Reply::Simple("allow-oom".into()),
+                            ])
+                        ),
+                    ]),
+                ])
+            ),
+        ])])
+    );
+    // Collisions, in Redis's words.
+    assert_eq!(
+        t.w(&["FUNCTION", "LOAD", lib]),
+        err("ERR Library 'lib1' already exists")
+    );
+    assert_eq!(
+        t.w(&["FUNCTION", "LOAD", &library("lib2", "PEEK", "return 1")]),
+        err("ERR Function PEEK already exists")
+    );
+    assert_eq!(
+        t.w(&["FUNCTION", "LOAD", &library("lib2", "f2", "return 2")]),
+        bulk("lib2")
+    );
+    // REPLACE drops the functions the library no longer registers.
+    assert_eq!(
+        t.w(&[
+            "FUNCTION",
+            "LOAD",
+            "REPLACE",
+            &library("lib1", "only", "return 'new'")
+        ]),
+        bulk("lib1")
+    );
+    assert_eq!(t.w(&["FCALL", "only", "0"]), bulk("new"));
+    assert_eq!(
+        t.w(&["FCALL", "setget", "1", "k", "v"]),
+        err("ERR Function not found")
+    );
+    t.w(&["FLUSHALL"]);
+    assert_eq!(t.r(&["DBSIZE"]), Reply::Int(0), "libraries are not keys");
+    assert_eq!(
+        t.w(&["FCALL", "f2", "0"]),
+        Reply::Int(2),
+        "FLUSHALL leaves them"
+    );
+
+    // DUMP and RESTORE, all or nothing.
+    let Reply::Bulk(payload) = t.w(&["FUNCTION", "DUMP"]) else {
+        panic!("dump is a bulk")
+    };
+    let restore = |t: &mut T, payload: &Bytes, policy: &[&str]| {
+        let mut args = vec![b("FUNCTION"), b("RESTORE"), payload.clone()];
+        args.extend(policy.iter().map(|p| b(p)));
+        t.apply(Op::Command { db: 0, args }).replies.remove(0)
+    };
+    assert_eq!(t.w(&["FUNCTION", "DELETE", "lib2"]), Reply::Ok);
+    assert_eq!(
+        t.w(&["FUNCTION", "DELETE", "lib2"]),
+        err("ERR Library not found")
+    );
+    assert_eq!(t.w(&["FCALL", "f2", "0"]), err("ERR Function not found"));
+    assert_eq!(
+        restore(&mut t, &payload, &[]),
+        err("ERR Library lib1 already exists"),
+        "APPEND by default"
+    );
+    assert_eq!(
+        t.w(&["FCALL", "f2", "0"]),
+        err("ERR Function not found"),
+        "nothing restored"
+    );
+    assert_eq!(restore(&mut t, &payload, &["REPLACE"]), Reply::Ok);
+    assert_eq!(t.w(&["FCALL", "f2", "0"]), Reply::Int(2));
+    let mut damaged = payload.to_vec();
+    damaged[3] ^= 1;
+    assert_eq!(
+        restore(&mut t, &Bytes::from(damaged), &["FLUSH"]),
+        err("ERR DUMP payload version or checksum are wrong")
+    );
+    assert_eq!(
+        restore(&mut t, &payload, &["SOME"]),
+        err("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")
+    );
+    assert_eq!(t.w(&["FUNCTION", "FLUSH"]), Reply::Ok);
+    assert_eq!(t.w(&["FUNCTION", "LIST"]), Reply::Array(vec![]));
+    assert_eq!(restore(&mut t, &payload, &["FLUSH"]), Reply::Ok);
+    assert_eq!(t.w(&["FCALL", "only", "0"]), bulk("new"));
+    assert_eq!(
+        t.w(&["FUNCTION", "STATS"]),
+        Reply::Map(vec![
+            (bulk("running_script"), Reply::Nil),
+            (
+                bulk("engines"),
+                Reply::Map(vec![(
+                    bulk("LUA"),
+                    Reply::Map(vec![
+                        (bulk("libraries_count"), Reply::Int(2)),
+                        (bulk("functions_count"), Reply::Int(2)),
+                    ])
+                )])
+            ),
+        ])
+    );
+}
+
+fn libraries_load_apart_from_data_and_functions_name_their_errors(kind: EngineKind) {
+    let mut t = T::new(kind);
+    let load = |t: &mut T, code: &str| t.w(&["FUNCTION", "LOAD", code]);
+    assert_eq!(
+        load(&mut t, "return 1"),
+        err("ERR Missing library metadata")
+    );
+    assert_eq!(
+        load(&mut t, "#!js name=x\nreturn 1"),
+        err("ERR Engine 'js' not found")
+    );
+    assert_eq!(
+        load(&mut t, "#!lua name=a-b\nreturn 1"),
+        err("ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long")
+    );
+    assert_eq!(
+        load(&mut t, "#!lua name=x\nreturn 1"),
+        err("ERR No functions registered")
+    );
+    assert_eq!(
+        load(&mut t, "#!lua name=x\nreturn +"),
+        err("ERR Error compiling function: user_function:2: unexpected symbol near '+'")
+    );
+    assert_eq!(
+        load(&mut t, "#!lua name=x\nreturn math.random()"),
+        err("ERR Error registering functions: user_function:2: Script attempted to access nonexistent global variable 'math'"),
+        "loading code sees only the registration API"
+    );
+    assert_eq!(
+        load(&mut t, "#!lua name=x\nredis.call('SET', 'k', 1)"),
+        err("ERR Error registering functions: user_function:2: Script attempted to access nonexistent global variable 'call'")
+    );
+    assert_eq!(
+        load(&mut t, "#!lua name=x\nredis.register_function('f')"),
+        err("ERR Error registering functions: calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).")
+    );
+    assert_eq!(
+        load(&mut t, "#!lua name=x\nredis.register_function{function_name='f', callback=function() end, flags={'bad'}}"),
+        err("ERR Error registering functions: unknown flag given")
+    );
+    assert_eq!(
+        load(&mut t, "#!lua name=x\nwhile true do end"),
+        err("ERR Error registering functions: FUNCTION LOAD timeout"),
+        "a load is stopped at a fixed count"
+    );
+    assert_eq!(t.r(&["DBSIZE"]), Reply::Int(0));
+    assert_eq!(
+        t.w(&["FUNCTION", "LIST"]),
+        Reply::Array(vec![]),
+        "nothing failed was kept"
+    );
+
+    let code = "#!lua name=lib\n\
+        local helper = function() return redis.call('INCR', 'n') end\n\
+        redis.register_function('count', function(keys, args) return helper() end)\n\
+        redis.register_function('fails', function(keys, args)\n\
+          redis.call('SET', 'before', 1)\n\
+          return redis.call('INCR', keys[1])\n\
+        end)\n\
+        redis.register_function('globals', function() return KEYS end)\n\
+        redis.register_function('again', function() redis.register_function('g', function() end) end)";
+    assert_eq!(load(&mut t, code), bulk("lib"));
+    assert_eq!(t.w(&["FCALL", "count", "0"]), Reply::Int(1));
+    assert_eq!(
+        t.w(&["FCALL", "count", "0"]),
+        Reply::Int(2),
+        "the library's locals stay"
+    );
+    t.w(&["SET", "s", "text"]);
+    assert_eq!(
+        t.w(&["FCALL", "fails", "1", "s"]),
+        err("ERR value is not an integer or out of range script: fails, on @user_function:6.")
+    );
+    assert_eq!(
+        t.r(&["GET", "before"]),
+        bulk("1"),
+        "earlier writes stay, as in Redis"
+    );
+    assert_eq!(
+        t.w(&["FCALL", "globals", "0"]),
+        err("ERR user_function:8: Script attempted to access nonexistent global variable 'KEYS' script: globals, on @user_function:8.")
+    );
+    assert!(
+        matches!(t.w(&["FCALL", "again", "0"]), Reply::Error(e) if e.contains("attempt to call field 'register_function' (a nil value)")),
+        "no registering outside a load"
+    );
+}
+
+fn a_gated_fcall_has_each_call_checked(kind: EngineKind) {
+    let mut t = T::new(kind);
+    assert!(t.engine.set_call_gates(std::sync::Arc::new(PrefixGates)));
+    let code = "#!lua name=lib\nredis.register_function('f', function()\n\
+        redis.call('SET', 'open', 1)\nreturn redis.call('SET', 'secret:1', 2)\nend)";
+    assert_eq!(t.w(&["FUNCTION", "LOAD", code]), bulk("lib"));
+    let applied = t.apply(Op::AsUser {
+        user: Bytes::from_static(b"app"),
+        rules: Bytes::from_static(b"secret"),
+        op: Box::new(Op::Command {
+            db: 0,
+            args: cmd(&["FCALL", "f", "0"]),
+        }),
+    });
+    assert!(
+        matches!(&applied.replies[0], Reply::Error(e) if e.starts_with("ERR ACL failure in script: ")),
+        "{:?}",
+        applied.replies
+    );
+    assert_eq!(
+        t.r(&["GET", "open"]),
+        bulk("1"),
+        "the call before the refusal ran"
+    );
+    assert_eq!(t.r(&["EXISTS", "secret:1"]), Reply::Int(0));
+}
+
 all_engines!(
     gated_entries_have_each_script_call_checked,
+    functions_are_kept_as_records,
+    libraries_load_apart_from_data_and_functions_name_their_errors,
+    a_gated_fcall_has_each_call_checked,
     replies_convert_as_in_redis,
     keys_argv_and_writes,
     errors_name_the_script_and_line,

@@ -1709,3 +1709,49 @@ fn a_replay_refuses_the_calls_refused_live_whatever_the_users_are_now() {
         arr(vec![b("x"), V::Nil])
     );
 }
+
+#[test]
+fn a_limited_users_functions_have_each_call_checked_on_both_paths() {
+    let srv = start();
+    let mut admin = connect(&srv);
+    let lib = "#!lua name=lib\n\
+        redis.register_function('two_sets', function() redis.call('SET', 'a:1', 'x'); return redis.call('SET', 'b:1', 'y') end)\n\
+        redis.register_function{function_name='peek', flags={'no-writes'}, callback=function(keys) return redis.call('GET', keys[1]) end}";
+    assert_eq!(admin.call(&["FUNCTION", "LOAD", lib]), b("lib"));
+    admin.call(&["SET", "b:2", "hidden"]);
+    setuser(&mut admin, "app", &["on", ">pw", "~a:*", "+@all"]);
+    let mut c = login(&srv, "app", "pw");
+    assert_eq!(
+        c.call(&["FCALL", "two_sets", "0"]),
+        e("ERR ACL failure in script: No permissions to access a key script: two_sets, on @user_function:2.")
+    );
+    assert_eq!(
+        admin.call(&["MGET", "a:1", "b:1"]),
+        arr(vec![b("x"), V::Nil]),
+        "what ran before the refusal stays"
+    );
+    // FCALL_RO runs on the read path; its calls are checked there too. The key is not
+    // among the command's keys, so only the script's call is refused.
+    assert_eq!(
+        c.call(&["FCALL_RO", "peek", "0"]),
+        e("ERR Lua redis lib command arguments must be strings or integers script: peek, on @user_function:3.")
+    );
+    c.call(&["FUNCTION", "LOAD", "#!lua name=lib2\nredis.register_function{function_name='peek_b2', flags={'no-writes'}, callback=function() return redis.call('GET', 'b:2') end}"]);
+    assert_eq!(
+        c.call(&["FCALL_RO", "peek_b2", "0"]),
+        e("ERR ACL failure in script: No permissions to access a key script: peek_b2, on @user_function:2.")
+    );
+    assert_eq!(admin.call(&["FCALL_RO", "peek_b2", "0"]), b("hidden"));
+    // redis.acl_check_cmd answers for the running user, without logging.
+    let before = admin.call(&["ACL", "LOG"]);
+    assert_eq!(
+        c.call(&[
+            "EVAL",
+            "return {redis.acl_check_cmd('set', 'a:9', 1), redis.acl_check_cmd('set', 'b:9', 1)}",
+            "0"
+        ]),
+        arr(vec![V::Int(1), V::Nil]),
+        "true, then false"
+    );
+    assert_eq!(admin.call(&["ACL", "LOG"]), before);
+}

@@ -1,7 +1,7 @@
 //! Lua scripts through real clients: the redis crate's `Script` (EVALSHA, then SCRIPT
 //! LOAD on NOSCRIPT), WATCH and MULTI around EVAL, COMMAND's view of EVAL, and the
 //! real binary killed with SIGKILL: a script's writes, its random draws and the script
-//! cache all come back from the log.
+//! cache all come back from the log, and so do function libraries and their calls.
 
 mod common;
 
@@ -273,4 +273,68 @@ fn over_maxmemory_a_script_is_refused_whole_and_a_read_only_one_runs() {
         .query(&mut con)
         .expect("eval");
     assert_eq!(v, "v");
+}
+
+#[test]
+fn function_libraries_and_their_calls_survive_sigkill() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let args = ["--appendfsync", "always"];
+    let srv = spawn_binary(&dir, &args);
+    let mut con = connect(srv.addr);
+    let load = |con: &mut redis::Connection, opts: &[&str], code: &str| -> String {
+        redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(opts)
+            .arg(code)
+            .query(con)
+            .expect("function load")
+    };
+    let v1 = "#!lua name=draws\nredis.register_function('draw', function(keys)\n\
+        local n = math.random(1000000000)\nredis.call('RPUSH', keys[1], n)\nreturn n\nend)";
+    assert_eq!(load(&mut con, &[], v1), "draws");
+    let mut drawn = Vec::new();
+    for _ in 0..20 {
+        let n: i64 = redis::cmd("FCALL")
+            .arg("draw")
+            .arg(1)
+            .arg("list")
+            .query(&mut con)
+            .expect("fcall");
+        drawn.push(n);
+    }
+    let v2 = "#!lua name=draws\nredis.register_function('draw2', function() return 'v2' end)";
+    assert_eq!(load(&mut con, &["REPLACE"], v2), "draws");
+    let gone = "#!lua name=gone\nredis.register_function('gone', function() return 1 end)";
+    assert_eq!(load(&mut con, &[], gone), "gone");
+    let _: () = redis::cmd("FUNCTION")
+        .arg("DELETE")
+        .arg("gone")
+        .query(&mut con)
+        .expect("delete");
+    srv.kill9();
+
+    let srv = spawn_binary(&dir, &args);
+    let mut con = connect(srv.addr);
+    let stored: Vec<i64> = con.lrange("list", 0, -1).expect("lrange");
+    assert_eq!(stored, drawn, "replayed calls draw what they drew");
+    let distinct: std::collections::HashSet<i64> = drawn.iter().copied().collect();
+    assert!(distinct.len() > 1, "each call draws anew: {drawn:?}");
+    let v: String = redis::cmd("FCALL")
+        .arg("draw2")
+        .arg(0)
+        .query(&mut con)
+        .expect("the replaced library's function");
+    assert_eq!(v, "v2");
+    for name in ["draw", "gone"] {
+        let e = redis::cmd("FCALL")
+            .arg(name)
+            .arg(0)
+            .query::<String>(&mut con)
+            .expect_err("replaced or deleted");
+        assert!(e.to_string().contains("Function not found"), "{name}: {e}");
+    }
+    assert_eq!(memory_field(&mut con, "number_of_libraries"), "1");
+    assert_eq!(memory_field(&mut con, "number_of_functions"), "1");
+    srv.kill9();
 }

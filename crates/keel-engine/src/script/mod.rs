@@ -15,6 +15,7 @@
 mod cjson;
 mod cmsgpack;
 mod convert;
+pub mod library;
 mod rand48;
 mod redis_lib;
 mod vm;
@@ -139,74 +140,150 @@ pub fn run(
         let f = vm
             .function(sha, &code)
             .or_else(|msg| fail(format!("ERR Error compiling script (new function): {msg}")))?;
-        // From the entry's generator: a replay draws the same numbers, and two runs of
-        // a script draw different ones, as Redis 7's do.
-        let seed = ex.rng.next_u64() as i32;
-        let lua = &vm.lua;
-        let strings = |items: &[Bytes]| -> mlua::Result<mlua::Table> {
-            lua.create_sequence_from(
-                items
-                    .iter()
-                    .map(|b| lua.create_string(b))
-                    .collect::<mlua::Result<Vec<_>>>()?,
-            )
-        };
-        let prepared = strings(keys)
-            .and_then(|k| Ok((k, strings(argv)?)))
-            .and_then(|(k, a)| vm.prepare(k, a, seed));
-        prepared.map_err(|e| lua_failure("prepare", &e))?;
-        let db = ex.db;
-        let bridge = RefCell::new(Bridge {
-            ex,
-            db,
-            read_only,
-            failed: None,
-        });
-        let resp = std::rc::Rc::clone(&vm.resp);
-        let outcome = lua.scope(|scope| {
-            let run = scope.create_function(|lua, (n, args): (usize, mlua::Table)| {
-                let mut b = bridge.borrow_mut();
-                let reply = b.call(n, &args);
-                let ok = !matches!(reply, Reply::Error(_));
-                let v = convert::reply_to_lua(lua, &reply, resp.get())?;
-                Ok((ok, v))
-            })?;
-            lua.set_named_registry_value(vm::RUN_KEY, run)?;
-            vm.xpcall.call::<MultiValue>((f, vm.handler.clone()))
-        });
-        let stopped = vm.stopped.get();
-        let cleaned = vm.clean();
-        if vm.lua.used_memory() > COLLECT_ABOVE {
-            // A script's garbage would otherwise wait for the thread's next script.
-            vm.lua.gc_collect().ok();
-        }
-        let Bridge {
-            ex, db: _, failed, ..
-        } = bridge.into_inner();
-        ex.db = db;
-        if let Some(e) = failed {
-            return Err(CmdError::Engine(e));
-        }
-        // Commands may have written by now: from here on every outcome is a reply, as
-        // an error result would undo the last command's writes.
-        if let Err(e) = cleaned {
-            return Ok(Reply::Error(format!("ERR scripting failed to clean: {e}")));
-        }
-        if stopped {
-            return Ok(Reply::err(STOPPED));
-        }
-        let values = match outcome {
-            Ok(v) => v,
-            Err(e) => return Ok(Reply::Error(format!("ERR {e}"))),
-        };
-        let mut values = values.into_iter();
-        match values.next() {
-            Some(Value::Boolean(true)) => {
-                Ok(convert::lua_to_reply(&values.next().unwrap_or(Value::Nil)))
-            }
-            _ => Ok(script_error(values.next(), sha)),
-        }
+        invoke(ex, vm, Callee::Script(f), sha, keys, argv, read_only)
     })
+}
+
+/// Runs the function `name` of the library whose code (after its metadata line) is
+/// `code` with `keys` and `args`; `ro_command` for FCALL_RO, which only runs functions
+/// flagged `no-writes`.
+pub fn run_function(
+    ex: &mut Exec,
+    code: &[u8],
+    name: &[u8],
+    keys: &[Bytes],
+    args: &[Bytes],
+    ro_command: bool,
+) -> CmdResult<Reply> {
+    with_vm(|vm| {
+        let lib = vm
+            .library(&sha1_hex(code), code)
+            .or_else(|msg| fail(format!("ERR {msg}")))?;
+        let Some(func) = lib.function(name) else {
+            return fail("ERR Function not found");
+        };
+        if ro_command && !func.info.no_writes() {
+            return fail("ERR Can not execute a script with write flag using *_ro command.");
+        }
+        let read_only = ro_command || func.info.no_writes() || !ex.is_write();
+        let callee = Callee::Function(func.f.clone());
+        invoke(ex, vm, callee, &func.info.name, keys, args, read_only)
+    })
+}
+
+/// The functions the library whose code (after its metadata line) is `code`
+/// registers, in their order; the error is Redis's reply to a library that does not
+/// load.
+pub fn library_functions(code: &[u8]) -> CmdResult<Vec<library::FunctionInfo>> {
+    with_vm(|vm| {
+        let lib = vm
+            .library(&sha1_hex(code), code)
+            .or_else(|msg| fail(format!("ERR {msg}")))?;
+        Ok(lib.functions.iter().map(|f| f.info.clone()).collect())
+    })
+}
+
+/// What [`invoke`] calls: a script's chunk (keys and arguments in KEYS and ARGV) or a
+/// library's function (keys and arguments as its two parameters).
+enum Callee {
+    Script(mlua::Function),
+    Function(mlua::Function),
+}
+
+/// Runs `callee` (named `name` in its errors) with `keys` and `argv`: its reply, or the
+/// error that stopped it.
+fn invoke(
+    ex: &mut Exec,
+    vm: &mut vm::Vm,
+    callee: Callee,
+    name: &str,
+    keys: &[Bytes],
+    argv: &[Bytes],
+    read_only: bool,
+) -> CmdResult<Reply> {
+    // From the entry's generator: a replay draws the same numbers, and two runs of
+    // a script draw different ones, as Redis 7's do.
+    let seed = ex.rng.next_u64() as i32;
+    let lua = &vm.lua;
+    let strings = |items: &[Bytes]| -> mlua::Result<mlua::Table> {
+        lua.create_sequence_from(
+            items
+                .iter()
+                .map(|b| lua.create_string(b))
+                .collect::<mlua::Result<Vec<_>>>()?,
+        )
+    };
+    let tables = strings(keys).and_then(|k| Ok((k, strings(argv)?)));
+    let (ktable, atable) = tables.map_err(|e| lua_failure("prepare", &e))?;
+    let globals = match callee {
+        Callee::Script(_) => Some((ktable.clone(), atable.clone())),
+        Callee::Function(_) => None,
+    };
+    vm.prepare(globals, seed)
+        .map_err(|e| lua_failure("prepare", &e))?;
+    let db = ex.db;
+    let bridge = RefCell::new(Bridge {
+        ex,
+        db,
+        read_only,
+        failed: None,
+    });
+    let resp = std::rc::Rc::clone(&vm.resp);
+    let outcome = lua.scope(|scope| {
+        let run = scope.create_function(|lua, (n, args): (usize, mlua::Table)| {
+            let mut b = bridge.borrow_mut();
+            let reply = b.call(n, &args);
+            let ok = !matches!(reply, Reply::Error(_));
+            let v = convert::reply_to_lua(lua, &reply, resp.get())?;
+            Ok((ok, v))
+        })?;
+        lua.set_named_registry_value(vm::RUN_KEY, run)?;
+        let check = scope.create_function(|_, args: mlua::Variadic<Value>| {
+            let b = bridge.borrow();
+            b.acl_check(args.into_iter().collect())
+                .map_err(mlua::Error::runtime)
+        })?;
+        lua.set_named_registry_value(vm::ACL_CHECK_KEY, check)?;
+        match &callee {
+            Callee::Script(f) => vm.xpcall.call::<MultiValue>((f, vm.handler.clone())),
+            Callee::Function(f) => {
+                vm.call_function
+                    .call::<MultiValue>((f, vm.handler.clone(), ktable, atable))
+            }
+        }
+    });
+    let stopped = vm.stopped.get();
+    let cleaned = vm.clean();
+    if vm.lua.used_memory() > COLLECT_ABOVE {
+        // A script's garbage would otherwise wait for the thread's next script.
+        vm.lua.gc_collect().ok();
+    }
+    let Bridge {
+        ex, db: _, failed, ..
+    } = bridge.into_inner();
+    ex.db = db;
+    if let Some(e) = failed {
+        return Err(CmdError::Engine(e));
+    }
+    // Commands may have written by now: from here on every outcome is a reply, as
+    // an error result would undo the last command's writes.
+    if let Err(e) = cleaned {
+        return Ok(Reply::Error(format!("ERR scripting failed to clean: {e}")));
+    }
+    if stopped {
+        return Ok(Reply::err(STOPPED));
+    }
+    let values = match outcome {
+        Ok(v) => v,
+        Err(e) => return Ok(Reply::Error(format!("ERR {e}"))),
+    };
+    let mut values = values.into_iter();
+    match values.next() {
+        Some(Value::Boolean(true)) => {
+            Ok(convert::lua_to_reply(&values.next().unwrap_or(Value::Nil)))
+        }
+        _ => Ok(script_error(values.next(), name)),
+    }
 }
 
 /// The reply to a script that raised `err` (the sandbox's error handler made it
@@ -263,13 +340,10 @@ impl Bridge<'_, '_> {
         }
         let mut argv = Vec::with_capacity(n);
         for i in 1..=n {
-            let bytes = match args.raw_get::<Value>(i).unwrap_or(Value::Nil) {
-                Value::String(s) => Bytes::copy_from_slice(&s.as_bytes()),
-                Value::Number(n) => Bytes::from(number_arg(n)),
-                Value::Integer(i) => Bytes::from(i.to_string()),
-                _ => return Reply::err(ARGS_TYPE),
-            };
-            argv.push(bytes);
+            match arg_bytes(args.raw_get::<Value>(i).unwrap_or(Value::Nil)) {
+                Some(b) => argv.push(b),
+                None => return Reply::err(ARGS_TYPE),
+            }
         }
         let name = argv[0].to_ascii_lowercase();
         if let Some(refusal) = self.ex.gate.as_ref().and_then(|g| g.refuse(&argv)) {
@@ -312,6 +386,29 @@ impl Bridge<'_, '_> {
                 Reply::err("ERR storage error")
             }
         }
+    }
+
+    /// `redis.acl_check_cmd(cmd, arg…)`: whether the running user may run the command
+    /// (checked by the gate without logging a refusal, as Redis checks it); an error for
+    /// a command keel does not have.
+    fn acl_check(&self, args: Vec<Value>) -> Result<bool, String> {
+        let Some(argv) = args.into_iter().map(arg_bytes).collect::<Option<Vec<_>>>() else {
+            return Err(ARGS_TYPE.trim_start_matches("ERR ").to_owned());
+        };
+        let known = argv.first().is_some_and(|name| {
+            let name = name.to_ascii_lowercase();
+            let spec = lookup(&name);
+            spec.is_some_and(|s| s.arity_ok(argv.len()))
+                || (spec.is_none() && CONNECTION_COMMANDS.contains(&name.as_slice()))
+        });
+        if !known {
+            return Err("Invalid command passed to redis.acl_check_cmd()".to_owned());
+        }
+        Ok(self
+            .ex
+            .gate
+            .as_ref()
+            .is_none_or(|g| g.refuse(&argv).is_none()))
     }
 
     /// The server's commands a script may call and the engine answers itself: PING,
@@ -369,6 +466,20 @@ impl Bridge<'_, '_> {
             _ => return None,
         })
     }
+}
+
+/// The commands [`Bridge::connection_command`] answers.
+const CONNECTION_COMMANDS: &[&[u8]] = &[b"ping", b"echo", b"time", b"publish", b"wait", b"select"];
+
+/// A `redis.call` argument as the command gets it: a string, or a number as Redis 7.2
+/// passes it; None for any other value.
+fn arg_bytes(v: Value) -> Option<Bytes> {
+    Some(match v {
+        Value::String(s) => Bytes::copy_from_slice(&s.as_bytes()),
+        Value::Number(n) => Bytes::from(number_arg(n)),
+        Value::Integer(i) => Bytes::from(i.to_string()),
+        _ => return None,
+    })
 }
 
 /// A number passed to a command as Redis 7.2 passes it: an integral value as an

@@ -31,15 +31,18 @@ pub const MAX_INSTRUCTIONS: u64 = 1_000_000_000;
 pub const MEMORY_LIMIT: usize = 1 << 30;
 
 /// Instructions between two checks of the budget.
-const HOOK_EVERY: u32 = 100_000;
+pub(super) const HOOK_EVERY: u32 = 100_000;
 
 /// Compiled scripts kept per thread; past this the cache starts over.
 const MAX_COMPILED: usize = 1_000;
 
 /// The Lua side of the sandbox, run once per interpreter. It receives the real
-/// globals' contents (`base`, which scripts read through the proxy `env`) and the proxy.
+/// globals' contents (`base`, which scripts read through the proxy `env`), the proxy,
+/// the globals proxy of function libraries (`libenv`) and what their loading code may
+/// see of `redis` (`loadfields`); it returns the switch between loading and running
+/// libraries and the caller of a registered function.
 const SANDBOX: &str = r#"
-local base, env = ...
+local base, env, libenv, loadfields = ...
 local setfenv, loadstring, load, rawset = setfenv, loadstring, load, rawset
 local error, tostring, setmetatable = error, tostring, setmetatable
 -- The read-only tables, which rawset must not write either.
@@ -104,6 +107,46 @@ base.load = function(fn, name)
 end
 getmetatable("").__metatable = locked
 
+-- Function libraries (FUNCTION LOAD). A library's code runs with nothing in sight but
+-- a `redis` of registration and logging; the functions it registers run later, with
+-- the scripts' globals. Both see `libenv`, whose lookups follow `loading`.
+local loading = false
+local function missing(k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
+end
+local loadredis = {}
+guarded[loadredis] = true
+setmetatable(loadredis, {
+  __index = function(_, k)
+    local v = loadfields[k]
+    if v == nil then missing(k) end
+    return v
+  end,
+  __newindex = refuse,
+  __metatable = locked,
+})
+guarded[libenv] = true
+setmetatable(libenv, {
+  __index = function(_, k)
+    local v
+    if loading then
+      if k == "redis" then v = loadredis end
+    else
+      v = base[k]
+    end
+    if v == nil then missing(k) end
+    return v
+  end,
+  __newindex = refuse,
+  __metatable = locked,
+})
+local function set_loading(on) loading = on end
+-- xpcall of Lua 5.1 passes no arguments: the closure carries them (and, being the
+-- sandbox's, is skipped when an error looks for the line that raised it).
+local function call_function(f, handler, keys, args)
+  return xpcall(function() return f(keys, args) end, handler)
+end
+return set_loading, call_function
 "#;
 
 /// Globals Redis removes from the base library.
@@ -125,6 +168,16 @@ pub(crate) struct Vm {
     pub xpcall: Function,
     /// Compiled scripts by SHA1.
     compiled: HashMap<String, Function>,
+    /// What function libraries see as their globals (see `SANDBOX`).
+    pub libenv: Table,
+    /// Switches `libenv` between loading a library and running its functions.
+    pub set_loading: Function,
+    /// Calls a registered function with its keys and arguments under `xpcall`.
+    pub call_function: Function,
+    /// What `redis.register_function` registers into while a library loads.
+    pub registry: super::library::Registry,
+    /// Loaded libraries by the SHA1 of their code.
+    pub libraries: HashMap<String, Rc<super::library::Library>>,
     /// Instructions left to the running script, in hook periods.
     pub budget: Rc<Cell<u64>>,
     /// Set when the running script was stopped for running too long.
@@ -161,15 +214,41 @@ impl Vm {
         // SAFETY: both follow the Lua C API's protocol (see `call_bridge`).
         redis.raw_set("call", unsafe { lua.create_c_function(redis_call)? })?;
         redis.raw_set("pcall", unsafe { lua.create_c_function(redis_pcall)? })?;
+        redis.raw_set(
+            "acl_check_cmd",
+            lua.create_function(|lua, args: mlua::Variadic<Value>| {
+                let check: Function = lua.named_registry_value(ACL_CHECK_KEY)?;
+                check.call::<bool>(args)
+            })?,
+        )?;
         base.raw_set("redis", redis.clone())?;
         base.raw_set("bit", super::redis_lib::create_bit(&lua)?)?;
         let cjson = Rc::new(Cell::new(super::cjson::Config::default()));
         base.raw_set("cjson", super::cjson::create(&lua, &cjson)?)?;
         base.raw_set("cmsgpack", super::cmsgpack::create(&lua)?)?;
         let env = lua.create_table()?;
-        lua.load(SANDBOX)
+        let libenv = lua.create_table()?;
+        let registry: super::library::Registry = Rc::default();
+        let loadfields = lua.create_table()?;
+        loadfields.raw_set(
+            "register_function",
+            super::library::register_function(&lua, &registry)?,
+        )?;
+        for name in [
+            "log",
+            "LOG_DEBUG",
+            "LOG_VERBOSE",
+            "LOG_NOTICE",
+            "LOG_WARNING",
+            "REDIS_VERSION",
+            "REDIS_VERSION_NUM",
+        ] {
+            loadfields.raw_set(name, redis.raw_get::<Value>(name)?)?;
+        }
+        let (set_loading, call_function): (Function, Function) = lua
+            .load(SANDBOX)
             .set_name("=sandbox")
-            .call::<()>((base.clone(), env.clone()))?;
+            .call((base.clone(), env.clone(), libenv.clone(), loadfields))?;
         let handler = error_handler(&lua)?;
         let xpcall: Function = globals.get("xpcall")?;
         let budget = Rc::new(Cell::new(0u64));
@@ -182,6 +261,11 @@ impl Vm {
             handler,
             xpcall,
             compiled: HashMap::new(),
+            libenv,
+            set_loading,
+            call_function,
+            registry,
+            libraries: HashMap::new(),
             budget,
             stopped,
             rng,
@@ -213,31 +297,46 @@ impl Vm {
         Ok(f)
     }
 
-    /// Readies the interpreter for one script: a full budget, the generator at `seed`,
-    /// KEYS and ARGV.
-    pub fn prepare(&self, keys: Table, argv: Table, seed: i32) -> mlua::Result<()> {
-        self.budget.set(MAX_INSTRUCTIONS / u64::from(HOOK_EVERY));
-        if self.stopped.replace(false) {
-            install_budget(&self.lua, &self.budget, &self.stopped)?;
-        }
+    /// Readies the interpreter for one script or function: a full budget, the
+    /// generator at `seed`, and `globals` as KEYS and ARGV; none for a function, which
+    /// gets its keys and arguments as parameters and, as in Redis, has no such globals.
+    pub fn prepare(&self, globals: Option<(Table, Table)>, seed: i32) -> mlua::Result<()> {
+        self.start_budget(MAX_INSTRUCTIONS / u64::from(HOOK_EVERY))?;
         self.rng.set(Rand48::seeded(seed));
         self.resp.set(2);
         self.cjson.set(super::cjson::Config::default());
+        let (keys, argv) = match globals {
+            Some((k, a)) => (Value::Table(k), Value::Table(a)),
+            None => (Value::Nil, Value::Nil),
+        };
         self.base.raw_set("KEYS", keys)?;
         self.base.raw_set("ARGV", argv)
     }
 
-    /// Clears what a script left that must not outlive it: the bridge to its command.
+    /// Gives the code about to run `periods` hook periods of instructions.
+    pub fn start_budget(&self, periods: u64) -> mlua::Result<()> {
+        self.budget.set(periods);
+        if self.stopped.replace(false) {
+            install_budget(&self.lua, &self.budget, &self.stopped)?;
+        }
+        Ok(())
+    }
+
+    /// Clears what a script left that must not outlive it: the bridge to its command
+    /// and its ACL check.
     pub fn clean(&self) -> mlua::Result<()> {
         // KEYS and ARGV stay until the next script replaces them. The proxy needs no
         // sweep: `rawset` and `setmetatable` refuse it, and scripts have nothing else
         // that writes past `__newindex`.
-        self.lua.set_named_registry_value(RUN_KEY, Value::Nil)
+        self.lua.set_named_registry_value(RUN_KEY, Value::Nil)?;
+        self.lua.set_named_registry_value(ACL_CHECK_KEY, Value::Nil)
     }
 }
 
 /// Where a run's command bridge is, in the registry: `redis_call` finds it there.
 pub const RUN_KEY: &str = "keel.run";
+/// Where a run's `redis.acl_check_cmd` finds the bridge's check, in the registry.
+pub const ACL_CHECK_KEY: &str = "keel.acl_check";
 const RUN_KEY_C: &std::ffi::CStr = c"keel.run";
 
 /// `redis.call`: runs the command its arguments name through the run's bridge, and

@@ -4,6 +4,7 @@
 pub mod bitfield;
 pub mod bits;
 pub mod expire;
+pub mod functions;
 pub mod geo;
 pub mod hash;
 pub mod hll;
@@ -34,6 +35,7 @@ pub static TABLES: &[&[CommandSpec]] = &[
     hll::COMMANDS,
     sort::COMMANDS,
     scripting::COMMANDS,
+    functions::COMMANDS,
     stream::entries::COMMANDS,
     stream::groups::COMMANDS,
 ];

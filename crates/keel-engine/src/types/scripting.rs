@@ -38,9 +38,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("script", -2, WRITE | NOSCRIPT, "A container for Lua scripts management commands.", script_cmd),
 ];
 
-/// A scripting table entry: EVAL's keys follow a `numkeys` count (see
-/// `command::movable`); SCRIPT has none.
-const fn spec(
+/// A scripting table entry: EVAL's and FCALL's keys follow a `numkeys` count (see
+/// `command::movable`); SCRIPT and FUNCTION have none.
+pub(crate) const fn spec(
     name: &'static str,
     arity: i32,
     flags: u32,
@@ -105,8 +105,17 @@ fn eval_sha(ex: &mut Exec, args: &[Bytes], read_only: bool) -> CmdResult<Reply> 
 
 /// The keys and the other arguments of EVAL's `script numkeys key… arg…`.
 fn split_keys(args: &[Bytes]) -> CmdResult<(&[Bytes], &[Bytes])> {
+    split_keys_or(args, errors::NOT_INTEGER)
+}
+
+/// [`split_keys`], with `not_integer` the reply to a count that is not a number
+/// (FCALL's differs from EVAL's).
+pub(crate) fn split_keys_or<'a>(
+    args: &'a [Bytes],
+    not_integer: &str,
+) -> CmdResult<(&'a [Bytes], &'a [Bytes])> {
     let Some(n) = parse_i64(&args[2]) else {
-        return fail(errors::NOT_INTEGER);
+        return fail(not_integer.to_owned());
     };
     if n < 0 {
         return fail("ERR Number of keys can't be negative");

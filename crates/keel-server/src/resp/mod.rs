@@ -2,7 +2,6 @@
 //! limits and error texts, and a reply encoder for RESP2 and RESP3.
 
 pub mod encode;
-pub mod inline;
 pub mod parse;
 
 pub use encode::{encode, Protocol};

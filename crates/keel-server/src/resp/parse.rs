@@ -5,7 +5,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use smallvec::SmallVec;
 
-use super::inline::split_args;
+use keel_engine::split_args::split_args;
 
 /// Protocol limits, with Redis's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

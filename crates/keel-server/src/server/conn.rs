@@ -663,9 +663,9 @@ impl Session {
     }
 }
 
-/// EVAL_RO or EVALSHA_RO.
+/// EVAL_RO, EVALSHA_RO or FCALL_RO.
 fn is_ro_script(spec: &CommandSpec) -> bool {
-    matches!(spec.name, "eval_ro" | "evalsha_ro")
+    matches!(spec.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
 }
 
 /// The data command `found` names when it only reads (its keys are worth prefetching).

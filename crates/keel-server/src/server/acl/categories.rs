@@ -214,6 +214,8 @@ pub static REDIS: &[RedisEntry] = &[
     ("expire", KEYSPACE | WRITE | FAST, &[]),
     ("expireat", KEYSPACE | WRITE | FAST, &[]),
     ("expiretime", KEYSPACE | READ | FAST, &[]),
+    ("fcall", SLOW | SCRIPTING, &[]),
+    ("fcall_ro", SLOW | SCRIPTING, &[]),
     ("flushall", KEYSPACE | WRITE | SLOW | DANGEROUS, &[]),
     ("flushdb", KEYSPACE | WRITE | SLOW | DANGEROUS, &[]),
     (

@@ -84,12 +84,15 @@ fn reason_of(denied: Denied) -> Reason {
     }
 }
 
-/// `op` as the entry of a client whose user is `user`: gated when it runs a script and
-/// the user is limited (an unlimited user's calls need no check).
+/// `op` as the entry of a client whose user is `user`: gated when it runs a script or a
+/// function and the user is limited (an unlimited user's calls need no check).
 pub fn gated(op: Op, user: &User) -> Op {
     let runs_script = |args: &[Bytes]| {
-        args.first()
-            .is_some_and(|n| n.eq_ignore_ascii_case(b"eval") || n.eq_ignore_ascii_case(b"evalsha"))
+        args.first().is_some_and(|n| {
+            [&b"eval"[..], b"evalsha", b"fcall"]
+                .iter()
+                .any(|s| n.eq_ignore_ascii_case(s))
+        })
     };
     let scripted = match &op {
         Op::Command { args, .. } => runs_script(args),

@@ -45,6 +45,8 @@ static KEY_SPECS: &[(&str, &[KeyAccess])] = &[
     ("expire", &[W]),
     ("expireat", &[W]),
     ("expiretime", &[R]),
+    ("fcall", &[RW]),
+    ("fcall_ro", &[R]),
     ("geoadd", &[W]),
     ("geodist", &[R]),
     ("geohash", &[R]),

@@ -677,96 +677,6 @@ fn resolve(call: &Call<'_>) -> Resolved {
     }
 }
 
-/// Splits a selector's body as Redis's sdssplitargs does: blanks separate, "double"
-/// quotes take \xHH, \n, \r, \t, \b, \a (and \ before any other byte gives that byte),
-/// 'single' quotes take \'. None on an unbalanced quote or a closing quote not followed
-/// by a blank.
-fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    // Redis reads the body as a C string: it ends at a NUL.
-    let line = &line[..line.iter().position(|&c| c == 0).unwrap_or(line.len())];
-    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-    let hexval = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::new();
-    let mut p = 0;
-    loop {
-        while p < line.len() && is_space(line[p]) {
-            p += 1;
-        }
-        if p == line.len() {
-            return Some(out);
-        }
-        let mut cur = Vec::new();
-        let (mut inq, mut insq) = (false, false);
-        loop {
-            let c = line.get(p).copied();
-            if inq {
-                match c {
-                    None => return None,
-                    Some(b'\\') => {
-                        let hi = line.get(p + 2).copied().and_then(hexval);
-                        let lo = line.get(p + 3).copied().and_then(hexval);
-                        match (line.get(p + 1), hi, lo) {
-                            (Some(b'x'), Some(h), Some(l)) => {
-                                cur.push(h << 4 | l);
-                                p += 3;
-                            }
-                            (Some(&e), _, _) => {
-                                cur.push(match e {
-                                    b'n' => b'\n',
-                                    b'r' => b'\r',
-                                    b't' => b'\t',
-                                    b'b' => 0x08,
-                                    b'a' => 0x07,
-                                    other => other,
-                                });
-                                p += 1;
-                            }
-                            (None, _, _) => cur.push(b'\\'),
-                        }
-                    }
-                    Some(b'"') => {
-                        if line.get(p + 1).is_some_and(|&n| !is_space(n)) {
-                            return None;
-                        }
-                        p += 1;
-                        break;
-                    }
-                    Some(other) => cur.push(other),
-                }
-            } else if insq {
-                match c {
-                    None => return None,
-                    Some(b'\\') if line.get(p + 1) == Some(&b'\'') => {
-                        cur.push(b'\'');
-                        p += 1;
-                    }
-                    Some(b'\'') => {
-                        if line.get(p + 1).is_some_and(|&n| !is_space(n)) {
-                            return None;
-                        }
-                        p += 1;
-                        break;
-                    }
-                    Some(other) => cur.push(other),
-                }
-            } else {
-                match c {
-                    None => break,
-                    Some(b' ' | b'\n' | b'\r' | b'\t') => {
-                        p += 1;
-                        break;
-                    }
-                    Some(b'"') => inq = true,
-                    Some(b'\'') => insq = true,
-                    Some(other) => cur.push(other),
-                }
-            }
-            p += 1;
-        }
-        out.push(cur);
-    }
-}
-
 /// Joins a selector given over several arguments (`(~key*`, `+get)`) into one, as
 /// Redis's ACLMergeSelectorArguments does.
 pub(super) fn merge_selectors(rules: &[&[u8]]) -> Result<Vec<Vec<u8>>, RuleError> {
@@ -914,7 +824,7 @@ impl User {
         } else if let [b'(', body @ .., b')'] = op {
             let mut selector = Selector::new();
             // An unparsable body gives an empty selector, as in Redis.
-            for rule in split_args(body).unwrap_or_default() {
+            for rule in keel_engine::split_args::split_args(body).unwrap_or_default() {
                 selector.apply(&rule)?;
             }
             self.selectors.push(selector);
@@ -1798,20 +1708,5 @@ mod tests {
         assert!(!user(&[b"-@all", b"~*", b"&*"]).unrestricted());
         // Every command brought back one by one counts too.
         assert!(user(&[b"+@all", b"~*", b"&*", b"-get", b"+get"]).unrestricted());
-    }
-
-    #[test]
-    fn selector_bodies_split_as_sdssplitargs() {
-        let split = |s: &str| split_args(s.as_bytes());
-        let words = |w: &[&str]| Some(w.iter().map(|s| s.as_bytes().to_vec()).collect());
-        assert_eq!(split(""), words(&[]));
-        assert_eq!(split("  a  b\tc "), words(&["a", "b", "c"]));
-        assert_eq!(split(r#""a b" 'c d'"#), words(&["a b", "c d"]));
-        assert_eq!(split(r#""\x41\n\"" 'it\'s'"#), words(&["A\n\"", "it's"]));
-        assert_eq!(split(r#"a"b c""#), words(&["ab c"]));
-        assert_eq!(split(r#""ab"c"#), None);
-        assert_eq!(split(r#""ab"#), None);
-        assert_eq!(split("'ab"), None);
-        assert_eq!(split("a\0 b"), words(&["a"]));
     }
 }

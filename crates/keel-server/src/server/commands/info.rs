@@ -148,10 +148,15 @@ fn memory(sh: &Shared, out: &mut String) {
     kv(out, "maxmemory_human", human(c.maxmemory));
     kv(out, "maxmemory_policy", c.maxmemory_policy.as_str());
     kv(out, "mem_allocator", "libc");
-    // A scan of the script records: INFO is not a hot path, and the cache is small.
+    // Scans of the script and library records: INFO is not a hot path, and they are few.
     let (scripts, script_bytes) = sh.coord.engine().cached_scripts().unwrap_or((0, 0));
     kv(out, "number_of_cached_scripts", scripts);
     kv(out, "used_memory_scripts_eval", script_bytes);
+    let (libraries, library_bytes, functions) =
+        sh.coord.engine().function_libraries().unwrap_or((0, 0, 0));
+    kv(out, "number_of_functions", functions);
+    kv(out, "number_of_libraries", libraries);
+    kv(out, "used_memory_functions", library_bytes);
     kv(out, "lazyfree_pending_objects", 0);
     kv(out, "lazyfreed_objects", 0);
     kv(

@@ -1,10 +1,12 @@
-//! Inline commands (`SET k v` typed into telnet): split into arguments the way Redis's
-//! `sdssplitargs` does, with double quotes (C escapes, `\xHH`), single quotes (only `\'`),
-//! and the rule that a closing quote must be followed by a space or the end.
+//! A line split into arguments the way Redis's `sdssplitargs` does, with double quotes
+//! (C escapes, `\xHH`), single quotes (only `\'`), and the rule that a closing quote
+//! must be followed by a space or the end. Inline commands (`SET k v` typed into
+//! telnet), ACL selector bodies and function libraries' metadata lines are read so.
 
 use bytes::Bytes;
 
-/// Splits an inline request line; None on unbalanced quotes.
+/// Splits `line`; None on unbalanced quotes. A NUL ends the line, as the C string ends
+/// it in Redis.
 pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
     let mut args = Vec::new();
     let mut i = 0;
@@ -134,5 +136,20 @@ mod tests {
         assert_eq!(split_args(b"SET k 'a"), None);
         assert_eq!(split_args(b"a\x00b c"), Some(s(&["a"])));
         assert_eq!(split_args(b"\x0bx\x0cy"), Some(s(&["x\x0cy"])));
+    }
+
+    #[test]
+    fn acl_selector_bodies_split_as_sdssplitargs() {
+        let split = |s: &str| split_args(s.as_bytes());
+        let words = |w: &[&str]| Some(s(w));
+        assert_eq!(split(""), words(&[]));
+        assert_eq!(split("  a  b\tc "), words(&["a", "b", "c"]));
+        assert_eq!(split(r#""a b" 'c d'"#), words(&["a b", "c d"]));
+        assert_eq!(split(r#""\x41\n\"" 'it\'s'"#), words(&["A\n\"", "it's"]));
+        assert_eq!(split(r#"a"b c""#), words(&["ab c"]));
+        assert_eq!(split(r#""ab"c"#), None);
+        assert_eq!(split(r#""ab"#), None);
+        assert_eq!(split("'ab"), None);
+        assert_eq!(split("a\0 b"), words(&["a"]));
     }
 }
