@@ -1,6 +1,5 @@
 //! Diagnostics and standalone-node answers: SLOWLOG, LATENCY, DEBUG (SLEEP, RELOAD,
-//! SET-ACTIVE-EXPIRE, OBJECT), ROLE, WAIT, READONLY/READWRITE, and FUNCTION/SCRIPT
-//! FLUSH (keel runs no scripts, so there is nothing to flush).
+//! SET-ACTIVE-EXPIRE, OBJECT), ROLE, WAIT and READONLY/READWRITE.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -243,22 +242,4 @@ pub(super) fn wait(_s: &mut Session, args: &[Bytes]) -> Outcome {
 
 pub(super) fn ok(_s: &mut Session, _args: &[Bytes]) -> Outcome {
     Outcome::Reply(Reply::Ok)
-}
-
-/// FUNCTION: keel has no functions (FUNCTION LOAD and FCALL are not built; EVAL and
-/// SCRIPT are the engine's), so FLUSH has nothing to drop and LIST is empty.
-pub(super) fn scripting(_s: &mut Session, args: &[Bytes]) -> Outcome {
-    let sub = &args[1];
-    let cmd = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
-    if eq_ci(sub, "FLUSH") && args.len() <= 3 {
-        return match args.get(2) {
-            None => Outcome::Reply(Reply::Ok),
-            Some(m) if eq_ci(m, "ASYNC") || eq_ci(m, "SYNC") => Outcome::Reply(Reply::Ok),
-            Some(_) => err(errors::SYNTAX),
-        };
-    }
-    if eq_ci(sub, "LIST") {
-        return Outcome::Reply(Reply::Array(Vec::new()));
-    }
-    unknown(&cmd, sub)
 }

@@ -253,14 +253,6 @@ pub static SERVER_COMMANDS: &[ServerCommand] = &[
         admin_cmd::ok,
     ),
     cmd(
-        "scripting",
-        "function",
-        -2,
-        READONLY | NOSCRIPT,
-        "A container for function commands.",
-        admin_cmd::scripting,
-    ),
-    cmd(
         "transactions",
         "multi",
         1,
