@@ -208,7 +208,13 @@ fn movable(name: &[u8]) -> Option<Movable> {
 /// Whether `name` may name no keys at all (Redis's NO_MANDATORY_KEYS): the scripts,
 /// whose `numkeys` may be 0.
 pub fn keys_are_optional(name: &str) -> bool {
-    matches!(movable(name.as_bytes()), Some(Movable::Script))
+    runs_script(name.as_bytes())
+}
+
+/// Whether the command `name` runs a Lua script or function (EVAL, EVALSHA, FCALL and
+/// their _RO forms), whose calls a limited user's gate must check.
+pub fn runs_script(name: &[u8]) -> bool {
+    matches!(movable(name), Some(Movable::Script))
 }
 
 /// Whether `name`'s keys are found by [`movable_key_positions`] (COMMAND INFO's

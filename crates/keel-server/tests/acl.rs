@@ -1742,6 +1742,18 @@ fn a_limited_users_functions_have_each_call_checked_on_both_paths() {
         e("ERR ACL failure in script: No permissions to access a key script: peek_b2, on @user_function:2.")
     );
     assert_eq!(admin.call(&["FCALL_RO", "peek_b2", "0"]), b("hidden"));
+    // Queued in MULTI, the read-only forms run in the funnel, and are checked there.
+    assert_eq!(c.call(&["MULTI"]), ok());
+    c.call(&["FCALL_RO", "peek_b2", "0"]);
+    c.call(&["EVAL_RO", "return redis.call('GET', 'b:2')", "0"]);
+    let sha = keel_engine::script::sha1_hex(b"return redis.call('GET', 'b:2')");
+    assert_eq!(
+        c.call(&["EXEC"]),
+        arr(vec![
+            e("ERR ACL failure in script: No permissions to access a key script: peek_b2, on @user_function:2."),
+            script_refusal("No permissions to access a key", &sha),
+        ])
+    );
     // redis.acl_check_cmd answers for the running user, without logging.
     // Compared by each entry's count: an entry's age changes as the test runs.
     let counts = |r: &mut Raw| -> Vec<V> {

@@ -665,7 +665,7 @@ impl Session {
 
 /// EVAL_RO, EVALSHA_RO or FCALL_RO.
 fn is_ro_script(spec: &CommandSpec) -> bool {
-    matches!(spec.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
+    spec.flags & flags::READONLY != 0 && keel_engine::command::runs_script(spec.name.as_bytes())
 }
 
 /// The data command `found` names when it only reads (its keys are worth prefetching).

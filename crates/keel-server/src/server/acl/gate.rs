@@ -87,12 +87,10 @@ fn reason_of(denied: Denied) -> Reason {
 /// `op` as the entry of a client whose user is `user`: gated when it runs a script or a
 /// function and the user is limited (an unlimited user's calls need no check).
 pub fn gated(op: Op, user: &User) -> Op {
+    // The read-only forms too: queued in MULTI they run in the funnel as well.
     let runs_script = |args: &[Bytes]| {
-        args.first().is_some_and(|n| {
-            [&b"eval"[..], b"evalsha", b"fcall"]
-                .iter()
-                .any(|s| n.eq_ignore_ascii_case(s))
-        })
+        args.first()
+            .is_some_and(|n| keel_engine::command::runs_script(n))
     };
     let scripted = match &op {
         Op::Command { args, .. } => runs_script(args),
