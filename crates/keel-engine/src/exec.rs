@@ -242,6 +242,19 @@ impl<'a> Exec<'a> {
         Ok(())
     }
 
+    /// Raw storage delete of every key starting with `prefix` (internal records: the
+    /// script cache, function libraries).
+    pub fn delete_prefixed(&mut self, prefix: &[u8]) -> CmdResult<()> {
+        let mut doomed = Vec::new();
+        for pair in self.scan(ScanRange::prefix(prefix), Direction::Forward) {
+            doomed.push(pair?.0);
+        }
+        for key in doomed {
+            self.delete(key)?;
+        }
+        Ok(())
+    }
+
     /// Raw storage put of a key the transaction may hold already (its bytes are copied
     /// only if not): see `WriteTx::put_slice`.
     pub fn put_slice(&mut self, key: &[u8], value: Bytes) -> CmdResult<()> {

@@ -103,9 +103,7 @@ fn function_cmd(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
                 Some(m) if n == 3 && (eq_ci(m, "sync") || eq_ci(m, "async")) => {}
                 _ => return fail("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
             }
-            for (name, _) in libraries(ex)? {
-                uninstall(ex, name.as_bytes())?;
-            }
+            delete_all(ex)?;
             Ok(Reply::Ok)
         }
         "list" => list(ex, args),
@@ -249,6 +247,12 @@ fn uninstall(ex: &mut Exec, name: &[u8]) -> CmdResult<()> {
         ex.delete(key)?;
     }
     Ok(())
+}
+
+/// Deletes every library and function record.
+fn delete_all(ex: &mut Exec) -> CmdResult<()> {
+    ex.delete_prefixed(&keys::library_key(b""))?;
+    ex.delete_prefixed(&keys::function_key(b""))
 }
 
 /// The functions of a stored library payload.
@@ -416,9 +420,7 @@ fn restore(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         claim(&mut owners, lib)?;
     }
     if flush {
-        for (name, _) in libraries(ex)? {
-            uninstall(ex, name.as_bytes())?;
-        }
+        delete_all(ex)?;
     }
     for (lib, payload) in incoming {
         uninstall(ex, lib.name.as_bytes())?;

@@ -12,7 +12,6 @@
 //! `script::vm`), which is only a cache: whether a script exists is the record's say.
 
 use bytes::Bytes;
-use keel_storage::{Direction, ScanRange};
 
 use crate::args::{eq_ci, parse_i64};
 use crate::command::{flags::*, CommandSpec};
@@ -170,14 +169,7 @@ fn script_cmd(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
             Some(m) if args.len() == 3 && (eq_ci(m, "sync") || eq_ci(m, "async")) => {}
             _ => return fail("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
         }
-        let prefix = keys::script_key("");
-        let mut doomed = Vec::new();
-        for pair in ex.scan(ScanRange::prefix(&prefix), Direction::Forward) {
-            doomed.push(pair?.0);
-        }
-        for key in doomed {
-            ex.delete(key)?;
-        }
+        ex.delete_prefixed(&keys::script_key(""))?;
         Ok(Reply::Ok)
     } else if eq_ci(sub, "kill") {
         if args.len() != 2 {

@@ -98,29 +98,25 @@ pub(super) fn psubscribe(s: &mut Session, args: &[Bytes]) -> Outcome {
 }
 
 pub(super) fn unsubscribe(s: &mut Session, args: &[Bytes]) -> Outcome {
-    let names: Vec<Bytes> = if args.len() > 1 {
-        args[1..].to_vec()
-    } else {
-        s.client.pubsub.channels.iter().cloned().collect()
-    };
-    if names.is_empty() {
-        let count = s.client.pubsub.count();
-        return Outcome::Reply(frame("unsubscribe", Reply::Nil, count));
-    }
-    change(s, &names, "unsubscribe", PubSub::unsubscribe)
+    let names = given_or_held(args, &s.client.pubsub.channels);
+    leave(
+        s,
+        &names,
+        "unsubscribe",
+        ClientPubSub::count,
+        PubSub::unsubscribe,
+    )
 }
 
 pub(super) fn punsubscribe(s: &mut Session, args: &[Bytes]) -> Outcome {
-    let names: Vec<Bytes> = if args.len() > 1 {
-        args[1..].to_vec()
-    } else {
-        s.client.pubsub.patterns.iter().cloned().collect()
-    };
-    if names.is_empty() {
-        let count = s.client.pubsub.count();
-        return Outcome::Reply(frame("punsubscribe", Reply::Nil, count));
-    }
-    change(s, &names, "punsubscribe", PubSub::punsubscribe)
+    let names = given_or_held(args, &s.client.pubsub.patterns);
+    leave(
+        s,
+        &names,
+        "punsubscribe",
+        ClientPubSub::count,
+        PubSub::punsubscribe,
+    )
 }
 
 pub(super) fn ssubscribe(s: &mut Session, args: &[Bytes]) -> Outcome {
@@ -128,16 +124,39 @@ pub(super) fn ssubscribe(s: &mut Session, args: &[Bytes]) -> Outcome {
 }
 
 pub(super) fn sunsubscribe(s: &mut Session, args: &[Bytes]) -> Outcome {
-    let names: Vec<Bytes> = if args.len() > 1 {
+    let names = given_or_held(args, &s.client.pubsub.shard_channels);
+    leave(
+        s,
+        &names,
+        "sunsubscribe",
+        ClientPubSub::shard_count,
+        PubSub::sunsubscribe,
+    )
+}
+
+/// The names an UNSUBSCRIBE form was given, or without any, all the client `held`.
+fn given_or_held(args: &[Bytes], held: &std::collections::HashSet<Bytes>) -> Vec<Bytes> {
+    if args.len() > 1 {
         args[1..].to_vec()
     } else {
-        s.client.pubsub.shard_channels.iter().cloned().collect()
-    };
-    if names.is_empty() {
-        let count = s.client.pubsub.shard_count();
-        return Outcome::Reply(frame("sunsubscribe", Reply::Nil, count));
+        held.iter().cloned().collect()
     }
-    change(s, &names, "sunsubscribe", PubSub::sunsubscribe)
+}
+
+/// Leaves `names`; with none to leave, one frame with a nil name and the client's
+/// `count` of that kind, as Redis answers.
+fn leave(
+    s: &mut Session,
+    names: &[Bytes],
+    kind: &str,
+    count: fn(&ClientPubSub) -> usize,
+    op: Change,
+) -> Outcome {
+    if names.is_empty() {
+        let n = count(&s.client.pubsub);
+        return Outcome::Reply(frame(kind, Reply::Nil, n));
+    }
+    change(s, names, kind, op)
 }
 
 pub(super) fn publish(s: &mut Session, args: &[Bytes]) -> Outcome {
