@@ -682,3 +682,93 @@ fn object_freq_and_idletime_follow_the_maxmemory_policy() {
     let freq: i64 = q(&mut con, &["OBJECT", "FREQ", "k"]);
     assert!(freq >= 5, "{freq}");
 }
+
+/// Every argument of every SLOWLOG entry, as text.
+fn slowlog_args(con: &mut redis::Connection) -> Vec<Vec<String>> {
+    let entries: Vec<Value> = q(con, &["SLOWLOG", "GET", "-1"]);
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Value::Array(f) => match f.get(3) {
+                Some(Value::Array(a)) => Some(
+                    a.iter()
+                        .map(|v| match v {
+                            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                            other => format!("{other:?}"),
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn passwords_stay_out_of_slowlog_and_monitor_and_admin_commands_out_of_monitor() {
+    let srv = InProc::start(Config::default());
+    let mut mon = common::raw::Raw::connect(&srv);
+    assert_eq!(mon.call(&["MONITOR"]), common::raw::V::Simple("OK".into()));
+    let mut con = srv.client();
+    let _: () = q(&mut con, &["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+    let _: () = q(&mut con, &["SLOWLOG", "RESET"]);
+    // Refused or not, each is logged with its arguments.
+    q_err(&mut con, &["AUTH", "secret-1"]);
+    let _: () = q(
+        &mut con,
+        &["ACL", "SETUSER", "bob", "on", ">secret-2", "~*", "+@all"],
+    );
+    q_err(&mut con, &["CONFIG", "SET", "masterauth", "secret-3"]);
+    let _: Value = q(&mut con, &["HELLO", "2", "AUTH", "bob", "secret-2"]);
+    let _: String = q(&mut con, &["ECHO", "the-end"]);
+    let logged = slowlog_args(&mut con);
+    let flat = logged.concat().join(" ");
+    assert!(
+        !flat.contains("secret-"),
+        "SLOWLOG shows a password: {logged:?}"
+    );
+    for expected in [
+        vec!["AUTH", "(redacted)"],
+        vec![
+            "ACL",
+            "SETUSER",
+            "(redacted)",
+            "(redacted)",
+            "(redacted)",
+            "(redacted)",
+            "(redacted)",
+        ],
+        vec!["CONFIG", "SET", "masterauth", "(redacted)"],
+        vec!["HELLO", "2", "AUTH", "(redacted)", "(redacted)"],
+    ] {
+        assert!(
+            logged.iter().any(|a| *a == expected),
+            "no SLOWLOG entry {expected:?} in {logged:?}"
+        );
+    }
+    // MONITOR: up to the ECHO, which comes last.
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        let l = mon.line();
+        let end = l.contains("\"the-end\"");
+        lines.push(l);
+        if end {
+            break;
+        }
+    }
+    assert!(
+        lines.last().is_some_and(|l| l.contains("the-end")),
+        "{lines:?}"
+    );
+    let all = lines.join("\n");
+    assert!(!all.contains("secret-"), "MONITOR shows a password: {all}");
+    // Administrative commands are not shown at all (as in Redis), the others redacted.
+    assert!(!all.to_ascii_lowercase().contains("\"setuser\""), "{all}");
+    assert!(!all.to_ascii_lowercase().contains("\"config\""), "{all}");
+    assert!(all.contains("\"AUTH\" \"(redacted)\""), "{all}");
+    assert!(
+        all.contains("\"HELLO\" \"2\" \"AUTH\" \"(redacted)\" \"(redacted)\""),
+        "{all}"
+    );
+}

@@ -32,6 +32,7 @@ pub mod outbox;
 pub mod pause;
 pub mod pubsub;
 pub mod pushes;
+pub mod secrets;
 pub mod slowlog;
 pub mod stats;
 pub mod striped;

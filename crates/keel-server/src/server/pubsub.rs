@@ -694,8 +694,8 @@ impl Frames {
     }
 }
 
-/// Redis's MONITOR line: `+<secs>.<micros> [<db> <addr>] "cmd" "arg"...`, with AUTH and
-/// HELLO's credentials redacted.
+/// Redis's MONITOR line: `+<secs>.<micros> [<db> <addr>] "cmd" "arg"...`, with the
+/// secrets redacted ([`super::secrets`]).
 pub fn monitor_line(db: u8, addr: SocketAddr, args: &[Bytes]) -> Bytes {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -707,22 +707,13 @@ pub fn monitor_line(db: u8, addr: SocketAddr, args: &[Bytes]) -> Bytes {
         db,
         addr
     );
-    let name = args.first().map(|a| a.to_ascii_lowercase());
-    let redact: Box<dyn Fn(usize) -> bool> = match name.as_deref() {
-        Some(b"auth") => Box::new(|i| i > 0),
-        Some(b"hello") => {
-            let auth_at = args
-                .iter()
-                .position(|a| a.eq_ignore_ascii_case(b"auth"))
-                .filter(|&i| i > 1);
-            Box::new(move |i| auth_at.is_some_and(|a| i == a + 1 || i == a + 2))
-        }
-        _ => Box::new(|_| false),
-    };
+    let secrets = super::secrets::secrets(args);
     for (i, a) in args.iter().enumerate() {
         s.push(' ');
-        if redact(i) {
-            s.push_str("\"(redacted)\"");
+        if secrets.contains(i) {
+            s.push('"');
+            s.push_str(super::secrets::REDACTED);
+            s.push('"');
         } else {
             repr(&mut s, a);
         }

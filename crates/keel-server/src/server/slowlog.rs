@@ -97,13 +97,16 @@ impl SlowLog {
             return;
         }
         let mut kept: Vec<Bytes> = Vec::with_capacity(args.len().min(MAX_ARGS));
+        let secrets = super::secrets::secrets(args);
         for (i, a) in args.iter().enumerate() {
             if i == MAX_ARGS - 1 && args.len() > MAX_ARGS {
                 let more = args.len() - i;
                 kept.push(Bytes::from(format!("... ({more} more arguments)")));
                 break;
             }
-            if a.len() > MAX_ARG_LEN {
+            if secrets.contains(i) {
+                kept.push(Bytes::from_static(super::secrets::REDACTED.as_bytes()));
+            } else if a.len() > MAX_ARG_LEN {
                 let mut t = a.slice(..MAX_ARG_LEN).to_vec();
                 t.extend_from_slice(
                     format!("... ({} more bytes)", a.len() - MAX_ARG_LEN).as_bytes(),

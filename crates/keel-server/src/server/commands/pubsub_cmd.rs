@@ -41,7 +41,7 @@ pub fn before_dispatch(s: &mut Session, cmd: Cmd, args: &[Bytes]) -> Option<Repl
             )));
         }
         if name == "ping" && args.len() <= 2 {
-            feed(s, args);
+            feed(s, cmd, args);
             let msg = args.get(1).cloned().unwrap_or_default();
             return Some(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(msg)]));
         }
@@ -49,15 +49,26 @@ pub fn before_dispatch(s: &mut Session, cmd: Cmd, args: &[Bytes]) -> Option<Repl
     if cmd.name() == "reset" {
         pubsub.drop_client(&mut s.client.pubsub);
     }
-    feed(s, args);
+    feed(s, cmd, args);
     None
 }
 
-fn feed(s: &Session, args: &[Bytes]) {
+/// Shows the command to MONITOR clients, unless it is one Redis keeps from them: the
+/// administrative commands (CONFIG, ACL SETUSER, DEBUG, …: Redis's `admin` flag, which
+/// every command of the @admin category but LASTSAVE and ROLE carries).
+fn feed(s: &Session, cmd: Cmd, args: &[Bytes]) {
     let pubsub = &s.shared.pubsub;
-    if pubsub.has_monitors() {
-        pubsub.feed_monitors(s.client.db, s.client.handle.addr, args);
+    if !pubsub.has_monitors() {
+        return;
     }
+    let name = cmd.name();
+    let admin = crate::server::acl::categories::of(name, args.get(1).map(|a| &a[..]))
+        & crate::server::acl::categories::ADMIN
+        != 0;
+    if admin && !matches!(name, "lastsave" | "role") {
+        return;
+    }
+    pubsub.feed_monitors(s.client.db, s.client.handle.addr, args);
 }
 
 /// Appends every reply but the last to the output and returns the last (a server command
