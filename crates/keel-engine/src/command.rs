@@ -112,14 +112,14 @@ impl CommandSpec {
     }
 
     /// Positions in `args` of the keys [`CommandSpec::keys_in`] gives (ACL checks name
-    /// the refused key by position).
+    /// the refused key by position). A command with movable keys is asked
+    /// [`movable_key_positions`] even when its key spec names a key: SORT's and
+    /// GEORADIUS's spec names only the source, ZUNIONSTORE's only the destination, and
+    /// an ACL check by the spec alone let a limited user read any sorted set into a key
+    /// of theirs (ZUNIONSTORE mine 1 secret) or SORT into a key they may only read.
     pub fn key_indices(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
         let argc = args.len();
-        let movable = if self.first_key > 0 {
-            None
-        } else {
-            movable_key_positions(args)
-        };
+        let movable = movable_lower(self.name).map(|m| positions_of(m, args));
         let fixed = movable
             .is_none()
             .then(|| self.key_positions(args.len()))
@@ -188,19 +188,22 @@ enum Movable {
 }
 
 fn movable(name: &[u8]) -> Option<Movable> {
-    Some(match name.to_ascii_lowercase().as_slice() {
-        b"lmpop" | b"zmpop" | b"zunion" | b"zinter" | b"zdiff" | b"zintercard" | b"sintercard" => {
+    movable_lower(std::str::from_utf8(&name.to_ascii_lowercase()).ok()?)
+}
+
+/// [`movable`] of a lower-case name (a command table's), without allocating.
+fn movable_lower(name: &str) -> Option<Movable> {
+    Some(match name {
+        "lmpop" | "zmpop" | "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" => {
             Movable::NumKeys(1, &[])
         }
-        b"blmpop" | b"bzmpop" => Movable::NumKeys(2, &[]),
-        b"eval" | b"evalsha" | b"eval_ro" | b"evalsha_ro" | b"fcall" | b"fcall_ro" => {
-            Movable::Script
-        }
-        b"zunionstore" | b"zinterstore" | b"zdiffstore" => Movable::NumKeys(2, &[1]),
-        b"sort" | b"sort_ro" => Movable::Sort,
-        b"georadius" => Movable::Radius(6),
-        b"georadiusbymember" => Movable::Radius(5),
-        b"xread" | b"xreadgroup" => Movable::Streams,
+        "blmpop" | "bzmpop" => Movable::NumKeys(2, &[]),
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => Movable::Script,
+        "zunionstore" | "zinterstore" | "zdiffstore" => Movable::NumKeys(2, &[1]),
+        "sort" | "sort_ro" => Movable::Sort,
+        "georadius" => Movable::Radius(6),
+        "georadiusbymember" => Movable::Radius(5),
+        "xread" | "xreadgroup" => Movable::Streams,
         _ => return None,
     })
 }
@@ -229,26 +232,31 @@ pub fn has_movable_keys(name: &str) -> bool {
 /// GEORADIUS and GEORADIUSBYMEMBER. None for other commands, which
 /// [`CommandSpec::key_positions`] answers; an empty list for a malformed count.
 pub fn movable_key_positions(args: &[Bytes]) -> Option<Vec<usize>> {
-    let (numkeys_at, lead) = match movable(args.first()?)? {
+    Some(positions_of(movable(args.first()?)?, args))
+}
+
+/// The key positions in `args` of a command whose keys move as `m` says.
+fn positions_of(m: Movable, args: &[Bytes]) -> Vec<usize> {
+    let (numkeys_at, lead) = match m {
         Movable::NumKeys(at, lead) => (at, lead),
         Movable::Script => (2, &[][..]),
-        Movable::Sort => return Some(sort_key_positions(args)),
-        Movable::Radius(from) => return Some(crate::types::geo::radius_key_positions(args, from)),
-        Movable::Streams => return Some(streams_key_positions(args)),
+        Movable::Sort => return sort_key_positions(args),
+        Movable::Radius(from) => return crate::types::geo::radius_key_positions(args, from),
+        Movable::Streams => return streams_key_positions(args),
     };
     let n = args
         .get(numkeys_at)
         .and_then(|a| crate::args::parse_i64(a))
         .and_then(|n| usize::try_from(n).ok())
         .filter(|n| *n >= 1 && numkeys_at + n < args.len());
-    Some(match n {
+    match n {
         Some(n) => lead
             .iter()
             .copied()
             .chain(numkeys_at + 1..=numkeys_at + n)
             .collect(),
         None => Vec::new(),
-    })
+    }
 }
 
 /// SORT's keys: the sorted key, and STORE's destination (the last one given wins, as

@@ -1774,3 +1774,59 @@ fn a_limited_users_functions_have_each_call_checked_on_both_paths() {
     );
     assert_eq!(counts(&mut admin), before);
 }
+
+#[test]
+fn every_key_of_a_movable_key_command_is_checked_even_where_its_key_spec_names_one() {
+    let srv = start();
+    let mut admin = connect(&srv);
+    assert_eq!(admin.call(&["ZADD", "secret", "1", "topsecret"]), V::Int(1));
+    assert_eq!(admin.call(&["RPUSH", "r1", "3", "1", "2"]), V::Int(3));
+    assert_eq!(admin.call(&["SADD", "rset", "a", "b", "c"]), V::Int(3));
+    assert_eq!(
+        admin.call(&["GEOADD", "rgeo", "13.361389", "38.115556", "Palermo"]),
+        V::Int(1)
+    );
+    setuser(
+        &mut admin,
+        "mover",
+        &["on", ">pw", "+@all", "%R~r*", "%W~w*", "~mine*"],
+    );
+    let mut c = login(&srv, "mover", "pw");
+    // The sources after ZUNIONSTORE's count (its spec names the destination only).
+    for cmd in ["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"] {
+        assert_eq!(
+            c.call(&[cmd, "mine", "1", "secret"]),
+            e(NOPERM_KEY),
+            "{cmd}"
+        );
+    }
+    assert_eq!(c.call(&["ZUNIONSTORE", "mine", "1", "rset"]), V::Int(3));
+    // STORE's destination (the spec of SORT and GEORADIUS names the source only).
+    assert_eq!(c.call(&["SORT", "r1", "STORE", "r2"]), e(NOPERM_KEY));
+    assert_eq!(c.call(&["SORT", "r1", "STORE", "w1"]), V::Int(3));
+    assert_eq!(
+        c.call(&["GEORADIUS", "rgeo", "15", "37", "200", "km", "STORE", "r3"]),
+        e(NOPERM_KEY)
+    );
+    assert_eq!(
+        c.call(&["GEORADIUS", "rgeo", "15", "37", "200", "km", "STORE", "w2"]),
+        V::Int(1)
+    );
+    // Nothing was written where it was refused, and ACL DRYRUN agrees.
+    assert_eq!(admin.call(&["EXISTS", "r2", "r3"]), V::Int(0));
+    assert_eq!(admin.call(&["ZCARD", "mine"]), V::Int(3));
+    let dry = admin.call(&[
+        "ACL",
+        "DRYRUN",
+        "mover",
+        "ZINTERSTORE",
+        "w",
+        "2",
+        "r1",
+        "secret",
+    ]);
+    assert_eq!(
+        text(&dry),
+        "User mover has no permissions to access the 'secret' key"
+    );
+}
