@@ -1059,3 +1059,46 @@ fn the_wal_growing_past_the_threshold_triggers_a_snapshot() {
     }
     assert!(srv.dir.path().join("data/memory/memory.snap").exists());
 }
+
+#[test]
+fn command_info_and_list_speak_acl_categories() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let info: Value = redis::cmd("COMMAND")
+        .arg(&["INFO", "get", "pfadd"])
+        .query(&mut con)
+        .expect("COMMAND INFO");
+    let cats = |entry: &Value| -> Vec<String> {
+        let Value::Array(fields) = entry else {
+            panic!("not an entry: {entry:?}")
+        };
+        match &fields[6] {
+            Value::Array(c) | Value::Set(c) => c
+                .iter()
+                .map(|v| match v {
+                    Value::SimpleString(s) => s.clone(),
+                    Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => format!("{other:?}"),
+                })
+                .collect(),
+            other => panic!("categories: {other:?}"),
+        }
+    };
+    let Value::Array(entries) = info else {
+        panic!("{info:?}")
+    };
+    assert_eq!(cats(&entries[0]), ["@read", "@string", "@fast"]);
+    assert_eq!(cats(&entries[1]), ["@write", "@hyperloglog", "@fast"]);
+    let hll: Vec<String> = redis::cmd("COMMAND")
+        .arg(&["LIST", "FILTERBY", "ACLCAT", "hyperloglog"])
+        .query(&mut con)
+        .expect("COMMAND LIST");
+    let mut hll = hll;
+    hll.sort();
+    assert_eq!(hll, ["pfadd", "pfcount", "pfmerge"]);
+    let none: Vec<String> = redis::cmd("COMMAND")
+        .arg(&["LIST", "FILTERBY", "ACLCAT", "nosuch"])
+        .query(&mut con)
+        .expect("COMMAND LIST");
+    assert!(none.is_empty());
+}

@@ -1,12 +1,12 @@
 //! COMMAND and its subcommands, built from the one lookup over both tables.
 
 use bytes::Bytes;
-use keel_engine::command::flags::WRITE;
 use keel_engine::glob::glob_match;
 use keel_engine::reply::errors;
 use keel_engine::Reply;
 
 use super::{all, eq_ci, err, lookup, server_flags, Cmd, Outcome};
+use crate::server::acl::categories;
 use crate::server::conn::Session;
 
 /// One command's COMMAND INFO entry (Redis 7's ten fields).
@@ -19,15 +19,14 @@ fn info_of(c: Cmd) -> Reply {
     if keel_engine::command::has_movable_keys(c.name()) {
         flags.push(Reply::Simple("movablekeys".into()));
     }
-    let rw = if c.flags() & WRITE != 0 {
-        "@write"
-    } else {
-        "@read"
-    };
-    let cats = vec![
-        Reply::Simple(rw.into()),
-        Reply::Simple(format!("@{}", c.group())),
-    ];
+    // The command's ACL categories (Redis's own table), in ACL CAT's order.
+    let bits = categories::of(c.name(), None);
+    let cats = categories::NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, n)| Reply::Simple(format!("@{n}")))
+        .collect();
     Reply::Array(vec![
         Reply::bulk(c.name()),
         Reply::Int(i64::from(c.arity())),
@@ -99,13 +98,14 @@ fn list(rest: &[Bytes]) -> Outcome {
             if eq_ci(kind, "PATTERN") {
                 names.filter(|n| glob_match(value, n.as_bytes())).collect()
             } else if eq_ci(kind, "ACLCAT") {
-                let cat = String::from_utf8_lossy(value).to_ascii_lowercase();
+                let Some(cat) = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(categories::category)
+                else {
+                    return Outcome::Reply(Reply::Array(Vec::new()));
+                };
                 all()
-                    .filter(|c| {
-                        c.group() == cat
-                            || (cat == "write") == (c.flags() & WRITE != 0)
-                                && (cat == "write" || cat == "read")
-                    })
+                    .filter(|c| categories::of(c.name(), None) & cat != 0)
                     .map(|c| c.name())
                     .collect()
             } else if eq_ci(kind, "MODULE") {
