@@ -185,6 +185,8 @@ enum Movable {
     Script,
     /// XREAD's and XREADGROUP's: the first half of what follows STREAMS.
     Streams,
+    /// MIGRATE's: its key argument, or what follows its KEYS option.
+    Migrate,
 }
 
 fn movable(name: &[u8]) -> Option<Movable> {
@@ -204,6 +206,7 @@ fn movable_lower(name: &str) -> Option<Movable> {
         "georadius" => Movable::Radius(6),
         "georadiusbymember" => Movable::Radius(5),
         "xread" | "xreadgroup" => Movable::Streams,
+        "migrate" => Movable::Migrate,
         _ => return None,
     })
 }
@@ -243,6 +246,7 @@ fn positions_of(m: Movable, args: &[Bytes]) -> Vec<usize> {
         Movable::Sort => return sort_key_positions(args),
         Movable::Radius(from) => return crate::types::geo::radius_key_positions(args, from),
         Movable::Streams => return streams_key_positions(args),
+        Movable::Migrate => return migrate_key_positions(args),
     };
     let n = args
         .get(numkeys_at)
@@ -309,6 +313,33 @@ fn streams_key_positions(args: &[Bytes]) -> Vec<usize> {
     Vec::new()
 }
 
+/// MIGRATE's keys, as Redis finds them: the key argument (position 3), or with the KEYS
+/// option every argument after it, when the key argument is the empty string it must
+/// then be (none otherwise). COPY and REPLACE are skipped alone, AUTH with one argument
+/// and AUTH2 with two, so that a password spelled "keys" is not taken for the option.
+fn migrate_key_positions(args: &[Bytes]) -> Vec<usize> {
+    let mut j = 6;
+    while j < args.len() {
+        let a = args[j].to_ascii_lowercase();
+        j += match a.as_slice() {
+            b"keys" => {
+                if args.get(3).is_some_and(|k| !k.is_empty()) {
+                    return Vec::new();
+                }
+                return (j + 1..args.len()).collect();
+            }
+            b"auth" => 2,
+            b"auth2" => 3,
+            _ => 1,
+        };
+    }
+    if args.len() > 3 {
+        vec![3]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Every data command of the engine.
 pub fn all_commands() -> impl Iterator<Item = &'static CommandSpec> {
     crate::types::TABLES.iter().flat_map(|t| t.iter())
@@ -369,6 +400,22 @@ mod tests {
         );
         assert_eq!(positions(&["sintercard", "0", "a"]), Some(vec![]));
         assert_eq!(positions(&["get", "a"]), None);
+        let migrate = ["MIGRATE", "h", "1", "k", "0", "100"];
+        assert_eq!(positions(&migrate), Some(vec![3]));
+        let keys_form = [
+            "migrate", "h", "1", "", "0", "100", "COPY", "keys", "a", "b",
+        ];
+        assert_eq!(positions(&keys_form), Some(vec![8, 9]));
+        assert_eq!(
+            positions(&["migrate", "h", "1", "", "0", "100", "AUTH2", "u", "keys", "KEYS", "a"]),
+            Some(vec![10]),
+            "AUTH2's password is not the option"
+        );
+        assert_eq!(
+            positions(&["migrate", "h", "1", "k", "0", "100", "KEYS", "a"]),
+            Some(vec![]),
+            "KEYS with a key argument names none, as in Redis"
+        );
     }
 
     #[test]

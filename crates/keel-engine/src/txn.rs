@@ -221,7 +221,8 @@ impl Txn {
 }
 
 /// Applies a transaction commit inside the apply loop: all writes, or an ABORTED error
-/// naming the first conflicting key and no write at all.
+/// naming the first conflicting key and no write at all. Each write raises the keyspace
+/// event SET or DEL would (`set`, `del`), as MIGRATE's deletions do in Redis.
 pub fn apply_commit(ex: &mut Exec, db: u8, writes: &[TxnKeyWrite]) -> CmdResult<()> {
     for w in writes {
         let current = ex.get(&keys::meta_key(db, &w.key))?;
@@ -246,10 +247,12 @@ pub fn apply_commit(ex: &mut Exec, db: u8, writes: &[TxnKeyWrite]) -> CmdResult<
                 meta.expire_at = *expire_at;
                 let old_str = old.as_ref().filter(|o| o.version().is_none());
                 ex.put_meta_in(db, &w.key, &meta, old_str)?;
+                ex.notify_in(db, '$', "set", &w.key);
             }
             TxnWrite::Delete => {
                 if let Some(o) = old {
                     ex.delete_key_in(db, &w.key, &o)?;
+                    ex.notify_in(db, 'g', "del", &w.key);
                 }
             }
         }

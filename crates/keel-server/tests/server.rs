@@ -1102,3 +1102,222 @@ fn command_info_and_list_speak_acl_categories() {
         .expect("COMMAND LIST");
     assert!(none.is_empty());
 }
+
+/// Runs `args` and returns the reply, an error as `Err(text)`.
+fn call(con: &mut redis::Connection, args: &[&str]) -> Result<Value, String> {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(con).map_err(|e| {
+        let code = e.code().unwrap_or("");
+        format!("{code} {}", e.detail().unwrap_or(""))
+            .trim()
+            .to_string()
+    })
+}
+
+#[test]
+fn migrate_moves_keys_with_their_ttl_and_keeps_what_the_target_refused() {
+    let src = InProc::start(Config::default());
+    let dst = InProc::start(Config {
+        requirepass: Some("pw".into()),
+        ..Config::default()
+    });
+    let port = dst.addr.port().to_string();
+    let mut s = src.client();
+    let mut d = common::connect(dst.addr);
+    let _: () = redis::cmd("AUTH").arg("pw").query(&mut d).expect("auth");
+    let _: () = s.set("a", "1").expect("set");
+    let _: i64 = s.rpush("l", &["x", "y", "z"]).expect("rpush");
+    let _: () = redis::cmd("SET")
+        .arg("t")
+        .arg("v")
+        .arg("PX")
+        .arg(60_000)
+        .query(&mut s)
+        .expect("set px");
+    let _: i64 = s.hset("h", "f", "v").expect("hset");
+    let mv = |s: &mut redis::Connection, rest: &[&str]| {
+        let mut args = vec!["MIGRATE", "127.0.0.1", &port];
+        args.extend_from_slice(rest);
+        call(s, &args)
+    };
+
+    // The target's refusal comes back, and the key stays.
+    let e = mv(&mut s, &["a", "0", "5000"]).expect_err("no AUTH");
+    assert_eq!(
+        e,
+        "ERR Target instance replied with error: NOAUTH Authentication required."
+    );
+    assert!(s.exists::<_, bool>("a").expect("exists"));
+
+    // The deletion raises DEL's keyspace event, as in Redis.
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "notify-keyspace-events", "Eg"])
+        .query(&mut s)
+        .expect("config set");
+    let mut events = src.client();
+    let mut events = events.as_pubsub();
+    events.subscribe("__keyevent@0__:del").expect("subscribe");
+    events.set_read_timeout(Some(WAIT)).expect("timeout");
+    assert_eq!(
+        mv(&mut s, &["a", "0", "5000", "AUTH", "pw"]),
+        Ok(Value::Okay)
+    );
+    assert!(!s.exists::<_, bool>("a").expect("exists"));
+    assert_eq!(d.get::<_, String>("a").expect("get"), "1");
+    let deleted: String = events
+        .get_message()
+        .and_then(|m| m.get_payload())
+        .expect("del event");
+    assert_eq!(deleted, "a");
+    drop(events);
+
+    // KEYS, another database, AUTH2, a missing key among them.
+    let keys_form = [
+        "", "2", "5000", "AUTH2", "default", "pw", "KEYS", "l", "t", "h", "nope",
+    ];
+    assert_eq!(mv(&mut s, &keys_form), Ok(Value::Okay));
+    assert_eq!(
+        s.keys::<_, Vec<String>>("*").expect("keys"),
+        Vec::<String>::new()
+    );
+    let _: () = redis::cmd("SELECT").arg(2).query(&mut d).expect("select");
+    let list: Vec<String> = d.lrange("l", 0, -1).expect("lrange");
+    assert_eq!(list, ["x", "y", "z"]);
+    assert_eq!(d.hget::<_, _, String>("h", "f").expect("hget"), "v");
+    let ttl: i64 = d.pttl("t").expect("pttl");
+    assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut d).expect("select");
+
+    // An existing key: BUSYKEY unless REPLACE; COPY keeps the source.
+    let _: () = s.set("a", "2").expect("set");
+    let e = mv(&mut s, &["a", "0", "5000", "AUTH", "pw"]).expect_err("busy");
+    assert_eq!(
+        e,
+        "ERR Target instance replied with error: BUSYKEY Target key name already exists."
+    );
+    let copy = ["a", "0", "5000", "COPY", "REPLACE", "AUTH", "pw"];
+    assert_eq!(mv(&mut s, &copy), Ok(Value::Okay));
+    assert_eq!(s.get::<_, String>("a").expect("get"), "2");
+    assert_eq!(d.get::<_, String>("a").expect("get"), "2");
+
+    // Nothing to move, nobody listening, bad arguments.
+    assert_eq!(
+        mv(&mut s, &["nope", "0", "100"]),
+        Ok(Value::SimpleString("NOKEY".into()))
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+        .to_string();
+    let e = call(&mut s, &["MIGRATE", "127.0.0.1", &closed, "a", "0", "1000"])
+        .expect_err("closed port");
+    assert_eq!(e, "IOERR error or timeout connecting to the client");
+    assert_eq!(
+        mv(&mut s, &["a", "0", "100", "KEYS", "a"]).expect_err("key and KEYS"),
+        "ERR When using MIGRATE KEYS option, the key argument must be set to the empty string"
+    );
+    assert_eq!(
+        mv(&mut s, &["a", "x", "100"]).expect_err("db"),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        mv(&mut s, &["a", "0", "100", "AUTH"]).expect_err("AUTH without password"),
+        "ERR syntax error"
+    );
+
+    // A limited user's keys are checked, the KEYS form's included.
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "lim", "on", ">p", "~a*", "+@all"])
+        .query(&mut s)
+        .expect("setuser");
+    let mut lim = src.client();
+    let _: () = redis::cmd("AUTH")
+        .arg(&["lim", "p"])
+        .query(&mut lim)
+        .expect("auth");
+    for rest in [&["b", "0", "100"][..], &["", "0", "100", "KEYS", "a", "b"]] {
+        let e = mv(&mut lim, rest).expect_err("b is not lim's");
+        assert!(e.starts_with("NOPERM"), "{e}");
+    }
+}
+
+/// Reads RESP commands from `sock` until `n` whole ones have come; returns them.
+fn read_commands(sock: &mut TcpStream, n: usize) -> Vec<Vec<Vec<u8>>> {
+    fn parse(buf: &[u8]) -> Option<(Vec<Vec<u8>>, usize)> {
+        let line = |at: usize| -> Option<(usize, usize)> {
+            let end = at + buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+            let n = std::str::from_utf8(&buf[at + 1..end]).ok()?.parse().ok()?;
+            Some((n, end + 2))
+        };
+        let (count, mut at) = line(0)?;
+        let mut args = Vec::new();
+        for _ in 0..count {
+            let (len, start) = line(at)?;
+            args.push(buf.get(start..start + len)?.to_vec());
+            at = start + len + 2;
+        }
+        (buf.len() >= at).then_some((args, at))
+    }
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while out.len() < n {
+        while let Some((cmd, used)) = parse(&buf) {
+            out.push(cmd);
+            buf.drain(..used);
+        }
+        if out.len() == n {
+            break;
+        }
+        let got = sock.read(&mut chunk).expect("read from keel");
+        assert!(got > 0, "keel closed the connection after {out:?}");
+        buf.extend_from_slice(&chunk[..got]);
+    }
+    out
+}
+
+#[test]
+fn migrate_keeps_a_key_written_while_it_travels() {
+    let src = InProc::start(Config::default());
+    let mut s = src.client();
+    let _: () = s.set("k", "old").expect("set");
+    let _: () = s.set("j", "stays-old").expect("set");
+    // A target played by the test: it answers only once the key has changed here.
+    let target = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = target.local_addr().expect("addr").port().to_string();
+    let mut writer = src.client();
+    let migrating = std::thread::spawn(move || {
+        call(
+            &mut s,
+            &[
+                "MIGRATE",
+                "127.0.0.1",
+                &port,
+                "",
+                "0",
+                "5000",
+                "KEYS",
+                "k",
+                "j",
+            ],
+        )
+    });
+    let (mut sock, _) = target.accept().expect("keel connects");
+    sock.set_read_timeout(Some(WAIT)).expect("timeout");
+    let cmds = read_commands(&mut sock, 3);
+    assert_eq!(cmds[0], [b"SELECT".to_vec(), b"0".to_vec()]);
+    assert_eq!(cmds[1][0], b"RESTORE");
+    assert_eq!(cmds[1][1], b"k");
+    assert_eq!(cmds[2][1], b"j");
+    let _: () = writer.set("k", "new").expect("set while migrating");
+    sock.write_all(b"+OK\r\n+OK\r\n+OK\r\n").expect("answer");
+    let reply = migrating.join().expect("MIGRATE thread");
+    assert_eq!(reply, Ok(Value::Okay));
+    // j was unchanged and left; k was written meanwhile and stays, with the new value.
+    assert_eq!(writer.get::<_, String>("k").expect("get"), "new");
+    assert!(!writer.exists::<_, bool>("j").expect("exists"));
+}

@@ -43,8 +43,11 @@ impl Parts {
             }
             Cmd::Server(sc) => {
                 let specs = key_access::specs(name, args);
-                let keys = key_range(sc.first_key, sc.last_key, sc.step, args.len());
-                for (n, at) in keys.enumerate() {
+                let keys = match keel_engine::command::movable_key_positions(args) {
+                    Some(movable) => movable,
+                    None => key_range(sc.first_key, sc.last_key, sc.step, args.len()).collect(),
+                };
+                for (n, at) in keys.into_iter().enumerate() {
                     let access = specs.and_then(|s| s.nth(n)).unwrap_or(KeyAccess::Read);
                     parts.keys.push((at, access));
                 }

@@ -312,6 +312,7 @@ pub static REDIS: &[RedisEntry] = &[
         ],
     ),
     ("mget", READ | STRING | FAST, &[]),
+    ("migrate", KEYSPACE | WRITE | SLOW | DANGEROUS, &[]),
     ("monitor", ADMIN | SLOW | DANGEROUS, &[]),
     ("move", KEYSPACE | WRITE | FAST, &[]),
     ("mset", WRITE | STRING | SLOW, &[]),

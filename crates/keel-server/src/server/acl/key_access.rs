@@ -98,6 +98,7 @@ static KEY_SPECS: &[(&str, &[KeyAccess])] = &[
     ("ltrim", &[W]),
     ("memory|usage", &[E]),
     ("mget", &[R]),
+    ("migrate", &[RW, RW]),
     ("move", &[RW]),
     ("mset", &[W]),
     ("msetnx", &[W]),

@@ -5,8 +5,8 @@ use keel_engine::command::flags::{ADMIN, FAST, READONLY, WRITE};
 
 use super::server_flags::{LOADING, NOSCRIPT, NO_AUTH, STALE};
 use super::{
-    acl_cmd, admin_cmd, client_cmd, command_cmd, config_cmd, connection, info, persistence,
-    pubsub_cmd, transaction, ServerCommand, ServerHandler,
+    acl_cmd, admin_cmd, client_cmd, command_cmd, config_cmd, connection, info, migrate,
+    persistence, pubsub_cmd, transaction, ServerCommand, ServerHandler,
 };
 
 #[allow(clippy::too_many_arguments)]
@@ -228,6 +228,19 @@ pub static SERVER_COMMANDS: &[ServerCommand] = &[
         "Returns the replication role.",
         admin_cmd::role,
     ),
+    ServerCommand {
+        first_key: 3,
+        last_key: 3,
+        step: 1,
+        ..cmd(
+            "generic",
+            "migrate",
+            -6,
+            WRITE,
+            "Atomically transfers a key from one Redis instance to another.",
+            migrate::migrate,
+        )
+    },
     cmd(
         "generic",
         "wait",
