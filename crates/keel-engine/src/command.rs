@@ -315,19 +315,17 @@ fn streams_key_positions(args: &[Bytes]) -> Vec<usize> {
 
 /// MIGRATE's keys, as Redis finds them: the key argument (position 3), or with the KEYS
 /// option every argument after it, when the key argument is the empty string it must
-/// then be (none otherwise). COPY and REPLACE are skipped alone, AUTH with one argument
+/// then be. COPY and REPLACE are skipped alone, AUTH with one argument
 /// and AUTH2 with two, so that a password spelled "keys" is not taken for the option.
 fn migrate_key_positions(args: &[Bytes]) -> Vec<usize> {
     let mut j = 6;
     while j < args.len() {
         let a = args[j].to_ascii_lowercase();
         j += match a.as_slice() {
-            b"keys" => {
-                if args.get(3).is_some_and(|k| !k.is_empty()) {
-                    return Vec::new();
-                }
-                return (j + 1..args.len()).collect();
-            }
+            // With a key argument too the call is refused when it runs; its key
+            // argument is what Redis's ACL check then looks at.
+            b"keys" if args.get(3).is_some_and(|k| !k.is_empty()) => break,
+            b"keys" => return (j + 1..args.len()).collect(),
             b"auth" => 2,
             b"auth2" => 3,
             _ => 1,
@@ -413,8 +411,8 @@ mod tests {
         );
         assert_eq!(
             positions(&["migrate", "h", "1", "k", "0", "100", "KEYS", "a"]),
-            Some(vec![]),
-            "KEYS with a key argument names none, as in Redis"
+            Some(vec![3]),
+            "KEYS with a key argument: the key argument, as Redis's ACL check sees it"
         );
     }
 

@@ -244,6 +244,24 @@ pub fn access(name: &str, args: &[Bytes], nth: usize) -> Option<KeyAccess> {
     specs(name, args)?.nth(nth)
 }
 
+/// Whether BITFIELD's `args` only read, as Redis's `bitfieldGetKeys` decides: GETs and
+/// OVERFLOWs with their arguments, up to a SET or INCRBY (a write) or anything else (a
+/// syntax error, taken for a write to be safe).
+fn bitfield_reads_only(args: &[Bytes]) -> bool {
+    let mut i = 2;
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        if eq_ci(&args[i], "GET") && more >= 2 {
+            i += 3;
+        } else if eq_ci(&args[i], "OVERFLOW") && more >= 1 {
+            i += 2;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
 /// What the keys of `name` called with `args` need, if Redis's key specs say.
 pub fn specs(name: &str, args: &[Bytes]) -> Option<Specs> {
     match name {
@@ -251,13 +269,7 @@ pub fn specs(name: &str, args: &[Bytes]) -> Option<Specs> {
             let get = args.iter().skip(3).any(|a| eq_ci(a, "GET"));
             return Some(Specs::All(if get { RW } else { W }));
         }
-        "bitfield" => {
-            let writes = args
-                .iter()
-                .skip(2)
-                .any(|a| eq_ci(a, "SET") || eq_ci(a, "INCRBY"));
-            return Some(Specs::All(if writes { RW } else { R }));
-        }
+        "bitfield" => return Some(Specs::All(if bitfield_reads_only(args) { R } else { RW })),
         _ => {}
     }
     let find = |n: &str| by_name().get(n).copied();
@@ -314,6 +326,11 @@ mod tests {
             ),
             Some(RW)
         );
+        // A syntax error is taken for a write, as in Redis.
+        let odd = args(&["BITFIELD", "k", "GET", "u4", "0", "WRAP", "x"]);
+        assert_eq!(access("bitfield", &odd, 0), Some(RW));
+        let overflow_then_get = args(&["BITFIELD", "k", "OVERFLOW", "SAT", "GET", "i8", "0"]);
+        assert_eq!(access("bitfield", &overflow_then_get, 0), Some(R));
         assert_eq!(access("no-such-command", &none, 0), None);
         assert_eq!(
             access("object", &args(&["OBJECT", "ENCODING", "k"]), 0),
