@@ -683,3 +683,81 @@ fn xgroup_destroy_ends_a_blocked_xreadgroup_with_nogroup() {
         "{stats}"
     );
 }
+
+/// `cmdstat_<name>` of INFO commandstats, or None.
+fn cmdstat(con: &mut redis::Connection, name: &str) -> Option<String> {
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(con)
+        .expect("info");
+    let prefix = format!("cmdstat_{name}:");
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+}
+
+#[test]
+fn a_blocked_command_is_counted_when_its_wait_ends() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    // Served by a push, and timed out: one call each, once the wait is over.
+    let waiter = spawn_cmd(&srv, &["BLPOP", "q", "0"]);
+    wait_blocked(&mut con, 1);
+    assert_eq!(cmdstat(&mut con, "blpop"), None, "counted while blocked");
+    let _: i64 = con.rpush("q", "x").expect("rpush");
+    assert_eq!(
+        waiter.join().expect("waiter"),
+        Value::Array(vec![bulk("q"), bulk("x")])
+    );
+    let _: Value = redis::cmd("BLPOP")
+        .arg(&["q", "0.01"])
+        .query(&mut con)
+        .expect("timeout");
+    let stat = cmdstat(&mut con, "blpop").expect("blpop counted");
+    assert!(
+        stat.starts_with("calls=2,") && stat.ends_with(",rejected_calls=0,failed_calls=0"),
+        "{stat}"
+    );
+    // A client that goes away while blocked is not counted.
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut con)
+        .expect("resetstat");
+    let mut raw = TcpStream::connect(srv.addr).expect("connect");
+    raw.write_all(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nz\r\n$1\r\n0\r\n")
+        .expect("send");
+    wait_blocked(&mut con, 1);
+    drop(raw);
+    wait_blocked(&mut con, 0);
+    assert_eq!(cmdstat(&mut con, "blpop"), None);
+    // A user whose keys were taken away while it waited: rejected, not called.
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "ps", "on", "nopass", "+@all", "allkeys"])
+        .query(&mut con)
+        .expect("setuser");
+    let addr = srv.addr;
+    let waiter = std::thread::spawn(move || {
+        let mut c = connect(addr);
+        let _: () = redis::cmd("AUTH")
+            .arg(&["ps", "x"])
+            .query(&mut c)
+            .expect("auth");
+        redis::cmd("BLPOP")
+            .arg(&["list1", "0"])
+            .query::<Value>(&mut c)
+            .map_err(|e| e.to_string())
+    });
+    wait_blocked(&mut con, 1);
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "ps", "resetkeys"])
+        .query(&mut con)
+        .expect("setuser");
+    let _: i64 = con.lpush("list1", "foo").expect("lpush");
+    let got = waiter.join().expect("waiter");
+    assert!(got.as_ref().is_err_and(|e| e.contains("NOPERM")), "{got:?}");
+    let stat = cmdstat(&mut con, "blpop").expect("blpop counted");
+    assert!(
+        stat.starts_with("calls=0,usec=0,") && stat.ends_with(",rejected_calls=1,failed_calls=0"),
+        "{stat}"
+    );
+}

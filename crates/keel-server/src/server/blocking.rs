@@ -45,6 +45,7 @@ use super::client::client_flags;
 use super::closing::Closing;
 use super::commands::Cmd;
 use super::conn::{Flow, Session};
+use super::stats::CallResult;
 
 /// One parked client as its key queues hold it.
 #[derive(Debug, Clone)]
@@ -303,6 +304,18 @@ pub struct Blocked {
     nothing: Reply,
     denyoom: bool,
     state: Arc<WaitState>,
+    /// The command's commandstats slot and time so far, counted when the wait ends
+    /// ([`Blocked::count_later`]).
+    stat: Option<(usize, u64)>,
+}
+
+impl Blocked {
+    /// Counts the command in commandstats when its wait ends rather than now, as Redis
+    /// counts a blocked command once it is unblocked: a call then, a failed one if its
+    /// last attempt errs, or a rejected one if its user may no longer run it.
+    pub(super) fn count_later(&mut self, index: usize, usec: u64) {
+        self.stat = Some((index, usec));
+    }
 }
 
 /// True for the engine's "nothing to pop" replies.
@@ -454,6 +467,7 @@ pub async fn start(s: &mut Session, spec: &'static CommandSpec, args: Vec<Bytes>
         nothing: reply,
         denyoom,
         state,
+        stat: None,
     });
     Flow::Continue
 }
@@ -542,9 +556,16 @@ pub struct BlockIo<'a> {
 pub async fn wait(s: &mut Session, b: Blocked, io: BlockIo<'_>) -> Flow {
     let client = s.client.handle.id;
     let flow = wait_inner(s, &b, io).await;
-    if s.cur_failed {
-        // The command was counted when it blocked; its error comes now.
-        s.shared.cmd_stats.record_failed(b.spec.name);
+    // A client that went away while blocked is not counted, as in Redis.
+    if let Some((index, usec)) = b.stat.filter(|_| !matches!(flow, Flow::Close)) {
+        let result = if s.cur_rejected {
+            CallResult::Rejected
+        } else if s.cur_failed {
+            CallResult::Failed
+        } else {
+            CallResult::Ok
+        };
+        s.shared.cmd_stats.record_at(index, usec, result);
     }
     s.shared.blocked.unregister(client, b.db, &b.keys);
     s.client.flags &= !client_flags::BLOCKED;
@@ -578,9 +599,11 @@ async fn wait_inner(s: &mut Session, b: &Blocked, io: BlockIo<'_>) -> Flow {
             s.reply(&b.nothing).await;
             return Flow::Continue;
         }
-        // The user's rules may have changed while it waited (Redis checks again too).
+        // The user's rules may have changed while it waited (Redis checks again too,
+        // and counts the call as rejected, not failed).
         if !s.client.user.open() {
             if let Some(refusal) = s.acl_refusal(Cmd::Engine(b.spec), &b.args) {
+                s.cur_rejected = true;
                 s.reply(&refusal).await;
                 return Flow::Continue;
             }

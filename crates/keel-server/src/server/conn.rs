@@ -78,8 +78,9 @@ pub struct Session {
     unsent_names: Vec<&'static str>,
     /// The current command answered an error.
     pub(super) cur_failed: bool,
-    /// The current command was refused before running (arity, NOAUTH).
-    cur_rejected: bool,
+    /// The current command was refused before running (arity, NOAUTH, or an ACL
+    /// refusal of a woken blocking command).
+    pub(super) cur_rejected: bool,
     /// A blocking command waiting for data; the connection loop carries out the wait.
     pub blocked: Option<Blocked>,
     /// Wall-clock ms the reads of this input batch use (see [`Session::begin_input`]).
@@ -322,7 +323,10 @@ impl Session {
             } else {
                 CallResult::Ok
             };
-            self.shared.cmd_stats.record_at(index, usec, result);
+            match self.blocked.as_mut() {
+                Some(b) if result == CallResult::Ok => b.count_later(index, usec),
+                _ => self.shared.cmd_stats.record_at(index, usec, result),
+            }
         }
         // Empty when a write took them to the funnel: its time here is submission only.
         if self.shared.slowlog.enabled() && !args.is_empty() {
