@@ -772,3 +772,45 @@ fn passwords_stay_out_of_slowlog_and_monitor_and_admin_commands_out_of_monitor()
         "{all}"
     );
 }
+
+#[test]
+fn memory_stats_and_doctor_report_the_process_and_usage_still_reads_the_key() {
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    for i in 0..30 {
+        let _: () = q(&mut con, &["SET", &format!("k{i}"), "some value"]);
+    }
+    let _: () = q(&mut con, &["SELECT", "3"]);
+    let _: () = q(&mut con, &["SET", "other", "v"]);
+    let stats: Vec<Value> = q(&mut con, &["MEMORY", "STATS"]);
+    let field = |name: &str| -> i64 {
+        let at = stats
+            .iter()
+            .position(|v| matches!(v, Value::BulkString(b) if b == name.as_bytes()))
+            .unwrap_or_else(|| panic!("no {name} in {stats:?}"));
+        match &stats[at + 1] {
+            Value::Int(n) => *n,
+            other => panic!("{name}: {other:?}"),
+        }
+    };
+    assert_eq!(field("keys.count"), 31, "keys of every database");
+    let total = field("total.allocated");
+    assert!(total > 0 && field("peak.allocated") >= total, "{stats:?}");
+    assert!(field("allocator.resident") > 0, "{stats:?}");
+    assert_eq!(field("keys.bytes-per-key"), total / 31);
+    let doctor: String = q(&mut con, &["MEMORY", "DOCTOR"]);
+    assert!(
+        doctor.starts_with("keel memory doctor:") && doctor.contains("31 keys"),
+        "{doctor}"
+    );
+    let e = q_err(&mut con, &["MEMORY", "STATS", "extra"]);
+    assert!(
+        e.ends_with(
+            "unknown subcommand or wrong number of arguments for 'stats'. Try MEMORY HELP."
+        ),
+        "{e}"
+    );
+    let _: () = q(&mut con, &["MEMORY", "PURGE"]);
+    let usage: i64 = q(&mut con, &["MEMORY", "USAGE", "other"]);
+    assert!(usage > 0, "{usage}");
+}

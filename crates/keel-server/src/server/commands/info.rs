@@ -312,20 +312,28 @@ fn replication(sh: &Shared, out: &mut String) {
     kv(out, "repl_backlog_histlen", 0);
 }
 
+/// Live keys of database `db`, as DBSIZE counts them (a scan: O(keys)).
+pub(super) fn dbsize(sh: &Shared, db: u8) -> i64 {
+    match sh
+        .coord
+        .engine()
+        .read(db, unix_now_ms(), &[Bytes::from_static(b"DBSIZE")])
+    {
+        Ok(r) => match r.reply {
+            Reply::Int(n) => n,
+            _ => 0,
+        },
+        Err(_) => 0,
+    }
+}
+
 /// Per database: live keys (as DBSIZE counts them) and keys with an expiry. Both are
 /// scans (O(keys)); fine for INFO's use, noted for a later counter.
 fn keyspace(sh: &Shared, out: &mut String) {
     let engine = sh.coord.engine();
-    let now = unix_now_ms();
     let snap = engine.storage().snapshot();
     for db in 0..DATABASES {
-        let n = match engine.read(db, now, &[Bytes::from_static(b"DBSIZE")]) {
-            Ok(r) => match r.reply {
-                Reply::Int(n) => n,
-                _ => 0,
-            },
-            Err(_) => 0,
-        };
+        let n = dbsize(sh, db);
         if n == 0 {
             continue;
         }

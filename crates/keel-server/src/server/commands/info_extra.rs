@@ -29,8 +29,15 @@ pub(super) fn run_id() -> &'static str {
     })
 }
 
+/// The largest `used_memory` seen by INFO or MEMORY STATS so far, `used` included
+/// (Redis samples it on every allocation; keel when asked).
+pub(super) fn peak(used: u64) -> u64 {
+    static PEAK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    PEAK.fetch_max(used, Ordering::Relaxed).max(used)
+}
+
 /// Resident set size in bytes, if `/proc` tells.
-fn rss() -> Option<u64> {
+pub(super) fn rss() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
     pages.checked_mul(PAGE)
@@ -57,8 +64,7 @@ fn cpu_times() -> Option<(f64, f64)> {
 }
 
 pub(super) fn memory_more(used: u64, out: &mut String) {
-    static PEAK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let peak = PEAK.fetch_max(used, Ordering::Relaxed).max(used);
+    let peak = peak(used);
     let rss = rss().unwrap_or(0);
     kv(out, "used_memory_rss", rss);
     kv(out, "used_memory_rss_human", human(rss));

@@ -16,6 +16,7 @@ pub mod config_cmd;
 pub mod connection;
 pub mod info;
 pub mod info_extra;
+pub mod memory_cmd;
 pub mod migrate;
 pub mod persistence;
 pub mod pubsub_cmd;
