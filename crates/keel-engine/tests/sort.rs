@@ -176,6 +176,19 @@ fn errors(kind: EngineKind) {
         Reply::err("ERR One or more scores can't be converted into double")
     );
     assert_eq!(t.w(&["SORT", "l", "ALPHA"]), bulks(&["1", "a"]));
+    // Read as strtod reads them: empty is 0, leading blanks skipped, a blank string and
+    // trailing blanks refused (checked against redis-server).
+    t.w(&["RPUSH", "blanks", "", " 2", "1"]);
+    assert_eq!(t.w(&["SORT", "blanks"]), bulks(&["", "1", " 2"]));
+    for odd in ["  ", "1 "] {
+        t.w(&["DEL", "odd"]);
+        t.w(&["RPUSH", "odd", odd]);
+        assert_eq!(
+            t.w(&["SORT", "odd"]),
+            Reply::err("ERR One or more scores can't be converted into double"),
+            "{odd:?}"
+        );
+    }
     assert_eq!(
         t.w(&["SORT", "l", "sideways"]),
         Reply::err("ERR syntax error")

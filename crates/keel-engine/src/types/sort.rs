@@ -50,6 +50,19 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 const NOT_DOUBLE: &str = "ERR One or more scores can't be converted into double";
 
+/// An element's (or its weight's) number, read as Redis's SORT reads it with `strtod`:
+/// an empty string is 0 and leading whitespace is skipped (`"", " 2"` sort as 0 and 2),
+/// while anything left over, a blank string included, is not a number.
+fn sort_score(w: &[u8]) -> Option<f64> {
+    if w.is_empty() {
+        return Some(0.0);
+    }
+    let start = w
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))?;
+    parse_f64(&w[start..]).filter(|v| !v.is_nan())
+}
+
 /// SORT's options as parsed.
 #[derive(Default)]
 struct Options {
@@ -249,9 +262,7 @@ fn sorted(ex: &mut Exec, elems: Vec<Bytes>, o: &Options) -> CmdResult<Vec<Bytes>
             }
         } else if let Some(w) = weight {
             // A missing weight counts as 0, as in Redis.
-            item.score = parse_f64(&w)
-                .filter(|v| !v.is_nan())
-                .ok_or(CmdError::Reply(Reply::err(NOT_DOUBLE)))?;
+            item.score = sort_score(&w).ok_or(CmdError::Reply(Reply::err(NOT_DOUBLE)))?;
         }
         items.push(item);
     }
