@@ -15,6 +15,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use libmimalloc_sys as mi;
 
@@ -23,6 +24,25 @@ const PLAIN_ALIGN: usize = 8;
 
 /// mimalloc as the global allocator, with the fast entry points for ordinary alignments.
 pub struct KeelAlloc;
+
+/// The process's global allocator is [`KeelAlloc`] (see [`announce`]).
+static IN_USE: AtomicBool = AtomicBool::new(false);
+
+/// Notes that this process allocates through [`KeelAlloc`]: the binary, which installs
+/// it, calls this first. A library cannot see which global allocator its host chose.
+pub fn announce() {
+    IN_USE.store(true, Ordering::Relaxed);
+}
+
+/// INFO's `mem_allocator`: "mimalloc" in the binary, "libc" in a host that kept the
+/// system's allocator (an embedded server, the tests).
+pub fn name() -> &'static str {
+    if IN_USE.load(Ordering::Relaxed) {
+        "mimalloc"
+    } else {
+        "libc"
+    }
+}
 
 // SAFETY: every method forwards to the mimalloc function of the same contract: a block of
 // at least the requested size and alignment (plain calls only where the alignment is at

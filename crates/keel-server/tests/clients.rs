@@ -129,6 +129,9 @@ fn redis_cli_one_shot_commands() {
     // Arguments from stdin with -x.
     assert_eq!(cli_input(a, &["-x", "SET", "fromstdin"], b"piped"), "OK\n");
     assert_eq!(cli(a, &["GET", "fromstdin"]), "piped\n");
+    // The binary names the allocator it installed.
+    let memory = cli(a, &["INFO", "memory"]);
+    assert!(memory.contains("mem_allocator:mimalloc"), "{memory}");
 }
 
 #[test]

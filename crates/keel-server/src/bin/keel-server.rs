@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 static ALLOC: keel_server::alloc::KeelAlloc = keel_server::alloc::KeelAlloc;
 
 fn main() -> ExitCode {
+    keel_server::alloc::announce();
     let config = match Config::load() {
         Ok(c) => c,
         Err(e) => {

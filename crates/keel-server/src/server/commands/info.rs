@@ -147,7 +147,7 @@ fn memory(sh: &Shared, out: &mut String) {
     kv(out, "maxmemory", c.maxmemory);
     kv(out, "maxmemory_human", human(c.maxmemory));
     kv(out, "maxmemory_policy", c.maxmemory_policy.as_str());
-    kv(out, "mem_allocator", "libc");
+    kv(out, "mem_allocator", crate::alloc::name());
     // Scans of the script and library records: INFO is not a hot path, and they are few.
     let (scripts, script_bytes) = sh.coord.engine().cached_scripts().unwrap_or((0, 0));
     kv(out, "number_of_cached_scripts", scripts);
