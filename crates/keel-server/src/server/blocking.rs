@@ -45,7 +45,6 @@ use super::client::client_flags;
 use super::closing::Closing;
 use super::commands::Cmd;
 use super::conn::{Flow, Session};
-use super::stats::CallResult;
 
 /// One parked client as its key queues hold it.
 #[derive(Debug, Clone)]
@@ -558,13 +557,7 @@ pub async fn wait(s: &mut Session, b: Blocked, io: BlockIo<'_>) -> Flow {
     let flow = wait_inner(s, &b, io).await;
     // A client that went away while blocked is not counted, as in Redis.
     if let Some((index, usec)) = b.stat.filter(|_| !matches!(flow, Flow::Close)) {
-        let result = if s.cur_rejected {
-            CallResult::Rejected
-        } else if s.cur_failed {
-            CallResult::Failed
-        } else {
-            CallResult::Ok
-        };
+        let result = s.call_result();
         s.shared.cmd_stats.record_at(index, usec, result);
     }
     s.shared.blocked.unregister(client, b.db, &b.keys);

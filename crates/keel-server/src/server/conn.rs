@@ -316,13 +316,7 @@ impl Session {
             end.saturating_sub(start) / 1000
         };
         if let Some((_, index)) = found {
-            let result = if self.cur_rejected {
-                CallResult::Rejected
-            } else if self.cur_failed {
-                CallResult::Failed
-            } else {
-                CallResult::Ok
-            };
+            let result = self.call_result();
             match self.blocked.as_mut() {
                 Some(b) if result == CallResult::Ok => b.count_later(index, usec),
                 _ => self.shared.cmd_stats.record_at(index, usec, result),
@@ -508,6 +502,18 @@ impl Session {
                 let outcome = (sc.handler)(self, args);
                 self.finish(outcome).await
             }
+        }
+    }
+
+    /// How commandstats counts the current command: refused before it ran, answered
+    /// with an error, or a call.
+    pub(super) fn call_result(&self) -> CallResult {
+        if self.cur_rejected {
+            CallResult::Rejected
+        } else if self.cur_failed {
+            CallResult::Failed
+        } else {
+            CallResult::Ok
         }
     }
 
