@@ -112,25 +112,38 @@ impl CommandSpec {
     }
 
     /// Positions in `args` of the keys [`CommandSpec::keys_in`] gives (ACL checks name
-    /// the refused key by position). A command with movable keys is asked
-    /// [`movable_key_positions`] even when its key spec names a key: SORT's and
-    /// GEORADIUS's spec names only the source, ZUNIONSTORE's only the destination, and
-    /// an ACL check by the spec alone let a limited user read any sorted set into a key
-    /// of theirs (ZUNIONSTORE mine 1 secret) or SORT into a key they may only read.
+    /// the refused key by position); see [`key_indices`].
     pub fn key_indices(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
-        let argc = args.len();
-        let movable = movable_lower(self.name).map(|m| positions_of(m, args));
-        let fixed = movable
-            .is_none()
-            .then(|| self.key_positions(args.len()))
-            .into_iter()
-            .flatten();
-        movable
-            .into_iter()
-            .flatten()
-            .chain(fixed)
-            .filter(move |p| *p < argc)
+        key_indices(self.name, self.first_key, self.last_key, self.step, args)
     }
+}
+
+/// Positions in `args` of the keys of the command `name` (lower-case, as a command table
+/// spells it) whose key spec is `first_key`/`last_key`/`step`; the server's own commands
+/// (MIGRATE) use it too. A command with movable keys is asked [`movable_key_positions`]
+/// even when its key spec names a key: SORT's and GEORADIUS's spec names only the
+/// source, ZUNIONSTORE's only the destination, and an ACL check by the spec alone let a
+/// limited user read any sorted set into a key of theirs (ZUNIONSTORE mine 1 secret) or
+/// SORT into a key they may only read.
+pub fn key_indices(
+    name: &str,
+    first_key: i32,
+    last_key: i32,
+    step: i32,
+    args: &[Bytes],
+) -> impl Iterator<Item = usize> {
+    let argc = args.len();
+    let movable = movable_lower(name).map(|m| positions_of(m, args));
+    let fixed = movable
+        .is_none()
+        .then(|| key_range(first_key, last_key, step, argc))
+        .into_iter()
+        .flatten();
+    movable
+        .into_iter()
+        .flatten()
+        .chain(fixed)
+        .filter(move |p| *p < argc)
 }
 
 /// Whether `argc` arguments (the name included) fit `arity`, Redis's convention: N > 0

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use keel_engine::command::flags::READONLY;
-use keel_engine::command::key_range;
+use keel_engine::command::key_indices;
 use smallvec::SmallVec;
 
 use super::key_access;
@@ -43,11 +43,8 @@ impl Parts {
             }
             Cmd::Server(sc) => {
                 let specs = key_access::specs(name, args);
-                let keys = match keel_engine::command::movable_key_positions(args) {
-                    Some(movable) => movable,
-                    None => key_range(sc.first_key, sc.last_key, sc.step, args.len()).collect(),
-                };
-                for (n, at) in keys.into_iter().enumerate() {
+                let keys = key_indices(sc.name, sc.first_key, sc.last_key, sc.step, args);
+                for (n, at) in keys.enumerate() {
                     let access = specs.and_then(|s| s.nth(n)).unwrap_or(KeyAccess::Read);
                     parts.keys.push((at, access));
                 }
