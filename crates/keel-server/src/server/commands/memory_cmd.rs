@@ -78,7 +78,10 @@ fn stats(f: &Figures) -> Reply {
     };
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let int = |n: u64| Reply::Int(i64::try_from(n).unwrap_or(i64::MAX));
-    let signed = |n: i128| Reply::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    // keel has no allocator figures apart from the resident size: the allocator's
+    // overhead and the process's are one, reported twice as Redis's fields ask.
+    let rss_over = i64::try_from(i128::from(f.rss) - i128::from(f.used)).unwrap_or(i64::MAX);
+    let rss_ratio = ratio(f.rss, f.used);
     let fields: Vec<(&str, Reply)> = vec![
         ("peak.allocated", int(f.peak)),
         ("total.allocated", int(f.used)),
@@ -104,18 +107,12 @@ fn stats(f: &Figures) -> Reply {
         ("allocator.resident", int(f.rss)),
         ("allocator-fragmentation.ratio", Reply::Double(1.0)),
         ("allocator-fragmentation.bytes", int(0)),
-        ("allocator.rss-ratio", Reply::Double(ratio(f.rss, f.used))),
-        (
-            "allocator.rss-bytes",
-            signed(i128::from(f.rss) - i128::from(f.used)),
-        ),
+        ("allocator.rss-ratio", Reply::Double(rss_ratio)),
+        ("allocator.rss-bytes", Reply::Int(rss_over)),
         ("rss-overhead.ratio", Reply::Double(1.0)),
         ("rss-overhead.bytes", int(0)),
-        ("fragmentation", Reply::Double(ratio(f.rss, f.used))),
-        (
-            "fragmentation.bytes",
-            signed(i128::from(f.rss) - i128::from(f.used)),
-        ),
+        ("fragmentation", Reply::Double(rss_ratio)),
+        ("fragmentation.bytes", Reply::Int(rss_over)),
     ];
     Reply::Map(
         fields
