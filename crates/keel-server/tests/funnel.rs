@@ -253,3 +253,109 @@ fn a_panic_inside_the_funnel_fails_the_node_and_keeps_reads() {
     assert_eq!(get("after"), Reply::Nil);
     let _ = coord.shutdown(false);
 }
+
+/// The writes that end an input are answered by the round that applies them, after the
+/// connection has gone back to reading (see the server's `unawaited`). A client that
+/// sends a write and then closes its sending side still gets the reply, and the write
+/// stands.
+#[test]
+fn a_write_followed_by_the_end_of_input_is_answered_and_kept() {
+    use std::io::{Read, Write};
+    let srv = InProc::start(Config::default());
+    for i in 0..50 {
+        let mut s = std::net::TcpStream::connect(srv.addr).expect("connect");
+        s.set_read_timeout(Some(WAIT)).expect("timeout");
+        let key = format!("eof:{i}");
+        let req = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len());
+        s.write_all(req.as_bytes()).expect("write");
+        s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).expect("read to the end");
+        assert_eq!(got, b"+OK\r\n", "write {i} before the end of input");
+    }
+    let mut con = srv.client();
+    for i in 0..50 {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(format!("eof:{i}"))
+            .query(&mut con)
+            .expect("GET");
+        assert_eq!(v.as_deref(), Some("v"), "eof:{i}");
+    }
+}
+
+/// The RESP encoding of one request.
+fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
+/// A read in the input after a write sees that write, and its reply comes after the
+/// write's. The first input ends with the write: 64 SETs that fill the connection's
+/// first read (16 KiB) exactly, so the GET behind them is read and run after the SETs
+/// were handed to the funnel (when the whole pipeline has arrived before that read;
+/// otherwise the GET shares an input with the last SET, which must pass as well).
+#[test]
+fn a_read_in_the_input_after_a_write_sees_it() {
+    use std::io::Write;
+    const FIRST_READ: usize = 16 * 1024;
+    let srv = InProc::start(Config::default());
+    for round in 0..20 {
+        let mut first: Vec<u8> = (0..63)
+            .flat_map(|j| resp(&["SET", &format!("pad:{j}"), &"p".repeat(200)]))
+            .collect();
+        let value = (1..FIRST_READ)
+            .map(|n| format!("v{round}:{}", "x".repeat(n)))
+            .find(|v| first.len() + resp(&["SET", "rw", v]).len() == FIRST_READ)
+            .expect("a value that fills the first read");
+        first.extend_from_slice(&resp(&["SET", "rw", &value]));
+        first.extend_from_slice(&resp(&["GET", "rw"]));
+        let mut raw = common::raw::Raw::connect(&srv);
+        raw.wr.write_all(&first).expect("pipeline");
+        for j in 0..64 {
+            assert_eq!(raw.read(), common::raw::V::Simple("OK".into()), "SET {j}");
+        }
+        let got = raw.read();
+        assert!(
+            got == common::raw::b(&value),
+            "round {round}: the GET behind the SETs did not see the last one"
+        );
+    }
+}
+
+/// Replies answered by the round keep the client's protocol, and their errors count
+/// in commandstats and errorstats as a waited-for write's do.
+#[test]
+fn round_answered_replies_keep_the_protocol_and_count_errors() {
+    use common::raw::{b, Raw, V};
+    let srv = InProc::start(Config::default());
+    let mut raw = Raw::connect(&srv);
+    raw.send(&["HELLO", "3"]);
+    assert!(matches!(raw.read(), V::Map(_)), "HELLO 3");
+    raw.send(&["SET", "p3", "v", "GET"]);
+    assert_eq!(raw.line(), "_", "RESP3's null for a missing old value");
+    raw.send(&["SET", "p3", "w", "GET"]);
+    assert_eq!(raw.read(), b("v"));
+    raw.send(&["INCR", "p3"]);
+    assert_eq!(
+        raw.read(),
+        V::Err("ERR value is not an integer or out of range".into())
+    );
+    let mut con = srv.client();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut con)
+        .expect("INFO");
+    let incr = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_incr:"))
+        .unwrap_or_else(|| panic!("no INCR stats in {stats}"));
+    assert!(incr.contains("failed_calls=1"), "{incr}");
+    let errors: String = redis::cmd("INFO")
+        .arg("errorstats")
+        .query(&mut con)
+        .expect("INFO");
+    assert!(errors.contains("errorstat_ERR:count=1"), "{errors}");
+}

@@ -34,7 +34,10 @@ use tokio::sync::oneshot;
 use super::acks::Acks;
 use super::state::{Lifecycle, NodeState};
 use super::write_queue::WriteQueue;
-use super::{ApplyHook, ApplyHooks, Control, Request, SnapshotReply, WriteResult};
+use super::{
+    ApplyHook, ApplyHooks, Control, GatheredWrite, Request, Results, SinkTicket, SnapshotReply,
+    WriteResult,
+};
 use crate::clock::unix_now_ms;
 use crate::config::Config;
 use crate::wal::{Wal, WalError};
@@ -141,6 +144,8 @@ pub(super) enum Pending {
     One(oneshot::Sender<WriteResult>, WriteResult),
     /// A `Request::Writes` message's, in order.
     Many(oneshot::Sender<Vec<WriteResult>>, Vec<WriteResult>),
+    /// A `Request::Unawaited` message's, in order.
+    Sink(SinkTicket, Results),
 }
 
 impl Pending {
@@ -149,6 +154,7 @@ impl Pending {
         let results = match self {
             Pending::One(_, res) => std::slice::from_mut(res),
             Pending::Many(_, results) => results.as_mut_slice(),
+            Pending::Sink(_, results) => results.as_mut_slice(),
         };
         for res in results.iter_mut().filter(|r| r.is_ok()) {
             *res = Err(err.clone());
@@ -164,6 +170,7 @@ impl Pending {
             Pending::Many(tx, results) => {
                 let _ = tx.send(results);
             }
+            Pending::Sink(sink, results) => sink.deliver(results),
         }
     }
 }
@@ -349,11 +356,13 @@ impl ApplyLoop {
         match req {
             Request::Writes { ops, reply, origin } => {
                 self.origin = origin;
-                let results = ops
-                    .into_iter()
-                    .map(|(op, spec)| self.write(op, Some(spec), spec.flags & flags::DENYOOM != 0))
-                    .collect();
+                let results = self.write_each(ops);
                 pending.push(Pending::Many(reply, results));
+            }
+            Request::Unawaited { ops, sink, origin } => {
+                self.origin = origin;
+                let results = self.write_each(ops);
+                pending.push(Pending::Sink(sink, results));
             }
             Request::Write {
                 op,
@@ -385,6 +394,16 @@ impl ApplyLoop {
             }
         }
         self.origin = 0;
+    }
+
+    /// [`ApplyLoop::write`] of each of a connection's writes, in order.
+    fn write_each<R: FromIterator<WriteResult>>(
+        &mut self,
+        ops: impl IntoIterator<Item = GatheredWrite>,
+    ) -> R {
+        ops.into_iter()
+            .map(|(op, spec)| self.write(op, Some(spec), spec.flags & flags::DENYOOM != 0))
+            .collect()
     }
 
     /// The funnel's per-write path; `spec` is the command a connection resolved `op` to.

@@ -11,6 +11,10 @@
 //! thread that has run [`INLINE_ROUNDS`] rounds hands what is left to the apply thread
 //! instead of starving its own connections.
 //!
+//! A connection's writes that end its input are only queued (`Funnel::queue_only`): the
+//! end of its thread's pass runs them (see the server's `unawaited`), so one round takes
+//! every such write of the pass without the gathering yield below.
+//!
 //! Under `always` too: a round writes its entries to the WAL and hands its replies to the
 //! acknowledgement thread (`acks`), which fdatasyncs for them, so no round waits for the
 //! disk. The apply thread keeps the expiry timer (every 100 ms), starts and finishes
@@ -41,6 +45,10 @@ const LONE_ROUNDS: u32 = 16;
 /// writes unless one of them yielded first: the few stragglers at the end of one
 /// benchmark left every later P1 write ungathered.
 const PROBE_PERIOD: u32 = 64;
+/// Unawaited messages queued before the one that queues the next has them run at once
+/// rather than at the end of its thread's pass (a thread that never runs out of work
+/// must still apply its writes).
+const UNAWAITED_BATCH: usize = 64;
 /// Active expiry period.
 const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
 /// How long shutdown waits for a running snapshot.
@@ -115,6 +123,19 @@ impl Funnel {
             tokio::task::yield_now().await;
         }
         self.run_queued();
+    }
+
+    /// Queues a write that the caller has run later ([`Funnel::run_queued_now`]); true
+    /// when [`UNAWAITED_BATCH`] messages wait, and it should be now.
+    pub fn queue_only(&self, req: Request) -> bool {
+        self.queue.push(req) >= UNAWAITED_BATCH
+    }
+
+    /// Sees that the queued writes run (see [`Funnel::run_queued`]).
+    pub fn run_queued_now(&self) {
+        if !self.queue.is_empty() {
+            self.run_queued();
+        }
     }
 
     /// True when the next gathered write yields before its round.

@@ -93,6 +93,47 @@ impl HookList {
 /// connection resolved it.
 pub type GatheredWrite = (Op, &'static CommandSpec);
 
+/// The results of one [`Request::Unawaited`] message, one per write, in order.
+pub type Results = smallvec::SmallVec<[WriteResult; 1]>;
+
+/// Where the results of a connection's writes go when the connection does not wait for
+/// them: the round that applies them hands them over on whatever thread it runs.
+pub trait ResultSink: Send + Sync {
+    /// The writes' results, in order, once committed (under `always`, once durable).
+    fn deliver(&self, results: Results);
+    /// The writes were dropped unapplied (the server is shutting down).
+    fn lost(&self);
+}
+
+/// A sink's claim on one message's results: delivered once, or reported lost when the
+/// message is dropped unapplied.
+pub struct SinkTicket(Option<Arc<dyn ResultSink>>);
+
+impl SinkTicket {
+    /// A ticket for results that go to `sink`.
+    pub fn new(sink: Arc<dyn ResultSink>) -> Self {
+        SinkTicket(Some(sink))
+    }
+
+    /// Hands `results` to the sink.
+    pub(crate) fn deliver(mut self, results: Results) {
+        if let Some(sink) = self.0.take() {
+            sink.deliver(results);
+        }
+    }
+}
+
+impl Drop for SinkTicket {
+    fn drop(&mut self) {
+        if let Some(sink) = self.0.take() {
+            sink.lost();
+        }
+    }
+}
+
+/// The writes of one [`Request::Unawaited`] message.
+pub type UnawaitedWrites = smallvec::SmallVec<[GatheredWrite; 1]>;
+
 /// A write queued for the funnel.
 pub enum Request {
     /// Log and apply `op`; `denyoom` asks for the maxmemory check first. No reply
@@ -120,6 +161,16 @@ pub enum Request {
         /// The client that sent them.
         origin: u64,
     },
+    /// A connection's writes whose results it does not wait for: the round hands them
+    /// to `sink` (see `Coordinator::queue_unawaited`).
+    Unawaited {
+        /// Each entry's content and the command it runs.
+        ops: UnawaitedWrites,
+        /// Where the results go.
+        sink: SinkTicket,
+        /// The client that sent them.
+        origin: u64,
+    },
     /// Like `Write`, but answered `Err(Reply::NilArray)` without logging anything when
     /// `abort` is set when the funnel reaches it (EXEC with a dirty WATCH: the check and the
     /// apply are one step, so no write can slip in between).
@@ -142,6 +193,7 @@ impl Request {
     fn weight(&self) -> usize {
         match self {
             Request::Writes { ops, .. } => ops.len().max(1),
+            Request::Unawaited { ops, .. } => ops.len().max(1),
             _ => 1,
         }
     }
@@ -152,6 +204,7 @@ impl Request {
             Request::Write { op, spec, .. } => (Some((op, *spec)), &[][..]),
             Request::GuardedWrite { op, .. } => (Some((op, None)), &[][..]),
             Request::Writes { ops, .. } => (None, &ops[..]),
+            Request::Unawaited { ops, .. } => (None, &ops[..]),
         };
         one.into_iter()
             .chain(many.iter().map(|(op, spec)| (op, Some(*spec))))
@@ -362,6 +415,21 @@ impl Coordinator {
         rx
     }
 
+    /// Queues a connection's writes without running them or waiting for them: their
+    /// results go to `sink`. The caller sees that they run: [`Coordinator::run_queued`]
+    /// soon (the end of its runtime thread's pass), or at once when this returns true
+    /// (enough writes wait that one round should take them now).
+    pub fn queue_unawaited(&self, ops: UnawaitedWrites, sink: SinkTicket, origin: u64) -> bool {
+        self.funnel
+            .queue_only(Request::Unawaited { ops, sink, origin })
+    }
+
+    /// Runs the queued writes (on this thread if the funnel is free, else by its holder
+    /// or the apply thread).
+    pub fn run_queued(&self) {
+        self.funnel.run_queued_now();
+    }
+
     /// Registers `hook`, called after every entry applied from now on.
     pub fn add_apply_hook(&self, hook: ApplyHook) {
         self.hooks.add(hook);
@@ -469,7 +537,8 @@ impl Drop for Coordinator {
 }
 
 /// The reply to a write the funnel never answered.
-fn shutting_down() -> Reply {
+/// The reply of a write dropped unapplied because the server is stopping.
+pub fn shutting_down() -> Reply {
     Reply::err("ERR server is shutting down")
 }
 

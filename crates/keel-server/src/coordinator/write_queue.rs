@@ -27,11 +27,13 @@ pub(super) struct WriteQueue {
 }
 
 impl WriteQueue {
-    /// Queues `req` behind the writes already waiting.
-    pub fn push(&self, req: Request) {
+    /// Queues `req` behind the writes already waiting; returns how many messages wait.
+    pub fn push(&self, req: Request) -> usize {
         let mut items = self.items.lock();
         items.push_back(req);
-        self.len.store(items.len(), Ordering::Relaxed);
+        let n = items.len();
+        self.len.store(n, Ordering::Relaxed);
+        n
     }
 
     /// True when no write waits.

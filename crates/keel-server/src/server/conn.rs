@@ -31,9 +31,13 @@ use super::multi;
 use super::outbox::Outbox;
 use super::pushes::Pushes;
 use super::stats::CallResult;
+use super::unawaited::UnawaitedReplies;
 use super::Shared;
 use crate::clock::unix_now_ms;
-use crate::coordinator::{resolve_write, resolve_writes, GatheredWrite, WriteResult};
+use crate::coordinator::{
+    resolve_write, resolve_writes, GatheredWrite, ResultSink, SinkTicket, UnawaitedWrites,
+    WriteResult,
+};
 use crate::resp::{encode, Limits, RequestParser};
 
 /// Initial read buffer size.
@@ -213,6 +217,29 @@ impl Session {
             }
         }
         self.unsent_names.clear();
+    }
+
+    /// Hands the collected writes to the funnel without waiting for them: `replies`
+    /// answers them (see `unawaited`). The caller has deferred every reply before them.
+    fn hand_over(&mut self, replies: &Arc<UnawaitedReplies>) {
+        let ops: UnawaitedWrites = match self.unsent.len() {
+            1 => self.unsent.drain(..).collect(),
+            n => UnawaitedWrites::from_vec(std::mem::replace(
+                &mut self.unsent,
+                Vec::with_capacity(n),
+            )),
+        };
+        replies.hand_over(&mut self.unsent_names, self.client.protocol);
+        let ticket = SinkTicket::new(Arc::clone(replies) as Arc<dyn ResultSink>);
+        if self
+            .shared
+            .coord
+            .queue_unawaited(ops, ticket, self.client.handle.id)
+        {
+            self.shared.coord.run_queued();
+        } else {
+            super::outbox::run_funnel_at_end_of_pass(&self.shared);
+        }
     }
 
     /// Encodes the result of the `i`th collected write.
@@ -742,6 +769,7 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
     let outbox = Outbox::new(wr);
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut session = Session::new(Arc::clone(&shared), Arc::clone(&handle));
+    let replies = UnawaitedReplies::new(&shared, &outbox);
     let mut pushes = Pushes::new(session.client.pubsub.take_receiver());
     let sink = Arc::clone(&session.client.pubsub.sink);
     // Push bytes in `session.out`, released from the sink's count once written.
@@ -772,6 +800,11 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
                 break;
             }
         };
+        // Writes handed over at the end of the last input are answered before anything
+        // else is: a read must see them, and their replies go first.
+        if replies.in_flight() {
+            replies.landed().await;
+        }
         match read {
             Ok(0) | Err(_) => break,
             Ok(usize::MAX) => {}
@@ -860,7 +893,24 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         // Checked here: building and polling the settle future for a batch of reads
         // alone was ~100 instructions of a GET at -P 1.
         if session.has_unsent() {
-            session.settle().await;
+            // The writes that end an input are answered by the round that applies them
+            // when this thread's pass ends (see `unawaited`); the replies before them
+            // are deferred first, so that theirs follow.
+            let n = session.out.len() as u64;
+            let handed = flow == Flow::Continue
+                && ran <= DEFER_MAX_REQUESTS
+                && super::outbox::hooked()
+                && std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(outbox.defer(&mut session.out, cx.waker()))
+                })
+                .await;
+            if handed {
+                sink.written(std::mem::take(&mut pushed));
+                shared.stats.net_output_bytes.add(n);
+                session.hand_over(&replies);
+            } else {
+                session.settle().await;
+            }
         }
         session.client.pubsub.set_protocol(session.client.protocol);
         // Replies go out at the end of this thread's pass (see `outbox`), except the
@@ -874,6 +924,10 @@ pub async fn serve_connection(shared: Arc<Shared>, sock: TcpStream, handle: Arc<
         }
         let direct = flow == Flow::Close || ran > DEFER_MAX_REQUESTS;
         if !session.out.is_empty() || direct || outbox.in_trouble() {
+            // The socket may be taken below: what is in flight lands in the outbox first.
+            if replies.in_flight() {
+                replies.landed().await;
+            }
             let n = session.out.len() as u64;
             let deferred = !direct
                 && std::future::poll_fn(|cx| {

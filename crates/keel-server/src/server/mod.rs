@@ -37,6 +37,7 @@ pub mod slowlog;
 pub mod stats;
 pub mod striped;
 pub mod tracking;
+pub mod unawaited;
 pub mod watched_keys;
 
 use std::future::Future;

@@ -60,6 +60,9 @@ struct Inner {
 struct Pass {
     /// The runtime of this thread calls [`end_of_pass`].
     hooked: bool,
+    /// Servers whose write funnel has writes of this pass's connections queued, run
+    /// before the outboxes are written (their replies go out with the rest).
+    funnels: Vec<Arc<super::Shared>>,
     listed: Vec<Arc<Outbox>>,
     bytes: usize,
 }
@@ -71,10 +74,43 @@ thread_local! {
 /// What to give a runtime builder's `on_thread_park`: writes the replies the tasks of
 /// this thread deferred. Also marks the thread as one whose tasks may defer.
 pub fn end_of_pass() {
-    PASS.with(|p| {
+    let funnels = PASS.with(|p| {
         let mut p = p.borrow_mut();
         p.hooked = true;
+        if p.funnels.is_empty() {
+            p.flush();
+            return None;
+        }
+        Some(std::mem::take(&mut p.funnels))
+    });
+    let Some(mut funnels) = funnels else {
+        return;
+    };
+    // Outside the borrow: a round delivers replies, which list their outboxes here.
+    for shared in funnels.drain(..) {
+        shared.coord.run_queued();
+    }
+    PASS.with(|p| {
+        let mut p = p.borrow_mut();
         p.flush();
+        if p.funnels.is_empty() {
+            p.funnels = funnels;
+        }
+    });
+}
+
+/// True when this thread's runtime runs [`end_of_pass`].
+pub fn hooked() -> bool {
+    PASS.with(|p| p.borrow().hooked)
+}
+
+/// Has `shared`'s write funnel run its queued writes when this thread's pass ends.
+pub fn run_funnel_at_end_of_pass(shared: &Arc<super::Shared>) {
+    PASS.with(|p| {
+        let mut p = p.borrow_mut();
+        if !p.funnels.iter().any(|s| Arc::ptr_eq(s, shared)) {
+            p.funnels.push(Arc::clone(shared));
+        }
     });
 }
 
@@ -139,6 +175,37 @@ impl Outbox {
                 p.listed.push(Arc::clone(self));
             }
             true
+        })
+    }
+
+    /// Appends what `encode` writes behind the replies waiting, to go out at the end of
+    /// this thread's pass; on a thread without one (or with the socket out) the
+    /// connection is woken to write it itself. Returns the bytes appended.
+    pub fn append(self: &Arc<Self>, encode: impl FnOnce(&mut BytesMut)) -> usize {
+        PASS.with(|p| {
+            let mut p = p.borrow_mut();
+            let (n, list, trouble) = {
+                let mut inner = self.inner.lock();
+                let before = inner.buf.len();
+                encode(&mut inner.buf);
+                let n = inner.buf.len() - before;
+                let trouble = !p.hooked || inner.wr.is_none() || self.in_trouble();
+                let list = !trouble && !std::mem::replace(&mut inner.listed, true);
+                if trouble {
+                    self.trouble.store(true, Ordering::Release);
+                    if let Some(w) = inner.waker.take() {
+                        w.wake();
+                    }
+                }
+                (n, list, trouble)
+            };
+            if !trouble {
+                p.bytes += n;
+                if list {
+                    p.listed.push(Arc::clone(self));
+                }
+            }
+            n
         })
     }
 
@@ -282,6 +349,40 @@ mod tests {
             assert!(!defer(&outbox, &mut out).await);
             assert_eq!(&out[..], b"+OK\r\n", "left to the caller");
         });
+    }
+
+    #[test]
+    fn appended_replies_follow_deferred_ones_or_fall_to_the_connection_without_a_pass() {
+        runtime(true).block_on(async {
+            idle().await;
+            let (outbox, _rd, mut client) = pair().await;
+            let mut out = BytesMut::from(&b"+A\r\n"[..]);
+            assert!(defer(&outbox, &mut out).await);
+            assert_eq!(outbox.append(|buf| buf.extend_from_slice(b"+B\r\n")), 4);
+            assert!(!outbox.in_trouble());
+            idle().await;
+            let mut got = [0u8; 8];
+            tokio::time::timeout(WAIT, client.read_exact(&mut got))
+                .await
+                .expect("written once the thread parked")
+                .expect("read");
+            assert_eq!(&got, b"+A\r\n+B\r\n");
+        });
+        // A round on a thread without a pass (the apply thread) leaves the write to the
+        // connection: the outbox is flagged and what was appended comes back in front.
+        // (A thread of its own: this one has run the hook above.)
+        std::thread::spawn(|| {
+            runtime(false).block_on(async {
+                let (outbox, _rd, _client) = pair().await;
+                outbox.append(|buf| buf.extend_from_slice(b"+C\r\n"));
+                assert!(outbox.in_trouble());
+                let mut out = BytesMut::from(&b"+D\r\n"[..]);
+                assert!(outbox.take(&mut out).is_some());
+                assert_eq!(&out[..], b"+C\r\n+D\r\n");
+            })
+        })
+        .join()
+        .expect("the thread without a pass");
     }
 
     #[test]
