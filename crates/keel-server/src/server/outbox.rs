@@ -12,8 +12,9 @@
 //! A connection hands its encoded replies to its [`Outbox`] ([`Outbox::defer`]), which
 //! joins its thread's list; the runtime's `on_thread_park` hook ([`end_of_pass`]) writes
 //! every listed outbox when the thread has no task left to run. A list that grows past
-//! [`MAX_LISTED`] outboxes or [`MAX_LISTED_BYTES`] is written at once, so a thread that
-//! never runs out of work still sends. Only a thread whose runtime has the hook (it has
+//! [`MAX_LISTED`] outboxes or [`MAX_LISTED_BYTES`] is written at once (after the
+//! write funnels noted on the pass, see `unawaited`), so a thread that never runs out
+//! of work still applies and sends. Only a thread whose runtime has the hook (it has
 //! run it once) defers; elsewhere the connection writes itself, as it does for
 //! everything the socket did not take at once ([`Outbox::take`]).
 
@@ -74,9 +75,14 @@ thread_local! {
 /// What to give a runtime builder's `on_thread_park`: writes the replies the tasks of
 /// this thread deferred. Also marks the thread as one whose tasks may defer.
 pub fn end_of_pass() {
+    PASS.with(|p| p.borrow_mut().hooked = true);
+    write_pass();
+}
+
+/// Runs the write funnels noted on this thread's pass, then writes its outboxes.
+fn write_pass() {
     let funnels = PASS.with(|p| {
         let mut p = p.borrow_mut();
-        p.hooked = true;
         if p.funnels.is_empty() {
             p.flush();
             return None;
@@ -144,13 +150,18 @@ impl Outbox {
     /// end-of-pass hook, the socket is out ([`Outbox::take`]), or an earlier write ran
     /// into trouble.
     pub fn defer(self: &Arc<Self>, out: &mut BytesMut, waker: &Waker) -> bool {
+        // A thread that never runs out of work writes its pass every so often, and
+        // runs the writes its connections left to the pass first.
+        if PASS.with(|p| {
+            let p = p.borrow();
+            p.listed.len() >= MAX_LISTED || p.bytes >= MAX_LISTED_BYTES
+        }) {
+            write_pass();
+        }
         PASS.with(|p| {
             let mut p = p.borrow_mut();
             if !p.hooked || self.trouble.load(Ordering::Acquire) {
                 return false;
-            }
-            if p.listed.len() >= MAX_LISTED || p.bytes >= MAX_LISTED_BYTES {
-                p.flush();
             }
             let n = out.len();
             let list = {
