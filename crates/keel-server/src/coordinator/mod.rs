@@ -536,8 +536,7 @@ impl Drop for Coordinator {
     }
 }
 
-/// The reply to a write the funnel never answered.
-/// The reply of a write dropped unapplied because the server is stopping.
+/// The reply to a write the funnel never answered (dropped unapplied at shutdown).
 pub fn shutting_down() -> Reply {
     Reply::err("ERR server is shutting down")
 }

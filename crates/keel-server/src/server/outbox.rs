@@ -150,18 +150,20 @@ impl Outbox {
     /// end-of-pass hook, the socket is out ([`Outbox::take`]), or an earlier write ran
     /// into trouble.
     pub fn defer(self: &Arc<Self>, out: &mut BytesMut, waker: &Waker) -> bool {
-        // A thread that never runs out of work writes its pass every so often, and
-        // runs the writes its connections left to the pass first.
-        if PASS.with(|p| {
-            let p = p.borrow();
-            p.listed.len() >= MAX_LISTED || p.bytes >= MAX_LISTED_BYTES
-        }) {
-            write_pass();
-        }
-        PASS.with(|p| {
+        // A thread that never runs out of work writes its pass every so often; when its
+        // connections left writes to the pass, those run first (outside this borrow).
+        let mut funnels_due = false;
+        let deferred = PASS.with(|p| {
             let mut p = p.borrow_mut();
             if !p.hooked || self.trouble.load(Ordering::Acquire) {
                 return false;
+            }
+            if p.listed.len() >= MAX_LISTED || p.bytes >= MAX_LISTED_BYTES {
+                if p.funnels.is_empty() {
+                    p.flush();
+                } else {
+                    funnels_due = true;
+                }
             }
             let n = out.len();
             let list = {
@@ -186,7 +188,11 @@ impl Outbox {
                 p.listed.push(Arc::clone(self));
             }
             true
-        })
+        });
+        if funnels_due {
+            write_pass();
+        }
+        deferred
     }
 
     /// Appends what `encode` writes behind the replies waiting, to go out at the end of
@@ -203,10 +209,7 @@ impl Outbox {
                 let trouble = !p.hooked || inner.wr.is_none() || self.in_trouble();
                 let list = !trouble && !std::mem::replace(&mut inner.listed, true);
                 if trouble {
-                    self.trouble.store(true, Ordering::Release);
-                    if let Some(w) = inner.waker.take() {
-                        w.wake();
-                    }
+                    self.raise_trouble(&mut inner);
                 }
                 (n, list, trouble)
             };
@@ -252,6 +255,12 @@ impl Outbox {
             return;
         }
         buf.advance(done);
+        self.raise_trouble(&mut inner);
+    }
+
+    /// Leaves what `inner` holds to the connection: flags the outbox and wakes the task
+    /// of the last [`Outbox::defer`].
+    fn raise_trouble(&self, inner: &mut Inner) {
         self.trouble.store(true, Ordering::Release);
         if let Some(w) = inner.waker.take() {
             w.wake();
