@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::raw::resp;
 use common::{InProc, WAIT};
 use keel_server::Config;
 use redis::Value;
@@ -190,14 +191,6 @@ fn client_pause_write_holds_writes_but_not_reads() {
     t.join().expect("writer thread");
     let v: String = q(&mut reader, &["GET", "k"]);
     assert_eq!(v, "after");
-}
-
-fn resp(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-    }
-    out
 }
 
 #[test]

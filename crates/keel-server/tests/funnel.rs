@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::raw::resp;
 use common::{connect, persistence_field, spawn_binary, InProc, WAIT};
 use keel_server::Config;
 use keel_storage::SyncPolicy;
@@ -266,8 +267,7 @@ fn a_write_followed_by_the_end_of_input_is_answered_and_kept() {
         let mut s = std::net::TcpStream::connect(srv.addr).expect("connect");
         s.set_read_timeout(Some(WAIT)).expect("timeout");
         let key = format!("eof:{i}");
-        let req = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len());
-        s.write_all(req.as_bytes()).expect("write");
+        s.write_all(&resp(&["SET", &key, "v"])).expect("write");
         s.shutdown(std::net::Shutdown::Write).expect("shutdown");
         let mut got = Vec::new();
         s.read_to_end(&mut got).expect("read to the end");
@@ -281,15 +281,6 @@ fn a_write_followed_by_the_end_of_input_is_answered_and_kept() {
             .expect("GET");
         assert_eq!(v.as_deref(), Some("v"), "eof:{i}");
     }
-}
-
-/// The RESP encoding of one request.
-fn resp(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-    }
-    out
 }
 
 /// A read in the input after a write sees that write, and its reply comes after the

@@ -36,6 +36,15 @@ pub fn arr(items: Vec<V>) -> V {
     V::Arr(items)
 }
 
+/// The RESP encoding of one request.
+pub fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
 /// A raw RESP connection with bounded reads.
 pub struct Raw {
     pub rd: BufReader<TcpStream>,
@@ -57,11 +66,7 @@ impl Raw {
     }
 
     pub fn send(&mut self, args: &[&str]) {
-        let mut out = format!("*{}\r\n", args.len());
-        for a in args {
-            out.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
-        }
-        self.wr.write_all(out.as_bytes()).expect("write");
+        self.wr.write_all(&resp(args)).expect("write");
     }
 
     pub fn line(&mut self) -> String {
