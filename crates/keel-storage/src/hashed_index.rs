@@ -49,6 +49,7 @@ use crate::mvcc::{IndexKey, IndexValue, Pin, SnapshotRegistry, VersionView};
 use crate::order_tree::{Keyed, OrderTree};
 use crate::range::{Direction, ScanRange};
 use crate::slot_lock::SlotLock;
+use crate::storage::KeyAt;
 
 /// Number of hash shards (a power of two). With a million keys a shard holds about a
 /// thousand, so the write lock of an insert that resizes a shard is short.
@@ -1451,6 +1452,32 @@ impl<V: IndexValue> HashedIndex<V> {
     /// Keys waiting for version GC.
     pub fn gc_pending(&self) -> usize {
         self.gc_queue.lock().len()
+    }
+
+    /// The key at position `n` of `range` among every key the index holds, live or not,
+    /// and how many it holds there (see [`crate::Storage::key_at`]); one hold of the
+    /// order's read lock, three descents.
+    pub fn key_at(&self, range: &ScanRange, n: u64) -> KeyAt {
+        let order = self.order.read();
+        let start = match &range.start {
+            Bound::Unbounded => 0,
+            Bound::Included(k) => order.rank(k, false),
+            Bound::Excluded(k) => order.rank(k, true),
+        };
+        let end = match &range.end {
+            Bound::Unbounded => order.len(),
+            Bound::Included(k) => order.rank(k, true),
+            Bound::Excluded(k) => order.rank(k, false),
+        };
+        let keys = end.saturating_sub(start) as u64;
+        let key = if n < keys {
+            order
+                .nth(start + n as usize)
+                .map(|e| Bytes::copy_from_slice(e.key()))
+        } else {
+            None
+        };
+        KeyAt { key, keys }
     }
 
     /// Live (visible, non-deleted) keys at the latest state.

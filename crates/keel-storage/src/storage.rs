@@ -18,6 +18,15 @@ use crate::stats::StorageStats;
 /// A key and its value.
 pub type KvPair = (Bytes, Bytes);
 
+/// A key found by its position in a range ([`Storage::key_at`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAt {
+    /// The key at the position asked for; None past the range's end.
+    pub key: Option<Bytes>,
+    /// How many keys the engine holds in the range, counted as positions are.
+    pub keys: u64,
+}
+
 /// An owning iterator over a scan. It pins the state it reads (an implicit or explicit
 /// snapshot), so it sees one point in time however long it lives.
 pub type KvIter = Box<dyn Iterator<Item = Result<KvPair>> + Send>;
@@ -43,6 +52,12 @@ pub trait Snapshot: Send + Sync {
         f: &mut dyn FnMut(&[u8]),
     ) -> Result<()> {
         visit_scan_values(self.scan(range, dir), limit, f)
+    }
+
+    /// [`Storage::key_at`] (the count and positions are the engine's, not this
+    /// snapshot's: compare `keys` with how many live keys the snapshot sees there).
+    fn key_at(&self, _range: &ScanRange, _n: u64) -> Option<KeyAt> {
+        None
     }
 }
 
@@ -124,6 +139,19 @@ pub trait Storage: Send + Sync {
         f: &mut dyn FnMut(&[u8]),
     ) -> Result<()> {
         visit_scan_values(self.scan(range, dir), limit, f)
+    }
+
+    /// The key at position `n` (0: the first) of `range`, and how many keys `range`
+    /// holds, in O(log n), from an engine that keeps order statistics (memory, bitcask);
+    /// None from one that does not (lsm), whose caller walks the range instead.
+    ///
+    /// Positions and the count are over every key the engine holds, which includes
+    /// deleted keys whose old versions a snapshot still needs and keys written after a
+    /// reader's snapshot. So a caller that knows how many live keys its view has in the
+    /// range (a collection's length) compares it with `keys`: equal, every key held
+    /// there is live in its view, and positions are its view's.
+    fn key_at(&self, _range: &ScanRange, _n: u64) -> Option<KeyAt> {
+        None
     }
 
     /// A hint from the writer that `keys` are about to be read and written: an engine may

@@ -54,7 +54,7 @@ use crate::options::{BitcaskOptions, EngineKind, OpenOptions, SyncPolicy, WriteO
 use crate::range::{Direction, ScanRange};
 use crate::scan_iter;
 use crate::stats::StorageStats;
-use crate::storage::{KvIter, Snapshot, Storage, ValueRef};
+use crate::storage::{KeyAt, KvIter, Snapshot, Storage, ValueRef};
 
 use background::Shutdown;
 use cache::ValueCache;
@@ -486,6 +486,11 @@ impl Snapshot for BitcaskSnapshot {
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter {
         scan_pinned(Arc::clone(&self.inner), Arc::clone(&self.pin), range, dir)
     }
+
+    fn key_at(&self, range: &ScanRange, n: u64) -> Option<KeyAt> {
+        self.inner.check_open().ok()?;
+        Some(self.inner.index.key_at(range, n))
+    }
 }
 
 fn scan_pinned(inner: Arc<Inner>, pin: Arc<Pin>, range: ScanRange, dir: Direction) -> KvIter {
@@ -524,6 +529,11 @@ impl Storage for Bitcask {
     fn read_with(&self, key: &[u8], f: &mut dyn FnMut(Option<ValueRef<'_>>)) -> Result<()> {
         self.inner.check_open()?;
         self.inner.read_latest_with(key, f)
+    }
+
+    fn key_at(&self, range: &ScanRange, n: u64) -> Option<KeyAt> {
+        self.inner.check_open().ok()?;
+        Some(self.inner.index.key_at(range, n))
     }
 
     fn prefetch_reads(&self, keys: &[&[u8]]) {

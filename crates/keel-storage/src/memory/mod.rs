@@ -25,7 +25,7 @@ use crate::options::{EngineKind, OpenOptions, WriteOptions};
 use crate::range::{Direction, ScanRange};
 use crate::scan_iter;
 use crate::stats::StorageStats;
-use crate::storage::{KvIter, Snapshot, Storage, ValueRef};
+use crate::storage::{KeyAt, KvIter, Snapshot, Storage, ValueRef};
 use crate::thin_value::Val;
 
 /// How often the background task reclaims old versions, and how many keys per step.
@@ -186,6 +186,11 @@ impl Snapshot for MemSnapshot {
     ) -> Result<()> {
         values_at(&self.inner, self.pin.seq(), &range, dir, limit, f)
     }
+
+    fn key_at(&self, range: &ScanRange, n: u64) -> Option<KeyAt> {
+        self.inner.check_open().ok()?;
+        Some(self.inner.index.key_at(range, n))
+    }
 }
 
 /// Calls `f` with the values of the first `limit` live keys of `range` as of the pinned
@@ -262,6 +267,11 @@ impl Storage for MemoryEngine {
             // SAFETY: every writer of the index holds `writer`, and so does this.
             unsafe { self.inner.index.prefetch_serialised(window) };
         }
+    }
+
+    fn key_at(&self, range: &ScanRange, n: u64) -> Option<KeyAt> {
+        self.inner.check_open().ok()?;
+        Some(self.inner.index.key_at(range, n))
     }
 
     fn prefetch_reads(&self, keys: &[&[u8]]) {
