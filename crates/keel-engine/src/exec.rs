@@ -2,7 +2,7 @@
 //! time it is, and the metadata helpers every type module shares.
 
 use bytes::Bytes;
-use keel_storage::{Direction, ScanRange, ValueRef};
+use keel_storage::{Direction, KvPair, ScanRange, ValueRef};
 
 use crate::ctx::DetRng;
 use crate::cursor::CursorTable;
@@ -211,6 +211,12 @@ impl<'a> Exec<'a> {
     /// Raw storage scan.
     pub fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_> {
         self.reader().scan(range, dir)
+    }
+
+    /// The entry at position `n` of `range`, which holds `live` keys, without walking
+    /// to it where storage can tell (see [`crate::kv::KvRead::entry_at`]).
+    pub fn entry_at(&self, range: &ScanRange, live: u64, n: u64) -> Result<Option<KvPair>> {
+        self.reader().entry_at(range, live, n)
     }
 
     /// Raw storage scan of values only: the first `limit` of `range` in `dir` order, held

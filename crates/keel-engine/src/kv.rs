@@ -48,6 +48,32 @@ pub trait KvRead {
         }
         Ok(())
     }
+
+    /// The entry at position `n` (0: the first) of `range` in this view, where the
+    /// caller knows that `live` keys are there (a collection's length): found from
+    /// storage's order statistics ([`Storage::key_at`]) without walking to it. Ok(None)
+    /// when that cannot answer exactly (an engine without them, deleted keys that
+    /// snapshots still hold, `n` past `live`): the caller walks instead, and finds the
+    /// same entry.
+    fn entry_at(&self, _range: &ScanRange, _live: u64, _n: u64) -> Result<Option<KvPair>> {
+        Ok(None)
+    }
+}
+
+/// [`KvRead::entry_at`] of a view without buffered writes: `key_at` is exact when it
+/// counts as many keys in `range` as the view has live there.
+fn stored_entry_at(
+    view: &dyn KvRead,
+    key_at: Option<keel_storage::KeyAt>,
+    live: u64,
+) -> Result<Option<KvPair>> {
+    match key_at {
+        Some(keel_storage::KeyAt {
+            key: Some(key),
+            keys,
+        }) if keys == live => Ok(view.get(&key)?.map(|v| (key, v))),
+        _ => Ok(None),
+    }
 }
 
 /// Reads from one storage snapshot.
@@ -84,6 +110,13 @@ impl KvRead for SnapshotReader {
         f: &mut dyn FnMut(&[u8]),
     ) -> Result<()> {
         Ok(self.snap.visit_values(range, dir, limit, f)?)
+    }
+
+    fn entry_at(&self, range: &ScanRange, live: u64, n: u64) -> Result<Option<KvPair>> {
+        if n >= live {
+            return Ok(None);
+        }
+        stored_entry_at(self, self.snap.key_at(range, n), live)
     }
 }
 
@@ -138,6 +171,15 @@ impl KvRead for LatestReader<'_> {
     ) -> Result<()> {
         self.reads.set(self.reads.get().saturating_add(2));
         Ok(self.store.visit_values(range, dir, limit, f)?)
+    }
+
+    fn entry_at(&self, range: &ScanRange, live: u64, n: u64) -> Result<Option<KvPair>> {
+        if n >= live {
+            return Ok(None);
+        }
+        // The count and the key's read are two moments.
+        self.reads.set(self.reads.get().saturating_add(2));
+        stored_entry_at(self, self.store.key_at(range, n), live)
     }
 }
 
@@ -575,7 +617,82 @@ impl KvRead for WriteTx {
             dir,
         })
     }
+
+    /// Storage's position, corrected for this group's writes in `range`: the keys they
+    /// added (A) and removed (R) against storage. With S storage's live keys there and
+    /// `n` past |A|, the view's key at `n` is at or after S's key at `n - |A|`, x0, and
+    /// the view holds `n - |A| - |R before x0| + |A before x0|` keys before x0, at most
+    /// `n`; so a merged walk from x0 reaches it within |A| + |R| steps. With `n` below
+    /// |A|, a walk from the range's start reaches it within |A| steps.
+    fn entry_at(&self, range: &ScanRange, live: u64, n: u64) -> Result<Option<KvPair>> {
+        if n >= live {
+            return Ok(None);
+        }
+        let (lo, hi) = range.as_bounds();
+        let lo: Bound<&[u8]> = lo;
+        let order = self
+            .order
+            .get_or_init(|| self.overlay.keys().cloned().collect());
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        for k in order.range::<[u8], _>((lo, hi)) {
+            let mut stored = false;
+            self.store.read_with(k, &mut |v| stored = v.is_some())?;
+            match (self.overlay.get(k), stored) {
+                (Some(Some(_)), false) => added.push(k),
+                (Some(None), true) => removed.push(k),
+                _ => {}
+            }
+            if added.len() + removed.len() > ENTRY_AT_MAX_WRITES {
+                return Ok(None);
+            }
+        }
+        let Some(stored) = (live + removed.len() as u64).checked_sub(added.len() as u64) else {
+            return Ok(None);
+        };
+        let from = n
+            .saturating_sub(added.len() as u64)
+            .min(stored.saturating_sub(1));
+        let Some(at) = self.store.key_at(range, from) else {
+            return Ok(None);
+        };
+        if at.keys != stored {
+            return Ok(None);
+        }
+        if added.is_empty() && removed.is_empty() {
+            // Nothing of this group's there: storage's key at `n` is the view's.
+            return match at.key {
+                Some(key) => Ok(self.get(&key)?.map(|v| (key, v))),
+                None => Ok(None),
+            };
+        }
+        let (start, before) = match at.key {
+            // The position is within the added keys' count: walk from the range's start.
+            _ if from == 0 => (range.start.clone(), Some(0)),
+            Some(x0) => {
+                let below = |ks: &[&Bytes]| ks.iter().filter(|k| **k < &x0).count() as u64;
+                let before = (from + below(&added)).checked_sub(below(&removed));
+                (Bound::Included(x0), before)
+            }
+            // Storage holds none there: the view is the added keys alone.
+            None => (range.start.clone(), Some(0)),
+        };
+        let Some(skip) = before.and_then(|b| n.checked_sub(b)) else {
+            return Ok(None);
+        };
+        let from_x0 = ScanRange {
+            start,
+            end: range.end.clone(),
+        };
+        match self.scan(from_x0, Direction::Forward).nth(skip as usize) {
+            Some(kv) => Ok(Some(kv?)),
+            None => Ok(None),
+        }
+    }
 }
+
+/// Most of a group's writes in a range that [`WriteTx::entry_at`] corrects a position
+/// for; past it, the caller walks.
+const ENTRY_AT_MAX_WRITES: usize = 64;
 
 /// The overlay's side of a merged scan.
 type OverlayIter<'a> = Box<dyn Iterator<Item = (&'a Bytes, &'a Option<Bytes>)> + 'a>;
@@ -683,6 +800,68 @@ mod tests {
                 "key {i}"
             );
         }
+        Ok(())
+    }
+
+    /// Every position of a range, asked of storage's order statistics through the
+    /// overlay's writes there, is the entry a merged walk reaches; positions that
+    /// deleted keys held for a snapshot would skew are refused, not answered.
+    #[test]
+    fn entries_by_position_are_the_walks() -> Result<()> {
+        let (_dir, store) = memory_store()?;
+        let mut wb = WriteBatch::new();
+        for i in 0..300 {
+            wb.put(Bytes::from(format!("k{i:03}")), b("v"));
+        }
+        // Keys around the range, which positions must not count.
+        wb.put(b("a"), b("1"));
+        wb.put(b("l"), b("1"));
+        store.write(wb, WriteOptions::DEFAULT)?;
+        let range = ScanRange::new(b("k")..b("l"));
+        let walk = |r: &dyn KvRead, live: u64| -> Result<()> {
+            let all: Vec<KvPair> = r
+                .scan(range.clone(), Direction::Forward)
+                .collect::<Result<_>>()?;
+            assert_eq!(all.len() as u64, live);
+            for (n, kv) in all.into_iter().enumerate() {
+                assert_eq!(
+                    r.entry_at(&range, live, n as u64)?,
+                    Some(kv),
+                    "position {n}"
+                );
+            }
+            assert_eq!(r.entry_at(&range, live, live)?, None, "past the end");
+            Ok(())
+        };
+        let mut tx = WriteTx::new(Arc::clone(&store));
+        walk(&tx, 300)?;
+        // This group's writes: three deletes, two new keys (one before every stored
+        // key), an overwrite, and a delete of a key never stored.
+        for k in ["k005", "k100", "k299", "k2999"] {
+            tx.delete(b(k));
+        }
+        tx.put(b("k050x"), b("new"));
+        tx.put(b("k"), b("new"));
+        tx.put(b("k150"), b("changed"));
+        walk(&tx, 299)?;
+        // A wrong count is refused rather than answered from a skewed position.
+        assert_eq!(tx.entry_at(&range, 298, 10)?, None);
+        store.write(tx.take_batch(), WriteOptions::DEFAULT)?;
+        walk(&LatestReader::new(&*store), 299)?;
+        walk(&SnapshotReader::new(store.snapshot()), 299)?;
+
+        // A snapshot keeps deleted keys in storage's order: positions there no longer
+        // match any view's, so every view walks instead.
+        let old = SnapshotReader::new(store.snapshot());
+        let mut wb = WriteBatch::new();
+        wb.delete(b("k010"));
+        store.write(wb, WriteOptions::DEFAULT)?;
+        let tx = WriteTx::new(Arc::clone(&store));
+        assert_eq!(tx.entry_at(&range, 298, 0)?, None);
+        assert_eq!(LatestReader::new(&*store).entry_at(&range, 298, 0)?, None);
+        // The old snapshot sees all 299, and so does the order: exact for it.
+        walk(&old, 299)?;
+        drop(old);
         Ok(())
     }
 

@@ -15,8 +15,9 @@
 //! HLEN reads the metadata; HKEYS/HVALS/HGETALL are one range scan. HSCAN resumes after
 //! the last field it returned, so every field present for the whole scan is returned at
 //! least once. HRANDFIELD draws positions with the entry's deterministic generator and
-//! collects them in one scan up to the highest drawn position: O(n) in the worst case,
-//! as the ordered store has no rank index for hashes.
+//! finds a few of them by position in storage (O(log n) each, where the engine keeps
+//! order statistics: memory and bitcask), or collects them in one scan up to the
+//! highest drawn position (O(n) in the worst case: many positions, or the lsm engine).
 
 use std::collections::{BTreeSet, HashSet};
 use std::ops::Bound;
@@ -33,6 +34,7 @@ use crate::glob::glob_match;
 use crate::keys;
 use crate::meta::{Body, KeyType, Meta};
 use crate::reply::{errors, Reply};
+use crate::types::set::{entries_at_ranks, POSITION_COST};
 
 /// HINCRBY on a value that is not an integer.
 const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
@@ -436,7 +438,7 @@ fn hrandfield(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
             return Ok(Reply::Nil);
         };
         let pos = ex.rng.below(m.len());
-        let picked = pick_positions(ex, key, version, &BTreeSet::from([pos]))?;
+        let picked = pick_positions(ex, key, version, m.len(), &BTreeSet::from([pos]))?;
         return Ok(picked
             .into_iter()
             .next()
@@ -476,7 +478,7 @@ fn hrandfield(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
         }
         let draws: Vec<u64> = (0..n).map(|_| ex.rng.below(size)).collect();
         let wanted: BTreeSet<u64> = draws.iter().copied().collect();
-        let picked = pick_positions(ex, key, version, &wanted)?;
+        let picked = pick_positions(ex, key, version, size, &wanted)?;
         let by_pos: std::collections::BTreeMap<u64, (Bytes, Bytes)> =
             wanted.into_iter().zip(picked).collect();
         for d in draws {
@@ -501,7 +503,7 @@ fn hrandfield(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
             wanted.insert(j);
         }
     }
-    for (f, v) in pick_positions(ex, key, version, &wanted)? {
+    for (f, v) in pick_positions(ex, key, version, size, &wanted)? {
         emit(&mut out, f, v);
     }
     Ok(shape(out, with_values))
@@ -520,19 +522,37 @@ fn shape(flat: Vec<Reply>, with_values: bool) -> Reply {
     Reply::Pairs(pairs)
 }
 
-/// The fields at the 0-based positions `wanted` of a hash, in position order; one scan
-/// that stops after the highest wanted position.
+/// The fields at the 0-based positions `wanted` of a hash of `len` fields, in position
+/// order: found by position in storage when few enough ([`entries_at_ranks`]), else
+/// with one scan that stops after the highest wanted position.
 fn pick_positions(
     ex: &Exec,
     key: &[u8],
     version: u64,
+    len: u64,
     wanted: &BTreeSet<u64>,
 ) -> CmdResult<Vec<(Bytes, Bytes)>> {
     let Some(&last) = wanted.last() else {
         return Ok(Vec::new());
     };
+    let range = keys::sub_range(ex.db, key, version);
+    let plen = keys::sub_prefix_len(key);
+    if (wanted.len() as u64).saturating_mul(POSITION_COST) <= len {
+        let ranks: Vec<u64> = wanted.iter().copied().collect();
+        return entries_at_ranks(ex, range, len, &ranks)?
+            .into_iter()
+            .map(|(k, v)| Ok((keys::sub_suffix(k, plen, "hash field")?, v)))
+            .collect::<CmdResult<Vec<_>>>()
+            .and_then(|out| {
+                if out.len() == wanted.len() {
+                    Ok(out)
+                } else {
+                    Err(fewer_fields(key))
+                }
+            });
+    }
     let mut out = Vec::with_capacity(wanted.len());
-    for (pos, item) in scan_fields(ex, key, keys::sub_range(ex.db, key, version)).enumerate() {
+    for (pos, item) in scan_fields(ex, key, range).enumerate() {
         let pos = pos as u64;
         if pos > last {
             break;
@@ -543,11 +563,14 @@ fn pick_positions(
         }
     }
     if out.len() != wanted.len() {
-        return Err(
-            EngineError::corrupt("hash metadata", key, "fewer fields than its length").into(),
-        );
+        return Err(fewer_fields(key));
     }
     Ok(out)
+}
+
+/// A hash whose metadata counts more fields than it holds.
+fn fewer_fields(key: &[u8]) -> CmdError {
+    EngineError::corrupt("hash metadata", key, "fewer fields than its length").into()
 }
 
 fn hscan(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {

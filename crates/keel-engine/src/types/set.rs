@@ -9,11 +9,13 @@
 //! - SADD, SREM, SISMEMBER, SMISMEMBER, SMOVE, SCARD: O(1) point reads/writes per member.
 //! - SMEMBERS, SUNION, SDIFF, SINTER and the STORE variants: ordered scans, O(total size)
 //!   (SINTER/SINTERCARD scan the smallest input and probe the others with point gets).
-//! - SPOP / SRANDMEMBER: a plain ordered KV has no O(log n) uniform random access, so a
-//!   random member is found by scanning to a random rank: O(n) time per call (picks of
-//!   several members share one scan), O(1) memory beyond the reply. Uniform and driven
-//!   by the entry's DetRng, so every replica picks the same members. SPOP of the whole
-//!   set deletes the key in O(1) (members go to the GC queue).
+//! - SPOP / SRANDMEMBER: a random member is the one at a random position (uniform, and
+//!   driven by the entry's DetRng, so a replay picks the same members). Storage finds
+//!   it by position in O(log n) where it keeps order statistics (memory and bitcask,
+//!   [`keel_storage::Storage::key_at`]); else, or when deleted members that snapshots
+//!   still hold make positions inexact, or for picks of many members at once, one scan
+//!   walks to the positions: O(n). SPOP of the whole set deletes the key in O(1)
+//!   (members go to the GC queue).
 //! - SSCAN: O(COUNT) per call, resuming strictly after the last member returned.
 
 use std::collections::BTreeSet;
@@ -345,7 +347,9 @@ pub(crate) fn sample_distinct(rng: &mut DetRng, n: u64, count: u64) -> Vec<u64> 
 }
 
 /// The sub-key entries at the given ranks (sorted ascending, repeats allowed) of the
-/// collection under `range`, in the same order, found with one scan. A single rank in
+/// collection under `range`, in the same order: found by position in storage when
+/// there are few enough of them for the collection's size (each the entry a walk would
+/// reach, so a replay that walks picks the same), else with one scan. A single rank in
 /// the upper half is reached from the end.
 pub(crate) fn entries_at_ranks(
     ex: &Exec,
@@ -353,6 +357,18 @@ pub(crate) fn entries_at_ranks(
     len: u64,
     ranks: &[u64],
 ) -> CmdResult<Vec<(Bytes, Bytes)>> {
+    if !ranks.is_empty() && (ranks.len() as u64).saturating_mul(POSITION_COST) <= len {
+        let mut found = Vec::with_capacity(ranks.len());
+        for &r in ranks {
+            match ex.entry_at(&range, len, r)? {
+                Some(kv) => found.push(kv),
+                None => break,
+            }
+        }
+        if found.len() == ranks.len() {
+            return Ok(found);
+        }
+    }
     let mut out = Vec::new();
     if let [only] = ranks {
         if *only >= len / 2 && *only < len {
@@ -384,6 +400,11 @@ pub(crate) fn entries_at_ranks(
     }
     Ok(out)
 }
+
+/// About how many entries a walk passes in the time storage takes to find one by its
+/// position (three descents of its order and a seek); [`entries_at_ranks`] asks storage
+/// when the walk would be longer.
+pub(crate) const POSITION_COST: u64 = 256;
 
 /// Parses a count that may be negative but not `i64::MIN` (SRANDMEMBER, ZRANDMEMBER).
 pub(crate) fn signed_count(b: &[u8]) -> CmdResult<i64> {

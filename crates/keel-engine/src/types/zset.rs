@@ -19,8 +19,9 @@
 //! - Rank operations walk the index, as a plain ordered KV has no order statistics:
 //!   ZRANK O(rank), ZREVRANK O(n - rank), ZRANGE by index and ZREMRANGEBYRANK
 //!   O(start + m), ZCOUNT and ZLEXCOUNT O(m) (the count of members in the range).
-//! - ZRANDMEMBER: O(n) scan to random ranks (one scan for several picks), uniform and
-//!   driven by the entry's DetRng.
+//! - ZRANDMEMBER: the members at random positions of the member sub-keys, uniform and
+//!   driven by the entry's DetRng: O(log n) each by position in storage where it keeps
+//!   order statistics (as SPOP), else one O(n) scan for all the picks.
 //! - ZUNION/ZINTER/ZDIFF (and STORE forms): ZINTER scans the smallest input and probes
 //!   the others with point gets; ZUNION scans every input; ZDIFF scans the first input.
 
