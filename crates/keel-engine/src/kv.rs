@@ -5,7 +5,7 @@
 use std::cell::{Cell, OnceCell};
 use std::collections::BTreeSet;
 use std::iter::Peekable;
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -629,12 +629,19 @@ impl KvRead for WriteTx {
             return Ok(None);
         }
         let (lo, hi) = range.as_bounds();
-        let lo: Bound<&[u8]> = lo;
-        let order = self
-            .order
-            .get_or_init(|| self.overlay.keys().cloned().collect());
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (lo, hi);
         let (mut added, mut removed) = (Vec::new(), Vec::new());
-        for k in order.range::<[u8], _>((lo, hi)) {
+        // The overlay's keys in the range, in any order (only counted). Its key order
+        // is not built for this: once built, every later write of the group keeps it.
+        let writes: Box<dyn Iterator<Item = &Bytes>> = match self.order.get() {
+            Some(order) => Box::new(order.range::<[u8], _>(bounds)),
+            None => Box::new(
+                self.overlay
+                    .keys()
+                    .filter(move |k| RangeBounds::<[u8]>::contains(&bounds, &k[..])),
+            ),
+        };
+        for k in writes {
             let mut stored = false;
             self.store.read_with(k, &mut |v| stored = v.is_some())?;
             match (self.overlay.get(k), stored) {
@@ -843,7 +850,15 @@ mod tests {
         tx.put(b("k050x"), b("new"));
         tx.put(b("k"), b("new"));
         tx.put(b("k150"), b("changed"));
+        // Asked before any scan built the overlay's key order, and after.
+        let early: Vec<Option<KvPair>> = (0..299)
+            .map(|n| tx.entry_at(&range, 299, n))
+            .collect::<Result<_>>()?;
         walk(&tx, 299)?;
+        let walked: Vec<KvPair> = tx
+            .scan(range.clone(), Direction::Forward)
+            .collect::<Result<_>>()?;
+        assert_eq!(early, walked.into_iter().map(Some).collect::<Vec<_>>());
         // A wrong count is refused rather than answered from a skewed position.
         assert_eq!(tx.entry_at(&range, 298, 10)?, None);
         store.write(tx.take_batch(), WriteOptions::DEFAULT)?;
