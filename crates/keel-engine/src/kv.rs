@@ -659,29 +659,23 @@ impl KvRead for WriteTx {
         let from = n
             .saturating_sub(added.len() as u64)
             .min(stored.saturating_sub(1));
-        let Some(at) = self.store.key_at(range, from) else {
-            return Ok(None);
-        };
-        if at.keys != stored {
-            return Ok(None);
-        }
+        let at = self.store.key_at(range, from);
         if added.is_empty() && removed.is_empty() {
             // Nothing of this group's there: storage's key at `n` is the view's.
-            return match at.key {
-                Some(key) => Ok(self.get(&key)?.map(|v| (key, v))),
-                None => Ok(None),
-            };
+            return stored_entry_at(self, at, stored);
         }
+        let Some(at) = at.filter(|at| at.keys == stored) else {
+            return Ok(None);
+        };
         let (start, before) = match at.key {
-            // The position is within the added keys' count: walk from the range's start.
-            _ if from == 0 => (range.start.clone(), Some(0)),
-            Some(x0) => {
+            Some(x0) if from > 0 => {
                 let below = |ks: &[&Bytes]| ks.iter().filter(|k| **k < &x0).count() as u64;
                 let before = (from + below(&added)).checked_sub(below(&removed));
                 (Bound::Included(x0), before)
             }
-            // Storage holds none there: the view is the added keys alone.
-            None => (range.start.clone(), Some(0)),
+            // The position is within the added keys' count (or storage holds none
+            // there): walk from the range's start.
+            _ => (range.start.clone(), Some(0)),
         };
         let Some(skip) = before.and_then(|b| n.checked_sub(b)) else {
             return Ok(None);

@@ -34,7 +34,7 @@ use crate::glob::glob_match;
 use crate::keys;
 use crate::meta::{Body, KeyType, Meta};
 use crate::reply::{errors, Reply};
-use crate::types::set::{entries_at_ranks, POSITION_COST};
+use crate::types::set::entries_at_ranks;
 
 /// HINCRBY on a value that is not an integer.
 const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
@@ -523,8 +523,7 @@ fn shape(flat: Vec<Reply>, with_values: bool) -> Reply {
 }
 
 /// The fields at the 0-based positions `wanted` of a hash of `len` fields, in position
-/// order: found by position in storage when few enough ([`entries_at_ranks`]), else
-/// with one scan that stops after the highest wanted position.
+/// order ([`entries_at_ranks`]: by position in storage when few enough, else one scan).
 fn pick_positions(
     ex: &Exec,
     key: &[u8],
@@ -532,36 +531,13 @@ fn pick_positions(
     len: u64,
     wanted: &BTreeSet<u64>,
 ) -> CmdResult<Vec<(Bytes, Bytes)>> {
-    let Some(&last) = wanted.last() else {
-        return Ok(Vec::new());
-    };
     let range = keys::sub_range(ex.db, key, version);
     let plen = keys::sub_prefix_len(key);
-    if (wanted.len() as u64).saturating_mul(POSITION_COST) <= len {
-        let ranks: Vec<u64> = wanted.iter().copied().collect();
-        return entries_at_ranks(ex, range, len, &ranks)?
-            .into_iter()
-            .map(|(k, v)| Ok((keys::sub_suffix(k, plen, "hash field")?, v)))
-            .collect::<CmdResult<Vec<_>>>()
-            .and_then(|out| {
-                if out.len() == wanted.len() {
-                    Ok(out)
-                } else {
-                    Err(fewer_fields(key))
-                }
-            });
-    }
-    let mut out = Vec::with_capacity(wanted.len());
-    for (pos, item) in scan_fields(ex, key, range).enumerate() {
-        let pos = pos as u64;
-        if pos > last {
-            break;
-        }
-        let (f, v) = item?;
-        if wanted.contains(&pos) {
-            out.push((f, v));
-        }
-    }
+    let ranks: Vec<u64> = wanted.iter().copied().collect();
+    let out = entries_at_ranks(ex, range, len, &ranks)?
+        .into_iter()
+        .map(|(k, v)| Ok((keys::sub_suffix(k, plen, "hash field")?, v)))
+        .collect::<CmdResult<Vec<_>>>()?;
     if out.len() != wanted.len() {
         return Err(fewer_fields(key));
     }
