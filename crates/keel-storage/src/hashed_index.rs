@@ -49,7 +49,7 @@ use crate::mvcc::{IndexKey, IndexValue, Pin, SnapshotRegistry, VersionView};
 use crate::order_tree::{Keyed, OrderTree};
 use crate::range::{Direction, ScanRange};
 use crate::slot_lock::SlotLock;
-use crate::storage::KeyAt;
+use crate::storage::{KeyAt, KeyCounts};
 
 /// Number of hash shards (a power of two). With a million keys a shard holds about a
 /// thousand, so the write lock of an insert that resizes a shard is short.
@@ -81,6 +81,22 @@ type Chain<V> = Box<Vec<Version<V>>>;
 
 /// Drops the versions of `chain` that no reader at or after `horizon` can see: all but
 /// the newest at or below it, and none above it.
+/// The positions in `order` where `range` starts and ends (end exclusive), counting
+/// every key the index holds.
+fn span<T: Keyed>(order: &OrderTree<T>, range: &ScanRange) -> (usize, usize) {
+    let start = match &range.start {
+        Bound::Unbounded => 0,
+        Bound::Included(k) => order.rank(k, false),
+        Bound::Excluded(k) => order.rank(k, true),
+    };
+    let end = match &range.end {
+        Bound::Unbounded => order.len(),
+        Bound::Included(k) => order.rank(k, true),
+        Bound::Excluded(k) => order.rank(k, false),
+    };
+    (start, end)
+}
+
 fn prune<V>(chain: &mut Vec<Version<V>>, horizon: u64, dropped: &mut impl FnMut(Option<&V>)) {
     if let Some(keep_from) = chain.iter().rposition(|v| v.seq <= horizon) {
         if keep_from > 0 {
@@ -1459,16 +1475,7 @@ impl<V: IndexValue> HashedIndex<V> {
     /// order's read lock, three descents.
     pub fn key_at(&self, range: &ScanRange, n: u64) -> KeyAt {
         let order = self.order.read();
-        let start = match &range.start {
-            Bound::Unbounded => 0,
-            Bound::Included(k) => order.rank(k, false),
-            Bound::Excluded(k) => order.rank(k, true),
-        };
-        let end = match &range.end {
-            Bound::Unbounded => order.len(),
-            Bound::Included(k) => order.rank(k, true),
-            Bound::Excluded(k) => order.rank(k, false),
-        };
+        let (start, end) = span(&order, range);
         let keys = end.saturating_sub(start) as u64;
         let key = if n < keys {
             order
@@ -1478,6 +1485,20 @@ impl<V: IndexValue> HashedIndex<V> {
             None
         };
         KeyAt { key, keys }
+    }
+
+    /// How many keys the index holds in `range` and in the part of it `within` covers
+    /// (see [`crate::Storage::count_within`]); one hold of the order's read lock, four
+    /// descents.
+    pub fn count_within(&self, range: &ScanRange, within: &ScanRange) -> KeyCounts {
+        let order = self.order.read();
+        let (start, end) = span(&order, range);
+        let (from, to) = span(&order, within);
+        let (from, to) = (from.max(start), to.min(end));
+        KeyCounts {
+            keys: end.saturating_sub(start) as u64,
+            within: to.saturating_sub(from) as u64,
+        }
     }
 
     /// Live (visible, non-deleted) keys at the latest state.

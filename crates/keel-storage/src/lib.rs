@@ -37,7 +37,7 @@ pub use lifecycle::LifecycleState;
 pub use options::{BitcaskOptions, EngineKind, LsmOptions, OpenOptions, SyncPolicy, WriteOptions};
 pub use range::{Direction, ScanRange};
 pub use stats::StorageStats;
-pub use storage::{KeyAt, KvIter, KvPair, Snapshot, Storage, ValueRef, WriterSession};
+pub use storage::{KeyAt, KeyCounts, KvIter, KvPair, Snapshot, Storage, ValueRef, WriterSession};
 
 /// Opens (creating if needed) the store in `dir` with the engine `opts.engine`.
 pub fn open(dir: &Path, opts: &OpenOptions) -> Result<Arc<dyn Storage>> {

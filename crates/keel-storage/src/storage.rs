@@ -27,6 +27,16 @@ pub struct KeyAt {
     pub keys: u64,
 }
 
+/// How many keys a range holds and how many of them a part of it holds
+/// ([`Storage::count_within`]), counted at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyCounts {
+    /// Keys in the whole range, counted as [`KeyAt::keys`] counts them.
+    pub keys: u64,
+    /// Keys in the part asked about (its keys outside the range are not counted).
+    pub within: u64,
+}
+
 /// An owning iterator over a scan. It pins the state it reads (an implicit or explicit
 /// snapshot), so it sees one point in time however long it lives.
 pub type KvIter = Box<dyn Iterator<Item = Result<KvPair>> + Send>;
@@ -57,6 +67,11 @@ pub trait Snapshot: Send + Sync {
     /// [`Storage::key_at`] (the count and positions are the engine's, not this
     /// snapshot's: compare `keys` with how many live keys the snapshot sees there).
     fn key_at(&self, _range: &ScanRange, _n: u64) -> Option<KeyAt> {
+        None
+    }
+
+    /// [`Storage::count_within`] (the engine's counts, as with `key_at`).
+    fn count_within(&self, _range: &ScanRange, _within: &ScanRange) -> Option<KeyCounts> {
         None
     }
 }
@@ -151,6 +166,15 @@ pub trait Storage: Send + Sync {
     /// range (a collection's length) compares it with `keys`: equal, every key held
     /// there is live in its view, and positions are its view's.
     fn key_at(&self, _range: &ScanRange, _n: u64) -> Option<KeyAt> {
+        None
+    }
+
+    /// How many keys `range` holds and how many of them lie in `within`, in O(log n) and
+    /// at one moment, from an engine that keeps order statistics; None from one that
+    /// does not. Counted as [`Storage::key_at`] counts: when `keys` equals the live keys
+    /// a reader's view has in `range`, `within` is that view's count there too (a rank,
+    /// or the size of a score interval, without walking it).
+    fn count_within(&self, _range: &ScanRange, _within: &ScanRange) -> Option<KeyCounts> {
         None
     }
 

@@ -85,6 +85,9 @@ enum Op {
     /// Index into the open snapshots (modulo their number), a key and a range to read.
     ReadSnapshot(usize, Vec<u8>, RangeSpec, Direction),
     DropSnapshot(usize),
+    /// `key_at` of a range at a position and `count_within` of a second range, on the
+    /// store (index 0) or an open snapshot (index i modulo their number, from 1).
+    Position(usize, RangeSpec, RangeSpec, usize),
     Sync,
     Compact,
     Reopen,
@@ -144,6 +147,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (any::<usize>(), key(), range_spec(), direction())
             .prop_map(|(i, k, r, d)| Op::ReadSnapshot(i, k, r, d)),
         2 => any::<usize>().prop_map(Op::DropSnapshot),
+        6 => (0..3usize, range_spec(), range_spec(), 0..14usize)
+            .prop_map(|(i, r, w, n)| Op::Position(i, r, w, n)),
         2 => Just(Op::Sync),
         3 => Just(Op::Compact),
         2 => Just(Op::Reopen),
@@ -238,6 +243,79 @@ impl World {
             .map_err(|e| fail(when, e))?;
         let want = model_scan(&self.model, &ScanRange::all(), Direction::Forward);
         prop_assert_eq!(got, want, "full contents {}", when);
+        Ok(())
+    }
+
+    /// Order statistics against the model. They count every key the engine holds, so a
+    /// view's count may exceed its live keys while snapshots hold deleted ones (or, for
+    /// a snapshot, keys written after it) or the GC has not collected them yet; with no
+    /// snapshot open, a compaction makes them the store's exactly.
+    /// Wherever the count equals the view's, positions and the part's count are the
+    /// view's. lsm keeps none and answers None.
+    fn check_position(
+        &self,
+        i: usize,
+        spec: &RangeSpec,
+        within: &RangeSpec,
+        n: usize,
+    ) -> Result<(), TestCaseError> {
+        let (range, within) = (spec.to_range(), within.to_range());
+        let (at, counts, model) = if i == 0 || self.snaps.is_empty() {
+            let store = self.store();
+            let at = store.key_at(&range, n as u64);
+            (at, store.count_within(&range, &within), &self.model)
+        } else {
+            let (snap, model, _) = &self.snaps[(i - 1) % self.snaps.len()];
+            (
+                snap.key_at(&range, n as u64),
+                snap.count_within(&range, &within),
+                model,
+            )
+        };
+        let ordered = self.opts.engine != EngineKind::Lsm;
+        prop_assert_eq!(at.is_some(), ordered, "key_at answers where order is kept");
+        prop_assert_eq!(
+            counts.is_some(),
+            ordered,
+            "count_within answers with key_at"
+        );
+        let (Some(at), Some(counts)) = (at, counts) else {
+            return Ok(());
+        };
+        let keys: Vec<Vec<u8>> = model_scan(model, &range, Direction::Forward)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let live = keys.len() as u64;
+        prop_assert_eq!(at.keys, counts.keys, "one count for one range");
+        prop_assert!(
+            at.keys >= live,
+            "count {} below the {} live keys",
+            at.keys,
+            live
+        );
+        if at.keys == live {
+            let want = keys.get(n).cloned();
+            prop_assert_eq!(at.key.map(|k| k.to_vec()), want, "key at {}", n);
+            let part = keys.iter().filter(|k| within.contains(k)).count() as u64;
+            prop_assert_eq!(
+                counts.within,
+                part,
+                "keys of {:?} within {:?}",
+                range,
+                within
+            );
+        }
+        if i == 0 && self.snaps.is_empty() {
+            // Deleted keys may wait for the background GC; a compaction collects them.
+            self.store().compact().map_err(|e| fail("compact", e))?;
+            let after = self.store().count_within(&range, &within);
+            prop_assert_eq!(
+                after.map(|c| c.keys),
+                Some(live),
+                "count with no snapshot open"
+            );
+        }
         Ok(())
     }
 
@@ -340,6 +418,7 @@ impl World {
                     self.snaps.remove(i % n);
                 }
             }
+            Op::Position(i, spec, within, n) => self.check_position(*i, spec, within, *n)?,
             Op::Sync => self.store().sync().map_err(|e| fail(op, e))?,
             Op::Compact => {
                 self.store().compact().map_err(|e| fail(op, e))?;

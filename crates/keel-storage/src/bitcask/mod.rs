@@ -54,7 +54,7 @@ use crate::options::{BitcaskOptions, EngineKind, OpenOptions, SyncPolicy, WriteO
 use crate::range::{Direction, ScanRange};
 use crate::scan_iter;
 use crate::stats::StorageStats;
-use crate::storage::{KeyAt, KvIter, Snapshot, Storage, ValueRef};
+use crate::storage::{KeyAt, KeyCounts, KvIter, Snapshot, Storage, ValueRef};
 
 use background::Shutdown;
 use cache::ValueCache;
@@ -491,6 +491,11 @@ impl Snapshot for BitcaskSnapshot {
         self.inner.check_open().ok()?;
         Some(self.inner.index.key_at(range, n))
     }
+
+    fn count_within(&self, range: &ScanRange, within: &ScanRange) -> Option<KeyCounts> {
+        self.inner.check_open().ok()?;
+        Some(self.inner.index.count_within(range, within))
+    }
 }
 
 fn scan_pinned(inner: Arc<Inner>, pin: Arc<Pin>, range: ScanRange, dir: Direction) -> KvIter {
@@ -534,6 +539,11 @@ impl Storage for Bitcask {
     fn key_at(&self, range: &ScanRange, n: u64) -> Option<KeyAt> {
         self.inner.check_open().ok()?;
         Some(self.inner.index.key_at(range, n))
+    }
+
+    fn count_within(&self, range: &ScanRange, within: &ScanRange) -> Option<KeyCounts> {
+        self.inner.check_open().ok()?;
+        Some(self.inner.index.count_within(range, within))
     }
 
     fn prefetch_reads(&self, keys: &[&[u8]]) {

@@ -25,7 +25,7 @@ use crate::options::{EngineKind, OpenOptions, WriteOptions};
 use crate::range::{Direction, ScanRange};
 use crate::scan_iter;
 use crate::stats::StorageStats;
-use crate::storage::{KeyAt, KvIter, Snapshot, Storage, ValueRef};
+use crate::storage::{KeyAt, KeyCounts, KvIter, Snapshot, Storage, ValueRef};
 use crate::thin_value::Val;
 
 /// How often the background task reclaims old versions, and how many keys per step.
@@ -191,6 +191,11 @@ impl Snapshot for MemSnapshot {
         self.inner.check_open().ok()?;
         Some(self.inner.index.key_at(range, n))
     }
+
+    fn count_within(&self, range: &ScanRange, within: &ScanRange) -> Option<KeyCounts> {
+        self.inner.check_open().ok()?;
+        Some(self.inner.index.count_within(range, within))
+    }
 }
 
 /// Calls `f` with the values of the first `limit` live keys of `range` as of the pinned
@@ -272,6 +277,11 @@ impl Storage for MemoryEngine {
     fn key_at(&self, range: &ScanRange, n: u64) -> Option<KeyAt> {
         self.inner.check_open().ok()?;
         Some(self.inner.index.key_at(range, n))
+    }
+
+    fn count_within(&self, range: &ScanRange, within: &ScanRange) -> Option<KeyCounts> {
+        self.inner.check_open().ok()?;
+        Some(self.inner.index.count_within(range, within))
     }
 
     fn prefetch_reads(&self, keys: &[&[u8]]) {
