@@ -219,6 +219,17 @@ impl<'a> Exec<'a> {
         self.reader().entry_at(range, live, n)
     }
 
+    /// How many entries of `range`, which holds `live` keys, lie in `within`, without
+    /// walking them where storage can tell (see [`crate::kv::KvRead::count_within`]).
+    pub fn count_within(
+        &self,
+        range: &ScanRange,
+        live: u64,
+        within: &ScanRange,
+    ) -> Result<Option<u64>> {
+        self.reader().count_within(range, live, within)
+    }
+
     /// Raw storage scan of values only: the first `limit` of `range` in `dir` order, held
     /// back to back in one buffer.
     pub fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<BulkList> {

@@ -58,6 +58,25 @@ pub trait KvRead {
     fn entry_at(&self, _range: &ScanRange, _live: u64, _n: u64) -> Result<Option<KvPair>> {
         Ok(None)
     }
+
+    /// How many entries of `range` lie in `within` in this view, where the caller knows
+    /// that `live` entries are in `range` (a collection's length): from storage's counts
+    /// ([`Storage::count_within`]) without walking them. Ok(None) when those cannot
+    /// answer exactly (as [`KvRead::entry_at`]): the caller walks, and counts the same.
+    fn count_within(
+        &self,
+        _range: &ScanRange,
+        _live: u64,
+        _within: &ScanRange,
+    ) -> Result<Option<u64>> {
+        Ok(None)
+    }
+}
+
+/// [`KvRead::count_within`] of a view without buffered writes: storage's part count
+/// is the view's when storage holds as many keys in `range` as the view has live there.
+fn stored_count(counts: Option<keel_storage::KeyCounts>, live: u64) -> Option<u64> {
+    counts.filter(|c| c.keys == live).map(|c| c.within)
 }
 
 /// [`KvRead::entry_at`] of a view without buffered writes: `key_at` is exact when it
@@ -117,6 +136,15 @@ impl KvRead for SnapshotReader {
             return Ok(None);
         }
         stored_entry_at(self, self.snap.key_at(range, n), live)
+    }
+
+    fn count_within(
+        &self,
+        range: &ScanRange,
+        live: u64,
+        within: &ScanRange,
+    ) -> Result<Option<u64>> {
+        Ok(stored_count(self.snap.count_within(range, within), live))
     }
 }
 
@@ -180,6 +208,17 @@ impl KvRead for LatestReader<'_> {
         // The count and the key's read are two moments.
         self.reads.set(self.reads.get().saturating_add(2));
         stored_entry_at(self, self.store.key_at(range, n), live)
+    }
+
+    fn count_within(
+        &self,
+        range: &ScanRange,
+        live: u64,
+        within: &ScanRange,
+    ) -> Result<Option<u64>> {
+        // One moment: both counts come from one hold of storage's order.
+        self.reads.set(self.reads.get().saturating_add(1));
+        Ok(stored_count(self.store.count_within(range, within), live))
     }
 }
 
@@ -628,31 +667,9 @@ impl KvRead for WriteTx {
         if n >= live {
             return Ok(None);
         }
-        let (lo, hi) = range.as_bounds();
-        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (lo, hi);
-        let (mut added, mut removed) = (Vec::new(), Vec::new());
-        // The overlay's keys in the range, in any order (only counted). Its key order
-        // is not built for this: once built, every later write of the group keeps it.
-        let writes: Box<dyn Iterator<Item = &Bytes>> = match self.order.get() {
-            Some(order) => Box::new(order.range::<[u8], _>(bounds)),
-            None => Box::new(
-                self.overlay
-                    .keys()
-                    .filter(move |k| RangeBounds::<[u8]>::contains(&bounds, &k[..])),
-            ),
+        let Some(GroupWrites { added, removed }) = self.group_writes(range)? else {
+            return Ok(None);
         };
-        for k in writes {
-            let mut stored = false;
-            self.store.read_with(k, &mut |v| stored = v.is_some())?;
-            match (self.overlay.get(k), stored) {
-                (Some(Some(_)), false) => added.push(k),
-                (Some(None), true) => removed.push(k),
-                _ => {}
-            }
-            if added.len() + removed.len() > ENTRY_AT_MAX_WRITES {
-                return Ok(None);
-            }
-        }
         let Some(stored) = (live + removed.len() as u64).checked_sub(added.len() as u64) else {
             return Ok(None);
         };
@@ -689,10 +706,73 @@ impl KvRead for WriteTx {
             None => Ok(None),
         }
     }
+
+    /// Storage's count of `within`, corrected for this group's writes in `range` (the
+    /// keys they added there, less the keys they removed).
+    fn count_within(
+        &self,
+        range: &ScanRange,
+        live: u64,
+        within: &ScanRange,
+    ) -> Result<Option<u64>> {
+        let Some(GroupWrites { added, removed }) = self.group_writes(range)? else {
+            return Ok(None);
+        };
+        let Some(stored) = (live + removed.len() as u64).checked_sub(added.len() as u64) else {
+            return Ok(None);
+        };
+        let Some(counts) = self.store.count_within(range, within) else {
+            return Ok(None);
+        };
+        if counts.keys != stored {
+            return Ok(None);
+        }
+        let inside = |ks: &[&Bytes]| ks.iter().filter(|k| within.contains(k)).count() as u64;
+        Ok((counts.within + inside(&added)).checked_sub(inside(&removed)))
+    }
+}
+
+/// The keys a group's writes added to a range and removed from it, against storage.
+struct GroupWrites<'a> {
+    added: Vec<&'a Bytes>,
+    removed: Vec<&'a Bytes>,
+}
+
+impl WriteTx {
+    /// This group's writes in `range` that change which keys it holds (see
+    /// [`GroupWrites`]); None past [`ENTRY_AT_MAX_WRITES`] of them, where a caller walks.
+    fn group_writes(&self, range: &ScanRange) -> Result<Option<GroupWrites<'_>>> {
+        let (lo, hi) = range.as_bounds();
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (lo, hi);
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        // The overlay's keys in the range, in any order (only counted). Its key order
+        // is not built for this: once built, every later write of the group keeps it.
+        let writes: Box<dyn Iterator<Item = &Bytes>> = match self.order.get() {
+            Some(order) => Box::new(order.range::<[u8], _>(bounds)),
+            None => Box::new(
+                self.overlay
+                    .keys()
+                    .filter(move |k| RangeBounds::<[u8]>::contains(&bounds, &k[..])),
+            ),
+        };
+        for k in writes {
+            let mut stored = false;
+            self.store.read_with(k, &mut |v| stored = v.is_some())?;
+            match (self.overlay.get(k), stored) {
+                (Some(Some(_)), false) => added.push(k),
+                (Some(None), true) => removed.push(k),
+                _ => {}
+            }
+            if added.len() + removed.len() > ENTRY_AT_MAX_WRITES {
+                return Ok(None);
+            }
+        }
+        Ok(Some(GroupWrites { added, removed }))
+    }
 }
 
 /// Most of a group's writes in a range that [`WriteTx::entry_at`] corrects a position
-/// for; past it, the caller walks.
+/// for (and [`WriteTx::count_within`] a count); past it, the caller walks.
 const ENTRY_AT_MAX_WRITES: usize = 64;
 
 /// The overlay's side of a merged scan.
@@ -808,7 +888,7 @@ mod tests {
     /// overlay's writes there, is the entry a merged walk reaches; positions that
     /// deleted keys held for a snapshot would skew are refused, not answered.
     #[test]
-    fn entries_by_position_are_the_walks() -> Result<()> {
+    fn entries_by_position_and_counts_are_the_walks() -> Result<()> {
         let (_dir, store) = memory_store()?;
         let mut wb = WriteBatch::new();
         for i in 0..300 {
@@ -832,6 +912,29 @@ mod tests {
                 );
             }
             assert_eq!(r.entry_at(&range, live, live)?, None, "past the end");
+            // Parts of the range, between its keys and beyond its ends.
+            let keys: Vec<Bytes> = r
+                .scan(range.clone(), Direction::Forward)
+                .map(|kv| kv.map(|(k, _)| k))
+                .collect::<Result<_>>()?;
+            let mut parts = vec![
+                ScanRange::new(b("k05")..b("zz")),
+                ScanRange::new(b("a")..b("k1")),
+                ScanRange::all(),
+            ];
+            for lo in (0..keys.len()).step_by(37) {
+                for hi in (lo..keys.len()).step_by(41) {
+                    parts.push(ScanRange::new(keys[lo].clone()..keys[hi].clone()));
+                    parts.push(ScanRange {
+                        start: Bound::Excluded(keys[lo].clone()),
+                        end: Bound::Included(keys[hi].clone()),
+                    });
+                }
+            }
+            for part in &parts {
+                let want = keys.iter().filter(|k| part.contains(k)).count() as u64;
+                assert_eq!(r.count_within(&range, live, part)?, Some(want), "{part:?}");
+            }
             Ok(())
         };
         let mut tx = WriteTx::new(Arc::clone(&store));
@@ -855,6 +958,7 @@ mod tests {
         assert_eq!(early, walked.into_iter().map(Some).collect::<Vec<_>>());
         // A wrong count is refused rather than answered from a skewed position.
         assert_eq!(tx.entry_at(&range, 298, 10)?, None);
+        assert_eq!(tx.count_within(&range, 298, &range)?, None);
         store.write(tx.take_batch(), WriteOptions::DEFAULT)?;
         walk(&LatestReader::new(&*store), 299)?;
         walk(&SnapshotReader::new(store.snapshot()), 299)?;
@@ -868,6 +972,9 @@ mod tests {
         let tx = WriteTx::new(Arc::clone(&store));
         assert_eq!(tx.entry_at(&range, 298, 0)?, None);
         assert_eq!(LatestReader::new(&*store).entry_at(&range, 298, 0)?, None);
+        assert_eq!(tx.count_within(&range, 298, &range)?, None);
+        let latest = LatestReader::new(&*store);
+        assert_eq!(latest.count_within(&range, 298, &range)?, None);
         // The old snapshot sees all 299, and so does the order: exact for it.
         walk(&old, 299)?;
         drop(old);

@@ -261,7 +261,10 @@ fn held_metadata_reads_as_if_written_after_every_command() {
 
 /// A log over collections large enough that random picks are found by position in
 /// storage (memory, bitcask) rather than walked to (lsm): SPOP, SRANDMEMBER, HRANDFIELD
-/// and ZRANDMEMBER beside writes to the same keys, alone and in transactions.
+/// and ZRANDMEMBER beside writes to the same keys, alone and in transactions; and the
+/// sorted-set ranks, counts and windows that storage's counts answer (ZRANK, ZREVRANK,
+/// ZCOUNT, ZLEXCOUNT, ZRANGE by index, score and lex with long offsets,
+/// ZREMRANGEBYRANK).
 fn large_collections_log(seed: u64, n: usize) -> Vec<(ApplyCtx, Op)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut log = Vec::new();
@@ -282,7 +285,10 @@ fn large_collections_log(seed: u64, n: usize) -> Vec<(ApplyCtx, Op)> {
     }
     for _ in 0..n {
         let i = rng.gen_range(0..3500);
-        let cmd: Vec<String> = match rng.gen_range(0..12) {
+        // Positions past the point where ranges find their first member by position.
+        let at_n: u64 = rng.gen_range(250..3200);
+        let at = at_n.to_string();
+        let cmd: Vec<String> = match rng.gen_range(0..21) {
             0 => vec!["SPOP".into(), "s".into()],
             1 => vec!["SPOP".into(), "s".into(), "3".into()],
             2 => vec!["SRANDMEMBER".into(), "s".into()],
@@ -304,6 +310,91 @@ fn large_collections_log(seed: u64, n: usize) -> Vec<(ApplyCtx, Op)> {
                 "WITHSCORES".into(),
             ],
             10 => vec!["ZREM".into(), "z".into(), format!("e{i}")],
+            11 => vec![
+                "ZRANK".into(),
+                "z".into(),
+                format!("e{i}"),
+                "WITHSCORE".into(),
+            ],
+            12 => vec!["ZREVRANK".into(), "z".into(), format!("e{i}")],
+            13 => {
+                let lo = i % 97;
+                let spec = [format!("({lo}"), format!("{}", lo + 20)];
+                let lex = [format!("[e{lo}"), format!("(e{}", i % 1000)];
+                if rng.gen_range(0..2) == 0 {
+                    vec![
+                        "ZCOUNT".into(),
+                        "z".into(),
+                        spec[0].clone(),
+                        spec[1].clone(),
+                    ]
+                } else {
+                    vec![
+                        "ZLEXCOUNT".into(),
+                        "z".into(),
+                        lex[0].clone(),
+                        lex[1].clone(),
+                    ]
+                }
+            }
+            14 => vec![
+                "ZRANGE".into(),
+                "z".into(),
+                at.clone(),
+                format!("{}", i % 3300),
+            ],
+            15 => vec![
+                "ZRANGE".into(),
+                "z".into(),
+                at.clone(),
+                "-2990".into(),
+                "REV".into(),
+                "WITHSCORES".into(),
+            ],
+            16 => vec![
+                "ZRANGEBYSCORE".into(),
+                "z".into(),
+                format!("{}", i % 40),
+                "+inf".into(),
+                "LIMIT".into(),
+                at.clone(),
+                "3".into(),
+            ],
+            17 => vec![
+                "ZRANGE".into(),
+                "z".into(),
+                "(90".into(),
+                "-inf".into(),
+                "BYSCORE".into(),
+                "REV".into(),
+                "LIMIT".into(),
+                at.clone(),
+                "2".into(),
+            ],
+            18 => {
+                let by = if rng.gen_range(0..2) == 0 {
+                    "BYLEX"
+                } else {
+                    "REV"
+                };
+                let (min, max) = if by == "BYLEX" {
+                    (format!("(e{}", i % 100), "+".to_string())
+                } else {
+                    ("+".to_string(), format!("[e{}", i % 100))
+                };
+                let mut cmd = vec!["ZRANGE".into(), "z".into(), min, max, "BYLEX".into()];
+                if by == "REV" {
+                    cmd.push("REV".into());
+                }
+                cmd.extend(["LIMIT".into(), at.clone(), "2".into()]);
+                cmd
+            }
+            19 => vec![
+                "ZREMRANGEBYRANK".into(),
+                "z".into(),
+                at.clone(),
+                format!("{}", at_n + rng.gen_range(0..3)),
+            ],
             _ => vec!["ZADD".into(), "z".into(), "5".into(), format!("d{i}")],
         };
         let args: Vec<Bytes> = cmd.into_iter().map(Bytes::from).collect();

@@ -404,7 +404,7 @@ pub(crate) fn entries_at_ranks(
 /// About how many entries a walk passes in the time storage takes to find one by its
 /// position (three descents of its order and a seek); [`entries_at_ranks`] asks storage
 /// when the walk would be longer.
-const POSITION_COST: u64 = 256;
+pub(crate) const POSITION_COST: u64 = 256;
 
 /// Parses a count that may be negative but not `i64::MIN` (SRANDMEMBER, ZRANDMEMBER).
 pub(crate) fn signed_count(b: &[u8]) -> CmdResult<i64> {

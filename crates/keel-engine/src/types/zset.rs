@@ -14,11 +14,15 @@
 //! Complexity (n = members, m = members returned or removed):
 //! - ZADD, ZINCRBY, ZREM, ZSCORE, ZMSCORE, ZCARD: O(1) point operations per member.
 //! - ZRANGE BYSCORE/BYLEX (and the ZRANGEBY*/ZREVRANGEBY* forms), ZREMRANGEBYSCORE/BYLEX,
-//!   ZPOPMIN/ZPOPMAX/ZMPOP: an ordered scan seeking to the bound, O(log n + m), plus
-//!   O(offset) for LIMIT offset.
-//! - Rank operations walk the index, as a plain ordered KV has no order statistics:
-//!   ZRANK O(rank), ZREVRANK O(n - rank), ZRANGE by index and ZREMRANGEBYRANK
-//!   O(start + m), ZCOUNT and ZLEXCOUNT O(m) (the count of members in the range).
+//!   ZPOPMIN/ZPOPMAX/ZMPOP: an ordered scan seeking to the bound, O(log n + m).
+//! - Rank operations use storage's order statistics where it keeps them (memory,
+//!   bitcask; see [`keel_storage::Storage::count_within`]): ZRANK, ZREVRANK, ZCOUNT and
+//!   ZLEXCOUNT O(log n); ZRANGE by index, ZREMRANGEBYRANK and the LIMIT offset of the
+//!   BYSCORE/BYLEX forms O(log n + m), the window's first member found by its
+//!   position. Where storage cannot count exactly (the lsm engine; deleted members a
+//!   snapshot still holds; many of the same entry's writes to the set) they walk the
+//!   index: ZRANK O(rank), ZREVRANK O(n - rank), ranges O(offset + m), counts O(m).
+//!   Both ways give the same answer.
 //! - ZRANDMEMBER: the members at random positions of the member sub-keys, uniform and
 //!   driven by the entry's DetRng: O(log n) each by position in storage where it keeps
 //!   order statistics (as SPOP), else one O(n) scan for all the picks.
@@ -42,7 +46,7 @@ use crate::reply::{errors, Reply};
 use crate::types::set::{
     clear_destination, coll, empty_scan, entries_at_ranks, member_of, new_collection,
     notify_stored, parse_scan_opts, positive_count, random_entries, ranged_with_msg, save_len,
-    scan_checked, scan_step, signed_count,
+    scan_checked, scan_step, signed_count, POSITION_COST,
 };
 
 /// Reply to ZADD … INCR / ZINCRBY when the sum is NaN (e.g. +inf + -inf).
@@ -229,6 +233,11 @@ impl ZRef {
 
     fn index_range(&self, db: u8) -> ScanRange {
         ScanRange::prefix(idx_prefix(db, &self.key, self.version))
+    }
+
+    /// Every member sub-key, in member order (the range BYLEX parts are of).
+    fn member_range(&self, db: u8) -> ScanRange {
+        ScanRange::prefix(keys::sub_prefix(keys::SUB, db, &self.key, self.version))
     }
 }
 
@@ -604,12 +613,13 @@ fn run_range(ex: &Exec, z: &ZRef, req: &RangeReq) -> CmdResult<Vec<(Bytes, f64)>
                 return Ok(Vec::new());
             };
             let n = (end - start + 1) as i64;
-            window(
-                scan_checked(ex, z.index_range(ex.db), dir),
-                start,
-                n,
-                |k, _| parse_idx(&key, k),
-            )
+            let whole = z.index_range(ex.db);
+            let Some((range, skip)) = seek_window(ex, &whole, z.len, None, start, req.rev)? else {
+                return Ok(Vec::new());
+            };
+            window(scan_checked(ex, range, dir), skip, n, |k, _| {
+                parse_idx(&key, k)
+            })
         }
         By::Score(r) => {
             if req.offset < 0 || (req.offset > 0 && req.offset as u64 >= z.len) {
@@ -618,12 +628,15 @@ fn run_range(ex: &Exec, z: &ZRef, req: &RangeReq) -> CmdResult<Vec<(Bytes, f64)>
             let Some(range) = r.scan_range(ex.db, &z.key, z.version) else {
                 return Ok(Vec::new());
             };
-            window(
-                scan_checked(ex, range, dir),
-                req.offset as u64,
-                req.limit,
-                |k, _| parse_idx(&key, k),
-            )
+            let whole = z.index_range(ex.db);
+            let offset = req.offset as u64;
+            let Some((range, skip)) = seek_window(ex, &whole, z.len, Some(range), offset, req.rev)?
+            else {
+                return Ok(Vec::new());
+            };
+            window(scan_checked(ex, range, dir), skip, req.limit, |k, _| {
+                parse_idx(&key, k)
+            })
         }
         By::Lex(r) => {
             if req.offset < 0 || (req.offset > 0 && req.offset as u64 >= z.len) {
@@ -632,14 +645,81 @@ fn run_range(ex: &Exec, z: &ZRef, req: &RangeReq) -> CmdResult<Vec<(Bytes, f64)>
             let Some(range) = r.scan_range(ex.db, &z.key, z.version) else {
                 return Ok(Vec::new());
             };
-            window(
-                scan_checked(ex, range, dir),
-                req.offset as u64,
-                req.limit,
-                |k, v| parse_member(&key, k, v),
-            )
+            let whole = z.member_range(ex.db);
+            let offset = req.offset as u64;
+            let Some((range, skip)) = seek_window(ex, &whole, z.len, Some(range), offset, req.rev)?
+            else {
+                return Ok(Vec::new());
+            };
+            window(scan_checked(ex, range, dir), skip, req.limit, |k, v| {
+                parse_member(&key, k, v)
+            })
         }
     }
+}
+
+/// Where a range's window that skips `offset` entries (from the end when `rev`) starts:
+/// the range to scan and how many of its entries to skip, or None when the window is
+/// empty. `part` is the range's part of `whole` (None: all of it), which holds `len`
+/// entries. A long skip is found by position in storage, so the scan starts at the
+/// window's first entry and skips none; otherwise, or where storage cannot tell, the
+/// scan walks past the `offset` entries.
+fn seek_window(
+    ex: &Exec,
+    whole: &ScanRange,
+    len: u64,
+    part: Option<ScanRange>,
+    offset: u64,
+    rev: bool,
+) -> CmdResult<Option<(ScanRange, u64)>> {
+    let range = part.clone().unwrap_or_else(|| whole.clone());
+    if offset < POSITION_COST {
+        return Ok(Some((range, offset)));
+    }
+    let walk = Ok(Some((range.clone(), offset)));
+    // Entries before the part, and in it.
+    let (before, count) = match &part {
+        None => (0, len),
+        Some(part) => {
+            let head = ScanRange {
+                start: whole.start.clone(),
+                end: match &part.start {
+                    Bound::Included(k) => Bound::Excluded(k.clone()),
+                    Bound::Excluded(k) => Bound::Included(k.clone()),
+                    Bound::Unbounded => return walk,
+                },
+            };
+            let before = ex.count_within(whole, len, &head)?;
+            let count = ex.count_within(whole, len, part)?;
+            let (Some(before), Some(count)) = (before, count) else {
+                return walk;
+            };
+            (before, count)
+        }
+    };
+    if offset >= count {
+        return Ok(None);
+    }
+    let first = if rev {
+        before + count - 1 - offset
+    } else {
+        before + offset
+    };
+    let Some((at, _)) = ex.entry_at(whole, len, first)? else {
+        return walk;
+    };
+    let from = if rev {
+        ScanRange {
+            start: range.start,
+            end: Bound::Included(at),
+        }
+    } else {
+        ScanRange {
+            start: Bound::Included(at),
+            end: range.end,
+        }
+    };
+    Ok(Some((from, 0)))
 }
 
 /// Members, or member/score pairs (an empty result keeps its shape; both render as an
@@ -943,7 +1023,8 @@ fn zrevrank(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     rank_generic(ex, args, true, "zrevrank")
 }
 
-/// ZRANK/ZREVRANK: counts the index entries before (after) the member, O(rank).
+/// ZRANK/ZREVRANK: the index entries before (after) the member, counted by storage where
+/// it can (O(log n)), else walked (O(rank)).
 fn rank_generic(ex: &mut Exec, args: &[Bytes], rev: bool, name: &str) -> CmdResult<Reply> {
     if args.len() > 4 {
         return fail(errors::wrong_args(name));
@@ -973,19 +1054,15 @@ fn rank_generic(ex: &mut Exec, args: &[Bytes], rev: bool, name: &str) -> CmdResu
     let range = if rev {
         ScanRange {
             start: Bound::Excluded(at),
-            end: whole.end,
+            end: whole.end.clone(),
         }
     } else {
         ScanRange {
-            start: whole.start,
+            start: whole.start.clone(),
             end: Bound::Excluded(at),
         }
     };
-    let mut rank = 0i64;
-    for item in scan_checked(ex, range, Direction::Forward) {
-        item?;
-        rank += 1;
-    }
+    let rank = count_entries(ex, &whole, z.len, Some(range))?;
     Ok(if withscore {
         Reply::Array(vec![Reply::Int(rank), Reply::Double(score)])
     } else {
@@ -993,10 +1070,20 @@ fn rank_generic(ex: &mut Exec, args: &[Bytes], rev: bool, name: &str) -> CmdResu
     })
 }
 
-fn count_entries(ex: &Exec, range: Option<ScanRange>) -> CmdResult<i64> {
+/// How many entries of `whole` (which holds `len`) lie in `range`: from storage's
+/// counts where it keeps them, else counted by a walk.
+fn count_entries(
+    ex: &Exec,
+    whole: &ScanRange,
+    len: u64,
+    range: Option<ScanRange>,
+) -> CmdResult<i64> {
     let Some(range) = range else {
         return Ok(0);
     };
+    if let Some(n) = ex.count_within(whole, len, &range)? {
+        return Ok(i64::try_from(n).unwrap_or(i64::MAX));
+    }
     let mut n = 0i64;
     for item in scan_checked(ex, range, Direction::Forward) {
         item?;
@@ -1010,7 +1097,8 @@ fn zcount(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let Some(z) = load(ex, &args[1])? else {
         return Ok(Reply::Int(0));
     };
-    let n = count_entries(ex, r.scan_range(ex.db, &z.key, z.version))?;
+    let range = r.scan_range(ex.db, &z.key, z.version);
+    let n = count_entries(ex, &z.index_range(ex.db), z.len, range)?;
     Ok(Reply::Int(n))
 }
 
@@ -1019,7 +1107,8 @@ fn zlexcount(ex: &mut Exec, args: &[Bytes]) -> CmdResult<Reply> {
     let Some(z) = load(ex, &args[1])? else {
         return Ok(Reply::Int(0));
     };
-    let n = count_entries(ex, r.scan_range(ex.db, &z.key, z.version))?;
+    let range = r.scan_range(ex.db, &z.key, z.version);
+    let n = count_entries(ex, &z.member_range(ex.db), z.len, range)?;
     Ok(Reply::Int(n))
 }
 
