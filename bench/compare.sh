@@ -17,7 +17,10 @@ usage: bench/compare.sh [options]
   --quick            1 round, fewer requests, 200k keys for RSS, small instruction runs
   --rounds N         rounds of the interleaved matrix (default 3)
   --only TESTS       redis-benchmark tests, comma separated (default
-                     set,get,incr,lpush,rpop,sadd,hset,zadd,lrange_100,mset)
+                     set,get,incr,lpush,rpop,sadd,hset,zadd,lrange_100,mset);
+                     also accepted: the rest of redis-benchmark's default suite,
+                     ping_inline, ping_mbulk, rpush, lpop, spop, zpopmin and
+                     lrange_N for any N (LRANGE mylist 0 N-1)
   --sections LIST    parts to run, comma separated (default
                      main,persist,engines,instr,mem):
                        main     the test matrix, redis vs keel memory engine, both
@@ -29,7 +32,7 @@ usage: bench/compare.sh [options]
                        instr    user-space instructions per request under callgrind
                        mem      RSS after loading --mem-keys keys of 64-byte values
   --requests N       requests per run at pipeline 1 (default 50000; pipeline 16 runs
-                     4x as many; lrange_100 and mset a fifth)
+                     4x as many; lrange_N and mset a fifth)
   --persist-tests T  tests of the persist and engines sections (default set,get)
   --instr-requests N requests per callgrind run at pipeline 1 (default 20000; 2x at P16)
   --mem-keys N       keys loaded for the RSS figure (default 1000000)
@@ -242,16 +245,31 @@ echo "section,variant,server,test,pipeline,round,requests,rps,avg_ms,p50_ms,p95_
 # -t would add unmeasured work (-t lrange_100 runs an LPUSH fill of the same size first).
 bench_args() {
   case "$1" in
-    lrange_100) echo "LRANGE mylist 0 99" ;;
+    lrange_[1-9]*)
+      [[ "${1#lrange_}" =~ ^[0-9]+$ ]] || die "unknown test $1"
+      echo "LRANGE mylist 0 $((${1#lrange_} - 1))" ;;
     set|get|incr|lpush|rpop|sadd|hset|zadd|mset) echo "-t $1" ;;
+    ping_inline|ping_mbulk|rpush|lpop|spop|zpopmin) echo "-t $1" ;;
     *) die "unknown test $1" ;;
+  esac
+}
+
+# The unmeasured fill a test reads or pops from, as redis-benchmark arguments (none when
+# the test needs none): LRANGE's list at least as long as the range, and as many members
+# as the run pops for SPOP and ZPOPMIN.
+fill_args() {
+  local test="$1" n="$2"
+  case "$test" in
+    lrange_*) echo "-c 10 -n ${test#lrange_} -t lpush" ;;
+    spop) echo "-c 50 -n $n -t sadd" ;;
+    zpopmin) echo "-c 50 -n $n -t zadd" ;;
   esac
 }
 
 requests_for() {
   local test="$1" pipeline="$2" n="$3"
   if [[ "$pipeline" -gt 1 ]]; then n=$((n * 4)); fi
-  case "$test" in lrange_100|mset) n=$((n / 5)) ;; esac
+  case "$test" in lrange_*|mset) n=$((n / 5)) ;; esac
   echo $((n > 100 ? n : 100))
 }
 
@@ -260,12 +278,14 @@ requests_for() {
 run_bench() {
   local section="$1" variant="$2" server="$3" pid="$4" port="$5" test="$6" pipeline="$7"
   local round="$8" n="$9"
-  local args before after csv line
+  local args fill before after csv line
   # shellcheck disable=SC2207
   args=($(bench_args "$test"))
-  if [[ "$test" == lrange_100 ]]; then
-    # The list LRANGE reads: make sure it holds at least 100 elements (not measured).
-    "${client_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -c 10 -n 200 -d 64 -t lpush -q >/dev/null 2>&1
+  # shellcheck disable=SC2207
+  fill=($(fill_args "$test" "$n"))
+  if [[ ${#fill[@]} -gt 0 ]]; then
+    "${client_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -d 64 -r 100000 -q "${fill[@]}" \
+      >/dev/null 2>&1
   fi
   before="$(cpu_ticks "$pid")"
   csv="$("${client_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -c "$clients" -n "$n" -P "$pipeline" -d 64 \
