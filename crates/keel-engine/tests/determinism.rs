@@ -264,7 +264,7 @@ fn held_metadata_reads_as_if_written_after_every_command() {
 /// and ZRANDMEMBER beside writes to the same keys, alone and in transactions; and the
 /// sorted-set ranks, counts and windows that storage's counts answer (ZRANK, ZREVRANK,
 /// ZCOUNT, ZLEXCOUNT, ZRANGE by index, score and lex with long offsets,
-/// ZREMRANGEBYRANK).
+/// ZREMRANGEBYRANK), and ZPOPMIN/ZPOPMAX, which find their member by position.
 fn large_collections_log(seed: u64, n: usize) -> Vec<(ApplyCtx, Op)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut log = Vec::new();
@@ -288,6 +288,21 @@ fn large_collections_log(seed: u64, n: usize) -> Vec<(ApplyCtx, Op)> {
         // Positions past the point where ranges find their first member by position.
         let at_n: u64 = rng.gen_range(250..3200);
         let at = at_n.to_string();
+        if rng.gen_range(0..12) == 0 {
+            // Pops from both ends in one entry: later pops pass over the members the
+            // earlier ones removed, still in the entry's overlay.
+            let pop =
+                |end: &'static [u8]| (0, vec![Bytes::from_static(end), Bytes::from_static(b"z")]);
+            let cmds = vec![
+                pop(b"ZPOPMIN"),
+                pop(b"ZPOPMIN"),
+                pop(b"ZPOPMAX"),
+                pop(b"ZPOPMIN"),
+                pop(b"ZPOPMAX"),
+            ];
+            log.push(Op::Multi { cmds });
+            continue;
+        }
         let cmd: Vec<String> = match rng.gen_range(0..21) {
             0 => vec!["SPOP".into(), "s".into()],
             1 => vec!["SPOP".into(), "s".into(), "3".into()],

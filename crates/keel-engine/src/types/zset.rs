@@ -1219,12 +1219,21 @@ fn pop(ex: &mut Exec, z: &ZRef, count: u64, max: bool) -> CmdResult<Vec<(Bytes, 
     };
     let limit = i64::try_from(count).unwrap_or(i64::MAX);
     let key = z.key.clone();
-    let items = window(
-        scan_checked(ex, z.index_range(ex.db), dir),
-        0,
-        limit,
-        |k, _| parse_idx(&key, k),
-    )?;
+    let range = z.index_range(ex.db);
+    // One member: found by its position where storage can tell, which passes over the
+    // members this group's earlier pops removed without walking them (and copies out
+    // one entry, not a scan's first chunk).
+    let end = if max { z.len.checked_sub(1) } else { Some(0) };
+    let one = match end {
+        Some(at) if count == 1 => ex.entry_at(&range, z.len, at)?,
+        _ => None,
+    };
+    let items = match one {
+        Some((k, _)) => vec![parse_idx(&key, k)?],
+        None => window(scan_checked(ex, range, dir), 0, limit, |k, _| {
+            parse_idx(&key, k)
+        })?,
+    };
     remove_items(ex, z, &items)?;
     if !items.is_empty() {
         ex.notify('z', if max { "zpopmax" } else { "zpopmin" }, &z.key);
