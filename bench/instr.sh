@@ -16,6 +16,9 @@
 #   --clients N           redis-benchmark clients (default 50; 1 gives every write a
 #                         funnel round of its own, as P1 writes nearly have at native
 #                         speed, where callgrind's slowdown lets 50 clients' writes pile up)
+#   --command "CMD ..."   run this command (redis-benchmark's trailing command, with
+#                         __rand_int__ as usual) instead of TEST's -t; TEST then only
+#                         names the line printed
 #   --sim                 also simulate the caches and branch predictor and print their
 #                         misses per request (I1/D1 = first level, LL = last level, Bcm/Bim
 #                         = mispredicted conditional/indirect branches): where two servers
@@ -36,6 +39,7 @@ preload_test=set
 keep=""
 clients=50
 sim=0
+command=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --server) server="${2:?--server needs keel or redis}"; shift 2 ;;
@@ -44,12 +48,13 @@ while [[ $# -gt 0 ]]; do
     --preload-test) preload_test="${2:?--preload-test needs a test}"; shift 2 ;;
     --keep) keep="${2:?--keep needs DIR}"; shift 2 ;;
     --clients) clients="${2:?--clients needs N}"; shift 2 ;;
+    --command) command="${2:?--command needs a command}"; shift 2 ;;
     --sim) sim=1; shift ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[[ $# -ge 3 ]] || { sed -n '2,29p' "$0" >&2; exit 2; }
+[[ $# -ge 3 ]] || { sed -n '2,32p' "$0" >&2; exit 2; }
 test_name="$1" pipeline="$2" requests="$3"
 shift 3
 [[ "${1:-}" == "--" ]] && shift
@@ -99,7 +104,10 @@ bench() { redis-benchmark -p "$port" -c "$clients" -d 64 -r 100000 -q "$@" >/dev
 # The test, or two tests at once sharing the requests.
 run() {
   local n="$1" first="${test_name%%+*}" second="${test_name#*+}"
-  if [[ "$first" == "$test_name" ]]; then
+  if [[ -n "$command" ]]; then
+    # shellcheck disable=SC2086
+    bench -n "$n" -P "$pipeline" $command
+  elif [[ "$first" == "$test_name" ]]; then
     bench -n "$n" -P "$pipeline" -t "$test_name"
   else
     bench -n $((n / 2)) -P "$pipeline" -t "$first" &
