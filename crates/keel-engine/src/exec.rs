@@ -235,8 +235,24 @@ impl<'a> Exec<'a> {
     pub fn scan_values(&self, range: ScanRange, dir: Direction, limit: usize) -> Result<BulkList> {
         let mut out = BulkList::with_capacity(limit);
         self.reader()
-            .visit_values(range, dir, limit, &mut |v| out.push(v))?;
+            .visit_entries(range, dir, limit, &mut |_, v| out.push(v))?;
         Ok(out)
+    }
+
+    /// Lends `f` the key and value of each of the first `limit` entries of `range` in
+    /// `dir` order, for a reader that copies out only what it keeps (see
+    /// [`crate::kv::KvRead::visit_entries`]); an empty range visits nothing.
+    pub fn visit_entries(
+        &self,
+        range: ScanRange,
+        dir: Direction,
+        limit: usize,
+        f: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<()> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        self.reader().visit_entries(range, dir, limit, f)
     }
 
     fn tx(&mut self) -> CmdResult<&mut WriteTx> {

@@ -33,18 +33,20 @@ pub trait KvRead {
     }
     /// Keys of `range` in `dir` order.
     fn scan(&self, range: ScanRange, dir: Direction) -> PairIter<'_>;
-    /// Calls `f` with the values of the first `limit` keys of `range` in `dir` order, for
-    /// a reader that needs no keys (storage may then lend them instead of copying keys
-    /// and values out); `f` must not read storage itself.
-    fn visit_values(
+    /// Calls `f` with the key and value of each of the first `limit` keys of `range` in
+    /// `dir` order, for a reader that copies out only what it needs (storage may then
+    /// lend them instead of copying keys and values out); `f` must not read storage
+    /// itself.
+    fn visit_entries(
         &self,
         range: ScanRange,
         dir: Direction,
         limit: usize,
-        f: &mut dyn FnMut(&[u8]),
+        f: &mut dyn FnMut(&[u8], &[u8]),
     ) -> Result<()> {
         for r in self.scan(range, dir).take(limit) {
-            f(&r?.1);
+            let (k, v) = r?;
+            f(&k, &v);
         }
         Ok(())
     }
@@ -121,14 +123,14 @@ impl KvRead for SnapshotReader {
         Box::new(self.snap.scan(range, dir).map(|r| r.map_err(Into::into)))
     }
 
-    fn visit_values(
+    fn visit_entries(
         &self,
         range: ScanRange,
         dir: Direction,
         limit: usize,
-        f: &mut dyn FnMut(&[u8]),
+        f: &mut dyn FnMut(&[u8], &[u8]),
     ) -> Result<()> {
-        Ok(self.snap.visit_values(range, dir, limit, f)?)
+        Ok(self.snap.visit_entries(range, dir, limit, f)?)
     }
 
     fn entry_at(&self, range: &ScanRange, live: u64, n: u64) -> Result<Option<KvPair>> {
@@ -190,15 +192,15 @@ impl KvRead for LatestReader<'_> {
         Box::new(self.store.scan(range, dir).map(|r| r.map_err(Into::into)))
     }
 
-    fn visit_values(
+    fn visit_entries(
         &self,
         range: ScanRange,
         dir: Direction,
         limit: usize,
-        f: &mut dyn FnMut(&[u8]),
+        f: &mut dyn FnMut(&[u8], &[u8]),
     ) -> Result<()> {
         self.reads.set(self.reads.get().saturating_add(2));
-        Ok(self.store.visit_values(range, dir, limit, f)?)
+        Ok(self.store.visit_entries(range, dir, limit, f)?)
     }
 
     fn entry_at(&self, range: &ScanRange, live: u64, n: u64) -> Result<Option<KvPair>> {

@@ -1583,16 +1583,20 @@ impl<V: IndexValue + AsRef<[u8]>> HashedIndex<V> {
         self.entries_mapped(&walk, copy_out)
     }
 
-    /// Like [`HashedIndex::range_at`] for a reader that needs only the values: `f` is
-    /// lent each (under the order's read lock), and only the last entry's key is copied
-    /// (where a next walk resumes; None when the range had no live entry left). Returns
-    /// how many values `f` saw and that key.
-    pub fn values_at(&self, walk: &Walk<'_>, f: &mut dyn FnMut(&[u8])) -> (usize, Option<Bytes>) {
+    /// Like [`HashedIndex::range_at`] for a reader that keeps neither keys nor values as
+    /// they are: `f` is lent each key and value (under the order's read lock), and only
+    /// the last entry's key is copied (where a next walk resumes; None when the range had
+    /// no live entry left). Returns how many entries `f` saw and that key.
+    pub fn visit_at(
+        &self,
+        walk: &Walk<'_>,
+        f: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> (usize, Option<Bytes>) {
         let order = self.order.read();
         let mut visited = 0;
-        let last = self.walk(&order, walk, |_, v| {
+        let last = self.walk(&order, walk, |k, v| {
             visited += 1;
-            f(v.as_ref());
+            f(k, v.as_ref());
         });
         (visited, last.map(Bytes::copy_from_slice))
     }

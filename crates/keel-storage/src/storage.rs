@@ -50,18 +50,19 @@ pub trait Snapshot: Send + Sync {
     /// Keys in `range` at this snapshot, in `dir` order.
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter;
 
-    /// Calls `f` with the values of the first `limit` keys of `range` at this snapshot,
-    /// in `dir` order, for a reader that needs no keys: an engine may lend its own bytes
+    /// Calls `f` with the key and value of each of the first `limit` keys of `range` at
+    /// this snapshot, in `dir` order, for a reader that keeps neither as they are (it
+    /// copies out the part it needs, or only looks): an engine may lend its own bytes
     /// instead of copying keys and values out. `f` may run under an engine lock, so it
     /// must not call back into storage.
-    fn visit_values(
+    fn visit_entries(
         &self,
         range: ScanRange,
         dir: Direction,
         limit: usize,
-        f: &mut dyn FnMut(&[u8]),
+        f: &mut dyn FnMut(&[u8], &[u8]),
     ) -> Result<()> {
-        visit_scan_values(self.scan(range, dir), limit, f)
+        visit_scan(self.scan(range, dir), limit, f)
     }
 
     /// [`Storage::key_at`] (the count and positions are the engine's, not this
@@ -76,10 +77,11 @@ pub trait Snapshot: Send + Sync {
     }
 }
 
-/// Calls `f` with the first `limit` values of a scan (the default `visit_values`).
-fn visit_scan_values(scan: KvIter, limit: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+/// Calls `f` with the first `limit` entries of a scan (the default `visit_entries`).
+fn visit_scan(scan: KvIter, limit: usize, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<()> {
     for r in scan.take(limit) {
-        f(&r?.1);
+        let (k, v) = r?;
+        f(&k, &v);
     }
     Ok(())
 }
@@ -144,16 +146,16 @@ pub trait Storage: Send + Sync {
     /// Keys in `range` at the moment of the call (an implicit snapshot), in `dir` order.
     fn scan(&self, range: ScanRange, dir: Direction) -> KvIter;
 
-    /// Calls `f` with the values of the first `limit` keys of `range` at the moment of
-    /// the call, in `dir` order (see [`Snapshot::visit_values`]).
-    fn visit_values(
+    /// Calls `f` with the key and value of each of the first `limit` keys of `range` at
+    /// the moment of the call, in `dir` order (see [`Snapshot::visit_entries`]).
+    fn visit_entries(
         &self,
         range: ScanRange,
         dir: Direction,
         limit: usize,
-        f: &mut dyn FnMut(&[u8]),
+        f: &mut dyn FnMut(&[u8], &[u8]),
     ) -> Result<()> {
-        visit_scan_values(self.scan(range, dir), limit, f)
+        visit_scan(self.scan(range, dir), limit, f)
     }
 
     /// The key at position `n` (0: the first) of `range`, and how many keys `range`

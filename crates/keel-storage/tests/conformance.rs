@@ -27,7 +27,7 @@ use keel_storage::{
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 
-use common::{collect, dump, model_live_bytes, model_scan, Model};
+use common::{collect, dump, model_live_bytes, model_scan, Model, Pairs};
 
 engine_tests!(
     model_conformance,
@@ -38,7 +38,7 @@ engine_tests!(
     second_open_is_locked_with_our_pid,
     calls_after_close_fail_with_closed,
     stats_live_counts_match_model,
-    scan_values_match_scans_across_chunks,
+    visit_entries_match_scans_across_chunks,
 );
 engine_tests!(only [bitcask_auto_merge => Bitcask]: model_conformance_with_background_merge);
 
@@ -79,7 +79,7 @@ enum Op {
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     Get(Vec<u8>),
     Scan(RangeSpec, Direction),
-    /// `visit_values` with a limit.
+    /// `visit_entries` with a limit.
     ScanValues(RangeSpec, Direction, usize),
     TakeSnapshot,
     /// Index into the open snapshots (modulo their number), a key and a range to read.
@@ -372,12 +372,11 @@ impl World {
             }
             Op::ScanValues(spec, dir, limit) => {
                 let range = spec.to_range();
-                let got = visited(|f| self.store().visit_values(range.clone(), *dir, *limit, f))
+                let got = visited(|f| self.store().visit_entries(range.clone(), *dir, *limit, f))
                     .map_err(|e| fail(op, e))?;
-                let got: Vec<Vec<u8>> = got.iter().map(|v| v.to_vec()).collect();
                 prop_assert_eq!(
                     got,
-                    model_values(&self.model, &range, *dir, *limit),
+                    model_entries(&self.model, &range, *dir, *limit),
                     "{:?}",
                     op
                 );
@@ -401,13 +400,13 @@ impl World {
                     let range = spec.to_range();
                     let got = collect(snap.scan(range.clone(), *dir)).map_err(|e| fail(op, e))?;
                     prop_assert_eq!(got, model_scan(model, &range, *dir), "snapshot {:?}", op);
-                    let values = visited(|f| snap.visit_values(range.clone(), *dir, usize::MAX, f))
-                        .map_err(|e| fail(op, e))?;
-                    let values: Vec<Vec<u8>> = values.iter().map(|v| v.to_vec()).collect();
+                    let entries =
+                        visited(|f| snap.visit_entries(range.clone(), *dir, usize::MAX, f))
+                            .map_err(|e| fail(op, e))?;
                     prop_assert_eq!(
-                        values,
-                        model_values(model, &range, *dir, usize::MAX),
-                        "snapshot values {:?}",
+                        entries,
+                        model_entries(model, &range, *dir, usize::MAX),
+                        "snapshot entries {:?}",
                         op
                     );
                 }
@@ -475,24 +474,23 @@ fn run_case(opts: &OpenOptions, ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// The values `visit_values` must lend: the model's scan, values only, at most `limit`.
-fn model_values(model: &Model, range: &ScanRange, dir: Direction, limit: usize) -> Vec<Vec<u8>> {
+/// The entries `visit_entries` must lend: the model's scan, at most `limit` of it.
+fn model_entries(model: &Model, range: &ScanRange, dir: Direction, limit: usize) -> Pairs {
     model_scan(model, range, dir)
         .into_iter()
         .take(limit)
-        .map(|(_, v)| v)
         .collect()
 }
 
 // ---------------------------------------------------------------------------------------
 // Plain tests.
 
-/// Copies of the values a `visit_values` call lends, in order.
+/// Copies of the keys and values a `visit_entries` call lends, in order.
 fn visited(
-    visit: impl FnOnce(&mut dyn FnMut(&[u8])) -> Result<(), StorageError>,
-) -> Result<Vec<Bytes>, StorageError> {
+    visit: impl FnOnce(&mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError>,
+) -> Result<Pairs, StorageError> {
     let mut out = Vec::new();
-    visit(&mut |v| out.push(Bytes::copy_from_slice(v)))?;
+    visit(&mut |k, v| out.push((k.to_vec(), v.to_vec())))?;
     Ok(out)
 }
 
@@ -828,10 +826,10 @@ fn stats_live_counts_match_model(kind: EngineKind) {
     assert!(dump(&*store) == model, "{kind}: contents after reopen");
 }
 
-/// `visit_values` against `scan` on ranges longer than an engine's scan chunk (256), with
+/// `visit_entries` against `scan` on ranges longer than an engine's scan chunk (256), with
 /// deleted keys inside, limits on both sides of the chunk size, both directions, on the
 /// latest state and on a snapshot that later writes must not reach.
-fn scan_values_match_scans_across_chunks(kind: EngineKind) {
+fn visit_entries_match_scans_across_chunks(kind: EngineKind) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = common::open_with(dir.path(), &OpenOptions::new(kind));
     let key = |i: u32| format!("k{i:05}").into_bytes();
@@ -861,18 +859,14 @@ fn scan_values_match_scans_across_chunks(kind: EngineKind) {
             let latest = collect(store.scan(range.clone(), d)).expect("scan");
             let pinned = collect(snap.scan(range.clone(), d)).expect("snapshot scan");
             for limit in [0, 1, 255, 256, 257, 511, 512, 513, 599, usize::MAX] {
-                let want = |pairs: &[(Vec<u8>, Vec<u8>)]| -> Vec<Bytes> {
-                    pairs
-                        .iter()
-                        .take(limit)
-                        .map(|(_, v)| Bytes::from(v.clone()))
-                        .collect()
+                let want = |pairs: &[(Vec<u8>, Vec<u8>)]| -> Pairs {
+                    pairs.iter().take(limit).cloned().collect()
                 };
                 let got =
-                    visited(|f| store.visit_values(range.clone(), d, limit, f)).expect("values");
+                    visited(|f| store.visit_entries(range.clone(), d, limit, f)).expect("entries");
                 assert_eq!(got, want(&latest), "latest, {d:?}, limit {limit}");
                 let got =
-                    visited(|f| snap.visit_values(range.clone(), d, limit, f)).expect("values");
+                    visited(|f| snap.visit_entries(range.clone(), d, limit, f)).expect("entries");
                 assert_eq!(got, want(&pinned), "snapshot, {d:?}, limit {limit}");
             }
         }

@@ -177,14 +177,14 @@ impl Snapshot for MemSnapshot {
         scan_pinned(Arc::clone(&self.inner), Arc::clone(&self.pin), range, dir)
     }
 
-    fn visit_values(
+    fn visit_entries(
         &self,
         range: ScanRange,
         dir: Direction,
         limit: usize,
-        f: &mut dyn FnMut(&[u8]),
+        f: &mut dyn FnMut(&[u8], &[u8]),
     ) -> Result<()> {
-        values_at(&self.inner, self.pin.seq(), &range, dir, limit, f)
+        visit_at(&self.inner, self.pin.seq(), &range, dir, limit, f)
     }
 
     fn key_at(&self, range: &ScanRange, n: u64) -> Option<KeyAt> {
@@ -198,17 +198,17 @@ impl Snapshot for MemSnapshot {
     }
 }
 
-/// Calls `f` with the values of the first `limit` live keys of `range` as of the pinned
+/// Calls `f` with the key and value of the first `limit` live keys of `range` as of the pinned
 /// `seq`, a chunk of [`scan_iter::SCAN_CHUNK`] at a time (so writers wait at most one
 /// chunk for the order's lock), copying only each chunk's last key (where the next one
 /// resumes).
-fn values_at(
+fn visit_at(
     inner: &Inner,
     seq: u64,
     range: &ScanRange,
     dir: Direction,
     limit: usize,
-    f: &mut dyn FnMut(&[u8]),
+    f: &mut dyn FnMut(&[u8], &[u8]),
 ) -> Result<()> {
     inner.check_open()?;
     let mut seen = 0;
@@ -222,7 +222,7 @@ fn values_at(
             resume: resume.as_deref(),
             limit: want,
         };
-        let (visited, last) = inner.index.values_at(&walk, f);
+        let (visited, last) = inner.index.visit_at(&walk, f);
         seen += visited;
         match last {
             Some(k) if visited == want => resume = Some(k),
@@ -295,15 +295,15 @@ impl Storage for MemoryEngine {
         scan_pinned(Arc::clone(&self.inner), pin, range, dir)
     }
 
-    fn visit_values(
+    fn visit_entries(
         &self,
         range: ScanRange,
         dir: Direction,
         limit: usize,
-        f: &mut dyn FnMut(&[u8]),
+        f: &mut dyn FnMut(&[u8], &[u8]),
     ) -> Result<()> {
         let pin = self.inner.index.pin();
-        values_at(&self.inner, pin.seq(), &range, dir, limit, f)
+        visit_at(&self.inner, pin.seq(), &range, dir, limit, f)
     }
 
     /// The session holds the writer lock from a round's first read to its write: its
