@@ -25,6 +25,13 @@ pub enum Reply {
     /// An array of bulk strings held in one buffer (LRANGE, HVALS): the same reply as
     /// the `Array` of their `Bulk`s, and equal to it, without an allocation per value.
     Bulks(BulkList),
+    /// A set of bulk strings held in one buffer (SMEMBERS): the same reply as the `Set`
+    /// of their `Bulk`s, and equal to it.
+    BulkSet(BulkList),
+    /// A map whose keys and values are bulk strings, held in one buffer as key, value,
+    /// key, value (HGETALL): the same reply as the `Map` of their `Bulk` pairs, and equal
+    /// to it.
+    BulkMap(BulkList),
     /// A double (RESP3 `,`; RESP2 renders it as a bulk string).
     Double(f64),
     /// A double printed as Redis prints a long double in its "human" form, 17 decimals
@@ -168,6 +175,17 @@ fn same_bulks(list: &BulkList, items: &[Reply]) -> bool {
             .all(|(v, r)| matches!(r, Reply::Bulk(b) if b.as_ref() == v))
 }
 
+/// True when `pairs` are bulk string pairs equal to `list`'s strings taken two by two.
+fn same_bulk_pairs(list: &BulkList, pairs: &[(Reply, Reply)]) -> bool {
+    let mut strings = list.iter();
+    list.len() == 2 * pairs.len()
+        && pairs.iter().all(|(k, v)| {
+            let bulk =
+                |r: &Reply, s: Option<&[u8]>| matches!(r, Reply::Bulk(b) if Some(b.as_ref()) == s);
+            bulk(k, strings.next()) && bulk(v, strings.next())
+        })
+}
+
 impl PartialEq for Reply {
     fn eq(&self, other: &Reply) -> bool {
         use Reply::*;
@@ -179,6 +197,11 @@ impl PartialEq for Reply {
             (Array(a), Array(b)) | (Set(a), Set(b)) | (Push(a), Push(b)) => a == b,
             (Bulks(a), Bulks(b)) => a == b,
             (Bulks(list), Array(items)) | (Array(items), Bulks(list)) => same_bulks(list, items),
+            (BulkSet(a), BulkSet(b)) | (BulkMap(a), BulkMap(b)) => a == b,
+            (BulkSet(list), Set(items)) | (Set(items), BulkSet(list)) => same_bulks(list, items),
+            (BulkMap(list), Map(pairs)) | (Map(pairs), BulkMap(list)) => {
+                same_bulk_pairs(list, pairs)
+            }
             (Double(a), Double(b)) => a == b,
             (Map(a), Map(b)) | (Pairs(a), Pairs(b)) | (PairMap(a), PairMap(b)) => a == b,
             (Bool(a), Bool(b)) => a == b,
@@ -188,6 +211,27 @@ impl PartialEq for Reply {
 }
 
 impl Reply {
+    /// The reply a one-buffer reply (`Bulks`, `BulkSet`, `BulkMap`) stands for, with a
+    /// `Bulk` per string; any other reply as it is. For readers that walk replies as
+    /// trees (scripts, tests); the RESP encoder writes the buffer as it is.
+    pub fn expanded(&self) -> std::borrow::Cow<'_, Reply> {
+        use std::borrow::Cow;
+        let bulks = |list: &BulkList| list.iter().map(Reply::bulk).collect::<Vec<_>>();
+        match self {
+            Reply::Bulks(list) => Cow::Owned(Reply::Array(bulks(list))),
+            Reply::BulkSet(list) => Cow::Owned(Reply::Set(bulks(list))),
+            Reply::BulkMap(list) => {
+                let mut all = bulks(list).into_iter();
+                let mut pairs = Vec::with_capacity(list.len() / 2);
+                while let (Some(k), Some(v)) = (all.next(), all.next()) {
+                    pairs.push((k, v));
+                }
+                Cow::Owned(Reply::Map(pairs))
+            }
+            other => Cow::Borrowed(other),
+        }
+    }
+
     /// An error reply with exactly `text` (which must start with its code).
     pub fn err(text: impl Into<String>) -> Reply {
         Reply::Error(text.into())
@@ -314,5 +358,33 @@ mod tests {
         assert_ne!(bulks, mixed);
         assert_eq!(Reply::Bulks(BulkList::default()), Reply::Array(Vec::new()));
         assert_ne!(Reply::Bulks(BulkList::default()), Reply::NilArray);
+    }
+
+    #[test]
+    fn bulk_sets_and_maps_equal_what_they_stand_for_and_nothing_else() {
+        let list: BulkList = ["f", "1", "g", ""].iter().collect();
+        let items = || ["f", "1", "g", ""].map(Reply::bulk).to_vec();
+        let set = Reply::BulkSet(list.clone());
+        assert_eq!(set, Reply::Set(items()));
+        assert_eq!(Reply::Set(items()), set);
+        assert_eq!(set.expanded().into_owned(), Reply::Set(items()));
+        assert_ne!(set, Reply::Array(items()));
+        assert_ne!(set, Reply::Bulks(list.clone()));
+        let pairs = vec![
+            (Reply::bulk("f"), Reply::bulk("1")),
+            (Reply::bulk("g"), Reply::bulk("")),
+        ];
+        let map = Reply::BulkMap(list.clone());
+        assert_eq!(map, Reply::Map(pairs.clone()));
+        assert_eq!(Reply::Map(pairs.clone()), map);
+        assert_eq!(map.expanded().into_owned(), Reply::Map(pairs.clone()));
+        assert_ne!(map, Reply::Map(pairs[..1].to_vec()));
+        let swapped = vec![(Reply::bulk("f"), Reply::bulk("g")), pairs[1].clone()];
+        assert_ne!(map, Reply::Map(swapped));
+        assert_ne!(map, Reply::Set(items()));
+        // An odd count of strings is no map of pairs.
+        let odd = Reply::BulkMap(["f", "1", "g"].iter().collect());
+        assert_ne!(odd, Reply::Map(pairs[..1].to_vec()));
+        assert_eq!(Reply::Int(3).expanded().into_owned(), Reply::Int(3));
     }
 }

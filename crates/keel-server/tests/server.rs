@@ -348,16 +348,56 @@ fn resp3_via_hello() {
     assert_eq!(get("proto"), Some(Value::Int(3)));
     assert!(get("version").is_some());
     let _: () = redis::cmd("HSET")
-        .arg("h")
-        .arg("a")
-        .arg("1")
+        .arg(&["h", "a", "1", "b", ""])
         .query(&mut con)
         .expect("hset");
+    let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+    // Replies the engine writes from one buffer (fields and members as storage holds
+    // them) keep their RESP3 shapes: a map, a set, arrays.
     let v: Value = redis::cmd("HGETALL")
         .arg("h")
         .query(&mut con)
         .expect("hgetall");
-    assert!(matches!(v, Value::Map(_)), "RESP3 map reply, got {v:?}");
+    assert_eq!(
+        v,
+        Value::Map(vec![(bulk("a"), bulk("1")), (bulk("b"), bulk(""))]),
+        "RESP3 map reply"
+    );
+    let _: () = redis::cmd("SADD")
+        .arg(&["s", "x", "y"])
+        .query(&mut con)
+        .expect("sadd");
+    let v: Value = redis::cmd("SMEMBERS")
+        .arg("s")
+        .query(&mut con)
+        .expect("smembers");
+    assert_eq!(v, Value::Set(vec![bulk("x"), bulk("y")]), "RESP3 set reply");
+    let v: Value = redis::cmd("HKEYS").arg("h").query(&mut con).expect("hkeys");
+    assert_eq!(v, Value::Array(vec![bulk("a"), bulk("b")]));
+    let _: () = redis::cmd("ZADD")
+        .arg(&["z", "2", "m2", "1", "m1"])
+        .query(&mut con)
+        .expect("zadd");
+    let v: Value = redis::cmd("ZRANGE")
+        .arg(&["z", "0", "-1"])
+        .query(&mut con)
+        .expect("zrange");
+    assert_eq!(v, Value::Array(vec![bulk("m1"), bulk("m2")]));
+    // The same replies in RESP2: flat arrays.
+    let mut two = srv.client();
+    let v: Value = redis::cmd("HGETALL")
+        .arg("h")
+        .query(&mut two)
+        .expect("hgetall");
+    assert_eq!(
+        v,
+        Value::Array(vec![bulk("a"), bulk("1"), bulk("b"), bulk("")])
+    );
+    let v: Value = redis::cmd("SMEMBERS")
+        .arg("s")
+        .query(&mut two)
+        .expect("smembers");
+    assert_eq!(v, Value::Array(vec![bulk("x"), bulk("y")]));
     let v: Value = redis::cmd("GET")
         .arg("missing")
         .query(&mut con)

@@ -40,6 +40,7 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp: u8) -> mlua::Result<Value> {
         Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
             array(lua, items.iter().map(|r| reply_to_lua(lua, r, resp)))?
         }
+        Reply::BulkSet(_) | Reply::BulkMap(_) => reply_to_lua(lua, &reply.expanded(), resp)?,
         Reply::Bulks(list) => array(
             lua,
             list.iter().map(|b| lua.create_string(b).map(Value::String)),

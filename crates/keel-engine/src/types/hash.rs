@@ -34,7 +34,7 @@ use crate::glob::glob_match;
 use crate::keys;
 use crate::meta::{Body, KeyType, Meta};
 use crate::reply::{errors, Reply};
-use crate::types::set::entries_at_ranks;
+use crate::types::set::{entries_at_ranks, key_suffixes, Visit};
 
 /// HINCRBY on a value that is not an integer.
 const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
@@ -339,24 +339,29 @@ fn getall_generic(ex: &mut Exec, key: &[u8], fields: bool, values: bool) -> CmdR
             Reply::Array(Vec::new())
         });
     };
+    let range = keys::sub_range(ex.db, key, version);
     if !fields {
         // HVALS: values only, no field names copied out of storage.
-        let range = keys::sub_range(ex.db, key, version);
         return Ok(Reply::Bulks(ex.scan_values(
             range,
             Direction::Forward,
             usize::MAX,
         )?));
     }
-    let all = all_fields(ex, key, version)?;
+    let prefix = keys::sub_prefix_len(key);
+    let all = Visit::all(prefix);
     Ok(if values {
-        Reply::Map(
-            all.into_iter()
-                .map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v)))
-                .collect(),
-        )
+        // HGETALL: field, value, field, value, each copied once into the reply's buffer.
+        Reply::BulkMap(key_suffixes(
+            ex,
+            range,
+            Visit {
+                values: true,
+                ..all
+            },
+        )?)
     } else {
-        Reply::bulks(all.into_iter().map(|(f, _)| f))
+        Reply::Bulks(key_suffixes(ex, range, all)?)
     })
 }
 

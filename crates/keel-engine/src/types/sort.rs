@@ -130,7 +130,7 @@ fn run(ex: &mut Exec, args: &[&[u8]]) -> CmdResult<Reply> {
 /// The bulk strings of a multi-value reply, in order.
 fn values(r: Reply) -> Vec<Bytes> {
     match r {
-        Reply::Bulks(b) => b.iter().map(Bytes::copy_from_slice).collect(),
+        Reply::Bulks(b) | Reply::BulkSet(b) => b.iter().map(Bytes::copy_from_slice).collect(),
         Reply::Array(v) | Reply::Set(v) => v
             .into_iter()
             .filter_map(|r| match r {

@@ -42,11 +42,11 @@ use crate::error::{fail, CmdError, CmdResult, EngineError};
 use crate::exec::Exec;
 use crate::keys;
 use crate::meta::{KeyType, Meta};
-use crate::reply::{errors, Reply};
+use crate::reply::{errors, BulkList, Reply};
 use crate::types::set::{
-    clear_destination, coll, empty_scan, entries_at_ranks, member_of, new_collection,
+    clear_destination, coll, empty_scan, entries_at_ranks, key_suffixes, member_of, new_collection,
     notify_stored, parse_scan_opts, positive_count, random_entries, ranged_with_msg, save_len,
-    scan_checked, scan_step, signed_count, POSITION_COST,
+    scan_checked, scan_step, signed_count, Visit, POSITION_COST,
 };
 
 /// Reply to ZADD … INCR / ZINCRBY when the sum is NaN (e.g. +inf + -inf).
@@ -599,63 +599,105 @@ fn clamp_ranks(start: i64, end: i64, len: u64) -> Option<(u64, u64)> {
     Some((start as u64, end as u64))
 }
 
-/// The members (with scores) a range request selects from `z`, in reply order.
-fn run_range(ex: &Exec, z: &ZRef, req: &RangeReq) -> CmdResult<Vec<(Bytes, f64)>> {
+/// What a range request reads: `range` in `dir` order, past its first `skip` entries,
+/// at most `limit` of them (negative: no end), from the score index (`lex` false) or
+/// the member sub-keys (`lex` true).
+struct Plan {
+    range: ScanRange,
+    dir: Direction,
+    skip: u64,
+    limit: i64,
+    lex: bool,
+}
+
+/// The plan of a range request on `z`; None when it selects nothing.
+fn plan_range(ex: &Exec, z: &ZRef, req: &RangeReq) -> CmdResult<Option<Plan>> {
     let dir = if req.rev {
         Direction::Reverse
     } else {
         Direction::Forward
     };
-    let key = z.key.clone();
-    match &req.by {
+    let (whole, part, offset, limit, lex) = match &req.by {
         By::Rank(start, end) => {
             let Some((start, end)) = clamp_ranks(*start, *end, z.len) else {
-                return Ok(Vec::new());
+                return Ok(None);
             };
             let n = (end - start + 1) as i64;
-            let whole = z.index_range(ex.db);
-            let Some((range, skip)) = seek_window(ex, &whole, z.len, None, start, req.rev)? else {
-                return Ok(Vec::new());
-            };
-            window(scan_checked(ex, range, dir), skip, n, |k, _| {
-                parse_idx(&key, k)
-            })
+            (z.index_range(ex.db), None, start, n, false)
         }
-        By::Score(r) => {
+        By::Score(_) | By::Lex(_) => {
             if req.offset < 0 || (req.offset > 0 && req.offset as u64 >= z.len) {
-                return Ok(Vec::new());
+                return Ok(None);
             }
-            let Some(range) = r.scan_range(ex.db, &z.key, z.version) else {
-                return Ok(Vec::new());
+            let (part, whole, lex) = match &req.by {
+                By::Score(r) => (
+                    r.scan_range(ex.db, &z.key, z.version),
+                    z.index_range(ex.db),
+                    false,
+                ),
+                By::Lex(r) => (
+                    r.scan_range(ex.db, &z.key, z.version),
+                    z.member_range(ex.db),
+                    true,
+                ),
+                By::Rank(..) => unreachable!("matched above"),
             };
-            let whole = z.index_range(ex.db);
-            let offset = req.offset as u64;
-            let Some((range, skip)) = seek_window(ex, &whole, z.len, Some(range), offset, req.rev)?
-            else {
-                return Ok(Vec::new());
+            let Some(part) = part else {
+                return Ok(None);
             };
-            window(scan_checked(ex, range, dir), skip, req.limit, |k, _| {
-                parse_idx(&key, k)
-            })
+            (whole, Some(part), req.offset as u64, req.limit, lex)
         }
-        By::Lex(r) => {
-            if req.offset < 0 || (req.offset > 0 && req.offset as u64 >= z.len) {
-                return Ok(Vec::new());
-            }
-            let Some(range) = r.scan_range(ex.db, &z.key, z.version) else {
-                return Ok(Vec::new());
-            };
-            let whole = z.member_range(ex.db);
-            let offset = req.offset as u64;
-            let Some((range, skip)) = seek_window(ex, &whole, z.len, Some(range), offset, req.rev)?
-            else {
-                return Ok(Vec::new());
-            };
-            window(scan_checked(ex, range, dir), skip, req.limit, |k, v| {
-                parse_member(&key, k, v)
-            })
-        }
+    };
+    if limit == 0 {
+        return Ok(None);
     }
+    let Some((range, skip)) = seek_window(ex, &whole, z.len, part, offset, req.rev)? else {
+        return Ok(None);
+    };
+    Ok(Some(Plan {
+        range,
+        dir,
+        skip,
+        limit,
+        lex,
+    }))
+}
+
+/// The members (with scores) a range request selects from `z`, in reply order.
+fn run_range(ex: &Exec, z: &ZRef, req: &RangeReq) -> CmdResult<Vec<(Bytes, f64)>> {
+    let Some(plan) = plan_range(ex, z, req)? else {
+        return Ok(Vec::new());
+    };
+    let key = z.key.clone();
+    let iter = scan_checked(ex, plan.range, plan.dir);
+    if plan.lex {
+        window(iter, plan.skip, plan.limit, |k, v| parse_member(&key, k, v))
+    } else {
+        window(iter, plan.skip, plan.limit, |k, _| parse_idx(&key, k))
+    }
+}
+
+/// The members a range request selects from `z`, in reply order, without scores:
+/// each copied once, from storage's own key into the reply's buffer (see
+/// [`key_suffixes`]).
+fn range_members(ex: &Exec, z: &ZRef, req: &RangeReq) -> CmdResult<BulkList> {
+    let Some(plan) = plan_range(ex, z, req)? else {
+        return Ok(BulkList::default());
+    };
+    // A member follows the key's prefix, and in the score index its 8-byte score too.
+    let prefix = keys::sub_prefix_len(&z.key) + if plan.lex { 0 } else { 8 };
+    let limit = match u64::try_from(plan.limit) {
+        Ok(n) => usize::try_from(plan.skip.saturating_add(n)).unwrap_or(usize::MAX),
+        Err(_) => usize::MAX,
+    };
+    let how = Visit {
+        dir: plan.dir,
+        skip: plan.skip,
+        limit,
+        prefix,
+        values: false,
+    };
+    key_suffixes(ex, plan.range, how)
 }
 
 /// Where a range's window that skips `offset` entries (from the end when `rev`) starts:
@@ -1121,6 +1163,9 @@ fn range_generic(ex: &mut Exec, args: &[Bytes], kind: Kind, rev: Option<bool>) -
     let Some(z) = load(ex, &args[1])? else {
         return Ok(items_reply(Vec::new(), req.withscores));
     };
+    if !req.withscores {
+        return Ok(Reply::Bulks(range_members(ex, &z, &req)?));
+    }
     let items = run_range(ex, &z, &req)?;
     Ok(items_reply(items, req.withscores))
 }

@@ -112,6 +112,18 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
             int_line(out, b'*', list.len() as i64);
             out.put_slice(list.framed());
         }
+        Reply::BulkSet(list) => {
+            let prefix = if proto == Protocol::Resp3 { b'~' } else { b'*' };
+            int_line(out, prefix, list.len() as i64);
+            out.put_slice(list.framed());
+        }
+        Reply::BulkMap(list) => {
+            match proto {
+                Protocol::Resp2 => int_line(out, b'*', list.len() as i64),
+                Protocol::Resp3 => int_line(out, b'%', (list.len() / 2) as i64),
+            }
+            out.put_slice(list.framed());
+        }
         Reply::Push(items) => {
             let prefix = if proto == Protocol::Resp3 { b'>' } else { b'*' };
             int_line(out, prefix, items.len() as i64);
@@ -213,6 +225,27 @@ mod tests {
             enc(&Reply::Bulks(["ab", ""].iter().collect()), Protocol::Resp2),
             "*2\r\n$2\r\nab\r\n$0\r\n\r\n"
         );
+    }
+
+    /// A set or a map of bulks in one buffer renders byte for byte as the set or map of
+    /// their bulk replies, in both protocols.
+    #[test]
+    fn bulk_sets_and_maps_render_as_their_replies() {
+        let values: Vec<&[u8]> = vec![b"f1", b"", b"f2", b"0123456789", b"\r\n", b"v"];
+        for p in [Protocol::Resp2, Protocol::Resp3] {
+            for n in [0, 2, 4, 6] {
+                let list: keel_engine::BulkList = values[..n].iter().collect();
+                let set = Reply::BulkSet(list.clone());
+                assert_eq!(enc(&set, p), enc(&set.expanded(), p), "set {p:?} {n}");
+                let map = Reply::BulkMap(list);
+                assert_eq!(enc(&map, p), enc(&map.expanded(), p), "map {p:?} {n}");
+            }
+        }
+        let map = Reply::BulkMap(["f", "v"].iter().collect());
+        assert_eq!(enc(&map, Protocol::Resp3), "%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
+        assert_eq!(enc(&map, Protocol::Resp2), "*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+        let set = Reply::BulkSet(["m"].iter().collect());
+        assert_eq!(enc(&set, Protocol::Resp3), "~1\r\n$1\r\nm\r\n");
     }
 
     /// Integers of every digit count, both signs and the extremes, as `format!` writes
