@@ -676,10 +676,7 @@ impl KvRead for WriteTx {
         let Some(at_n) = self.store.key_at(range, n) else {
             return Ok(None);
         };
-        let Some(GroupWrites { added, removed }) = self.group_writes(range)? else {
-            return Ok(None);
-        };
-        let Some(stored) = (live + removed.len() as u64).checked_sub(added.len() as u64) else {
+        let Some((GroupWrites { added, removed }, stored)) = self.group_writes(range, live)? else {
             return Ok(None);
         };
         if added.is_empty() {
@@ -730,10 +727,7 @@ impl KvRead for WriteTx {
         let Some(counts) = self.store.count_within(range, within) else {
             return Ok(None);
         };
-        let Some(GroupWrites { added, removed }) = self.group_writes(range)? else {
-            return Ok(None);
-        };
-        let Some(stored) = (live + removed.len() as u64).checked_sub(added.len() as u64) else {
+        let Some((GroupWrites { added, removed }, stored)) = self.group_writes(range, live)? else {
             return Ok(None);
         };
         if counts.keys != stored {
@@ -845,8 +839,10 @@ impl WriteTx {
     }
 
     /// This group's writes in `range` that change which keys it holds (see
-    /// [`GroupWrites`]); None past [`ENTRY_AT_MAX_WRITES`] of them, where a caller walks.
-    fn group_writes(&self, range: &ScanRange) -> Result<Option<GroupWrites<'_>>> {
+    /// [`GroupWrites`]), and so how many keys storage holds there where the view holds
+    /// `live`; None past [`ENTRY_AT_MAX_WRITES`] of them (a caller walks), or when the
+    /// counts disagree.
+    fn group_writes(&self, range: &ScanRange, live: u64) -> Result<Option<(GroupWrites<'_>, u64)>> {
         let (lo, hi) = range.as_bounds();
         let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (lo, hi);
         let (mut added, mut removed) = (Vec::new(), Vec::new());
@@ -872,7 +868,8 @@ impl WriteTx {
                 return Ok(None);
             }
         }
-        Ok(Some(GroupWrites { added, removed }))
+        let stored = (live + removed.len() as u64).checked_sub(added.len() as u64);
+        Ok(stored.map(|stored| (GroupWrites { added, removed }, stored)))
     }
 }
 
