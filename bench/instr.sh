@@ -12,6 +12,10 @@
 #                         existing keys (default 300000; 0 = none)
 #   --preload-test T      the test the preload runs instead of SET (lpush before rpop,
 #                         which otherwise pops an empty list)
+#   --prepare "CMD ..."   also send this command --prepare-requests times (-P 16, after
+#                         the preload, uncounted) to fill what --command reads, e.g.
+#                         --prepare "XADD s * f v" --command "XRANGE s - + COUNT 10"
+#   --prepare-requests N  (default 10000)
 #   --keep DIR            keep the callgrind output in DIR
 #   --clients N           redis-benchmark clients (default 50; 1 gives every write a
 #                         funnel round of its own, as P1 writes nearly have at native
@@ -40,6 +44,8 @@ keep=""
 clients=50
 sim=0
 command=""
+prepare=""
+prepare_requests=10000
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --server) server="${2:?--server needs keel or redis}"; shift 2 ;;
@@ -49,16 +55,18 @@ while [[ $# -gt 0 ]]; do
     --keep) keep="${2:?--keep needs DIR}"; shift 2 ;;
     --clients) clients="${2:?--clients needs N}"; shift 2 ;;
     --command) command="${2:?--command needs a command}"; shift 2 ;;
+    --prepare) prepare="${2:?--prepare needs a command}"; shift 2 ;;
+    --prepare-requests) prepare_requests="${2:?--prepare-requests needs N}"; shift 2 ;;
     --sim) sim=1; shift ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[[ $# -ge 3 ]] || { sed -n '2,32p' "$0" >&2; exit 2; }
+[[ $# -ge 3 ]] || { sed -n '2,36p' "$0" >&2; exit 2; }
 test_name="$1" pipeline="$2" requests="$3"
 shift 3
 [[ "${1:-}" == "--" ]] && shift
-for n in "$pipeline" "$requests" "$preload" "$clients"; do
+for n in "$pipeline" "$requests" "$preload" "$clients" "$prepare_requests"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "not a number: $n" >&2; exit 2; }
 done
 for tool in valgrind callgrind_control redis-benchmark redis-cli; do
@@ -100,13 +108,15 @@ vpid=$!
 # Under valgrind a start takes seconds; bounded at 60 s.
 wait_for_server "$port" "$vpid" "$work/log" 0.2 300 || exit 1
 
+# The commands split on spaces, without globbing (XADD's "*" stays a star).
+read -r -a command_args <<<"$command"
+read -r -a prepare_args <<<"$prepare"
 bench() { redis-benchmark -p "$port" -c "$clients" -d 64 -r 100000 -q "$@" >/dev/null 2>&1; }
 # The test, or two tests at once sharing the requests.
 run() {
   local n="$1" first="${test_name%%+*}" second="${test_name#*+}"
   if [[ -n "$command" ]]; then
-    # shellcheck disable=SC2086
-    bench -n "$n" -P "$pipeline" $command
+    bench -n "$n" -P "$pipeline" "${command_args[@]}"
   elif [[ "$first" == "$test_name" ]]; then
     bench -n "$n" -P "$pipeline" -t "$test_name"
   else
@@ -117,6 +127,7 @@ run() {
   fi
 }
 if [[ "$preload" -gt 0 ]]; then bench -n "$preload" -P 16 -t "$preload_test"; fi
+if [[ -n "$prepare" ]]; then bench -n "$prepare_requests" -P 16 "${prepare_args[@]}"; fi
 run $((requests / 2))   # warm-up, not counted
 callgrind_control -z "$vpid" >/dev/null 2>&1
 run "$requests"
