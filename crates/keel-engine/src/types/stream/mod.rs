@@ -339,15 +339,25 @@ impl Stream {
             return Ok(Vec::new());
         }
         let prefix = keys::sub_key(0, b"", self.version, &[ENTRY]);
-        let mut out = Vec::new();
-        for item in ex.scan(id_range(&prefix, from, to), dir) {
-            let (k, v) = item?;
-            out.push((id_after(&k, prefix.len())?, v));
-            if out.len() >= limit {
-                break;
-            }
+        let mut out = Vec::with_capacity(limit.min(64));
+        let mut bad = None;
+        // Visited rather than scanned: a scan copied each entry's key out, and its first
+        // chunk fetched 16 entries for XRANGE … COUNT 10.
+        ex.visit_entries(
+            id_range(&prefix, from, to),
+            dir,
+            limit,
+            &mut |k, v| match id_after(k, prefix.len()) {
+                Ok(id) => out.push((id, Bytes::copy_from_slice(v))),
+                Err(e) => {
+                    bad.get_or_insert(e);
+                }
+            },
+        )?;
+        match bad {
+            Some(e) => Err(e.into()),
+            None => Ok(out),
         }
-        Ok(out)
     }
 
     /// The first entry's ID (None when empty).
