@@ -92,9 +92,14 @@ fn stored_entry_at(
         Some(keel_storage::KeyAt {
             key: Some(key),
             keys,
-        }) if keys == live => Ok(view.get(&key)?.map(|v| (key, v))),
+        }) if keys == live => entry_of(view, key),
         _ => Ok(None),
     }
+}
+
+/// `key` with its value in `view` (None if the view holds no such key).
+fn entry_of(view: &dyn KvRead, key: Bytes) -> Result<Option<KvPair>> {
+    Ok(view.get(&key)?.map(|v| (key, v)))
 }
 
 /// Reads from one storage snapshot.
@@ -797,7 +802,7 @@ impl WriteTx {
                 let to = g(&key);
                 if to == hi {
                     if removed.binary_search(&&key).is_err() {
-                        return self.entry_of(key);
+                        return entry_of(self, key);
                     }
                     hi -= 1;
                 } else {
@@ -809,7 +814,7 @@ impl WriteTx {
                 };
                 let to = g(&key);
                 if to == lo {
-                    return self.entry_of(key);
+                    return entry_of(self, key);
                 }
                 above = removed.binary_search(&&key).is_ok();
                 lo = to;
@@ -828,14 +833,9 @@ impl WriteTx {
             }
         }
         match key_at(lo) {
-            Some(key) => self.entry_of(key),
+            Some(key) => entry_of(self, key),
             None => Ok(None),
         }
-    }
-
-    /// `key` with its value in this view.
-    fn entry_of(&self, key: Bytes) -> Result<Option<KvPair>> {
-        Ok(self.get(&key)?.map(|v| (key, v)))
     }
 
     /// This group's writes in `range` that change which keys it holds (see
