@@ -676,6 +676,24 @@ impl KvRead for WriteTx {
         if n >= live {
             return Ok(None);
         }
+        // The first or the last, with none of this group's writes there: storage's
+        // first key of the range in that direction, lent by a walk of one entry (one
+        // descent), exact whatever deleted keys snapshots hold. Through `key_at` and a
+        // read of its key (three descents and a lookup) ZPOPMIN -P 16 cost ~15,850
+        // instructions per pop; so, ~15,000.
+        if (n == 0 || n + 1 == live) && !self.writes_in(range) {
+            let dir = if n == 0 {
+                Direction::Forward
+            } else {
+                Direction::Reverse
+            };
+            let mut found = None;
+            self.store
+                .visit_entries(range.clone(), dir, 1, &mut |k, v| {
+                    found = Some((Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)));
+                })?;
+            return Ok(found);
+        }
         // Asked first: an engine without order statistics answers None at once, before
         // the group's writes are looked up in it.
         let Some(at_n) = self.store.key_at(range, n) else {
@@ -838,25 +856,40 @@ impl WriteTx {
         }
     }
 
-    /// This group's writes in `range` that change which keys it holds (see
-    /// [`GroupWrites`]), and so how many keys storage holds there where the view holds
-    /// `live`; None past [`ENTRY_AT_MAX_WRITES`] of them (a caller walks), or when the
-    /// counts disagree.
-    fn group_writes(&self, range: &ScanRange, live: u64) -> Result<Option<(GroupWrites<'_>, u64)>> {
+    /// The overlay's keys in `range`, in any order. Its key order is not built for
+    /// this: once built, every later write of the group keeps it.
+    fn overlay_keys_in<'a>(
+        &'a self,
+        range: &'a ScanRange,
+    ) -> Box<dyn Iterator<Item = &'a Bytes> + 'a> {
         let (lo, hi) = range.as_bounds();
         let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (lo, hi);
-        let (mut added, mut removed) = (Vec::new(), Vec::new());
-        // The overlay's keys in the range, in any order (only counted). Its key order
-        // is not built for this: once built, every later write of the group keeps it.
-        let writes: Box<dyn Iterator<Item = &Bytes>> = match self.order.get() {
+        match self.order.get() {
             Some(order) => Box::new(order.range::<[u8], _>(bounds)),
             None => Box::new(
                 self.overlay
                     .keys()
                     .filter(move |k| RangeBounds::<[u8]>::contains(&bounds, &k[..])),
             ),
-        };
-        for k in writes {
+        }
+    }
+
+    /// Whether this group wrote any key in `range`.
+    fn writes_in(&self, range: &ScanRange) -> bool {
+        !self.overlay.is_empty() && self.overlay_keys_in(range).next().is_some()
+    }
+
+    /// This group's writes in `range` that change which keys it holds (see
+    /// [`GroupWrites`]), and so how many keys storage holds there where the view holds
+    /// `live`; None past [`ENTRY_AT_MAX_WRITES`] of them (a caller walks), or when the
+    /// counts disagree.
+    fn group_writes<'a>(
+        &'a self,
+        range: &'a ScanRange,
+        live: u64,
+    ) -> Result<Option<(GroupWrites<'a>, u64)>> {
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        for k in self.overlay_keys_in(range) {
             let mut stored = false;
             self.store.read_with(k, &mut |v| stored = v.is_some())?;
             match (self.overlay.get(k), stored) {
@@ -1101,8 +1134,16 @@ mod tests {
         wb.delete(b("k010"));
         store.write(wb, WriteOptions::DEFAULT)?;
         let tx = WriteTx::new(Arc::clone(&store));
-        assert_eq!(tx.entry_at(&range, 298, 0)?, None);
+        assert_eq!(tx.entry_at(&range, 298, 5)?, None);
         assert_eq!(LatestReader::new(&*store).entry_at(&range, 298, 0)?, None);
+        // The first and the last are found by a walk of one entry, which passes over
+        // the deleted keys as a longer walk does.
+        let walked: Vec<KvPair> = tx
+            .scan(range.clone(), Direction::Forward)
+            .collect::<Result<_>>()?;
+        assert_eq!(walked.len(), 298);
+        assert_eq!(tx.entry_at(&range, 298, 0)?, walked.first().cloned());
+        assert_eq!(tx.entry_at(&range, 298, 297)?, walked.last().cloned());
         assert_eq!(tx.count_within(&range, 298, &range)?, None);
         let latest = LatestReader::new(&*store);
         assert_eq!(latest.count_within(&range, 298, &range)?, None);
