@@ -44,6 +44,12 @@ pub mod flags {
     /// Not callable from a script (EVAL and SCRIPT themselves; the server's own
     /// connection commands carry it too).
     pub const NOSCRIPT: u32 = 1 << 10;
+    /// keel's own hint, not shown by COMMAND: the command finds members by position (a
+    /// rank, the first or last, a random pick), which storage answers in O(log n) but a
+    /// write group holding writes in the same range must correct position by position;
+    /// the write funnel writes its group out before such a command (see
+    /// [`CommandSpec::reads_positions`]).
+    pub const POSITIONAL: u32 = 1 << 11;
 
     /// Flag names as COMMAND prints them.
     pub fn names(f: u32) -> Vec<&'static str> {
@@ -91,6 +97,11 @@ impl CommandSpec {
     /// True for write commands.
     pub fn is_write(&self) -> bool {
         self.flags & flags::WRITE != 0
+    }
+
+    /// True for commands that find members by position ([`flags::POSITIONAL`]).
+    pub fn reads_positions(&self) -> bool {
+        self.flags & flags::POSITIONAL != 0
     }
 
     /// True if `argc` (including the name) fits the arity.

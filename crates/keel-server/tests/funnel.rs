@@ -140,6 +140,82 @@ fn rounds_of_wide_writes_apply_every_write_once_and_in_order() {
     srv.stop().expect("clean stop");
 }
 
+/// Pipelined pops between adds to the same collection: the funnel writes its group out
+/// before each command that finds members by position (INFO keel_funnel_batches counts
+/// at least one batch per pop), and every member is still popped once, in score order
+/// for ZPOPMIN.
+#[test]
+fn pipelined_pops_between_adds_pop_each_member_once() {
+    const START: usize = 300;
+    const PAIRS: usize = 200;
+    let srv = InProc::start(Config::default());
+    let mut con = srv.client();
+    let first: Vec<String> = (0..START).map(|i| format!("m{i}")).collect();
+    let _: i64 = redis::cmd("SADD")
+        .arg("s")
+        .arg(&first)
+        .query(&mut con)
+        .expect("SADD");
+    let mut zadd = redis::cmd("ZADD");
+    zadd.arg("z");
+    for i in 0..START {
+        zadd.arg(i).arg(format!("m{i}"));
+    }
+    let _: i64 = zadd.query(&mut con).expect("ZADD");
+    let batches_before = persistence_figure(&mut con, "keel_funnel_batches");
+
+    // Each pop follows an add in the same pipeline: SPOP and ZPOPMIN alternate with SADD
+    // and ZADD of a member scored above every other.
+    let mut p = redis::pipe();
+    for i in 0..PAIRS {
+        p.cmd("SADD").arg("s").arg(format!("n{i}")).ignore();
+        p.cmd("SPOP").arg("s");
+        p.cmd("ZADD")
+            .arg("z")
+            .arg(START + i)
+            .arg(format!("n{i}"))
+            .ignore();
+        p.cmd("ZPOPMIN").arg("z");
+    }
+    let replies: Vec<redis::Value> = p.query(&mut con).expect("pipeline");
+    assert_eq!(replies.len(), 2 * PAIRS);
+    let batches = persistence_figure(&mut con, "keel_funnel_batches") - batches_before;
+    assert!(
+        batches >= 2 * PAIRS as u64,
+        "{batches} storage batches for {} pops after adds",
+        2 * PAIRS
+    );
+
+    let mut spopped: Vec<String> = Vec::new();
+    let mut zpopped: Vec<(String, f64)> = Vec::new();
+    for pair in replies.chunks(2) {
+        spopped.push(redis::from_redis_value(&pair[0]).expect("SPOP member"));
+        let popped: Vec<(String, f64)> = redis::from_redis_value(&pair[1]).expect("ZPOPMIN");
+        zpopped.extend(popped);
+    }
+    // Whatever is left, popped at once.
+    let rest: Vec<String> = redis::cmd("SPOP")
+        .arg("s")
+        .arg(START + PAIRS)
+        .query(&mut con)
+        .expect("SPOP rest");
+    spopped.extend(rest);
+    let mut all: Vec<String> = first.clone();
+    all.extend((0..PAIRS).map(|i| format!("n{i}")));
+    all.sort();
+    spopped.sort();
+    assert_eq!(spopped, all, "every set member popped once");
+    let scard: i64 = redis::cmd("SCARD").arg("s").query(&mut con).expect("SCARD");
+    assert_eq!(scard, 0);
+
+    // ZPOPMIN took the lowest scores in order: m0, m1, ... (the added ones score higher).
+    let want: Vec<(String, f64)> = (0..PAIRS).map(|i| (format!("m{i}"), i as f64)).collect();
+    assert_eq!(zpopped, want);
+    let zcard: i64 = redis::cmd("ZCARD").arg("z").query(&mut con).expect("ZCARD");
+    assert_eq!(zcard, START as i64);
+    srv.stop().expect("clean stop");
+}
+
 #[test]
 fn writes_racing_a_shutdown_are_kept_or_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -117,7 +117,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "spop",
         arity: -2,
-        flags: WRITE | RANDOM,
+        flags: WRITE | RANDOM | POSITIONAL,
         first_key: 1,
         last_key: 1,
         step: 1,

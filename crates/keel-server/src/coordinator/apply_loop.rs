@@ -485,6 +485,18 @@ impl ApplyLoop {
             now_ms: self.clock(),
             seed: self.rng.gen(),
         };
+        // A command that finds members by position reads storage's order statistics in
+        // O(log n); with the group's writes in that range, each position is corrected
+        // for them (the group's writes there collected and checked against storage, then
+        // a bisection over storage's positions): a pipelined SPOP cost 17,419
+        // instructions so, 12,115 with the group written out first, ZPOPMIN 19,913 and
+        // 15,846. Writing it out here is writing it out after the previous entry, as a
+        // full group is.
+        if spec.is_some_and(CommandSpec::reads_positions)
+            && self.group.as_ref().is_some_and(|g| !g.is_empty())
+        {
+            self.flush_group()?;
+        }
         if self.logging {
             self.log(&ctx, op)?;
         }
@@ -562,6 +574,11 @@ impl ApplyLoop {
             return Ok(());
         };
         let last = group.last_seq();
+        if last.is_some() {
+            // Only the funnel's holder writes it: a load and a store.
+            let batches = &self.state.funnel_batches;
+            batches.store(batches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
         if let Err(e) = self.engine.write_group_in(group) {
             self.group = None;
             self.group_lost = true;

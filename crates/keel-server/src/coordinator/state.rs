@@ -61,9 +61,13 @@ pub struct NodeState {
     /// whose snapshot is a sync): the WAL-size trigger scales with it (INFO
     /// keel_snapshot_base_bytes).
     pub snapshot_base_bytes: AtomicU64,
-    /// Write-funnel rounds that took writes: one storage batch and one WAL append each
-    /// (INFO keel_funnel_rounds). Written only by the funnel's holder.
+    /// Write-funnel rounds that took writes: one WAL commit each (INFO
+    /// keel_funnel_rounds). Written only by the funnel's holder.
     pub funnel_rounds: AtomicU64,
+    /// Storage batches the rounds wrote: a round writes its group when it holds
+    /// `Group::MAX_KEYS` keys, before a command that finds members by position, and at
+    /// its end (INFO keel_funnel_batches). Written only by the funnel's holder.
+    pub funnel_batches: AtomicU64,
     /// Writes those rounds took, each write of a connection's batch counted (INFO
     /// keel_funnel_writes; over keel_funnel_rounds, the writes one round served).
     pub funnel_writes: AtomicU64,
@@ -137,6 +141,7 @@ impl NodeState {
             snapshots: AtomicU64::new(0),
             snapshot_base_bytes: AtomicU64::new(0),
             funnel_rounds: AtomicU64::new(0),
+            funnel_batches: AtomicU64::new(0),
             funnel_writes: AtomicU64::new(0),
             active_expire: AtomicBool::new(true),
             event_hook: EventHook::default(),

@@ -216,6 +216,7 @@ fn persistence(sh: &Shared, out: &mut String) {
     for (name, counter) in [
         ("keel_funnel_rounds", &st.funnel_rounds),
         ("keel_funnel_writes", &st.funnel_writes),
+        ("keel_funnel_batches", &st.funnel_batches),
         ("keel_applied_index", &st.applied_index),
         ("keel_recovered_entries", &st.recovered_entries),
     ] {
