@@ -190,6 +190,15 @@ pub trait Storage: Send + Sync {
     /// [`Storage::prefetch`], but safe beside writers. No effect on results.
     fn prefetch_reads(&self, _keys: &[&[u8]]) {}
 
+    /// Reclaims now, for up to `max_keys` of the keys waiting for it, the versions no
+    /// snapshot needs any more, as the engine's background step does every so often;
+    /// returns how many keys it looked at. For a writer that finds deleted keys still
+    /// counted in a range ([`Storage::key_at`]'s count includes them until then).
+    /// Default: nothing to reclaim.
+    fn reclaim(&self, _max_keys: usize) -> usize {
+        0
+    }
+
     /// Starts a writer session on the calling thread: until
     /// [`Storage::end_writer_session`] on this thread, the engine keeps its writer lock
     /// for it, and this thread's reads, prefetches and writes skip the locks that only

@@ -284,6 +284,13 @@ impl Storage for MemoryEngine {
         Some(self.inner.index.count_within(range, within))
     }
 
+    fn reclaim(&self, max_keys: usize) -> usize {
+        if self.inner.check_open().is_err() || self.inner.index.gc_pending() == 0 {
+            return 0;
+        }
+        self.inner.gc_step(max_keys)
+    }
+
     fn prefetch_reads(&self, keys: &[&[u8]]) {
         for window in keys.chunks(crate::cache_hint::PREFETCH_WINDOW) {
             self.inner.index.prefetch_concurrent(window);
