@@ -489,9 +489,9 @@ impl ApplyLoop {
         // O(log n); with the group's writes in that range, each position is corrected
         // for them (the group's writes there collected and checked against storage, then
         // a bisection over storage's positions): a pipelined SPOP cost 17,419
-        // instructions so, 12,115 with the group written out first, ZPOPMIN 19,913 and
-        // 15,846. Writing it out here is writing it out after the previous entry, as a
-        // full group is.
+        // instructions that way and 12,115 with the group written out first (ZPOPMIN
+        // 19,913 and 15,846). Writing it out here is writing it out after the previous
+        // entry, as a full group is.
         if spec.is_some_and(CommandSpec::reads_positions)
             && self.group.as_ref().is_some_and(|g| !g.is_empty())
         {
