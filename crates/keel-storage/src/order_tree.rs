@@ -796,6 +796,10 @@ pub struct OrderTree<T> {
     /// Removals whose refill borrowed from a sibling.
     #[cfg(test)]
     borrows: usize,
+    /// Descents of [`OrderTree::rank`] (atomic: `rank` takes `&self`, and the tree
+    /// stays `Sync`).
+    #[cfg(test)]
+    pub(crate) ranks: std::sync::atomic::AtomicUsize,
 }
 
 // SAFETY: the finger's pointers are into the tree's own nodes, followed only through
@@ -825,6 +829,8 @@ impl<T: Keyed> OrderTree<T> {
             finger_hits: 0,
             #[cfg(test)]
             borrows: 0,
+            #[cfg(test)]
+            ranks: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -1168,6 +1174,9 @@ impl<T: Keyed> OrderTree<T> {
 
     /// How many items have keys below `key`, and `key` itself too with `inclusive`.
     pub fn rank(&self, key: &[u8], inclusive: bool) -> usize {
+        #[cfg(test)]
+        self.ranks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut node = &*self.root;
         let mut below = 0;
         loop {
