@@ -26,7 +26,7 @@ while [[ $# -gt 0 ]]; do
     --keel-bin) keel_bin="${2:?--keel-bin needs a path}"; shift 2 ;;
     --requests) requests="${2:?--requests needs N}"; shift 2 ;;
     --only) only="${2:?--only needs names}"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -59,7 +59,8 @@ measure() {
   local server="$1" prepare="$2" command="$3" line
   line="$(bash "$root/bench/instr.sh" --server "$server" --keel-bin "$keel_bin" \
     --preload 0 --prepare "$prepare" --prepare-requests 100000 --command "$command" \
-    x 1 "$requests" -- --appendonly no 2>&1 | tail -1)"
+    x 1 "$requests" -- --appendonly no 2>&1 | tail -1)" || true
+  # A failed run's last line (its error) is reported here, not lost to `set -e`.
   [[ "$line" =~ :\ ([0-9]+)\ instr/req ]] || { echo "instr.sh failed: $line" >&2; return 1; }
   echo "${BASH_REMATCH[1]}"
 }
